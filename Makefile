@@ -1,0 +1,26 @@
+# Two set-up commands for a fresh machine (see README.md):
+#   make demo   install zoolens into .venv and serve the dashboard on the built-in demo data
+#   make test   install zoolens with its test extras (and Chromium, PostgreSQL) and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5006
+
+.PHONY: install demo test system-packages
+
+$(BIN)/zoolens: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/zoolens
+
+demo: install
+	$(BIN)/zoolens demo --port $(PORT)
+
+system-packages:
+	sh scripts/install-system-packages.sh
+
+test: install system-packages
+	$(BIN)/python -m pytest

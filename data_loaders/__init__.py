@@ -1,0 +1,20 @@
+"""Every source a Zooniverse team has -> the canonical tables (`data_loaders.schema`).
+
+``read(path, format=None)`` identifies the format from the file's content and
+returns a `LoadResult` (tables as attributes, plus a `LoadReport`). No Panel here.
+"""
+
+from .base import REGISTRY, FormatError, LoadReport, LoadResult, Loader, get_loader, identify_format, known_formats, read
+
+
+__all__ = [
+    "REGISTRY",
+    "FormatError",
+    "LoadReport",
+    "LoadResult",
+    "Loader",
+    "get_loader",
+    "identify_format",
+    "known_formats",
+    "read",
+]

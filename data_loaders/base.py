@@ -1,0 +1,230 @@
+"""The loader layer's base class, its format registry, and the load report.
+
+Modelled on astropy's unified I/O registry: every format module defines one
+`Loader` subclass with a short ``name``; defining the class registers it.
+`read(path, format=None)` uses an explicit ``format`` when given and otherwise
+asks every registered loader whether it recognises the file (from its first
+bytes where possible, its extension otherwise). The highest priority wins, a tie
+is an "ambiguous format" error, and no match is a "format could not be
+identified" error that lists the known formats.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+#: How many bytes of a file the identifiers get to look at.
+HEAD_BYTES = 64 * 1024
+
+#: How many example line numbers a report keeps per skip reason; the count is always exact.
+MAX_EXAMPLE_LINES = 50
+
+
+class FormatError(ValueError):
+    """A file is not what it claims to be, or its format cannot be identified."""
+
+
+@dataclass
+class LoadReport:
+    """What a loader read, kept and skipped, so nothing is dropped silently.
+
+    Line numbers count the header as line 1, so the first data row is line 2.
+    """
+
+    source: str
+    format: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    skipped_lines: dict[str, list[int]] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    def skip(self, reason: str, lines) -> None:
+        """Count rows skipped for ``reason``; ``lines`` are their line numbers."""
+        lines = [int(line) for line in lines]
+        if not lines:
+            return
+        self.skipped[reason] = self.skipped.get(reason, 0) + len(lines)
+        kept = self.skipped_lines.setdefault(reason, [])
+        kept.extend(lines[: max(0, MAX_EXAMPLE_LINES - len(kept))])
+
+    @property
+    def rows_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "format": self.format,
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_skipped": self.rows_skipped,
+            "skipped": {
+                reason: {"rows": count, "lines": self.skipped_lines.get(reason, [])}
+                for reason, count in self.skipped.items()
+            },
+            **self.counts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadReport:
+        data = dict(data)
+        skipped = data.pop("skipped", {})
+        data.pop("rows_skipped", None)
+        report = cls(
+            source=data.pop("source"),
+            format=data.pop("format"),
+            rows_read=data.pop("rows_read", 0),
+            rows_loaded=data.pop("rows_loaded", 0),
+        )
+        report.skipped = {reason: entry["rows"] for reason, entry in skipped.items()}
+        report.skipped_lines = {reason: list(entry["lines"]) for reason, entry in skipped.items()}
+        report.counts = data
+        return report
+
+    def summary(self) -> str:
+        """A short human-readable account, for the CLI and notifications."""
+        lines = [
+            f"{self.source} ({self.format}): {self.rows_read} rows read, "
+            f"{self.rows_loaded} loaded, {self.rows_skipped} skipped"
+        ]
+        for reason, count in self.skipped.items():
+            examples = ", ".join(str(n) for n in self.skipped_lines.get(reason, [])[:10])
+            more = " ..." if count > 10 else ""
+            lines.append(f"  skipped {count}: {reason} (lines {examples}{more})")
+        for key, value in self.counts.items():
+            lines.append(f"  {key}: {value}")
+        return "\n".join(lines)
+
+
+@dataclass
+class LoadResult:
+    """Canonical tables read from one file, with the report of how they were read.
+
+    Tables are reachable as attributes: ``result.marks``, ``result.subjects``...
+    """
+
+    tables: dict[str, pd.DataFrame]
+    report: LoadReport
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(
+            f"{type(self).__name__} has no table {name!r}; it holds {sorted(tables)}"
+        )
+
+
+class Loader:
+    """Base class of every file format zoolens reads.
+
+    A subclass sets ``name`` (the short name users pass as ``format=``), a
+    one-line docstring, ``extensions`` it usually has, and implements `identify`
+    and `read`. Defining the subclass registers it.
+    """
+
+    name: ClassVar[str] = ""
+    #: Higher wins when several loaders recognise a file.
+    priority: ClassVar[int] = 0
+    extensions: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            REGISTRY[cls.name] = cls
+
+    @classmethod
+    def identify(cls, path: Path, head: bytes) -> bool:
+        """Whether the file whose first bytes are ``head`` is in this format."""
+        return path.name.lower().endswith(cls.extensions) if cls.extensions else False
+
+    def read(self, path: Path, **options):
+        raise NotImplementedError
+
+
+#: Short format name -> Loader subclass. Filled by the format modules on import.
+REGISTRY: dict[str, type[Loader]] = {}
+
+
+def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:
+    """The first ``size`` bytes of a file, decompressed when it is gzipped."""
+    with open(path, "rb") as handle:
+        head = handle.read(size)
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as handle:
+                head = handle.read(size)
+        except (OSError, EOFError) as error:
+            raise FormatError(f"{path}: looks gzipped but cannot be decompressed ({error})") from error
+    return head
+
+
+def csv_header(head: bytes) -> list[str]:
+    """The column names on the first line of a CSV file's first bytes ([] if none)."""
+    import csv
+    import io
+
+    text = head.decode("utf-8-sig", errors="replace")
+    first_line = text.split("\n", 1)[0].rstrip("\r")
+    if not first_line:
+        return []
+    return next(csv.reader(io.StringIO(first_line)), [])
+
+
+def known_formats() -> str:
+    return ", ".join(sorted(REGISTRY))
+
+
+def get_loader(format: str) -> type[Loader]:
+    """The loader class registered under ``format``; an error lists the known ones."""
+    try:
+        return REGISTRY[format]
+    except KeyError:
+        raise FormatError(f"unknown format {format!r}; known formats: {known_formats()}") from None
+
+
+def identify_format(path: str | os.PathLike) -> str:
+    """The short name of the format of ``path``, decided from its content."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    head = read_head(path)
+    matches = [cls for cls in REGISTRY.values() if cls.identify(path, head)]
+    if not matches:
+        raise FormatError(
+            f"{path}: format could not be identified; pass format= one of: {known_formats()}"
+        )
+    best = max(cls.priority for cls in matches)
+    winners = sorted(cls.name for cls in matches if cls.priority == best)
+    if len(winners) > 1:
+        raise FormatError(
+            f"{path}: ambiguous format, it could be any of {', '.join(winners)}; pass format="
+        )
+    return winners[0]
+
+
+def read(path: str | os.PathLike, format: str | None = None, **options):
+    """Read any supported file into canonical tables.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to read.
+    format : str, optional
+        Short format name (see `known_formats`); identified from the content if omitted.
+    **options
+        Passed to the format's reader.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    format = format or identify_format(path)
+    return get_loader(format)().read(path, **options)
+

@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny real data files, and isolation of global state between tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+#: The workplace's shared data folder; tests that need files too large or unlicensed
+#: for the repo read them from here and skip cleanly when it is absent.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own parsed-file cache, so no test reads another's entries."""
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path_factory.mktemp("zoolens-cache")))
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA

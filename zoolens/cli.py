@@ -1,0 +1,46 @@
+"""The ``zoolens`` command: one subcommand per module in `zoolens.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+#: Subcommand modules, in the order ``zoolens --help`` lists them. Each defines
+#: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+COMMANDS = ("inspect",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoolens",
+        description="Explore Zooniverse volunteer marks and their consensus.",
+    )
+    parser.add_argument("--version", action="version", version=f"zoolens {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"zoolens.commands.{name}")
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (FileNotFoundError, ValueError) as error:
+        # Bad input is the user's to fix: say what, without a traceback.
+        print(f"zoolens {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
