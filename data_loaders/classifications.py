@@ -1,9 +1,10 @@
 """Zooniverse classification exports (classic and new front end) -> classifications and marks.
 
 The CSV is read in blocks with pyarrow's CSV reader; row-level fields are
-validated and converted with vectorised pyarrow/pandas operations, and only the
-``annotations`` JSON of rows that survive the workflow filter is parsed
-(orjson), so a 1.7-million-row export stays within a minute and a few GB.
+validated and converted with vectorised pyarrow compute kernels, and only the
+``annotations`` JSON of rows that survive the workflow filter is parsed into
+marks (`data_loaders.marks`), so a 1.7-million-row export stays well within a
+minute and a few GB (bench/results/loaders.md).
 
 Shapes follow the canonical tables: natural image pixels, top-left x, y, width,
 height, angle in degrees about the centre. Other shapes keep their kind and get
@@ -14,17 +15,13 @@ their bounding box (a circle's square, a polygon's extent); points stay points
 from __future__ import annotations
 
 import csv
-import gc
 import gzip
 import io
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
