@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-DATA = Path(__file__).parent / "data" / "fetch"
+DATA = Path(__file__).parent / "data"
 
 USERNAME = "clump-scout-lead"
 #: Distinctive, so tests can search every output and file for it.
@@ -57,9 +57,9 @@ def data_file(name: str) -> bytes:
 
 
 def two_workflow_classifications() -> bytes:
-    """The classification export as served: the DISCnet rows (workflow 21790) then the batch rows (workflow 10)."""
-    first = data_file("many-tools-classifications.csv")
-    second = data_file("batch_cls_export.csv")
+    """The classification export as served: the DISCnet rows (workflow 21790), then the batch rows (workflow 10)."""
+    first = data_file("discnet/many-tools-classifications.csv")
+    second = data_file("fetch/batch_cls_export.csv")
     return first + second.split(b"\n", 1)[1]
 
 
@@ -398,7 +398,7 @@ def panoptes_server():
     """The loopback Panoptes server with the three exports of project 4242 published (gzipped)."""
     server = FakePanoptes().start()
     server.publish("classifications", two_workflow_classifications(), CLASSIFICATIONS_DATE)
-    server.publish("subjects", data_file("cat-project-subjects.csv"), SUBJECTS_DATE)
-    server.publish("workflows", data_file("batch_wf_export.csv"), WORKFLOWS_DATE)
+    server.publish("subjects", data_file("fetch/cat-project-subjects.csv"), SUBJECTS_DATE)
+    server.publish("workflows", data_file("fetch/batch_wf_export.csv"), WORKFLOWS_DATE)
     yield server
     server.stop()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import pty
 import select
+import struct
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -45,7 +48,7 @@ def test_fetch_downloads_filters_and_then_finds_everything_current(panoptes_serv
     assert "workflow 21790: kept 13 of 20 rows, removed 7 rows of other workflows (workflow 10: 7)" in out
     assert "downloading the classifications export of 2024-02-23 16:20 UTC" in err
     assert (tmp_path / "project-4242-classifications.csv").read_bytes() == two_workflow_classifications()
-    assert (tmp_path / "project-4242-subjects.csv").read_bytes() == data_file("cat-project-subjects.csv")
+    assert (tmp_path / "project-4242-subjects.csv").read_bytes() == data_file("fetch/cat-project-subjects.csv")
     assert (tmp_path / "project-4242-classifications-workflow-21790.csv").exists()
     assert (tmp_path / "project-4242-manifest.json").exists()
 
@@ -148,6 +151,8 @@ def test_in_a_terminal_it_asks_for_credentials_without_echoing_the_password(pano
     if pid == 0:  # the child: zoolens on a real terminal
         os.chdir(ROOT)
         os.execve(sys.executable, command, environment)
+    # A fresh pty is 0 x 0 characters; give it a real terminal's size, as tqdm sizes its bar to it.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     transcript = bytearray()
     deadline = time.monotonic() + 60
     try:
@@ -164,4 +169,4 @@ def test_in_a_terminal_it_asks_for_credentials_without_echoing_the_password(pano
     assert b"workflows: downloaded, export of 2024-02-21 08:30 UTC" in transcript
     # On a terminal the download shows a progress bar with size and rate.
     assert b"workflows: 100%" in transcript and b"B/s]" in transcript
-    assert (tmp_path / "project-4242-workflows.csv").read_bytes() == data_file("batch_wf_export.csv")
+    assert (tmp_path / "project-4242-workflows.csv").read_bytes() == data_file("fetch/batch_wf_export.csv")

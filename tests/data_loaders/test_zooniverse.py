@@ -66,8 +66,8 @@ def visible_files(folder: Path) -> list[str]:
 
 EXPECTED = {
     "classifications": (two_workflow_classifications(), CLASSIFICATIONS_DATE),
-    "subjects": (data_file("cat-project-subjects.csv"), SUBJECTS_DATE),
-    "workflows": (data_file("batch_wf_export.csv"), WORKFLOWS_DATE),
+    "subjects": (data_file("fetch/cat-project-subjects.csv"), SUBJECTS_DATE),
+    "workflows": (data_file("fetch/batch_wf_export.csv"), WORKFLOWS_DATE),
 }
 
 
@@ -146,11 +146,11 @@ def test_a_local_copy_that_was_changed_is_downloaded_again(panoptes_server, tmp_
     assert second.exports["subjects"].downloaded
     (media,) = panoptes_server.requests("GET", "/media/")
     assert media.status == 200 and "If-None-Match" not in media.headers
-    assert path.read_bytes() == data_file("cat-project-subjects.csv")
+    assert path.read_bytes() == data_file("fetch/cat-project-subjects.csv")
 
 
 def test_a_newer_export_on_the_server_replaces_the_local_copy(panoptes_server, tmp_path):
-    panoptes_server.publish("classifications", data_file("many-tools-classifications.csv"), datetime(2024, 1, 2, tzinfo=timezone.utc))
+    panoptes_server.publish("classifications", data_file("discnet/many-tools-classifications.csv"), datetime(2024, 1, 2, tzinfo=timezone.utc))
     fetch(panoptes_server, tmp_path, exports=["classifications"], workflow_id=21790)
     panoptes_server.publish("classifications", two_workflow_classifications(), CLASSIFICATIONS_DATE)
 
@@ -164,7 +164,7 @@ def test_a_newer_export_on_the_server_replaces_the_local_copy(panoptes_server, t
 
 def test_generate_waits_for_the_new_export_then_downloads_it(panoptes_server, tmp_path):
     older = datetime(2024, 1, 2, 12, 0, tzinfo=timezone.utc)
-    panoptes_server.publish("classifications", data_file("many-tools-classifications.csv"), older)
+    panoptes_server.publish("classifications", data_file("discnet/many-tools-classifications.csv"), older)
     fresh = Blob.of(two_workflow_classifications(), CLASSIFICATIONS_DATE)
     panoptes_server.generate["classifications"] = ("ready_after", 0.3, fresh)
 
@@ -182,7 +182,7 @@ def test_generate_waits_for_the_new_export_then_downloads_it(panoptes_server, tm
 
 def test_generate_that_never_becomes_ready_offers_the_latest_existing_export(panoptes_server, tmp_path):
     panoptes_server.generate["classifications"] = ("never",)
-    panoptes_server.generate["workflows"] = ("ready_after", 0.0, Blob.of(data_file("batch_wf_export.csv"), WORKFLOWS_DATE))
+    panoptes_server.generate["workflows"] = ("ready_after", 0.0, Blob.of(data_file("fetch/batch_wf_export.csv"), WORKFLOWS_DATE))
 
     result = fetch(panoptes_server, tmp_path, exports=["classifications", "workflows"], generate=True, timeout=0.5)
 
@@ -233,7 +233,7 @@ def test_an_interrupted_download_restarts_when_the_export_changed_meanwhile(pano
     panoptes_server.cut_after = 1000
     with pytest.raises(DownloadError, match="interrupted"):
         fetch(panoptes_server, tmp_path, exports=["classifications"])
-    newer = data_file("many-tools-classifications.csv")
+    newer = data_file("discnet/many-tools-classifications.csv")
     panoptes_server.publish("classifications", newer, datetime(2024, 3, 1, tzinfo=timezone.utc))
 
     result = fetch(panoptes_server, tmp_path, exports=["classifications"])
@@ -283,7 +283,7 @@ def test_workflow_filter_keeps_its_rows_verbatim_and_counts_the_rest(panoptes_se
     assert (selected.rows_read, selected.rows_kept, selected.rows_removed) == (20, 13, 7)
     assert selected.removed_by_workflow == {"10": 7}
     # Every value of the kept rows is as in the original DISCnet export (read independently).
-    assert csv_rows(selected.path.read_bytes()) == csv_rows(data_file("many-tools-classifications.csv"))
+    assert csv_rows(selected.path.read_bytes()) == csv_rows(data_file("discnet/many-tools-classifications.csv"))
     # The unfiltered export stays as Zooniverse served it.
     assert fetched.path.read_bytes() == two_workflow_classifications()
     record = read_manifest(result.manifest_path)["exports"]["classifications"]["workflows"]["21790"]
@@ -295,7 +295,7 @@ def test_workflow_filter_keeps_its_rows_verbatim_and_counts_the_rest(panoptes_se
     # The export is current, so the other workflow is filtered from the local copy.
     assert [r.status for r in panoptes_server.requests("GET", "/media/")] == [304]
     assert (other.workflow_filter.rows_kept, other.workflow_filter.removed_by_workflow) == (7, {"21790": 13})
-    assert csv_rows(other.workflow_filter.path.read_bytes())[1:] == csv_rows(data_file("batch_cls_export.csv"))[1:]
+    assert csv_rows(other.workflow_filter.path.read_bytes())[1:] == csv_rows(data_file("fetch/batch_cls_export.csv"))[1:]
 
 
 def test_workflow_filter_skips_and_counts_rows_that_do_not_split_into_columns(tmp_path):
@@ -310,7 +310,7 @@ def test_workflow_filter_skips_and_counts_rows_that_do_not_split_into_columns(tm
 
 def test_workflow_filter_needs_a_workflow_id_column(tmp_path):
     source = tmp_path / "subjects.csv"
-    source.write_bytes(data_file("cat-project-subjects.csv").replace(b"workflow_id", b"workflow", 1))
+    source.write_bytes(data_file("fetch/cat-project-subjects.csv").replace(b"workflow_id", b"workflow", 1))
     with pytest.raises(FormatError, match="subjects.csv: line 1: no workflow_id column"):
         filter_classifications_by_workflow(source, tmp_path / "out.csv", 1)
 
