@@ -44,6 +44,7 @@ import requests
 import urllib3
 
 from .base import FormatError, csv_header, read_head
+from .cache import file_digest
 
 PRODUCTION_ENDPOINT = "https://www.zooniverse.org"
 STAGING_ENDPOINT = "https://panoptes-staging.zooniverse.org"
@@ -471,7 +472,9 @@ class _Emitter:
 
 
 def _check_export_types(exports: Iterable[str]) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(str(name).strip() for name in ([exports] if isinstance(exports, str) else exports)))
+    if isinstance(exports, str):
+        exports = exports.split(",")
+    names = tuple(dict.fromkeys(str(name).strip() for name in exports))
     unknown = [name for name in names if name not in REQUIRED_COLUMNS]
     if unknown or not names:
         raise ValueError(
@@ -643,14 +646,6 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_intact(path: Path, record: dict[str, Any]) -> bool:
     """Whether ``path`` still holds what the manifest ``record`` says (size, then hash)."""
     try:
@@ -662,7 +657,7 @@ def _is_intact(path: Path, record: dict[str, Any]) -> bool:
     if stat.st_mtime_ns == record.get("mtime_ns"):
         return True
     # Touched since: only the content decides (hashing a big export takes seconds, not minutes).
-    return file_sha256(path) == record.get("sha256")
+    return file_digest(path) == record.get("sha256")
 
 
 def _fetch_one(export_type, medium, project_id, workflow_id, out_dir, manifest, media, emit) -> FetchedExport:
@@ -1015,7 +1010,7 @@ def filter_classifications_by_workflow(
     return WorkflowFilter(
         workflow_id=int(workflow_id),
         path=target,
-        sha256=file_sha256(target),
+        sha256=file_digest(target),
         rows_read=kept + removed + malformed,
         rows_kept=kept,
         removed_by_workflow=removed_by_workflow,

@@ -110,6 +110,7 @@ class FakePanoptes:
     #: (status, content type, body) served instead of every media file while set.
     media_error_page: tuple[int, str, bytes] | None = None
     log: list[Request] = field(default_factory=list)
+    project_name: str = PROJECT_NAME
 
     def __post_init__(self):
         self.lock = threading.Lock()
@@ -288,7 +289,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _project_json(self) -> dict:
         return {
-            "id": str(PROJECT_ID), "display_name": PROJECT_NAME, "slug": "loopback/many-tools",
+            "id": str(PROJECT_ID), "display_name": self.panoptes.project_name, "slug": "loopback/many-tools",
             "private": False, "configuration": {},
             "links": {"workflows": [str(w) for w, p in WORKFLOWS.items() if p == PROJECT_ID]},
         }

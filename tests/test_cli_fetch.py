@@ -98,6 +98,16 @@ def test_an_interrupted_download_is_resumed_by_running_again(panoptes_server, tm
     assert (tmp_path / "project-4242-classifications.csv").read_bytes() == two_workflow_classifications()
 
 
+def test_text_from_the_server_cannot_drive_the_terminal(panoptes_server, tmp_path, signed_in, capsys):
+    panoptes_server.project_name = "Clumps\x1b]0;owned\x07\x1b[2J"
+
+    assert zoolens_fetch(panoptes_server, tmp_path, "--exports", "workflows") == 0
+
+    out, err = capsys.readouterr()
+    assert "project 4242: Clumps?]0;owned??[2J" in out
+    assert "\x1b" not in out + err and "\x07" not in out + err
+
+
 def test_without_credentials_or_a_terminal_it_says_how_to_give_them(panoptes_server, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("PANOPTES_USERNAME", raising=False)
     monkeypatch.delenv("PANOPTES_PASSWORD", raising=False)

@@ -85,6 +85,11 @@ def _credentials() -> tuple[str, str]:
     return username, password
 
 
+def _printable(text: str) -> str:
+    """Text from the server (project names, error messages) without terminal control characters."""
+    return "".join(character if character.isprintable() or character == "\n" else "?" for character in str(text))
+
+
 class _ProgressPrinter:
     """Stage messages on stderr, and a tqdm bar (size and rate) per download when stderr is a terminal."""
 
@@ -97,7 +102,7 @@ class _ProgressPrinter:
     def __call__(self, event: FetchProgress) -> None:
         if event.stage != "download":
             self._close(event.export_type)
-            print(event.message, file=self.stream)
+            print(_printable(event.message), file=self.stream)
             return
         if event.export_type not in self.started:
             self.started.add(event.export_type)
@@ -145,17 +150,17 @@ def run(args) -> int:
         )
     except FetchError as error:
         progress.close()
-        print(f"zoolens fetch: error: {error}", file=sys.stderr)
+        print(f"zoolens fetch: error: {_printable(error)}", file=sys.stderr)
         return 1
     progress.close()
-    print(f"project {result.project_id}: {result.project_name}")
+    print(f"project {result.project_id}: {_printable(result.project_name)}")
     for export in result.exports.values():
         date = format_date(export.export_date) if export.export_date else "date unknown"
         state = "downloaded" if export.downloaded else "already current"
         print(f"{export.export_type}: {state}, export of {date}, {export.size:,} bytes: {export.path}")
         selected = export.workflow_filter
         if selected is not None:
-            removed = ", ".join(f"workflow {w or '(blank)'}: {n:,}" for w, n in sorted(selected.removed_by_workflow.items()))
+            removed = ", ".join(f"workflow {_printable(w) or '(blank)'}: {n:,}" for w, n in sorted(selected.removed_by_workflow.items()))
             print(
                 f"  workflow {selected.workflow_id}: kept {selected.rows_kept:,} of {selected.rows_read:,} rows, "
                 f"removed {selected.rows_removed:,} rows of other workflows ({removed or 'none'})"
