@@ -79,6 +79,11 @@ class LoginError(FetchError):
 class DownloadError(FetchError):
     """An export could not be downloaded, or what came back is not the export."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        #: The HTTP status storage answered with, when that was the problem.
+        self.status = status
+
 
 @dataclass(frozen=True)
 class FetchProgress:
@@ -446,11 +451,13 @@ def fetch_exports(
             _check_workflow(panoptes, workflow_id, project_id, endpoint)
         manifest["project"] = {"id": project_id, "display_name": project_name}
         if generate:
-            media_by_type, pending = _generate_and_wait(project, export_types, timeout, poll_interval, media, emit)
+            ready, pending = _generate_and_wait(project, export_types, timeout, poll_interval, media, emit)
         else:
-            media_by_type = {name: _describe(project, name) for name in export_types}
-            pending = {}
-        for export_type, medium in media_by_type.items():
+            # Look every export up before the first download, so a missing one fails early.
+            ready, pending = [name for name in export_types if _describe(project, name)], {}
+        for export_type in ready:
+            # Described again just before its download: the storage link in it expires.
+            medium = _describe(project, export_type)
             fetched[export_type] = _fetch_one(
                 export_type, medium, project_id, workflow_id, out_dir, manifest, media, emit
             )
@@ -550,7 +557,10 @@ def _state(medium: dict[str, Any]) -> str:
 
 
 def _generate_and_wait(project, export_types, timeout, poll_interval, media, emit):
-    """Ask for new exports, then poll until each is ready or the timeout passes."""
+    """Ask for new exports and poll until each is ready or the timeout passes.
+
+    Returns the export types that became ready, and a PendingExport for each of the others.
+    """
     for export_type in export_types:
         with _api_errors(f"asking Zooniverse for a new {export_type} export"):
             answer = project.generate_export(export_type)
@@ -565,12 +575,10 @@ def _generate_and_wait(project, export_types, timeout, poll_interval, media, emi
     deadline = started + timeout
     waiting = list(export_types)
     latest: dict[str, dict[str, Any]] = {}
-    ready: dict[str, dict[str, Any]] = {}
     while True:
         for export_type in list(waiting):
             latest[export_type] = _describe(project, export_type)
             if _state(latest[export_type]) in READY_STATES:
-                ready[export_type] = latest[export_type]
                 waiting.remove(export_type)
         now = time.monotonic()
         if not waiting or now >= deadline:
@@ -585,7 +593,7 @@ def _generate_and_wait(project, export_types, timeout, poll_interval, media, emi
         export_type: PendingExport(export_type, timeout, _existing_export_date(media, latest[export_type]))
         for export_type in waiting
     }
-    return ready, pending
+    return [name for name in export_types if name not in waiting], pending
 
 
 def _existing_export_date(media: requests.Session, medium: dict[str, Any]) -> datetime | None:
@@ -657,20 +665,34 @@ def _is_intact(path: Path, record: dict[str, Any]) -> bool:
     if stat.st_mtime_ns == record.get("mtime_ns"):
         return True
     # Touched since: only the content decides (hashing a big export takes seconds, not minutes).
-    return file_digest(path) == record.get("sha256")
+    if file_digest(path) != record.get("sha256"):
+        return False
+    record["mtime_ns"] = stat.st_mtime_ns  # so the next fetch need not hash it again
+    return True
 
 
 def _fetch_one(export_type, medium, project_id, workflow_id, out_dir, manifest, media, emit) -> FetchedExport:
     target = out_dir / export_file_name(project_id, export_type)
     entry = manifest["exports"].get(export_type)
     current = entry if entry and _is_intact(target, entry) else None
-    if _state(medium) not in READY_STATES:
+    making_new = _state(medium) not in READY_STATES
+    if making_new:
         emit(
             "wait",
             f"Zooniverse is making a new {export_type} export right now; fetching the previous one",
             export_type,
         )
-    download = _download(media, medium["src"], out_dir / STAGING_DIR, target.stem, current, export_type, emit)
+    try:
+        download = _download(media, medium["src"], out_dir / STAGING_DIR, target.stem, current, export_type, emit)
+    except DownloadError as error:
+        if making_new and error.status == 404:
+            # No file behind the link yet: the first export of this kind is still being made.
+            raise DownloadError(
+                f"no finished {export_type} export exists yet: Zooniverse is still making the first "
+                "one. Fetch again later, or with --generate and a long --timeout to wait for it",
+                error.status,
+            ) from None
+        raise
     if download is None:
         entry = current
         emit("current", f"the {export_type} export here is current: {target}", export_type)
@@ -801,7 +823,8 @@ def _download(media, url, staging, key, current, export_type, emit, allow_resume
             raise DownloadError(
                 f"the {export_type} export could not be downloaded: {shown} answered HTTP "
                 f"{status} {response.reason or ''}".rstrip()
-                + "; the link may have expired or storage may be failing, so try again later"
+                + "; the link may have expired or storage may be failing, so try again later",
+                status,
             )
         content_type = response.headers.get("Content-Type", "")
         if "html" in content_type.lower():

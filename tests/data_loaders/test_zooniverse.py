@@ -30,6 +30,7 @@ from tests.panoptes_server import (  # noqa: F401  (panoptes_server is a fixture
     USERNAME,
     WORKFLOWS_DATE,
     Blob,
+    Export,
     data_file,
     panoptes_server,
     two_workflow_classifications,
@@ -205,6 +206,25 @@ def test_generate_never_ready_with_no_earlier_export_says_so(panoptes_server, tm
     pending = result.pending["subjects"]
     assert pending.latest_export_date is None
     assert "No earlier subjects export exists" in pending.message
+
+
+def test_while_a_new_export_is_being_made_the_previous_one_is_fetched(panoptes_server, tmp_path):
+    panoptes_server.exports["subjects"].state = "creating"
+    events = []
+
+    result = fetch(panoptes_server, tmp_path, exports=["subjects"], progress=events.append)
+
+    assert result.exports["subjects"].path.read_bytes() == data_file("fetch/cat-project-subjects.csv")
+    assert result.exports["subjects"].export_date == SUBJECTS_DATE
+    assert "Zooniverse is making a new subjects export right now; fetching the previous one" in [e.message for e in events]
+
+
+def test_while_the_first_export_is_being_made_it_says_to_come_back_later(panoptes_server, tmp_path):
+    panoptes_server.exports["subjects"] = Export(90500, "creating", None, SUBJECTS_DATE)
+
+    with pytest.raises(DownloadError, match="no finished subjects export exists yet: Zooniverse is still making the first one"):
+        fetch(panoptes_server, tmp_path, exports=["subjects"])
+    assert visible_files(tmp_path) == []
 
 
 def test_an_interrupted_download_leaves_no_file_and_the_rerun_resumes_it(panoptes_server, tmp_path):
