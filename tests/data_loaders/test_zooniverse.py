@@ -399,3 +399,15 @@ def test_importing_panoptes_client_through_zoolens_leaves_root_logging_alone():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", str(30)]  # no handler added; level still WARNING
+
+
+def test_the_filtered_export_loads_as_the_loader_filters_the_full_one(panoptes_server, tmp_path):
+    from data_loaders.classifications import read_classifications
+
+    fetched = fetch(panoptes_server, tmp_path, exports=["classifications"], workflow_id=21790).exports["classifications"]
+
+    filtered = read_classifications(fetched.workflow_filter.path)
+    full = read_classifications(fetched.path, workflow_id=21790)
+    assert filtered.report.rows_loaded == full.report.rows_loaded == 13
+    assert filtered.classifications.equals(full.classifications)
+    assert filtered.marks.equals(full.marks)
