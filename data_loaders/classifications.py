@@ -1,9 +1,10 @@
 """Zooniverse classification exports (classic and new front end) -> classifications and marks.
 
 The CSV is read in blocks with pyarrow's CSV reader; row-level fields are
-validated and converted with vectorised pyarrow/pandas operations, and only the
-``annotations`` JSON of rows that survive the workflow filter is parsed
-(orjson), so a 1.7-million-row export stays within a minute and a few GB.
+validated and converted with vectorised pyarrow compute kernels, and only the
+``annotations`` JSON of rows that survive the workflow filter is parsed into
+marks (`data_loaders.marks`), so a 1.7-million-row export stays well within a
+minute and a few GB (bench/results/loaders.md).
 
 Shapes follow the canonical tables: natural image pixels, top-left x, y, width,
 height, angle in degrees about the centre. Other shapes keep their kind and get
@@ -14,17 +15,13 @@ their bounding box (a circle's square, a polygon's extent); points stay points
 from __future__ import annotations
 
 import csv
-import gc
 import gzip
 import io
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +29,7 @@ import pyarrow.csv as pcsv
 
 from .base import FormatError, LoadReport, LoadResult, Loader, csv_header
 from .cache import cached_load
+from .marks import MARK_ID_STRIDE, extract_marks
 from .schema import conform
 
 REQUIRED_COLUMNS = (
@@ -46,9 +44,6 @@ REQUIRED_COLUMNS = (
 )
 OPTIONAL_COLUMNS = ("gold_standard", "expert", "metadata", "subject_data", "workflow_name")
 
-#: mark_id = classification_id * MARK_ID_STRIDE + position of the mark in the classification,
-#: so a mark keeps its id whatever filters the export is read with.
-MARK_ID_STRIDE = 10_000
 
 BLOCK_SIZE = 64 * 1024 * 1024
 
@@ -336,6 +331,18 @@ def _metadata_field(metadata, key: str) -> pa.Array:
     return pc.struct_field(found, "value")
 
 
+def _metadata_numbers(subject_data: pa.Array, key: str) -> np.ndarray:
+    """A numeric subject metadata value per row from ``subject_data`` JSON (NaN where absent).
+
+    Found by pattern in one vectorised pass: ``subject_data`` holds one subject's
+    metadata per row, and parsing all of it as JSON would cost more than the marks.
+    """
+    bare = re.escape(key.lstrip("#!"))
+    pattern = rf'"[#!]?{bare}"\s*:\s*"?(?P<value>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"?\s*[,}}]'
+    found = pc.struct_field(pc.extract_regex(subject_data, pattern), "value")
+    return pc.cast(found, pa.float64()).to_numpy(zero_copy_only=False)
+
+
 def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
     names = batch.schema.names
     n = batch.num_rows
@@ -377,14 +384,14 @@ def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
         zero_copy_only=False)
 
     rows = np.flatnonzero(keep)
-    annotations = batch.column("annotations").take(pa.array(rows)).to_pylist()
+    annotations = batch.column("annotations").take(pa.array(rows))
     point_sides = None
     if point_box is not None:
         point_sides = np.full(len(rows), point_box.side if point_box.side else np.nan)
         if point_box.key and "subject_data" in names:
             scales = _metadata_numbers(batch.column("subject_data").take(pa.array(rows)), point_box.key)
             point_sides = point_box.factor * scales
-    marks, parsed_ok = _extract_marks(annotations, fem[rows], tasks, point_sides,
+    marks, parsed_ok = extract_marks(annotations, fem[rows], tasks, point_sides,
                                       point_box.key if point_box else None, report)
     report.skip("annotations is not valid JSON (a list of tasks)", lines[rows[~parsed_ok]])
     keep[rows[~parsed_ok]] = False
@@ -424,194 +431,6 @@ def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
     marks_table.insert(0, "mark_id",
                        marks_table["classification_id"] * MARK_ID_STRIDE + marks_table["position"])
     return classifications, marks_table
-
-
-# --------------------------------------------------------------------------- marks
-
-BOX_KINDS = ("rectangle", "rotateRectangle", "point-as-box")
-MARK_COLUMNS = ("row", "position", "task", "tool", "tool_label", "frame",
-                "x", "y", "width", "height", "angle", "kind")
-
-
-_REAL = (int, float)
-
-
-def _number(value) -> float:
-    """A coordinate as float; anything that is not a real number (bools included) raises."""
-    if type(value) not in _REAL:
-        raise ValueError(value)
-    return float(value)
-
-
-def _bounds(xs, ys) -> tuple[float, float, float, float, float]:
-    xs = [_number(v) for v in xs]
-    ys = [_number(v) for v in ys]
-    if not xs or not ys:
-        raise ValueError("empty path")
-    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), 0.0
-
-
-def _shape(mark: dict, fem: bool) -> tuple[str, float, float, float, float, float]:
-    """(kind, x, y, width, height, angle) of one drawn mark; `_NotAShape` if it is none.
-
-    The classic front end does not name the tool type in the export, so it is
-    told from the keys the mark carries, as panoptes_aggregation's extractors do;
-    the new front end's rectangles give their centre instead of their corner.
-    """
-    if "width" in mark:
-        width, height = _number(mark["width"]), _number(mark["height"])
-        if "x_center" in mark:
-            x = _number(mark["x_center"]) - width / 2
-            y = _number(mark["y_center"]) - height / 2
-        else:
-            x, y = _number(mark["x"]), _number(mark["y"])
-        if "angle" in mark:
-            return "rotateRectangle", x, y, width, height, _number(mark["angle"] or 0.0)
-        return "rectangle", x, y, width, height, 0.0
-    if "r" in mark:
-        x, y, r = _number(mark["x"]), _number(mark["y"]), _number(mark["r"])
-        return "circle", x - r, y - r, 2 * r, 2 * r, 0.0
-    if "rx" in mark:
-        x, y = _number(mark["x"]), _number(mark["y"])
-        rx, ry = _number(mark["rx"]), _number(mark["ry"])
-        theta = math.radians(_number(mark.get("angle") or 0.0))
-        half_w = math.hypot(rx * math.cos(theta), ry * math.sin(theta))
-        half_h = math.hypot(rx * math.sin(theta), ry * math.cos(theta))
-        return "ellipse", x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0
-    if "x1" in mark:
-        return ("line", *_bounds([mark["x1"], mark["x2"]], [mark["y1"], mark["y2"]]))
-    tool_type = mark.get("toolType") if fem else None
-    if "pathX" in mark:
-        return (tool_type or "freehandLine", *_bounds(mark["pathX"], mark["pathY"]))
-    if "points" in mark:
-        points = mark["points"]
-        return (tool_type or "polygon", *_bounds([p["x"] for p in points], [p["y"] for p in points]))
-    if "x" in mark and "y" in mark:
-        return "point", _number(mark["x"]), _number(mark["y"]), math.nan, math.nan, 0.0
-    raise _NotAShape
-
-
-class _NotAShape(Exception):
-    """A mark dict with no coordinates zoolens knows (a tool it does not draw)."""
-
-
-def _metadata_numbers(subject_data: pa.Array, key: str) -> np.ndarray:
-    """A numeric subject metadata value per row from ``subject_data`` JSON (NaN where absent).
-
-    Found by pattern in one vectorised pass: ``subject_data`` holds one subject's
-    metadata per row, and parsing all of it as JSON would cost more than the marks.
-    """
-    bare = re.escape(key.lstrip("#!"))
-    pattern = rf'"[#!]?{bare}"\s*:\s*"?(?P<value>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"?\s*[,}}]'
-    found = pc.struct_field(pc.extract_regex(subject_data, pattern), "value")
-    return pc.cast(found, pa.float64()).to_numpy(zero_copy_only=False)
-
-
-def _count(counter: dict, key: str) -> None:
-    counter[key] = counter.get(key, 0) + 1
-
-
-def _extract_marks(annotations, fem, tasks, point_sides, point_key, report):
-    """Flatten the annotations JSON of each row into mark columns.
-
-    Returns the mark columns (``row`` is the position in ``annotations``) and a
-    mask of the rows whose annotations parsed.
-    """
-    found = []
-    parsed_ok = np.ones(len(annotations), dtype=bool)
-    counts = report.counts
-    dropped = counts.setdefault("marks_not_loaded", {})
-    degenerate = counts.setdefault("degenerate_marks", {})
-    # Millions of short-lived dicts would trigger the cyclic collector over and over;
-    # parsed JSON cannot form cycles, so the collector is paused for the loop.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        subtask_answers = _flatten(
-            annotations, fem.tolist(), None if tasks is None else set(tasks),
-            None if point_sides is None else point_sides.tolist(), point_key,
-            parsed_ok, found.append, dropped, degenerate)
-    finally:
-        if collecting:
-            gc.enable()
-    if subtask_answers:
-        counts["subtask_answers"] = counts.get("subtask_answers", 0) + subtask_answers
-    columns = dict(zip(MARK_COLUMNS, zip(*found))) if found else {name: () for name in MARK_COLUMNS}
-    marks = {}
-    for name in MARK_COLUMNS:
-        dtype = MARK_DTYPES[name]
-        marks[name] = (pd.array(columns[name], dtype=dtype) if dtype == "string"
-                       else np.array(columns[name], dtype=dtype))
-    return marks, parsed_ok
-
-
-MARK_DTYPES = {"row": np.int64, "position": np.int64, "task": "string", "tool": np.int64,
-               "tool_label": "string", "frame": np.int64, "x": np.float64, "y": np.float64,
-               "width": np.float64, "height": np.float64, "angle": np.float64, "kind": "string"}
-
-
-def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, dropped, degenerate):
-    """The loader's one Python loop: JSON cells vary too much in shape for a columnar
-    JSON reader. It touches only drawing values and appends one tuple per mark."""
-    subtask_answers = 0
-    for row, text in enumerate(annotations):
-        try:
-            tasks_in_row = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            parsed_ok[row] = False
-            continue
-        if type(tasks_in_row) is dict:
-            tasks_in_row = [tasks_in_row]
-        elif type(tasks_in_row) is not list:
-            parsed_ok[row] = False
-            continue
-        position = 0
-        row_fem = fem[row]
-        for annotation in tasks_in_row:
-            if type(annotation) is not dict:
-                continue
-            value = annotation.get("value")
-            if type(value) is not list:
-                continue
-            if "markIndex" in annotation:  # a new-front-end subtask answer, not a mark
-                subtask_answers += 1
-                continue
-            task = annotation.get("task")
-            if wanted_tasks is not None and task not in wanted_tasks:
-                # Still numbered, so a mark's id does not depend on the task filter.
-                position += sum(type(mark) is dict for mark in value)
-                continue
-            for mark in value:
-                if type(mark) is not dict:
-                    continue
-                position += 1
-                try:
-                    kind, x, y, width, height, angle = _shape(mark, row_fem)
-                except (ValueError, TypeError, KeyError):
-                    _count(dropped, "non-numeric coordinates")
-                    continue
-                except _NotAShape:
-                    _count(dropped, "not a shape")
-                    continue
-                if kind == "point" and sides is not None:
-                    side = sides[row]
-                    if not side > 0:
-                        _count(dropped, f"point without subject metadata {point_key}")
-                        continue
-                    kind, x, y, width, height = "point-as-box", x - side / 2, y - side / 2, side, side
-                elif kind in BOX_KINDS and not (width > 0 and height > 0):
-                    _count(degenerate, kind)
-                    continue
-                if position > MARK_ID_STRIDE:
-                    _count(dropped, "more marks in one classification than mark ids allow")
-                    continue
-                tool = mark.get("tool", mark.get("toolIndex", -1))
-                label = mark.get("tool_label")
-                frame = mark.get("frame", 0)
-                add((row, position - 1, task, tool if type(tool) is int else -1,
-                     label if type(label) is str else None, frame if type(frame) is int else 0,
-                     x, y, width, height, angle, kind))
-    return subtask_answers
 
 
 # --------------------------------------------------------------------------- finishing
