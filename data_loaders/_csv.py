@@ -1,0 +1,257 @@
+"""Reading the text tables the loaders share: every cell as text, every row with its line number.
+
+Zooniverse exports and aggregation outputs are CSV files whose cells hold
+numbers, timestamps, JSON or Python list literals. These helpers read such a
+file with pyarrow (multi-line quoted cells allowed), keep the physical line
+number of each row for the load report, count rows with the wrong number of
+columns instead of failing on them, and convert text columns to ids, numbers,
+timestamps and parsed literals column by column rather than row by row.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from .base import FormatError, LoadReport, csv_header, read_head
+
+#: How many cells one bulk JSON parse takes; a bad cell only sends its chunk to the slow path.
+LITERAL_CHUNK = 8192
+
+#: Column names pandas gives an unnamed index column written by ``to_csv`` and read back.
+_INDEX_COLUMN_PATTERN = r"^(|Unnamed: \d+)$"
+
+
+@dataclass
+class TextTable:
+    """A CSV file's rows as text columns (empty cells are ``""``) and each row's first line number."""
+
+    table: pa.Table
+    lines: np.ndarray
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def columns(self) -> list[str]:
+        return self.table.column_names
+
+    def column(self, name: str) -> pa.Array:
+        return self.table.column(name).combine_chunks()
+
+    def strings(self, name: str) -> np.ndarray:
+        """A column as a numpy array of Python strings."""
+        return np.asarray(self.column(name).to_pylist(), dtype=object)
+
+    def take(self, rows: np.ndarray) -> TextTable:
+        return TextTable(self.table.take(pa.array(rows, pa.int64())), self.lines[rows])
+
+
+def header_of(path: Path) -> list[str]:
+    """The column names on line 1 of a (possibly gzipped) CSV file."""
+    return csv_header(read_head(path))
+
+
+def require_columns(path: Path, header: Sequence[str], required: Sequence[str], expected: str) -> None:
+    """Raise one `FormatError` naming the file, what it should be, and the columns it lacks."""
+    missing = [column for column in required if column not in header]
+    if missing:
+        raise FormatError(
+            f"{path}: not {expected}: line 1 lacks column(s) {', '.join(missing)} "
+            f"(expected a header with {', '.join(required)})"
+        )
+
+
+def read_text_csv(path: Path, report: LoadReport, expected: str,
+                  required: Sequence[str] = ()) -> TextTable:
+    """Read every column of a CSV file as text, counting malformed rows in ``report``.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file, optionally gzip-compressed (recognised from its content).
+    report : LoadReport
+        Receives ``rows_read`` and the rows skipped for having the wrong number of columns.
+    expected : str
+        What the file should be, for the error raised when it is not ("a subject export").
+    required : sequence of str
+        Columns line 1 must name.
+
+    Returns
+    -------
+    TextTable
+        The rows as text with the physical line on which each starts (the header is line 1).
+        A leading unnamed pandas index column is dropped.
+    """
+    header = header_of(path)
+    require_columns(path, header, required, expected)
+    invalid: list[tuple[int, str]] = []
+
+    def on_invalid_row(row) -> str:
+        invalid.append((row.number, row.text))
+        return "skip"
+
+    head = read_head(path, 2)
+    compression = "gzip" if head[:2] == b"\x1f\x8b" else None
+    names = [name for name in dict.fromkeys(header) if not _is_index_column(name)]
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            table = pcsv.read_csv(
+                stream,
+                # Single-threaded so pyarrow numbers the rows it rejects.
+                read_options=pcsv.ReadOptions(use_threads=False, block_size=16 * 1024 * 1024),
+                parse_options=pcsv.ParseOptions(newlines_in_values=True,
+                                                invalid_row_handler=on_invalid_row),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={name: pa.string() for name in header},
+                    include_columns=names,
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as error:
+        raise FormatError(f"{path}: cannot be read as {expected} (CSV): {error}") from error
+    lines = _line_numbers(table, invalid)
+    report.rows_read += table.num_rows + len(invalid)
+    if invalid:
+        report.skip("wrong number of columns", lines[table.num_rows:])
+        lines = lines[:table.num_rows]
+    return TextTable(table, lines)
+
+
+def _is_index_column(name: str) -> bool:
+    return re.match(_INDEX_COLUMN_PATTERN, name) is not None
+
+
+def _line_numbers(table: pa.Table, invalid: list[tuple[int, str]]) -> np.ndarray:
+    """Physical first line of every valid row, followed by those of the rejected rows.
+
+    pyarrow numbers records (the header is record 1), not lines: a quoted cell
+    may span lines. Valid and rejected records are merged back into file order
+    and the newlines inside each record are counted to turn record numbers into
+    line numbers.
+    """
+    n_valid = table.num_rows
+    newlines = np.zeros(n_valid, dtype=np.int64)
+    for column in table.columns:
+        newlines += pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
+    if not invalid:
+        return 2 + np.arange(n_valid, dtype=np.int64) + np.cumsum(newlines) - newlines
+    n_records = n_valid + len(invalid)
+    record_newlines = np.zeros(n_records, dtype=np.int64)
+    is_invalid = np.zeros(n_records, dtype=bool)
+    invalid_index = np.array([number - 2 if number is not None else -1 for number, _ in invalid])
+    # A record pyarrow could not number goes last; its line is then approximate.
+    unknown = invalid_index < 0
+    invalid_index[unknown] = n_records - 1 - np.arange(unknown.sum())[::-1]
+    is_invalid[invalid_index] = True
+    record_newlines[invalid_index] = [text.count("\n") for _, text in invalid]
+    record_newlines[~is_invalid] = newlines
+    starts = 2 + np.arange(n_records, dtype=np.int64) + np.cumsum(record_newlines) - record_newlines
+    return np.concatenate([starts[~is_invalid], starts[invalid_index]])
+
+
+# --------------------------------------------------------------------------- typed columns
+
+
+def parse_integers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """int64 values and a validity mask of a text column of ids.
+
+    ``"6465.0"`` counts as 6465: that is how pandas writes an integer column
+    that had a missing value, and several real exports went through pandas.
+    """
+    trimmed = pc.utf8_trim_whitespace(column)
+    valid = pc.match_substring_regex(trimmed, r"^-?\d{1,18}(\.0*)?$")
+    digits = pc.replace_substring_regex(pc.if_else(valid, trimmed, "0"), r"\.0*$", "")
+    return (pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False),
+            valid.to_numpy(zero_copy_only=False))
+
+
+_FLOAT_PATTERN = r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|NaN|inf|Infinity)$"
+
+
+def parse_floats(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """float64 values (NaN where not a number) and a mask of the cells that are numbers."""
+    trimmed = pc.utf8_trim_whitespace(column)
+    valid = pc.match_substring_regex(trimmed, _FLOAT_PATTERN)
+    text = pc.replace_substring_regex(pc.if_else(valid, trimmed, "nan"), r"^([-+]?)Infinity$", r"\1inf")
+    return (pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False),
+            valid.to_numpy(zero_copy_only=False))
+
+
+def parse_timestamps(column: pa.Array) -> pd.Series:
+    """UTC timestamps (NaT where empty or not a date): ``2018-09-20 08:35:22 UTC`` or ISO 8601."""
+    text = pd.Series(column.to_pylist(), dtype=object)
+    parsed = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S UTC", utc=True, errors="coerce")
+    retry = parsed.isna() & text.str.strip().ne("")
+    if retry.any():
+        parsed[retry] = pd.to_datetime(text[retry], format="ISO8601", utc=True, errors="coerce")
+    return parsed.dt.as_unit("ns")
+
+
+def parse_literals(cells: Sequence[str]) -> tuple[list, np.ndarray]:
+    """Parse cells holding JSON or Python literals (``[1.0, 2.5]``, ``['a']``, ``{"k": 1}``).
+
+    Chunks of cells are parsed in one orjson call; a chunk that fails (Python
+    syntax such as single quotes or ``nan``, or a broken cell) is parsed cell by
+    cell with orjson and then `ast.literal_eval`, which evaluates literals only.
+    Nothing is ever passed to ``eval``.
+
+    Returns
+    -------
+    values : list
+        The parsed value of each cell; ``None`` for an empty cell or one that failed.
+    ok : numpy.ndarray of bool
+        False for cells that are neither empty nor a valid literal.
+    """
+    values: list = []
+    ok = np.ones(len(cells), dtype=bool)
+    for start in range(0, len(cells), LITERAL_CHUNK):
+        chunk = cells[start:start + LITERAL_CHUNK]
+        joined = ",".join(cell if cell.strip() else "null" for cell in chunk)
+        try:
+            parsed = orjson.loads(f"[{joined}]")
+            if len(parsed) == len(chunk):
+                values.extend(parsed)
+                continue
+        except orjson.JSONDecodeError:
+            pass
+        for offset, cell in enumerate(chunk):
+            value, good = _parse_literal(cell)
+            values.append(value)
+            ok[start + offset] = good
+    return values, ok
+
+
+def _parse_literal(cell: str):
+    if not cell.strip():
+        return None, True
+    try:
+        return orjson.loads(cell), True
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        with warnings.catch_warnings():
+            # Junk such as "\\." makes the literal parser warn about escapes; it is junk, not news.
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            return ast.literal_eval(cell.strip()), True
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None, False
+
+
+def join_ids(values: pd.Series, groups: pd.Series) -> pd.Series:
+    """The distinct values of each group, sorted and joined with ``;`` (``"20334;20335"``)."""
+    frame = pd.DataFrame({"group": groups.to_numpy(), "value": values.to_numpy()}).dropna()
+    frame = frame.drop_duplicates().sort_values(["group", "value"], kind="stable")
+    return frame.groupby("group", sort=False)["value"].agg(lambda ids: ";".join(map(str, ids)))
