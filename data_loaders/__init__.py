@@ -20,7 +20,8 @@ __all__ = [
 ]
 
 # Importing a format module registers its loader.
-from . import subjects  # noqa: E402,F401
+from . import classifications, subjects  # noqa: E402,F401
+from .classifications import read_classifications  # noqa: E402
 from .subjects import read_subjects  # noqa: E402
 
-__all__ += ["read_subjects"]
+__all__ += ["read_classifications", "read_subjects"]
