@@ -20,8 +20,9 @@ __all__ = [
 ]
 
 # Importing a format module registers its loader.
-from . import classifications, subjects  # noqa: E402,F401
+from . import classifications, subjects, workflows  # noqa: E402,F401
 from .classifications import read_classifications  # noqa: E402
 from .subjects import read_subjects  # noqa: E402
+from .workflows import read_workflows  # noqa: E402
 
-__all__ += ["read_classifications", "read_subjects"]
+__all__ += ["read_classifications", "read_subjects", "read_workflows"]
