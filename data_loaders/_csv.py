@@ -11,6 +11,7 @@ timestamps and parsed literals column by column rather than row by row.
 from __future__ import annotations
 
 import ast
+import codecs
 import re
 import warnings
 from dataclasses import dataclass
@@ -105,6 +106,10 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
     head = read_head(path, 2)
     compression = "gzip" if head[:2] == b"\x1f\x8b" else None
     names = [name for name in dict.fromkeys(header) if not _is_index_column(name)]
+    not_text = _not_utf8(path, compression)
+    if not_text:
+        # Checked first: pyarrow cannot report a malformed row whose text is not UTF-8.
+        raise FormatError(f"{path}: cannot be read as {expected} (CSV): {not_text}")
     try:
         with pa.input_stream(str(path), compression=compression) as stream:
             table = pcsv.read_csv(
@@ -121,13 +126,33 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
                 ),
             )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as error:
-        raise FormatError(f"{path}: cannot be read as {expected} (CSV): {error}") from error
+        raise FormatError(f"{path}: cannot be read as {expected} (CSV): "
+                          f"{_not_utf8(path, compression) or error}") from error
     lines = _line_numbers(table, invalid)
     report.rows_read += table.num_rows + len(invalid)
     if invalid:
         report.skip("wrong number of columns", lines[table.num_rows:])
         lines = lines[:table.num_rows]
     return TextTable(table, lines)
+
+
+def _not_utf8(path: Path, compression: str | None) -> str | None:
+    """Where a file stops being UTF-8 text ("line 3 is not UTF-8 text"), or None if it is text."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with pa.input_stream(str(path), compression=compression) as stream:
+        while block := stream.read(4 * 1024 * 1024):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                bad_line = line + block[:error.start].count(b"\n")
+                return f"line {bad_line} is not UTF-8 text"
+            line += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return f"line {line} ends in the middle of a UTF-8 character"
+    return None
 
 
 def _is_index_column(name: str) -> bool:
@@ -160,6 +185,24 @@ def _line_numbers(table: pa.Table, invalid: list[tuple[int, str]]) -> np.ndarray
     record_newlines[~is_invalid] = newlines
     starts = 2 + np.arange(n_records, dtype=np.int64) + np.cumsum(record_newlines) - record_newlines
     return np.concatenate([starts[~is_invalid], starts[invalid_index]])
+
+
+class RowFilter:
+    """The rows still kept; rejecting rows counts each once, under the first reason found for it."""
+
+    def __init__(self, report: LoadReport, lines: np.ndarray):
+        self.report = report
+        self.lines = lines
+        self.keep = np.ones(len(lines), dtype=bool)
+
+    def reject(self, mask: np.ndarray, reason: str) -> None:
+        """Drop the rows where ``mask`` is true, counting those not dropped before under ``reason``."""
+        self.report.skip(reason, self.lines[self.keep & mask])
+        self.keep &= ~mask
+
+    @property
+    def kept(self) -> np.ndarray:
+        return np.flatnonzero(self.keep)
 
 
 # --------------------------------------------------------------------------- typed columns
@@ -204,9 +247,10 @@ def parse_literals(cells: Sequence[str]) -> tuple[list, np.ndarray]:
     """Parse cells holding JSON or Python literals (``[1.0, 2.5]``, ``['a']``, ``{"k": 1}``).
 
     Chunks of cells are parsed in one orjson call; a chunk that fails (Python
-    syntax such as single quotes or ``nan``, or a broken cell) is parsed cell by
-    cell with orjson and then `ast.literal_eval`, which evaluates literals only.
-    Nothing is ever passed to ``eval``.
+    syntax such as single quotes, or a broken cell) is parsed cell by cell with
+    orjson and then `ast.literal_eval`, which evaluates literals only. Python's
+    ``nan`` becomes None (a missing number), ``inf`` infinity, and numpy 2's
+    ``np.float64(1.5)`` its number. Nothing is ever passed to ``eval``.
 
     Returns
     -------
@@ -234,6 +278,12 @@ def parse_literals(cells: Sequence[str]) -> tuple[list, np.ndarray]:
     return values, ok
 
 
+#: ``np.float64(1.5)``: how numpy 2 prints its scalars inside a Python list written to CSV.
+_NUMPY_SCALAR = re.compile(r"\b(?:np|numpy)\.(?:float|int|uint)(?:16|32|64)?\(([^()]*)\)")
+#: Bare ``nan`` / ``inf`` (not inside a word or a quoted string): Python prints float specials so.
+_FLOAT_SPECIAL = re.compile(r"(?<![\w'\"])(-?)(nan|inf)(?![\w'\"])")
+
+
 def _parse_literal(cell: str):
     if not cell.strip():
         return None, True
@@ -241,11 +291,13 @@ def _parse_literal(cell: str):
         return orjson.loads(cell), True
     except orjson.JSONDecodeError:
         pass
+    text = _NUMPY_SCALAR.sub(r"\1", cell.strip())
+    text = _FLOAT_SPECIAL.sub(lambda m: "None" if m[2] == "nan" else f"{m[1]}1e999", text)
     try:
         with warnings.catch_warnings():
             # Junk such as "\\." makes the literal parser warn about escapes; it is junk, not news.
             warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
-            return ast.literal_eval(cell.strip()), True
+            return ast.literal_eval(text), True
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return None, False
 

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._csv import join_ids, parse_integers, parse_literals, parse_timestamps, read_text_csv
+from ._csv import RowFilter, join_ids, parse_integers, parse_literals, parse_timestamps, read_text_csv
 from ._sky import find_positions, sky_degrees
 from .base import LoadReport, LoadResult, Loader, csv_header
 from .cache import cached_load
@@ -93,11 +93,8 @@ def read_subjects(path, workflow_id: int | None = None, use_cache: bool = True) 
 def _parse(path: Path, workflow_id: int | None) -> LoadResult:
     report = LoadReport(source=str(path), format=SubjectExport.name)
     rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS)
-    keep = np.ones(len(rows), dtype=bool)
-
-    def reject(mask, reason):
-        report.skip(reason, rows.lines[keep & mask])
-        keep[mask] = False
+    rows_kept = RowFilter(report, rows.lines)
+    reject = rows_kept.reject
 
     subject_ids, ok = parse_integers(rows.column("subject_id"))
     reject(~ok, "subject_id is not an integer")
@@ -124,7 +121,7 @@ def _parse(path: Path, workflow_id: int | None) -> LoadResult:
     reject(~ok | np.fromiter((value is None for value in frames), dtype=bool, count=len(frames)),
            "locations is not a JSON object of frame URLs")
 
-    kept = np.flatnonzero(keep)
+    kept = rows_kept.kept
     report.rows_loaded = len(kept)
     rows = rows.take(kept)
     subject_ids = subject_ids[kept]

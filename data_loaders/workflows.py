@@ -29,7 +29,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ._csv import parse_integers, parse_literals, read_text_csv
+from ._csv import RowFilter, parse_integers, parse_literals, read_text_csv
 from .base import LoadReport, LoadResult, Loader, csv_header
 from .cache import cached_load
 
@@ -88,11 +88,8 @@ def read_workflows(path, workflow_id: int | None = None, use_cache: bool = True)
 def _parse(path: Path, workflow_id: int | None) -> LoadResult:
     report = LoadReport(source=str(path), format=WorkflowExport.name)
     rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS)
-    keep = np.ones(len(rows), dtype=bool)
-
-    def reject(mask, reason):
-        report.skip(reason, rows.lines[keep & mask])
-        keep[mask] = False
+    rows_kept = RowFilter(report, rows.lines)
+    reject = rows_kept.reject
 
     workflow_ids, ok = parse_integers(rows.column("workflow_id"))
     reject(~ok, "workflow_id is not an integer")
@@ -107,8 +104,6 @@ def _parse(path: Path, workflow_id: int | None) -> LoadResult:
         versions = majors.astype(str)
     if workflow_id is not None:
         reject(workflow_ids != workflow_id, f"other workflow (kept workflow {workflow_id})")
-    duplicate = pd.DataFrame({"w": workflow_ids, "v": versions}).duplicated().to_numpy()
-    reject(duplicate & keep, "duplicate workflow version")
 
     tasks, ok = parse_literals(list(rows.strings("tasks")))
     reject(~ok | ~_objects(tasks), "tasks is not a JSON object")
@@ -117,8 +112,13 @@ def _parse(path: Path, workflow_id: int | None) -> LoadResult:
         reject(~ok | ~_objects(strings), "strings is not a JSON object")
     else:
         strings = [None] * len(rows)
+    candidates = rows_kept.kept
+    duplicate = np.zeros(len(rows), dtype=bool)
+    duplicate[candidates] = pd.DataFrame({"workflow": workflow_ids[candidates],
+                                          "version": versions[candidates]}).duplicated().to_numpy()
+    reject(duplicate, "duplicate workflow version")
 
-    kept = np.flatnonzero(keep)
+    kept = rows_kept.kept
     report.rows_loaded = len(kept)
     workflows = pd.DataFrame({
         "workflow_id": workflow_ids[kept],
