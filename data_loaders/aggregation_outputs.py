@@ -155,7 +155,7 @@ def _parse(path: Path) -> LoadResult:
         return parse_literals(list(rows.strings(column)))
 
     if extractions:
-        return _extractions(rows, groups, cells, report)
+        return extractions_to_marks(rows, groups, cells, report)
     return reductions_to_tables(rows, groups, cells, _reduction_source(rows), report)
 
 
@@ -324,15 +324,24 @@ def read_fields(fields: dict[str, str], cells: Callable, rows: RowFilter) -> dic
 # --------------------------------------------------------------------------- extractions
 
 
-def _extractions(rows: TextTable, groups: list[ToolFields], cells: Callable,
-                 report: LoadReport) -> LoadResult:
+def extractions_to_marks(rows: TextTable, groups: list[ToolFields], cells: Callable,
+                         report: LoadReport, kept_rows: RowFilter | None = None,
+                         extractor_column: str = "extractor",
+                         time_column: str = "created_at") -> LoadResult:
+    """The ``marks`` table of an extractions table (one row per classification).
+
+    Shared by panoptes_aggregation extractor CSVs and Caesar extract exports;
+    ``cells(column)`` returns the parsed values and validity of one column, and
+    ``kept_rows`` the rows a caller has already rejected. The ``user`` is the
+    ``user_name`` column when there is one, else the user id.
+    """
     n = len(rows)
-    kept_rows = RowFilter(report, rows.lines)
+    kept_rows = RowFilter(report, rows.lines) if kept_rows is None else kept_rows
     classification_ids, ok = parse_integers(rows.column("classification_id"))
     kept_rows.reject(~ok, "classification_id is not an integer")
     subject_ids, ok = parse_integers(rows.column("subject_id"))
     kept_rows.reject(~ok, "subject_id is not an integer")
-    extractor = rows.strings("extractor")
+    extractor = rows.strings(extractor_column)
     hint = extractor[0] if n else None
     parts = []
     unsupported: dict[str, int] = {}
@@ -361,7 +370,9 @@ def _extractions(rows: TextTable, groups: list[ToolFields], cells: Callable,
     marks = marks.sort_values(["row", "frame", "task", "tool", "mark_index"], kind="stable",
                               ignore_index=True)
     row = marks["row"].to_numpy(dtype=np.int64)
-    user_names = rows.strings("user_name") if "user_name" in rows.columns else np.full(n, None)
+    user_column = next((c for c in ("user_name", "user_id") if c in rows.columns), None)
+    user_names = rows.strings(user_column) if user_column else np.full(n, None, dtype=object)
+    user_names[user_names == ""] = None
     marks_table = pd.DataFrame({
         "mark_id": np.arange(len(marks), dtype=np.int64),
         "classification_id": classification_ids[row],
@@ -381,8 +392,8 @@ def _extractions(rows: TextTable, groups: list[ToolFields], cells: Callable,
         user_ids, ok = parse_integers(rows.column("user_id"))
         marks_table["user_id"] = pd.array(np.where(ok, user_ids, 0)[row], dtype="Int64")
         marks_table.loc[~ok[row], "user_id"] = pd.NA
-    if "created_at" in rows.columns:
-        marks_table["created_at"] = parse_timestamps(rows.column("created_at")).to_numpy()[row]
+    if time_column in rows.columns:
+        marks_table["created_at"] = parse_timestamps(rows.column(time_column)).to_numpy()[row]
     marks_table = conform(marks_table, "marks")
 
     counts = report.counts
@@ -432,14 +443,16 @@ def _reduction_source(rows: TextTable) -> np.ndarray:
 
 
 def reductions_to_tables(rows: TextTable, groups: list[ToolFields], cells: Callable,
-                         source: np.ndarray, report: LoadReport) -> LoadResult:
+                         source: np.ndarray, report: LoadReport,
+                         kept_rows: RowFilter | None = None) -> LoadResult:
     """Consensus, links and per-row summary from the tool groups of a reductions table.
 
     Shared by panoptes_aggregation reducer CSVs and Caesar reduction exports;
-    ``cells(column)`` returns the parsed values and validity of one column.
+    ``cells(column)`` returns the parsed values and validity of one column, and
+    ``kept_rows`` the rows a caller has already rejected.
     """
     n = len(rows)
-    kept_rows = RowFilter(report, rows.lines)
+    kept_rows = RowFilter(report, rows.lines) if kept_rows is None else kept_rows
     subject_ids, ok = parse_integers(rows.column("subject_id"))
     kept_rows.reject(~ok, "subject_id is not an integer")
     clusters, links = [], []
