@@ -75,7 +75,7 @@ def require_columns(path: Path, header: Sequence[str], required: Sequence[str], 
 
 
 def read_text_csv(path: Path, report: LoadReport, expected: str,
-                  required: Sequence[str] = ()) -> TextTable:
+                  required: Sequence[str] = (), index_column: str | None = None) -> TextTable:
     """Read every column of a CSV file as text, counting malformed rows in ``report``.
 
     Parameters
@@ -88,12 +88,14 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
         What the file should be, for the error raised when it is not ("a subject export").
     required : sequence of str
         Columns line 1 must name.
+    index_column : str, optional
+        Keep an unnamed pandas index column under this name instead of dropping it.
 
     Returns
     -------
     TextTable
         The rows as text with the physical line on which each starts (the header is line 1).
-        A leading unnamed pandas index column is dropped.
+        An unnamed pandas index column is dropped unless ``index_column`` names it.
     """
     header = header_of(path)
     require_columns(path, header, required, expected)
@@ -103,9 +105,12 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
         invalid.append((row.number, row.text))
         return "skip"
 
-    head = read_head(path, 2)
-    compression = "gzip" if head[:2] == b"\x1f\x8b" else None
+    with open(path, "rb") as handle:
+        compression = "gzip" if handle.read(2) == b"\x1f\x8b" else None
+    index_names = [name for name in dict.fromkeys(header) if _is_index_column(name)]
     names = [name for name in dict.fromkeys(header) if not _is_index_column(name)]
+    if index_column and index_names and index_column not in header:
+        names.insert(0, index_names[0])
     not_text = _not_utf8(path, compression)
     if not_text:
         # Checked first: pyarrow cannot report a malformed row whose text is not UTF-8.
@@ -128,6 +133,9 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as error:
         raise FormatError(f"{path}: cannot be read as {expected} (CSV): "
                           f"{_not_utf8(path, compression) or error}") from error
+    if index_column and index_names and index_names[0] in table.column_names:
+        table = table.rename_columns([index_column if name == index_names[0] else name
+                                      for name in table.column_names])
     lines = _line_numbers(table, invalid)
     report.rows_read += table.num_rows + len(invalid)
     if invalid:
@@ -307,3 +315,40 @@ def join_ids(values: pd.Series, groups: pd.Series) -> pd.Series:
     frame = pd.DataFrame({"group": groups.to_numpy(), "value": values.to_numpy()}).dropna()
     frame = frame.drop_duplicates().sort_values(["group", "value"], kind="stable")
     return frame.groupby("group", sort=False)["value"].agg(lambda ids: ";".join(map(str, ids)))
+
+
+def typed_values(values: pd.Series) -> pd.Series:
+    """Numbers as numbers (exact integers as Int64), booleans as boolean, everything else as text.
+
+    ``values`` holds Python objects (parsed JSON, or text cells); None, NaN and ``""``
+    are missing. Integers with leading zeros or too large for int64 are identifiers
+    and stay text; lists and dicts become JSON text.
+    """
+    present = values.map(lambda value: value is not None and value == value and value != "")
+    sample = values[present]
+    if len(sample) and sample.map(lambda value: isinstance(value, bool)).all():
+        return values.where(present).astype("boolean")
+    text = sample.map(_as_text)
+    integers, is_integer = parse_integers(pa.array(text.to_numpy(dtype=object), pa.string()))
+    leading_zero = text.str.match(r"^\s*-?0\d").to_numpy(dtype=bool)
+    has_point = text.str.contains(".", regex=False).to_numpy(dtype=bool)
+    if len(sample) and is_integer.all() and not (leading_zero.any() or has_point.any()):
+        result = pd.Series(pd.NA, index=values.index, dtype="Int64")
+        result[present] = integers
+        return result
+    numbers = pd.to_numeric(text, errors="coerce")
+    if len(sample) and numbers.notna().all() and not leading_zero.any():
+        result = pd.Series(np.nan, index=values.index)
+        result[present] = numbers.to_numpy(dtype=float)
+        return result
+    result = pd.Series(pd.NA, index=values.index, dtype="string")
+    result[present] = text.to_numpy(dtype=object)
+    return result
+
+
+def _as_text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._csv import RowFilter, join_ids, parse_integers, parse_literals, parse_timestamps, read_text_csv
+from ._csv import (RowFilter, join_ids, parse_integers, parse_literals, parse_timestamps,
+                   read_text_csv, typed_values)
 from ._sky import find_positions, sky_degrees
 from .base import LoadReport, LoadResult, Loader, csv_header
 from .cache import cached_load
@@ -255,43 +255,6 @@ def _flatten_metadata(metadata: list[dict], report: LoadReport) -> tuple[pd.Data
         taken.add(name.lower())
         column_of_key[str(key)] = name
         by_clean_key.setdefault(clean, name)
-        columns[name] = _typed(raw[key])
+        columns[name] = typed_values(raw[key])
     report.counts["metadata_columns"] = column_of_key
     return pd.DataFrame(columns, index=range(len(metadata))), by_clean_key
-
-
-def _typed(values: pd.Series) -> pd.Series:
-    """Numbers as numbers (exact integers as Int64), booleans as boolean, everything else as text.
-
-    Integers with leading zeros or too large for int64 are identifiers and stay text.
-    """
-    present = values.map(lambda value: value is not None and value == value and value != "")
-    sample = values[present]
-    if len(sample) and sample.map(lambda value: isinstance(value, bool)).all():
-        return values.where(present).astype("boolean")
-    text = sample.map(_as_text)
-    as_arrow = pa.array(text.to_numpy(dtype=object), pa.string())
-    integers, is_integer = parse_integers(as_arrow)
-    leading_zero = text.str.match(r"^\s*-?0\d").to_numpy(dtype=bool)
-    has_point = text.str.contains(".", regex=False).to_numpy(dtype=bool)
-    if len(sample) and is_integer.all() and not (leading_zero.any() or has_point.any()):
-        result = pd.Series(pd.NA, index=values.index, dtype="Int64")
-        result[present] = integers
-        return result
-    numbers = pd.to_numeric(text, errors="coerce")
-    if len(sample) and numbers.notna().all() and not leading_zero.any():
-        result = pd.Series(np.nan, index=values.index)
-        result[present] = numbers.to_numpy(dtype=float)
-        return result
-    result = pd.Series(pd.NA, index=values.index, dtype="string")
-    result[present] = text.to_numpy(dtype=object)
-    return result
-
-
-def _as_text(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()
-    return str(value)
-
