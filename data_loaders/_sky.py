@@ -50,7 +50,8 @@ def find_positions(columns) -> dict[str, tuple[str, str]]:
     return pairs
 
 
-def sky_degrees(ra, dec, ra_unit: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def sky_degrees(ra, dec, ra_factor: float = 1.0, dec_factor: float = 1.0
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Right ascension and declination in degrees; NaN where missing, unreadable or out of range.
 
     Parameters
@@ -58,23 +59,20 @@ def sky_degrees(ra, dec, ra_unit: str | None = None) -> tuple[np.ndarray, np.nda
     ra, dec : array-like
         Numbers or text. Text such as ``"12:34:56.7"`` or ``"12h34m56.7s"`` is
         sexagesimal: hours for RA, degrees for Dec.
-    ra_unit : str, optional
-        ``"hourangle"`` (or ``"h"``) when numeric RA values are hours, as some
-        catalogues' column units say; degrees otherwise.
+    ra_factor, dec_factor : float
+        Degrees per unit of the numeric values: 15 for RA in hours, as some
+        catalogue column units say; 1 for degrees.
     """
-    ra_degrees = _angles(ra, hours=True)
-    if ra_unit is not None and str(ra_unit).lower() in ("h", "hourangle", "hour", "hr"):
-        numeric = np.array(pd.to_numeric(pd.Series(ra, dtype=object), errors="coerce"), dtype=float)
-        ra_degrees = np.where(np.isfinite(numeric), numeric * 15.0, ra_degrees)
-    dec_degrees = _angles(dec, hours=False)
+    ra_degrees = _angles(ra, hours=True, factor=ra_factor)
+    dec_degrees = _angles(dec, hours=False, factor=dec_factor)
     ra_degrees[~((ra_degrees >= 0) & (ra_degrees <= 360))] = np.nan
     dec_degrees[~((dec_degrees >= -90) & (dec_degrees <= 90))] = np.nan
     return ra_degrees, dec_degrees
 
 
-def _angles(values, hours: bool) -> np.ndarray:
+def _angles(values, hours: bool, factor: float) -> np.ndarray:
     series = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
-    numeric = np.array(pd.to_numeric(series, errors="coerce"), dtype=float)
+    numeric = np.array(pd.to_numeric(series, errors="coerce"), dtype=float) * factor
     text = series.map(lambda value: value if isinstance(value, str) else None)
     sexagesimal = np.isnan(numeric) & text.str.contains(r"\d[\s:hdm°]+\d", regex=True,
                                                         na=False).to_numpy()
