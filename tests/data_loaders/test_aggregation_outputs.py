@@ -11,7 +11,7 @@ from hypothesis import given
 from data_loaders import FormatError, identify_format, read
 from data_loaders._csv import parse_literals
 from data_loaders.aggregation_outputs import read_aggregation_output
-from loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 POLYGON_EXTRACTIONS = "aggregation_for_caesar/polygon_extractor_extractions.csv"

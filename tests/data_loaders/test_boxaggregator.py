@@ -10,7 +10,7 @@ from hypothesis import given
 
 from data_loaders import FormatError, identify_format
 from data_loaders.boxaggregator import read_boxaggregator
-from loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXCERPT = "clumpscout/consensus_boxes_excerpt.csv"

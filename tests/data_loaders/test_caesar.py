@@ -9,7 +9,7 @@ from hypothesis import given
 
 from data_loaders import FormatError, identify_format
 from data_loaders.caesar import read_caesar_export
-from loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 REDUCTIONS = "handmade/caesar_reductions_rectangles.csv"

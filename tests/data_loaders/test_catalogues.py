@@ -10,7 +10,7 @@ from hypothesis import given
 
 from data_loaders import FormatError, identify_format, read
 from data_loaders.catalogues import read_catalogue
-from loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, write
+from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, write
 
 GZH = "catalogues/GZH_S82_Clump_Catalog.fits"
 

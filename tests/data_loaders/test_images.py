@@ -15,7 +15,7 @@ from data_loaders import FormatError, identify_format, read
 from data_loaders.images import (DEFAULT_ALLOWED_HOSTS, ImageFetchError, ImageRefused, ImageStore,
                                  read_image, read_image_bytes)
 from data_loaders.subjects import read_subjects
-from loader_properties import PROPERTY_SETTINGS, junk_bytes, write
+from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, junk_bytes, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PENGUIN = DATA / "penguin_watch/subjects/20860279_100x75.png"

@@ -11,7 +11,7 @@ from hypothesis import given
 
 from data_loaders import FormatError, identify_format, read
 from data_loaders.subjects import read_subjects
-from loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
 
 PENGUIN = "penguin_watch/penguin-watch-subjects-trim.csv"
 CAT = "aggregation_for_caesar/cat-project-subjects.csv"
