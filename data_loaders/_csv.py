@@ -16,7 +16,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import orjson
@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .base import FormatError, LoadReport, csv_header, read_head
+from .base import FormatError, LoadReport, LoadResult, Loader, csv_header, read_head
+from .cache import cached_load
 
 #: How many cells one bulk JSON parse takes; a bad cell only sends its chunk to the slow path.
 LITERAL_CHUNK = 8192
@@ -57,6 +58,34 @@ class TextTable:
 
     def take(self, rows: np.ndarray) -> TextTable:
         return TextTable(self.table.take(pa.array(rows, pa.int64())), self.lines[rows])
+
+
+class CsvExport(Loader):
+    """A CSV format told by its header, whose parsed tables are cached as Parquet.
+
+    A subclass sets ``column_sets`` (the file must name every column of one of
+    them), may set ``excluded_columns`` (it must name none: a classification
+    export's ``annotations`` by default) and implements `parse`.
+    """
+
+    extensions = (".csv", ".csv.gz")
+    column_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    excluded_columns: ClassVar[tuple[str, ...]] = ("annotations",)
+
+    @classmethod
+    def identify(cls, path: Path, head: bytes) -> bool:
+        header = set(csv_header(head))
+        return (any(set(columns) <= header for columns in cls.column_sets)
+                and not header & set(cls.excluded_columns))
+
+    def read(self, path: Path, use_cache: bool = True, **options) -> LoadResult:
+        """Parse ``path`` with ``options``, or reuse the cached tables of the same file and options."""
+        path = Path(path)
+        return cached_load(path, self.name, options, lambda: self.parse(path, **options),
+                           use_cache=use_cache)
+
+    def parse(self, path: Path, **options) -> LoadResult:
+        raise NotImplementedError
 
 
 def header_of(path: Path) -> list[str]:

@@ -52,9 +52,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._csv import RowFilter, TextTable, parse_integers, parse_literals, parse_timestamps, read_text_csv
-from .base import LoadReport, LoadResult, Loader, csv_header, read_head
-from .cache import cached_load
+from ._csv import CsvExport, RowFilter, TextTable, parse_integers, parse_literals, parse_timestamps, read_text_csv
+from .base import LoadReport, LoadResult, csv_header, read_head
 from .schema import conform
 
 EXPECTED = "a panoptes_aggregation extractor or reducer CSV"
@@ -104,22 +103,14 @@ def group_fields(columns, prefix: str = "data.frame") -> tuple[list[ToolFields],
     return [groups[key] for key in sorted(groups)], other
 
 
-class AggregationOutput(Loader):
+class AggregationOutput(CsvExport):
     """panoptes_aggregation extractor or reducer CSV (shape, point and polygon tools)."""
 
     name = "panoptes_aggregation"
-    extensions = (".csv", ".csv.gz")
+    column_sets = (EXTRACTION_COLUMNS, REDUCTION_COLUMNS)
 
-    @classmethod
-    def identify(cls, path: Path, head: bytes) -> bool:
-        header = set(csv_header(head))
-        if "annotations" in header:
-            return False
-        return set(EXTRACTION_COLUMNS) <= header or set(REDUCTION_COLUMNS) <= header
-
-    def read(self, path: Path, use_cache: bool = True) -> LoadResult:
-        return cached_load(Path(path), self.name, {}, lambda: _parse(Path(path)),
-                           use_cache=use_cache)
+    def parse(self, path: Path) -> LoadResult:
+        return _parse(path)
 
 
 def read_aggregation_output(path, use_cache: bool = True) -> LoadResult:

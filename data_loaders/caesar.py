@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._csv import RowFilter, TextTable, parse_literals, read_text_csv
+from ._csv import CsvExport, RowFilter, TextTable, parse_literals, read_text_csv
 from .aggregation_outputs import extractions_to_marks, group_fields, reductions_to_tables
-from .base import LoadReport, LoadResult, Loader, csv_header, read_head
-from .cache import cached_load
+from .base import LoadReport, LoadResult, csv_header, read_head
 
 EXPECTED = "a Caesar extracts or reductions export"
 EXTRACT_COLUMNS = ("classification_id", "extractor_key", "subject_id")
@@ -36,20 +35,15 @@ REDUCTION_COLUMNS = ("reducer_key", "subject_id")
 _FRAME_COLUMN = re.compile(r"^data\.frame\d+$")
 
 
-class CaesarExport(Loader):
+class CaesarExport(CsvExport):
     """Caesar data export CSV: extracts or subject reductions of panoptes_aggregation shapes."""
 
     name = "caesar"
-    extensions = (".csv", ".csv.gz")
+    column_sets = (EXTRACT_COLUMNS, REDUCTION_COLUMNS)
+    excluded_columns = ()
 
-    @classmethod
-    def identify(cls, path: Path, head: bytes) -> bool:
-        header = set(csv_header(head))
-        return set(EXTRACT_COLUMNS) <= header or set(REDUCTION_COLUMNS) <= header
-
-    def read(self, path: Path, use_cache: bool = True) -> LoadResult:
-        return cached_load(Path(path), self.name, {}, lambda: _parse(Path(path)),
-                           use_cache=use_cache)
+    def parse(self, path: Path) -> LoadResult:
+        return _parse(path)
 
 
 def read_caesar_export(path, use_cache: bool = True) -> LoadResult:

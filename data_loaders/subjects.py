@@ -25,11 +25,10 @@ import orjson
 import pandas as pd
 import pyarrow.compute as pc
 
-from ._csv import (RowFilter, join_ids, parse_integers, parse_literals, parse_timestamps,
+from ._csv import (CsvExport, RowFilter, join_ids, parse_integers, parse_literals, parse_timestamps,
                    read_text_csv, typed_values)
 from ._sky import find_positions, sky_degrees
-from .base import LoadReport, LoadResult, Loader, csv_header
-from .cache import cached_load
+from .base import LoadReport, LoadResult
 from .schema import conform
 
 REQUIRED_COLUMNS = ("subject_id", "metadata", "locations")
@@ -46,26 +45,23 @@ OWN_COLUMNS = ("subject_id", "locations", "width", "height", "retired", "ra", "d
                "retired_at", "retirement_reason", "created_at", "updated_at")
 
 
-class SubjectExport(Loader):
+class SubjectExport(CsvExport):
     """Zooniverse subject export CSV: one row per subject, metadata flattened."""
 
     name = "subjects"
-    extensions = (".csv", ".csv.gz")
-
-    @classmethod
-    def identify(cls, path: Path, head: bytes) -> bool:
-        header = set(csv_header(head))
-        return set(REQUIRED_COLUMNS) <= header and "annotations" not in header
+    column_sets = (REQUIRED_COLUMNS,)
 
     def read(self, path: Path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:
-        options = {"workflow_id": None if workflow_id is None else int(workflow_id)}
-        result = cached_load(Path(path), self.name, options,
-                             lambda: _parse(Path(path), options["workflow_id"]), use_cache=use_cache)
+        result = super().read(path, use_cache=use_cache,
+                              workflow_id=None if workflow_id is None else int(workflow_id))
         # Parquet cannot hold dicts of varying keys: locations are cached as JSON text.
         subjects = result.tables["subjects"].copy()
         subjects["locations"] = [orjson.loads(text) for text in subjects["locations"]]
         result.tables["subjects"] = conform(subjects, "subjects")
         return result
+
+    def parse(self, path: Path, workflow_id: int | None) -> LoadResult:
+        return _parse(path, workflow_id)
 
 
 def read_subjects(path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:

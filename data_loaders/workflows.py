@@ -29,9 +29,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ._csv import RowFilter, parse_integers, parse_literals, read_text_csv
-from .base import LoadReport, LoadResult, Loader, csv_header
-from .cache import cached_load
+from ._csv import CsvExport, RowFilter, parse_integers, parse_literals, read_text_csv
+from .base import LoadReport, LoadResult
 
 REQUIRED_COLUMNS = ("workflow_id", "version", "tasks")
 EXPECTED = "a Zooniverse workflow export"
@@ -48,21 +47,18 @@ TABLE_COLUMNS = {
 INTEGER_COLUMNS = ("n_tools", "n_answers", "tool", "n_details", "answer")
 
 
-class WorkflowExport(Loader):
+class WorkflowExport(CsvExport):
     """Zooniverse workflow export CSV: versions, tasks, tools and answers with labels resolved."""
 
     name = "workflows"
-    extensions = (".csv", ".csv.gz")
-
-    @classmethod
-    def identify(cls, path: Path, head: bytes) -> bool:
-        header = set(csv_header(head))
-        return set(REQUIRED_COLUMNS) <= header and "annotations" not in header
+    column_sets = (REQUIRED_COLUMNS,)
 
     def read(self, path: Path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:
-        options = {"workflow_id": None if workflow_id is None else int(workflow_id)}
-        return cached_load(Path(path), self.name, options,
-                           lambda: _parse(Path(path), options["workflow_id"]), use_cache=use_cache)
+        return super().read(path, use_cache=use_cache,
+                            workflow_id=None if workflow_id is None else int(workflow_id))
+
+    def parse(self, path: Path, workflow_id: int | None) -> LoadResult:
+        return _parse(path, workflow_id)
 
 
 def read_workflows(path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:

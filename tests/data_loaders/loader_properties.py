@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from data_loaders import FormatError
@@ -21,9 +21,9 @@ JUNK_ALPHABET = st.sampled_from(list(',;"\'{}[]:.-+=@\\\t\r\n 0123456789eEaxyzNn
 
 #: Modest example counts keep the whole suite fast (set ZOOLENS_PROPERTY_EXAMPLES for a longer
 #: hunt); hypothesis' database replays failures.
-PROPERTY_SETTINGS = settings(max_examples=int(os.environ.get("ZOOLENS_PROPERTY_EXAMPLES", "40")), deadline=None,
-                             suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                    HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=int(os.environ.get("ZOOLENS_PROPERTY_EXAMPLES", "40")), deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 junk_bytes = st.binary(max_size=4096)
 junk_line = st.text(JUNK_ALPHABET, max_size=120)
@@ -55,3 +55,34 @@ def check_loads_or_refuses(read, path: Path, **options):
     report = result.report
     assert report.rows_read == report.rows_loaded + report.rows_skipped, report.to_dict()
     return result
+
+
+def junk_bytes_test(read, name: str, prefix: bytes = b"", suffix: bytes = b"", **options):
+    """A property test: ``prefix + random bytes + suffix``, saved as ``name``, loads or is refused."""
+
+    @PROPERTY_SETTINGS
+    @given(content=junk_bytes)
+    def test(tmp_path_factory, content):
+        path = write(tmp_path_factory.mktemp("junk") / name, prefix + content + suffix)
+        check_loads_or_refuses(read, path, **options)
+
+    return test
+
+
+def junk_rows_test(read, real_file: Path, first_lines: int | None = None, check=None, **options):
+    """A property test: a real file's header over a mix of its rows and junk loads or is refused.
+
+    ``first_lines`` limits the real rows sampled (large files); ``check(result)``
+    adds assertions on what loaded.
+    """
+    lines = real_file.read_text().splitlines()[:first_lines]
+
+    @PROPERTY_SETTINGS
+    @given(rows=rows_from(lines[1:]))
+    def test(tmp_path_factory, rows):
+        path = write(tmp_path_factory.mktemp("junk") / real_file.name, "\n".join([lines[0], *rows]))
+        result = check_loads_or_refuses(read, path, **options)
+        if result is not None and check is not None:
+            check(result)
+
+    return test

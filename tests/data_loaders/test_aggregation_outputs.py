@@ -6,12 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
 
 from data_loaders import FormatError, identify_format, read
 from data_loaders._csv import parse_literals
 from data_loaders.aggregation_outputs import read_aggregation_output
-from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import junk_bytes_test, junk_rows_test, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 POLYGON_EXTRACTIONS = "aggregation_for_caesar/polygon_extractor_extractions.csv"
@@ -153,29 +152,13 @@ def test_not_an_aggregation_output(tmp_path):
         read_aggregation_output(write(tmp_path / "x.csv", "subject_id,other\n1,2\n"))
 
 
-@PROPERTY_SETTINGS
-@given(content=junk_bytes)
-def test_junk_bytes(tmp_path_factory, content):
-    path = write(tmp_path_factory.mktemp("junk") / "reductions.csv",
-                 b"subject_id,workflow_id,task,reducer\n" + content)
-    check_loads_or_refuses(read_aggregation_output, path, use_cache=False)
+def _links_point_at_consensus(result):
+    assert np.isin(result.links["consensus_id"], np.r_[-1, result.consensus["consensus_id"]]).all()
 
 
-DBSCAN_LINES = (DATA / DBSCAN_REDUCTIONS).read_text().splitlines()
-POLYGON_LINES = (DATA / POLYGON_EXTRACTIONS).read_text().splitlines()[:20]
-
-
-@PROPERTY_SETTINGS
-@given(rows=rows_from(DBSCAN_LINES[1:]))
-def test_junk_reduction_rows(tmp_path_factory, rows):
-    path = write(tmp_path_factory.mktemp("junk") / "r.csv", "\n".join([DBSCAN_LINES[0], *rows]))
-    result = check_loads_or_refuses(read_aggregation_output, path, use_cache=False)
-    if result is not None:
-        assert np.isin(result.links["consensus_id"], np.r_[-1, result.consensus["consensus_id"]]).all()
-
-
-@PROPERTY_SETTINGS
-@given(rows=rows_from(POLYGON_LINES[1:]))
-def test_junk_extraction_rows(tmp_path_factory, rows):
-    path = write(tmp_path_factory.mktemp("junk") / "e.csv", "\n".join([POLYGON_LINES[0], *rows]))
-    check_loads_or_refuses(read_aggregation_output, path, use_cache=False)
+test_junk_bytes = junk_bytes_test(read_aggregation_output, "reductions.csv",
+                                  prefix=b"subject_id,workflow_id,task,reducer\n", use_cache=False)
+test_junk_reduction_rows = junk_rows_test(read_aggregation_output, DATA / DBSCAN_REDUCTIONS,
+                                          check=_links_point_at_consensus, use_cache=False)
+test_junk_extraction_rows = junk_rows_test(read_aggregation_output, DATA / POLYGON_EXTRACTIONS,
+                                           first_lines=20, use_cache=False)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given
 
 from data_loaders import FormatError, identify_format
 from data_loaders.boxaggregator import read_boxaggregator
-from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import junk_bytes_test, junk_rows_test, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 EXCERPT = "clumpscout/consensus_boxes_excerpt.csv"
@@ -94,25 +93,8 @@ def test_bad_rows(data_dir, tmp_path):
     assert report.skipped_lines["x2 < x1 or y2 < y1"] == [3]
 
 
-@PROPERTY_SETTINGS
-@given(content=junk_bytes)
-def test_junk_bytes(tmp_path_factory, content):
-    path = write(tmp_path_factory.mktemp("junk") / "boxes.csv", b"subject_id,x1,x2,y1,y2\n" + content)
-    check_loads_or_refuses(read_boxaggregator, path, use_cache=False)
-
-
-@PROPERTY_SETTINGS
-@given(content=junk_bytes)
-def test_junk_parquet(tmp_path_factory, content):
-    path = write(tmp_path_factory.mktemp("junk") / "boxes.parquet", b"PAR1" + content + b"PAR1")
-    check_loads_or_refuses(read_boxaggregator, path, use_cache=False)
-
-
-EXCERPT_LINES = (DATA / EXCERPT).read_text().splitlines()[:40]
-
-
-@PROPERTY_SETTINGS
-@given(rows=rows_from(EXCERPT_LINES[1:]))
-def test_junk_rows(tmp_path_factory, rows):
-    path = write(tmp_path_factory.mktemp("junk") / "b.csv", "\n".join([EXCERPT_LINES[0], *rows]))
-    check_loads_or_refuses(read_boxaggregator, path, use_cache=False)
+test_junk_bytes = junk_bytes_test(read_boxaggregator, "boxes.csv",
+                                  prefix=b"subject_id,x1,x2,y1,y2\n", use_cache=False)
+test_junk_parquet = junk_bytes_test(read_boxaggregator, "boxes.parquet", prefix=b"PAR1",
+                                    suffix=b"PAR1", use_cache=False)
+test_junk_rows = junk_rows_test(read_boxaggregator, DATA / EXCERPT, first_lines=40, use_cache=False)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
 
 from data_loaders import FormatError, identify_format
 from data_loaders.caesar import read_caesar_export
-from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import junk_bytes_test, junk_rows_test, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 REDUCTIONS = "handmade/caesar_reductions_rectangles.csv"
@@ -66,27 +65,7 @@ def test_not_a_caesar_export(tmp_path):
         read_caesar_export(write(tmp_path / "x.csv", "reducer_key,other\nk,2\n"))
 
 
-@PROPERTY_SETTINGS
-@given(content=junk_bytes)
-def test_junk_bytes(tmp_path_factory, content):
-    path = write(tmp_path_factory.mktemp("junk") / "caesar.csv",
-                 b"id,reducer_key,subject_id,data.frame0\n" + content)
-    check_loads_or_refuses(read_caesar_export, path, use_cache=False)
-
-
-REDUCTION_LINES = (DATA / REDUCTIONS).read_text().splitlines()
-EXTRACT_LINES = (DATA / EXTRACTS).read_text().splitlines()
-
-
-@PROPERTY_SETTINGS
-@given(rows=rows_from(REDUCTION_LINES[1:]))
-def test_junk_reduction_rows(tmp_path_factory, rows):
-    path = write(tmp_path_factory.mktemp("junk") / "r.csv", "\n".join([REDUCTION_LINES[0], *rows]))
-    check_loads_or_refuses(read_caesar_export, path, use_cache=False)
-
-
-@PROPERTY_SETTINGS
-@given(rows=rows_from(EXTRACT_LINES[1:]))
-def test_junk_extract_rows(tmp_path_factory, rows):
-    path = write(tmp_path_factory.mktemp("junk") / "e.csv", "\n".join([EXTRACT_LINES[0], *rows]))
-    check_loads_or_refuses(read_caesar_export, path, use_cache=False)
+test_junk_bytes = junk_bytes_test(read_caesar_export, "caesar.csv",
+                                  prefix=b"id,reducer_key,subject_id,data.frame0\n", use_cache=False)
+test_junk_reduction_rows = junk_rows_test(read_caesar_export, DATA / REDUCTIONS, use_cache=False)
+test_junk_extract_rows = junk_rows_test(read_caesar_export, DATA / EXTRACTS, use_cache=False)

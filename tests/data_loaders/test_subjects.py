@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given
 
 from data_loaders import FormatError, identify_format, read
 from data_loaders.subjects import read_subjects
-from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import junk_bytes_test, junk_rows_test, write
 
 PENGUIN = "penguin_watch/penguin-watch-subjects-trim.csv"
 CAT = "aggregation_for_caesar/cat-project-subjects.csv"
@@ -136,18 +135,5 @@ def test_a_file_that_is_not_a_subject_export(tmp_path):
         read_subjects(path)
 
 
-@PROPERTY_SETTINGS
-@given(content=junk_bytes)
-def test_junk_bytes(tmp_path_factory, content):
-    path = write(tmp_path_factory.mktemp("junk") / "subjects.csv", content)
-    check_loads_or_refuses(read_subjects, path, use_cache=False)
-
-
-PENGUIN_LINES = (DATA / PENGUIN).read_text().splitlines()
-
-
-@PROPERTY_SETTINGS
-@given(rows=rows_from(PENGUIN_LINES[1:]))
-def test_junk_rows(tmp_path_factory, rows):
-    path = write(tmp_path_factory.mktemp("junk") / "subjects.csv", "\n".join([PENGUIN_LINES[0], *rows]))
-    check_loads_or_refuses(read_subjects, path, use_cache=False)
+test_junk_bytes = junk_bytes_test(read_subjects, "subjects.csv", use_cache=False)
+test_junk_rows = junk_rows_test(read_subjects, DATA / PENGUIN, use_cache=False)

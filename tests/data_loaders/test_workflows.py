@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
 
 from data_loaders import FormatError, identify_format
 from data_loaders.workflows import read_workflows
-from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, check_loads_or_refuses, junk_bytes, rows_from, write
+from tests.data_loaders.loader_properties import junk_bytes_test, junk_rows_test, write
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 PENGUIN = "penguin_watch/penguin-watch-workflows.csv"
@@ -99,18 +98,5 @@ def test_not_a_workflow_export(tmp_path):
         read_workflows(write(tmp_path / "x.csv", "workflow_id,version\n1,2\n"))
 
 
-@PROPERTY_SETTINGS
-@given(content=junk_bytes)
-def test_junk_bytes(tmp_path_factory, content):
-    path = write(tmp_path_factory.mktemp("junk") / "workflows.csv", content)
-    check_loads_or_refuses(read_workflows, path, use_cache=False)
-
-
-PENGUIN_LINES = (DATA / PENGUIN).read_text().splitlines()
-
-
-@PROPERTY_SETTINGS
-@given(rows=rows_from(PENGUIN_LINES[1:]))
-def test_junk_rows(tmp_path_factory, rows):
-    path = write(tmp_path_factory.mktemp("junk") / "workflows.csv", "\n".join([PENGUIN_LINES[0], *rows]))
-    check_loads_or_refuses(read_workflows, path, use_cache=False)
+test_junk_bytes = junk_bytes_test(read_workflows, "workflows.csv", use_cache=False)
+test_junk_rows = junk_rows_test(read_workflows, DATA / PENGUIN, use_cache=False)
