@@ -1,0 +1,115 @@
+"""Caesar data exports (extracts and subject reductions) -> ``marks``, ``consensus`` and ``links``.
+
+Caesar (zooniverse/caesar) runs panoptes_aggregation's extractors and reducers
+as a service and exports what it stored as CSV: the model's own columns
+(``id``, ``subject_id``, ``extractor_key`` or ``reducer_key``, timestamps, ...)
+followed by one ``data.<key>`` column per *top-level* key of the stored
+``data``. Unlike panoptes_aggregation's own CSVs, nested dicts are not
+flattened further: ``data.frame0`` holds a JSON object such as
+``{"T0_tool0_clusters_x": [101.0, 251.0], "T0_tool0_cluster_labels": [0, 1, -1], ...}``.
+
+Each ``data.frame<N>`` object is unpacked into the keys panoptes_aggregation
+would have written as ``data.frame<N>.<key>`` columns, and the rows then go
+through the same shape handling (`data_loaders.aggregation_outputs`), so the
+tables and their columns are the same: extracts give ``marks``; reductions give
+``consensus``, ``links`` and ``reductions``. The ``source`` of a consensus row
+names Caesar's reducer key and the panoptes_aggregation version.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ._csv import CsvExport, RowFilter, TextTable, parse_literals, read_text_csv
+from .aggregation_outputs import extractions_to_marks, group_fields, reductions_to_tables
+from .base import LoadReport, LoadResult, csv_header, read_head
+
+EXPECTED = "a Caesar extracts or reductions export"
+EXTRACT_COLUMNS = ("classification_id", "extractor_key", "subject_id")
+REDUCTION_COLUMNS = ("reducer_key", "subject_id")
+
+_FRAME_COLUMN = re.compile(r"^data\.frame\d+$")
+
+
+class CaesarExport(CsvExport):
+    """Caesar data export CSV: extracts or subject reductions of panoptes_aggregation shapes."""
+
+    name = "caesar"
+    column_sets = (EXTRACT_COLUMNS, REDUCTION_COLUMNS)
+    excluded_columns = ()
+
+    def parse(self, path: Path) -> LoadResult:
+        return _parse(path)
+
+
+def read_caesar_export(path, use_cache: bool = True) -> LoadResult:
+    """Read a Caesar extracts or subject reductions export.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The export CSV (optionally gzipped).
+    use_cache : bool
+        Reuse the Parquet cache of an earlier parse of the same file.
+
+    Returns
+    -------
+    LoadResult
+        Extracts: ``.marks``. Reductions: ``.consensus``, ``.links`` and
+        ``.reductions``. Always ``.report``.
+    """
+    return CaesarExport().read(Path(path), use_cache=use_cache)
+
+
+def _parse(path: Path) -> LoadResult:
+    report = LoadReport(source=str(path), format=CaesarExport.name)
+    extracts = set(EXTRACT_COLUMNS) <= set(csv_header(read_head(path)))
+    rows = read_text_csv(path, report, EXPECTED, EXTRACT_COLUMNS if extracts else REDUCTION_COLUMNS)
+    frames = RowFilter(report, rows.lines)
+    unpacked = _unpack_frames(rows, frames)
+    groups, other = group_fields(unpacked)
+    report.counts["columns_not_used"] = other + [
+        column for column in rows.columns if column.startswith("data.")
+        and not _FRAME_COLUMN.match(column) and column != "data.aggregation_version"]
+
+    @functools.lru_cache(maxsize=None)
+    def cells(column: str) -> tuple[list, np.ndarray]:
+        values = unpacked[column]
+        return values, np.ones(len(values), dtype=bool)
+
+    if extracts:
+        return extractions_to_marks(rows, groups, cells, report, kept_rows=frames,
+                                    extractor_column="extractor_key",
+                                    time_column="classification_at")
+    return reductions_to_tables(rows, groups, cells, _source(rows), report, kept_rows=frames)
+
+
+def _unpack_frames(rows: TextTable, frames: RowFilter) -> dict[str, list]:
+    """``data.frame<N>`` JSON objects -> ``data.frame<N>.<key>`` columns of Python values."""
+    unpacked: dict[str, list] = {}
+    n = len(rows)
+    for column in rows.columns:
+        if not _FRAME_COLUMN.match(column):
+            continue
+        objects, ok = parse_literals(list(rows.strings(column)))
+        is_object = np.fromiter((value is None or isinstance(value, dict) for value in objects),
+                                dtype=bool, count=n)
+        frames.reject(~(ok & is_object), f"{column} is not a JSON object")
+        objects = [value if isinstance(value, dict) else {} for value in objects]
+        keys = dict.fromkeys(key for value in objects for key in value)
+        for key in keys:
+            unpacked[f"{column}.{key}"] = [value.get(key) for value in objects]
+    return unpacked
+
+
+def _source(rows: TextTable) -> np.ndarray:
+    """``caesar <reducer_key> (panoptes_aggregation <version>)`` per row."""
+    keys = rows.strings("reducer_key")
+    version = (rows.strings("data.aggregation_version") if "data.aggregation_version" in rows.columns
+               else np.full(len(rows), ""))
+    detail = np.where(version != "", " (panoptes_aggregation " + version.astype(str) + ")", "")
+    return np.char.add(np.char.add("caesar ", keys.astype(str)), detail).astype(object)
