@@ -351,8 +351,10 @@ def _simulate_volunteers(rng, n_volunteers, skill, logged_out_fraction, activity
                          classifications_per_subject) -> pd.DataFrame:
     """One row per volunteer: name, id, skill parameters and relative activity."""
     logged_in = rng.random(n_volunteers) >= logged_out_fraction
-    hashes = rng.integers(0, 2**63 - 1, n_volunteers, dtype=np.int64)
-    logged_out_names = np.char.add("not-logged-in-", np.char.mod("%016x", hashes))
+    # Logged-out names end in 20 hex digits, like the hashed IPs Panoptes uses.
+    high = np.char.mod("%015x", rng.integers(0, 16**15, n_volunteers, dtype=np.int64))
+    low = np.char.mod("%05x", rng.integers(0, 16**5, n_volunteers, dtype=np.int64))
+    logged_out_names = np.char.add("not-logged-in-", np.char.add(high, low))
     logged_in_names = np.char.mod("volunteer_%06d", np.arange(1, n_volunteers + 1))
     user_ids = pd.array(np.where(logged_in, 1_000_000 + np.arange(n_volunteers) * 7, 0),
                         dtype="Int64")

@@ -101,6 +101,7 @@ def test_logged_out_volunteers_have_hashed_names_and_no_id(project):
     assert volunteers.user_id[~logged_out].notna().all()
     assert abs(logged_out.mean() - 0.3) < 0.07  # 750 volunteers, binomial sd 0.017
     assert volunteers.user.is_unique
+    assert volunteers.user[logged_out].str.fullmatch(r"not-logged-in-[0-9a-f]{20}").all()
 
 
 def test_found_double_and_spurious_marks_match_the_skills(project):
