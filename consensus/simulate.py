@@ -424,10 +424,10 @@ def _assign_classifications(rng, subject_ids, volunteers, classifications_per_su
     # Each volunteer is active during one window of the project and classifies at
     # uniform times within it.
     duration = duration_days * 86400.0
-    window_start = rng.uniform(0, duration, n_volunteers)
     window_length = duration * rng.beta(0.7, 2.0, n_volunteers)
+    window_start = rng.random(n_volunteers) * (duration - window_length)
     seconds = window_start[volunteer] + rng.random(len(subject)) * window_length[volunteer]
-    return subject, volunteer, np.minimum(seconds, duration)
+    return subject, volunteer, seconds
 
 
 def _simulate_marks(rng, truth, volunteers, classification_subject, classification_volunteer,
