@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from zoolens import demo
@@ -232,3 +233,21 @@ def test_ensure_demo_builds_once_into_the_cache(monkeypatch):
     assert demo.ensure_demo() == files
     assert calls == [] and files.classifications.stat().st_mtime_ns == stamp
     assert not [path for path in files.folder.parent.iterdir() if "partial" in path.name]
+
+
+def test_the_classification_loader_reads_back_the_simulation(demo_files, simulation):
+    from data_loaders.classifications import read_classifications
+
+    export = read_classifications(demo_files.classifications, workflow_id=demo.WORKFLOW_ID,
+                                  workflow_version=demo.WORKFLOW_VERSION)
+    report = export.report
+    assert report.rows_read == 927 and report.rows_loaded == 912
+    assert sorted(report.skipped.values()) == [1, 6, 8]
+    loaded = export.classifications.set_index("classification_id").sort_index()
+    simulated = simulation.classifications.set_index("classification_id").sort_index()
+    for column in ("subject_id", "user", "user_id", "n_marks", "classifier", "created_at"):
+        pd.testing.assert_series_equal(loaded[column], simulated[column], check_names=False)
+    columns = ["classification_id", "x", "y", "width", "height"]
+    loaded_marks = export.marks.sort_values(columns)[columns].to_numpy()
+    simulated_marks = simulation.marks.sort_values(columns)[columns].to_numpy()
+    np.testing.assert_allclose(loaded_marks, simulated_marks, rtol=0, atol=1e-9)
