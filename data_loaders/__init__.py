@@ -18,3 +18,9 @@ __all__ = [
     "known_formats",
     "read",
 ]
+
+# Importing a format module registers its loader.
+from . import classifications  # noqa: E402,F401
+from .classifications import read_classifications  # noqa: E402
+
+__all__ += ["read_classifications"]

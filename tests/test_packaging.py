@@ -19,10 +19,14 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     wanted = {_name(r) for r in pyproject["project"]["dependencies"]}
     wanted |= {_name(r) for r in pyproject["project"]["optional-dependencies"]["test"]}
+    in_dependencies = False
     listed = set()
     for line in (ROOT / "environment.yml").read_text().splitlines():
+        if not line.startswith(" "):
+            in_dependencies = line.startswith("dependencies:")
+            continue
         match = re.match(r"\s+-\s+([A-Za-z0-9_.\-\[\]]+)", line)
-        if match and not line.strip().startswith("#"):
+        if in_dependencies and match:
             listed.add(_name(match.group(1)))
     listed.discard("python")
     assert listed == wanted

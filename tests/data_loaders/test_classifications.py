@@ -1,0 +1,297 @@
+"""Classification exports: real files from both front ends, and hand-made rows with known answers.
+
+Counts on the real files are the ones measured independently when the files were
+collected (tests/data/SOURCES.md and ../shared/data/SOURCES.md), not read back
+from zoolens.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from data_loaders import FormatError, identify_format, read, read_classifications
+
+HEADER = ["classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",
+          "workflow_version", "created_at", "gold_standard", "expert", "metadata", "annotations",
+          "subject_data", "subject_ids"]
+FEM = {"classifier_version": "2.0", "started_at": "2024-01-01T10:00:00.000Z",
+       "finished_at": "2024-01-01T10:00:30.000Z"}
+PFE = {"started_at": "2024-01-01T10:00:00.000Z", "finished_at": "2024-01-01T10:01:00.000Z"}
+
+
+def row(classification_id, annotations, user="alice", user_id="1", workflow_id=1, version="3.10",
+        subject_id=100, metadata=PFE, subject_data=None, created_at="2024-01-01 10:00:00 UTC"):
+    annotations = annotations if isinstance(annotations, str) else json.dumps(annotations)
+    subject_data = subject_data or {str(subject_id): {"retired": None}}
+    return [str(classification_id), user, user_id, "abc", str(workflow_id), "Clumps", version,
+            created_at, "", "", json.dumps(metadata), annotations, json.dumps(subject_data),
+            str(subject_id)]
+
+
+def write_export(path, rows, header=HEADER):
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def boxes(*values, task="T0"):
+    return [{"task": task, "task_label": "Box the clumps", "value": list(values)}]
+
+
+# ----------------------------------------------------------------------------- real files
+
+
+def test_classic_rectangles_small_discnet_file(data_dir):
+    export = read_classifications(data_dir / "discnet" / "many-tools-classifications.csv")
+    assert len(export.classifications) == 13
+    kinds = export.marks["kind"].value_counts().to_dict()
+    assert kinds == {"rectangle": 27, "point": 26, "circle": 13}
+    assert export.classifications["subject_id"].nunique() == 11
+    assert set(export.classifications["workflow_version"]) == {"50.46"}
+    assert (export.classifications["user"] == "cmk24").all()
+    assert (export.classifications["classifier"] == "pfe").all()
+    rectangles = export.marks[export.marks["kind"] == "rectangle"]
+    assert set(rectangles["task"]) == {"T4"}
+    # SOURCES: one rectangle starts at negative x or y; it is a mark like any other.
+    assert ((rectangles["x"] < 0) | (rectangles["y"] < 0)).sum() == 1
+
+
+def test_classic_rectangle_values_are_top_left(data_dir):
+    export = read_classifications(data_dir / "discnet" / "many-tools-classifications.csv",
+                                  tasks="T4")
+    first = export.marks[export.marks["classification_id"] == 420702379].iloc[0]
+    # Copied by hand from line 2 of the file: {"x":409.25,"y":133.966...,"width":26,"height":20}
+    assert (first["x"], first["width"], first["height"]) == (409.25, 26, 20)
+    assert first["y"] == pytest.approx(133.96665954589844)
+    assert first["tool_label"] == "Ear"
+
+
+def test_classic_march_file_versions_and_logged_out_users(data_dir):
+    path = data_dir / "discnet" / "many-tools-classifications_march_7_2023.csv"
+    export = read_classifications(path, workflow_id=21790)
+    assert len(export.classifications) == 113
+    assert (export.marks["kind"] == "rectangle").sum() == 206
+    assert export.report.counts["workflows"] == {
+        "21790": {"50.46": 90, "37.34": 11, "36.23": 8, "49.45": 4}}
+    logged_out = export.classifications["user_id"].isna()
+    assert logged_out.sum() == 72
+    assert export.classifications.loc[logged_out, "user"].str.startswith("not-logged-in-").all()
+    assert export.classifications["user"].nunique() == 21
+
+    latest = read_classifications(path, workflow_id=21790, workflow_version="50.46")
+    assert len(latest.classifications) == 90
+    assert latest.report.skipped == {"other workflow version (kept 50.46)": 23}
+    assert latest.report.rows_read == latest.report.rows_loaded + latest.report.rows_skipped
+
+
+def test_penguin_watch_points(data_dir):
+    path = data_dir / "penguin_watch" / "penguin-watch-classifications-trim.csv"
+    export = read_classifications(path, workflow_id=6465)
+    assert len(export.classifications) == 599
+    assert len(export.marks) == 11505
+    assert (export.marks["kind"] == "point").all()
+    assert export.marks["width"].isna().all()
+    assert export.classifications["user_id"].isna().sum() == 182
+    # Float-formatted ids ("1784204.0") are integers.
+    assert 1784204 in set(export.classifications["user_id"].dropna())
+    versions = export.classifications["workflow_version"].value_counts().to_dict()
+    assert versions == {"52.76": 497, "31.37": 95, "47.49": 7}
+
+    boxed = read_classifications(path, workflow_id=6465, point_box=20)
+    assert (boxed.marks["kind"] == "point-as-box").sum() == 11505
+    assert (boxed.marks["width"] == 20).all()
+
+
+def test_new_front_end_file(data_dir):
+    export = read_classifications(data_dir / "aggregation_for_caesar" / "cat-project-classifications.csv")
+    assert len(export.classifications) == 153
+    assert (export.classifications["classifier"] == "fem").all()
+    assert export.marks["kind"].value_counts().to_dict() == {"freehandLine": 165, "polygon": 19}
+    assert export.classifications["user_id"].isna().sum() == 114
+    assert export.marks["tool_label"].isna().all()
+
+
+def test_format_is_identified_from_content(data_dir, tmp_path):
+    source = data_dir / "discnet" / "many-tools-classifications.csv"
+    renamed = tmp_path / "export.txt"
+    renamed.write_bytes(source.read_bytes())
+    assert identify_format(renamed) == "classifications"
+    assert len(read(renamed).classifications) == 13
+
+
+def test_gzipped_export(data_dir, tmp_path):
+    source = data_dir / "discnet" / "many-tools-classifications.csv"
+    packed = tmp_path / "export.csv.gz"
+    packed.write_bytes(gzip.compress(source.read_bytes()))
+    assert len(read_classifications(packed).marks) == 66
+
+
+def test_second_read_comes_from_the_cache(data_dir, monkeypatch):
+    import data_loaders.classifications as module
+
+    path = data_dir / "discnet" / "many-tools-classifications.csv"
+    first = read_classifications(path)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("parsed again instead of reading the cache")
+
+    monkeypatch.setattr(module, "_parse_export", fail)
+    second = read_classifications(path)
+    assert second.marks.equals(first.marks)
+    assert second.classifications.equals(first.classifications)
+    assert second.report.to_dict() == first.report.to_dict()
+
+
+# ----------------------------------------------------------------------------- hand-made rows
+
+
+def test_new_front_end_rectangle_is_converted_from_centre(tmp_path):
+    mark = {"toolIndex": 0, "toolType": "rectangle", "frame": 0, "x_center": 50, "y_center": 40,
+            "width": 20, "height": 10, "details": []}
+    path = write_export(tmp_path / "e.csv", [row(1, boxes(mark), metadata=FEM)])
+    marks = read_classifications(path).marks
+    assert marks[["x", "y", "width", "height", "angle"]].iloc[0].tolist() == [40, 35, 20, 10, 0]
+    assert marks["kind"].iloc[0] == "rectangle"
+    assert marks["tool"].iloc[0] == 0
+
+
+def test_rotated_rectangles_from_both_front_ends(tmp_path):
+    classic = {"tool": 1, "frame": 0, "x": 10, "y": 20, "width": 30, "height": 8, "angle": 45}
+    new = {"toolIndex": 1, "toolType": "rotateRectangle", "frame": 1, "x_center": 25, "y_center": 24,
+           "width": 30, "height": 8, "angle": 45}
+    path = write_export(tmp_path / "e.csv", [row(1, boxes(classic)), row(2, boxes(new), metadata=FEM)])
+    marks = read_classifications(path).marks
+    assert (marks["kind"] == "rotateRectangle").all()
+    # Both describe the same box: top-left (10, 20), rotated 45 degrees about its centre.
+    assert marks[["x", "y", "width", "height", "angle"]].to_numpy().tolist() == [
+        [10, 20, 30, 8, 45], [10, 20, 30, 8, 45]]
+    assert marks["frame"].tolist() == [0, 1]
+
+
+def test_points_become_boxes_from_subject_metadata(tmp_path):
+    click = {"tool": 0, "frame": 0, "x": 100, "y": 60}
+    rows = [
+        row(1, boxes(click), subject_id=7, subject_data={"7": {"#fwhmImagePix": 4.0}}),
+        row(2, boxes(click), subject_id=8, subject_data={"8": {"other": 1}}),
+    ]
+    path = write_export(tmp_path / "e.csv", rows)
+    export = read_classifications(path, point_box="2.5*#fwhmImagePix")
+    assert len(export.marks) == 1
+    assert export.marks[["x", "y", "width", "height"]].iloc[0].tolist() == [95, 55, 10, 10]
+    assert export.marks["kind"].iloc[0] == "point-as-box"
+    assert export.report.counts["marks_not_loaded"] == {"point without subject metadata #fwhmImagePix": 1}
+    assert read_classifications(path, point_box=(2.5, "fwhmImagePix")).marks.equals(export.marks)
+
+
+def test_empty_and_skipped_tasks_are_classifications_with_no_marks(tmp_path):
+    rows = [
+        row(1, boxes({"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4})),
+        row(2, boxes(), user="bob"),          # looked, drew nothing
+        row(3, [], user="carol"),             # skipped the drawing task
+    ]
+    export = read_classifications(write_export(tmp_path / "e.csv", rows))
+    assert export.classifications.set_index("classification_id")["n_marks"].to_dict() == {1: 1, 2: 0, 3: 0}
+    assert export.report.counts["empty_classifications"] == 2
+
+
+def test_degenerate_boxes_are_counted_not_passed_on(tmp_path):
+    rows = [row(1, boxes({"tool": 0, "x": 1, "y": 2, "width": 0, "height": 4},
+                         {"tool": 0, "x": 1, "y": 2, "width": 5, "height": -1},
+                         {"tool": 0, "x": 1, "y": 2, "width": 5, "height": 6}))]
+    export = read_classifications(write_export(tmp_path / "e.csv", rows))
+    assert len(export.marks) == 1
+    assert export.report.counts["degenerate_marks"] == {"rectangle": 2}
+    assert export.classifications["n_marks"].iloc[0] == 1
+
+
+def test_workflow_filter_and_string_versions(tmp_path):
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
+    rows = [row(1, boxes(box), version="13.10"), row(2, boxes(box), version="13.1"),
+            row(3, boxes(box), workflow_id=2), row(4, boxes(box), version="14.2")]
+    path = write_export(tmp_path / "e.csv", rows)
+    export = read_classifications(path, workflow_id=1, workflow_version="13.10")
+    assert export.classifications["classification_id"].tolist() == [1]
+    assert export.classifications["workflow_version"].tolist() == ["13.10"]
+    assert export.report.skipped == {"other workflow (kept workflow 1)": 1,
+                                     "other workflow version (kept 13.10)": 2}
+    assert export.report.skipped_lines["other workflow (kept workflow 1)"] == [4]
+    major = read_classifications(path, workflow_id=1, workflow_version="13")
+    assert sorted(major.classifications["classification_id"]) == [1, 2]
+    with pytest.raises(ValueError, match="string"):
+        read_classifications(path, workflow_version=13.10)
+
+
+def test_repeat_classifications_are_kept_and_marked(tmp_path):
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
+    rows = [row(1, boxes(box), created_at="2024-01-01 10:00:00 UTC"),
+            row(2, boxes(box), created_at="2024-01-02 10:00:00 UTC"),
+            row(3, boxes(box), user="bob", created_at="2024-01-03 10:00:00 UTC")]
+    export = read_classifications(write_export(tmp_path / "e.csv", rows))
+    repeats = export.classifications.set_index("classification_id")["repeat"].to_dict()
+    assert repeats == {1: False, 2: True, 3: False}
+
+
+def test_bad_rows_are_skipped_with_their_line_numbers(tmp_path):
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
+    rows = [
+        row(1, boxes(box)),
+        row(2, '[{"task": "T0", "value": [{"x": 1,'),        # line 3: broken JSON
+        row("x3", boxes(box)),                               # line 4: id not an integer
+        row(4, boxes(box), created_at="yesterday"),          # line 5: date
+        ["5", "only", "three"],                              # line 6: wrong number of columns
+        row(6, boxes(box, {"tool": 0, "x": "a", "y": 2, "width": 3, "height": 4})),
+    ]
+    export = read_classifications(write_export(tmp_path / "e.csv", rows))
+    report = export.report
+    assert export.classifications["classification_id"].tolist() == [1, 6]
+    assert report.rows_read == 6
+    assert report.rows_loaded == 2
+    assert report.skipped_lines == {
+        "annotations is not valid JSON (a list of tasks)": [3],
+        "classification_id is not an integer": [4],
+        "created_at is not a date": [5],
+        "wrong number of columns": [6],
+    }
+    assert report.counts["marks_not_loaded"] == {"non-numeric coordinates": 1}
+    assert len(export.marks) == 2
+
+
+def test_line_numbers_stay_true_past_quoted_newlines(tmp_path):
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
+    rows = [row(1, boxes(box), user="two\nlines"), row(2, "not json")]
+    export = read_classifications(write_export(tmp_path / "e.csv", rows))
+    assert export.classifications["user"].tolist() == ["two\nlines"]
+    assert export.report.skipped_lines == {"annotations is not valid JSON (a list of tasks)": [4]}
+
+
+def test_hostile_cells_stay_data(tmp_path):
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4, "tool_label": "<b>clump</b>"}
+    rows = [row(1, boxes(box), user="<script>alert(1)</script>"),
+            row(2, boxes(box), user='=HYPERLINK("http://evil","x")'),
+            row(3, boxes(box), user="__import__('os').system('true')")]
+    export = read_classifications(write_export(tmp_path / "e.csv", rows))
+    assert export.classifications["user"].tolist() == [
+        "<script>alert(1)</script>", '=HYPERLINK("http://evil","x")', "__import__('os').system('true')"]
+    assert set(export.marks["tool_label"]) == {"<b>clump</b>"}
+
+
+def test_missing_column_is_one_clear_error(tmp_path):
+    path = write_export(tmp_path / "e.csv", [row(1, [])[:-1]], header=HEADER[:-1])
+    with pytest.raises(FormatError, match=r"e\.csv.*subject_ids"):
+        read_classifications(path)
+
+
+def test_mark_ids_do_not_depend_on_filters(data_dir):
+    path = data_dir / "discnet" / "many-tools-classifications_march_7_2023.csv"
+    everything = read_classifications(path).marks.set_index("mark_id")
+    latest = read_classifications(path, workflow_version="50.46", tasks="T4").marks.set_index("mark_id")
+    assert latest.index.is_unique
+    shared = everything.loc[latest.index, ["x", "y", "width", "height"]]
+    np.testing.assert_array_equal(shared.to_numpy(), latest[["x", "y", "width", "height"]].to_numpy())
