@@ -109,3 +109,55 @@ def cluster_marks(marks: BoxArrays, volunteer: np.ndarray, min_iou: float) -> np
         active[seeds] = False
         active[target[joining]] = False
     return cluster
+
+
+def merge_overlapping_clusters(marks: BoxArrays, volunteer: np.ndarray, labels: np.ndarray, merge_iou: float) -> np.ndarray:
+    """Join clusters whose median boxes overlap with IoU >= ``merge_iou``: one object drawn as two.
+
+    Greedy seeding leaves two kinds of near-copies beside a cluster: the
+    far-flung marks of the same clump, too far from the seed to join it, and
+    the second boxes of volunteers who drew the clump twice, which cluster with
+    each other. Both look like a second, smaller box on top of the first. A
+    cluster-level non-maximum suppression joins them (with anything connected
+    through further overlaps); where that brings one volunteer in twice, the mark
+    nearest the joined box stays and each other one becomes a cluster of its own,
+    a double mark that no vote threshold keeps.
+
+    Objects that genuinely overlap this much (crowded scenes) need a higher
+    ``merge_iou``; 1 never merges.
+
+    Returns new labels, numbered from 0.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from .estimate import Members, median_boxes, normalised_residuals
+    from .segments import segment_argmax
+
+    n_clusters = int(labels.max()) + 1 if len(labels) else 0
+    if n_clusters < 2:
+        return labels
+    arrays = median_boxes(marks, Members.from_labels(labels, n_clusters)).arrays()
+    first, second = [], []
+    for i, j in self_pairs(arrays.group, arrays.xmin, arrays.xmax, arrays.ymin, arrays.ymax):
+        overlap = geometry.iou(tuple(v[i] for v in arrays.shape_tuple), tuple(v[j] for v in arrays.shape_tuple))
+        close = overlap >= merge_iou
+        first.append(arrays.row[i[close]])
+        second.append(arrays.row[j[close]])
+    if not first or sum(len(part) for part in first) == 0:
+        return labels
+    first, second = np.concatenate(first), np.concatenate(second)
+    graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n_clusters, n_clusters))
+    merged = connected_components(graph, directed=False)[1].astype(np.int64)
+
+    new_labels = merged[labels]
+    members = Members.from_labels(new_labels, int(merged.max()) + 1)
+    residual = normalised_residuals(marks, members, median_boxes(marks, members))
+    n_volunteers = int(volunteer.max()) + 1
+    slot = np.unique(members.box * n_volunteers + volunteer[members.mark], return_inverse=True)[1].reshape(-1)
+    nearest = segment_argmax((-residual, -members.mark), slot)
+    extra = np.ones(len(members.mark), dtype=bool)
+    extra[nearest] = False
+    loose = members.mark[extra]
+    new_labels[loose] = int(merged.max()) + 1 + np.arange(len(loose))
+    return np.unique(new_labels, return_inverse=True)[1].reshape(-1).astype(np.int64)
