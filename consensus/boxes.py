@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import geometry
-from .segments import dense_codes
+from .segments import dense_codes, sort_by_code_then_value
 
 #: Columns that split a subject's marks into independent groups, when present.
 GROUP_KEYS = ("subject_id", "task", "tool", "frame")
@@ -123,8 +123,8 @@ class BoxArrays:
         group, cx, cy, width, height, angle = (np.asarray(v) for v in (group, cx, cy, width, height, angle))
         xmin, xmax, ymin, ymax = geometry.envelopes(cx, cy, width, height, angle)
         keep = np.arange(len(group)) if keep is None else keep
-        sort_keys = tuple(tiebreak)[::-1] + (angle, height, width, cy, cx, xmin, group)
-        order = keep[np.lexsort(tuple(np.asarray(values)[keep] for values in sort_keys))]
+        exact_keys = tuple(np.asarray(values)[keep] for values in (cx, cy, width, height, angle, *tiebreak))
+        order = keep[sort_by_code_then_value(group[keep].astype(np.int64), xmin[keep], exact_keys, strict=True)]
         return cls(
             row=order, group=group.astype(np.int64)[order], cx=cx[order], cy=cy[order],
             width=width[order], height=height[order], angle=angle[order],

@@ -28,7 +28,7 @@ from scipy.optimize import linear_sum_assignment
 from . import geometry
 from .boxes import BoxArrays, group_codes, present_group_keys, require_columns, volunteer_keys
 from .pairs import cross_pairs
-from .segments import pair_codes, run_starts, segment_argmax
+from .segments import run_starts, segment_best
 
 #: Default IoU a mark needs with a consensus box to count as a vote for it.
 DEFAULT_MIN_IOU = 0.5
@@ -61,22 +61,21 @@ def overlap_edges(marks: BoxArrays, boxes: BoxArrays) -> tuple[np.ndarray, np.nd
     return np.concatenate(mark_index), np.concatenate(box_index), np.concatenate(iou)
 
 
-def _solve_conflicts(problem, mark_index, box_index, iou, chosen):
-    """Exact assignment for the problems that need it; marks ``chosen`` edges in place."""
-    order = np.lexsort((box_index, mark_index, problem))
-    problem, mark_index, box_index, iou = problem[order], mark_index[order], box_index[order], iou[order]
-    edge_ids = order
+def _solve_conflicts(problem, mark_index, box_index, iou) -> np.ndarray:
+    """Exact assignment for the problems that need it; edges sorted by problem. Returns the chosen mask."""
+    chosen = np.zeros(len(problem), dtype=bool)
     bounds = np.flatnonzero(run_starts(problem)).tolist() + [len(problem)]
     for begin, end in zip(bounds[:-1], bounds[1:]):
         rows, row_of = np.unique(mark_index[begin:end], return_inverse=True)
         cols, col_of = np.unique(box_index[begin:end], return_inverse=True)
         weight = np.zeros((len(rows), len(cols)))
         weight[row_of, col_of] = iou[begin:end]
+        edge_of = np.full((len(rows), len(cols)), -1)
+        edge_of[row_of, col_of] = np.arange(begin, end)
         picked_rows, picked_cols = linear_sum_assignment(weight, maximize=True)
         picked = weight[picked_rows, picked_cols] > 0
-        lookup = {(r, c): k for k, (r, c) in enumerate(zip(row_of, col_of))}
-        for r, c in zip(picked_rows[picked], picked_cols[picked]):
-            chosen[edge_ids[begin + lookup[(r, c)]]] = True
+        chosen[edge_of[picked_rows[picked], picked_cols[picked]]] = True
+    return chosen
 
 
 def assign(marks: BoxArrays, volunteer: np.ndarray, boxes: BoxArrays, min_iou: float) -> Assignment:
@@ -97,8 +96,7 @@ def assign(marks: BoxArrays, volunteer: np.ndarray, boxes: BoxArrays, min_iou: f
     best_box = np.full(n_marks, -1, dtype=np.int64)
     best_iou = np.zeros(n_marks)
     if len(iou):
-        # Ties go to the box that sorts first, a content-defined order.
-        best = segment_argmax((iou, -box_index), mark_index)
+        best = segment_best(iou, mark_index, n_marks)
         best_box[mark_index[best]] = box_index[best]
         best_iou[mark_index[best]] = iou[best]
 
@@ -106,41 +104,35 @@ def assign(marks: BoxArrays, volunteer: np.ndarray, boxes: BoxArrays, min_iou: f
     mark_index, box_index, iou = mark_index[eligible], box_index[eligible], iou[eligible]
     chosen = np.zeros(len(iou), dtype=bool)
     if len(iou):
-        problem = pair_codes(marks.group[mark_index], volunteer[mark_index])
-        n_problems = int(problem.max()) + 1
-        edges = np.bincount(problem, minlength=n_problems)
-        marks_in = np.bincount(problem[_first_of(mark_index)], minlength=n_problems)
-        box_key = pair_codes(problem, box_index)
-        boxes_in = np.bincount(problem[_first_of(box_key)], minlength=n_problems)
+        # Sorted by (volunteer, box): each problem (volunteer, group) is one run,
+        # because box indices follow group order, and so is each (volunteer, box).
+        key = volunteer[mark_index] * len(boxes) + box_index
+        order = np.argsort(key, kind="stable")
+        mark_index, box_index, iou, key = mark_index[order], box_index[order], iou[order], key[order]
+        problem_start = run_starts(volunteer[mark_index] * (int(boxes.group.max()) + 1) + boxes.group[box_index])
+        problem = np.cumsum(problem_start) - 1
+        starts = np.flatnonzero(problem_start)
+        pair = np.cumsum(run_starts(key)) - 1
+        several_boxes = np.bincount(mark_index, minlength=n_marks)[mark_index] > 1
+        several_marks = np.bincount(pair)[pair] > 1
+        mark_has_choice = np.maximum.reduceat(several_boxes, starts)[problem]
+        box_has_choice = np.maximum.reduceat(several_marks, starts)[problem]
 
-        one_box_per_mark = (edges == marks_in)[problem]
-        one_mark_per_box = (edges == boxes_in)[problem] & ~one_box_per_mark
-        if one_box_per_mark.any():
-            # Marks have no alternatives: each box keeps its best mark of this volunteer.
-            sub = np.flatnonzero(one_box_per_mark)
-            winners = segment_argmax((iou[sub], -mark_index[sub]), box_key[sub])
-            chosen[sub[winners]] = True
-        if one_mark_per_box.any():
-            # Boxes have no rivals: each mark takes its best box.
-            sub = np.flatnonzero(one_mark_per_box)
-            winners = segment_argmax((iou[sub], -box_index[sub]), mark_index[sub])
-            chosen[sub[winners]] = True
-        conflicted = np.flatnonzero(~one_box_per_mark & ~one_mark_per_box)
+        # Marks have no alternatives: each box keeps its best mark of this volunteer.
+        easy = np.flatnonzero(~mark_has_choice)
+        chosen[easy[segment_best(iou[easy], pair[easy])]] = True
+        # Boxes have no rivals: each mark takes its best box.
+        easy = np.flatnonzero(mark_has_choice & ~box_has_choice)
+        chosen[easy[segment_best(iou[easy], mark_index[easy], n_marks)]] = True
+        conflicted = np.flatnonzero(mark_has_choice & box_has_choice)
         if len(conflicted):
-            picked = np.zeros(len(conflicted), dtype=bool)
-            _solve_conflicts(problem[conflicted], mark_index[conflicted], box_index[conflicted], iou[conflicted], picked)
-            chosen[conflicted[picked]] = True
+            chosen[conflicted[_solve_conflicts(problem[conflicted], mark_index[conflicted], box_index[conflicted], iou[conflicted])]] = True
 
     assigned_box = np.full(n_marks, -1, dtype=np.int64)
     assigned_iou = np.full(n_marks, np.nan)
     assigned_box[mark_index[chosen]] = box_index[chosen]
     assigned_iou[mark_index[chosen]] = iou[chosen]
     return Assignment(box=assigned_box, iou=assigned_iou, best_box=best_box, best_iou=best_iou)
-
-
-def _first_of(codes: np.ndarray) -> np.ndarray:
-    """Index of one element per distinct value of ``codes``."""
-    return np.unique(codes, return_index=True)[1]
 
 
 def volunteer_codes(table: pd.DataFrame) -> np.ndarray:

@@ -1,9 +1,15 @@
-"""Operations over segments of sorted arrays: the vectorised stand-in for ``groupby``.
+"""Operations over segments of flat arrays: the vectorised stand-in for ``groupby``.
 
-Every per-subject computation in `consensus` works on flat arrays sorted by an
-integer segment code (a subject, a cluster, a volunteer on a subject). These
+Every per-subject computation in `consensus` works on flat arrays tagged with
+an integer segment code (a subject, a cluster, a volunteer on a subject). These
 helpers turn "for each segment do X" into a few numpy calls, so 85,000 subjects
 cost the same Python overhead as one.
+
+Sorting dominates the cost at millions of rows, so the helpers avoid it where
+they can: maxima and counts use ``bincount`` / ``ufunc.at`` (linear time), and
+sorts by (integer code, float value) use one float key instead of ``lexsort``,
+checked afterwards and redone exactly with ``lexsort`` in the rare case that
+two values were too close for the key to separate.
 """
 
 from __future__ import annotations
@@ -48,17 +54,60 @@ def segment_count(codes: np.ndarray, n_segments: int) -> np.ndarray:
     return np.bincount(codes, minlength=n_segments)[:n_segments]
 
 
+def segment_best(values: np.ndarray, codes: np.ndarray, n_segments: int | None = None) -> np.ndarray:
+    """Position of the largest value of each non-empty segment; ties go to the first position.
+
+    Linear time (``ufunc.at``), no sort. Returns positions in increasing code order.
+    Callers keep their arrays in a content-defined order, so the tie-break does
+    not depend on the order of rows in the input tables.
+    """
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    n_segments = int(codes.max()) + 1 if n_segments is None else n_segments
+    best = np.full(n_segments, -np.inf)
+    np.maximum.at(best, codes, values)
+    candidate = np.flatnonzero(values == best[codes])
+    first = np.full(n_segments, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes[candidate], candidate)
+    return first[first < len(codes)]
+
+
+def sort_by_code_then_value(codes: np.ndarray, values: np.ndarray, exact_keys: tuple = (), strict: bool = False) -> np.ndarray:
+    """Order sorting by integer ``codes`` then float ``values`` (then ``exact_keys``, most significant first).
+
+    One float key ``code + 0.5 * scaled value`` is argsorted; the order is then
+    checked on the true values. If two values were too close for the key (or,
+    with ``strict``, any two are equal, so ``exact_keys`` must decide), the sort is
+    redone exactly with ``lexsort``. Only finite values are supported.
+    """
+    n = len(codes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    low, high = float(values.min()), float(values.max())
+    span = high - low
+    if codes.max() < 2**40:
+        scaled = (values - low) / span * 0.5 if span > 0 else np.zeros(n)
+        order = np.argsort(codes + scaled, kind="stable")
+        sorted_codes, sorted_values = codes[order], values[order]
+        same = sorted_codes[1:] == sorted_codes[:-1]
+        increasing = sorted_values[1:] > sorted_values[:-1] if strict else sorted_values[1:] >= sorted_values[:-1]
+        if np.all((sorted_codes[1:] > sorted_codes[:-1]) | (same & increasing)):
+            return order
+    return np.lexsort(tuple(exact_keys)[::-1] + (values, codes))
+
+
 def segment_median(values: np.ndarray, codes: np.ndarray, n_segments: int) -> np.ndarray:
     """Median of ``values`` per segment code; NaN for empty segments.
 
     An even count averages the two middle values, as `numpy.median` does.
     """
-    order = np.lexsort((values, codes))
-    sorted_codes = codes[order]
+    median = np.full(n_segments, np.nan)
+    if len(codes) == 0:
+        return median
+    order = sort_by_code_then_value(codes, values)
     sorted_values = values[order]
     counts = segment_count(codes, n_segments)
-    begin = np.searchsorted(sorted_codes, np.arange(n_segments), side="left")
-    median = np.full(n_segments, np.nan)
+    begin = np.cumsum(counts) - counts
     present = counts > 0
     low = begin[present] + (counts[present] - 1) // 2
     high = begin[present] + counts[present] // 2
@@ -66,29 +115,16 @@ def segment_median(values: np.ndarray, codes: np.ndarray, n_segments: int) -> np
     return median
 
 
-def segment_argmax(keys: tuple[np.ndarray, ...], codes: np.ndarray) -> np.ndarray:
-    """Index of the element with the largest ``keys`` (lexicographic, last key most significant) per segment.
-
-    Returns one index per distinct code, in increasing code order. Ties on every
-    key go to the element that comes last in the arrays, so callers sort their
-    arrays in a content-defined order to keep the result independent of row order.
-    """
-    order = np.lexsort((np.arange(len(codes)),) + tuple(keys) + (codes,))
-    sorted_codes = codes[order]
-    last = np.ones(len(order), dtype=bool)
-    if len(order) > 1:
-        last[:-1] = sorted_codes[:-1] != sorted_codes[1:]
-    return order[last]
-
-
-def pair_codes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Dense int64 codes of the pairs ``(first[i], second[i])`` of non-negative integers, in sorted pair order."""
-    if len(first) == 0:
+def densify(keys: np.ndarray) -> np.ndarray:
+    """Dense int64 codes ``0..k-1`` of non-negative integer ``keys``, in increasing key order."""
+    if len(keys) == 0:
         return np.zeros(0, dtype=np.int64)
-    span = int(second.max()) + 1
-    if (int(first.max()) + 1) * span >= 2**62:
-        return np.unique(np.stack([first, second]), axis=1, return_inverse=True)[1].reshape(-1).astype(np.int64)
-    return np.unique(first.astype(np.int64) * span + second, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    top = int(keys.max()) + 1
+    if top <= 4 * len(keys) + 1024:
+        present = np.zeros(top, dtype=bool)
+        present[keys] = True
+        return (np.cumsum(present) - 1)[keys].astype(np.int64)
+    return np.unique(keys, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def dense_codes(*columns) -> np.ndarray:
@@ -101,7 +137,6 @@ def dense_codes(*columns) -> np.ndarray:
     codes = np.zeros(len(columns[0]), dtype=np.int64)
     for column in columns:
         column_codes, uniques = pd.factorize(pd.Series(column), sort=True, use_na_sentinel=False)
-        combined = codes * (len(uniques) + 1) + column_codes
         # Re-densify after each column so the product of cardinalities never overflows.
-        codes = np.unique(combined, return_inverse=True)[1].astype(np.int64).reshape(-1)
+        codes = densify(codes * (len(uniques) + 1) + column_codes)
     return codes
