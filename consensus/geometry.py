@@ -134,7 +134,7 @@ def _quad_intersection_area(quads_a, quads_b):
         & (u >= -parameter_tolerance)
         & (u <= 1 + parameter_tolerance)
     )
-    crossing_points = (p + t[..., None] * r).reshape(n, 16, 2)
+    crossing_points = (p + np.where(crossing, t, 0.0)[..., None] * r).reshape(n, 16, 2)
 
     candidates = np.concatenate([quads_a, quads_b, crossing_points], axis=1)
     valid = np.concatenate([a_in_b, b_in_a, crossing.reshape(n, 16)], axis=1)
@@ -160,9 +160,13 @@ def iou_rotated(a, b):
         quads_a = corners(*(np.asarray(value)[batch] for value in a))
         quads_b = corners(*(np.asarray(value)[batch] for value in b))
         intersection = _quad_intersection_area(quads_a, quads_b)
-        union = a[2][batch] * a[3][batch] + b[2][batch] * b[3][batch] - intersection
+        area_a, area_b = a[2][batch] * a[3][batch], b[2][batch] * b[3][batch]
+        union = area_a + area_b - intersection
+        # A box without area has no inside; the polygon test would call a
+        # collapsed quad's edges "on the line" for every point.
+        proper = (area_a > 0) & (area_b > 0) & (union > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            iou[batch] = np.where(union > 0, intersection / union, 0.0)
+            iou[batch] = np.where(proper, intersection / union, 0.0)
     return np.clip(iou, 0.0, 1.0)
 
 

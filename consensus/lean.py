@@ -170,8 +170,12 @@ class Background:
         n = max(total[0], 1.0)
         mean = total[1:5] / n
         variance = np.maximum(total[5:9] / n - mean**2, 0.0)
-        # A floor keeps a project whose marks are all one size from a zero-width density.
-        return cls(mean=mean, std=np.sqrt(variance + 1e-6 * (1 + mean**2)))
+        # Floors keep a small or uniform sample from making chance agreement look
+        # likely: false positives spread at least a box's size in position and a
+        # factor e^0.3 (35 %) in size.
+        box_size = np.exp(mean[2:4])
+        floor = np.array([box_size[0], box_size[1], 0.3, 0.3])
+        return cls(mean=mean, std=np.maximum(np.sqrt(variance), floor))
 
     def log_density(self, cx, cy, width, height) -> np.ndarray:
         z = (_coordinates(cx, cy, width, height) - self.mean[:, None]) / self.std[:, None]
