@@ -80,6 +80,10 @@ FORMULA_PATTERN = r"^[=+\-@\t\r]"
 
 NEUTRALISE_RULE = "text cells and column names starting with = + - @ tab or CR got a leading ' (OWASP)"
 
+#: Source roles listed only in the full provenance JSON: a FITS header or VOTable would
+#: otherwise carry one card or INFO per image, and a project has tens of thousands.
+SUMMARISED_ROLES = ("image",)
+
 #: Characters XML 1.0 does not allow in a document, even escaped.
 XML_ILLEGAL_PATTERN = "[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 
@@ -153,7 +157,7 @@ class Export:
 
 def prepare_export(tables, *, include_marks: bool = False, subjects: pd.DataFrame | None = None,
                    wcs: Mapping | None = None, pixel_scale: float | str | None = None,
-                   sources=None, filters: Mapping | None = None) -> Export:
+                   sources=None, filters: Mapping | None = None, extra: Mapping | None = None) -> Export:
     """Gather what an export writes: the tables, sky positions and provenance.
 
     Parameters
@@ -177,6 +181,9 @@ def prepare_export(tables, *, include_marks: bool = False, subjects: pd.DataFram
         each path (or list of paths) a role: ``{"classifications": ..., "subjects": ...}``.
     filters : mapping, optional
         The filters that selected these rows, recorded as given (JSON-serialisable values).
+    extra : mapping, optional
+        More provenance under keys of its own (load reports, how links were
+        made); a key the record already has is an error.
 
     Returns
     -------
@@ -218,6 +225,10 @@ def prepare_export(tables, *, include_marks: bool = False, subjects: pd.DataFram
         },
         "sky": sky_record,
     }
+    clashes = sorted(set(extra or {}) & set(provenance))
+    if clashes:
+        raise ValueError(f"extra provenance keys {clashes} would replace the export's own")
+    provenance.update(_json_safe(dict(extra or {})))
     return Export(consensus=consensus, marks=marks, provenance=provenance)
 
 
@@ -552,6 +563,12 @@ def _file_provenance(export: Export, format: str, outputs: dict[str, Path], text
     }
 
 
+def _listed_sources(sources: list[dict]) -> tuple[list[dict], int]:
+    """Sources to list one by one in a header, and how many (images) are only counted there."""
+    listed = [source for source in sources if source["role"] not in SUMMARISED_ROLES]
+    return listed, len(sources) - len(listed)
+
+
 def _columns(table: pd.DataFrame, units: dict) -> list[dict]:
     """ECSV-style column descriptions: name, datatype, unit, description."""
     return [{"name": str(name), "datatype": str(table[name].dtype), "unit": units.get(name),
@@ -743,9 +760,13 @@ def _provenance_cards(header, provenance: dict) -> None:
     methods = sorted({entry.get("method") or "external" for entry in provenance["aggregation"]})
     header["AGGMETH"] = (_ascii(",".join(methods)) or "none", "aggregation method(s)")
     header["NSOURCE"] = (len(provenance["sources"]), "source files (HISTORY, PROVENANCE ext)")
-    for source in provenance["sources"]:
-        header.add_history(_ascii(f"source {source['role']}: {source['path']} sha256={source['sha256']} "
-                                  f"bytes={source['bytes']}"))
+    listed, summarised = _listed_sources(provenance["sources"])
+    if summarised:
+        header.add_history(f"{summarised} image files: paths and SHA-256 in the PROVENANCE extension")
+    for source in listed:
+        header.add_history(_ascii(f"source {source['role']} ({source['bytes']} bytes): {source['path']}"))
+        # On a card of its own: 71 characters fit one HISTORY card, so the hash is never split.
+        header.add_history(f"sha256={source['sha256']}")
     for entry in provenance["aggregation"]:
         settings = entry.get("settings") or entry.get("description")
         header.add_history(_ascii(f"aggregation ({entry['consensus_rows']} boxes): "
@@ -792,7 +813,10 @@ class VOTableWriter(Writer):
             ("aggregation", json.dumps(provenance["aggregation"], sort_keys=True), None),
             ("filters", json.dumps(provenance["filters"], sort_keys=True), None),
         ]
-        infos += [("source_sha256", source["sha256"], source["path"]) for source in provenance["sources"]]
+        listed, summarised = _listed_sources(provenance["sources"])
+        infos += [("source_sha256", source["sha256"], source["path"]) for source in listed]
+        if summarised:
+            infos.append(("image_files", str(summarised), "paths and SHA-256 in the provenance INFO"))
         infos.append(("provenance", json.dumps(provenance, sort_keys=True), None))
         for number, (name, value, content) in enumerate(infos):
             info = Info(name=name, ID=f"info_{number}_{name}", value=_xml_text(value))
