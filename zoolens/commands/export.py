@@ -129,7 +129,10 @@ def run(args) -> int:
         extra["images"] = {"folder": str(args.images), "subjects": image_outcomes}
     export = writers.prepare_export(tables, include_marks=args.marks, subjects=subjects, wcs=wcs,
                                     pixel_scale=pixel_scale, sources=sources, filters=filters, extra=extra)
-    files = writers.write(export, args.output, output_format, overwrite=args.overwrite)
+    try:
+        files = writers.write(export, args.output, output_format, overwrite=args.overwrite)
+    except FileExistsError as error:
+        raise ValueError(str(error)) from None  # the user's to fix: reported without a traceback
 
     rows, sky = export.provenance["rows"], export.provenance["sky"]
     print(f"wrote {', '.join(str(file) for file in files)}")
