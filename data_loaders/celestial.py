@@ -153,7 +153,18 @@ def wcs_sky(x, y, wcs, picture_shape=None) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("the image height is unknown (the WCS has no NAXIS and the picture size is not given); "
                          "it is needed to turn top-left picture pixels into bottom-left FITS pixels")
     fits_x, fits_y = natural_to_fits_pixels(x, y, fits_shape, picture_shape)
-    sky = celestial.pixel_to_world(fits_x, fits_y).icrs
+    # What `WCS.pixel_to_world(...).icrs` computes, without building a SkyCoord when the WCS is already in
+    # ICRS: about ten times faster per subject (bench/results/export.md), which 85,000 subjects feel.
+    from astropy.coordinates import ICRS, SkyCoord
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
+    world = celestial.pixel_to_world_values(fits_x, fits_y)
+    longitude = np.atleast_1d(world[celestial.wcs.lng]).astype(float)
+    latitude = np.atleast_1d(world[celestial.wcs.lat]).astype(float)
+    frame = wcs_to_celestial_frame(celestial)
+    if isinstance(frame, ICRS):
+        return longitude % 360.0, latitude
+    sky = SkyCoord(longitude, latitude, unit="deg", frame=frame).icrs
     return np.atleast_1d(sky.ra.deg).astype(float), np.atleast_1d(sky.dec.deg).astype(float)
 
 
@@ -168,10 +179,9 @@ def celestial_wcs(wcs):
         raise TypeError(f"expected an astropy.wcs.WCS or a FITS header, got {type(wcs).__name__}")
     if not wcs.has_celestial:
         raise ValueError(f"the WCS has no celestial axes (CTYPE {list(wcs.wcs.ctype)})")
-    celestial = wcs.celestial
-    if celestial.pixel_shape is None and wcs.pixel_shape is not None and wcs.naxis == 2:
-        celestial.pixel_shape = wcs.pixel_shape
-    return celestial
+    if wcs.naxis == 2:
+        return wcs  # both axes are the celestial ones; `.celestial` would copy it (0.7 ms) for nothing
+    return wcs.celestial  # keeps the image size of the celestial axes
 
 
 def tangent_plane_sky(x, y, ra, dec, width, height, pixel_scale) -> tuple[np.ndarray, np.ndarray]:

@@ -410,14 +410,14 @@ def _text(series: pd.Series) -> pd.Series:
         series = series.astype(object)
     values = series.astype(object)
     missing = series.isna().to_numpy()
-    is_str = values.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
-    others = ~is_str & ~missing
-    if others.any():
+    # Only an object column that is not all text needs looking at cell by cell.
+    if series.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        is_str = values.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
+        others = ~is_str & ~missing
         values = values.copy()
         values[others] = [json.dumps(value, default=_json_default, ensure_ascii=False)
                           for value in values[others]]
-    values = values.where(~missing, None)
-    return values
+    return values.where(~missing, None)
 
 
 def _with_datetimes_as_text(table: pd.DataFrame) -> pd.DataFrame:
@@ -654,10 +654,13 @@ def astropy_table(table: pd.DataFrame, units: dict, text=None):
 
 def _ascii_escape(values: pd.Series) -> tuple[pd.Series, int]:
     """Text as printable ASCII through Python's ``unicode_escape`` (reversible), for FITS."""
-    present = values.notna()
+    # Printable ASCII without a backslash is its own escape: only the other cells are encoded.
+    needs = values.str.contains(r"[^\x20-\x7e]|\\", regex=True).fillna(False).astype(bool)
+    if not needs.any():
+        return values, 0
     escaped = values.copy()
-    escaped[present] = [_ascii(value) for value in values[present]]
-    return escaped, int((escaped[present] != values[present]).sum())
+    escaped[needs] = [_ascii(value) for value in values[needs]]
+    return escaped, int(needs.sum())
 
 
 def _xml_safe(values: pd.Series) -> tuple[pd.Series, int]:

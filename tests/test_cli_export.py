@@ -22,6 +22,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from tests.zoolens.test_demo import demo_files, simulation  # noqa: F401  (fixtures: the demo files, its simulation)
 from zoolens import demo
 from zoolens.cli import main
 
@@ -42,16 +43,6 @@ def fits_table(path: Path, hdu: str) -> pd.DataFrame:
     table = Table.read(path, hdu=hdu)
     table.convert_bytestring_to_unicode()  # FITS text columns come back as bytes
     return table.to_pandas()
-
-
-@pytest.fixture(scope="module")
-def demo_files(tmp_path_factory) -> demo.DemoFiles:
-    return demo.write_demo(tmp_path_factory.mktemp("demo"))
-
-
-@pytest.fixture(scope="module")
-def simulation():
-    return demo.demo_simulation()
 
 
 @pytest.fixture(scope="module")

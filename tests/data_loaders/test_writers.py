@@ -430,6 +430,23 @@ def test_galactic_wcs_gives_icrs():
     assert dec[0] == pytest.approx(expected.dec.deg, abs=1e-9)
 
 
+def test_swapped_axes_and_cubes_match_pixel_to_world():
+    swapped = tan_wcs((2.0, 150.0), (50.5, 30.5), 0.001, shape=(100, 60), frame=("DEC--TAN", "RA---TAN"))
+    swapped.wcs.cdelt = [0.001, -0.001]
+    ra, dec = wcs_sky([10.0], [3.0], swapped)
+    expected = swapped.pixel_to_world(9.5, 60 - 3.0 - 0.5)
+    assert (ra[0], dec[0]) == (pytest.approx(expected.ra.deg, abs=1e-12), pytest.approx(expected.dec.deg, abs=1e-12))
+
+    cube = WCS(naxis=3)
+    cube.wcs.ctype = ["RA---TAN", "DEC--TAN", "FREQ"]
+    cube.wcs.crval = [150.0, 2.5, 1.4e9]
+    cube.wcs.crpix = [50.5, 30.5, 1.0]
+    cube.wcs.cdelt = [-0.001, 0.001, 1e6]
+    cube.pixel_shape = (100, 60, 5)
+    ra, dec = wcs_sky([50.0], [30.0], cube)  # CRPIX of the celestial axes
+    assert (ra[0], dec[0]) == (pytest.approx(150.0, abs=1e-12), pytest.approx(2.5, abs=1e-12))
+
+
 def test_a_wcs_without_celestial_axes_is_reported(consensus):
     linear = WCS(naxis=2)
     linear.pixel_shape = (100, 60)
