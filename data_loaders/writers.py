@@ -80,6 +80,9 @@ FORMULA_PATTERN = r"^[=+\-@\t\r]"
 
 NEUTRALISE_RULE = "text cells and column names starting with = + - @ tab or CR got a leading ' (OWASP)"
 
+#: Provenance keys each writer adds for its own file (see `_file_provenance`).
+FILE_PROVENANCE_KEYS = ("format", "files", "text_cells", "columns")
+
 #: Source roles listed only in the full provenance JSON: a FITS header or VOTable would
 #: otherwise carry one card or INFO per image, and a project has tens of thousands.
 SUMMARISED_ROLES = ("image",)
@@ -225,7 +228,7 @@ def prepare_export(tables, *, include_marks: bool = False, subjects: pd.DataFram
         },
         "sky": sky_record,
     }
-    clashes = sorted(set(extra or {}) & set(provenance))
+    clashes = sorted(set(extra or {}) & (set(provenance) | set(FILE_PROVENANCE_KEYS)))
     if clashes:
         raise ValueError(f"extra provenance keys {clashes} would replace the export's own")
     provenance.update(_json_safe(dict(extra or {})))
@@ -533,6 +536,44 @@ def write(tables, path: str | os.PathLike, format: str | None = None, *, overwri
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return list(outputs.values())
+
+
+def export_bytes(tables, filename: str, format: str | None = None, **options) -> tuple[str, bytes]:
+    """One download for a browser: the catalogue's bytes, or a zip when the format makes several files.
+
+    Parameters
+    ----------
+    tables : Export, DataFrame, mapping, LoadResult or AggregationResult
+        As for `write`.
+    filename : str
+        The catalogue's file name (no folder), e.g. ``"selection.csv"``.
+    format : str, optional
+        As for `write`; from the extension if omitted.
+    **options
+        As for `write` (``include_marks``, ``subjects``, ``wcs``, ...).
+
+    Returns
+    -------
+    name : str
+        ``filename`` when one file was written (FITS, VOTable, ECSV without marks),
+        otherwise ``NAME.zip`` holding every file (CSV with its provenance sidecar, marks).
+    content : bytes
+    """
+    import io
+    import zipfile
+
+    if not filename or Path(filename).name != filename:
+        raise ValueError(f"{filename!r}: give a file name without a folder")
+    with tempfile.TemporaryDirectory(prefix="zoolens-download-") as folder:
+        files = write(tables, Path(folder) / filename, format, **options)
+        if len(files) == 1:
+            return filename, files[0].read_bytes()
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for file in files:
+                archive.write(file, file.name)
+    stem, _ = _split_extension(Path(filename), WRITERS[writer_format(filename, format)].extensions)
+    return f"{stem}.zip", buffer.getvalue()
 
 
 def _split_extension(path: Path, extensions: tuple[str, ...]) -> tuple[str, str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import json
 import math
+import zipfile
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -20,8 +22,8 @@ from astropy.wcs import WCS
 
 from data_loaders import FormatError
 from data_loaders.celestial import box_sky_positions, tangent_plane_sky, wcs_sky
-from data_loaders.schema import conform
-from data_loaders.writers import Export, neutralise_formulas, prepare_export, write
+from data_loaders.schema import conform, empty_table
+from data_loaders.writers import Export, export_bytes, neutralise_formulas, prepare_export, write
 from zoolens import __version__
 
 SOURCE = json.dumps({"method": "iou", "min_iou": 0.3, "min_votes": 2, "zoolens": "0.1.0"}, sort_keys=True)
@@ -364,6 +366,71 @@ def test_one_prepared_export_written_in_every_format(tmp_path, consensus):
     assert json.loads((tmp_path / "cat.provenance.json").read_text())["filters"] == {"workflow_id": 1}
     with pytest.raises(TypeError, match="include_marks"):
         write(export, tmp_path / "again.csv", include_marks=True)
+
+
+def test_an_empty_selection_writes_every_format(tmp_path):
+    tables = {"consensus": empty_table("consensus"), "marks": empty_table("marks")}
+    for name in ("empty.csv", "empty.ecsv", "empty.fits", "empty.xml"):
+        write(tables, tmp_path / name, include_marks=True)
+    assert len(pd.read_csv(tmp_path / "empty.csv")) == 0
+    assert len(pd.read_csv(tmp_path / "empty.marks.csv")) == 0
+    assert len(Table.read(tmp_path / "empty.fits", hdu="MARKS")) == 0
+    assert len(Table.read(tmp_path / "empty.xml", table_id="consensus")) == 0
+    assert json.loads((tmp_path / "empty.provenance.json").read_text())["rows"] == {
+        "consensus": 0, "subjects": 0, "marks": 0}
+
+
+def test_export_bytes_for_a_download(consensus, marks, tmp_path):
+    name, content = export_bytes({"consensus": consensus, "marks": marks}, "selection.csv", include_marks=True,
+                                 filters={"min_votes": 2})
+    assert name == "selection.zip"
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        assert sorted(archive.namelist()) == ["selection.csv", "selection.marks.csv", "selection.provenance.json"]
+        assert len(pd.read_csv(archive.open("selection.marks.csv"))) == 10
+        assert json.loads(archive.read("selection.provenance.json"))["filters"] == {"min_votes": 2}
+    name, content = export_bytes(consensus, "selection.fits")
+    assert name == "selection.fits" and content.startswith(b"SIMPLE  =")
+    with pytest.raises(ValueError, match="without a folder"):
+        export_bytes(consensus, "../elsewhere.csv")
+
+
+def test_extra_provenance_cannot_replace_the_exports_own(consensus):
+    export = prepare_export(consensus, extra={"review_session": "s1"})
+    assert export.provenance["review_session"] == "s1"
+    for key in ("sources", "files", "format"):
+        with pytest.raises(ValueError, match=key):
+            prepare_export(consensus, extra={key: "mine"})
+
+
+def test_an_aggregation_result_is_written_with_its_links(tmp_path):
+    from consensus import aggregate
+
+    # Three volunteers draw the same box on one subject: one consensus box with their three votes.
+    marks = conform(pd.DataFrame({
+        "mark_id": [1, 2, 3], "classification_id": [11, 12, 13], "subject_id": [7, 7, 7],
+        "user": ["=a", "b", "c"], "task": "T0", "tool": 0, "tool_label": "Clump", "frame": 0,
+        "x": [10.0, 10.0, 10.0], "y": [20.0, 20.0, 20.0], "width": [6.0, 6.0, 6.0], "height": [4.0, 4.0, 4.0],
+        "angle": 0.0, "kind": "rectangle",
+    }), "marks")
+    result = aggregate(marks, method="iou")
+    write(result, tmp_path / "cat.csv", include_marks=True)
+    boxes = pd.read_csv(tmp_path / "cat.csv")
+    assert boxes[["x", "y", "width", "height", "n_votes"]].values.tolist() == [[10.0, 20.0, 6.0, 4.0, 3]]
+    assert boxes[["x_center", "y_center"]].values.tolist() == [[13.0, 22.0]]
+    links = pd.read_csv(tmp_path / "cat.marks.csv")  # links alone: the result holds no marks
+    assert links["mark_id"].tolist() == [1, 2, 3]
+    assert (links["consensus_id"] == boxes["consensus_id"][0]).all()
+    (aggregation,) = json.loads((tmp_path / "cat.provenance.json").read_text())["aggregation"]
+    assert aggregation["method"] == "iou" and aggregation["consensus_rows"] == 1
+
+
+def test_ra_dec_given_in_the_consensus_are_kept(tmp_path, consensus):
+    consensus["ra"] = [1.0, 2.0, 3.0, 4.0, 5.0]
+    consensus["dec"] = -1.0
+    wcs = {101: tan_wcs((150.0, 2.5), (50.5, 30.5), 0.001, shape=(100, 60))}
+    export = prepare_export(consensus, wcs=wcs)
+    assert export.consensus["ra"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert export.provenance["sky"]["method"] == "input"
 
 
 def test_no_consensus_table_is_an_error(marks):
