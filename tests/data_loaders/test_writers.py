@@ -140,6 +140,18 @@ def test_neutralise_formulas_quotes_text_and_leaves_numbers():
     np.testing.assert_array_equal(safe["value"].to_numpy(), table["value"].to_numpy())
 
 
+def test_timestamps_are_written_as_iso_utc_text(tmp_path, consensus):
+    consensus["reviewed_at"] = pd.to_datetime(["2024-03-01T12:00:00+01:00", None, "2024-03-02T00:00:00.5Z",
+                                               "2024-03-03T00:00:00Z", "2024-03-04T00:00:00Z"], utc=True, format="ISO8601")
+    write(consensus, tmp_path / "cat.csv")
+    write(consensus, tmp_path / "cat.fits")
+    expected = ["2024-03-01T11:00:00.000000Z", "", "2024-03-02T00:00:00.500000Z", "2024-03-03T00:00:00.000000Z",
+                "2024-03-04T00:00:00.000000Z"]  # "": missing
+    assert pd.read_csv(tmp_path / "cat.csv")["reviewed_at"].fillna("").tolist() == expected
+    column = Table.read(tmp_path / "cat.fits", hdu="CONSENSUS")["reviewed_at"]
+    assert [("" if masked else value) for value, masked in zip(column.astype(str), column.mask)] == expected
+
+
 def test_neutralise_formulas_turns_objects_into_json_text_first():
     table = pd.DataFrame({"meta": [{"a": 1}, ["=x"], "=y", 5]})
     safe = neutralise_formulas(table)
