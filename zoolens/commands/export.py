@@ -90,6 +90,9 @@ def run(args) -> int:
         output_format = writers.writer_format(args.output, args.format)
     except data_loaders.FormatError as error:
         raise ValueError(str(error)) from None
+    if args.output.exists() and not args.overwrite:
+        # Said before the export is read and aggregated; companion files are checked when written.
+        raise ValueError(f"{args.output} already exists; pass --overwrite to replace it, or choose another name")
 
     sources: dict[str, list[Path]] = {"classifications": [args.export]}
     reports = []
