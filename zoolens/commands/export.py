@@ -98,7 +98,7 @@ def run(args) -> int:
     reports = []
     loaded = data_loaders.read_classifications(args.export, workflow_id=args.workflow,
                                                workflow_version=args.workflow_version, tasks=args.tasks,
-                                               point_box=_point_box(args.point_box))
+                                               point_box=_number_or_text(args.point_box))
     reports.append(loaded.report.to_dict())
     workflows = loaded.report.counts.get("workflows", {})
     if args.workflow is None and len(workflows) > 1:
@@ -125,7 +125,7 @@ def run(args) -> int:
         sources["image"] = image_files
     if args.picture_size is not None and subjects is not None:
         subjects = _with_picture_size(subjects, args.picture_size)
-    pixel_scale = _pixel_scale(args.pixel_scale)
+    pixel_scale = _number_or_text(args.pixel_scale)
 
     extra = {"load_reports": reports, "aggregation_run": links_note}
     if image_outcomes is not None:
@@ -151,13 +151,14 @@ def run(args) -> int:
     return 0
 
 
-def _point_box(spec: str | None):
-    if spec is None:
+def _number_or_text(text: str | None):
+    """A number when ``text`` is one, else the text (a metadata rule or a column name, checked when used)."""
+    if text is None:
         return None
     try:
-        return float(spec)
+        return float(text)
     except ValueError:
-        return spec
+        return text
 
 
 def _consensus_tables(args, marks, classifications, sources, reports) -> tuple[dict, dict]:
@@ -192,15 +193,6 @@ def _parameter(text: str) -> tuple[str, object]:
     except ValueError:
         parsed = value  # plain text, e.g. estimator=median
     return name.strip(), parsed
-
-
-def _pixel_scale(text: str | None):
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text  # a subjects column name; checked when used
 
 
 def _images(args, subjects, boxes):
