@@ -162,6 +162,7 @@ def main() -> None:
 
     from data_loaders.writers import prepare_export, write
 
+    load_before = os.getloadavg()[0]
     data = tables(args.subjects, args.boxes, args.marks)
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
@@ -213,6 +214,8 @@ def main() -> None:
         "the other, on the same tables. *zoolens* is `data_loaders.writers.write` (formula neutralisation",
         "or text escaping, units, provenance, staged write); *bare* is `DataFrame.to_csv` (CSV) or",
         "`Table.from_pandas(...).write` (ECSV, FITS, VOTable) on the same tables, without those.",
+        (f"One-minute load average {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end "
+         "(other jobs share the machine, so single times are noisy)."),
         "",
         "| format | tables | rows | zoolens s | zoolens MiB | bare s | bare MiB | zoolens / bare |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
