@@ -77,10 +77,21 @@ def _subject_indexed(frame):
     if frame.index.name == "subject_id" and frame.known_divisions:
         return frame
     if frame.index.name == "subject_id":
-        return frame.reset_index().set_index("subject_id")
+        frame = frame.reset_index()
     if "subject_id" not in frame.columns:
         raise ValueError(f"a Dask table to aggregate needs a subject_id column or index; it has {list(frame.columns)}")
-    return frame.set_index("subject_id")
+    indexed = frame.set_index("subject_id")
+    if not indexed.known_divisions and indexed.npartitions == 1:
+        # Dask leaves a single partition's divisions unknown; its bounds are its divisions.
+        import dask
+        import dask.dataframe as dd
+
+        low, high = dask.compute(frame["subject_id"].min(), frame["subject_id"].max())
+        indexed = dd.from_delayed(indexed.map_partitions(pd.DataFrame.sort_index).to_delayed(),
+                                  meta=indexed._meta, divisions=(low, high))
+    if not indexed.known_divisions:
+        raise ValueError("could not partition the Dask table by subject_id; set_index('subject_id') it first")
+    return indexed
 
 
 def _as_subject_column(part: pd.DataFrame) -> pd.DataFrame:
