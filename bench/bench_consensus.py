@@ -65,15 +65,23 @@ DBSCAN_GRID = [{"eps": eps, "min_samples": samples} for eps in (0.4, 0.5, 0.6, 0
 HDBSCAN_GRID = [{"min_cluster_size": size, "min_samples": samples}
                 for size in (2, 3, 5, 8) for samples in (1, 2, 3) if samples <= size]
 
-RUN_ZOOLENS = """
+#: Shared by both runners: resident memory now, and the JSON line every run prints last.
+MEASURE = """
 import json, resource, sys, time
-import pandas as pd
-from consensus import aggregate
 
 def rss_mib():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
+
+def report(seconds, loaded, **counts):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, "loaded_mib": loaded, **counts}))
+"""
+
+RUN_ZOOLENS = MEASURE + """
+import pandas as pd
+from consensus import aggregate
 
 folder, method, params, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 marks = pd.read_parquet(folder + "/marks.parquet")
@@ -82,20 +90,12 @@ loaded = rss_mib()
 started = time.perf_counter()
 result = aggregate(marks, classifications, method=method, **params)
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 result.consensus[["subject_id", "x", "y", "width", "height"]].to_parquet(out)
-print(json.dumps({"seconds": seconds, "peak_mib": peak, "loaded_mib": loaded,
-                  "marks": len(marks), "subjects": int(marks["subject_id"].nunique())}))
+report(seconds, loaded, marks=len(marks), subjects=int(marks["subject_id"].nunique()))
 """
 
-RUN_PEER = """
-import json, resource, sys, time
+RUN_PEER = MEASURE + """
 import importlib
-
-def rss_mib():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
 
 source, reducer_name, params, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 reducer = getattr(importlib.import_module("panoptes_aggregation.reducers." + reducer_name), reducer_name)
@@ -110,12 +110,10 @@ for subject in subjects:
     for x, y, w, h in zip(*(frame.get("T0_tool0_clusters_" + p, []) for p in ("x", "y", "width", "height"))):
         boxes.append([subject["subject_id"], x, y, w, h])
 seconds = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 with open(out, "w") as handle:
     json.dump(boxes, handle)
-print(json.dumps({"seconds": seconds, "peak_mib": peak, "loaded_mib": loaded,
-                  "marks": sum(len(e["frame0"]["T0_tool0_x"]) for s in subjects for e in s["extracts"] if "frame0" in e),
-                  "subjects": len(subjects)}))
+marks = sum(len(e["frame0"]["T0_tool0_x"]) for s in subjects for e in s["extracts"] if "frame0" in e)
+report(seconds, loaded, marks=marks, subjects=len(subjects))
 """
 
 

@@ -57,29 +57,22 @@ import numpy as np
 import pandas as pd
 import param
 
-from .base import AggregationResult, Aggregator, partition_output, reassign
-from .clustering import cluster_marks, merge_overlapping_clusters
+from .base import AggregationResult, ClusteringAggregator, partition_output, reassign
 from .estimate import Estimates, Members, normalised_residuals, weighted_boxes
-from .prepare import Prepared, prepare
+from .prepare import Prepared
 from .segments import segment_sum
 
 _LOG_2PI = np.log(2 * np.pi)
 
 
-class LeanCrowdsourcing(Aggregator):
+class LeanCrowdsourcing(ClusteringAggregator):
     """Volunteer-skill-aware EM (Branson et al. 2017): per-volunteer miss and false-positive rates and scatter."""
 
     method_name = "lean"
 
-    cluster_iou = param.Number(
-        default=0.4, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
-        doc="IoU at which marks of different volunteers are grouped into one candidate box.",
-    )
-    merge_iou = param.Number(
-        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
-        doc="Candidates whose median boxes overlap at least this much are one object drawn as two (a clump's "
-            "stray marks, or volunteers' second boxes) and are merged, one mark per volunteer; 1 never merges.",
-    )
+    #: Candidates, unlike the iou method's votes, are weighed by the model, so a
+    #: stricter neighbour threshold keeps far-off marks out of their box's estimate.
+    cluster_iou = 0.4
     max_false_pos_prob = param.Number(
         default=0.5, bounds=(0.0, 1.0),
         doc="Keep a candidate box when its posterior probability of being a false positive is at most this.",
@@ -108,7 +101,7 @@ class LeanCrowdsourcing(Aggregator):
         return {"risk": "float64"}
 
     def run(self, partitions) -> AggregationResult:
-        states = partitions.map(_candidates, self.cluster_iou, self.merge_iou).persist()
+        states = self.clusters(partitions).map(_candidates).persist()
         background = Background.from_sums(states.map(_mark_sums).gather())
         skills = Skills.from_sums(states.map(_initial_sums, self.initial_vote_fraction).gather(), self.prior_strength)
         for _ in range(self.iterations):
@@ -136,14 +129,9 @@ class Candidates:
         return self.prep.groups["subject"].to_numpy()[group]
 
 
-def _candidates(pair, cluster_iou: float, merge_iou: float) -> Candidates:
-    marks, classifications = pair
-    prep = prepare(marks, classifications)
-    labels = cluster_marks(prep.marks, prep.volunteer, cluster_iou)
-    if merge_iou < 1:
-        labels = merge_overlapping_clusters(prep.marks, prep.volunteer, labels, merge_iou)
-    n = int(labels.max()) + 1 if len(labels) else 0
-    return Candidates(prep=prep, members=Members.from_labels(labels, n))
+def _candidates(state) -> Candidates:
+    prep, members = state
+    return Candidates(prep=prep, members=members)
 
 
 def _coordinates(cx, cy, width, height) -> np.ndarray:

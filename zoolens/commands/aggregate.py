@@ -42,8 +42,8 @@ def _methods_epilog() -> str:
         for name in aggregator.param:
             if name == "name":
                 continue
-            parameter = aggregator.param[name]
-            text = f"{name} (default {parameter.default!r}): {parameter.doc}"
+            # The class value, not Parameter.default: a subclass may set its own default.
+            text = f"{name} (default {getattr(aggregator, name)!r}): {aggregator.param[name].doc}"
             lines.extend(textwrap.wrap(text, width=88, initial_indent="    ", subsequent_indent="      "))
     return "\n".join(lines)
 
