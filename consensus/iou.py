@@ -1,7 +1,9 @@
 """The ``iou`` method: IoU clustering, one vote per volunteer per box, a vote quorum, a robust box.
 
 1. Cluster each subject's marks greedily by IoU (`consensus.clustering`): a
-   cluster never holds two marks of one volunteer.
+   cluster never holds two marks of one volunteer. Clusters whose median boxes
+   overlap by ``merge_iou`` or more (a clump's stray marks, or the second boxes
+   of volunteers who drew it twice) are joined, still one mark per volunteer.
 2. Make a box from each cluster: the member-wise median (robust to a stray
    mark), or the inverse-variance weighted mean, each volunteer weighted by
    1 / sigma^2 of their own scatter around the medians across all the boxes

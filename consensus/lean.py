@@ -20,11 +20,11 @@ Generative model, for volunteer w on a subject with true boxes B:
   size fitted to every mark of the project (so a false positive is more likely
   where volunteers usually draw, e.g. on the galaxy).
 
-Candidates are the clusters of the ``iou`` method's clustering (one mark per
-volunteer each, singletons included). For a candidate r the log odds that it
-is a real object, with the true box integrated out under a flat prior
-(so a single mark carries no positional evidence, and n agreeing marks carry
-n - 1 coincidences' worth), are
+Candidates are the clusters of the ``iou`` method's clustering and merging
+(one mark per volunteer each, singletons included). For a candidate r the log
+odds that it is a real object, with the true box integrated out under a flat
+prior (so a single mark carries no positional evidence, and n agreeing marks
+carry n - 1 coincidences' worth), are
 
     log pi / (1 - pi)
     + sum over volunteers who saw the subject without voting:  log fn_w
@@ -38,6 +38,10 @@ p_r = P(r real) and box positions given the skills (E), then each
 volunteer's fn, lam and var from expected counts with Beta / Gamma-style
 pseudo-counts towards the crowd's values (M); the crowd's values and pi are
 re-estimated too. It starts from the iou method's quorum as the first E-step.
+Where the paper approximates the sum over matchings of marks to boxes by the
+best one, here the matching is the clustering's (one mark per volunteer per
+candidate), fixed during EM, which keeps every iteration a few linear passes
+over the marks.
 
 Outputs: boxes with false_pos_prob = 1 - p_r <= ``max_false_pos_prob``,
 ``sigma`` (posterior standard deviation of the box in units of its size), and
