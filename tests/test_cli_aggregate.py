@@ -88,3 +88,16 @@ def test_formula_leading_text_is_neutralised(tmp_path):
     consensus = pd.read_csv(tmp_path / "c.csv")
     assert consensus["task"].tolist() == ["'=HYPERLINK(1)"]
     assert consensus["n_votes"].tolist() == [3]
+
+
+def test_point_clicks_need_a_box_size(data_dir, tmp_path):
+    penguins = data_dir / "penguin_watch" / "penguin-watch-classifications-trim.csv"
+    done = zoolens("aggregate", penguins, "--workflow", 6465, "-o", tmp_path / "c.csv", cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # SOURCES.md: 11,505 point marks in T0, no other drawing marks.
+    assert "11505 point marks have no box: pass --point-box" in done.stderr
+    done = zoolens("aggregate", penguins, "--workflow", 6465, "--point-box", 20, "-o", tmp_path / "d.csv", cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    consensus = pd.read_csv(tmp_path / "d.csv")
+    assert len(consensus) > 0 and (consensus["width"] == 20).all()
+    assert len(pd.read_csv(tmp_path / "d.links.csv")) == 11505

@@ -129,4 +129,9 @@ def run(args) -> int:
         f"wrote {output} and {links_output}",
         file=sys.stderr,
     )
+    marks = loaded.marks
+    points = int(((marks["kind"] == "point") & marks["width"].isna()).sum()) if "kind" in marks else 0
+    if points and not args.point_box:
+        print(f"{points} point marks have no box: pass --point-box SIDE (pixels) or --point-box "
+              f'"FACTOR*METADATA_KEY" to turn clicks into boxes', file=sys.stderr)
     return 0
