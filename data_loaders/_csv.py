@@ -343,7 +343,11 @@ def join_ids(values: pd.Series, groups: pd.Series) -> pd.Series:
     """The distinct values of each group, sorted and joined with ``;`` (``"20334;20335"``)."""
     frame = pd.DataFrame({"group": groups.to_numpy(), "value": values.to_numpy()}).dropna()
     frame = frame.drop_duplicates().sort_values(["group", "value"], kind="stable")
-    return frame.groupby("group", sort=False)["value"].agg(lambda ids: ";".join(map(str, ids)))
+    group_ids, starts = np.unique(frame["group"].to_numpy(), return_index=True)
+    offsets = np.append(starts, len(frame)).astype(np.int32)
+    text = pa.array(frame["value"].astype(str).to_numpy(dtype=object), pa.string())
+    lists = pa.ListArray.from_arrays(pa.array(offsets), text)
+    return pd.Series(pc.binary_join(lists, ";").to_numpy(zero_copy_only=False), index=group_ids)
 
 
 def typed_values(values: pd.Series) -> pd.Series:
@@ -353,11 +357,15 @@ def typed_values(values: pd.Series) -> pd.Series:
     are missing. Integers with leading zeros or too large for int64 are identifiers
     and stay text; lists and dicts become JSON text.
     """
-    present = values.map(lambda value: value is not None and value == value and value != "")
+    present = (values.notna() & values.ne("")).to_numpy(dtype=bool)
     sample = values[present]
-    if len(sample) and sample.map(lambda value: isinstance(value, bool)).all():
+    types = sample.map(type)
+    if len(sample) and types.eq(bool).all():
         return values.where(present).astype("boolean")
-    text = sample.map(_as_text)
+    if types.isin([str, int, float]).all():
+        text = sample.astype(str)
+    else:
+        text = sample.map(_as_text)
     integers, is_integer = parse_integers(pa.array(text.to_numpy(dtype=object), pa.string()))
     leading_zero = text.str.match(r"^\s*-?0\d").to_numpy(dtype=bool)
     has_point = text.str.contains(".", regex=False).to_numpy(dtype=bool)
