@@ -85,6 +85,7 @@ class CsvExport(Loader):
                            use_cache=use_cache)
 
     def parse(self, path: Path, **options) -> LoadResult:
+        """Read the file into its tables and report (no cache involved)."""
         raise NotImplementedError
 
 

@@ -294,6 +294,7 @@ class Exploded:
 
 
 def explode(array: pa.ListArray) -> Exploded:
+    """One element per list item, with its row and index; a list of lists gives (min, max) pairs."""
     lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
     lengths = lengths.astype(np.int64)
     starts = np.cumsum(lengths) - lengths
