@@ -12,8 +12,8 @@ makes a name from the boxes themselves). Each decision on an aggregated box also
 box's original geometry, and the store refuses a decision or an `apply` whose consensus box
 does not match it: consensus ids of another run mean other boxes.
 
-The store is SQLAlchemy over a SQLite file (WAL journal) by default or any database URL,
-PostgreSQL for a shared server. Writers are serialised (SQLite ``BEGIN IMMEDIATE``, a
+The store is SQLAlchemy over a SQLite file (WAL journal) by default, or a PostgreSQL database
+given by URL for a shared server. Writers are serialised (SQLite ``BEGIN IMMEDIATE``, a
 PostgreSQL advisory lock), so each decision's "before" is the state the previous decision
 left, and when two reviewers act on one box both decisions are kept and the later one wins.
 This module imports no Panel: the app passes the authenticated user's name in.
@@ -111,12 +111,12 @@ class Decision:
 
 
 class ReviewStore:
-    """Review decisions in a SQLite file or any SQLAlchemy database.
+    """Review decisions in a SQLite file or a PostgreSQL database.
 
     Parameters
     ----------
     url : str, optional
-        A SQLAlchemy database URL, e.g. ``postgresql+psycopg2://user@host/db``.
+        A SQLAlchemy database URL: ``postgresql+psycopg2://user@host/db``, or ``sqlite:///path``.
     path : str or Path, optional
         The SQLite file to use when no URL is given (default `DEFAULT_PATH`).
 
@@ -132,11 +132,14 @@ class ReviewStore:
         if url is None:
             url = sa.URL.create("sqlite", database=str(Path(path if path is not None else DEFAULT_PATH)))
         self.url = sa.make_url(url)
-        self._sqlite = self.url.get_backend_name() == "sqlite"
-        if self._sqlite and self.url.database in (None, "", ":memory:"):
+        self._backend = self.url.get_backend_name()
+        # Only these two have the write lock that keeps concurrent decisions in order.
+        if self._backend not in ("sqlite", "postgresql"):
+            raise ReviewError(f"review decisions go to SQLite or PostgreSQL, not {self._backend}")
+        if self._backend == "sqlite" and self.url.database in (None, "", ":memory:"):
             raise ReviewError("an in-memory SQLite database would lose every decision; give a file path")
         self._engine = sa.create_engine(self.url)
-        if self._sqlite:
+        if self._backend == "sqlite":
             sa.event.listen(self._engine, "connect", _configure_sqlite)
             sa.event.listen(self._engine, "begin", _begin_sqlite)
         try:
@@ -174,7 +177,7 @@ class ReviewStore:
         with self._engine.connect() as connection:
             connection.execution_options(zoolens_write=True)
             with connection.begin():
-                if self.url.get_backend_name() == "postgresql":
+                if self._backend == "postgresql":
                     connection.execute(sa.select(sa.func.pg_advisory_xact_lock(POSTGRES_WRITE_LOCK)))
                 yield connection
 
@@ -656,28 +659,24 @@ def _geometry_frame(states: pd.Series) -> pd.DataFrame:
 
 def _effective_boxes(rows: pd.DataFrame) -> pd.DataFrame:
     """Each box's effective state from its decisions (rows sorted by id), indexed by BOX."""
-    boxes = rows[rows["consensus_id"].notna()]
+    boxes = rows[rows["consensus_id"].notna()].astype({"consensus_id": "int64"})
     live = boxes[_active(boxes) & (boxes["action"] != "revert")]
-    last = live.groupby(BOX).tail(1).set_index(BOX)
-    adds = live[live["action"] == "add"].set_index(BOX).index
-    # An added box exists only while its add is in effect.
-    exists = (last.index.get_level_values("consensus_id") >= 0) | last.index.isin(adds)
-    last = last[exists]
-    shaped = live[live["action"].isin(["redraw", "add"])].groupby(BOX).tail(1).set_index(BOX)["after"]
-    original = _geometry_frame(boxes.groupby(BOX).head(1).set_index(BOX)["before"].reindex(last.index))
-    geometry = _geometry_frame(shaped.reindex(last.index)).fillna(original)
-    state = pd.DataFrame({"status": last["action"].map(STATUS_OF_ACTION).astype("string")}, index=last.index)
-    state[list(GEOMETRY)] = geometry
-    state[list(ORIGINAL)] = original.to_numpy()
+    last = live.drop_duplicates(BOX, keep="last")
+    # An added box exists only while its add is in effect (added box ids are unique store-wide).
+    adds = live.loc[live["action"] == "add", "consensus_id"]
+    last = last[(last["consensus_id"] >= 0) | last["consensus_id"].isin(adds)]
+    index = pd.MultiIndex.from_frame(last[BOX])
+    shaped = live[live["action"].isin(["redraw", "add"])].drop_duplicates(BOX, keep="last")
+    first = boxes.drop_duplicates(BOX, keep="first")
+    original = _geometry_frame(first.set_index(BOX)["before"].reindex(index))
+    geometry = _geometry_frame(shaped.set_index(BOX)["after"].reindex(index)).fillna(original)
+    state = geometry.join(original.add_prefix("original_"))
+    state.insert(0, "status", last["action"].map(STATUS_OF_ACTION).astype("string").array)
     # Added boxes have no original geometry, so they count as edited too.
     state["edited"] = geometry.ne(original).any(axis=1)
-    state["decision_id"] = last["id"].astype("int64")
-    state["reviewer"] = last["reviewer"].astype("string")
-    state["decided_at"] = last["created_at"]
-    if state.empty:
-        state.index = pd.MultiIndex.from_arrays([pd.Index([], dtype="int64")] * 2, names=BOX)
-    else:
-        state.index = state.index.set_levels([level.astype("int64") for level in state.index.levels])
+    state["decision_id"] = last["id"].array
+    state["reviewer"] = last["reviewer"].array
+    state["decided_at"] = last["created_at"].array
     return state
 
 
