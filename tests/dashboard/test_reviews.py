@@ -186,6 +186,25 @@ def test_revert_and_revert_of_revert(store):
     assert store.subject_status("run")["status"].tolist() == ["unreviewed"]
 
 
+def test_the_store_only_ever_appends(store):
+    statements = []
+
+    def remember(connection, cursor, statement, *args):
+        statements.append(statement.lstrip().split(None, 1)[0].upper())
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", remember)
+    try:
+        review_the_demo(store)
+        store.revert(store.revert(2, "carol").id, "dave")
+        store.revert(4, "erin")
+        store.apply(make_consensus(), "run")
+        store.subject_status("run", make_consensus())
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", remember)
+    assert "INSERT" in statements
+    assert not {"UPDATE", "DELETE", "DROP", "ALTER", "TRUNCATE", "REPLACE"} & set(statements)
+
+
 def test_revert_errors(store):
     with pytest.raises(ReviewError, match="there is no decision 99"):
         store.revert(99, "alice")
