@@ -306,15 +306,15 @@ class ReviewStore:
                 reverter = rows.loc[(rows["reverts"] == decision_id) & _active(rows), "id"].iloc[-1]
                 raise ReviewError(f"decision {decision_id} is not in effect: decision {reverter} reverted it")
             consensus_id = target["consensus_id"]
-            original = _geometry("recorded", rows["before"].iloc[0]) if _aggregated(consensus_id) else None
-            revert_row = pd.DataFrame({"id": [rows["id"].max() + 1], "action": ["revert"],
-                                       "reverts": [decision_id], "subject_id": [target["subject_id"]],
-                                       "consensus_id": [consensus_id]}).astype(
-                {"id": "int64", "reverts": "Int64", "subject_id": "int64", "consensus_id": "Int64"})
+            aggregated = consensus_id is not None and consensus_id >= 0
+            original = _geometry("recorded", rows["before"].iloc[0]) if aggregated else None
+            # The state after is the state with this revert appended to the box's decisions.
+            reverted = pd.concat([rows, rows.tail(1).assign(id=rows["id"].max() + 1, action="revert",
+                                                            reverts=decision_id)], ignore_index=True)
             return _insert(connection, consensus_source=target["consensus_source"],
                            subject_id=target["subject_id"], consensus_id=consensus_id, action="revert",
                            before=_state(rows, consensus_id, original),
-                           after=_state(pd.concat([rows, revert_row], ignore_index=True), consensus_id, original),
+                           after=_state(reverted, consensus_id, original),
                            reason=reason, reviewer=reviewer, reverts=decision_id)
 
     def history(self, subject_id: int | None = None, consensus_source: str | None = None) -> pd.DataFrame:
@@ -591,10 +591,6 @@ def _geometry(name: str, box: Mapping | None) -> dict[str, float]:
 
 def _same_geometry(a: dict[str, float], b: dict[str, float]) -> bool:
     return all(math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-9) for key in GEOMETRY)
-
-
-def _aggregated(consensus_id: int | None) -> bool:
-    return consensus_id is not None and consensus_id >= 0
 
 
 def _some(index: pd.Index, limit: int = 5) -> str:
