@@ -192,10 +192,13 @@ def csv_header(head: bytes) -> list[str]:
     import io
 
     text = head.decode("utf-8-sig", errors="replace")
-    first_line = text.split("\n", 1)[0].rstrip("\r")
+    first_line = text.split("\n", 1)[0].split("\r", 1)[0]
     if not first_line:
         return []
-    return next(csv.reader(io.StringIO(first_line)), [])
+    try:
+        return next(csv.reader(io.StringIO(first_line)), [])
+    except csv.Error:  # a NUL byte, say: not a CSV header
+        return []
 
 
 def known_formats() -> str:
