@@ -1,0 +1,68 @@
+"""The served app: one template per session, assembled from the data store and the views.
+
+`create_app(project)` builds the page for one session; `serve(...)` runs a Panel
+server whose sessions each call it on the process-wide shared project. Nothing here
+computes or parses anything: that is the data store's and the loaders' work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import panel as pn
+
+from .data_store import IMAGE_ROUTE, DataStore, Project, shared_project
+from .views import AgreementPlots, CutoutViewer, SubjectBrowser, VolunteerTable
+
+
+def create_app(project: Project) -> pn.template.FastListTemplate:
+    """The page of one session: filters in the sidebar, the views in tabs.
+
+    Parameters
+    ----------
+    project : Project
+        The shared, read-only project; the session gets its own `DataStore` over it.
+    """
+    data_store = DataStore(project=project)
+    browser = SubjectBrowser(data_store=data_store)
+    cutout = CutoutViewer(data_store=data_store)
+    agreement = AgreementPlots(data_store=data_store)
+    volunteers = VolunteerTable(data_store=data_store)
+    tabs = pn.Tabs(
+        ("Subjects", pn.Row(browser, cutout)),
+        ("Agreement", agreement),
+        ("Volunteers", volunteers),
+        dynamic=True, sizing_mode="stretch_width",
+    )
+    template = pn.template.FastListTemplate(
+        title=f"zoolens · {project.title}", sidebar=[pn.pane.Markdown("### Filters"), data_store],
+        main=[tabs], sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
+    )
+    # Tests and notebooks reach the session's parts through the template.
+    template.zoolens = {"data_store": data_store, "subjects": browser, "cutout": cutout,
+                        "agreement": agreement, "volunteers": volunteers}
+    return template
+
+
+def serve(key: str, build_project: Callable[[], Project], image_roots=(), port: int = 5006,
+          address: str | None = None, show: bool = False, num_threads: int | None = None,
+          threaded: bool = False, **server_options):
+    """Serve the app: every session shares the project ``build_project`` makes once.
+
+    Parameters
+    ----------
+    key : str
+        Names the project in the process cache.
+    build_project : callable
+        Makes the `Project`; called once, on the first session.
+    image_roots : sequence of path
+        Image folders, published at ``zoolens-images/<i>/`` for thumbnails.
+    port, address, show, num_threads, threaded
+        As for `panel.serve`.
+    """
+    def session():
+        return create_app(shared_project(key, build_project))
+
+    static_dirs = {f"{IMAGE_ROUTE}/{number}": str(root) for number, root in enumerate(image_roots)}
+    return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
+                    static_dirs=static_dirs, title="zoolens", threaded=threaded, **server_options)

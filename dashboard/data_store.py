@@ -1,0 +1,437 @@
+"""The dashboard's data: one read-only `Project` per process, one `DataStore` per session.
+
+Panel's "structure a data store" pattern:
+
+- `Project` holds the canonical tables (`data_loaders.schema`) of one project and
+  what is derived from them once (marks joined with their consensus box, per-subject
+  and per-volunteer statistics, resolved image paths). Every session shares it, so
+  nothing ever mutates it.
+- `shared_project` builds a Project once per server process (``pn.state.as_cached``).
+- `DataStore` is a `Viewer` made per session: its ``param`` parameters are that
+  session's filters, current subject, plot selection and volunteer; its ``subjects``
+  output holds the subjects passing the filters, and its panel is the sidebar.
+
+No file is parsed here: tables come from `data_loaders` and `consensus`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from data_loaders.schema import conform, empty_table
+
+#: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
+IMAGE_ROUTE = "zoolens-images"
+
+#: The value of a selector filter that keeps everything.
+ANY = "any"
+
+#: Subject columns never offered as metadata filters, though numeric.
+NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workflow_id", "subject_set_id",
+                "classifications_count"}
+
+
+class Project:
+    """One project's tables and what is derived from them once; shared read-only by all sessions.
+
+    Parameters
+    ----------
+    classifications, marks : DataFrame
+        Canonical tables (`data_loaders.schema`).
+    subjects : DataFrame, optional
+        Canonical subjects with flattened metadata; default: the subject ids seen in
+        the classifications, without images.
+    consensus : DataFrame, optional
+        Canonical consensus boxes; default none.
+    links : DataFrame, optional
+        Canonical mark -> consensus box links (`consensus.match`); without them marks
+        are shown unlinked.
+    image_roots : sequence of path
+        Folders that relative image locations are resolved against, in order. A
+        location resolving outside its root is refused.
+    reports : sequence of LoadReport
+        How the tables were read, shown to the user.
+    title : str
+        Shown in the app's header.
+
+    Attributes
+    ----------
+    marks : DataFrame
+        The canonical marks sorted by subject, plus ``consensus_id`` (-1: matched
+        nothing), ``iou``, ``created_at`` of the classification, ``size`` (square root
+        of the area) and ``dx``, ``dy`` (mark centre minus its consensus box centre).
+    subject_stats : DataFrame
+        One row per subject: classifications, volunteers, empty classifications,
+        marks, consensus boxes, most votes on a box, mean IoU, unmatched share,
+        disagreement, numeric metadata, ``thumbnail`` URL.
+    volunteer_stats : DataFrame
+        One row per volunteer: classifications, subjects, marks, marks per
+        classification, empty share, mean IoU, unmatched share, first and last
+        classification time, logged in or not.
+    """
+
+    def __init__(self, classifications: pd.DataFrame, marks: pd.DataFrame,
+                 subjects: pd.DataFrame | None = None, consensus: pd.DataFrame | None = None,
+                 links: pd.DataFrame | None = None, image_roots: Sequence[str | Path] = (),
+                 reports: Sequence = (), title: str = "zoolens"):
+        self.title = title
+        self.reports = tuple(reports)
+        self.image_roots = tuple(Path(root).resolve() for root in image_roots)
+        self.classifications = conform(classifications, "classifications")
+        self.consensus = (conform(consensus, "consensus") if consensus is not None
+                          else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
+                                                                     ignore_index=True)
+        self.has_links = links is not None
+        self.links = conform(links, "links") if links is not None else empty_table("links")
+        self.subjects = self._subjects(subjects)
+        self.marks = self._marks(conform(marks, "marks"))
+        self.metadata_columns = [
+            column for column in self.subjects.columns
+            if column not in NOT_METADATA and pd.api.types.is_numeric_dtype(self.subjects[column])
+            and not pd.api.types.is_bool_dtype(self.subjects[column]) and self.subjects[column].notna().any()
+        ]
+        self.subject_stats = self._subject_stats()
+        self.volunteer_stats = self._volunteer_stats()
+        self.workflows = self._workflow_subjects()
+        self.tools = sorted(self.marks.tool_label.dropna().unique().tolist())
+        self._mark_bounds = _group_bounds(self.marks.subject_id.to_numpy())
+        self._consensus_bounds = _group_bounds(self.consensus.subject_id.to_numpy())
+        self._subject_row = pd.Series(np.arange(len(self.subjects)), index=self.subjects.subject_id.to_numpy())
+
+    # -- derived once ----------------------------------------------------------------------
+
+    def _subjects(self, subjects: pd.DataFrame | None) -> pd.DataFrame:
+        if subjects is None:
+            ids = np.unique(self.classifications.subject_id.to_numpy())
+            subjects = pd.DataFrame({"subject_id": ids, "locations": [{} for _ in ids], "width": np.nan,
+                                     "height": np.nan, "retired": pd.NA})
+        subjects = conform(subjects, "subjects").sort_values("subject_id", ignore_index=True)
+        first_location = subjects.locations.map(
+            lambda locations: locations.get("0") if isinstance(locations, dict) else None)
+        image_file, image_url = _resolve_images(first_location, self.image_roots)
+        return subjects.assign(image_file=image_file, thumbnail=image_url)
+
+    def _marks(self, marks: pd.DataFrame) -> pd.DataFrame:
+        marks = marks.merge(self.links[["mark_id", "consensus_id", "iou"]], on="mark_id", how="left")
+        marks["consensus_id"] = marks.consensus_id.fillna(-1).astype(np.int64)
+        created = self.classifications.set_index("classification_id").created_at
+        marks["created_at"] = marks.classification_id.map(created)
+        marks["size"] = np.sqrt(marks.width * marks.height)
+        boxes = self.consensus.set_index("consensus_id")
+        centre_x = (boxes.x + boxes.width / 2).reindex(marks.consensus_id).to_numpy()
+        centre_y = (boxes.y + boxes.height / 2).reindex(marks.consensus_id).to_numpy()
+        marks["dx"] = marks.x + marks.width / 2 - centre_x
+        marks["dy"] = marks.y + marks.height / 2 - centre_y
+        return marks.sort_values(["subject_id", "mark_id"], ignore_index=True)
+
+    def _subject_stats(self) -> pd.DataFrame:
+        classifications = self.classifications.groupby("subject_id")
+        marks = self.marks.groupby("subject_id")
+        matched = self.marks.consensus_id >= 0
+        overlap = self.marks.iou.where(matched, 0.0)
+        stats = pd.DataFrame({
+            "n_classifications": classifications.size(),
+            "n_volunteers": classifications.user.nunique(),
+            "n_empty": (self.classifications.n_marks == 0).groupby(self.classifications.subject_id).sum(),
+            "n_marks": marks.size(),
+            "n_consensus": self.consensus.groupby("subject_id").size(),
+            "max_votes": self.consensus.groupby("subject_id").n_votes.max(),
+        }).reindex(self.subjects.subject_id)
+        for column in ("n_classifications", "n_volunteers", "n_empty", "n_marks", "n_consensus", "max_votes"):
+            stats[column] = stats[column].fillna(0).astype(np.int64)
+        if self.has_links:
+            stats["mean_iou"] = self.marks.iou.where(matched).groupby(self.marks.subject_id).mean()
+            stats["unmatched_share"] = (~matched).groupby(self.marks.subject_id).mean()
+            # Disagreement: 1 - mean IoU of every mark with its consensus box, a mark that
+            # matched nothing counting 0. It is 0 when every volunteer drew the consensus
+            # exactly, and grows with both loose boxes and boxes on nothing.
+            stats["disagreement"] = 1.0 - overlap.groupby(self.marks.subject_id).mean()
+        else:
+            stats["mean_iou"] = stats["unmatched_share"] = stats["disagreement"] = np.nan
+        stats = stats.reset_index()
+        extra = self.subjects.set_index("subject_id")[self.metadata_columns + ["thumbnail"]]
+        return stats.join(extra, on="subject_id")
+
+    def _volunteer_stats(self) -> pd.DataFrame:
+        classifications = self.classifications.groupby("user")
+        marks = self.marks.groupby("user")
+        matched = self.marks.consensus_id >= 0
+        stats = pd.DataFrame({
+            "n_classifications": classifications.size(),
+            "n_subjects": classifications.subject_id.nunique(),
+            "n_marks": marks.size(),
+            "empty_share": (self.classifications.n_marks == 0).groupby(self.classifications.user).mean(),
+            "first_classification": classifications.created_at.min(),
+            "last_classification": classifications.created_at.max(),
+            "logged_in": self.classifications.user_id.notna().groupby(self.classifications.user).any(),
+        })
+        stats["n_marks"] = stats.n_marks.fillna(0).astype(np.int64)
+        stats["marks_per_classification"] = stats.n_marks / stats.n_classifications
+        if self.has_links:
+            stats["mean_iou"] = self.marks.iou.where(matched).groupby(self.marks.user).mean()
+            stats["unmatched_share"] = (~matched).groupby(self.marks.user).mean()
+        else:
+            stats["mean_iou"] = stats["unmatched_share"] = np.nan
+        stats.index.name = "user"
+        return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
+                                               ignore_index=True)
+
+    def _workflow_subjects(self) -> dict[str, np.ndarray]:
+        """``"<workflow_id> v<version>"`` -> the subject ids classified in it."""
+        keys = self.classifications.workflow_id.astype(str) + " v" + self.classifications.workflow_version.astype(str)
+        return {key: np.unique(ids.to_numpy())
+                for key, ids in self.classifications.subject_id.groupby(keys.to_numpy())}
+
+    # -- per subject, fast -----------------------------------------------------------------
+
+    def marks_of(self, subject_id: int) -> pd.DataFrame:
+        """The marks drawn on one subject (a slice of the sorted mark table)."""
+        start, stop = _slice(self._mark_bounds, subject_id)
+        return self.marks.iloc[start:stop]
+
+    def consensus_of(self, subject_id: int) -> pd.DataFrame:
+        """The consensus boxes of one subject."""
+        start, stop = _slice(self._consensus_bounds, subject_id)
+        return self.consensus.iloc[start:stop]
+
+    def subject(self, subject_id: int) -> pd.Series | None:
+        """The subjects-table row of one subject, or None if unknown."""
+        row = self._subject_row.get(subject_id)
+        return None if row is None else self.subjects.iloc[int(row)]
+
+    def stats_of(self, subject_id: int) -> pd.Series | None:
+        """The `subject_stats` row of one subject, or None if unknown."""
+        row = self._subject_row.get(subject_id)
+        return None if row is None else self.subject_stats.iloc[int(row)]
+
+    def image_file(self, subject_id: int) -> Path | None:
+        """The local image file of a subject's first frame, if it resolved inside an image root."""
+        subject = self.subject(subject_id)
+        if subject is None or not isinstance(subject.image_file, str):
+            return None
+        return Path(subject.image_file)
+
+    def fits_file(self, subject_id: int) -> Path | None:
+        """A FITS file named in the subject's metadata (``fits_file``), resolved like images."""
+        subject = self.subject(subject_id)
+        if subject is None or not isinstance(subject.get("fits_file"), str):
+            return None
+        files, _ = _resolve_images(pd.Series([subject["fits_file"]]), self.image_roots)
+        return Path(files[0]) if isinstance(files[0], str) else None
+
+
+def _group_bounds(sorted_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct ids of a sorted id column with the start and stop row of each."""
+    ids, starts = np.unique(sorted_ids, return_index=True)
+    stops = np.r_[starts[1:], len(sorted_ids)]
+    return ids, starts, stops
+
+
+def _slice(bounds, subject_id: int) -> tuple[int, int]:
+    ids, starts, stops = bounds
+    position = np.searchsorted(ids, subject_id)
+    if position < len(ids) and ids[position] == subject_id:
+        return int(starts[position]), int(stops[position])
+    return 0, 0
+
+
+def _resolve_images(locations: pd.Series, roots: tuple[Path, ...]) -> tuple[list, list]:
+    """Local file and served URL of each relative location, confined to the image roots.
+
+    A location that is a URL, absolute, or climbs out of its root (``..``) is not
+    resolved: data from the public never names files outside the configured roots.
+    """
+    files, urls = [None] * len(locations), [None] * len(locations)
+    for position, location in enumerate(locations):
+        if not isinstance(location, str) or "://" in location or location.startswith(("/", "\\")):
+            continue
+        relative = posixpath.normpath(location.replace("\\", "/"))
+        if relative.startswith("..") or relative == ".":
+            continue
+        for number, root in enumerate(roots):
+            candidate = root / relative
+            if candidate.is_file():
+                files[position] = str(candidate)
+                urls[position] = f"{IMAGE_ROUTE}/{number}/{relative}"
+                break
+    return files, urls
+
+
+@lru_cache(maxsize=256)
+def read_rgb(path: str) -> np.ndarray:
+    """An image file as an RGB uint8 array (rows top to bottom), cached per process, read-only."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    pixels.flags.writeable = False
+    return pixels
+
+
+@lru_cache(maxsize=64)
+def read_fits_image(path: str) -> np.ndarray:
+    """The primary image of a FITS file with rows top to bottom (FITS stores them bottom first)."""
+    from astropy.io import fits
+
+    with fits.open(path) as hdus:
+        data = next(hdu.data for hdu in hdus if hdu.data is not None and hdu.data.ndim == 2)
+        pixels = np.asarray(data[::-1], dtype=np.float32)
+    pixels.flags.writeable = False
+    return pixels
+
+
+def shared_project(key: str, build: Callable[[], Project]) -> Project:
+    """The project built by ``build``, once per server process, shared by every session."""
+    return pn.state.as_cached(f"zoolens-project-{key}", build)
+
+
+class DataStore(Viewer):
+    """One session's view of a shared project: filters, current subject, selection.
+
+    Its panel is the sidebar of filter widgets, generated from the parameters.
+    """
+
+    project = param.ClassSelector(class_=Project, constant=True, doc="The shared, read-only project.")
+    workflow = param.Selector(default=ANY, objects=[ANY], doc="Keep subjects classified in this workflow version.")
+    tool = param.Selector(default=ANY, objects=[ANY], doc="Show only marks of this tool.")
+    min_votes = param.Integer(default=0, bounds=(0, None),
+                              doc="Keep subjects with a consensus box of at least this many votes.")
+    min_volunteers = param.Integer(default=0, bounds=(0, None),
+                                   doc="Keep subjects seen by at least this many volunteers.")
+    disagreement = param.Range(default=(0.0, 1.0), bounds=(0.0, 1.0),
+                               doc="Keep subjects whose disagreement score lies in this range.")
+    metadata_ranges = param.Dict(default={}, doc="Metadata column -> (low, high): keep subjects inside.")
+    selection = param.Array(default=None, allow_None=True,
+                            doc="Subject ids picked in a plot (None: no plot selection).")
+    subject = param.Integer(default=None, allow_None=True, doc="The subject shown in the cutout viewer.")
+    volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
+    subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
+                                                 "most disagreement first.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        project = self.project
+        self.param.workflow.objects = [ANY, *project.workflows]
+        self.param.tool.objects = [ANY, *project.tools]
+        self._update_subjects()
+        if self.subject is None and len(self.subjects):
+            self.subject = int(self.subjects.subject_id.iloc[0])
+
+    @param.depends("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges",
+                   "selection", watch=True)
+    def _update_subjects(self):
+        stats = self.project.subject_stats
+        keep = np.ones(len(stats), dtype=bool)
+        if self.workflow != ANY:
+            keep &= stats.subject_id.isin(self.project.workflows[self.workflow]).to_numpy()
+        if self.tool != ANY:
+            with_tool = self.project.marks.subject_id[self.project.marks.tool_label == self.tool]
+            keep &= stats.subject_id.isin(with_tool).to_numpy()
+        keep &= (stats.n_volunteers >= self.min_volunteers).to_numpy()
+        if self.min_votes > 0:
+            keep &= (stats.max_votes >= self.min_votes).to_numpy()
+        low, high = self.disagreement
+        if (low, high) != self.param.disagreement.bounds:
+            keep &= stats.disagreement.between(low, high).to_numpy()
+        for column, (low, high) in self.metadata_ranges.items():
+            keep &= stats[column].between(low, high).to_numpy()
+        if self.selection is not None:
+            keep &= stats.subject_id.isin(self.selection).to_numpy()
+        self.subjects = stats[keep].sort_values(["disagreement", "subject_id"], ascending=[False, True],
+                                                na_position="last", ignore_index=True)
+
+    # -- what the views ask for ------------------------------------------------------------
+
+    def marks_of(self, subject_id: int | None = None) -> pd.DataFrame:
+        """Marks of a subject (default: the current one) passing the tool filter."""
+        subject_id = self.subject if subject_id is None else subject_id
+        if subject_id is None:
+            return self.project.marks.iloc[0:0]
+        marks = self.project.marks_of(subject_id)
+        return marks if self.tool == ANY else marks[marks.tool_label == self.tool]
+
+    def consensus_of(self, subject_id: int | None = None) -> pd.DataFrame:
+        """Consensus boxes of a subject (default: the current one) with at least ``min_votes``."""
+        subject_id = self.subject if subject_id is None else subject_id
+        if subject_id is None:
+            return self.project.consensus.iloc[0:0]
+        boxes = self.project.consensus_of(subject_id)
+        return boxes[boxes.n_votes >= self.min_votes]
+
+    def filtered_marks(self) -> pd.DataFrame:
+        """Marks of every subject passing the filters (for the agreement plots)."""
+        marks = self.project.marks
+        if len(self.subjects) < len(self.project.subject_stats):
+            marks = marks[marks.subject_id.isin(self.subjects.subject_id)]
+        return marks if self.tool == ANY else marks[marks.tool_label == self.tool]
+
+    def filtered_consensus(self) -> pd.DataFrame:
+        """Consensus boxes of every subject passing the filters, with at least ``min_votes``."""
+        boxes = self.project.consensus
+        boxes = boxes[boxes.n_votes >= self.min_votes]
+        if len(self.subjects) < len(self.project.subject_stats):
+            boxes = boxes[boxes.subject_id.isin(self.subjects.subject_id)]
+        return boxes
+
+    def step_subject(self, step: int) -> None:
+        """Move the current subject ``step`` places along the filtered subjects (wrapping)."""
+        ids = self.subjects.subject_id.to_numpy()
+        if not len(ids):
+            return
+        here = np.flatnonzero(ids == self.subject)
+        position = (int(here[0]) + step) % len(ids) if len(here) else 0
+        self.subject = int(ids[position])
+
+    def clear_selection(self) -> None:
+        self.selection = None
+
+    # -- the sidebar -----------------------------------------------------------------------
+
+    def __panel__(self):
+        filters = pn.Param(
+            self, parameters=["workflow", "tool", "min_votes", "min_volunteers", "disagreement"],
+            widgets={"workflow": {"width": 250}, "tool": {"width": 250}, "min_votes": {"width": 250},
+                     "min_volunteers": {"width": 250},
+                     "disagreement": {"type": pn.widgets.RangeSlider, "step": 0.01, "width": 250}},
+            show_name=False, width=260,
+        )
+        metadata_sliders = [self._metadata_slider(column) for column in self.project.metadata_columns]
+        clear = pn.widgets.Button(name="Clear plot selection", button_type="default", width=250)
+        clear.on_click(lambda event: self.clear_selection())
+        return pn.Column(
+            filters, *metadata_sliders,
+            pn.panel(self._counts, sizing_mode="stretch_width"),
+            clear, sizing_mode="stretch_width",
+        )
+
+    def _metadata_slider(self, column: str):
+        values = self.project.subject_stats[column].dropna()
+        low, high = float(values.min()), float(values.max())
+        slider = pn.widgets.RangeSlider(name=column, start=low, end=high, value=(low, high),
+                                        step=(high - low) / 200 or 1.0, width=250)
+
+        def update(event):
+            ranges = dict(self.metadata_ranges)
+            if event.new == (low, high):
+                ranges.pop(column, None)
+            else:
+                ranges[column] = event.new
+            self.metadata_ranges = ranges
+
+        slider.param.watch(update, "value")
+        return slider
+
+    @param.depends("subjects")
+    def _counts(self) -> str:
+        total = len(self.project.subject_stats)
+        selected = "" if self.selection is None else " (plot selection active)"
+        return f"**{len(self.subjects):,}** of {total:,} subjects{selected}"

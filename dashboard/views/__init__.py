@@ -1,0 +1,9 @@
+"""One `View` per aspect of a project; importing this package registers them all."""
+
+from .base import VIEWS, View, get_view
+from .agreement import AgreementPlots
+from .cutout import CutoutViewer
+from .subjects import SubjectBrowser
+from .volunteers import VolunteerTable
+
+__all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "SubjectBrowser", "VolunteerTable"]

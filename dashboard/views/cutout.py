@@ -1,0 +1,190 @@
+"""The cutout viewer: a subject's image with its volunteers' boxes and the consensus boxes.
+
+Boxes are drawn in image pixel coordinates, origin top-left and y down (the y axis
+is inverted), so the canonical tables' x, y, width, height go straight onto the image.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.palettes import Category10_10
+
+from ..data_store import read_fits_image, read_rgb
+from .base import View
+
+#: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
+#: the colour of the consensus box it supports.
+PALETTE = Category10_10
+UNLINKED_COLOUR = "#d9d9d9"
+UNMATCHED_COLOUR = "#ffffff"
+
+
+def _normalised(pixels: np.ndarray) -> np.ndarray:
+    low, high = np.nanpercentile(pixels, [0.5, 99.8])
+    return np.clip((pixels - low) / ((high - low) or 1.0), 0.0, 1.0)
+
+
+#: FITS display stretches: normalised pixel values (0-1) -> display values (0-1).
+STRETCHES = {
+    "asinh": lambda v: np.arcsinh(10 * v) / np.arcsinh(10),
+    "linear": lambda v: v,
+    "sqrt": np.sqrt,
+    "log": lambda v: np.log10(1 + 1000 * v) / 3,
+}
+
+
+class CutoutViewer(View):
+    """The current subject's image with volunteer boxes coloured by the consensus box they support.
+
+    Marks that matched no consensus box are dashed; consensus boxes are bold. Hover
+    shows the volunteer, the IoU with the consensus box and the classification time.
+    """
+
+    view_type = "cutout"
+
+    image_kind = param.Selector(default="rendering", objects=["rendering", "fits"],
+                                doc="Show the volunteers' rendering (PNG/JPEG) or the FITS image.")
+    stretch = param.Selector(default="asinh", objects=list(STRETCHES), doc="Stretch of the FITS image.")
+    cmap = param.Selector(default="gray", objects=["gray", "viridis", "inferno", "magma", "cividis"],
+                          doc="Colour map of the FITS image.")
+    show_volunteers = param.Boolean(default=True, doc="Draw volunteer boxes that support a consensus box.")
+    show_unmatched = param.Boolean(default=True, doc="Draw volunteer boxes that matched no consensus box.")
+    show_consensus = param.Boolean(default=True, doc="Draw the consensus boxes.")
+    frame_size = param.Integer(default=440, bounds=(200, 2000), doc="Width of the image in screen pixels.")
+
+    # -- elements (plain methods, so notebooks and tests can call them) ---------------------
+
+    def extent(self) -> tuple[float, float]:
+        """Width and height of the current subject's image in pixels."""
+        subject_id = self.data_store.subject
+        image_file = self.data_store.project.image_file(subject_id) if subject_id is not None else None
+        if image_file is not None:
+            height, width = read_rgb(str(image_file)).shape[:2]
+            return float(width), float(height)
+        subject = self.data_store.project.subject(subject_id) if subject_id is not None else None
+        if subject is not None and subject.width > 0 and subject.height > 0:
+            return float(subject.width), float(subject.height)
+        marks = self.data_store.marks_of()
+        far = (marks.x + marks.width).max() if len(marks) else np.nan
+        low = (marks.y + marks.height).max() if len(marks) else np.nan
+        return (float(far) if far > 0 else 100.0), (float(low) if low > 0 else 100.0)
+
+    def image(self) -> hv.Element:
+        """The image as an `hv.RGB` (rendering) or `hv.Image` (FITS, stretched), y down."""
+        subject_id = self.data_store.subject
+        project = self.data_store.project
+        width, height = self.extent()
+        bounds = (0, 0, width, height)
+        if subject_id is not None and self.image_kind == "fits":
+            fits_file = project.fits_file(subject_id)
+            if fits_file is not None:
+                pixels = STRETCHES[self.stretch](_normalised(read_fits_image(str(fits_file))))
+                # HoloViews puts the first array row at the top of the bounds; with the y
+                # axis inverted that top is y = height, so flip to keep row 0 at y = 0.
+                return hv.Image(pixels[::-1], bounds=(0, 0, pixels.shape[1], pixels.shape[0]),
+                                kdims=["x", "y"]).opts(cmap=self.cmap)
+        image_file = project.image_file(subject_id) if subject_id is not None else None
+        if image_file is not None:
+            return hv.RGB(read_rgb(str(image_file))[::-1], bounds=bounds, kdims=["x", "y"])
+        return hv.RGB(np.zeros((2, 2, 3), dtype=np.uint8), bounds=bounds, kdims=["x", "y"])
+
+    def _consensus_colours(self) -> pd.Series:
+        boxes = self.data_store.consensus_of()
+        colours = [PALETTE[position % len(PALETTE)] for position in range(len(boxes))]
+        return pd.Series(colours, index=boxes.consensus_id.to_numpy(), dtype=object)
+
+    def _rectangles(self, marks: pd.DataFrame, colours) -> hv.Rectangles:
+        table = pd.DataFrame({
+            "x0": marks.x, "y0": marks.y, "x1": marks.x + marks.width, "y1": marks.y + marks.height,
+            "volunteer": marks.user.astype(str),
+            "iou": marks.iou.round(3),
+            "time": marks.created_at.dt.strftime("%Y-%m-%d %H:%M UTC").fillna(""),
+            "consensus_box": marks.consensus_id,
+            "colour": colours,
+        })
+        return hv.Rectangles(table, kdims=["x0", "y0", "x1", "y1"],
+                             vdims=["volunteer", "iou", "time", "consensus_box", "colour"])
+
+    def volunteer_boxes(self) -> hv.Rectangles:
+        """Volunteer boxes that support a consensus box (all boxes when there are no links)."""
+        marks = self.data_store.marks_of()
+        if self.data_store.project.has_links:
+            marks = marks[marks.consensus_id >= 0]
+            colours = marks.consensus_id.map(self._consensus_colours()).fillna(UNLINKED_COLOUR).to_numpy()
+        else:
+            colours = np.full(len(marks), UNLINKED_COLOUR, dtype=object)
+        return _coloured(self._rectangles(marks, colours)).opts(line_width=1.5)
+
+    def unmatched_boxes(self) -> hv.Rectangles:
+        """Volunteer boxes that matched no consensus box (none when there are no links)."""
+        marks = self.data_store.marks_of()
+        marks = marks[marks.consensus_id < 0] if self.data_store.project.has_links else marks.iloc[0:0]
+        colours = np.full(len(marks), UNMATCHED_COLOUR, dtype=object)
+        return _coloured(self._rectangles(marks, colours)).opts(line_dash="dashed", line_width=1)
+
+    def consensus_boxes(self) -> hv.Rectangles:
+        """The consensus boxes of the subject, each in its own colour."""
+        boxes = self.data_store.consensus_of()
+        table = pd.DataFrame({
+            "x0": boxes.x, "y0": boxes.y, "x1": boxes.x + boxes.width, "y1": boxes.y + boxes.height,
+            "consensus_box": boxes.consensus_id, "votes": boxes.n_votes, "seen_by": boxes.n_seen,
+            "colour": self._consensus_colours().to_numpy(),
+        })
+        return _coloured(hv.Rectangles(table, kdims=["x0", "y0", "x1", "y1"],
+                                       vdims=["consensus_box", "votes", "seen_by", "colour"])).opts(line_width=4)
+
+    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind", "stretch",
+                   "cmap", "show_volunteers", "show_unmatched", "show_consensus", "frame_size")
+    def overlay(self) -> hv.Overlay:
+        """The image with the layers switched on."""
+        layers = [self.image()]
+        if self.show_volunteers:
+            layers.append(self.volunteer_boxes())
+        if self.show_unmatched:
+            layers.append(self.unmatched_boxes())
+        if self.show_consensus:
+            layers.append(self.consensus_boxes())
+        image_style = dict(invert_yaxis=True, frame_width=self.frame_size, data_aspect=1, xaxis=None,
+                           yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"])
+        return hv.Overlay(layers).opts({
+            "Rectangles": dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"]),
+            "RGB": image_style,
+            "Image": image_style,
+            "Overlay": dict(framewise=True),
+        })
+
+    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes")
+    def _caption(self) -> pn.pane.Markdown:
+        subject_id = self.data_store.subject
+        if subject_id is None:
+            return pn.pane.Markdown("No subject passes the filters.")
+        stats = self.data_store.project.stats_of(subject_id)
+        return pn.pane.Markdown(
+            f"### Subject {subject_id}\n{len(self.data_store.marks_of())} boxes from "
+            f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
+            f"{len(self.data_store.consensus_of())} consensus boxes.")
+
+    def __panel__(self):
+        previous_button = pn.widgets.Button(name="◀ Previous", width=110)
+        next_button = pn.widgets.Button(name="Next ▶", width=110)
+        previous_button.on_click(lambda event: self.data_store.step_subject(-1))
+        next_button.on_click(lambda event: self.data_store.step_subject(1))
+        toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus"],
+                           show_name=False, default_layout=pn.Row)
+        image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
+                                  default_layout=pn.Row, widgets={"image_kind": pn.widgets.RadioButtonGroup})
+        plot = pn.pane.HoloViews(hv.DynamicMap(self.overlay), linked_axes=False)
+        return pn.Column(pn.Row(previous_button, next_button, self._caption), toggles, image_controls, plot)
+
+
+def _coloured(rectangles: hv.Rectangles) -> hv.Rectangles:
+    """Outline each rectangle in the colour of its ``colour`` column.
+
+    An empty element gets a fixed colour instead: with no values HoloViews would try
+    to build a colour mapper from the column and fail.
+    """
+    return rectangles.opts(line_color="colour" if len(rectangles) else UNLINKED_COLOUR)

@@ -1,0 +1,120 @@
+"""The shared Project's derived tables and a session's DataStore filters, on the hand-made project."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.data_store import ANY, DataStore, Project
+
+
+def test_subject_statistics_match_the_hand_count(tiny_project):
+    stats = tiny_project.subject_stats.set_index("subject_id")
+    assert stats.loc[1, ["n_classifications", "n_volunteers", "n_empty", "n_marks", "n_consensus", "max_votes"]
+                     ].tolist() == [3, 3, 1, 3, 2, 2]
+    assert stats.loc[2, ["n_classifications", "n_volunteers", "n_empty", "n_marks", "n_consensus", "max_votes"]
+                     ].tolist() == [2, 2, 0, 2, 1, 2]
+    assert stats.loc[3, ["n_classifications", "n_marks", "n_consensus"]].tolist() == [0, 0, 0]
+    assert stats.loc[1, "mean_iou"] == pytest.approx(1.0)
+    assert stats.loc[1, "unmatched_share"] == pytest.approx(1 / 3)
+    assert stats.loc[1, "disagreement"] == pytest.approx(1 / 3)
+    assert stats.loc[2, "mean_iou"] == pytest.approx(5 / 7)
+    assert stats.loc[2, "disagreement"] == pytest.approx(2 / 7)
+    assert np.isnan(stats.loc[3, "disagreement"])
+    assert stats.loc[1, "ra"] == 150.0 and tiny_project.metadata_columns == ["ra", "dec"]
+
+
+def test_volunteer_statistics_match_the_hand_count(tiny_project):
+    stats = tiny_project.volunteer_stats.set_index("user")
+    assert stats.loc["alice", ["n_classifications", "n_subjects", "n_marks"]].tolist() == [2, 2, 3]
+    assert stats.loc["alice", "mean_iou"] == pytest.approx(1.0)
+    assert stats.loc["alice", "unmatched_share"] == pytest.approx(1 / 3)
+    assert stats.loc["bob", "mean_iou"] == pytest.approx(5 / 7)
+    carol = stats.loc["not-logged-in-abc"]
+    assert carol.n_marks == 0 and carol.empty_share == 1.0 and not carol.logged_in and np.isnan(carol.mean_iou)
+    assert stats.loc["alice", "logged_in"]
+
+
+def test_marks_carry_their_consensus_box_and_offsets(tiny_project):
+    marks = tiny_project.marks_of(2).set_index("mark_id")
+    assert marks.consensus_id.tolist() == [20, 20]
+    assert marks.loc[5, "dx"] == pytest.approx(4.0) and marks.loc[5, "dy"] == pytest.approx(0.0)
+    assert marks.loc[5, "iou"] == pytest.approx(3 / 7)
+    assert marks.loc[4, "created_at"] == pd.Timestamp("2023-04-01 10:00", tz="UTC")
+    unmatched = tiny_project.marks_of(1).set_index("mark_id").loc[2]
+    assert unmatched.consensus_id == -1 and np.isnan(unmatched.dx)
+    assert tiny_project.marks_of(3).empty and tiny_project.marks_of(999).empty
+    assert tiny_project.consensus_of(1).consensus_id.tolist() == [10, 11]
+
+
+def test_image_locations_stay_inside_the_image_roots(tiny_project, tmp_path):
+    image = tiny_project.image_file(1)
+    assert image == tmp_path / "root" / "images" / "1.png"
+    assert tiny_project.subject(1).thumbnail == "zoolens-images/0/images/1.png"
+    assert (tmp_path / "outside.png").exists() and tiny_project.image_file(2) is None  # "../outside.png"
+    assert tiny_project.image_file(3) is None  # a URL is not a local file
+    assert tiny_project.fits_file(1) == tmp_path / "root" / "images" / "1.fits"
+    assert tiny_project.image_file(999) is None
+
+
+def test_a_project_without_subjects_consensus_or_links(tiny_tables):
+    project = Project(tiny_tables["classifications"], tiny_tables["marks"])
+    assert project.subject_stats.subject_id.tolist() == [1, 2]
+    assert not project.has_links and project.consensus.empty
+    assert project.marks.consensus_id.eq(-1).all()
+    assert project.subject_stats.disagreement.isna().all()
+
+
+def test_filters_keep_the_right_subjects(tiny_project):
+    store = DataStore(project=tiny_project)
+    assert store.subjects.subject_id.tolist() == [1, 2, 3]  # most disagreement first, never-seen last
+    assert store.subject == 1
+    store.min_volunteers = 3
+    assert store.subjects.subject_id.tolist() == [1]
+    store.min_volunteers = 0
+    store.disagreement = (0.0, 0.3)
+    assert store.subjects.subject_id.tolist() == [2]
+    store.disagreement = (0.0, 1.0)
+    store.workflow = "9001 v12.4"
+    assert store.subjects.subject_id.tolist() == [2]
+    store.workflow = ANY
+    store.tool = "Odd clump"
+    assert store.subjects.subject_id.tolist() == [1]
+    assert store.marks_of(1).mark_id.tolist() == [2]
+    store.tool = ANY
+    store.metadata_ranges = {"ra": (180.0, 260.0)}
+    assert store.subjects.subject_id.tolist() == [2, 3]
+    store.metadata_ranges = {}
+    store.selection = np.array([3, 1])
+    assert store.subjects.subject_id.tolist() == [1, 3]
+    store.clear_selection()
+    assert len(store.subjects) == 3
+
+
+def test_min_votes_hides_weak_consensus_boxes(tiny_project):
+    store = DataStore(project=tiny_project, min_votes=2)
+    assert store.subjects.subject_id.tolist() == [1, 2]
+    assert store.consensus_of(1).consensus_id.tolist() == [10]
+    assert store.filtered_consensus().consensus_id.tolist() == [10, 20]
+
+
+def test_step_subject_walks_the_filtered_order_and_wraps(tiny_project):
+    store = DataStore(project=tiny_project)
+    store.step_subject(1)
+    assert store.subject == 2
+    store.step_subject(2)
+    assert store.subject == 1
+    store.step_subject(-1)
+    assert store.subject == 3
+
+
+def test_sessions_share_the_project_but_not_their_filters(tiny_project):
+    before = pd.util.hash_pandas_object(tiny_project.marks.drop(columns=["created_at"])).sum()
+    first, second = DataStore(project=tiny_project), DataStore(project=tiny_project)
+    first.min_volunteers = 3
+    first.subject = 2
+    assert second.min_volunteers == 0 and second.subject == 1 and len(second.subjects) == 3
+    assert first.project is second.project
+    assert first.param.workflow.objects == [ANY, "9001 v12.4", "9001 v13.10"]
+    assert pd.util.hash_pandas_object(tiny_project.marks.drop(columns=["created_at"])).sum() == before

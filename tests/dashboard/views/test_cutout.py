@@ -1,0 +1,88 @@
+"""The cutout viewer's elements: boxes where the tables say, coloured by consensus box, image not flipped."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pytest
+
+from dashboard.data_store import DataStore, Project
+from dashboard.views import CutoutViewer, get_view
+from dashboard.views.cutout import PALETTE, UNLINKED_COLOUR
+
+
+@pytest.fixture
+def viewer(tiny_project):
+    return CutoutViewer(data_store=DataStore(project=tiny_project, subject=1))
+
+
+def test_registered_by_short_name():
+    assert get_view("cutout") is CutoutViewer
+    with pytest.raises(ValueError, match="cutout"):
+        get_view("nonesuch")
+
+
+def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
+    consensus = viewer.consensus_boxes().data.set_index("consensus_box")
+    assert consensus.loc[10, ["x0", "y0", "x1", "y1"]].tolist() == [10, 10, 30, 30]
+    assert consensus.colour.tolist() == [PALETTE[0], PALETTE[1]]
+    boxes = viewer.volunteer_boxes().data
+    assert sorted(boxes.volunteer) == ["alice", "bob"]
+    alice = boxes[boxes.volunteer == "alice"].iloc[0]
+    assert [alice.x0, alice.y0, alice.x1, alice.y1] == [10, 10, 30, 30]
+    assert alice.colour == consensus.loc[10, "colour"] and alice.time == "2023-05-01 10:00 UTC"
+    bob = boxes[boxes.volunteer == "bob"].iloc[0]
+    assert bob.colour == consensus.loc[11, "colour"] and bob.iou == 1.0
+    unmatched = viewer.unmatched_boxes().data
+    assert unmatched[["x0", "y0", "x1", "y1"]].values.tolist() == [[80, 10, 85, 15]]
+
+
+def test_layers_follow_the_toggles_and_filters(viewer):
+    assert len(viewer.overlay()) == 4
+    viewer.show_unmatched = False
+    viewer.show_consensus = False
+    assert len(viewer.overlay()) == 2
+    viewer.data_store.min_votes = 2
+    assert viewer.consensus_boxes().data.consensus_box.tolist() == [10]
+    viewer.data_store.subject = 2
+    assert len(viewer.volunteer_boxes()) == 2
+
+
+def test_the_rendering_is_shown_y_down_without_flipping(viewer):
+    image = viewer.image()
+    assert isinstance(image, hv.RGB)
+    assert image.bounds.lbrt() == (0, 0, 100, 100)
+    # Canonical (x, y) = (20, 20) lies in box A, painted red in the PNG; (20, 80) does not.
+    for x, y, red in ((20, 20, 255), (20, 80, 0), (80, 20, 0)):
+        row, column = image.sheet2matrixidx(x, y)
+        assert image.data[row, column, 0] == red, (x, y)
+
+
+def test_the_fits_image_is_stretched_and_oriented_like_the_rendering(viewer):
+    viewer.image_kind = "fits"
+    viewer.cmap = "viridis"
+    image = viewer.image()
+    assert isinstance(image, hv.Image)
+    assert image.opts.get().kwargs["cmap"] == "viridis"
+    values = image.dimension_values(2)
+    assert values.min() >= 0 and values.max() <= 1
+    assert image[20, 20] == pytest.approx(1.0) and image[20, 80] == pytest.approx(0.0)
+    viewer.data_store.subject = 2  # no FITS file: the rendering, which is refused too
+    assert isinstance(viewer.image(), hv.RGB)
+
+
+def test_without_links_every_mark_is_drawn_unlinked(tiny_tables):
+    project = Project(tiny_tables["classifications"], tiny_tables["marks"])
+    viewer = CutoutViewer(data_store=DataStore(project=project, subject=1))
+    boxes = viewer.volunteer_boxes().data
+    assert len(boxes) == 3 and set(boxes.colour) == {UNLINKED_COLOUR}
+    assert len(viewer.unmatched_boxes()) == 0 and len(viewer.consensus_boxes()) == 0
+    # No image and no size in the subjects table: the extent comes from the marks.
+    assert viewer.extent() == (85.0, 70.0)
+
+
+def test_the_overlay_renders_with_bokeh(viewer):
+    hv.renderer("bokeh").get_plot(viewer.overlay())
+    viewer.data_store.subject = 3  # no marks, no boxes, no image
+    hv.renderer("bokeh").get_plot(viewer.overlay())
+    assert np.array_equal(viewer.image().data.shape, (2, 2, 3))
