@@ -1,9 +1,10 @@
 """Zooniverse classification exports (classic and new front end) -> classifications and marks.
 
 The CSV is read in blocks with pyarrow's CSV reader; row-level fields are
-validated and converted with vectorised pyarrow/pandas operations, and only the
-``annotations`` JSON of rows that survive the workflow filter is parsed
-(orjson), so a 1.7-million-row export stays within a minute and a few GB.
+validated and converted with vectorised pyarrow compute kernels, and only the
+``annotations`` JSON of rows that survive the workflow filter is parsed into
+marks (`data_loaders.marks`), so a 1.7-million-row export stays well within a
+minute and a few GB (bench/results/loaders.md).
 
 Shapes follow the canonical tables: natural image pixels, top-left x, y, width,
 height, angle in degrees about the centre. Other shapes keep their kind and get
@@ -13,14 +14,14 @@ their bounding box (a circle's square, a polygon's extent); points stay points
 
 from __future__ import annotations
 
-import math
-import mmap
+import csv
+import gzip
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +29,7 @@ import pyarrow.csv as pcsv
 
 from .base import FormatError, LoadReport, LoadResult, Loader, csv_header
 from .cache import cached_load
+from .marks import MARK_ID_STRIDE, extract_marks
 from .schema import conform
 
 REQUIRED_COLUMNS = (
@@ -42,9 +44,6 @@ REQUIRED_COLUMNS = (
 )
 OPTIONAL_COLUMNS = ("gold_standard", "expert", "metadata", "subject_data", "workflow_name")
 
-#: mark_id = classification_id * MARK_ID_STRIDE + position of the mark in the classification,
-#: so a mark keeps its id whatever filters the export is read with.
-MARK_ID_STRIDE = 10_000
 
 BLOCK_SIZE = 64 * 1024 * 1024
 
@@ -171,42 +170,58 @@ def _versions(workflow_version) -> list[str] | None:
 def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadResult:
     report = LoadReport(source=str(path), format=ClassificationExport.name)
     header = _check_header(path)
-    invalid_rows: list[str] = []
+    invalid_rows = 0
 
     def on_invalid_row(row):
-        invalid_rows.append(row.text)
+        nonlocal invalid_rows
+        invalid_rows += 1
         return "skip"
 
-    reader = pcsv.open_csv(
-        path,
-        read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
-        parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
-        convert_options=pcsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            include_columns=[c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in header],
-            strings_can_be_null=False,
-        ),
-    )
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
+            convert_options=pcsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                include_columns=[c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in header],
+                strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise FormatError(f"{path}: not a readable CSV classification export: {error}") from error
     classification_parts, mark_parts = [], []
-    next_line = 2  # line 1 is the header
-    for batch in reader:
-        lines = _line_numbers(batch, next_line)
-        if batch.num_rows:
-            next_line = int(lines[-1][1]) + 1
-        classifications, marks = _parse_rows(batch, lines[:, 0], workflow_id, versions, tasks,
+    # Rows are numbered as if each took one line (header = line 1); _true_line_numbers
+    # corrects that at the end in the rare file where it is not so.
+    next_line = 2
+    for batch in _batches(path, reader):
+        lines = np.arange(next_line, next_line + batch.num_rows)
+        next_line += batch.num_rows
+        classifications, marks = _parse_rows(batch, lines, workflow_id, versions, tasks,
                                              point_box, report)
         classification_parts.append(classifications)
         mark_parts.append(marks)
         report.rows_read += batch.num_rows
 
-    if invalid_rows:
-        _skip_invalid_rows(path, invalid_rows, report)
+    if invalid_rows or _newline_count(path) != report.rows_read + 1:
+        _true_line_numbers(path, report, invalid_rows)
     if not classification_parts:  # a header and no rows
         raise FormatError(f"{path}: classification export has a header but no rows")
     classifications = pd.concat(classification_parts, ignore_index=True)
     marks = pd.concat(mark_parts, ignore_index=True)
     classifications, marks = _finish(classifications, marks, report)
     return LoadResult({"classifications": classifications, "marks": marks}, report)
+
+
+def _batches(path: Path, reader):
+    """The reader's record batches; a file pyarrow cannot parse at all is one FormatError."""
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as error:
+            raise FormatError(f"{path}: not a readable CSV classification export: {error}") from error
 
 
 def _check_header(path: Path) -> list[str]:
@@ -222,54 +237,46 @@ def _check_header(path: Path) -> list[str]:
     return header
 
 
-def _line_numbers(batch: pa.RecordBatch, first_line: int) -> np.ndarray:
-    """First and last physical line of every row, assuming rows follow each other.
+def _open_bytes(path: Path):
+    with open(path, "rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
-    Zooniverse exports escape newlines inside JSON, but a quoted newline in any
-    cell is legal CSV: count them so line numbers stay true.
+
+def _newline_count(path: Path) -> int:
+    """Lines in the file (a last line without a newline counts), blank lines included."""
+    count, last = 0, b"\n"
+    with _open_bytes(path) as handle:
+        for block in iter(lambda: handle.read(16 * 1024 * 1024), b""):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _true_line_numbers(path: Path, report: LoadReport, invalid_rows: int) -> None:
+    """Renumber reported lines when rows span lines, and count rows of the wrong width.
+
+    Only reached when the file has quoted newlines, blank lines or rows pyarrow
+    rejected, so the slow walk with the csv module is the exception, not the rule.
     """
-    newlines = np.zeros(batch.num_rows, dtype=np.int64)
-    for column in batch.columns:
-        newlines += pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
-    ends = first_line + np.arange(batch.num_rows) + np.cumsum(newlines)
-    return np.column_stack([ends - newlines, ends])
-
-
-def _skip_invalid_rows(path: Path, texts: list[str], report: LoadReport) -> None:
-    """Count rows pyarrow rejected (wrong number of columns) with their line numbers.
-
-    pyarrow does not say where a rejected row was, so its text is looked up in
-    the file; the line numbers already reported for other rows, which assumed no
-    rejected rows, are then shifted past the rejected ones.
-    """
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        offsets = []
-        position = 0
-        for text in texts:
-            offset = data.find(text.encode(), position)
-            offsets.append(offset)
-            position = max(position, offset + 1)
-        rejected = np.array(_lines_at(data, [o for o in offsets if o >= 0]), dtype=np.int64)
-    shift_points = rejected - np.arange(len(rejected))
+    csv.field_size_limit(1 << 30)
+    with _open_bytes(path) as raw:
+        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=""))
+        width = len(next(reader))
+        record_lines, rejected = [], []
+        start = reader.line_num + 1
+        for record in reader:
+            if record:  # pyarrow skips blank lines too
+                (record_lines if len(record) == width else rejected).append(start)
+            start = reader.line_num + 1
+    record_lines = np.asarray(record_lines)
     for reason, lines in report.skipped_lines.items():
-        report.skipped_lines[reason] = [
-            int(line + np.searchsorted(shift_points, line, side="right")) for line in lines
-        ]
-    unknown = len(texts) - len(rejected)
-    report.skip("wrong number of columns", list(rejected) + [0] * unknown)
-    report.rows_read += len(texts)
-
-
-def _lines_at(data: mmap.mmap, offsets: list[int], chunk: int = 16 * 1024 * 1024) -> list[int]:
-    """1-based line numbers of sorted byte offsets, counting newlines in chunks."""
-    lines, counted, position = [], 0, 0
-    for offset in sorted(offsets):
-        while position < offset:
-            end = min(offset, position + chunk)
-            counted += data[position:end].count(b"\n")
-            position = end
-        lines.append(counted + 1)
-    return lines
+        report.skipped_lines[reason] = [int(record_lines[line - 2]) for line in lines]
+    # Each rejected row is one the csv module saw with the wrong width; fall back to
+    # pyarrow's count if the two parsers disagree about which rows those were.
+    if invalid_rows:
+        report.skip("wrong number of columns", rejected[:invalid_rows] + [0] * (invalid_rows - len(rejected)))
+        report.rows_read += invalid_rows
 
 
 # --------------------------------------------------------------------------- rows
@@ -292,16 +299,25 @@ def _first_subject_ids(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.nda
     return pc.cast(first, pa.int64()).to_numpy(), valid.to_numpy(zero_copy_only=False), multi
 
 
+ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
+
+
 def _timestamps(column) -> pd.Series:
-    """UTC timestamps: the export's ``2022-06-10 12:58:25 UTC`` form fast, anything ISO-like after."""
-    text = pd.Series(column.to_pandas(), dtype=object)
-    parsed = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S UTC", utc=True,
-                            errors="coerce").dt.as_unit("ns")
-    retry = parsed.isna() & text.str.strip().ne("")
-    if retry.any():
-        parsed[retry] = pd.to_datetime(text[retry], format="ISO8601", utc=True,
-                                       errors="coerce").dt.as_unit("ns")
-    return parsed
+    """UTC timestamps, NaT where a cell is not a date.
+
+    Exports write ``2022-06-10 12:58:25 UTC`` and metadata ISO 8601: both are
+    rewritten to ISO with a zone and cast by Arrow in one vectorised pass.
+    """
+    iso = pc.replace_substring_regex(pc.utf8_trim_whitespace(column), r" UTC$", "Z")
+    valid = pc.match_substring_regex(iso, ISO_TIMESTAMP)
+    try:
+        parsed = pc.if_else(valid, pc.cast(pc.if_else(valid, iso, "1970-01-01T00:00:00Z"),
+                                           pa.timestamp("ns", tz="UTC")), None)
+        return parsed.to_pandas().astype("datetime64[ns, UTC]")
+    except pa.ArrowInvalid:  # a well-formed but impossible date (month 13): parse one by one
+        text = pd.Series(column.to_pandas(), dtype=object)
+        return pd.to_datetime(text, format="mixed", utc=True, errors="coerce").astype(
+            "datetime64[ns, UTC]")
 
 
 def _flags(column) -> np.ndarray:
@@ -313,6 +329,18 @@ def _metadata_field(metadata, key: str) -> pa.Array:
     """A top-level string field of the metadata JSON, found by pattern rather than parsing it all."""
     found = pc.extract_regex(metadata, rf'"{key}"\s*:\s*"(?P<value>[^"]*)"')
     return pc.struct_field(found, "value")
+
+
+def _metadata_numbers(subject_data: pa.Array, key: str) -> np.ndarray:
+    """A numeric subject metadata value per row from ``subject_data`` JSON (NaN where absent).
+
+    Found by pattern in one vectorised pass: ``subject_data`` holds one subject's
+    metadata per row, and parsing all of it as JSON would cost more than the marks.
+    """
+    bare = re.escape(key.lstrip("#!"))
+    pattern = rf'"[#!]?{bare}"\s*:\s*"?(?P<value>-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"?\s*[,}}]'
+    found = pc.struct_field(pc.extract_regex(subject_data, pattern), "value")
+    return pc.cast(found, pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
@@ -356,11 +384,15 @@ def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
         zero_copy_only=False)
 
     rows = np.flatnonzero(keep)
-    annotations = batch.column("annotations").take(pa.array(rows)).to_pylist()
-    subject_data = (batch.column("subject_data").take(pa.array(rows)).to_pylist()
-                    if point_box is not None and point_box.key and "subject_data" in names else None)
-    marks, parsed_ok = _extract_marks(annotations, fem[rows], classification_ids[rows],
-                                      subject_ids[rows], tasks, point_box, subject_data, report)
+    annotations = batch.column("annotations").take(pa.array(rows))
+    point_sides = None
+    if point_box is not None:
+        point_sides = np.full(len(rows), point_box.side if point_box.side else np.nan)
+        if point_box.key and "subject_data" in names:
+            scales = _metadata_numbers(batch.column("subject_data").take(pa.array(rows)), point_box.key)
+            point_sides = point_box.factor * scales
+    marks, parsed_ok = extract_marks(annotations, fem[rows], tasks, point_sides,
+                                      point_box.key if point_box else None, report)
     report.skip("annotations is not valid JSON (a list of tasks)", lines[rows[~parsed_ok]])
     keep[rows[~parsed_ok]] = False
     # marks refer to positions in `rows`; re-index to kept rows only
@@ -379,15 +411,15 @@ def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
         "workflow_version": pd.array(version[kept], dtype="string"),
         "user": pd.array(user_names.to_pylist(), dtype="string"),
         "user_id": pd.array(np.where(user_ok[kept], user_ids[kept], 0), dtype="Int64"),
-        "created_at": created_at.to_numpy()[kept],
+        "created_at": created_at.iloc[kept].array,
         "n_marks": np.bincount(mark_rows, minlength=len(kept)).astype(np.int64),
         "gold_standard": (_flags(batch.column("gold_standard"))[kept]
                           if "gold_standard" in names else np.zeros(len(kept), bool)),
         "expert": (_flags(batch.column("expert"))[kept]
                    if "expert" in names else np.zeros(len(kept), bool)),
         "classifier": np.where(fem[kept], "fem", "pfe"),
-        "started_at": started.to_numpy(),
-        "finished_at": finished.to_numpy(),
+        "started_at": started.array,
+        "finished_at": finished.array,
         "multi_subject": multi_subject[kept],
     })
     classifications.loc[~user_ok[kept], "user_id"] = pd.NA
@@ -399,183 +431,6 @@ def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
     marks_table.insert(0, "mark_id",
                        marks_table["classification_id"] * MARK_ID_STRIDE + marks_table["position"])
     return classifications, marks_table
-
-
-# --------------------------------------------------------------------------- marks
-
-BOX_KINDS = ("rectangle", "rotateRectangle", "point-as-box")
-MARK_COLUMNS = ("row", "position", "task", "tool", "tool_label", "frame",
-                "x", "y", "width", "height", "angle", "kind")
-
-
-def _number(value) -> float:
-    """A coordinate as float; anything that is not a real number raises ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(value)
-    return float(value)
-
-
-def _bounds(xs, ys) -> tuple[float, float, float, float, float]:
-    xs = [_number(v) for v in xs]
-    ys = [_number(v) for v in ys]
-    if not xs or not ys:
-        raise ValueError("empty path")
-    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), 0.0
-
-
-def _shape(mark: dict, fem: bool) -> tuple[str, tuple[float, float, float, float, float]] | None:
-    """(kind, (x, y, width, height, angle)) of one drawn mark, or None if it is no shape.
-
-    The classic front end does not name the tool type in the export, so it is
-    told from the keys the mark carries, as panoptes_aggregation's extractors do.
-    """
-    tool_type = mark.get("toolType") if fem else None
-    if tool_type in ("rectangle", "rotateRectangle") or (fem and "x_center" in mark):
-        width, height = _number(mark["width"]), _number(mark["height"])
-        x = _number(mark["x_center"]) - width / 2
-        y = _number(mark["y_center"]) - height / 2
-        angle = _number(mark.get("angle", 0.0) or 0.0)
-        return ("rotateRectangle" if "angle" in mark else "rectangle"), (x, y, width, height, angle)
-    if "width" in mark and "height" in mark and "x" in mark:
-        box = (_number(mark["x"]), _number(mark["y"]), _number(mark["width"]),
-               _number(mark["height"]), _number(mark.get("angle", 0.0) or 0.0))
-        return ("rotateRectangle" if "angle" in mark else "rectangle"), box
-    if "r" in mark and "x" in mark:
-        x, y, r = _number(mark["x"]), _number(mark["y"]), _number(mark["r"])
-        return "circle", (x - r, y - r, 2 * r, 2 * r, 0.0)
-    if "rx" in mark and "ry" in mark:
-        x, y = _number(mark["x"]), _number(mark["y"])
-        rx, ry = _number(mark["rx"]), _number(mark["ry"])
-        theta = math.radians(_number(mark.get("angle", 0.0) or 0.0))
-        half_w = math.hypot(rx * math.cos(theta), ry * math.sin(theta))
-        half_h = math.hypot(rx * math.sin(theta), ry * math.cos(theta))
-        return "ellipse", (x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0)
-    if "x1" in mark and "y2" in mark:
-        return "line", _bounds([mark["x1"], mark["x2"]], [mark["y1"], mark["y2"]])
-    if "pathX" in mark and "pathY" in mark:
-        return (tool_type or "freehandLine"), _bounds(mark["pathX"], mark["pathY"])
-    if isinstance(mark.get("points"), list):
-        points = mark["points"]
-        return (tool_type or "polygon"), _bounds([p["x"] for p in points], [p["y"] for p in points])
-    if "x" in mark and "y" in mark:
-        return "point", (_number(mark["x"]), _number(mark["y"]), math.nan, math.nan, 0.0)
-    return None
-
-
-def _metadata_value(subject_data, subject_id: int, key: str) -> float | None:
-    """A numeric subject metadata value from the row's ``subject_data`` JSON, if present."""
-    try:
-        entry = orjson.loads(subject_data).get(str(subject_id)) or {}
-    except (orjson.JSONDecodeError, AttributeError, TypeError):
-        return None
-    bare = key.lstrip("#!")
-    for candidate in (key, bare, "#" + bare, "!" + bare):
-        if candidate in entry:
-            try:
-                return float(entry[candidate])
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
-def _count(counter: dict, key: str) -> None:
-    counter[key] = counter.get(key, 0) + 1
-
-
-def _extract_marks(annotations, fem, classification_ids, subject_ids, tasks, point_box,
-                   subject_data, report):
-    """Flatten the annotations JSON of each row into mark columns.
-
-    This is the one Python loop of the loader: JSON cells vary too much in shape
-    for a columnar JSON reader. It touches only drawing values and appends to
-    plain lists, which keeps it at a few microseconds per mark.
-    """
-    columns = {name: [] for name in MARK_COLUMNS}
-    append = [columns[name].append for name in MARK_COLUMNS]
-    parsed_ok = np.ones(len(annotations), dtype=bool)
-    counts = report.counts
-    dropped = counts.setdefault("marks_not_loaded", {})
-    wanted_tasks = None if tasks is None else set(tasks)
-    for row, text in enumerate(annotations):
-        try:
-            tasks_in_row = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            parsed_ok[row] = False
-            continue
-        if isinstance(tasks_in_row, dict):
-            tasks_in_row = [tasks_in_row]
-        if not isinstance(tasks_in_row, list):
-            parsed_ok[row] = False
-            continue
-        position = 0
-        row_fem = bool(fem[row])
-        for annotation in tasks_in_row:
-            if not isinstance(annotation, dict):
-                continue
-            if "markIndex" in annotation:  # a new-front-end subtask answer, not a mark
-                counts["subtask_answers"] = counts.get("subtask_answers", 0) + 1
-                continue
-            task = annotation.get("task")
-            value = annotation.get("value")
-            if not isinstance(value, list):
-                continue
-            if wanted_tasks is not None and task not in wanted_tasks:
-                # Still numbered, so a mark's id does not depend on the task filter.
-                position += sum(isinstance(mark, dict) for mark in value)
-                continue
-            for mark in value:
-                if not isinstance(mark, dict):
-                    continue
-                position += 1
-                try:
-                    shape = _shape(mark, row_fem)
-                except (ValueError, TypeError, KeyError):
-                    _count(dropped, "non-numeric coordinates")
-                    continue
-                if shape is None:
-                    _count(dropped, "not a shape")
-                    continue
-                kind, (x, y, width, height, angle) = shape
-                if kind == "point" and point_box is not None:
-                    side = point_box.side
-                    if side is None:
-                        scale = (_metadata_value(subject_data[row], subject_ids[row], point_box.key)
-                                 if subject_data is not None else None)
-                        if scale is None:
-                            _count(dropped, f"point without subject metadata {point_box.key}")
-                            continue
-                        side = point_box.factor * scale
-                    kind, x, y, width, height = "point-as-box", x - side / 2, y - side / 2, side, side
-                if kind in BOX_KINDS and not (width > 0 and height > 0):
-                    _count(counts.setdefault("degenerate_marks", {}), kind)
-                    continue
-                if position > MARK_ID_STRIDE:
-                    _count(dropped, "more marks in one classification than mark ids allow")
-                    continue
-                tool = mark.get("tool", mark.get("toolIndex", -1))
-                label = mark.get("tool_label")
-                frame = mark.get("frame", 0)
-                for add, item in zip(append, (
-                        row, position - 1, task, tool if isinstance(tool, int) else -1,
-                        label if isinstance(label, str) else None,
-                        frame if isinstance(frame, int) else 0,
-                        x, y, width, height, angle, kind)):
-                    add(item)
-    marks = {
-        "row": np.asarray(columns["row"], dtype=np.int64),
-        "position": np.asarray(columns["position"], dtype=np.int64),
-        "task": pd.array(columns["task"], dtype="string"),
-        "tool": np.asarray(columns["tool"], dtype=np.int64),
-        "tool_label": pd.array(columns["tool_label"], dtype="string"),
-        "frame": np.asarray(columns["frame"], dtype=np.int64),
-        "x": np.asarray(columns["x"], dtype=np.float64),
-        "y": np.asarray(columns["y"], dtype=np.float64),
-        "width": np.asarray(columns["width"], dtype=np.float64),
-        "height": np.asarray(columns["height"], dtype=np.float64),
-        "angle": np.asarray(columns["angle"], dtype=np.float64),
-        "kind": pd.array(columns["kind"], dtype="string"),
-    }
-    return marks, parsed_ok
 
 
 # --------------------------------------------------------------------------- finishing

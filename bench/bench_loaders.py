@@ -1,0 +1,252 @@
+"""Benchmark: parsing a Zooniverse classification export, zoolens against panoptes_aggregation.
+
+Generates a realistic Clump-Scout-like export (classic and new front end rows,
+question task plus point clicks turned into boxes from ``#fwhmImagePix``, full
+metadata and subject_data JSON as real exports carry), then in one run on the
+same file measures:
+
+- zoolens ``read_classifications`` (cold, then from its Parquet cache),
+- ``panoptes_aggregation extract`` with the point extractor (installed in its own
+  git-ignored virtualenv, ``bench/.venv-peers``, never a project dependency),
+
+each in a fresh subprocess, reporting wall time, peak resident memory and the
+number of marks each produced. With ``--full-rows`` zoolens alone also parses an
+export of Clump Scout's full size (1.7 million classifications).
+
+    python bench/bench_loaders.py                       # 200,000 rows, peer on the same file
+    python bench/bench_loaders.py --full-rows 1700000   # plus the full-size zoolens run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "work"
+PEERS = HERE / ".venv-peers"
+RESULTS = HERE / "results" / "loaders.md"
+WORKFLOW_ID = 10_000
+HEADER = ["classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",
+          "workflow_version", "created_at", "gold_standard", "expert", "metadata", "annotations",
+          "subject_data", "subject_ids"]
+
+
+def generate_export(path: Path, n_rows: int, seed: int = 0) -> None:
+    """Write a Clump-Scout-like export of ``n_rows`` classifications (about 2 clicks each)."""
+    rng = np.random.default_rng(seed)
+    n_subjects = max(1, n_rows // 20)
+    subject_ids = 30_000_000 + rng.integers(0, n_subjects, n_rows)
+    fwhm = np.round(rng.uniform(1.5, 6.0, n_subjects), 3)
+    users = rng.zipf(1.6, n_rows) % 21_000
+    logged_out = rng.random(n_rows) < 0.25
+    fem = rng.random(n_rows) < 0.3
+    clicks = rng.poisson(2.05, n_rows)
+    start = np.datetime64("2020-06-01T00:00:00") + np.sort(rng.integers(0, 3 * 365 * 86400, n_rows)).astype("timedelta64[s]")
+    xs = np.round(rng.uniform(100, 300, clicks.sum()), 2)
+    ys = np.round(rng.uniform(100, 300, clicks.sum()), 2)
+    tools = rng.integers(0, 2, clicks.sum())
+    offsets = np.concatenate([[0], np.cumsum(clicks)])
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        for i in range(n_rows):
+            created = str(start[i]).replace("T", " ") + " UTC"
+            metadata = {
+                "source": "api", "session": f"{rng.integers(1 << 62):x}" * 4,
+                "viewport": {"width": 1680, "height": 1050},
+                "started_at": str(start[i] - np.timedelta64(40, "s")) + ".000Z",
+                "user_agent": "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/118.0",
+                "utc_offset": "0", "finished_at": str(start[i]) + ".000Z", "live_project": True,
+                "user_language": "en", "user_group_ids": [],
+                "subject_dimensions": [{"clientWidth": 500, "clientHeight": 500,
+                                        "naturalWidth": 400, "naturalHeight": 400}],
+                "subject_selection_state": {"retired": False, "selected_at": created,
+                                            "already_seen": False, "selection_state": "normal",
+                                            "finished_workflow": False,
+                                            "user_has_finished_workflow": False},
+                "workflow_translation_id": "54321",
+            }
+            lo, hi = offsets[i], offsets[i + 1]
+            if fem[i]:
+                metadata["classifier_version"] = "2.0"
+                points = [{"x": xs[k], "y": ys[k], "toolIndex": int(tools[k]), "toolType": "point",
+                           "frame": 0, "details": []} for k in range(lo, hi)]
+            else:
+                points = [{"x": xs[k], "y": ys[k], "tool": int(tools[k]), "frame": 0, "details": [],
+                           "tool_label": ("Clump", "Odd clump")[tools[k]]} for k in range(lo, hi)]
+            annotations = [
+                {"task": "T0", "task_label": "Is this galaxy clumpy?", "value": "Yes"},
+                {"task": "T1", "task_label": "Click on the centre of each clump", "value": points},
+            ]
+            subject = int(subject_ids[i])
+            subject_data = {str(subject): {"retired": None, "#fwhmImagePix": float(fwhm[subject - 30_000_000]),
+                                           "ra": 150.1, "dec": 2.2, "#iauname": "J100000.00+020000.0"}}
+            user = f"not-logged-in-{users[i]:08x}" if logged_out[i] else f"volunteer{users[i]}"
+            writer.writerow([
+                100_000_000 + i, user, "" if logged_out[i] else str(users[i]), "0123abcd",
+                WORKFLOW_ID, "Clump Scout", "12.34", created, "", "",
+                json.dumps(metadata, separators=(",", ":")),
+                json.dumps(annotations, separators=(",", ":")),
+                json.dumps(subject_data, separators=(",", ":")), subject,
+            ])
+
+
+MEASURE = textwrap.dedent("""
+    import json, resource, sys, time
+    started = time.perf_counter()
+    {body}
+    elapsed = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = max(peak_kib, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    print(json.dumps({{"seconds": elapsed, "peak_mib": peak_kib / 1024, "marks": marks}}))
+""")
+
+ZOOLENS = """
+from data_loaders import read_classifications
+export = read_classifications(sys.argv[1], workflow_id={workflow}, point_box="2.5*#fwhmImagePix",
+                              use_cache={use_cache})
+marks = len(export.marks)
+"""
+
+PEER = """
+import subprocess, glob, csv, os
+out = sys.argv[2]
+subprocess.run([sys.argv[3], "extract", sys.argv[1], sys.argv[4], "-o", "bench", "-d", out],
+               check=True, stdout=subprocess.DEVNULL)
+csv.field_size_limit(1 << 30)
+marks = 0
+for name in glob.glob(os.path.join(out, "*.csv")):
+    with open(name) as handle:
+        for row in csv.DictReader(handle):
+            for key, cell in row.items():
+                if key.endswith("_x") and cell:
+                    marks += len(json.loads(cell))
+"""
+
+
+def run_measured(python: str, body: str, *args: str) -> dict:
+    code = MEASURE.format(body=textwrap.indent(textwrap.dedent(body), "").strip())
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    started = time.perf_counter()
+    done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall"] = wall  # the whole process: interpreter start, imports, work
+    return result
+
+
+def ensure_peer_env() -> Path:
+    """panoptes_aggregation in its own virtualenv, so it never touches the project's dependencies."""
+    binary = PEERS / "bin" / "panoptes_aggregation"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
+        subprocess.run([str(PEERS / "bin" / "pip"), "install", "-q", "panoptes_aggregation"], check=True)
+    return binary
+
+
+def peer_config(path: Path) -> Path:
+    """The extractor config ``panoptes_aggregation config`` would write for the point task."""
+    config = {
+        "workflow_id": WORKFLOW_ID, "workflow_version": "12.34",
+        "extractor_config": {"point_extractor_by_frame": [{"task": "T1", "tools": [0, 1]}]},
+    }
+    import yaml  # pyyaml comes with panel's dependencies
+
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=200_000, help="classifications in the compared export")
+    parser.add_argument("--full-rows", type=int, default=0,
+                        help="also time zoolens alone on an export this large (e.g. 1700000)")
+    parser.add_argument("--skip-peer", action="store_true", help="do not run panoptes_aggregation")
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    rows = []
+    export = WORK / f"export-{args.rows}.csv"
+    if not export.exists():
+        generate_export(export, args.rows)
+    size_mib = export.stat().st_size / 2**20
+    os.environ["ZOOLENS_CACHE_DIR"] = str(WORK / "cache")
+    cold = run_measured(sys.executable, ZOOLENS.format(workflow=WORKFLOW_ID, use_cache=True), str(export))
+    warm = run_measured(sys.executable, ZOOLENS.format(workflow=WORKFLOW_ID, use_cache=True), str(export))
+    rows.append(("zoolens read_classifications (cold)", args.rows, size_mib, cold))
+    rows.append(("zoolens read_classifications (Parquet cache)", args.rows, size_mib, warm))
+    if not args.skip_peer:
+        peer = ensure_peer_env()
+        config = peer_config(WORK / "extractor_config.yaml")
+        out = WORK / "peer-out"
+        out.mkdir(exist_ok=True)
+        result = run_measured(str(PEERS / "bin" / "python"), PEER, str(export), str(out), str(peer),
+                              str(config))
+        rows.append(("panoptes_aggregation extract (point_extractor_by_frame)", args.rows, size_mib,
+                     result))
+    if args.full_rows:
+        full = WORK / f"export-{args.full_rows}.csv"
+        if not full.exists():
+            generate_export(full, args.full_rows, seed=1)
+        full_result = run_measured(sys.executable, ZOOLENS.format(workflow=WORKFLOW_ID, use_cache=False),
+                                   str(full))
+        rows.append(("zoolens read_classifications (cold)", args.full_rows,
+                     full.stat().st_size / 2**20, full_result))
+
+    lines = [
+        "# Classification export parsing",
+        "",
+        f"Run {dt.date.today().isoformat()} on {machine()} by `python bench/bench_loaders.py"
+        f" --rows {args.rows}" + (f" --full-rows {args.full_rows}" if args.full_rows else "") + "`.",
+        "Each tool ran in a fresh subprocess on the same generated file. *work s* times the",
+        "parse alone (for the peer, its whole `extract` command); *process s* is the whole",
+        "subprocess including interpreter start and imports; peak memory is its maximum RSS.",
+        "",
+        "| tool | classifications | file MiB | work s | process s | peak MiB | marks out |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, n, size, result in rows:
+        lines.append(f"| {name} | {n:,} | {size:,.0f} | {result['seconds']:.2f} | {result['wall']:.2f} | "
+                     f"{result['peak_mib']:,.0f} | {result['marks']:,} |")
+    if not args.skip_peer:
+        peer_seconds = rows[2][3]["seconds"]
+        lines += ["", f"On the same file zoolens parses {peer_seconds / rows[0][3]['seconds']:.0f}x faster than "
+                      f"`panoptes_aggregation extract` ({peer_seconds / rows[0][3]['wall']:.0f}x counting "
+                      f"zoolens' whole process), and reads its cache "
+                      f"{peer_seconds / rows[1][3]['seconds']:.0f}x faster."]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,467 @@
+"""Annotations JSON -> mark columns, for the classification export loader.
+
+Two routes give the same result. The fast one renames drawing values so every
+row fits one Arrow schema and lets Arrow's multithreaded JSON reader parse a
+whole chunk of rows into columns, then works out kinds, boxes and counts with
+numpy. Any chunk Arrow cannot take as a whole (a malformed cell, a string where
+a number belongs) goes through the reference route, a Python loop over orjson-
+parsed rows that handles every oddity one mark at a time.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: mark_id = classification_id * MARK_ID_STRIDE + position of the mark in the classification,
+#: so a mark keeps its id whatever filters the export is read with.
+MARK_ID_STRIDE = 10_000
+
+BOX_KINDS = ("rectangle", "rotateRectangle", "point-as-box")
+MARK_COLUMNS = ("row", "position", "task", "tool", "tool_label", "frame",
+                "x", "y", "width", "height", "angle", "kind")
+
+
+_REAL = (int, float)
+
+
+def _number(value) -> float:
+    """A coordinate as float; anything that is not a real number (bools included) raises."""
+    if type(value) not in _REAL:
+        raise ValueError(value)
+    return float(value)
+
+
+def _bounds(xs, ys) -> tuple[float, float, float, float, float]:
+    xs = [_number(v) for v in xs]
+    ys = [_number(v) for v in ys]
+    if not xs or not ys:
+        raise ValueError("empty path")
+    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), 0.0
+
+
+def _shape(mark: dict, fem: bool) -> tuple[str, float, float, float, float, float]:
+    """(kind, x, y, width, height, angle) of one drawn mark; `_NotAShape` if it is none.
+
+    The classic front end does not name the tool type in the export, so it is
+    told from the keys the mark carries, as panoptes_aggregation's extractors do;
+    the new front end's rectangles give their centre instead of their corner. A key
+    whose value is null counts as absent (as in the columnar reader).
+    """
+    get = mark.get
+    if get("width") is not None:
+        width, height = _number(mark["width"]), _number(get("height"))
+        if get("x_center") is not None:
+            x = _number(mark["x_center"]) - width / 2
+            y = _number(get("y_center")) - height / 2
+        else:
+            x, y = _number(get("x")), _number(get("y"))
+        if get("angle") is not None:
+            return "rotateRectangle", x, y, width, height, _number(mark["angle"])
+        return "rectangle", x, y, width, height, 0.0
+    if get("r") is not None:
+        x, y, r = _number(get("x")), _number(get("y")), _number(mark["r"])
+        return "circle", x - r, y - r, 2 * r, 2 * r, 0.0
+    if get("rx") is not None:
+        x, y = _number(get("x")), _number(get("y"))
+        rx, ry = _number(mark["rx"]), _number(get("ry"))
+        theta = math.radians(_number(get("angle") or 0.0))
+        half_w = math.hypot(rx * math.cos(theta), ry * math.sin(theta))
+        half_h = math.hypot(rx * math.sin(theta), ry * math.cos(theta))
+        return "ellipse", x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0
+    if get("x1") is not None:
+        return ("line", *_bounds([mark["x1"], get("x2")], [get("y1"), get("y2")]))
+    tool_type = get("toolType") if fem else None
+    tool_type = tool_type if type(tool_type) is str else None
+    if get("pathX") is not None:
+        return (tool_type or "freehandLine", *_bounds(mark["pathX"], get("pathY")))
+    if get("points") is not None:
+        points = mark["points"]
+        return (tool_type or "polygon", *_bounds([p["x"] for p in points], [p["y"] for p in points]))
+    if get("x") is not None and get("y") is not None:
+        return "point", _number(mark["x"]), _number(mark["y"]), math.nan, math.nan, 0.0
+    raise _NotAShape
+
+
+class _NotAShape(Exception):
+    """A mark dict with no coordinates zoolens knows (a tool it does not draw)."""
+
+
+def _count(counter: dict, key: str) -> None:
+    counter[key] = counter.get(key, 0) + 1
+
+
+def extract_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, report):
+    """Flatten the annotations JSON of each row into mark columns.
+
+    Parameters
+    ----------
+    annotations : pyarrow string array
+        One annotations JSON cell per row.
+    fem : bool array
+        Rows from the new front end.
+    tasks : list of str or None
+        Drawing tasks to keep marks of (None: all).
+    point_sides : float array or None
+        Side of the box a point becomes, per row (NaN: that row's points are dropped);
+        None keeps points as points.
+    point_key : str or None
+        The metadata key the sides came from, for the report.
+    report : LoadReport
+        Receives counts of marks not loaded, degenerate marks and subtask answers.
+
+    Returns
+    -------
+    marks : dict of arrays
+        The columns of `MARK_COLUMNS`; ``row`` is the row's position in ``annotations``.
+    parsed_ok : bool array
+        Rows whose annotations were valid JSON holding a list of tasks.
+    """
+    parts, oks = [], []
+    for start in range(0, len(annotations), CHUNK_ROWS):
+        chunk = slice(start, start + CHUNK_ROWS)
+        sides = None if point_sides is None else point_sides[chunk]
+        result = _columnar_marks(annotations[chunk], fem[chunk], tasks, sides, point_key, report)
+        if result is None:
+            result = _reference_marks(annotations[chunk].to_pylist(), fem[chunk], tasks, sides,
+                                      point_key, report)
+        marks, parsed_ok = result
+        marks["row"] = marks["row"] + start
+        parts.append(marks)
+        oks.append(parsed_ok)
+    if not parts:
+        return _reference_marks([], np.zeros(0, bool), tasks, None, point_key, report)
+    marks = {name: _concat([part[name] for part in parts]) for name in MARK_COLUMNS}
+    return marks, np.concatenate(oks)
+
+
+def _concat(arrays):
+    if isinstance(arrays[0], np.ndarray):
+        return np.concatenate(arrays)
+    return pd.concat([pd.Series(a) for a in arrays], ignore_index=True).array
+
+
+def _reference_marks(annotations: list, fem, tasks, point_sides, point_key, report):
+    """The reference route: orjson per row and a Python loop over marks."""
+    found = []
+    parsed_ok = np.ones(len(annotations), dtype=bool)
+    counts = report.counts
+    dropped = counts.setdefault("marks_not_loaded", {})
+    degenerate = counts.setdefault("degenerate_marks", {})
+    # Millions of short-lived dicts would trigger the cyclic collector over and over;
+    # parsed JSON cannot form cycles, so the collector is paused for the loop.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        subtask_answers = _flatten(
+            annotations, fem.tolist(), None if tasks is None else set(tasks),
+            None if point_sides is None else point_sides.tolist(), point_key,
+            parsed_ok, found.append, dropped, degenerate)
+    finally:
+        if collecting:
+            gc.enable()
+    if subtask_answers:
+        counts["subtask_answers"] = counts.get("subtask_answers", 0) + subtask_answers
+    columns = dict(zip(MARK_COLUMNS, zip(*found))) if found else {name: () for name in MARK_COLUMNS}
+    marks = {}
+    for name in MARK_COLUMNS:
+        dtype = MARK_DTYPES[name]
+        marks[name] = (pd.array(columns[name], dtype=dtype) if dtype == "string"
+                       else np.array(columns[name], dtype=dtype))
+    return marks, parsed_ok
+
+
+MARK_DTYPES = {"row": np.int64, "position": np.int64, "task": "string", "tool": np.int64,
+               "tool_label": "string", "frame": np.int64, "x": np.float64, "y": np.float64,
+               "width": np.float64, "height": np.float64, "angle": np.float64, "kind": "string"}
+
+
+def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, dropped, degenerate):
+    """The loader's one Python loop: JSON cells vary too much in shape for a columnar
+    JSON reader. It touches only drawing values and appends one tuple per mark."""
+    subtask_answers = 0
+    for row, text in enumerate(annotations):
+        try:
+            tasks_in_row = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            parsed_ok[row] = False
+            continue
+        if type(tasks_in_row) is dict:
+            tasks_in_row = [tasks_in_row]
+        elif type(tasks_in_row) is not list:
+            parsed_ok[row] = False
+            continue
+        position = 0
+        row_fem = fem[row]
+        for annotation in tasks_in_row:
+            if type(annotation) is not dict:
+                continue
+            value = annotation.get("value")
+            # Marks are lists of objects; other list answers (choices, shortcuts) are not.
+            if type(value) is not list or not value or type(value[0]) is not dict:
+                continue
+            if annotation.get("markIndex") is not None:  # a new-front-end subtask answer
+                subtask_answers += 1
+                continue
+            task = annotation.get("task")
+            if wanted_tasks is not None and task not in wanted_tasks:
+                # Still numbered, so a mark's id does not depend on the task filter.
+                position += sum(type(mark) is dict for mark in value)
+                continue
+            for mark in value:
+                if type(mark) is not dict:
+                    continue
+                position += 1
+                try:
+                    kind, x, y, width, height, angle = _shape(mark, row_fem)
+                except (ValueError, TypeError, KeyError):
+                    _count(dropped, "non-numeric coordinates")
+                    continue
+                except _NotAShape:
+                    _count(dropped, "not a shape")
+                    continue
+                if kind == "point" and sides is not None:
+                    side = sides[row]
+                    if not side > 0:
+                        _count(dropped, f"point without subject metadata {point_key}")
+                        continue
+                    kind, x, y, width, height = "point-as-box", x - side / 2, y - side / 2, side, side
+                elif kind in BOX_KINDS and not (width > 0 and height > 0):
+                    _count(degenerate, kind)
+                    continue
+                if position > MARK_ID_STRIDE:
+                    _count(dropped, "more marks in one classification than mark ids allow")
+                    continue
+                tool = mark.get("tool")
+                if type(tool) is not int:
+                    tool = mark.get("toolIndex")
+                label = mark.get("tool_label")
+                frame = mark.get("frame", 0)
+                add((row, position - 1, task if type(task) is str else None,
+                     tool if type(tool) is int else -1,
+                     label if type(label) is str else None, frame if type(frame) is int else 0,
+                     x, y, width, height, angle, kind))
+    return subtask_answers
+
+
+
+
+# --------------------------------------------------------------------------- columnar route
+
+#: Rows parsed by Arrow at once: a chunk it cannot take falls back as a whole, so a
+#: bad cell costs the reference route only for its neighbours.
+CHUNK_ROWS = 16_384
+#: What drawing values ("value": [{...}]) are renamed to, so that every row fits one
+#: schema whatever other tasks' values hold; no export uses this name.
+MARKS_FIELD = "zoolens-drawn-marks"
+_F64, _I64, _STR = pa.float64(), pa.int64(), pa.string()
+MARK_STRUCT = pa.struct(
+    [(name, _F64) for name in ("x", "y", "width", "height", "angle", "x_center", "y_center",
+                               "r", "rx", "ry", "x1", "y1", "x2", "y2")]
+    + [("tool", _I64), ("toolIndex", _I64), ("frame", _I64), ("tool_label", _STR),
+       ("toolType", _STR), ("pathX", pa.list_(_F64)), ("pathY", pa.list_(_F64)),
+       ("points", pa.list_(pa.struct([("x", _F64), ("y", _F64)])))]
+)
+ANNOTATIONS_SCHEMA = pa.schema([("a", pa.list_(pa.struct(
+    [("task", _STR), ("markIndex", _I64), (MARKS_FIELD, pa.list_(MARK_STRUCT))])))])
+
+
+def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, report):
+    """The fast route; None when Arrow cannot read the chunk as a whole."""
+    import pyarrow.json as pjson
+
+    if len(annotations) == 0:
+        return None
+    renamed = pc.replace_substring_regex(annotations, r'"value"\s*:\s*\[\s*\{', f'"{MARKS_FIELD}":[{{')
+    lines = pc.binary_join_element_wise('{"a":', renamed, "}\n", "")
+    # The joined array's data buffer is the newline-delimited JSON document itself.
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
+    document = lines.buffers()[2][offsets[0]:offsets[-1]]
+    try:
+        table = pjson.read_json(
+            pa.BufferReader(document),
+            read_options=pjson.ReadOptions(block_size=max(1 << 20, len(document) // 2 + 1)),
+            parse_options=pjson.ParseOptions(explicit_schema=ANNOTATIONS_SCHEMA,
+                                             unexpected_field_behavior="ignore"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    column = table.column("a").combine_chunks()
+    if len(column) != len(annotations) or column.null_count:
+        return None  # a cell that is not a list of tasks: leave it to the reference route
+
+    tasks_flat = pc.list_flatten(column)
+    task_row = pc.list_parent_indices(column).to_numpy()
+    drawn = tasks_flat.field(MARKS_FIELD)
+    subtask = tasks_flat.field("markIndex").is_valid().to_numpy(zero_copy_only=False)
+    has_marks = pc.list_value_length(drawn).fill_null(0).to_numpy() > 0
+    counts = report.counts
+    if (subtask & has_marks).any():
+        counts["subtask_answers"] = counts.get("subtask_answers", 0) + int((subtask & has_marks).sum())
+
+    marks = pc.list_flatten(drawn)
+    mark_task = pc.list_parent_indices(drawn).to_numpy()
+    row = task_row[mark_task]
+    present = marks.is_valid().to_numpy(zero_copy_only=False) & ~subtask[mark_task]
+    # Position counts every mark of the row in order, whatever the task filter keeps.
+    order = np.cumsum(present)
+    row_start = np.searchsorted(row, row, side="left")
+    before_row = np.where(row_start > 0, order[np.maximum(row_start - 1, 0)], 0)
+    position = order - before_row - 1
+    keep = present.copy()
+    task = tasks_flat.field("task").take(pa.array(mark_task))
+    if tasks is not None:
+        keep &= pc.is_in(task, pa.array(list(tasks), _STR)).fill_null(False).to_numpy(zero_copy_only=False)
+
+    field = {name: marks.field(name).to_numpy(zero_copy_only=False).astype(np.float64)
+             for name in ("x", "y", "width", "height", "angle", "x_center", "y_center",
+                          "r", "rx", "ry", "x1", "y1", "x2", "y2")}
+    has = {name: ~np.isnan(values) for name, values in field.items()}
+    path_x, path_y, points = marks.field("pathX"), marks.field("pathY"), marks.field("points")
+    has_path = path_x.is_valid().to_numpy(zero_copy_only=False)
+    has_points = points.is_valid().to_numpy(zero_copy_only=False)
+
+    n = len(row)
+    kind = np.full(n, "", dtype=object)
+    x, y = np.full(n, np.nan), np.full(n, np.nan)
+    width, height, angle = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n)
+    bad = np.zeros(n, dtype=bool)
+    undecided = np.ones(n, dtype=bool)
+
+    rect = has["width"]
+    centred = rect & has["x_center"]
+    x[rect] = np.where(centred, field["x_center"] - field["width"] / 2, field["x"])[rect]
+    y[rect] = np.where(centred, field["y_center"] - field["height"] / 2, field["y"])[rect]
+    width[rect], height[rect] = field["width"][rect], field["height"][rect]
+    bad |= rect & (np.isnan(x) | np.isnan(y) | ~has["height"])
+    kind[rect] = np.where(has["angle"], "rotateRectangle", "rectangle")[rect]
+    angle[rect & has["angle"]] = field["angle"][rect & has["angle"]]
+    undecided &= ~rect
+
+    circle = undecided & has["r"]
+    r = field["r"]
+    x[circle], y[circle] = (field["x"] - r)[circle], (field["y"] - r)[circle]
+    width[circle] = height[circle] = (2 * r)[circle]
+    bad |= circle & ~(has["x"] & has["y"])
+    kind[circle] = "circle"
+    undecided &= ~circle
+
+    ellipse = undecided & has["rx"]
+    theta = np.radians(np.nan_to_num(field["angle"]))
+    half_w = np.hypot(field["rx"] * np.cos(theta), field["ry"] * np.sin(theta))
+    half_h = np.hypot(field["rx"] * np.sin(theta), field["ry"] * np.cos(theta))
+    x[ellipse], y[ellipse] = (field["x"] - half_w)[ellipse], (field["y"] - half_h)[ellipse]
+    width[ellipse], height[ellipse] = (2 * half_w)[ellipse], (2 * half_h)[ellipse]
+    bad |= ellipse & ~(has["x"] & has["y"] & has["ry"])
+    kind[ellipse] = "ellipse"
+    undecided &= ~ellipse
+
+    line = undecided & has["x1"]
+    x[line] = np.minimum(field["x1"], field["x2"])[line]
+    y[line] = np.minimum(field["y1"], field["y2"])[line]
+    width[line] = np.abs(field["x2"] - field["x1"])[line]
+    height[line] = np.abs(field["y2"] - field["y1"])[line]
+    bad |= line & ~(has["x2"] & has["y1"] & has["y2"])
+    kind[line] = "line"
+    undecided &= ~line
+
+    tool_type = marks.field("toolType").to_numpy(zero_copy_only=False)
+    vertices = pc.list_flatten(points)
+    vertex_parent = pc.list_parent_indices(points).to_numpy()
+    vertex_ok = vertices.is_valid().to_numpy(zero_copy_only=False)
+    for shape_mask, xs, ys, default in (
+        (undecided & has_path,
+         _list_values(pc.list_flatten(path_x)), _list_values(pc.list_flatten(path_y)), "freehandLine"),
+        (undecided & ~has_path & has_points,
+         _list_values(pc.struct_field(vertices, "x"), vertex_ok),
+         _list_values(pc.struct_field(vertices, "y"), vertex_ok), "polygon"),
+    ):
+        if not shape_mask.any():
+            continue
+        x_parent = pc.list_parent_indices(path_x).to_numpy() if default == "freehandLine" else vertex_parent
+        y_parent = pc.list_parent_indices(path_y).to_numpy() if default == "freehandLine" else vertex_parent
+        x_lo, x_hi, x_ok = _list_bounds(xs, x_parent, n)
+        y_lo, y_hi, y_ok = _list_bounds(ys, y_parent, n)
+        x[shape_mask], y[shape_mask] = x_lo[shape_mask], y_lo[shape_mask]
+        width[shape_mask] = (x_hi - x_lo)[shape_mask]
+        height[shape_mask] = (y_hi - y_lo)[shape_mask]
+        bad |= shape_mask & ~(x_ok & y_ok)
+        named = tool_type[shape_mask]
+        use_type = fem[row][shape_mask] & pd.notna(named)
+        kind[shape_mask] = np.where(use_type, named, default)
+        undecided &= ~shape_mask
+
+    point = undecided & has["x"] & has["y"]
+    x[point], y[point] = field["x"][point], field["y"][point]
+    kind[point] = "point"
+    undecided &= ~point
+
+    dropped = counts.setdefault("marks_not_loaded", {})
+    degenerate = counts.setdefault("degenerate_marks", {})
+    _add(dropped, "non-numeric coordinates", keep & bad)
+    _add(dropped, "not a shape", keep & undecided & ~bad)
+    keep &= ~bad & ~undecided
+    if point_sides is not None:
+        is_point = keep & (kind == "point")
+        side = point_sides[row]
+        _add(dropped, f"point without subject metadata {point_key}", is_point & ~(side > 0))
+        keep &= ~(is_point & ~(side > 0))
+        boxed = is_point & (side > 0)
+        x[boxed] -= side[boxed] / 2
+        y[boxed] -= side[boxed] / 2
+        width[boxed] = height[boxed] = side[boxed]
+        kind[boxed] = "point-as-box"
+    for box_kind in ("rectangle", "rotateRectangle"):
+        flat_box = keep & (kind == box_kind) & ~((width > 0) & (height > 0))
+        _add(degenerate, box_kind, flat_box)
+        keep &= ~flat_box
+    too_many = keep & (position >= MARK_ID_STRIDE)
+    _add(dropped, "more marks in one classification than mark ids allow", too_many)
+    keep &= ~too_many
+
+    take = pa.array(np.flatnonzero(keep))
+    tool = pc.coalesce(marks.field("tool"), marks.field("toolIndex"), pa.scalar(-1, _I64))
+    frame = pc.coalesce(marks.field("frame"), pa.scalar(0, _I64))
+    columns = {
+        "row": row[keep].astype(np.int64),
+        "position": position[keep].astype(np.int64),
+        "task": task.take(take).to_pandas(types_mapper=pd.ArrowDtype).astype("string").array,
+        "tool": tool.take(take).to_numpy(zero_copy_only=False).astype(np.int64),
+        "tool_label": marks.field("tool_label").take(take).to_pandas().astype("string").array,
+        "frame": frame.take(take).to_numpy(zero_copy_only=False).astype(np.int64),
+        "x": x[keep], "y": y[keep], "width": width[keep], "height": height[keep],
+        "angle": angle[keep],
+        "kind": pd.array(kind[keep], dtype="string"),
+    }
+    return columns, np.ones(len(annotations), dtype=bool)
+
+
+def _list_values(values: pa.Array, valid: np.ndarray | None = None) -> np.ndarray:
+    """Coordinates as floats, NaN for nulls (and where ``valid`` is False)."""
+    array = values.to_numpy(zero_copy_only=False).astype(np.float64)
+    if valid is not None:
+        array[~valid] = np.nan
+    return array
+
+
+def _list_bounds(values: np.ndarray, parents: np.ndarray, n: int):
+    """Min and max of each mark's coordinate list, and whether it had values and no nulls."""
+    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    finite = ~np.isnan(values)
+    np.minimum.at(lo, parents[finite], values[finite])
+    np.maximum.at(hi, parents[finite], values[finite])
+    nulls = np.bincount(parents[~finite], minlength=n) > 0
+    ok = np.isfinite(lo) & ~nulls
+    return lo, hi, ok
+
+
+def _add(counter: dict, key: str, mask: np.ndarray) -> None:
+    count = int(mask.sum())
+    if count:
+        counter[key] = counter.get(key, 0) + count

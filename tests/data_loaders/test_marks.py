@@ -1,0 +1,98 @@
+"""The columnar route for marks gives exactly what the reference route gives."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from data_loaders.base import LoadReport
+from data_loaders.marks import MARK_COLUMNS, _columnar_marks, _reference_marks
+
+
+def both_routes(cells, fem=None, tasks=None, sides=None):
+    fem = np.zeros(len(cells), bool) if fem is None else fem
+    fast_report, slow_report = LoadReport("f", "t"), LoadReport("f", "t")
+    fast = _columnar_marks(pa.array(cells, pa.string()), fem, tasks, sides, "k", fast_report)
+    slow = _reference_marks(cells, fem, tasks, sides, "k", slow_report)
+    return fast, slow, fast_report, slow_report
+
+
+def assert_same(fast, slow, fast_report, slow_report):
+    fast_marks, fast_ok = fast
+    slow_marks, slow_ok = slow
+    np.testing.assert_array_equal(fast_ok, slow_ok)
+    for name in MARK_COLUMNS:
+        pd.testing.assert_series_equal(pd.Series(fast_marks[name]), pd.Series(slow_marks[name]),
+                                       check_names=False, obj=name)
+    assert fast_report.counts == slow_report.counts
+
+
+def real_cells(path):
+    csv.field_size_limit(1 << 30)
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    fem = np.array(['"classifier_version":"2.0"' in r["metadata"] for r in rows])
+    return [r["annotations"] for r in rows], fem
+
+
+@pytest.mark.parametrize("name", [
+    "discnet/many-tools-classifications_march_7_2023.csv",
+    "penguin_watch/penguin-watch-classifications-trim.csv",
+    "aggregation_for_caesar/cat-project-classifications.csv",
+])
+def test_routes_agree_on_real_exports(data_dir, name):
+    cells, fem = real_cells(data_dir / name)
+    fast, slow, fast_report, slow_report = both_routes(cells, fem)
+    assert fast is not None, "the columnar route should read a real export"
+    assert_same(fast, slow, fast_report, slow_report)
+    sides = np.where(np.arange(len(cells)) % 3 == 0, np.nan, 12.0)
+    assert_same(*both_routes(cells, fem, tasks=["T0", "T4"], sides=sides))
+
+
+number = st.one_of(st.integers(-1000, 1000), st.floats(-1e4, 1e4, allow_nan=False))
+maybe = lambda strategy: st.one_of(st.none(), strategy)  # noqa: E731
+mark = st.dictionaries(
+    st.sampled_from(["x", "y", "width", "height", "angle", "x_center", "y_center", "r", "rx", "ry",
+                     "x1", "y1", "x2", "y2"]), maybe(number), max_size=7,
+).flatmap(lambda m: st.fixed_dictionaries({
+    "tool": maybe(st.integers(0, 3)), "frame": maybe(st.integers(0, 2)),
+    "tool_label": maybe(st.text(max_size=5)), "toolType": maybe(st.sampled_from(["polygon", "line"])),
+    "pathX": maybe(st.lists(maybe(number), max_size=3)), "pathY": maybe(st.lists(number, max_size=3)),
+    "points": maybe(st.lists(st.fixed_dictionaries({"x": maybe(number), "y": number}), max_size=3)),
+}).map(lambda extra: {**m, **{k: v for k, v in extra.items() if v is not None or k == "tool"}}))
+well_formed = st.one_of(
+    st.fixed_dictionaries({"x": number, "y": number, "width": number, "height": number, "tool": st.integers(0, 2)}),
+    st.fixed_dictionaries({"x_center": number, "y_center": number, "width": number, "height": number,
+                           "angle": number, "toolIndex": st.integers(0, 2), "toolType": st.just("rotateRectangle")}),
+    st.fixed_dictionaries({"x": number, "y": number, "tool": st.integers(0, 2), "tool_label": st.text(max_size=3)}),
+    st.fixed_dictionaries({"x": number, "y": number, "r": number}),
+    st.fixed_dictionaries({"x": number, "y": number, "rx": number, "ry": number, "angle": number}),
+    st.fixed_dictionaries({"x1": number, "y1": number, "x2": number, "y2": number}),
+    st.fixed_dictionaries({"pathX": st.lists(number, min_size=1, max_size=4),
+                           "pathY": st.lists(number, min_size=1, max_size=4), "toolType": st.just("freehandLine")}),
+)
+mark = st.one_of(well_formed, well_formed, mark)
+annotation = st.fixed_dictionaries({
+    "task": st.sampled_from(["T0", "T1", "T2"]),
+    "value": st.one_of(st.lists(mark, max_size=4), st.text(max_size=4), st.lists(st.integers(), max_size=2)),
+}).flatmap(lambda a: st.one_of(st.just(a), st.just({**a, "markIndex": 0})))
+cells = st.lists(st.lists(annotation, max_size=3).map(json.dumps), min_size=1, max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cells=cells, fem=st.lists(st.booleans(), min_size=6, max_size=6),
+       tasks=st.one_of(st.none(), st.just(["T1"])),
+       sides=st.one_of(st.none(), st.lists(st.sampled_from([np.nan, 5.0]), min_size=6, max_size=6)))
+def test_routes_agree_on_random_annotations(cells, fem, tasks, sides):
+    fem = np.array(fem[: len(cells)])
+    sides = None if sides is None else np.array(sides[: len(cells)])
+    fast, slow, fast_report, slow_report = both_routes(cells, fem, tasks, sides)
+    if fast is not None:
+        assert_same(fast, slow, fast_report, slow_report)

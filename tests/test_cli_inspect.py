@@ -1,0 +1,50 @@
+"""``zoolens inspect``: what a user sees when pointing zoolens at a file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.exports import boxes, row, write_export
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def zoolens(*args, cache):
+    return subprocess.run([sys.executable, "-m", "zoolens", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env={"PATH": "/usr/bin:/bin", "ZOOLENS_CACHE_DIR": str(cache)})
+
+
+def test_inspect_prints_the_report_as_json(data_dir, tmp_path):
+    path = data_dir / "discnet" / "many-tools-classifications_march_7_2023.csv"
+    done = zoolens("inspect", path, "--workflow", 21790, "--workflow-version", "50.46", "--json",
+                   cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["format"] == "classifications"
+    assert report["rows_read"] == 113
+    assert report["rows_loaded"] == 90
+    assert report["skipped"]["other workflow version (kept 50.46)"]["rows"] == 23
+    assert report["workflows"]["21790"]["37.34"] == 11
+
+
+def test_inspect_names_skipped_rows_and_their_lines(tmp_path):
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
+    path = write_export(tmp_path / "e.csv", [row(1, boxes(box)), row(2, "{broken")])
+    done = zoolens("inspect", path, cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 rows read, 1 loaded, 1 skipped" in done.stdout
+    assert "annotations is not valid JSON (a list of tasks) (lines 3)" in done.stdout
+    assert "marks_by_kind: {'rectangle': 1}" in done.stdout
+
+
+def test_inspect_unknown_file_says_format_could_not_be_identified(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\n")
+    done = zoolens("inspect", path, cache=tmp_path)
+    assert done.returncode == 1
+    assert "format could not be identified" in done.stderr
+    assert "classifications" in done.stderr  # the known formats are listed
+    assert "Traceback" not in done.stderr
