@@ -289,6 +289,56 @@ def read_fits_image(path: str) -> np.ndarray:
     return pixels
 
 
+def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None,
+                 workflow_id: int | None = None, workflow_version: str | None = None,
+                 image_roots: Sequence[str | Path] | None = None, title: str | None = None) -> Project:
+    """Read project files with `data_loaders` into a `Project`.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Any files the loaders identify: classification, subject and workflow exports,
+        consensus files. Tables of the same kind from several files are concatenated
+        (subjects de-duplicated by id).
+    consensus : path, optional
+        A consensus file (any format the loaders read), read after ``paths``.
+    workflow_id, workflow_version : optional
+        Keep only this workflow (and version) of the classification exports.
+    image_roots : sequence of path, optional
+        Folders relative image locations resolve against; default the folders of ``paths``.
+    title : str, optional
+        Shown in the app's header; default the first file's name.
+    """
+    import data_loaders
+
+    files = [Path(path) for path in paths] + ([Path(consensus)] if consensus is not None else [])
+    tables: dict[str, list[pd.DataFrame]] = {}
+    reports = []
+    for path in files:
+        format = data_loaders.identify_format(path)
+        options = ({"workflow_id": workflow_id, "workflow_version": workflow_version}
+                   if format == "classifications" else {})
+        result = data_loaders.read(path, format=format, **options)
+        reports.append(result.report)
+        for name, table in result.tables.items():
+            tables.setdefault(name, []).append(table)
+    if "classifications" not in tables:
+        raise ValueError(f"no classification export among {', '.join(str(path) for path in files)}; "
+                         "zoolens needs one to show what volunteers drew")
+
+    def combined(name):
+        return pd.concat(tables[name], ignore_index=True) if name in tables else None
+
+    subjects = combined("subjects")
+    if subjects is not None:
+        subjects = subjects.drop_duplicates("subject_id", ignore_index=True)
+    if image_roots is None:
+        image_roots = list(dict.fromkeys(path.resolve().parent for path in files))
+    return Project(combined("classifications"), combined("marks"), subjects=subjects,
+                   consensus=combined("consensus"), links=combined("links"), image_roots=image_roots,
+                   reports=reports, title=title or files[0].name)
+
+
 def shared_project(key: str, build: Callable[[], Project]) -> Project:
     """The project built by ``build``, once per server process, shared by every session."""
     return pn.state.as_cached(f"zoolens-project-{key}", build)
@@ -405,7 +455,7 @@ class DataStore(Viewer):
             show_name=False, width=260,
         )
         metadata_sliders = [self._metadata_slider(column) for column in self.project.metadata_columns]
-        clear = pn.widgets.Button(name="Clear plot selection", button_type="default", width=250)
+        clear = pn.widgets.Button(label="Clear plot selection", width=250)
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
             filters, *metadata_sliders,
@@ -416,7 +466,7 @@ class DataStore(Viewer):
     def _metadata_slider(self, column: str):
         values = self.project.subject_stats[column].dropna()
         low, high = float(values.min()), float(values.max())
-        slider = pn.widgets.RangeSlider(name=column, start=low, end=high, value=(low, high),
+        slider = pn.widgets.RangeSlider(label=column, start=low, end=high, value=(low, high),
                                         step=(high - low) / 200 or 1.0, width=250)
 
         def update(event):

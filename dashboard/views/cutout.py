@@ -169,8 +169,8 @@ class CutoutViewer(View):
             f"{len(self.data_store.consensus_of())} consensus boxes.")
 
     def __panel__(self):
-        previous_button = pn.widgets.Button(name="◀ Previous", width=110)
-        next_button = pn.widgets.Button(name="Next ▶", width=110)
+        previous_button = pn.widgets.Button(label="◀ Previous", width=110)
+        next_button = pn.widgets.Button(label="Next ▶", width=110)
         previous_button.on_click(lambda event: self.data_store.step_subject(-1))
         next_button.on_click(lambda event: self.data_store.step_subject(1))
         toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus"],

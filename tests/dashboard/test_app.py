@@ -1,0 +1,59 @@
+"""The assembled app: sessions get their own data store; a real Panel server on loopback serves it."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import requests
+
+from dashboard.app import create_app, serve
+
+
+def test_each_session_gets_its_own_data_store(tiny_project):
+    first, second = create_app(tiny_project), create_app(tiny_project)
+    store = first.zoolens["data_store"]
+    assert store is not second.zoolens["data_store"]
+    assert store.project is second.zoolens["data_store"].project
+    assert first.zoolens["cutout"].data_store is store
+    store.min_volunteers = 3
+    assert len(second.zoolens["data_store"].subjects) == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def served(tiny_project):
+    port = _free_port()
+    server = serve("test-app", lambda: tiny_project, image_roots=tiny_project.image_roots, port=port,
+                   address="127.0.0.1", threaded=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url, timeout=5)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield url
+    server.stop()
+
+
+@pytest.mark.server
+def test_the_server_serves_the_page_and_confined_images(served, tiny_project):
+    page = requests.get(served, timeout=30)
+    assert page.status_code == 200
+    assert "zoolens · tiny" in page.content.decode("utf-8")
+    thumbnail = requests.get(f"{served}/zoolens-images/0/images/1.png", timeout=10)
+    assert thumbnail.status_code == 200
+    assert thumbnail.content == tiny_project.image_file(1).read_bytes()
+    # ../outside.png exists next to the image root but must not be served.
+    escaped = requests.get(f"{served}/zoolens-images/0/%2E%2E/outside.png", timeout=10)
+    assert escaped.status_code in (403, 404)

@@ -1,0 +1,72 @@
+"""The dashboard in a real browser: two sessions at once, untrusted names shown as text."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import requests
+
+from dashboard.app import serve
+from tests.dashboard import tiny
+
+pytestmark = pytest.mark.ui
+
+SCRIPT_NAME = "<script>alert(1)</script>"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    # bob gets a name that would run a script if any view rendered it as HTML.
+    tables = tiny.tiny_tables()
+    for name in ("classifications", "marks"):
+        tables[name]["user"] = tables[name]["user"].replace({"bob": SCRIPT_NAME})
+    project = tiny.tiny_project(tmp_path / "root", tables, title="ui")
+    port = _free_port()
+    server = serve("test-ui", lambda: project, image_roots=project.image_roots, port=port,
+                   address="127.0.0.1", threaded=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url, timeout=5)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield url
+    server.stop()
+
+
+def _open(browser, url, dialogs):
+    page = browser.new_page(viewport={"width": 1500, "height": 950})
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(url, wait_until="networkidle")
+    page.get_by_text("3 of 3 subjects").wait_for(timeout=30_000)
+    return page
+
+
+def test_two_sessions_keep_their_own_state_and_names_stay_text(browser, served, artefacts):
+    dialogs: list[str] = []
+    first = _open(browser, served, dialogs)
+    second = _open(browser, served, dialogs)
+    first.screenshot(path=str(artefacts / "subjects.png"))
+
+    first.locator(".bk-tab", has_text="Volunteers").click()
+    first.get_by_text(SCRIPT_NAME, exact=True).first.click()
+    heading = first.get_by_text(f"Marks by {SCRIPT_NAME}")
+    heading.wait_for(timeout=15_000)
+    first.screenshot(path=str(artefacts / "volunteers.png"))
+
+    second.locator(".bk-tab", has_text="Volunteers").click()
+    second.get_by_text("Pick a volunteer to list their marks").wait_for(timeout=15_000)
+    assert second.get_by_text("Marks by").count() == 0
+    assert dialogs == []
