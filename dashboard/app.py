@@ -12,7 +12,12 @@ from collections.abc import Callable
 import panel as pn
 
 from .data_store import IMAGE_ROUTE, DataStore, Project, shared_project
+from .keyboard import SubjectKeys
 from .views import AgreementPlots, CutoutViewer, SubjectBrowser, VolunteerTable
+
+
+#: Data store parameters kept in the page's address (query string).
+URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disagreement")
 
 
 def create_app(project: Project) -> pn.template.FastListTemplate:
@@ -35,9 +40,14 @@ def create_app(project: Project) -> pn.template.FastListTemplate:
         dynamic=True, sizing_mode="stretch_width",
     )
     template = pn.template.FastListTemplate(
-        title=f"zoolens · {project.title}", sidebar=[pn.pane.Markdown("### Filters"), data_store],
-        main=[tabs], sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
+        title=f"zoolens · {project.title}",
+        sidebar=[pn.pane.Markdown("### Filters"), data_store, SubjectKeys(data_store=data_store, height=0, width=0)],
+        main=[tabs], sidebar_width=300,
+        theme_toggle=False, accent="#1f5f8b",
     )
+    if pn.state.location is not None:
+        # The address holds the current subject and filters: a shared link reopens the same view.
+        pn.state.location.sync(data_store, {name: name for name in URL_STATE})
     # Tests and notebooks reach the session's parts through the template.
     template.zoolens = {"data_store": data_store, "subjects": browser, "cutout": cutout,
                         "agreement": agreement, "volunteers": volunteers}

@@ -17,6 +17,7 @@ No file is parsed here: tables come from `data_loaders` and `consensus`.
 from __future__ import annotations
 
 import posixpath
+import urllib.parse
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -245,12 +246,12 @@ def _slice(bounds, subject_id: int) -> tuple[int, int]:
 
 
 def _resolve_images(locations: pd.Series, roots: tuple[Path, ...]) -> tuple[list, list]:
-    """Local file and served URL of each relative location, confined to the image roots.
+    """Local file and served URL (``""`` if none) of each relative location, confined to the image roots.
 
     A location that is a URL, absolute, or climbs out of its root (``..``) is not
     resolved: data from the public never names files outside the configured roots.
     """
-    files, urls = [None] * len(locations), [None] * len(locations)
+    files, urls = [None] * len(locations), [""] * len(locations)
     for position, location in enumerate(locations):
         if not isinstance(location, str) or "://" in location or location.startswith(("/", "\\")):
             continue
@@ -261,7 +262,7 @@ def _resolve_images(locations: pd.Series, roots: tuple[Path, ...]) -> tuple[list
             candidate = root / relative
             if candidate.is_file():
                 files[position] = str(candidate)
-                urls[position] = f"{IMAGE_ROUTE}/{number}/{relative}"
+                urls[position] = f"{IMAGE_ROUTE}/{number}/{urllib.parse.quote(relative)}"
                 break
     return files, urls
 

@@ -148,10 +148,20 @@ class CutoutViewer(View):
             layers.append(self.unmatched_boxes())
         if self.show_consensus:
             layers.append(self.consensus_boxes())
-        image_style = dict(invert_yaxis=True, frame_width=self.frame_size, data_aspect=1, xaxis=None,
-                           yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"])
+        # A square frame whose limits span the image's longer side, centred: pixels stay
+        # square for any image shape. Explicit and framewise, so each subject sets the
+        # axes to its own image. (data_aspect is avoided: HoloViews 1.23 then keeps the
+        # first subject's frame and reverses the x range to fit a new image into it.)
+        width, height = self.extent()
+        side = max(width, height)
+        xlim = ((width - side) / 2, (width + side) / 2)
+        ylim = ((height - side) / 2, (height + side) / 2)
+        image_style = dict(invert_yaxis=True, frame_width=self.frame_size, frame_height=self.frame_size,
+                           xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
+                           xlim=xlim, ylim=ylim, framewise=True)
         return hv.Overlay(layers).opts({
-            "Rectangles": dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"]),
+            "Rectangles": dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"],
+                               framewise=True),
             "RGB": image_style,
             "Image": image_style,
             "Overlay": dict(framewise=True),

@@ -38,7 +38,7 @@ class SubjectBrowser(View):
             self._rows(), pagination="remote", page_size=self.page_size, selectable=1, disabled=True,
             show_index=False, widths={"thumbnail": 52}, titles={"thumbnail": "", **COLUMNS}, layout="fit_columns", width=620,
             formatters={
-                "thumbnail": {"type": "image", "height": "40px", "width": "40px"},
+                "thumbnail": {"type": "html"},
                 "subject_id": NumberFormatter(format="0"),
                 "mean_iou": NumberFormatter(format="0.00"),
                 "disagreement": NumberFormatter(format="0.00"),
@@ -51,9 +51,13 @@ class SubjectBrowser(View):
     def _rows(self):
         subjects = self.data_store.subjects
         columns = list(COLUMNS)
-        if subjects.thumbnail.notna().any():
-            columns.insert(0, "thumbnail")
-        return subjects[columns]
+        if not subjects.thumbnail.astype(bool).any():
+            return subjects[columns]
+        # The URL comes from a location in the subject export (untrusted), but it was
+        # percent-quoted when resolved: no quote, <, > or & can reach the HTML.
+        urls = subjects.thumbnail.astype(str)
+        thumbnails = ('<img src="' + urls + '" width="40" height="40" alt="">').where(urls != "", "")
+        return subjects[columns].assign(thumbnail=thumbnails)[["thumbnail", *columns]]
 
     def _refresh(self, event=None):
         self._table.value = self._rows()

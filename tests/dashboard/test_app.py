@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from dashboard.app import create_app, serve
+from dashboard.data_store import DataStore
 
 
 def test_each_session_gets_its_own_data_store(tiny_project):
@@ -57,3 +58,18 @@ def test_the_server_serves_the_page_and_confined_images(served, tiny_project):
     # ../outside.png exists next to the image root but must not be served.
     escaped = requests.get(f"{served}/zoolens-images/0/%2E%2E/outside.png", timeout=10)
     assert escaped.status_code in (403, 404)
+
+
+def test_keys_step_through_the_filtered_subjects(tiny_project):
+    from dashboard.keyboard import SubjectKeys
+
+    store = DataStore(project=tiny_project)
+    keys = SubjectKeys(data_store=store)
+    keys._handle_msg({"key": "ArrowRight"})
+    assert store.subject == 2
+    keys._handle_msg({"key": "k"})
+    keys._handle_msg({"key": "k"})
+    assert store.subject == 3
+    keys._handle_msg({"key": "Enter"})
+    keys._handle_msg("junk")
+    assert store.subject == 3

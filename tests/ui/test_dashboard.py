@@ -70,3 +70,20 @@ def test_two_sessions_keep_their_own_state_and_names_stay_text(browser, served, 
     second.get_by_text("Pick a volunteer to list their marks").wait_for(timeout=15_000)
     assert second.get_by_text("Marks by").count() == 0
     assert dialogs == []
+
+
+def test_the_address_holds_the_view_and_arrow_keys_move_along(browser, served, artefacts):
+    dialogs: list[str] = []
+    page = browser.new_page(viewport={"width": 1500, "height": 950})
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{served}/?subject=2&min_volunteers=2", wait_until="networkidle")
+    page.get_by_text("2 of 3 subjects").wait_for(timeout=30_000)
+    page.get_by_text("Subject 2", exact=True).wait_for(timeout=15_000)
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.keyboard.press("ArrowRight")  # filtered order is 1, 2: from 2 it wraps to 1
+    page.get_by_text("Subject 1", exact=True).wait_for(timeout=15_000)
+    page.wait_for_function("() => window.location.search.includes('subject=1')", timeout=15_000)
+    assert "min_volunteers=2" in page.evaluate("() => window.location.search")
+    page.wait_for_timeout(1500)  # let the plot update land before the picture
+    page.screenshot(path=str(artefacts / "cutout.png"))
+    assert dialogs == []

@@ -86,3 +86,15 @@ def test_the_overlay_renders_with_bokeh(viewer):
     viewer.data_store.subject = 3  # no marks, no boxes, no image
     hv.renderer("bokeh").get_plot(viewer.overlay())
     assert np.array_equal(viewer.image().data.shape, (2, 2, 3))
+
+
+def test_each_subject_sets_the_axes_to_its_own_image(viewer):
+    viewer.data_store.subject = 2  # no image: the extent of its marks, 44 x 40
+    plot = hv.renderer("bokeh").get_plot(hv.DynamicMap(viewer.overlay))
+    figure = plot.state
+    assert (figure.x_range.start, figure.x_range.end) == (0, 44)
+    assert (figure.y_range.start, figure.y_range.end) == (42, -2)  # square frame, y down
+    viewer.data_store.subject = 1
+    assert (figure.x_range.start, figure.x_range.end) == (0, 100)
+    assert (figure.y_range.start, figure.y_range.end) == (100, 0)
+    assert figure.frame_width == figure.frame_height == viewer.frame_size
