@@ -11,9 +11,8 @@ from collections.abc import Callable
 
 import panel as pn
 
-from .data_store import IMAGE_ROUTE, DataStore, Project, shared_project
-from .keyboard import SubjectKeys
-from .views import AgreementPlots, CutoutViewer, SubjectBrowser, VolunteerTable
+from .data_store import IMAGE_ROUTE, Project, shared_project
+from .explorer import Explorer
 
 
 #: Data store parameters kept in the page's address (query string).
@@ -26,31 +25,19 @@ def create_app(project: Project) -> pn.template.FastListTemplate:
     Parameters
     ----------
     project : Project
-        The shared, read-only project; the session gets its own `DataStore` over it.
+        The shared, read-only project; the session gets its own `Explorer` (data
+        store and views) over it.
     """
-    data_store = DataStore(project=project)
-    browser = SubjectBrowser(data_store=data_store)
-    cutout = CutoutViewer(data_store=data_store)
-    agreement = AgreementPlots(data_store=data_store)
-    volunteers = VolunteerTable(data_store=data_store)
-    tabs = pn.Tabs(
-        ("Subjects", pn.Row(browser, cutout)),
-        ("Agreement", agreement),
-        ("Volunteers", volunteers),
-        dynamic=True, sizing_mode="stretch_width",
-    )
+    explorer = Explorer(project)
     template = pn.template.FastListTemplate(
-        title=f"zoolens · {project.title}",
-        sidebar=[pn.pane.Markdown("### Filters"), data_store, SubjectKeys(data_store=data_store, height=0, width=0)],
-        main=[tabs], sidebar_width=300,
-        theme_toggle=False, accent="#1f5f8b",
+        title=f"zoolens · {project.title}", sidebar=explorer.sidebar(), main=[explorer.tabs()],
+        sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
     )
     if pn.state.location is not None:
         # The address holds the current subject and filters: a shared link reopens the same view.
-        pn.state.location.sync(data_store, {name: name for name in URL_STATE})
-    # Tests and notebooks reach the session's parts through the template.
-    template.zoolens = {"data_store": data_store, "subjects": browser, "cutout": cutout,
-                        "agreement": agreement, "volunteers": volunteers}
+        pn.state.location.sync(explorer.data_store, {name: name for name in URL_STATE})
+    # Tests and notebook users reach the session's parts through the template.
+    template.explorer = explorer
     return template
 
 

@@ -14,12 +14,12 @@ from dashboard.data_store import DataStore
 
 def test_each_session_gets_its_own_data_store(tiny_project):
     first, second = create_app(tiny_project), create_app(tiny_project)
-    store = first.zoolens["data_store"]
-    assert store is not second.zoolens["data_store"]
-    assert store.project is second.zoolens["data_store"].project
-    assert first.zoolens["cutout"].data_store is store
+    store = first.explorer.data_store
+    assert store is not second.explorer.data_store
+    assert store.project is second.explorer.data_store.project
+    assert first.explorer.cutout.data_store is store
     store.min_volunteers = 3
-    assert len(second.zoolens["data_store"].subjects) == 3
+    assert len(second.explorer.data_store.subjects) == 3
 
 
 def _free_port() -> int:
