@@ -87,3 +87,23 @@ def test_the_address_holds_the_view_and_arrow_keys_move_along(browser, served, a
     page.wait_for_timeout(1500)  # let the plot update land before the picture
     page.screenshot(path=str(artefacts / "cutout.png"))
     assert dialogs == []
+
+
+def test_downloading_the_consensus_csv_of_the_filtered_subjects(browser, served, artefacts, tmp_path):
+    import io
+
+    import pandas as pd
+
+    page = browser.new_page(viewport={"width": 1500, "height": 950}, accept_downloads=True)
+    page.goto(f"{served}/?min_volunteers=3", wait_until="networkidle")
+    page.get_by_text("1 of 3 subjects").wait_for(timeout=30_000)
+    page.locator(".bk-tab", has_text="Export").click()
+    with page.expect_download(timeout=30_000) as download_info:
+        page.get_by_text("Consensus boxes", exact=True).click()
+    download = download_info.value
+    assert download.suggested_filename == "zoolens-consensus.csv"
+    content = (tmp_path / "download.csv")
+    download.save_as(content)
+    frame = pd.read_csv(io.BytesIO(content.read_bytes()), comment="#")
+    assert sorted(frame.consensus_id) == [10, 11]  # subject 1's boxes: only it has 3 volunteers
+    page.screenshot(path=str(artefacts / "export.png"))
