@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import time
-
 import pytest
 import requests
 
-from dashboard.app import create_app, serve
+from dashboard.app import create_app
 from dashboard.data_store import DataStore
+from tests.dashboard.serving import served
 
 
 def test_each_session_gets_its_own_data_store(tiny_project):
@@ -22,41 +20,22 @@ def test_each_session_gets_its_own_data_store(tiny_project):
     assert len(second.explorer.data_store.subjects) == 3
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def served(tiny_project):
-    port = _free_port()
-    server = serve("test-app", lambda: tiny_project, image_roots=tiny_project.image_roots, port=port,
-                   address="127.0.0.1", threaded=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url, timeout=5)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    yield url
-    server.stop()
+def served_url(tiny_project):
+    with served(tiny_project, "test-app") as url:
+        yield url
 
 
 @pytest.mark.server
-def test_the_server_serves_the_page_and_confined_images(served, tiny_project):
-    page = requests.get(served, timeout=30)
+def test_the_server_serves_the_page_and_confined_images(served_url, tiny_project):
+    page = requests.get(served_url, timeout=30)
     assert page.status_code == 200
     assert "zoolens · tiny" in page.content.decode("utf-8")
-    thumbnail = requests.get(f"{served}/zoolens-images/0/images/1.png", timeout=10)
+    thumbnail = requests.get(f"{served_url}/zoolens-images/0/images/1.png", timeout=10)
     assert thumbnail.status_code == 200
     assert thumbnail.content == tiny_project.image_file(1).read_bytes()
     # ../outside.png exists next to the image root but must not be served.
-    escaped = requests.get(f"{served}/zoolens-images/0/%2E%2E/outside.png", timeout=10)
+    escaped = requests.get(f"{served_url}/zoolens-images/0/%2E%2E/outside.png", timeout=10)
     assert escaped.status_code in (403, 404)
 
 

@@ -2,48 +2,24 @@
 
 from __future__ import annotations
 
-import socket
-import time
-
 import pytest
-import requests
 
-from dashboard.app import serve
 from tests.dashboard import tiny
+from tests.dashboard.serving import served
 
 pytestmark = pytest.mark.ui
 
 SCRIPT_NAME = "<script>alert(1)</script>"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def served(tmp_path):
+def served_url(tmp_path):
     # bob gets a name that would run a script if any view rendered it as HTML.
     tables = tiny.tiny_tables()
     for name in ("classifications", "marks"):
         tables[name]["user"] = tables[name]["user"].replace({"bob": SCRIPT_NAME})
-    project = tiny.tiny_project(tmp_path / "root", tables, title="ui")
-    port = _free_port()
-    server = serve("test-ui", lambda: project, image_roots=project.image_roots, port=port,
-                   address="127.0.0.1", threaded=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url, timeout=5)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-    yield url
-    server.stop()
+    with served(tiny.tiny_project(tmp_path / "root", tables, title="ui"), "test-ui") as url:
+        yield url
 
 
 def _open(browser, url, dialogs):
@@ -54,10 +30,10 @@ def _open(browser, url, dialogs):
     return page
 
 
-def test_two_sessions_keep_their_own_state_and_names_stay_text(browser, served, artefacts):
+def test_two_sessions_keep_their_own_state_and_names_stay_text(browser, served_url, artefacts):
     dialogs: list[str] = []
-    first = _open(browser, served, dialogs)
-    second = _open(browser, served, dialogs)
+    first = _open(browser, served_url, dialogs)
+    second = _open(browser, served_url, dialogs)
     first.screenshot(path=str(artefacts / "subjects.png"))
 
     first.locator(".bk-tab", has_text="Volunteers").click()
@@ -72,11 +48,11 @@ def test_two_sessions_keep_their_own_state_and_names_stay_text(browser, served, 
     assert dialogs == []
 
 
-def test_the_address_holds_the_view_and_arrow_keys_move_along(browser, served, artefacts):
+def test_the_address_holds_the_view_and_arrow_keys_move_along(browser, served_url, artefacts):
     dialogs: list[str] = []
     page = browser.new_page(viewport={"width": 1500, "height": 950})
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{served}/?subject=2&min_volunteers=2", wait_until="networkidle")
+    page.goto(f"{served_url}/?subject=2&min_volunteers=2", wait_until="networkidle")
     page.get_by_text("2 of 3 subjects").wait_for(timeout=30_000)
     page.get_by_text("Subject 2", exact=True).wait_for(timeout=15_000)
     page.locator("body").click(position={"x": 5, "y": 300})
@@ -89,13 +65,13 @@ def test_the_address_holds_the_view_and_arrow_keys_move_along(browser, served, a
     assert dialogs == []
 
 
-def test_downloading_the_consensus_csv_of_the_filtered_subjects(browser, served, artefacts, tmp_path):
+def test_downloading_the_consensus_csv_of_the_filtered_subjects(browser, served_url, artefacts, tmp_path):
     import io
 
     import pandas as pd
 
     page = browser.new_page(viewport={"width": 1500, "height": 950}, accept_downloads=True)
-    page.goto(f"{served}/?min_volunteers=3", wait_until="networkidle")
+    page.goto(f"{served_url}/?min_volunteers=3", wait_until="networkidle")
     page.get_by_text("1 of 3 subjects").wait_for(timeout=30_000)
     page.locator(".bk-tab", has_text="Export").click()
     with page.expect_download(timeout=30_000) as download_info:
