@@ -22,6 +22,11 @@ PALETTE = Category10_10
 UNLINKED_COLOUR = "#d9d9d9"
 UNMATCHED_COLOUR = "#ffffff"
 
+# Dimensions are made once: building them per subject costs more than the boxes.
+BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
+MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour")]
+CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "colour")]
+
 
 def _normalised(pixels: np.ndarray) -> np.ndarray:
     low, high = np.nanpercentile(pixels, [0.5, 99.8])
@@ -97,17 +102,18 @@ class CutoutViewer(View):
         colours = [PALETTE[position % len(PALETTE)] for position in range(len(boxes))]
         return pd.Series(colours, index=boxes.consensus_id.to_numpy(), dtype=object)
 
-    def _rectangles(self, marks: pd.DataFrame, colours) -> hv.Rectangles:
-        table = pd.DataFrame({
-            "x0": marks.x, "y0": marks.y, "x1": marks.x + marks.width, "y1": marks.y + marks.height,
-            "volunteer": marks.user.astype(str),
-            "iou": marks.iou.round(3),
-            "time": marks.created_at.dt.strftime("%Y-%m-%d %H:%M UTC").fillna(""),
-            "consensus_box": marks.consensus_id,
-            "colour": colours,
-        })
-        return hv.Rectangles(table, kdims=["x0", "y0", "x1", "y1"],
-                             vdims=["volunteer", "iou", "time", "consensus_box", "colour"])
+    def _rectangles(self, marks: pd.DataFrame, colours, group: str) -> hv.Rectangles:
+        created = marks.created_at
+        data = {
+            "x0": marks.x.to_numpy(), "y0": marks.y.to_numpy(),
+            "x1": (marks.x + marks.width).to_numpy(), "y1": (marks.y + marks.height).to_numpy(),
+            "volunteer": marks.user.to_numpy(dtype=object),
+            "iou": marks.iou.round(3).to_numpy(),
+            "time": created.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object),
+            "consensus_box": marks.consensus_id.to_numpy(),
+            "colour": np.asarray(colours, dtype=object),
+        }
+        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=MARK_DIMENSIONS, group=group)
 
     def volunteer_boxes(self) -> hv.Rectangles:
         """Volunteer boxes that support a consensus box (all boxes when there are no links)."""
@@ -117,25 +123,24 @@ class CutoutViewer(View):
             colours = marks.consensus_id.map(self._consensus_colours()).fillna(UNLINKED_COLOUR).to_numpy()
         else:
             colours = np.full(len(marks), UNLINKED_COLOUR, dtype=object)
-        return _coloured(self._rectangles(marks, colours)).opts(line_width=1.5)
+        return self._rectangles(marks, colours, "Volunteer")
 
     def unmatched_boxes(self) -> hv.Rectangles:
         """Volunteer boxes that matched no consensus box (none when there are no links)."""
         marks = self.data_store.marks_of()
         marks = marks[marks.consensus_id < 0] if self.data_store.project.has_links else marks.iloc[0:0]
-        colours = np.full(len(marks), UNMATCHED_COLOUR, dtype=object)
-        return _coloured(self._rectangles(marks, colours)).opts(line_dash="dashed", line_width=1)
+        return self._rectangles(marks, np.full(len(marks), UNMATCHED_COLOUR, dtype=object), "Unmatched")
 
     def consensus_boxes(self) -> hv.Rectangles:
         """The consensus boxes of the subject, each in its own colour."""
         boxes = self.data_store.consensus_of()
-        table = pd.DataFrame({
-            "x0": boxes.x, "y0": boxes.y, "x1": boxes.x + boxes.width, "y1": boxes.y + boxes.height,
-            "consensus_box": boxes.consensus_id, "votes": boxes.n_votes, "seen_by": boxes.n_seen,
-            "colour": self._consensus_colours().to_numpy(),
-        })
-        return _coloured(hv.Rectangles(table, kdims=["x0", "y0", "x1", "y1"],
-                                       vdims=["consensus_box", "votes", "seen_by", "colour"])).opts(line_width=4)
+        data = {
+            "x0": boxes.x.to_numpy(), "y0": boxes.y.to_numpy(),
+            "x1": (boxes.x + boxes.width).to_numpy(), "y1": (boxes.y + boxes.height).to_numpy(),
+            "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.to_numpy(),
+            "seen_by": boxes.n_seen.to_numpy(), "colour": self._consensus_colours().to_numpy(),
+        }
+        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group="Consensus")
 
     @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind", "stretch",
                    "cmap", "show_volunteers", "show_unmatched", "show_consensus", "frame_size")
@@ -159,13 +164,15 @@ class CutoutViewer(View):
         image_style = dict(invert_yaxis=True, frame_width=self.frame_size, frame_height=self.frame_size,
                            xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
                            xlim=xlim, ylim=ylim, framewise=True)
-        return hv.Overlay(layers).opts({
-            "Rectangles": dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"],
-                               framewise=True),
-            "RGB": image_style,
-            "Image": image_style,
-            "Overlay": dict(framewise=True),
-        })
+        rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True)
+        widths = {"Volunteer": 1.5, "Unmatched": 1, "Consensus": 4}
+        # Styles go on the overlay once (an .opts per element clones it), keyed by group.
+        options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
+                                                     line_color=_colour_spec(layer))
+                   for layer in layers[1:]}
+        options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
+        return hv.Overlay(layers).opts({**options, "RGB": image_style, "Image": image_style,
+                                        "Overlay": dict(framewise=True)})
 
     @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes")
     def _caption(self) -> pn.pane.Markdown:
@@ -191,10 +198,10 @@ class CutoutViewer(View):
         return pn.Column(pn.Row(previous_button, next_button, self._caption), toggles, image_controls, plot)
 
 
-def _coloured(rectangles: hv.Rectangles) -> hv.Rectangles:
+def _colour_spec(rectangles: hv.Rectangles) -> str:
     """Outline each rectangle in the colour of its ``colour`` column.
 
     An empty element gets a fixed colour instead: with no values HoloViews would try
     to build a colour mapper from the column and fail.
     """
-    return rectangles.opts(line_color="colour" if len(rectangles) else UNLINKED_COLOUR)
+    return "colour" if len(rectangles) else UNLINKED_COLOUR

@@ -23,17 +23,17 @@ def test_registered_by_short_name():
 
 
 def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
-    consensus = viewer.consensus_boxes().data.set_index("consensus_box")
+    consensus = viewer.consensus_boxes().dframe().set_index("consensus_box")
     assert consensus.loc[10, ["x0", "y0", "x1", "y1"]].tolist() == [10, 10, 30, 30]
     assert consensus.colour.tolist() == [PALETTE[0], PALETTE[1]]
-    boxes = viewer.volunteer_boxes().data
+    boxes = viewer.volunteer_boxes().dframe()
     assert sorted(boxes.volunteer) == ["alice", "bob"]
     alice = boxes[boxes.volunteer == "alice"].iloc[0]
     assert [alice.x0, alice.y0, alice.x1, alice.y1] == [10, 10, 30, 30]
     assert alice.colour == consensus.loc[10, "colour"] and alice.time == "2023-05-01 10:00 UTC"
     bob = boxes[boxes.volunteer == "bob"].iloc[0]
     assert bob.colour == consensus.loc[11, "colour"] and bob.iou == 1.0
-    unmatched = viewer.unmatched_boxes().data
+    unmatched = viewer.unmatched_boxes().dframe()
     assert unmatched[["x0", "y0", "x1", "y1"]].values.tolist() == [[80, 10, 85, 15]]
 
 
@@ -43,7 +43,7 @@ def test_layers_follow_the_toggles_and_filters(viewer):
     viewer.show_consensus = False
     assert len(viewer.overlay()) == 2
     viewer.data_store.min_votes = 2
-    assert viewer.consensus_boxes().data.consensus_box.tolist() == [10]
+    assert viewer.consensus_boxes().dframe().consensus_box.tolist() == [10]
     viewer.data_store.subject = 2
     assert len(viewer.volunteer_boxes()) == 2
 
@@ -74,7 +74,7 @@ def test_the_fits_image_is_stretched_and_oriented_like_the_rendering(viewer):
 def test_without_links_every_mark_is_drawn_unlinked(tiny_tables):
     project = Project(tiny_tables["classifications"], tiny_tables["marks"])
     viewer = CutoutViewer(data_store=DataStore(project=project, subject=1))
-    boxes = viewer.volunteer_boxes().data
+    boxes = viewer.volunteer_boxes().dframe()
     assert len(boxes) == 3 and set(boxes.colour) == {UNLINKED_COLOUR}
     assert len(viewer.unmatched_boxes()) == 0 and len(viewer.consensus_boxes()) == 0
     # No image and no size in the subjects table: the extent comes from the marks.
