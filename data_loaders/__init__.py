@@ -20,7 +20,31 @@ __all__ = [
 ]
 
 # Importing a format module registers its loader.
+from . import aggregation_outputs  # noqa: E402,F401
+from . import boxaggregator  # noqa: E402,F401
+from . import caesar  # noqa: E402,F401
+from . import catalogues  # noqa: E402,F401
 from . import classifications  # noqa: E402,F401
+from . import images  # noqa: E402,F401
+from . import subjects  # noqa: E402,F401
+from . import workflows  # noqa: E402,F401
+from .aggregation_outputs import read_aggregation_output  # noqa: E402
+from .boxaggregator import read_boxaggregator  # noqa: E402
+from .caesar import read_caesar_export  # noqa: E402
+from .catalogues import read_catalogue  # noqa: E402
 from .classifications import read_classifications  # noqa: E402
+from .images import ImageStore, read_image  # noqa: E402
+from .subjects import read_subjects  # noqa: E402
+from .workflows import read_workflows  # noqa: E402
 
-__all__ += ["read_classifications"]
+__all__ += [
+    "read_aggregation_output",
+    "read_boxaggregator",
+    "read_caesar_export",
+    "read_catalogue",
+    "read_classifications",
+    "ImageStore",
+    "read_image",
+    "read_subjects",
+    "read_workflows",
+]

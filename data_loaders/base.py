@@ -54,6 +54,15 @@ class LoadReport:
         kept = self.skipped_lines.setdefault(reason, [])
         kept.extend(lines[: max(0, MAX_EXAMPLE_LINES - len(kept))])
 
+    def merge(self, other: LoadReport) -> None:
+        """Add another report's skips and counts (of a later part of the same file) to this one."""
+        self.rows_loaded += other.rows_loaded
+        for reason, count in other.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+            kept = self.skipped_lines.setdefault(reason, [])
+            kept.extend(other.skipped_lines.get(reason, [])[: max(0, MAX_EXAMPLE_LINES - len(kept))])
+        _add_counts(self.counts, other.counts)
+
     @property
     def rows_skipped(self) -> int:
         return sum(self.skipped.values())
@@ -101,6 +110,17 @@ class LoadReport:
         for key, value in self.counts.items():
             lines.append(f"  {key}: {value}")
         return "\n".join(lines)
+
+
+def _add_counts(into: dict, more: dict) -> None:
+    """Sum nested count dictionaries; values other than numbers and dicts are replaced."""
+    for key, value in more.items():
+        if isinstance(value, dict):
+            _add_counts(into.setdefault(key, {}), value)
+        elif isinstance(value, (int, float)) and isinstance(into.get(key), (int, float)):
+            into[key] += value
+        else:
+            into[key] = value
 
 
 @dataclass
@@ -172,10 +192,13 @@ def csv_header(head: bytes) -> list[str]:
     import io
 
     text = head.decode("utf-8-sig", errors="replace")
-    first_line = text.split("\n", 1)[0].rstrip("\r")
+    first_line = text.split("\n", 1)[0].split("\r", 1)[0]
     if not first_line:
         return []
-    return next(csv.reader(io.StringIO(first_line)), [])
+    try:
+        return next(csv.reader(io.StringIO(first_line)), [])
+    except csv.Error:  # a NUL byte, say: not a CSV header
+        return []
 
 
 def known_formats() -> str:

@@ -17,7 +17,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import re
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +49,8 @@ OPTIONAL_COLUMNS = ("gold_standard", "expert", "metadata", "subject_data", "work
 
 
 BLOCK_SIZE = 64 * 1024 * 1024
+#: Batches parsed at once; more than the cores only holds more blocks in memory.
+PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 INTEGER_PATTERN = r"^\s*\d+(\.0*)?\s*$"  # "1784204.0" is how pandas round-trips ids: accept it
 
@@ -194,14 +199,31 @@ def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadRe
     # Rows are numbered as if each took one line (header = line 1); _true_line_numbers
     # corrects that at the end in the rare file where it is not so.
     next_line = 2
-    for batch in _batches(path, reader):
-        lines = np.arange(next_line, next_line + batch.num_rows)
-        next_line += batch.num_rows
-        classifications, marks = _parse_rows(batch, lines, workflow_id, versions, tasks,
-                                             point_box, report)
+
+    def parse(batch, first_line):
+        batch_report = LoadReport(report.source, report.format)
+        lines = np.arange(first_line, first_line + batch.num_rows)
+        return _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, batch_report), \
+            batch_report
+
+    # Most of the work is in Arrow kernels that release the GIL, so batches parse on
+    # threads while the reader tokenises the next block; results merge in file order.
+    def collect(future):
+        (classifications, marks), batch_report = future.result()
         classification_parts.append(classifications)
         mark_parts.append(marks)
-        report.rows_read += batch.num_rows
+        report.merge(batch_report)
+
+    with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
+        pending = deque()
+        for batch in _batches(path, reader):
+            pending.append(pool.submit(parse, batch, next_line))
+            next_line += batch.num_rows
+            report.rows_read += batch.num_rows
+            if len(pending) > PARSE_THREADS:  # bound the raw blocks held in memory
+                collect(pending.popleft())
+        while pending:
+            collect(pending.popleft())
 
     if invalid_rows or _newline_count(path) != report.rows_read + 1:
         _true_line_numbers(path, report, invalid_rows)

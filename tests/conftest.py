@@ -8,8 +8,13 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 #: The workplace's shared data folder; tests that need files too large or unlicensed
-#: for the repo read them from here and skip cleanly when it is absent.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: for the repo read them from here and skip cleanly when it is absent. It is looked
+#: for above the checkout, so a git worktree nested deeper (../wt/<name>) finds it too.
+SHARED_DATA = next(
+    (folder / "shared" / "data" for folder in Path(__file__).resolve().parents[1:]
+     if (folder / "shared" / "data").is_dir()),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,392 @@
+"""Reading the text tables the loaders share: every cell as text, every row with its line number.
+
+Zooniverse exports and aggregation outputs are CSV files whose cells hold
+numbers, timestamps, JSON or Python list literals. These helpers read such a
+file with pyarrow (multi-line quoted cells allowed), keep the physical line
+number of each row for the load report, count rows with the wrong number of
+columns instead of failing on them, and convert text columns to ids, numbers,
+timestamps and parsed literals column by column rather than row by row.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from .base import FormatError, LoadReport, LoadResult, Loader, csv_header, read_head
+from .cache import cached_load
+
+#: How many cells one bulk JSON parse takes; a bad cell only sends its chunk to the slow path.
+LITERAL_CHUNK = 8192
+
+#: Column names pandas gives an unnamed index column written by ``to_csv`` and read back.
+_INDEX_COLUMN_PATTERN = r"^(|Unnamed: \d+)$"
+
+
+@dataclass
+class TextTable:
+    """A CSV file's rows as text columns (empty cells are ``""``) and each row's first line number."""
+
+    table: pa.Table
+    lines: np.ndarray
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def columns(self) -> list[str]:
+        return self.table.column_names
+
+    def column(self, name: str) -> pa.Array:
+        return self.table.column(name).combine_chunks()
+
+    def strings(self, name: str) -> np.ndarray:
+        """A column as a numpy array of Python strings."""
+        return np.asarray(self.column(name).to_pylist(), dtype=object)
+
+    def take(self, rows: np.ndarray) -> TextTable:
+        return TextTable(self.table.take(pa.array(rows, pa.int64())), self.lines[rows])
+
+
+class CsvExport(Loader):
+    """A CSV format told by its header, whose parsed tables are cached as Parquet.
+
+    A subclass sets ``column_sets`` (the file must name every column of one of
+    them), may set ``excluded_columns`` (it must name none: a classification
+    export's ``annotations`` by default) and implements `parse`.
+    """
+
+    extensions = (".csv", ".csv.gz")
+    column_sets: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    excluded_columns: ClassVar[tuple[str, ...]] = ("annotations",)
+
+    @classmethod
+    def identify(cls, path: Path, head: bytes) -> bool:
+        header = set(csv_header(head))
+        return (any(set(columns) <= header for columns in cls.column_sets)
+                and not header & set(cls.excluded_columns))
+
+    def read(self, path: Path, use_cache: bool = True, **options) -> LoadResult:
+        """Parse ``path`` with ``options``, or reuse the cached tables of the same file and options."""
+        path = Path(path)
+        return cached_load(path, self.name, options, lambda: self.parse(path, **options),
+                           use_cache=use_cache)
+
+    def parse(self, path: Path, **options) -> LoadResult:
+        """Read the file into its tables and report (no cache involved)."""
+        raise NotImplementedError
+
+
+def header_of(path: Path) -> list[str]:
+    """The column names on line 1 of a (possibly gzipped) CSV file."""
+    return csv_header(read_head(path))
+
+
+def require_columns(path: Path, header: Sequence[str], required: Sequence[str], expected: str) -> None:
+    """Raise one `FormatError` naming the file, what it should be, and the columns it lacks."""
+    missing = [column for column in required if column not in header]
+    if missing:
+        raise FormatError(
+            f"{path}: not {expected}: line 1 lacks column(s) {', '.join(missing)} "
+            f"(expected a header with {', '.join(required)})"
+        )
+
+
+def read_text_csv(path: Path, report: LoadReport, expected: str,
+                  required: Sequence[str] = (), index_column: str | None = None) -> TextTable:
+    """Read every column of a CSV file as text, counting malformed rows in ``report``.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file, optionally gzip-compressed (recognised from its content).
+    report : LoadReport
+        Receives ``rows_read`` and the rows skipped for having the wrong number of columns.
+    expected : str
+        What the file should be, for the error raised when it is not ("a subject export").
+    required : sequence of str
+        Columns line 1 must name.
+    index_column : str, optional
+        Keep an unnamed pandas index column under this name instead of dropping it.
+
+    Returns
+    -------
+    TextTable
+        The rows as text with the physical line on which each starts (the header is line 1).
+        An unnamed pandas index column is dropped unless ``index_column`` names it.
+    """
+    header = header_of(path)
+    require_columns(path, header, required, expected)
+    invalid: list[tuple[int, str]] = []
+
+    def on_invalid_row(row) -> str:
+        invalid.append((row.number, row.text))
+        return "skip"
+
+    with open(path, "rb") as handle:
+        compression = "gzip" if handle.read(2) == b"\x1f\x8b" else None
+    index_names = [name for name in dict.fromkeys(header) if _is_index_column(name)]
+    names = [name for name in dict.fromkeys(header) if not _is_index_column(name)]
+    if index_column and index_names and index_column not in header:
+        names.insert(0, index_names[0])
+    not_text = _not_utf8(path, compression)
+    if not_text:
+        # Checked first: pyarrow cannot report a malformed row whose text is not UTF-8.
+        raise FormatError(f"{path}: cannot be read as {expected} (CSV): {not_text}")
+    try:
+        with pa.input_stream(str(path), compression=compression) as stream:
+            table = pcsv.read_csv(
+                stream,
+                # Single-threaded so pyarrow numbers the rows it rejects.
+                read_options=pcsv.ReadOptions(use_threads=False, block_size=16 * 1024 * 1024),
+                parse_options=pcsv.ParseOptions(newlines_in_values=True,
+                                                invalid_row_handler=on_invalid_row),
+                convert_options=pcsv.ConvertOptions(
+                    column_types={name: pa.string() for name in header},
+                    include_columns=names,
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as error:
+        raise FormatError(f"{path}: cannot be read as {expected} (CSV): "
+                          f"{_not_utf8(path, compression) or error}") from error
+    if index_column and index_names and index_names[0] in table.column_names:
+        table = table.rename_columns([index_column if name == index_names[0] else name
+                                      for name in table.column_names])
+    lines = _line_numbers(table, invalid)
+    report.rows_read += table.num_rows + len(invalid)
+    if invalid:
+        report.skip("wrong number of columns", lines[table.num_rows:])
+        lines = lines[:table.num_rows]
+    return TextTable(table, lines)
+
+
+def _not_utf8(path: Path, compression: str | None) -> str | None:
+    """Where a file stops being UTF-8 text ("line 3 is not UTF-8 text"), or None if it is text."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with pa.input_stream(str(path), compression=compression) as stream:
+        while block := stream.read(4 * 1024 * 1024):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                bad_line = line + block[:error.start].count(b"\n")
+                return f"line {bad_line} is not UTF-8 text"
+            line += block.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return f"line {line} ends in the middle of a UTF-8 character"
+    return None
+
+
+def _is_index_column(name: str) -> bool:
+    return re.match(_INDEX_COLUMN_PATTERN, name) is not None
+
+
+def _line_numbers(table: pa.Table, invalid: list[tuple[int, str]]) -> np.ndarray:
+    """Physical first line of every valid row, followed by those of the rejected rows.
+
+    pyarrow numbers records (the header is record 1), not lines: a quoted cell
+    may span lines. Valid and rejected records are merged back into file order
+    and the newlines inside each record are counted to turn record numbers into
+    line numbers.
+    """
+    n_valid = table.num_rows
+    newlines = np.zeros(n_valid, dtype=np.int64)
+    for column in table.columns:
+        newlines += pc.count_substring(column, "\n").to_numpy(zero_copy_only=False)
+    if not invalid:
+        return 2 + np.arange(n_valid, dtype=np.int64) + np.cumsum(newlines) - newlines
+    n_records = n_valid + len(invalid)
+    record_newlines = np.zeros(n_records, dtype=np.int64)
+    is_invalid = np.zeros(n_records, dtype=bool)
+    invalid_index = np.array([number - 2 if number is not None else -1 for number, _ in invalid])
+    # A record pyarrow could not number goes last; its line is then approximate.
+    unknown = invalid_index < 0
+    invalid_index[unknown] = n_records - 1 - np.arange(unknown.sum())[::-1]
+    is_invalid[invalid_index] = True
+    record_newlines[invalid_index] = [text.count("\n") for _, text in invalid]
+    record_newlines[~is_invalid] = newlines
+    starts = 2 + np.arange(n_records, dtype=np.int64) + np.cumsum(record_newlines) - record_newlines
+    return np.concatenate([starts[~is_invalid], starts[invalid_index]])
+
+
+class RowFilter:
+    """The rows still kept; rejecting rows counts each once, under the first reason found for it."""
+
+    def __init__(self, report: LoadReport, lines: np.ndarray):
+        self.report = report
+        self.lines = lines
+        self.keep = np.ones(len(lines), dtype=bool)
+
+    def reject(self, mask: np.ndarray, reason: str) -> None:
+        """Drop the rows where ``mask`` is true, counting those not dropped before under ``reason``."""
+        self.report.skip(reason, self.lines[self.keep & mask])
+        self.keep &= ~mask
+
+    @property
+    def kept(self) -> np.ndarray:
+        return np.flatnonzero(self.keep)
+
+
+# --------------------------------------------------------------------------- typed columns
+
+
+def parse_integers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """int64 values and a validity mask of a text column of ids.
+
+    ``"6465.0"`` counts as 6465: that is how pandas writes an integer column
+    that had a missing value, and several real exports went through pandas.
+    """
+    trimmed = pc.utf8_trim_whitespace(column)
+    valid = pc.match_substring_regex(trimmed, r"^-?\d{1,18}(\.0*)?$")
+    digits = pc.replace_substring_regex(pc.if_else(valid, trimmed, "0"), r"\.0*$", "")
+    return (pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False),
+            valid.to_numpy(zero_copy_only=False))
+
+
+_FLOAT_PATTERN = r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|nan|NaN|inf|Infinity)$"
+
+
+def parse_floats(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """float64 values (NaN where not a number) and a mask of the cells that are numbers."""
+    trimmed = pc.utf8_trim_whitespace(column)
+    valid = pc.match_substring_regex(trimmed, _FLOAT_PATTERN)
+    text = pc.replace_substring_regex(pc.if_else(valid, trimmed, "nan"), r"^([-+]?)Infinity$", r"\1inf")
+    return (pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False),
+            valid.to_numpy(zero_copy_only=False))
+
+
+def parse_timestamps(column: pa.Array) -> pd.Series:
+    """UTC timestamps (NaT where empty or not a date): ``2018-09-20 08:35:22 UTC`` or ISO 8601."""
+    text = pd.Series(column.to_pylist(), dtype=object)
+    parsed = pd.to_datetime(text, format="%Y-%m-%d %H:%M:%S UTC", utc=True, errors="coerce")
+    retry = parsed.isna() & text.str.strip().ne("")
+    if retry.any():
+        parsed[retry] = pd.to_datetime(text[retry], format="ISO8601", utc=True, errors="coerce")
+    return parsed.dt.as_unit("ns")
+
+
+def parse_literals(cells: Sequence[str]) -> tuple[list, np.ndarray]:
+    """Parse cells holding JSON or Python literals (``[1.0, 2.5]``, ``['a']``, ``{"k": 1}``).
+
+    Chunks of cells are parsed in one orjson call; a chunk that fails (Python
+    syntax such as single quotes, or a broken cell) is parsed cell by cell with
+    orjson and then `ast.literal_eval`, which evaluates literals only. Python's
+    ``nan`` becomes None (a missing number), ``inf`` infinity, and numpy 2's
+    ``np.float64(1.5)`` its number. Nothing is ever passed to ``eval``.
+
+    Returns
+    -------
+    values : list
+        The parsed value of each cell; ``None`` for an empty cell or one that failed.
+    ok : numpy.ndarray of bool
+        False for cells that are neither empty nor a valid literal.
+    """
+    values: list = []
+    ok = np.ones(len(cells), dtype=bool)
+    for start in range(0, len(cells), LITERAL_CHUNK):
+        chunk = cells[start:start + LITERAL_CHUNK]
+        joined = ",".join(cell if cell.strip() else "null" for cell in chunk)
+        try:
+            parsed = orjson.loads(f"[{joined}]")
+            if len(parsed) == len(chunk):
+                values.extend(parsed)
+                continue
+        except orjson.JSONDecodeError:
+            pass
+        for offset, cell in enumerate(chunk):
+            value, good = _parse_literal(cell)
+            values.append(value)
+            ok[start + offset] = good
+    return values, ok
+
+
+#: ``np.float64(1.5)``: how numpy 2 prints its scalars inside a Python list written to CSV.
+_NUMPY_SCALAR = re.compile(r"\b(?:np|numpy)\.(?:float|int|uint)(?:16|32|64)?\(([^()]*)\)")
+#: Bare ``nan`` / ``inf`` (not inside a word or a quoted string): Python prints float specials so.
+_FLOAT_SPECIAL = re.compile(r"(?<![\w'\"])(-?)(nan|inf)(?![\w'\"])")
+
+
+def _parse_literal(cell: str):
+    if not cell.strip():
+        return None, True
+    try:
+        return orjson.loads(cell), True
+    except orjson.JSONDecodeError:
+        pass
+    text = _NUMPY_SCALAR.sub(r"\1", cell.strip())
+    text = _FLOAT_SPECIAL.sub(lambda m: "None" if m[2] == "nan" else f"{m[1]}1e999", text)
+    try:
+        with warnings.catch_warnings():
+            # Junk such as "\\." makes the literal parser warn about escapes; it is junk, not news.
+            warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))
+            return ast.literal_eval(text), True
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None, False
+
+
+def join_ids(values: pd.Series, groups: pd.Series) -> pd.Series:
+    """The distinct values of each group, sorted and joined with ``;`` (``"20334;20335"``)."""
+    frame = pd.DataFrame({"group": groups.to_numpy(), "value": values.to_numpy()}).dropna()
+    frame = frame.drop_duplicates().sort_values(["group", "value"], kind="stable")
+    group_ids, starts = np.unique(frame["group"].to_numpy(), return_index=True)
+    offsets = np.append(starts, len(frame)).astype(np.int32)
+    text = pa.array(frame["value"].astype(str).to_numpy(dtype=object), pa.string())
+    lists = pa.ListArray.from_arrays(pa.array(offsets), text)
+    return pd.Series(pc.binary_join(lists, ";").to_numpy(zero_copy_only=False), index=group_ids)
+
+
+def typed_values(values: pd.Series) -> pd.Series:
+    """Numbers as numbers (exact integers as Int64), booleans as boolean, everything else as text.
+
+    ``values`` holds Python objects (parsed JSON, or text cells); None, NaN and ``""``
+    are missing. Integers with leading zeros or too large for int64 are identifiers
+    and stay text; lists and dicts become JSON text.
+    """
+    present = (values.notna() & values.ne("")).to_numpy(dtype=bool)
+    sample = values[present]
+    types = sample.map(type)
+    if len(sample) and types.eq(bool).all():
+        return values.where(present).astype("boolean")
+    if types.isin([str, int, float]).all():
+        text = sample.astype(str)
+    else:
+        text = sample.map(_as_text)
+    integers, is_integer = parse_integers(pa.array(text.to_numpy(dtype=object), pa.string()))
+    leading_zero = text.str.match(r"^\s*-?0\d").to_numpy(dtype=bool)
+    has_point = text.str.contains(".", regex=False).to_numpy(dtype=bool)
+    if len(sample) and is_integer.all() and not (leading_zero.any() or has_point.any()):
+        result = pd.Series(pd.NA, index=values.index, dtype="Int64")
+        result[present] = integers
+        return result
+    numbers = pd.to_numeric(text, errors="coerce")
+    if len(sample) and numbers.notna().all() and not leading_zero.any():
+        result = pd.Series(np.nan, index=values.index)
+        result[present] = numbers.to_numpy(dtype=float)
+        return result
+    result = pd.Series(pd.NA, index=values.index, dtype="string")
+    result[present] = text.to_numpy(dtype=object)
+    return result
+
+
+def _as_text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()
+    return str(value)
