@@ -28,6 +28,8 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from data_loaders.base import FormatError
+from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
 from data_loaders.schema import conform, empty_table
 
 #: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
@@ -38,7 +40,7 @@ ANY = "any"
 
 #: Subject columns never offered as metadata filters, though numeric.
 NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workflow_id", "subject_set_id",
-                "classifications_count"}
+                "classifications_count", "n_frames"}
 
 
 class Project:
@@ -57,8 +59,8 @@ class Project:
         Canonical mark -> consensus box links (`consensus.match`); without them marks
         are shown unlinked.
     image_roots : sequence of path
-        Folders that relative image locations are resolved against, in order. A
-        location resolving outside its root is refused.
+        Folders image paths in the data must lie in; relative ones resolve against
+        the first (`data_loaders.images.ImageStore` rules).
     reports : sequence of LoadReport
         How the tables were read, shown to the user.
     title : str
@@ -87,6 +89,9 @@ class Project:
         self.title = title
         self.reports = tuple(reports)
         self.image_roots = tuple(Path(root).resolve() for root in image_roots)
+        self.images = ImageStore(roots=self.image_roots)
+        # Per project, so every session shares the decoded images; a few hundred subjects.
+        self._open_image = lru_cache(maxsize=256)(self._read_image)
         self.classifications = conform(classifications, "classifications")
         self.consensus = (conform(consensus, "consensus") if consensus is not None
                           else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
@@ -99,6 +104,9 @@ class Project:
             column for column in self.subjects.columns
             if column not in NOT_METADATA and pd.api.types.is_numeric_dtype(self.subjects[column])
             and not pd.api.types.is_bool_dtype(self.subjects[column]) and self.subjects[column].notna().any()
+            # The subject loader keeps a recognised ra/dec pair as ra, dec (degrees) and the
+            # raw values as metadata_ra, metadata_dec: offer each quantity once.
+            and not (column.startswith("metadata_") and column.removeprefix("metadata_") in self.subjects.columns)
         ]
         self.subject_stats = self._subject_stats()
         self.volunteer_stats = self._volunteer_stats()
@@ -119,8 +127,33 @@ class Project:
         subjects = conform(subjects, "subjects").sort_values("subject_id", ignore_index=True)
         first_location = subjects.locations.map(
             lambda locations: locations.get("0") if isinstance(locations, dict) else None)
-        image_file, image_url = _resolve_images(first_location, self.image_roots)
-        return subjects.assign(image_file=image_file, thumbnail=image_url)
+        return subjects.assign(thumbnail=[self._thumbnail_url(location) for location in first_location])
+
+    def _thumbnail_url(self, location) -> str:
+        """Where a browser gets a subject's image ("" if nowhere it may).
+
+        A relative path is published under the first image root's route, an absolute one
+        under the route of the root holding it, an http(s) URL on an allowed host is used
+        as it is. Paths are normalised and percent-quoted, so a location cannot climb out
+        of its root (the static route refuses ``..`` too) nor out of the HTML attribute.
+        """
+        if not isinstance(location, str) or not location:
+            return ""
+        if "://" in location:
+            try:
+                self.images.check_url(location)
+            except ImageRefused:
+                return ""
+            return urllib.parse.quote(location, safe=":/?&=%#")
+        path = posixpath.normpath(location.replace("\\", "/"))
+        for number, root in enumerate(self.image_roots):
+            if posixpath.isabs(path):
+                relative = posixpath.relpath(path, root.as_posix()) if path.startswith(root.as_posix() + "/") else None
+            else:
+                relative = path if number == 0 else None
+            if relative and not relative.startswith(".."):
+                return f"{IMAGE_ROUTE}/{number}/{urllib.parse.quote(relative)}"
+        return ""
 
     def _marks(self, marks: pd.DataFrame) -> pd.DataFrame:
         marks = marks.merge(self.links[["mark_id", "consensus_id", "iou"]], on="mark_id", how="left")
@@ -231,20 +264,39 @@ class Project:
         row = self._subject_row.get(subject_id)
         return None if row is None else self.subject_stats.iloc[int(row)]
 
-    def image_file(self, subject_id: int) -> Path | None:
-        """The local image file of a subject's first frame, if it resolved inside an image root."""
-        subject = self.subject(subject_id)
-        if subject is None or not isinstance(subject.image_file, str):
-            return None
-        return Path(subject.image_file)
+    def image(self, subject_id: int, kind: str = "rendering") -> tuple[Image | None, str | None]:
+        """A subject's image and, when there is none, why.
 
-    def fits_file(self, subject_id: int) -> Path | None:
-        """A FITS file named in the subject's metadata (``fits_file``), resolved like images."""
+        Parameters
+        ----------
+        subject_id : int
+        kind : {"rendering", "fits"}
+            The first frame's location, or the FITS file named by the ``fits_file``
+            metadata column. Both are read through the project's `ImageStore`: paths
+            confined to the image roots, URLs to the allowed hosts, sizes capped.
+
+        Returns
+        -------
+        (Image or None, str or None)
+            The image (top row first, WCS for FITS) or None with the reason.
+        """
         subject = self.subject(subject_id)
-        if subject is None or not isinstance(subject.get("fits_file"), str):
-            return None
-        files, _ = _resolve_images(pd.Series([subject["fits_file"]]), self.image_roots)
-        return Path(files[0]) if isinstance(files[0], str) else None
+        if subject is None:
+            return None, f"subject {subject_id} is not in the project"
+        if kind == "fits":
+            location = subject.get("fits_file")
+        else:
+            locations = subject.locations if isinstance(subject.locations, dict) else {}
+            location = locations.get("0")
+        if not isinstance(location, str) or not location:
+            return None, f"subject {subject_id} has no {'FITS file' if kind == 'fits' else 'image location'}"
+        return self._open_image(location)
+
+    def _read_image(self, location: str) -> tuple[Image | None, str | None]:
+        try:
+            return self.images.open(location), None
+        except (ImageRefused, ImageFetchError, FormatError, OSError) as error:
+            return None, str(error)
 
 
 class _SubjectIndex:
@@ -267,51 +319,6 @@ class _SubjectIndex:
         return self.order[:0]
 
 
-def _resolve_images(locations: pd.Series, roots: tuple[Path, ...]) -> tuple[list, list]:
-    """Local file and served URL (``""`` if none) of each relative location, confined to the image roots.
-
-    A location that is a URL, absolute, or climbs out of its root (``..``) is not
-    resolved: data from the public never names files outside the configured roots.
-    """
-    files, urls = [None] * len(locations), [""] * len(locations)
-    for position, location in enumerate(locations):
-        if not isinstance(location, str) or "://" in location or location.startswith(("/", "\\")):
-            continue
-        relative = posixpath.normpath(location.replace("\\", "/"))
-        if relative.startswith("..") or relative == ".":
-            continue
-        for number, root in enumerate(roots):
-            candidate = root / relative
-            if candidate.is_file():
-                files[position] = str(candidate)
-                urls[position] = f"{IMAGE_ROUTE}/{number}/{urllib.parse.quote(relative)}"
-                break
-    return files, urls
-
-
-@lru_cache(maxsize=256)
-def read_rgb(path: str) -> np.ndarray:
-    """An image file as an RGB uint8 array (rows top to bottom), cached per process, read-only."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
-    pixels.flags.writeable = False
-    return pixels
-
-
-@lru_cache(maxsize=64)
-def read_fits_image(path: str) -> np.ndarray:
-    """The primary image of a FITS file with rows top to bottom (FITS stores them bottom first)."""
-    from astropy.io import fits
-
-    with fits.open(path) as hdus:
-        data = next(hdu.data for hdu in hdus if hdu.data is not None and hdu.data.ndim == 2)
-        pixels = np.asarray(data[::-1], dtype=np.float32)
-    pixels.flags.writeable = False
-    return pixels
-
-
 def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None,
                  workflow_id: int | None = None, workflow_version: str | None = None,
                  image_roots: Sequence[str | Path] | None = None, title: str | None = None) -> Project:
@@ -328,7 +335,8 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     workflow_id, workflow_version : optional
         Keep only this workflow (and version) of the classification exports.
     image_roots : sequence of path, optional
-        Folders relative image locations resolve against; default the folders of ``paths``.
+        Folders image files may be read from, relative locations resolving against the
+        first; default the subject export's folder, then the other files' folders.
     title : str, optional
         Shown in the app's header; default the first file's name.
     """
@@ -337,6 +345,7 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     files = [Path(path) for path in paths] + ([Path(consensus)] if consensus is not None else [])
     tables: dict[str, list[pd.DataFrame]] = {}
     reports = []
+    subject_folders = []
     for path in files:
         format = data_loaders.identify_format(path)
         options = ({"workflow_id": workflow_id, "workflow_version": workflow_version}
@@ -345,6 +354,8 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         reports.append(result.report)
         for name, table in result.tables.items():
             tables.setdefault(name, []).append(table)
+        if "subjects" in result.tables:
+            subject_folders.append(path.resolve().parent)
     if "classifications" not in tables:
         raise ValueError(f"no classification export among {', '.join(str(path) for path in files)}; "
                          "zoolens needs one to show what volunteers drew")
@@ -356,7 +367,8 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     if subjects is not None:
         subjects = subjects.drop_duplicates("subject_id", ignore_index=True)
     if image_roots is None:
-        image_roots = list(dict.fromkeys(path.resolve().parent for path in files))
+        # Relative image locations are relative to the subject export, so its folder comes first.
+        image_roots = list(dict.fromkeys([*subject_folders, *(path.resolve().parent for path in files)]))
     return Project(combined("classifications"), combined("marks"), subjects=subjects,
                    consensus=combined("consensus"), links=combined("links"), image_roots=image_roots,
                    reports=reports, title=title or files[0].name)

@@ -6,6 +6,8 @@ is inverted), so the canonical tables' x, y, width, height go straight onto the 
 
 from __future__ import annotations
 
+import html
+
 import holoviews as hv
 import numpy as np
 import pandas as pd
@@ -13,7 +15,6 @@ import panel as pn
 import param
 from bokeh.palettes import Category10_10
 
-from ..data_store import read_fits_image, read_rgb
 from .base import View
 
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
@@ -26,6 +27,17 @@ UNMATCHED_COLOUR = "#ffffff"
 BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
 MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour")]
 CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "colour")]
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """A decoded image as 8-bit RGB(A): grey levels repeated, grey+alpha dropped to grey."""
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    elif pixels.shape[2] == 2:
+        pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
+    if pixels.dtype != np.uint8:
+        pixels = (_normalised(pixels.astype(np.float32)) * 255).astype(np.uint8)
+    return pixels
 
 
 def _normalised(pixels: np.ndarray) -> np.ndarray:
@@ -63,13 +75,22 @@ class CutoutViewer(View):
 
     # -- elements (plain methods, so notebooks and tests can call them) ---------------------
 
-    def extent(self) -> tuple[float, float]:
-        """Width and height of the current subject's image in pixels."""
+    def _image(self, kind: str = "rendering"):
+        """The current subject's image of ``kind`` (or None) and why there is none."""
         subject_id = self.data_store.subject
-        image_file = self.data_store.project.image_file(subject_id) if subject_id is not None else None
-        if image_file is not None:
-            height, width = read_rgb(str(image_file)).shape[:2]
-            return float(width), float(height)
+        if subject_id is None:
+            return None, "no subject passes the filters"
+        return self.data_store.project.image(subject_id, kind)
+
+    def extent(self) -> tuple[float, float]:
+        """Width and height of the current subject's image in pixels.
+
+        Without an image: the subject's recorded size, else the extent of its marks.
+        """
+        image, _ = self._image()
+        if image is not None:
+            return float(image.width), float(image.height)
+        subject_id = self.data_store.subject
         subject = self.data_store.project.subject(subject_id) if subject_id is not None else None
         if subject is not None and subject.width > 0 and subject.height > 0:
             return float(subject.width), float(subject.height)
@@ -79,23 +100,21 @@ class CutoutViewer(View):
         return (float(far) if far > 0 else 100.0), (float(low) if low > 0 else 100.0)
 
     def image(self) -> hv.Element:
-        """The image as an `hv.RGB` (rendering) or `hv.Image` (FITS, stretched), y down."""
-        subject_id = self.data_store.subject
-        project = self.data_store.project
-        width, height = self.extent()
-        bounds = (0, 0, width, height)
-        if subject_id is not None and self.image_kind == "fits":
-            fits_file = project.fits_file(subject_id)
-            if fits_file is not None:
-                pixels = STRETCHES[self.stretch](_normalised(read_fits_image(str(fits_file))))
-                # HoloViews puts the first array row at the top of the bounds; with the y
-                # axis inverted that top is y = height, so flip to keep row 0 at y = 0.
-                return hv.Image(pixels[::-1], bounds=(0, 0, pixels.shape[1], pixels.shape[0]),
+        """The image as an `hv.RGB` (rendering) or `hv.Image` (FITS, stretched), y down.
+
+        HoloViews puts an array's first row at the top of its bounds; with the y axis
+        inverted that top is y = height, so rows are flipped to keep row 0 at y = 0.
+        """
+        if self.image_kind == "fits":
+            fits, _ = self._image("fits")
+            if fits is not None:
+                pixels = STRETCHES[self.stretch](_normalised(fits.array.astype(np.float32)))
+                return hv.Image(pixels[::-1], bounds=(0, 0, fits.width, fits.height),
                                 kdims=["x", "y"]).opts(cmap=self.cmap)
-        image_file = project.image_file(subject_id) if subject_id is not None else None
-        if image_file is not None:
-            return hv.RGB(read_rgb(str(image_file))[::-1], bounds=bounds, kdims=["x", "y"])
-        return hv.RGB(np.zeros((2, 2, 3), dtype=np.uint8), bounds=bounds, kdims=["x", "y"])
+        width, height = self.extent()
+        rendering, _ = self._image()
+        pixels = _rgb(rendering.array) if rendering is not None else np.zeros((2, 2, 3), dtype=np.uint8)
+        return hv.RGB(pixels[::-1], bounds=(0, 0, width, height), kdims=["x", "y"])
 
     def _consensus_colours(self) -> pd.Series:
         boxes = self.data_store.consensus_of()
@@ -174,16 +193,21 @@ class CutoutViewer(View):
         return hv.Overlay(layers).opts({**options, "RGB": image_style, "Image": image_style,
                                         "Overlay": dict(framewise=True)})
 
-    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes")
+    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind")
     def _caption(self) -> pn.pane.Markdown:
         subject_id = self.data_store.subject
         if subject_id is None:
             return pn.pane.Markdown("No subject passes the filters.")
         stats = self.data_store.project.stats_of(subject_id)
-        return pn.pane.Markdown(
+        caption = pn.pane.Markdown(
             f"### Subject {subject_id}\n{len(self.data_store.marks_of())} boxes from "
             f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
             f"{len(self.data_store.consensus_of())} consensus boxes.")
+        image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
+        if image is None:
+            # The reason quotes a location from the data: escaped, in an HTML pane.
+            return pn.Column(caption, pn.pane.HTML(f"<small>No image shown: {html.escape(problem)}</small>"))
+        return caption
 
     def __panel__(self):
         previous_button = pn.widgets.Button(label="◀ Previous", width=110)

@@ -33,7 +33,7 @@ def test_the_server_serves_the_page_and_confined_images(served_url, tiny_project
     assert "zoolens · tiny" in page.content.decode("utf-8")
     thumbnail = requests.get(f"{served_url}/zoolens-images/0/images/1.png", timeout=10)
     assert thumbnail.status_code == 200
-    assert thumbnail.content == tiny_project.image_file(1).read_bytes()
+    assert thumbnail.content == (tiny_project.image_roots[0] / "images" / "1.png").read_bytes()
     # ../outside.png exists next to the image root but must not be served.
     escaped = requests.get(f"{served_url}/zoolens-images/0/%2E%2E/outside.png", timeout=10)
     assert escaped.status_code in (403, 404)

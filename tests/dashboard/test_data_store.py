@@ -49,13 +49,34 @@ def test_marks_carry_their_consensus_box_and_offsets(tiny_project):
 
 
 def test_image_locations_stay_inside_the_image_roots(tiny_project, tmp_path):
-    image = tiny_project.image_file(1)
-    assert image == tmp_path / "root" / "images" / "1.png"
+    image, problem = tiny_project.image(1)
+    assert problem is None and image.array.shape == (100, 100, 3)
     assert tiny_project.subject(1).thumbnail == "zoolens-images/0/images/1.png"
-    assert (tmp_path / "outside.png").exists() and tiny_project.image_file(2) is None  # "../outside.png"
-    assert tiny_project.image_file(3) is None  # a URL is not a local file
-    assert tiny_project.fits_file(1) == tmp_path / "root" / "images" / "1.fits"
-    assert tiny_project.image_file(999) is None
+    assert (tmp_path / "outside.png").exists()  # subject 2's "../outside.png" points here
+    image, problem = tiny_project.image(2)
+    assert image is None and "outside the image roots" in problem
+    assert tiny_project.subject(2).thumbnail == ""
+    image, problem = tiny_project.image(3)  # a URL on a host not allowed: never fetched
+    assert image is None and "not allowed" in problem and tiny_project.subject(3).thumbnail == ""
+    fits, problem = tiny_project.image(1, "fits")
+    assert fits.wcs is None and fits.array[20, 20] == 100.0  # top row first, as the PNG
+    assert tiny_project.image(2, "fits") == (None, "subject 2 has no FITS file")
+    assert tiny_project.image(999)[0] is None
+
+
+def test_thumbnails_of_allowed_urls_and_absolute_paths(tiny_tables, tmp_path):
+    from tests.dashboard import tiny
+
+    root = tmp_path / "root"
+    tiny_tables["subjects"]["locations"] = [
+        {"0": "https://panoptes-uploads.zooniverse.org/subject_location/a b.png"},
+        {"0": str(root / "images" / "1.png")},
+        {"0": "images/../../outside.png"},
+    ]
+    project = tiny.tiny_project(root, tiny_tables)
+    assert project.subject(1).thumbnail == "https://panoptes-uploads.zooniverse.org/subject_location/a%20b.png"
+    assert project.subject(2).thumbnail == "zoolens-images/0/images/1.png"
+    assert project.subject(3).thumbnail == ""
 
 
 def test_a_project_without_subjects_consensus_or_links(tiny_tables):

@@ -6,7 +6,7 @@ Subject 1 (100 x 100 image): consensus A (id 10) at (10, 10, 20, 20) and B (id 1
 Subject 2: consensus C (id 20) at (30, 30, 10, 10), classified in the older workflow
 version. alice boxes C exactly (IoU 1); bob draws (34, 30, 10, 10): overlap 6 x 10 = 60,
 union 100 + 100 - 60 = 140, IoU 3/7.
-Subject 3: in the subject export, never classified; its image location is a URL.
+Subject 3: in the subject export, never classified; its image is a URL on a host not allowed.
 
 By hand: subject 1 has 3 classifications, 3 volunteers, 1 empty, 3 marks, 2 boxes, mean
 IoU of matched marks 1, unmatched share 1/3, disagreement 1 - mean(1, 0, 1) = 1/3.
@@ -81,7 +81,7 @@ def _subjects():
     return pd.DataFrame({
         "subject_id": [1, 2, 3],
         "locations": [{"0": "images/1.png"}, {"0": "../outside.png"},
-                      {"0": "https://panoptes-uploads.zooniverse.org/subject_location/3.png"}],
+                      {"0": "https://example.org/subject_location/3.png"}],
         "width": np.nan, "height": np.nan, "retired": True,
         "ra": [150.0, 200.0, 250.0],
         "dec": [10.0, 20.0, 30.0],
