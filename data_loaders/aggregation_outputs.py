@@ -27,7 +27,7 @@ their ``kind`` and get their bounding box. Tables:
 - ``marks`` (extractions): one row per mark; ``mark_index`` is the mark's
   position within its classification, frame, task and tool.
 - ``consensus`` (reductions): one row per cluster; ``n_votes`` is the cluster's
-  ``clusters_count``; ``n_seen`` is the reducer's ``n_classifications`` or -1
+  ``clusters_count``; ``n_seen`` is the reducer's ``n_classifications`` or missing (NA)
   when the file does not record how many volunteers saw the subject.
 - ``links`` (reductions): one row per raw mark of ``cluster_labels``:
   ``mark_index`` within subject, frame, task and tool (the reducer's order),
@@ -67,9 +67,6 @@ FIELD_PATTERN = re.compile(
 SHAPE_NAMES = ("rectangle", "rotateRectangle", "circle", "ellipse", "line", "point", "points",
                "triangle", "fan", "column", "fullWidthLine", "fullHeightLine",
                "temporalRotateRectangle", "temporalPoint")
-
-#: -1 in ``n_seen``: the producer does not record how many volunteers saw the subject.
-UNKNOWN_COUNT = -1
 
 
 @dataclass
@@ -670,10 +667,9 @@ def _consensus_table(clusters: list[pd.DataFrame], keep: np.ndarray, subject_ids
     row = consensus["row"].to_numpy(dtype=np.int64)
     consensus.insert(0, "subject_id", subject_ids[row])
     consensus.insert(1, "consensus_id", np.arange(len(consensus), dtype=np.int64))
-    n_votes = consensus["n_votes"] if "n_votes" in consensus else pd.Series(UNKNOWN_COUNT, index=consensus.index)
-    consensus["n_votes"] = n_votes.fillna(UNKNOWN_COUNT).astype(np.int64)
-    n_seen = consensus["n_seen"] if "n_seen" in consensus else pd.Series(UNKNOWN_COUNT, index=consensus.index)
-    consensus["n_seen"] = n_seen.fillna(UNKNOWN_COUNT).astype(np.int64)
+    for column in ("n_votes", "n_seen"):
+        known = consensus[column] if column in consensus else pd.Series(pd.NA, index=consensus.index)
+        consensus[column] = pd.array(known, dtype="Int64")
     consensus["source"] = source[row] if len(row) else pd.Series(dtype=object)
     return consensus
 
