@@ -450,7 +450,8 @@ class DataStore(Viewer):
         if subject_id is None:
             return self.project.consensus.iloc[0:0]
         boxes = self.project.consensus_of(subject_id)
-        return boxes[boxes.n_votes >= self.min_votes]
+        # Boxes whose producer recorded no vote count pass only the "any" threshold.
+        return boxes[(boxes.n_votes.fillna(0) >= self.min_votes).to_numpy(dtype=bool)]
 
     def filtered_marks(self) -> pd.DataFrame:
         """Marks of every subject passing the filters (for the agreement plots)."""
@@ -462,7 +463,7 @@ class DataStore(Viewer):
     def filtered_consensus(self) -> pd.DataFrame:
         """Consensus boxes of every subject passing the filters, with at least ``min_votes``."""
         boxes = self.project.consensus
-        boxes = boxes[boxes.n_votes >= self.min_votes]
+        boxes = boxes[(boxes.n_votes.fillna(0) >= self.min_votes).to_numpy(dtype=bool)]
         if len(self.subjects) < len(self.project.subject_stats):
             boxes = boxes[boxes.subject_id.isin(self.subjects.subject_id)]
         return boxes

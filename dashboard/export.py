@@ -86,7 +86,9 @@ def consensus_catalogue(project, subject_ids, min_votes: int = 0) -> pd.DataFram
     subject's numeric metadata (ra, dec, ... when the subject export has them).
     """
     boxes = project.consensus
-    boxes = boxes[boxes.subject_id.isin(np.asarray(subject_ids)) & (boxes.n_votes >= min_votes)]
+    # A box whose producer recorded no vote count passes only min_votes = 0.
+    boxes = boxes[(boxes.subject_id.isin(np.asarray(subject_ids)) & (boxes.n_votes.fillna(0) >= min_votes))
+                  .to_numpy(dtype=bool)]
     catalogue = boxes[["subject_id", "consensus_id", "x", "y", "width", "height", "angle", "n_votes", "n_seen",
                        "source"]].copy()
     catalogue.insert(6, "x_centre", catalogue.x + catalogue.width / 2)

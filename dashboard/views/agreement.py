@@ -46,7 +46,7 @@ class AgreementPlots(View):
 
     def votes_histogram(self) -> hv.Histogram:
         """How many consensus boxes got how many votes."""
-        votes = self.data_store.filtered_consensus().n_votes.to_numpy()
+        votes = self.data_store.filtered_consensus().n_votes.dropna().to_numpy(dtype=np.int64)
         return _integer_histogram(votes, "votes", "consensus boxes")
 
     def volunteers_histogram(self) -> hv.Histogram:
@@ -75,7 +75,7 @@ class AgreementPlots(View):
     def select_votes(self, boundsx) -> None:
         low, high = boundsx
         boxes = self.data_store.filtered_consensus()
-        self._select(boxes.subject_id[boxes.n_votes.between(low, high)])
+        self._select(boxes.subject_id[boxes.n_votes.between(low, high).fillna(False).to_numpy(dtype=bool)])
 
     def select_volunteers(self, boundsx) -> None:
         low, high = boundsx

@@ -156,8 +156,8 @@ class CutoutViewer(View):
         data = {
             "x0": boxes.x.to_numpy(), "y0": boxes.y.to_numpy(),
             "x1": (boxes.x + boxes.width).to_numpy(), "y1": (boxes.y + boxes.height).to_numpy(),
-            "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.to_numpy(),
-            "seen_by": boxes.n_seen.to_numpy(), "colour": self._consensus_colours().to_numpy(),
+            "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
+            "seen_by": boxes.n_seen.astype("float64").to_numpy(), "colour": self._consensus_colours().to_numpy(),
         }
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group="Consensus")
 

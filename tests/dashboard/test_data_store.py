@@ -139,3 +139,26 @@ def test_sessions_share_the_project_but_not_their_filters(tiny_project):
     assert first.project is second.project
     assert first.param.workflow.objects == [ANY, "9001 v12.4", "9001 v13.10"]
     assert pd.util.hash_pandas_object(tiny_project.marks.drop(columns=["created_at"])).sum() == before
+
+
+def test_boxes_without_a_recorded_vote_count(tiny_tables, tmp_path):
+    from dashboard.export import consensus_catalogue
+    from dashboard.views import AgreementPlots, CutoutViewer
+    from tests.dashboard import tiny
+
+    tiny_tables["consensus"]["n_votes"] = pd.array([2, None, 2], dtype="Int64")  # box 11 unknown
+    project = tiny.tiny_project(tmp_path / "root", tiny_tables)
+    store = DataStore(project=project)
+    assert store.consensus_of(1).consensus_id.tolist() == [10, 11]
+    store.min_votes = 1
+    assert store.consensus_of(1).consensus_id.tolist() == [10]
+    assert store.filtered_consensus().consensus_id.tolist() == [10, 20]
+    assert sorted(consensus_catalogue(project, [1, 2], min_votes=1).consensus_id) == [10, 20]
+    store.min_votes = 0
+    plots = AgreementPlots(data_store=store)
+    votes = plots.votes_histogram()
+    assert dict(zip(votes.dimension_values(0), votes.dimension_values(1)))[2] == 2
+    plots.select_votes((1.5, 2.5))
+    assert store.selection.tolist() == [1, 2]
+    boxes = CutoutViewer(data_store=DataStore(project=project, subject=1)).consensus_boxes().dframe()
+    assert np.isnan(boxes.set_index("consensus_box").votes[11])
