@@ -10,7 +10,9 @@ Measured in one run, each next to the alternative it was chosen over:
    (new image, boxes and caption computed and the models updated), 50th and 95th
    percentile. Next to it, the lookup of one subject's marks by the binary-search
    index against a boolean mask over all marks.
-3. Re-rendering an agreement plot over ``--plot-marks`` marks (10 million by default):
+3. Time to first paint of ``zoolens demo``: from launching the command (demo files
+   already generated) until headless Chromium shows the subject table and the cutout.
+4. Re-rendering an agreement plot over ``--plot-marks`` marks (10 million by default):
    HoloViews ``rasterize`` (the view's choice: numbers to the browser, colour mapped
    there) against ``datashade`` (colours baked into an RGB image on the server).
 
@@ -127,6 +129,46 @@ def measure_switch(n_subjects: int, samples: int = 200) -> dict:
             "marks": len(marks)}
 
 
+def measure_first_paint() -> float:
+    """Seconds from starting ``zoolens demo`` to the page showing its table and cutout."""
+    import socket
+
+    from playwright.sync_api import sync_playwright
+
+    from zoolens import demo
+
+    folder = HERE / "work" / f"demo-{demo.DEMO_VERSION}"
+    demo.ensure_demo(folder)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=arguments)
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        start = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "zoolens", "demo", "--folder", str(folder),
+                                   "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/", wait_until="commit", timeout=2000)
+                    break
+                except Exception:  # not listening yet
+                    if time.perf_counter() - start > 120:
+                        raise
+                    time.sleep(0.1)
+            page.get_by_text("60 of 60 subjects").wait_for(timeout=120_000)
+            page.locator("canvas").first.wait_for(timeout=120_000)
+            return time.perf_counter() - start
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            browser.close()
+
+
 def measure_plots(n_marks: int, repeats: int = 5) -> dict:
     """One re-render of a density plot over ``n_marks`` points: rasterize against datashade."""
     import holoviews as hv
@@ -159,6 +201,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     build = measure_build(args.subjects)
     switch = measure_switch(args.subjects)
+    first_paint = measure_first_paint()
     plots = measure_plots(args.plot_marks)
     load_after = os.getloadavg()[0]
     lines = [
@@ -178,6 +221,7 @@ def main() -> None:
         "simulation included) | |",
         f"| switch subject in a rendered session, p50 | {switch['switch_p50']:.0f} ms | |",
         f"| switch subject in a rendered session, p95 | {switch['switch_p95']:.0f} ms | |",
+        f"| `zoolens demo`: launch to table and cutout painted in Chromium | {first_paint:.1f} s | |",
         f"| one subject's marks: binary-search index vs boolean mask, p50 | {switch['index_p50']:.2f} ms "
         f"| {switch['mask_p50']:.1f} ms |",
         f"| re-render a density plot of {args.plot_marks:,} marks: rasterize vs datashade | "

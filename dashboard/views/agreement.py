@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from holoviews.operation.datashader import rasterize
 
 from .base import View
 
@@ -101,6 +100,10 @@ class AgreementPlots(View):
                        store.min_votes)
 
     def _density(self, points_method, select, title, xlabel, ylabel):
+        # Imported here: datashader takes seconds to import, and the page should paint
+        # before anyone opens the Agreement tab.
+        from holoviews.operation.datashader import rasterize
+
         raster = rasterize(hv.DynamicMap(self._follow_filters(points_method))).opts(
             title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist",
             tools=["box_select", "hover"], frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
