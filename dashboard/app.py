@@ -7,6 +7,8 @@ computes or parses anything: that is the data store's and the loaders' work.
 
 from __future__ import annotations
 
+import html
+import logging
 from collections.abc import Callable
 
 import panel as pn
@@ -41,6 +43,17 @@ def create_app(project: Project) -> pn.template.FastListTemplate:
     return template
 
 
+def notify_error(exception: BaseException) -> None:
+    """Show an exception raised in a session's callback as a notification, never a traceback.
+
+    The message may quote data (a file name, a location): it is escaped, as the
+    notification renders HTML. The traceback goes to the server's log.
+    """
+    logging.getLogger("zoolens").error("a callback failed", exc_info=exception)
+    if pn.state.notifications is not None:
+        pn.state.notifications.error(html.escape(f"{type(exception).__name__}: {exception}"), duration=0)
+
+
 def serve(key: str, build_project: Callable[[], Project], image_roots=(), port: int = 5006,
           address: str | None = None, show: bool = False, num_threads: int | None = None,
           threaded: bool = False, **server_options):
@@ -60,6 +73,8 @@ def serve(key: str, build_project: Callable[[], Project], image_roots=(), port: 
     def session():
         return create_app(shared_project(key, build_project))
 
+    pn.config.notifications = True
+    pn.config.exception_handler = notify_error
     static_dirs = {f"{IMAGE_ROUTE}/{number}": str(root) for number, root in enumerate(image_roots)}
     return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
                     static_dirs=static_dirs, title="zoolens", threaded=threaded, **server_options)

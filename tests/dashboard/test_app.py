@@ -52,3 +52,19 @@ def test_keys_step_through_the_filtered_subjects(tiny_project):
     keys._handle_msg({"key": "Enter"})
     keys._handle_msg("junk")
     assert store.subject == 3
+
+
+def test_callback_errors_become_escaped_notifications():
+    import panel as pn
+    from bokeh.document import Document
+    from panel.io.notifications import NotificationArea
+
+    from dashboard.app import notify_error
+
+    document = Document()
+    with pn.io.server.set_curdoc(document):
+        area = NotificationArea()
+        pn.state._notifications[document] = area
+        notify_error(ValueError("<img src=x onerror=alert(1)>"))
+    assert [note.message for note in area.notifications] == ["ValueError: &lt;img src=x onerror=alert(1)&gt;"]
+    assert area.notifications[0].notification_type == "error"
