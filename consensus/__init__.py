@@ -1,0 +1,22 @@
+"""Matching, aggregation and agreement statistics on the canonical tables. Pure numpy/pandas, no Panel.
+
+- `match(marks, consensus)`: the links table, each raw mark -> the consensus box it supports.
+- `aggregate(marks, classifications, method="iou", **params)`: make consensus boxes
+  (methods: ``"iou"``, ``"lean"``; see `methods()`).
+- `agreement`: statistics per consensus box, per subject and per volunteer.
+
+Pandas and Dask DataFrames (partitioned by subject) are both accepted.
+"""
+
+from .base import AggregationResult, Aggregator, aggregate, get_aggregator, methods, parse_source
+from .matching import match
+
+__all__ = [
+    "AggregationResult",
+    "Aggregator",
+    "aggregate",
+    "get_aggregator",
+    "match",
+    "methods",
+    "parse_source",
+]

@@ -1,0 +1,338 @@
+"""The aggregation layer's base class, its short-name registry, and the result it returns.
+
+Each aggregation method is a small `Aggregator` subclass with a one-line
+docstring, a class-level short ``method_name`` and typed ``param`` parameters with
+``doc=``; defining the class registers it. ``aggregate(marks, classifications,
+method="iou", **params)`` looks the name up (an unknown name is an error that
+lists the known ones), checks the parameters, and runs the method.
+
+Every consensus row carries ``source``: a JSON object with the method name, every
+parameter value and the zoolens version, so ``aggregate(marks, classifications,
+**parse_source(row.source))`` reproduces it.
+
+A method works on *partitions* (`consensus.distributed`): the whole table in
+the pandas path, one group of subjects per partition in the Dask path. Steps
+that need every subject (a volunteer's skill is learnt from all the subjects
+they classified) reduce per-partition sums, so both paths give the same result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import param
+
+from .clustering import candidate_clusters
+from .estimate import Estimates
+from .matching import Assignment, assign, links_meta_frame, links_table
+from .prepare import ID_STRIDE, Prepared
+
+#: Short method name -> Aggregator subclass, filled as the method modules are imported.
+REGISTRY: dict[str, type[Aggregator]] = {}
+
+
+@dataclass
+class AggregationResult:
+    """What an aggregation produced.
+
+    Attributes
+    ----------
+    consensus : DataFrame
+        Canonical consensus table (``data_loaders.schema.CONSENSUS`` columns
+        first), plus ``task``, ``tool``, ``frame``, ``vote_fraction`` and what
+        the method adds (``false_pos_prob``, ``risk``, ...).
+    links : DataFrame
+        Canonical links: one row per input mark (see `consensus.match`).
+    subjects : DataFrame
+        One row per subject: ``subject_id``, ``n_seen``, ``n_consensus`` and
+        what the method adds (``risk``).
+    volunteers : DataFrame or None
+        What the method learnt about each volunteer, if anything.
+    report : dict
+        Counts: marks read, marks without a usable box (skipped, never silently
+        dropped), subjects, consensus boxes.
+    source : str
+        The JSON written in the ``source`` column.
+    """
+
+    consensus: Any
+    links: Any
+    subjects: Any
+    volunteers: Any = None
+    report: dict = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass
+class PartitionOutput:
+    """The tables one partition contributes to an `AggregationResult`."""
+
+    consensus: pd.DataFrame
+    links: pd.DataFrame
+    subjects: pd.DataFrame
+    counts: dict
+
+
+class Aggregator(param.Parameterized):
+    """Base class of the consensus methods: subclass with a short ``method_name`` and implement `run`."""
+
+    #: The short name users pass as ``method=`` (param reserves ``name``).
+    method_name: ClassVar[str] = ""
+
+    min_iou = param.Number(
+        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
+        doc="IoU a raw mark needs with a consensus box to count as a vote for it (in the links and n_votes). "
+            "Lower than the 0.5 of detector benchmarks because one volunteer's box is noisier than the "
+            "consensus: on simulated projects 0.3 keeps the votes of sloppy but honest volunteers.",
+    )
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("method_name"):
+            REGISTRY[cls.method_name] = cls
+
+    def settings(self) -> dict:
+        """The method's parameter values (without param's automatic ``name``)."""
+        return {key: value for key, value in self.param.values().items() if key != "name"}
+
+    def source(self) -> str:
+        """JSON recording the method, every parameter and the zoolens version."""
+        from zoolens import __version__
+
+        return json.dumps({"method": self.method_name, **self.settings(), "zoolens": __version__}, sort_keys=True)
+
+    def aggregate(self, marks, classifications=None) -> AggregationResult:
+        """Run the method on pandas or Dask tables (see `consensus.aggregate`)."""
+        from . import distributed
+
+        partitions = distributed.partitions(marks, classifications)
+        return self.run(partitions)
+
+    def run(self, partitions) -> AggregationResult:
+        """Aggregate every partition; the one method a subclass implements."""
+        raise NotImplementedError
+
+    @classmethod
+    def extra_columns(cls) -> dict[str, str]:
+        """Columns (name -> dtype) the method adds to the consensus table."""
+        return {}
+
+    @classmethod
+    def subject_columns(cls) -> dict[str, str]:
+        """Columns (name -> dtype) the method adds to the subjects table."""
+        return {}
+
+    def collect(self, outputs, volunteers=None) -> AggregationResult:
+        """Assemble per-partition `PartitionOutput` objects into the result."""
+        from . import distributed
+
+        counts = outputs.map(_counts).gather()
+        report = {key: int(sum(count[key] for count in counts)) for key in counts[0]} if counts else {}
+        return AggregationResult(
+            consensus=distributed.frame(outputs.map(_consensus), consensus_meta(self)),
+            links=distributed.frame(outputs.map(_links), links_meta_frame()),
+            subjects=distributed.frame(outputs.map(_subjects), subjects_meta(self)),
+            volunteers=volunteers,
+            report=report,
+            source=self.source(),
+        )
+
+
+class ClusteringAggregator(Aggregator):
+    """Base of the methods that start from `consensus.clustering`: its two thresholds as parameters."""
+
+    cluster_iou = param.Number(
+        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
+        doc="IoU at which marks of different volunteers are neighbours when clustering.",
+    )
+    merge_iou = param.Number(
+        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
+        doc="Clusters whose median boxes overlap at least this much are one object drawn as two (a clump's "
+            "stray marks, or volunteers' second boxes) and are merged, one mark per volunteer; 1 never merges.",
+    )
+
+    def clusters(self, partitions):
+        """Per partition ``(prepared, members)``: the clusters, kept on the workers."""
+        return partitions.map(candidate_clusters, self.cluster_iou, self.merge_iou).persist()
+
+
+def _counts(output: PartitionOutput) -> dict:
+    return output.counts
+
+
+def _consensus(output: PartitionOutput) -> pd.DataFrame:
+    return output.consensus
+
+
+def _links(output: PartitionOutput) -> pd.DataFrame:
+    return output.links
+
+
+def _subjects(output: PartitionOutput) -> pd.DataFrame:
+    return output.subjects
+
+
+def get_aggregator(method: str) -> type[Aggregator]:
+    """The aggregator class registered as ``method``; an unknown name lists the known ones."""
+    from . import iou, lean  # noqa: F401  (importing the modules registers their methods)
+
+    try:
+        return REGISTRY[method]
+    except KeyError:
+        raise ValueError(f"unknown consensus method {method!r}; known methods: {', '.join(sorted(REGISTRY))}") from None
+
+
+def make_aggregator(method: str, **params) -> Aggregator:
+    """An aggregator of ``method`` with ``params``; unknown parameter names are errors listing the known ones."""
+    cls = get_aggregator(method)
+    known = [name for name in cls.param if name != "name"]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(f"method {method!r} has no parameter(s) {unknown}; its parameters are {sorted(known)}")
+    return cls(**params)
+
+
+def parse_source(source: str) -> dict:
+    """``method`` and parameters from a ``source`` value, ready for ``aggregate(..., **parsed)``."""
+    settings = json.loads(source)
+    settings.pop("zoolens", None)
+    return settings
+
+
+def aggregate(marks, classifications=None, method: str = "iou", **params) -> AggregationResult:
+    """Make consensus boxes from raw marks.
+
+    Parameters
+    ----------
+    marks : pandas.DataFrame or dask.dataframe.DataFrame
+        Canonical marks. Marks of different ``task``, ``tool`` or ``frame`` are
+        never merged. Marks without a usable box (missing coordinates, zero
+        size) are skipped and counted in ``result.report``.
+    classifications : pandas.DataFrame or dask.dataframe.DataFrame, optional
+        Canonical classifications, to count every volunteer who saw a subject
+        (``n_seen``), including those who drew nothing. Without them only
+        volunteers with marks count.
+    method : str
+        Short name of the method: ``"iou"`` or ``"lean"`` (see `methods()`).
+    **params
+        The method's parameters; unknown names are an error listing the known ones.
+
+    Returns
+    -------
+    AggregationResult
+        ``.consensus``, ``.links``, ``.subjects``, ``.volunteers``, ``.report``.
+        Dask inputs give Dask DataFrames for the per-subject tables.
+    """
+    return make_aggregator(method, **params).aggregate(marks, classifications)
+
+
+def methods() -> dict[str, str]:
+    """Known method names with their one-line descriptions."""
+    get_aggregator("iou")
+    return {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in sorted(REGISTRY.items())}
+
+
+def consensus_meta(aggregator: Aggregator) -> pd.DataFrame:
+    """Empty consensus table with the columns and dtypes ``aggregator`` produces."""
+    from data_loaders.schema import empty_table
+
+    table = empty_table("consensus")
+    for column, dtype in {"task": "string", "tool": "Int64", "frame": "Int64", "vote_fraction": "float64",
+                          **aggregator.extra_columns()}.items():
+        table[column] = pd.Series(dtype=dtype)
+    return table
+
+
+def subjects_meta(aggregator: Aggregator) -> pd.DataFrame:
+    columns = {"subject_id": "int64", "n_seen": "int64", "n_consensus": "int64", **aggregator.subject_columns()}
+    return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in columns.items()})
+
+
+def box_order(prep: Prepared, boxes: Estimates) -> np.ndarray:
+    """Order of boxes by subject, group, then top-left position: the order of their ids."""
+    x, y = boxes.cx - boxes.width / 2, boxes.cy - boxes.height / 2
+    return np.lexsort((boxes.height, boxes.width, x, y, boxes.group))
+
+
+def consensus_ids(prep: Prepared, boxes: Estimates) -> np.ndarray:
+    """``subject_id * ID_STRIDE + k`` for boxes already in `box_order`."""
+    subject = prep.groups["subject"].to_numpy()[boxes.group]
+    position = np.arange(len(boxes))
+    first = np.searchsorted(subject, subject, side="left")
+    within = position - first
+    if len(within) and within.max() >= ID_STRIDE:
+        worst = prep.subject_ids[subject[np.argmax(within)]]
+        raise ValueError(f"subject {worst} has more than {ID_STRIDE} consensus boxes; no method should make that many")
+    return prep.subject_ids[subject] * ID_STRIDE + within
+
+
+def partition_output(aggregator: Aggregator, prep: Prepared, boxes: Estimates, assignment: Assignment,
+                     box_columns: dict | None = None, subject_columns: dict | None = None) -> PartitionOutput:
+    """Consensus, links and subject tables of one partition from final boxes and the marks' assignment to them.
+
+    ``boxes`` must be in `box_order`; ``assignment.box`` indexes them.
+    ``box_columns`` / ``subject_columns`` hold extra per-box / per-subject-code arrays.
+    """
+    ids = consensus_ids(prep, boxes)
+    links = links_table(prep.mark_ids, prep.marks.row, assignment, ids)
+    votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(boxes))
+    n_seen_group = prep.n_seen_group
+    group_keys = prep.groups.iloc[boxes.group].reset_index(drop=True)
+    n_seen = n_seen_group[boxes.group]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        vote_fraction = np.where(n_seen > 0, votes / np.maximum(n_seen, 1), np.nan)
+    consensus = pd.DataFrame({
+        "subject_id": prep.subject_ids[group_keys["subject"].to_numpy()],
+        "consensus_id": ids,
+        "x": boxes.cx - boxes.width / 2,
+        "y": boxes.cy - boxes.height / 2,
+        "width": boxes.width,
+        "height": boxes.height,
+        "angle": boxes.angle,
+        "n_votes": votes.astype(np.int64),
+        "n_seen": n_seen.astype(np.int64),
+        "source": aggregator.source(),
+        "task": group_keys["task"] if "task" in group_keys else pd.NA,
+        "tool": group_keys["tool"] if "tool" in group_keys else pd.NA,
+        "frame": group_keys["frame"] if "frame" in group_keys else pd.NA,
+        "vote_fraction": vote_fraction,
+        **(box_columns or {}),
+    })
+    consensus = consensus.astype(consensus_meta(aggregator).dtypes.to_dict())
+    subject_boxes = np.bincount(group_keys["subject"].to_numpy(), minlength=len(prep.subject_ids))
+    subjects = pd.DataFrame({
+        "subject_id": prep.subject_ids,
+        "n_seen": prep.n_seen_subject.astype(np.int64),
+        "n_consensus": subject_boxes.astype(np.int64),
+        **(subject_columns or {}),
+    }).astype(subjects_meta(aggregator).dtypes.to_dict())
+    counts = {
+        "marks": len(prep.mark_ids),
+        "marks_without_box": prep.n_invalid,
+        "subjects": len(prep.subject_ids),
+        "consensus_boxes": len(boxes),
+        "linked_marks": int(votes.sum()),
+    }
+    return PartitionOutput(consensus=consensus, links=links, subjects=subjects, counts=counts)
+
+
+def reassign(prep: Prepared, boxes: Estimates, min_iou: float) -> tuple[Estimates, Assignment, np.ndarray]:
+    """Put ``boxes`` in `box_order` and assign every mark to them, one mark per volunteer per box.
+
+    Returns the ordered boxes, the assignment (indexing them) and the order
+    (indices into the given ``boxes``), to carry per-box values along.
+    """
+    order = box_order(prep, boxes)
+    boxes = boxes.take(order)
+    arrays = boxes.arrays()
+    assignment = assign(prep.marks, prep.volunteer, arrays, min_iou)
+    # `assign` indexes the sorted arrays; translate to the estimates' order.
+    linked = assignment.box >= 0
+    assignment.box[linked] = arrays.row[assignment.box[linked]]
+    overlapping = assignment.best_box >= 0
+    assignment.best_box[overlapping] = arrays.row[assignment.best_box[overlapping]]
+    return boxes, assignment, order

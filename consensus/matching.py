@@ -1,0 +1,208 @@
+"""Link raw marks to consensus boxes: which box each mark supports, and how well.
+
+A volunteer may support each consensus box with at most one mark: two boxes a
+person drew on one clump are one vote, not two (the open problem of
+panoptes_aggregation issue 369). Within a subject the constraint only ties
+together the marks of one volunteer, so the subject's assignment problem splits
+exactly into one small problem per (subject, volunteer): match that
+volunteer's marks to the subject's boxes, each mark to at most one box and each
+box to at most one mark, maximising the summed IoU over pairs with IoU at least
+``min_iou``. That is the per-subject IoU matrix solved with
+`scipy.optimize.linear_sum_assignment`, restricted to the rows of one volunteer.
+
+Most of those problems need no solver: when every mark overlaps at most one box
+the answer is each box's best mark, and when every box overlaps at most one mark
+it is each mark's best box. Both are computed for all subjects at once; only the
+rare problems with a genuine conflict (several marks of one person each
+overlapping several boxes) go to ``linear_sum_assignment`` one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from .boxes import BoxArrays, group_codes, present_group_keys, require_columns, volunteer_keys
+from .pairs import cross_pairs, iou_pairs
+from .segments import run_starts, segment_best
+
+#: Default IoU a mark needs with a consensus box to count as a vote for it.
+DEFAULT_MIN_IOU = 0.5
+
+
+@dataclass
+class Assignment:
+    """Per sorted mark: the index of the box it supports (-1 for none) and the IoU, plus its best-overlapping box."""
+
+    box: np.ndarray
+    iou: np.ndarray
+    best_box: np.ndarray
+    best_iou: np.ndarray
+
+
+def overlap_edges(marks: BoxArrays, boxes: BoxArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (mark, box, IoU) with positive IoU, marks and boxes of the same group."""
+    chunks = cross_pairs(
+        marks.group, marks.xmin, marks.xmax, marks.ymin, marks.ymax,
+        boxes.group, boxes.xmin, boxes.xmax, boxes.ymin, boxes.ymax,
+    )
+    return iou_pairs(chunks, marks.shape_tuple, boxes.shape_tuple, lambda value: value > 0)
+
+
+def _solve_conflicts(problem, mark_index, box_index, iou) -> np.ndarray:
+    """Exact assignment for the problems that need it; edges sorted by problem. Returns the chosen mask."""
+    chosen = np.zeros(len(problem), dtype=bool)
+    bounds = np.flatnonzero(run_starts(problem)).tolist() + [len(problem)]
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        rows, row_of = np.unique(mark_index[begin:end], return_inverse=True)
+        cols, col_of = np.unique(box_index[begin:end], return_inverse=True)
+        weight = np.zeros((len(rows), len(cols)))
+        weight[row_of, col_of] = iou[begin:end]
+        edge_of = np.full((len(rows), len(cols)), -1)
+        edge_of[row_of, col_of] = np.arange(begin, end)
+        picked_rows, picked_cols = linear_sum_assignment(weight, maximize=True)
+        picked = weight[picked_rows, picked_cols] > 0
+        chosen[edge_of[picked_rows[picked], picked_cols[picked]]] = True
+    return chosen
+
+
+def assign(marks: BoxArrays, volunteer: np.ndarray, boxes: BoxArrays, min_iou: float) -> Assignment:
+    """Assign sorted marks to sorted boxes, one mark per volunteer per box (see the module docstring).
+
+    Parameters
+    ----------
+    marks, boxes : BoxArrays
+        Marks and consensus boxes sharing group codes.
+    volunteer : numpy.ndarray
+        Integer volunteer code of each sorted mark.
+    min_iou : float
+        Smallest IoU that counts as support.
+    """
+    n_marks = len(marks)
+    mark_index, box_index, iou = overlap_edges(marks, boxes)
+
+    best_box = np.full(n_marks, -1, dtype=np.int64)
+    best_iou = np.zeros(n_marks)
+    if len(iou):
+        best = segment_best(iou, mark_index, n_marks)
+        best_box[mark_index[best]] = box_index[best]
+        best_iou[mark_index[best]] = iou[best]
+
+    eligible = iou >= min_iou
+    mark_index, box_index, iou = mark_index[eligible], box_index[eligible], iou[eligible]
+    chosen = np.zeros(len(iou), dtype=bool)
+    if len(iou):
+        # Sorted by (volunteer, box): each problem (volunteer, group) is one run,
+        # because box indices follow group order, and so is each (volunteer, box).
+        key = volunteer[mark_index] * len(boxes) + box_index
+        order = np.argsort(key, kind="stable")
+        mark_index, box_index, iou, key = mark_index[order], box_index[order], iou[order], key[order]
+        problem_start = run_starts(volunteer[mark_index] * (int(boxes.group.max()) + 1) + boxes.group[box_index])
+        problem = np.cumsum(problem_start) - 1
+        starts = np.flatnonzero(problem_start)
+        pair = np.cumsum(run_starts(key)) - 1
+        several_boxes = np.bincount(mark_index, minlength=n_marks)[mark_index] > 1
+        several_marks = np.bincount(pair)[pair] > 1
+        mark_has_choice = np.maximum.reduceat(several_boxes, starts)[problem]
+        box_has_choice = np.maximum.reduceat(several_marks, starts)[problem]
+
+        # Marks have no alternatives: each box keeps its best mark of this volunteer.
+        easy = np.flatnonzero(~mark_has_choice)
+        chosen[easy[segment_best(iou[easy], pair[easy])]] = True
+        # Boxes have no rivals: each mark takes its best box.
+        easy = np.flatnonzero(mark_has_choice & ~box_has_choice)
+        chosen[easy[segment_best(iou[easy], mark_index[easy], n_marks)]] = True
+        conflicted = np.flatnonzero(mark_has_choice & box_has_choice)
+        if len(conflicted):
+            chosen[conflicted[_solve_conflicts(problem[conflicted], mark_index[conflicted], box_index[conflicted], iou[conflicted])]] = True
+
+    assigned_box = np.full(n_marks, -1, dtype=np.int64)
+    assigned_iou = np.full(n_marks, np.nan)
+    assigned_box[mark_index[chosen]] = box_index[chosen]
+    assigned_iou[mark_index[chosen]] = iou[chosen]
+    return Assignment(box=assigned_box, iou=assigned_iou, best_box=best_box, best_iou=best_iou)
+
+
+def volunteer_codes(table: pd.DataFrame) -> np.ndarray:
+    """Integer volunteer codes ordered like the sorted volunteer keys (so row order does not matter)."""
+    return pd.factorize(volunteer_keys(table), sort=True)[0].astype(np.int64)
+
+
+def match(marks, consensus, min_iou: float = DEFAULT_MIN_IOU):
+    """Link every raw mark to the consensus box it supports.
+
+    Parameters
+    ----------
+    marks : pandas.DataFrame or dask.dataframe.DataFrame
+        Canonical marks (``mark_id``, ``subject_id``, ``user``, ``x``, ``y``,
+        ``width``, ``height``, ``angle``; ``task``, ``tool``, ``frame`` when
+        present in both tables keep groups apart).
+    consensus : pandas.DataFrame or dask.dataframe.DataFrame
+        Canonical consensus boxes (``consensus_id``, ``subject_id`` and the box
+        columns), whatever produced them. Dask inputs must both be partitioned
+        by subject (see `consensus.distributed`).
+    min_iou : float
+        IoU a mark needs with a box to count as a vote for it.
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        The links table, one row per mark in the order of ``marks``:
+        ``mark_id``, ``consensus_id`` (-1 when the mark supports no box),
+        ``iou`` (with the linked box, NaN when none), plus ``best_consensus_id``
+        and ``best_iou``, the box the mark overlaps most whether or not it was
+        assigned (a mark with a high ``best_iou`` but no link is a second mark
+        by the same volunteer on one box).
+    """
+    from . import distributed
+
+    if distributed.is_dask(marks) or distributed.is_dask(consensus):
+        return distributed.match(marks, consensus, min_iou=min_iou)
+    return match_frames(marks, consensus, min_iou)
+
+
+def match_frames(marks: pd.DataFrame, consensus: pd.DataFrame, min_iou: float = DEFAULT_MIN_IOU) -> pd.DataFrame:
+    """`match` for pandas tables."""
+    require_columns(marks, ("mark_id", "subject_id", "x", "y", "width", "height"), "marks")
+    require_columns(consensus, ("consensus_id", "subject_id", "x", "y", "width", "height"), "consensus")
+    keys = present_group_keys(marks, consensus)
+    mark_groups, box_groups = group_codes([marks, consensus], keys)
+    volunteer = volunteer_codes(marks)
+    mark_ids = marks["mark_id"].to_numpy(np.int64)
+    consensus_ids = consensus["consensus_id"].to_numpy(np.int64)
+    mark_boxes, _ = BoxArrays.from_table(marks, mark_groups, tiebreak=(volunteer, mark_ids))
+    boxes, _ = BoxArrays.from_table(consensus, box_groups, tiebreak=(consensus_ids,))
+    assignment = assign(mark_boxes, volunteer[mark_boxes.row], boxes, min_iou)
+    return links_table(mark_ids, mark_boxes.row, assignment, consensus_ids[boxes.row])
+
+
+def links_table(mark_ids, rows, assignment: Assignment, box_ids) -> pd.DataFrame:
+    """The links table in the marks' original order from an assignment of their sorted valid subset."""
+    n = len(mark_ids)
+    consensus_id = np.full(n, -1, dtype=np.int64)
+    iou = np.full(n, np.nan)
+    best_id = np.full(n, -1, dtype=np.int64)
+    best_iou = np.zeros(n)
+    linked = assignment.box >= 0
+    consensus_id[rows[linked]] = box_ids[assignment.box[linked]]
+    iou[rows[linked]] = assignment.iou[linked]
+    overlapping = assignment.best_box >= 0
+    best_id[rows[overlapping]] = box_ids[assignment.best_box[overlapping]]
+    best_iou[rows[overlapping]] = assignment.best_iou[overlapping]
+    return pd.DataFrame(
+        {"mark_id": np.asarray(mark_ids, np.int64), "consensus_id": consensus_id, "iou": iou,
+         "best_consensus_id": best_id, "best_iou": best_iou}
+    )
+
+
+def links_meta_frame() -> pd.DataFrame:
+    """Empty links table with the columns and dtypes `match` returns."""
+    from data_loaders.schema import empty_table
+
+    table = empty_table("links")
+    table["best_consensus_id"] = pd.Series(dtype="int64")
+    table["best_iou"] = pd.Series(dtype="float64")
+    return table

@@ -1,0 +1,165 @@
+"""One partition of marks and classifications, turned into the arrays the methods work on.
+
+`prepare` runs once per partition (the whole table in the pandas path, one
+subject-partition in the Dask path). It validates the columns, sorts the marks
+into `BoxArrays`, codes volunteers, subjects and groups, and records who saw
+which subject: a volunteer who looked and drew nothing still saw it, so
+``n_seen`` counts classifications, not marks.
+
+Volunteers are coded by sorted name within the partition; anything exchanged
+between partitions (per-volunteer statistics) is keyed by the name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .boxes import BoxArrays, present_group_keys, require_columns, volunteer_keys
+from .segments import dense_codes
+
+#: consensus_id = subject_id * ID_STRIDE + index of the box within its subject:
+#: unique across subjects, the same however the subjects are partitioned or
+#: subset, and readable (subject 34567890, box 2 -> 345678900002).
+ID_STRIDE = 10_000
+
+MARK_COLUMNS = ("mark_id", "subject_id", "x", "y", "width", "height")
+CLASSIFICATION_COLUMNS = ("classification_id", "subject_id")
+
+
+@dataclass
+class Prepared:
+    """The arrays of one partition.
+
+    Attributes
+    ----------
+    mark_ids : numpy.ndarray
+        ``mark_id`` of every input mark, in table order (the order of the links).
+    marks : BoxArrays
+        The valid marks, sorted by group and position; ``marks.row`` indexes ``mark_ids``.
+    volunteer : numpy.ndarray
+        Volunteer code of each sorted mark (index into ``volunteer_names``).
+    volunteer_names : numpy.ndarray
+        Sorted volunteer names of the partition.
+    groups : pandas.DataFrame
+        One row per group code: the group key values and ``subject`` (subject code).
+    subject_ids : numpy.ndarray
+        ``subject_id`` per subject code.
+    view_subject, view_volunteer, view_classifications : numpy.ndarray
+        One entry per (subject, volunteer) who saw it, with how many classifications they made of it.
+    n_invalid : int
+        Marks without a usable box (missing coordinate, zero or negative size).
+    """
+
+    mark_ids: np.ndarray
+    marks: BoxArrays
+    volunteer: np.ndarray
+    volunteer_names: np.ndarray
+    groups: pd.DataFrame
+    subject_ids: np.ndarray
+    view_subject: np.ndarray
+    view_volunteer: np.ndarray
+    view_classifications: np.ndarray
+    n_invalid: int
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def n_volunteers(self) -> int:
+        return len(self.volunteer_names)
+
+    @property
+    def n_seen_subject(self) -> np.ndarray:
+        """Distinct volunteers who saw each subject (by subject code)."""
+        return np.bincount(self.view_subject, minlength=len(self.subject_ids))
+
+    @property
+    def n_seen_group(self) -> np.ndarray:
+        """Distinct volunteers who saw each group's subject (by group code)."""
+        return self.n_seen_subject[self.groups["subject"].to_numpy()]
+
+    @property
+    def mark_subject(self) -> np.ndarray:
+        """Subject code of each sorted mark."""
+        return self.groups["subject"].to_numpy()[self.marks.group]
+
+
+def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None) -> Prepared:
+    """Arrays of one partition of canonical marks (and classifications, for who saw what).
+
+    Parameters
+    ----------
+    marks : pandas.DataFrame
+        Canonical marks of the subjects of this partition.
+    classifications : pandas.DataFrame, optional
+        Canonical classifications of the same subjects. Without them, only the
+        volunteers who drew something count as having seen a subject, which
+        undercounts ``n_seen``.
+    """
+    require_columns(marks, MARK_COLUMNS, "marks")
+    keys = present_group_keys(marks)
+    marks = marks.reset_index(drop=True)
+    mark_volunteers = volunteer_keys(marks)
+    if classifications is not None:
+        require_columns(classifications, CLASSIFICATION_COLUMNS, "classifications")
+        classifications = classifications.reset_index(drop=True)
+        classification_volunteers = volunteer_keys(classifications)
+        classification_subjects = classifications["subject_id"].to_numpy(np.int64)
+    else:
+        classification_volunteers = pd.Series([], dtype="string")
+        classification_subjects = np.zeros(0, dtype=np.int64)
+
+    names = pd.Index(pd.concat([mark_volunteers, classification_volunteers], ignore_index=True).unique()).sort_values()
+    volunteer_of_mark = names.get_indexer(mark_volunteers).astype(np.int64)
+    volunteer_of_classification = names.get_indexer(classification_volunteers).astype(np.int64)
+
+    mark_subjects = marks["subject_id"].to_numpy(np.int64)
+    subject_ids = np.unique(np.concatenate([mark_subjects, classification_subjects]))
+    check_subject_ids(subject_ids)
+    subject_of_mark = np.searchsorted(subject_ids, mark_subjects)
+    subject_of_classification = np.searchsorted(subject_ids, classification_subjects)
+
+    group = dense_codes(*(marks[key] for key in keys)) if len(marks) else np.zeros(0, dtype=np.int64)
+    first_row = np.unique(group, return_index=True)[1]
+    groups = marks.loc[first_row, keys].reset_index(drop=True)
+    groups["subject"] = subject_of_mark[first_row]
+
+    mark_ids = marks["mark_id"].to_numpy(np.int64)
+    boxes, invalid = BoxArrays.from_table(marks, group, tiebreak=(volunteer_of_mark, mark_ids))
+
+    # Who saw what: every classification, plus anyone who drew on a subject
+    # (when classifications are missing or were filtered differently).
+    n_volunteers = len(names)
+    view_codes = np.concatenate([
+        subject_of_classification * n_volunteers + volunteer_of_classification,
+        subject_of_mark * n_volunteers + volunteer_of_mark,
+    ])
+    weights = np.concatenate([np.ones(len(subject_of_classification)), np.zeros(len(subject_of_mark))])
+    views, inverse = np.unique(view_codes, return_inverse=True)
+    n_classifications = np.bincount(inverse.reshape(-1), weights=weights, minlength=len(views))
+    return Prepared(
+        mark_ids=mark_ids,
+        marks=boxes,
+        volunteer=volunteer_of_mark[boxes.row],
+        volunteer_names=names.to_numpy(dtype=object),
+        groups=groups,
+        subject_ids=subject_ids,
+        view_subject=(views // max(n_volunteers, 1)).astype(np.int64),
+        view_volunteer=(views % max(n_volunteers, 1)).astype(np.int64),
+        # A volunteer known only from marks made at least one classification.
+        view_classifications=np.maximum(n_classifications, 1).astype(np.int64),
+        n_invalid=int(invalid.sum()),
+    )
+
+
+def check_subject_ids(subject_ids: np.ndarray) -> None:
+    """Subject ids must leave room for `ID_STRIDE` boxes each in an int64 consensus_id."""
+    if len(subject_ids) and (subject_ids.min() < 0 or subject_ids.max() >= np.iinfo(np.int64).max // ID_STRIDE):
+        raise ValueError(
+            f"subject_id must lie in [0, {np.iinfo(np.int64).max // ID_STRIDE}) to number consensus boxes; "
+            f"found {subject_ids.min()} .. {subject_ids.max()}"
+        )
