@@ -30,6 +30,8 @@ from panel.viewable import Viewer
 
 from data_loaders.base import FormatError
 from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
+from consensus import aggregate, match
+from consensus.agreement import box_agreement, subject_agreement, volunteer_agreement
 from data_loaders.schema import conform, empty_table
 
 #: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
@@ -56,8 +58,8 @@ class Project:
     consensus : DataFrame, optional
         Canonical consensus boxes; default none.
     links : DataFrame, optional
-        Canonical mark -> consensus box links (`consensus.match`); without them marks
-        are shown unlinked.
+        Canonical mark -> consensus box links; made with `consensus.match` when a
+        consensus comes without them. Without a consensus, marks are shown unlinked.
     image_roots : sequence of path
         Folders image paths in the data must lie in; relative ones resolve against
         the first (`data_loaders.images.ImageStore` rules).
@@ -72,14 +74,21 @@ class Project:
         The canonical marks, plus ``consensus_id`` (-1: matched
         nothing), ``iou``, ``created_at`` of the classification, ``size`` (square root
         of the area) and ``dx``, ``dy`` (mark centre minus its consensus box centre).
+    consensus : DataFrame
+        The canonical consensus plus, with links, `consensus.agreement.box_agreement`'s
+        columns (votes' spread ``sigma_*`` and the error band ``x_err``, ``y_err``,
+        ``width_err``, ``height_err``).
     subject_stats : DataFrame
         One row per subject: classifications, volunteers, empty classifications,
-        marks, consensus boxes, most votes on a box, mean IoU, unmatched share,
-        disagreement, numeric metadata, ``thumbnail`` URL.
+        marks, consensus boxes, most votes on a box, and with links the consensus
+        layer's mean IoU, unmatched fraction, boxes below quorum and disagreement
+        score (`consensus.agreement.subject_agreement`); numeric metadata,
+        ``thumbnail`` URL.
     volunteer_stats : DataFrame
         One row per volunteer: classifications, subjects, marks, marks per
-        classification, empty share, mean IoU, unmatched share, first and last
-        classification time, logged in or not.
+        classification, empty share, first and last classification time, logged
+        in or not, and with links precision, recall, mean IoU, unmatched rate and
+        double marks (`consensus.agreement.volunteer_agreement`).
     """
 
     def __init__(self, classifications: pd.DataFrame, marks: pd.DataFrame,
@@ -96,10 +105,16 @@ class Project:
         self.consensus = (conform(consensus, "consensus") if consensus is not None
                           else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
                                                                      ignore_index=True)
+        marks = conform(marks, "marks")
+        if links is None and consensus is not None:
+            # A consensus from elsewhere: link each mark to the box it supports.
+            links = match(marks, self.consensus)
         self.has_links = links is not None
         self.links = conform(links, "links") if links is not None else empty_table("links")
         self.subjects = self._subjects(subjects)
-        self.marks = self._marks(conform(marks, "marks"))
+        self.marks = self._marks(marks)
+        if self.has_links:
+            self.consensus = self._with_box_agreement(marks)
         self.metadata_columns = [
             column for column in self.subjects.columns
             if column not in NOT_METADATA and pd.api.types.is_numeric_dtype(self.subjects[column])
@@ -168,11 +183,23 @@ class Project:
         marks["dy"] = marks.y + marks.height / 2 - centre_y
         return marks
 
+    def _with_box_agreement(self, marks: pd.DataFrame) -> pd.DataFrame:
+        """The consensus with `consensus.agreement.box_agreement`'s columns (spread, error band).
+
+        Counts a producer did not record are filled in from the data: ``n_votes`` as the
+        marks linked to the box, ``n_seen`` as the volunteers who classified the subject.
+        """
+        consensus = self.consensus.copy()
+        seen = self.classifications.groupby("subject_id").user.nunique()
+        consensus["n_seen"] = consensus.n_seen.fillna(consensus.subject_id.map(seen).fillna(0)).astype("Int64")
+        boxes = box_agreement(marks, consensus, self.links).set_index("consensus_id")
+        consensus["n_votes"] = consensus.n_votes.fillna(consensus.consensus_id.map(boxes.n_votes)).astype("Int64")
+        extra = [column for column in boxes.columns if column not in consensus.columns]
+        return consensus.join(boxes[extra], on="consensus_id")
+
     def _subject_stats(self) -> pd.DataFrame:
         classifications = self.classifications.groupby("subject_id")
         marks = self.marks.groupby("subject_id")
-        matched = self.marks.consensus_id >= 0
-        overlap = self.marks.iou.where(matched, 0.0)
         stats = pd.DataFrame({
             "n_classifications": classifications.size(),
             "n_volunteers": classifications.user.nunique(),
@@ -183,15 +210,15 @@ class Project:
         }).reindex(self.subjects.subject_id)
         for column in ("n_classifications", "n_volunteers", "n_empty", "n_marks", "n_consensus", "max_votes"):
             stats[column] = stats[column].fillna(0).astype(np.int64)
+        agreement_columns = ["mean_iou", "unmatched_fraction", "n_below_quorum", "disagreement"]
         if self.has_links:
-            stats["mean_iou"] = self.marks.iou.where(matched).groupby(self.marks.subject_id).mean()
-            stats["unmatched_share"] = (~matched).groupby(self.marks.subject_id).mean()
-            # Disagreement: 1 - mean IoU of every mark with its consensus box, a mark that
-            # matched nothing counting 0. It is 0 when every volunteer drew the consensus
-            # exactly, and grows with both loose boxes and boxes on nothing.
-            stats["disagreement"] = 1.0 - overlap.groupby(self.marks.subject_id).mean()
+            # The disagreement score and its parts are the consensus layer's (see
+            # consensus.agreement): one definition wherever the score is shown.
+            agreement = subject_agreement(self.marks, self.consensus, self.links, self.classifications)
+            stats = stats.join(agreement.set_index("subject_id")[agreement_columns])
         else:
-            stats["mean_iou"] = stats["unmatched_share"] = stats["disagreement"] = np.nan
+            for column in agreement_columns:
+                stats[column] = np.nan
         stats = stats.reset_index()
         extra = self.subjects.set_index("subject_id")[self.metadata_columns + ["thumbnail"]]
         return stats.join(extra, on="subject_id")
@@ -199,7 +226,6 @@ class Project:
     def _volunteer_stats(self) -> pd.DataFrame:
         classifications = self.classifications.groupby("user")
         marks = self.marks.groupby("user")
-        matched = self.marks.consensus_id >= 0
         stats = pd.DataFrame({
             "n_classifications": classifications.size(),
             "n_subjects": classifications.subject_id.nunique(),
@@ -211,11 +237,13 @@ class Project:
         })
         stats["n_marks"] = stats.n_marks.fillna(0).astype(np.int64)
         stats["marks_per_classification"] = stats.n_marks / stats.n_classifications
+        agreement_columns = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
         if self.has_links:
-            stats["mean_iou"] = self.marks.iou.where(matched).groupby(self.marks.user).mean()
-            stats["unmatched_share"] = (~matched).groupby(self.marks.user).mean()
+            agreement = volunteer_agreement(self.marks, self.consensus, self.links, self.classifications)
+            stats = stats.join(agreement.set_index("user")[agreement_columns])
         else:
-            stats["mean_iou"] = stats["unmatched_share"] = np.nan
+            for column in agreement_columns:
+                stats[column] = np.nan
         stats.index.name = "user"
         return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
                                                ignore_index=True)
@@ -321,7 +349,8 @@ class _SubjectIndex:
 
 def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None,
                  workflow_id: int | None = None, workflow_version: str | None = None,
-                 image_roots: Sequence[str | Path] | None = None, title: str | None = None) -> Project:
+                 image_roots: Sequence[str | Path] | None = None, title: str | None = None,
+                 method: str | None = None, **method_params) -> Project:
     """Read project files with `data_loaders` into a `Project`.
 
     Parameters
@@ -339,6 +368,9 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         first; default the subject export's folder, then the other files' folders.
     title : str, optional
         Shown in the app's header; default the first file's name.
+    method : str, optional
+        When no file holds a consensus: make one with `consensus.aggregate` and this
+        method (``"iou"``, ``"lean"``), with ``method_params``.
     """
     import data_loaders
 
@@ -363,15 +395,19 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     def combined(name):
         return pd.concat(tables[name], ignore_index=True) if name in tables else None
 
+    classifications, marks = combined("classifications"), combined("marks")
+    consensus_table, links = combined("consensus"), combined("links")
+    if consensus_table is None and method is not None:
+        result = aggregate(marks, classifications, method=method, **method_params)
+        consensus_table, links = result.consensus, result.links
     subjects = combined("subjects")
     if subjects is not None:
         subjects = subjects.drop_duplicates("subject_id", ignore_index=True)
     if image_roots is None:
         # Relative image locations are relative to the subject export, so its folder comes first.
         image_roots = list(dict.fromkeys([*subject_folders, *(path.resolve().parent for path in files)]))
-    return Project(combined("classifications"), combined("marks"), subjects=subjects,
-                   consensus=combined("consensus"), links=combined("links"), image_roots=image_roots,
-                   reports=reports, title=title or files[0].name)
+    return Project(classifications, marks, subjects=subjects, consensus=consensus_table, links=links,
+                   image_roots=image_roots, reports=reports, title=title or files[0].name)
 
 
 def shared_project(key: str, build: Callable[[], Project]) -> Project:

@@ -27,6 +27,7 @@ UNMATCHED_COLOUR = "#ffffff"
 BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
 MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour")]
 CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "colour")]
+BAND_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "colour")]
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
@@ -71,6 +72,8 @@ class CutoutViewer(View):
     show_volunteers = param.Boolean(default=True, doc="Draw volunteer boxes that support a consensus box.")
     show_unmatched = param.Boolean(default=True, doc="Draw volunteer boxes that matched no consensus box.")
     show_consensus = param.Boolean(default=True, doc="Draw the consensus boxes.")
+    show_band = param.Boolean(default=True, doc="Draw each consensus box's uncertainty band (about 68 %, "
+                                                "from the spread of its votes) as dotted edges.")
     frame_size = param.Integer(default=440, bounds=(200, 2000), doc="Width of the image in screen pixels.")
 
     # -- elements (plain methods, so notebooks and tests can call them) ---------------------
@@ -161,8 +164,34 @@ class CutoutViewer(View):
         }
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group="Consensus")
 
+    def band_boxes(self) -> hv.Rectangles:
+        """Each consensus box grown and shrunk by the standard error of its edges.
+
+        The errors are the consensus layer's (`consensus.agreement.box_agreement`:
+        ``x_err``, ``y_err``, ``width_err``, ``height_err``); the right and bottom edges
+        move by the errors of corner and size combined. Boxes with fewer than two votes
+        have no band; a shrunk box that would vanish is left out.
+        """
+        boxes = self.data_store.consensus_of()
+        colours = self._consensus_colours()
+        if not {"x_err", "y_err", "width_err", "height_err"} <= set(boxes.columns):
+            boxes = boxes.iloc[0:0].assign(x_err=[], y_err=[], width_err=[], height_err=[])
+        boxes = boxes[boxes[["x_err", "y_err", "width_err", "height_err"]].notna().all(axis=1)]
+        right_err = np.hypot(boxes.x_err, boxes.width_err)
+        bottom_err = np.hypot(boxes.y_err, boxes.height_err)
+        outer = pd.DataFrame({"x0": boxes.x - boxes.x_err, "y0": boxes.y - boxes.y_err,
+                              "x1": boxes.x + boxes.width + right_err, "y1": boxes.y + boxes.height + bottom_err})
+        inner = pd.DataFrame({"x0": boxes.x + boxes.x_err, "y0": boxes.y + boxes.y_err,
+                              "x1": boxes.x + boxes.width - right_err, "y1": boxes.y + boxes.height - bottom_err})
+        inner = inner[(inner.x1 > inner.x0) & (inner.y1 > inner.y0)]
+        ids = boxes.consensus_id
+        edges = pd.concat([outer.assign(consensus_box=ids), inner.assign(consensus_box=ids[inner.index])])
+        data = {column: edges[column].to_numpy() for column in ("x0", "y0", "x1", "y1", "consensus_box")}
+        data["colour"] = edges.consensus_box.map(colours).to_numpy(dtype=object)
+        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=BAND_DIMENSIONS, group="Band")
+
     @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind", "stretch",
-                   "cmap", "show_volunteers", "show_unmatched", "show_consensus", "frame_size")
+                   "cmap", "show_volunteers", "show_unmatched", "show_consensus", "show_band", "frame_size")
     def overlay(self) -> hv.Overlay:
         """The image with the layers switched on."""
         layers = [self.image()]
@@ -172,6 +201,8 @@ class CutoutViewer(View):
             layers.append(self.unmatched_boxes())
         if self.show_consensus:
             layers.append(self.consensus_boxes())
+        if self.show_band:
+            layers.append(self.band_boxes())
         # A square frame whose limits span the image's longer side, centred: pixels stay
         # square for any image shape. Explicit and framewise, so each subject sets the
         # axes to its own image. (data_aspect is avoided: HoloViews 1.23 then keeps the
@@ -184,12 +215,13 @@ class CutoutViewer(View):
                            xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
                            xlim=xlim, ylim=ylim, framewise=True)
         rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True)
-        widths = {"Volunteer": 1.5, "Unmatched": 1, "Consensus": 4}
+        widths = {"Volunteer": 1.5, "Unmatched": 1, "Consensus": 4, "Band": 1}
         # Styles go on the overlay once (an .opts per element clones it), keyed by group.
         options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
                                                      line_color=_colour_spec(layer))
                    for layer in layers[1:]}
         options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
+        options["Rectangles.Band"] = dict(options.get("Rectangles.Band", {}), line_dash="dotted", tools=[])
         return hv.Overlay(layers).opts({**options, "RGB": image_style, "Image": image_style,
                                         "Overlay": dict(framewise=True)})
 
@@ -214,7 +246,7 @@ class CutoutViewer(View):
         next_button = pn.widgets.Button(label="Next ▶", width=110)
         previous_button.on_click(lambda event: self.data_store.step_subject(-1))
         next_button.on_click(lambda event: self.data_store.step_subject(1))
-        toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus"],
+        toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus", "show_band"],
                            show_name=False, default_layout=pn.Row)
         image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
                                   default_layout=pn.Row, widgets={"image_kind": pn.widgets.RadioButtonGroup})

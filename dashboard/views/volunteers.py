@@ -20,8 +20,10 @@ COLUMNS = {
     "n_marks": "Marks",
     "marks_per_classification": "Marks per classification",
     "empty_share": "Drew nothing",
+    "precision": "Precision",
+    "recall": "Recall",
     "mean_iou": "Mean IoU",
-    "unmatched_share": "Matched nothing",
+    "n_double_marks": "Double marks",
     "logged_in": "Logged in",
 }
 
@@ -48,8 +50,8 @@ class VolunteerTable(View):
         self._volunteers = pn.widgets.Tabulator(
             self.data_store.project.volunteer_stats[list(COLUMNS)], pagination="remote",
             page_size=self.page_size, selectable=1, disabled=True, show_index=False, titles=COLUMNS,
-            formatters={"marks_per_classification": ratio, "empty_share": ratio, "mean_iou": ratio,
-                        "unmatched_share": ratio},
+            formatters={column: ratio for column in ("marks_per_classification", "empty_share", "precision",
+                                                     "recall", "mean_iou")},
             sizing_mode="stretch_width",
         )
         self._marks = pn.widgets.Tabulator(

@@ -17,8 +17,8 @@ def test_subject_statistics_match_the_hand_count(tiny_project):
                      ].tolist() == [2, 2, 0, 2, 1, 2]
     assert stats.loc[3, ["n_classifications", "n_marks", "n_consensus"]].tolist() == [0, 0, 0]
     assert stats.loc[1, "mean_iou"] == pytest.approx(1.0)
-    assert stats.loc[1, "unmatched_share"] == pytest.approx(1 / 3)
-    assert stats.loc[1, "disagreement"] == pytest.approx(1 / 3)
+    assert stats.loc[1, "unmatched_fraction"] == pytest.approx(1 / 3)
+    assert stats.loc[1, "disagreement"] == pytest.approx(11 / 18)
     assert stats.loc[2, "mean_iou"] == pytest.approx(5 / 7)
     assert stats.loc[2, "disagreement"] == pytest.approx(2 / 7)
     assert np.isnan(stats.loc[3, "disagreement"])
@@ -28,11 +28,11 @@ def test_subject_statistics_match_the_hand_count(tiny_project):
 def test_volunteer_statistics_match_the_hand_count(tiny_project):
     stats = tiny_project.volunteer_stats.set_index("user")
     assert stats.loc["alice", ["n_classifications", "n_subjects", "n_marks"]].tolist() == [2, 2, 3]
-    assert stats.loc["alice", "mean_iou"] == pytest.approx(1.0)
-    assert stats.loc["alice", "unmatched_share"] == pytest.approx(1 / 3)
-    assert stats.loc["bob", "mean_iou"] == pytest.approx(5 / 7)
+    assert stats.loc["alice", ["precision", "recall", "mean_iou"]].tolist() == pytest.approx([2 / 3, 2 / 3, 1.0])
+    assert stats.loc["bob", ["precision", "recall", "mean_iou"]].tolist() == pytest.approx([1.0, 2 / 3, 5 / 7])
     carol = stats.loc["not-logged-in-abc"]
     assert carol.n_marks == 0 and carol.empty_share == 1.0 and not carol.logged_in and np.isnan(carol.mean_iou)
+    assert carol.recall == 0.0
     assert stats.loc["alice", "logged_in"]
 
 
@@ -141,24 +141,26 @@ def test_sessions_share_the_project_but_not_their_filters(tiny_project):
     assert pd.util.hash_pandas_object(tiny_project.marks.drop(columns=["created_at"])).sum() == before
 
 
-def test_boxes_without_a_recorded_vote_count(tiny_tables, tmp_path):
-    from dashboard.export import consensus_catalogue
-    from dashboard.views import AgreementPlots, CutoutViewer
+def test_counts_a_producer_did_not_record_come_from_the_data(tiny_tables, tmp_path):
     from tests.dashboard import tiny
 
-    tiny_tables["consensus"]["n_votes"] = pd.array([2, None, 2], dtype="Int64")  # box 11 unknown
+    tiny_tables["consensus"]["n_votes"] = pd.array([2, None, 2], dtype="Int64")  # box 11: bob's one link
+    tiny_tables["consensus"]["n_seen"] = pd.array([3, 3, None], dtype="Int64")  # subject 2: alice and bob
     project = tiny.tiny_project(tmp_path / "root", tiny_tables)
-    store = DataStore(project=project)
-    assert store.consensus_of(1).consensus_id.tolist() == [10, 11]
-    store.min_votes = 1
+    boxes = project.consensus.set_index("consensus_id")
+    assert boxes.n_votes.tolist() == [2, 1, 2] and boxes.n_seen.tolist() == [3, 3, 2]
+    store = DataStore(project=project, min_votes=2)
     assert store.consensus_of(1).consensus_id.tolist() == [10]
-    assert store.filtered_consensus().consensus_id.tolist() == [10, 20]
-    assert sorted(consensus_catalogue(project, [1, 2], min_votes=1).consensus_id) == [10, 20]
-    store.min_votes = 0
-    plots = AgreementPlots(data_store=store)
-    votes = plots.votes_histogram()
-    assert dict(zip(votes.dimension_values(0), votes.dimension_values(1)))[2] == 2
-    plots.select_votes((1.5, 2.5))
-    assert store.selection.tolist() == [1, 2]
-    boxes = CutoutViewer(data_store=DataStore(project=project, subject=1)).consensus_boxes().dframe()
-    assert np.isnan(boxes.set_index("consensus_box").votes[11])
+
+
+def test_a_consensus_without_links_is_matched(tiny_tables):
+    project = Project(tiny_tables["classifications"], tiny_tables["marks"], consensus=tiny_tables["consensus"])
+    links = project.marks.set_index("mark_id")
+    # Marks 1, 3, 4 sit exactly on boxes 10, 11, 20; mark 5 overlaps box 20 with IoU 3/7,
+    # below the 0.5 a vote needs; mark 2 overlaps nothing.
+    assert links.consensus_id.to_dict() == {1: 10, 2: -1, 3: 11, 4: 20, 5: -1}
+    assert links.iou[1] == pytest.approx(1.0)
+    assert project.has_links
+    spread = project.consensus.set_index("consensus_id")
+    assert spread.n_votes.tolist() == [2, 1, 2]  # as the hand-made consensus says
+    assert {"x_err", "sigma_width"} <= set(spread.columns)

@@ -9,8 +9,11 @@ union 100 + 100 - 60 = 140, IoU 3/7.
 Subject 3: in the subject export, never classified; its image is a URL on a host not allowed.
 
 By hand: subject 1 has 3 classifications, 3 volunteers, 1 empty, 3 marks, 2 boxes, mean
-IoU of matched marks 1, unmatched share 1/3, disagreement 1 - mean(1, 0, 1) = 1/3.
-Subject 2: 2, 2, 0, 2 marks, 1 box, mean IoU 5/7, unmatched 0, disagreement 2/7.
+IoU of matched marks 1, unmatched fraction 1/3. Its disagreement (consensus.agreement:
+1 - mean over volunteers of 2 sum(IoU) / (marks + boxes)) is 1 - (2/4 + 2/3 + 0) / 3 = 11/18.
+Subject 2: 2, 2, 0, 2 marks, 1 box, mean IoU 5/7, unmatched 0, disagreement
+1 - (2/2 + (6/7)/2) / 2 = 2/7. Volunteers: alice links 2 of 3 marks to 2 of the 3 boxes
+she saw (precision and recall 2/3); bob 2 of 2 (precision 1, recall 2/3, mean IoU 5/7).
 """
 
 from __future__ import annotations

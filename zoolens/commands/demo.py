@@ -3,7 +3,8 @@
 The demo is a synthetic Galaxy Zoo: Clump Scout-like project made by zoolens itself:
 60 galaxy images with clumps (PNG and FITS with a WCS), a classification export in both
 Zooniverse front-end formats with the dirt real exports carry, subject and workflow
-exports, and the true clump boxes. It is generated on first use (a few seconds) into
+exports, and the true clump boxes; the consensus is made by zoolens' IoU method. It is
+generated on first use (a few seconds) into
 the zoolens cache folder (--folder to choose another). No browser opens unless --show.
 """
 
@@ -28,5 +29,5 @@ def run(args) -> int:
     print(f"zoolens: demo files in {files.folder}")
     project = load_project([files.classifications, files.subjects, files.workflows],
                            workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
-                           image_roots=[files.folder], title="built-in demo")
+                           image_roots=[files.folder], title="built-in demo", method="iou")
     return serve_project(project, args, key="demo")

@@ -2,7 +2,7 @@
 
 Give any files zoolens reads: the classification export (required), the subject
 export (for images and metadata), the workflow export, and a consensus file with
---consensus. Relative image locations in the subject export resolve against the
+--consensus; without one, zoolens makes the consensus itself (--method). Relative image locations in the subject export resolve against the
 folders of the given files, or the --image-root folders. The files are read before
 the server starts, so a bad file is reported here; then every browser session
 shares the loaded project, each with its own filters. Stop with Ctrl-C.
@@ -29,6 +29,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="classification export and optionally subject and workflow exports")
     parser.add_argument("--consensus", metavar="FILE", help="a consensus file (any format zoolens reads)")
+    from consensus import methods
+
+    parser.add_argument("--method", default="iou", choices=[*methods(), "none"],
+                        help="without a consensus file, make the consensus with this method "
+                             "(iou or lean; 'none' to show the marks alone; default iou)")
     parser.add_argument("--workflow", type=int, metavar="ID", help="keep only this workflow's classifications")
     parser.add_argument("--workflow-version", metavar="VERSION",
                         help='keep only this workflow version, e.g. "13.10" or major "13"')
@@ -55,7 +60,8 @@ def run(args) -> int:
     from dashboard.data_store import load_project
 
     project = load_project(args.paths, consensus=args.consensus, workflow_id=args.workflow,
-                           workflow_version=args.workflow_version, image_roots=args.image_root)
+                           workflow_version=args.workflow_version, image_roots=args.image_root,
+                           method=None if args.method == "none" else args.method)
     for report in project.reports:
         print(report.summary())
     return serve_project(project, args, key="serve")

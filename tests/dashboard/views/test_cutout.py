@@ -38,9 +38,10 @@ def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
 
 
 def test_layers_follow_the_toggles_and_filters(viewer):
-    assert len(viewer.overlay()) == 4
+    assert len(viewer.overlay()) == 5
     viewer.show_unmatched = False
     viewer.show_consensus = False
+    viewer.show_band = False
     assert len(viewer.overlay()) == 2
     viewer.data_store.min_votes = 2
     assert viewer.consensus_boxes().dframe().consensus_box.tolist() == [10]
@@ -98,3 +99,17 @@ def test_each_subject_sets_the_axes_to_its_own_image(viewer):
     assert (figure.x_range.start, figure.x_range.end) == (0, 100)
     assert (figure.y_range.start, figure.y_range.end) == (100, 0)
     assert figure.frame_width == figure.frame_height == viewer.frame_size
+
+
+def test_the_uncertainty_band_spans_the_standard_error_of_each_edge(viewer):
+    assert len(viewer.band_boxes()) == 0  # subject 1: each box has a single vote
+    viewer.data_store.subject = 2
+    # Box C's votes: x = 30 and 34 (sample sd 2*sqrt(2)), everything else equal. The
+    # error of a median of 2 is sqrt(pi/2) * sd / sqrt(2) = sqrt(2 pi) = 2.507 for x;
+    # the right edge moves by the x and width errors combined (width's is 0).
+    band = viewer.band_boxes().dframe().sort_values("x0")
+    error = np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(band[["x0", "y0", "x1", "y1"]].to_numpy(),
+                               [[30 - error, 30, 40 + error, 40], [30 + error, 30, 40 - error, 40]])
+    assert band.consensus_box.tolist() == [20, 20]
+    assert set(band.colour) == {viewer.consensus_boxes().dframe().colour.iloc[0]}
