@@ -74,6 +74,8 @@ class CutoutViewer(View):
     show_consensus = param.Boolean(default=True, doc="Draw the consensus boxes.")
     show_band = param.Boolean(default=True, doc="Draw each consensus box's uncertainty band (about 68 %, "
                                                 "from the spread of its votes) as dotted edges.")
+    fit_to_boxes = param.Boolean(default=False, doc="Frame the region holding the boxes (with a margin) "
+                                                     "instead of the whole image.")
     frame_size = param.Integer(default=440, bounds=(200, 2000), doc="Width of the image in screen pixels.")
 
     # -- elements (plain methods, so notebooks and tests can call them) ---------------------
@@ -101,6 +103,27 @@ class CutoutViewer(View):
         far = (marks.x + marks.width).max() if len(marks) else np.nan
         low = (marks.y + marks.height).max() if len(marks) else np.nan
         return (float(far) if far > 0 else 100.0), (float(low) if low > 0 else 100.0)
+
+    def view_limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """x and y limits of a square view: the whole image, or the boxes with a margin.
+
+        The square spans the longer side, centred, so pixels stay square for any shape.
+        """
+        width, height = self.extent()
+        left, top, right, bottom = 0.0, 0.0, width, height
+        if self.fit_to_boxes:
+            marks, boxes = self.data_store.marks_of(), self.data_store.consensus_of()
+            x0 = pd.concat([marks.x, boxes.x])
+            y0 = pd.concat([marks.y, boxes.y])
+            x1 = pd.concat([marks.x + marks.width, boxes.x + boxes.width])
+            y1 = pd.concat([marks.y + marks.height, boxes.y + boxes.height])
+            if len(x0):
+                margin = 0.15 * max(x1.max() - x0.min(), y1.max() - y0.min(), 10.0)
+                left, top = x0.min() - margin, y0.min() - margin
+                right, bottom = x1.max() + margin, y1.max() + margin
+        side = max(right - left, bottom - top)
+        centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+        return (centre_x - side / 2, centre_x + side / 2), (centre_y - side / 2, centre_y + side / 2)
 
     def image(self) -> hv.Element:
         """The image as an `hv.RGB` (rendering) or `hv.Image` (FITS, stretched), y down.
@@ -191,7 +214,8 @@ class CutoutViewer(View):
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=BAND_DIMENSIONS, group="Band")
 
     @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind", "stretch",
-                   "cmap", "show_volunteers", "show_unmatched", "show_consensus", "show_band", "frame_size")
+                   "cmap", "show_volunteers", "show_unmatched", "show_consensus", "show_band", "fit_to_boxes",
+                   "frame_size")
     def overlay(self) -> hv.Overlay:
         """The image with the layers switched on."""
         layers = [self.image()]
@@ -207,10 +231,7 @@ class CutoutViewer(View):
         # square for any image shape. Explicit and framewise, so each subject sets the
         # axes to its own image. (data_aspect is avoided: HoloViews 1.23 then keeps the
         # first subject's frame and reverses the x range to fit a new image into it.)
-        width, height = self.extent()
-        side = max(width, height)
-        xlim = ((width - side) / 2, (width + side) / 2)
-        ylim = ((height - side) / 2, (height + side) / 2)
+        xlim, ylim = self.view_limits()
         image_style = dict(invert_yaxis=True, frame_width=self.frame_size, frame_height=self.frame_size,
                            xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
                            xlim=xlim, ylim=ylim, framewise=True)
@@ -246,12 +267,16 @@ class CutoutViewer(View):
         next_button = pn.widgets.Button(label="Next ▶", width=110)
         previous_button.on_click(lambda event: self.data_store.step_subject(-1))
         next_button.on_click(lambda event: self.data_store.step_subject(1))
-        toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus", "show_band"],
-                           show_name=False, default_layout=pn.Row)
+        toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus", "show_band",
+                                             "fit_to_boxes"],
+                           show_name=False, default_layout=pn.FlexBox, width=self.frame_size + 20)
         image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
-                                  default_layout=pn.Row, widgets={"image_kind": pn.widgets.RadioButtonGroup})
+                                  default_layout=pn.FlexBox, width=self.frame_size + 20,
+                                  widgets={"image_kind": pn.widgets.RadioButtonGroup,
+                                           "stretch": {"width": 130}, "cmap": {"width": 130}})
         plot = pn.pane.HoloViews(hv.DynamicMap(self.overlay), linked_axes=False)
-        return pn.Column(pn.Row(previous_button, next_button, self._caption), toggles, image_controls, plot)
+        return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,
+                         width=self.frame_size + 40)
 
 
 def _colour_spec(rectangles: hv.Rectangles) -> str:

@@ -113,3 +113,11 @@ def test_the_uncertainty_band_spans_the_standard_error_of_each_edge(viewer):
                                [[30 - error, 30, 40 + error, 40], [30 + error, 30, 40 - error, 40]])
     assert band.consensus_box.tolist() == [20, 20]
     assert set(band.colour) == {viewer.consensus_boxes().dframe().colour.iloc[0]}
+
+
+def test_fit_to_boxes_frames_the_boxes_with_a_margin(viewer):
+    assert viewer.view_limits() == ((0, 100), (0, 100))
+    viewer.fit_to_boxes = True
+    # Subject 1's boxes span x 10-85, y 10-70: 75 wide, margin 0.15 * 75 = 11.25, square side 97.5.
+    (x0, x1), (y0, y1) = viewer.view_limits()
+    assert (x0, x1) == pytest.approx((-1.25, 96.25)) and (y0, y1) == pytest.approx((-8.75, 88.75))
