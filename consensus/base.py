@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import param
 
+from .clustering import candidate_clusters
 from .estimate import Estimates
 from .matching import Assignment, assign, links_meta_frame, links_table
 from .prepare import ID_STRIDE, Prepared
@@ -129,6 +130,9 @@ class Aggregator(param.Parameterized):
         """Assemble per-partition `PartitionOutput` objects into the result."""
         from . import distributed
 
+        # The report needs every partition's counts now; persisting first keeps the
+        # tables computed once, on the workers, for the frames built below.
+        outputs = outputs.persist()
         counts = outputs.map(_counts).gather()
         report = {key: int(sum(count[key] for count in counts)) for key in counts[0]} if counts else {}
         return AggregationResult(
@@ -139,6 +143,24 @@ class Aggregator(param.Parameterized):
             report=report,
             source=self.source(),
         )
+
+
+class ClusteringAggregator(Aggregator):
+    """Base of the methods that start from `consensus.clustering`: its two thresholds as parameters."""
+
+    cluster_iou = param.Number(
+        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
+        doc="IoU at which marks of different volunteers are neighbours when clustering.",
+    )
+    merge_iou = param.Number(
+        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
+        doc="Clusters whose median boxes overlap at least this much are one object drawn as two (a clump's "
+            "stray marks, or volunteers' second boxes) and are merged, one mark per volunteer; 1 never merges.",
+    )
+
+    def clusters(self, partitions):
+        """Per partition ``(prepared, members)``: the clusters, kept on the workers."""
+        return partitions.map(candidate_clusters, self.cluster_iou, self.merge_iou).persist()
 
 
 def _counts(output: PartitionOutput) -> dict:

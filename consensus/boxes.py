@@ -68,36 +68,42 @@ def group_codes(tables: list[pd.DataFrame], keys: list[str]) -> list[np.ndarray]
 
 
 @dataclass
-class BoxArrays:
-    """Boxes of one table sorted by (group, left edge, centre, size, angle), as flat arrays.
+class Boxes:
+    """Boxes in centre form as parallel arrays: group code, centre, size and angle of each."""
 
-    ``row`` is each box's position in the source table; ``valid`` is False for
-    boxes with a missing coordinate or no area, which take part in nothing.
-    """
-
-    row: np.ndarray
     group: np.ndarray
     cx: np.ndarray
     cy: np.ndarray
     width: np.ndarray
     height: np.ndarray
     angle: np.ndarray
-    xmin: np.ndarray
-    xmax: np.ndarray
-    ymin: np.ndarray
-    ymax: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.row)
+        return len(self.cx)
 
     @property
     def shape_tuple(self):
         """(cx, cy, width, height, angle), the argument form of `geometry.iou`."""
         return self.cx, self.cy, self.width, self.height, self.angle
 
-    def take(self, index: np.ndarray) -> BoxArrays:
-        """The boxes at ``index`` (which must keep the sort order)."""
-        return BoxArrays(**{name: getattr(self, name)[index] for name in self.__dataclass_fields__})
+    def take(self, index):
+        """The boxes at ``index``, as the same type."""
+        return type(self)(**{name: getattr(self, name)[index] for name in self.__dataclass_fields__})
+
+
+@dataclass
+class BoxArrays(Boxes):
+    """Boxes of one table sorted by (group, left edge, centre, size, angle), with their envelopes.
+
+    ``row`` is each box's position in the source table (or array it came
+    from); boxes with a missing coordinate or no area are left out.
+    """
+
+    row: np.ndarray
+    xmin: np.ndarray
+    xmax: np.ndarray
+    ymin: np.ndarray
+    ymax: np.ndarray
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, group: np.ndarray, tiebreak: tuple[np.ndarray, ...] = ()) -> tuple[BoxArrays, np.ndarray]:

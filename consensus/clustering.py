@@ -33,44 +33,39 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from . import geometry
 from .boxes import BoxArrays
 from .estimate import Members, median_boxes, normalised_residuals
-from .pairs import self_pairs
+from .pairs import iou_pairs, self_pairs
+from .prepare import prepare
 from .segments import densify, segment_best
 
 
 def neighbour_pairs(marks: BoxArrays, volunteer: np.ndarray, min_iou: float):
     """Pairs ``(i, j, iou)``, ``i < j``, of marks of one group, different volunteers, IoU >= ``min_iou``."""
-    first, second, overlap = [], [], []
-    for i, j in self_pairs(marks.group, marks.xmin, marks.xmax, marks.ymin, marks.ymax):
-        different = volunteer[i] != volunteer[j]
-        i, j = i[different], j[different]
-        value = geometry.iou(tuple(v[i] for v in marks.shape_tuple), tuple(v[j] for v in marks.shape_tuple))
-        close = value >= min_iou
-        first.append(i[close])
-        second.append(j[close])
-        overlap.append(value[close])
-    if not first:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(first), np.concatenate(second), np.concatenate(overlap)
+    chunks = ((i[volunteer[i] != volunteer[j]], j[volunteer[i] != volunteer[j]])
+              for i, j in self_pairs(marks.group, marks.xmin, marks.xmax, marks.ymin, marks.ymax))
+    return iou_pairs(chunks, marks.shape_tuple, marks.shape_tuple, lambda value: value >= min_iou)
+
+
+#: IoUs are compared in units of 1/65536: close enough to equal to count as a
+#: tie, and integer sums of them do not depend on the order they are added in.
+IOU_STEPS = 65536
 
 
 def _by_source_volunteer_weight(source, target, weight, volunteer):
     """Directed edges ordered by source, then the target's volunteer, then decreasing IoU.
 
-    One int64 key (IoU quantised to 1/65536 in the low bits) sorts them in a
-    single argsort, several times faster than ``lexsort`` on tens of millions
-    of edges; IoUs closer than 1.5e-5 count as equal and keep content order.
+    ``weight`` is the integer IoU in `IOU_STEPS`. One int64 key sorts the edges
+    in a single argsort, several times faster than ``lexsort`` on tens of
+    millions of edges; equal keys keep their content order (stable sort).
     """
     n_volunteers = int(volunteer.max()) + 1 if len(volunteer) else 1
     n_sources = int(source.max()) + 1 if len(source) else 1
-    if n_sources * n_volunteers < 2**46:
-        quantised = np.round((1.0 - weight) * 65535).astype(np.int64)
-        key = ((source.astype(np.int64) * n_volunteers + volunteer[target]) << 16) | quantised
+    if n_sources * n_volunteers < 2**45:
+        key = ((source.astype(np.int64) * n_volunteers + volunteer[target]) << 17) | (IOU_STEPS - weight)
         order = np.argsort(key, kind="stable")
     else:
-        order = np.lexsort((target, -weight, volunteer[target], source))
+        order = np.lexsort((-weight, volunteer[target], source))
     return source[order], target[order], weight[order]
 
 
@@ -99,7 +94,8 @@ def cluster_marks(marks: BoxArrays, volunteer: np.ndarray, min_iou: float) -> np
     # starts with that volunteer's best neighbour (highest IoU, then content order).
     source = np.concatenate([first, second])
     target = np.concatenate([second, first])
-    weight = np.concatenate([overlap, overlap])
+    steps = np.round(overlap * IOU_STEPS).astype(np.int64)
+    weight = np.concatenate([steps, steps])
     source, target, weight = _by_source_volunteer_weight(source, target, weight, volunteer)
     target_volunteer = volunteer[target]
 
@@ -112,7 +108,8 @@ def cluster_marks(marks: BoxArrays, volunteer: np.ndarray, min_iou: float) -> np
         if len(source) > 1:
             best_of_volunteer[1:] = (source[1:] != source[:-1]) | (target_volunteer[1:] != target_volunteer[:-1])
         support = np.bincount(source[best_of_volunteer], minlength=n)
-        strength = np.bincount(source[best_of_volunteer], weights=weight[best_of_volunteer], minlength=n)
+        strength = np.zeros(n, dtype=np.int64)
+        np.add.at(strength, source[best_of_volunteer], weight[best_of_volunteer])
 
         alone = np.flatnonzero(active & (support == 0))
         cluster[alone] = next_id + np.arange(len(alone))
@@ -163,15 +160,11 @@ def merge_overlapping_clusters(marks: BoxArrays, volunteer: np.ndarray, labels: 
     if n_clusters < 2:
         return labels
     arrays = median_boxes(marks, Members.from_labels(labels, n_clusters)).arrays()
-    first, second = [], []
-    for i, j in self_pairs(arrays.group, arrays.xmin, arrays.xmax, arrays.ymin, arrays.ymax):
-        overlap = geometry.iou(tuple(v[i] for v in arrays.shape_tuple), tuple(v[j] for v in arrays.shape_tuple))
-        close = overlap >= merge_iou
-        first.append(arrays.row[i[close]])
-        second.append(arrays.row[j[close]])
-    if not first or sum(len(part) for part in first) == 0:
+    chunks = self_pairs(arrays.group, arrays.xmin, arrays.xmax, arrays.ymin, arrays.ymax)
+    first, second, _ = iou_pairs(chunks, arrays.shape_tuple, arrays.shape_tuple, lambda value: value >= merge_iou)
+    if len(first) == 0:
         return labels
-    first, second = np.concatenate(first), np.concatenate(second)
+    first, second = arrays.row[first], arrays.row[second]
     graph = coo_matrix((np.ones(len(first)), (first, second)), shape=(n_clusters, n_clusters))
     merged = connected_components(graph, directed=False)[1].astype(np.int64)
 
@@ -191,3 +184,17 @@ def merge_overlapping_clusters(marks: BoxArrays, volunteer: np.ndarray, labels: 
         loose = members.mark[extra]
         new_labels[loose] = int(merged.max()) + 1 + np.arange(len(loose))
     return densify(new_labels)
+
+
+def candidate_clusters(pair, cluster_iou: float, merge_iou: float):
+    """One partition's prepared arrays and its clusters: greedy IoU clustering, then merging near-copies.
+
+    ``pair`` is a (marks, classifications) partition; returns ``(prepared, members)``.
+    """
+    marks, classifications = pair
+    prep = prepare(marks, classifications)
+    labels = cluster_marks(prep.marks, prep.volunteer, cluster_iou)
+    if merge_iou < 1:
+        labels = merge_overlapping_clusters(prep.marks, prep.volunteer, labels, merge_iou)
+    n_clusters = int(labels.max()) + 1 if len(labels) else 0
+    return prep, Members.from_labels(labels, n_clusters)

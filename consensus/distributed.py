@@ -19,7 +19,10 @@ tables are then repartitioned to the union of their divisions, so partition
 
 Per-subject work is the same function in both paths; cross-partition reductions
 are sums, so results agree with the pandas path up to floating-point
-summation order.
+summation order. The partitions are Dask tasks (``to_delayed``) rather than one
+``map_partitions`` call because the methods alternate per-partition steps with
+those reductions (EM over volunteer skills) and keep their intermediate state on
+the workers between steps; each step is still a map over the partitions.
 """
 
 from __future__ import annotations
@@ -77,10 +80,21 @@ def _subject_indexed(frame):
     if frame.index.name == "subject_id" and frame.known_divisions:
         return frame
     if frame.index.name == "subject_id":
-        return frame.reset_index().set_index("subject_id")
+        frame = frame.reset_index()
     if "subject_id" not in frame.columns:
         raise ValueError(f"a Dask table to aggregate needs a subject_id column or index; it has {list(frame.columns)}")
-    return frame.set_index("subject_id")
+    indexed = frame.set_index("subject_id")
+    if not indexed.known_divisions and indexed.npartitions == 1:
+        # Dask leaves a single partition's divisions unknown; its bounds are its divisions.
+        import dask
+        import dask.dataframe as dd
+
+        low, high = dask.compute(frame["subject_id"].min(), frame["subject_id"].max())
+        indexed = dd.from_delayed(indexed.map_partitions(pd.DataFrame.sort_index).to_delayed(),
+                                  meta=indexed._meta, divisions=(low, high))
+    if not indexed.known_divisions:
+        raise ValueError("could not partition the Dask table by subject_id; set_index('subject_id') it first")
+    return indexed
 
 
 def _as_subject_column(part: pd.DataFrame) -> pd.DataFrame:

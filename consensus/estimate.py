@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .boxes import BoxArrays
+from .boxes import BoxArrays, Boxes
 from .segments import segment_median, segment_sum
 
 
@@ -45,22 +45,8 @@ class Members:
         return np.bincount(self.box, minlength=self.n_boxes)
 
 
-@dataclass
-class Estimates:
-    """Boxes in centre form, one entry per box."""
-
-    group: np.ndarray
-    cx: np.ndarray
-    cy: np.ndarray
-    width: np.ndarray
-    height: np.ndarray
-    angle: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.cx)
-
-    def take(self, index) -> Estimates:
-        return Estimates(**{name: getattr(self, name)[index] for name in self.__dataclass_fields__})
+class Estimates(Boxes):
+    """Estimated boxes in centre form, one entry per box (in the order of the clusters they came from)."""
 
     def arrays(self) -> BoxArrays:
         """Sorted `BoxArrays` whose ``row`` indexes these estimates."""

@@ -1,7 +1,9 @@
 """The ``iou`` method: IoU clustering, one vote per volunteer per box, a vote quorum, a robust box.
 
 1. Cluster each subject's marks greedily by IoU (`consensus.clustering`): a
-   cluster never holds two marks of one volunteer.
+   cluster never holds two marks of one volunteer. Clusters whose median boxes
+   overlap by ``merge_iou`` or more (a clump's stray marks, or the second boxes
+   of volunteers who drew it twice) are joined, still one mark per volunteer.
 2. Make a box from each cluster: the member-wise median (robust to a stray
    mark), or the inverse-variance weighted mean, each volunteer weighted by
    1 / sigma^2 of their own scatter around the medians across all the boxes
@@ -22,26 +24,16 @@ import numpy as np
 import pandas as pd
 import param
 
-from .base import AggregationResult, Aggregator, partition_output, reassign
-from .clustering import cluster_marks, merge_overlapping_clusters
+from .base import AggregationResult, ClusteringAggregator, partition_output, reassign
 from .estimate import Estimates, Members, median_boxes, normalised_residuals, weighted_boxes
-from .prepare import Prepared, prepare
+from .prepare import Prepared
 
 
-class IoUClustering(Aggregator):
+class IoUClustering(ClusteringAggregator):
     """IoU clustering honouring one mark per volunteer per box, with a vote quorum and a median or weighted box."""
 
     method_name = "iou"
 
-    cluster_iou = param.Number(
-        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
-        doc="IoU at which marks of different volunteers are neighbours when clustering.",
-    )
-    merge_iou = param.Number(
-        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
-        doc="Clusters whose median boxes overlap at least this much are one object drawn as two (a clump's "
-            "stray marks, or volunteers' second boxes) and are merged, one mark per volunteer; 1 never merges.",
-    )
     min_vote_fraction = param.Number(
         default=0.2, bounds=(0.0, 1.0),
         doc="Smallest share of the volunteers who saw a subject (including those who drew nothing) "
@@ -67,7 +59,7 @@ class IoUClustering(Aggregator):
     )
 
     def run(self, partitions) -> AggregationResult:
-        states = partitions.map(_clustered, self.cluster_iou, self.merge_iou).persist()
+        states = self.clusters(partitions)
         variances = None
         if self.estimator == "weighted":
             sums = states.map(_residual_sums, self).gather()
@@ -98,16 +90,6 @@ class VolunteerVariances:
     def of(self, names: np.ndarray) -> np.ndarray:
         """Variance per name, the crowd's for names never seen voting."""
         return self.variance.reindex(names).fillna(self.crowd).to_numpy(float)
-
-
-def _clustered(pair, cluster_iou: float, merge_iou: float):
-    marks, classifications = pair
-    prep = prepare(marks, classifications)
-    labels = cluster_marks(prep.marks, prep.volunteer, cluster_iou)
-    if merge_iou < 1:
-        labels = merge_overlapping_clusters(prep.marks, prep.volunteer, labels, merge_iou)
-    n_clusters = int(labels.max()) + 1 if len(labels) else 0
-    return prep, Members.from_labels(labels, n_clusters)
 
 
 def _residual_sums(state, aggregator: IoUClustering) -> pd.DataFrame:

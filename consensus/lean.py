@@ -20,11 +20,11 @@ Generative model, for volunteer w on a subject with true boxes B:
   size fitted to every mark of the project (so a false positive is more likely
   where volunteers usually draw, e.g. on the galaxy).
 
-Candidates are the clusters of the ``iou`` method's clustering (one mark per
-volunteer each, singletons included). For a candidate r the log odds that it
-is a real object, with the true box integrated out under a flat prior
-(so a single mark carries no positional evidence, and n agreeing marks carry
-n - 1 coincidences' worth), are
+Candidates are the clusters of the ``iou`` method's clustering and merging
+(one mark per volunteer each, singletons included). For a candidate r the log
+odds that it is a real object, with the true box integrated out under a flat
+prior (so a single mark carries no positional evidence, and n agreeing marks
+carry n - 1 coincidences' worth), are
 
     log pi / (1 - pi)
     + sum over volunteers who saw the subject without voting:  log fn_w
@@ -38,6 +38,10 @@ p_r = P(r real) and box positions given the skills (E), then each
 volunteer's fn, lam and var from expected counts with Beta / Gamma-style
 pseudo-counts towards the crowd's values (M); the crowd's values and pi are
 re-estimated too. It starts from the iou method's quorum as the first E-step.
+Where the paper approximates the sum over matchings of marks to boxes by the
+best one, here the matching is the clustering's (one mark per volunteer per
+candidate), fixed during EM, which keeps every iteration a few linear passes
+over the marks.
 
 Outputs: boxes with false_pos_prob = 1 - p_r <= ``max_false_pos_prob``,
 ``sigma`` (posterior standard deviation of the box in units of its size), and
@@ -57,29 +61,22 @@ import numpy as np
 import pandas as pd
 import param
 
-from .base import AggregationResult, Aggregator, partition_output, reassign
-from .clustering import cluster_marks, merge_overlapping_clusters
+from .base import AggregationResult, ClusteringAggregator, partition_output, reassign
 from .estimate import Estimates, Members, normalised_residuals, weighted_boxes
-from .prepare import Prepared, prepare
+from .prepare import Prepared
 from .segments import segment_sum
 
 _LOG_2PI = np.log(2 * np.pi)
 
 
-class LeanCrowdsourcing(Aggregator):
+class LeanCrowdsourcing(ClusteringAggregator):
     """Volunteer-skill-aware EM (Branson et al. 2017): per-volunteer miss and false-positive rates and scatter."""
 
     method_name = "lean"
 
-    cluster_iou = param.Number(
-        default=0.4, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
-        doc="IoU at which marks of different volunteers are grouped into one candidate box.",
-    )
-    merge_iou = param.Number(
-        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
-        doc="Candidates whose median boxes overlap at least this much are one object drawn as two (a clump's "
-            "stray marks, or volunteers' second boxes) and are merged, one mark per volunteer; 1 never merges.",
-    )
+    #: Candidates, unlike the iou method's votes, are weighed by the model, so a
+    #: stricter neighbour threshold keeps far-off marks out of their box's estimate.
+    cluster_iou = 0.4
     max_false_pos_prob = param.Number(
         default=0.5, bounds=(0.0, 1.0),
         doc="Keep a candidate box when its posterior probability of being a false positive is at most this.",
@@ -108,7 +105,7 @@ class LeanCrowdsourcing(Aggregator):
         return {"risk": "float64"}
 
     def run(self, partitions) -> AggregationResult:
-        states = partitions.map(_candidates, self.cluster_iou, self.merge_iou).persist()
+        states = self.clusters(partitions).map(_candidates).persist()
         background = Background.from_sums(states.map(_mark_sums).gather())
         skills = Skills.from_sums(states.map(_initial_sums, self.initial_vote_fraction).gather(), self.prior_strength)
         for _ in range(self.iterations):
@@ -136,14 +133,9 @@ class Candidates:
         return self.prep.groups["subject"].to_numpy()[group]
 
 
-def _candidates(pair, cluster_iou: float, merge_iou: float) -> Candidates:
-    marks, classifications = pair
-    prep = prepare(marks, classifications)
-    labels = cluster_marks(prep.marks, prep.volunteer, cluster_iou)
-    if merge_iou < 1:
-        labels = merge_overlapping_clusters(prep.marks, prep.volunteer, labels, merge_iou)
-    n = int(labels.max()) + 1 if len(labels) else 0
-    return Candidates(prep=prep, members=Members.from_labels(labels, n))
+def _candidates(state) -> Candidates:
+    prep, members = state
+    return Candidates(prep=prep, members=members)
 
 
 def _coordinates(cx, cy, width, height) -> np.ndarray:

@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from . import geometry
 from .boxes import BoxArrays, group_codes, present_group_keys, require_columns, volunteer_keys
-from .pairs import cross_pairs
+from .pairs import cross_pairs, iou_pairs
 from .segments import run_starts, segment_best
 
 #: Default IoU a mark needs with a consensus box to count as a vote for it.
@@ -46,19 +45,11 @@ class Assignment:
 
 def overlap_edges(marks: BoxArrays, boxes: BoxArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All (mark, box, IoU) with positive IoU, marks and boxes of the same group."""
-    mark_index, box_index, iou = [], [], []
-    for i, j in cross_pairs(
+    chunks = cross_pairs(
         marks.group, marks.xmin, marks.xmax, marks.ymin, marks.ymax,
         boxes.group, boxes.xmin, boxes.xmax, boxes.ymin, boxes.ymax,
-    ):
-        value = geometry.iou(tuple(v[i] for v in marks.shape_tuple), tuple(v[j] for v in boxes.shape_tuple))
-        positive = value > 0
-        mark_index.append(i[positive])
-        box_index.append(j[positive])
-        iou.append(value[positive])
-    if not mark_index:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(mark_index), np.concatenate(box_index), np.concatenate(iou)
+    )
+    return iou_pairs(chunks, marks.shape_tuple, boxes.shape_tuple, lambda value: value > 0)
 
 
 def _solve_conflicts(problem, mark_index, box_index, iou) -> np.ndarray:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from . import geometry
 from .segments import expand_ranges
 
 #: Default number of candidate pairs expanded per chunk (a few hundred MB of temporaries at most).
@@ -103,3 +104,21 @@ def cross_pairs(group_a, xmin_a, xmax_a, ymin_a, ymax_a, group_b, xmin_b, xmax_b
     for j, i in _chunks(starts_ba, stops_ba, max_pairs):
         keep = (ymin_b[j] < ymax_a[i]) & (ymin_a[i] < ymax_b[j])
         yield i[keep], j[keep]
+
+
+def iou_pairs(chunks, shapes_a, shapes_b, keep):
+    """Gather ``(i, j, iou)`` over candidate-pair ``chunks`` where ``keep(iou)`` holds.
+
+    ``shapes_a`` and ``shapes_b`` are ``(cx, cy, width, height, angle)`` tuples
+    of the boxes the pair indices point into.
+    """
+    first, second, overlap = [], [], []
+    for i, j in chunks:
+        value = geometry.iou(tuple(v[i] for v in shapes_a), tuple(v[j] for v in shapes_b))
+        kept = keep(value)
+        first.append(i[kept])
+        second.append(j[kept])
+        overlap.append(value[kept])
+    if not first:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(first), np.concatenate(second), np.concatenate(overlap)

@@ -27,7 +27,7 @@ their ``kind`` and get their bounding box. Tables:
 - ``marks`` (extractions): one row per mark; ``mark_index`` is the mark's
   position within its classification, frame, task and tool.
 - ``consensus`` (reductions): one row per cluster; ``n_votes`` is the cluster's
-  ``clusters_count``; ``n_seen`` is the reducer's ``n_classifications`` or -1
+  ``clusters_count``; ``n_seen`` is the reducer's ``n_classifications`` or missing (NA)
   when the file does not record how many volunteers saw the subject.
 - ``links`` (reductions): one row per raw mark of ``cluster_labels``:
   ``mark_index`` within subject, frame, task and tool (the reducer's order),
@@ -41,18 +41,17 @@ their ``kind`` and get their bounding box. Tables:
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._csv import CsvExport, RowFilter, TextTable, parse_integers, parse_literals, parse_timestamps, read_text_csv
+from ._csv import (CsvExport, RowFilter, TextTable, parse_integers, parse_literals, parse_timestamps,
+                   read_text_csv)
 from .base import LoadReport, LoadResult, csv_header, read_head
 from .schema import conform
 
@@ -68,9 +67,6 @@ FIELD_PATTERN = re.compile(
 SHAPE_NAMES = ("rectangle", "rotateRectangle", "circle", "ellipse", "line", "point", "points",
                "triangle", "fan", "column", "fullWidthLine", "fullHeightLine",
                "temporalRotateRectangle", "temporalPoint")
-
-#: -1 in ``n_seen``: the producer does not record how many volunteers saw the subject.
-UNKNOWN_COUNT = -1
 
 
 @dataclass
@@ -141,10 +137,7 @@ def _parse(path: Path) -> LoadResult:
     groups, other = group_fields(rows.columns)
     report.counts["columns_not_used"] = other
 
-    @functools.lru_cache(maxsize=None)
-    def cells(column: str) -> tuple[list, np.ndarray]:
-        return parse_literals(list(rows.strings(column)))
-
+    cells = TextListCells(rows)
     if extractions:
         return extractions_to_marks(rows, groups, cells, report)
     return reductions_to_tables(rows, groups, cells, _reduction_source(rows), report)
@@ -159,7 +152,7 @@ def numeric_lists(values: list, depth: int = 1) -> tuple[pa.ListArray, np.ndarra
     Returns the array (null where a cell is empty or bad) and a mask of the cells
     that are neither empty nor a list of numbers of that depth.
     """
-    list_type = pa.list_(pa.float64()) if depth == 1 else pa.list_(pa.list_(pa.float64()))
+    list_type = _list_type(depth)
     bad = np.zeros(len(values), dtype=bool)
     try:
         return pa.array(values, type=list_type), bad
@@ -184,6 +177,109 @@ def _nesting(values: list) -> int:
     return 1
 
 
+class ListCells:
+    """Where the list fields of a table come from: `TextListCells` or `ValueListCells`."""
+
+    def nesting(self, column: str) -> int:
+        """2 when the column's first non-empty cell is a list of lists, else 1."""
+        raise NotImplementedError
+
+    def lists(self, column: str, depth: int) -> tuple[pa.ListArray, np.ndarray]:
+        """The column as a ListArray of numbers and a mask of the cells that are not."""
+        raise NotImplementedError
+
+
+class TextListCells(ListCells):
+    """List literals in CSV text cells (panoptes_aggregation's own CSVs).
+
+    Blocks of cells are read by pyarrow's JSON reader straight into Arrow lists,
+    without Python objects; a block holding a cell that is not JSON (Python's
+    ``nan``, quotes, a broken cell) is parsed cell by cell with `parse_literals`.
+    """
+
+    def __init__(self, rows: TextTable):
+        self.rows = rows
+
+    def nesting(self, column: str) -> int:
+        text = pc.utf8_trim_whitespace(self.rows.column(column))
+        present = pc.filter(text, pc.not_equal(text, ""))
+        if not len(present):
+            return 1
+        return 2 if re.match(r"^\[\s*\[", present[0].as_py()) else 1
+
+    def lists(self, column: str, depth: int) -> tuple[pa.ListArray, np.ndarray]:
+        text = pc.utf8_trim_whitespace(self.rows.column(column))
+        list_type = _list_type(depth)
+        parts, bad = [], []
+        for start in range(0, len(text), JSON_BLOCK):
+            block = text.slice(start, JSON_BLOCK)
+            array = _json_lists(block, list_type)
+            if array is None:
+                values, ok = parse_literals(block.to_pylist())
+                array, not_numbers = numeric_lists(values, depth)
+                bad.append(~ok | not_numbers)
+            else:
+                bad.append(np.zeros(len(block), dtype=bool))
+            parts.append(array)
+        if not parts:
+            return pa.array([], list_type), np.zeros(0, dtype=bool)
+        return pa.concat_arrays(parts), np.concatenate(bad)
+
+
+class ColumnListCells(ListCells):
+    """Columns already parsed: Arrow arrays (from pyarrow's JSON reader) or lists of Python values.
+
+    Used for the unpacked JSON objects of Caesar exports.
+    """
+
+    def __init__(self, columns: dict[str, pa.Array | list]):
+        self.columns = columns
+
+    def nesting(self, column: str) -> int:
+        values = self.columns[column]
+        if isinstance(values, pa.Array):
+            list_type = values.type
+            return 2 if pa.types.is_list(list_type) and pa.types.is_list(list_type.value_type) else 1
+        return _nesting(values)
+
+    def lists(self, column: str, depth: int) -> tuple[pa.ListArray, np.ndarray]:
+        values = self.columns[column]
+        if isinstance(values, pa.Array):
+            try:
+                return values.cast(_list_type(depth)), np.zeros(len(values), dtype=bool)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                values = values.to_pylist()  # strings or objects somewhere: sort them out below
+        return numeric_lists(values, depth)
+
+
+#: Rows per block of JSON cells parsed at once; a bad cell sends only its block to the slow path.
+JSON_BLOCK = 8192
+
+
+def _list_type(depth: int) -> pa.DataType:
+    return pa.list_(pa.float64()) if depth == 1 else pa.list_(pa.list_(pa.float64()))
+
+
+def _json_lists(cells: pa.Array, list_type: pa.DataType) -> pa.ListArray | None:
+    """Cells of JSON lists as a ListArray (empty cells null), or None if any cell is not one."""
+    import pyarrow.json as pjson
+
+    empty = pc.equal(cells, "")
+    lines = pc.binary_join_element_wise('{"v":', pc.if_else(empty, "null", cells), "}", "")
+    if pc.any(pc.match_substring(lines, "\n")).as_py():
+        return None  # a line break inside a cell would split the JSON line
+    document = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()),
+                                                       lines.cast(pa.string())), "\n")
+    try:
+        table = pjson.read_json(
+            pa.BufferReader(document[0].as_buffer()),
+            parse_options=pjson.ParseOptions(explicit_schema=pa.schema([("v", list_type)])))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    array = table.column("v").combine_chunks()
+    return array if len(array) == len(cells) else None
+
+
 @dataclass
 class Exploded:
     """One list field exploded: the row of each element, its index within the row, its value."""
@@ -195,6 +291,7 @@ class Exploded:
 
 
 def explode(array: pa.ListArray) -> Exploded:
+    """One element per list item, with its row and index; a list of lists gives (min, max) pairs."""
     lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
     lengths = lengths.astype(np.int64)
     starts = np.cumsum(lengths) - lengths
@@ -288,7 +385,7 @@ def boxes(kind: str, names: tuple[str, ...], values: dict[str, np.ndarray]) -> d
             "angle": angle}
 
 
-def read_fields(fields: dict[str, str], cells: Callable, rows: RowFilter) -> dict[str, Exploded]:
+def read_fields(fields: dict[str, str], cells: ListCells, rows: RowFilter) -> dict[str, Exploded]:
     """Parse and explode the list fields (name -> column) of one tool.
 
     Rows holding a cell that is not a list of numbers, or lists of different
@@ -297,10 +394,9 @@ def read_fields(fields: dict[str, str], cells: Callable, rows: RowFilter) -> dic
     arrays = {}
     bad = np.zeros(len(rows.keep), dtype=bool)
     for name, column in fields.items():
-        values, ok = cells(column)
-        array, not_numbers = numeric_lists(values, _nesting(values))
-        rows.reject(~ok | not_numbers, f"{column} is not a list of numbers")
-        bad |= ~ok | not_numbers
+        array, not_numbers = cells.lists(column, cells.nesting(column))
+        rows.reject(not_numbers, f"{column} is not a list of numbers")
+        bad |= not_numbers
         arrays[name] = array
     lengths = [pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False)
                for array in arrays.values()]
@@ -315,15 +411,15 @@ def read_fields(fields: dict[str, str], cells: Callable, rows: RowFilter) -> dic
 # --------------------------------------------------------------------------- extractions
 
 
-def extractions_to_marks(rows: TextTable, groups: list[ToolFields], cells: Callable,
+def extractions_to_marks(rows: TextTable, groups: list[ToolFields], cells: ListCells,
                          report: LoadReport, kept_rows: RowFilter | None = None,
                          extractor_column: str = "extractor",
                          time_column: str = "created_at") -> LoadResult:
     """The ``marks`` table of an extractions table (one row per classification).
 
     Shared by panoptes_aggregation extractor CSVs and Caesar extract exports;
-    ``cells(column)`` returns the parsed values and validity of one column, and
-    ``kept_rows`` the rows a caller has already rejected. The ``user`` is the
+    ``cells`` gives its list fields, and ``kept_rows`` the rows a caller has
+    already rejected. The ``user`` is the
     ``user_name`` column when there is one, else the user id.
     """
     n = len(rows)
@@ -338,7 +434,7 @@ def extractions_to_marks(rows: TextTable, groups: list[ToolFields], cells: Calla
     unsupported: dict[str, int] = {}
     for group in groups:
         path_column = group.fields.get("pathX") or group.fields.get("x")
-        nested = path_column is not None and _nesting(cells(path_column)[0]) == 2
+        nested = path_column is not None and cells.nesting(path_column) == 2
         shape = shape_of(group.fields, nested=nested, hint=hint)
         if shape is None:
             unsupported[f"frame{group.frame}.{group.task}_tool{group.tool}"] = len(group.fields)
@@ -433,14 +529,14 @@ def _reduction_source(rows: TextTable) -> np.ndarray:
     return settings.merge(distinct, on=columns, how="left")["source"].to_numpy(dtype=object)
 
 
-def reductions_to_tables(rows: TextTable, groups: list[ToolFields], cells: Callable,
+def reductions_to_tables(rows: TextTable, groups: list[ToolFields], cells: ListCells,
                          source: np.ndarray, report: LoadReport,
                          kept_rows: RowFilter | None = None) -> LoadResult:
     """Consensus, links and per-row summary from the tool groups of a reductions table.
 
     Shared by panoptes_aggregation reducer CSVs and Caesar reduction exports;
-    ``cells(column)`` returns the parsed values and validity of one column, and
-    ``kept_rows`` the rows a caller has already rejected.
+    ``cells`` gives the list fields, and ``kept_rows`` the rows a caller has
+    already rejected.
     """
     n = len(rows)
     kept_rows = RowFilter(report, rows.lines) if kept_rows is None else kept_rows
@@ -454,7 +550,7 @@ def reductions_to_tables(rows: TextTable, groups: list[ToolFields], cells: Calla
                           if name.startswith("clusters_")}
         raw_params, hint = _raw_params(group.fields)
         x_column = group.fields.get("clusters_x") or group.fields.get("clusters_pathX")
-        nested = x_column is not None and _nesting(cells(x_column)[0]) == 2
+        nested = x_column is not None and cells.nesting(x_column) == 2
         shape = shape_of(cluster_params, nested=nested, hint=hint) if cluster_params else None
         if cluster_params and shape is None:
             unsupported[label] = len(group.fields)
@@ -526,7 +622,7 @@ def _raw_params(fields: dict[str, str]) -> tuple[dict[str, str], str | None]:
     return {}, None
 
 
-def _group_links(group: ToolFields, raw_params: dict[str, str], hint: str | None, cells: Callable,
+def _group_links(group: ToolFields, raw_params: dict[str, str], hint: str | None, cells: ListCells,
                  kept_rows: RowFilter) -> pd.DataFrame:
     """One row per raw mark of a tool: its cluster label, probability and box when listed."""
     fields = {"labels": group.fields["cluster_labels"]}
@@ -571,10 +667,9 @@ def _consensus_table(clusters: list[pd.DataFrame], keep: np.ndarray, subject_ids
     row = consensus["row"].to_numpy(dtype=np.int64)
     consensus.insert(0, "subject_id", subject_ids[row])
     consensus.insert(1, "consensus_id", np.arange(len(consensus), dtype=np.int64))
-    n_votes = consensus["n_votes"] if "n_votes" in consensus else pd.Series(UNKNOWN_COUNT, index=consensus.index)
-    consensus["n_votes"] = n_votes.fillna(UNKNOWN_COUNT).astype(np.int64)
-    n_seen = consensus["n_seen"] if "n_seen" in consensus else pd.Series(UNKNOWN_COUNT, index=consensus.index)
-    consensus["n_seen"] = n_seen.fillna(UNKNOWN_COUNT).astype(np.int64)
+    for column in ("n_votes", "n_seen"):
+        known = consensus[column] if column in consensus else pd.Series(pd.NA, index=consensus.index)
+        consensus[column] = pd.array(known, dtype="Int64")
     consensus["source"] = source[row] if len(row) else pd.Series(dtype=object)
     return consensus
 

@@ -17,7 +17,7 @@ Pass the consensus table as the file and the annotation table as
 ``annotations=``: each annotation becomes a ``links`` row (``mark_id`` is its
 row label in the annotation table), the consensus gets ``n_votes`` (annotations
 matched to it) and ``n_seen`` (workers with a box on the image; BoxAggregator
-does not list those who drew nothing). Without annotations both are -1
+does not list those who drew nothing). Without annotations both are missing (NA)
 (unknown). ``iou`` is ``1 - ground_truth_distance``; note that BoxAggregator
 divides the intersection by the area of the box enclosing both boxes, not by
 their union.
@@ -188,7 +188,7 @@ def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: s
         links = pd.DataFrame({"mark_id": pd.Series(dtype=np.int64),
                               "consensus_id": pd.Series(dtype=np.int64),
                               "iou": pd.Series(dtype=float)})
-        consensus["n_votes"] = consensus["n_seen"] = -1
+        consensus["n_votes"] = consensus["n_seen"] = pd.NA
     else:
         links = _links(annotations, consensus, dx, dy, report)
         matched = links[links["consensus_id"] >= 0]

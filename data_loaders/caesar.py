@@ -18,14 +18,16 @@ names Caesar's reducer key and the panoptes_aggregation version.
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._csv import CsvExport, RowFilter, TextTable, parse_literals, read_text_csv
-from .aggregation_outputs import extractions_to_marks, group_fields, reductions_to_tables
+from .aggregation_outputs import (JSON_BLOCK, ColumnListCells, extractions_to_marks, group_fields,
+                                  reductions_to_tables)
 from .base import LoadReport, LoadResult, csv_header, read_head
 
 EXPECTED = "a Caesar extracts or reductions export"
@@ -76,11 +78,7 @@ def _parse(path: Path) -> LoadResult:
         column for column in rows.columns if column.startswith("data.")
         and not _FRAME_COLUMN.match(column) and column != "data.aggregation_version"]
 
-    @functools.lru_cache(maxsize=None)
-    def cells(column: str) -> tuple[list, np.ndarray]:
-        values = unpacked[column]
-        return values, np.ones(len(values), dtype=bool)
-
+    cells = ColumnListCells(unpacked)
     if extracts:
         return extractions_to_marks(rows, groups, cells, report, kept_rows=frames,
                                     extractor_column="extractor_key",
@@ -88,22 +86,57 @@ def _parse(path: Path) -> LoadResult:
     return reductions_to_tables(rows, groups, cells, _source(rows), report, kept_rows=frames)
 
 
-def _unpack_frames(rows: TextTable, frames: RowFilter) -> dict[str, list]:
-    """``data.frame<N>`` JSON objects -> ``data.frame<N>.<key>`` columns of Python values."""
-    unpacked: dict[str, list] = {}
+def _unpack_frames(rows: TextTable, frames: RowFilter) -> dict[str, pa.Array | list]:
+    """``data.frame<N>`` JSON objects -> ``data.frame<N>.<key>`` columns.
+
+    A column whose cells are all JSON objects (or empty) is read by pyarrow's JSON
+    reader into one Arrow array per key; a column with any other cell is parsed
+    cell by cell, its bad rows rejected, into lists of Python values per key.
+    """
+    unpacked: dict[str, pa.Array | list] = {}
     n = len(rows)
     for column in rows.columns:
         if not _FRAME_COLUMN.match(column):
             continue
-        objects, ok = parse_literals(list(rows.strings(column)))
-        is_object = np.fromiter((value is None or isinstance(value, dict) for value in objects),
+        objects = _json_objects(rows.column(column))
+        if objects is not None:
+            for key in objects.column_names:
+                unpacked[f"{column}.{key}"] = objects.column(key).combine_chunks()
+            continue
+        values, ok = parse_literals(list(rows.strings(column)))
+        is_object = np.fromiter((value is None or isinstance(value, dict) for value in values),
                                 dtype=bool, count=n)
         frames.reject(~(ok & is_object), f"{column} is not a JSON object")
-        objects = [value if isinstance(value, dict) else {} for value in objects]
-        keys = dict.fromkeys(key for value in objects for key in value)
-        for key in keys:
-            unpacked[f"{column}.{key}"] = [value.get(key) for value in objects]
+        values = [value if isinstance(value, dict) else {} for value in values]
+        for key in dict.fromkeys(key for value in values for key in value):
+            unpacked[f"{column}.{key}"] = [value.get(key) for value in values]
     return unpacked
+
+
+def _json_objects(cells: pa.Array) -> pa.Table | None:
+    """Cells of JSON objects (empty cells: no keys) as a table, or None if any cell is not one."""
+    import pyarrow.json as pjson
+
+    text = pc.utf8_trim_whitespace(cells)
+    text = pc.if_else(pc.equal(text, ""), "{}", text)
+    if len(text) == 0 or pc.any(pc.match_substring(text, "\n")).as_py():
+        return None
+    parts = []
+    for start in range(0, len(text), JSON_BLOCK):
+        block = text.slice(start, JSON_BLOCK)
+        document = pc.binary_join(pa.ListArray.from_arrays(
+            pa.array([0, len(block)], pa.int32()), block.cast(pa.string())), "\n")
+        try:
+            table = pjson.read_json(pa.BufferReader(document[0].as_buffer()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        if table.num_rows != len(block):
+            return None
+        parts.append(table)
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
 
 
 def _source(rows: TextTable) -> np.ndarray:

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from .base import FormatError, LoadReport, LoadResult, Loader, csv_header
+from ._csv import parse_integers, parse_timestamps
 from .cache import cached_load
 from .marks import MARK_ID_STRIDE, extract_marks
 from .schema import conform
@@ -305,11 +306,9 @@ def _true_line_numbers(path: Path, report: LoadReport, invalid_rows: int) -> Non
 
 
 def _integers(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """int64 values and a validity mask; ``"1784204.0"`` counts as the integer 1784204."""
-    trimmed = pc.utf8_trim_whitespace(column)
-    valid = pc.match_substring_regex(trimmed, r"^\d{1,18}(\.0*)?$")
-    digits = pc.replace_substring_regex(pc.if_else(valid, trimmed, "0"), r"\.0*$", "")
-    return pc.cast(digits, pa.int64()).to_numpy(), valid.to_numpy(zero_copy_only=False)
+    """Non-negative int64 ids and a validity mask (``"1784204.0"`` counts as 1784204)."""
+    values, valid = parse_integers(column)
+    return values, valid & (values >= 0)
 
 
 def _first_subject_ids(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -319,27 +318,6 @@ def _first_subject_ids(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.nda
     first = pc.replace_substring_regex(pc.if_else(valid, trimmed, "0"), r"(\.0*)?(\s*;.*)?$", "")
     multi = pc.match_substring(trimmed, ";").to_numpy(zero_copy_only=False)
     return pc.cast(first, pa.int64()).to_numpy(), valid.to_numpy(zero_copy_only=False), multi
-
-
-ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
-
-
-def _timestamps(column) -> pd.Series:
-    """UTC timestamps, NaT where a cell is not a date.
-
-    Exports write ``2022-06-10 12:58:25 UTC`` and metadata ISO 8601: both are
-    rewritten to ISO with a zone and cast by Arrow in one vectorised pass.
-    """
-    iso = pc.replace_substring_regex(pc.utf8_trim_whitespace(column), r" UTC$", "Z")
-    valid = pc.match_substring_regex(iso, ISO_TIMESTAMP)
-    try:
-        parsed = pc.if_else(valid, pc.cast(pc.if_else(valid, iso, "1970-01-01T00:00:00Z"),
-                                           pa.timestamp("ns", tz="UTC")), None)
-        return parsed.to_pandas().astype("datetime64[ns, UTC]")
-    except pa.ArrowInvalid:  # a well-formed but impossible date (month 13): parse one by one
-        text = pd.Series(column.to_pandas(), dtype=object)
-        return pd.to_datetime(text, format="mixed", utc=True, errors="coerce").astype(
-            "datetime64[ns, UTC]")
 
 
 def _flags(column) -> np.ndarray:
@@ -382,7 +360,7 @@ def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
     reject(~ok, "workflow_id is not an integer")
     subject_ids, ok, multi_subject = _first_subject_ids(batch.column("subject_ids"))
     reject(~ok, "subject_ids holds no subject id")
-    created_at = _timestamps(batch.column("created_at"))
+    created_at = parse_timestamps(batch.column("created_at"))
     reject(created_at.isna().to_numpy(), "created_at is not a date")
     version = pc.utf8_trim_whitespace(batch.column("workflow_version")).to_numpy(zero_copy_only=False)
     version = version.astype(object)
@@ -424,8 +402,8 @@ def _parse_rows(batch, lines, workflow_id, versions, tasks, point_box, report):
     kept = np.flatnonzero(keep)
     user_ids, user_ok = _integers(batch.column("user_id"))
     user_names = batch.column("user_name").take(pa.array(kept))
-    started = _timestamps(_metadata_field(metadata, "started_at").take(pa.array(kept)))
-    finished = _timestamps(_metadata_field(metadata, "finished_at").take(pa.array(kept)))
+    started = parse_timestamps(_metadata_field(metadata, "started_at").take(pa.array(kept)))
+    finished = parse_timestamps(_metadata_field(metadata, "finished_at").take(pa.array(kept)))
     classifications = pd.DataFrame({
         "classification_id": classification_ids[kept],
         "subject_id": subject_ids[kept],

@@ -56,8 +56,8 @@ CONSENSUS = {
     "width": "float64",
     "height": "float64",
     "angle": "float64",
-    "n_votes": "int64",
-    "n_seen": "int64",
+    "n_votes": "Int64",  # missing when the producer does not record it
+    "n_seen": "Int64",  # volunteers who saw the subject; missing when unknown
     "source": "string",  # which aggregator and settings produced it
 }
 

@@ -146,11 +146,18 @@ def _parse(path: Path, workflow_id: int | None) -> LoadResult:
     return LoadResult({"subjects": subjects}, report)
 
 
+#: Frame keys in frame order, to recognise a locations object that needs no reordering.
+_FRAME_KEYS = [str(frame) for frame in range(100)]
+
+
 def _frame_urls(value) -> dict[str, str] | None:
     """``{"0": url, ...}`` in frame order from a locations cell, or None if it is not one.
 
     Current exports hold ``{"0": url}``; older ones a list of ``{mime type: url}``.
     """
+    if type(value) is dict and list(value) == _FRAME_KEYS[:len(value)] and all(
+            type(url) is str for url in value.values()):
+        return value  # the usual case, already in frame order
     if isinstance(value, list):
         value = {str(i): entry for i, entry in enumerate(value)}
     if not isinstance(value, dict):

@@ -29,7 +29,7 @@ def test_full_clump_scout_table(shared_data):
     assert ((consensus["x"] < 100) | (consensus["y"] < 100)).sum() == 944
     assert consensus["x"].min() == pytest.approx(-106.1 + 100, abs=0.05)
     assert consensus["width"].to_numpy() == pytest.approx(consensus["height"].to_numpy())
-    assert (consensus["n_votes"] == -1).all() and (consensus["n_seen"] == -1).all()
+    assert consensus["n_votes"].isna().all() and consensus["n_seen"].isna().all()
 
 
 def test_excerpt_with_and_without_offset(data_dir):

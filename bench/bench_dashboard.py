@@ -1,0 +1,236 @@
+"""Benchmark: the dashboard's server-side speed and memory at Clump Scout scale and beyond.
+
+Measured in one run, each next to the alternative it was chosen over:
+
+1. Building the shared `Project` from a simulated project of ``--subjects`` subjects
+   (100,000 by default: about 2 million classifications, 3.7 million marks), in a fresh
+   subprocess: wall time, and the resident memory of the process holding it.
+2. Switching subject on the server: a session's `Explorer` with its cutout viewer
+   rendered to Bokeh models, then ``data_store.subject = id`` for random subjects
+   (new image, boxes and caption computed and the models updated), 50th and 95th
+   percentile. Next to it, the lookup of one subject's marks by the binary-search
+   index against a boolean mask over all marks.
+3. Time to first paint of ``zoolens demo``: from launching the command (demo files
+   already generated) until headless Chromium shows the subject table and the cutout.
+4. Re-rendering an agreement plot over ``--plot-marks`` marks (10 million by default):
+   HoloViews ``rasterize`` (the view's choice: numbers to the browser, colour mapped
+   there) against ``datashade`` (colours baked into an RGB image on the server).
+
+The consensus is the simulation's truth and the links its known mark -> clump
+assignment: the dashboard's speed does not depend on which aggregator made them.
+
+    python bench/bench_dashboard.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "dashboard.md"
+sys.path.insert(0, str(ROOT))
+
+from bench_loaders import machine  # noqa: E402  (the sibling benchmark's machine description)
+
+#: Runs in a fresh interpreter: build the project, report time and memory as JSON.
+BUILD = textwrap.dedent("""
+    import json, resource, sys, time
+    sys.path.insert(0, {root!r})
+    sys.path.insert(0, {here!r})
+    from bench_dashboard import simulated_tables
+    from dashboard.data_store import Project
+    tables = simulated_tables({subjects})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    project = Project(**tables)
+    seconds = time.perf_counter() - start
+    tables = None
+    import gc; gc.collect()
+    with open("/proc/self/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS"))
+    print(json.dumps({{"seconds": seconds, "rss_mib": rss / 1024,
+                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "marks": len(project.marks), "classifications": len(project.classifications),
+                      "subjects": len(project.subject_stats)}}))
+""")
+
+
+def simulated_tables(n_subjects: int, seed: int = 0) -> dict:
+    """Canonical tables of a simulated project, with its truth as the consensus."""
+    import pandas as pd
+
+    from consensus.simulate import simulate_project
+
+    project = simulate_project(n_subjects, seed=seed)
+    truth = project.truth
+    votes = project.marks[project.marks.truth_id >= 0].groupby("truth_id").user.nunique()
+    seen = project.classifications.groupby("subject_id").size()
+    consensus = pd.DataFrame({
+        "subject_id": truth.subject_id, "consensus_id": truth.truth_id, "x": truth.x, "y": truth.y,
+        "width": truth.width, "height": truth.height, "angle": 0.0,
+        "n_votes": votes.reindex(truth.truth_id, fill_value=0).to_numpy(),
+        "n_seen": seen.reindex(truth.subject_id, fill_value=0).to_numpy(), "source": "simulation truth",
+    })
+    marks = project.marks
+    links = pd.DataFrame({"mark_id": marks.mark_id, "consensus_id": marks.truth_id,
+                          "iou": np.where(marks.truth_id >= 0, 0.7, 0.0)})
+    return {"classifications": project.classifications, "marks": marks, "subjects": project.subjects,
+            "consensus": consensus, "links": links}
+
+
+def measure_build(n_subjects: int) -> dict:
+    code = BUILD.format(root=str(ROOT), here=str(HERE), subjects=n_subjects)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_switch(n_subjects: int, samples: int = 200) -> dict:
+    """Subject switch in a rendered session, and the lookup alone by index and by mask."""
+    from bokeh.document import Document
+
+    from dashboard import Explorer
+    from dashboard.data_store import Project
+
+    project = Project(**simulated_tables(n_subjects))
+    explorer = Explorer(project)
+    import panel as pn
+
+    pn.panel(explorer.cutout).get_root(Document())
+    rng = np.random.default_rng(1)
+    subject_ids = rng.choice(project.subject_stats.subject_id.to_numpy(), samples, replace=False)
+    switch = []
+    for subject_id in subject_ids:
+        start = time.perf_counter()
+        explorer.data_store.subject = int(subject_id)
+        switch.append(time.perf_counter() - start)
+    by_index, by_mask = [], []
+    marks = project.marks
+    for subject_id in subject_ids[:50]:
+        start = time.perf_counter()
+        project.marks_of(int(subject_id))
+        by_index.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        marks[marks.subject_id == subject_id]
+        by_mask.append(time.perf_counter() - start)
+    milliseconds = lambda values, q: float(np.percentile(values, q) * 1000)  # noqa: E731
+    return {"switch_p50": milliseconds(switch, 50), "switch_p95": milliseconds(switch, 95),
+            "index_p50": milliseconds(by_index, 50), "mask_p50": milliseconds(by_mask, 50),
+            "marks": len(marks)}
+
+
+def measure_first_paint() -> float:
+    """Seconds from starting ``zoolens demo`` to the page showing its table and cutout."""
+    import socket
+
+    from playwright.sync_api import sync_playwright
+
+    from zoolens import demo
+
+    folder = HERE / "work" / f"demo-{demo.DEMO_VERSION}"
+    demo.ensure_demo(folder)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=arguments)
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        start = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "-m", "zoolens", "demo", "--folder", str(folder),
+                                   "--port", str(port)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}/", wait_until="commit", timeout=2000)
+                    break
+                except Exception:  # not listening yet
+                    if time.perf_counter() - start > 120:
+                        raise
+                    time.sleep(0.1)
+            page.get_by_text("60 of 60 subjects").wait_for(timeout=120_000)
+            page.locator("canvas").first.wait_for(timeout=120_000)
+            return time.perf_counter() - start
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            browser.close()
+
+
+def measure_plots(n_marks: int, repeats: int = 5) -> dict:
+    """One re-render of a density plot over ``n_marks`` points: rasterize against datashade."""
+    import holoviews as hv
+    import pandas as pd
+    from holoviews.operation.datashader import datashade, rasterize
+
+    rng = np.random.default_rng(2)
+    points = hv.Points(pd.DataFrame({"size": rng.lognormal(2.8, 0.4, n_marks),
+                                     "iou": rng.beta(5, 2, n_marks)}), kdims=["size", "iou"])
+    timings = {}
+    for name, operation in (("rasterize", rasterize), ("datashade", datashade)):
+        operation(points, dynamic=False, width=360, height=270)  # compile once
+        runs = []
+        for repeat in range(repeats):
+            # A zoom: a new range means a new aggregation, never a cached one.
+            ranges = dict(x_range=(5.0 + repeat, 40.0), y_range=(0.0, 1.0 - repeat / 100))
+            start = time.perf_counter()
+            operation(points, dynamic=False, width=360, height=270, **ranges)
+            runs.append(time.perf_counter() - start)
+        timings[name] = float(np.median(runs))
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--subjects", type=int, default=100_000, help="subjects in the simulated project")
+    parser.add_argument("--plot-marks", type=int, default=10_000_000, help="points in the plot benchmark")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    build = measure_build(args.subjects)
+    switch = measure_switch(args.subjects)
+    first_paint = measure_first_paint()
+    plots = measure_plots(args.plot_marks)
+    load_after = os.getloadavg()[0]
+    lines = [
+        "# Dashboard: server-side speed and memory",
+        "",
+        f"Run {dt.date.today().isoformat()} on {machine()} by `python bench/bench_dashboard.py"
+        f" --subjects {args.subjects} --plot-marks {args.plot_marks}`.",
+        f"Simulated project: {build['subjects']:,} subjects, {build['classifications']:,} classifications, "
+        f"{build['marks']:,} marks (`consensus.simulate`, its truth as the consensus).",
+        f"The machine is shared: load average {load_before:.1f} at the start, {load_after:.1f} at the end "
+        "(2 cores), so these times are upper bounds.",
+        "",
+        "| measurement | zoolens | alternative |",
+        "| --- | ---: | ---: |",
+        f"| build the shared Project (fresh process) | {build['seconds']:.1f} s | |",
+        f"| resident memory holding it | {build['rss_mib']:,.0f} MiB (peak {build['peak_mib']:,.0f} MiB, "
+        "simulation included) | |",
+        f"| switch subject in a rendered session, p50 | {switch['switch_p50']:.0f} ms | |",
+        f"| switch subject in a rendered session, p95 | {switch['switch_p95']:.0f} ms | |",
+        f"| `zoolens demo`: launch to table and cutout painted in Chromium | {first_paint:.1f} s | |",
+        f"| one subject's marks: binary-search index vs boolean mask, p50 | {switch['index_p50']:.2f} ms "
+        f"| {switch['mask_p50']:.1f} ms |",
+        f"| re-render a density plot of {args.plot_marks:,} marks: rasterize vs datashade | "
+        f"{plots['rasterize']:.2f} s | {plots['datashade']:.2f} s |",
+    ]
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The served app: one template per session, assembled from the data store and the views.
+
+`create_app(project)` builds the page for one session; `serve(...)` runs a Panel
+server whose sessions each call it on the process-wide shared project. Nothing here
+computes or parses anything: that is the data store's and the loaders' work.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Callable
+
+import panel as pn
+
+from .data_store import IMAGE_ROUTE, Project, shared_project
+from .explorer import Explorer
+
+
+#: Data store parameters kept in the page's address (query string).
+URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disagreement")
+
+
+def create_app(project: Project) -> pn.template.FastListTemplate:
+    """The page of one session: filters in the sidebar, the views in tabs.
+
+    Parameters
+    ----------
+    project : Project
+        The shared, read-only project; the session gets its own `Explorer` (data
+        store and views) over it.
+    """
+    explorer = Explorer(project)
+    template = pn.template.FastListTemplate(
+        title=f"zoolens · {project.title}", sidebar=explorer.sidebar(), main=[explorer.tabs()],
+        sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
+    )
+    if pn.state.location is not None:
+        # The address holds the current subject and filters: a shared link reopens the same view.
+        pn.state.location.sync(explorer.data_store, {name: name for name in URL_STATE})
+    # Tests and notebook users reach the session's parts through the template.
+    template.explorer = explorer
+    return template
+
+
+def notify_error(exception: BaseException) -> None:
+    """Show an exception raised in a session's callback as a notification, never a traceback.
+
+    The message may quote data (a file name, a location): it is escaped, as the
+    notification renders HTML. The traceback goes to the server's log.
+    """
+    logging.getLogger("zoolens").error("a callback failed", exc_info=exception)
+    if pn.state.notifications is not None:
+        pn.state.notifications.error(html.escape(f"{type(exception).__name__}: {exception}"), duration=0)
+
+
+def serve(key: str, build_project: Callable[[], Project], image_roots=(), port: int = 5006,
+          address: str | None = None, show: bool = False, num_threads: int | None = None,
+          threaded: bool = False, **server_options):
+    """Serve the app: every session shares the project ``build_project`` makes once.
+
+    Parameters
+    ----------
+    key : str
+        Names the project in the process cache.
+    build_project : callable
+        Makes the `Project`; called once, on the first session.
+    image_roots : sequence of path
+        Image folders, published at ``zoolens-images/<i>/`` for thumbnails.
+    port, address, show, num_threads, threaded
+        As for `panel.serve`.
+    """
+    def session():
+        return create_app(shared_project(key, build_project))
+
+    pn.config.notifications = True
+    pn.config.exception_handler = notify_error
+    static_dirs = {f"{IMAGE_ROUTE}/{number}": str(root) for number, root in enumerate(image_roots)}
+    return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
+                    static_dirs=static_dirs, title="zoolens", threaded=threaded, **server_options)

@@ -1,0 +1,78 @@
+"""`Explorer`: every view of a project in one object, for a notebook cell or the served page.
+
+In Jupyter::
+
+    from dashboard import Explorer
+    explorer = Explorer.from_paths(["classifications.csv", "subjects.csv"], workflow_id=21790)
+    explorer            # displays the filters and the views inline
+    explorer.selection  # the subjects passing the filters and plot selection, as a DataFrame
+
+The served app (`dashboard.app`) lays out the same parts in a template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from .data_store import DataStore, Project, load_project
+from .keyboard import SubjectKeys
+from .views import AgreementPlots, CutoutViewer, ExportView, SubjectBrowser, VolunteerTable
+
+
+class Explorer(Viewer):
+    """A session over one project: its data store (filters) and one instance of every view."""
+
+    data_store = param.ClassSelector(class_=DataStore, doc="The session's filters over the shared project.")
+
+    def __init__(self, project: Project | None = None, **params):
+        if project is not None:
+            params["data_store"] = DataStore(project=project)
+        super().__init__(**params)
+        self.subjects = SubjectBrowser(data_store=self.data_store)
+        self.cutout = CutoutViewer(data_store=self.data_store)
+        self.agreement = AgreementPlots(data_store=self.data_store)
+        self.volunteers = VolunteerTable(data_store=self.data_store)
+        self.export = ExportView(data_store=self.data_store)
+        self.keys = SubjectKeys(data_store=self.data_store, height=0, width=0)
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str | Path], **options) -> Explorer:
+        """Read project files (see `dashboard.data_store.load_project` for the options)."""
+        return cls(load_project(paths, **options))
+
+    @classmethod
+    def from_tables(cls, classifications: pd.DataFrame, marks: pd.DataFrame, **tables) -> Explorer:
+        """Use canonical tables already in memory (subjects, consensus, links, image_roots optional)."""
+        return cls(Project(classifications, marks, **tables))
+
+    @property
+    def project(self) -> Project:
+        return self.data_store.project
+
+    @property
+    def selection(self) -> pd.DataFrame:
+        """Statistics of the subjects passing the filters and the plot selection, most disagreement first."""
+        return self.data_store.subjects.copy()
+
+    def tabs(self) -> pn.Tabs:
+        """The views, one tab each."""
+        return pn.Tabs(
+            ("Subjects", pn.Row(self.subjects, self.cutout)),
+            ("Agreement", self.agreement),
+            ("Volunteers", self.volunteers),
+            ("Export", self.export),
+            dynamic=True, sizing_mode="stretch_width",
+        )
+
+    def sidebar(self) -> list:
+        """The filters (and the invisible keyboard listener)."""
+        return [pn.pane.Markdown("### Filters"), self.data_store, self.keys]
+
+    def __panel__(self):
+        return pn.Row(pn.Column(*self.sidebar(), width=290), self.tabs(), sizing_mode="stretch_width")

@@ -1,0 +1,10 @@
+"""One `View` per aspect of a project; importing this package registers them all."""
+
+from .base import VIEWS, View, get_view
+from .agreement import AgreementPlots
+from .cutout import CutoutViewer
+from .export import ExportView
+from .subjects import SubjectBrowser
+from .volunteers import VolunteerTable
+
+__all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "SubjectBrowser", "VolunteerTable"]

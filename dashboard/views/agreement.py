@@ -1,0 +1,146 @@
+"""Agreement plots: how volunteers' boxes relate to the consensus, at full volume.
+
+Point clouds are rasterized by datashader on the server (HoloViews ``rasterize``):
+the browser gets an aggregated array, colour-mapped on the client, so the plots stay
+fast with millions of marks, and zooming re-aggregates. Box-selecting in any plot
+sets the session's plot selection (the subjects behind the selected points), which
+filters the subject browser and every other plot.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from .base import View
+
+
+class AgreementPlots(View):
+    """IoU against box size, centre offsets, votes per consensus box, volunteers per subject, sky map."""
+
+    view_type = "agreement"
+
+    cmap = param.Selector(default="fire", objects=["fire", "kbc", "viridis", "inferno", "blues"],
+                          doc="Colour map of the density plots.")
+    plot_size = param.Integer(default=360, bounds=(200, 1200), doc="Width of each plot in screen pixels.")
+
+    # -- data of each plot (plain methods: tests and notebooks call them) --------------------
+
+    def _matched_marks(self) -> pd.DataFrame:
+        marks = self.data_store.filtered_marks()
+        return marks[marks.consensus_id >= 0]
+
+    def iou_size_points(self) -> hv.Points:
+        """One point per mark that supports a consensus box: box size (px) against IoU."""
+        marks = self._matched_marks()
+        return hv.Points(marks[["size", "iou", "subject_id"]], kdims=["size", "iou"], vdims=["subject_id"])
+
+    def offset_points(self) -> hv.Points:
+        """Mark centre minus its consensus box centre, in pixels (y down)."""
+        marks = self._matched_marks()
+        return hv.Points(marks[["dx", "dy", "subject_id"]], kdims=["dx", "dy"], vdims=["subject_id"])
+
+    def votes_histogram(self) -> hv.Histogram:
+        """How many consensus boxes got how many votes."""
+        votes = self.data_store.filtered_consensus().n_votes.dropna().to_numpy(dtype=np.int64)
+        return _integer_histogram(votes, "votes", "consensus boxes")
+
+    def volunteers_histogram(self) -> hv.Histogram:
+        """How many subjects were seen by how many volunteers (those who drew nothing included)."""
+        return _integer_histogram(self.data_store.subjects.n_volunteers.to_numpy(), "volunteers", "subjects")
+
+    def has_sky(self) -> bool:
+        return {"ra", "dec"} <= set(self.data_store.project.metadata_columns)
+
+    def sky_points(self) -> hv.Points:
+        """Subjects at their RA/Dec (degrees)."""
+        subjects = self.data_store.subjects
+        return hv.Points(subjects[["ra", "dec", "subject_id"]], kdims=["ra", "dec"], vdims=["subject_id"])
+
+    # -- selections: the subjects behind a box-selected region --------------------------------
+
+    def select_iou_size(self, bounds) -> None:
+        self._select_points(self.iou_size_points(), bounds)
+
+    def select_offsets(self, bounds) -> None:
+        self._select_points(self.offset_points(), bounds)
+
+    def select_sky(self, bounds) -> None:
+        self._select_points(self.sky_points(), bounds)
+
+    def select_votes(self, boundsx) -> None:
+        low, high = boundsx
+        boxes = self.data_store.filtered_consensus()
+        self._select(boxes.subject_id[boxes.n_votes.between(low, high).fillna(False).to_numpy(dtype=bool)])
+
+    def select_volunteers(self, boundsx) -> None:
+        low, high = boundsx
+        subjects = self.data_store.subjects
+        self._select(subjects.subject_id[subjects.n_volunteers.between(low, high)])
+
+    def _select_points(self, points: hv.Points, bounds) -> None:
+        x0, y0, x1, y1 = bounds
+        table = points.data
+        x, y = points.kdims[0].name, points.kdims[1].name
+        inside = table[x].between(min(x0, x1), max(x0, x1)) & table[y].between(min(y0, y1), max(y0, y1))
+        self._select(table.subject_id[inside])
+
+    def _select(self, subject_ids) -> None:
+        self.data_store.selection = np.unique(np.asarray(subject_ids, dtype=np.int64))
+
+    # -- panes ------------------------------------------------------------------------------
+
+    def _follow_filters(self, element_method):
+        """``element_method`` as a callback re-run whenever the session's filters change."""
+        store = self.data_store.param
+        return pn.bind(lambda subjects, tool, min_votes: element_method(), store.subjects, store.tool,
+                       store.min_votes)
+
+    def _density(self, points_method, select, title, xlabel, ylabel):
+        # Imported here: datashader takes seconds to import, and the page should paint
+        # before anyone opens the Agreement tab.
+        from holoviews.operation.datashader import rasterize
+
+        raster = rasterize(hv.DynamicMap(self._follow_filters(points_method))).opts(
+            title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist",
+            tools=["box_select", "hover"], frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
+        ).apply.opts(cmap=self.param.cmap)
+        bounds = hv.streams.BoundsXY(source=raster)
+        bounds.param.watch(lambda event: event.new is not None and select(event.new), "bounds")
+        return pn.pane.HoloViews(raster, linked_axes=False)
+
+    def _histogram(self, histogram_method, select, title):
+        histogram = hv.DynamicMap(self._follow_filters(histogram_method)).opts(
+            title=title, tools=["xbox_select", "hover"], framewise=True, frame_width=self.plot_size,
+            frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0", line_color="white")
+        bounds = hv.streams.BoundsX(source=histogram)
+        bounds.param.watch(lambda event: event.new is not None and select(event.new), "boundsx")
+        return pn.pane.HoloViews(histogram, linked_axes=False)
+
+    def __panel__(self):
+        panes = [
+            self._density(self.iou_size_points, self.select_iou_size, "IoU with the consensus box against box size",
+                          "box size (px, square root of the area)", "IoU"),
+            self._density(self.offset_points, self.select_offsets, "Mark centre offset from its consensus box",
+                          "dx (px)", "dy (px, down)"),
+            self._histogram(self.votes_histogram, self.select_votes, "Votes per consensus box"),
+            self._histogram(self.volunteers_histogram, self.select_volunteers, "Volunteers per subject"),
+        ]
+        if self.has_sky():
+            panes.append(self._density(self.sky_points, self.select_sky, "Subjects on the sky", "RA (deg)",
+                                       "Dec (deg)"))
+        controls = pn.Param(self, parameters=["cmap"], show_name=False, default_layout=pn.Row)
+        hint = pn.pane.Markdown("Box-select in any plot to keep the subjects behind the selected points; "
+                                "clear it from the sidebar.")
+        return pn.Column(pn.Row(controls, hint), pn.GridBox(*panes, ncols=2))
+
+
+def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histogram:
+    """A histogram with one bin per integer value."""
+    top = int(values.max()) if len(values) else 1
+    edges = np.arange(-0.5, top + 1.5)
+    counts, _ = np.histogram(values, bins=edges)
+    return hv.Histogram((edges, counts), kdims=[name], vdims=[counted])

@@ -1,0 +1,45 @@
+"""The base class of every dashboard view, and the registry of views by short name.
+
+A view is a `panel.viewable.Viewer` over a session's `DataStore`: it reads the
+shared project and the session's filters from it and writes back what the user
+picks (current subject, selection, volunteer). Defining a subclass with a
+``view_type`` registers it, so an app or notebook can ask for a view by name.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+# The views set Bokeh plot options, which need HoloViews' Bokeh backend registered,
+# in a served app and a notebook alike.
+import holoviews.plotting.bokeh  # noqa: F401
+import param
+from panel.viewable import Viewer
+
+from ..data_store import DataStore
+
+
+class View(Viewer):
+    """Base class of the dashboard's views; subclasses set ``view_type`` and implement ``__panel__``."""
+
+    view_type: ClassVar[str] = ""
+
+    data_store = param.ClassSelector(class_=DataStore, doc="The session's data store the view shows.")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.view_type:
+            VIEWS[cls.view_type] = cls
+
+
+#: Short name -> View subclass; filled as the view modules are imported.
+VIEWS: dict[str, type[View]] = {}
+
+
+def get_view(view_type: str) -> type[View]:
+    """The view class registered as ``view_type``; an unknown name lists the known ones."""
+    try:
+        return VIEWS[view_type]
+    except KeyError:
+        raise ValueError(f"unknown view {view_type!r}; known views: {', '.join(sorted(VIEWS))}") from None
+

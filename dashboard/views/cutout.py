@@ -1,0 +1,288 @@
+"""The cutout viewer: a subject's image with its volunteers' boxes and the consensus boxes.
+
+Boxes are drawn in image pixel coordinates, origin top-left and y down (the y axis
+is inverted), so the canonical tables' x, y, width, height go straight onto the image.
+"""
+
+from __future__ import annotations
+
+import html
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.palettes import Category10_10
+
+from .base import View
+
+#: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
+#: the colour of the consensus box it supports.
+PALETTE = Category10_10
+UNLINKED_COLOUR = "#d9d9d9"
+UNMATCHED_COLOUR = "#ffffff"
+
+# Dimensions are made once: building them per subject costs more than the boxes.
+BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
+MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour")]
+CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "colour")]
+BAND_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "colour")]
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """A decoded image as 8-bit RGB(A): grey levels repeated, grey+alpha dropped to grey."""
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    elif pixels.shape[2] == 2:
+        pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
+    if pixels.dtype != np.uint8:
+        pixels = (_normalised(pixels.astype(np.float32)) * 255).astype(np.uint8)
+    return pixels
+
+
+def _normalised(pixels: np.ndarray) -> np.ndarray:
+    low, high = np.nanpercentile(pixels, [0.5, 99.8])
+    return np.clip((pixels - low) / ((high - low) or 1.0), 0.0, 1.0)
+
+
+#: FITS display stretches: normalised pixel values (0-1) -> display values (0-1).
+STRETCHES = {
+    "asinh": lambda v: np.arcsinh(10 * v) / np.arcsinh(10),
+    "linear": lambda v: v,
+    "sqrt": np.sqrt,
+    "log": lambda v: np.log10(1 + 1000 * v) / 3,
+}
+
+
+class CutoutViewer(View):
+    """The current subject's image with volunteer boxes coloured by the consensus box they support.
+
+    Marks that matched no consensus box are dashed; consensus boxes are bold. Hover
+    shows the volunteer, the IoU with the consensus box and the classification time.
+    """
+
+    view_type = "cutout"
+
+    image_kind = param.Selector(default="rendering", objects=["rendering", "fits"],
+                                doc="Show the volunteers' rendering (PNG/JPEG) or the FITS image.")
+    stretch = param.Selector(default="asinh", objects=list(STRETCHES), doc="Stretch of the FITS image.")
+    cmap = param.Selector(default="gray", objects=["gray", "viridis", "inferno", "magma", "cividis"],
+                          doc="Colour map of the FITS image.")
+    show_volunteers = param.Boolean(default=True, doc="Draw volunteer boxes that support a consensus box.")
+    show_unmatched = param.Boolean(default=True, doc="Draw volunteer boxes that matched no consensus box.")
+    show_consensus = param.Boolean(default=True, doc="Draw the consensus boxes.")
+    show_band = param.Boolean(default=True, doc="Draw each consensus box's uncertainty band (about 68 %, "
+                                                "from the spread of its votes) as dotted edges.")
+    fit_to_boxes = param.Boolean(default=False, doc="Frame the region holding the boxes (with a margin) "
+                                                     "instead of the whole image.")
+    frame_size = param.Integer(default=440, bounds=(200, 2000), doc="Width of the image in screen pixels.")
+
+    # -- elements (plain methods, so notebooks and tests can call them) ---------------------
+
+    def _image(self, kind: str = "rendering"):
+        """The current subject's image of ``kind`` (or None) and why there is none."""
+        subject_id = self.data_store.subject
+        if subject_id is None:
+            return None, "no subject passes the filters"
+        return self.data_store.project.image(subject_id, kind)
+
+    def extent(self) -> tuple[float, float]:
+        """Width and height of the current subject's image in pixels.
+
+        Without an image: the subject's recorded size, else the extent of its marks.
+        """
+        image, _ = self._image()
+        if image is not None:
+            return float(image.width), float(image.height)
+        subject_id = self.data_store.subject
+        subject = self.data_store.project.subject(subject_id) if subject_id is not None else None
+        if subject is not None and subject.width > 0 and subject.height > 0:
+            return float(subject.width), float(subject.height)
+        marks = self.data_store.marks_of()
+        far = (marks.x + marks.width).max() if len(marks) else np.nan
+        low = (marks.y + marks.height).max() if len(marks) else np.nan
+        return (float(far) if far > 0 else 100.0), (float(low) if low > 0 else 100.0)
+
+    def view_limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """x and y limits of a square view: the whole image, or the boxes with a margin.
+
+        The square spans the longer side, centred, so pixels stay square for any shape.
+        """
+        width, height = self.extent()
+        left, top, right, bottom = 0.0, 0.0, width, height
+        if self.fit_to_boxes:
+            marks, boxes = self.data_store.marks_of(), self.data_store.consensus_of()
+            x0 = pd.concat([marks.x, boxes.x])
+            y0 = pd.concat([marks.y, boxes.y])
+            x1 = pd.concat([marks.x + marks.width, boxes.x + boxes.width])
+            y1 = pd.concat([marks.y + marks.height, boxes.y + boxes.height])
+            if len(x0):
+                margin = 0.15 * max(x1.max() - x0.min(), y1.max() - y0.min(), 10.0)
+                left, top = x0.min() - margin, y0.min() - margin
+                right, bottom = x1.max() + margin, y1.max() + margin
+        side = max(right - left, bottom - top)
+        centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
+        return (centre_x - side / 2, centre_x + side / 2), (centre_y - side / 2, centre_y + side / 2)
+
+    def image(self) -> hv.Element:
+        """The image as an `hv.RGB` (rendering) or `hv.Image` (FITS, stretched), y down.
+
+        HoloViews puts an array's first row at the top of its bounds; with the y axis
+        inverted that top is y = height, so rows are flipped to keep row 0 at y = 0.
+        """
+        if self.image_kind == "fits":
+            fits, _ = self._image("fits")
+            if fits is not None:
+                pixels = STRETCHES[self.stretch](_normalised(fits.array.astype(np.float32)))
+                return hv.Image(pixels[::-1], bounds=(0, 0, fits.width, fits.height),
+                                kdims=["x", "y"]).opts(cmap=self.cmap)
+        width, height = self.extent()
+        rendering, _ = self._image()
+        pixels = _rgb(rendering.array) if rendering is not None else np.zeros((2, 2, 3), dtype=np.uint8)
+        return hv.RGB(pixels[::-1], bounds=(0, 0, width, height), kdims=["x", "y"])
+
+    def _consensus_colours(self) -> pd.Series:
+        boxes = self.data_store.consensus_of()
+        colours = [PALETTE[position % len(PALETTE)] for position in range(len(boxes))]
+        return pd.Series(colours, index=boxes.consensus_id.to_numpy(), dtype=object)
+
+    def _rectangles(self, marks: pd.DataFrame, colours, group: str) -> hv.Rectangles:
+        created = marks.created_at
+        data = {
+            "x0": marks.x.to_numpy(), "y0": marks.y.to_numpy(),
+            "x1": (marks.x + marks.width).to_numpy(), "y1": (marks.y + marks.height).to_numpy(),
+            "volunteer": marks.user.to_numpy(dtype=object),
+            "iou": marks.iou.round(3).to_numpy(),
+            "time": created.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object),
+            "consensus_box": marks.consensus_id.to_numpy(),
+            "colour": np.asarray(colours, dtype=object),
+        }
+        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=MARK_DIMENSIONS, group=group)
+
+    def volunteer_boxes(self) -> hv.Rectangles:
+        """Volunteer boxes that support a consensus box (all boxes when there are no links)."""
+        marks = self.data_store.marks_of()
+        if self.data_store.project.has_links:
+            marks = marks[marks.consensus_id >= 0]
+            colours = marks.consensus_id.map(self._consensus_colours()).fillna(UNLINKED_COLOUR).to_numpy()
+        else:
+            colours = np.full(len(marks), UNLINKED_COLOUR, dtype=object)
+        return self._rectangles(marks, colours, "Volunteer")
+
+    def unmatched_boxes(self) -> hv.Rectangles:
+        """Volunteer boxes that matched no consensus box (none when there are no links)."""
+        marks = self.data_store.marks_of()
+        marks = marks[marks.consensus_id < 0] if self.data_store.project.has_links else marks.iloc[0:0]
+        return self._rectangles(marks, np.full(len(marks), UNMATCHED_COLOUR, dtype=object), "Unmatched")
+
+    def consensus_boxes(self) -> hv.Rectangles:
+        """The consensus boxes of the subject, each in its own colour."""
+        boxes = self.data_store.consensus_of()
+        data = {
+            "x0": boxes.x.to_numpy(), "y0": boxes.y.to_numpy(),
+            "x1": (boxes.x + boxes.width).to_numpy(), "y1": (boxes.y + boxes.height).to_numpy(),
+            "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
+            "seen_by": boxes.n_seen.astype("float64").to_numpy(), "colour": self._consensus_colours().to_numpy(),
+        }
+        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group="Consensus")
+
+    def band_boxes(self) -> hv.Rectangles:
+        """Each consensus box grown and shrunk by the standard error of its edges.
+
+        The errors are the consensus layer's (`consensus.agreement.box_agreement`:
+        ``x_err``, ``y_err``, ``width_err``, ``height_err``); the right and bottom edges
+        move by the errors of corner and size combined. Boxes with fewer than two votes
+        have no band; a shrunk box that would vanish is left out.
+        """
+        boxes = self.data_store.consensus_of()
+        colours = self._consensus_colours()
+        if not {"x_err", "y_err", "width_err", "height_err"} <= set(boxes.columns):
+            boxes = boxes.iloc[0:0].assign(x_err=[], y_err=[], width_err=[], height_err=[])
+        boxes = boxes[boxes[["x_err", "y_err", "width_err", "height_err"]].notna().all(axis=1)]
+        right_err = np.hypot(boxes.x_err, boxes.width_err)
+        bottom_err = np.hypot(boxes.y_err, boxes.height_err)
+        outer = pd.DataFrame({"x0": boxes.x - boxes.x_err, "y0": boxes.y - boxes.y_err,
+                              "x1": boxes.x + boxes.width + right_err, "y1": boxes.y + boxes.height + bottom_err})
+        inner = pd.DataFrame({"x0": boxes.x + boxes.x_err, "y0": boxes.y + boxes.y_err,
+                              "x1": boxes.x + boxes.width - right_err, "y1": boxes.y + boxes.height - bottom_err})
+        inner = inner[(inner.x1 > inner.x0) & (inner.y1 > inner.y0)]
+        ids = boxes.consensus_id
+        edges = pd.concat([outer.assign(consensus_box=ids), inner.assign(consensus_box=ids[inner.index])])
+        data = {column: edges[column].to_numpy() for column in ("x0", "y0", "x1", "y1", "consensus_box")}
+        data["colour"] = edges.consensus_box.map(colours).to_numpy(dtype=object)
+        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=BAND_DIMENSIONS, group="Band")
+
+    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind", "stretch",
+                   "cmap", "show_volunteers", "show_unmatched", "show_consensus", "show_band", "fit_to_boxes",
+                   "frame_size")
+    def overlay(self) -> hv.Overlay:
+        """The image with the layers switched on."""
+        layers = [self.image()]
+        if self.show_volunteers:
+            layers.append(self.volunteer_boxes())
+        if self.show_unmatched:
+            layers.append(self.unmatched_boxes())
+        if self.show_consensus:
+            layers.append(self.consensus_boxes())
+        if self.show_band:
+            layers.append(self.band_boxes())
+        # A square frame whose limits span the image's longer side, centred: pixels stay
+        # square for any image shape. Explicit and framewise, so each subject sets the
+        # axes to its own image. (data_aspect is avoided: HoloViews 1.23 then keeps the
+        # first subject's frame and reverses the x range to fit a new image into it.)
+        xlim, ylim = self.view_limits()
+        image_style = dict(invert_yaxis=True, frame_width=self.frame_size, frame_height=self.frame_size,
+                           xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
+                           xlim=xlim, ylim=ylim, framewise=True)
+        rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True)
+        widths = {"Volunteer": 1.5, "Unmatched": 1, "Consensus": 4, "Band": 1}
+        # Styles go on the overlay once (an .opts per element clones it), keyed by group.
+        options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
+                                                     line_color=_colour_spec(layer))
+                   for layer in layers[1:]}
+        options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
+        options["Rectangles.Band"] = dict(options.get("Rectangles.Band", {}), line_dash="dotted", tools=[])
+        return hv.Overlay(layers).opts({**options, "RGB": image_style, "Image": image_style,
+                                        "Overlay": dict(framewise=True)})
+
+    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind")
+    def _caption(self) -> pn.pane.Markdown:
+        subject_id = self.data_store.subject
+        if subject_id is None:
+            return pn.pane.Markdown("No subject passes the filters.")
+        stats = self.data_store.project.stats_of(subject_id)
+        caption = pn.pane.Markdown(
+            f"### Subject {subject_id}\n{len(self.data_store.marks_of())} boxes from "
+            f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
+            f"{len(self.data_store.consensus_of())} consensus boxes.")
+        image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
+        if image is None:
+            # The reason quotes a location from the data: escaped, in an HTML pane.
+            return pn.Column(caption, pn.pane.HTML(f"<small>No image shown: {html.escape(problem)}</small>"))
+        return caption
+
+    def __panel__(self):
+        previous_button = pn.widgets.Button(label="◀ Previous", width=110)
+        next_button = pn.widgets.Button(label="Next ▶", width=110)
+        previous_button.on_click(lambda event: self.data_store.step_subject(-1))
+        next_button.on_click(lambda event: self.data_store.step_subject(1))
+        toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus", "show_band",
+                                             "fit_to_boxes"],
+                           show_name=False, default_layout=pn.FlexBox, width=self.frame_size + 20)
+        image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
+                                  default_layout=pn.FlexBox, width=self.frame_size + 20,
+                                  widgets={"image_kind": pn.widgets.RadioButtonGroup,
+                                           "stretch": {"width": 130}, "cmap": {"width": 130}})
+        plot = pn.pane.HoloViews(hv.DynamicMap(self.overlay), linked_axes=False)
+        return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,
+                         width=self.frame_size + 40)
+
+
+def _colour_spec(rectangles: hv.Rectangles) -> str:
+    """Outline each rectangle in the colour of its ``colour`` column.
+
+    An empty element gets a fixed colour instead: with no values HoloViews would try
+    to build a colour mapper from the column and fail.
+    """
+    return "colour" if len(rectangles) else UNLINKED_COLOUR

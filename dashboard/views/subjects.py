@@ -1,0 +1,79 @@
+"""The subject browser: every subject passing the filters, in a sortable, paginated table."""
+
+from __future__ import annotations
+
+import panel as pn
+import param
+from bokeh.models.widgets.tables import NumberFormatter
+
+from .base import View
+
+#: Statistics columns shown, in order, with their headers.
+COLUMNS = {
+    "subject_id": "Subject",
+    "n_volunteers": "Volunteers",
+    "n_empty": "Drew nothing",
+    "n_marks": "Marks",
+    "n_consensus": "Boxes",
+    "max_votes": "Top votes",
+    "mean_iou": "Mean IoU",
+    "disagreement": "Disagreement",
+}
+
+
+class SubjectBrowser(View):
+    """Subjects passing the filters, most disagreement first; picking a row shows it in the cutout viewer.
+
+    The table is paginated on the server (only the visible page goes to the
+    browser) and sorted there, so it stays fast with 100,000 subjects.
+    """
+
+    view_type = "subjects"
+
+    page_size = param.Integer(default=15, bounds=(5, 200), doc="Rows per page.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._table = pn.widgets.Tabulator(
+            self._rows(), pagination="remote", page_size=self.page_size, selectable=1, disabled=True,
+            show_index=False, widths={"thumbnail": 52}, titles={"thumbnail": "", **COLUMNS}, layout="fit_columns", width=620,
+            formatters={
+                "thumbnail": {"type": "html"},
+                "subject_id": NumberFormatter(format="0"),
+                "mean_iou": NumberFormatter(format="0.00"),
+                "disagreement": NumberFormatter(format="0.00"),
+            },
+        )
+        self._table.param.watch(self._pick, "selection")
+        self.data_store.param.watch(self._refresh, "subjects")
+        self.param.watch(self._resize, "page_size")
+
+    def _rows(self):
+        subjects = self.data_store.subjects
+        columns = list(COLUMNS)
+        if not subjects.thumbnail.astype(bool).any():
+            return subjects[columns]
+        # The URL comes from a location in the subject export (untrusted), but it was
+        # percent-quoted when resolved: no quote, <, > or & can reach the HTML.
+        urls = subjects.thumbnail.astype(str)
+        thumbnails = ('<img src="' + urls + '" width="40" height="40" alt="">').where(urls != "", "")
+        return subjects[columns].assign(thumbnail=thumbnails)[["thumbnail", *columns]]
+
+    def _refresh(self, event=None):
+        self._table.value = self._rows()
+
+    def _resize(self, event):
+        self._table.page_size = event.new
+
+    def _pick(self, event):
+        picked = self._table.selected_dataframe
+        if len(picked):
+            self.data_store.subject = int(picked.subject_id.iloc[0])
+
+    @property
+    def table(self) -> pn.widgets.Tabulator:
+        """The Tabulator widget (for tests and notebook users)."""
+        return self._table
+
+    def __panel__(self):
+        return pn.Column(self._table)

@@ -1,0 +1,25 @@
+"""The notebook entry point: Explorer from tables or files, and its selection as a DataFrame."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from dashboard import Explorer
+
+
+def test_from_tables_and_selection(tiny_tables):
+    explorer = Explorer.from_tables(tiny_tables["classifications"], tiny_tables["marks"],
+                                    consensus=tiny_tables["consensus"], links=tiny_tables["links"])
+    assert explorer.selection.subject_id.tolist() == [1, 2]
+    explorer.agreement.select_iou_size((5, 0.3, 15, 0.5))  # bob's loose box on subject 2
+    selection = explorer.selection
+    assert selection.subject_id.tolist() == [2]
+    selection.loc[:, "n_marks"] = -1  # a copy: the session's table is untouched
+    assert explorer.data_store.subjects.n_marks.tolist() == [2]
+    assert pn.panel(explorer).get_root() is not None
+
+
+def test_from_paths_reads_a_classification_export(demo_export):
+    explorer = Explorer.from_paths([demo_export], workflow_id=9001, workflow_version="13.10")
+    assert len(explorer.project.classifications) == 912
+    assert explorer.project.title == demo_export.name

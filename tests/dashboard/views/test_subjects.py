@@ -1,0 +1,39 @@
+"""The subject browser: rows follow the filters, picking a row sets the current subject."""
+
+from __future__ import annotations
+
+from dashboard.data_store import DataStore
+from dashboard.views import SubjectBrowser
+
+
+def test_rows_follow_the_filters_and_a_pick_sets_the_subject(tiny_project):
+    store = DataStore(project=tiny_project)
+    browser = SubjectBrowser(data_store=store)
+    table = browser.table
+    assert table.value.subject_id.tolist() == [1, 2, 3]
+    assert table.value.columns[0] == "thumbnail" and table.pagination == "remote"
+    store.min_volunteers = 2
+    assert table.value.subject_id.tolist() == [1, 2]
+    table.selection = [1]
+    assert store.subject == 2
+
+
+def test_remote_pages_hold_page_size_rows(tiny_project):
+    browser = SubjectBrowser(data_store=DataStore(project=tiny_project), page_size=5)
+    assert browser.table.page_size == 5
+    browser.page_size = 7
+    assert browser.table.page_size == 7
+
+
+def test_thumbnail_urls_cannot_break_out_of_the_img_tag(tiny_tables, tmp_path):
+    from tests.dashboard import tiny
+
+    hostile = '"><img src=x onerror=alert(1)>.png'
+    tiny_tables["subjects"].at[0, "locations"] = {"0": f"images/{hostile}"}
+    root = tmp_path / "root"
+    (root / "images").mkdir(parents=True)
+    (root / "images" / hostile).write_bytes(b"not really a png")
+    project = tiny.tiny_project(root, tiny_tables)
+    cell = SubjectBrowser(data_store=DataStore(project=project)).table.value.set_index("subject_id").thumbnail[1]
+    assert cell == ('<img src="zoolens-images/0/images/%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E.png"'
+                    ' width="40" height="40" alt="">')

@@ -1,0 +1,33 @@
+"""The serve and demo commands: options, and the errors a user sees before any server starts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from zoolens.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_serve_and_demo_are_commands_with_server_options():
+    parser = build_parser()
+    args = parser.parse_args(["serve", "a.csv", "b.csv", "--consensus", "c.csv", "--port", "5100",
+                              "--num-threads", "4", "--workflow", "9001", "--workflow-version", "13.10"])
+    assert args.paths == ["a.csv", "b.csv"] and args.consensus == "c.csv"
+    assert (args.port, args.num_threads, args.workflow, args.workflow_version) == (5100, 4, 9001, "13.10")
+    assert args.show is False and args.address == "127.0.0.1"
+    demo_args = parser.parse_args(["demo", "--port", "5101", "--show"])
+    assert demo_args.port == 5101 and demo_args.show is True
+
+
+def test_help_lists_the_commands():
+    result = subprocess.run([sys.executable, "-m", "zoolens", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert "serve" in result.stdout and "demo" in result.stdout
+
+
+def test_serve_without_a_classification_export_says_what_is_missing(tmp_path, capsys):
+    missing = tmp_path / "nowhere.csv"
+    assert main(["serve", str(missing)]) == 1
+    assert "nowhere.csv" in capsys.readouterr().err

@@ -1,0 +1,67 @@
+"""Serve the zoolens dashboard on a project's files.
+
+Give any files zoolens reads: the classification export (required), the subject
+export (for images and metadata), the workflow export, and a consensus file with
+--consensus; without one, zoolens makes the consensus itself (--method). Relative image locations in the subject export resolve against the
+folders of the given files, or the --image-root folders. The files are read before
+the server starts, so a bad file is reported here; then every browser session
+shares the loaded project, each with its own filters. Stop with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+HELP = "serve the dashboard on a project's exports (and a consensus file)"
+
+
+def add_server_arguments(parser) -> None:
+    """Options every command that starts the dashboard server takes."""
+    parser.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for everyone)")
+    parser.add_argument("--num-threads", type=int, default=None, metavar="N",
+                        help="threads for session callbacks, so one user's slow work does not block others")
+    parser.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
+                        help="host name browsers reach the server under, when not localhost (repeatable)")
+    parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="classification export and optionally subject and workflow exports")
+    parser.add_argument("--consensus", metavar="FILE", help="a consensus file (any format zoolens reads)")
+    from consensus import methods
+
+    parser.add_argument("--method", default="iou", choices=[*methods(), "none"],
+                        help="without a consensus file, make the consensus with this method "
+                             "(iou or lean; 'none' to show the marks alone; default iou)")
+    parser.add_argument("--workflow", type=int, metavar="ID", help="keep only this workflow's classifications")
+    parser.add_argument("--workflow-version", metavar="VERSION",
+                        help='keep only this workflow version, e.g. "13.10" or major "13"')
+    parser.add_argument("--image-root", action="append", default=None, metavar="DIR",
+                        help="folder relative image locations resolve against (repeatable; default the files' folders)")
+    add_server_arguments(parser)
+
+
+def serve_project(project, args, key: str) -> int:
+    """Start the server on ``project`` with the server options of ``args``; blocks until stopped."""
+    from dashboard.app import serve
+
+    print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
+          f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
+          f"{len(project.consensus):,} consensus boxes")
+    location = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
+    print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop)")
+    serve(key, lambda: project, image_roots=project.image_roots, port=args.port, address=args.address,
+          show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin)
+    return 0
+
+
+def run(args) -> int:
+    from dashboard.data_store import load_project
+
+    project = load_project(args.paths, consensus=args.consensus, workflow_id=args.workflow,
+                           workflow_version=args.workflow_version, image_roots=args.image_root,
+                           method=None if args.method == "none" else args.method)
+    for report in project.reports:
+        print(report.summary())
+    return serve_project(project, args, key="serve")
