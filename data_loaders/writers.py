@@ -43,6 +43,8 @@ Untrusted text (user names, labels, metadata are written by the public):
   ``@``, tab or carriage return gets a leading single quote, as the OWASP
   CSV-injection guidance says, so a spreadsheet shows it as text instead of
   running it. Numeric columns are never touched: ``-3.5`` stays a number.
+  CSV lines end in CRLF, so a bare CR in a name is quoted and cannot split a
+  row. `to_safe_csv` does the same for any other table a command writes.
 - FITS: text must be printable ASCII, so text cells are written with Python's
   ``unicode_escape`` encoding (``Zoë`` -> ``Zo\\xeb``, a backslash doubled);
   ``codecs.decode(value, "unicode_escape")`` gives the original back.
@@ -384,6 +386,26 @@ def _neutralised(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return result, changed
 
 
+def to_safe_csv(table: pd.DataFrame, path_or_buffer) -> int:
+    """Write ``table`` as a CSV a spreadsheet can open safely; return how many cells were neutralised.
+
+    Formula-leading text is quoted (`neutralise_formulas`); timestamps become
+    ISO 8601 text; missing values are empty cells; floats keep every digit, so
+    they read back exactly. Lines end in CRLF (RFC 4180): the csv module quotes
+    a cell holding any character of the line terminator, so a name with a bare
+    CR or LF cannot start a new row (with ``"\n"`` a bare CR goes out unquoted).
+
+    Parameters
+    ----------
+    table : DataFrame
+    path_or_buffer : str, path-like or text buffer
+        As for `pandas.DataFrame.to_csv` (``.gz`` compresses).
+    """
+    safe, neutralised = _neutralised(_with_datetimes_as_text(table))
+    safe.to_csv(path_or_buffer, index=False, lineterminator="\r\n")
+    return neutralised
+
+
 def _neutralise_text(values: pd.Series) -> tuple[pd.Series, int]:
     """Formula-leading strings of an object Series prefixed with a quote, and how many there were."""
     return _rewrite_matching(values, FORMULA_PATTERN, lambda formulas: "'" + formulas)
@@ -653,11 +675,7 @@ class CSVWriter(Writer):
         neutralised = {}
         columns = {}
         for role, table in export.tables().items():
-            safe, neutralised[role] = _neutralised(_with_datetimes_as_text(table))
-            # Missing values are empty cells; floats keep every digit (repr), so they read back exactly.
-            # RFC 4180 CRLF line ends: the csv module quotes a cell holding any character of the line
-            # terminator, so a name with a bare CR or LF cannot start a new row.
-            safe.to_csv(outputs[role], index=False, lineterminator="\r\n")
+            neutralised[role] = to_safe_csv(table, outputs[role])
             columns[role] = _columns(table, export.units)
         text = {"formula_cells_neutralised": neutralised, "rule": NEUTRALISE_RULE}
         provenance = {**_file_provenance(export, self.name, outputs, text), "columns": columns}

@@ -23,7 +23,7 @@ from astropy.wcs import WCS
 from data_loaders import FormatError
 from data_loaders.celestial import box_sky_positions, tangent_plane_sky, wcs_sky
 from data_loaders.schema import conform, empty_table
-from data_loaders.writers import Export, export_bytes, neutralise_formulas, prepare_export, write
+from data_loaders.writers import Export, export_bytes, neutralise_formulas, prepare_export, to_safe_csv, write
 from zoolens import __version__
 
 SOURCE = json.dumps({"method": "iou", "min_iou": 0.3, "min_votes": 2, "zoolens": "0.1.0"}, sort_keys=True)
@@ -150,6 +150,19 @@ def test_timestamps_are_written_as_iso_utc_text(tmp_path, consensus):
     assert pd.read_csv(tmp_path / "cat.csv")["reviewed_at"].fillna("").tolist() == expected
     column = Table.read(tmp_path / "cat.fits", hdu="CONSENSUS")["reviewed_at"]
     assert [("" if masked else value) for value, masked in zip(column.astype(str), column.mask)] == expected
+
+
+def test_to_safe_csv_keeps_one_row_per_record_whatever_the_names_hold():
+    table = pd.DataFrame({"user": HOSTILE, "n": range(len(HOSTILE))})
+    buffer = io.StringIO()
+    assert to_safe_csv(table, buffer) == len(FORMULA_LEADING)
+    back = pd.read_csv(io.StringIO(buffer.getvalue()), keep_default_na=False)
+    assert back["n"].tolist() == list(range(len(HOSTILE)))
+    assert back["user"].tolist() == ["'" + name if name in FORMULA_LEADING else name for name in HOSTILE]
+    # What to_safe_csv guards against: with LF line ends pandas leaves a bare CR unquoted.
+    unquoted = io.StringIO()
+    table.to_csv(unquoted, index=False, lineterminator="\n")
+    assert "\n\rCarriage,5\n" in unquoted.getvalue()
 
 
 def test_neutralise_formulas_turns_objects_into_json_text_first():
