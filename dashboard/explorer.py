@@ -22,7 +22,7 @@ from panel.viewable import Viewer
 
 from .data_store import DataStore, Project, load_project
 from .keyboard import SubjectKeys
-from .views import AgreementPlots, CutoutViewer, ExportView, SubjectBrowser, VolunteerTable
+from .views import AgreementPlots, CutoutViewer, ExportView, ReaggregationSandbox, SubjectBrowser, VolunteerTable
 
 
 class Explorer(Viewer):
@@ -38,6 +38,7 @@ class Explorer(Viewer):
         self.cutout = CutoutViewer(data_store=self.data_store)
         self.agreement = AgreementPlots(data_store=self.data_store)
         self.volunteers = VolunteerTable(data_store=self.data_store)
+        self.sandbox = ReaggregationSandbox(data_store=self.data_store)
         self.export = ExportView(data_store=self.data_store)
         self.keys = SubjectKeys(data_store=self.data_store, height=0, width=0)
 
@@ -66,6 +67,7 @@ class Explorer(Viewer):
             ("Subjects", pn.Row(self.subjects, self.cutout)),
             ("Agreement", self.agreement),
             ("Volunteers", self.volunteers),
+            ("Re-aggregate", self.sandbox),
             ("Export", self.export),
             dynamic=True, sizing_mode="stretch_width",
         )

@@ -102,9 +102,12 @@ class AgreementPlots(View):
     def _density(self, points_method, select, title, xlabel, ylabel):
         # Imported here: datashader takes seconds to import, and the page should paint
         # before anyone opens the Agreement tab.
-        from holoviews.operation.datashader import rasterize
+        from holoviews.operation.datashader import dynspread, rasterize
 
-        raster = rasterize(hv.DynamicMap(self._follow_filters(points_method))).opts(
+        # dynspread widens isolated pixels a little, so a few thousand points stay
+        # visible; dense regions are left as they are.
+        raster = dynspread(rasterize(hv.DynamicMap(self._follow_filters(points_method))),
+                           threshold=0.5, max_px=3).opts(
             title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist",
             tools=["box_select", "hover"], frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
         ).apply.opts(cmap=self.param.cmap)

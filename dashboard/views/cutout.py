@@ -269,11 +269,11 @@ class CutoutViewer(View):
         next_button.on_click(lambda event: self.data_store.step_subject(1))
         toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus", "show_band",
                                              "fit_to_boxes"],
-                           show_name=False, default_layout=pn.FlexBox, width=self.frame_size + 20)
+                           show_name=False, default_layout=pn.FlexBox)
         image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
-                                  default_layout=pn.FlexBox, width=self.frame_size + 20,
+                                  default_layout=pn.FlexBox,
                                   widgets={"image_kind": pn.widgets.RadioButtonGroup,
-                                           "stretch": {"width": 130}, "cmap": {"width": 130}})
+                                           "stretch": {"width": 115}, "cmap": {"width": 115}})
         plot = pn.pane.HoloViews(hv.DynamicMap(self.overlay), linked_axes=False)
         return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,
                          width=self.frame_size + 40)

@@ -1,0 +1,185 @@
+"""The re-aggregation sandbox: other aggregation settings, tried beside the loaded consensus.
+
+The current subject is re-aggregated live whenever a setting changes (a subject has a
+few dozen marks: milliseconds); the selection (every subject passing the filters) is
+re-aggregated on request. Nothing replaces the loaded consensus: the sandbox's boxes
+are drawn next to it and compared with it.
+
+Methods that learn from many subjects (the volunteers' skill in ``lean``, their
+positional variance in ``iou`` with ``estimator="weighted"``) learn, in the live view,
+from the current subject's marks alone; run them on the selection for their full effect.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import NumberFormatter
+
+from consensus import aggregate, methods
+from consensus.base import Aggregator, make_aggregator
+from consensus.geometry import iou
+from .base import View
+from .cutout import BOX_DIMENSIONS, CutoutViewer
+
+SANDBOX_COLOUR = "#ff00ff"
+
+#: Columns of the per-box comparison of the sandbox consensus with the loaded one.
+COMPARISON_COLUMNS = ["consensus_id", "x", "y", "width", "height", "n_votes", "n_seen", "loaded_box", "iou_with_loaded"]
+
+
+def best_overlaps(boxes: pd.DataFrame, reference: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """For each box, the reference box of the same subject it overlaps most, and that IoU.
+
+    Returns ids (-1 when none of the subject's reference boxes overlaps) and IoUs.
+    """
+    best_id = np.full(len(boxes), -1, dtype=np.int64)
+    best_iou = np.zeros(len(boxes))
+    if not len(boxes) or not len(reference):
+        return best_id, best_iou
+    pairs = boxes.reset_index(drop=True).reset_index().merge(reference, on="subject_id", suffixes=("", "_ref"))
+    if not len(pairs):
+        return best_id, best_iou
+    overlap = iou(
+        (pairs.x + pairs.width / 2, pairs.y + pairs.height / 2, pairs.width, pairs.height, pairs.angle.fillna(0)),
+        (pairs.x_ref + pairs.width_ref / 2, pairs.y_ref + pairs.height_ref / 2, pairs.width_ref, pairs.height_ref,
+         pairs.angle_ref.fillna(0)),
+    )
+    pairs = pairs.assign(overlap=overlap).sort_values(["index", "overlap"], ascending=[True, False])
+    best = pairs.drop_duplicates("index")
+    best = best[best.overlap > 0]
+    best_id[best["index"].to_numpy()] = best.consensus_id_ref.to_numpy()
+    best_iou[best["index"].to_numpy()] = best.overlap.to_numpy()
+    return best_id, best_iou
+
+
+class ReaggregationSandbox(View):
+    """Re-run the aggregation with other settings: live on the current subject, on request on the selection."""
+
+    view_type = "sandbox"
+
+    method = param.Selector(default="iou", objects=list(methods()), doc="Aggregation method to try.")
+    aggregator = param.ClassSelector(class_=Aggregator, doc="The method with the settings being tried "
+                                                             "(its parameters are the sandbox's controls).")
+    revision = param.Integer(default=0, precedence=-1,
+                             doc="Counts changes of the method or its settings (what the live view follows).")
+    selection_summary = param.DataFrame(default=None, doc="Output: per subject, boxes in the loaded and the "
+                                                          "sandbox consensus after the last selection run.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.aggregator is None:
+            self.aggregator = make_aggregator(self.method)
+        self._follow_settings()
+        self._cutout = CutoutViewer(data_store=self.data_store, show_band=False)
+
+    @param.depends("method", watch=True)
+    def _new_method(self):
+        self.aggregator = make_aggregator(self.method)
+        self._follow_settings()
+
+    def _follow_settings(self):
+        """Bump `revision` now and whenever one of the aggregator's settings changes."""
+        def bump(*events):
+            self.revision += 1
+
+        self.aggregator.param.watch(bump, [name for name in self.aggregator.param if name != "name"])
+        bump()
+
+    def settings(self) -> dict:
+        """The method's parameter values being tried."""
+        return self.aggregator.settings()
+
+    def subject_consensus(self) -> pd.DataFrame:
+        """The sandbox consensus of the current subject, compared box by box with the loaded one."""
+        store = self.data_store
+        subject_id = store.subject
+        marks = store.marks_of()
+        if subject_id is None or not len(marks):
+            return pd.DataFrame(columns=COMPARISON_COLUMNS)
+        classifications = store.project.classifications
+        result = aggregate(marks, classifications[classifications.subject_id == subject_id], method=self.method,
+                           **self.settings())
+        boxes = result.consensus
+        loaded, overlap = best_overlaps(boxes, store.consensus_of())
+        return boxes.assign(loaded_box=loaded, iou_with_loaded=overlap)[COMPARISON_COLUMNS]
+
+    def run_on_selection(self) -> pd.DataFrame:
+        """Re-aggregate every subject passing the filters; per subject, loaded and sandbox box counts."""
+        store = self.data_store
+        subject_ids = store.subjects.subject_id
+        classifications = store.project.classifications
+        result = aggregate(store.filtered_marks(), classifications[classifications.subject_id.isin(subject_ids)],
+                           method=self.method, **self.settings())
+        loaded = store.filtered_consensus().groupby("subject_id").size()
+        trial = result.consensus.groupby("subject_id").size()
+        summary = pd.DataFrame({"subject_id": subject_ids.to_numpy()})
+        summary["loaded_boxes"] = summary.subject_id.map(loaded).fillna(0).astype(np.int64)
+        summary["sandbox_boxes"] = summary.subject_id.map(trial).fillna(0).astype(np.int64)
+        self.selection_summary = summary
+        return summary
+
+    def sandbox_boxes(self) -> hv.Rectangles:
+        boxes = self.subject_consensus()
+        data = {"x0": boxes.x.to_numpy(float), "y0": boxes.y.to_numpy(float),
+                "x1": (boxes.x + boxes.width).to_numpy(float), "y1": (boxes.y + boxes.height).to_numpy(float),
+                "sandbox_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
+                "iou_with_loaded": boxes.iou_with_loaded.to_numpy(float)}
+        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=["sandbox_box", "votes", "iou_with_loaded"],
+                             group="Sandbox").opts(line_color=SANDBOX_COLOUR, line_width=3, line_dash="dashed",
+                                                   fill_alpha=0, tools=["hover"])
+
+    @param.depends("revision", "data_store.subject", "data_store.tool")
+    def _plot(self):
+        return self._cutout.overlay() * self.sandbox_boxes()
+
+    @param.depends("revision", "data_store.subject", "data_store.tool")
+    def _comparison(self):
+        boxes = self.subject_consensus()
+        loaded = len(self.data_store.consensus_of())
+        matched = int((boxes.iou_with_loaded >= 0.5).sum()) if len(boxes) else 0
+        return pn.Column(
+            pn.pane.Markdown(f"**{len(boxes)}** sandbox boxes (dashed magenta) against **{loaded}** loaded; "
+                             f"{matched} overlap a loaded box with IoU ≥ 0.5."),
+            pn.widgets.Tabulator(boxes.round(3), disabled=True, show_index=False, height=200, width=700,
+                                 formatters={"consensus_id": NumberFormatter(format="0"),
+                                             "loaded_box": NumberFormatter(format="0")}),
+        )
+
+    @param.depends("aggregator")
+    def _settings(self):
+        return pn.Param(self.aggregator, show_name=False, width=300)
+
+    @param.depends("selection_summary")
+    def _selection(self):
+        summary = self.selection_summary
+        if summary is None:
+            return pn.pane.Markdown("Run the sandbox settings on every subject passing the filters to compare "
+                                    "box counts subject by subject.")
+        changed = int((summary.loaded_boxes != summary.sandbox_boxes).sum())
+        return pn.Column(
+            pn.pane.Markdown(f"{len(summary):,} subjects: {summary.loaded_boxes.sum():,} loaded boxes, "
+                             f"{summary.sandbox_boxes.sum():,} with these settings; {changed:,} subjects "
+                             "changed their number of boxes."),
+            pn.widgets.Tabulator(summary, pagination="remote", page_size=10, disabled=True, show_index=False,
+                                 width=420),
+        )
+
+    def __panel__(self):
+        run = pn.widgets.Button(label="Run on the selection", width=300)
+
+        def run_selection(event):
+            run.loading = True
+            try:
+                self.run_on_selection()
+            finally:
+                run.loading = False
+
+        run.on_click(run_selection)
+        controls = pn.Column(pn.Param(self, parameters=["method"], show_name=False, width=300), self._settings,
+                             run, width=320)
+        plot = pn.pane.HoloViews(hv.DynamicMap(self._plot), linked_axes=False)
+        return pn.Row(controls, pn.Column(plot, self._comparison, self._selection))

@@ -1,0 +1,56 @@
+"""The re-aggregation sandbox: live consensus of the current subject, a selection run, comparison."""
+
+from __future__ import annotations
+
+import pandas as pd
+import panel as pn
+import pytest
+
+from dashboard.data_store import DataStore
+from dashboard.views import ReaggregationSandbox
+from dashboard.views.sandbox import best_overlaps
+
+
+@pytest.fixture
+def sandbox(tiny_project):
+    return ReaggregationSandbox(data_store=DataStore(project=tiny_project, subject=2))
+
+
+def test_the_current_subject_is_reaggregated_and_compared(sandbox):
+    # Subject 2: alice (30, 30, 10, 10) and bob (34, 30, 10, 10) overlap with IoU 3/7 > 0.3, so
+    # they cluster; the median box is (32, 30, 10, 10), IoU with the loaded box C 80/120 = 2/3.
+    boxes = sandbox.subject_consensus()
+    assert boxes[["x", "y", "width", "height"]].values.tolist() == [[32.0, 30.0, 10.0, 10.0]]
+    assert boxes.loaded_box.tolist() == [20] and boxes.iou_with_loaded.iloc[0] == pytest.approx(2 / 3)
+
+
+def test_settings_change_the_live_result(sandbox):
+    sandbox.data_store.subject = 1  # three marks, each by one volunteer: no box reaches two votes
+    assert sandbox.subject_consensus().empty
+    before = sandbox.revision
+    sandbox.aggregator.min_votes = 1
+    sandbox.aggregator.min_vote_fraction = 0.0
+    assert sandbox.revision == before + 2
+    boxes = sandbox.subject_consensus().sort_values("x")
+    assert boxes.loaded_box.tolist() == [10, 11, -1]  # alice's box on nothing matches no loaded box
+    sandbox.method = "lean"
+    assert sandbox.settings().keys() >= {"max_false_pos_prob", "iterations"}
+
+
+def test_a_selection_run_counts_boxes_per_subject(sandbox):
+    sandbox.aggregator.min_votes = 1
+    sandbox.aggregator.min_vote_fraction = 0.0
+    summary = sandbox.run_on_selection().set_index("subject_id")
+    assert summary.loaded_boxes.to_dict() == {1: 2, 2: 1, 3: 0}
+    assert summary.sandbox_boxes.to_dict() == {1: 3, 2: 1, 3: 0}
+    assert sandbox.selection_summary is not None
+    assert pn.panel(sandbox).get_root() is not None
+
+
+def test_best_overlaps_stay_within_a_subject():
+    boxes = pd.DataFrame({"subject_id": [1, 2], "consensus_id": [7, 8], "x": [0.0, 0.0], "y": [0.0, 0.0],
+                          "width": [10.0, 10.0], "height": [10.0, 10.0], "angle": [0.0, 0.0]})
+    reference = boxes.assign(subject_id=[1, 3], consensus_id=[70, 80], x=[5.0, 0.0])
+    ids, overlaps = best_overlaps(boxes, reference)
+    assert ids.tolist() == [70, -1]
+    assert overlaps.tolist() == pytest.approx([50 / 150, 0.0])
