@@ -4,7 +4,8 @@ from .base import VIEWS, View, get_view
 from .agreement import AgreementPlots
 from .cutout import CutoutViewer
 from .export import ExportView
+from .fetch import FetchView
 from .subjects import SubjectBrowser
 from .volunteers import VolunteerTable
 
-__all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "SubjectBrowser", "VolunteerTable"]
+__all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "FetchView", "SubjectBrowser", "VolunteerTable"]
