@@ -85,7 +85,7 @@ def links_path(output: Path) -> Path:
 def run(args) -> int:
     from consensus import aggregate
     from data_loaders.classifications import read_classifications
-    from data_loaders.writers import neutralise_formulas
+    from data_loaders.writers import to_safe_csv
 
     output = Path(args.output)
     links_output = Path(args.links) if args.links else links_path(output)
@@ -101,8 +101,8 @@ def run(args) -> int:
 
     output.parent.mkdir(parents=True, exist_ok=True)
     links_output.parent.mkdir(parents=True, exist_ok=True)
-    neutralise_formulas(result.consensus).to_csv(output, index=False)
-    neutralise_formulas(result.links).to_csv(links_output, index=False)
+    to_safe_csv(result.consensus, output)
+    to_safe_csv(result.links, links_output)
     report = result.report
     print(
         f"{report.get('consensus_boxes', 0)} consensus boxes on {report.get('subjects', 0)} subjects from "
