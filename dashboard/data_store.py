@@ -4,8 +4,9 @@ Panel's "structure a data store" pattern:
 
 - `Project` holds the canonical tables (`data_loaders.schema`) of one project and
   what is derived from them once (marks joined with their consensus box, per-subject
-  and per-volunteer statistics, resolved image paths). Every session shares it, so
-  nothing ever mutates it.
+  and per-volunteer statistics from `consensus.agreement`, thumbnail URLs, an image
+  store confined to the image roots). Every session shares it, so nothing ever
+  mutates it.
 - `shared_project` builds a Project once per server process (``pn.state.as_cached``).
 - `DataStore` is a `Viewer` made per session: its ``param`` parameters are that
   session's filters, current subject, plot selection and volunteer; its ``subjects``
@@ -28,10 +29,10 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from data_loaders.base import FormatError
-from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
 from consensus import aggregate, match
 from consensus.agreement import box_agreement, subject_agreement, volunteer_agreement
+from data_loaders.base import FormatError
+from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
 from data_loaders.schema import conform, empty_table
 
 #: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
@@ -85,7 +86,7 @@ class Project:
         score (`consensus.agreement.subject_agreement`); numeric metadata,
         ``thumbnail`` URL.
     volunteer_stats : DataFrame
-        One row per volunteer: classifications, subjects, marks, marks per
+        (Computed on first use.) One row per volunteer: classifications, subjects, marks, marks per
         classification, empty share, first and last classification time, logged
         in or not, and with links precision, recall, mean IoU, unmatched rate and
         double marks (`consensus.agreement.volunteer_agreement`).
@@ -124,7 +125,6 @@ class Project:
             and not (column.startswith("metadata_") and column.removeprefix("metadata_") in self.subjects.columns)
         ]
         self.subject_stats = self._subject_stats()
-        self.volunteer_stats = self._volunteer_stats()
         self.workflows = self._workflow_subjects()
         self.tools = sorted(self.marks.tool_label.dropna().unique().tolist())
         self._mark_index = _SubjectIndex(self.marks.subject_id.to_numpy(), self.marks.mark_id.to_numpy())
@@ -223,7 +223,10 @@ class Project:
         extra = self.subjects.set_index("subject_id")[self.metadata_columns + ["thumbnail"]]
         return stats.join(extra, on="subject_id")
 
-    def _volunteer_stats(self) -> pd.DataFrame:
+    @cached_property
+    def volunteer_stats(self) -> pd.DataFrame:
+        # Computed on first use (the Volunteers tab), once per process: it is the
+        # costliest statistic, and most visits never need it.
         classifications = self.classifications.groupby("user")
         marks = self.marks.groupby("user")
         stats = pd.DataFrame({

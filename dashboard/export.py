@@ -68,8 +68,9 @@ def consensus_catalogue(project, subject_ids, min_votes: int = 0) -> pd.DataFram
     """Consensus boxes of the given subjects with their box and subject statistics.
 
     Columns: subject_id, consensus_id, x, y, width, height (top-left, pixels),
-    x_centre, y_centre, angle, n_votes, n_seen, vote_fraction, source, and the
-    subject's numeric metadata (ra, dec, ... when the subject export has them).
+    x_centre, y_centre, angle, n_votes, n_seen, vote_fraction, source, ra and dec of
+    the box centre (degrees, when the subject has a FITS image with a celestial WCS),
+    and the subject's numeric metadata as subject_<name> (its ra, dec, redshift, ...).
     """
     boxes = project.consensus
     # A box whose producer recorded no vote count passes only min_votes = 0.
@@ -80,9 +81,28 @@ def consensus_catalogue(project, subject_ids, min_votes: int = 0) -> pd.DataFram
     catalogue.insert(6, "x_centre", catalogue.x + catalogue.width / 2)
     catalogue.insert(7, "y_centre", catalogue.y + catalogue.height / 2)
     catalogue.insert(10, "vote_fraction", catalogue.n_votes / catalogue.n_seen.where(catalogue.n_seen > 0))
+    catalogue["ra"], catalogue["dec"] = box_sky_positions(project, catalogue)
     metadata = project.subject_stats.set_index("subject_id")[project.metadata_columns]
     metadata.columns = [f"subject_{column}" for column in metadata.columns]
     return catalogue.join(metadata, on="subject_id").reset_index(drop=True)
+
+
+def box_sky_positions(project, boxes: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """RA and Dec (degrees) of each box centre, from its subject's FITS WCS; NaN without one.
+
+    Each subject's FITS file (the ``fits_file`` metadata) is opened once, through the
+    project's image store, and its `Image.sky` maps canonical pixels to the sky.
+    """
+    ra = np.full(len(boxes), np.nan)
+    dec = np.full(len(boxes), np.nan)
+    for subject_id, rows in boxes.groupby("subject_id").indices.items():
+        image, _ = project.image(int(subject_id), "fits")
+        if image is None or image.wcs is None:
+            continue
+        centre_x = boxes.x.to_numpy()[rows] + boxes.width.to_numpy()[rows] / 2
+        centre_y = boxes.y.to_numpy()[rows] + boxes.height.to_numpy()[rows] / 2
+        ra[rows], dec[rows] = image.sky(centre_x, centre_y)
+    return ra, dec
 
 
 def marks_table(project, subject_ids) -> pd.DataFrame:

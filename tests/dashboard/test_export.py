@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
@@ -91,3 +92,23 @@ def test_sources_are_recorded_with_their_hash(demo_export):
     (source,) = record["sources"]
     assert source["path"] == str(demo_export) and source["rows_loaded"] == 912
     assert source["sha256"] == hashlib.sha256(demo_export.read_bytes()).hexdigest()
+
+
+def test_box_centres_get_sky_positions_from_the_subjects_wcs(demo_export):
+    """The demo's FITS files have a TAN WCS centred on the subject's ra, dec (0.396 arcsec/px)."""
+    from zoolens import demo
+
+    files = demo.DemoFiles(demo_export.parent)
+    project = load_project([files.classifications, files.subjects], workflow_id=9001, workflow_version="13.10",
+                           method="iou")
+    catalogue = consensus_catalogue(project, project.subject_stats.subject_id)
+    assert len(catalogue) > 50 and catalogue.ra.notna().all()
+    # A box centred at pixel (100, 100), the image centre, would sit exactly at the subject's
+    # ra, dec; every box lies within the 200 x 200 image, so within 100 * 0.396 arcsec of it.
+    offset_arcsec = 3600 * np.hypot((catalogue.ra - catalogue.subject_ra) * np.cos(np.radians(catalogue.subject_dec)),
+                                    catalogue.dec - catalogue.subject_dec)
+    centre_offset_px = np.hypot(catalogue.x_centre - 100, catalogue.y_centre - 100)
+    np.testing.assert_allclose(offset_arcsec, 0.396 * centre_offset_px, rtol=1e-3, atol=1e-3)
+    # North is up: a box above the centre (smaller y) has a larger declination.
+    above = catalogue.y_centre < 100
+    assert ((catalogue.dec > catalogue.subject_dec) == above).all()
