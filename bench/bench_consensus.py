@@ -65,18 +65,22 @@ DBSCAN_GRID = [{"eps": eps, "min_samples": samples} for eps in (0.4, 0.5, 0.6, 0
 HDBSCAN_GRID = [{"min_cluster_size": size, "min_samples": samples}
                 for size in (2, 3, 5, 8) for samples in (1, 2, 3) if samples <= size]
 
-#: Shared by both runners: resident memory now, and the JSON line every run prints last.
+#: Shared by both runners: resident memory now and at its peak, and the JSON line every run
+#: prints last. The peak is VmHWM of this process's own memory; ``ru_maxrss`` would not do,
+#: because Linux carries the parent's peak into a child across fork and exec.
 MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 
-def rss_mib():
+def status_mib(field):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
 
+def rss_mib():
+    return status_mib("VmRSS")
+
 def report(seconds, loaded, **counts):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mib": peak, "loaded_mib": loaded, **counts}))
+    print(json.dumps({"seconds": seconds, "peak_mib": status_mib("VmHWM"), "loaded_mib": loaded, **counts}))
 """
 
 RUN_ZOOLENS = MEASURE + """
