@@ -40,6 +40,11 @@ from .boxes import require_columns, volunteer_keys
 _MEDIAN_EFFICIENCY = np.sqrt(np.pi / 2)
 
 
+def _as_float(values: pd.Series) -> np.ndarray:
+    """A nullable count column as floats, missing as NaN."""
+    return values.astype("Float64").to_numpy(float, na_value=np.nan)
+
+
 def _linked_marks(marks: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
     """Marks with their link (consensus_id, iou, best_*), the volunteer key as ``volunteer``."""
     require_columns(marks, ("mark_id", "subject_id", "x", "y", "width", "height"), "marks")
@@ -99,9 +104,11 @@ def box_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFr
     })
     table = consensus[["consensus_id", "subject_id", "n_seen"]].merge(stats, left_on="consensus_id", right_index=True, how="left")
     table["n_votes"] = table["n_votes"].fillna(0).astype(np.int64)
-    table["n_seen"] = table["n_seen"].astype(np.int64)
+    # n_seen is nullable: other producers may not record who saw a subject.
+    table["n_seen"] = table["n_seen"].astype("Int64")
+    seen = _as_float(table["n_seen"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        table["vote_fraction"] = table["n_votes"] / table["n_seen"].where(table["n_seen"] > 0)
+        table["vote_fraction"] = np.where(seen > 0, table["n_votes"] / seen, np.nan)
         root_n = np.sqrt(table["n_votes"].where(table["n_votes"] > 0))
     for edge in ("x", "y", "width", "height"):
         table[f"{edge}_err"] = _MEDIAN_EFFICIENCY * table[f"sigma_{edge}"] / root_n
@@ -172,9 +179,11 @@ def subject_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.Da
         table["mean_iou"] = table["iou_sum"] / table["n_linked"].where(table["n_linked"] > 0)
         table["unmatched_fraction"] = 1.0 - table["n_linked"] / table["n_marks"].where(table["n_marks"] > 0)
     require_columns(consensus, ("subject_id", "n_votes", "n_seen"), "consensus")
+    votes, seen = _as_float(consensus["n_votes"]), _as_float(consensus["n_seen"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = consensus["n_votes"] / consensus["n_seen"].where(consensus["n_seen"] > 0)
-    below = (fraction < quorum).groupby(consensus["subject_id"]).sum()
+        fraction = np.where(seen > 0, votes / seen, np.nan)
+    # A box whose vote fraction is unknown is not counted as below quorum.
+    below = pd.Series(fraction < quorum, index=consensus.index).groupby(consensus["subject_id"]).sum()
     table["n_below_quorum"] = below.reindex(table.index).fillna(0).astype(np.int64)
     table = table.reset_index()
     columns = ["subject_id", "n_volunteers", "n_classifications", "n_marks", "n_consensus", "mean_iou",

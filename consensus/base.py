@@ -130,6 +130,9 @@ class Aggregator(param.Parameterized):
         """Assemble per-partition `PartitionOutput` objects into the result."""
         from . import distributed
 
+        # The report needs every partition's counts now; persisting first keeps the
+        # tables computed once, on the workers, for the frames built below.
+        outputs = outputs.persist()
         counts = outputs.map(_counts).gather()
         report = {key: int(sum(count[key] for count in counts)) for key in counts[0]} if counts else {}
         return AggregationResult(

@@ -19,7 +19,10 @@ tables are then repartitioned to the union of their divisions, so partition
 
 Per-subject work is the same function in both paths; cross-partition reductions
 are sums, so results agree with the pandas path up to floating-point
-summation order.
+summation order. The partitions are Dask tasks (``to_delayed``) rather than one
+``map_partitions`` call because the methods alternate per-partition steps with
+those reductions (EM over volunteer skills) and keep their intermediate state on
+the workers between steps; each step is still a map over the partitions.
 """
 
 from __future__ import annotations

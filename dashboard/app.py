@@ -15,6 +15,7 @@ import panel as pn
 
 from .data_store import IMAGE_ROUTE, Project, shared_project
 from .explorer import Explorer
+from .views import FetchView
 
 
 #: Data store parameters kept in the page's address (query string).
@@ -31,15 +32,31 @@ def create_app(project: Project) -> pn.template.FastListTemplate:
         store and views) over it.
     """
     explorer = Explorer(project)
+    # Containers, so a project fetched from Zooniverse can replace the session's parts in place.
+    sidebar, main = pn.Column(*explorer.sidebar()), pn.Column(explorer.tabs(), sizing_mode="stretch_width")
+    fetch = FetchView(data_store=explorer.data_store)
+    open_fetch = pn.widgets.Button(label="Fetch from Zooniverse…", width=260)
     template = pn.template.FastListTemplate(
-        title=f"zoolens · {project.title}", sidebar=explorer.sidebar(), main=[explorer.tabs()],
+        title=f"zoolens · {project.title}", sidebar=[sidebar, open_fetch], main=[main], modal=[fetch],
         sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
     )
+    open_fetch.on_click(lambda event: template.open_modal())
+
+    def show_fetched(event):
+        fetched = Explorer(event.new)
+        sidebar[:], main[:] = fetched.sidebar(), [fetched.tabs()]
+        if pn.state.location is not None:
+            pn.state.location.unsync(template.explorer.data_store)
+            pn.state.location.sync(fetched.data_store, {name: name for name in URL_STATE})
+        template.explorer, fetch.data_store = fetched, fetched.data_store
+        template.close_modal()
+
+    fetch.param.watch(show_fetched, "project")
     if pn.state.location is not None:
         # The address holds the current subject and filters: a shared link reopens the same view.
         pn.state.location.sync(explorer.data_store, {name: name for name in URL_STATE})
     # Tests and notebook users reach the session's parts through the template.
-    template.explorer = explorer
+    template.explorer, template.fetch = explorer, fetch
     return template
 
 

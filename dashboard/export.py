@@ -20,8 +20,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pandas as pd
 
-#: First characters that make a spreadsheet treat a cell as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from data_loaders.writers import neutralise_formulas
 
 #: Export format -> (file extension, MIME type).
 FORMATS = {
@@ -29,19 +28,6 @@ FORMATS = {
     "fits": (".fits", "application/fits"),
     "votable": (".xml", "application/x-votable+xml"),
 }
-
-
-def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``table`` whose formula-leading text cells start with ``'``."""
-    table = table.copy()
-    for column in table.columns:
-        values = table[column]
-        if pd.api.types.is_string_dtype(values) or values.dtype == object:
-            text = values.astype("string")
-            risky = text.str.startswith(FORMULA_STARTS).fillna(False).to_numpy(dtype=bool)
-            if risky.any():
-                table[column] = text.where(~risky, "'" + text)
-    return table
 
 
 def provenance(project, filters: dict, selection_size: int) -> dict:

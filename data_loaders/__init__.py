@@ -1,7 +1,9 @@
 """Every source a Zooniverse team has -> the canonical tables (`data_loaders.schema`).
 
 ``read(path, format=None)`` identifies the format from the file's content and
-returns a `LoadResult` (tables as attributes, plus a `LoadReport`). No Panel here.
+returns a `LoadResult` (tables as attributes, plus a `LoadReport`);
+``write(tables, path, format=None)`` writes consensus boxes (and marks) as a
+catalogue with its provenance (`data_loaders.writers`). No Panel here.
 """
 
 from .base import REGISTRY, FormatError, LoadReport, LoadResult, Loader, get_loader, identify_format, known_formats, read
@@ -36,6 +38,7 @@ from .classifications import read_classifications  # noqa: E402
 from .images import ImageStore, read_image  # noqa: E402
 from .subjects import read_subjects  # noqa: E402
 from .workflows import read_workflows  # noqa: E402
+from .writers import export_bytes, prepare_export, write  # noqa: E402
 
 __all__ += [
     "read_aggregation_output",
@@ -47,4 +50,7 @@ __all__ += [
     "read_image",
     "read_subjects",
     "read_workflows",
+    "export_bytes",
+    "prepare_export",
+    "write",
 ]

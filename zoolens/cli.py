@@ -10,7 +10,7 @@ from . import __version__
 
 #: Subcommand modules, in the order ``zoolens --help`` lists them. Each defines
 #: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-COMMANDS = ("inspect", "fetch", "aggregate", "serve", "demo")
+COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,8 +4,10 @@ from .base import VIEWS, View, get_view
 from .agreement import AgreementPlots
 from .cutout import CutoutViewer
 from .export import ExportView
+from .fetch import FetchView
 from .sandbox import ReaggregationSandbox
 from .subjects import SubjectBrowser
 from .volunteers import VolunteerTable
 
-__all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "ReaggregationSandbox", "SubjectBrowser", "VolunteerTable"]
+__all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "FetchView",
+           "ReaggregationSandbox", "SubjectBrowser", "VolunteerTable"]

@@ -46,7 +46,7 @@ def test_box_agreement(project):
     assert b1["sigma_y"] == 0 and b1["sigma_width"] == 0
     assert b1["x_err"] == pytest.approx(np.sqrt(np.pi / 2) * np.std([0, 5], ddof=1) / np.sqrt(2))
     assert b2["mean_iou"] == pytest.approx(8 / 12)
-    assert np.isnan(b2["sigma_x"]) and np.isnan(b2["x_err"])
+    assert pd.isna(b2["sigma_x"]) and pd.isna(b2["x_err"])
 
 
 def test_subject_agreement_and_disagreement(project):
@@ -100,3 +100,15 @@ def test_volunteer_activity(marks_from, classifications_for):
     assert weekly["n_classifications"].tolist() == [1, 1, 1]
     assert weekly["n_marks"].tolist() == [2, 1, 1]
     assert weekly["period"].tolist() == list(pd.to_datetime(["2019-12-30", "2020-01-06", "2019-12-30"], utc=True))
+
+
+def test_consensus_without_vote_counts(project):
+    # Other producers (e.g. BoxAggregator) may not say how many saw a subject.
+    marks, classifications, consensus, links = project
+    consensus = consensus.astype({"n_votes": "Int64", "n_seen": "Int64"})
+    consensus.loc[1, ["n_votes", "n_seen"]] = pd.NA
+    boxes = box_agreement(marks, consensus, links).set_index("consensus_id")
+    assert boxes.loc[10, "vote_fraction"] == pytest.approx(2 / 3)
+    assert pd.isna(boxes.loc[11, "vote_fraction"]) and boxes.loc[11, "n_votes"] == 1
+    subjects = subject_agreement(marks, consensus, links, classifications).set_index("subject_id")
+    assert subjects.loc[1, "n_below_quorum"] == 0

@@ -28,10 +28,6 @@ from pathlib import Path
 
 HELP = "make consensus boxes from a classification export (iou clustering or lean EM) and write them as CSV"
 
-#: First characters that make a spreadsheet treat a text cell as a formula.
-FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
-
-
 def _methods_epilog() -> str:
     from consensus.base import get_aggregator, methods
 
@@ -86,24 +82,10 @@ def links_path(output: Path) -> Path:
     return output.with_name(f"{stem}.links.csv")
 
 
-def safe_for_spreadsheets(table):
-    """A copy whose text cells that start like a formula get a leading quote (OWASP CSV injection)."""
-    import pandas as pd
-
-    table = table.copy()
-    for column in table.columns:
-        values = table[column]
-        if isinstance(values.dtype, pd.StringDtype) or values.dtype == object:
-            text = values.astype("string")
-            risky = text.str.startswith(FORMULA_LEADS).fillna(False)
-            if risky.any():
-                table[column] = text.where(~risky, "'" + text)
-    return table
-
-
 def run(args) -> int:
     from consensus import aggregate
     from data_loaders.classifications import read_classifications
+    from data_loaders.writers import to_safe_csv
 
     output = Path(args.output)
     links_output = Path(args.links) if args.links else links_path(output)
@@ -119,8 +101,8 @@ def run(args) -> int:
 
     output.parent.mkdir(parents=True, exist_ok=True)
     links_output.parent.mkdir(parents=True, exist_ok=True)
-    safe_for_spreadsheets(result.consensus).to_csv(output, index=False)
-    safe_for_spreadsheets(result.links).to_csv(links_output, index=False)
+    to_safe_csv(result.consensus, output)
+    to_safe_csv(result.links, links_output)
     report = result.report
     print(
         f"{report.get('consensus_boxes', 0)} consensus boxes on {report.get('subjects', 0)} subjects from "
