@@ -273,23 +273,6 @@ class Project:
         row = self._subject_row.get(subject_id)
         return None if row is None else self.subjects.iloc[int(row)]
 
-    @cached_property
-    def _source_files(self) -> list[dict]:
-        from data_loaders.cache import file_digest
-
-        files = []
-        for report in self.reports:
-            path = Path(report.source)
-            files.append({"path": str(path), "format": report.format,
-                          "sha256": file_digest(path) if path.is_file() else None,
-                          "rows_read": report.rows_read, "rows_loaded": report.rows_loaded,
-                          "rows_skipped": report.rows_skipped})
-        return files
-
-    def source_files(self) -> list[dict]:
-        """The files the project was read from: path, format, SHA-256 and row counts (hashed once)."""
-        return [dict(entry) for entry in self._source_files]
-
     def stats_of(self, subject_id: int) -> pd.Series | None:
         """The `subject_stats` row of one subject, or None if unknown."""
         row = self._subject_row.get(subject_id)

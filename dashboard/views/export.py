@@ -1,4 +1,4 @@
-"""Export the current selection: consensus boxes or raw marks, as CSV, FITS or VOTable."""
+"""Export the current selection: consensus boxes, optionally with the raw marks, in any catalogue format."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import numpy as np
 import panel as pn
 import param
 
-from ..export import FORMATS, consensus_catalogue, marks_table, provenance, write_table
+from data_loaders.writers import WRITERS
+
+from ..export import export_selection
 from .base import View
 
 #: Data store parameters recorded in every export's provenance.
@@ -16,11 +18,13 @@ RECORDED_FILTERS = ("workflow", "tool", "min_votes", "min_volunteers", "disagree
 
 
 class ExportView(View):
-    """Download the subjects passing the filters: their consensus boxes, or every raw mark."""
+    """Download the consensus boxes of the subjects passing the filters (and their raw marks)."""
 
     view_type = "export"
 
-    format = param.Selector(default="csv", objects=list(FORMATS), doc="File format of the download.")
+    format = param.Selector(default="csv", objects=list(WRITERS), doc="Catalogue format of the download.")
+    include_marks = param.Boolean(default=False, doc="Also export every raw mark of the selection, with the "
+                                                     "consensus box it supports.")
 
     def filters(self) -> dict:
         """The session's filters, as recorded in the provenance."""
@@ -29,35 +33,29 @@ class ExportView(View):
         recorded["plot_selection_subjects"] = None if store.selection is None else len(store.selection)
         return recorded
 
-    def export(self, what: str) -> bytes:
-        """The file of ``what`` ("consensus" or "marks") for the current selection, in `format`."""
-        subject_ids = self.data_store.subjects.subject_id.to_numpy(dtype=np.int64)
-        if what == "consensus":
-            table = consensus_catalogue(self.data_store.project, subject_ids, self.data_store.min_votes)
-        elif what == "marks":
-            table = marks_table(self.data_store.project, subject_ids)
-        else:
-            raise ValueError(f"unknown export {what!r}; choose consensus or marks")
-        record = provenance(self.data_store.project, self.filters(), len(subject_ids))
-        record["table"] = what
-        return write_table(table, self.format, record)
-
-    def _download(self, what: str, label: str) -> pn.widgets.FileDownload:
-        download = pn.widgets.FileDownload(callback=lambda: io.BytesIO(self.export(what)), label=label,
-                                           filename=self._filename(what), width=260)
-        self.param.watch(lambda event: setattr(download, "filename", self._filename(what)), "format")
-        return download
-
-    def _filename(self, what: str) -> str:
-        return f"zoolens-{what}{FORMATS[self.format][0]}"
+    def export(self) -> tuple[str, bytes]:
+        """File name and bytes of the selection in `format` (a zip when the format makes several files)."""
+        store = self.data_store
+        return export_selection(store.project, store.subjects.subject_id.to_numpy(dtype=np.int64), self.format,
+                                self.filters(), min_votes=store.min_votes, include_marks=self.include_marks)
 
     def __panel__(self):
+        download = pn.widgets.FileDownload(label="Download the selection", filename="zoolens-selection.csv",
+                                           width=300)
+
+        def transfer():
+            # The file name depends on the format and on whether it became a zip.
+            download.filename, content = self.export()
+            return io.BytesIO(content)
+
+        download.callback = transfer
         return pn.Column(
             pn.pane.Markdown("### Export the subjects passing the filters\n"
-                             "Every file records its source files (with SHA-256), the consensus "
-                             "settings, these filters, the zoolens version and the time."),
-            pn.Param(self, parameters=["format"], show_name=False,
+                             "The consensus boxes with RA/Dec where a FITS WCS allows, and optionally every "
+                             "raw mark. Each export records its source files (with SHA-256), the aggregation "
+                             "settings, these filters, the zoolens version and the time; CSV comes as a zip "
+                             "with its provenance beside it."),
+            pn.Param(self, parameters=["format", "include_marks"], show_name=False,
                      widgets={"format": pn.widgets.RadioButtonGroup}),
-            self._download("consensus", "Consensus boxes"),
-            self._download("marks", "Raw marks"),
+            download,
         )

@@ -66,7 +66,7 @@ def test_the_address_holds_the_view_and_arrow_keys_move_along(browser, served_ur
 
 
 def test_downloading_the_consensus_csv_of_the_filtered_subjects(browser, served_url, artefacts, tmp_path):
-    import io
+    import zipfile
 
     import pandas as pd
 
@@ -75,11 +75,12 @@ def test_downloading_the_consensus_csv_of_the_filtered_subjects(browser, served_
     page.get_by_text("1 of 3 subjects").wait_for(timeout=30_000)
     page.locator(".bk-tab", has_text="Export").click()
     with page.expect_download(timeout=30_000) as download_info:
-        page.get_by_text("Consensus boxes", exact=True).click()
+        page.get_by_text("Download the selection", exact=True).click()
     download = download_info.value
-    assert download.suggested_filename == "zoolens-consensus.csv"
-    content = (tmp_path / "download.csv")
-    download.save_as(content)
-    frame = pd.read_csv(io.BytesIO(content.read_bytes()), comment="#")
+    assert download.suggested_filename == "zoolens-selection.zip"  # the CSV and its provenance
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        frame = pd.read_csv(archive.open("zoolens-selection.csv"))
     assert sorted(frame.consensus_id) == [10, 11]  # subject 1's boxes: only it has 3 volunteers
     page.screenshot(path=str(artefacts / "export.png"))
