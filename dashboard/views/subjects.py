@@ -17,11 +17,13 @@ COLUMNS = {
     "n_consensus": "Boxes",
     "mean_iou": "IoU",
     "disagreement": "Disagreement",
+    "review_status": "Review",
 }
 
 #: Column widths in pixels (titles and sort arrows fit): the table fits beside the cutout.
 WIDTHS = {"thumbnail": 52, "subject_id": 96, "n_volunteers": 104, "n_empty": 76, "n_marks": 74,
-          "n_consensus": 72, "mean_iou": 64, "disagreement": 124}
+          "n_consensus": 72, "mean_iou": 64, "disagreement": 124,
+          "review_status": 92}
 
 
 class SubjectBrowser(View):
