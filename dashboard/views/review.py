@@ -189,7 +189,7 @@ class ReviewPanel(View):
 
     def __panel__(self):
         def button(label, action, kind="default"):
-            widget = pn.widgets.Button(name=label, button_type=kind, width=104)
+            widget = pn.widgets.Button(label=label, color=kind, width=104)
             widget.on_click(lambda event: action())
             return widget
 
