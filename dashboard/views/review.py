@@ -43,12 +43,13 @@ class ReviewPanel(View):
         super().__init__(**params)
         self._boxes = pn.widgets.Tabulator(
             _box_rows(self.boxes()), selectable=1, disabled=True, show_index=False, titles=BOX_COLUMNS,
-            layout="fit_data_table", height=170, sizing_mode="stretch_width",
+            layout="fit_columns", sizing_mode="stretch_width",
             formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height")},
         )
         self._history = pn.widgets.Tabulator(
             _history_rows(self.history()), disabled=True, show_index=False, titles=HISTORY_COLUMNS,
-            layout="fit_data_table", height=200, sizing_mode="stretch_width", selectable=False,
+            layout="fit_columns", pagination="local", page_size=8, sizing_mode="stretch_width", selectable=False,
+            widths={"created_at": 150, "action": 70, "consensus_id": 64, "active": 76},
         )
         self._boxes.param.watch(self._pick_box, "selection")
         self.data_store.param.watch(self._subject_changed, "subject")
