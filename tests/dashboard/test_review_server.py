@@ -76,12 +76,16 @@ def review_status(template, subject_id):
     return in_session(template, read)
 
 
+def press(template, label):
+    find(template, pn.widgets.Button, label).clicks += 1
+
+
 def decide(template, reviewer, subject_row, button):
     """Type the reviewer's name, pick a row of the subject table, press a review button."""
     def act():
         find(template, pn.widgets.TextInput, "Your name (reviewer)").value = reviewer
         template.explorer.subjects.table.selection = [subject_row]
-        find(template, pn.widgets.Button, button).clicks += 1
+        press(template, button)
     in_session(template, act)
 
 
@@ -122,3 +126,26 @@ def test_two_sessions_decide_on_one_box_and_a_restart_keeps_the_decisions(tiny_p
         assert review_status(after_restart, 2) == "rejected"
         assert review_status(after_restart, 1) == "unreviewed"
         assert len(reopened.history()) == 2
+
+
+def test_behind_basic_auth_decisions_carry_the_signed_in_user(tiny_project, tmp_path, sessions):
+    with ReviewStore(path=tmp_path / "reviews.sqlite") as store, served(
+            tiny_project, "test-review-auth", reviews=store, basic_auth="open sesame",
+            cookie_secret="a-test-only-cookie-secret-of-some-length") as url:
+        browser = requests.Session()
+        assert "login" in browser.get(url, timeout=60).url  # not signed in: sent to the login page
+        assert not sessions
+        signed_in = browser.post(f"{url}/login", data={"username": "<i>dr who</i>", "password": "open sesame"},
+                                 timeout=60)
+        assert signed_in.status_code == 200 and len(sessions) == 1
+        template = sessions[0]
+        data_store = template.explorer.data_store
+        assert (data_store.reviewer, data_store.reviewer_signed_in) == ("<i>dr who</i>", True)
+        with pytest.raises(LookupError):  # no name box to type into
+            find(template, pn.widgets.TextInput, "Your name (reviewer)")
+        shown = [pane.object for part in template.sidebar for pane in part.select(pn.pane.HTML)
+                 if "Reviewing as" in str(pane.object)]
+        assert shown == ["Reviewing as <b>&lt;i&gt;dr who&lt;/i&gt;</b>"]
+        in_session(template, lambda: press(template, "Accept"))
+        assert store.history()[["consensus_id", "action", "reviewer"]].values.tolist() == [
+            [10, "accept", "<i>dr who</i>"]]

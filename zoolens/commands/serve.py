@@ -31,6 +31,10 @@ def add_server_arguments(parser) -> None:
                         help="where the team's review decisions are kept: a SQLite file, created if missing "
                              f"(default {DEFAULT_PATH} in the working directory), or a database URL such as "
                              "postgresql+psycopg2://user@host/db for a shared server")
+    parser.add_argument("--basic-auth", metavar="PASSWORD_OR_FILE",
+                        help="ask for a user name and password before the dashboard opens: one shared password, "
+                             "or a JSON file mapping user names to passwords; review decisions then carry the "
+                             "signed-in user's name (otherwise each reviewer types a name)")
 
 
 def add_arguments(parser) -> None:
@@ -52,6 +56,9 @@ def add_arguments(parser) -> None:
 
 def serve_project(project, args, key: str) -> int:
     """Start the server on ``project`` with the server options of ``args``; blocks until stopped."""
+    import os
+    import secrets
+
     from dashboard.app import serve
     from dashboard.reviews import ReviewError, open_store
 
@@ -65,10 +72,15 @@ def serve_project(project, args, key: str) -> int:
     location = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
     print(f"zoolens: review decisions go to {reviews.url.render_as_string(hide_password=True)} "
           f"(consensus run {project.consensus_source})")
+    auth = {}
+    if args.basic_auth:
+        # Signed-in users are remembered in a signed cookie; a fresh secret signs out everyone on restart.
+        auth = {"basic_auth": args.basic_auth,
+                "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
     print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop)")
     serve(key, lambda: project, image_roots=project.image_roots, port=args.port, address=args.address,
           show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin,
-          reviews=reviews)
+          reviews=reviews, **auth)
     return 0
 
 
