@@ -24,6 +24,8 @@ UNLINKED_COLOUR = "#d9d9d9"
 UNMATCHED_COLOUR = "#ffffff"
 #: Rejected consensus boxes are drawn dashed in grey, at their aggregated place.
 REJECTED_COLOUR = "#8c8c8c"
+#: The box picked for review gets a broad halo of this colour under its outline.
+PICKED_COLOUR = "#ffd92f"
 
 # Dimensions are made once: building them per subject costs more than the boxes.
 BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
@@ -195,6 +197,12 @@ class CutoutViewer(View):
         boxes = boxes[(boxes.status == "rejected").to_numpy(dtype=bool)]
         return self._consensus_rectangles(boxes, np.full(len(boxes), REJECTED_COLOUR, dtype=object), "Rejected")
 
+    def picked_box(self) -> hv.Rectangles:
+        """The box picked for review (`DataStore.review_box`), at its reviewed place; empty when none."""
+        boxes = self.data_store.reviewed_consensus_of()
+        boxes = boxes[(boxes.consensus_id == self.data_store.review_box).to_numpy(dtype=bool)]
+        return self._consensus_rectangles(boxes, np.full(len(boxes), PICKED_COLOUR, dtype=object), "Picked")
+
     def _consensus_rectangles(self, boxes: pd.DataFrame, colours, group: str) -> hv.Rectangles:
         data = {
             "x0": boxes.x.to_numpy(), "y0": boxes.y.to_numpy(),
@@ -248,7 +256,7 @@ class CutoutViewer(View):
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=BAND_DIMENSIONS, group="Band")
 
     @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "data_store.last_decision",
-                   "image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
+                   "data_store.review_box", "image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
                    "show_band", "fit_to_boxes", "frame_size")
     def overlay(self) -> hv.Overlay:
         """The image with the layers switched on."""
@@ -258,7 +266,7 @@ class CutoutViewer(View):
         if self.show_unmatched:
             layers.append(self.unmatched_boxes())
         if self.show_consensus:
-            layers.extend([self.consensus_boxes(), self.rejected_boxes()])
+            layers.extend([self.picked_box(), self.consensus_boxes(), self.rejected_boxes()])
         if self.show_band:
             layers.append(self.band_boxes())
         # A square frame whose limits span the image's longer side, centred: pixels stay
@@ -270,7 +278,7 @@ class CutoutViewer(View):
                            xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
                            xlim=xlim, ylim=ylim, framewise=True)
         rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True)
-        widths = {"Volunteer": 1.5, "Unmatched": 1, "Consensus": 4, "Rejected": 2, "Band": 1}
+        widths = {"Volunteer": 1.5, "Unmatched": 1, "Picked": 12, "Consensus": 4, "Rejected": 2, "Band": 1}
         # Styles go on the overlay once (an .opts per element clones it), keyed by group.
         options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
                                                      line_color=_colour_spec(layer))
@@ -278,6 +286,7 @@ class CutoutViewer(View):
         options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
         options["Rectangles.Band"] = dict(options.get("Rectangles.Band", {}), line_dash="dotted", tools=[])
         options["Rectangles.Rejected"] = dict(options.get("Rectangles.Rejected", {}), line_dash="dashed")
+        options["Rectangles.Picked"] = dict(options.get("Rectangles.Picked", {}), line_alpha=0.6, tools=[])
         return hv.Overlay(layers).opts({**options, "RGB": image_style, "Image": image_style,
                                         "Overlay": dict(framewise=True)})
 

@@ -43,13 +43,14 @@ class ReviewPanel(View):
         super().__init__(**params)
         self._boxes = pn.widgets.Tabulator(
             _box_rows(self.boxes()), selectable=1, disabled=True, show_index=False, titles=BOX_COLUMNS,
-            layout="fit_columns", sizing_mode="stretch_width",
-            formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height")},
+            layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
+            formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
+            | {"consensus_id": NumberFormatter(format="0")},
         )
         self._history = pn.widgets.Tabulator(
             _history_rows(self.history()), disabled=True, show_index=False, titles=HISTORY_COLUMNS,
             layout="fit_columns", pagination="local", page_size=8, sizing_mode="stretch_width", selectable=False,
-            widths={"created_at": 150, "action": 70, "consensus_id": 64, "active": 76},
+            widths={"created_at": 150, "action": 84, "consensus_id": 64, "active": 92},
         )
         self._boxes.param.watch(self._pick_box, "selection")
         self.data_store.param.watch(self._subject_changed, "subject")
@@ -196,7 +197,7 @@ class ReviewPanel(View):
 
         geometry = pn.Param(self, parameters=["x", "y", "width", "height"], show_name=False,
                             default_layout=pn.Row,
-                            widgets={name: {"type": pn.widgets.FloatInput, "width": 80}
+                            widgets={name: {"type": pn.widgets.FloatInput, "width": 90, "format": "0.0"}
                                      for name in ("x", "y", "width", "height")})
         reason = pn.widgets.TextInput.from_param(self.param.reason, name="Reason", placeholder="why (optional)",
                                                  sizing_mode="stretch_width")

@@ -54,18 +54,24 @@ def add_arguments(parser) -> None:
     add_server_arguments(parser)
 
 
-def serve_project(project, args, key: str) -> int:
-    """Start the server on ``project`` with the server options of ``args``; blocks until stopped."""
+def open_reviews(args):
+    """The review store of --reviews, opened before the project loads so a bad one is reported at once."""
+    from dashboard.reviews import ReviewError, open_store
+
+    try:
+        return open_store(args.reviews)
+    except ReviewError as error:
+        raise ValueError(f"--reviews {args.reviews}: {error}") from None
+
+
+def serve_project(project, args, key: str, reviews) -> int:
+    """Start the server on ``project`` with the server options of ``args`` and the review store
+    ``reviews``; blocks until stopped."""
     import os
     import secrets
 
     from dashboard.app import serve
-    from dashboard.reviews import ReviewError, open_store
 
-    try:
-        reviews = open_store(args.reviews)
-    except ReviewError as error:
-        raise ValueError(f"--reviews {args.reviews}: {error}") from None
     print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
           f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
           f"{len(project.consensus):,} consensus boxes")
@@ -87,9 +93,10 @@ def serve_project(project, args, key: str) -> int:
 def run(args) -> int:
     from dashboard.data_store import load_project
 
+    reviews = open_reviews(args)
     project = load_project(args.paths, consensus=args.consensus, workflow_id=args.workflow,
                            workflow_version=args.workflow_version, image_roots=args.image_root,
                            method=None if args.method == "none" else args.method)
     for report in project.reports:
         print(report.summary())
-    return serve_project(project, args, key="serve")
+    return serve_project(project, args, key="serve", reviews=reviews)

@@ -114,6 +114,8 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, store):
     data_store.review_box = 10
     explorer.cutout._pick_box(x=43.0, y=75.0)
     assert data_store.review_box == added.consensus_id
+    picked = explorer.cutout.picked_box().dframe()
+    assert picked[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist() == [[added.consensus_id, 40, 70, 46, 78]]
     explorer.cutout._pick_box(x=20.0, y=20.0)
     assert data_store.review_box == 10
     explorer.cutout._pick_box(x=95.0, y=5.0)  # on no box: the pick stays
