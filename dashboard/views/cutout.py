@@ -256,8 +256,8 @@ class CutoutViewer(View):
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=BAND_DIMENSIONS, group="Band")
 
     @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "data_store.last_decision",
-                   "data_store.review_box", "image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
-                   "show_band", "fit_to_boxes", "frame_size")
+                   "data_store.review_box", "image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched",
+                   "show_consensus", "show_band", "fit_to_boxes", "frame_size")
     def overlay(self) -> hv.Overlay:
         """The image with the layers switched on."""
         layers = [self.image()]

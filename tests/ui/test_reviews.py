@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from dashboard.reviews import ReviewStore
 from tests.dashboard import tiny
 from tests.dashboard.serving import served
 
@@ -13,12 +12,6 @@ pytestmark = pytest.mark.ui
 
 #: A reviewer name that would turn bold (or worse) if any view rendered it as HTML.
 REVIEWER = "Ann <b>bold</b>"
-
-
-@pytest.fixture
-def review_store(tmp_path):
-    with ReviewStore(path=tmp_path / "reviews.sqlite") as store:
-        yield store
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ def test_help_lists_the_commands():
     assert "serve" in result.stdout and "demo" in result.stdout
 
 
-def test_serve_without_a_classification_export_says_what_is_missing(tmp_path, capsys):
+def test_serve_without_a_classification_export_says_what_is_missing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default review store is made in the working directory
     missing = tmp_path / "nowhere.csv"
     assert main(["serve", str(missing)]) == 1
     assert "nowhere.csv" in capsys.readouterr().err

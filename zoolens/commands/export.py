@@ -75,7 +75,8 @@ def add_arguments(parser) -> None:
                         help="apply the decisions in this review store (the SQLite file or database URL "
                              "the dashboard was served with) to the consensus: the reviewed catalogue")
     review.add_argument("--keep-rejected", action="store_true",
-                        help="with --reviews, keep rejected boxes (review_status 'rejected') instead of leaving them out")
+                        help="with --reviews, keep rejected boxes (review_status 'rejected') instead of "
+                             "leaving them out")
     sky = parser.add_argument_group("sky positions")
     sky.add_argument("--subjects", type=Path, metavar="FILE",
                      help="the Zooniverse subject export (ra/dec metadata, picture locations)")
@@ -158,8 +159,9 @@ def run(args) -> int:
     print(f"  RA/Dec: {sky['method']}" + (f", boxes by route {sky['boxes']}" if "boxes" in sky else ""))
     if "review" in extra:
         review = extra["review"]
+        actions = ", ".join(f"{count} {action}" for action, count in review["by_action"].items()) or "none"
         print(f"  reviewed: {review['in_effect']} decisions in effect of {review['decisions']} on consensus run "
-              f"{review['consensus_source']} ({', '.join(f'{n} {a}' for a, n in review['by_action'].items()) or 'none'})")
+              f"{review['consensus_source']} ({actions})")
     for reason, count in sky.get("subjects_without_position", {}).items():
         print(f"  {count} subjects without RA/Dec: {reason}")
     for report in reports:

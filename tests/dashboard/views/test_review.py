@@ -17,20 +17,14 @@ import pytest
 
 from dashboard import Explorer
 from dashboard.data_store import DataStore
-from dashboard.reviews import ReviewError, ReviewStore
+from dashboard.reviews import ReviewError
 from dashboard.views import ExportView, ReviewPanel, get_view
 from dashboard.views.cutout import REJECTED_COLOUR
 
 
 @pytest.fixture
-def store(tmp_path):
-    with ReviewStore(path=tmp_path / "reviews.sqlite") as opened:
-        yield opened
-
-
-@pytest.fixture
-def explorer(tiny_project, store):
-    explorer = Explorer(tiny_project, reviews=store)
+def explorer(tiny_project, review_store):
+    explorer = Explorer(tiny_project, reviews=review_store)
     explorer.data_store.subject = 1
     return explorer
 
@@ -48,18 +42,18 @@ def test_registered_by_short_name():
     assert get_view("review") is ReviewPanel
 
 
-def test_no_decision_without_a_reviewer_name(explorer, store):
+def test_no_decision_without_a_reviewer_name(explorer, review_store):
     with pytest.raises(ReviewError, match="enter your name"):
         explorer.review.accept()
-    assert store.last_decision_id() == 0
+    assert review_store.last_decision_id() == 0
 
 
-def test_accept_and_reject_through_the_buttons(explorer, store, tiny_project):
+def test_accept_and_reject_through_the_buttons(explorer, review_store, tiny_project):
     review, data_store = explorer.review, explorer.data_store
     data_store.reviewer = "ann"
     assert data_store.review_box == 10  # the subject's first box is picked to start with
     click(review, "Accept")
-    history = store.history()
+    history = review_store.history()
     assert history[["subject_id", "consensus_id", "action", "reviewer"]].values.tolist() == [[1, 10, "accept", "ann"]]
     assert history["consensus_source"].iloc[0] == tiny_project.consensus_source
     assert history["before"].iloc[0] == {"x": 10.0, "y": 10.0, "width": 20.0, "height": 20.0, "angle": 0.0,
@@ -73,7 +67,8 @@ def test_accept_and_reject_through_the_buttons(explorer, store, tiny_project):
     assert data_store.review_box == 11
     widgets(review, pn.widgets.TextInput)["Reason"].value = "a cosmic ray"
     click(review, "Reject")
-    assert store.history()[["consensus_id", "action", "reason"]].values.tolist()[-1] == [11, "reject", "a cosmic ray"]
+    last = review_store.history().iloc[-1]
+    assert (last.consensus_id, last.action, last.reason) == (11, "reject", "a cosmic ray")
     assert review.reason == ""  # the reason went with that decision
     # One accepted, one rejected: still mixed; the cutout draws 11 dashed grey, 10 as before.
     assert data_store.review_status_of([1]).tolist() == ["mixed"]
@@ -87,7 +82,7 @@ def test_accept_and_reject_through_the_buttons(explorer, store, tiny_project):
     assert data_store.review_status_of([1]).tolist() == ["accepted"]
 
 
-def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, store):
+def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store):
     review, data_store = explorer.review, explorer.data_store
     data_store.reviewer = "ann"
     data_store.review_box = 11
@@ -95,7 +90,7 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, store):
     assert [inputs[name].value for name in ("X", "Y", "Width", "Height")] == [60.0, 60.0, 10.0, 10.0]
     inputs["X"].value, inputs["Width"].value = 58.0, 14.0
     click(review, "Redraw")
-    box = store.box_status(data_store.project.consensus_source).set_index("consensus_id").loc[11]
+    box = review_store.box_status(data_store.project.consensus_source).set_index("consensus_id").loc[11]
     assert (box.status, box.x, box.y, box.width, box.height) == ("redrawn", 58.0, 60.0, 14.0, 10.0)
     assert (box.original_x, box.original_width) == (60.0, 10.0)
     assert data_store.review_status_of([1]).tolist() == ["edited"]
@@ -104,7 +99,7 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, store):
 
     inputs["X"].value, inputs["Y"].value, inputs["Width"].value, inputs["Height"].value = 40.0, 70.0, 6.0, 8.0
     click(review, "Add box")
-    added = store.history().iloc[-1]
+    added = review_store.history().iloc[-1]
     assert added.action == "add" and added.consensus_id < 0 and added.after["status"] == "added"
     assert data_store.review_box == added.consensus_id
     drawn = explorer.cutout.consensus_boxes().dframe()
@@ -122,12 +117,12 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, store):
     assert data_store.review_box == 10
 
 
-def test_flag_filter_and_revert(explorer, store):
+def test_flag_filter_and_revert(explorer, review_store):
     review, data_store = explorer.review, explorer.data_store
     data_store.reviewer = "ann"
     review.reason = "two galaxies overlap"
     click(review, "Flag subject")
-    flag = store.history().iloc[-1]
+    flag = review_store.history().iloc[-1]
     assert (flag.action, pd.isna(flag.consensus_id), flag.reason) == ("flag", True, "two galaxies overlap")
     data_store.review_status = "flagged"
     assert data_store.subjects.subject_id.tolist() == [1]
@@ -136,7 +131,7 @@ def test_flag_filter_and_revert(explorer, store):
     data_store.review_status = "any"
 
     click(review, "Revert last")  # undoes the flag
-    assert store.history().action.tolist() == ["flag", "revert"]
+    assert review_store.history().action.tolist() == ["flag", "revert"]
     assert data_store.review_status_of([1]).tolist() == ["unreviewed"]
     history = review._history.value
     assert history[["action", "consensus_id", "active"]].values.tolist() == [
@@ -145,8 +140,8 @@ def test_flag_filter_and_revert(explorer, store):
         review.revert_last()
 
 
-def test_other_sessions_see_decisions_on_refresh(explorer, store, tiny_project):
-    other = DataStore(project=tiny_project, reviews=store, subject=1)
+def test_other_sessions_see_decisions_on_refresh(explorer, review_store, tiny_project):
+    other = DataStore(project=tiny_project, reviews=review_store, subject=1)
     explorer.data_store.reviewer = "ann"
     explorer.review.reject(10)
     assert other.review_status_of([1]).tolist() == ["unreviewed"]  # not read yet
@@ -171,7 +166,7 @@ def test_without_a_store_the_panel_says_how_to_start(tiny_project):
         explorer.review.accept()
 
 
-def test_the_reviewed_export(explorer, store):
+def test_the_reviewed_export(explorer, review_store):
     data_store = explorer.data_store
     data_store.reviewer = "ann"
     explorer.review.reject(11)
