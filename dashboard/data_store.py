@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import html
 import posixpath
+import threading
 import urllib.parse
+import weakref
 from collections.abc import Callable, Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -409,6 +411,39 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
                    image_roots=image_roots, reports=reports, title=title or files[0].name)
 
 
+#: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
+#: read of the store per new decision for the whole process, however many sessions show it.
+_REVIEW_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_REVIEW_STATE_LOCK = threading.Lock()
+
+
+def shared_review_state(reviews: ReviewStore, project: Project, latest: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The review state of ``project``'s consensus as of decision ``latest`` or newer, shared read-only.
+
+    Parameters
+    ----------
+    reviews : ReviewStore
+    project : Project
+    latest : int
+        The newest decision id the caller knows of (`ReviewStore.last_decision_id`).
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        `ReviewStore.box_status` indexed by subject_id and consensus_id, and
+        `ReviewStore.subject_status` with the project's consensus. Never mutate them.
+    """
+    source = project.consensus_source
+    # One session reads while the others wait for its result rather than read the same again.
+    with _REVIEW_STATE_LOCK:
+        known = _REVIEW_STATE.setdefault(reviews, {}).get(source)
+        if known is None or known[0] < latest:
+            boxes = reviews.box_status(source).set_index(["subject_id", "consensus_id"])
+            known = (latest, boxes, reviews.subject_status(source, project.consensus))
+            _REVIEW_STATE[reviews][source] = known
+    return known[1], known[2]
+
+
 def shared_project(key: str, build: Callable[[], Project]) -> Project:
     """The project built by ``build``, once per server process, shared by every session."""
     return pn.state.as_cached(f"zoolens-project-{key}", build)
@@ -501,9 +536,7 @@ class DataStore(Viewer):
                                                  "status": pd.Series(dtype="string")})
             return
         latest = self.reviews.last_decision_id() if latest is None else latest
-        source = self.project.consensus_source
-        self._box_status = self.reviews.box_status(source).set_index(["subject_id", "consensus_id"])
-        self.review_statuses = self.reviews.subject_status(source, self.project.consensus)
+        self._box_status, self.review_statuses = shared_review_state(self.reviews, self.project, latest)
         self.last_decision = latest
 
     def refresh_reviews(self) -> bool:

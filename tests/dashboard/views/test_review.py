@@ -188,3 +188,13 @@ def test_the_reviewed_export(explorer, review_store):
     plain = ExportView(data_store=data_store)
     with zipfile.ZipFile(io.BytesIO(plain.export()[1])) as archive:
         assert sorted(pd.read_csv(archive.open("zoolens-selection.csv")).consensus_id) == [10, 11, 20]
+
+
+def test_sessions_share_one_reading_of_the_store(explorer, review_store, tiny_project):
+    others = [DataStore(project=tiny_project, reviews=review_store) for _ in range(2)]
+    explorer.data_store.reviewer = "ann"
+    explorer.review.accept(10)
+    for other in others:
+        assert other.refresh_reviews() is True
+    # The deciding session read the store; the others reuse that reading, not a copy of it.
+    assert others[0].review_statuses is others[1].review_statuses is explorer.data_store.review_statuses
