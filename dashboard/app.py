@@ -67,7 +67,7 @@ def create_app(project: Project, reviews: ReviewStore | None = None,
     # Tests and notebook users reach the session's parts through the template.
     template.explorer, template.fetch = explorer, fetch
     if reviews is not None:
-        # Other sessions' decisions arrive on the next tick; this session's own show at once.
+        # Decisions made in other sessions show within review_refresh_ms; this session's own at once.
         pn.state.add_periodic_callback(lambda: template.explorer.data_store.refresh_reviews(),
                                        period=review_refresh_ms)
     return template
