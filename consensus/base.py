@@ -27,6 +27,9 @@ import numpy as np
 import pandas as pd
 import param
 
+from zoolens import __version__
+
+from . import distributed
 from .clustering import candidate_clusters
 from .estimate import Estimates
 from .matching import Assignment, assign, links_meta_frame, links_table
@@ -102,14 +105,10 @@ class Aggregator(param.Parameterized):
 
     def source(self) -> str:
         """JSON recording the method, every parameter and the zoolens version."""
-        from zoolens import __version__
-
         return json.dumps({"method": self.method_name, **self.settings(), "zoolens": __version__}, sort_keys=True)
 
     def aggregate(self, marks, classifications=None) -> AggregationResult:
         """Run the method on pandas or Dask tables (see `consensus.aggregate`)."""
-        from . import distributed
-
         partitions = distributed.partitions(marks, classifications)
         return self.run(partitions)
 
@@ -129,8 +128,6 @@ class Aggregator(param.Parameterized):
 
     def collect(self, outputs, volunteers=None) -> AggregationResult:
         """Assemble per-partition `PartitionOutput` objects into the result."""
-        from . import distributed
-
         # The report needs every partition's counts now; persisting first keeps the
         # tables computed once, on the workers, for the frames built below.
         outputs = outputs.persist()
@@ -181,9 +178,10 @@ def _subjects(output: PartitionOutput) -> pd.DataFrame:
 
 
 def get_aggregator(method: str) -> type[Aggregator]:
-    """The aggregator class registered as ``method``; an unknown name lists the known ones."""
-    from . import iou, lean  # noqa: F401  (importing the modules registers their methods)
+    """The aggregator class registered as ``method``; an unknown name lists the known ones.
 
+    The methods register themselves when `consensus` imports their modules.
+    """
     try:
         return REGISTRY[method]
     except KeyError:

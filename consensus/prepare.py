@@ -102,11 +102,9 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None) ->
     """
     require_columns(marks, MARK_COLUMNS, "marks")
     keys = present_group_keys(marks)
-    marks = marks.reset_index(drop=True)
     mark_volunteers = volunteer_keys(marks)
     if classifications is not None:
         require_columns(classifications, CLASSIFICATION_COLUMNS, "classifications")
-        classifications = classifications.reset_index(drop=True)
         classification_volunteers = volunteer_keys(classifications)
         classification_subjects = classifications["subject_id"].to_numpy(np.int64)
     else:
