@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import param
 
+from data_loaders.schema import CONSENSUS
 from zoolens import __version__
 
 from . import distributed
@@ -245,8 +246,6 @@ def consensus_dtypes(aggregator_class: type[Aggregator]) -> dict[str, str]:
     Cached per class: building even an empty DataFrame costs milliseconds, which
     would be most of the time of a call on a few subjects.
     """
-    from data_loaders.schema import CONSENSUS
-
     return {**CONSENSUS, "task": "string", "tool": "Int64", "frame": "Int64", "vote_fraction": "float64",
             **aggregator_class.extra_columns()}
 
