@@ -431,9 +431,9 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     columns = {
         "row": row[keep].astype(np.int64),
         "position": position[keep].astype(np.int64),
-        "task": task.take(take).to_pandas(types_mapper=pd.ArrowDtype).astype("string").array,
+        "task": pd.array(task.take(take), dtype="string"),
         "tool": tool.take(take).to_numpy(zero_copy_only=False).astype(np.int64),
-        "tool_label": marks.field("tool_label").take(take).to_pandas().astype("string").array,
+        "tool_label": pd.array(marks.field("tool_label").take(take), dtype="string"),
         "frame": frame.take(take).to_numpy(zero_copy_only=False).astype(np.int64),
         "x": x[keep], "y": y[keep], "width": width[keep], "height": height[keep],
         "angle": angle[keep],
