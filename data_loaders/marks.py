@@ -310,7 +310,9 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     try:
         table = pjson.read_json(
             pa.BufferReader(document),
-            read_options=pjson.ReadOptions(block_size=max(1 << 20, len(document) // 2 + 1)),
+            # Single-threaded: the loader already parses one part of the file per core.
+            read_options=pjson.ReadOptions(block_size=max(1 << 20, len(document) // 2 + 1),
+                                           use_threads=False),
             parse_options=pjson.ParseOptions(explicit_schema=schema,
                                              unexpected_field_behavior="ignore"),
         )
