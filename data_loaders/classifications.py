@@ -402,22 +402,22 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
     reject(~ok, "subject_ids holds no subject id")
     created_at = parse_timestamps(part.column("created_at"))
     reject(created_at.isna().to_numpy(), "created_at is not a date")
-    version = pc.utf8_trim_whitespace(part.column("workflow_version")).to_numpy(zero_copy_only=False)
-    version = version.astype(object)
+    version = pc.utf8_trim_whitespace(part.column("workflow_version"))
 
     seen = report.counts.setdefault("workflows", {})
-    for (wid, ver), count in pd.Series(1, index=pd.MultiIndex.from_arrays(
-            [workflow_ids[keep], version[keep]])).groupby(level=[0, 1]).size().items():
+    pairs = pa.table({"workflow": workflow_ids[keep], "version": version.filter(pa.array(keep))})
+    for wid, ver, count in sorted(zip(*pairs.group_by(["workflow", "version"]).aggregate(
+            [([], "count_all")]).to_pydict().values())):
         seen.setdefault(str(wid), {})
         seen[str(wid)][ver] = seen[str(wid)].get(ver, 0) + int(count)
 
     if workflow_id is not None:
         reject(workflow_ids != workflow_id, f"other workflow (kept workflow {workflow_id})")
     if versions is not None:
-        major = pc.replace_substring_regex(pa.array(version, pa.string()), r"\..*$", "")
-        major = major.to_numpy(zero_copy_only=False)
-        wanted = np.isin(version, versions) | np.isin(major, [v for v in versions if "." not in v])
-        reject(~wanted, f"other workflow version (kept {', '.join(versions)})")
+        major = pc.replace_substring_regex(version, r"\..*$", "")
+        wanted = pc.or_(pc.is_in(version, pa.array(versions, pa.string())),
+                        pc.is_in(major, pa.array([v for v in versions if "." not in v], pa.string())))
+        reject(~wanted.to_numpy(zero_copy_only=False), f"other workflow version (kept {', '.join(versions)})")
 
     metadata = part.column("metadata") if "metadata" in names else pa.array([""] * n)
     fem = pc.match_substring_regex(metadata, r'"classifier_version"\s*:\s*"[2-9]').to_numpy(
@@ -448,7 +448,7 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
         "classification_id": classification_ids[kept],
         "subject_id": subject_ids[kept],
         "workflow_id": workflow_ids[kept],
-        "workflow_version": pd.array(version[kept], dtype="string"),
+        "workflow_version": pd.array(version.take(pa.array(kept)), dtype="string"),
         "user": pd.array(user_names, dtype="string"),
         "user_id": pd.array(np.where(user_ok[kept], user_ids[kept], 0), dtype="Int64"),
         "created_at": created_at.iloc[kept].array,
@@ -457,7 +457,7 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
                           if "gold_standard" in names else np.zeros(len(kept), bool)),
         "expert": (_flags(part.column("expert"))[kept]
                    if "expert" in names else np.zeros(len(kept), bool)),
-        "classifier": np.where(fem[kept], "fem", "pfe"),
+        "classifier": pd.array(pc.if_else(pa.array(fem[kept]), "fem", "pfe"), dtype="string"),
         "started_at": started.array,
         "finished_at": finished.array,
         "multi_subject": multi_subject[kept],
@@ -478,14 +478,13 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
 
 def _finish(classifications: pd.DataFrame, marks: pd.DataFrame, report: LoadReport):
     """Flag repeat classifications, conform the tables and fill the report's counts."""
-    classifications = classifications.sort_values(["created_at", "classification_id"],
-                                                  kind="stable", ignore_index=True)
+    classifications = _sorted_by(classifications, ["created_at", "classification_id"])
     classifications["repeat"] = classifications.duplicated(["user", "subject_id"], keep="first")
     classifications["duration_s"] = (
         classifications["finished_at"] - classifications["started_at"]).dt.total_seconds()
     classifications = conform(classifications, "classifications")
     marks = conform(marks.drop(columns=["position"], errors="ignore"), "marks")
-    marks = marks.sort_values("mark_id", kind="stable", ignore_index=True)
+    marks = _sorted_by(marks, ["mark_id"])
 
     report.rows_loaded = len(classifications)
     counts = report.counts
@@ -503,3 +502,22 @@ def _finish(classifications: pd.DataFrame, marks: pd.DataFrame, report: LoadRepo
     counts.setdefault("degenerate_marks", {})
     counts.setdefault("marks_not_loaded", {})
     return classifications, marks
+
+
+def _sorted_by(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``table`` stably sorted by ``columns``, with a fresh index.
+
+    Exports list classifications in id order, so the sort usually has nothing to
+    do: checking that takes a few comparisons per row instead of a sort.
+    """
+    keys = [table[column].to_numpy(dtype="datetime64[ns]" if isinstance(
+        table[column].dtype, pd.DatetimeTZDtype) else None) for column in columns]
+    in_order = np.ones(max(len(table) - 1, 0), dtype=bool)
+    tied = np.ones_like(in_order)
+    for key in keys:
+        later, earlier = key[1:], key[:-1]
+        in_order &= ~tied | (later >= earlier)
+        tied &= later == earlier
+    if in_order.all():
+        return table.reset_index(drop=True)
+    return table.sort_values(columns, kind="stable", ignore_index=True)
