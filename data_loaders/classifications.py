@@ -231,10 +231,12 @@ def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadRe
             report.rows_read += part.num_rows
             if len(pending) > PARSE_THREADS:  # bound the raw blocks held in memory
                 collect(pending.popleft())
+        # Counted while the last parts are still parsing.
+        lines_differ = invalid_rows or _newline_count(path) != report.rows_read + 1
         while pending:
             collect(pending.popleft())
 
-    if invalid_rows or _newline_count(path) != report.rows_read + 1:
+    if lines_differ:
         _true_line_numbers(path, report, invalid_rows)
     if not classification_parts:  # a header and no rows
         raise FormatError(f"{path}: classification export has a header but no rows")
@@ -419,11 +421,12 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
                         pc.is_in(major, pa.array([v for v in versions if "." not in v], pa.string())))
         reject(~wanted.to_numpy(zero_copy_only=False), f"other workflow version (kept {', '.join(versions)})")
 
+    rows = np.flatnonzero(keep)
+    # The metadata JSON is half of an export's bytes: search only the rows still kept.
     metadata = part.column("metadata") if "metadata" in names else pa.array([""] * n)
+    metadata = metadata if len(rows) == n else metadata.take(pa.array(rows))
     fem = pc.match_substring_regex(metadata, r'"classifier_version"\s*:\s*"[2-9]').to_numpy(
         zero_copy_only=False)
-
-    rows = np.flatnonzero(keep)
     annotations = part.column("annotations").take(pa.array(rows)).combine_chunks()
     point_sides = None
     if point_box is not None:
@@ -431,7 +434,7 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
         if point_box.key and "subject_data" in names:
             scales = _metadata_numbers(part.column("subject_data").take(pa.array(rows)), point_box.key)
             point_sides = point_box.factor * scales
-    marks, parsed_ok = extract_marks(annotations, fem[rows], tasks, point_sides,
+    marks, parsed_ok = extract_marks(annotations, fem, tasks, point_sides,
                                       point_box.key if point_box else None, report)
     report.skip("annotations is not valid JSON (a list of tasks)", lines[rows[~parsed_ok]])
     keep[rows[~parsed_ok]] = False
@@ -442,8 +445,9 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
     kept = np.flatnonzero(keep)
     user_ids, user_ok = _integers(part.column("user_id"))
     user_names = part.column("user_name").take(pa.array(kept))
-    started = parse_timestamps(_metadata_field(metadata, "started_at").take(pa.array(kept)))
-    finished = parse_timestamps(_metadata_field(metadata, "finished_at").take(pa.array(kept)))
+    kept_metadata = metadata if parsed_ok.all() else metadata.filter(pa.array(parsed_ok))
+    started = parse_timestamps(_metadata_field(kept_metadata, "started_at"))
+    finished = parse_timestamps(_metadata_field(kept_metadata, "finished_at"))
     classifications = pd.DataFrame({
         "classification_id": classification_ids[kept],
         "subject_id": subject_ids[kept],
@@ -457,7 +461,7 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
                           if "gold_standard" in names else np.zeros(len(kept), bool)),
         "expert": (_flags(part.column("expert"))[kept]
                    if "expert" in names else np.zeros(len(kept), bool)),
-        "classifier": pd.array(pc.if_else(pa.array(fem[kept]), "fem", "pfe"), dtype="string"),
+        "classifier": pd.array(pc.if_else(pa.array(fem[parsed_ok]), "fem", "pfe"), dtype="string"),
         "started_at": started.array,
         "finished_at": finished.array,
         "multi_subject": multi_subject[kept],
