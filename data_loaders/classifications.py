@@ -222,6 +222,8 @@ def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadRe
         classification_parts.append(classifications)
         mark_parts.append(marks)
         report.merge(part_report)
+        # Hand the freed blocks of finished parts back to the OS rather than keep them pooled.
+        pa.default_memory_pool().release_unused()
 
     with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
         pending = deque()
@@ -242,6 +244,7 @@ def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadRe
         raise FormatError(f"{path}: classification export has a header but no rows")
     classifications = pd.concat(classification_parts, ignore_index=True)
     marks = pd.concat(mark_parts, ignore_index=True)
+    del classification_parts[:], mark_parts[:]  # the parts are copies now: free them before finishing
     classifications, marks = _finish(classifications, marks, report)
     return LoadResult({"classifications": classifications, "marks": marks}, report)
 
