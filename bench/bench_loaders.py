@@ -114,7 +114,9 @@ MEASURE = textwrap.dedent("""
     elapsed = time.perf_counter() - started
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     peak_kib = max(peak_kib, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    print(json.dumps({{"seconds": elapsed, "peak_mib": peak_kib / 1024, "marks": marks}}))
+    cpu = sum(usage.ru_utime + usage.ru_stime for usage in
+              (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)))
+    print(json.dumps({{"seconds": elapsed, "peak_mib": peak_kib / 1024, "marks": marks, "cpu": cpu}}))
 """)
 
 ZOOLENS = """
@@ -140,9 +142,9 @@ for name in glob.glob(os.path.join(out, "*.csv")):
 """
 
 
-def run_measured(python: str, body: str, *args: str) -> dict:
+def run_measured(python: str, body: str, *args: str, code_root: Path = ROOT) -> dict:
     code = MEASURE.format(body=textwrap.indent(textwrap.dedent(body), "").strip())
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(code_root))
     started = time.perf_counter()
     done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, env=env,
                           cwd=ROOT)
@@ -195,6 +197,9 @@ def main() -> None:
     parser.add_argument("--full-rows", type=int, default=0,
                         help="also time zoolens alone on an export this large (e.g. 1700000)")
     parser.add_argument("--skip-peer", action="store_true", help="do not run panoptes_aggregation")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also time the data_loaders package found in DIR, e.g. an older commit "
+                             "unpacked with `git archive COMMIT data_loaders | tar -x -C DIR`")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
 
@@ -233,6 +238,12 @@ def main() -> None:
                                    str(full))
         rows.append(("zoolens read_classifications (parse, no cache)", args.full_rows,
                      full.stat().st_size / 2**20, full_result))
+    if args.baseline:
+        for path, n in [(export, args.rows)] + ([(full, args.full_rows)] if args.full_rows else []):
+            result = run_measured(sys.executable, ZOOLENS.format(workflow=WORKFLOW_ID, use_cache=False),
+                                  str(path), code_root=args.baseline.resolve())
+            rows.append((f"baseline `{args.baseline}` read_classifications (parse, no cache)", n,
+                         path.stat().st_size / 2**20, result))
 
     lines = [
         "# Classification export parsing",
@@ -241,16 +252,19 @@ def main() -> None:
         f" --rows {args.rows}" + (f" --full-rows {args.full_rows}" if args.full_rows else "") + "`.",
         "Each tool ran in a fresh subprocess on the same generated file. *work s* times the",
         "parse alone (for the peer, its whole `extract` command); *process s* is the whole",
-        "subprocess including interpreter start and imports; peak memory is its maximum RSS.",
+        "subprocess including interpreter start and imports; *CPU s* is the CPU time of the whole",
+        "subprocess (all threads and children), which depends less on other jobs than wall time;",
+        "peak memory is its maximum RSS.",
         "*load* is the machine's 1-minute load average when the run ended (2 cores: above 2,",
         "other jobs were competing for them).",
         "",
-        "| tool | classifications | file MiB | work s | process s | peak MiB | marks out | load |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| tool | classifications | file MiB | work s | process s | CPU s | peak MiB | marks out | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, n, size, result in rows:
         lines.append(f"| {name} | {n:,} | {size:,.0f} | {result['seconds']:.2f} | {result['wall']:.2f} | "
-                     f"{result['peak_mib']:,.0f} | {result['marks']:,} | {result['load']:.1f} |")
+                     f"{result['cpu']:.2f} | {result['peak_mib']:,.0f} | {result['marks']:,} | "
+                     f"{result['load']:.1f} |")
     if not args.skip_peer:
         peer_seconds = rows[3][3]["seconds"]
         lines += ["", f"On the same file zoolens parses {peer_seconds / rows[0][3]['seconds']:.0f}x faster than "
