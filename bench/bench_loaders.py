@@ -146,8 +146,9 @@ def run_measured(python: str, body: str, *args: str, code_root: Path = ROOT) -> 
     code = MEASURE.format(body=textwrap.indent(textwrap.dedent(body), "").strip())
     env = dict(os.environ, PYTHONPATH=str(code_root))
     started = time.perf_counter()
+    # Run from the code's own directory: `python -c` puts the working directory first on sys.path.
     done = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT)
+                          cwd=code_root)
     wall = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
