@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import mmap
 import os
 import re
 from collections import deque
@@ -294,27 +293,17 @@ def _open_bytes(path: Path):
 
 def _newline_count(path: Path) -> int:
     """Lines in the file (a last line without a newline counts), blank lines included."""
+    count, last = 0, b"\n"
+    # One reused buffer: no new bytes object per block, and no mapping of the whole
+    # file, whose pages would count towards the loader's resident memory.
+    buffer = bytearray(16 * 1024 * 1024)
+    values = np.frombuffer(buffer, dtype=np.uint8)
     with _open_bytes(path) as handle:
-        if isinstance(handle, gzip.GzipFile):
-            count, last = 0, b"\n"
-            for block in iter(lambda: handle.read(16 * 1024 * 1024), b""):
-                count += _newlines(block)
-                last = block[-1:]
-            return count + (last != b"\n")
-        if os.fstat(handle.fileno()).st_size == 0:
-            return 0
-        # A plain file is memory-mapped rather than copied block by block.
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            count = _newlines(mapped)
-            return count + (mapped[-1:] != b"\n")
-
-
-def _newlines(data) -> int:
-    """The newlines in a bytes-like object; numpy counts several times faster than bytes.count."""
-    values = np.frombuffer(data, dtype=np.uint8)
-    step = 16 * 1024 * 1024
-    return sum(int(np.count_nonzero(values[start:start + step] == ord("\n")))
-               for start in range(0, len(values), step))
+        while size := handle.readinto(buffer):
+            # numpy counts several times faster than bytes.count
+            count += int(np.count_nonzero(values[:size] == ord("\n")))
+            last = bytes(buffer[size - 1:size])
+    return count + (last != b"\n")
 
 
 def _true_line_numbers(path: Path, report: LoadReport, invalid_rows: int) -> None:
