@@ -47,12 +47,12 @@ class LoadReport:
 
     def skip(self, reason: str, lines) -> None:
         """Count rows skipped for ``reason``; ``lines`` are their line numbers."""
-        lines = [int(line) for line in lines]
-        if not lines:
+        if not len(lines):
             return
         self.skipped[reason] = self.skipped.get(reason, 0) + len(lines)
         kept = self.skipped_lines.setdefault(reason, [])
-        kept.extend(lines[: max(0, MAX_EXAMPLE_LINES - len(kept))])
+        # Only the example lines become Python ints: a filter can skip millions of rows.
+        kept.extend(int(line) for line in lines[: max(0, MAX_EXAMPLE_LINES - len(kept))])
 
     def merge(self, other: LoadReport) -> None:
         """Add another report's skips and counts (of a later part of the same file) to this one."""

@@ -268,8 +268,27 @@ MARK_STRUCT = pa.struct(
        ("toolType", _STR), ("pathX", pa.list_(_F64)), ("pathY", pa.list_(_F64)),
        ("points", pa.list_(pa.struct([("x", _F64), ("y", _F64)])))]
 )
-ANNOTATIONS_SCHEMA = pa.schema([("a", pa.list_(pa.struct(
-    [("task", _STR), ("markIndex", _I64), (MARKS_FIELD, pa.list_(MARK_STRUCT))])))])
+#: Every field Arrow fills costs time even when no mark has it, so a chunk is read with
+#: the fields of the simplest shapes it can hold: (keys that rule a subset out, subset).
+#: The keys are searched in the raw text; a ``\u`` escape could spell a key, so it
+#: rules the subsets out too.
+_POINT_FIELDS = ("x", "y", "tool", "toolIndex", "frame", "tool_label", "toolType")
+_RECTANGLE_FIELDS = _POINT_FIELDS + ("width", "height", "angle", "x_center", "y_center")
+MARK_FIELD_SUBSETS = (
+    (r'"(?:width|height|angle|x_center|y_center|r|rx|ry|x1|y1|x2|y2|pathX|pathY|points)"|\\u',
+     _POINT_FIELDS),
+    (r'"(?:r|rx|ry|x1|y1|x2|y2|pathX|pathY|points)"|\\u', _RECTANGLE_FIELDS),
+)
+
+
+def _annotations_schema(mark_fields) -> pa.Schema:
+    """The schema of one row's ``{"a": [task, ...]}`` holding marks with ``mark_fields``."""
+    marks = pa.struct([MARK_STRUCT.field(name) for name in mark_fields])
+    return pa.schema([("a", pa.list_(pa.struct(
+        [("task", _STR), ("markIndex", _I64), (MARKS_FIELD, pa.list_(marks))])))])
+
+
+ANNOTATIONS_SCHEMA = _annotations_schema(MARK_STRUCT.names)
 
 
 def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, report):
@@ -283,11 +302,18 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     # The joined array's data buffer is the newline-delimited JSON document itself.
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32, count=len(lines) + 1, offset=4 * lines.offset)
     document = lines.buffers()[2][offsets[0]:offsets[-1]]
+    schema = ANNOTATIONS_SCHEMA
+    for ruled_out_by, mark_fields in MARK_FIELD_SUBSETS:
+        if not pc.any(pc.match_substring_regex(renamed, ruled_out_by)).as_py():
+            schema = _annotations_schema(mark_fields)
+            break
     try:
         table = pjson.read_json(
             pa.BufferReader(document),
-            read_options=pjson.ReadOptions(block_size=max(1 << 20, len(document) // 2 + 1)),
-            parse_options=pjson.ParseOptions(explicit_schema=ANNOTATIONS_SCHEMA,
+            # Single-threaded: the loader already parses one part of the file per core.
+            read_options=pjson.ReadOptions(block_size=max(1 << 20, len(document) // 2 + 1),
+                                           use_threads=False),
+            parse_options=pjson.ParseOptions(explicit_schema=schema,
                                              unexpected_field_behavior="ignore"),
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -306,6 +332,14 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
         counts["subtask_answers"] = counts.get("subtask_answers", 0) + int((subtask & has_marks).sum())
 
     marks = pc.list_flatten(drawn)
+    read_fields = set(marks.type.names)
+
+    def mark_field(name: str) -> pa.Array:
+        """A mark field as read, or all null when the chunk was read without it."""
+        if name in read_fields:
+            return marks.field(name)
+        return pa.nulls(len(marks), MARK_STRUCT.field(name).type)
+
     mark_task = pc.list_parent_indices(drawn).to_numpy()
     row = task_row[mark_task]
     present = marks.is_valid().to_numpy(zero_copy_only=False) & ~subtask[mark_task]
@@ -319,11 +353,11 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     if tasks is not None:
         keep &= pc.is_in(task, pa.array(list(tasks), _STR)).fill_null(False).to_numpy(zero_copy_only=False)
 
-    field = {name: marks.field(name).to_numpy(zero_copy_only=False).astype(np.float64)
+    field = {name: mark_field(name).to_numpy(zero_copy_only=False).astype(np.float64)
              for name in ("x", "y", "width", "height", "angle", "x_center", "y_center",
                           "r", "rx", "ry", "x1", "y1", "x2", "y2")}
     has = {name: ~np.isnan(values) for name, values in field.items()}
-    path_x, path_y, points = marks.field("pathX"), marks.field("pathY"), marks.field("points")
+    path_x, path_y, points = mark_field("pathX"), mark_field("pathY"), mark_field("points")
     has_path = path_x.is_valid().to_numpy(zero_copy_only=False)
     has_points = points.is_valid().to_numpy(zero_copy_only=False)
 
@@ -371,7 +405,7 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     kind[line] = "line"
     undecided &= ~line
 
-    tool_type = marks.field("toolType").to_numpy(zero_copy_only=False)
+    tool_type = mark_field("toolType").to_numpy(zero_copy_only=False)
     vertices = pc.list_flatten(points)
     vertex_parent = pc.list_parent_indices(points).to_numpy()
     vertex_ok = vertices.is_valid().to_numpy(zero_copy_only=False)
@@ -426,14 +460,14 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     keep &= ~too_many
 
     take = pa.array(np.flatnonzero(keep))
-    tool = pc.coalesce(marks.field("tool"), marks.field("toolIndex"), pa.scalar(-1, _I64))
-    frame = pc.coalesce(marks.field("frame"), pa.scalar(0, _I64))
+    tool = pc.coalesce(mark_field("tool"), mark_field("toolIndex"), pa.scalar(-1, _I64))
+    frame = pc.coalesce(mark_field("frame"), pa.scalar(0, _I64))
     columns = {
         "row": row[keep].astype(np.int64),
         "position": position[keep].astype(np.int64),
-        "task": task.take(take).to_pandas(types_mapper=pd.ArrowDtype).astype("string").array,
+        "task": pd.array(task.take(take), dtype="string"),
         "tool": tool.take(take).to_numpy(zero_copy_only=False).astype(np.int64),
-        "tool_label": marks.field("tool_label").take(take).to_pandas().astype("string").array,
+        "tool_label": pd.array(mark_field("tool_label").take(take), dtype="string"),
         "frame": frame.take(take).to_numpy(zero_copy_only=False).astype(np.int64),
         "x": x[keep], "y": y[keep], "width": width[keep], "height": height[keep],
         "angle": angle[keep],

@@ -96,3 +96,23 @@ def test_routes_agree_on_random_annotations(cells, fem, tasks, sides):
     fast, slow, fast_report, slow_report = both_routes(cells, fem, tasks, sides)
     if fast is not None:
         assert_same(fast, slow, fast_report, slow_report)
+
+
+@pytest.mark.parametrize("cells", [
+    ['[{"task": "T0", "value": [{"x": 1, "y": 2, "tool": 0}]}]'],  # points only
+    ['[{"task": "T0", "value": [{"x": 1, "y": 2, "width": 3, "height": 4}]}]'],  # rectangles
+    ['[{"task": "T0", "value": [{"x_center": 5, "y_center": 6, "width": 2, "height": 2, "angle": 9}]}]'],
+    # A key spelled with an escape is still a key: this is a rectangle, not a point.
+    ['[{"task": "T0", "value": [{"x": 1, "y": 2, "\\u0077idth": 3, "\\u0068eight": 4}]}]'],
+    ['[{"task": "T0", "value": [{"x": 1, "y": 2, "r": 3}, {"x1": 0, "y1": 0, "x2": 1, "y2": 1}]}]'],
+])
+def test_routes_agree_whichever_mark_fields_a_chunk_is_read_with(cells):
+    fast, slow, fast_report, slow_report = both_routes(cells)
+    assert fast is not None
+    assert_same(fast, slow, fast_report, slow_report)
+
+
+def test_escaped_key_is_read_as_the_key_it_spells():
+    cell = '[{"task": "T0", "value": [{"x": 1, "y": 2, "\\u0077idth": 3, "\\u0068eight": 4}]}]'
+    marks, _ = _columnar_marks(pa.array([cell]), np.zeros(1, bool), None, None, "k", LoadReport("f", "t"))
+    assert list(marks["kind"]) == ["rectangle"] and list(marks["width"]) == [3.0]
