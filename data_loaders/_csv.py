@@ -294,12 +294,12 @@ def parse_timestamps(column: pa.Array) -> pd.Series:
     valid = pc.match_substring_regex(iso, ISO_TIMESTAMP)
     try:
         parsed = pc.if_else(valid, pc.cast(pc.if_else(valid, iso, "1970-01-01T00:00:00Z"),
-                                           pa.timestamp("ns", tz="UTC")), None)
-        return parsed.to_pandas().astype("datetime64[ns, UTC]")
+                                           pa.timestamp("us", tz="UTC")), None)
+        return _nanosecond_series(parsed)
     except pa.ArrowInvalid:  # a well-formed but impossible date (month 13): parse one by one
         text = pd.Series(column.to_pandas(), dtype=object)
-        return pd.to_datetime(text, format="mixed", utc=True, errors="coerce").astype(
-            "datetime64[ns, UTC]")
+        parsed = pd.to_datetime(text, format="mixed", utc=True, errors="coerce")
+        return _nanosecond_series(pa.array(parsed, pa.timestamp("us", tz="UTC")))
 
 
 #: How every Zooniverse export writes created_at.
@@ -322,13 +322,29 @@ def _parse_well_formed_timestamps(column: pa.Array) -> pd.Series | None:
         try:
             if pattern == EXPORT_TIMESTAMP:
                 naive = pc.cast(pc.utf8_slice_codeunits(column, 0, 19), pa.timestamp("s"))
-                parsed = pc.cast(naive, pa.timestamp("ns", tz="UTC"))
+                parsed = pc.cast(naive, pa.timestamp("us", tz="UTC"))
             else:
-                parsed = pc.cast(column, pa.timestamp("ns", tz="UTC"))
+                parsed = pc.cast(column, pa.timestamp("us", tz="UTC"))
         except pa.ArrowInvalid:
             return None
-        return parsed.to_pandas().astype("datetime64[ns, UTC]")
+        return _nanosecond_series(parsed)
     return None
+
+
+#: The instants pandas' nanosecond timestamps can hold (years 1677 to 2262), in microseconds.
+NANOSECOND_RANGE_US = (pd.Timestamp.min.value // 1000 + 1, pd.Timestamp.max.value // 1000)
+
+
+def _nanosecond_series(parsed: pa.Array) -> pd.Series:
+    """Microsecond UTC timestamps as pandas nanoseconds; an instant pandas cannot hold is NaT.
+
+    Arrow parses at microseconds, which reach year 9999; casting such a date to
+    nanoseconds would overflow, so it becomes missing like any other non-date.
+    """
+    micros = pc.cast(parsed, pa.int64())
+    inside = pc.and_(pc.greater_equal(micros, NANOSECOND_RANGE_US[0]),
+                     pc.less_equal(micros, NANOSECOND_RANGE_US[1]))
+    return pc.if_else(inside, parsed, None).to_pandas().astype("datetime64[ns, UTC]")
 
 
 def parse_literals(cells: Sequence[str]) -> tuple[list, np.ndarray]:

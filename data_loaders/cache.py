@@ -1,9 +1,9 @@
 """On-disk Parquet cache of parsed files.
 
 A parsed export is stored under a key made of the source file's content hash,
-the reader's options and the cache layout version, so a second open of a big
+the reader's options and the loaders' own source code, so a second open of a big
 export reads Parquet instead of parsing CSV and JSON again, and any change to
-the file or the options misses the cache.
+the file, the options or the code that parses it misses the cache.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +21,18 @@ import pandas as pd
 
 from .base import LoadReport, LoadResult
 
-#: Bump when the layout of cached tables changes, so stale entries are not read.
-CACHE_VERSION = "1"
+@lru_cache(maxsize=1)
+def loader_code_digest() -> str:
+    """SHA-256 of this package's Python sources: a new zoolens never reads an older parse.
+
+    A version number bumped by hand was forgotten once already; hashing the code
+    (about 200 KB, read once per process) cannot be.
+    """
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def cache_dir() -> Path:
@@ -41,7 +52,8 @@ def file_digest(path: Path) -> str:
 
 def cache_key(path: Path, format: str, options: dict) -> str:
     material = json.dumps(
-        {"file": file_digest(path), "format": format, "options": options, "version": CACHE_VERSION},
+        {"file": file_digest(path), "format": format, "options": options,
+         "code": loader_code_digest()},
         sort_keys=True,
         default=str,
     )

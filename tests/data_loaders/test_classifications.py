@@ -233,6 +233,20 @@ def test_bad_rows_are_skipped_with_their_line_numbers(tmp_path):
     assert len(export.marks) == 2
 
 
+@pytest.mark.parametrize("far_date", ["9999-12-31 23:59:59 UTC", "1600-01-01 00:00:00 UTC"])
+@pytest.mark.parametrize("third_date", ["2024-01-03 10:00:00 UTC", "2024-13-03 10:00:00 UTC"])
+def test_dates_pandas_cannot_hold_skip_their_row(tmp_path, far_date, third_date):
+    # A real date outside pandas' nanosecond range (years 1677-2262) once crashed the loader, on
+    # the clean-column fast route and, beside an impossible month, on the cell-by-cell one.
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
+    rows = [row(1, boxes(box), created_at="2024-01-01 10:00:00 UTC"),
+            row(2, boxes(box), created_at=far_date), row(3, boxes(box), created_at=third_date)]
+    export = read_classifications(write_export(tmp_path / "e.csv", rows))
+    third_is_a_date = third_date.startswith("2024-01")
+    assert export.report.skipped_lines == {"created_at is not a date": [3] if third_is_a_date else [3, 4]}
+    assert export.classifications["classification_id"].tolist() == ([1, 3] if third_is_a_date else [1])
+
+
 def test_line_numbers_stay_true_past_quoted_newlines(tmp_path):
     box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
     rows = [row(1, boxes(box), user="two\nlines"), row(2, "not json")]
