@@ -4,7 +4,14 @@ Point clouds are rasterized by datashader on the server (HoloViews ``rasterize``
 the browser gets an aggregated array, colour-mapped on the client, so the plots stay
 fast with millions of marks, and zooming re-aggregates. Box-selecting in any plot
 sets the session's plot selection (the subjects behind the selected points), which
-filters the subject browser and every other plot.
+filters the subject browser and every other plot; a later box refines it, and the
+"Clear selection" button (here and in the sidebar) drops it.
+
+The linking goes through per-session bounds streams and the data store rather than
+``hv.link_selections``: the plots show different tables (marks, consensus boxes,
+subjects), which only index-based linking (``index_cols=["subject_id"]``) can join,
+and HoloViews 1.23 fails on index-based selections of rasterized plots
+(holoviz/holoviews#5596, #5118).
 """
 
 from __future__ import annotations
@@ -136,9 +143,19 @@ class AgreementPlots(View):
             panes.append(self._density(self.sky_points, self.select_sky, "Subjects on the sky", "RA (deg)",
                                        "Dec (deg)"))
         controls = pn.Param(self, parameters=["cmap"], show_name=False, default_layout=pn.Row)
-        hint = pn.pane.Markdown("Box-select in any plot to keep the subjects behind the selected points; "
-                                "clear it from the sidebar.")
-        return pn.Column(pn.Row(controls, hint), pn.GridBox(*panes, ncols=2))
+        clear = pn.widgets.Button(label="Clear selection", width=150, align="end")
+        clear.on_click(lambda event: self.data_store.clear_selection())
+        return pn.Column(pn.Row(controls, clear, self._selection_status), pn.GridBox(*panes, ncols=2))
+
+    @param.depends("data_store.selection")
+    def _selection_status(self) -> pn.pane.Markdown:
+        if self.data_store.selection is None:
+            text = ("Box-select in any plot to keep only the subjects behind the selected points, "
+                    "in the subject browser and in every plot.")
+        else:
+            text = (f"**Selection: {len(self.data_store.selection):,} subjects.** Another box refines it; "
+                    "*Clear selection* shows everything again.")
+        return pn.pane.Markdown(text, align="end", sizing_mode="stretch_width")
 
 
 def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histogram:

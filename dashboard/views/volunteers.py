@@ -1,9 +1,11 @@
-"""The volunteers: per-volunteer statistics, and one volunteer's marks across subjects."""
+"""The volunteers: per-volunteer statistics, their activity over time, and one volunteer's marks."""
 
 from __future__ import annotations
 
 import html
 
+import holoviews as hv
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -43,6 +45,8 @@ class VolunteerTable(View):
     view_type = "volunteers"
 
     page_size = param.Integer(default=15, bounds=(5, 200), doc="Rows per page of each table.")
+    period = param.Selector(default="day", objects=["day", "week"],
+                            doc="Count classifications per day or per week (weeks start on Monday, UTC).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -75,6 +79,48 @@ class VolunteerTable(View):
             mine = mine[mine.tool_label == self.data_store.tool]
         return mine.sort_values(["created_at", "mark_id"], ascending=[False, True])[list(MARK_COLUMNS)]
 
+    def activity(self, volunteer: str | None = None) -> pd.DataFrame:
+        """Classifications per `period` over the project's whole span, UTC.
+
+        Parameters
+        ----------
+        volunteer : str, optional
+            Count only this volunteer's classifications; default everyone's.
+
+        Returns
+        -------
+        DataFrame
+            ``start`` (first instant of each period, every period from the first to the
+            last classification of the project, so volunteers' series line up) and
+            ``n_classifications``.
+        """
+        created = self.data_store.project.classifications.created_at.dropna()
+        if created.empty:
+            return pd.DataFrame({"start": pd.Series(dtype="datetime64[ns, UTC]"), "n_classifications": []})
+        starts = _period_starts(created, self.period)
+        span = pd.date_range(starts.min(), starts.max(), freq="D" if self.period == "day" else "7D")
+        if volunteer is not None:
+            starts = starts[(self.data_store.project.classifications.user[created.index] == volunteer).to_numpy()]
+        counts = starts.value_counts().reindex(span, fill_value=0)
+        return pd.DataFrame({"start": span, "n_classifications": counts.to_numpy(dtype=np.int64)})
+
+    @param.depends("data_store.volunteer", "period")
+    def activity_plot(self) -> hv.Overlay:
+        """Everyone's classifications per period (grey), the picked volunteer's in front (blue)."""
+        step = pd.Timedelta(days=1 if self.period == "day" else 7)
+        layers = [_activity_histogram(self.activity(), step, "everyone").opts(fill_color="#c8c8c8")]
+        volunteer = self.data_store.volunteer
+        if volunteer is not None:
+            layers.append(_activity_histogram(self.activity(volunteer), step, "volunteer").opts(fill_color="#1f5f8b"))
+        # The title is set as plot text, which Bokeh renders as text (never as HTML).
+        title = (f"Classifications per {self.period}: everyone (grey)"
+                 + (f", {volunteer} (blue)" if volunteer is not None else ""))
+        return hv.Overlay(layers).opts({
+            "Histogram": dict(line_color="white", line_width=0.5, tools=["hover"], height=220, responsive=True,
+                              xlabel="", ylabel=f"classifications per {self.period}", framewise=True),
+            "Overlay": dict(title=title, legend_position="top_left", framewise=True),
+        })
+
     def _pick_volunteer(self, event):
         picked = self._volunteers.selected_dataframe
         if len(picked):
@@ -100,4 +146,26 @@ class VolunteerTable(View):
         return pn.pane.HTML(f"<h4>Marks by <code>{html.escape(volunteer)}</code></h4>")
 
     def __panel__(self):
-        return pn.Column(self._volunteers, self._heading, self._marks, sizing_mode="stretch_width")
+        period = pn.widgets.RadioButtonGroup.from_param(self.param.period, width=140)
+        activity = pn.pane.HoloViews(hv.DynamicMap(self.activity_plot), sizing_mode="stretch_width", height=230,
+                                     linked_axes=False)
+        return pn.Column(self._volunteers, pn.Row(pn.pane.Markdown("**Activity over time**"), period), activity,
+                         self._heading, self._marks, sizing_mode="stretch_width")
+
+
+def _period_starts(times: pd.Series, period: str) -> pd.Series:
+    """The first instant (UTC) of the day or the Monday-started week holding each time."""
+    days = times.dt.tz_convert("UTC").dt.floor("D") if times.dt.tz is not None else times.dt.floor("D")
+    if period == "week":
+        days = days - pd.to_timedelta(days.dt.day_of_week, unit="D")
+    return days
+
+
+def _activity_histogram(activity: pd.DataFrame, step: pd.Timedelta, label: str) -> hv.Histogram:
+    """Counts per period as a histogram whose bins are the periods (naive UTC datetimes for Bokeh)."""
+    starts = activity.start.dt.tz_localize(None) if activity.start.dt.tz is not None else activity.start
+    edges = starts.to_numpy()
+    if len(edges):
+        edges = np.append(edges, edges[-1] + step.to_timedelta64())
+    return hv.Histogram((edges, activity.n_classifications.to_numpy()), kdims=[hv.Dimension("start", label="time")],
+                        vdims=[hv.Dimension("n_classifications", label="classifications")], label=label)
