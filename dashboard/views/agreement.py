@@ -116,7 +116,8 @@ class AgreementPlots(View):
         raster = dynspread(rasterize(hv.DynamicMap(self._follow_filters(points_method))),
                            threshold=0.5, max_px=3).opts(
             title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist",
-            tools=["box_select", "hover"], frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
+            # Brushing is what these plots are for: the box select is the active drag tool.
+            tools=["box_select", "hover"], active_tools=["box_select", "wheel_zoom"], frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
         ).apply.opts(cmap=self.param.cmap)
         bounds = hv.streams.BoundsXY(source=raster)
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "bounds")
@@ -124,7 +125,7 @@ class AgreementPlots(View):
 
     def _histogram(self, histogram_method, select, title):
         histogram = hv.DynamicMap(self._follow_filters(histogram_method)).opts(
-            title=title, tools=["xbox_select", "hover"], framewise=True, frame_width=self.plot_size,
+            title=title, tools=["xbox_select", "hover"], active_tools=["xbox_select"], framewise=True, frame_width=self.plot_size,
             frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0", line_color="white")
         bounds = hv.streams.BoundsX(source=histogram)
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "boundsx")
