@@ -32,7 +32,7 @@ class AgreementPlots(View):
 
     cmap = param.Selector(default="fire", objects=["fire", "kbc", "viridis", "inferno", "blues"],
                           doc="Colour map of the density plots.")
-    plot_size = param.Integer(default=360, bounds=(200, 1200), doc="Width of each plot in screen pixels.")
+    plot_size = param.Integer(default=320, bounds=(200, 1200), doc="Width of each plot in screen pixels.")
 
     # -- data of each plot (plain methods: tests and notebooks call them) --------------------
 
@@ -117,7 +117,8 @@ class AgreementPlots(View):
                            threshold=0.5, max_px=3).opts(
             title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist",
             # Brushing is what these plots are for: the box select is the active drag tool.
-            tools=["box_select", "hover"], active_tools=["box_select", "wheel_zoom"], frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
+            tools=["box_select", "hover"], active_tools=["box_select", "wheel_zoom"],
+            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
         ).apply.opts(cmap=self.param.cmap)
         bounds = hv.streams.BoundsXY(source=raster)
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "bounds")
@@ -125,8 +126,8 @@ class AgreementPlots(View):
 
     def _histogram(self, histogram_method, select, title):
         histogram = hv.DynamicMap(self._follow_filters(histogram_method)).opts(
-            title=title, tools=["xbox_select", "hover"], active_tools=["xbox_select"], framewise=True, frame_width=self.plot_size,
-            frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0", line_color="white")
+            title=title, tools=["xbox_select", "hover"], active_tools=["xbox_select"], framewise=True,
+            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0", line_color="white")
         bounds = hv.streams.BoundsX(source=histogram)
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "boundsx")
         return pn.pane.HoloViews(histogram, linked_axes=False)
@@ -146,7 +147,7 @@ class AgreementPlots(View):
         controls = pn.Param(self, parameters=["cmap"], show_name=False, default_layout=pn.Row)
         clear = pn.widgets.Button(label="Clear selection", width=150, align="end")
         clear.on_click(lambda event: self.data_store.clear_selection())
-        return pn.Column(pn.Row(controls, clear, self._selection_status), pn.GridBox(*panes, ncols=2))
+        return pn.Column(pn.Row(controls, clear, self._selection_status), pn.FlexBox(*panes))
 
     @param.depends("data_store.selection")
     def _selection_status(self) -> pn.pane.Markdown:
@@ -160,8 +161,8 @@ class AgreementPlots(View):
 
 
 def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histogram:
-    """A histogram with one bin per integer value."""
-    top = int(values.max()) if len(values) else 1
-    edges = np.arange(-0.5, top + 1.5)
+    """A histogram with one bin per integer value, from the smallest value to the largest."""
+    low, top = (int(values.min()), int(values.max())) if len(values) else (0, 1)
+    edges = np.arange(low - 0.5, top + 1.5)
     counts, _ = np.histogram(values, bins=edges)
     return hv.Histogram((edges, counts), kdims=[name], vdims=[counted])

@@ -29,6 +29,14 @@ MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "
 CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "colour")]
 BAND_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "colour")]
 
+#: What hovering a box tells, per layer: a few lines each, as boxes overlap in crowds.
+#: Bokeh inserts the ``@{...}`` values as text, so a volunteer name is never HTML.
+HOVER_TOOLTIPS = {
+    "Volunteer": [("volunteer", "@{volunteer}"), ("IoU", "@{iou}{0.00}"), ("time", "@{time}")],
+    "Unmatched": [("volunteer", "@{volunteer}"), ("matched", "no consensus box"), ("time", "@{time}")],
+    "Consensus": [("consensus box", "@{consensus_box}"), ("votes", "@{votes}"), ("seen by", "@{seen_by}")],
+}
+
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
     """A decoded image as 8-bit RGB(A): grey levels repeated, grey+alpha dropped to grey."""
@@ -76,7 +84,7 @@ class CutoutViewer(View):
                                                 "from the spread of its votes) as dotted edges.")
     fit_to_boxes = param.Boolean(default=False, doc="Frame the region holding the boxes (with a margin) "
                                                      "instead of the whole image.")
-    frame_size = param.Integer(default=440, bounds=(200, 2000), doc="Width of the image in screen pixels.")
+    frame_size = param.Integer(default=420, bounds=(200, 2000), doc="Width of the image in screen pixels.")
 
     # -- elements (plain methods, so notebooks and tests can call them) ---------------------
 
@@ -240,6 +248,7 @@ class CutoutViewer(View):
         # Styles go on the overlay once (an .opts per element clones it), keyed by group.
         options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
                                                      line_color=_colour_spec(layer))
+                   | ({"hover_tooltips": HOVER_TOOLTIPS[layer.group]} if layer.group in HOVER_TOOLTIPS else {})
                    for layer in layers[1:]}
         options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
         options["Rectangles.Band"] = dict(options.get("Rectangles.Band", {}), line_dash="dotted", tools=[])

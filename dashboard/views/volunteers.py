@@ -54,6 +54,9 @@ class VolunteerTable(View):
         self._volunteers = pn.widgets.Tabulator(
             self.data_store.project.volunteer_stats[list(COLUMNS)], pagination="remote",
             page_size=self.page_size, selectable=1, disabled=True, show_index=False, titles=COLUMNS,
+            # Every column in view, long titles wrapping onto a second line.
+            layout="fit_columns", widths={"user": 230, "n_classifications": 118, "marks_per_classification": 118},
+            configuration={"columnDefaults": {"headerWordWrap": True}},
             formatters={column: ratio for column in ("marks_per_classification", "empty_share", "precision",
                                                      "recall", "mean_iou")},
             sizing_mode="stretch_width",
