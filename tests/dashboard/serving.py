@@ -30,7 +30,7 @@ def served(project, key: str, timeout: float = 30.0):
             try:
                 requests.get(url, timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a first session can take seconds to build
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)

@@ -132,7 +132,10 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(browser, demo_url,
     dialogs: list[str] = []
     page = _open(browser, demo_url, dialogs)
     page.screenshot(path=str(artefacts / "demo-subjects.png"))
-    row = page.locator(".tabulator-row").nth(2)
+    # The subject with the most boxes on the first page: the most to compare.
+    marks_per_row = [int(text) for text in
+                     page.locator(".tabulator-row [tabulator-field=n_marks]").all_inner_texts()]
+    row = page.locator(".tabulator-row").nth(int(np.argmax(marks_per_row)))
     subject_id = int(row.locator("[tabulator-field=subject_id]").inner_text())
     row.click()
     page.get_by_text(f"Subject {subject_id}", exact=True).wait_for(timeout=15_000)
@@ -154,6 +157,10 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(browser, demo_url,
     assert len(supporting) and (supporting.consensus_box.map(colour_of_box) == supporting.colour).all()
     page.wait_for_timeout(500)  # the image lands after the boxes
     page.screenshot(path=str(artefacts / "demo-cutout.png"))
+    # Panel draws the checkbox's label and input inside one shadow root.
+    page.get_by_text("Fit to boxes", exact=True).evaluate("label => label.getRootNode().querySelector('input').click()")
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(artefacts / "demo-cutout-fit.png"))
     assert dialogs == []
 
 
