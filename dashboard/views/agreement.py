@@ -127,7 +127,8 @@ class AgreementPlots(View):
     def _histogram(self, histogram_method, select, title):
         histogram = hv.DynamicMap(self._follow_filters(histogram_method)).opts(
             title=title, tools=["xbox_select", "hover"], active_tools=["xbox_select"], framewise=True,
-            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0", line_color="white")
+            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0",
+            line_color="white")
         bounds = hv.streams.BoundsX(source=histogram)
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "boundsx")
         return pn.pane.HoloViews(histogram, linked_axes=False)

@@ -15,7 +15,7 @@ import panel as pn
 import param
 from bokeh.palettes import Category10_10
 
-from .base import View
+from .base import CHOSEN_STANDS_OUT, View
 
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
@@ -281,7 +281,7 @@ class CutoutViewer(View):
                            show_name=False, default_layout=pn.FlexBox)
         image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
                                   default_layout=pn.FlexBox,
-                                  widgets={"image_kind": pn.widgets.RadioButtonGroup,
+                                  widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
                                            "stretch": {"width": 115}, "cmap": {"width": 115}})
         plot = pn.pane.HoloViews(hv.DynamicMap(self.overlay), linked_axes=False)
         return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,

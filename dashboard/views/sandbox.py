@@ -147,9 +147,10 @@ class ReaggregationSandbox(View):
         return pn.Column(
             pn.pane.Markdown(f"**{len(boxes)}** sandbox boxes (dashed magenta) against **{loaded}** loaded; "
                              f"{matched} overlap a loaded box with IoU ≥ 0.5."),
-            pn.widgets.Tabulator(boxes.round(3), disabled=True, show_index=False, width=760, layout="fit_columns",
-                                 widths={"consensus_id": 118, "loaded_box": 118},
-                                 titles=COMPARISON_TITLES, configuration={"columnDefaults": {"headerWordWrap": True}},
+            pn.widgets.Tabulator(boxes.round(3), disabled=True, show_index=False, width=760,
+                                 layout="fit_columns", widths={"consensus_id": 118, "loaded_box": 118},
+                                 titles=COMPARISON_TITLES,
+                                 configuration={"columnDefaults": {"headerWordWrap": True}},
                                  formatters={"consensus_id": NumberFormatter(format="0"),
                                              "loaded_box": NumberFormatter(format="0")}),
         )

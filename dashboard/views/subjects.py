@@ -24,7 +24,8 @@ WIDTHS = {"thumbnail": 52, "subject_id": 96, "n_volunteers": 104, "n_empty": 76,
           "n_consensus": 78, "mean_iou": 64, "disagreement": 124}
 
 #: Narrower header padding, so every title and its sort arrow fit the widths above.
-COMPACT_HEADER = ".tabulator-col .tabulator-col-content { padding: 4px 3px; } .tabulator-col-title { font-size: 13px; }"
+COMPACT_HEADER = (".tabulator-col .tabulator-col-content { padding: 4px 3px; } "
+                  ".tabulator-col-title { font-size: 13px; }")
 
 
 class SubjectBrowser(View):
@@ -42,7 +43,8 @@ class SubjectBrowser(View):
         super().__init__(**params)
         self._table = pn.widgets.Tabulator(
             self._rows(), pagination="remote", page_size=self.page_size, selectable=1, disabled=True,
-            show_index=False, widths=WIDTHS, stylesheets=[COMPACT_HEADER], titles={"thumbnail": "", **COLUMNS}, layout="fit_data_table",
+            show_index=False, widths=WIDTHS, titles={"thumbnail": "", **COLUMNS}, layout="fit_data_table",
+            stylesheets=[COMPACT_HEADER],
             formatters={
                 "thumbnail": {"type": "html"},
                 "subject_id": NumberFormatter(format="0"),

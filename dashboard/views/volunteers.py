@@ -12,7 +12,7 @@ import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from ..data_store import ANY
-from .base import View
+from .base import CHOSEN_STANDS_OUT, View
 
 #: Per-volunteer columns shown, with their headers.
 COLUMNS = {
@@ -114,7 +114,8 @@ class VolunteerTable(View):
         layers = [_activity_histogram(self.activity(), step, "everyone").opts(fill_color="#c8c8c8")]
         volunteer = self.data_store.volunteer
         if volunteer is not None:
-            layers.append(_activity_histogram(self.activity(volunteer), step, "volunteer").opts(fill_color="#1f5f8b"))
+            mine = _activity_histogram(self.activity(volunteer), step, "volunteer")
+            layers.append(mine.opts(fill_color="#1f5f8b"))
         # The title is set as plot text, which Bokeh renders as text (never as HTML).
         title = (f"Classifications per {self.period}: everyone (grey)"
                  + (f", {volunteer} (blue)" if volunteer is not None else ""))
@@ -149,16 +150,16 @@ class VolunteerTable(View):
         return pn.pane.HTML(f"<h4>Marks by <code>{html.escape(volunteer)}</code></h4>")
 
     def __panel__(self):
-        period = pn.widgets.RadioButtonGroup.from_param(self.param.period, width=140)
-        activity = pn.pane.HoloViews(hv.DynamicMap(self.activity_plot), sizing_mode="stretch_width", height=230,
-                                     linked_axes=False)
+        period = pn.widgets.RadioButtonGroup.from_param(self.param.period, width=140, **CHOSEN_STANDS_OUT)
+        activity = pn.pane.HoloViews(hv.DynamicMap(self.activity_plot), sizing_mode="stretch_width",
+                                     height=230, linked_axes=False)
         return pn.Column(self._volunteers, pn.Row(pn.pane.Markdown("**Activity over time**"), period), activity,
                          self._heading, self._marks, sizing_mode="stretch_width")
 
 
 def _period_starts(times: pd.Series, period: str) -> pd.Series:
     """The first instant (UTC) of the day or the Monday-started week holding each time."""
-    days = times.dt.tz_convert("UTC").dt.floor("D") if times.dt.tz is not None else times.dt.floor("D")
+    days = times.dt.tz_convert("UTC").dt.floor("D")
     if period == "week":
         days = days - pd.to_timedelta(days.dt.day_of_week, unit="D")
     return days
@@ -166,9 +167,10 @@ def _period_starts(times: pd.Series, period: str) -> pd.Series:
 
 def _activity_histogram(activity: pd.DataFrame, step: pd.Timedelta, label: str) -> hv.Histogram:
     """Counts per period as a histogram whose bins are the periods (naive UTC datetimes for Bokeh)."""
-    starts = activity.start.dt.tz_localize(None) if activity.start.dt.tz is not None else activity.start
+    starts = activity.start.dt.tz_localize(None)
     edges = starts.to_numpy()
     if len(edges):
         edges = np.append(edges, edges[-1] + step.to_timedelta64())
-    return hv.Histogram((edges, activity.n_classifications.to_numpy()), kdims=[hv.Dimension("start", label="time")],
-                        vdims=[hv.Dimension("n_classifications", label="classifications")], label=label)
+    return hv.Histogram((edges, activity.n_classifications.to_numpy()), label=label,
+                        kdims=[hv.Dimension("start", label="time")],
+                        vdims=[hv.Dimension("n_classifications", label="classifications")])

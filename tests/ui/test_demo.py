@@ -90,9 +90,9 @@ def export_classifications(demo_files) -> pd.DataFrame:
 def export_marks(export_classifications) -> pd.DataFrame:
     """Every box of the drawing task, corners in image pixels, parsed from the export's JSON."""
     rows = []
-    for subject_id, user, annotations in zip(export_classifications.subject_id, export_classifications.user_name,
-                                             export_classifications.parsed):
-        for task in annotations:
+    for subject_id, user, tasks in zip(export_classifications.subject_id, export_classifications.user_name,
+                                       export_classifications.parsed):
+        for task in tasks:
             if task["task"] != "T0":
                 continue
             for mark in task["value"]:
@@ -208,6 +208,8 @@ def test_brushing_a_plot_filters_the_table_the_other_plots_and_the_export(browse
     assert listed == expected
 
     page.locator(".bk-tab", has_text="Export").click()
+    page.get_by_text(f"{len(expected)} subjects pass the filters, with {len(boxes)} consensus boxes.").wait_for(
+        timeout=30_000)
     with page.expect_download(timeout=60_000) as download_info:
         page.get_by_text("Download the selection", exact=True).click()
     download = download_info.value
@@ -287,7 +289,8 @@ def _edge_in_gap(values: np.ndarray, near: float) -> float:
     return float(middles[best])
 
 
-def test_brushing_the_rasterized_sky_map_keeps_the_subjects_inside_the_box(browser, demo_url, demo_files):
+def test_brushing_the_rasterized_sky_map_keeps_the_subjects_inside_the_box_of_that_session(browser, demo_url,
+                                                                                           demo_files):
     subjects = pd.read_csv(demo_files.subjects, dtype=str).drop_duplicates("subject_id")
     metadata = subjects.metadata.map(json.loads)
     ra = metadata.map(lambda record: float(record["ra"])).to_numpy()
@@ -299,6 +302,7 @@ def test_brushing_the_rasterized_sky_map_keeps_the_subjects_inside_the_box(brows
 
     dialogs: list[str] = []
     page = _open(browser, demo_url, dialogs)
+    other_session = _open(browser, demo_url, dialogs)
     page.locator(".bk-tab", has_text="Agreement").click()
     page.wait_for_function("() => window.zoolensPlotViews().some(v => v.model.title?.text === 'Subjects on the sky')",
                            timeout=60_000)
@@ -312,6 +316,9 @@ def test_brushing_the_rasterized_sky_map_keeps_the_subjects_inside_the_box(brows
     page.mouse.move(*end, steps=8)
     page.mouse.up()
     page.get_by_text(f"{len(inside)} of 60 subjects (plot selection active)").wait_for(timeout=30_000)
-    page.get_by_text("Clear selection", exact=True).click()
+    # The selection is this session's: another browser's session still shows every subject.
+    assert other_session.get_by_text("60 of 60 subjects").is_visible()
+    assert other_session.get_by_text("(plot selection active)").count() == 0
+    page.get_by_role("button", name="Clear selection", exact=True).click()
     page.get_by_text("60 of 60 subjects").wait_for(timeout=30_000)
     assert dialogs == []
