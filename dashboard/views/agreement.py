@@ -115,7 +115,10 @@ class AgreementPlots(View):
         # visible; dense regions are left as they are.
         raster = dynspread(rasterize(hv.DynamicMap(self._follow_filters(points_method))),
                            threshold=0.5, max_px=3).opts(
-            title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist",
+            # On black: with eq_hist, where every pixel holds the same count (the sky map's
+            # one subject per pixel) all take the top colour, white in most maps.
+            title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist", bgcolor="black",
+            padding=0.03,  # points on the data's edge stay whole
             # Brushing is what these plots are for: the box select is the active drag tool.
             tools=["box_select", "hover"], active_tools=["box_select", "wheel_zoom"],
             frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),

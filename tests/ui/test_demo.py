@@ -103,13 +103,26 @@ def export_marks(export_classifications) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["subject_id", "volunteer", "x0", "y0", "x1", "y1"])
 
 
-def _open(browser, url, dialogs, **context):
-    page = browser.new_page(viewport={"width": 1500, "height": 1000}, **context)
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.add_init_script(PLOT_VIEWS_JS + ALERT_FLAG_JS)
-    page.goto(url, wait_until="networkidle")
-    page.get_by_text("60 of 60 subjects").wait_for(timeout=60_000)
-    return page
+@pytest.fixture
+def open_page(browser, demo_url):
+    """Opens the served demo in a new browser session; every page is closed after the test.
+
+    Closed pages end their server sessions, so later tests do not share the server with them.
+    """
+    pages = []
+
+    def open_(dialogs: list, **context):
+        page = browser.new_page(viewport={"width": 1500, "height": 1000}, **context)
+        pages.append(page)
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.add_init_script(PLOT_VIEWS_JS + ALERT_FLAG_JS)
+        page.goto(demo_url, wait_until="networkidle")
+        page.get_by_text("60 of 60 subjects").wait_for(timeout=60_000)
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()
 
 
 def _sources_with(page, column) -> pd.DataFrame:
@@ -127,10 +140,9 @@ def _corners(table) -> list[tuple]:
     return sorted(tuple(row) for row in np.round(table[["x0", "y0", "x1", "y1"]].to_numpy(dtype=float), 6))
 
 
-def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(browser, demo_url, demo_project, export_marks,
-                                                              artefacts):
+def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(open_page, demo_project, export_marks, artefacts):
     dialogs: list[str] = []
-    page = _open(browser, demo_url, dialogs)
+    page = open_page(dialogs)
     page.screenshot(path=str(artefacts / "demo-subjects.png"))
     # The subject with the most boxes on the first page: the most to compare.
     marks_per_row = [int(text) for text in
@@ -164,7 +176,7 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(browser, demo_url,
     assert dialogs == []
 
 
-def test_brushing_a_plot_filters_the_table_the_other_plots_and_the_export(browser, demo_url, demo_project,
+def test_brushing_a_plot_filters_the_table_the_other_plots_and_the_export(open_page, demo_project,
                                                                           export_classifications, artefacts):
     volunteers = export_classifications.groupby("subject_id").user_name.nunique()
     # The busiest subjects: the fewest top volunteer counts holding at least 4 subjects.
@@ -176,7 +188,7 @@ def test_brushing_a_plot_filters_the_table_the_other_plots_and_the_export(browse
     boxes = demo_project.consensus[demo_project.consensus.subject_id.isin(expected)]
 
     dialogs: list[str] = []
-    page = _open(browser, demo_url, dialogs, accept_downloads=True)
+    page = open_page(dialogs, accept_downloads=True)
     page.locator(".bk-tab", has_text="Agreement").click()
     page.wait_for_function("() => window.zoolensPlotViews().some(v => v.model.title?.text === "
                            "'Volunteers per subject')", timeout=60_000)
@@ -225,10 +237,10 @@ def test_brushing_a_plot_filters_the_table_the_other_plots_and_the_export(browse
     assert dialogs == []
 
 
-def test_a_volunteer_named_script_shows_as_text_and_nothing_runs(browser, demo_url, export_marks, artefacts):
+def test_a_volunteer_named_script_shows_as_text_and_nothing_runs(open_page, demo_url, export_marks, artefacts):
     name = demo.HTML_USER_NAME
     dialogs: list[str] = []
-    page = _open(browser, demo_url, dialogs)
+    page = open_page(dialogs)
     page.locator(".bk-tab", has_text="Volunteers").click()
     page.get_by_text(name, exact=True).first.click()
     page.get_by_text(f"Marks by {name}").wait_for(timeout=15_000)
@@ -254,10 +266,9 @@ def test_a_volunteer_named_script_shows_as_text_and_nothing_runs(browser, demo_u
     assert dialogs == []
 
 
-def test_the_sandbox_with_the_loaded_settings_reproduces_the_loaded_consensus(browser, demo_url, demo_project,
-                                                                             artefacts):
+def test_the_sandbox_with_the_loaded_settings_reproduces_the_loaded_consensus(open_page, demo_project, artefacts):
     dialogs: list[str] = []
-    page = _open(browser, demo_url, dialogs)
+    page = open_page(dialogs)
     page.locator(".bk-tab", has_text="Re-aggregate").click()
     page.get_by_text("Run on the selection", exact=True).wait_for(timeout=60_000)
     page.get_by_text("sandbox boxes (dashed magenta)").wait_for(timeout=60_000)
@@ -289,8 +300,8 @@ def _edge_in_gap(values: np.ndarray, near: float) -> float:
     return float(middles[best])
 
 
-def test_brushing_the_rasterized_sky_map_keeps_the_subjects_inside_the_box_of_that_session(browser, demo_url,
-                                                                                           demo_files):
+def test_brushing_the_rasterized_sky_map_keeps_the_subjects_inside_the_box_of_that_session(open_page, demo_files,
+                                                                                           artefacts):
     subjects = pd.read_csv(demo_files.subjects, dtype=str).drop_duplicates("subject_id")
     metadata = subjects.metadata.map(json.loads)
     ra = metadata.map(lambda record: float(record["ra"])).to_numpy()
@@ -301,20 +312,28 @@ def test_brushing_the_rasterized_sky_map_keeps_the_subjects_inside_the_box_of_th
     assert 3 <= len(inside) < 60
 
     dialogs: list[str] = []
-    page = _open(browser, demo_url, dialogs)
-    other_session = _open(browser, demo_url, dialogs)
+    page = open_page(dialogs)
+    other_session = open_page(dialogs)
     page.locator(".bk-tab", has_text="Agreement").click()
     page.wait_for_function("() => window.zoolensPlotViews().some(v => v.model.title?.text === 'Subjects on the sky')",
                            timeout=60_000)
+    # Brush only once the plot holds its rasterized image and every plot is laid out.
+    page.wait_for_function(
+        "() => window.zoolensPlotViews().filter(v => v.model.title?.text).length === 5 && window.zoolensPlotViews()"
+        ".find(v => v.model.title?.text === 'Subjects on the sky').model.renderers"
+        ".some(r => r.data_source?.data && window.zoolensColumns(r.data_source.data).includes('image'))",
+        timeout=60_000)
     page.evaluate("() => window.zoolensPlotViews().find(v => v.model.title?.text === 'Subjects on the sky')"
                   ".el.scrollIntoView({block: 'center'})")
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(1500)
     start = page.evaluate(SCREEN_POINT_JS, ["Subjects on the sky", None, ra_low, dec_high])
     end = page.evaluate(SCREEN_POINT_JS, ["Subjects on the sky", None, ra_high, dec_low])
     page.mouse.move(*start)
     page.mouse.down()
     page.mouse.move(*end, steps=8)
     page.mouse.up()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(artefacts / "demo-sky-brushed.png"))
     page.get_by_text(f"{len(inside)} of 60 subjects (plot selection active)").wait_for(timeout=30_000)
     # The selection is this session's: another browser's session still shows every subject.
     assert other_session.get_by_text("60 of 60 subjects").is_visible()
