@@ -131,7 +131,10 @@ class AgreementPlots(View):
         histogram = hv.DynamicMap(self._follow_filters(histogram_method)).opts(
             title=title, tools=["xbox_select", "hover"], active_tools=["xbox_select"], framewise=True,
             frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0",
-            line_color="white")
+            line_color="white",
+            # The plot redraws with the selected subjects only: Bokeh's own fading of the
+            # bars outside the box would then fade bars of the new data.
+            nonselection_alpha=1.0)
         bounds = hv.streams.BoundsX(source=histogram)
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "boundsx")
         return pn.pane.HoloViews(histogram, linked_axes=False)
