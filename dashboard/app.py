@@ -15,14 +15,19 @@ import panel as pn
 
 from .data_store import IMAGE_ROUTE, Project, shared_project
 from .explorer import Explorer
+from .reviews import ReviewStore
 from .views import FetchView
 
 
 #: Data store parameters kept in the page's address (query string).
 URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disagreement")
 
+#: How often a session looks for review decisions made in other sessions, in milliseconds.
+REVIEW_REFRESH_MS = 3000
 
-def create_app(project: Project) -> pn.template.FastListTemplate:
+
+def create_app(project: Project, reviews: ReviewStore | None = None,
+               review_refresh_ms: int = REVIEW_REFRESH_MS) -> pn.template.FastListTemplate:
     """The page of one session: filters in the sidebar, the views in tabs.
 
     Parameters
@@ -30,8 +35,12 @@ def create_app(project: Project) -> pn.template.FastListTemplate:
     project : Project
         The shared, read-only project; the session gets its own `Explorer` (data
         store and views) over it.
+    reviews : ReviewStore, optional
+        The process's review store, shared by every session.
+    review_refresh_ms : int
+        How often the session reads decisions other sessions made.
     """
-    explorer = Explorer(project)
+    explorer = Explorer(project, reviews=reviews)
     # Containers, so a project fetched from Zooniverse can replace the session's parts in place.
     sidebar, main = pn.Column(*explorer.sidebar()), pn.Column(explorer.tabs(), sizing_mode="stretch_width")
     fetch = FetchView(data_store=explorer.data_store)
@@ -43,7 +52,7 @@ def create_app(project: Project) -> pn.template.FastListTemplate:
     open_fetch.on_click(lambda event: template.open_modal())
 
     def show_fetched(event):
-        fetched = Explorer(event.new)
+        fetched = Explorer(event.new, reviews=reviews)
         sidebar[:], main[:] = fetched.sidebar(), [fetched.tabs()]
         if pn.state.location is not None:
             pn.state.location.unsync(template.explorer.data_store)
@@ -57,6 +66,10 @@ def create_app(project: Project) -> pn.template.FastListTemplate:
         pn.state.location.sync(explorer.data_store, {name: name for name in URL_STATE})
     # Tests and notebook users reach the session's parts through the template.
     template.explorer, template.fetch = explorer, fetch
+    if reviews is not None:
+        # Decisions made in other sessions show within review_refresh_ms; this session's own at once.
+        pn.state.add_periodic_callback(lambda: template.explorer.data_store.refresh_reviews(),
+                                       period=review_refresh_ms)
     return template
 
 
@@ -73,7 +86,8 @@ def notify_error(exception: BaseException) -> None:
 
 def serve(key: str, build_project: Callable[[], Project], image_roots=(), port: int = 5006,
           address: str | None = None, show: bool = False, num_threads: int | None = None,
-          threaded: bool = False, **server_options):
+          threaded: bool = False, reviews: ReviewStore | None = None,
+          review_refresh_ms: int = REVIEW_REFRESH_MS, **server_options):
     """Serve the app: every session shares the project ``build_project`` makes once.
 
     Parameters
@@ -86,9 +100,13 @@ def serve(key: str, build_project: Callable[[], Project], image_roots=(), port: 
         Image folders, published at ``zoolens-images/<i>/`` for thumbnails.
     port, address, show, num_threads, threaded
         As for `panel.serve`.
+    reviews : ReviewStore, optional
+        Where review decisions go: one store (one database engine) for every session.
+    review_refresh_ms : int
+        How often each session reads the decisions made in other sessions.
     """
     def session():
-        return create_app(shared_project(key, build_project))
+        return create_app(shared_project(key, build_project), reviews=reviews, review_refresh_ms=review_refresh_ms)
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error

@@ -10,7 +10,7 @@ the zoolens cache folder (--folder to choose another). No browser opens unless -
 
 from __future__ import annotations
 
-from .serve import add_server_arguments, serve_project
+from .serve import add_server_arguments, open_reviews, serve_project
 
 HELP = "serve the dashboard on the built-in demo project (generated on first use)"
 
@@ -25,9 +25,10 @@ def run(args) -> int:
     from dashboard.data_store import load_project
     from zoolens import demo
 
+    reviews = open_reviews(args)
     files = demo.ensure_demo(args.folder)
     print(f"zoolens: demo files in {files.folder}")
     project = load_project([files.classifications, files.subjects, files.workflows],
                            workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
                            image_roots=[files.folder], title="built-in demo", method="iou")
-    return serve_project(project, args, key="demo")
+    return serve_project(project, args, key="demo", reviews=reviews)

@@ -5,7 +5,9 @@ export (for images and metadata), the workflow export, and a consensus file with
 --consensus; without one, zoolens makes the consensus itself (--method). Relative image locations in the subject export resolve against the
 folders of the given files, or the --image-root folders. The files are read before
 the server starts, so a bad file is reported here; then every browser session
-shares the loaded project, each with its own filters. Stop with Ctrl-C.
+shares the loaded project, each with its own filters. Review decisions (accept, reject,
+redraw or add a consensus box, flag a subject) go to the --reviews store, shared by every
+session and kept across restarts. Stop with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ HELP = "serve the dashboard on a project's exports (and a consensus file)"
 
 def add_server_arguments(parser) -> None:
     """Options every command that starts the dashboard server takes."""
+    from dashboard.reviews import DEFAULT_PATH  # no Panel import: --help stays quick
+
     parser.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for everyone)")
@@ -23,6 +27,14 @@ def add_server_arguments(parser) -> None:
     parser.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                         help="host name browsers reach the server under, when not localhost (repeatable)")
     parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
+    parser.add_argument("--reviews", default=str(DEFAULT_PATH), metavar="PATH_OR_URL",
+                        help="where the team's review decisions are kept: a SQLite file, created if missing "
+                             f"(default {DEFAULT_PATH} in the working directory), or a database URL such as "
+                             "postgresql+psycopg2://user@host/db for a shared server")
+    parser.add_argument("--basic-auth", metavar="PASSWORD_OR_FILE",
+                        help="ask for a user name and password before the dashboard opens: one shared password, "
+                             "or a JSON file mapping user names to passwords; review decisions then carry the "
+                             "signed-in user's name (otherwise each reviewer types a name)")
 
 
 def add_arguments(parser) -> None:
@@ -42,26 +54,49 @@ def add_arguments(parser) -> None:
     add_server_arguments(parser)
 
 
-def serve_project(project, args, key: str) -> int:
-    """Start the server on ``project`` with the server options of ``args``; blocks until stopped."""
+def open_reviews(args):
+    """The review store of --reviews, opened before the project loads so a bad one is reported at once."""
+    from dashboard.reviews import ReviewError, open_store
+
+    try:
+        return open_store(args.reviews)
+    except ReviewError as error:
+        raise ValueError(f"--reviews {args.reviews}: {error}") from None
+
+
+def serve_project(project, args, key: str, reviews) -> int:
+    """Start the server on ``project`` with the server options of ``args`` and the review store
+    ``reviews``; blocks until stopped."""
+    import os
+    import secrets
+
     from dashboard.app import serve
 
     print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
           f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
           f"{len(project.consensus):,} consensus boxes")
     location = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
+    print(f"zoolens: review decisions go to {reviews.url.render_as_string(hide_password=True)} "
+          f"(consensus run {project.consensus_source})")
+    auth = {}
+    if args.basic_auth:
+        # Signed-in users are remembered in a signed cookie; a fresh secret signs out everyone on restart.
+        auth = {"basic_auth": args.basic_auth,
+                "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
     print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop)")
     serve(key, lambda: project, image_roots=project.image_roots, port=args.port, address=args.address,
-          show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin)
+          show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin,
+          reviews=reviews, **auth)
     return 0
 
 
 def run(args) -> int:
     from dashboard.data_store import load_project
 
+    reviews = open_reviews(args)
     project = load_project(args.paths, consensus=args.consensus, workflow_id=args.workflow,
                            workflow_version=args.workflow_version, image_roots=args.image_root,
                            method=None if args.method == "none" else args.method)
     for report in project.reports:
         print(report.summary())
-    return serve_project(project, args, key="serve")
+    return serve_project(project, args, key="serve", reviews=reviews)
