@@ -65,6 +65,9 @@ SCREEN_POINT_JS = """([title, column, x, y]) => {
   return null;
 }"""
 
+#: Rows of the subject browser's table (other tables on the page have no volunteer counts).
+SUBJECT_ROWS = ".tabulator-row:has([tabulator-field=n_volunteers])"
+
 #: Sets a page flag if anything on the page calls alert (the demo's <script> name would).
 ALERT_FLAG_JS = "window.zoolensScriptRan = false; window.alert = () => { window.zoolensScriptRan = true; };"
 
@@ -146,8 +149,8 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(open_page, demo_pr
     page.screenshot(path=str(artefacts / "demo-subjects.png"))
     # The subject with the most boxes on the first page: the most to compare.
     marks_per_row = [int(text) for text in
-                     page.locator(".tabulator-row [tabulator-field=n_marks]").all_inner_texts()]
-    row = page.locator(".tabulator-row").nth(int(np.argmax(marks_per_row)))
+                     page.locator(f"{SUBJECT_ROWS} [tabulator-field=n_marks]").all_inner_texts()]
+    row = page.locator(SUBJECT_ROWS).nth(int(np.argmax(marks_per_row)))
     subject_id = int(row.locator("[tabulator-field=subject_id]").inner_text())
     row.click()
     page.get_by_text(f"Subject {subject_id}", exact=True).wait_for(timeout=15_000)
@@ -213,10 +216,10 @@ def test_brushing_a_plot_filters_the_table_the_other_plots_and_the_export(open_p
     page.screenshot(path=str(artefacts / "demo-agreement-brushed.png"))
 
     page.locator(".bk-tab", has_text="Subjects").click()
-    rows = page.locator(".tabulator-row")
+    rows = page.locator(SUBJECT_ROWS)
     rows.nth(len(expected) - 1).wait_for(timeout=30_000)
     assert rows.count() == len(expected)
-    listed = {int(text) for text in page.locator(".tabulator-row [tabulator-field=subject_id]").all_inner_texts()}
+    listed = {int(text) for text in page.locator(f"{SUBJECT_ROWS} [tabulator-field=subject_id]").all_inner_texts()}
     assert listed == expected
 
     page.locator(".bk-tab", has_text="Export").click()
