@@ -4,7 +4,14 @@ Point clouds are rasterized by datashader on the server (HoloViews ``rasterize``
 the browser gets an aggregated array, colour-mapped on the client, so the plots stay
 fast with millions of marks, and zooming re-aggregates. Box-selecting in any plot
 sets the session's plot selection (the subjects behind the selected points), which
-filters the subject browser and every other plot.
+filters the subject browser and every other plot; a later box refines it, and the
+"Clear selection" button (here and in the sidebar) drops it.
+
+The linking goes through per-session bounds streams and the data store rather than
+``hv.link_selections``: the plots show different tables (marks, consensus boxes,
+subjects), which only index-based linking (``index_cols=["subject_id"]``) can join,
+and HoloViews 1.23 fails on index-based selections of rasterized plots
+(holoviz/holoviews#5596, #5118).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ class AgreementPlots(View):
 
     cmap = param.Selector(default="fire", objects=["fire", "kbc", "viridis", "inferno", "blues"],
                           doc="Colour map of the density plots.")
-    plot_size = param.Integer(default=360, bounds=(200, 1200), doc="Width of each plot in screen pixels.")
+    plot_size = param.Integer(default=320, bounds=(200, 1200), doc="Width of each plot in screen pixels.")
 
     # -- data of each plot (plain methods: tests and notebooks call them) --------------------
 
@@ -108,8 +115,13 @@ class AgreementPlots(View):
         # visible; dense regions are left as they are.
         raster = dynspread(rasterize(hv.DynamicMap(self._follow_filters(points_method))),
                            threshold=0.5, max_px=3).opts(
-            title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist",
-            tools=["box_select", "hover"], frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
+            # On black: with eq_hist, where every pixel holds the same count (the sky map's
+            # one subject per pixel) all take the top colour, white in most maps.
+            title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist", bgcolor="black",
+            padding=0.03,  # points on the data's edge stay whole
+            # Brushing is what these plots are for: the box select is the active drag tool.
+            tools=["box_select", "hover"], active_tools=["box_select", "wheel_zoom"],
+            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
         ).apply.opts(cmap=self.param.cmap)
         bounds = hv.streams.BoundsXY(source=raster)
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "bounds")
@@ -117,8 +129,12 @@ class AgreementPlots(View):
 
     def _histogram(self, histogram_method, select, title):
         histogram = hv.DynamicMap(self._follow_filters(histogram_method)).opts(
-            title=title, tools=["xbox_select", "hover"], framewise=True, frame_width=self.plot_size,
-            frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0", line_color="white")
+            title=title, tools=["xbox_select", "hover"], active_tools=["xbox_select"], framewise=True,
+            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0",
+            line_color="white",
+            # The plot redraws with the selected subjects only: Bokeh's own fading of the
+            # bars outside the box would then fade bars of the new data.
+            nonselection_alpha=1.0)
         bounds = hv.streams.BoundsX(source=histogram)
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "boundsx")
         return pn.pane.HoloViews(histogram, linked_axes=False)
@@ -136,14 +152,24 @@ class AgreementPlots(View):
             panes.append(self._density(self.sky_points, self.select_sky, "Subjects on the sky", "RA (deg)",
                                        "Dec (deg)"))
         controls = pn.Param(self, parameters=["cmap"], show_name=False, default_layout=pn.Row)
-        hint = pn.pane.Markdown("Box-select in any plot to keep the subjects behind the selected points; "
-                                "clear it from the sidebar.")
-        return pn.Column(pn.Row(controls, hint), pn.GridBox(*panes, ncols=2))
+        clear = pn.widgets.Button(label="Clear selection", width=150, align="end")
+        clear.on_click(lambda event: self.data_store.clear_selection())
+        return pn.Column(pn.Row(controls, clear, self._selection_status), pn.FlexBox(*panes))
+
+    @param.depends("data_store.selection")
+    def _selection_status(self) -> pn.pane.Markdown:
+        if self.data_store.selection is None:
+            text = ("Box-select in any plot to keep only the subjects behind the selected points, "
+                    "in the subject browser and in every plot.")
+        else:
+            text = (f"**Selection: {len(self.data_store.selection):,} subjects.** Another box refines it; "
+                    "*Clear selection* shows everything again.")
+        return pn.pane.Markdown(text, align="end", sizing_mode="stretch_width")
 
 
 def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histogram:
-    """A histogram with one bin per integer value."""
-    top = int(values.max()) if len(values) else 1
-    edges = np.arange(-0.5, top + 1.5)
+    """A histogram with one bin per integer value, from the smallest value to the largest."""
+    low, top = (int(values.min()), int(values.max())) if len(values) else (0, 1)
+    edges = np.arange(low - 0.5, top + 1.5)
     counts, _ = np.histogram(values, bins=edges)
     return hv.Histogram((edges, counts), kdims=[name], vdims=[counted])

@@ -19,6 +19,11 @@ from panel.viewable import Viewer
 from ..data_store import DataStore
 
 
+#: Options of a button group whose chosen button is filled and the others outlined, so the
+#: choice shows (with the default style the chosen button is barely lighter than the rest).
+CHOSEN_STANDS_OUT = {"button_type": "primary", "button_style": "outline"}
+
+
 class View(Viewer):
     """Base class of the dashboard's views; subclasses set ``view_type`` and implement ``__panel__``."""
 

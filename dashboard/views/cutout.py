@@ -15,7 +15,7 @@ import panel as pn
 import param
 from bokeh.palettes import Category10_10
 
-from .base import View
+from .base import CHOSEN_STANDS_OUT, View
 
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
@@ -32,6 +32,14 @@ BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
 MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour")]
 CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "status", "colour")]
 BAND_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "colour")]
+
+#: What hovering a box tells, per layer: a few lines each, as boxes overlap in crowds.
+#: Bokeh inserts the ``@{...}`` values as text, so a volunteer name is never HTML.
+HOVER_TOOLTIPS = {
+    "Volunteer": [("volunteer", "@{volunteer}"), ("IoU", "@{iou}{0.00}"), ("time", "@{time}")],
+    "Unmatched": [("volunteer", "@{volunteer}"), ("matched", "no consensus box"), ("time", "@{time}")],
+    "Consensus": [("consensus box", "@{consensus_box}"), ("votes", "@{votes}"), ("seen by", "@{seen_by}")],
+}
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
@@ -80,7 +88,7 @@ class CutoutViewer(View):
                                                 "from the spread of its votes) as dotted edges.")
     fit_to_boxes = param.Boolean(default=False, doc="Frame the region holding the boxes (with a margin) "
                                                      "instead of the whole image.")
-    frame_size = param.Integer(default=440, bounds=(200, 2000), doc="Width of the image in screen pixels.")
+    frame_size = param.Integer(default=420, bounds=(200, 2000), doc="Width of the image in screen pixels.")
 
     # -- elements (plain methods, so notebooks and tests can call them) ---------------------
 
@@ -282,6 +290,7 @@ class CutoutViewer(View):
         # Styles go on the overlay once (an .opts per element clones it), keyed by group.
         options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
                                                      line_color=_colour_spec(layer))
+                   | ({"hover_tooltips": HOVER_TOOLTIPS[layer.group]} if layer.group in HOVER_TOOLTIPS else {})
                    for layer in layers[1:]}
         options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
         options["Rectangles.Band"] = dict(options.get("Rectangles.Band", {}), line_dash="dotted", tools=[])
@@ -316,7 +325,7 @@ class CutoutViewer(View):
                            show_name=False, default_layout=pn.FlexBox)
         image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
                                   default_layout=pn.FlexBox,
-                                  widgets={"image_kind": pn.widgets.RadioButtonGroup,
+                                  widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
                                            "stretch": {"width": 115}, "cmap": {"width": 115}})
         overlay = hv.DynamicMap(self.overlay)
         hv.streams.Tap(source=overlay).add_subscriber(self._pick_box)

@@ -11,7 +11,7 @@ import param
 from data_loaders.writers import WRITERS
 
 from ..export import export_selection
-from .base import View
+from .base import CHOSEN_STANDS_OUT, View
 
 #: Data store parameters recorded in every export's provenance.
 RECORDED_FILTERS = ("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges")
@@ -64,6 +64,14 @@ class ExportView(View):
             pn.Param(self, parameters=["format", "include_marks",
                                        *(["reviewed"] if self.data_store.reviews is not None else [])],
                      show_name=False,
-                     widgets={"format": pn.widgets.RadioButtonGroup}),
+                     widgets={"format": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT}}),
+            self._summary,
             download,
         )
+
+    @param.depends("data_store.subjects", "data_store.min_votes")
+    def _summary(self) -> pn.pane.Markdown:
+        store = self.data_store
+        boxes = store.filtered_consensus()
+        return pn.pane.Markdown(f"**{len(store.subjects):,}** subjects pass the filters, with "
+                                f"**{len(boxes):,}** consensus boxes.")

@@ -29,6 +29,9 @@ SANDBOX_COLOUR = "#ff00ff"
 
 #: Columns of the per-box comparison of the sandbox consensus with the loaded one.
 COMPARISON_COLUMNS = ["consensus_id", "x", "y", "width", "height", "n_votes", "n_seen", "loaded_box", "iou_with_loaded"]
+COMPARISON_TITLES = {"consensus_id": "Sandbox box", "x": "x", "y": "y", "width": "Width", "height": "Height",
+                     "n_votes": "Votes", "n_seen": "Seen by", "loaded_box": "Loaded box",
+                     "iou_with_loaded": "IoU with loaded"}
 
 
 def best_overlaps(boxes: pd.DataFrame, reference: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +147,10 @@ class ReaggregationSandbox(View):
         return pn.Column(
             pn.pane.Markdown(f"**{len(boxes)}** sandbox boxes (dashed magenta) against **{loaded}** loaded; "
                              f"{matched} overlap a loaded box with IoU ≥ 0.5."),
-            pn.widgets.Tabulator(boxes.round(3), disabled=True, show_index=False, height=200, width=700,
+            pn.widgets.Tabulator(boxes.round(3), disabled=True, show_index=False, width=760,
+                                 layout="fit_columns", widths={"consensus_id": 118, "loaded_box": 118},
+                                 titles=COMPARISON_TITLES,
+                                 configuration={"columnDefaults": {"headerWordWrap": True}},
                                  formatters={"consensus_id": NumberFormatter(format="0"),
                                              "loaded_box": NumberFormatter(format="0")}),
         )
@@ -165,7 +171,9 @@ class ReaggregationSandbox(View):
                              f"{summary.sandbox_boxes.sum():,} with these settings; {changed:,} subjects "
                              "changed their number of boxes."),
             pn.widgets.Tabulator(summary, pagination="remote", page_size=10, disabled=True, show_index=False,
-                                 width=420),
+                                 width=420, titles={"subject_id": "Subject", "loaded_boxes": "Loaded boxes",
+                                                    "sandbox_boxes": "Sandbox boxes"},
+                                 formatters={"subject_id": NumberFormatter(format="0")}),
         )
 
     def __panel__(self):

@@ -1,16 +1,18 @@
-"""The volunteers: per-volunteer statistics, and one volunteer's marks across subjects."""
+"""The volunteers: per-volunteer statistics, their activity over time, and one volunteer's marks."""
 
 from __future__ import annotations
 
 import html
 
+import holoviews as hv
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from ..data_store import ANY
-from .base import View
+from .base import CHOSEN_STANDS_OUT, View
 
 #: Per-volunteer columns shown, with their headers.
 COLUMNS = {
@@ -43,6 +45,8 @@ class VolunteerTable(View):
     view_type = "volunteers"
 
     page_size = param.Integer(default=15, bounds=(5, 200), doc="Rows per page of each table.")
+    period = param.Selector(default="day", objects=["day", "week"],
+                            doc="Count classifications per day or per week (weeks start on Monday, UTC).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -50,6 +54,9 @@ class VolunteerTable(View):
         self._volunteers = pn.widgets.Tabulator(
             self.data_store.project.volunteer_stats[list(COLUMNS)], pagination="remote",
             page_size=self.page_size, selectable=1, disabled=True, show_index=False, titles=COLUMNS,
+            # Every column in view, long titles wrapping onto a second line.
+            layout="fit_columns", widths={"user": 230, "n_classifications": 118, "marks_per_classification": 118},
+            configuration={"columnDefaults": {"headerWordWrap": True}},
             formatters={column: ratio for column in ("marks_per_classification", "empty_share", "precision",
                                                      "recall", "mean_iou")},
             sizing_mode="stretch_width",
@@ -74,6 +81,49 @@ class VolunteerTable(View):
         if self.data_store.tool != ANY:
             mine = mine[mine.tool_label == self.data_store.tool]
         return mine.sort_values(["created_at", "mark_id"], ascending=[False, True])[list(MARK_COLUMNS)]
+
+    def activity(self, volunteer: str | None = None) -> pd.DataFrame:
+        """Classifications per `period` over the project's whole span, UTC.
+
+        Parameters
+        ----------
+        volunteer : str, optional
+            Count only this volunteer's classifications; default everyone's.
+
+        Returns
+        -------
+        DataFrame
+            ``start`` (first instant of each period, every period from the first to the
+            last classification of the project, so volunteers' series line up) and
+            ``n_classifications``.
+        """
+        created = self.data_store.project.classifications.created_at.dropna()
+        if created.empty:
+            return pd.DataFrame({"start": pd.Series(dtype="datetime64[ns, UTC]"), "n_classifications": []})
+        starts = _period_starts(created, self.period)
+        span = pd.date_range(starts.min(), starts.max(), freq="D" if self.period == "day" else "7D")
+        if volunteer is not None:
+            starts = starts[(self.data_store.project.classifications.user[created.index] == volunteer).to_numpy()]
+        counts = starts.value_counts().reindex(span, fill_value=0)
+        return pd.DataFrame({"start": span, "n_classifications": counts.to_numpy(dtype=np.int64)})
+
+    @param.depends("data_store.volunteer", "period")
+    def activity_plot(self) -> hv.Overlay:
+        """Everyone's classifications per period (grey), the picked volunteer's in front (blue)."""
+        step = pd.Timedelta(days=1 if self.period == "day" else 7)
+        layers = [_activity_histogram(self.activity(), step, "everyone").opts(fill_color="#c8c8c8")]
+        volunteer = self.data_store.volunteer
+        if volunteer is not None:
+            mine = _activity_histogram(self.activity(volunteer), step, "volunteer")
+            layers.append(mine.opts(fill_color="#1f5f8b"))
+        # The title is set as plot text, which Bokeh renders as text (never as HTML).
+        title = (f"Classifications per {self.period}: everyone (grey)"
+                 + (f", {volunteer} (blue)" if volunteer is not None else ""))
+        return hv.Overlay(layers).opts({
+            "Histogram": dict(line_color="white", line_width=0.5, tools=["hover"], height=220, responsive=True,
+                              xlabel="", ylabel=f"classifications per {self.period}", framewise=True),
+            "Overlay": dict(title=title, legend_position="top_left", framewise=True),
+        })
 
     def _pick_volunteer(self, event):
         picked = self._volunteers.selected_dataframe
@@ -100,4 +150,27 @@ class VolunteerTable(View):
         return pn.pane.HTML(f"<h4>Marks by <code>{html.escape(volunteer)}</code></h4>")
 
     def __panel__(self):
-        return pn.Column(self._volunteers, self._heading, self._marks, sizing_mode="stretch_width")
+        period = pn.widgets.RadioButtonGroup.from_param(self.param.period, width=140, **CHOSEN_STANDS_OUT)
+        activity = pn.pane.HoloViews(hv.DynamicMap(self.activity_plot), sizing_mode="stretch_width",
+                                     height=230, linked_axes=False)
+        return pn.Column(self._volunteers, pn.Row(pn.pane.Markdown("**Activity over time**"), period), activity,
+                         self._heading, self._marks, sizing_mode="stretch_width")
+
+
+def _period_starts(times: pd.Series, period: str) -> pd.Series:
+    """The first instant (UTC) of the day or the Monday-started week holding each time."""
+    days = times.dt.tz_convert("UTC").dt.floor("D")
+    if period == "week":
+        days = days - pd.to_timedelta(days.dt.day_of_week, unit="D")
+    return days
+
+
+def _activity_histogram(activity: pd.DataFrame, step: pd.Timedelta, label: str) -> hv.Histogram:
+    """Counts per period as a histogram whose bins are the periods (naive UTC datetimes for Bokeh)."""
+    starts = activity.start.dt.tz_localize(None)
+    edges = starts.to_numpy()
+    if len(edges):
+        edges = np.append(edges, edges[-1] + step.to_timedelta64())
+    return hv.Histogram((edges, activity.n_classifications.to_numpy()), label=label,
+                        kdims=[hv.Dimension("start", label="time")],
+                        vdims=[hv.Dimension("n_classifications", label="classifications")])

@@ -1,4 +1,4 @@
-"""Browser fixtures: Debian's Chromium driven headless by playwright, artefacts folder."""
+"""Browser fixtures: Debian's Chromium driven headless by playwright, the served demo, artefacts folder."""
 
 from __future__ import annotations
 
@@ -26,9 +26,40 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def artefacts(tmp_path_factory) -> Path:
-    """Where screenshots go: ``$ZOOLENS_TEST_ARTEFACTS`` if set (CI keeps it), else a temporary folder."""
+def artefacts() -> Path:
+    """Where screenshots go: ``$ZOOLENS_TEST_ARTEFACTS`` if set (CI keeps it), else ``tests/ui/artefacts``.
+
+    The default folder is git-ignored; its pictures are there to be looked at after a run.
+    """
     configured = os.environ.get("ZOOLENS_TEST_ARTEFACTS")
-    folder = Path(configured) if configured else tmp_path_factory.mktemp("artefacts")
+    folder = Path(configured) if configured else Path(__file__).parent / "artefacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture(scope="session")
+def demo_files(tmp_path_factory):
+    """The built-in demo's files, generated once per test session."""
+    from zoolens import demo
+
+    return demo.write_demo(tmp_path_factory.mktemp("ui-demo"))
+
+
+@pytest.fixture(scope="session")
+def demo_project(demo_files):
+    """The demo as `zoolens demo` loads it: workflow 9001 v13.10, consensus by the IoU method."""
+    from dashboard.data_store import load_project
+    from zoolens import demo
+
+    return load_project([demo_files.classifications, demo_files.subjects, demo_files.workflows],
+                        workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
+                        image_roots=[demo_files.folder], title="built-in demo", method="iou")
+
+
+@pytest.fixture(scope="session")
+def demo_url(demo_project):
+    """One real Panel server on loopback serving the demo, shared by every test of the session."""
+    from tests.dashboard.serving import served
+
+    with served(demo_project, "ui-demo") as url:
+        yield url

@@ -63,3 +63,17 @@ def test_panel_renders(plots):
     model = pn.panel(plots).get_root()
     assert model is not None
     assert isinstance(plots.sky_points(), hv.Points) and np.isfinite(plots.sky_points().data.ra).all()
+
+
+def test_the_view_shows_and_clears_the_selection(plots):
+    import panel as pn
+
+    layout = pn.panel(plots)
+    layout.get_root()
+    store = plots.data_store
+    assert "Box-select in any plot" in plots._selection_status().object
+    plots.select_volunteers((2.5, 3.5))
+    assert "1 subjects" in plots._selection_status().object
+    clear = next(widget for widget in layout.select(pn.widgets.Button) if widget.name == "Clear selection")
+    clear.clicks += 1
+    assert store.selection is None and len(store.subjects) == 3

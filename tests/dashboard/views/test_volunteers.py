@@ -33,3 +33,34 @@ def test_a_volunteer_name_holding_html_is_escaped(tiny_project):
     assert isinstance(heading, pn.pane.HTML)
     assert "<script>" not in heading.object
     assert html.escape("<script>alert(1)</script>") in heading.object
+
+
+def test_activity_counts_classifications_per_day_and_week(tiny_project):
+    import pandas as pd
+
+    store = DataStore(project=tiny_project)
+    view = VolunteerTable(data_store=store)
+    everyone = view.activity().set_index("start").n_classifications
+    # 1 April 2023 (alice, bob) to 2 May (carol): 32 days, classifications on three of them.
+    assert len(everyone) == 32
+    day = pd.Timestamp
+    assert everyone[everyone > 0].to_dict() == {day("2023-04-01", tz="UTC"): 2, day("2023-05-01", tz="UTC"): 2,
+                                                 day("2023-05-02", tz="UTC"): 1}
+    bob = view.activity("bob").set_index("start").n_classifications
+    assert bob[bob > 0].to_dict() == {day("2023-04-01", tz="UTC"): 1, day("2023-05-01", tz="UTC"): 1}
+    view.period = "week"
+    weekly = view.activity().set_index("start").n_classifications
+    # 1 April 2023 is a Saturday (week of Monday 27 March), 1 May a Monday: six weeks.
+    assert weekly.index[0] == day("2023-03-27", tz="UTC") and len(weekly) == 6
+    assert weekly[weekly > 0].to_dict() == {day("2023-03-27", tz="UTC"): 2, day("2023-05-01", tz="UTC"): 3}
+
+
+def test_activity_plot_puts_the_picked_volunteer_over_everyone(tiny_project):
+    store = DataStore(project=tiny_project)
+    view = VolunteerTable(data_store=store)
+    assert len(view.activity_plot()) == 1
+    store.volunteer = "bob"
+    everyone, bob = view.activity_plot()
+    assert everyone.dimension_values("n_classifications").sum() == 5
+    assert bob.dimension_values("n_classifications").sum() == 2
+    assert pn.panel(view).get_root() is not None
