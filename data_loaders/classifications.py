@@ -109,7 +109,7 @@ class ClassificationExport(Loader):
         return {"classification_id", "annotations", "subject_ids"} <= header
 
     def read(self, path: Path, workflow_id=None, workflow_version=None, tasks=None,
-             point_box=None, use_cache: bool = True) -> LoadResult:
+             point_box=None, use_cache: bool = True, progress=None) -> LoadResult:
         box = PointBox.parse(point_box)
         tasks = [tasks] if isinstance(tasks, str) else tasks
         options = {
@@ -121,13 +121,13 @@ class ClassificationExport(Loader):
         return cached_load(
             path, self.name, options,
             lambda: _parse_export(path, options["workflow_id"], options["workflow_version"],
-                                  options["tasks"], box),
+                                  options["tasks"], box, progress),
             use_cache=use_cache,
         )
 
 
 def read_classifications(path, workflow_id=None, workflow_version=None, tasks=None,
-                         point_box=None, use_cache: bool = True) -> LoadResult:
+                         point_box=None, use_cache: bool = True, progress=None) -> LoadResult:
     """Read a classification export into canonical ``classifications`` and ``marks``.
 
     Parameters
@@ -146,6 +146,9 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
         subject metadata key (``"2.5*#fwhmImagePix"``, the Clump Scout rule).
     use_cache : bool
         Reuse the Parquet cache of an earlier parse of the same file and options.
+    progress : callable, optional
+        Called with the number of rows read so far after each block of the file
+        (`BLOCK_SIZE` bytes) while it is parsed; not called on a cache hit.
 
     Returns
     -------
@@ -154,7 +157,7 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
     """
     return ClassificationExport().read(Path(path), workflow_id=workflow_id,
                                        workflow_version=workflow_version, tasks=tasks,
-                                       point_box=point_box, use_cache=use_cache)
+                                       point_box=point_box, use_cache=use_cache, progress=progress)
 
 
 def _versions(workflow_version) -> list[str] | None:
@@ -173,7 +176,7 @@ def _versions(workflow_version) -> list[str] | None:
 # --------------------------------------------------------------------------- reading
 
 
-def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadResult:
+def _parse_export(path: Path, workflow_id, versions, tasks, point_box, progress=None) -> LoadResult:
     report = LoadReport(source=str(path), format=ClassificationExport.name)
     header = _check_header(path)
     invalid_rows = 0
@@ -221,6 +224,8 @@ def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadRe
             pending.append(pool.submit(parse, batch, next_line))
             next_line += batch.num_rows
             report.rows_read += batch.num_rows
+            if progress is not None:
+                progress(report.rows_read)
             if len(pending) > PARSE_THREADS:  # bound the raw blocks held in memory
                 collect(pending.popleft())
         while pending:
