@@ -99,14 +99,19 @@ def create_loading_app(load: ProjectLoad) -> pn.template.FastListTemplate:
     def show_outcome():
         if load.status == READY:
             create_app(load.project, template)
-            notify_skipped(load.project)
         else:
             template.main[0][:] = [failure_panel(load)]
-            if pn.state.notifications is not None:
-                pn.state.notifications.error(html.escape(f"Loading failed: {load.failure_text()}"), duration=0)
+
+    def notify_outcome():
+        if load.status == READY:
+            notify_skipped(load.project)
+        elif pn.state.notifications is not None:
+            error = f"Loading failed: {type(load.error).__name__}: {load.error} (the load report is in the page)"
+            pn.state.notifications.error(html.escape(error), duration=0)
 
     if load.wait(0):
         show_outcome()
+        pn.state.onload(notify_outcome)  # a notification sent before the page is shown would be lost
         return template
     loading = LoadingView(load=load)
     template.main[0][:] = [loading]
@@ -116,6 +121,7 @@ def create_loading_app(load: ProjectLoad) -> pn.template.FastListTemplate:
         if load.wait(0):
             watcher.stop()
             show_outcome()
+            notify_outcome()
 
     watcher = pn.state.add_periodic_callback(follow, period=POLL_MILLISECONDS)
     return template

@@ -236,7 +236,7 @@ def failure_panel(load: ProjectLoad) -> pn.Column:
     return pn.Column(
         pn.pane.Alert("**The project could not be loaded.** The server is still running: fix the file "
                       "named below and start zoolens again.", alert_type="danger", width=760),
-        pn.pane.HTML(f"<pre class='zoolens-load-error'>{html.escape(load.failure_text())}</pre>", width=760),
+        pn.pane.HTML(f"<pre class='zoolens-load-error' style='white-space: pre-wrap'>{html.escape(load.failure_text())}</pre>", width=760),
         margin=(20, 40),
     )
 
