@@ -102,16 +102,26 @@ def create_loading_app(load: ProjectLoad) -> pn.template.FastListTemplate:
         else:
             template.main[0][:] = [failure_panel(load)]
 
+    # The session's own notification area, so a later callback or event reaches this page's.
+    notifications = pn.state.notifications
+
     def notify_outcome():
+        if notifications is None:
+            return
         if load.status == READY:
-            notify_skipped(load.project)
-        elif pn.state.notifications is not None:
+            notify_skipped(load.project, notifications)
+        else:
             error = f"Loading failed: {type(load.error).__name__}: {load.error} (the load report is in the page)"
-            pn.state.notifications.error(html.escape(error), duration=0)
+            notifications.error(html.escape(error), duration=0)
 
     if load.wait(0):
         show_outcome()
-        pn.state.onload(notify_outcome)  # a notification sent before the page is shown would be lost
+        # Sent before the browser has drawn the page, a notification would never show: wait for it.
+        document = pn.state.curdoc
+        if document is not None and document.session_context is not None:
+            document.on_event("document_ready", lambda event: notify_outcome())
+        else:
+            notify_outcome()
         return template
     loading = LoadingView(load=load)
     template.main[0][:] = [loading]
@@ -127,12 +137,11 @@ def create_loading_app(load: ProjectLoad) -> pn.template.FastListTemplate:
     return template
 
 
-def notify_skipped(project: Project) -> None:
-    """Tell the session's user how many rows the load skipped, and where the details are."""
+def notify_skipped(project: Project, notifications) -> None:
+    """Tell a session's user (its notification area) how many rows the load skipped, and where the details are."""
     summary = skipped_summary(project.reports)
-    if summary and pn.state.notifications is not None:
-        pn.state.notifications.warning(html.escape(f"{summary}; see the load report in the sidebar."),
-                                       duration=30_000)
+    if summary:
+        notifications.warning(html.escape(f"{summary}; see the load report in the sidebar."), duration=30_000)
 
 
 def notify_error(exception: BaseException) -> None:

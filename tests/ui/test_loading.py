@@ -41,4 +41,12 @@ def test_the_page_paints_a_progress_bar_first_then_the_subject_table(browser, ar
         page.get_by_text("Load report: 15 rows skipped").wait_for(timeout=15_000)
         page.wait_for_timeout(1500)  # let the cutout's image land before the picture
         page.screenshot(path=str(artefacts / "loaded.png"))
+
+        # A page opened after the load gets the views at once, and the same notification.
+        later = browser.new_page(viewport={"width": 1500, "height": 950})
+        later.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        later.goto(server.url, wait_until="domcontentloaded")
+        later.get_by_text("60 of 60 subjects").wait_for(timeout=60_000)
+        assert later.get_by_text("rows read…").count() == 0  # no progress view
+        later.locator(".notyf__message", has_text="15 rows skipped while loading").wait_for(timeout=30_000)
     assert dialogs == []
