@@ -142,8 +142,13 @@ LOAD_THEN_LISTEN_COMMIT = "9e5fe6c"
 
 
 def load_then_listen_tree() -> Path:
-    """A copy of the source tree at `LOAD_THEN_LISTEN_COMMIT` (``git archive``), under bench/work."""
-    tree = HERE / "work" / f"zoolens-{LOAD_THEN_LISTEN_COMMIT}"
+    """A copy of the source tree at `LOAD_THEN_LISTEN_COMMIT` (``git archive``), in the temporary folder.
+
+    Not under the checkout: pytest would collect the copy's tests.
+    """
+    import tempfile
+
+    tree = Path(tempfile.gettempdir()) / f"zoolens-bench-{LOAD_THEN_LISTEN_COMMIT}"
     if not (tree / "zoolens").is_dir():
         tree.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "archive", LOAD_THEN_LISTEN_COMMIT], cwd=ROOT, check=True,

@@ -8,6 +8,7 @@
 Pandas and Dask DataFrames (partitioned by subject) are both accepted.
 """
 
+from . import iou, lean  # noqa: F401  (importing the method modules registers them, so no call pays for it)
 from .base import AggregationResult, Aggregator, aggregate, get_aggregator, methods, parse_source
 from .matching import match
 

@@ -27,14 +27,25 @@ volunteer would score worst against the consensus. Averaging over volunteers
 counting volunteers who drew nothing makes a box half the crowd missed, or a
 box the consensus dropped that half the crowd drew, both score about 0.5.
 It ranges over [0, 1] and does not depend on how many volunteers saw the subject.
+
+How it is computed
+------------------
+Each call links marks to boxes once (positionally when the links are in the
+marks' order, as `consensus.match` and `consensus.aggregate` return them),
+codes volunteers, subjects and (subject, volunteer) viewers as integers once,
+and then every count and sum is a ``bincount`` over those codes: no string
+``groupby``, no join of the marks with the viewers.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .boxes import require_columns, volunteer_keys
+from .segments import segment_count, segment_sum
 
 #: SE of the median of n Gaussian values is sqrt(pi / 2) sigma / sqrt(n).
 _MEDIAN_EFFICIENCY = np.sqrt(np.pi / 2)
@@ -45,28 +56,145 @@ def _as_float(values: pd.Series) -> np.ndarray:
     return values.astype("Float64").to_numpy(float, na_value=np.nan)
 
 
-def _linked_marks(marks: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
-    """Marks with their link (consensus_id, iou, best_*), the volunteer key as ``volunteer``."""
+@dataclass
+class _MarkLinks:
+    """Each mark's link, aligned with the rows of the marks table (no link: consensus_id -1, IoU NaN)."""
+
+    consensus_id: np.ndarray
+    iou: np.ndarray
+    best_consensus_id: np.ndarray | None
+    best_iou: np.ndarray | None
+
+
+def _mark_links(marks: pd.DataFrame, links: pd.DataFrame) -> _MarkLinks:
+    """The link of every mark, looked up by ``mark_id`` (a positional fast path when the rows already line up)."""
     require_columns(marks, ("mark_id", "subject_id", "x", "y", "width", "height"), "marks")
     require_columns(links, ("mark_id", "consensus_id", "iou"), "links")
-    table = marks[["mark_id", "subject_id", "x", "y", "width", "height"]].copy()
-    table["volunteer"] = volunteer_keys(marks).to_numpy()
-    extra = [column for column in ("best_consensus_id", "best_iou") if column in links.columns]
-    joined = table.merge(links[["mark_id", "consensus_id", "iou", *extra]], on="mark_id", how="left", validate="one_to_one")
-    joined["consensus_id"] = joined["consensus_id"].fillna(-1).astype(np.int64)
-    return joined
+    mark_ids = marks["mark_id"].to_numpy(np.int64)
+    link_ids = links["mark_id"].to_numpy(np.int64)
+    with_best = "best_consensus_id" in links.columns and "best_iou" in links.columns
+    if len(link_ids) == len(mark_ids) and np.array_equal(link_ids, mark_ids):
+        # `match` and `aggregate` return links in the marks' order: no lookup needed.
+        row = np.arange(len(mark_ids))
+    else:
+        for table, ids in (("marks", mark_ids), ("links", link_ids)):
+            if not pd.Index(ids).is_unique:
+                raise ValueError(f"{table} table has repeated mark_id values; each mark needs one link")
+        row = pd.Index(link_ids).get_indexer(mark_ids)
+    found = row >= 0
+
+    def column(name, fill, dtype):
+        values = np.full(len(mark_ids), fill, dtype=dtype)
+        source = links[name]
+        source = source.fillna(fill) if source.hasnans else source
+        values[found] = source.to_numpy(dtype)[row[found]]
+        return values
+
+    return _MarkLinks(
+        consensus_id=column("consensus_id", -1, np.int64),
+        iou=column("iou", np.nan, float),
+        best_consensus_id=column("best_consensus_id", -1, np.int64) if with_best else None,
+        best_iou=column("best_iou", np.nan, float) if with_best else None,
+    )
 
 
-def _viewers(marks: pd.DataFrame, classifications: pd.DataFrame | None) -> pd.DataFrame:
-    """Distinct (subject_id, volunteer) who saw a subject: every classification, and everyone who drew."""
-    seen = [pd.DataFrame({"subject_id": marks["subject_id"].to_numpy(np.int64), "volunteer": volunteer_keys(marks).to_numpy()})]
+@dataclass
+class _Viewing:
+    """Who saw which subject and how their marks were linked, as integer codes.
+
+    Volunteers are coded in sorted name order and subjects in ``subject_id``
+    order, so per-code results come out in the order ``groupby`` would give.
+    A *viewer* is one (subject, volunteer) who saw it, sorted by subject then volunteer.
+    """
+
+    subject_ids: np.ndarray
+    volunteer_names: pd.Index
+    mark_volunteer: np.ndarray
+    mark_viewer: np.ndarray
+    classification_volunteer: np.ndarray | None
+    classification_subject: np.ndarray | None
+    viewer_subject: np.ndarray
+    viewer_volunteer: np.ndarray
+    links: _MarkLinks
+    # Per viewer: marks, linked marks, summed IoU of the linked, boxes on the subject, soft F1 (module docstring).
+    n_marks: np.ndarray
+    n_linked: np.ndarray
+    iou_sum: np.ndarray
+    n_consensus: np.ndarray
+    agreement: np.ndarray
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.subject_ids)
+
+    @property
+    def n_volunteers(self) -> int:
+        return len(self.volunteer_names)
+
+    def per_subject(self, values: np.ndarray) -> np.ndarray:
+        return segment_sum(values, self.viewer_subject, self.n_subjects)
+
+    def per_volunteer(self, values: np.ndarray) -> np.ndarray:
+        return segment_sum(values, self.viewer_volunteer, self.n_volunteers)
+
+
+def _volunteer_codes(*keys: pd.Series) -> tuple[pd.Index, list[np.ndarray]]:
+    """Sorted distinct volunteer names of several key columns, and each column's codes into them."""
+    # Factorise each column on its own, then only the (few) distinct names together.
+    factorised = [pd.factorize(key) for key in keys]
+    names = pd.Index(pd.concat([pd.Series(uniques) for _, uniques in factorised], ignore_index=True).unique()).sort_values()
+    return names, [names.get_indexer(uniques)[codes] if len(codes) else codes.astype(np.int64)
+                   for codes, uniques in factorised]
+
+
+def _viewing(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFrame,
+             classifications: pd.DataFrame | None) -> _Viewing:
+    """Code volunteers, subjects and viewers once, and sum each viewer's marks and links."""
+    mark_links = _mark_links(marks, links)
+    mark_subject_ids = marks["subject_id"].to_numpy(np.int64)
     if classifications is not None:
         require_columns(classifications, ("subject_id",), "classifications")
-        seen.append(pd.DataFrame({
-            "subject_id": classifications["subject_id"].to_numpy(np.int64),
-            "volunteer": volunteer_keys(classifications).to_numpy(),
-        }))
-    return pd.concat(seen, ignore_index=True).drop_duplicates()
+        classification_subject_ids = classifications["subject_id"].to_numpy(np.int64)
+        names, (mark_volunteer, classification_volunteer) = _volunteer_codes(
+            volunteer_keys(marks), volunteer_keys(classifications))
+    else:
+        classification_subject_ids = np.zeros(0, dtype=np.int64)
+        names, (mark_volunteer,) = _volunteer_codes(volunteer_keys(marks))
+        classification_volunteer = np.zeros(0, dtype=np.int64)
+    # Hash-based codes (pandas' factorize) sort only the distinct values, not every row.
+    subject_code, subject_ids = pd.factorize(np.concatenate([mark_subject_ids, classification_subject_ids]), sort=True)
+    mark_subject, classification_subject = np.split(subject_code.astype(np.int64), [len(mark_subject_ids)])
+
+    # Everyone who classified a subject saw it, and so did anyone who drew on it.
+    n_volunteers = max(len(names), 1)
+    viewer_code, viewer_keys = pd.factorize(np.concatenate([mark_subject * n_volunteers + mark_volunteer,
+                                                            classification_subject * n_volunteers + classification_volunteer]),
+                                            sort=True)
+    mark_viewer = viewer_code[: len(mark_subject)].astype(np.int64)
+    viewer_subject, viewer_volunteer = viewer_keys // n_volunteers, viewer_keys % n_volunteers
+
+    n_viewers = len(viewer_keys)
+    linked = mark_links.consensus_id >= 0
+    n_marks = segment_count(mark_viewer, n_viewers)
+    n_linked = segment_count(mark_viewer[linked], n_viewers)
+    # A linked mark without an IoU adds nothing to the sum (as pandas' sum skips NaN).
+    iou_sum = segment_sum(np.nan_to_num(mark_links.iou[linked], nan=0.0), mark_viewer[linked], n_viewers)
+
+    consensus_subject = np.searchsorted(subject_ids, consensus["subject_id"].to_numpy(np.int64))
+    known = consensus_subject < len(subject_ids)
+    known[known] = subject_ids[consensus_subject[known]] == consensus["subject_id"].to_numpy(np.int64)[known]
+    subject_boxes = segment_count(consensus_subject[known], len(subject_ids))
+    n_consensus = subject_boxes[viewer_subject]
+    denominator = n_marks + n_consensus
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agreement = np.where(denominator > 0, 2 * iou_sum / np.maximum(denominator, 1), 1.0)
+    return _Viewing(
+        subject_ids=subject_ids, volunteer_names=names, mark_volunteer=mark_volunteer, mark_viewer=mark_viewer,
+        classification_volunteer=classification_volunteer if classifications is not None else None,
+        classification_subject=classification_subject if classifications is not None else None,
+        viewer_subject=viewer_subject, viewer_volunteer=viewer_volunteer, links=mark_links,
+        n_marks=n_marks, n_linked=n_linked, iou_sum=iou_sum, n_consensus=n_consensus, agreement=agreement,
+    )
 
 
 def box_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
@@ -90,8 +218,11 @@ def box_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFr
         around each edge for the dashboard to draw.
     """
     require_columns(consensus, ("consensus_id", "subject_id", "n_seen"), "consensus")
-    votes = _linked_marks(marks, links)
-    votes = votes[votes["consensus_id"] >= 0]
+    mark_links = _mark_links(marks, links)
+    linked = np.flatnonzero(mark_links.consensus_id >= 0)
+    votes = pd.DataFrame({"consensus_id": mark_links.consensus_id[linked], "iou": mark_links.iou[linked],
+                          **{edge: marks[edge].to_numpy(float, na_value=np.nan)[linked]
+                             for edge in ("x", "y", "width", "height")}})
     grouped = votes.groupby("consensus_id")
     stats = pd.DataFrame({
         "n_votes": grouped.size(),
@@ -117,27 +248,6 @@ def box_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFr
     return table[columns].reset_index(drop=True)
 
 
-def _per_viewer(marks, consensus, links, classifications) -> pd.DataFrame:
-    """One row per (subject, volunteer) who saw it: marks, linked marks, their summed IoU, boxes on the subject."""
-    linked = _linked_marks(marks, links)
-    linked["is_linked"] = linked["consensus_id"] >= 0
-    linked["linked_iou"] = linked["iou"].where(linked["is_linked"], 0.0)
-    per_pair = linked.groupby(["subject_id", "volunteer"]).agg(
-        n_marks=("mark_id", "size"), n_linked=("is_linked", "sum"), iou_sum=("linked_iou", "sum")
-    )
-    viewers = _viewers(marks, classifications).set_index(["subject_id", "volunteer"])
-    table = viewers.join(per_pair, how="left").fillna({"n_marks": 0, "n_linked": 0, "iou_sum": 0.0}).reset_index()
-    boxes = consensus.groupby("subject_id").size().rename("n_consensus")
-    table = table.merge(boxes, left_on="subject_id", right_index=True, how="left")
-    table["n_consensus"] = table["n_consensus"].fillna(0).astype(np.int64)
-    table["n_marks"] = table["n_marks"].astype(np.int64)
-    table["n_linked"] = table["n_linked"].astype(np.int64)
-    denominator = table["n_marks"] + table["n_consensus"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        table["agreement"] = np.where(denominator > 0, 2 * table["iou_sum"] / denominator.where(denominator > 0), 1.0)
-    return table
-
-
 def subject_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFrame,
                       classifications: pd.DataFrame | None = None, quorum: float = 0.5) -> pd.DataFrame:
     """Agreement per subject, with the disagreement score of the module docstring.
@@ -159,36 +269,44 @@ def subject_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.Da
         (linked marks), ``unmatched_fraction`` (marks linked to no box),
         ``n_below_quorum``, ``disagreement``.
     """
-    viewers = _per_viewer(marks, consensus, links, classifications)
-    grouped = viewers.groupby("subject_id")
-    table = pd.DataFrame({
-        "n_volunteers": grouped.size(),
-        "n_marks": grouped["n_marks"].sum(),
-        "n_linked": grouped["n_linked"].sum(),
-        "iou_sum": grouped["iou_sum"].sum(),
-        "n_consensus": grouped["n_consensus"].first(),
-        "disagreement": 1.0 - grouped["agreement"].mean(),
-    })
-    if classifications is not None:
-        counts = classifications.groupby("subject_id").size()
-        table["n_classifications"] = counts.reindex(table.index).fillna(0).astype(np.int64)
-    else:
-        table["n_classifications"] = marks.groupby("subject_id")["classification_id"].nunique().reindex(table.index).fillna(0).astype(np.int64) \
-            if "classification_id" in marks.columns else table["n_volunteers"]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        table["mean_iou"] = table["iou_sum"] / table["n_linked"].where(table["n_linked"] > 0)
-        table["unmatched_fraction"] = 1.0 - table["n_linked"] / table["n_marks"].where(table["n_marks"] > 0)
     require_columns(consensus, ("subject_id", "n_votes", "n_seen"), "consensus")
+    viewing = _viewing(marks, consensus, links, classifications)
+    n_subjects = viewing.n_subjects
+    n_volunteers = segment_count(viewing.viewer_subject, n_subjects)
+    n_marks = viewing.per_subject(viewing.n_marks).astype(np.int64)
+    n_linked = viewing.per_subject(viewing.n_linked)
+    iou_sum = viewing.per_subject(viewing.iou_sum)
+    n_consensus = np.zeros(n_subjects, dtype=np.int64)
+    n_consensus[viewing.viewer_subject] = viewing.n_consensus
+    if viewing.classification_subject is not None:
+        n_classifications = segment_count(viewing.classification_subject, n_subjects)
+    elif "classification_id" in marks.columns:
+        n_classifications = _distinct_per_code(viewing.viewer_subject[viewing.mark_viewer],
+                                               marks["classification_id"].to_numpy(np.int64), n_subjects)
+    else:
+        n_classifications = n_volunteers
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_iou = iou_sum / np.where(n_linked > 0, n_linked, np.nan)
+        unmatched_fraction = 1.0 - n_linked / np.where(n_marks > 0, n_marks, np.nan)
+        disagreement = 1.0 - viewing.per_subject(viewing.agreement) / n_volunteers
+
     votes, seen = _as_float(consensus["n_votes"]), _as_float(consensus["n_seen"])
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = np.where(seen > 0, votes / seen, np.nan)
     # A box whose vote fraction is unknown is not counted as below quorum.
-    below = pd.Series(fraction < quorum, index=consensus.index).groupby(consensus["subject_id"]).sum()
-    table["n_below_quorum"] = below.reindex(table.index).fillna(0).astype(np.int64)
-    table = table.reset_index()
-    columns = ["subject_id", "n_volunteers", "n_classifications", "n_marks", "n_consensus", "mean_iou",
-               "unmatched_fraction", "n_below_quorum", "disagreement"]
-    return table[columns]
+    below = pd.Series(fraction < quorum).groupby(consensus["subject_id"].to_numpy(np.int64)).sum()
+    n_below_quorum = below.reindex(viewing.subject_ids).fillna(0).to_numpy(np.int64)
+    return pd.DataFrame({
+        "subject_id": viewing.subject_ids,
+        "n_volunteers": n_volunteers.astype(np.int64),
+        "n_classifications": n_classifications.astype(np.int64),
+        "n_marks": n_marks,
+        "n_consensus": n_consensus,
+        "mean_iou": mean_iou,
+        "unmatched_fraction": unmatched_fraction,
+        "n_below_quorum": n_below_quorum,
+        "disagreement": disagreement,
+    })
 
 
 def volunteer_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFrame,
@@ -217,55 +335,65 @@ def volunteer_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.
         supported), and with classifications ``first_seen``, ``last_seen``,
         ``active_days``.
     """
-    viewers = _per_viewer(marks, consensus, links, classifications)
-    grouped = viewers.groupby("volunteer")
-    table = pd.DataFrame({
-        "n_subjects": grouped.size(),
-        "n_marks": grouped["n_marks"].sum(),
-        "n_linked": grouped["n_linked"].sum(),
-        "iou_sum": grouped["iou_sum"].sum(),
-        "boxes_seen": grouped["n_consensus"].sum(),
-    })
-    with np.errstate(invalid="ignore", divide="ignore"):
-        table["precision"] = table["n_linked"] / table["n_marks"].where(table["n_marks"] > 0)
-        table["recall"] = table["n_linked"] / table["boxes_seen"].where(table["boxes_seen"] > 0)
-        table["mean_iou"] = table["iou_sum"] / table["n_linked"].where(table["n_linked"] > 0)
-    table["unmatched_rate"] = 1.0 - table["precision"]
-
-    linked = _linked_marks(marks, links)
-    if "best_consensus_id" in linked.columns:
-        supported = set(zip(linked.loc[linked["consensus_id"] >= 0, "volunteer"], linked.loc[linked["consensus_id"] >= 0, "consensus_id"]))
-        loose = linked[(linked["consensus_id"] < 0) & (linked["best_consensus_id"] >= 0) & (linked["best_iou"] >= min_iou)]
-        supported_index = pd.MultiIndex.from_tuples(supported, names=["volunteer", "consensus_id"]) if supported else None
-        if supported_index is not None and len(loose):
-            is_double = pd.MultiIndex.from_arrays([loose["volunteer"], loose["best_consensus_id"]]).isin(supported_index)
-            doubles = loose[is_double].groupby("volunteer").size()
-        else:
-            doubles = pd.Series(dtype=np.int64)
-        table["n_double_marks"] = doubles.reindex(table.index).fillna(0).astype(np.int64)
-    else:
-        table["n_double_marks"] = pd.NA
-
-    if classifications is not None:
-        activity = pd.DataFrame({"volunteer": volunteer_keys(classifications).to_numpy()})
-        table["n_classifications"] = activity.groupby("volunteer").size().reindex(table.index).fillna(0).astype(np.int64)
-        if "created_at" in classifications.columns:
-            activity["created_at"] = pd.to_datetime(classifications["created_at"].to_numpy(), utc=True)
-            activity["day"] = activity["created_at"].dt.floor("D")
-            when = activity.groupby("volunteer").agg(
-                first_seen=("created_at", "min"), last_seen=("created_at", "max"), active_days=("day", "nunique")
-            )
-            table = table.join(when)
+    viewing = _viewing(marks, consensus, links, classifications)
+    n_volunteers = viewing.n_volunteers
+    # Names as plain Python strings, the dtype pandas infers for them (as a groupby on the names gave).
+    table = pd.DataFrame(index=pd.Index(viewing.volunteer_names.to_numpy(dtype=object), name="user"))
+    if viewing.classification_volunteer is not None:
+        table["n_classifications"] = segment_count(viewing.classification_volunteer, n_volunteers).astype(np.int64)
     elif "classification_id" in marks.columns:
-        counts = pd.DataFrame({"volunteer": volunteer_keys(marks).to_numpy(), "classification_id": marks["classification_id"].to_numpy()})
-        table["n_classifications"] = counts.groupby("volunteer")["classification_id"].nunique().reindex(table.index).fillna(0).astype(np.int64)
-    table.index.name = "user"
-    table = table.reset_index()
-    columns = ["user", "n_classifications", "n_subjects", "n_marks", "n_linked", "precision", "recall", "mean_iou",
-               "unmatched_rate", "n_double_marks", "first_seen", "last_seen", "active_days"]
-    return table[[column for column in columns if column in table.columns]]
+        table["n_classifications"] = _distinct_per_code(viewing.mark_volunteer, marks["classification_id"].to_numpy(np.int64),
+                                                        n_volunteers)
+    table["n_subjects"] = segment_count(viewing.viewer_volunteer, n_volunteers).astype(np.int64)
+    n_marks = viewing.per_volunteer(viewing.n_marks)
+    n_linked = viewing.per_volunteer(viewing.n_linked)
+    iou_sum = viewing.per_volunteer(viewing.iou_sum)
+    boxes_seen = viewing.per_volunteer(viewing.n_consensus)
+    table["n_marks"] = n_marks.astype(np.int64)
+    table["n_linked"] = n_linked.astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["precision"] = n_linked / np.where(n_marks > 0, n_marks, np.nan)
+        table["recall"] = n_linked / np.where(boxes_seen > 0, boxes_seen, np.nan)
+        table["mean_iou"] = iou_sum / np.where(n_linked > 0, n_linked, np.nan)
+    table["unmatched_rate"] = 1.0 - table["precision"]
+    table["n_double_marks"] = _double_marks(viewing, min_iou) if viewing.links.best_consensus_id is not None else pd.NA
+    if classifications is not None and "created_at" in classifications.columns:
+        table = table.join(_activity_span(classifications, viewing.classification_volunteer, viewing.volunteer_names))
+    return table.reset_index()
 
 
+def _double_marks(viewing: _Viewing, min_iou: float) -> np.ndarray:
+    """Per volunteer: unlinked marks whose best-overlapping box (IoU >= ``min_iou``) they already support."""
+    links = viewing.links
+    linked = links.consensus_id >= 0
+    loose = ~linked & (links.best_consensus_id >= 0) & (links.best_iou >= min_iou)
+    box_code, box_ids = pd.factorize(np.concatenate([links.consensus_id[linked], links.best_consensus_id[loose]]))
+    n_boxes, n_linked = max(len(box_ids), 1), int(linked.sum())
+    supported = viewing.mark_volunteer[linked] * n_boxes + box_code[:n_linked]
+    candidate = viewing.mark_volunteer[loose] * n_boxes + box_code[n_linked:]
+    is_double = pd.Series(candidate).isin(supported).to_numpy()
+    return segment_count(viewing.mark_volunteer[loose][is_double], viewing.n_volunteers).astype(np.int64)
+
+
+def _distinct_per_code(codes: np.ndarray, values: np.ndarray, n_codes: int) -> np.ndarray:
+    """Number of distinct ``values`` per integer code in ``[0, n_codes)``."""
+    pairs = pd.DataFrame({"code": codes, "value": values}).drop_duplicates()
+    return segment_count(pairs["code"].to_numpy(), n_codes).astype(np.int64)
+
+
+def _activity_span(classifications: pd.DataFrame, volunteer: np.ndarray, names: pd.Index) -> pd.DataFrame:
+    """Per volunteer with classifications: first and last classification time and distinct UTC days with one."""
+    created = pd.to_datetime(classifications["created_at"], utc=True).reset_index(drop=True)
+    when = created.groupby(volunteer).agg(["min", "max"])
+    valid = created.notna().to_numpy()
+    # Naive UTC datetime64 cast to whole days floors each time to its UTC day.
+    days = created[valid].dt.tz_localize(None).to_numpy().astype("datetime64[D]").astype(np.int64)
+    active_days = _distinct_per_code(volunteer[valid], days, len(names))
+    return pd.DataFrame({
+        "first_seen": when["min"].to_numpy(),
+        "last_seen": when["max"].to_numpy(),
+        "active_days": active_days[when.index.to_numpy()],
+    }, index=pd.Index(names[when.index.to_numpy()].to_numpy(dtype=object), name="user"))
 def volunteer_activity(classifications: pd.DataFrame, freq: str = "D") -> pd.DataFrame:
     """Classifications per volunteer per period (``freq``: a pandas offset alias, e.g. "D", "W", "MS").
 

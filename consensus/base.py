@@ -18,6 +18,7 @@ they classified) reduce per-partition sums, so both paths give the same result.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -26,6 +27,10 @@ import numpy as np
 import pandas as pd
 import param
 
+from data_loaders.schema import CONSENSUS
+from zoolens import __version__
+
+from . import distributed
 from .clustering import candidate_clusters
 from .estimate import Estimates
 from .matching import Assignment, assign, links_meta_frame, links_table
@@ -101,14 +106,10 @@ class Aggregator(param.Parameterized):
 
     def source(self) -> str:
         """JSON recording the method, every parameter and the zoolens version."""
-        from zoolens import __version__
-
         return json.dumps({"method": self.method_name, **self.settings(), "zoolens": __version__}, sort_keys=True)
 
     def aggregate(self, marks, classifications=None) -> AggregationResult:
         """Run the method on pandas or Dask tables (see `consensus.aggregate`)."""
-        from . import distributed
-
         partitions = distributed.partitions(marks, classifications)
         return self.run(partitions)
 
@@ -128,17 +129,15 @@ class Aggregator(param.Parameterized):
 
     def collect(self, outputs, volunteers=None) -> AggregationResult:
         """Assemble per-partition `PartitionOutput` objects into the result."""
-        from . import distributed
-
         # The report needs every partition's counts now; persisting first keeps the
         # tables computed once, on the workers, for the frames built below.
         outputs = outputs.persist()
         counts = outputs.map(_counts).gather()
         report = {key: int(sum(count[key] for count in counts)) for key in counts[0]} if counts else {}
         return AggregationResult(
-            consensus=distributed.frame(outputs.map(_consensus), consensus_meta(self)),
-            links=distributed.frame(outputs.map(_links), links_meta_frame()),
-            subjects=distributed.frame(outputs.map(_subjects), subjects_meta(self)),
+            consensus=distributed.frame(outputs.map(_consensus), lambda: consensus_meta(self)),
+            links=distributed.frame(outputs.map(_links), links_meta_frame),
+            subjects=distributed.frame(outputs.map(_subjects), lambda: subjects_meta(self)),
             volunteers=volunteers,
             report=report,
             source=self.source(),
@@ -180,9 +179,10 @@ def _subjects(output: PartitionOutput) -> pd.DataFrame:
 
 
 def get_aggregator(method: str) -> type[Aggregator]:
-    """The aggregator class registered as ``method``; an unknown name lists the known ones."""
-    from . import iou, lean  # noqa: F401  (importing the modules registers their methods)
+    """The aggregator class registered as ``method``; an unknown name lists the known ones.
 
+    The methods register themselves when `consensus` imports their modules.
+    """
     try:
         return REGISTRY[method]
     except KeyError:
@@ -239,20 +239,55 @@ def methods() -> dict[str, str]:
     return {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in sorted(REGISTRY.items())}
 
 
+@functools.lru_cache(maxsize=None)
+def consensus_dtypes(aggregator_class: type[Aggregator]) -> dict[str, str]:
+    """Column -> dtype of the consensus table a method makes (the canonical columns first).
+
+    Cached per class: building even an empty DataFrame costs milliseconds, which
+    would be most of the time of a call on a few subjects.
+    """
+    return {**CONSENSUS, "task": "string", "tool": "Int64", "frame": "Int64", "vote_fraction": "float64",
+            **aggregator_class.extra_columns()}
+
+
+@functools.lru_cache(maxsize=None)
+def subjects_dtypes(aggregator_class: type[Aggregator]) -> dict[str, str]:
+    """Column -> dtype of the subjects table a method makes."""
+    return {"subject_id": "int64", "n_seen": "int64", "n_consensus": "int64", **aggregator_class.subject_columns()}
+
+
 def consensus_meta(aggregator: Aggregator) -> pd.DataFrame:
     """Empty consensus table with the columns and dtypes ``aggregator`` produces."""
-    from data_loaders.schema import empty_table
-
-    table = empty_table("consensus")
-    for column, dtype in {"task": "string", "tool": "Int64", "frame": "Int64", "vote_fraction": "float64",
-                          **aggregator.extra_columns()}.items():
-        table[column] = pd.Series(dtype=dtype)
-    return table
+    return _empty_frame(consensus_dtypes(type(aggregator)))
 
 
 def subjects_meta(aggregator: Aggregator) -> pd.DataFrame:
-    columns = {"subject_id": "int64", "n_seen": "int64", "n_consensus": "int64", **aggregator.subject_columns()}
-    return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in columns.items()})
+    """Empty subjects table with the columns and dtypes ``aggregator`` produces."""
+    return _empty_frame(subjects_dtypes(type(aggregator)))
+
+
+def _empty_frame(dtypes: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({column: pd.Series(dtype=dtype) for column, dtype in dtypes.items()})
+
+
+def typed_frame(n_rows: int, columns: dict, dtypes: dict[str, str]) -> pd.DataFrame:
+    """A table of ``columns`` (arrays of ``n_rows`` values, or one value for every row), each cast to its ``dtypes`` entry.
+
+    Column by column, because a whole-frame ``astype`` costs milliseconds even on
+    a few rows: most of the time of a call on a small project.
+    """
+    typed = {}
+    for name, values in columns.items():
+        dtype = pd.api.types.pandas_dtype(dtypes[name]) if name in dtypes else None
+        if np.ndim(values) == 0:
+            values = [values] * n_rows
+        if dtype is None:
+            typed[name] = values
+        elif isinstance(dtype, np.dtype):
+            typed[name] = np.asarray(values, dtype=dtype)
+        else:
+            typed[name] = pd.array(values, dtype=dtype)
+    return pd.DataFrame(typed)
 
 
 def box_order(prep: Prepared, boxes: Estimates) -> np.ndarray:
@@ -284,35 +319,33 @@ def partition_output(aggregator: Aggregator, prep: Prepared, boxes: Estimates, a
     links = links_table(prep.mark_ids, prep.marks.row, assignment, ids)
     votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(boxes))
     n_seen_group = prep.n_seen_group
-    group_keys = prep.groups.iloc[boxes.group].reset_index(drop=True)
+    group_subject = prep.groups["subject"].to_numpy()[boxes.group]
     n_seen = n_seen_group[boxes.group]
     with np.errstate(invalid="ignore", divide="ignore"):
         vote_fraction = np.where(n_seen > 0, votes / np.maximum(n_seen, 1), np.nan)
-    consensus = pd.DataFrame({
-        "subject_id": prep.subject_ids[group_keys["subject"].to_numpy()],
+    consensus = typed_frame(len(boxes), {
+        "subject_id": prep.subject_ids[group_subject],
         "consensus_id": ids,
         "x": boxes.cx - boxes.width / 2,
         "y": boxes.cy - boxes.height / 2,
         "width": boxes.width,
         "height": boxes.height,
         "angle": boxes.angle,
-        "n_votes": votes.astype(np.int64),
-        "n_seen": n_seen.astype(np.int64),
+        "n_votes": votes,
+        "n_seen": n_seen,
         "source": aggregator.source(),
-        "task": group_keys["task"] if "task" in group_keys else pd.NA,
-        "tool": group_keys["tool"] if "tool" in group_keys else pd.NA,
-        "frame": group_keys["frame"] if "frame" in group_keys else pd.NA,
+        **{key: prep.groups[key].array.take(boxes.group) if key in prep.groups else pd.NA
+           for key in ("task", "tool", "frame")},
         "vote_fraction": vote_fraction,
         **(box_columns or {}),
-    })
-    consensus = consensus.astype(consensus_meta(aggregator).dtypes.to_dict())
-    subject_boxes = np.bincount(group_keys["subject"].to_numpy(), minlength=len(prep.subject_ids))
-    subjects = pd.DataFrame({
+    }, consensus_dtypes(type(aggregator)))
+    subject_boxes = np.bincount(group_subject, minlength=len(prep.subject_ids))
+    subjects = typed_frame(len(prep.subject_ids), {
         "subject_id": prep.subject_ids,
-        "n_seen": prep.n_seen_subject.astype(np.int64),
-        "n_consensus": subject_boxes.astype(np.int64),
+        "n_seen": prep.n_seen_subject,
+        "n_consensus": subject_boxes,
         **(subject_columns or {}),
-    }).astype(subjects_meta(aggregator).dtypes.to_dict())
+    }, subjects_dtypes(type(aggregator)))
     counts = {
         "marks": len(prep.mark_ids),
         "marks_without_box": prep.n_invalid,

@@ -141,14 +141,17 @@ def partitions(first, second=None):
     )
 
 
-def frame(parts, meta: pd.DataFrame):
-    """One table from per-partition pandas frames: pandas for local partitions, a Dask DataFrame otherwise."""
+def frame(parts, meta):
+    """One table from per-partition pandas frames: pandas for local partitions, a Dask DataFrame otherwise.
+
+    ``meta`` is a function returning the empty table Dask needs, called only for Dask.
+    """
     if isinstance(parts, LocalPartitions):
         items = parts.gather()
         return items[0] if len(items) == 1 else pd.concat(items, ignore_index=True)
     import dask.dataframe as dd
 
-    return dd.from_delayed(parts.items, meta=meta, verify_meta=False)
+    return dd.from_delayed(parts.items, meta=meta(), verify_meta=False)
 
 
 def match(marks, consensus, min_iou: float):
@@ -156,7 +159,7 @@ def match(marks, consensus, min_iou: float):
     from .matching import links_meta_frame
 
     parts = partitions(marks, consensus).map(_match_partition, min_iou)
-    return frame(parts, links_meta_frame())
+    return frame(parts, links_meta_frame)
 
 
 def _match_partition(pair, min_iou):

@@ -19,12 +19,15 @@ from .data_store import IMAGE_ROUTE, Project
 from .explorer import Explorer
 from .loading import (POLL_MILLISECONDS, READY, LoadingView, LoadProgress, ProjectLoad, failure_panel,
                       load_report_panel, shared_load, skipped_summary)
+from .reviews import ReviewStore
 from .views import FetchView
 
 
 #: Data store parameters kept in the page's address (query string).
 URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disagreement")
 
+#: How often a session looks for review decisions made in other sessions, in milliseconds.
+REVIEW_REFRESH_MS = 3000
 
 def page_template(title: str) -> pn.template.FastListTemplate:
     """An empty page: its sidebar, main area and modal each hold one Column, filled in later."""
@@ -35,8 +38,8 @@ def page_template(title: str) -> pn.template.FastListTemplate:
     )
 
 
-def create_app(project: Project, template: pn.template.FastListTemplate | None = None
-               ) -> pn.template.FastListTemplate:
+def create_app(project: Project, reviews: ReviewStore | None = None, review_refresh_ms: int = REVIEW_REFRESH_MS,
+               template: pn.template.FastListTemplate | None = None) -> pn.template.FastListTemplate:
     """The page of one session: filters and the load report in the sidebar, the views in tabs.
 
     Parameters
@@ -44,12 +47,16 @@ def create_app(project: Project, template: pn.template.FastListTemplate | None =
     project : Project
         The shared, read-only project; the session gets its own `Explorer` (data
         store and views) over it.
+    reviews : ReviewStore, optional
+        The process's review store, shared by every session.
+    review_refresh_ms : int
+        How often the session reads decisions other sessions made.
     template : FastListTemplate, optional
         A `page_template` already shown (with the load's progress) to fill in;
         default a new one.
     """
     template = template if template is not None else page_template(project.title)
-    explorer = Explorer(project)
+    explorer = Explorer(project, reviews=reviews)
     # Containers, so a project fetched from Zooniverse can replace the session's parts in place.
     sidebar, main = pn.Column(*explorer.sidebar()), pn.Column(explorer.tabs(), sizing_mode="stretch_width")
     report = pn.Column(load_report_panel(project.reports), sizing_mode="stretch_width")
@@ -61,7 +68,7 @@ def create_app(project: Project, template: pn.template.FastListTemplate | None =
     open_fetch.on_click(lambda event: template.open_modal())
 
     def show_fetched(event):
-        fetched = Explorer(event.new)
+        fetched = Explorer(event.new, reviews=reviews)
         sidebar[:], main[:] = fetched.sidebar(), [fetched.tabs()]
         report[:] = [load_report_panel(event.new.reports)]
         if pn.state.location is not None:
@@ -76,10 +83,15 @@ def create_app(project: Project, template: pn.template.FastListTemplate | None =
         pn.state.location.sync(explorer.data_store, {name: name for name in URL_STATE})
     # Tests and notebook users reach the session's parts through the template.
     template.explorer, template.fetch = explorer, fetch
+    if reviews is not None:
+        # Decisions made in other sessions show within review_refresh_ms; this session's own at once.
+        pn.state.add_periodic_callback(lambda: template.explorer.data_store.refresh_reviews(),
+                                       period=review_refresh_ms)
     return template
 
 
-def create_loading_app(load: ProjectLoad) -> pn.template.FastListTemplate:
+def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
+                       review_refresh_ms: int = REVIEW_REFRESH_MS) -> pn.template.FastListTemplate:
     """The page of one session of a served project: the views, or the load's progress until they can show.
 
     A session opened while the project loads paints at once with a `LoadingView`;
@@ -91,6 +103,8 @@ def create_loading_app(load: ProjectLoad) -> pn.template.FastListTemplate:
     ----------
     load : ProjectLoad
         The process-wide load (`dashboard.loading.shared_load`).
+    reviews, review_refresh_ms
+        As for `create_app`.
     """
     # The views arrive after the page is drawn: load what they need in the browser now.
     pn.extension("tabulator")
@@ -98,7 +112,7 @@ def create_loading_app(load: ProjectLoad) -> pn.template.FastListTemplate:
 
     def show_outcome():
         if load.status == READY:
-            create_app(load.project, template)
+            create_app(load.project, reviews=reviews, review_refresh_ms=review_refresh_ms, template=template)
         else:
             template.main[0][:] = [failure_panel(load)]
 
@@ -157,7 +171,8 @@ def notify_error(exception: BaseException) -> None:
 
 def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str, image_roots=(),
           port: int = 5006, address: str | None = None, show: bool = False, num_threads: int | None = None,
-          threaded: bool = False, **server_options):
+          threaded: bool = False, reviews: ReviewStore | None = None,
+          review_refresh_ms: int = REVIEW_REFRESH_MS, **server_options):
     """Serve the app: the server listens at once, and every session shares the project ``build_project`` makes.
 
     Parameters
@@ -174,12 +189,18 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         Image folders, published at ``zoolens-images/<i>/`` for thumbnails.
     port, address, show, num_threads, threaded
         As for `panel.serve`.
+    reviews : ReviewStore, optional
+        Where review decisions go: one store (one database engine) for every session.
+    review_refresh_ms : int
+        How often each session reads the decisions made in other sessions.
     """
     load = shared_load(key, build_project, title)
+
+    def session():
+        return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms)
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error
     static_dirs = {f"{IMAGE_ROUTE}/{number}": str(root) for number, root in enumerate(image_roots)}
-    return pn.serve({"/": lambda: create_loading_app(load)}, port=port, address=address, show=show,
-                    num_threads=num_threads, static_dirs=static_dirs, title="zoolens", threaded=threaded,
-                    **server_options)
+    return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
+                    static_dirs=static_dirs, title="zoolens", threaded=threaded, **server_options)

@@ -18,8 +18,11 @@ No file is parsed here: tables come from `data_loaders` and `consensus`.
 
 from __future__ import annotations
 
+import html
 import posixpath
+import threading
 import urllib.parse
+import weakref
 from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -36,6 +39,8 @@ from consensus.agreement import box_agreement, subject_agreement, volunteer_agre
 from data_loaders.base import FormatError
 from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
 from data_loaders.schema import conform, empty_table
+
+from .reviews import GEOMETRY, SUBJECT_STATUSES, ReviewStore, consensus_fingerprint
 
 if TYPE_CHECKING:
     from .loading import LoadProgress
@@ -256,6 +261,16 @@ class Project:
         return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
                                                ignore_index=True)
 
+    @cached_property
+    def consensus_source(self) -> str:
+        """The name review decisions on this consensus are stored under: its boxes' fingerprint.
+
+        `dashboard.reviews.consensus_fingerprint` of the boxes, so another aggregation run (other
+        boxes) gets its own decisions, and ``zoolens export --reviews`` finds these ones again
+        from the same consensus.
+        """
+        return consensus_fingerprint(self.consensus)
+
     def _workflow_subjects(self) -> dict[str, np.ndarray]:
         """``"<workflow_id> v<version>"`` -> the subject ids classified in it."""
         # De-duplicate first: millions of classifications, a few workflow versions.
@@ -434,6 +449,39 @@ def default_image_roots(files: Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys([*subject_folders, *(path.parent for path in files)]))
 
 
+#: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
+#: read of the store per new decision for the whole process, however many sessions show it.
+_REVIEW_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_REVIEW_STATE_LOCK = threading.Lock()
+
+
+def shared_review_state(reviews: ReviewStore, project: Project, latest: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The review state of ``project``'s consensus as of decision ``latest`` or newer, shared read-only.
+
+    Parameters
+    ----------
+    reviews : ReviewStore
+    project : Project
+    latest : int
+        The newest decision id the caller knows of (`ReviewStore.last_decision_id`).
+
+    Returns
+    -------
+    (DataFrame, DataFrame)
+        `ReviewStore.box_status` indexed by subject_id and consensus_id, and
+        `ReviewStore.subject_status` with the project's consensus. Never mutate them.
+    """
+    source = project.consensus_source
+    # One session reads while the others wait for its result rather than read the same again.
+    with _REVIEW_STATE_LOCK:
+        known = _REVIEW_STATE.setdefault(reviews, {}).get(source)
+        if known is None or known[0] < latest:
+            boxes = reviews.box_status(source).set_index(["subject_id", "consensus_id"])
+            known = (latest, boxes, reviews.subject_status(source, project.consensus))
+            _REVIEW_STATE[reviews][source] = known
+    return known[1], known[2]
+
+
 class DataStore(Viewer):
     """One session's view of a shared project: filters, current subject, selection.
 
@@ -456,12 +504,28 @@ class DataStore(Viewer):
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
+    # -- review sessions: decisions live in the shared store; these are this session's view of them.
+    reviews = param.ClassSelector(class_=ReviewStore, default=None, allow_None=True, constant=True,
+                                  doc="The review store every session of the process shares (None: no reviewing).")
+    reviewer = param.String(default="", doc="Who this session's review decisions are attributed to.")
+    review_status = param.Selector(default=ANY, objects=[ANY, *SUBJECT_STATUSES],
+                                   doc="Keep subjects with this review status.")
+    review_statuses = param.DataFrame(default=None, doc="Output: `ReviewStore.subject_status` of the project's "
+                                                        "consensus, as last read.")
+    last_decision = param.Integer(default=0, doc="Output: the newest decision id read from the review store.")
+    review_box = param.Integer(default=None, allow_None=True,
+                               doc="The current subject's box picked for review (negative: added by a reviewer).")
+    reviewer_signed_in = param.Boolean(default=False, constant=True,
+                                       doc="The reviewer is the server's authenticated user, not a typed name.")
 
     def __init__(self, **params):
         super().__init__(**params)
         project = self.project
         self.param.workflow.objects = [ANY, *project.workflows]
         self.param.tool.objects = [ANY, *project.tools]
+        self._box_status = None
+        with param.discard_events(self):
+            self._read_reviews()
         self._update_subjects()
         if self.subject is None and len(self.subjects):
             self.subject = int(self.subjects.subject_id.iloc[0])
@@ -470,6 +534,7 @@ class DataStore(Viewer):
                    "selection", watch=True)
     def _update_subjects(self):
         stats = self.project.subject_stats
+        stats = stats.assign(review_status=self.review_status_of(stats.subject_id).array)
         keep = np.ones(len(stats), dtype=bool)
         if self.workflow != ANY:
             keep &= stats.subject_id.isin(self.project.workflows[self.workflow]).to_numpy()
@@ -486,8 +551,82 @@ class DataStore(Viewer):
             keep &= stats[column].between(low, high).to_numpy()
         if self.selection is not None:
             keep &= stats.subject_id.isin(self.selection).to_numpy()
+        if self.review_status != ANY:
+            keep &= (stats.review_status == self.review_status).to_numpy()
         self.subjects = stats[keep].sort_values(["disagreement", "subject_id"], ascending=[False, True],
                                                 na_position="last", ignore_index=True)
+
+    @param.depends("review_status", "review_statuses", watch=True)
+    def _review_filter_changed(self):
+        self._update_subjects()
+
+    # -- review decisions ------------------------------------------------------------------
+
+    def _read_reviews(self, latest: int | None = None) -> None:
+        """Read the subjects' and boxes' review state from the store (the newest decision ``latest``)."""
+        if self.reviews is None:
+            self.review_statuses = pd.DataFrame({"subject_id": pd.Series(dtype=np.int64),
+                                                 "status": pd.Series(dtype="string")})
+            return
+        latest = self.reviews.last_decision_id() if latest is None else latest
+        self._box_status, self.review_statuses = shared_review_state(self.reviews, self.project, latest)
+        self.last_decision = latest
+
+    def refresh_reviews(self) -> bool:
+        """Read the review state again if anyone decided since the last read.
+
+        Cheap when nothing changed (one ``max(id)`` query), so a served session calls it
+        periodically; the session that decides calls it at once.
+
+        Returns
+        -------
+        bool
+            Whether there were new decisions.
+        """
+        if self.reviews is None:
+            return False
+        latest = self.reviews.last_decision_id()
+        if latest == self.last_decision:
+            return False
+        self._read_reviews(latest)
+        return True
+
+    def review_status_of(self, subject_ids) -> pd.Series:
+        """The review status of each subject id (unreviewed when the store knows nothing of it)."""
+        statuses = self.review_statuses.set_index("subject_id")["status"]
+        return (pd.Series(np.asarray(subject_ids, dtype=np.int64)).map(statuses)
+                .fillna("unreviewed").astype("string"))
+
+    def reviewed_consensus_of(self, subject_id: int | None = None) -> pd.DataFrame:
+        """A subject's consensus boxes as reviewed: the boxes passing ``min_votes`` and those reviewers added.
+
+        Returns
+        -------
+        DataFrame
+            ``consensus_id`` (negative for added boxes), ``status`` (unreviewed, accepted,
+            rejected, redrawn, added), the effective geometry ``x`` ... ``angle`` (redrawn
+            boxes at their new place), the aggregated geometry ``original_x`` ...
+            ``original_angle`` (NaN for added boxes), ``n_votes``, ``n_seen``, and the last
+            decision's ``reviewer`` and ``decided_at``.
+        """
+        subject_id = self.subject if subject_id is None else subject_id
+        boxes = self.consensus_of(subject_id)
+        columns = ["subject_id", "consensus_id", *GEOMETRY, "n_votes", "n_seen"]
+        reviewed = boxes[columns].assign(status="unreviewed", reviewer=None)
+        reviewed["decided_at"] = pd.Series(pd.NaT, index=reviewed.index, dtype="datetime64[ns, UTC]")
+        for name in GEOMETRY:
+            reviewed[f"original_{name}"] = reviewed[name]
+        if self._box_status is None or subject_id is None:
+            return reviewed.reset_index(drop=True)
+        decided = self._box_status.loc[self._box_status.index.get_level_values("subject_id") == subject_id]
+        decided = decided.reset_index()
+        on_aggregated = decided[decided.consensus_id.isin(reviewed.consensus_id)].set_index("consensus_id")
+        state = ["status", *GEOMETRY, "reviewer", "decided_at"]
+        reviewed = reviewed.set_index("consensus_id")
+        reviewed.loc[on_aggregated.index, state] = on_aggregated[state]
+        added = decided[decided.consensus_id < 0].assign(n_votes=pd.NA, n_seen=pd.NA)
+        reviewed = pd.concat([reviewed.reset_index(), added[reviewed.reset_index().columns]], ignore_index=True)
+        return reviewed.astype({"n_votes": "Int64", "n_seen": "Int64", "status": "string"})
 
     # -- what the views ask for ------------------------------------------------------------
 
@@ -549,10 +688,23 @@ class DataStore(Viewer):
         clear = pn.widgets.Button(label="Clear plot selection", width=250)
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
-            filters, *metadata_sliders,
+            filters, *metadata_sliders, *self._review_widgets(),
             pn.panel(self._counts, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )
+
+    def _review_widgets(self) -> list:
+        """The review-status filter and who decides: a name box, unless the server signed the user in."""
+        if self.reviews is None:
+            return []
+        status = pn.widgets.Select.from_param(self.param.review_status, name="Review status", width=250)
+        if self.reviewer_signed_in:
+            # The name comes from the authentication provider, still text: escaped into HTML.
+            who = pn.pane.HTML(f"Reviewing as <b>{html.escape(self.reviewer)}</b>", width=250)
+        else:
+            who = pn.widgets.TextInput.from_param(self.param.reviewer, name="Your name (reviewer)", width=250,
+                                                  placeholder="needed to record decisions")
+        return [status, who]
 
     def _metadata_slider(self, column: str):
         values = self.project.subject_stats[column].dropna()

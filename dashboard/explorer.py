@@ -22,18 +22,36 @@ from panel.viewable import Viewer
 
 from .data_store import DataStore, Project, load_project
 from .keyboard import SubjectKeys
-from .views import AgreementPlots, CutoutViewer, ExportView, ReaggregationSandbox, SubjectBrowser, VolunteerTable
+from .reviews import ReviewStore, open_store
+from .views import (
+    AgreementPlots, CutoutViewer, ExportView, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable,
+)
 
 
 class Explorer(Viewer):
-    """A session over one project: its data store (filters) and one instance of every view."""
+    """A session over one project: its data store (filters) and one instance of every view.
+
+    Parameters
+    ----------
+    project : Project, optional
+        The project (or give ``data_store``).
+    reviews : ReviewStore, str or Path, optional
+        Where review decisions go: a store shared with other sessions, a database URL or a
+        SQLite file path. Without one the review panel only says how to start reviewing.
+    """
 
     data_store = param.ClassSelector(class_=DataStore, doc="The session's filters over the shared project.")
 
-    def __init__(self, project: Project | None = None, **params):
+    def __init__(self, project: Project | None = None, reviews: ReviewStore | str | Path | None = None, **params):
         if project is not None:
-            params["data_store"] = DataStore(project=project)
+            if reviews is not None and not isinstance(reviews, ReviewStore):
+                reviews = open_store(reviews)
+            # Behind a server with authentication the reviewer is the signed-in user.
+            user = pn.state.user
+            params["data_store"] = DataStore(project=project, reviews=reviews, reviewer=user or "",
+                                             reviewer_signed_in=bool(user))
         super().__init__(**params)
+        self.review = ReviewPanel(data_store=self.data_store)
         self.subjects = SubjectBrowser(data_store=self.data_store)
         self.cutout = CutoutViewer(data_store=self.data_store)
         self.agreement = AgreementPlots(data_store=self.data_store)
@@ -44,13 +62,17 @@ class Explorer(Viewer):
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], **options) -> Explorer:
-        """Read project files (see `dashboard.data_store.load_project` for the options)."""
-        return cls(load_project(paths, **options))
+        """Read project files (see `dashboard.data_store.load_project` for the options; ``reviews`` as for
+        `Explorer`)."""
+        reviews = options.pop("reviews", None)
+        return cls(load_project(paths, **options), reviews=reviews)
 
     @classmethod
     def from_tables(cls, classifications: pd.DataFrame, marks: pd.DataFrame, **tables) -> Explorer:
-        """Use canonical tables already in memory (subjects, consensus, links, image_roots optional)."""
-        return cls(Project(classifications, marks, **tables))
+        """Use canonical tables already in memory (subjects, consensus, links, image_roots optional;
+        ``reviews`` as for `Explorer`)."""
+        reviews = tables.pop("reviews", None)
+        return cls(Project(classifications, marks, **tables), reviews=reviews)
 
     @property
     def project(self) -> Project:
@@ -64,7 +86,7 @@ class Explorer(Viewer):
     def tabs(self) -> pn.Tabs:
         """The views, one tab each."""
         return pn.Tabs(
-            ("Subjects", pn.Row(self.subjects, self.cutout)),
+            ("Subjects", pn.Row(pn.Column(self.subjects, self.review), self.cutout)),
             ("Agreement", self.agreement),
             ("Volunteers", self.volunteers),
             ("Re-aggregate", self.sandbox),
@@ -73,7 +95,7 @@ class Explorer(Viewer):
         )
 
     def sidebar(self) -> list:
-        """The filters (and the invisible keyboard listener)."""
+        """The filters, the review status filter and reviewer name (and the invisible keyboard listener)."""
         return [pn.pane.Markdown("### Filters"), self.data_store, self.keys]
 
     def __panel__(self):

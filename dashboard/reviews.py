@@ -344,6 +344,45 @@ class ReviewStore:
         rows["active"] = _active(rows)
         return rows
 
+    def last_decision_id(self) -> int:
+        """The id of the newest decision in the store (0 when empty): a cheap "has anyone decided?" check.
+
+        Decision ids only grow, so a session that remembers the last id it read knows it must
+        read the statuses again exactly when this number changes.
+        """
+        with self._engine.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.max(decisions.c.id))).scalar() or 0)
+
+    def summary(self, consensus_source: str) -> dict:
+        """What a reviewed export records about the review: the store and the decision counts.
+
+        Parameters
+        ----------
+        consensus_source : str
+            The consensus run.
+
+        Returns
+        -------
+        dict
+            ``store`` (the database URL, password hidden), ``consensus_source``, ``decisions``
+            (all stored on this run, reverts included), ``in_effect`` (not reverted, reverts
+            excluded), ``by_action`` (decisions in effect per action), ``reviewers`` (how many
+            people decided) and ``last_decision_at`` (ISO 8601 UTC, None without decisions).
+        """
+        history = self.history(consensus_source=consensus_source)
+        in_effect = history[history["active"] & (history["action"] != "revert")]
+        last = history["created_at"].max() if len(history) else None
+        return {
+            "store": self.url.render_as_string(hide_password=True),
+            "consensus_source": consensus_source,
+            "decisions": len(history),
+            "in_effect": len(in_effect),
+            "by_action": {str(action): int(count)
+                          for action, count in in_effect["action"].value_counts().sort_index().items()},
+            "reviewers": int(history["reviewer"].nunique()),
+            "last_decision_at": None if last is None else last.isoformat(),
+        }
+
     def box_status(self, consensus_source: str) -> pd.DataFrame:
         """The effective state of every box with a decision in effect.
 
@@ -495,6 +534,18 @@ class ReviewStore:
         if rejected == "drop":
             catalogue = catalogue[catalogue["review_status"] != "rejected"].reset_index(drop=True)
         return catalogue
+
+
+def open_store(location: str | Path) -> ReviewStore:
+    """A `ReviewStore` from what a user typed: a database URL (it has ``://``) or a SQLite file path.
+
+    Parameters
+    ----------
+    location : str or Path
+        ``postgresql+psycopg2://user@host/db``, ``sqlite:///path``, or a file path.
+    """
+    text = str(location)
+    return ReviewStore(url=text) if "://" in text else ReviewStore(path=text)
 
 
 def consensus_fingerprint(consensus: pd.DataFrame) -> str:

@@ -385,16 +385,20 @@ def boxes(kind: str, names: tuple[str, ...], values: dict[str, np.ndarray]) -> d
             "angle": angle}
 
 
-def read_fields(fields: dict[str, str], cells: ListCells, rows: RowFilter) -> dict[str, Exploded]:
+def read_fields(fields: dict[str, str], cells: ListCells, rows: RowFilter,
+                depths: dict[str, int] | None = None) -> dict[str, Exploded]:
     """Parse and explode the list fields (name -> column) of one tool.
 
-    Rows holding a cell that is not a list of numbers, or lists of different
-    lengths for the same shapes, are rejected in ``rows``.
+    ``depths`` fixes the list depth of some fields (a path's x and y must both be
+    lists of lists); the others take the depth of their column's first cell. Rows
+    holding a cell that is not a list of numbers of that depth, or lists of
+    different lengths for the same shapes, are rejected in ``rows``.
     """
+    depths = depths or {}
     arrays = {}
     bad = np.zeros(len(rows.keep), dtype=bool)
     for name, column in fields.items():
-        array, not_numbers = cells.lists(column, cells.nesting(column))
+        array, not_numbers = cells.lists(column, depths.get(name) or cells.nesting(column))
         rows.reject(not_numbers, f"{column} is not a list of numbers")
         bad |= not_numbers
         arrays[name] = array
@@ -440,7 +444,8 @@ def extractions_to_marks(rows: TextTable, groups: list[ToolFields], cells: ListC
             unsupported[f"frame{group.frame}.{group.task}_tool{group.tool}"] = len(group.fields)
             continue
         kind, names = shape
-        parsed = read_fields({name: group.fields[name] for name in names}, cells, kept_rows)
+        parsed = read_fields({name: group.fields[name] for name in names}, cells, kept_rows,
+                             depths=dict.fromkeys(names, 2 if nested else 1))
         first = parsed[names[0]]
         geometry = boxes(kind, names, {name: item.value for name, item in parsed.items()})
         parts.append(pd.DataFrame({
@@ -560,7 +565,8 @@ def reductions_to_tables(rows: TextTable, groups: list[ToolFields], cells: ListC
             for extra in ("clusters_count", "clusters_sigma", "n_classifications", "consensus"):
                 if extra in group.fields:
                     fields[extra] = group.fields[extra]
-            parsed = read_fields(fields, cells, kept_rows)
+            parsed = read_fields(fields, cells, kept_rows,
+                                 depths={f"clusters_{name}": 2 if nested else 1 for name in names})
             values = {name: parsed[f"clusters_{name}"].value for name in names}
             first = parsed[f"clusters_{names[0]}"]
             table = pd.DataFrame({"row": first.row, "frame": group.frame, "task": group.task,

@@ -33,3 +33,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def review_store(tmp_path):
+    """A review store (`dashboard.reviews.ReviewStore`) in a fresh SQLite file."""
+    from dashboard.reviews import ReviewStore
+
+    with ReviewStore(path=tmp_path / "reviews.sqlite") as store:
+        yield store

@@ -201,3 +201,53 @@ def test_errors_name_the_problem_without_a_traceback(demo_files, tmp_path, capsy
                  "-o", str(tmp_path / "c.csv")]) == 1
     assert "already exist" in capsys.readouterr().err
     assert (tmp_path / "c.csv").read_text() == "keep me\n"
+
+
+def test_reviewed_catalogue_from_decisions_made_in_the_dashboard(demo_files, tmp_path):
+    from dashboard.data_store import load_project
+    from dashboard.reviews import ReviewStore
+
+    # The project as `zoolens demo` serves it, and three decisions a reviewer made on it.
+    project = load_project([demo_files.classifications, demo_files.subjects, demo_files.workflows],
+                           workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
+                           image_roots=[demo_files.folder], method="iou")
+    rejected, redrawn = project.consensus.iloc[0], project.consensus.iloc[1]
+    with ReviewStore(path=tmp_path / "reviews.sqlite") as store:
+        source = project.consensus_source
+        store.record(source, int(rejected.subject_id), "reject", "ann", consensus_id=int(rejected.consensus_id),
+                     original=rejected.to_dict(), reason="a star")
+        store.record(source, int(redrawn.subject_id), "redraw", "bob", consensus_id=int(redrawn.consensus_id),
+                     original=redrawn.to_dict(), geometry={"x": 5.0, "y": 6.0, "width": 7.0, "height": 8.0})
+        store.record(source, int(redrawn.subject_id), "add", "bob",
+                     geometry={"x": 50.0, "y": 60.0, "width": 9.0, "height": 9.0})
+        store.record("another-run", 1, "flag", "ann")
+
+    done = zoolens("export", demo_files.classifications, "--workflow", demo.WORKFLOW_ID,
+                   "--workflow-version", demo.WORKFLOW_VERSION, "--reviews", tmp_path / "reviews.sqlite",
+                   "-o", tmp_path / "reviewed.csv", cache=tmp_path / "cache")
+    assert done.returncode == 0, done.stderr
+    assert f"reviewed: 3 decisions in effect of 3 on consensus run {source}" in done.stdout
+    catalogue = pd.read_csv(tmp_path / "reviewed.csv").set_index(["subject_id", "consensus_id"])
+    # One box left out, one added: as many rows as the consensus the dashboard showed.
+    assert len(catalogue) == len(project.consensus)
+    assert (rejected.subject_id, rejected.consensus_id) not in catalogue.index
+    box = catalogue.loc[(redrawn.subject_id, redrawn.consensus_id)]
+    assert (box.x, box.y, box.width, box.height, box.review_status, box.reviewed_by) == (5, 6, 7, 8, "redrawn", "bob")
+    assert (box.original_x, box.original_width) == (redrawn.x, redrawn.width)
+    added = catalogue[catalogue.review_status == "added"]
+    assert added[["x", "y", "width", "height"]].values.tolist() == [[50, 60, 9, 9]]
+    assert (catalogue.review_status == "unreviewed").sum() == len(project.consensus) - 2
+    review = json.loads((tmp_path / "reviewed.provenance.json").read_text())["review"]
+    assert (review["decisions"], review["in_effect"], review["reviewers"]) == (3, 3, 2)
+    assert review["by_action"] == {"add": 1, "redraw": 1, "reject": 1}
+    assert review["rejected_boxes"] == "drop" and review["store"].endswith("reviews.sqlite")
+
+    kept = zoolens("export", demo_files.classifications, "--workflow", demo.WORKFLOW_ID, "--keep-rejected",
+                   "--workflow-version", demo.WORKFLOW_VERSION,
+                   "--reviews", tmp_path / "reviews.sqlite", "-o", tmp_path / "kept.csv", cache=tmp_path / "cache")
+    assert kept.returncode == 0, kept.stderr
+    assert (pd.read_csv(tmp_path / "kept.csv").review_status == "rejected").sum() == 1
+
+    missing = zoolens("export", demo_files.classifications, "--workflow", demo.WORKFLOW_ID,
+                      "--reviews", tmp_path / "nope.sqlite", "-o", tmp_path / "x.csv", cache=tmp_path / "cache")
+    assert missing.returncode == 1 and "no such review store" in missing.stderr

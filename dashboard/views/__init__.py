@@ -5,9 +5,10 @@ from .agreement import AgreementPlots
 from .cutout import CutoutViewer
 from .export import ExportView
 from .fetch import FetchView
+from .review import ReviewPanel
 from .sandbox import ReaggregationSandbox
 from .subjects import SubjectBrowser
 from .volunteers import VolunteerTable
 
 __all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "FetchView",
-           "ReaggregationSandbox", "SubjectBrowser", "VolunteerTable"]
+           "ReaggregationSandbox", "ReviewPanel", "SubjectBrowser", "VolunteerTable"]

@@ -22,11 +22,15 @@ from .base import View
 PALETTE = Category10_10
 UNLINKED_COLOUR = "#d9d9d9"
 UNMATCHED_COLOUR = "#ffffff"
+#: Rejected consensus boxes are drawn dashed in grey, at their aggregated place.
+REJECTED_COLOUR = "#8c8c8c"
+#: The box picked for review gets a broad halo of this colour under its outline.
+PICKED_COLOUR = "#ffd92f"
 
 # Dimensions are made once: building them per subject costs more than the boxes.
 BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
 MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour")]
-CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "colour")]
+CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "status", "colour")]
 BAND_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "colour")]
 
 
@@ -143,7 +147,8 @@ class CutoutViewer(View):
         return hv.RGB(pixels[::-1], bounds=(0, 0, width, height), kdims=["x", "y"])
 
     def _consensus_colours(self) -> pd.Series:
-        boxes = self.data_store.consensus_of()
+        # Boxes reviewers added follow the aggregated ones, so those keep their colours.
+        boxes = self.data_store.reviewed_consensus_of()
         colours = [PALETTE[position % len(PALETTE)] for position in range(len(boxes))]
         return pd.Series(colours, index=boxes.consensus_id.to_numpy(), dtype=object)
 
@@ -177,15 +182,52 @@ class CutoutViewer(View):
         return self._rectangles(marks, np.full(len(marks), UNMATCHED_COLOUR, dtype=object), "Unmatched")
 
     def consensus_boxes(self) -> hv.Rectangles:
-        """The consensus boxes of the subject, each in its own colour."""
-        boxes = self.data_store.consensus_of()
+        """The subject's consensus boxes as reviewed, each in its own colour, rejected ones left out.
+
+        Redrawn boxes are at their new place; boxes reviewers added are included.
+        """
+        boxes = self.data_store.reviewed_consensus_of()
+        colours = self._consensus_colours().to_numpy()
+        kept = (boxes.status != "rejected").to_numpy(dtype=bool)
+        return self._consensus_rectangles(boxes[kept], colours[kept], "Consensus")
+
+    def rejected_boxes(self) -> hv.Rectangles:
+        """The subject's consensus boxes a reviewer rejected, at their aggregated place."""
+        boxes = self.data_store.reviewed_consensus_of()
+        boxes = boxes[(boxes.status == "rejected").to_numpy(dtype=bool)]
+        return self._consensus_rectangles(boxes, np.full(len(boxes), REJECTED_COLOUR, dtype=object), "Rejected")
+
+    def picked_box(self) -> hv.Rectangles:
+        """The box picked for review (`DataStore.review_box`), at its reviewed place; empty when none."""
+        boxes = self.data_store.reviewed_consensus_of()
+        boxes = boxes[(boxes.consensus_id == self.data_store.review_box).to_numpy(dtype=bool)]
+        return self._consensus_rectangles(boxes, np.full(len(boxes), PICKED_COLOUR, dtype=object), "Picked")
+
+    def _consensus_rectangles(self, boxes: pd.DataFrame, colours, group: str) -> hv.Rectangles:
         data = {
             "x0": boxes.x.to_numpy(), "y0": boxes.y.to_numpy(),
             "x1": (boxes.x + boxes.width).to_numpy(), "y1": (boxes.y + boxes.height).to_numpy(),
             "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
-            "seen_by": boxes.n_seen.astype("float64").to_numpy(), "colour": self._consensus_colours().to_numpy(),
+            "seen_by": boxes.n_seen.astype("float64").to_numpy(), "status": boxes.status.to_numpy(dtype=object),
+            "colour": np.asarray(colours, dtype=object),
         }
-        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group="Consensus")
+        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group=group)
+
+    def box_at(self, x: float, y: float) -> int | None:
+        """The id of the smallest of the subject's reviewed boxes holding the point (x, y), if any."""
+        boxes = self.data_store.reviewed_consensus_of()
+        inside = boxes[(boxes.x <= x) & (x <= boxes.x + boxes.width)
+                       & (boxes.y <= y) & (y <= boxes.y + boxes.height)]
+        if not len(inside):
+            return None
+        return int(inside.consensus_id.to_numpy()[np.argmin((inside.width * inside.height).to_numpy())])
+
+    def _pick_box(self, x=None, y=None):
+        """A click on the image picks the box under it for review."""
+        if x is not None and y is not None:
+            picked = self.box_at(x, y)
+            if picked is not None:
+                self.data_store.review_box = picked
 
     def band_boxes(self) -> hv.Rectangles:
         """Each consensus box grown and shrunk by the standard error of its edges.
@@ -213,9 +255,9 @@ class CutoutViewer(View):
         data["colour"] = edges.consensus_box.map(colours).to_numpy(dtype=object)
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=BAND_DIMENSIONS, group="Band")
 
-    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind", "stretch",
-                   "cmap", "show_volunteers", "show_unmatched", "show_consensus", "show_band", "fit_to_boxes",
-                   "frame_size")
+    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "data_store.last_decision",
+                   "data_store.review_box", "image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched",
+                   "show_consensus", "show_band", "fit_to_boxes", "frame_size")
     def overlay(self) -> hv.Overlay:
         """The image with the layers switched on."""
         layers = [self.image()]
@@ -224,7 +266,7 @@ class CutoutViewer(View):
         if self.show_unmatched:
             layers.append(self.unmatched_boxes())
         if self.show_consensus:
-            layers.append(self.consensus_boxes())
+            layers.extend([self.picked_box(), self.consensus_boxes(), self.rejected_boxes()])
         if self.show_band:
             layers.append(self.band_boxes())
         # A square frame whose limits span the image's longer side, centred: pixels stay
@@ -236,13 +278,15 @@ class CutoutViewer(View):
                            xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
                            xlim=xlim, ylim=ylim, framewise=True)
         rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True)
-        widths = {"Volunteer": 1.5, "Unmatched": 1, "Consensus": 4, "Band": 1}
+        widths = {"Volunteer": 1.5, "Unmatched": 1, "Picked": 12, "Consensus": 4, "Rejected": 2, "Band": 1}
         # Styles go on the overlay once (an .opts per element clones it), keyed by group.
         options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
                                                      line_color=_colour_spec(layer))
                    for layer in layers[1:]}
         options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
         options["Rectangles.Band"] = dict(options.get("Rectangles.Band", {}), line_dash="dotted", tools=[])
+        options["Rectangles.Rejected"] = dict(options.get("Rectangles.Rejected", {}), line_dash="dashed")
+        options["Rectangles.Picked"] = dict(options.get("Rectangles.Picked", {}), line_alpha=0.6, tools=[])
         return hv.Overlay(layers).opts({**options, "RGB": image_style, "Image": image_style,
                                         "Overlay": dict(framewise=True)})
 
@@ -274,7 +318,9 @@ class CutoutViewer(View):
                                   default_layout=pn.FlexBox,
                                   widgets={"image_kind": pn.widgets.RadioButtonGroup,
                                            "stretch": {"width": 115}, "cmap": {"width": 115}})
-        plot = pn.pane.HoloViews(hv.DynamicMap(self.overlay), linked_axes=False)
+        overlay = hv.DynamicMap(self.overlay)
+        hv.streams.Tap(source=overlay).add_subscriber(self._pick_box)
+        plot = pn.pane.HoloViews(overlay, linked_axes=False)
         return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,
                          width=self.frame_size + 40)
 

@@ -25,19 +25,25 @@ class ExportView(View):
     format = param.Selector(default="csv", objects=list(WRITERS), doc="Catalogue format of the download.")
     include_marks = param.Boolean(default=False, doc="Also export every raw mark of the selection, with the "
                                                      "consensus box it supports.")
+    reviewed = param.Boolean(default=False, doc="Export the reviewed catalogue: the team's decisions applied "
+                                                "(rejected boxes left out, redrawn boxes at their new place, "
+                                                "added boxes in), with the review store and decision counts "
+                                                "in the provenance.")
 
     def filters(self) -> dict:
         """The session's filters, as recorded in the provenance."""
         store = self.data_store
         recorded = {name: getattr(store, name) for name in RECORDED_FILTERS}
         recorded["plot_selection_subjects"] = None if store.selection is None else len(store.selection)
+        recorded["review_status"] = store.review_status
         return recorded
 
     def export(self) -> tuple[str, bytes]:
         """File name and bytes of the selection in `format` (a zip when the format makes several files)."""
         store = self.data_store
         return export_selection(store.project, store.subjects.subject_id.to_numpy(dtype=np.int64), self.format,
-                                self.filters(), min_votes=store.min_votes, include_marks=self.include_marks)
+                                self.filters(), min_votes=store.min_votes, include_marks=self.include_marks,
+                                reviews=store.reviews if self.reviewed else None)
 
     def __panel__(self):
         download = pn.widgets.FileDownload(label="Download the selection", filename="zoolens-selection.csv",
@@ -55,7 +61,9 @@ class ExportView(View):
                              "raw mark. Each export records its source files (with SHA-256), the aggregation "
                              "settings, these filters, the zoolens version and the time; CSV comes as a zip "
                              "with its provenance beside it."),
-            pn.Param(self, parameters=["format", "include_marks"], show_name=False,
+            pn.Param(self, parameters=["format", "include_marks",
+                                       *(["reviewed"] if self.data_store.reviews is not None else [])],
+                     show_name=False,
                      widgets={"format": pn.widgets.RadioButtonGroup}),
             download,
         )

@@ -11,6 +11,7 @@ from .base import View
 #: Statistics columns shown, in order, with their headers.
 COLUMNS = {
     "subject_id": "Subject",
+    "review_status": "Review",
     "n_volunteers": "Volunteers",
     "n_empty": "Empty",
     "n_marks": "Marks",
@@ -19,9 +20,11 @@ COLUMNS = {
     "disagreement": "Disagreement",
 }
 
-#: Column widths in pixels (titles and sort arrows fit): the table fits beside the cutout.
+#: Column widths in pixels (titles and sort arrows fit): the table fits beside the cutout. The review
+#: status comes right after the subject, so it stays in sight where the table must scroll.
 WIDTHS = {"thumbnail": 52, "subject_id": 96, "n_volunteers": 104, "n_empty": 76, "n_marks": 74,
-          "n_consensus": 72, "mean_iou": 64, "disagreement": 124}
+          "n_consensus": 72, "mean_iou": 64, "disagreement": 124,
+          "review_status": 92}
 
 
 class SubjectBrowser(View):

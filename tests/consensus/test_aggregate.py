@@ -79,6 +79,10 @@ def test_rotated_boxes(method, marks_from, classifications_for):
     assert len(result.consensus) == 1
     box = result.consensus.iloc[0]
     assert box["n_votes"] == 4
+    if method == "iou":
+        # Medians: angles 29, 30, 30 (210 folded), 31; centres x 50, 50.5, 50, 50 and y 53, 53, 53.5, 53.
+        assert (box["angle"], box["width"], box["height"]) == (30, 20, 6)
+        assert (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2) == (50, 53)
     assert box["angle"] == pytest.approx(30, abs=0.6)
     assert box["x"] + box["width"] / 2 == pytest.approx(50, abs=0.5)
     assert box["y"] + box["height"] / 2 == pytest.approx(53, abs=0.5)
@@ -99,6 +103,16 @@ def test_boxes_off_the_image_edge_are_kept_as_drawn(method, marks_from, classifi
     box = aggregate(marks, classifications_for(marks), method=method).consensus.iloc[0]
     assert box["n_votes"] == 3
     assert (box["x"], box["y"]) == pytest.approx((-5.67, -3.67), abs=0.35)
+
+
+def test_box_off_the_image_edge_is_the_median_and_its_links_are_exact(marks_from, classifications_for):
+    # Median corner (-6, -4), size 12 x 10: nothing is clipped to the image.
+    marks = marks_from([(5, "ada", -6, -4, 12, 10), (5, "bob", -5, -4, 12, 10), (5, "cy", -6, -3, 12, 10)])
+    result = aggregate(marks, classifications_for(marks), method="iou")
+    box = result.consensus.iloc[0]
+    assert (box["x"], box["y"], box["width"], box["height"]) == (-6, -4, 12, 10)
+    # ada matches exactly; bob overlaps 11 x 10 = 110 of a 240 - 110 = 130 union; cy 12 x 9 = 108 of 132.
+    assert result.links["iou"].tolist() == pytest.approx([1.0, 110 / 130, 108 / 132])
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -112,3 +112,22 @@ def test_consensus_without_vote_counts(project):
     assert pd.isna(boxes.loc[11, "vote_fraction"]) and boxes.loc[11, "n_votes"] == 1
     subjects = subject_agreement(marks, consensus, links, classifications).set_index("subject_id")
     assert subjects.loc[1, "n_below_quorum"] == 0
+
+
+def test_statistics_do_not_depend_on_the_order_or_completeness_of_the_links_table(project):
+    marks, classifications, consensus, links = project
+    shuffled = links.sample(frac=1.0, random_state=3)
+    for statistic, args in [(box_agreement, ()), (subject_agreement, (classifications,)), (volunteer_agreement, (classifications,))]:
+        pd.testing.assert_frame_equal(statistic(marks, consensus, links, *args), statistic(marks, consensus, shuffled, *args))
+    # A mark missing from the links supports no box: dropping bob's IoU-1/3 vote on B1 (mark 4)
+    # leaves B1 with ada's vote alone.
+    partial = box_agreement(marks, consensus, links[links["mark_id"] != 4]).set_index("consensus_id")
+    assert partial.loc[10, "n_votes"] == 1 and partial.loc[10, "mean_iou"] == 1.0
+    volunteers = volunteer_agreement(marks, consensus, links[links["mark_id"] != 4], classifications).set_index("user")
+    assert (volunteers.loc["bob", "n_linked"], volunteers.loc["bob", "precision"]) == (0, 0.0)
+
+
+def test_repeated_mark_ids_in_the_links_are_an_error(project):
+    marks, classifications, consensus, links = project
+    with pytest.raises(ValueError, match="links table has repeated mark_id"):
+        subject_agreement(marks, consensus, pd.concat([links, links.iloc[:1]]), classifications)

@@ -56,9 +56,10 @@ def test_permuting_marks_does_not_change_the_consensus(rows, order_seed, marks_f
         first = aggregate(marks, classifications, method=method, **params)
         second = aggregate(shuffled, shuffled_classifications, method=method, **params)
         _assert_same_consensus(first.consensus, second.consensus)
-        # Every mark keeps its link (mark ids travel with the rows).
+        # Every mark keeps its link and IoU (mark ids travel with the rows).
         links = second.links.set_index("mark_id").loc[first.links["mark_id"]]
-        assert (links["consensus_id"].to_numpy() >= 0).sum() == (first.links["consensus_id"] >= 0).sum()
+        assert links["consensus_id"].tolist() == first.links["consensus_id"].tolist()
+        np.testing.assert_allclose(links["iou"].to_numpy(), first.links["iou"].to_numpy(), rtol=1e-9)
 
 
 @SETTINGS

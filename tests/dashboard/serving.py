@@ -80,11 +80,12 @@ class Served:
 
 
 @contextmanager
-def serving(build, key: str, title: str, image_roots=(), timeout: float = 30.0):
-    """Serve the project ``build(progress)`` makes, in a thread; yields a `Served` once the server answers."""
+def serving(build, key: str, title: str, image_roots=(), timeout: float = 30.0, **serve_options):
+    """Serve the project ``build(progress)`` makes, in a thread (``serve_options`` go to
+    `dashboard.app.serve`); yields a `Served` once the server accepts connections."""
     port = free_port()
     server = serve(key, build, title=title, image_roots=image_roots, port=port, address="127.0.0.1",
-                   threaded=True)
+                   threaded=True, **serve_options)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -99,9 +100,11 @@ def serving(build, key: str, title: str, image_roots=(), timeout: float = 30.0):
 
 
 @contextmanager
-def served(project, key: str, timeout: float = 30.0):
-    """Serve ``project`` in a thread; yields the base URL once the server answers."""
-    with serving(lambda progress: project, key, project.title, project.image_roots, timeout) as running:
+def served(project, key: str, timeout: float = 30.0, **serve_options):
+    """Serve ``project`` in a thread (``serve_options`` go to `dashboard.app.serve`); yields the base
+    URL once the server accepts connections."""
+    with serving(lambda progress: project, key, project.title, project.image_roots, timeout,
+                 **serve_options) as running:
         yield running.url
 
 

@@ -631,3 +631,29 @@ def test_effective_state_equals_replaying_the_history(store, operations):
     assert boxes == expected
     flagged = store.subject_status(source).set_index("subject_id")["flagged"]
     assert sorted(flagged.index[flagged]) == [s for s in (1, 2) if model.state((s, None))["flagged"]]
+
+
+def test_last_decision_id_and_summary(store):
+    assert store.last_decision_id() == 0
+    first = store.record("run-1", 1, "accept", "alice", consensus_id=3, original=BOX)
+    second = store.record("run-1", 1, "reject", "bob", consensus_id=3, original=BOX)
+    store.revert(second.id, "alice")
+    other = store.record("run-2", 1, "flag", "carol")
+    assert store.last_decision_id() == other.id > first.id
+    summary = store.summary("run-1")
+    # Three rows on run-1; the reject is reverted and the revert itself is no decision in effect.
+    assert (summary["decisions"], summary["in_effect"], summary["by_action"]) == (3, 1, {"accept": 1})
+    assert summary["reviewers"] == 2 and summary["consensus_source"] == "run-1"
+    assert "password" not in summary["store"]
+    assert store.summary("run-3")["decisions"] == 0 and store.summary("run-3")["last_decision_at"] is None
+
+
+def test_open_store_takes_a_path_or_a_url(tmp_path):
+    from dashboard.reviews import open_store
+
+    with open_store(tmp_path / "a.sqlite") as by_path:
+        assert by_path.url.database == str(tmp_path / "a.sqlite")
+    with open_store(f"sqlite:///{tmp_path / 'b.sqlite'}") as by_url:
+        assert by_url.url.database == str(tmp_path / "b.sqlite")
+    with pytest.raises(ReviewError, match="not mysql"):
+        open_store("mysql://user@localhost/reviews")

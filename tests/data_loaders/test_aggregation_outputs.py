@@ -133,6 +133,21 @@ def test_bad_cells_skip_their_row_once(data_dir, tmp_path):
     assert len(result.consensus) == 0 and list(result.reductions["subject_id"]) == [1004]
 
 
+def test_path_with_flat_y_skips_its_row(data_dir, tmp_path):
+    # Hypothesis found this: pathX holds paths but pathY a flat list (a truncated cell), which
+    # once crashed building the bounding boxes. The row is skipped; the others load.
+    lines = (data_dir / POLYGON_EXTRACTIONS).read_text().splitlines()
+    header, rows = lines[0], lines[1:4]
+    before_y, path_y = rows[0].rsplit(',"[[', 1)
+    flat_y = before_y + ',"[1.0, 2.0]' + path_y[path_y.index('"'):]
+    assert flat_y.count(",") == rows[0].count(",") - path_y[:path_y.index('"')].count(",") + 1
+    path = write(tmp_path / "p.csv", "\n".join([header, flat_y, *rows[1:]]) + "\n")
+    report = read_aggregation_output(path).report
+    assert report.rows_read == 3 and report.rows_loaded == 2
+    assert report.skipped == {"data.frame0.T0_toolIndex0_pathY is not a list of numbers": 1}
+    assert report.skipped_lines["data.frame0.T0_toolIndex0_pathY is not a list of numbers"] == [2]
+
+
 def test_literal_cells_are_parsed_without_eval():
     values, ok = parse_literals(["[np.float64(1.0), np.float64(0.5)]", "[nan, 2.0]",
                                  "['rectangle', 'rectangle']", "__import__('os').getcwd()", "[1, 2"])

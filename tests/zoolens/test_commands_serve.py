@@ -20,6 +20,18 @@ def test_serve_and_demo_are_commands_with_server_options():
     assert args.show is False and args.address == "127.0.0.1"
     demo_args = parser.parse_args(["demo", "--port", "5101", "--show"])
     assert demo_args.port == 5101 and demo_args.show is True
+    # Review decisions go to a SQLite file in the working directory unless --reviews names another store.
+    assert args.reviews == demo_args.reviews == "zoolens-reviews.sqlite" and args.basic_auth is None
+    shared = parser.parse_args(["demo", "--reviews", "postgresql+psycopg2://zoolens@db/reviews", "--basic-auth", "pw"])
+    assert (shared.reviews, shared.basic_auth) == ("postgresql+psycopg2://zoolens@db/reviews", "pw")
+
+
+def test_a_bad_review_store_is_reported_before_anything_loads(tmp_path, capsys):
+    for command in (["serve", str(tmp_path / "never-read.csv")], ["demo", "--folder", str(tmp_path / "demo")]):
+        assert main([*command, "--reviews", "mysql://someone@localhost/reviews"]) == 1
+        error = capsys.readouterr().err
+        assert "--reviews mysql://someone@localhost/reviews" in error and "SQLite or PostgreSQL" in error
+    assert not (tmp_path / "demo").exists()
 
 
 def test_help_lists_the_commands():
@@ -27,7 +39,8 @@ def test_help_lists_the_commands():
     assert "serve" in result.stdout and "demo" in result.stdout
 
 
-def test_serve_without_a_classification_export_says_what_is_missing(tmp_path, capsys):
+def test_serve_without_a_classification_export_says_what_is_missing(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default review store is made in the working directory
     missing = tmp_path / "nowhere.csv"
     assert main(["serve", str(missing)]) == 1
     assert "nowhere.csv" in capsys.readouterr().err

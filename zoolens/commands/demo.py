@@ -10,7 +10,7 @@ the zoolens cache folder (--folder to choose another). No browser opens unless -
 
 from __future__ import annotations
 
-from .serve import add_server_arguments, serve_project
+from .serve import add_server_arguments, open_reviews, serve_project
 
 HELP = "serve the dashboard on the built-in demo project (generated on first use)"
 
@@ -27,6 +27,7 @@ def run(args) -> int:
     from dashboard.data_store import load_project
     from zoolens import demo
 
+    reviews = open_reviews(args)
     folder = Path(args.folder) if args.folder else demo.default_demo_folder()
     # Its images are published from the start; an empty folder is replaced whole by the generated demo.
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,4 +41,5 @@ def run(args) -> int:
                             workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
                             image_roots=[files.folder], title="built-in demo", method="iou", progress=progress)
 
-    return serve_project(build, args, key="demo", title="built-in demo", image_roots=[folder.resolve()])
+    return serve_project(build, args, key="demo", title="built-in demo", image_roots=[folder.resolve()],
+                         reviews=reviews)

@@ -16,6 +16,12 @@ found (CSV: a NAME.provenance.json beside it; ECSV: its header; FITS: header key
 PROVENANCE extension; VOTable: INFO elements). Text cells starting with = + - @ tab or CR are
 neutralised in CSV and ECSV so spreadsheets do not run them. --marks adds the raw marks, each with
 the consensus box it supports (NAME.marks.csv, or a MARKS table).
+
+--reviews PATH_OR_URL writes the reviewed catalogue instead: the decisions a team made in the
+dashboard (`zoolens serve --reviews ...`) on this same consensus laid over it: rejected boxes left
+out (or kept with --keep-rejected), redrawn boxes at their new place with the aggregated geometry
+in original_x ..., boxes reviewers added included, and review_status, reviewed_by, reviewed_at and
+subject_flagged columns; the provenance names the review store and counts the decisions.
 """
 
 from __future__ import annotations
@@ -64,6 +70,13 @@ def add_arguments(parser) -> None:
                        help="an aggregation parameter, e.g. --param min_votes=3 (repeatable; values are JSON)")
     boxes.add_argument("--marks", action="store_true",
                        help="also export the raw marks with the consensus box each supports")
+    review = parser.add_argument_group("review decisions")
+    review.add_argument("--reviews", metavar="PATH_OR_URL",
+                        help="apply the decisions in this review store (the SQLite file or database URL "
+                             "the dashboard was served with) to the consensus: the reviewed catalogue")
+    review.add_argument("--keep-rejected", action="store_true",
+                        help="with --reviews, keep rejected boxes (review_status 'rejected') instead of "
+                             "leaving them out")
     sky = parser.add_argument_group("sky positions")
     sky.add_argument("--subjects", type=Path, metavar="FILE",
                      help="the Zooniverse subject export (ra/dec metadata, picture locations)")
@@ -128,6 +141,8 @@ def run(args) -> int:
     pixel_scale = _number_or_text(args.pixel_scale)
 
     extra = {"load_reports": reports, "aggregation_run": links_note}
+    if args.reviews is not None:
+        tables["consensus"], extra["review"] = _reviewed(args, tables["consensus"])
     if image_outcomes is not None:
         extra["images"] = {"folder": str(args.images), "subjects": image_outcomes}
     export = writers.prepare_export(tables, include_marks=args.marks, subjects=subjects, wcs=wcs,
@@ -142,6 +157,11 @@ def run(args) -> int:
     print(f"  {rows['consensus']} consensus boxes on {rows['subjects']} subjects"
           + (f", {rows['marks']} marks" if "marks" in rows else ""))
     print(f"  RA/Dec: {sky['method']}" + (f", boxes by route {sky['boxes']}" if "boxes" in sky else ""))
+    if "review" in extra:
+        review = extra["review"]
+        actions = ", ".join(f"{count} {action}" for action, count in review["by_action"].items()) or "none"
+        print(f"  reviewed: {review['in_effect']} decisions in effect of {review['decisions']} on consensus run "
+              f"{review['consensus_source']} ({actions})")
     for reason, count in sky.get("subjects_without_position", {}).items():
         print(f"  {count} subjects without RA/Dec: {reason}")
     for report in reports:
@@ -182,6 +202,31 @@ def _consensus_tables(args, marks, classifications, sources, reports) -> tuple[d
     result = consensus.aggregate(marks, classifications, method=args.method, **params)
     return ({"consensus": result.consensus, "links": result.links},
             {"made_by": f"consensus.aggregate(method={args.method!r})", "report": result.report})
+
+
+def _reviewed(args, consensus_boxes):
+    """The consensus with the review decisions of --reviews applied, and the review's provenance."""
+    import sys
+
+    from dashboard.export import reviewed_consensus
+    from dashboard.reviews import ReviewError, consensus_fingerprint, open_store
+
+    if "://" not in args.reviews and not Path(args.reviews).is_file():
+        raise FileNotFoundError(f"--reviews {args.reviews}: no such review store (give the file or URL the "
+                                "dashboard was served with)")
+    source = consensus_fingerprint(consensus_boxes)
+    try:
+        with open_store(args.reviews) as store:
+            catalogue, record = reviewed_consensus(store, consensus_boxes, source,
+                                                   rejected="keep" if args.keep_rejected else "drop")
+            others = store.history()["consensus_source"]
+    except ReviewError as error:
+        raise ValueError(f"--reviews {args.reviews}: {error}") from None
+    others = sorted(set(others) - {source})
+    if record["decisions"] == 0 and others:
+        print(f"zoolens export: warning: {args.reviews} holds no decisions on this consensus (run {source}), only "
+              f"on {', '.join(others)}: was the dashboard served on another consensus?", file=sys.stderr)
+    return catalogue, record
 
 
 def _parameter(text: str) -> tuple[str, object]:

@@ -6,7 +6,9 @@ export (for images and metadata), the workflow export, and a consensus file with
 folders of the given files, or the --image-root folders. The server listens at
 once and reads the files in the background, the pages showing its progress; a bad
 file is reported here and in the pages. Every browser session shares the loaded
-project, each with its own filters. Stop with Ctrl-C.
+project, each with its own filters. Review decisions (accept, reject, redraw or add a
+consensus box, flag a subject) go to the --reviews store, shared by every session and
+kept across restarts. Stop with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ HELP = "serve the dashboard on a project's exports (and a consensus file)"
 
 def add_server_arguments(parser) -> None:
     """Options every command that starts the dashboard server takes."""
+    from dashboard.reviews import DEFAULT_PATH  # no Panel import: --help stays quick
+
     parser.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for everyone)")
@@ -24,6 +28,14 @@ def add_server_arguments(parser) -> None:
     parser.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                         help="host name browsers reach the server under, when not localhost (repeatable)")
     parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
+    parser.add_argument("--reviews", default=str(DEFAULT_PATH), metavar="PATH_OR_URL",
+                        help="where the team's review decisions are kept: a SQLite file, created if missing "
+                             f"(default {DEFAULT_PATH} in the working directory), or a database URL such as "
+                             "postgresql+psycopg2://user@host/db for a shared server")
+    parser.add_argument("--basic-auth", metavar="PASSWORD_OR_FILE",
+                        help="ask for a user name and password before the dashboard opens: one shared password, "
+                             "or a JSON file mapping user names to passwords; review decisions then carry the "
+                             "signed-in user's name (otherwise each reviewer types a name)")
 
 
 def add_arguments(parser) -> None:
@@ -43,14 +55,27 @@ def add_arguments(parser) -> None:
     add_server_arguments(parser)
 
 
-def serve_project(build, args, key: str, title: str, image_roots) -> int:
-    """Start the server with the server options of ``args``; blocks until stopped.
+def open_reviews(args):
+    """The review store of --reviews, opened before the project loads so a bad one is reported at once."""
+    from dashboard.reviews import ReviewError, open_store
+
+    try:
+        return open_store(args.reviews)
+    except ReviewError as error:
+        raise ValueError(f"--reviews {args.reviews}: {error}") from None
+
+
+def serve_project(build, args, key: str, title: str, image_roots, reviews) -> int:
+    """Start the server with the server options of ``args`` and the review store ``reviews``; blocks until stopped.
 
     The server listens at once; ``build(progress)`` makes the project in the
     background while the pages show its progress, and its load reports and
     counts are printed here when it is done (a failure is printed and shown in
     the pages; the server keeps running).
     """
+    import os
+    import secrets
+
     from dashboard.app import serve
 
     def build_and_tell(progress):
@@ -60,12 +85,20 @@ def serve_project(build, args, key: str, title: str, image_roots) -> int:
         print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
               f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
               f"{len(project.consensus):,} consensus boxes")
+        print(f"zoolens: review decisions go to {reviews.url.render_as_string(hide_password=True)} "
+              f"(consensus run {project.consensus_source})")
         return project
 
     location = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
     print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop); loading {title}")
+    auth = {}
+    if args.basic_auth:
+        # Signed-in users are remembered in a signed cookie; a fresh secret signs out everyone on restart.
+        auth = {"basic_auth": args.basic_auth,
+                "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
     serve(key, build_and_tell, title=title, image_roots=image_roots, port=args.port, address=args.address,
-          show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin)
+          show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin,
+          reviews=reviews, **auth)
     return 0
 
 
@@ -74,6 +107,7 @@ def run(args) -> int:
 
     from dashboard.data_store import default_image_roots, load_project
 
+    reviews = open_reviews(args)
     files = [Path(path) for path in [*args.paths, *([args.consensus] if args.consensus else [])]]
     for path in files:  # a mistyped name is reported here; what is inside a file, in the page
         if not path.is_file():
@@ -88,4 +122,4 @@ def run(args) -> int:
                             workflow_version=args.workflow_version, image_roots=image_roots,
                             method=None if args.method == "none" else args.method, progress=progress)
 
-    return serve_project(build, args, key="serve", title=files[0].name, image_roots=image_roots)
+    return serve_project(build, args, key="serve", title=files[0].name, image_roots=image_roots, reviews=reviews)

@@ -38,7 +38,7 @@ def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
 
 
 def test_layers_follow_the_toggles_and_filters(viewer):
-    assert len(viewer.overlay()) == 5
+    assert len(viewer.overlay()) == 7  # image, volunteer, unmatched, picked, consensus, rejected, band
     viewer.show_unmatched = False
     viewer.show_consensus = False
     viewer.show_band = False

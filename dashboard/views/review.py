@@ -1,0 +1,235 @@
+"""The review panel: a team's decisions on the current subject's consensus boxes.
+
+Reviewers accept or reject each consensus box, redraw one (new x, y, width, height), add a
+box the aggregation missed, flag the subject with a reason, and revert the last decision.
+Every decision goes to the process's shared `dashboard.reviews.ReviewStore` under the
+reviewer's name, so every session sees it (the deciding one at once, the others on their
+next periodic refresh); the aggregation output itself is never changed. The cutout viewer
+draws the boxes as reviewed.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import NumberFormatter
+
+from ..reviews import GEOMETRY, ReviewError
+from .base import View
+
+#: Columns of the box table, with their headers.
+BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "width": "Width",
+               "height": "Height", "n_votes": "Votes", "reviewer": "By"}
+#: Columns of the subject's decision history, with their headers.
+HISTORY_COLUMNS = {"created_at": "When (UTC)", "reviewer": "Reviewer", "action": "Action",
+                   "consensus_id": "Box", "reason": "Reason", "active": "In effect"}
+
+
+class ReviewPanel(View):
+    """Accept, reject, redraw or add consensus boxes of the current subject, flag it, revert; with its history."""
+
+    view_type = "review"
+
+    x = param.Number(default=0.0, doc="Left edge of the redrawn or added box, in image pixels.")
+    y = param.Number(default=0.0, doc="Top edge of the redrawn or added box, in image pixels (y down).")
+    width = param.Number(default=10.0, bounds=(0, None), doc="Width of the redrawn or added box, in pixels.")
+    height = param.Number(default=10.0, bounds=(0, None), doc="Height of the redrawn or added box, in pixels.")
+    reason = param.String(default="", doc="Why, in the reviewer's words: stored with the next decision.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._boxes = pn.widgets.Tabulator(
+            _box_rows(self.boxes()), selectable=1, disabled=True, show_index=False, titles=BOX_COLUMNS,
+            layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
+            formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
+            | {"consensus_id": NumberFormatter(format="0")},
+        )
+        self._history = pn.widgets.Tabulator(
+            _history_rows(self.history()), disabled=True, show_index=False, titles=HISTORY_COLUMNS,
+            layout="fit_columns", pagination="local", page_size=8, sizing_mode="stretch_width", selectable=False,
+            widths={"created_at": 150, "action": 84, "consensus_id": 64, "active": 92},
+        )
+        self._boxes.param.watch(self._pick_box, "selection")
+        self.data_store.param.watch(self._subject_changed, "subject")
+        self.data_store.param.watch(self._refresh, ["last_decision", "min_votes"])
+        self.data_store.param.watch(self._box_changed, "review_box")
+        self._subject_changed()
+
+    # -- what is shown -----------------------------------------------------------------------
+
+    def boxes(self) -> pd.DataFrame:
+        """The current subject's boxes as reviewed (`DataStore.reviewed_consensus_of`)."""
+        return self.data_store.reviewed_consensus_of()
+
+    def history(self) -> pd.DataFrame:
+        """Every decision on the current subject's consensus run, oldest first (`ReviewStore.history`)."""
+        store, subject = self.data_store.reviews, self.data_store.subject
+        if store is None or subject is None:
+            return pd.DataFrame({name: [] for name in HISTORY_COLUMNS})
+        return store.history(subject_id=subject, consensus_source=self.data_store.project.consensus_source)
+
+    # -- decisions -----------------------------------------------------------------------------
+
+    def accept(self, consensus_id: int | None = None):
+        """Accept a box (default: the selected one)."""
+        return self._decide_box("accept", consensus_id)
+
+    def reject(self, consensus_id: int | None = None):
+        """Reject a box (default: the selected one)."""
+        return self._decide_box("reject", consensus_id)
+
+    def redraw(self, consensus_id: int | None = None):
+        """Give a box (default: the selected one) the geometry in ``x``, ``y``, ``width``, ``height``."""
+        return self._decide_box("redraw", consensus_id, geometry=self._geometry())
+
+    def add(self):
+        """Add a box the aggregation missed, at ``x``, ``y``, ``width``, ``height``; it becomes the selected box."""
+        decision = self._decide("add", geometry=self._geometry())
+        self.data_store.review_box = decision.consensus_id
+        return decision
+
+    def flag(self):
+        """Flag the current subject (say why in ``reason``)."""
+        return self._decide("flag")
+
+    def unflag(self):
+        """Take the current subject's flag down."""
+        return self._decide("unflag")
+
+    def revert_last(self):
+        """Revert the newest decision still in effect on the current subject, whoever made it."""
+        history = self.history()
+        live = history[history["active"] & (history["action"] != "revert")] if len(history) else history
+        if not len(live):
+            raise ReviewError(f"subject {self.data_store.subject} has no decision in effect to revert")
+        self._check_ready()
+        decision = self.data_store.reviews.revert(int(live["id"].iloc[-1]), self.data_store.reviewer, self.reason)
+        self._after_decision()
+        return decision
+
+    def _geometry(self) -> dict:
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+    def _check_ready(self) -> None:
+        store = self.data_store
+        if store.reviews is None:
+            raise ReviewError("this session has no review store: start the app with --reviews")
+        if not store.reviewer.strip():
+            raise ReviewError("enter your name as reviewer in the sidebar before deciding")
+        if store.subject is None:
+            raise ReviewError("no subject is shown")
+
+    def _decide_box(self, action: str, consensus_id: int | None, geometry: dict | None = None):
+        consensus_id = self.data_store.review_box if consensus_id is None else consensus_id
+        if consensus_id is None:
+            raise ReviewError(f"pick a box to {action}: click it in the image or in the box table")
+        original = None
+        if consensus_id >= 0:
+            boxes = self.data_store.project.consensus_of(self.data_store.subject)
+            row = boxes[boxes.consensus_id == consensus_id]
+            if not len(row):
+                raise ReviewError(f"subject {self.data_store.subject} has no consensus box {consensus_id}")
+            original = row.iloc[0][list(GEOMETRY)].to_dict()
+        return self._decide(action, consensus_id=consensus_id, original=original, geometry=geometry)
+
+    def _decide(self, action: str, **box):
+        self._check_ready()
+        store = self.data_store
+        decision = store.reviews.record(store.project.consensus_source, store.subject, action, store.reviewer,
+                                        reason=self.reason, **box)
+        self._after_decision()
+        return decision
+
+    def _after_decision(self) -> None:
+        self.reason = ""
+        self.data_store.refresh_reviews()
+
+    # -- keeping the widgets current -------------------------------------------------------
+
+    def _subject_changed(self, event=None):
+        boxes = self.boxes()
+        self.data_store.review_box = int(boxes.consensus_id.iloc[0]) if len(boxes) else None
+        self._refresh()
+
+    def _refresh(self, event=None):
+        boxes = self.boxes()
+        self._boxes.value = _box_rows(boxes)
+        self._history.value = _history_rows(self.history())
+        # Keep the picked box highlighted (its row) and its geometry in the inputs.
+        rows = boxes.index[boxes.consensus_id == self.data_store.review_box].tolist()
+        self._boxes.selection = rows[:1]
+        self._box_changed()
+
+    def _pick_box(self, event):
+        picked = self._boxes.selected_dataframe
+        if len(picked):
+            self.data_store.review_box = int(picked.consensus_id.iloc[0])
+
+    def _box_changed(self, event=None):
+        boxes = self.boxes()
+        row = boxes[boxes.consensus_id == self.data_store.review_box]
+        if len(row):
+            self.param.update({name: float(row[name].iloc[0]) for name in ("x", "y", "width", "height")})
+
+    # -- layout ------------------------------------------------------------------------------
+
+    @param.depends("data_store.subject", "data_store.last_decision", "data_store.reviewer")
+    def _heading(self):
+        store = self.data_store
+        if store.reviews is None:
+            return pn.pane.Markdown("### Review\nNo review store: start zoolens with `--reviews` to review.")
+        subject = store.subject
+        status = store.review_status_of([subject]).iloc[0] if subject is not None else "unreviewed"
+        who = (f"reviewing as <b>{html.escape(store.reviewer)}</b>" if store.reviewer.strip()
+               else "<b>enter your name in the sidebar to decide</b>")
+        # The reviewer's name is typed by a user: escaped, into an HTML pane.
+        return pn.pane.HTML(f"<h3 style='margin:4px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
+                            f"<small>{who}</small>", sizing_mode="stretch_width")
+
+    def __panel__(self):
+        def button(label, action, kind="default"):
+            widget = pn.widgets.Button(label=label, color=kind, width=104)
+            widget.on_click(lambda event: action())
+            return widget
+
+        geometry = pn.Param(self, parameters=["x", "y", "width", "height"], show_name=False,
+                            default_layout=pn.Row,
+                            widgets={name: {"type": pn.widgets.FloatInput, "width": 90, "format": "0.0"}
+                                     for name in ("x", "y", "width", "height")})
+        reason = pn.widgets.TextInput.from_param(self.param.reason, name="Reason", placeholder="why (optional)",
+                                                 sizing_mode="stretch_width")
+        return pn.Column(
+            self._heading,
+            self._boxes,
+            pn.Row(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
+                   button("Revert last", self.revert_last, "warning")),
+            geometry,
+            pn.Row(button("Redraw", self.redraw, "primary"), button("Add box", self.add, "primary")),
+            reason,
+            pn.Row(button("Flag subject", self.flag), button("Unflag", self.unflag)),
+            pn.pane.Markdown("#### History of this subject", margin=(0, 5)),
+            self._history,
+            sizing_mode="stretch_width",
+        )
+
+
+def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:
+    """The box table's rows: plain dtypes the table widget shows (no pandas NA)."""
+    rows = boxes[list(BOX_COLUMNS)].copy()
+    rows["n_votes"] = rows["n_votes"].astype("float64")
+    rows["reviewer"] = rows["reviewer"].fillna("").astype(str)
+    rows["status"] = rows["status"].astype(str)
+    return rows
+
+
+def _history_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """The history table's rows, newest first; the names and reasons stay text (the table escapes them)."""
+    if not len(history):
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in HISTORY_COLUMNS})
+    rows = history[list(HISTORY_COLUMNS)].iloc[::-1].reset_index(drop=True)
+    rows["created_at"] = rows["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    rows["consensus_id"] = rows["consensus_id"].map(lambda box: "subject" if pd.isna(box) else str(box))
+    return rows.astype({"reviewer": str, "action": str, "reason": str, "active": bool})

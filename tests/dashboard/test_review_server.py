@@ -1,0 +1,151 @@
+"""Review sessions on a real Panel server on loopback: two sessions decide on one box, a restart keeps it.
+
+Sessions are opened with plain HTTP requests (the server builds each session's page then) and
+driven through their own widgets on the server's event loop, as a browser's messages would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import panel as pn
+import pytest
+import requests
+
+import dashboard.app
+from dashboard.reviews import ReviewStore
+from tests.dashboard.serving import served
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def sessions(monkeypatch):
+    """The template of every session the server makes, in order."""
+    made = []
+    create_app = dashboard.app.create_app
+
+    def recording(*args, **kwargs):
+        made.append(create_app(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(dashboard.app, "create_app", recording)
+    return made
+
+
+def in_session(template, action):
+    """Run ``action()`` on the session's event loop (the only safe place to touch its widgets)."""
+    done, outcome = threading.Event(), {}
+
+    def run():
+        try:
+            outcome["value"] = action()
+        except BaseException as error:  # handed to the test thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    template._documents[0].add_next_tick_callback(run)
+    assert done.wait(30), "the session never ran the callback"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def find(template, kind, label):
+    for part in [*template.sidebar, *template.main]:
+        for widget in part.select(kind):
+            if (getattr(widget, "label", None) or widget.name) == label:
+                return widget
+    raise LookupError(f"no {kind.__name__} {label!r} on the page")
+
+
+def open_session(url, sessions):
+    before = len(sessions)
+    assert requests.get(url, timeout=60).status_code == 200
+    assert len(sessions) == before + 1
+    return sessions[-1]
+
+
+def review_status(template, subject_id):
+    """The Review column of the session's subject table for one subject."""
+    def read():
+        rows = template.explorer.subjects.table.value
+        return rows.set_index("subject_id").review_status.get(subject_id)
+    return in_session(template, read)
+
+
+def press(template, label):
+    find(template, pn.widgets.Button, label).clicks += 1
+
+
+def decide(template, reviewer, subject_row, button):
+    """Type the reviewer's name, pick a row of the subject table, press a review button."""
+    def act():
+        find(template, pn.widgets.TextInput, "Your name (reviewer)").value = reviewer
+        template.explorer.subjects.table.selection = [subject_row]
+        press(template, button)
+    in_session(template, act)
+
+
+def wait_for(check, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_two_sessions_decide_on_one_box_and_a_restart_keeps_the_decisions(tiny_project, tmp_path, sessions):
+    path = tmp_path / "reviews.sqlite"
+    store = ReviewStore(path=path)
+    with served(tiny_project, "test-review-server", reviews=store, review_refresh_ms=200) as url:
+        first, second = open_session(url, sessions), open_session(url, sessions)
+        assert first.explorer.data_store.reviews is second.explorer.data_store.reviews is store  # one engine
+        # Subjects are listed most disagreement first: 1 (11/18), 2 (2/7), 3. Subject 2 has one box, 20.
+        decide(first, "ann", 1, "Accept")
+        assert review_status(first, 2) == "accepted"  # the deciding session, at once
+        wait_for(lambda: review_status(second, 2) == "accepted")  # the other, on its periodic refresh
+        decide(second, "bob", 1, "Reject")
+        assert review_status(second, 2) == "rejected"
+        wait_for(lambda: review_status(first, 2) == "rejected")  # the later decision wins everywhere
+
+        history = store.history()
+        assert history[["subject_id", "consensus_id", "action", "reviewer"]].values.tolist() == [
+            [2, 20, "accept", "ann"], [2, 20, "reject", "bob"]]
+        assert history.after.iloc[0]["status"] == "accepted" == history.before.iloc[1]["status"]
+        assert history.after.iloc[1]["status"] == "rejected"
+        boxes = in_session(first, lambda: first.explorer.review._boxes.value)
+        assert boxes[["consensus_id", "status", "reviewer"]].values.tolist() == [[20, "rejected", "bob"]]
+    store.close()
+
+    # A new server process would open the file afresh: so does this one.
+    sessions.clear()
+    with ReviewStore(path=path) as reopened, served(tiny_project, "test-review-server-2", reviews=reopened) as url:
+        after_restart = open_session(url, sessions)
+        assert review_status(after_restart, 2) == "rejected"
+        assert review_status(after_restart, 1) == "unreviewed"
+        assert len(reopened.history()) == 2
+
+
+def test_behind_basic_auth_decisions_carry_the_signed_in_user(tiny_project, tmp_path, sessions):
+    with ReviewStore(path=tmp_path / "reviews.sqlite") as store, served(
+            tiny_project, "test-review-auth", reviews=store, basic_auth="open sesame",
+            cookie_secret="a-test-only-cookie-secret-of-some-length") as url:
+        browser = requests.Session()
+        assert "login" in browser.get(url, timeout=60).url  # not signed in: sent to the login page
+        assert not sessions
+        signed_in = browser.post(f"{url}/login", data={"username": "<i>dr who</i>", "password": "open sesame"},
+                                 timeout=60)
+        assert signed_in.status_code == 200 and len(sessions) == 1
+        template = sessions[0]
+        data_store = template.explorer.data_store
+        assert (data_store.reviewer, data_store.reviewer_signed_in) == ("<i>dr who</i>", True)
+        with pytest.raises(LookupError):  # no name box to type into
+            find(template, pn.widgets.TextInput, "Your name (reviewer)")
+        shown = [pane.object for part in template.sidebar for pane in part.select(pn.pane.HTML)
+                 if "Reviewing as" in str(pane.object)]
+        assert shown == ["Reviewing as <b>&lt;i&gt;dr who&lt;/i&gt;</b>"]
+        in_session(template, lambda: press(template, "Accept"))
+        assert store.history()[["consensus_id", "action", "reviewer"]].values.tolist() == [
+            [10, "accept", "<i>dr who</i>"]]

@@ -1,0 +1,200 @@
+"""The review panel on the tiny project: decisions made through its widgets land in a real SQLite store.
+
+Subject 1 has consensus boxes 10 at (10, 10, 20, 20) and 11 at (60, 60, 10, 10); subject 2 has
+box 20 (see tests/dashboard/tiny.py). Expected statuses follow `ReviewStore.subject_status`'s rules,
+worked out by hand in the comments.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import pandas as pd
+import panel as pn
+import pytest
+
+from dashboard import Explorer
+from dashboard.data_store import DataStore
+from dashboard.reviews import ReviewError
+from dashboard.views import ExportView, ReviewPanel, get_view
+from dashboard.views.cutout import REJECTED_COLOUR
+
+
+@pytest.fixture
+def explorer(tiny_project, review_store):
+    explorer = Explorer(tiny_project, reviews=review_store)
+    explorer.data_store.subject = 1
+    return explorer
+
+
+def widgets(view, kind):
+    """The view's widgets of one kind, by label (buttons) or name (inputs)."""
+    return {getattr(widget, "label", None) or widget.name: widget for widget in view.__panel__().select(kind)}
+
+
+def click(view, label):
+    widgets(view, pn.widgets.Button)[label].clicks += 1
+
+
+def test_registered_by_short_name():
+    assert get_view("review") is ReviewPanel
+
+
+def test_no_decision_without_a_reviewer_name(explorer, review_store):
+    with pytest.raises(ReviewError, match="enter your name"):
+        explorer.review.accept()
+    assert review_store.last_decision_id() == 0
+
+
+def test_accept_and_reject_through_the_buttons(explorer, review_store, tiny_project):
+    review, data_store = explorer.review, explorer.data_store
+    data_store.reviewer = "ann"
+    assert data_store.review_box == 10  # the subject's first box is picked to start with
+    click(review, "Accept")
+    history = review_store.history()
+    assert history[["subject_id", "consensus_id", "action", "reviewer"]].values.tolist() == [[1, 10, "accept", "ann"]]
+    assert history["consensus_source"].iloc[0] == tiny_project.consensus_source
+    assert history["before"].iloc[0] == {"x": 10.0, "y": 10.0, "width": 20.0, "height": 20.0, "angle": 0.0,
+                                         "status": "unreviewed"}
+    # Box 10 accepted, box 11 not reviewed: mixed.
+    assert data_store.subjects.set_index("subject_id").review_status.to_dict() == {
+        1: "mixed", 2: "unreviewed", 3: "unreviewed"}
+    assert review._boxes.value.status.tolist() == ["accepted", "unreviewed"]
+
+    review._boxes.selection = [1]  # pick box 11 in the table
+    assert data_store.review_box == 11
+    widgets(review, pn.widgets.TextInput)["Reason"].value = "a cosmic ray"
+    click(review, "Reject")
+    last = review_store.history().iloc[-1]
+    assert (last.consensus_id, last.action, last.reason) == (11, "reject", "a cosmic ray")
+    assert review.reason == ""  # the reason went with that decision
+    # One accepted, one rejected: still mixed; the cutout draws 11 dashed grey, 10 as before.
+    assert data_store.review_status_of([1]).tolist() == ["mixed"]
+    assert explorer.cutout.consensus_boxes().dframe().consensus_box.tolist() == [10]
+    rejected = explorer.cutout.rejected_boxes().dframe()
+    assert rejected[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist() == [[11, 60, 60, 70, 70]]
+    assert rejected.colour.tolist() == [REJECTED_COLOUR]
+
+    review._boxes.selection = [1]
+    click(review, "Accept")  # changed mind: every box accepted
+    assert data_store.review_status_of([1]).tolist() == ["accepted"]
+
+
+def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store):
+    review, data_store = explorer.review, explorer.data_store
+    data_store.reviewer = "ann"
+    data_store.review_box = 11
+    inputs = widgets(review, pn.widgets.FloatInput)
+    assert [inputs[name].value for name in ("X", "Y", "Width", "Height")] == [60.0, 60.0, 10.0, 10.0]
+    inputs["X"].value, inputs["Width"].value = 58.0, 14.0
+    click(review, "Redraw")
+    box = review_store.box_status(data_store.project.consensus_source).set_index("consensus_id").loc[11]
+    assert (box.status, box.x, box.y, box.width, box.height) == ("redrawn", 58.0, 60.0, 14.0, 10.0)
+    assert (box.original_x, box.original_width) == (60.0, 10.0)
+    assert data_store.review_status_of([1]).tolist() == ["edited"]
+    drawn = explorer.cutout.consensus_boxes().dframe().set_index("consensus_box")
+    assert drawn.loc[11, ["x0", "y0", "x1", "y1", "status"]].tolist() == [58, 60, 72, 70, "redrawn"]
+
+    inputs["X"].value, inputs["Y"].value, inputs["Width"].value, inputs["Height"].value = 40.0, 70.0, 6.0, 8.0
+    click(review, "Add box")
+    added = review_store.history().iloc[-1]
+    assert added.action == "add" and added.consensus_id < 0 and added.after["status"] == "added"
+    assert data_store.review_box == added.consensus_id
+    drawn = explorer.cutout.consensus_boxes().dframe()
+    assert drawn[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist()[-1] == [added.consensus_id, 40, 70, 46, 78]
+    assert len(review._boxes.value) == 3
+    # A click inside the added box (and inside nothing else) picks it.
+    data_store.review_box = 10
+    explorer.cutout._pick_box(x=43.0, y=75.0)
+    assert data_store.review_box == added.consensus_id
+    picked = explorer.cutout.picked_box().dframe()
+    assert picked[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist() == [[added.consensus_id, 40, 70, 46, 78]]
+    explorer.cutout._pick_box(x=20.0, y=20.0)
+    assert data_store.review_box == 10
+    explorer.cutout._pick_box(x=95.0, y=5.0)  # on no box: the pick stays
+    assert data_store.review_box == 10
+
+
+def test_flag_filter_and_revert(explorer, review_store):
+    review, data_store = explorer.review, explorer.data_store
+    data_store.reviewer = "ann"
+    review.reason = "two galaxies overlap"
+    click(review, "Flag subject")
+    flag = review_store.history().iloc[-1]
+    assert (flag.action, pd.isna(flag.consensus_id), flag.reason) == ("flag", True, "two galaxies overlap")
+    data_store.review_status = "flagged"
+    assert data_store.subjects.subject_id.tolist() == [1]
+    data_store.review_status = "unreviewed"
+    assert sorted(data_store.subjects.subject_id) == [2, 3]
+    data_store.review_status = "any"
+
+    click(review, "Revert last")  # undoes the flag
+    assert review_store.history().action.tolist() == ["flag", "revert"]
+    assert data_store.review_status_of([1]).tolist() == ["unreviewed"]
+    history = review._history.value
+    assert history[["action", "consensus_id", "active"]].values.tolist() == [
+        ["revert", "subject", True], ["flag", "subject", False]]
+    with pytest.raises(ReviewError, match="no decision in effect"):
+        review.revert_last()
+
+
+def test_other_sessions_see_decisions_on_refresh(explorer, review_store, tiny_project):
+    other = DataStore(project=tiny_project, reviews=review_store, subject=1)
+    explorer.data_store.reviewer = "ann"
+    explorer.review.reject(10)
+    assert other.review_status_of([1]).tolist() == ["unreviewed"]  # not read yet
+    assert other.refresh_reviews() is True
+    assert other.review_status_of([1]).tolist() == ["mixed"]
+    assert other.reviewed_consensus_of().status.tolist() == ["rejected", "unreviewed"]
+    assert other.refresh_reviews() is False  # nothing new
+
+
+def test_names_are_escaped_in_the_heading(explorer):
+    explorer.data_store.reviewer = "<img src=x onerror=alert(1)>"
+    heading = explorer.review._heading()
+    assert "&lt;img src=x onerror=alert(1)&gt;" in heading.object and "<img" not in heading.object
+
+
+def test_without_a_store_the_panel_says_how_to_start(tiny_project):
+    explorer = Explorer(tiny_project)
+    assert "--reviews" in explorer.review._heading().object
+    assert explorer.data_store.subjects.review_status.unique().tolist() == ["unreviewed"]
+    explorer.data_store.reviewer = "ann"
+    with pytest.raises(ReviewError, match="no review store"):
+        explorer.review.accept()
+
+
+def test_the_reviewed_export(explorer, review_store):
+    data_store = explorer.data_store
+    data_store.reviewer = "ann"
+    explorer.review.reject(11)
+    explorer.review.x, explorer.review.y, explorer.review.width, explorer.review.height = 40.0, 70.0, 6.0, 8.0
+    explorer.review.add()
+    export = ExportView(data_store=data_store, reviewed=True)
+    name, content = export.export()
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        catalogue = pd.read_csv(archive.open("zoolens-selection.csv"))
+        provenance = json.loads(archive.read("zoolens-selection.provenance.json"))
+    # 11 rejected and left out; 10 and 20 unreviewed; the added box in.
+    assert sorted(catalogue.consensus_id) == [-2, 10, 20]
+    assert catalogue.set_index("consensus_id").review_status.to_dict() == {
+        10: "unreviewed", 20: "unreviewed", -2: "added"}
+    review = provenance["review"]
+    assert (review["decisions"], review["in_effect"], review["by_action"]) == (2, 2, {"add": 1, "reject": 1})
+    assert review["consensus_source"] == data_store.project.consensus_source
+    assert review["store"].endswith("reviews.sqlite")
+    plain = ExportView(data_store=data_store)
+    with zipfile.ZipFile(io.BytesIO(plain.export()[1])) as archive:
+        assert sorted(pd.read_csv(archive.open("zoolens-selection.csv")).consensus_id) == [10, 11, 20]
+
+
+def test_sessions_share_one_reading_of_the_store(explorer, review_store, tiny_project):
+    others = [DataStore(project=tiny_project, reviews=review_store) for _ in range(2)]
+    explorer.data_store.reviewer = "ann"
+    explorer.review.accept(10)
+    for other in others:
+        assert other.refresh_reviews() is True
+    # The deciding session read the store; the others reuse that reading, not a copy of it.
+    assert others[0].review_statuses is others[1].review_statuses is explorer.data_store.review_statuses

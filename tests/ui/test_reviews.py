@@ -1,0 +1,58 @@
+"""A review session in a real browser: enter a name, accept and reject boxes, see the statuses change."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.dashboard import tiny
+from tests.dashboard.serving import served
+
+pytestmark = pytest.mark.ui
+
+#: A reviewer name that would turn bold (or worse) if any view rendered it as HTML.
+REVIEWER = "Ann <b>bold</b>"
+
+
+@pytest.fixture
+def served_url(tmp_path, review_store):
+    project = tiny.tiny_project(tmp_path / "root", title="review")
+    with served(project, "test-ui-reviews", reviews=review_store) as url:
+        yield url
+
+
+def review_cell(page, subject_id):
+    """The Review column's cell of one subject in the subject table."""
+    row = page.locator(".tabulator-row", has=page.locator(
+        ".tabulator-cell[tabulator-field='subject_id']", has_text=str(subject_id)))
+    return row.locator(".tabulator-cell[tabulator-field='review_status']")
+
+
+def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store, artefacts):
+    dialogs: list[str] = []
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(served_url, wait_until="networkidle")
+    page.get_by_text("3 of 3 subjects").wait_for(timeout=30_000)
+    assert review_cell(page, 1).inner_text() == "unreviewed"
+
+    name = page.locator("input[placeholder='needed to record decisions']")
+    name.fill(REVIEWER)
+    name.press("Enter")
+    page.get_by_text(f"reviewing as {REVIEWER}").wait_for(timeout=15_000)  # shown as text, not bold
+
+    page.get_by_role("button", name="Accept").click()  # box 10, picked to start with
+    expect(review_cell(page, 1)).to_have_text("mixed", timeout=15_000)  # 10 accepted, 11 not yet
+    assert review_cell(page, 2).inner_text() == "unreviewed"
+
+    page.locator(".tabulator-cell[tabulator-field='consensus_id']", has_text="11").click()
+    page.get_by_role("button", name="Reject").click()
+    box_statuses = page.locator(".tabulator-cell[tabulator-field='status']")
+    expect(box_statuses).to_have_text(["accepted", "rejected"], timeout=15_000)
+    history = review_store.history()
+    assert history[["subject_id", "consensus_id", "action", "reviewer"]].values.tolist() == [
+        [1, 10, "accept", REVIEWER], [1, 11, "reject", REVIEWER]]
+    assert page.get_by_text(REVIEWER, exact=True).count() >= 2  # the box table and the history, as text
+    page.wait_for_timeout(1500)  # let the redrawn cutout land before the picture
+    page.screenshot(path=str(artefacts / "review.png"))
+    assert dialogs == []
