@@ -1,7 +1,9 @@
 """The served app: one template per session, assembled from the data store and the views.
 
 `create_app(project)` builds the page for one session; `serve(...)` runs a Panel
-server whose sessions each call it on the process-wide shared project. Nothing here
+server that listens at once while the project loads in the background
+(`dashboard.loading`): each session's page paints straight away with the load's
+progress, and fills in with the views when the project is ready. Nothing here
 computes or parses anything: that is the data store's and the loaders' work.
 """
 
@@ -13,8 +15,10 @@ from collections.abc import Callable
 
 import panel as pn
 
-from .data_store import IMAGE_ROUTE, Project, shared_project
+from .data_store import IMAGE_ROUTE, Project
 from .explorer import Explorer
+from .loading import (POLL_MILLISECONDS, READY, LoadingView, LoadProgress, ProjectLoad, failure_panel,
+                      load_report_panel, shared_load, skipped_summary)
 from .reviews import ReviewStore
 from .views import FetchView
 
@@ -25,10 +29,18 @@ URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disa
 #: How often a session looks for review decisions made in other sessions, in milliseconds.
 REVIEW_REFRESH_MS = 3000
 
+def page_template(title: str) -> pn.template.FastListTemplate:
+    """An empty page: its sidebar, main area and modal each hold one Column, filled in later."""
+    return pn.template.FastListTemplate(
+        title=f"zoolens · {title}", sidebar=[pn.Column(sizing_mode="stretch_width")],
+        main=[pn.Column(sizing_mode="stretch_width")], modal=[pn.Column()],
+        sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
+    )
 
-def create_app(project: Project, reviews: ReviewStore | None = None,
-               review_refresh_ms: int = REVIEW_REFRESH_MS) -> pn.template.FastListTemplate:
-    """The page of one session: filters in the sidebar, the views in tabs.
+
+def create_app(project: Project, reviews: ReviewStore | None = None, review_refresh_ms: int = REVIEW_REFRESH_MS,
+               template: pn.template.FastListTemplate | None = None) -> pn.template.FastListTemplate:
+    """The page of one session: filters and the load report in the sidebar, the views in tabs.
 
     Parameters
     ----------
@@ -39,21 +51,26 @@ def create_app(project: Project, reviews: ReviewStore | None = None,
         The process's review store, shared by every session.
     review_refresh_ms : int
         How often the session reads decisions other sessions made.
+    template : FastListTemplate, optional
+        A `page_template` already shown (with the load's progress) to fill in;
+        default a new one.
     """
+    template = template if template is not None else page_template(project.title)
     explorer = Explorer(project, reviews=reviews)
     # Containers, so a project fetched from Zooniverse can replace the session's parts in place.
     sidebar, main = pn.Column(*explorer.sidebar()), pn.Column(explorer.tabs(), sizing_mode="stretch_width")
+    report = pn.Column(load_report_panel(project.reports), sizing_mode="stretch_width")
     fetch = FetchView(data_store=explorer.data_store)
     open_fetch = pn.widgets.Button(label="Fetch from Zooniverse…", width=260)
-    template = pn.template.FastListTemplate(
-        title=f"zoolens · {project.title}", sidebar=[sidebar, open_fetch], main=[main], modal=[fetch],
-        sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
-    )
+    template.sidebar[0][:] = [sidebar, open_fetch, report]
+    template.main[0][:] = [main]
+    template.modal[0][:] = [fetch]
     open_fetch.on_click(lambda event: template.open_modal())
 
     def show_fetched(event):
         fetched = Explorer(event.new, reviews=reviews)
         sidebar[:], main[:] = fetched.sidebar(), [fetched.tabs()]
+        report[:] = [load_report_panel(event.new.reports)]
         if pn.state.location is not None:
             pn.state.location.unsync(template.explorer.data_store)
             pn.state.location.sync(fetched.data_store, {name: name for name in URL_STATE})
@@ -73,6 +90,74 @@ def create_app(project: Project, reviews: ReviewStore | None = None,
     return template
 
 
+def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
+                       review_refresh_ms: int = REVIEW_REFRESH_MS) -> pn.template.FastListTemplate:
+    """The page of one session of a served project: the views, or the load's progress until they can show.
+
+    A session opened while the project loads paints at once with a `LoadingView`;
+    a periodic callback on the session's own event loop follows the load and fills
+    the page in when it is over: the views, with a notification of rows skipped,
+    or the error with its load report.
+
+    Parameters
+    ----------
+    load : ProjectLoad
+        The process-wide load (`dashboard.loading.shared_load`).
+    reviews, review_refresh_ms
+        As for `create_app`.
+    """
+    # The views arrive after the page is drawn: load what they need in the browser now.
+    pn.extension("tabulator")
+    template = page_template(load.title)
+
+    def show_outcome():
+        if load.status == READY:
+            create_app(load.project, reviews=reviews, review_refresh_ms=review_refresh_ms, template=template)
+        else:
+            template.main[0][:] = [failure_panel(load)]
+
+    # The session's own notification area, so a later callback or event reaches this page's.
+    notifications = pn.state.notifications
+
+    def notify_outcome():
+        if notifications is None:
+            return
+        if load.status == READY:
+            notify_skipped(load.project, notifications)
+        else:
+            error = f"Loading failed: {type(load.error).__name__}: {load.error} (the load report is in the page)"
+            notifications.error(html.escape(error), duration=0)
+
+    if load.wait(0):
+        show_outcome()
+        # Sent before the browser has drawn the page, a notification would never show: wait for it.
+        document = pn.state.curdoc
+        if document is not None and document.session_context is not None:
+            document.on_event("document_ready", lambda event: notify_outcome())
+        else:
+            notify_outcome()
+        return template
+    loading = LoadingView(load=load)
+    template.main[0][:] = [loading]
+
+    def follow():
+        loading.refresh()
+        if load.wait(0):
+            watcher.stop()
+            show_outcome()
+            notify_outcome()
+
+    watcher = pn.state.add_periodic_callback(follow, period=POLL_MILLISECONDS)
+    return template
+
+
+def notify_skipped(project: Project, notifications) -> None:
+    """Tell a session's user (its notification area) how many rows the load skipped, and where the details are."""
+    summary = skipped_summary(project.reports)
+    if summary:
+        notifications.warning(html.escape(f"{summary}; see the load report in the sidebar."), duration=30_000)
+
+
 def notify_error(exception: BaseException) -> None:
     """Show an exception raised in a session's callback as a notification, never a traceback.
 
@@ -84,18 +169,22 @@ def notify_error(exception: BaseException) -> None:
         pn.state.notifications.error(html.escape(f"{type(exception).__name__}: {exception}"), duration=0)
 
 
-def serve(key: str, build_project: Callable[[], Project], image_roots=(), port: int = 5006,
-          address: str | None = None, show: bool = False, num_threads: int | None = None,
+def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str, image_roots=(),
+          port: int = 5006, address: str | None = None, show: bool = False, num_threads: int | None = None,
           threaded: bool = False, reviews: ReviewStore | None = None,
           review_refresh_ms: int = REVIEW_REFRESH_MS, **server_options):
-    """Serve the app: every session shares the project ``build_project`` makes once.
+    """Serve the app: the server listens at once, and every session shares the project ``build_project`` makes.
 
     Parameters
     ----------
     key : str
         Names the project in the process cache.
     build_project : callable
-        Makes the `Project`; called once, on the first session.
+        ``build_project(progress)`` makes the `Project`, reporting its stages to
+        ``progress`` (a `dashboard.loading.LoadProgress`). Called once, in a
+        background thread, as the server starts.
+    title : str
+        Names the project on the pages while it loads.
     image_roots : sequence of path
         Image folders, published at ``zoolens-images/<i>/`` for thumbnails.
     port, address, show, num_threads, threaded
@@ -105,8 +194,10 @@ def serve(key: str, build_project: Callable[[], Project], image_roots=(), port: 
     review_refresh_ms : int
         How often each session reads the decisions made in other sessions.
     """
+    load = shared_load(key, build_project, title)
+
     def session():
-        return create_app(shared_project(key, build_project), reviews=reviews, review_refresh_ms=review_refresh_ms)
+        return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms)
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error

@@ -7,7 +7,8 @@ Panel's "structure a data store" pattern:
   and per-volunteer statistics from `consensus.agreement`, thumbnail URLs, an image
   store confined to the image roots). Every session shares it, so nothing ever
   mutates it.
-- `shared_project` builds a Project once per server process (``pn.state.as_cached``).
+- `load_project` reads a project's files into a Project (a served app does it once per
+  process, in the background: `dashboard.loading.shared_load`).
 - `DataStore` is a `Viewer` made per session: its ``param`` parameters are that
   session's filters, current subject, plot selection and volunteer; its ``subjects``
   output holds the subjects passing the filters, and its panel is the sidebar.
@@ -22,9 +23,10 @@ import posixpath
 import threading
 import urllib.parse
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,9 @@ from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
 from data_loaders.schema import conform, empty_table
 
 from .reviews import GEOMETRY, SUBJECT_STATUSES, ReviewStore, consensus_fingerprint
+
+if TYPE_CHECKING:
+    from .loading import LoadProgress
 
 #: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
 IMAGE_ROUTE = "zoolens-images"
@@ -351,7 +356,7 @@ class _SubjectIndex:
 def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None,
                  workflow_id: int | None = None, workflow_version: str | None = None,
                  image_roots: Sequence[str | Path] | None = None, title: str | None = None,
-                 method: str | None = None, **method_params) -> Project:
+                 method: str | None = None, progress: LoadProgress | None = None, **method_params) -> Project:
     """Read project files with `data_loaders` into a `Project`.
 
     Parameters
@@ -366,29 +371,37 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         Keep only this workflow (and version) of the classification exports.
     image_roots : sequence of path, optional
         Folders image files may be read from, relative locations resolving against the
-        first; default the subject export's folder, then the other files' folders.
+        first; default `default_image_roots` of the files.
     title : str, optional
         Shown in the app's header; default the first file's name.
     method : str, optional
         When no file holds a consensus: make one with `consensus.aggregate` and this
         method (``"iou"``, ``"lean"``), with ``method_params``.
+    progress : dashboard.loading.LoadProgress, optional
+        Told each stage (the file being read, with its rows as the loader reads them,
+        the consensus, the statistics) and each file's report, for a progress bar.
     """
     import data_loaders
 
     files = [Path(path) for path in paths] + ([Path(consensus)] if consensus is not None else [])
+    if progress is not None:
+        progress.plan(len(files) + 1)
     tables: dict[str, list[pd.DataFrame]] = {}
     reports = []
-    subject_folders = []
-    for path in files:
+    for number, path in enumerate(files, start=1):
+        if progress is not None:
+            progress.stage(f"Reading {path.name} (file {number} of {len(files)})")
         format = data_loaders.identify_format(path)
         options = ({"workflow_id": workflow_id, "workflow_version": workflow_version}
                    if format == "classifications" else {})
+        if format == "classifications" and progress is not None:
+            options["progress"] = progress.rows
         result = data_loaders.read(path, format=format, **options)
         reports.append(result.report)
+        if progress is not None:
+            progress.report(result.report)
         for name, table in result.tables.items():
             tables.setdefault(name, []).append(table)
-        if "subjects" in result.tables:
-            subject_folders.append(path.resolve().parent)
     if "classifications" not in tables:
         raise ValueError(f"no classification export among {', '.join(str(path) for path in files)}; "
                          "zoolens needs one to show what volunteers drew")
@@ -399,16 +412,41 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     classifications, marks = combined("classifications"), combined("marks")
     consensus_table, links = combined("consensus"), combined("links")
     if consensus_table is None and method is not None:
+        if progress is not None:
+            progress.plan(1)
+            progress.stage(f"Making the consensus ({method} method) of {len(marks):,} marks")
         result = aggregate(marks, classifications, method=method, **method_params)
         consensus_table, links = result.consensus, result.links
     subjects = combined("subjects")
     if subjects is not None:
         subjects = subjects.drop_duplicates("subject_id", ignore_index=True)
     if image_roots is None:
-        # Relative image locations are relative to the subject export, so its folder comes first.
-        image_roots = list(dict.fromkeys([*subject_folders, *(path.resolve().parent for path in files)]))
+        image_roots = default_image_roots(files)
+    if progress is not None:
+        progress.stage("Building the statistics of subjects and consensus boxes")
     return Project(classifications, marks, subjects=subjects, consensus=consensus_table, links=links,
                    image_roots=image_roots, reports=reports, title=title or files[0].name)
+
+
+def default_image_roots(files: Sequence[str | Path]) -> list[Path]:
+    """Folders a project's images may be read from when none are given.
+
+    Relative image locations are relative to the subject export, so the subject
+    exports' folders come first, then the other files' folders. Known before any
+    file is read (a server publishes them as it starts); a file whose format
+    cannot be identified counts as not a subject export (reading it reports why).
+    """
+    import data_loaders
+
+    def is_subject_export(path: Path) -> bool:
+        try:
+            return data_loaders.identify_format(path) == "subjects"
+        except (OSError, ValueError):
+            return False
+
+    files = [Path(path).resolve() for path in files]
+    subject_folders = [path.parent for path in files if is_subject_export(path)]
+    return list(dict.fromkeys([*subject_folders, *(path.parent for path in files)]))
 
 
 #: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
@@ -442,11 +480,6 @@ def shared_review_state(reviews: ReviewStore, project: Project, latest: int) -> 
             known = (latest, boxes, reviews.subject_status(source, project.consensus))
             _REVIEW_STATE[reviews][source] = known
     return known[1], known[2]
-
-
-def shared_project(key: str, build: Callable[[], Project]) -> Project:
-    """The project built by ``build``, once per server process, shared by every session."""
-    return pn.state.as_cached(f"zoolens-project-{key}", build)
 
 
 class DataStore(Viewer):

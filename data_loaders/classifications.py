@@ -115,7 +115,7 @@ class ClassificationExport(Loader):
         return {"classification_id", "annotations", "subject_ids"} <= header
 
     def read(self, path: Path, workflow_id=None, workflow_version=None, tasks=None,
-             point_box=None, use_cache: bool = True) -> LoadResult:
+             point_box=None, use_cache: bool = True, progress=None) -> LoadResult:
         box = PointBox.parse(point_box)
         tasks = [tasks] if isinstance(tasks, str) else tasks
         options = {
@@ -127,13 +127,13 @@ class ClassificationExport(Loader):
         return cached_load(
             path, self.name, options,
             lambda: _parse_export(path, options["workflow_id"], options["workflow_version"],
-                                  options["tasks"], box),
+                                  options["tasks"], box, progress),
             use_cache=use_cache,
         )
 
 
 def read_classifications(path, workflow_id=None, workflow_version=None, tasks=None,
-                         point_box=None, use_cache: bool = True) -> LoadResult:
+                         point_box=None, use_cache: bool = True, progress=None) -> LoadResult:
     """Read a classification export into canonical ``classifications`` and ``marks``.
 
     Parameters
@@ -152,6 +152,9 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
         subject metadata key (``"2.5*#fwhmImagePix"``, the Clump Scout rule).
     use_cache : bool
         Reuse the Parquet cache of an earlier parse of the same file and options.
+    progress : callable, optional
+        Called with the number of rows read so far after each
+        part of the file (`PART_BYTES`) while it is parsed; not called on a cache hit.
 
     Returns
     -------
@@ -160,7 +163,7 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
     """
     return ClassificationExport().read(Path(path), workflow_id=workflow_id,
                                        workflow_version=workflow_version, tasks=tasks,
-                                       point_box=point_box, use_cache=use_cache)
+                                       point_box=point_box, use_cache=use_cache, progress=progress)
 
 
 def _versions(workflow_version) -> list[str] | None:
@@ -179,7 +182,7 @@ def _versions(workflow_version) -> list[str] | None:
 # --------------------------------------------------------------------------- reading
 
 
-def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadResult:
+def _parse_export(path: Path, workflow_id, versions, tasks, point_box, progress=None) -> LoadResult:
     report = LoadReport(source=str(path), format=ClassificationExport.name)
     header = _check_header(path)
     invalid_rows = 0
@@ -230,6 +233,8 @@ def _parse_export(path: Path, workflow_id, versions, tasks, point_box) -> LoadRe
             pending.append(pool.submit(parse, part, next_line))
             next_line += part.num_rows
             report.rows_read += part.num_rows
+            if progress is not None:
+                progress(report.rows_read)
             if len(pending) > PARSE_THREADS:  # bound the raw blocks held in memory
                 collect(pending.popleft())
         # Counted while the last parts are still parsing.

@@ -39,6 +39,7 @@ import numpy as np
 from ._fits import fits_layout
 from .base import FormatError, LoadReport, LoadResult, Loader
 from .cache import cache_dir
+from .celestial import wcs_sky
 
 DEFAULT_ALLOWED_HOSTS = ("panoptes-uploads.zooniverse.org", "panoptes-uploads-staging.zooniverse.org")
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -92,14 +93,16 @@ class Image:
         return int(self.array.shape[1])
 
     def sky(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        """RA and Dec (degrees) at canonical pixel coordinates (edges, top-left origin, y down)."""
+        """ICRS RA and Dec (degrees) at canonical pixel coordinates (edges, top-left origin, y down).
+
+        The picture is this image's own pixel grid, so `celestial.wcs_sky` flips y by its height.
+        """
         if self.wcs is None:
             raise ValueError(f"{self.source} has no celestial WCS: pixels have no sky position")
-        # FITS pixel centres are whole numbers, 0 at the bottom-left pixel's centre.
-        fits_x = np.asarray(x, dtype=float) - 0.5
-        fits_y = self.height - np.asarray(y, dtype=float) - 0.5
-        ra, dec = self.wcs.pixel_to_world_values(fits_x, fits_y)
-        return np.asarray(ra), np.asarray(dec)
+        ra, dec = wcs_sky(x, y, self.wcs, picture_shape=(self.width, self.height))
+        # wcs_sky gives 1-d arrays; answer in the shape asked (a scalar for a scalar).
+        shape = np.broadcast(np.asarray(x), np.asarray(y)).shape
+        return ra.reshape(shape), dec.reshape(shape)
 
     def cutout(self, x: float, y: float, width: float, height: float) -> Image:
         """The whole pixels covering a box (clipped to the image), with a WCS to match."""

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import html
 import socket
+import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+
+import panel as pn
+import requests
 
 from dashboard.app import serve
+from dashboard.data_store import load_project
 
 
 def free_port() -> int:
@@ -15,26 +23,117 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Served:
+    """A running server: its base URL and the Bokeh server behind it (for its sessions' documents)."""
+
+    url: str
+    bokeh_server: object
+
+    def open_page(self, path: str = "/"):
+        """GET a page, as a browser's first request does; the Bokeh document of the session it opened."""
+        before = {session.id for session in self.bokeh_server.get_sessions("/")}
+        page = requests.get(f"{self.url}{path}", timeout=60)
+        page.raise_for_status()
+        opened = [session for session in self.bokeh_server.get_sessions("/") if session.id not in before]
+        assert len(opened) == 1, "the page should open exactly one session"
+        return opened[0].document
+
+    def contents(self, document) -> tuple[set[str], str]:
+        """What a session's page holds now: its model type names, and its text (HTML unescaped once).
+
+        Read on the server's event loop, between the session's callbacks, so the
+        document is never read half-changed.
+        """
+        result = concurrent.futures.Future()
+
+        def read():
+            try:
+                models = list(document.models)
+                texts = [html.unescape(str(model.text)) for model in models
+                         if isinstance(getattr(model, "text", None), str)]
+                result.set_result(({type(model).__name__ for model in models}, "\n".join(texts)))
+            except BaseException as error:
+                result.set_exception(error)
+
+        self.bokeh_server.io_loop.add_callback(read)
+        return result.result(timeout=30)
+
+    def wait_for(self, document, text: str, timeout: float = 60.0) -> tuple[set[str], str]:
+        """The page's contents once its text holds ``text`` (it changes on the server's own time)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            types, page_text = self.contents(document)
+            if text in page_text:
+                return types, page_text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} never appeared; the page says:\n{page_text}")
+            time.sleep(0.05)
+
+
 @contextmanager
-def served(project, key: str, timeout: float = 30.0, **serve_options):
-    """Serve ``project`` in a thread (``serve_options`` go to `dashboard.app.serve`); yields the base
-    URL once the server accepts connections."""
+def serving(build, key: str, title: str, image_roots=(), timeout: float = 30.0, **serve_options):
+    """Serve the project ``build(progress)`` makes, in a thread (``serve_options`` go to
+    `dashboard.app.serve`); yields a `Served` once the server accepts connections."""
     port = free_port()
-    server = serve(key, lambda: project, image_roots=project.image_roots, port=port, address="127.0.0.1",
+    server = serve(key, build, title=title, image_roots=image_roots, port=port, address="127.0.0.1",
                    threaded=True, **serve_options)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
-        while True:
-            # The port accepting connections is enough: asking for the page would build a session
-            # (seconds on a loaded machine) that no test uses.
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield url
+        # Until it is registered and listens (asking for a page would build one, which takes seconds).
+        while server.server_id not in pn.state._servers or not _listens(port):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server on port {port} did not start in {timeout} s")
+            time.sleep(0.1)
+        yield Served(url, pn.state._servers[server.server_id][0])
     finally:
         server.stop()
+
+
+@contextmanager
+def served(project, key: str, timeout: float = 30.0, **serve_options):
+    """Serve ``project`` in a thread (``serve_options`` go to `dashboard.app.serve`); yields the base
+    URL once the server accepts connections."""
+    with serving(lambda progress: project, key, project.title, project.image_roots, timeout,
+                 **serve_options) as running:
+        yield running.url
+
+
+class PausedLoad:
+    """A real `load_project` that holds after its first rows are read, until the test releases it.
+
+    ``reached`` is set when the load holds; ``release`` lets it go on. The load
+    pauses inside the classification loader's progress callback, so the pages
+    show a real stage with a real row count while it holds.
+    """
+
+    def __init__(self, paths, **load_options):
+        self.paths, self.load_options = paths, load_options
+        self.reached, self.release = threading.Event(), threading.Event()
+
+    def build(self, progress):
+        return load_project(self.paths, progress=_Pausing(progress, self), **self.load_options)
+
+
+class _Pausing:
+    """Passes progress on; holds the loading thread at the first rows until released."""
+
+    def __init__(self, progress, paused: PausedLoad):
+        self._progress, self._paused = progress, paused
+
+    def __getattr__(self, name):
+        return getattr(self._progress, name)
+
+    def rows(self, count: int) -> None:
+        self._progress.rows(count)
+        self._paused.reached.set()
+        self._paused.release.wait(timeout=120)

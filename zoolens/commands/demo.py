@@ -22,13 +22,24 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from dashboard.data_store import load_project
     from zoolens import demo
 
     reviews = open_reviews(args)
-    files = demo.ensure_demo(args.folder)
-    print(f"zoolens: demo files in {files.folder}")
-    project = load_project([files.classifications, files.subjects, files.workflows],
-                           workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
-                           image_roots=[files.folder], title="built-in demo", method="iou")
-    return serve_project(project, args, key="demo", reviews=reviews)
+    folder = Path(args.folder) if args.folder else demo.default_demo_folder()
+    # Its images are published from the start; an empty folder is replaced whole by the generated demo.
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"zoolens: demo files in {folder}")
+
+    def build(progress):
+        progress.plan(1)
+        progress.stage("Preparing the demo files (generated on first start only)")
+        files = demo.ensure_demo(folder)
+        return load_project([files.classifications, files.subjects, files.workflows],
+                            workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
+                            image_roots=[files.folder], title="built-in demo", method="iou", progress=progress)
+
+    return serve_project(build, args, key="demo", title="built-in demo", image_roots=[folder.resolve()],
+                         reviews=reviews)

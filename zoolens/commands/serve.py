@@ -3,11 +3,12 @@
 Give any files zoolens reads: the classification export (required), the subject
 export (for images and metadata), the workflow export, and a consensus file with
 --consensus; without one, zoolens makes the consensus itself (--method). Relative image locations in the subject export resolve against the
-folders of the given files, or the --image-root folders. The files are read before
-the server starts, so a bad file is reported here; then every browser session
-shares the loaded project, each with its own filters. Review decisions (accept, reject,
-redraw or add a consensus box, flag a subject) go to the --reviews store, shared by every
-session and kept across restarts. Stop with Ctrl-C.
+folders of the given files, or the --image-root folders. The server listens at
+once and reads the files in the background, the pages showing its progress; a bad
+file is reported here and in the pages. Every browser session shares the loaded
+project, each with its own filters. Review decisions (accept, reject, redraw or add a
+consensus box, flag a subject) go to the --reviews store, shared by every session and
+kept across restarts. Stop with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -64,39 +65,61 @@ def open_reviews(args):
         raise ValueError(f"--reviews {args.reviews}: {error}") from None
 
 
-def serve_project(project, args, key: str, reviews) -> int:
-    """Start the server on ``project`` with the server options of ``args`` and the review store
-    ``reviews``; blocks until stopped."""
+def serve_project(build, args, key: str, title: str, image_roots, reviews) -> int:
+    """Start the server with the server options of ``args`` and the review store ``reviews``; blocks until stopped.
+
+    The server listens at once; ``build(progress)`` makes the project in the
+    background while the pages show its progress, and its load reports and
+    counts are printed here when it is done (a failure is printed and shown in
+    the pages; the server keeps running).
+    """
     import os
     import secrets
 
     from dashboard.app import serve
 
-    print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
-          f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
-          f"{len(project.consensus):,} consensus boxes")
+    def build_and_tell(progress):
+        project = build(progress)
+        for report in project.reports:
+            print(report.summary())
+        print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
+              f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
+              f"{len(project.consensus):,} consensus boxes")
+        print(f"zoolens: review decisions go to {reviews.url.render_as_string(hide_password=True)} "
+              f"(consensus run {project.consensus_source})")
+        return project
+
     location = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
-    print(f"zoolens: review decisions go to {reviews.url.render_as_string(hide_password=True)} "
-          f"(consensus run {project.consensus_source})")
+    print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop); loading {title}")
     auth = {}
     if args.basic_auth:
         # Signed-in users are remembered in a signed cookie; a fresh secret signs out everyone on restart.
         auth = {"basic_auth": args.basic_auth,
                 "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
-    print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop)")
-    serve(key, lambda: project, image_roots=project.image_roots, port=args.port, address=args.address,
+    serve(key, build_and_tell, title=title, image_roots=image_roots, port=args.port, address=args.address,
           show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin,
           reviews=reviews, **auth)
     return 0
 
 
 def run(args) -> int:
-    from dashboard.data_store import load_project
+    from pathlib import Path
+
+    from dashboard.data_store import default_image_roots, load_project
 
     reviews = open_reviews(args)
-    project = load_project(args.paths, consensus=args.consensus, workflow_id=args.workflow,
-                           workflow_version=args.workflow_version, image_roots=args.image_root,
-                           method=None if args.method == "none" else args.method)
-    for report in project.reports:
-        print(report.summary())
-    return serve_project(project, args, key="serve", reviews=reviews)
+    files = [Path(path) for path in [*args.paths, *([args.consensus] if args.consensus else [])]]
+    for path in files:  # a mistyped name is reported here; what is inside a file, in the page
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such file")
+    if args.image_root:
+        image_roots = [Path(root).resolve() for root in args.image_root]
+    else:
+        image_roots = default_image_roots(files)
+
+    def build(progress):
+        return load_project(args.paths, consensus=args.consensus, workflow_id=args.workflow,
+                            workflow_version=args.workflow_version, image_roots=image_roots,
+                            method=None if args.method == "none" else args.method, progress=progress)
+
+    return serve_project(build, args, key="serve", title=files[0].name, image_roots=image_roots, reviews=reviews)

@@ -1,0 +1,150 @@
+"""Loading in the background: progress while the page paints, the views after, errors as text.
+
+The demo export's counts are the demo's own construction (`zoolens.demo`): 912
+classifications of workflow 9001 v13.10 plus its `DIRT`, 15 rows skipped (6 of
+another workflow, 8 of an older version, 1 of broken JSON): 927 rows in all.
+"""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from data_loaders.base import FormatError, LoadReport
+from dashboard.data_store import load_project
+from dashboard.loading import (FAILED, READY, LoadProgress, ProjectLoad, load_report_panel, shared_load,
+                               skipped_summary)
+from tests.dashboard.serving import PausedLoad, serving
+from zoolens import demo
+
+DEMO_ROWS = 927
+DEMO_LOADED = 912
+DEMO_SKIPPED = 15
+WORKFLOW = {"workflow_id": demo.WORKFLOW_ID, "workflow_version": demo.WORKFLOW_VERSION}
+
+
+def test_progress_records_stages_rows_and_reports():
+    progress = LoadProgress()
+    progress.plan(2)
+    assert progress.snapshot().percent == 0 and progress.snapshot().stage == ""
+    progress.stage("Reading a.csv")
+    progress.rows(500)
+    progress.rows(1200)
+    report = LoadReport("a.csv", "classifications", rows_read=1200, rows_loaded=1200)
+    progress.report(report)
+    state = progress.snapshot()
+    assert (state.stage, state.rows, state.completed, state.steps, state.percent) == ("Reading a.csv", 1200, 0, 2, 0)
+    progress.stage("Building")
+    state = progress.snapshot()
+    assert (state.stage, state.rows, state.completed, state.percent) == ("Building", None, 1, 50)
+    assert state.finished[0].startswith("Reading a.csv, 1,200 rows (")
+    progress.finish()
+    state = progress.snapshot()
+    assert (state.stage, state.completed, state.percent) == ("", 2, 100)
+    assert state.reports == (report,)
+
+
+def test_load_project_reports_each_stage_and_the_rows_read(demo_export):
+    progress = LoadProgress()
+    project = load_project([demo_export], method="iou", progress=progress, **WORKFLOW)
+    progress.finish()
+    state = progress.snapshot()
+    assert (state.completed, state.steps) == (3, 3)
+    assert state.finished[0].startswith(f"Reading demo-classifications.csv (file 1 of 1), {DEMO_ROWS:,} rows")
+    assert state.finished[1].startswith("Making the consensus (iou method) of ")
+    assert state.finished[2].startswith("Building the statistics")
+    assert [report.rows_skipped for report in state.reports] == [DEMO_SKIPPED]
+    assert project.reports == state.reports
+
+
+def test_a_failed_load_keeps_its_error_and_the_reports_read_before_it(demo_export, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\x00\x01 not a table\n")
+    load = ProjectLoad(lambda progress: load_project([demo_export, bad], progress=progress, **WORKFLOW),
+                       title="broken").start()
+    assert load.wait(120)
+    assert load.status == FAILED and isinstance(load.error, FormatError)
+    text = load.failure_text()
+    assert text.startswith(f"FormatError: {bad}: format could not be identified")
+    assert f"{DEMO_ROWS} rows read, {DEMO_LOADED} loaded, {DEMO_SKIPPED} skipped" in text
+    assert load.progress.snapshot().completed == 2  # the file read, and the one that failed
+
+
+def test_skips_are_summarised_and_shown_escaped():
+    report = LoadReport("/data/<img src=x>.csv", "classifications", rows_read=10, rows_loaded=7)
+    report.skip("<script>alert(1)</script>", [3, 5])
+    report.skip("other workflow", [7])
+    assert skipped_summary([report]) == "3 rows skipped while loading (2 <script>alert(1)</script>; 1 other workflow)"
+    assert skipped_summary([LoadReport("a.csv", "subjects", 3, 3)]) == ""
+    card = load_report_panel([report])
+    assert card.title == "Load report: 3 rows skipped"
+    body = card.objects[0].object
+    assert "<script>" not in body and "<img" not in body
+    assert "2 &lt;script&gt;alert(1)&lt;/script&gt; (lines 3, 5)" in body
+    assert "<b>&lt;img src=x&gt;.csv</b> (classifications): 10 rows read, 7 loaded, 3 skipped" in body
+
+
+@pytest.mark.server
+def test_a_page_paints_with_progress_during_a_slow_load_then_shows_the_views(demo_export):
+    paused = PausedLoad([demo_export], method="iou", **WORKFLOW)
+    with serving(paused.build, "test-loading-slow", title="slow demo") as server:
+        assert paused.reached.wait(60)
+        # The load holds inside the classification loader; the server answers all the same.
+        waiting = server.open_page("/")
+        types, text = server.contents(waiting)
+        assert "Progress" in types and "DataTabulator" not in types
+        assert "Loading slow demo" in text
+        assert f"Step 1 of 2: Reading demo-classifications.csv (file 1 of 1): {DEMO_ROWS:,} rows read" in text
+
+        paused.release.set()
+        assert shared_load("test-loading-slow", paused.build, "slow demo").wait(120)
+        types, text = server.wait_for(waiting, "of 60 subjects")
+        assert "DataTabulator" in types  # the subject table
+        assert "<strong>60</strong> of 60 subjects" in text
+        assert "Loading slow demo" not in text and "rows read…" not in text  # the progress view is gone
+
+        # A session opened after the load gets the views straight away, with the load report.
+        later = server.open_page("/")
+        types, text = server.contents(later)
+        assert "DataTabulator" in types and "Loading slow demo" not in text
+        assert "<strong>60</strong> of 60 subjects" in text
+
+
+@pytest.mark.server
+def test_a_failed_load_shows_its_error_and_report_escaped_and_the_server_keeps_running(demo_export, tmp_path):
+    bad = tmp_path / "<img src=x onerror=alert(1)>.csv"
+    bad.write_bytes(b"\x00\x01 not a table\n")
+    paused = PausedLoad([demo_export, bad], **WORKFLOW)
+    with serving(paused.build, "test-loading-fails", title="broken") as server:
+        assert paused.reached.wait(60)
+        waiting = server.open_page("/")
+        paused.release.set()
+        assert shared_load("test-loading-fails", paused.build, "broken").wait(120)
+        assert shared_load("test-loading-fails", paused.build, "broken").status == FAILED
+        types, text = server.wait_for(waiting, "could not be loaded")
+        assert "DataTabulator" not in types and "Loading broken" not in text
+        escaped_name = html.escape(str(bad))
+        assert f"FormatError: {escaped_name}: format could not be identified" in text
+        assert str(bad) not in text  # never as markup
+        assert f"{DEMO_ROWS} rows read, {DEMO_LOADED} loaded, {DEMO_SKIPPED} skipped" in text
+        # Later sessions see the same failure, and the server still serves them.
+        types, text = server.contents(server.open_page("/"))
+        assert "could not be loaded" in text and escaped_name in text
+
+
+@pytest.mark.server
+def test_a_successful_load_tells_each_session_how_many_rows_were_skipped(demo_export):
+    paused = PausedLoad([demo_export], **WORKFLOW)
+    paused.release.set()
+    with serving(paused.build, "test-loading-report", title="report") as server:
+        load = shared_load("test-loading-report", paused.build, "report")
+        assert load.wait(120) and load.status == READY
+        types, text = server.contents(server.open_page("/"))
+        assert f"Load report: {DEMO_SKIPPED} rows skipped" in text
+        assert (f"demo-classifications.csv</b> (classifications): {DEMO_ROWS:,} rows read, "
+                f"{DEMO_LOADED:,} loaded, {DEMO_SKIPPED:,} skipped") in text
+        for count, reason in ((6, "other workflow (kept workflow 9001)"),
+                              (8, "other workflow version (kept 13.10)"),
+                              (1, "annotations is not valid JSON (a list of tasks)")):
+            assert f"<li>{count} {html.escape(reason)} (lines" in text

@@ -1,0 +1,52 @@
+"""In a real browser: the page paints a progress bar while the demo loads, then the subject table."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.dashboard.serving import PausedLoad, serving
+from zoolens import demo
+
+pytestmark = pytest.mark.ui
+
+
+@pytest.fixture(scope="module")
+def demo_files(tmp_path_factory):
+    return demo.write_demo(tmp_path_factory.mktemp("demo"))
+
+
+def test_the_page_paints_a_progress_bar_first_then_the_subject_table(browser, artefacts, demo_files):
+    paused = PausedLoad([demo_files.classifications, demo_files.subjects, demo_files.workflows],
+                        workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
+                        image_roots=[demo_files.folder], title="built-in demo", method="iou")
+    dialogs: list[str] = []
+    with serving(paused.build, "test-ui-loading", title="built-in demo",
+                 image_roots=[demo_files.folder]) as server:
+        assert paused.reached.wait(60)  # the load holds inside the classification export
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(server.url, wait_until="domcontentloaded")
+        page.locator("progress").wait_for(timeout=30_000)
+        # 912 classifications of the demo's workflow version plus 15 dirty rows (zoolens.demo.DIRT).
+        page.get_by_text("Reading demo-classifications.csv (file 1 of 3): 927 rows read").wait_for(timeout=15_000)
+        assert page.get_by_text("of 60 subjects").count() == 0
+        page.screenshot(path=str(artefacts / "loading.png"))
+
+        paused.release.set()
+        # The views arrive with a notification of the rows skipped, and the load report in the sidebar.
+        page.locator(".notyf__message", has_text="15 rows skipped while loading").wait_for(timeout=60_000)
+        page.get_by_text("60 of 60 subjects").wait_for(timeout=30_000)
+        page.locator(".tabulator-row").first.wait_for(timeout=30_000)
+        assert page.get_by_text("rows read…").count() == 0  # the progress view made way for the views
+        page.get_by_text("Load report: 15 rows skipped").wait_for(timeout=15_000)
+        page.wait_for_timeout(1500)  # let the cutout's image land before the picture
+        page.screenshot(path=str(artefacts / "loaded.png"))
+
+        # A page opened after the load gets the views at once, and the same notification.
+        later = browser.new_page(viewport={"width": 1500, "height": 950})
+        later.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        later.goto(server.url, wait_until="domcontentloaded")
+        later.get_by_text("60 of 60 subjects").wait_for(timeout=60_000)
+        assert later.get_by_text("rows read…").count() == 0  # no progress view
+        later.locator(".notyf__message", has_text="15 rows skipped while loading").wait_for(timeout=30_000)
+    assert dialogs == []
