@@ -88,7 +88,7 @@ class CutoutViewer(View):
                                                 "from the spread of its votes) as dotted edges.")
     fit_to_boxes = param.Boolean(default=False, doc="Frame the region holding the boxes (with a margin) "
                                                      "instead of the whole image.")
-    frame_size = param.Integer(default=420, bounds=(200, 2000), doc="Width of the image in screen pixels.")
+    frame_size = param.Integer(default=400, bounds=(200, 2000), doc="Width of the image in screen pixels.")
 
     # -- elements (plain methods, so notebooks and tests can call them) ---------------------
 
