@@ -524,6 +524,7 @@ class DataStore(Viewer):
         self.param.workflow.objects = [ANY, *project.workflows]
         self.param.tool.objects = [ANY, *project.tools]
         self._box_status = None
+        self._reviewed_memo = None
         with param.discard_events(self):
             self._read_reviews()
         self._update_subjects()
@@ -597,6 +598,18 @@ class DataStore(Viewer):
         return (pd.Series(np.asarray(subject_ids, dtype=np.int64)).map(statuses)
                 .fillna("unreviewed").astype("string"))
 
+    def picked_box_id(self, boxes: pd.DataFrame | None = None) -> int | None:
+        """The box under review: ``review_box`` when it is one of the current subject's boxes, else the first.
+
+        Derived rather than set on every subject change, so switching subject redraws
+        the cutout once, not twice. ``boxes`` is `reviewed_consensus_of` when the caller
+        has it already. None when the subject has no box.
+        """
+        ids = (self.reviewed_consensus_of() if boxes is None else boxes).consensus_id
+        if self.review_box is not None and (ids == self.review_box).any():
+            return self.review_box
+        return int(ids.iloc[0]) if len(ids) else None
+
     def reviewed_consensus_of(self, subject_id: int | None = None) -> pd.DataFrame:
         """A subject's consensus boxes as reviewed: the boxes passing ``min_votes`` and those reviewers added.
 
@@ -607,9 +620,19 @@ class DataStore(Viewer):
             rejected, redrawn, added), the effective geometry ``x`` ... ``angle`` (redrawn
             boxes at their new place), the aggregated geometry ``original_x`` ...
             ``original_angle`` (NaN for added boxes), ``n_votes``, ``n_seen``, and the last
-            decision's ``reviewer`` and ``decided_at``.
+            decision's ``reviewer`` and ``decided_at``. Shared with other callers: do not modify it.
         """
         subject_id = self.subject if subject_id is None else subject_id
+        # The cutout's layers and the review panel each ask for it on every subject switch;
+        # it only changes with the subject, the vote threshold or a new reading of the store.
+        # The memo holds the status table itself, compared by identity: a new reading is a new table.
+        memo = self._reviewed_memo
+        if memo is None or memo[:2] != (subject_id, self.min_votes) or memo[2] is not self._box_status:
+            memo = self._reviewed_memo = (subject_id, self.min_votes, self._box_status,
+                                          self._reviewed_consensus(subject_id))
+        return memo[3]
+
+    def _reviewed_consensus(self, subject_id: int | None) -> pd.DataFrame:
         boxes = self.consensus_of(subject_id)
         columns = ["subject_id", "consensus_id", *GEOMETRY, "n_votes", "n_seen"]
         reviewed = boxes[columns].assign(status="unreviewed", reviewer=None)

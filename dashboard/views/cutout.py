@@ -206,9 +206,9 @@ class CutoutViewer(View):
         return self._consensus_rectangles(boxes, np.full(len(boxes), REJECTED_COLOUR, dtype=object), "Rejected")
 
     def picked_box(self) -> hv.Rectangles:
-        """The box picked for review (`DataStore.review_box`), at its reviewed place; empty when none."""
+        """The box picked for review (`DataStore.picked_box_id`), at its reviewed place; empty when none."""
         boxes = self.data_store.reviewed_consensus_of()
-        boxes = boxes[(boxes.consensus_id == self.data_store.review_box).to_numpy(dtype=bool)]
+        boxes = boxes[(boxes.consensus_id == self.data_store.picked_box_id(boxes)).to_numpy(dtype=bool)]
         return self._consensus_rectangles(boxes, np.full(len(boxes), PICKED_COLOUR, dtype=object), "Picked")
 
     def _consensus_rectangles(self, boxes: pd.DataFrame, colours, group: str) -> hv.Rectangles:

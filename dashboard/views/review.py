@@ -53,10 +53,9 @@ class ReviewPanel(View):
             widths={"created_at": 150, "action": 84, "consensus_id": 64, "active": 92},
         )
         self._boxes.param.watch(self._pick_box, "selection")
-        self.data_store.param.watch(self._subject_changed, "subject")
-        self.data_store.param.watch(self._refresh, ["last_decision", "min_votes"])
+        self.data_store.param.watch(self._refresh, ["subject", "last_decision", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
-        self._subject_changed()
+        self._refresh()
 
     # -- what is shown -----------------------------------------------------------------------
 
@@ -123,7 +122,7 @@ class ReviewPanel(View):
             raise ReviewError("no subject is shown")
 
     def _decide_box(self, action: str, consensus_id: int | None, geometry: dict | None = None):
-        consensus_id = self.data_store.review_box if consensus_id is None else consensus_id
+        consensus_id = self.data_store.picked_box_id() if consensus_id is None else consensus_id
         if consensus_id is None:
             raise ReviewError(f"pick a box to {action}: click it in the image or in the box table")
         original = None
@@ -149,28 +148,24 @@ class ReviewPanel(View):
 
     # -- keeping the widgets current -------------------------------------------------------
 
-    def _subject_changed(self, event=None):
-        boxes = self.boxes()
-        self.data_store.review_box = int(boxes.consensus_id.iloc[0]) if len(boxes) else None
-        self._refresh()
-
     def _refresh(self, event=None):
         boxes = self.boxes()
         self._boxes.value = _box_rows(boxes)
         self._history.value = _history_rows(self.history())
         # Keep the picked box highlighted (its row) and its geometry in the inputs.
-        rows = boxes.index[boxes.consensus_id == self.data_store.review_box].tolist()
+        rows = boxes.index[boxes.consensus_id == self.data_store.picked_box_id(boxes)].tolist()
         self._boxes.selection = rows[:1]
         self._box_changed()
 
     def _pick_box(self, event):
         picked = self._boxes.selected_dataframe
-        if len(picked):
+        # Selecting the row of the box already under review (as `_refresh` does) changes nothing.
+        if len(picked) and int(picked.consensus_id.iloc[0]) != self.data_store.picked_box_id():
             self.data_store.review_box = int(picked.consensus_id.iloc[0])
 
     def _box_changed(self, event=None):
         boxes = self.boxes()
-        row = boxes[boxes.consensus_id == self.data_store.review_box]
+        row = boxes[boxes.consensus_id == self.data_store.picked_box_id(boxes)]
         if len(row):
             self.param.update({name: float(row[name].iloc[0]) for name in ("x", "y", "width", "height")})
 

@@ -48,10 +48,27 @@ def test_no_decision_without_a_reviewer_name(explorer, review_store):
     assert review_store.last_decision_id() == 0
 
 
+def test_switching_subject_moves_the_pick_without_a_second_redraw(explorer):
+    # The pick follows the subject by derivation: were review_box set on each switch, the cutout
+    # (which depends on it) would redraw twice per switch.
+    data_store, changes = explorer.data_store, []
+    data_store.param.watch(changes.append, "review_box")
+    data_store.subject = 2
+    assert data_store.picked_box_id() == 20 and explorer.review._boxes.selection == [0]
+    assert explorer.cutout.picked_box().dframe().consensus_box.tolist() == [20]
+    data_store.subject = 3  # no consensus box
+    assert data_store.picked_box_id() is None and len(explorer.cutout.picked_box()) == 0
+    assert changes == []
+    explorer.review._boxes.selection = []
+    data_store.subject = 1
+    explorer.review._boxes.selection = [1]  # a reviewer's pick does change it
+    assert [event.new for event in changes] == [11] and data_store.picked_box_id() == 11
+
+
 def test_accept_and_reject_through_the_buttons(explorer, review_store, tiny_project):
     review, data_store = explorer.review, explorer.data_store
     data_store.reviewer = "ann"
-    assert data_store.review_box == 10  # the subject's first box is picked to start with
+    assert data_store.picked_box_id() == 10  # the subject's first box is picked to start with
     click(review, "Accept")
     history = review_store.history()
     assert history[["subject_id", "consensus_id", "action", "reviewer"]].values.tolist() == [[1, 10, "accept", "ann"]]
