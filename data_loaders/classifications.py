@@ -19,9 +19,11 @@ import gzip
 import io
 import os
 import re
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -183,8 +185,153 @@ def _versions(workflow_version) -> list[str] | None:
 
 
 def _parse_export(path: Path, workflow_id, versions, tasks, point_box, progress=None) -> LoadResult:
-    report = LoadReport(source=str(path), format=ClassificationExport.name)
     header = _check_header(path)
+
+    def parse_rows(part, lines, report):
+        return _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report)
+
+    try:
+        with _LineCounter(path) as source:
+            return _parse_parts(path, source, _split_parts(source, header), parse_rows, progress)
+    except _QuotesUnpaired:
+        # A stray quote (or a quoted field larger than a part) defeats the split;
+        # pyarrow's own reader then finds the rows, one block after another.
+        with _LineCounter(path) as source:
+            return _parse_parts(path, source, _streamed_parts(source, header), parse_rows, progress)
+
+
+class _QuotesUnpaired(Exception):
+    """The file cannot be split into parts at newlines between rows by counting quotes."""
+
+
+class _LineCounter:
+    """A binary file (decompressed when gzipped) that counts the newlines read from it.
+
+    The count tells whether rows and lines coincide, so line numbers in the report
+    need correcting only in the rare file where they do not (`_true_line_numbers`).
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        with open(path, "rb") as probe:
+            gzipped = probe.read(2) == b"\x1f\x8b"
+        self.handle = gzip.open(path, "rb") if gzipped else open(path, "rb")
+        self.lines = 0
+        self.last = b"\n"
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data = self.handle.read(size)
+        except (OSError, EOFError, zlib.error) as error:
+            raise FormatError(f"{self.path}: cannot be read ({error})") from error
+        if data:
+            # numpy counts several times faster than bytes.count
+            self.lines += int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE))
+            self.last = data[-1:]
+        return data
+
+    @property
+    def line_count(self) -> int:
+        """Lines read (a last line without a newline counts), blank lines included."""
+        return self.lines + (self.last != b"\n")
+
+    @property
+    def closed(self) -> bool:  # asked by pyarrow.PythonFile
+        return self.handle.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.handle.close()
+
+
+NEWLINE, QUOTE = ord("\n"), ord('"')
+
+
+def _csv_options(header: list[str], invalid_row_handler):
+    return (
+        pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=invalid_row_handler),
+        pcsv.ConvertOptions(
+            column_types={name: pa.string() for name in header},
+            include_columns=[c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in header],
+            strings_can_be_null=False,
+        ),
+    )
+
+
+def _split_parts(source: _LineCounter, header: list[str]):
+    """The file cut into parts at newlines between rows, each parsed by its own thread.
+
+    A newline ends a row when the quotes before it pair up (CSV doubles the quotes
+    inside a quoted field), so counting quotes finds cut points in a vectorised pass,
+    without tokenising the file twice. Each part's reading runs on a parsing thread:
+    both cores tokenise, and no more of the file is held than the parts in flight
+    (pyarrow's streaming reader reads far ahead of its consumer).
+    """
+    chunks, size, first = [], 0, True
+    carry = b""
+    while block := source.read(BLOCK_SIZE):
+        data = carry + block if carry else block
+        cut = _last_row_end(data)
+        if cut is None:
+            if len(data) > PART_BYTES:  # no cut in a whole part: the quotes do not pair up
+                raise _QuotesUnpaired
+            carry = data
+            continue
+        chunks.append(data[:cut])
+        carry = data[cut:]
+        size += cut
+        if size >= PART_BYTES:
+            yield partial(_read_chunks, chunks, header, first)
+            chunks, size, first = [], 0, False
+    if carry:
+        chunks.append(carry)
+    if chunks:
+        yield partial(_read_chunks, chunks, header, first)
+
+
+def _last_row_end(data: bytes) -> int | None:
+    """The offset just after the last newline of ``data`` outside quotes (None if none).
+
+    ``data`` starts between rows, so a newline is outside quotes when the quotes
+    before it are even in number.
+    """
+    quotes = np.frombuffer(data, dtype=np.uint8) == QUOTE
+    total = int(np.count_nonzero(quotes))
+    end = len(data)
+    while (newline := data.rfind(b"\n", 0, end)) >= 0:
+        if (total - int(np.count_nonzero(quotes[newline:]))) % 2 == 0:
+            return newline + 1
+        end = newline
+    return None
+
+
+def _read_chunks(chunks: list[bytes], header: list[str], first: bool) -> tuple[pa.Table, int]:
+    """One part's chunks parsed into a table of string columns (and no rows of the wrong width).
+
+    A row of the wrong width is also what a cut inside a quoted field looks like (a
+    stray quote in an unquoted cell miscounts the quotes), so it sends the whole file
+    to pyarrow's streaming reader, whose reading of such a file is the reference.
+    """
+    parse_options, convert_options = _csv_options(header, invalid_row_handler=None)  # raise
+    tables = []
+    for index, chunk in enumerate(chunks):
+        read_options = pcsv.ReadOptions(
+            column_names=header, skip_rows=int(first and index == 0), use_threads=False,
+            # The whole chunk in one block: its cut is already known to lie between rows.
+            block_size=len(chunk) + 1)
+        try:
+            tables.append(pcsv.read_csv(pa.py_buffer(chunk), read_options=read_options,
+                                        parse_options=parse_options, convert_options=convert_options))
+        except pa.ArrowInvalid as error:
+            raise _QuotesUnpaired from error
+    chunks.clear()  # the raw bytes are parsed: free them while the part's rows are parsed
+    return pa.concat_tables(tables), 0
+
+
+def _streamed_parts(source: _LineCounter, header: list[str]):
+    """The file read by pyarrow's streaming reader, in parts of about `PART_BYTES`."""
     invalid_rows = 0
 
     def on_invalid_row(row):
@@ -192,78 +339,28 @@ def _parse_export(path: Path, workflow_id, versions, tasks, point_box, progress=
         invalid_rows += 1
         return "skip"
 
+    parse_options, convert_options = _csv_options(header, on_invalid_row)
     try:
         reader = pcsv.open_csv(
-            path,
-            # One reader thread: the parsing threads already keep the other cores busy.
+            pa.PythonFile(source, mode="r"),
             read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
-            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid_row),
-            convert_options=pcsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
-                include_columns=[c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in header],
-                strings_can_be_null=False,
-            ),
-        )
+            parse_options=parse_options, convert_options=convert_options)
     except pa.ArrowInvalid as error:
-        raise FormatError(f"{path}: not a readable CSV classification export: {error}") from error
-    classification_parts, mark_parts = [], []
-    # Rows are numbered as if each took one line (header = line 1); _true_line_numbers
-    # corrects that at the end in the rare file where it is not so.
-    next_line = 2
-
-    def parse(part, first_line):
-        part_report = LoadReport(report.source, report.format)
-        lines = np.arange(first_line, first_line + part.num_rows)
-        return _parse_rows(part, lines, workflow_id, versions, tasks, point_box, part_report), \
-            part_report
-
-    # Most of the work is in Arrow kernels that release the GIL, so parts parse on
-    # threads while the reader tokenises the next blocks; results merge in file order.
-    def collect(future):
-        (classifications, marks), part_report = future.result()
-        classification_parts.append(classifications)
-        mark_parts.append(marks)
-        report.merge(part_report)
-        # Hand the freed blocks of finished parts back to the OS rather than keep them pooled.
-        pa.default_memory_pool().release_unused()
-
-    with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
-        pending = deque()
-        for part in _parts(_batches(path, reader)):
-            pending.append(pool.submit(parse, part, next_line))
-            next_line += part.num_rows
-            report.rows_read += part.num_rows
-            if progress is not None:
-                progress(report.rows_read)
-            if len(pending) > PARSE_THREADS:  # bound the raw blocks held in memory
-                collect(pending.popleft())
-        # Counted while the last parts are still parsing.
-        lines_differ = invalid_rows or _newline_count(path) != report.rows_read + 1
-        while pending:
-            collect(pending.popleft())
-
-    if lines_differ:
-        _true_line_numbers(path, report, invalid_rows)
-    if not classification_parts:  # a header and no rows
-        raise FormatError(f"{path}: classification export has a header but no rows")
-    classifications = pd.concat(classification_parts, ignore_index=True)
-    marks = pd.concat(mark_parts, ignore_index=True)
-    del classification_parts[:], mark_parts[:]  # the parts are copies now: free them before finishing
-    classifications, marks = _finish(classifications, marks, report)
-    return LoadResult({"classifications": classifications, "marks": marks}, report)
-
-
-def _parts(batches):
-    """The reader's batches gathered into tables of about `PART_BYTES` each."""
+        raise FormatError(f"{source.path}: not a readable CSV classification export: {error}") from error
     group, size = [], 0
-    for batch in batches:
+    for batch in _batches(source.path, reader):
         group.append(batch)
         size += batch.nbytes
         if size >= PART_BYTES:
-            yield pa.Table.from_batches(group)
-            group, size = [], 0
-    if group:
-        yield pa.Table.from_batches(group)
+            yield _read_nothing(pa.Table.from_batches(group), invalid_rows)
+            group, size, invalid_rows = [], 0, 0
+    if group or invalid_rows:
+        yield _read_nothing(pa.Table.from_batches(group, schema=reader.schema), invalid_rows)
+
+
+def _read_nothing(table: pa.Table, wrong_width: int):
+    """A part already read by the streaming reader, in the shape `_read_chunks` gives."""
+    return lambda: (table, wrong_width)
 
 
 def _batches(path: Path, reader):
@@ -275,6 +372,63 @@ def _batches(path: Path, reader):
             return
         except pa.ArrowInvalid as error:
             raise FormatError(f"{path}: not a readable CSV classification export: {error}") from error
+
+
+def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress) -> LoadResult:
+    """Read and parse the parts on threads and gather their rows and reports in file order.
+
+    ``parts`` yields callables that each read one part of ``source`` into a table.
+    """
+    report = LoadReport(source=str(path), format=ClassificationExport.name)
+    classification_parts, mark_parts = [], []
+    wrong_width = 0
+
+    # Most of the work is in Arrow kernels that release the GIL, so parts read and
+    # parse on threads while this one cuts the next; results merge in file order.
+    def parse(read_part):
+        table, rejected = read_part()
+        part_report = LoadReport(report.source, report.format)
+        if table is None or table.num_rows == 0:
+            return None, part_report, 0, rejected
+        # Rows are numbered within the part here, and as if each took one line when
+        # gathered (header = line 1); _true_line_numbers corrects that at the end in
+        # the rare file where it is not so.
+        lines = np.arange(table.num_rows)
+        return parse_rows(table, lines, part_report), part_report, table.num_rows, rejected
+
+    def collect(future):
+        nonlocal wrong_width
+        tables, part_report, rows, rejected = future.result()
+        first_line = report.rows_read + 2
+        part_report.skipped_lines = {reason: [line + first_line for line in lines]
+                                     for reason, lines in part_report.skipped_lines.items()}
+        report.merge(part_report)
+        report.rows_read += rows
+        wrong_width += rejected
+        if tables is not None:
+            classification_parts.append(tables[0])
+            mark_parts.append(tables[1])
+        if progress is not None:
+            progress(report.rows_read)
+
+    with ThreadPoolExecutor(max_workers=PARSE_THREADS) as pool:
+        pending = deque()
+        for part in parts:
+            pending.append(pool.submit(parse, part))
+            if len(pending) > PARSE_THREADS:  # bound the parts held in memory
+                collect(pending.popleft())
+        while pending:
+            collect(pending.popleft())
+
+    if wrong_width or source.line_count != report.rows_read + 1:
+        _true_line_numbers(path, report, wrong_width)
+    if not classification_parts:  # a header and no rows
+        raise FormatError(f"{path}: classification export has a header but no rows")
+    classifications = pd.concat(classification_parts, ignore_index=True)
+    marks = pd.concat(mark_parts, ignore_index=True)
+    del classification_parts[:], mark_parts[:]  # the parts are copies now: free them before finishing
+    classifications, marks = _finish(classifications, marks, report)
+    return LoadResult({"classifications": classifications, "marks": marks}, report)
 
 
 def _check_header(path: Path) -> list[str]:
@@ -290,27 +444,6 @@ def _check_header(path: Path) -> list[str]:
     return header
 
 
-def _open_bytes(path: Path):
-    with open(path, "rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
-
-
-def _newline_count(path: Path) -> int:
-    """Lines in the file (a last line without a newline counts), blank lines included."""
-    count, last = 0, b"\n"
-    # One reused buffer: no new bytes object per block, and no mapping of the whole
-    # file, whose pages would count towards the loader's resident memory.
-    buffer = bytearray(16 * 1024 * 1024)
-    values = np.frombuffer(buffer, dtype=np.uint8)
-    with _open_bytes(path) as handle:
-        while size := handle.readinto(buffer):
-            # numpy counts several times faster than bytes.count
-            count += int(np.count_nonzero(values[:size] == ord("\n")))
-            last = bytes(buffer[size - 1:size])
-    return count + (last != b"\n")
-
-
 def _true_line_numbers(path: Path, report: LoadReport, invalid_rows: int) -> None:
     """Renumber reported lines when rows span lines, and count rows of the wrong width.
 
@@ -318,8 +451,8 @@ def _true_line_numbers(path: Path, report: LoadReport, invalid_rows: int) -> Non
     rejected, so the slow walk with the csv module is the exception, not the rule.
     """
     csv.field_size_limit(1 << 30)
-    with _open_bytes(path) as raw:
-        reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=""))
+    with _LineCounter(path) as source, io.TextIOWrapper(source.handle, encoding="utf-8", errors="replace", newline="") as text:
+        reader = csv.reader(text)
         width = len(next(reader))
         record_lines, rejected = [], []
         start = reader.line_num + 1

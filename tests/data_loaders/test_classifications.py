@@ -255,6 +255,79 @@ def test_line_numbers_stay_true_past_quoted_newlines(tmp_path):
     assert export.report.skipped_lines == {"annotations is not valid JSON (a list of tasks)": [4]}
 
 
+def _tiny_parts(monkeypatch, block_size=97, part_bytes=700):
+    """Cut every file into parts of a few rows, so each cut lands somewhere awkward."""
+    from data_loaders import classifications
+
+    monkeypatch.setattr(classifications, "BLOCK_SIZE", block_size)
+    monkeypatch.setattr(classifications, "PART_BYTES", part_bytes)
+
+
+def _mixed_rows(wrong_width=False):
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
+    text = [{"task": "T9", "value": "a comment\nover \"three\"\nlines, with commas"}]
+    rows = []
+    for n in range(1, 41):
+        annotations = boxes(box) + (text if n % 3 == 0 else [])
+        rows.append(row(n, annotations, user=f"user\n{n}" if n % 4 == 0 else f"user{n}",
+                        subject_id=100 + n % 5))
+    rows[6] = row(7, "not json")                 # line 8 + quoted newlines before it
+    if wrong_width:
+        rows[21] = ["22", "only", "three"]
+    rows[30] = row("x31", boxes(box))            # an id that is not a number
+    return rows
+
+
+def _assert_same_read(one, other):
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(one.classifications, other.classifications)
+    pd.testing.assert_frame_equal(one.marks, other.marks)
+    assert one.report.to_dict() == other.report.to_dict()
+
+
+@pytest.mark.parametrize("wrong_width", [False, True])
+def test_parts_cut_between_rows_past_quoted_newlines(tmp_path, monkeypatch, wrong_width):
+    path = write_export(tmp_path / "e.csv", _mixed_rows(wrong_width))
+    whole = read_classifications(path, use_cache=False)
+    # Lines by hand: row n starts on line 1 + n + (rows before it named with a newline:
+    # 4, 8, ...); the comments' newlines are escaped in their JSON, their quotes doubled.
+    assert whole.report.skipped_lines == {
+        "annotations is not valid JSON (a list of tasks)": [1 + 7 + 1],
+        "classification_id is not an integer": [1 + 31 + 7],
+        **({"wrong number of columns": [1 + 22 + 5]} if wrong_width else {}),
+    }
+    assert whole.report.rows_read == 40
+    assert len(whole.classifications) == 38 - wrong_width
+    assert whole.classifications.loc[whole.classifications["classification_id"] == 8, "user"].item() == "user\n8"
+    # A row of the wrong width sends the file to pyarrow's streaming reader (see the
+    # stray quote below), which needs whole rows in each of its blocks.
+    _tiny_parts(monkeypatch, *((2048, 4096) if wrong_width else ()))
+    _assert_same_read(read_classifications(path, use_cache=False), whole)
+
+
+def test_stray_quote_falls_back_to_the_streaming_reader(tmp_path, monkeypatch):
+    from data_loaders import classifications
+
+    path = write_export(tmp_path / "e.csv", _mixed_rows())
+    # A quote inside an unquoted cell is a character to CSV readers, but it leaves the
+    # quotes before every later newline odd in number: no cut between rows is found.
+    path.write_text(path.read_text().replace("user1,", 'us"er1,', 1))
+    whole = read_classifications(path, use_cache=False)  # one part: nothing to cut
+    assert whole.classifications["user"].iloc[0] == 'us"er1'
+    assert whole.report.rows_loaded == 38
+    original, streamed = classifications._streamed_parts, []
+
+    def streamed_parts(*args):
+        streamed.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(classifications, "_streamed_parts", streamed_parts)
+    _tiny_parts(monkeypatch, block_size=2048, part_bytes=4096)
+    _assert_same_read(read_classifications(path, use_cache=False), whole)
+    assert streamed  # the split gave up and pyarrow's reader found the rows
+
+
 def test_hostile_cells_stay_data(tmp_path):
     box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4, "tool_label": "<b>clump</b>"}
     rows = [row(1, boxes(box), user="<script>alert(1)</script>"),
