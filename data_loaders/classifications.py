@@ -54,10 +54,10 @@ OPTIONAL_COLUMNS = ("gold_standard", "expert", "metadata", "subject_data", "work
 #: Bytes of CSV the reader tokenises at a time: small blocks stay in the CPU caches
 #: (64 MiB blocks cost twice the CPU time on a 1.7-million-row export).
 BLOCK_SIZE = 4 * 1024 * 1024
-#: Bytes of parsed columns handed to a parsing thread at once: large enough that the
-#: fixed cost of each part (kernel calls, a DataFrame) stays small, small enough that
-#: the last part, parsed after the reader is done, leaves little time with one core busy.
-PART_BYTES = 32 * 1024 * 1024
+#: Bytes of CSV handed to a parsing thread at once: large enough that the fixed cost
+#: of each part (kernel calls, a DataFrame) stays small, small enough that the parts
+#: in flight hold little memory and the last part leaves little time with one core busy.
+PART_BYTES = 16 * 1024 * 1024
 #: Parts parsed at once; more than the cores only holds more blocks in memory.
 PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
@@ -224,11 +224,22 @@ class _LineCounter:
             data = self.handle.read(size)
         except (OSError, EOFError, zlib.error) as error:
             raise FormatError(f"{self.path}: cannot be read ({error})") from error
-        if data:
+        self._count(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:
+        try:
+            size = self.handle.readinto(buffer)
+        except (OSError, EOFError, zlib.error) as error:
+            raise FormatError(f"{self.path}: cannot be read ({error})") from error
+        self._count(buffer[:size])
+        return size
+
+    def _count(self, data) -> None:
+        if len(data):
             # numpy counts several times faster than bytes.count
             self.lines += int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE))
-            self.last = data[-1:]
-        return data
+            self.last = bytes(data[-1:])
 
     @property
     def line_count(self) -> int:
@@ -271,16 +282,22 @@ def _split_parts(source: _LineCounter, header: list[str]):
     """
     chunks, size, first = [], 0, True
     carry = b""
-    while block := source.read(BLOCK_SIZE):
-        data = carry + block if carry else block
-        cut = _last_row_end(data)
+    while True:
+        # Each block is read once into memory of its own, after the unfinished row the
+        # last one ended with; its chunk is handed on without another copy.
+        block = bytearray(len(carry) + BLOCK_SIZE)
+        block[:len(carry)] = carry
+        end = len(carry) + source.readinto(memoryview(block)[len(carry):])
+        if end == len(carry):
+            break
+        cut = _last_row_end(block, end)
         if cut is None:
-            if len(data) > PART_BYTES:  # no cut in a whole part: the quotes do not pair up
+            if end > PART_BYTES:  # no cut in a whole part: the quotes do not pair up
                 raise _QuotesUnpaired
-            carry = data
+            carry = bytes(block[:end])
             continue
-        chunks.append(data[:cut])
-        carry = data[cut:]
+        chunks.append(memoryview(block)[:cut])
+        carry = bytes(block[cut:end])
         size += cut
         if size >= PART_BYTES:
             yield partial(_read_chunks, chunks, header, first)
@@ -291,23 +308,22 @@ def _split_parts(source: _LineCounter, header: list[str]):
         yield partial(_read_chunks, chunks, header, first)
 
 
-def _last_row_end(data: bytes) -> int | None:
-    """The offset just after the last newline of ``data`` outside quotes (None if none).
+def _last_row_end(block: bytearray, end: int) -> int | None:
+    """The offset just after the last newline of ``block[:end]`` outside quotes (None if none).
 
-    ``data`` starts between rows, so a newline is outside quotes when the quotes
+    ``block`` starts between rows, so a newline is outside quotes when the quotes
     before it are even in number.
     """
-    quotes = np.frombuffer(data, dtype=np.uint8) == QUOTE
+    quotes = np.frombuffer(block, dtype=np.uint8, count=end) == QUOTE
     total = int(np.count_nonzero(quotes))
-    end = len(data)
-    while (newline := data.rfind(b"\n", 0, end)) >= 0:
+    while (newline := block.rfind(b"\n", 0, end)) >= 0:
         if (total - int(np.count_nonzero(quotes[newline:]))) % 2 == 0:
             return newline + 1
         end = newline
     return None
 
 
-def _read_chunks(chunks: list[bytes], header: list[str], first: bool) -> tuple[pa.Table, int]:
+def _read_chunks(chunks: list[memoryview], header: list[str], first: bool) -> tuple[pa.Table, int]:
     """One part's chunks parsed into a table of string columns (and no rows of the wrong width).
 
     A row of the wrong width is also what a cut inside a quoted field looks like (a
@@ -347,15 +363,18 @@ def _streamed_parts(source: _LineCounter, header: list[str]):
             parse_options=parse_options, convert_options=convert_options)
     except pa.ArrowInvalid as error:
         raise FormatError(f"{source.path}: not a readable CSV classification export: {error}") from error
-    group, size = [], 0
+    # The reader parses ahead on a thread of its own, so rows it rejects are counted as
+    # they come and handed on with whichever part is next; the total is what matters.
+    group, size, counted = [], 0, 0
     for batch in _batches(source.path, reader):
         group.append(batch)
         size += batch.nbytes
         if size >= PART_BYTES:
-            yield _read_nothing(pa.Table.from_batches(group), invalid_rows)
-            group, size, invalid_rows = [], 0, 0
-    if group or invalid_rows:
-        yield _read_nothing(pa.Table.from_batches(group, schema=reader.schema), invalid_rows)
+            rejected = invalid_rows
+            yield _read_nothing(pa.Table.from_batches(group), rejected - counted)
+            group, size, counted = [], 0, rejected
+    if group or invalid_rows > counted:
+        yield _read_nothing(pa.Table.from_batches(group, schema=reader.schema), invalid_rows - counted)
 
 
 def _read_nothing(table: pa.Table, wrong_width: int):
@@ -557,7 +576,8 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
     metadata = metadata if len(rows) == n else metadata.take(pa.array(rows))
     fem = pc.match_substring_regex(metadata, r'"classifier_version"\s*:\s*"[2-9]').to_numpy(
         zero_copy_only=False)
-    annotations = part.column("annotations").take(pa.array(rows)).combine_chunks()
+    annotations = part.column("annotations")
+    annotations = (annotations if len(rows) == n else annotations.take(pa.array(rows))).combine_chunks()
     point_sides = None
     if point_box is not None:
         point_sides = np.full(len(rows), point_box.side if point_box.side else np.nan)
