@@ -1,6 +1,7 @@
 """Zooniverse classification exports (classic and new front end) -> classifications and marks.
 
-The CSV is read in blocks with pyarrow's CSV reader; row-level fields are
+The CSV is cut into parts between rows (by counting quotes) and each part is
+tokenised by pyarrow's CSV reader on a thread of its own; row-level fields are
 validated and converted with vectorised pyarrow compute kernels, and only the
 ``annotations`` JSON of rows that survive the workflow filter is parsed into
 marks (`data_loaders.marks`), so a 1.7-million-row export stays well within a
@@ -219,21 +220,21 @@ class _LineCounter:
         self.lines = 0
         self.last = b"\n"
 
-    def read(self, size: int = -1) -> bytes:
-        try:
-            data = self.handle.read(size)
-        except (OSError, EOFError, zlib.error) as error:
-            raise FormatError(f"{self.path}: cannot be read ({error})") from error
+    def read(self, size: int = -1) -> bytes:  # for pyarrow.PythonFile
+        data = self._guarded(self.handle.read, size)
         self._count(data)
         return data
 
     def readinto(self, buffer: memoryview) -> int:
-        try:
-            size = self.handle.readinto(buffer)
-        except (OSError, EOFError, zlib.error) as error:
-            raise FormatError(f"{self.path}: cannot be read ({error})") from error
+        size = self._guarded(self.handle.readinto, buffer)
         self._count(buffer[:size])
         return size
+
+    def _guarded(self, read, into):
+        try:
+            return read(into)
+        except (OSError, EOFError, zlib.error) as error:  # a truncated or corrupt gzip
+            raise FormatError(f"{self.path}: cannot be read ({error})") from error
 
     def _count(self, data) -> None:
         if len(data):
