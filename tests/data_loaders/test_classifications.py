@@ -103,6 +103,16 @@ def test_gzipped_export(data_dir, tmp_path):
     assert len(read_classifications(packed).marks) == 66
 
 
+def test_truncated_gzip_is_one_clear_error(tmp_path):
+    box = {"tool": 0, "x": 1, "y": 2, "width": 3, "height": 4}
+    plain = write_export(tmp_path / "e.csv", [row(n, boxes(box)) for n in range(1, 3000)])
+    packed = gzip.compress(plain.read_bytes())
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(FormatError, match=r"cut\.csv\.gz: cannot be read .*end-of-stream"):
+        read_classifications(cut, use_cache=False)
+
+
 def test_second_read_comes_from_the_cache(data_dir, monkeypatch):
     import data_loaders.classifications as module
 
