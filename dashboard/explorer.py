@@ -12,6 +12,8 @@ The served app (`dashboard.app`) lays out the same parts in a template.
 
 from __future__ import annotations
 
+import html
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import param
 from panel.viewable import Viewer
 
 from .data_store import DataStore, Project, load_project
-from .keyboard import SubjectKeys
+from .keyboard import Shortcuts
 from .reviews import ReviewStore, open_store
 from .views import (
     AgreementPlots, CutoutViewer, ExportView, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable,
@@ -58,7 +60,7 @@ class Explorer(Viewer):
         self.volunteers = VolunteerTable(data_store=self.data_store)
         self.sandbox = ReaggregationSandbox(data_store=self.data_store)
         self.export = ExportView(data_store=self.data_store)
-        self.keys = SubjectKeys(data_store=self.data_store, height=0, width=0)
+        self.keys = Shortcuts(data_store=self.data_store, review=self.review, height=0, width=0)
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], **options) -> Explorer:
@@ -96,7 +98,8 @@ class Explorer(Viewer):
 
     def sidebar(self) -> list:
         """The filters, the review status filter and reviewer name (and the invisible keyboard listener)."""
-        return [pn.pane.Markdown("### Filters"), self.data_store, self.keys]
+        return [pn.pane.Markdown("### Filters"), self.data_store, self.keys,
+                pn.pane.HTML(f"<small>Keys: {html.escape(self.keys.describe())}</small>", margin=(0, 10))]
 
     def __panel__(self):
         return pn.Row(pn.Column(*self.sidebar(), width=290), self.tabs(), sizing_mode="stretch_width")

@@ -109,6 +109,16 @@ class ReviewPanel(View):
         self._after_decision()
         return decision
 
+    def step_box(self, step: int) -> int | None:
+        """Pick the box ``step`` places along the current subject's boxes (wrapping); returns its id."""
+        ids = self.boxes().consensus_id.tolist()
+        if not ids:
+            return None
+        picked = self.data_store.picked_box_id()
+        here = ids.index(picked) if picked in ids else 0
+        self.data_store.review_box = ids[(here + step) % len(ids)]
+        return self.data_store.review_box
+
     def _geometry(self) -> dict:
         return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
 
@@ -153,8 +163,6 @@ class ReviewPanel(View):
         self._boxes.value = _box_rows(boxes)
         self._history.value = _history_rows(self.history())
         # Keep the picked box highlighted (its row) and its geometry in the inputs.
-        rows = boxes.index[boxes.consensus_id == self.data_store.picked_box_id(boxes)].tolist()
-        self._boxes.selection = rows[:1]
         self._box_changed()
 
     def _pick_box(self, event):
@@ -165,8 +173,11 @@ class ReviewPanel(View):
 
     def _box_changed(self, event=None):
         boxes = self.boxes()
-        row = boxes[boxes.consensus_id == self.data_store.picked_box_id(boxes)]
-        if len(row):
+        picked = boxes.consensus_id == self.data_store.picked_box_id(boxes)
+        # The picked box's row stays selected, whoever picked it (a click, a key, a refresh).
+        self._boxes.selection = boxes.index[picked].tolist()[:1]
+        if picked.any():
+            row = boxes[picked]
             self.param.update({name: float(row[name].iloc[0]) for name in ("x", "y", "width", "height")})
 
     # -- layout ------------------------------------------------------------------------------

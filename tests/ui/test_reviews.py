@@ -55,4 +55,15 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     assert page.get_by_text(REVIEWER, exact=True).count() >= 2  # the box table and the history, as text
     page.wait_for_timeout(1500)  # let the redrawn cutout land before the picture
     page.screenshot(path=str(artefacts / "review.png"))
+
+    # The same by keyboard, with the focus out of any input: u reverts the reject of 11,
+    # then p picks box 10 and x rejects it.
+    page.get_by_text("Keys:").click()
+    page.keyboard.press("u")
+    expect(box_statuses).to_have_text(["accepted", "unreviewed"], timeout=15_000)
+    page.keyboard.press("p")
+    page.keyboard.press("x")
+    expect(box_statuses).to_have_text(["rejected", "unreviewed"], timeout=15_000)
+    assert review_store.history()[["consensus_id", "action"]].values.tolist()[2:] == [
+        [11, "revert"], [10, "reject"]]
     assert dialogs == []

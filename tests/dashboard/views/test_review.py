@@ -99,6 +99,47 @@ def test_accept_and_reject_through_the_buttons(explorer, review_store, tiny_proj
     assert data_store.review_status_of([1]).tolist() == ["accepted"]
 
 
+def test_review_by_keyboard(explorer, review_store, monkeypatch):
+    data_store, keys = explorer.data_store, explorer.keys
+    # Errors go where Panel sends those of button callbacks (a notification in the app).
+    errors = []
+    monkeypatch.setattr(pn.config, "exception_handler", errors.append)
+
+    def press(*names):
+        for name in names:
+            keys._handle_msg({"key": name})
+
+    press("a")  # no reviewer name yet: nothing recorded
+    assert "enter your name" in str(errors.pop())
+    assert review_store.last_decision_id() == 0 and data_store.picked_box_id() == 10
+    data_store.reviewer = "ann"
+    press("n", "n")  # box 10 -> 11 -> back to 10 (the subject has two)
+    assert data_store.picked_box_id() == 10
+    press("p")
+    assert data_store.picked_box_id() == 11
+    press("x")  # reject 11; the pick moves on, wrapping to 10
+    assert data_store.picked_box_id() == 10
+    press("a")  # accept 10; the pick moves on to 11
+    history = review_store.history()
+    assert history[["consensus_id", "action", "reviewer"]].values.tolist() == [
+        [11, "reject", "ann"], [10, "accept", "ann"]]
+    assert data_store.picked_box_id() == 11 and explorer.review._boxes.selection == [1]
+    assert explorer.review._boxes.value.status.tolist() == ["accepted", "rejected"]
+    press("u")  # revert the accept of 10
+    assert review_store.history().iloc[-1].action == "revert"
+    assert explorer.review._boxes.value.status.tolist() == ["unreviewed", "rejected"]
+    press("j")  # next subject: 2, whose one box is picked
+    assert data_store.subject == 2 and data_store.picked_box_id() == 20
+    press("n")
+    assert data_store.picked_box_id() == 20
+    data_store.subject = 3  # no box: box keys do nothing, decisions say why
+    press("n")
+    assert data_store.picked_box_id() is None
+    press("a")
+    assert "pick a box" in str(errors.pop())
+    assert len(review_store.history()) == 3 and errors == []
+
+
 def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store):
     review, data_store = explorer.review, explorer.data_store
     data_store.reviewer = "ann"
