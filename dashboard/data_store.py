@@ -515,6 +515,9 @@ class DataStore(Viewer):
     last_decision = param.Integer(default=0, doc="Output: the newest decision id read from the review store.")
     review_box = param.Integer(default=None, allow_None=True,
                                doc="The current subject's box picked for review (negative: added by a reviewer).")
+    drawn_box = param.NumericTuple(default=None, allow_None=True, length=4,
+                                   doc="A box the reviewer drew on the cutout, for a redraw or an added box: "
+                                       "x, y, width, height in image pixels (y down).")
     reviewer_signed_in = param.Boolean(default=False, constant=True,
                                        doc="The reviewer is the server's authenticated user, not a typed name.")
 
@@ -530,6 +533,11 @@ class DataStore(Viewer):
         self._update_subjects()
         if self.subject is None and len(self.subjects):
             self.subject = int(self.subjects.subject_id.iloc[0])
+
+    @param.depends("subject", watch=True)
+    def _forget_drawn_box(self):
+        """A drawn box belongs to the subject it was drawn on."""
+        self.drawn_box = None
 
     @param.depends("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges",
                    "selection", watch=True)

@@ -26,6 +26,15 @@ UNMATCHED_COLOUR = "#ffffff"
 REJECTED_COLOUR = "#8c8c8c"
 #: The box picked for review gets a broad halo of this colour under its outline.
 PICKED_COLOUR = "#ffd92f"
+#: A box the reviewer drew (with the box-select tool) is shown dashed in this colour until used.
+DRAWN_COLOUR = "#00e5ff"
+
+#: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
+REDRAWN_BY = {
+    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box"),
+    "viewer": ("image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
+               "show_band", "fit_to_boxes", "frame_size"),
+}
 
 # Dimensions are made once: building them per subject costs more than the boxes.
 BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
@@ -211,6 +220,25 @@ class CutoutViewer(View):
         boxes = boxes[(boxes.consensus_id == self.data_store.picked_box_id(boxes)).to_numpy(dtype=bool)]
         return self._consensus_rectangles(boxes, np.full(len(boxes), PICKED_COLOUR, dtype=object), "Picked")
 
+    def drawn_box(self) -> hv.Rectangles:
+        """The box the reviewer drew for a redraw or an added box (`DataStore.drawn_box`); empty when none."""
+        drawn = self.data_store.drawn_box
+        x, y, width, height = drawn if drawn is not None else (np.nan,) * 4
+        corners = {"x0": [x], "y0": [y], "x1": [x + width], "y1": [y + height]} if drawn is not None else {
+            "x0": [], "y0": [], "x1": [], "y1": []}
+        return hv.Rectangles(corners, kdims=BOX_DIMENSIONS, group="Drawn")
+
+    def _draw_box(self, bounds=None):
+        """A box-select drag on the image draws a box for the review panel (Redraw or Add box)."""
+        if bounds is None:
+            return
+        left, bottom, right, top = bounds
+        # The y axis runs down the image, so "bottom" may be the smaller y.
+        x, y = min(left, right), min(bottom, top)
+        width, height = abs(right - left), abs(top - bottom)
+        if width > 0 and height > 0:
+            self.data_store.drawn_box = (float(x), float(y), float(width), float(height))
+
     def _consensus_rectangles(self, boxes: pd.DataFrame, colours, group: str) -> hv.Rectangles:
         data = {
             "x0": boxes.x.to_numpy(), "y0": boxes.y.to_numpy(),
@@ -263,12 +291,21 @@ class CutoutViewer(View):
         data["colour"] = edges.consensus_box.map(colours).to_numpy(dtype=object)
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=BAND_DIMENSIONS, group="Band")
 
-    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "data_store.last_decision",
-                   "data_store.review_box", "image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched",
-                   "show_consensus", "show_band", "fit_to_boxes", "frame_size")
-    def overlay(self) -> hv.Overlay:
-        """The image with the layers switched on."""
-        layers = [self.image()]
+    def image_layer(self) -> hv.Element:
+        """The image, framed: the whole of it, or the boxes with a margin (`view_limits`)."""
+        # A square frame whose limits span the image's longer side, centred: pixels stay
+        # square for any image shape. Explicit and framewise, so each subject sets the
+        # axes to its own image. (data_aspect is avoided: HoloViews 1.23 then keeps the
+        # first subject's frame and reverses the x range to fit a new image into it.)
+        xlim, ylim = self.view_limits()
+        return self.image().opts(
+            invert_yaxis=True, frame_width=self.frame_size, frame_height=self.frame_size,
+            xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
+            tools=["box_select"], xlim=xlim, ylim=ylim, framewise=True)
+
+    def box_layers(self) -> hv.Overlay:
+        """The boxes of the layers switched on, styled."""
+        layers = []
         if self.show_volunteers:
             layers.append(self.volunteer_boxes())
         if self.show_unmatched:
@@ -277,27 +314,42 @@ class CutoutViewer(View):
             layers.extend([self.picked_box(), self.consensus_boxes(), self.rejected_boxes()])
         if self.show_band:
             layers.append(self.band_boxes())
-        # A square frame whose limits span the image's longer side, centred: pixels stay
-        # square for any image shape. Explicit and framewise, so each subject sets the
-        # axes to its own image. (data_aspect is avoided: HoloViews 1.23 then keeps the
-        # first subject's frame and reverses the x range to fit a new image into it.)
-        xlim, ylim = self.view_limits()
-        image_style = dict(invert_yaxis=True, frame_width=self.frame_size, frame_height=self.frame_size,
-                           xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
-                           xlim=xlim, ylim=ylim, framewise=True)
-        rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True)
-        widths = {"Volunteer": 1.5, "Unmatched": 1, "Picked": 12, "Consensus": 4, "Rejected": 2, "Band": 1}
+        # Always there, empty or not: a layer appearing in a later frame would be drawn
+        # by another layer's glyphs (and tooltips).
+        layers.append(self.drawn_box())
+        rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True,
+                          # A box-select drag draws a box; it must not fade the boxes outside it.
+                          nonselection_alpha=1.0)
+        widths = {"Volunteer": 1.5, "Unmatched": 1, "Picked": 12, "Consensus": 4, "Rejected": 2, "Band": 1,
+                  "Drawn": 2}
         # Styles go on the overlay once (an .opts per element clones it), keyed by group.
         options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
-                                                     line_color=_colour_spec(layer))
+                                                     line_color=DRAWN_COLOUR if layer.group == "Drawn"
+                                                     else _colour_spec(layer))
                    | ({"hover_tooltips": HOVER_TOOLTIPS[layer.group]} if layer.group in HOVER_TOOLTIPS else {})
-                   for layer in layers[1:]}
+                   for layer in layers}
         options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
         options["Rectangles.Band"] = dict(options.get("Rectangles.Band", {}), line_dash="dotted", tools=[])
         options["Rectangles.Rejected"] = dict(options.get("Rectangles.Rejected", {}), line_dash="dashed")
         options["Rectangles.Picked"] = dict(options.get("Rectangles.Picked", {}), line_alpha=0.6, tools=[])
-        return hv.Overlay(layers).opts({**options, "RGB": image_style, "Image": image_style,
-                                        "Overlay": dict(framewise=True)})
+        options["Rectangles.Drawn"] = dict(options.get("Rectangles.Drawn", {}), line_dash="dashed", tools=[])
+        return hv.Overlay(layers).opts({**options, "Overlay": dict(framewise=True)})
+
+    def overlay(self) -> hv.Overlay:
+        """The image with the layers switched on (`image_layer` under `box_layers`)."""
+        return self.image_layer() * self.box_layers()
+
+    def dynamic_overlay(self) -> hv.DynamicMap:
+        """`overlay` following the session's settings, where a click picks a box and a box-select drag draws one."""
+        # Two maps, so that clicks and drags can be taken from the image's: HoloViews
+        # 1.23 links no Tap or BoundsXY stream to a map that returns a whole overlay.
+        # They share their streams, so that a change redraws the plot once, not once per map.
+        streams = [hv.streams.Params(self.data_store, list(REDRAWN_BY["data_store"])),
+                   hv.streams.Params(self, list(REDRAWN_BY["viewer"]))]
+        image = hv.DynamicMap(lambda **settings: self.image_layer(), streams=streams)
+        hv.streams.Tap(source=image).add_subscriber(self._pick_box)
+        hv.streams.BoundsXY(source=image).add_subscriber(self._draw_box)
+        return image * hv.DynamicMap(lambda **settings: self.box_layers(), streams=streams)
 
     @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind")
     def _caption(self) -> pn.pane.Markdown:
@@ -327,9 +379,7 @@ class CutoutViewer(View):
                                   default_layout=pn.FlexBox,
                                   widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
                                            "stretch": {"width": 115}, "cmap": {"width": 115}})
-        overlay = hv.DynamicMap(self.overlay)
-        hv.streams.Tap(source=overlay).add_subscriber(self._pick_box)
-        plot = pn.pane.HoloViews(overlay, linked_axes=False)
+        plot = pn.pane.HoloViews(self.dynamic_overlay(), linked_axes=False)
         return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,
                          width=self.frame_size + 40)
 

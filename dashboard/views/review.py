@@ -55,6 +55,7 @@ class ReviewPanel(View):
         self._boxes.param.watch(self._pick_box, "selection")
         self.data_store.param.watch(self._refresh, ["subject", "last_decision", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
+        self.data_store.param.watch(self._box_drawn, "drawn_box")
         self._refresh()
 
     # -- what is shown -----------------------------------------------------------------------
@@ -154,6 +155,7 @@ class ReviewPanel(View):
 
     def _after_decision(self) -> None:
         self.reason = ""
+        self.data_store.drawn_box = None  # used, or made moot by the decision
         self.data_store.refresh_reviews()
 
     # -- keeping the widgets current -------------------------------------------------------
@@ -170,6 +172,10 @@ class ReviewPanel(View):
         # Selecting the row of the box already under review (as `_refresh` does) changes nothing.
         if len(picked) and int(picked.consensus_id.iloc[0]) != self.data_store.picked_box_id():
             self.data_store.review_box = int(picked.consensus_id.iloc[0])
+
+    def _box_drawn(self, event):
+        if event.new is not None:
+            self.param.update(dict(zip(("x", "y", "width", "height"), event.new)))
 
     def _box_changed(self, event=None):
         boxes = self.boxes()
@@ -212,6 +218,8 @@ class ReviewPanel(View):
             self._boxes,
             pn.Row(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
                    button("Revert last", self.revert_last, "warning")),
+            pn.pane.Markdown("Drag on the image with the box-select tool to draw a box, or type it:",
+                             margin=(0, 10)),
             geometry,
             pn.Row(button("Redraw", self.redraw, "primary"), button("Add box", self.add, "primary")),
             reason,

@@ -7,6 +7,7 @@ from playwright.sync_api import expect
 
 from tests.dashboard import tiny
 from tests.dashboard.serving import served
+from tests.ui.test_demo import PLOT_VIEWS_JS, SCREEN_POINT_JS
 
 pytestmark = pytest.mark.ui
 
@@ -26,6 +27,47 @@ def review_cell(page, subject_id):
     row = page.locator(".tabulator-row", has=page.locator(
         ".tabulator-cell[tabulator-field='subject_id']", has_text=str(subject_id)))
     return row.locator(".tabulator-cell[tabulator-field='review_status']")
+
+
+def test_a_click_on_the_image_picks_a_box_and_a_drag_draws_one(browser, served_url, review_store, artefacts):
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.add_init_script(PLOT_VIEWS_JS)
+    page.goto(served_url, wait_until="networkidle")
+    page.get_by_text("3 of 3 subjects").wait_for(timeout=30_000)
+    name = page.locator("input[placeholder='needed to record decisions']")
+    name.fill("ann")
+    name.press("Enter")
+    page.get_by_text("reviewing as ann").wait_for(timeout=15_000)
+    page.wait_for_function(f"() => ({SCREEN_POINT_JS})([null, 'consensus_box', 0, 0]) !== null", timeout=30_000)
+
+    def screen(x, y):
+        return page.evaluate(SCREEN_POINT_JS, [None, "consensus_box", x, y])
+
+    picked_row = page.locator(".tabulator-row.tabulator-selected .tabulator-cell[tabulator-field='consensus_id']")
+    expect(picked_row).to_have_text("10", timeout=15_000)  # the subject's first box, to start with
+    page.mouse.click(*screen(65, 65))  # inside box 11 (60, 60, 10 x 10)
+    expect(picked_row).to_have_text("11", timeout=15_000)
+
+    page.locator("[title='Box Select']").first.click()
+    start, end = screen(20, 70), screen(44, 90)
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=8)
+    page.mouse.up()
+    # The drawn box shows dashed on the image (the one data source without colours) before it is used.
+    page.wait_for_function("() => window.zoolensSourcesWith('left').some("
+                           "table => !('colour' in table) && table.left.length === 1)", timeout=15_000)
+    page.screenshot(path=str(artefacts / "review-drawing.png"))
+    page.get_by_role("button", name="Add box").click()
+    expect(page.locator(".tabulator-cell[tabulator-field='status']")).to_have_text(
+        ["unreviewed", "unreviewed", "added"], timeout=15_000)
+    added = review_store.history().iloc[-1]
+    # A drag lands within a screen pixel of where it was aimed: a quarter of an image pixel here.
+    assert added.action == "add" and added.reviewer == "ann"
+    assert [added.after[name] for name in ("x", "y", "width", "height")] == pytest.approx([20, 70, 24, 20], abs=1)
+    expect(picked_row).to_have_text(str(added.consensus_id), timeout=15_000)  # the added box is picked
+    page.wait_for_timeout(1000)  # let the redrawn cutout land before the picture
+    page.screenshot(path=str(artefacts / "review-drawn.png"))
 
 
 def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store, artefacts):

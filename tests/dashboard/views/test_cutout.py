@@ -38,11 +38,12 @@ def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
 
 
 def test_layers_follow_the_toggles_and_filters(viewer):
-    assert len(viewer.overlay()) == 7  # image, volunteer, unmatched, picked, consensus, rejected, band
+    # image, volunteer, unmatched, picked, consensus, rejected, band, and a box the reviewer drew (none)
+    assert len(viewer.overlay()) == 8
     viewer.show_unmatched = False
     viewer.show_consensus = False
     viewer.show_band = False
-    assert len(viewer.overlay()) == 2
+    assert len(viewer.overlay()) == 3
     viewer.data_store.min_votes = 2
     assert viewer.consensus_boxes().dframe().consensus_box.tolist() == [10]
     viewer.data_store.subject = 2
@@ -91,7 +92,7 @@ def test_the_overlay_renders_with_bokeh(viewer):
 
 def test_each_subject_sets_the_axes_to_its_own_image(viewer):
     viewer.data_store.subject = 2  # no image: the extent of its marks, 44 x 40
-    plot = hv.renderer("bokeh").get_plot(hv.DynamicMap(viewer.overlay))
+    plot = hv.renderer("bokeh").get_plot(viewer.dynamic_overlay())
     figure = plot.state
     assert (figure.x_range.start, figure.x_range.end) == (0, 44)
     assert (figure.y_range.start, figure.y_range.end) == (42, -2)  # square frame, y down

@@ -175,6 +175,37 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store
     assert data_store.review_box == 10
 
 
+def test_boxes_drawn_on_the_cutout_feed_redraw_and_add(explorer, review_store):
+    review, data_store, cutout = explorer.review, explorer.data_store, explorer.cutout
+    data_store.reviewer = "ann"
+    data_store.review_box = 11
+    # A box-select drag from (70, 62) to (56, 58): the y axis runs down the image, so the
+    # tool's "bottom" is the larger y; drags of no area draw nothing.
+    cutout._draw_box(bounds=(70.0, 62.0, 56.0, 58.0))
+    assert data_store.drawn_box == (56.0, 58.0, 14.0, 4.0)
+    cutout._draw_box(bounds=(30.0, 30.0, 30.0, 40.0))
+    cutout._draw_box(bounds=None)
+    assert data_store.drawn_box == (56.0, 58.0, 14.0, 4.0)
+    inputs = widgets(review, pn.widgets.FloatInput)
+    assert [inputs[name].value for name in ("X", "Y", "Width", "Height")] == [56.0, 58.0, 14.0, 4.0]
+    drawn = cutout.drawn_box().dframe()
+    assert drawn[["x0", "y0", "x1", "y1"]].values.tolist() == [[56, 58, 70, 62]]
+    assert len(cutout.overlay().Drawn.I) == 1
+    click(review, "Redraw")
+    box = review_store.box_status(data_store.project.consensus_source).set_index("consensus_id").loc[11]
+    assert (box.status, box.x, box.y, box.width, box.height) == ("redrawn", 56.0, 58.0, 14.0, 4.0)
+    assert data_store.drawn_box is None and len(cutout.overlay().Drawn.I) == 0
+
+    cutout._draw_box(bounds=(5.0, 95.0, 25.0, 80.0))
+    click(review, "Add box")
+    added = review_store.history().iloc[-1]
+    assert added.action == "add" and [added.after[name] for name in ("x", "y", "width", "height")] == [
+        5.0, 80.0, 20.0, 15.0]
+    cutout._draw_box(bounds=(5.0, 5.0, 9.0, 9.0))
+    data_store.subject = 2  # a drawn box belongs to its subject
+    assert data_store.drawn_box is None
+
+
 def test_flag_filter_and_revert(explorer, review_store):
     review, data_store = explorer.review, explorer.data_store
     data_store.reviewer = "ann"
