@@ -9,6 +9,11 @@ same file measures:
   first open with an empty cache (hash, parse, write Parquet) and a second open from it,
 - ``panoptes_aggregation extract`` with the point extractor (installed in its own
   git-ignored virtualenv, ``bench/.venv-peers``, never a project dependency),
+- the floor of any loader built on the stack: importing pandas and pyarrow and reading
+  the loader's columns with pyarrow's CSV reader as strings, parsing nothing in them,
+- a sketch of the same work on polars (in ``bench/.venv-polars``): its CSV reader, its
+  JSON decoder on the annotations and regexes on the metadata, without the checks,
+  geometry and report a loader needs, so a lower bound for a polars loader,
 
 each in a fresh subprocess, reporting wall time, peak resident memory and the
 number of marks each produced. With ``--full-rows`` zoolens alone also parses an
@@ -40,6 +45,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORK = HERE / "work"
 PEERS = HERE / ".venv-peers"
+POLARS = HERE / ".venv-polars"
 RESULTS = HERE / "results" / "loaders.md"
 WORKFLOW_ID = 10_000
 HEADER = ["classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",
@@ -142,6 +148,43 @@ for name in glob.glob(os.path.join(out, "*.csv")):
 """
 
 
+#: The columns `read_classifications` reads (every column of the generated export but user_ip).
+LOADER_COLUMNS = [name for name in HEADER if name != "user_ip"]
+
+FLOOR = """
+import pandas, pyarrow as pa, pyarrow.csv as pcsv
+columns = {columns!r}
+table = pcsv.read_csv(sys.argv[1],
+                      parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                      convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(columns, pa.string()),
+                                                          include_columns=columns))
+marks = 0
+"""
+
+POLARS_SKETCH = """
+import pandas, polars as pl
+columns = {columns!r}
+table = pl.read_csv(sys.argv[1], columns=columns, schema_overrides=dict.fromkeys(columns, pl.Utf8))
+mark = pl.Struct(dict(x=pl.Float64, y=pl.Float64, tool=pl.Int64, toolIndex=pl.Int64, frame=pl.Int64,
+                      tool_label=pl.Utf8, toolType=pl.Utf8))
+task = pl.Struct(dict(task=pl.Utf8, markIndex=pl.Int64, marks=pl.List(mark)))
+rows = table.select(
+    pl.col("classification_id").cast(pl.Int64),
+    pl.col("annotations").str.replace_all('"value":[{{', '"marks":[{{', literal=True)
+      .str.json_decode(pl.List(task)).alias("tasks"),
+    pl.col("metadata").str.extract(r'"started_at"\\s*:\\s*"([^"]*)"').alias("started_at"),
+    pl.col("metadata").str.extract(r'"finished_at"\\s*:\\s*"([^"]*)"').alias("finished_at"),
+    pl.col("metadata").str.contains(r'"classifier_version"\\s*:\\s*"[2-9]').alias("fem"),
+    pl.col("subject_data").str.extract(r'"#fwhmImagePix"\\s*:\\s*([-0-9.eE]+)').cast(pl.Float64)
+      .alias("fwhm"),
+)
+drawn = rows.select("classification_id", "tasks").explode("tasks").unnest("tasks").explode("marks")
+marks_table = drawn.drop_nulls("marks").unnest("marks").to_pandas()
+classifications = rows.drop("tasks").to_pandas()
+marks = len(marks_table)
+"""
+
+
 def warm_page_cache(path: Path) -> None:
     """Read a file once, so whichever tool runs first does not also pay for reading it from disk."""
     with open(path, "rb") as handle:
@@ -190,6 +233,16 @@ def ensure_peer_env() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(PEERS)], check=True)
         subprocess.run([str(PEERS / "bin" / "pip"), "install", "-q", "panoptes_aggregation"], check=True)
     return binary
+
+
+def ensure_polars_env() -> Path:
+    """polars (with pandas and pyarrow for its conversion) in its own git-ignored virtualenv."""
+    python = POLARS / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(POLARS)], check=True)
+        subprocess.run([str(POLARS / "bin" / "pip"), "install", "-q", "polars", "pandas", "pyarrow"],
+                       check=True)
+    return python
 
 
 def peer_config(path: Path) -> Path:
@@ -254,6 +307,10 @@ def main() -> None:
     rows.append(("zoolens read_classifications (first open: hash, parse, write cache)", args.rows, size_mib,
                  first))
     rows.append(("zoolens read_classifications (second open: Parquet cache)", args.rows, size_mib, second))
+    floor = run_repeated(args.repeats, sys.executable, FLOOR.format(columns=LOADER_COLUMNS), str(export),
+                         before=warm)
+    rows.append(("floor: import pandas and pyarrow, pyarrow read_csv of the same columns, nothing parsed",
+                 args.rows, size_mib, floor))
     if not args.skip_peer:
         peer = ensure_peer_env()
         config = peer_config(WORK / "extractor_config.yaml")
@@ -265,6 +322,10 @@ def main() -> None:
                                   str(peer), str(config), str(cores), before=warm)
             rows.append((f"panoptes_aggregation extract (point_extractor_by_frame, --cpu_count {cores})",
                          args.rows, size_mib, result))
+        sketch = run_repeated(args.repeats, str(ensure_polars_env()), POLARS_SKETCH.format(columns=LOADER_COLUMNS),
+                              str(export), before=warm)
+        rows.append(("polars sketch: read_csv, json_decode of annotations, metadata regexes, to pandas "
+                     "(no checks, geometry or report)", args.rows, size_mib, sketch))
     if args.full_rows:
         full = WORK / f"export-{args.full_rows}.csv"
         if not full.exists():
@@ -308,15 +369,19 @@ def main() -> None:
                      f"{result['cpu']:.2f} | {result['peak_mib']:,.0f} | {result['marks']:,} | "
                      f"{result['load']:.1f} |")
     if not args.skip_peer:
-        peer_seconds = rows[3][3]["seconds"]
-        both_cores = rows[4][3]["seconds"]
+        peer_seconds = rows[4][3]["seconds"]
+        both_cores = rows[5][3]["seconds"]
         lines += ["", f"On the same file zoolens parses {peer_seconds / rows[0][3]['seconds']:.0f}x faster than "
                       f"`panoptes_aggregation extract` as it runs by default "
                       f"({both_cores / rows[0][3]['seconds']:.0f}x faster than it on both cores; "
                       f"{peer_seconds / rows[0][3]['wall']:.0f}x counting "
                       f"zoolens' whole process); a first open that also hashes the file and writes the cache is "
                       f"{peer_seconds / rows[1][3]['seconds']:.0f}x faster, a second open from the cache "
-                      f"{peer_seconds / rows[2][3]['seconds']:.0f}x."]
+                      f"{peer_seconds / rows[2][3]['seconds']:.0f}x.",
+                  "", f"50x would be {peer_seconds / 50:.2f} s of work; importing pandas and pyarrow and "
+                      f"reading the columns with pyarrow, parsing nothing in them, takes {floor['seconds']:.2f} s "
+                      f"({floor['range'][0]:.2f}-{floor['range'][1]:.2f}); the polars sketch "
+                      f"{sketch['seconds']:.2f} s ({peer_seconds / sketch['seconds']:.0f}x)."]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
