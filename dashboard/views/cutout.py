@@ -38,8 +38,9 @@ REDRAWN_BY = {
 
 # Dimensions are made once: building them per subject costs more than the boxes.
 BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
-MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour")]
-CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "status", "colour")]
+MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour", "area")]
+CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "status", "colour",
+                                                         "area")]
 BAND_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "colour")]
 
 #: What hovering a box tells, per layer: a few lines each, as boxes overlap in crowds.
@@ -49,6 +50,24 @@ HOVER_TOOLTIPS = {
     "Unmatched": [("volunteer", "@{volunteer}"), ("matched", "no consensus box"), ("time", "@{time}")],
     "Consensus": [("consensus box", "@{consensus_box}"), ("votes", "@{votes}"), ("seen by", "@{seen_by}")],
 }
+#: Where each layer's tooltip points (a side of its box, on screen) and sits, so that
+#: the layers hit at once do not cover each other: consensus above, volunteers below.
+HOVER_PLACES = {"Consensus": ("top_center", "above"), "Volunteer": ("bottom_center", "below"),
+                "Unmatched": ("center_right", "right")}
+
+
+def _one_tooltip_per_layer(plot, element) -> None:
+    """Show one box's tooltip per layer, at the box: in a crowd, one per box would cover the page.
+
+    The box is the smallest under the pointer, as for picking (`CutoutViewer.box_at`), so
+    any box can be told by pointing where no smaller box of its layer lies.
+    """
+    hover = plot.handles.get("hover")
+    if hover is not None:
+        hover.limit = 1
+        hover.sort_by = "area"
+        hover.point_policy = "snap_to_data"
+        hover.anchor, hover.attachment = HOVER_PLACES[element.group]
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
@@ -179,6 +198,7 @@ class CutoutViewer(View):
             "time": created.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object),
             "consensus_box": marks.consensus_id.to_numpy(),
             "colour": np.asarray(colours, dtype=object),
+            "area": (marks.width * marks.height).to_numpy(),
         }
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=MARK_DIMENSIONS, group=group)
 
@@ -246,6 +266,7 @@ class CutoutViewer(View):
             "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
             "seen_by": boxes.n_seen.astype("float64").to_numpy(), "status": boxes.status.to_numpy(dtype=object),
             "colour": np.asarray(colours, dtype=object),
+            "area": (boxes.width * boxes.height).to_numpy(),
         }
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group=group)
 
@@ -326,7 +347,8 @@ class CutoutViewer(View):
         options = {f"Rectangles.{layer.group}": dict(rectangles, line_width=widths[layer.group],
                                                      line_color=DRAWN_COLOUR if layer.group == "Drawn"
                                                      else _colour_spec(layer))
-                   | ({"hover_tooltips": HOVER_TOOLTIPS[layer.group]} if layer.group in HOVER_TOOLTIPS else {})
+                   | ({"hover_tooltips": HOVER_TOOLTIPS[layer.group], "hooks": [_one_tooltip_per_layer]}
+                      if layer.group in HOVER_TOOLTIPS else {})
                    for layer in layers}
         options["Rectangles.Unmatched"] = dict(options.get("Rectangles.Unmatched", {}), line_dash="dashed")
         options["Rectangles.Band"] = dict(options.get("Rectangles.Band", {}), line_dash="dotted", tools=[])

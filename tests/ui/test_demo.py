@@ -252,13 +252,14 @@ def test_a_volunteer_named_script_shows_as_text_and_nothing_runs(open_page, demo
     page.wait_for_timeout(500)
     page.screenshot(path=str(artefacts / "demo-volunteers.png"))
 
-    # The first subject this volunteer drew on; hover the middle of their box.
-    mark = export_marks[export_marks.volunteer == name].sort_values(["subject_id", "x0"]).iloc[0]
+    # A box of this volunteer and a point in it where it is the smallest box: the one whose tooltip shows.
+    mark, (point_x, point_y) = _box_smallest_at_a_point(export_marks, name)
     page.goto(f"{demo_url}/?subject={mark.subject_id}", wait_until="networkidle")
     page.get_by_text(f"Subject {mark.subject_id}", exact=True).wait_for(timeout=60_000)
     on_subject = int((export_marks.subject_id == mark.subject_id).sum())
     _wait_for_rows(page, "volunteer", on_subject)
-    x, y = page.evaluate(SCREEN_POINT_JS, [None, "volunteer", (mark.x0 + mark.x1) / 2, (mark.y0 + mark.y1) / 2])
+    _dismiss_load_report(page)
+    x, y = page.evaluate(SCREEN_POINT_JS, [None, "volunteer", point_x, point_y])
     page.mouse.move(x - 1, y - 1)
     page.mouse.move(x, y)
     shown = page.locator(".bk-tooltip-row-value span[data-value]", has_text=name)
@@ -267,6 +268,63 @@ def test_a_volunteer_named_script_shows_as_text_and_nothing_runs(open_page, demo
     page.screenshot(path=str(artefacts / "demo-cutout-hover.png"))
     assert page.evaluate("() => window.zoolensScriptRan") is False
     assert dialogs == []
+
+
+def _dismiss_load_report(page) -> None:
+    """Close the load report's notification: it covers a corner of the cutout, and the pointer with it."""
+    page.locator(".notyf__toast").first.wait_for(timeout=30_000)
+    for button in page.locator(".notyf__dismiss-btn").all():
+        button.click()
+    page.locator(".notyf__toast").first.wait_for(state="detached", timeout=15_000)
+
+
+def _holding(boxes: pd.DataFrame, x: float, y: float) -> pd.DataFrame:
+    return boxes[(boxes.x0 <= x) & (x <= boxes.x1) & (boxes.y0 <= y) & (y <= boxes.y1)]
+
+
+def _box_smallest_at_a_point(marks: pd.DataFrame, volunteer: str):
+    """A box of ``volunteer`` and a point inside it where no smaller box of its subject lies."""
+    for mark in marks[marks.volunteer == volunteer].sort_values(["subject_id", "x0"]).itertuples():
+        others = marks[marks.subject_id == mark.subject_id]
+        for fx, fy in [(0.5, 0.5), (0.2, 0.2), (0.8, 0.2), (0.2, 0.8), (0.8, 0.8)]:
+            x, y = mark.x0 + fx * (mark.x1 - mark.x0), mark.y0 + fy * (mark.y1 - mark.y0)
+            held = _holding(others, x, y)
+            area = (held.x1 - held.x0) * (held.y1 - held.y0)
+            if area.min() == (mark.x1 - mark.x0) * (mark.y1 - mark.y0):
+                return mark, (x, y)
+    raise AssertionError(f"no box of {volunteer} is the smallest anywhere")
+
+
+def test_hovering_a_crowd_shows_one_tooltip_per_layer_for_the_smallest_box(open_page, demo_url, export_marks,
+                                                                          artefacts):
+    page = open_page([])
+    subject = export_marks.subject_id.value_counts().idxmax()  # the most boxes on one image
+    page.goto(f"{demo_url}/?subject={subject}", wait_until="networkidle")
+    page.get_by_text(f"Subject {subject}", exact=True).wait_for(timeout=60_000)
+    _wait_for_rows(page, "volunteer", int((export_marks.subject_id == subject).sum()))
+    _dismiss_load_report(page)
+    consensus = _sources_with(page, "votes")
+    consensus = consensus[consensus.status != "rejected"]
+    first = consensus.iloc[0]
+    x, y = (first.x0 + first.x1) / 2, (first.y0 + first.y1) / 2
+    marks_here = _holding(export_marks[export_marks.subject_id == subject], x, y)
+    assert len(marks_here) >= 5  # a crowd, worked out from the export itself
+    smallest = _holding(consensus, x, y).assign(area=lambda t: (t.x1 - t.x0) * (t.y1 - t.y0))
+    expected_box = int(smallest.sort_values("area").consensus_box.iloc[0])
+
+    screen_x, screen_y = page.evaluate(SCREEN_POINT_JS, [None, "votes", x, y])
+    page.mouse.move(screen_x - 1, screen_y - 1)
+    page.mouse.move(screen_x, screen_y)
+    labels = page.locator(".bk-tooltip-row-label")
+    labels.filter(has_text="consensus box").first.wait_for(timeout=15_000)
+    page.wait_for_timeout(300)
+    shown = [text.strip().rstrip(":") for text in labels.all_text_contents()]
+    page.screenshot(path=str(artefacts / "demo-cutout-crowd-hover.png"))
+    # The volunteer layers (matched, unmatched) and the consensus layer: one box each at most.
+    assert shown.count("consensus box") == 1
+    assert 1 <= shown.count("volunteer") <= 2
+    values = page.locator(".bk-tooltip-row-value").all_text_contents()
+    assert str(expected_box) in [value.strip() for value in values]
 
 
 def test_the_sandbox_with_the_loaded_settings_reproduces_the_loaded_consensus(open_page, demo_project, artefacts):
