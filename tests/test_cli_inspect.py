@@ -48,3 +48,17 @@ def test_inspect_unknown_file_says_format_could_not_be_identified(tmp_path):
     assert "format could not be identified" in done.stderr
     assert "classifications" in done.stderr  # the known formats are listed
     assert "Traceback" not in done.stderr
+
+
+def test_inspect_does_not_load_the_server_or_the_aggregators(data_dir, tmp_path):
+    # Other subcommands' arguments list what the review store and the aggregators offer;
+    # building them imported SQLAlchemy and SciPy and nearly doubled inspect's start-up.
+    path = data_dir / "discnet" / "many-tools-classifications.csv"
+    code = ("import sys; from zoolens.cli import main; status = main(['inspect', sys.argv[1]]); "
+            "print(sorted(name for name in ('sqlalchemy', 'scipy', 'consensus', 'panel') if name in sys.modules)); "
+            "sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=ROOT,
+                          env={"PATH": "/usr/bin:/bin", "ZOOLENS_CACHE_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "13 rows read, 13 loaded" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -13,7 +13,12 @@ from . import __version__
 COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or with only ``command``'s arguments when it is given.
+
+    Some subcommands' arguments list what the server or the aggregators offer, which
+    imports them (SQLAlchemy, SciPy): ``zoolens inspect`` need not wait for that.
+    """
     parser = argparse.ArgumentParser(
         prog="zoolens",
         description="Explore Zooniverse volunteer marks and their consensus.",
@@ -23,13 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"zoolens.commands.{name}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.__doc__)
-        module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        if command in (None, name):
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # Top-level options come before the subcommand, so a first word that names one is it.
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
