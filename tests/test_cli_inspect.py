@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+
+import pytest
 
 from tests.exports import boxes, row, write_export
 
@@ -50,15 +53,25 @@ def test_inspect_unknown_file_says_format_could_not_be_identified(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_inspect_does_not_load_the_server_or_the_aggregators(data_dir, tmp_path):
+@pytest.mark.parametrize("arguments, shown", [(["inspect", "{path}"], "13 rows read, 13 loaded"),
+                                              (["--help"], "inspect")])
+def test_inspect_and_help_do_not_load_the_server_or_the_aggregators(arguments, shown, data_dir, tmp_path):
     # Other subcommands' arguments list what the review store and the aggregators offer;
-    # building them imported SQLAlchemy and SciPy and nearly doubled inspect's start-up.
+    # building them imported SQLAlchemy and SciPy and more than doubled inspect's start-up.
     path = data_dir / "discnet" / "many-tools-classifications.csv"
-    code = ("import sys; from zoolens.cli import main; status = main(['inspect', sys.argv[1]]); "
-            "print(sorted(name for name in ('sqlalchemy', 'scipy', 'consensus', 'panel') if name in sys.modules)); "
-            "sys.exit(status)")
-    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=ROOT,
+    code = textwrap.dedent("""
+        import sys
+        from zoolens.cli import main
+        try:
+            status = main(sys.argv[1:])
+        except SystemExit as end:  # --help
+            status = end.code
+        print(sorted(name for name in ("sqlalchemy", "scipy", "consensus", "panel") if name in sys.modules))
+        sys.exit(status)
+    """)
+    done = subprocess.run([sys.executable, "-c", code, *(a.format(path=path) for a in arguments)],
+                          capture_output=True, text=True, cwd=ROOT,
                           env={"PATH": "/usr/bin:/bin", "ZOOLENS_CACHE_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    assert "13 rows read, 13 loaded" in done.stdout
+    assert shown in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"

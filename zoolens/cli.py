@@ -13,9 +13,10 @@ from . import __version__
 COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export")
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser of every subcommand, or with only ``command``'s arguments when it is given.
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or with the arguments of subcommand ``only`` alone.
 
+    ``only=""`` adds no subcommand's arguments: the top-level help and errors need none.
     Some subcommands' arguments list what the server or the aggregators offer, which
     imports them (SQLAlchemy, SciPy): ``zoolens inspect`` need not wait for that.
     """
@@ -28,7 +29,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"zoolens.commands.{name}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.__doc__)
-        if command in (None, name):
+        if only is None or only == name:
             module.add_arguments(sub)
             sub.set_defaults(run=module.run)
     return parser
@@ -36,8 +37,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # Top-level options come before the subcommand, so a first word that names one is it.
-    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
+    # Top-level options (--help, --version) come before the subcommand and end the run,
+    # so only a first word that names a subcommand needs its arguments.
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else "")
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
