@@ -136,8 +136,3 @@ class BoxArrays(Boxes):
             width=width[order], height=height[order], angle=angle[order],
             xmin=xmin[order], xmax=xmax[order], ymin=ymin[order], ymax=ymax[order],
         )
-
-
-def top_left(cx, cy, width, height):
-    """Top-left corner from centre and size (the inverse of `geometry.centre_boxes`)."""
-    return cx - width / 2, cy - height / 2

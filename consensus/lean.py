@@ -180,11 +180,6 @@ class Skills:
     Built from expected counts summed over partitions (the M-step).
     """
 
-    #: Columns of the per-volunteer sums: expected detections, expected real
-    #: boxes on subjects seen, expected false positives, classifications,
-    #: weighted squared residuals and their degrees of freedom.
-    SUMS = ["detected", "boxes_seen", "false_positives", "classifications", "residual", "dof"]
-
     def __init__(self, volunteers: pd.DataFrame, crowd: dict, pi: float):
         self.volunteers = volunteers
         self.crowd = crowd
@@ -192,6 +187,12 @@ class Skills:
 
     @classmethod
     def from_sums(cls, parts: list[tuple[pd.DataFrame, np.ndarray]], prior_strength: float) -> Skills:
+        """Skills from each partition's per-volunteer sums and its (real, candidate) box counts.
+
+        The sums' columns: expected detections (``detected``), expected real boxes on
+        subjects seen (``boxes_seen``), expected ``false_positives``, ``classifications``,
+        weighted squared ``residual`` and its degrees of freedom (``dof``).
+        """
         totals = pd.concat([part[0] for part in parts]).groupby(level=0).sum()
         real, candidates = np.sum([part[1] for part in parts], axis=0)
         a = prior_strength

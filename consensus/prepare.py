@@ -65,10 +65,6 @@ class Prepared:
     n_invalid: int
 
     @property
-    def n_groups(self) -> int:
-        return len(self.groups)
-
-    @property
     def n_volunteers(self) -> int:
         return len(self.volunteer_names)
 

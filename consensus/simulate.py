@@ -33,9 +33,6 @@ import pandas as pd
 
 from data_loaders.schema import conform
 
-#: Column layout of the truth table (boxes as top-left x, y, width, height in pixels).
-TRUTH_COLUMNS = ("subject_id", "truth_id", "x", "y", "width", "height", "detectability")
-
 
 @dataclass(frozen=True)
 class SkillDistribution:

@@ -62,8 +62,6 @@ PART_BYTES = 16 * 1024 * 1024
 #: Parts parsed at once; more than the cores only holds more blocks in memory.
 PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
-INTEGER_PATTERN = r"^\s*\d+(\.0*)?\s*$"  # "1784204.0" is how pandas round-trips ids: accept it
-
 
 @dataclass(frozen=True)
 class PointBox:
