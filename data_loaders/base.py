@@ -100,15 +100,16 @@ class LoadReport:
     def summary(self) -> str:
         """A short human-readable account, for the CLI and notifications."""
         lines = [
-            f"{self.source} ({self.format}): {self.rows_read} rows read, "
-            f"{self.rows_loaded} loaded, {self.rows_skipped} skipped"
+            f"{self.source} ({self.format}): {self.rows_read:,} rows read, "
+            f"{self.rows_loaded:,} loaded, {self.rows_skipped:,} skipped"
         ]
         for reason, count in self.skipped.items():
             examples = ", ".join(str(n) for n in self.skipped_lines.get(reason, [])[:10])
             more = " ..." if count > 10 else ""
-            lines.append(f"  skipped {count}: {reason} (lines {examples}{more})")
+            lines.append(f"  skipped {count:,}: {reason} (lines {examples}{more})")
         for key, value in self.counts.items():
-            lines.append(f"  {key}: {value}")
+            number = isinstance(value, int) and not isinstance(value, bool)
+            lines.append(f"  {key}: {value:,}" if number else f"  {key}: {value}")
         return "\n".join(lines)
 
 

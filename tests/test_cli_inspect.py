@@ -75,3 +75,17 @@ def test_inspect_and_help_do_not_load_the_server_or_the_aggregators(arguments, s
     assert done.returncode == 0, done.stderr
     assert shown in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_summary_groups_digits_of_large_counts():
+    from data_loaders.base import LoadReport
+
+    report = LoadReport("big.csv", "classifications", rows_read=1_700_000, rows_loaded=1_698_766,
+                        counts={"marks": 3_483_940, "complete": True, "marks_by_kind": {"point": 3_483_940}})
+    report.skip("annotations is not valid JSON (a list of tasks)", list(range(2, 1236)))
+    summary = report.summary().splitlines()
+    assert summary[0] == "big.csv (classifications): 1,700,000 rows read, 1,698,766 loaded, 1,234 skipped"
+    assert summary[1].startswith("  skipped 1,234: annotations is not valid JSON (a list of tasks) (lines 2, 3,")
+    assert "  marks: 3,483,940" in summary
+    assert "  complete: True" in summary  # a flag stays a flag
+    assert "  marks_by_kind: {'point': 3483940}" in summary
