@@ -4,6 +4,8 @@
 - `aggregate(marks, classifications, method="iou", **params)`: make consensus boxes
   (methods: ``"iou"``, ``"lean"``; see `methods()`).
 - `agreement`: statistics per consensus box, per subject and per volunteer.
+- `detections.match_detections(detections, consensus)`: machine detections against the
+  consensus: true positives, machine-only, human-only, precision, recall, F1, COCO AP.
 
 Pandas and Dask DataFrames (partitioned by subject) are both accepted.
 """

@@ -103,9 +103,9 @@ def _layout(path: Path, head: bytes) -> str | None:
         return "fits" if set(REQUIRED) <= set(_lower_names(first_extension_columns(head))) else None
     text = head.lstrip()
     if text[:1] == b"[":
-        # The first result names its fields; 400 bytes holds one result comfortably.
-        first = text[:400]
-        return "coco" if all(f'"{field}"'.encode() in first for field in ("image_id", "bbox", "score")) else None
+        # The first results name their fields (4 KiB holds even an indented one with a mask).
+        first = text[:4096]
+        return "coco" if all(f'"{name}"'.encode() in first for name in ("image_id", "bbox", "score")) else None
     return "table" if set(REQUIRED) <= set(_lower_names(table_columns(path, head))) else None
 
 
