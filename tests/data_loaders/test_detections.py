@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 
 from data_loaders import FormatError, identify_format, read, read_detections
 from data_loaders.schema import DETECTIONS
+from tests.data_loaders.loader_properties import junk_bytes_test, junk_rows_test
 
 CSV_SKIPS = {
     "wrong number of columns": [10],
@@ -162,3 +164,16 @@ def test_a_table_without_scores_is_not_detections(tmp_path):
     path.write_text("subject_id,x,y,width,height\n1,2,3,4,5\n")
     with pytest.raises(FormatError, match="score"):
         read_detections(path)
+
+
+# --------------------------------------------------------------------------- junk
+
+
+HANDMADE = Path(__file__).resolve().parents[1] / "data" / "handmade"
+
+test_junk_bytes_csv = junk_bytes_test(read_detections, "detections.csv", prefix=b"subject_id,x,y,score\n")
+test_junk_bytes_json = junk_bytes_test(read_detections, "detections.json",
+                                       prefix=b'[{"image_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}, ')
+test_junk_bytes_parquet = junk_bytes_test(read_detections, "detections.parquet", prefix=b"PAR1", suffix=b"PAR1")
+test_junk_rows = junk_rows_test(read_detections, HANDMADE / "detections.csv")
+test_junk_results = junk_rows_test(read_detections, HANDMADE / "detections_coco.json")
