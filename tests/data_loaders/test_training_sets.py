@@ -129,3 +129,27 @@ def test_manifest_lists_locations_and_hidden_counts_safely(project, tmp_path):
     assert rows[1]["location:2"] == ""
     assert rows[0]["metadata:#note"] == "'=HYPERLINK(\"http://x\",\"y\")"
     assert rows[1]["metadata:#machine_only"] == "1"
+
+
+def test_the_reviewed_catalogue_exports_as_reviewed(project, review_store, tmp_path):
+    """Decisions in a real SQLite review store: a rejected box leaves, a redrawn one moves, an added one joins."""
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+
+    boxes, subjects = project
+    boxes = boxes[boxes["angle"] == 0].drop(columns="label").reset_index(drop=True)
+    rows = boxes.set_index("consensus_id")
+    review_store.record("iou", 101, "reject", "ana", consensus_id=0, original=rows.loc[0].to_dict())
+    review_store.record("iou", 101, "redraw", "ana", consensus_id=1, original=rows.loc[1].to_dict(),
+                        geometry={"x": 140.0, "y": 40.0, "width": 30.0, "height": 20.0})
+    review_store.record("iou", 102, "add", "ben", geometry={"x": 60.0, "y": 60.0, "width": 12.0, "height": 8.0})
+    reviewed = review_store.apply(boxes, "iou")
+    write_coco(reviewed, subjects, tmp_path / "train.json")
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(tmp_path / "train.json"))
+    by_image = {image: sorted(tuple(annotation["bbox"]) for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[image])))
+                for image in coco.getImgIds()}
+    assert by_image[101] == [(140, 40, 30, 20)]
+    assert by_image[102] == [(60, 60, 12, 8), (90, 95, 20, 10)]
+    write_yolo(reviewed, subjects, tmp_path / "yolo")
+    assert len(_parse_yolo(tmp_path / "yolo", 101)) == 1 and len(_parse_yolo(tmp_path / "yolo", 102)) == 2
