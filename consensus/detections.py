@@ -155,13 +155,15 @@ def _coco_average_precision(is_true_positive: np.ndarray, n_consensus: int) -> f
     """COCO's interpolated AP of detections ranked by score, given which are true positives."""
     if n_consensus == 0:
         return float("nan")
+    if len(is_true_positive) == 0:
+        return 0.0
     true_positives = np.cumsum(is_true_positive)
     recall = true_positives / n_consensus
     precision = true_positives / np.arange(1, len(is_true_positive) + 1)
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
     index = np.searchsorted(recall, COCO_RECALL_POINTS, side="left")
     sampled = np.where(index < len(envelope), envelope[np.minimum(index, len(envelope) - 1)], 0.0)
-    return float(sampled.mean()) if len(envelope) else 0.0
+    return float(sampled.mean())
 
 
 def match_detections(detections: pd.DataFrame, consensus: pd.DataFrame, min_iou: float = DEFAULT_MIN_IOU,

@@ -120,6 +120,16 @@ def test_no_consensus_means_undefined_recall_and_ap(worked_case):
     assert summary["true_positives"] == 0 and np.isnan(summary["recall"]) and np.isnan(summary["average_precision"])
 
 
+def test_no_detections_means_zero_precision_nowhere_and_zero_ap(worked_case):
+    detections, consensus = worked_case
+    matched = match_detections(detections.iloc[:0], consensus)
+    summary = matched.summary(0.0)
+    assert (summary["detections"], summary["human_only"], summary["average_precision"]) == (0, 7, 0.0)
+    assert np.isnan(summary["precision"]) and summary["recall"] == 0
+    assert matched.precision_recall_curve().empty
+    assert matched.subject_counts(0.0)["human_only"].tolist() == [3, 1, 1, 2]
+
+
 # --------------------------------------------------------------------------- against pycocotools
 
 
@@ -198,3 +208,50 @@ def test_matches_equal_pycocotools_detection_by_detection():
     ours = match_detections(detections, truth, min_iou=0.5).detections
     assert len(theirs) == len(ours) == len(detections)
     assert dict(zip(ours["detection_id"], ours["consensus_id"])) == theirs
+
+
+def _sequential_reference(detections, consensus, min_iou):
+    """COCO's rule one detection at a time, as pycocotools loops it (points: inside, nearer the centre)."""
+    matched = {}
+    taken = set()
+    for row in detections.sort_values("score", ascending=False).itertuples():
+        best, best_value = -1, -1.0
+        for box in consensus[consensus.subject_id == row.subject_id].itertuples():
+            if box.consensus_id in taken:
+                continue
+            if row.width == 0 and row.height == 0:
+                u = (row.x - (box.x + box.width / 2)) / (box.width / 2)
+                v = (row.y - (box.y + box.height / 2)) / (box.height / 2)
+                value = 1 - np.hypot(u, v) / np.sqrt(2) if abs(u) < 1 and abs(v) < 1 else -1.0
+            else:
+                across = max(0.0, min(row.x + row.width, box.x + box.width) - max(row.x, box.x))
+                down = max(0.0, min(row.y + row.height, box.y + box.height) - max(row.y, box.y))
+                overlap = across * down
+                value = overlap / (row.width * row.height + box.width * box.height - overlap)
+                value = value if value >= min_iou else -1.0
+            if value > best_value:
+                best, best_value = box.consensus_id, value
+        if best >= 0:
+            taken.add(best)
+        matched[row.detection_id] = best
+    return matched
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_rounds_give_what_one_detection_at_a_time_gives(seed):
+    """Crowded subjects (many overlapping boxes and points) make the rounds work hardest."""
+    rng = np.random.default_rng(seed)
+    n_boxes, n_detections = 120, 160
+    consensus = pd.DataFrame({"consensus_id": np.arange(n_boxes), "subject_id": rng.integers(1, 6, n_boxes),
+                              "x": rng.uniform(0, 40, n_boxes), "y": rng.uniform(0, 40, n_boxes),
+                              "width": rng.uniform(4, 12, n_boxes), "height": rng.uniform(4, 12, n_boxes)})
+    point = rng.random(n_detections) < 0.25
+    detections = pd.DataFrame({"detection_id": np.arange(n_detections),
+                               "subject_id": rng.integers(1, 6, n_detections),
+                               "x": rng.uniform(0, 45, n_detections), "y": rng.uniform(0, 45, n_detections),
+                               "width": np.where(point, 0, rng.uniform(4, 12, n_detections)),
+                               "height": np.where(point, 0, rng.uniform(4, 12, n_detections)),
+                               "score": rng.permutation(n_detections) / n_detections})
+    ours = match_detections(detections, consensus, min_iou=0.3).detections
+    assert dict(zip(ours["detection_id"], ours["consensus_id"])) == _sequential_reference(detections, consensus, 0.3)
+    assert (ours["consensus_id"] >= 0).sum() > 40
