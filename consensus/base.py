@@ -203,6 +203,8 @@ def parse_source(source: str) -> dict:
     """``method`` and parameters from a ``source`` value, ready for ``aggregate(..., **parsed)``."""
     settings = json.loads(source)
     settings.pop("zoolens", None)
+    # Values a method learned from the data are written in as parameters; the note of which is not one.
+    settings.pop("learned", None)
     return settings
 
 
