@@ -211,6 +211,9 @@ class Background:
         return np.sum(-0.5 * z**2 - np.log(self.std)[:, None] - 0.5 * _LOG_2PI, axis=0)
 
 
+#: Log odds by which the voters' own distractor rates must explain a cluster's votes better than
+#: the crowd's rate does before it counts as a distractor (20:1): the rates are fitted to the same votes.
+IDENTITY_MARGIN = np.log(20.0)
 #: The crowd's distractor rate before any evidence, and how many views of distractors that guess is worth.
 DISTRACTOR_PRIOR = 0.01
 DISTRACTOR_PRIOR_VIEWS = 1000.0
@@ -343,15 +346,28 @@ def _posterior(state: Candidates, skills: Skills, background: Background) -> Pos
         + 2 * _LOG_2PI + box_log_size + 2.0 * np.log(posterior_variance)
     )
     is_object = _sigmoid(log_odds)
-    k, n_seen = members.count().astype(float), state.n_seen.astype(float)
-    exchangeable_votes = gammaln(k + 1) + gammaln(np.maximum(n_seen - k, 0) + 1) - gammaln(n_seen + 2)
-    distractor = is_object * _sigmoid(np.log(skills.pi_distractor / skills.pi) + distractor_votes - exchangeable_votes)
+    anyone_votes = _exchangeable_log_likelihood(state, fn, skills.crowd["fn"], subjects)
+    distractor = is_object * _sigmoid(
+        np.log(skills.pi_distractor / skills.pi) + distractor_votes - anyone_votes)
     return Posterior(boxes=boxes, real=is_object - distractor, distractor=distractor, residual=residual,
                      leverage=leverage, sigma=np.sqrt(posterior_variance))
 
 
 def _sigmoid(log_odds: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -60, 60)))
+
+
+def _exchangeable_log_likelihood(state: Candidates, fn: np.ndarray, crowd_fn: float, subjects: int) -> np.ndarray:
+    """Per candidate: log P(its k votes) when its viewers vote alike at an unknown rate (uniform prior).
+
+    Only viewers who box targets count in full: each counts as (1 - fn_w) / (1 - crowd fn), at most
+    one, so a volunteer who never draws anything did not miss the candidate.
+    """
+    prep, members = state.prep, state.members
+    weight = np.minimum((1.0 - fn[prep.view_volunteer]) / (1.0 - crowd_fn), 1.0)
+    k = members.count().astype(float)
+    n = np.maximum(np.bincount(prep.view_subject, weights=weight, minlength=subjects)[state.subject], k)
+    return gammaln(k + 1) + gammaln(n - k + 1) - gammaln(n + 2)
 
 
 def _vote_log_likelihood(state: Candidates, log_not_voting: np.ndarray, log_voting: np.ndarray, subjects: int) -> np.ndarray:
