@@ -683,7 +683,8 @@ def simulate_distractor_project(
     pair_star = first_star[classification_subject[pair_classification]] + (
         np.arange(len(pair_classification)) - np.repeat(np.cumsum(pairs) - pairs, pairs))
     pair_volunteer = classification_volunteer[pair_classification]
-    boxed = rng.random(len(pair_star)) < volunteers["distractor_propensity"].to_numpy()[pair_volunteer]
+    spammer = volunteers["spammer"].to_numpy()
+    boxed = (rng.random(len(pair_star)) < volunteers["distractor_propensity"].to_numpy()[pair_volunteer]) & ~spammer[pair_volunteer]
     star_classification, star = pair_classification[boxed], pair_star[boxed]
     star_volunteer = classification_volunteer[star_classification]
     count = len(star)
@@ -694,7 +695,6 @@ def simulate_distractor_project(
     star_mark_cx = star_cx[star] + rng.normal(0, 1, count) * position_noise * star_width[star]
     star_mark_cy = star_cy[star] + rng.normal(0, 1, count) * position_noise * star_height[star]
 
-    spammer = volunteers["spammer"].to_numpy()
     spam_counts = np.where(spammer[classification_volunteer], rng.poisson(spam_boxes_mean, len(classifications)), 0)
     spam_classification = np.repeat(np.arange(len(classifications)), spam_counts)
     spam_side = short_side * 0.01 * 30.0 ** rng.random(len(spam_classification))
