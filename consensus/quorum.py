@@ -26,8 +26,12 @@ BINS = 100
 #: wider than the spacing of k / n for the ~20 volunteers a subject typically has,
 #: so the lattice of possible fractions does not make valleys of its own.
 SMOOTHING = 0.04
-#: Fewer candidates than this (with 2 or more votes) are too few to learn from.
-MIN_CANDIDATES = 100
+#: Fewer candidates than this (with 2 or more votes) are too few to learn from: a few hundred
+#: fractions on a lattice of k / n make bumps of their own.
+MIN_CANDIDATES = 500
+#: Each side of a valley holds at least this share of the candidates: a valley cutting off a
+#: sliver (a handful of near-unanimous clusters on a noisy project) is noise, not two populations.
+MIN_SIDE_SHARE = 0.2
 #: A valley counts when both sides rise to at least this many times its density.
 MIN_DEPTH = 1.1
 #: Valleys are looked for between these fractions: below, a pair of votes from
@@ -64,8 +68,9 @@ def learn_vote_fraction(histogram: np.ndarray, fallback: float) -> LearnedQuorum
     """The deepest valley of the smoothed support-fraction histogram, or ``fallback`` when there is none.
 
     A valley is a local minimum between `SEARCH`'s bounds whose density is at most
-    1 / `MIN_DEPTH` of the highest density on each side of it; its depth is the lower
-    of the two sides' peaks over its density.
+    1 / `MIN_DEPTH` of the highest density on each side of it, with at least
+    `MIN_SIDE_SHARE` of the candidates on each side; its depth is the lower of the
+    two sides' peaks over its density.
     """
     candidates = int(histogram.sum())
     if candidates < MIN_CANDIDATES:
@@ -76,7 +81,8 @@ def learn_vote_fraction(histogram: np.ndarray, fallback: float) -> LearnedQuorum
     right_peak = np.maximum.accumulate(density[::-1])[::-1]
     floor = max(density.max() * 1e-6, 1e-12)
     depth = np.minimum(left_peak, right_peak) / np.maximum(density, floor)
-    inside = (centres >= SEARCH[0]) & (centres <= SEARCH[1])
+    below = np.cumsum(histogram) / candidates
+    inside = (centres >= SEARCH[0]) & (centres <= SEARCH[1]) & (below >= MIN_SIDE_SHARE) & (below <= 1 - MIN_SIDE_SHARE)
     depth = np.where(inside, depth, 0.0)
     if depth.max() < MIN_DEPTH:
         return LearnedQuorum(fallback, "fallback", candidates)

@@ -10,7 +10,7 @@ from consensus.simulate import simulate_distractor_project, simulate_project
 from .conftest import build_classifications, build_marks
 
 
-def minority_project(n_subjects=120):
+def minority_project(n_subjects=300):
     """Per subject, 20 volunteers: a target boxed by v05..v19, a star boxed by v00..v04 on every subject,
     and a faint target boxed by 5 of v05..v19 that change from subject to subject."""
     rows, empty = [], []
@@ -40,7 +40,7 @@ def test_a_cluster_of_the_same_minority_everywhere_is_a_distractor_a_changing_mi
     assert false_pos.loc["target", "max"] < 0.01 and false_pos.loc["faint", "max"] < 0.01
     # Filtering on false_pos_prob works by default: the stars go, both kinds of target stay.
     kept = aggregate(marks, classifications, method="lean").consensus
-    assert sorted(np.unique(kinds(kept), return_counts=True)[1]) == [120, 120]
+    assert sorted(np.unique(kinds(kept), return_counts=True)[1]) == [300, 300]
     assert set(kinds(kept)) == {"target", "faint"}
     # The volunteers who box the star have a high distractor rate, the others a low one.
     volunteers = every.volunteers.set_index("user")

@@ -13,7 +13,7 @@ from consensus.quorum import BINS, MIN_CANDIDATES, learn_vote_fraction, support_
 from .conftest import build_classifications, build_marks
 
 
-def bimodal_project(n_subjects=120, n_volunteers=20, target_votes=15, star_votes=5):
+def bimodal_project(n_subjects=300, n_volunteers=20, target_votes=15, star_votes=5):
     """Each subject: a target boxed by ``target_votes`` of its volunteers, a star boxed by the same first ``star_votes``."""
     rows, empty = [], []
     for subject in range(1, n_subjects + 1):
@@ -47,18 +47,21 @@ def test_pairs_and_singletons_do_not_count_and_few_candidates_fall_back():
     small = learn_vote_fraction(support_histogram(np.full(MIN_CANDIDATES - 1, 5), np.full(MIN_CANDIDATES - 1, 20)), 0.2)
     assert (small.vote_fraction, small.found_by) == (0.2, "fallback")
     # One mode and no valley: the fallback too.
-    flat = learn_vote_fraction(support_histogram(np.full(500, 15), np.full(500, 20)), 0.2)
+    flat = learn_vote_fraction(support_histogram(np.full(900, 15), np.full(900, 20)), 0.2)
     assert (flat.vote_fraction, flat.found_by) == (0.2, "fallback")
+    # A valley that cuts off a sliver (20 near-unanimous clusters of 1,000) is not learned from.
+    sliver = np.r_[np.repeat(np.arange(4, 9), 196), np.full(20, 19)]
+    assert learn_vote_fraction(support_histogram(sliver, np.full(len(sliver), 20)), 0.2).found_by == "fallback"
 
 
 def test_iou_learns_the_quorum_drops_the_minority_cluster_and_source_records_it():
     marks, classifications = bimodal_project()
     result = aggregate(marks, classifications, method="iou")
-    assert len(result.consensus) == 120
+    assert len(result.consensus) == 300
     assert (result.consensus["n_votes"] == 15).all()
     settings = json.loads(result.consensus["source"].iloc[0])
     assert 5 / 20 < settings["min_vote_fraction"] <= 15 / 20
-    assert settings["learned"] == {"min_vote_fraction": "valley", "candidates": 240}
+    assert settings["learned"] == {"min_vote_fraction": "valley", "candidates": 600}
     # The source replays the run with the learned value as an explicit quorum.
     parsed = parse_source(result.consensus["source"].iloc[0])
     assert "learned" not in parsed and parsed["min_vote_fraction"] == settings["min_vote_fraction"]
@@ -70,7 +73,7 @@ def test_iou_learns_the_quorum_drops_the_minority_cluster_and_source_records_it(
 def test_a_given_quorum_wins_and_nothing_is_marked_learned(quorum):
     marks, classifications = bimodal_project()
     result = aggregate(marks, classifications, method="iou", min_vote_fraction=quorum)
-    assert len(result.consensus) == 240
+    assert len(result.consensus) == 600
     settings = json.loads(result.consensus["source"].iloc[0])
     assert settings["min_vote_fraction"] == quorum and "learned" not in settings
 
