@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import param
 
+from . import distributed
 from .base import AggregationResult, ClusteringAggregator, partition_output, reassign
 from .estimate import Estimates, Members, median_boxes, normalised_residuals, weighted_boxes
 from .prepare import Prepared
@@ -76,14 +77,18 @@ class IoUClustering(ClusteringAggregator):
     def run(self, partitions) -> AggregationResult:
         states = self.clusters(partitions)
         if self.min_vote_fraction is None:
-            histogram = np.sum(states.map(_support_histogram).gather(), axis=0)
-            self.learned = learn_vote_fraction(histogram, FALLBACK_VOTE_FRACTION)
+            self.learned = _learned_quorum(states)[1]
         variances = None
         if self.estimator == "weighted":
             sums = states.map(_residual_sums, self).gather()
             variances = pooled_variances(sums, self.prior_strength)
         outputs = states.map(_finish, self, variances)
         return self.collect(outputs)
+
+    def learned_quorum(self, marks, classifications=None) -> tuple[np.ndarray, LearnedQuorum]:
+        """What the default quorum would be, without aggregating: the counts of the clusters' vote
+        fractions (`consensus.quorum.BINS` bins over [0, 1], clusters of 2+ votes) and the quorum learned from them."""
+        return _learned_quorum(self.clusters(distributed.partitions(marks, classifications)))
 
     @property
     def vote_fraction(self) -> float:
@@ -126,6 +131,11 @@ class VolunteerVariances:
     def of(self, names: np.ndarray) -> np.ndarray:
         """Variance per name, the crowd's for names never seen voting."""
         return self.variance.reindex(names).fillna(self.crowd).to_numpy(float)
+
+
+def _learned_quorum(states) -> tuple[np.ndarray, LearnedQuorum]:
+    histogram = np.sum(states.map(_support_histogram).gather(), axis=0)
+    return histogram, learn_vote_fraction(histogram, FALLBACK_VOTE_FRACTION)
 
 
 def _support_histogram(state) -> np.ndarray:
