@@ -7,7 +7,7 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 from consensus import aggregate, match  # noqa: E402
-from consensus.simulate import simulate_project  # noqa: E402
+from consensus.simulate import simulate_distractor_project, simulate_project  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,24 @@ def test_aggregate_on_a_cluster_equals_pandas(client, project, method, params):
                                   check_exact=False, rtol=1e-9)
     assert on_dask.report == on_pandas.report
     if on_pandas.volunteers is not None:
+        pd.testing.assert_frame_equal(_sorted(on_dask.volunteers, "user"), _sorted(on_pandas.volunteers, "user"),
+                                      check_exact=False, rtol=1e-7)
+
+
+@pytest.mark.parametrize("method", ["iou", "lean"])
+def test_learned_quorum_and_distractor_rates_on_a_cluster_equal_pandas(client, method):
+    # A project with volunteers who box distractors: the learned quorum and the distractor model at work.
+    project = simulate_distractor_project(300, seed=4)
+    marks = dd.from_pandas(project.marks.set_index("subject_id"), npartitions=4)
+    classifications = dd.from_pandas(project.classifications.set_index("subject_id"), npartitions=3)
+    on_dask = aggregate(marks, classifications, method=method)
+    on_pandas = aggregate(project.marks, project.classifications, method=method)
+    consensus = _sorted(on_dask.consensus.compute(), "consensus_id")
+    pd.testing.assert_frame_equal(consensus, _sorted(on_pandas.consensus, "consensus_id"), check_exact=False, rtol=1e-9)
+    if method == "iou":
+        assert '"learned": {"candidates": ' in on_pandas.source and '"min_vote_fraction": "valley"' in on_pandas.source
+    else:
+        assert on_pandas.volunteers["distractor_prob"].max() > 0.5
         pd.testing.assert_frame_equal(_sorted(on_dask.volunteers, "user"), _sorted(on_pandas.volunteers, "user"),
                                       check_exact=False, rtol=1e-7)
 
