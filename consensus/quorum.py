@@ -26,14 +26,16 @@ BINS = 100
 #: wider than the spacing of k / n for the ~20 volunteers a subject typically has,
 #: so the lattice of possible fractions does not make valleys of its own.
 SMOOTHING = 0.04
-#: Fewer candidates than this (with 2 or more votes) are too few to learn from: a few hundred
-#: fractions on a lattice of k / n make bumps of their own.
-MIN_CANDIDATES = 500
+#: Fewer candidates than this (with 2 or more votes) are too few to learn from.
+MIN_CANDIDATES = 100
 #: Each side of a valley holds at least this share of the candidates: a valley cutting off a
 #: sliver (a handful of near-unanimous clusters on a noisy project) is noise, not two populations.
 MIN_SIDE_SHARE = 0.2
-#: A valley counts when both sides rise to at least this many times its density.
+#: A valley counts when both sides rise to at least this many times its density ...
 MIN_DEPTH = 1.1
+#: ... and by at least this many standard deviations of the smoothed counts (Poisson): with a few
+#: hundred fractions on the lattice of k / n, chance alone makes dips of one or two.
+MIN_SIGNIFICANCE = 2.0
 #: Valleys are looked for between these fractions: below, a pair of votes from
 #: 20 volunteers; above, a quorum would drop targets most volunteers find.
 SEARCH = (0.1, 0.7)
@@ -67,10 +69,10 @@ def smoothed(histogram: np.ndarray) -> np.ndarray:
 def learn_vote_fraction(histogram: np.ndarray, fallback: float) -> LearnedQuorum:
     """The deepest valley of the smoothed support-fraction histogram, or ``fallback`` when there is none.
 
-    A valley is a local minimum between `SEARCH`'s bounds whose density is at most
-    1 / `MIN_DEPTH` of the highest density on each side of it, with at least
-    `MIN_SIDE_SHARE` of the candidates on each side; its depth is the lower of the
-    two sides' peaks over its density.
+    A valley is a point between `SEARCH`'s bounds, with at least `MIN_SIDE_SHARE` of
+    the candidates on each side, where the lower of the highest densities on its two
+    sides is at least `MIN_DEPTH` times its density and exceeds it by `MIN_SIGNIFICANCE`
+    standard deviations of the smoothed counts; of those, the most significant.
     """
     candidates = int(histogram.sum())
     if candidates < MIN_CANDIDATES:
@@ -79,14 +81,17 @@ def learn_vote_fraction(histogram: np.ndarray, fallback: float) -> LearnedQuorum
     centres = (np.arange(BINS) + 0.5) / BINS
     left_peak = np.maximum.accumulate(density)
     right_peak = np.maximum.accumulate(density[::-1])[::-1]
+    peak = np.minimum(left_peak, right_peak)
     floor = max(density.max() * 1e-6, 1e-12)
-    depth = np.minimum(left_peak, right_peak) / np.maximum(density, floor)
+    # Variance of a Gaussian-smoothed Poisson count: its mean times the sum of the squared kernel weights.
+    kernel_squares = 1.0 / (2.0 * np.sqrt(np.pi) * SMOOTHING * BINS)
+    significance = (peak - density) / np.sqrt(np.maximum((peak + density) * kernel_squares, floor))
     below = np.cumsum(histogram) / candidates
     inside = (centres >= SEARCH[0]) & (centres <= SEARCH[1]) & (below >= MIN_SIDE_SHARE) & (below <= 1 - MIN_SIDE_SHARE)
-    depth = np.where(inside, depth, 0.0)
-    if depth.max() < MIN_DEPTH:
+    valley = inside & (peak >= MIN_DEPTH * np.maximum(density, floor)) & (significance >= MIN_SIGNIFICANCE)
+    if not valley.any():
         return LearnedQuorum(fallback, "fallback", candidates)
-    bottom = int(np.argmax(depth))
+    bottom = int(np.argmax(np.where(valley, significance, -np.inf)))
     # The valley's floor: the lowest fraction of its basin within 10 % of its density,
     # since below the targets' mode keeping a rare faint target costs less than the
     # few chance boxes a flat floor holds.
