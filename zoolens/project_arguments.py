@@ -60,7 +60,7 @@ def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: 
                              "(repeatable; default the given files' folders)")
     images.add_argument("--fits-column", metavar="NAME",
                         help="subjects column holding each subject's FITS image path, relative to the first "
-                             "--images folder (default fits_file when the subjects have it)")
+                             "--images folder")
     images.add_argument("--pixel-scale", metavar="ARCSEC",
                         help="arcseconds per picture pixel (or a subjects column name), for RA/Dec without a WCS")
     images.add_argument("--picture-size", type=picture_size, metavar="WxH",

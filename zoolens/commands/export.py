@@ -6,7 +6,7 @@ reduction export or BoxAggregator output) or computes them with --method and --p
 them to --output in the format its extension names (.csv, .ecsv, .fits, .xml/.vot) or --format.
 
 RA/Dec per box: from each subject's FITS image WCS when --images DIR holds it (<subject_id>.fits,
-the path in the subjects column --fits-column (default fits_file), or a FITS frame location), else from the subject's
+the path in the subjects column --fits-column, or a FITS frame location), else from the subject's
 ra/dec metadata (--subjects) and --pixel-scale, assuming a north-up, east-left tangent-plane
 cutout centred on the subject. Without either, the catalogue has no RA/Dec and says why.
 
