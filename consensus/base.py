@@ -1,7 +1,7 @@
 """The aggregation layer's base class, its short-name registry, and the result it returns.
 
 Each aggregation method is a small `Aggregator` subclass with a one-line
-docstring, a class-level short ``method_name`` and typed ``param`` parameters with
+docstring, a class-level ``short_name`` and typed ``param`` parameters with
 ``doc=``; defining the class registers it. ``aggregate(marks, classifications,
 method="iou", **params)`` looks the name up (an unknown name is an error that
 lists the known ones), checks the parameters, and runs the method.
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import param
 
+from data_loaders import __version__
 from data_loaders.schema import CONSENSUS
-from zoolens import __version__
 
 from . import distributed
 from .clustering import candidate_clusters
@@ -83,10 +83,10 @@ class PartitionOutput:
 
 
 class Aggregator(param.Parameterized):
-    """Base class of the consensus methods: subclass with a short ``method_name`` and implement `run`."""
+    """Base class of the consensus methods: subclass with a ``short_name`` and implement `run`."""
 
     #: The short name users pass as ``method=`` (param reserves ``name``).
-    method_name: ClassVar[str] = ""
+    short_name: ClassVar[str] = ""
 
     min_iou = param.Number(
         default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
@@ -97,8 +97,8 @@ class Aggregator(param.Parameterized):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("method_name"):
-            REGISTRY[cls.method_name] = cls
+        if cls.__dict__.get("short_name"):
+            REGISTRY[cls.short_name] = cls
 
     def settings(self) -> dict:
         """The method's parameter values (without param's automatic ``name``)."""
@@ -106,7 +106,7 @@ class Aggregator(param.Parameterized):
 
     def source(self) -> str:
         """JSON recording the method, every parameter and the zoolens version."""
-        return json.dumps({"method": self.method_name, **self.settings(), "zoolens": __version__}, sort_keys=True)
+        return json.dumps({"method": self.short_name, **self.settings(), "zoolens": __version__}, sort_keys=True)
 
     def aggregate(self, marks, classifications=None) -> AggregationResult:
         """Run the method on pandas or Dask tables (see `consensus.aggregate`)."""

@@ -43,7 +43,7 @@ FALLBACK_VOTE_FRACTION = 0.2
 class IoUClustering(ClusteringAggregator):
     """IoU clustering honouring one mark per volunteer per box, with a vote quorum and a median or weighted box."""
 
-    method_name = "iou"
+    short_name = "iou"
 
     min_vote_fraction = param.Number(
         default=None, bounds=(0.0, 1.0), allow_None=True,

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from . import distributed
 from .boxes import BoxArrays, group_codes, present_group_keys, require_columns, volunteer_keys
 from .pairs import cross_pairs, iou_pairs
 from .segments import run_starts, segment_best
@@ -157,10 +158,15 @@ def match(marks, consensus, min_iou: float = DEFAULT_MIN_IOU):
         assigned (a mark with a high ``best_iou`` but no link is a second mark
         by the same volunteer on one box).
     """
-    from . import distributed
-
     if distributed.is_dask(marks) or distributed.is_dask(consensus):
-        return distributed.match(marks, consensus, min_iou=min_iou)
+        # One links table per partition of subjects.
+        parts = distributed.partitions(marks, consensus).map(_match_pair, min_iou)
+        return distributed.frame(parts, links_meta_frame)
+    return match_frames(marks, consensus, min_iou)
+
+
+def _match_pair(pair: tuple[pd.DataFrame, pd.DataFrame], min_iou: float) -> pd.DataFrame:
+    marks, consensus = pair
     return match_frames(marks, consensus, min_iou)
 
 

@@ -21,7 +21,6 @@ formula (starting with = + - @, tab or CR) are written with a leading quote.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
 from pathlib import Path
@@ -45,35 +44,15 @@ def _methods_epilog() -> str:
 
 
 def add_arguments(parser) -> None:
+    from zoolens.project_arguments import add_project_arguments
+
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _methods_epilog()
     parser.add_argument("export", metavar="EXPORT", help="classification export CSV (.csv or .csv.gz)")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="consensus CSV to write")
     parser.add_argument("--links", metavar="PATH", help="links CSV to write (default: OUTPUT with .links.csv)")
-    parser.add_argument("--workflow", type=int, metavar="ID", help="keep only this workflow id")
-    parser.add_argument("--workflow-version", metavar="V", help='keep only this version, e.g. "50.46" or major "50"')
-    parser.add_argument("--task", action="append", metavar="T",
-                        help="drawing task to take marks from, e.g. T0 (repeatable; default every drawing task)")
-    parser.add_argument("--point-box", metavar="SPEC",
-                        help='turn point clicks into square boxes: a side in pixels, or "2.5*#fwhmImagePix"')
-    parser.add_argument("--method", default="iou", help="consensus method: iou (default) or lean")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a method parameter, e.g. --param min_vote_fraction=0.3 (repeatable)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the links file if they exist")
-
-
-def parse_params(pairs: list[str]) -> dict:
-    """``NAME=VALUE`` strings -> parameters; values are JSON (numbers, true/false) or else text."""
-    params = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--param {pair!r} is not NAME=VALUE, e.g. --param min_vote_fraction=0.3")
-        try:
-            params[name.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            params[name.strip()] = value
-    return params
+    add_project_arguments(parser, consensus_file=False)
 
 
 def links_path(output: Path) -> Path:
@@ -83,27 +62,26 @@ def links_path(output: Path) -> Path:
 
 
 def run(args) -> int:
-    from consensus import aggregate
-    from data_loaders.classifications import read_classifications
     from data_loaders.writers import to_safe_csv
+    from project import load_project
+    from zoolens.project_arguments import project_options
 
     output = Path(args.output)
     links_output = Path(args.links) if args.links else links_path(output)
     for path in (output, links_output):
         if path.exists() and not args.overwrite:
             raise ValueError(f"{path} exists; pass --overwrite to replace it")
-    params = parse_params(args.param)
 
-    loaded = read_classifications(args.export, workflow_id=args.workflow, workflow_version=args.workflow_version,
-                                  tasks=args.task, point_box=args.point_box)
-    print(loaded.report.summary(), file=sys.stderr)
-    result = aggregate(loaded.marks, loaded.classifications, method=args.method, **params)
+    project = load_project([args.export], **project_options(args))
+    for report in project.reports:
+        print(report.summary(), file=sys.stderr)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     links_output.parent.mkdir(parents=True, exist_ok=True)
-    to_safe_csv(result.consensus, output)
-    to_safe_csv(result.links, links_output)
-    report = result.report
+    # The method's own table, without the statistics the project adds for the views.
+    to_safe_csv(project.consensus[project.consensus_columns], output)
+    to_safe_csv(project.links, links_output)
+    report = project.aggregation_run["report"]
     print(
         f"{report.get('consensus_boxes', 0)} consensus boxes on {report.get('subjects', 0)} subjects from "
         f"{report.get('marks', 0)} marks ({report.get('linked_marks', 0)} linked, "
@@ -111,7 +89,7 @@ def run(args) -> int:
         f"wrote {output} and {links_output}",
         file=sys.stderr,
     )
-    marks = loaded.marks
+    marks = project.marks
     points = int(((marks["kind"] == "point") & marks["width"].isna()).sum()) if "kind" in marks else 0
     if points and not args.point_box:
         print(f"{points} point marks have no box: pass --point-box SIDE (pixels) or --point-box "
