@@ -82,11 +82,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import param
+from scipy.special import gammaln
 
 from .base import AggregationResult, ClusteringAggregator, partition_output, reassign
 from .estimate import Estimates, Members, normalised_residuals, weighted_boxes
-from scipy.special import gammaln
-
 from .prepare import Prepared
 from .quorum import learn_vote_fraction, support_histogram
 from .segments import segment_sum
