@@ -1,17 +1,21 @@
-"""Make consensus boxes from a Zooniverse classification export and write them as CSV.
+"""Make consensus boxes and points from a Zooniverse classification export and write them as CSV.
 
 Reads EXPORT (a classification export CSV, optionally gzipped), keeps the
 workflow, version and drawing tasks asked for, turns the volunteers' marks into
-consensus boxes with --method, and writes two files:
+consensus boxes and points with --method (by default each kind of mark gets its
+own method: point clicks the point method, boxes and other shapes iou), and
+writes two files:
 
-  OUTPUT              one row per consensus box: subject_id, consensus_id, x, y,
-                      width, height (top-left corner and size, image pixels),
+  OUTPUT              one row per consensus box or point: subject_id,
+                      consensus_id, x, y, width, height (top-left corner and
+                      size, image pixels; a point has width = height = 0),
                       angle, n_votes, n_seen (volunteers who saw the subject,
                       including those who drew nothing), vote_fraction, task,
                       tool, frame, what the method adds, and source: the method
                       and every parameter as JSON, to reproduce the result.
   OUTPUT.links.csv    one row per mark: mark_id, the consensus_id it votes for
-                      (-1 for none) and its IoU, plus the box it overlaps most.
+                      (-1 for none) and its IoU (boxes) or distance (points),
+                      plus the box it overlaps most or the nearest point.
 
 Method parameters are set with --param NAME=VALUE (repeatable); the methods and
 their parameters are listed below. Text cells that a spreadsheet would run as a
@@ -26,7 +30,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-HELP = "make consensus boxes from a classification export (iou clustering or lean EM) and write them as CSV"
+HELP = "make consensus boxes and points from a classification export (iou, lean EM, point) and write them as CSV"
 
 def _methods_epilog() -> str:
     from consensus.base import get_aggregator, methods
@@ -55,8 +59,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--task", action="append", metavar="T",
                         help="drawing task to take marks from, e.g. T0 (repeatable; default every drawing task)")
     parser.add_argument("--point-box", metavar="SPEC",
-                        help='turn point clicks into square boxes: a side in pixels, or "2.5*#fwhmImagePix"')
-    parser.add_argument("--method", default="iou", help="consensus method: iou (default) or lean")
+                        help='turn point clicks into square boxes: a side in pixels, or "2.5*#fwhmImagePix" '
+                             "(without it, clicks stay points and get consensus points)")
+    parser.add_argument("--method",
+                        help="consensus method: iou, lean or point (default: point for clicks, iou for boxes and "
+                             "other shapes; both when the export holds both)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a method parameter, e.g. --param min_vote_fraction=0.3 (repeatable)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the links file if they exist")
@@ -104,16 +111,18 @@ def run(args) -> int:
     to_safe_csv(result.consensus, output)
     to_safe_csv(result.links, links_output)
     report = result.report
+    made = [f"{report[key]} consensus {noun}" for key, noun in (("consensus_boxes", "boxes"), ("consensus_points", "points"))
+            if key in report]
+    unusable = " and ".join(f"{report[key]} {what}" for key, what in (("marks_without_box", "without a usable box"),
+                                                                      ("marks_without_point", "not points"))
+                            if key in report)
+    # A mixed export's source lists the settings of each kind's method.
+    sources = json.loads(result.source)
+    method = " and ".join(part["method"] for part in (sources if isinstance(sources, list) else [sources]))
     print(
-        f"{report.get('consensus_boxes', 0)} consensus boxes on {report.get('subjects', 0)} subjects from "
-        f"{report.get('marks', 0)} marks ({report.get('linked_marks', 0)} linked, "
-        f"{report.get('marks_without_box', 0)} without a usable box) by method {args.method}\n"
+        f"{' and '.join(made)} on {report.get('subjects', 0)} subjects from "
+        f"{report.get('marks', 0)} marks ({report.get('linked_marks', 0)} linked, {unusable}) by method {method}\n"
         f"wrote {output} and {links_output}",
         file=sys.stderr,
     )
-    marks = loaded.marks
-    points = int(((marks["kind"] == "point") & marks["width"].isna()).sum()) if "kind" in marks else 0
-    if points and not args.point_box:
-        print(f"{points} point marks have no box: pass --point-box SIDE (pixels) or --point-box "
-              f'"FACTOR*METADATA_KEY" to turn clicks into boxes', file=sys.stderr)
     return 0
