@@ -40,8 +40,8 @@ from .segments import run_starts, segment_best
 #: Default IoU a mark needs with a consensus box to count as a vote for it.
 DEFAULT_MIN_IOU = 0.5
 
-#: Default distance in pixels within which a click may vote for a consensus point.
-DEFAULT_MAX_DISTANCE = 10.0
+#: Default distance in pixels within which a click may vote for a consensus point (the point method's default).
+DEFAULT_MAX_DISTANCE = 12.0
 
 
 @dataclass
