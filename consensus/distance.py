@@ -58,12 +58,29 @@ def point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) 
 
 def cross_point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, other_group: np.ndarray, other_x: np.ndarray,
                       other_y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All ``(i, j, distance)`` with point ``i`` of the first set and ``j`` of the other in one group, at most ``radius`` apart."""
+    """All ``(i, j, distance)`` with point ``i`` of the first set and ``j`` of the other in one group, at most ``radius`` apart.
+
+    The other set (consensus points, far fewer than the clicks) is the tree;
+    each click asks for its few nearest within ``radius``, and only the clicks
+    that found as many as they asked for ask again for more, so the answer is
+    complete without a tree over the clicks.
+    """
     if len(x) == 0 or len(other_x) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    tree = cKDTree(_spread_groups(group, x, y, radius))
-    other = cKDTree(_spread_groups(other_group, other_x, other_y, radius))
-    found = tree.sparse_distance_matrix(other, radius, output_type="ndarray")
-    first, second = found["i"].astype(np.int64), found["j"].astype(np.int64)
-    # Recomputed in the plane: the tree's value passed through the spread coordinate.
+    tree = cKDTree(_spread_groups(other_group, other_x, other_y, radius))
+    coordinates = _spread_groups(group, x, y, radius)
+    pending = np.arange(len(x))
+    firsts, seconds = [], []
+    k = min(4, len(other_x))
+    while len(pending):
+        found = tree.query(coordinates[pending], k=k, distance_upper_bound=radius)[1].reshape(len(pending), k)
+        hit = found < len(other_x)
+        # A click whose k-th nearest is within reach may have more: it asks again with a larger k.
+        complete = ~hit[:, -1] | (k == len(other_x))
+        row, column = np.nonzero(hit & complete[:, None])
+        firsts.append(pending[row])
+        seconds.append(found[row, column])
+        pending = pending[~complete]
+        k = min(4 * k, len(other_x))
+    first, second = np.concatenate(firsts).astype(np.int64), np.concatenate(seconds).astype(np.int64)
     return first, second, np.hypot(x[first] - other_x[second], y[first] - other_y[second])

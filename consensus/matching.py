@@ -31,11 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from .boxes import BoxArrays, group_codes, present_group_keys, require_columns, volunteer_keys
 from .distance import cross_point_pairs, point_arrays, point_mask
 from .pairs import cross_pairs, iou_pairs
-from .segments import run_starts, segment_best
+from .segments import densify, run_starts, segment_best
 
 #: Default IoU a mark needs with a consensus box to count as a vote for it.
 DEFAULT_MIN_IOU = 0.5
@@ -83,6 +85,84 @@ def _solve_conflicts(problem, mark_index, box_index, iou) -> np.ndarray:
         picked_rows, picked_cols = linear_sum_assignment(weight, maximize=True)
         picked = weight[picked_rows, picked_cols] > 0
         chosen[edge_of[picked_rows[picked], picked_cols[picked]]] = True
+    return chosen
+
+
+def _solve_components(n_marks: int, mark_index, slot_index, weight) -> np.ndarray:
+    """Exact assignment of the conflicted edges, split into the connected components of their mark-box graph.
+
+    A volunteer's problem on a crowded subject (many clicks near many points)
+    is mostly a chain of small independent pieces. Pieces with one mark or one
+    box take their best edge, pieces with two marks or two boxes are solved in
+    closed form (`_solve_two`), all at once; only larger pieces go to
+    ``linear_sum_assignment`` one by one. ``slot_index`` codes the (volunteer,
+    box) each edge reaches. Returns the chosen mask.
+    """
+    boxes, box_code = np.unique(slot_index, return_inverse=True)
+    n_nodes = n_marks + len(boxes)
+    graph = coo_matrix((np.ones(len(weight)), (mark_index, n_marks + box_code)), shape=(n_nodes, n_nodes))
+    component = connected_components(graph, directed=False)[1][mark_index]
+    order = np.argsort(component, kind="stable")
+    component, marks, box_code, weight = component[order], mark_index[order], box_code[order], weight[order]
+    component = densify(component)
+    n_components = int(component.max()) + 1
+    n_rows = _distinct_per_component(component, marks, n_components)
+    n_cols = _distinct_per_component(component, box_code, n_components)
+    chosen = np.zeros(len(weight), dtype=bool)
+    single = np.flatnonzero(((n_rows == 1) | (n_cols == 1))[component])
+    chosen[single[segment_best(weight[single], component[single])]] = True
+    two_rows = np.flatnonzero(((n_rows == 2) & (n_cols > 1))[component])
+    chosen[two_rows[_solve_two(component[two_rows], marks[two_rows], box_code[two_rows], weight[two_rows])]] = True
+    two_cols = np.flatnonzero(((n_cols == 2) & (n_rows > 2))[component])
+    chosen[two_cols[_solve_two(component[two_cols], box_code[two_cols], marks[two_cols], weight[two_cols])]] = True
+    large = np.flatnonzero(((n_rows > 2) & (n_cols > 2))[component])
+    if len(large):
+        chosen[large[_solve_conflicts(component[large], marks[large], box_code[large], weight[large])]] = True
+    result = np.zeros(len(weight), dtype=bool)
+    result[order] = chosen
+    return result
+
+
+def _distinct_per_component(component, values, n_components) -> np.ndarray:
+    """How many distinct ``values`` each component holds."""
+    keys = densify(component * (int(values.max()) + 1) + values)
+    first = np.zeros(int(keys.max()) + 1, dtype=np.int64)
+    first[keys] = component
+    return np.bincount(first, minlength=n_components)
+
+
+def _solve_two(component, side, other, weight) -> np.ndarray:
+    """Exact assignment of pieces whose edges leave exactly two ``side`` nodes (marks or boxes); the chosen mask.
+
+    Each (side, other) pair has one edge. Both nodes' best edges, if they reach
+    different ``other`` nodes, are optimal together; if they reach the same one,
+    the better of (first's best + second's runner-up) and (first's runner-up +
+    second's best) is, since any other pair scores no more than one of those.
+    """
+    chosen = np.zeros(len(weight), dtype=bool)
+    if len(weight) == 0:
+        return chosen
+    slot = densify(component * (int(side.max()) + 1) + side)  # (component, side node), two per component, in order
+    best = segment_best(weight, slot)
+    rest = np.ones(len(weight), dtype=bool)
+    rest[best] = False
+    runner_up = np.full(len(best), -1)
+    remaining = np.flatnonzero(rest)
+    picked = segment_best(weight[remaining], slot[remaining])
+    runner_up[slot[remaining[picked]]] = remaining[picked]
+    first, second = np.arange(0, len(best), 2), np.arange(1, len(best), 2)
+    best_first, best_second = best[first], best[second]
+    apart = other[best_first] != other[best_second]
+
+    def score(edges):
+        return np.where(edges >= 0, weight[edges], -np.inf)
+
+    keep_first = score(best_first) + score(runner_up[second]) >= score(runner_up[first]) + score(best_second)
+    picks = [best_first[apart], best_second[apart],
+             best_first[~apart & keep_first], runner_up[second][~apart & keep_first],
+             runner_up[first][~apart & ~keep_first], best_second[~apart & ~keep_first]]
+    edges = np.concatenate(picks)
+    chosen[edges[edges >= 0]] = True
     return chosen
 
 
@@ -143,7 +223,8 @@ def assign_edges(n_marks: int, volunteer: np.ndarray, box_group: np.ndarray, mar
         chosen[easy[segment_best(iou[easy], mark_index[easy], n_marks)]] = True
         conflicted = np.flatnonzero(mark_has_choice & box_has_choice)
         if len(conflicted):
-            chosen[conflicted[_solve_conflicts(problem[conflicted], mark_index[conflicted], box_index[conflicted], iou[conflicted])]] = True
+            # One volunteer's mark may support each box once: the nodes are (volunteer, box) pairs.
+            chosen[conflicted[_solve_components(n_marks, mark_index[conflicted], pair[conflicted], iou[conflicted])]] = True
 
     assigned_box = np.full(n_marks, -1, dtype=np.int64)
     assigned_iou = np.full(n_marks, np.nan)
