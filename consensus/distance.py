@@ -5,8 +5,10 @@ A point is a click, not a box: ``x``, ``y`` is the click and ``width``,
 compared by their distance in image pixels, never by overlap. Two points are
 only ever compared within one group (subject, task, tool, frame), so the
 search runs on every subject at once in a single k-d tree (`scipy.spatial.cKDTree`)
-whose third coordinate is the group code spread far enough apart that points of
-different groups are never within the radius of each other.
+in which each group's points are shifted along x by the group code times a stride
+wider than every group's extent plus the radius, so points of different groups
+are never within the radius of each other (a plane tree: twice as fast as one with
+the group as a third coordinate).
 """
 
 from __future__ import annotations
@@ -42,45 +44,42 @@ def point_arrays(table: pd.DataFrame, group: np.ndarray, keep: np.ndarray, tiebr
     return BoxArrays.from_centres(group, x, y, zero, zero, zero, tiebreak, keep=keep)
 
 
-def _spread_groups(group: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
-    """(x, y, group * spacing) coordinates: within a group the plane, across groups always farther than ``radius``."""
-    return np.column_stack([x, y, group.astype(float) * (4.0 * radius + 1.0)])
+def _spread_groups(group: np.ndarray, x: np.ndarray, y: np.ndarray, stride: float) -> np.ndarray:
+    """(x + group * stride, y): each group side by side with the others, ``stride`` apart."""
+    return np.column_stack([x + group.astype(float) * stride, y])
+
+
+def _stride(radius: float, *xs: np.ndarray) -> float:
+    """A stride wider than the x extent of every group of ``xs`` plus ``radius``."""
+    low = min(float(np.min(x)) for x in xs)
+    high = max(float(np.max(x)) for x in xs)
+    return high - low + 2.0 * radius + 1.0
+
+
+def _tree(coordinates: np.ndarray) -> cKDTree:
+    # Queried once per build: an unbalanced, uncompacted tree builds faster than it costs to search.
+    return cKDTree(coordinates, balanced_tree=False, compact_nodes=False)
 
 
 def point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs ``(i, j, distance)``, ``i < j``, of points of one group at most ``radius`` pixels apart."""
     if len(x) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    pairs = cKDTree(_spread_groups(group, x, y, radius)).query_pairs(radius, output_type="ndarray")
+    stride = _stride(radius, x)
+    pairs = _tree(_spread_groups(group, x, y, stride)).query_pairs(radius, output_type="ndarray")
     first, second = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
     return first, second, np.hypot(x[first] - x[second], y[first] - y[second])
 
 
 def cross_point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, other_group: np.ndarray, other_x: np.ndarray,
                       other_y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All ``(i, j, distance)`` with point ``i`` of the first set and ``j`` of the other in one group, at most ``radius`` apart.
-
-    The other set (consensus points, far fewer than the clicks) is the tree;
-    each click asks for its few nearest within ``radius``, and only the clicks
-    that found as many as they asked for ask again for more, so the answer is
-    complete without a tree over the clicks.
-    """
+    """All ``(i, j, distance)`` with point ``i`` of the first set and ``j`` of the other in one group, at most ``radius`` apart."""
     if len(x) == 0 or len(other_x) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    tree = cKDTree(_spread_groups(other_group, other_x, other_y, radius))
-    coordinates = _spread_groups(group, x, y, radius)
-    pending = np.arange(len(x))
-    firsts, seconds = [], []
-    k = min(4, len(other_x))
-    while len(pending):
-        found = tree.query(coordinates[pending], k=k, distance_upper_bound=radius)[1].reshape(len(pending), k)
-        hit = found < len(other_x)
-        # A click whose k-th nearest is within reach may have more: it asks again with a larger k.
-        complete = ~hit[:, -1] | (k == len(other_x))
-        row, column = np.nonzero(hit & complete[:, None])
-        firsts.append(pending[row])
-        seconds.append(found[row, column])
-        pending = pending[~complete]
-        k = min(4 * k, len(other_x))
-    first, second = np.concatenate(firsts).astype(np.int64), np.concatenate(seconds).astype(np.int64)
+    stride = _stride(radius, x, other_x)
+    tree = _tree(_spread_groups(group, x, y, stride))
+    found = tree.sparse_distance_matrix(_tree(_spread_groups(other_group, other_x, other_y, stride)), radius,
+                                        output_type="ndarray")
+    first, second = found["i"].astype(np.int64), found["j"].astype(np.int64)
+    # In the plane, from the coordinates themselves: the shifted ones lost a little precision.
     return first, second, np.hypot(x[first] - other_x[second], y[first] - other_y[second])

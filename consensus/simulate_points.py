@@ -124,7 +124,7 @@ def simulate_point_project(
     classification_ids = first_classification_id + np.arange(n_classifications, dtype=np.int64)
 
     clicks = _simulate_clicks(rng, truth, volunteers, classification_subject, classification_volunteer, subject_ids,
-                              colonies, colony_radius, object_size, width, height)
+                              colonies, colony_radius, object_size)
     users = volunteers["user"].array
     classifications = conform(pd.DataFrame({
         "classification_id": classification_ids,
@@ -181,8 +181,8 @@ def _colonies(rng, n_subjects, colonies_max, radius, width, height) -> pd.DataFr
     })
 
 
-def _around_colonies(rng, subject, colonies, radius, width, height):
-    """Positions near a random colony of each given subject, inside the frame."""
+def _around_colonies(rng, subject, colonies, radius):
+    """Positions near a random colony of each given subject (clicks may fall off the frame, as real ones do)."""
     first = colonies["first"].to_numpy()
     count = colonies["count"].to_numpy()
     # Each subject's colonies are consecutive rows: look up the first, then pick one.
@@ -193,6 +193,11 @@ def _around_colonies(rng, subject, colonies, radius, width, height):
     colony = subject_first[subject] + (rng.random(len(subject)) * subject_count[subject]).astype(np.int64)
     x = colonies["x"].to_numpy()[colony] + rng.normal(0, radius, len(subject))
     y = colonies["y"].to_numpy()[colony] + rng.normal(0, radius, len(subject))
+    return x, y
+
+
+def _inside(x, y, width, height):
+    """Positions moved onto the frame: animals are in the picture."""
     return np.clip(x, 0, width - 1), np.clip(y, 0, height - 1)
 
 
@@ -200,7 +205,7 @@ def _simulate_animals(rng, subject_ids, colonies, mean, radius, min_separation, 
     """True animals: Poisson per subject, around the colonies, never closer than ``min_separation``."""
     n_animals = rng.poisson(mean, size=len(subject_ids))
     subject = np.repeat(np.arange(len(subject_ids)), n_animals)
-    x, y = _around_colonies(rng, subject, colonies, radius, width, height)
+    x, y = _inside(*_around_colonies(rng, subject, colonies, radius), width, height)
     keep = np.ones(len(subject), dtype=bool)
     for _ in range(30):
         first, second, _ = point_pairs(subject, x, y, min_separation)
@@ -208,7 +213,7 @@ def _simulate_animals(rng, subject_ids, colonies, mean, radius, min_separation, 
             break
         # Move the later animal of each crowded pair elsewhere in its subject's colonies.
         crowded = np.unique(second)
-        x[crowded], y[crowded] = _around_colonies(rng, subject[crowded], colonies, radius, width, height)
+        x[crowded], y[crowded] = _inside(*_around_colonies(rng, subject[crowded], colonies, radius), width, height)
     else:
         # A frame too small for its animals: drop the ones still crowded.
         first, second, _ = point_pairs(subject, x, y, min_separation)
@@ -224,7 +229,7 @@ def _simulate_animals(rng, subject_ids, colonies, mean, radius, min_separation, 
 
 
 def _simulate_clicks(rng, truth, volunteers, classification_subject, classification_volunteer, subject_ids,
-                     colonies, colony_radius, object_size, width, height) -> dict:
+                     colonies, colony_radius, object_size) -> dict:
     """Every click: found animals (with scatter), second clicks, clicks on nothing; ordered by classification."""
     n_classifications = len(classification_subject)
     skill = {name: volunteers[name].to_numpy()[classification_volunteer]
@@ -249,8 +254,7 @@ def _simulate_clicks(rng, truth, volunteers, classification_subject, classificat
 
     n_spurious = rng.poisson(skill["spurious_rate"])
     spurious_classification = np.repeat(np.arange(n_classifications), n_spurious)
-    spurious_x, spurious_y = _around_colonies(rng, subject_index[spurious_classification], colonies,
-                                              1.3 * colony_radius, width, height)
+    spurious_x, spurious_y = _around_colonies(rng, subject_index[spurious_classification], colonies, 1.3 * colony_radius)
     classification = np.r_[found_classification, spurious_classification]
     x, y = np.r_[found_x, spurious_x], np.r_[found_y, spurious_y]
     truth_id = np.r_[truth["truth_id"].to_numpy()[found_truth], np.full(len(spurious_classification), -1, np.int64)]
