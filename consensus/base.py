@@ -1,7 +1,7 @@
 """The aggregation layer's base class, its short-name registry, and the result it returns.
 
 Each aggregation method is a small `Aggregator` subclass with a one-line
-docstring, a class-level short ``method_name`` and typed ``param`` parameters with
+docstring, a class-level ``short_name`` and typed ``param`` parameters with
 ``doc=``; defining the class registers it. ``aggregate(marks, classifications,
 method="iou", **params)`` looks the name up (an unknown name is an error that
 lists the known ones), checks the parameters, and runs the method.
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 import param
 
+from data_loaders import __version__
 from data_loaders.schema import CONSENSUS
-from zoolens import __version__
 
 from . import distributed
 from .clustering import candidate_clusters
@@ -84,15 +84,15 @@ class PartitionOutput:
 
 
 class Aggregator(param.Parameterized):
-    """Base class of the consensus methods: subclass with a short ``method_name`` and implement `run`."""
+    """Base class of the consensus methods: subclass with a ``short_name`` and implement `run`."""
 
     #: The short name users pass as ``method=`` (param reserves ``name``).
-    method_name: ClassVar[str] = ""
+    short_name: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("method_name"):
-            REGISTRY[cls.method_name] = cls
+        if cls.__dict__.get("short_name"):
+            REGISTRY[cls.short_name] = cls
 
     def settings(self) -> dict:
         """The method's parameter values (without param's automatic ``name``)."""
@@ -100,7 +100,7 @@ class Aggregator(param.Parameterized):
 
     def source(self) -> str:
         """JSON recording the method, every parameter and the zoolens version."""
-        return json.dumps({"method": self.method_name, **self.settings(), "zoolens": __version__}, sort_keys=True)
+        return json.dumps({"method": self.short_name, **self.settings(), "zoolens": __version__}, sort_keys=True)
 
     def aggregate(self, marks, classifications=None) -> AggregationResult:
         """Run the method on pandas or Dask tables (see `consensus.aggregate`)."""
@@ -218,6 +218,10 @@ def parse_source(source: str) -> dict:
 #: every shape's bounding box) by IoU clustering, clicks by distance clustering.
 DEFAULT_METHODS = {"box": "iou", "point": "point"}
 
+#: The ``method`` name that asks for `DEFAULT_METHODS` (as None does), for callers
+#: where None already means something else (no consensus at all, in `project`).
+AUTO_METHOD = "auto"
+
 
 def mark_kinds(marks) -> list[str]:
     """Which kinds of mark, ``"box"`` and/or ``"point"``, a marks table holds (a pass over a Dask table)."""
@@ -251,7 +255,7 @@ def aggregate(marks, classifications=None, method: str | None = None, **params) 
         volunteers with marks count.
     method : str, optional
         Short name of the method: ``"iou"``, ``"lean"`` or ``"point"`` (see
-        `methods()`). By default each kind of mark gets its own method
+        `methods()`). By default (None or ``"auto"``) each kind of mark gets its own method
         (`DEFAULT_METHODS`: ``"point"`` for clicks, ``"iou"`` for the rest);
         marks of both kinds give one result holding both (pandas tables only),
         and then ``params`` must be empty.
@@ -264,7 +268,7 @@ def aggregate(marks, classifications=None, method: str | None = None, **params) 
         ``.consensus``, ``.links``, ``.subjects``, ``.volunteers``, ``.report``.
         Dask inputs give Dask DataFrames for the per-subject tables.
     """
-    if method is not None:
+    if method is not None and method != AUTO_METHOD:
         return make_aggregator(method, **params).aggregate(marks, classifications)
     kinds = mark_kinds(marks) or ["box"]
     if len(kinds) == 1:

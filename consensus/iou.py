@@ -32,7 +32,7 @@ from .prepare import Prepared
 class IoUClustering(ClusteringAggregator):
     """IoU clustering honouring one mark per volunteer per box, with a vote quorum and a median or weighted box."""
 
-    method_name = "iou"
+    short_name = "iou"
 
     min_vote_fraction = param.Number(
         default=0.2, bounds=(0.0, 1.0),

@@ -72,7 +72,7 @@ _LOG_2PI = np.log(2 * np.pi)
 class LeanCrowdsourcing(ClusteringAggregator):
     """Volunteer-skill-aware EM (Branson et al. 2017): per-volunteer miss and false-positive rates and scatter."""
 
-    method_name = "lean"
+    short_name = "lean"
 
     #: Candidates, unlike the iou method's votes, are weighed by the model, so a
     #: stricter neighbour threshold keeps far-off marks out of their box's estimate.

@@ -34,6 +34,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from . import distributed
 from .boxes import BoxArrays, group_codes, present_group_keys, require_columns, volunteer_keys
 from .distance import cross_point_pairs, point_arrays, point_mask
 from .pairs import cross_pairs, iou_pairs
@@ -293,10 +294,15 @@ def match(marks, consensus, min_iou: float = DEFAULT_MIN_IOU, max_distance: floa
         nearest point within ``max_distance``, its id in ``best_consensus_id``);
         both NaN for boxes.
     """
-    from . import distributed
-
     if distributed.is_dask(marks) or distributed.is_dask(consensus):
-        return distributed.match(marks, consensus, min_iou=min_iou, max_distance=max_distance)
+        # One links table per partition of subjects.
+        parts = distributed.partitions(marks, consensus).map(_match_pair, min_iou, max_distance)
+        return distributed.frame(parts, links_meta_frame)
+    return match_frames(marks, consensus, min_iou, max_distance)
+
+
+def _match_pair(pair: tuple[pd.DataFrame, pd.DataFrame], min_iou: float, max_distance: float) -> pd.DataFrame:
+    marks, consensus = pair
     return match_frames(marks, consensus, min_iou, max_distance)
 
 

@@ -42,7 +42,7 @@ from .segments import segment_sum
 class PointClustering(Aggregator):
     """Clicks clustered on distance in pixels, one vote per volunteer per point, a vote quorum and a median point."""
 
-    method_name = "point"
+    short_name = "point"
 
     distance = param.Number(
         default=12.0, bounds=(0.0, None), inclusive_bounds=(False, True),

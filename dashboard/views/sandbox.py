@@ -62,7 +62,8 @@ def best_overlaps(boxes: pd.DataFrame, reference: pd.DataFrame) -> tuple[np.ndar
 class ReaggregationSandbox(View):
     """Re-run the aggregation with other settings: live on the current subject, on request on the selection."""
 
-    view_type = "sandbox"
+    short_name = "sandbox"
+    tab = "Re-aggregate"
 
     method = param.Selector(default="iou", objects=list(methods()), doc="Aggregation method to try.")
     aggregator = param.ClassSelector(class_=Aggregator, doc="The method with the settings being tried "
