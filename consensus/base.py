@@ -286,14 +286,28 @@ def combine(marks: pd.DataFrame, boxes: AggregationResult, points: AggregationRe
     """One result from a box method's and the point method's results on the same marks.
 
     Point marks take their links from ``points``, the others from ``boxes``;
-    consensus rows are stacked; per subject the consensus counts add up; the
-    report counts as unusable only marks neither method could use.
+    consensus rows are stacked, each subject's points numbered after its boxes
+    so every consensus_id stays unique; per subject the consensus counts add up;
+    the report counts as unusable only marks neither method could use.
     """
     from .distance import point_mask
 
+    # Both methods number their marks from subject_id * ID_STRIDE: the points follow the subject's boxes.
+    box_count = boxes.consensus.groupby("subject_id").size()
+    old_ids = points.consensus["consensus_id"].to_numpy(np.int64)
+    within = old_ids % ID_STRIDE + box_count.reindex(points.consensus["subject_id"].to_numpy()).fillna(0).to_numpy(np.int64)
+    if len(within) and within.max() >= ID_STRIDE:
+        raise ValueError(f"a subject has more than {ID_STRIDE} consensus boxes and points; no method should make that many")
+    new_ids = old_ids - old_ids % ID_STRIDE + within
+    point_links = points.links.copy()
+    for column in ("consensus_id", "best_consensus_id"):
+        values = point_links[column].to_numpy(np.int64).copy()
+        position = pd.Index(old_ids).get_indexer(values)
+        values[position >= 0] = new_ids[position[position >= 0]]
+        point_links[column] = values
     is_point = point_mask(marks)
     links = boxes.links.copy()
-    links[is_point] = points.links[is_point]
+    links[is_point] = point_links[is_point]
     subjects = pd.concat([boxes.subjects, points.subjects], ignore_index=True)
     subjects = subjects.groupby("subject_id", sort=True).agg(n_seen=("n_seen", "max"), n_consensus=("n_consensus", "sum"))
     report = {key: value for key, value in boxes.report.items()}
@@ -302,7 +316,8 @@ def combine(marks: pd.DataFrame, boxes: AggregationResult, points: AggregationRe
     report["marks_without_box"] -= int(is_point.sum())
     report["marks_without_point"] -= int((~is_point).sum())
     return AggregationResult(
-        consensus=pd.concat([boxes.consensus, points.consensus], ignore_index=True), links=links,
+        consensus=pd.concat([boxes.consensus, points.consensus.assign(consensus_id=new_ids)], ignore_index=True),
+        links=links,
         subjects=subjects.reset_index(), volunteers=boxes.volunteers, report=report,
         source=json.dumps([json.loads(boxes.source), json.loads(points.source)], sort_keys=True),
     )

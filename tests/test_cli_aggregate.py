@@ -143,3 +143,20 @@ def test_point_method_parameters_from_the_command_line(data_dir, tmp_path):
     settings = json.loads(consensus["source"].iloc[0])
     assert settings["distance"] == 6 and settings["min_vote_fraction"] == 0.5
     assert (consensus["vote_fraction"] >= 0.5).all()
+
+
+def test_an_export_with_boxes_and_points_gets_both(march, tmp_path):
+    # SOURCES.md: the March file holds 206 points (T2) and 206 rectangles (T4), plus circles and lines.
+    done = zoolens("aggregate", march, "--workflow", 21790, "-o", tmp_path / "c.csv", cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    consensus = pd.read_csv(tmp_path / "c.csv")
+    links = pd.read_csv(tmp_path / "c.links.csv")
+    assert consensus["consensus_id"].is_unique
+    points = consensus["kind"].eq("point")
+    assert points.any() and (~points).any()
+    assert set(consensus.loc[points, "task"]) == {"T2"} and (consensus.loc[points, "width"] == 0).all()
+    linked = links[links["consensus_id"] >= 0]
+    assert set(linked["consensus_id"]) == set(consensus["consensus_id"])
+    votes = linked["consensus_id"].value_counts().reindex(consensus["consensus_id"]).tolist()
+    assert votes == consensus["n_votes"].tolist()
+    assert "by method iou and point" in done.stderr

@@ -167,12 +167,18 @@ def test_boxes_and_points_each_get_their_default_method(hand_case, marks_from):
     marks = pd.concat([points, boxes.assign(classification_id=points["classification_id"].iloc[0])], ignore_index=True)
     result = aggregate(marks, classifications)
     assert sorted(result.consensus["kind"].fillna("box")) == ["box", "point", "point"]
+    # The subject's box is its consensus 0; its points follow as 1 and 2, and the links say so.
+    ids = result.consensus.set_index("consensus_id")
+    assert sorted(ids.index) == [SUBJECT * 10_000 + k for k in range(3)]
+    assert ids.loc[SUBJECT * 10_000, "width"] == 20 and ids.loc[SUBJECT * 10_000 + 1, "y"] == 51.5
     box_row = result.consensus[result.consensus["kind"].isna()].iloc[0]
     assert box_row["n_votes"] == 2 and box_row["width"] == 20
     assert [part["method"] for part in json.loads(result.source)] == ["iou", "point"]
     # Links in the marks' order: the point links as alone, the boxes' by IoU.
     alone = aggregate(points, classifications)
-    assert result.links["consensus_id"].tolist()[:7] == alone.links["consensus_id"].tolist()
+    assert result.links["consensus_id"].tolist()[:7] == [-1 if link < 0 else link + 1 for link in alone.links["consensus_id"]]
+    assert result.links["best_consensus_id"].tolist()[:7] == [-1 if link < 0 else link + 1
+                                                             for link in alone.links["best_consensus_id"]]
     assert (result.links["consensus_id"].iloc[7:] >= 0).all() and result.links["iou"].iloc[7:].notna().all()
     assert result.report["marks_without_box"] == 0 and result.report["marks_without_point"] == 0
     assert result.report["consensus_boxes"] == 1 and result.report["consensus_points"] == 2
