@@ -31,7 +31,7 @@ import pandas as pd
 import param
 
 from . import distributed
-from .base import AggregationResult, ClusteringAggregator, partition_output, reassign
+from .base import AggregationResult, ClusteringAggregator, partition_output, quorum, reassign
 from .estimate import Estimates, Members, median_boxes, normalised_residuals, weighted_boxes
 from .prepare import Prepared
 from .quorum import LearnedQuorum, learn_vote_fraction, support_histogram
@@ -110,9 +110,7 @@ class IoUClustering(ClusteringAggregator):
 
     def quorum(self, votes: np.ndarray, n_seen: np.ndarray) -> np.ndarray:
         """Which boxes have enough votes, absolutely and as a share of the volunteers who saw them."""
-        # The tolerance keeps e.g. 0.3 * 10 votes from needing 3.0000000000000004.
-        needed = np.ceil(self.vote_fraction * n_seen - 1e-9)
-        return (votes >= self.min_votes) & (votes >= needed)
+        return quorum(votes, n_seen, self.min_votes, self.vote_fraction)
 
     def estimate(self, prep: Prepared, members: Members, variances: VolunteerVariances | None) -> Estimates:
         if self.estimator == "median":
