@@ -41,8 +41,9 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=300, help="decisions in the store before timing")
     args = parser.parse_args()
 
-    from dashboard.data_store import DataStore, Project
-    from dashboard.reviews import ReviewStore
+    from dashboard.data_store import DataStore
+    from project import Project
+    from project.reviews import ReviewStore
 
     load_before = os.getloadavg()[0]
     project = Project(**simulated_tables(args.subjects))

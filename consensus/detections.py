@@ -18,10 +18,11 @@ volunteers' marks (`consensus.matching`) maximises the summed IoU instead; the
 detections use the same overlap search (`consensus.matching.overlap_edges`) but
 COCO's order, without which the AP would not be comparable with published numbers.
 
-Point detections (width and height 0) match a box they lie inside, the nearer
-the box centre the better (similarity 1 at the centre, falling to 0 at the
-corners), whatever ``min_iou``. Labels are not compared: every detection may
-match every box of its subject.
+Point detections (width and height 0) match consensus points as volunteers'
+clicks do (`consensus.matching`): within ``max_distance`` pixels, the nearer the
+better (similarity 1 - distance / (2 ``max_distance``)); a point never matches a
+box, nor a box a point. Labels are not compared: every detection may match
+every box of its subject.
 
 The greedy rule is sequential in score order, but it is computed for all
 subjects at once in rounds: every unmatched detection proposes its best free
@@ -39,8 +40,8 @@ import numpy as np
 import pandas as pd
 
 from .boxes import BoxArrays, group_codes, require_columns
-from .matching import DEFAULT_MIN_IOU, overlap_edges
-from .pairs import cross_pairs
+from .distance import cross_point_pairs, point_arrays, point_mask
+from .matching import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_IOU, overlap_edges
 from .segments import run_starts
 
 #: The IoU thresholds of COCO's headline AP (``AP@[.50:.05:.95]``).
@@ -57,8 +58,9 @@ class DetectionMatch:
     """The matching of detections to consensus boxes, and every count and score derived from it.
 
     ``detections`` has one row per detection: ``detection_id``, ``subject_id``,
-    ``score``, the matched ``consensus_id`` (-1 for none) and the ``iou`` (for a
-    point, its similarity; NaN when unmatched). ``consensus`` has one row per box:
+    ``score``, the matched ``consensus_id`` (-1 for none) and the ``iou`` with it
+    (boxes) or ``distance`` to it in pixels (points), NaN otherwise. ``consensus``
+    has one row per box or point:
     ``consensus_id``, ``subject_id``, the matching ``detection_id`` (-1) and its
     ``score`` (NaN). Both are sorted by subject, detections by decreasing score.
     """
@@ -66,6 +68,7 @@ class DetectionMatch:
     detections: pd.DataFrame
     consensus: pd.DataFrame
     min_iou: float
+    max_distance: float
 
     def subject_counts(self, score_threshold: float) -> pd.DataFrame:
         """Per subject at ``score_threshold``: detections, boxes, true positives, machine-only, human-only.
@@ -100,6 +103,7 @@ class DetectionMatch:
         return {
             "score_threshold": float(score_threshold),
             "min_iou": float(self.min_iou),
+            "max_distance": float(self.max_distance),
             "detections": n_detections,
             "consensus": n_consensus,
             "true_positives": true_positives,
@@ -167,7 +171,7 @@ def _coco_average_precision(is_true_positive: np.ndarray, n_consensus: int) -> f
 
 
 def match_detections(detections: pd.DataFrame, consensus: pd.DataFrame, min_iou: float = DEFAULT_MIN_IOU,
-                     subject_ids=None) -> DetectionMatch:
+                     subject_ids=None, max_distance: float = DEFAULT_MAX_DISTANCE) -> DetectionMatch:
     """Match machine detections to consensus boxes (see the module docstring).
 
     Parameters
@@ -184,6 +188,8 @@ def match_detections(detections: pd.DataFrame, consensus: pd.DataFrame, min_iou:
         The subjects both the volunteers and the detector saw; detections and
         boxes of other subjects are left out (a detection on a subject no
         volunteer saw is not "machine-only"). Default: every subject in either table.
+    max_distance : float
+        Distance in pixels within which a point detection may match a consensus point.
 
     Returns
     -------
@@ -207,84 +213,82 @@ def match_detections(detections: pd.DataFrame, consensus: pd.DataFrame, min_iou:
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
 
-    boxes, _ = BoxArrays.from_table(consensus, box_groups, tiebreak=(consensus["consensus_id"].to_numpy(np.int64),))
-    edge_detection, edge_box, similarity = _edges(detections, detection_groups, rank, boxes, min_iou)
-    matched_box, matched_similarity = _greedy(edge_detection, edge_box, similarity, rank, len(detections))
-
     consensus_ids = consensus["consensus_id"].to_numpy(np.int64)
-    found = matched_box >= 0
+    # The greedy rule breaks ties by target: a content-defined order (subject, id), not the rows'.
+    target_order = np.lexsort((consensus_ids, consensus["subject_id"].to_numpy(np.int64)))
+    target_of_row = np.empty(len(target_order), dtype=np.int64)
+    target_of_row[target_order] = np.arange(len(target_order))
+    edge_detection, edge_row, similarity, distance = _edges(detections, detection_groups, rank, consensus,
+                                                            box_groups, min_iou, max_distance)
+    matched_target, matched_edge = _greedy(edge_detection, target_of_row[edge_row], similarity, rank,
+                                           len(detections))
+
+    found = matched_target >= 0
+    matched_row = target_order[matched_target[found]]
+    edge = matched_edge[found]
+    linked_id = np.full(len(detections), -1, dtype=np.int64)
+    linked_iou = np.full(len(detections), np.nan)
+    linked_distance = np.full(len(detections), np.nan)
+    linked_id[found] = consensus_ids[matched_row]
+    linked_iou[found] = np.where(np.isnan(distance[edge]), similarity[edge], np.nan)
+    linked_distance[found] = distance[edge]
     detection_table = pd.DataFrame({
         "detection_id": detection_ids,
         "subject_id": detections["subject_id"].to_numpy(np.int64),
         "score": score,
-        "consensus_id": np.where(found, consensus_ids[boxes.row[np.maximum(matched_box, 0)]]
-                                 if len(boxes) else -1, -1),
-        "iou": np.where(found, matched_similarity, np.nan),
+        "consensus_id": linked_id,
+        "iou": linked_iou,
+        "distance": linked_distance,
     })
     box_detection = np.full(len(consensus), -1, dtype=np.int64)
     box_score = np.full(len(consensus), np.nan)
-    box_rows = boxes.row[matched_box[found]]
-    box_detection[box_rows] = detection_ids[found]
-    box_score[box_rows] = score[found]
+    box_detection[matched_row] = detection_ids[found]
+    box_score[matched_row] = score[found]
     consensus_table = pd.DataFrame({"consensus_id": consensus_ids,
                                     "subject_id": consensus["subject_id"].to_numpy(np.int64),
                                     "detection_id": box_detection, "score": box_score})
     detection_table = detection_table.iloc[np.lexsort((rank, detection_table["subject_id"]))].reset_index(drop=True)
-    consensus_table = consensus_table.sort_values(["subject_id", "consensus_id"], kind="stable").reset_index(drop=True)
-    return DetectionMatch(detection_table, consensus_table, float(min_iou))
+    consensus_table = consensus_table.iloc[target_order].reset_index(drop=True)
+    return DetectionMatch(detection_table, consensus_table, float(min_iou), float(max_distance))
 
 
-def _edges(detections: pd.DataFrame, groups: np.ndarray, rank: np.ndarray, boxes: BoxArrays,
-           min_iou: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every eligible (detection row, sorted box index, similarity): IoU >= min_iou, or a point inside."""
-    width = detections["width"].to_numpy(float)
-    height = detections["height"].to_numpy(float)
-    point = (width == 0) & (height == 0)
-    sized, _ = BoxArrays.from_table(detections[~point], groups[~point], tiebreak=(rank[~point],))
+def _edges(detections: pd.DataFrame, detection_groups: np.ndarray, rank: np.ndarray, consensus: pd.DataFrame,
+           consensus_groups: np.ndarray, min_iou: float, max_distance: float):
+    """Every eligible (detection row, consensus row, similarity, distance): boxes by IoU, points by distance.
+
+    Boxes: IoU >= ``min_iou``, similarity the IoU, distance NaN. Points: within
+    ``max_distance``, similarity 1 - distance / (2 ``max_distance``).
+    """
+    consensus_ids = consensus["consensus_id"].to_numpy(np.int64)
+    # Points have no area, so the box arrays leave them out.
+    sized, _ = BoxArrays.from_table(detections, detection_groups, tiebreak=(rank,))
+    boxes, _ = BoxArrays.from_table(consensus, consensus_groups, tiebreak=(consensus_ids,))
     box_detection, box_index, iou = overlap_edges(sized, boxes)
     eligible = iou >= min_iou
-    box_rows = np.flatnonzero(~point)[sized.row[box_detection[eligible]]]
-    point_rows, point_box, closeness = _point_edges(detections[point], groups[point], rank[point], boxes)
-    return (np.concatenate([box_rows, np.flatnonzero(point)[point_rows]]),
-            np.concatenate([box_index[eligible], point_box]),
-            np.concatenate([iou[eligible], closeness]))
-
-
-def _point_edges(points: pd.DataFrame, groups: np.ndarray, rank: np.ndarray, boxes: BoxArrays):
-    """(point row, box index, closeness) for every point strictly inside a box of its subject."""
-    x = points["x"].to_numpy(float)
-    y = points["y"].to_numpy(float)
-    zeros = np.zeros(len(points))
-    located = BoxArrays.from_centres(groups, x, y, zeros, zeros, zeros, tiebreak=(rank,))
-    pairs = list(cross_pairs(located.group, located.xmin, located.xmax, located.ymin, located.ymax,
-                             boxes.group, boxes.xmin, boxes.xmax, boxes.ymin, boxes.ymax))
-    if not pairs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    point_index = np.concatenate([i for i, _ in pairs])
-    box_index = np.concatenate([j for _, j in pairs])
-    # The point in the box's own frame, in units of the half sides: inside when both are below 1.
-    theta = np.deg2rad(boxes.angle[box_index])
-    dx, dy = located.cx[point_index] - boxes.cx[box_index], located.cy[point_index] - boxes.cy[box_index]
-    u = (dx * np.cos(theta) + dy * np.sin(theta)) / (boxes.width[box_index] / 2)
-    v = (-dx * np.sin(theta) + dy * np.cos(theta)) / (boxes.height[box_index] / 2)
-    inside = (np.abs(u) < 1) & (np.abs(v) < 1)
-    closeness = 1 - np.hypot(u, v) / np.sqrt(2)
-    return located.row[point_index[inside]], box_index[inside], closeness[inside]
+    clicks = point_arrays(detections, detection_groups, np.flatnonzero(point_mask(detections)), tiebreak=(rank,))
+    points = point_arrays(consensus, consensus_groups, np.flatnonzero(point_mask(consensus)),
+                          tiebreak=(consensus_ids,))
+    click_index, point_index, distance = cross_point_pairs(clicks.group, clicks.cx, clicks.cy,
+                                                           points.group, points.cx, points.cy, max_distance)
+    return (np.concatenate([sized.row[box_detection[eligible]], clicks.row[click_index]]),
+            np.concatenate([boxes.row[box_index[eligible]], points.row[point_index]]),
+            np.concatenate([iou[eligible], 1.0 - distance / (2.0 * max_distance)]),
+            np.concatenate([np.full(int(eligible.sum()), np.nan), distance]))
 
 
 def _greedy(edge_detection: np.ndarray, edge_box: np.ndarray, similarity: np.ndarray, rank: np.ndarray,
             n_detections: int) -> tuple[np.ndarray, np.ndarray]:
     """COCO's greedy matching over eligible edges, in rounds (see the module docstring).
 
-    Returns, per detection row, the matched box index (-1) and the similarity.
+    Returns, per detection row, the matched box (-1 for none) and the index of the edge that matched it.
     """
     matched_box = np.full(n_detections, -1, dtype=np.int64)
-    matched_similarity = np.full(n_detections, np.nan)
+    matched_edge = np.full(n_detections, -1, dtype=np.int64)
     if not len(edge_detection):
-        return matched_box, matched_similarity
+        return matched_box, matched_edge
     # Each detection's edges together, its preferred box first (highest similarity, then lowest box index).
     order = np.lexsort((edge_box, -similarity, rank[edge_detection]))
-    edge_detection, edge_box, similarity = edge_detection[order], edge_box[order], similarity[order]
+    edge_detection, edge_box = edge_detection[order], edge_box[order]
     edge_rank = rank[edge_detection]
     n_boxes = int(edge_box.max()) + 1
     box_taken = np.zeros(n_boxes, dtype=bool)
@@ -297,11 +301,11 @@ def _greedy(edge_detection: np.ndarray, edge_box: np.ndarray, similarity: np.nda
         np.minimum.at(best_rival, edge_box[live], edge_rank[live])
         final = proposal[edge_rank[proposal] == best_rival[edge_box[proposal]]]
         matched_box[edge_detection[final]] = edge_box[final]
-        matched_similarity[edge_detection[final]] = similarity[final]
+        matched_edge[edge_detection[final]] = order[final]
         decided[edge_detection[final]] = True
         box_taken[edge_box[final]] = True
         active &= ~decided[edge_detection] & ~box_taken[edge_box]
-    return matched_box, matched_similarity
+    return matched_box, matched_edge
 
 
 def coco_average_precision(detections: pd.DataFrame, consensus: pd.DataFrame,

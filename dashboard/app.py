@@ -15,11 +15,13 @@ from collections.abc import Callable
 
 import panel as pn
 
-from .data_store import IMAGE_ROUTE, Project
+from project import Project
+from project.core import IMAGE_ROUTE
+from project.progress import READY, LoadProgress, ProjectLoad
+from project.reviews import ReviewStore
+
 from .explorer import Explorer
-from .loading import (POLL_MILLISECONDS, READY, LoadingView, LoadProgress, ProjectLoad, failure_panel,
-                      load_report_panel, shared_load, skipped_summary)
-from .reviews import ReviewStore
+from .loading import POLL_MILLISECONDS, LoadingView, failure_panel, load_report_panel, shared_load, skipped_summary
 from .views import FetchView
 
 

@@ -21,6 +21,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 import orjson
 import pandas as pd
+import param
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -81,11 +82,15 @@ class CsvExport(Loader):
         return (any(set(columns) <= header for columns in cls.column_sets)
                 and not header & set(cls.excluded_columns))
 
-    def read(self, path: Path, use_cache: bool = True, **options) -> LoadResult:
-        """Parse ``path`` with ``options``, or reuse the cached tables of the same file and options."""
+    use_cache = param.Boolean(default=True, doc="Reuse the Parquet cache of an earlier parse of the same file "
+                                                "and options.")
+
+    def read(self, path: Path) -> LoadResult:
+        """Parse ``path`` with this loader's options, or reuse the cached tables of the same file and options."""
         path = Path(path)
-        return cached_load(path, self.name, options, lambda: self.parse(path, **options),
-                           use_cache=use_cache)
+        options = {name: value for name, value in self.values().items() if name != "use_cache"}
+        return cached_load(path, self.short_name, options, lambda: self.parse(path, **options),
+                           use_cache=self.use_cache)
 
     def parse(self, path: Path, **options) -> LoadResult:
         """Read the file into its tables and report (no cache involved)."""

@@ -1,7 +1,7 @@
 """The loader layer's base class, its format registry, and the load report.
 
 Modelled on astropy's unified I/O registry: every format module defines one
-`Loader` subclass with a short ``name``; defining the class registers it.
+`Loader` subclass with a ``short_name``; defining the class registers it.
 `read(path, format=None)` uses an explicit ``format`` when given and otherwise
 asks every registered loader whether it recognises the file (from its first
 bytes where possible, its extension otherwise). The highest priority wins, a tie
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
+import param
 
 #: How many bytes of a file the identifiers get to look at.
 HEAD_BYTES = 64 * 1024
@@ -143,30 +144,50 @@ class LoadResult:
         )
 
 
-class Loader:
+class Loader(param.Parameterized):
     """Base class of every file format zoolens reads.
 
-    A subclass sets ``name`` (the short name users pass as ``format=``), a
-    one-line docstring, ``extensions`` it usually has, and implements `identify`
-    and `read`. Defining the subclass registers it.
+    A subclass sets ``short_name`` (what users pass as ``format=``), a one-line
+    docstring, ``extensions`` it usually has, declares its reading options as
+    documented ``param`` parameters, and implements `identify` and `read`. Defining
+    the subclass registers it. An option the loader does not declare is an error
+    that lists the ones it does (`Loader.options`).
     """
 
-    name: ClassVar[str] = ""
+    short_name: ClassVar[str] = ""
     #: Higher wins when several loaders recognise a file.
     priority: ClassVar[int] = 0
     extensions: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            REGISTRY[cls.name] = cls
+        if cls.__dict__.get("short_name"):
+            REGISTRY[cls.short_name] = cls
+
+    def __init__(self, **options):
+        unknown = sorted(set(options) - set(self.options()))
+        if unknown:
+            known = ", ".join(self.options()) or "none"
+            raise ValueError(f"the {self.short_name} loader has no option {', '.join(map(repr, unknown))}; "
+                             f"its options: {known}")
+        super().__init__(**options)
+
+    @classmethod
+    def options(cls) -> dict[str, str]:
+        """Option name -> what it does, for every reading option this format takes."""
+        return {name: parameter.doc for name, parameter in cls.param.objects("existing").items() if name != "name"}
+
+    def values(self) -> dict[str, Any]:
+        """This loader's option values, by name."""
+        return {name: getattr(self, name) for name in self.options()}
 
     @classmethod
     def identify(cls, path: Path, head: bytes) -> bool:
         """Whether the file whose first bytes are ``head`` is in this format."""
         return path.name.lower().endswith(cls.extensions) if cls.extensions else False
 
-    def read(self, path: Path, **options):
+    def read(self, path: Path):
+        """Read ``path`` with this loader's options into a `LoadResult`."""
         raise NotImplementedError
 
 
@@ -226,7 +247,7 @@ def identify_format(path: str | os.PathLike) -> str:
             f"{path}: format could not be identified; pass format= one of: {known_formats()}"
         )
     best = max(cls.priority for cls in matches)
-    winners = sorted(cls.name for cls in matches if cls.priority == best)
+    winners = sorted(cls.short_name for cls in matches if cls.priority == best)
     if len(winners) > 1:
         raise FormatError(
             f"{path}: ambiguous format, it could be any of {', '.join(winners)}; pass format="
@@ -244,11 +265,11 @@ def read(path: str | os.PathLike, format: str | None = None, **options):
     format : str, optional
         Short format name (see `known_formats`); identified from the content if omitted.
     **options
-        Passed to the format's reader.
+        The format's reading options (`Loader.options`); one it does not take is an error.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     format = format or identify_format(path)
-    return get_loader(format)().read(path, **options)
+    return get_loader(format)(**options).read(path)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pandas as pd
+import param
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,15 +55,21 @@ SUFFIXES = (".gz", ".csv", ".parquet", ".json", ".fits", ".fit")
 class Detections(Loader):
     """Machine detections: a CSV, Parquet or FITS table (subject_id, x, y, score, ...) or COCO results JSON."""
 
-    name = "detections"
+    short_name = "detections"
     extensions = (".csv", ".csv.gz", ".parquet", ".json", ".json.gz", ".fits", ".fit")
+
+    image_subjects = param.Parameter(default=None, doc=(
+        "For COCO results: COCO image id -> Zooniverse subject id, as a dict or a CSV/Parquet file "
+        "(image_id, subject_id) or a JSON object file. Without it, image ids are taken as subject ids."))
+    source = param.String(default=None, allow_None=True, doc=(
+        "The detections' source name (which detector and run); default the file name without its extensions."))
 
     @classmethod
     def identify(cls, path: Path, head: bytes) -> bool:
         return _layout(path, head) is not None
 
-    def read(self, path: Path, image_subjects=None, source: str | None = None) -> LoadResult:
-        return _parse(Path(path), image_subjects, source)
+    def read(self, path: Path) -> LoadResult:
+        return _parse(Path(path), self.image_subjects, self.source)
 
 
 def read_detections(path, image_subjects=None, source: str | None = None) -> LoadResult:
@@ -86,7 +93,7 @@ def read_detections(path, image_subjects=None, source: str | None = None) -> Loa
         ``.detections`` (subject_id, detection_id, x, y, width, height, angle,
         score, label, source, kind and the file's other columns) and ``.report``.
     """
-    return Detections().read(Path(path), image_subjects=image_subjects, source=source)
+    return Detections(image_subjects=image_subjects, source=source).read(Path(path))
 
 
 def _lower_names(columns) -> dict[str, str]:
@@ -158,7 +165,7 @@ def _frame_field(values: pd.Series, integer: bool = False) -> Field:
 
 
 def _parse(path: Path, image_subjects, source: str | None) -> LoadResult:
-    report = LoadReport(source=str(path), format=Detections.name)
+    report = LoadReport(source=str(path), format=Detections.short_name)
     head = read_head(path)
     layout = _layout(path, head)
     if layout is None:

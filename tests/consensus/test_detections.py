@@ -22,7 +22,7 @@ def worked_case():
     """Five subjects; every IoU below was worked out by hand."""
     consensus = _boxes([
         (11, 1, 0, 0, 10, 10), (12, 1, 20, 0, 10, 10), (13, 1, 0, 40, 10, 10),
-        (21, 2, 50, 50, 20, 20),
+        (21, 2, 50, 50, 20, 20), (22, 2, 60, 60, 0, 0),  # a box, and a consensus point at its centre
         (31, 4, 0, 0, 10, 10),
         (41, 5, 0, 0, 10, 10), (42, 5, 3, 0, 10, 10),
     ], "consensus_id")
@@ -31,8 +31,8 @@ def worked_case():
         (2, 1, 5, 0, 10, 10),  # box 11: 50 / 150 = 1/3, too low; box 12: no overlap
         (3, 1, 22, 0, 10, 10),  # box 12: 80 / 120 = 2/3
         (4, 1, 21, 1, 10, 10),  # box 12: 81 / 119 = 0.68, better, but 3 scores higher and took it
-        (5, 2, 60, 60, 0, 0),  # a point at the centre of box 21
-        (6, 2, 100, 100, 0, 0),  # a point outside every box
+        (5, 2, 63, 64, 0, 0),  # a point 5 pixels from point 22 (and inside box 21, which a point never matches)
+        (6, 2, 100, 100, 0, 0),  # a point far from every point
         (7, 3, 5, 5, 10, 10),  # a subject without consensus
         (8, 5, 1, 0, 10, 10),  # box 41: 90 / 110 = 0.82, box 42: 80 / 120 = 0.67: takes 41
         (9, 5, -1, 0, 10, 10),  # box 41: 0.82 but taken; box 42: 60 / 140 = 0.43, too low
@@ -45,14 +45,15 @@ def test_hand_worked_matches(worked_case):
     detections, consensus = worked_case
     matched = match_detections(detections, consensus, min_iou=0.5)
     pairs = matched.detections.set_index("detection_id")
-    assert pairs["consensus_id"].to_dict() == {1: 11, 2: -1, 3: 12, 4: -1, 5: 21, 6: -1, 7: -1, 8: 41, 9: -1}
+    assert pairs["consensus_id"].to_dict() == {1: 11, 2: -1, 3: 12, 4: -1, 5: 22, 6: -1, 7: -1, 8: 41, 9: -1}
     assert pairs.loc[1, "iou"] == 1.0
     assert pairs.loc[3, "iou"] == pytest.approx(2 / 3)
-    assert pairs.loc[5, "iou"] == 1.0  # a point's similarity: 1 at the box centre
+    assert pairs.loc[5, "distance"] == 5.0 and np.isnan(pairs.loc[5, "iou"])
     assert pairs.loc[8, "iou"] == pytest.approx(9 / 11)
     assert pairs.loc[[2, 4, 6, 7, 9], "iou"].isna().all()
+    assert pairs.loc[[1, 3, 8], "distance"].isna().all()
     boxes = matched.consensus.set_index("consensus_id")
-    assert boxes["detection_id"].to_dict() == {11: 1, 12: 3, 13: -1, 21: 5, 31: -1, 41: 8, 42: -1}
+    assert boxes["detection_id"].to_dict() == {11: 1, 12: 3, 13: -1, 21: -1, 22: 5, 31: -1, 41: 8, 42: -1}
 
 
 def test_hand_worked_counts_at_two_thresholds(worked_case):
@@ -60,22 +61,22 @@ def test_hand_worked_counts_at_two_thresholds(worked_case):
     everything = matched.summary(0.0)
     assert {key: everything[key] for key in ("detections", "consensus", "true_positives", "machine_only",
                                              "human_only", "subjects")} == {
-        "detections": 9, "consensus": 7, "true_positives": 4, "machine_only": 5, "human_only": 3, "subjects": 5}
+        "detections": 9, "consensus": 8, "true_positives": 4, "machine_only": 5, "human_only": 4, "subjects": 5}
     assert everything["precision"] == pytest.approx(4 / 9)
-    assert everything["recall"] == pytest.approx(4 / 7)
-    assert everything["f1"] == pytest.approx(0.5)
+    assert everything["recall"] == pytest.approx(4 / 8)
+    assert everything["f1"] == pytest.approx(8 / 17)
     # Ranked: 7 F, 1 T, 2 F, 3 T, 5 T, 8 T, 9 F, 4 F, 6 F. The precision envelope is 4/6
-    # up to recall 4/7, reached at recall points 0.00 ... 0.57 (58 of COCO's 101), then 0.
-    assert everything["average_precision"] == pytest.approx(58 * (4 / 6) / 101)
+    # up to recall 4/8, reached at recall points 0.00 ... 0.50 (51 of COCO's 101), then 0.
+    assert everything["average_precision"] == pytest.approx(51 * (4 / 6) / 101)
 
     half = matched.summary(0.5)
-    assert (half["detections"], half["true_positives"], half["machine_only"], half["human_only"]) == (6, 4, 2, 3)
+    assert (half["detections"], half["true_positives"], half["machine_only"], half["human_only"]) == (6, 4, 2, 4)
     assert half["precision"] == pytest.approx(4 / 6)
-    assert half["f1"] == pytest.approx(8 / 13)
+    assert half["f1"] == pytest.approx(8 / 14)
 
     subjects = matched.subject_counts(0.0).set_index("subject_id")
     assert subjects[["n_detections", "n_consensus", "true_positives", "machine_only", "human_only"]
-                    ].to_numpy().tolist() == [[4, 3, 2, 2, 1], [2, 1, 1, 1, 0], [1, 0, 0, 1, 0],
+                    ].to_numpy().tolist() == [[4, 3, 2, 2, 1], [2, 2, 1, 1, 1], [1, 0, 0, 1, 0],
                                               [0, 1, 0, 0, 1], [2, 2, 1, 1, 1]]
     assert subjects.loc[1, "disagreement"] == 3
     assert np.isnan(subjects.loc[3, "recall"]) and subjects.loc[3, "precision"] == 0
@@ -89,7 +90,7 @@ def test_hand_worked_precision_recall_curve(worked_case):
     assert curve["score_threshold"].tolist() == [0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
     assert curve["true_positives"].tolist() == [0, 1, 1, 2, 3, 4, 4, 4, 4]
     assert curve["precision"].tolist() == pytest.approx([0, 1 / 2, 1 / 3, 2 / 4, 3 / 5, 4 / 6, 4 / 7, 4 / 8, 4 / 9])
-    assert curve["recall"].tolist() == pytest.approx([0, 1, 1, 2, 3, 4, 4, 4, 4] / np.float64(7))
+    assert curve["recall"].tolist() == pytest.approx([0, 1, 1, 2, 3, 4, 4, 4, 4] / np.float64(8))
 
 
 def test_a_threshold_on_the_curve_gives_the_summary(worked_case):
@@ -124,10 +125,10 @@ def test_no_detections_means_zero_precision_nowhere_and_zero_ap(worked_case):
     detections, consensus = worked_case
     matched = match_detections(detections.iloc[:0], consensus)
     summary = matched.summary(0.0)
-    assert (summary["detections"], summary["human_only"], summary["average_precision"]) == (0, 7, 0.0)
+    assert (summary["detections"], summary["human_only"], summary["average_precision"]) == (0, 8, 0.0)
     assert np.isnan(summary["precision"]) and summary["recall"] == 0
     assert matched.precision_recall_curve().empty
-    assert matched.subject_counts(0.0)["human_only"].tolist() == [3, 1, 1, 2]
+    assert matched.subject_counts(0.0)["human_only"].tolist() == [3, 2, 1, 2]
 
 
 # --------------------------------------------------------------------------- against pycocotools
@@ -210,8 +211,8 @@ def test_matches_equal_pycocotools_detection_by_detection():
     assert dict(zip(ours["detection_id"], ours["consensus_id"])) == theirs
 
 
-def _sequential_reference(detections, consensus, min_iou):
-    """COCO's rule one detection at a time, as pycocotools loops it (points: inside, nearer the centre)."""
+def _sequential_reference(detections, consensus, min_iou, max_distance):
+    """COCO's rule one detection at a time, as pycocotools loops it (points: to points, nearer is better)."""
     matched = {}
     taken = set()
     for row in detections.sort_values("score", ascending=False).itertuples():
@@ -219,10 +220,12 @@ def _sequential_reference(detections, consensus, min_iou):
         for box in consensus[consensus.subject_id == row.subject_id].itertuples():
             if box.consensus_id in taken:
                 continue
-            if row.width == 0 and row.height == 0:
-                u = (row.x - (box.x + box.width / 2)) / (box.width / 2)
-                v = (row.y - (box.y + box.height / 2)) / (box.height / 2)
-                value = 1 - np.hypot(u, v) / np.sqrt(2) if abs(u) < 1 and abs(v) < 1 else -1.0
+            detection_is_point, box_is_point = row.width == 0, box.width == 0
+            if detection_is_point != box_is_point:
+                value = -1.0
+            elif detection_is_point:
+                distance = np.hypot(row.x - box.x, row.y - box.y)
+                value = 1 - distance / (2 * max_distance) if distance <= max_distance else -1.0
             else:
                 across = max(0.0, min(row.x + row.width, box.x + box.width) - max(row.x, box.x))
                 down = max(0.0, min(row.y + row.height, box.y + box.height) - max(row.y, box.y))
@@ -242,9 +245,11 @@ def test_the_rounds_give_what_one_detection_at_a_time_gives(seed):
     """Crowded subjects (many overlapping boxes and points) make the rounds work hardest."""
     rng = np.random.default_rng(seed)
     n_boxes, n_detections = 120, 160
+    consensus_point = rng.random(n_boxes) < 0.25
     consensus = pd.DataFrame({"consensus_id": np.arange(n_boxes), "subject_id": rng.integers(1, 6, n_boxes),
                               "x": rng.uniform(0, 40, n_boxes), "y": rng.uniform(0, 40, n_boxes),
-                              "width": rng.uniform(4, 12, n_boxes), "height": rng.uniform(4, 12, n_boxes)})
+                              "width": np.where(consensus_point, 0, rng.uniform(4, 12, n_boxes)),
+                              "height": np.where(consensus_point, 0, rng.uniform(4, 12, n_boxes))})
     point = rng.random(n_detections) < 0.25
     detections = pd.DataFrame({"detection_id": np.arange(n_detections),
                                "subject_id": rng.integers(1, 6, n_detections),
@@ -252,6 +257,7 @@ def test_the_rounds_give_what_one_detection_at_a_time_gives(seed):
                                "width": np.where(point, 0, rng.uniform(4, 12, n_detections)),
                                "height": np.where(point, 0, rng.uniform(4, 12, n_detections)),
                                "score": rng.permutation(n_detections) / n_detections})
-    ours = match_detections(detections, consensus, min_iou=0.3).detections
-    assert dict(zip(ours["detection_id"], ours["consensus_id"])) == _sequential_reference(detections, consensus, 0.3)
-    assert (ours["consensus_id"] >= 0).sum() > 40
+    ours = match_detections(detections, consensus, min_iou=0.3, max_distance=10).detections
+    assert dict(zip(ours["detection_id"], ours["consensus_id"])) == _sequential_reference(detections, consensus, 0.3, 10)
+    linked = ours["consensus_id"] >= 0
+    assert linked.sum() > 25 and ours.loc[linked, "distance"].notna().sum() >= 5  # boxes and points both matched
