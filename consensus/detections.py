@@ -69,23 +69,25 @@ class DetectionMatch:
     consensus: pd.DataFrame
     min_iou: float
     max_distance: float
+    #: The subjects compared, sorted: those given to `match_detections`, else every one in either table.
+    subject_ids: np.ndarray
 
     def subject_counts(self, score_threshold: float) -> pd.DataFrame:
         """Per subject at ``score_threshold``: detections, boxes, true positives, machine-only, human-only.
 
+        One row per subject compared (`subject_ids`), those without detections or boxes too.
         Also ``precision``, ``recall`` and ``f1`` of the subject (NaN when undefined)
         and ``disagreement`` (machine-only + human-only), to sort subjects by.
         """
         detections = self.detections[self.detections["score"] >= score_threshold]
         matched = detections["consensus_id"] >= 0
         boxes_found = self.consensus["score"] >= score_threshold
-        subjects = np.union1d(self.detections["subject_id"].to_numpy(), self.consensus["subject_id"].to_numpy())
         counts = pd.DataFrame({
             "n_detections": detections.groupby("subject_id").size(),
             "n_consensus": self.consensus.groupby("subject_id").size(),
             "true_positives": matched.groupby(detections["subject_id"]).sum(),
             "human_only": (~boxes_found).groupby(self.consensus["subject_id"]).sum(),
-        }).reindex(subjects).fillna(0).astype(np.int64)
+        }).reindex(self.subject_ids).fillna(0).astype(np.int64)
         counts.index.name = "subject_id"
         counts.insert(3, "machine_only", counts["n_detections"] - counts["true_positives"])
         counts = counts.join(pd.DataFrame(_scores(counts["true_positives"].to_numpy(),
@@ -111,7 +113,7 @@ class DetectionMatch:
             "human_only": n_consensus - true_positives,
             **{name: float(values[0]) for name, values in scores.items()},
             "average_precision": self.average_precision(),
-            "subjects": int(np.union1d(self.detections["subject_id"], self.consensus["subject_id"]).size),
+            "subjects": len(self.subject_ids),
         }
 
     def precision_recall_curve(self) -> pd.DataFrame:
@@ -198,9 +200,11 @@ def match_detections(detections: pd.DataFrame, consensus: pd.DataFrame, min_iou:
     require_columns(detections, DETECTION_COLUMNS, "detections")
     require_columns(consensus, CONSENSUS_COLUMNS, "consensus")
     if subject_ids is not None:
-        subject_ids = np.asarray(subject_ids, dtype=np.int64)
+        subject_ids = np.unique(np.asarray(subject_ids, dtype=np.int64))
         detections = detections[detections["subject_id"].isin(subject_ids)]
         consensus = consensus[consensus["subject_id"].isin(subject_ids)]
+    else:
+        subject_ids = np.union1d(detections["subject_id"].to_numpy(np.int64), consensus["subject_id"].to_numpy(np.int64))
     detections = detections.reset_index(drop=True)
     consensus = consensus.reset_index(drop=True)
     score = detections["score"].to_numpy(float)
@@ -249,7 +253,7 @@ def match_detections(detections: pd.DataFrame, consensus: pd.DataFrame, min_iou:
                                     "detection_id": box_detection, "score": box_score})
     detection_table = detection_table.iloc[np.lexsort((rank, detection_table["subject_id"]))].reset_index(drop=True)
     consensus_table = consensus_table.iloc[target_order].reset_index(drop=True)
-    return DetectionMatch(detection_table, consensus_table, float(min_iou), float(max_distance))
+    return DetectionMatch(detection_table, consensus_table, float(min_iou), float(max_distance), subject_ids)
 
 
 def _edges(detections: pd.DataFrame, detection_groups: np.ndarray, rank: np.ndarray, consensus: pd.DataFrame,

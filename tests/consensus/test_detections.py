@@ -102,8 +102,12 @@ def test_a_threshold_on_the_curve_gives_the_summary(worked_case):
 
 
 def test_subject_ids_leave_out_subjects_one_side_never_saw(worked_case):
-    matched = match_detections(*worked_case, subject_ids=[1, 2, 4, 5])
+    matched = match_detections(*worked_case, subject_ids=[1, 2, 4, 5, 6])
     assert matched.summary(0.0)["machine_only"] == 4  # detection 7, on subject 3, is left out
+    assert matched.summary(0.0)["subjects"] == 5
+    # Subject 6: seen by both, nothing found by either: it agrees, and it is counted.
+    assert matched.subject_counts(0.0).set_index("subject_id").loc[6, ["n_detections", "n_consensus",
+                                                                       "disagreement"]].tolist() == [0, 0, 0]
 
 
 def test_equal_scores_and_input_order_do_not_change_the_result(worked_case):
