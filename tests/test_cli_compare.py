@@ -77,3 +77,22 @@ def test_a_file_that_is_not_detections_is_an_error_naming_it(demo_files, tmp_pat
                    "--workflow", demo.WORKFLOW_ID, cache=tmp_path)
     assert done.returncode == 1
     assert f"zoolens compare: error: {demo_files.subjects}: not a table of machine detections" in done.stderr
+
+
+def test_coco_results_with_an_image_mapping_give_the_same_numbers(demo_files, truth_as_consensus, tmp_path):
+    detections = pd.read_csv(demo_files.detections)
+    image_ids = {subject: index + 1 for index, subject in enumerate(sorted(detections["subject_id"].unique()))}
+    results = [{"image_id": image_ids[row.subject_id], "category_id": 1, "score": row.score,
+                "bbox": [row.x, row.y, row.width, row.height]} for row in detections.itertuples()]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    pd.DataFrame({"image_id": list(image_ids.values()), "subject_id": list(image_ids)}).to_csv(
+        tmp_path / "images.csv", index=False)
+    common = ("--classifications", demo_files.classifications, "--workflow", demo.WORKFLOW_ID,
+              "--consensus", truth_as_consensus, "--json")
+    from_coco = zoolens("compare", tmp_path / "results.json", "--image-subjects", tmp_path / "images.csv", *common,
+                        cache=tmp_path)
+    from_table = zoolens("compare", demo_files.detections, *common, cache=tmp_path)
+    assert from_coco.returncode == 0, from_coco.stderr
+    coco, table = json.loads(from_coco.stdout), json.loads(from_table.stdout)
+    del coco["detections_file"], table["detections_file"]
+    assert coco == table
