@@ -72,6 +72,12 @@ def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: 
                         help="arcseconds per picture pixel (or a subjects column name), for RA/Dec without a WCS")
     images.add_argument("--picture-size", type=picture_size, metavar="WxH",
                         help="size in pixels of the pictures volunteers saw, where the subjects do not say")
+    scale = parser.add_argument_group("on a Dask cluster")
+    scale.add_argument("--scheduler", metavar="ADDRESS",
+                       help="make the consensus on a Dask cluster: a scheduler's address (tcp://host:8786), or "
+                            "'local' for worker processes on this machine (default: in this process)")
+    scale.add_argument("--partitions", type=int, metavar="N",
+                       help="with --scheduler, split the project into N parts by subject (default two per worker)")
 
 
 def project_options(args) -> dict:
@@ -83,6 +89,8 @@ def project_options(args) -> dict:
         raise ValueError(f"--method {NO_METHOD}: this command needs a consensus; give a method or --consensus")
     if args.param and args.method == NO_METHOD:
         raise ValueError(f"--param sets the parameters of --method; --method {NO_METHOD} makes no consensus")
+    if args.partitions is not None and (args.partitions < 1 or args.scheduler is None):
+        raise ValueError("--partitions N needs --scheduler and N of 1 or more")
     if args.images:
         for folder in args.images:
             if not folder.is_dir():
@@ -99,6 +107,8 @@ def project_options(args) -> dict:
         "workflow_version": args.workflow_version,
         "tasks": args.task,
         "point_box": number_or_text(args.point_box),
+        "scheduler": args.scheduler,
+        "partitions": args.partitions,
     }
     return {name: value for name, value in options.items() if value not in (None, {}, [])}
 

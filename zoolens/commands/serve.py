@@ -77,6 +77,8 @@ def serve_project(build, args, key: str, title: str, image_roots, reviews) -> in
         print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
               f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
               f"{len(project.consensus):,} consensus boxes")
+        if "where" in project.aggregation_run:
+            print(f"zoolens: consensus made on {project.aggregation_run['where']}")
         print(f"zoolens: review decisions go to {reviews.url.render_as_string(hide_password=True)} "
               f"(consensus run {project.consensus_source})")
         return project
