@@ -51,8 +51,9 @@ class SubjectExport(CsvExport):
     name = "subjects"
     column_sets = (REQUIRED_COLUMNS,)
 
-    def read(self, path: Path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:
-        result = super().read(path, use_cache=use_cache,
+    def read(self, path: Path, workflow_id: int | None = None, use_cache: bool = True,
+             **limits) -> LoadResult:
+        result = super().read(path, use_cache=use_cache, **limits,
                               workflow_id=None if workflow_id is None else int(workflow_id))
         # Parquet cannot hold dicts of varying keys: locations are cached as JSON text.
         subjects = result.tables["subjects"].copy()
@@ -61,7 +62,7 @@ class SubjectExport(CsvExport):
         return result
 
     def parse(self, path: Path, workflow_id: int | None) -> LoadResult:
-        return _parse(path, workflow_id)
+        return _parse(path, workflow_id, self.limits)
 
 
 def read_subjects(path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:
@@ -86,9 +87,9 @@ def read_subjects(path, workflow_id: int | None = None, use_cache: bool = True) 
     return SubjectExport().read(Path(path), workflow_id=workflow_id, use_cache=use_cache)
 
 
-def _parse(path: Path, workflow_id: int | None) -> LoadResult:
+def _parse(path: Path, workflow_id: int | None, limits: dict) -> LoadResult:
     report = LoadReport(source=str(path), format=SubjectExport.name)
-    rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS)
+    rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS, **limits)
     rows_kept = RowFilter(report, rows.lines)
     reject = rows_kept.reject
 

@@ -53,12 +53,13 @@ class WorkflowExport(CsvExport):
     name = "workflows"
     column_sets = (REQUIRED_COLUMNS,)
 
-    def read(self, path: Path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:
-        return super().read(path, use_cache=use_cache,
+    def read(self, path: Path, workflow_id: int | None = None, use_cache: bool = True,
+             **limits) -> LoadResult:
+        return super().read(path, use_cache=use_cache, **limits,
                             workflow_id=None if workflow_id is None else int(workflow_id))
 
     def parse(self, path: Path, workflow_id: int | None) -> LoadResult:
-        return _parse(path, workflow_id)
+        return _parse(path, workflow_id, self.limits)
 
 
 def read_workflows(path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:
@@ -81,9 +82,9 @@ def read_workflows(path, workflow_id: int | None = None, use_cache: bool = True)
     return WorkflowExport().read(Path(path), workflow_id=workflow_id, use_cache=use_cache)
 
 
-def _parse(path: Path, workflow_id: int | None) -> LoadResult:
+def _parse(path: Path, workflow_id: int | None, limits: dict) -> LoadResult:
     report = LoadReport(source=str(path), format=WorkflowExport.name)
-    rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS)
+    rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS, **limits)
     rows_kept = RowFilter(report, rows.lines)
     reject = rows_kept.reject
 
