@@ -29,8 +29,6 @@ def run(args) -> int:
 
     reviews = open_reviews(args)
     folder = Path(args.folder) if args.folder else demo.default_demo_folder()
-    # Its images are published from the start; an empty folder is replaced whole by the generated demo.
-    folder.mkdir(parents=True, exist_ok=True)
     print(f"zoolens: demo files in {folder}")
 
     def build(progress):
@@ -41,5 +39,4 @@ def run(args) -> int:
                             workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
                             image_roots=[files.folder], title="built-in demo", method="iou", progress=progress)
 
-    return serve_project(build, args, key="demo", title="built-in demo", image_roots=[folder.resolve()],
-                         reviews=reviews)
+    return serve_project(build, args, key="demo", title="built-in demo", reviews=reviews)

@@ -65,7 +65,7 @@ def open_reviews(args):
         raise ValueError(f"--reviews {args.reviews}: {error}") from None
 
 
-def serve_project(build, args, key: str, title: str, image_roots, reviews) -> int:
+def serve_project(build, args, key: str, title: str, reviews) -> int:
     """Start the server with the server options of ``args`` and the review store ``reviews``; blocks until stopped.
 
     The server listens at once; ``build(progress)`` makes the project in the
@@ -96,7 +96,7 @@ def serve_project(build, args, key: str, title: str, image_roots, reviews) -> in
         # Signed-in users are remembered in a signed cookie; a fresh secret signs out everyone on restart.
         auth = {"basic_auth": args.basic_auth,
                 "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
-    serve(key, build_and_tell, title=title, image_roots=image_roots, port=args.port, address=args.address,
+    serve(key, build_and_tell, title=title, port=args.port, address=args.address,
           show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin,
           reviews=reviews, **auth)
     return 0
@@ -122,4 +122,4 @@ def run(args) -> int:
                             workflow_version=args.workflow_version, image_roots=image_roots,
                             method=None if args.method == "none" else args.method, progress=progress)
 
-    return serve_project(build, args, key="serve", title=files[0].name, image_roots=image_roots, reviews=reviews)
+    return serve_project(build, args, key="serve", title=files[0].name, reviews=reviews)
