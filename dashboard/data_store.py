@@ -123,6 +123,8 @@ class Project:
         self.has_links = links is not None
         self.links = conform(links, "links") if links is not None else empty_table("links")
         self.subjects = self._subjects(subjects)
+        # Made with the project, in the loading thread, not by the first image request on the event loop.
+        self._published_images = self._image_routes()
         self.marks = self._marks(marks)
         if self.has_links:
             self.consensus = self._with_box_agreement(marks)
@@ -188,8 +190,7 @@ class Project:
                 return f"{number}/{relative}"
         return None
 
-    @cached_property
-    def _published_images(self) -> dict[str, str]:
+    def _image_routes(self) -> dict[str, str]:
         """Route path -> location, for every local image location of every subject."""
         published = {}
         for locations in self.subjects.locations:

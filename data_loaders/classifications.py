@@ -246,11 +246,6 @@ class _LineCounter:
         self.lines = 0
         self.last = b"\n"
 
-    def read(self, size: int = -1) -> bytes:  # for pyarrow.PythonFile
-        data = self._guarded(self.handle.read, size)
-        self._count(data)
-        return data
-
     def readinto(self, buffer: memoryview) -> int:
         size = self._guarded(self.handle.readinto, buffer)
         self._count(buffer[:size])
@@ -281,10 +276,6 @@ class _LineCounter:
     def line_count(self) -> int:
         """Lines read (a last line without a newline counts), blank lines included."""
         return self.lines + (self.last != b"\n")
-
-    @property
-    def closed(self) -> bool:  # asked by pyarrow.PythonFile
-        return self.handle.closed
 
     def __enter__(self):
         return self
