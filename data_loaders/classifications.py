@@ -411,14 +411,21 @@ def _streamed_parts(source: _LineCounter, header: list[str], max_row_bytes: int 
         except StopIteration:
             break
         except pa.ArrowInvalid as error:
-            if "straddl" not in str(error):
-                raise FormatError(f"{path}: not a readable CSV classification export: {error}") from error
-            # Every row before the one too long has been handed over (or rejected) by now.
-            line = 1 + records + invalid_rows + newlines + invalid_newlines
-            raise FormatError(
-                f"{path}: line {line}: a row longer than {max_row_bytes:,} bytes (the max_row_bytes "
-                f"limit), or a quote opened there and never closed; not read. If the row is genuine, "
-                f"pass a larger max_row_bytes") from error
+            if "straddl" in str(error):
+                # Every row before the one too long has been handed over (or rejected) by now.
+                line = 1 + records + invalid_rows + newlines + invalid_newlines
+                problem = FormatError(
+                    f"{path}: line {line}: a row longer than {max_row_bytes:,} bytes (the max_row_bytes "
+                    f"limit), or a quote opened there and never closed; not read. If the row is genuine, "
+                    f"pass a larger max_row_bytes")
+            else:
+                problem = FormatError(f"{path}: not a readable CSV classification export: {error}")
+            # Destroyed now, not when the error's traceback goes: a reader stopped by an error
+            # and left to the interpreter's exit aborts it ("terminate called without an
+            # active exception").
+            reader.close()
+            del reader
+            raise problem from None
         records += batch.num_rows
         for column in batch.columns:
             newlines += pc.sum(pc.count_substring(column, "\n")).as_py() or 0

@@ -40,7 +40,7 @@ try:
     print("loaded", result.report.rows_read, result.report.rows_loaded, result.report.rows_skipped)
     code = 0
 except FormatError as error:
-    print("refused", error)
+    print("refused", error, flush=True)
     code = 3
 print("peak_mib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 sys.exit(code)
@@ -262,21 +262,24 @@ def test_metadata_and_subject_data_are_counted_by_reason(tmp_path_factory, cells
         values[10], values[12] = metadata, subject_data
         rows.append(values)
     path = write_export(tmp_path_factory.mktemp("meta") / "export.csv", rows)
+    # The line each row starts on: a cell may hold newlines.
+    starts = [2 + index + sum("".join(values).count("\n") for values in rows[:index])
+              for index in range(len(rows))]
 
-    damaged_metadata = {index + 2 for index, (metadata, _) in enumerate(cells) if is_damaged(metadata)}
-    bad_metadata = {index + 2 for index, (metadata, _) in enumerate(cells)
+    damaged_metadata = {starts[index] for index, (metadata, _) in enumerate(cells) if is_damaged(metadata)}
+    bad_metadata = {starts[index] for index, (metadata, _) in enumerate(cells)
                     if metadata.strip() and not is_object(metadata)}
     try:
         export = read_classifications(path, use_cache=False)
     except FormatError as error:
-        assert damaged_metadata == set(range(2, len(cells) + 2)), error
+        assert damaged_metadata == set(starts), error
         assert "no readable row" in str(error) and "metadata is not a JSON object" in str(error)
         return
     report = export.report
     flagged = set(report.skipped_lines.get("metadata is not a JSON object", []))
     assert damaged_metadata <= flagged <= bad_metadata
     assert report.skipped.get("metadata is not a JSON object", 0) == len(flagged)
-    kept = [subject_data for index, (_, subject_data) in enumerate(cells) if index + 2 not in flagged]
+    kept = [subject_data for index, (_, subject_data) in enumerate(cells) if starts[index] not in flagged]
     damaged_subject_data = sum(map(is_damaged, kept))
     bad_subject_data = sum(1 for text in kept if text.strip() and not is_object(text))
     assert damaged_subject_data <= report.counts.get("subject_data_not_json", 0) <= bad_subject_data
