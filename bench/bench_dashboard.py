@@ -54,7 +54,7 @@ BUILD = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     sys.path.insert(0, {here!r})
     from bench_dashboard import simulated_tables
-    from dashboard.data_store import Project
+    from project import Project
     tables = simulated_tables({subjects})
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
@@ -108,7 +108,7 @@ def measure_switch(n_subjects: int, samples: int = 200) -> dict:
     from bokeh.document import Document
 
     from dashboard import Explorer
-    from dashboard.data_store import Project
+    from project import Project
 
     project = Project(**simulated_tables(n_subjects))
     explorer = Explorer(project)

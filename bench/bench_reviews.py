@@ -58,14 +58,16 @@ def main() -> None:
                         help="measure instead how long decisions wait with this many sessions deciding at once")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long the writers write, per store")
     parser.add_argument("--baseline", default="e6dee48",
-                        help="git revision whose dashboard/reviews.py is the store compared against")
+                        help="git revision whose dashboard/reviews.py (now project/reviews.py) is the store "
+                             "compared against")
     args = parser.parse_args()
     if args.writers:
         writer_fairness(args.writers, args.seconds, args.baseline)
         return
 
-    from dashboard.data_store import DataStore, Project
-    from dashboard.reviews import ReviewStore
+    from dashboard.data_store import DataStore
+    from project import Project
+    from project.reviews import ReviewStore
 
     load_before = os.getloadavg()[0]
     project = Project(**simulated_tables(args.subjects))
@@ -179,7 +181,7 @@ def time_writers(store_class, writers: int, seconds: float) -> tuple[np.ndarray,
 
 
 def writer_fairness(writers: int, seconds: float, baseline: str) -> None:
-    from dashboard.reviews import ReviewStore
+    from project.reviews import ReviewStore
 
     load_before = os.getloadavg()[0]
     rows = []

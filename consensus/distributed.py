@@ -152,18 +152,3 @@ def frame(parts, meta):
     import dask.dataframe as dd
 
     return dd.from_delayed(parts.items, meta=meta(), verify_meta=False)
-
-
-def match(marks, consensus, min_iou: float):
-    """`consensus.match` on partitions: one links table per partition of subjects."""
-    from .matching import links_meta_frame
-
-    parts = partitions(marks, consensus).map(_match_partition, min_iou)
-    return frame(parts, links_meta_frame)
-
-
-def _match_partition(pair, min_iou):
-    from .matching import match_frames
-
-    marks, consensus = pair
-    return match_frames(marks, consensus, min_iou)

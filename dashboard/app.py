@@ -15,13 +15,14 @@ from collections.abc import Callable
 
 import panel as pn
 
-from .data_store import Project
+from project import Project
+from project.progress import READY, LoadProgress, ProjectLoad
+from project.reviews import ReviewStore
+
 from .explorer import Explorer
 from .image_route import image_route
+from .loading import POLL_MILLISECONDS, LoadingView, failure_panel, load_report_panel, shared_load, skipped_summary
 from .sign_in import SignInThrottle, login_route
-from .loading import (POLL_MILLISECONDS, READY, LoadingView, LoadProgress, ProjectLoad, failure_panel,
-                      load_report_panel, shared_load, skipped_summary)
-from .reviews import ReviewStore
 from .views import FetchView
 
 

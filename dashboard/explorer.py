@@ -22,12 +22,15 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from .data_store import DataStore, Project, load_project
+from project import Project, load_project
+from project.reviews import ReviewStore, open_store
+
+from .data_store import DataStore
 from .keyboard import Shortcuts
-from .reviews import ReviewStore, open_store
-from .views import (
-    AgreementPlots, CutoutViewer, ExportView, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable,
-)
+from .views import VIEWS, View
+
+#: The tabs, in order; each shows the registered views whose ``tab`` names it.
+TABS = ("Subjects", "Agreement", "Volunteers", "Re-aggregate", "Export")
 
 
 class Explorer(Viewer):
@@ -53,18 +56,21 @@ class Explorer(Viewer):
             params["data_store"] = DataStore(project=project, reviews=reviews, reviewer=user or "",
                                              reviewer_signed_in=bool(user))
         super().__init__(**params)
-        self.review = ReviewPanel(data_store=self.data_store)
-        self.subjects = SubjectBrowser(data_store=self.data_store)
-        self.cutout = CutoutViewer(data_store=self.data_store)
-        self.agreement = AgreementPlots(data_store=self.data_store)
-        self.volunteers = VolunteerTable(data_store=self.data_store)
-        self.sandbox = ReaggregationSandbox(data_store=self.data_store)
-        self.export = ExportView(data_store=self.data_store)
-        self.keys = Shortcuts(data_store=self.data_store, review=self.review, height=0, width=0)
+        #: One instance of every registered view that has a tab, by short name (also attributes: ``.cutout``).
+        self.views: dict[str, View] = {name: view(data_store=self.data_store) for name, view in VIEWS.items()
+                                       if view.tab is not None}
+        self.keys = Shortcuts(data_store=self.data_store, review=self.views["review"], height=0, width=0)
+
+    def __getattr__(self, name: str):
+        views = self.__dict__.get("views", {})
+        if name in views:
+            return views[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], **options) -> Explorer:
-        """Read project files (see `dashboard.data_store.load_project` for the options; ``reviews`` as for
+        """Read project files with `project.load_project` and its options (the consensus made with ``iou``
+        unless ``method`` or ``consensus`` say otherwise, as ``zoolens serve`` does; ``reviews`` as for
         `Explorer`)."""
         reviews = options.pop("reviews", None)
         return cls(load_project(paths, **options), reviews=reviews)
@@ -86,15 +92,18 @@ class Explorer(Viewer):
         return self.data_store.subjects.copy()
 
     def tabs(self) -> pn.Tabs:
-        """The views, one tab each."""
-        return pn.Tabs(
-            ("Subjects", pn.Row(pn.Column(self.subjects, self.review), self.cutout)),
-            ("Agreement", self.agreement),
-            ("Volunteers", self.volunteers),
-            ("Re-aggregate", self.sandbox),
-            ("Export", self.export),
-            dynamic=True, sizing_mode="stretch_width",
-        )
+        """The views, grouped by their tab: on Subjects the table and review panel beside the cutout."""
+        tabs = []
+        for title in TABS:
+            views = [view for view in self.views.values() if view.tab == title]
+            if title == "Subjects":
+                side = [view for view in views if view.short_name != "cutout"]
+                content = pn.Row(pn.Column(*sorted(side, key=lambda view: view.short_name != "subjects")),
+                                 self.views["cutout"])
+            else:
+                content = views[0] if len(views) == 1 else pn.Column(*views)
+            tabs.append((title, content))
+        return pn.Tabs(*tabs, dynamic=True, sizing_mode="stretch_width")
 
     def sidebar(self) -> list:
         """The filters, the review status filter and reviewer name (and the invisible keyboard listener)."""

@@ -19,9 +19,8 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler, authenticated
 
 from data_loaders.images import image_format
-
-from .data_store import IMAGE_ROUTE
-from .loading import READY, ProjectLoad
+from project.core import IMAGE_ROUTE
+from project.progress import READY, ProjectLoad
 
 #: File name endings served, with the format their content must have and the type sent for it.
 IMAGE_TYPES = {".png": ("png", "image/png"), ".jpg": ("jpeg", "image/jpeg"),

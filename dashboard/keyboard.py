@@ -8,8 +8,9 @@ import panel as pn
 import param
 from panel.custom import JSComponent
 
+from project.reviews import ReviewError
+
 from .data_store import DataStore
-from .reviews import ReviewError
 from .views.review import ReviewPanel
 
 

@@ -4,12 +4,23 @@
 returns a `LoadResult` (tables as attributes, plus a `LoadReport`);
 ``write(tables, path, format=None)`` writes consensus boxes (and marks) as a
 catalogue with its provenance (`data_loaders.writers`). No Panel here.
+
+``__version__`` is zoolens' version: the bottom layer holds it, so every layer above
+(consensus sources, catalogue provenance, the command line) can name it.
 """
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("zoolens")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.1.0+source"
 
 from .base import REGISTRY, FormatError, LoadReport, LoadResult, Loader, get_loader, identify_format, known_formats, read
 
 
 __all__ = [
+    "__version__",
     "REGISTRY",
     "FormatError",
     "LoadReport",

@@ -21,12 +21,13 @@ from typing import ClassVar, Sequence
 import numpy as np
 import orjson
 import pandas as pd
+import param
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .base import (MAX_EXPANSION, MAX_ROW_BYTES, FormatError, LoadReport, LoadResult, Loader, csv_header,
-                   expansion_error, expansion_limit, is_gzipped, read_head)
+from .base import (MAX_EXPANSION, MAX_ROW_BYTES, FormatError, LoadReport, LoadResult, Loader, ReadLimits,
+                   csv_header, expansion_error, expansion_limit, is_gzipped, read_head)
 from .cache import cached_load
 
 #: How many cells one bulk JSON parse takes; a bad cell only sends its chunk to the slow path.
@@ -61,7 +62,7 @@ class TextTable:
         return TextTable(self.table.take(pa.array(rows, pa.int64())), self.lines[rows])
 
 
-class CsvExport(Loader):
+class CsvExport(ReadLimits, Loader):
     """A CSV format told by its header, whose parsed tables are cached as Parquet.
 
     A subclass sets ``column_sets`` (the file must name every column of one of
@@ -79,27 +80,21 @@ class CsvExport(Loader):
         return (any(set(columns) <= header for columns in cls.column_sets)
                 and not header & set(cls.excluded_columns))
 
-    #: Limits `read_text_csv` applies to the file being read (set by `read`).
-    max_row_bytes: int = MAX_ROW_BYTES
-    max_expansion: float = MAX_EXPANSION
+    use_cache = param.Boolean(default=True, doc="Reuse the Parquet cache of an earlier parse of the same file "
+                                                "and options.")
 
-    def read(self, path: Path, use_cache: bool = True, max_row_bytes: int = MAX_ROW_BYTES,
-             max_expansion: float = MAX_EXPANSION, **options) -> LoadResult:
-        """Parse ``path`` with ``options``, or reuse the cached tables of the same file and options.
+    def read(self, path: Path) -> LoadResult:
+        """Parse ``path`` with this loader's options, or reuse the cached tables of the same file and options.
 
-        ``max_row_bytes`` and ``max_expansion`` bound what the file may ask of the reader
-        (see `read_text_csv`); they decide whether it is read, not what, so they are not
-        part of the cache key.
+        The read limits (`ReadLimits`) decide whether a file is read, not what is read
+        from it, so they are not part of the cache key.
         """
         path = Path(path)
-        self.max_row_bytes, self.max_expansion = int(max_row_bytes), float(max_expansion)
-        return cached_load(path, self.name, options, lambda: self.parse(path, **options),
-                           use_cache=use_cache)
+        options = {name: value for name, value in self.values().items()
+                   if name != "use_cache" and name not in self.limits}
+        return cached_load(path, self.short_name, options, lambda: self.parse(path, **options),
+                           use_cache=self.use_cache)
 
-    @property
-    def limits(self) -> dict:
-        """The limits `read` was given, as keyword arguments of `read_text_csv`."""
-        return {"max_row_bytes": self.max_row_bytes, "max_expansion": self.max_expansion}
 
     def parse(self, path: Path, **options) -> LoadResult:
         """Read the file into its tables and report (no cache involved)."""

@@ -102,7 +102,7 @@ def group_fields(columns, prefix: str = "data.frame") -> tuple[list[ToolFields],
 class AggregationOutput(CsvExport):
     """panoptes_aggregation extractor or reducer CSV (shape, point and polygon tools)."""
 
-    name = "panoptes_aggregation"
+    short_name = "panoptes_aggregation"
     column_sets = (EXTRACTION_COLUMNS, REDUCTION_COLUMNS)
 
     def parse(self, path: Path) -> LoadResult:
@@ -125,11 +125,11 @@ def read_aggregation_output(path, use_cache: bool = True) -> LoadResult:
         Extractions: ``.marks``. Reductions: ``.consensus``, ``.links`` and
         ``.reductions``. Always ``.report``.
     """
-    return AggregationOutput().read(Path(path), use_cache=use_cache)
+    return AggregationOutput(use_cache=use_cache).read(Path(path))
 
 
 def _parse(path: Path, limits: dict) -> LoadResult:
-    report = LoadReport(source=str(path), format=AggregationOutput.name)
+    report = LoadReport(source=str(path), format=AggregationOutput.short_name)
     header = csv_header(read_head(path))
     extractions = set(EXTRACTION_COLUMNS) <= set(header)
     required = EXTRACTION_COLUMNS if extractions else REDUCTION_COLUMNS

@@ -1,7 +1,7 @@
 """The loader layer's base class, its format registry, and the load report.
 
 Modelled on astropy's unified I/O registry: every format module defines one
-`Loader` subclass with a short ``name``; defining the class registers it.
+`Loader` subclass with a ``short_name``; defining the class registers it.
 `read(path, format=None)` uses an explicit ``format`` when given and otherwise
 asks every registered loader whether it recognises the file (from its first
 bytes where possible, its extension otherwise). The highest priority wins, a tie
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
+import param
 
 #: How many bytes of a file the identifiers get to look at.
 HEAD_BYTES = 64 * 1024
@@ -154,31 +155,67 @@ class LoadResult:
         )
 
 
-class Loader:
+class Loader(param.Parameterized):
     """Base class of every file format zoolens reads.
 
-    A subclass sets ``name`` (the short name users pass as ``format=``), a
-    one-line docstring, ``extensions`` it usually has, and implements `identify`
-    and `read`. Defining the subclass registers it.
+    A subclass sets ``short_name`` (what users pass as ``format=``), a one-line
+    docstring, ``extensions`` it usually has, declares its reading options as
+    documented ``param`` parameters, and implements `identify` and `read`. Defining
+    the subclass registers it. An option the loader does not declare is an error
+    that lists the ones it does (`Loader.options`).
     """
 
-    name: ClassVar[str] = ""
+    short_name: ClassVar[str] = ""
     #: Higher wins when several loaders recognise a file.
     priority: ClassVar[int] = 0
     extensions: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            REGISTRY[cls.name] = cls
+        if cls.__dict__.get("short_name"):
+            REGISTRY[cls.short_name] = cls
+
+    def __init__(self, **options):
+        unknown = sorted(set(options) - set(self.options()))
+        if unknown:
+            known = ", ".join(self.options()) or "none"
+            raise ValueError(f"the {self.short_name} loader has no option {', '.join(map(repr, unknown))}; "
+                             f"its options: {known}")
+        super().__init__(**options)
+
+    @classmethod
+    def options(cls) -> dict[str, str]:
+        """Option name -> what it does, for every reading option this format takes."""
+        return {name: parameter.doc for name, parameter in cls.param.objects("existing").items() if name != "name"}
+
+    def values(self) -> dict[str, Any]:
+        """This loader's option values, by name."""
+        return {name: getattr(self, name) for name in self.options()}
 
     @classmethod
     def identify(cls, path: Path, head: bytes) -> bool:
         """Whether the file whose first bytes are ``head`` is in this format."""
         return path.name.lower().endswith(cls.extensions) if cls.extensions else False
 
-    def read(self, path: Path, **options):
+    def read(self, path: Path):
+        """Read ``path`` with this loader's options into a `LoadResult`."""
         raise NotImplementedError
+
+
+class ReadLimits(param.Parameterized):
+    """What a text file may ask of its reader; a loader of text formats takes these options too."""
+
+    max_row_bytes = param.Integer(default=MAX_ROW_BYTES, bounds=(1, None), doc=(
+        "Rows up to this many bytes always load; a longer one (or a quote never closed) is an error "
+        "naming its line, unless it fits in a block the reader takes whole."))
+    max_expansion = param.Number(default=MAX_EXPANSION, bounds=(0, None), inclusive_bounds=(False, True), doc=(
+        "A gzipped file may decompress to at most this many times its size (and always to "
+        f"{MIN_EXPANSION_BYTES // 2**20} MiB); past that, an error naming the file and the limit."))
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        """The limits, as keyword arguments (of `data_loaders._csv.read_text_csv`)."""
+        return {name: getattr(self, name) for name in ReadLimits.param if name != "name"}
 
 
 #: Short format name -> Loader subclass. Filled by the format modules on import.
@@ -260,7 +297,7 @@ def identify_format(path: str | os.PathLike) -> str:
             f"{path}: format could not be identified; pass format= one of: {known_formats()}"
         )
     best = max(cls.priority for cls in matches)
-    winners = sorted(cls.name for cls in matches if cls.priority == best)
+    winners = sorted(cls.short_name for cls in matches if cls.priority == best)
     if len(winners) > 1:
         raise FormatError(
             f"{path}: ambiguous format, it could be any of {', '.join(winners)}; pass format="
@@ -278,11 +315,11 @@ def read(path: str | os.PathLike, format: str | None = None, **options):
     format : str, optional
         Short format name (see `known_formats`); identified from the content if omitted.
     **options
-        Passed to the format's reader.
+        The format's reading options (`Loader.options`); one it does not take is an error.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     format = format or identify_format(path)
-    return get_loader(format)().read(path, **options)
+    return get_loader(format)(**options).read(path)
 

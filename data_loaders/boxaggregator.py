@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import param
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -52,23 +53,32 @@ READ_COLUMNS = CORNERS + ID_COLUMNS
 class BoxAggregatorOutput(Loader):
     """BoxAggregator consensus boxes (x1, x2, y1, y2 per image) as CSV or Parquet."""
 
-    name = "boxaggregator"
+    short_name = "boxaggregator"
     extensions = (".csv", ".csv.gz", ".parquet")
+
+    annotations = param.Parameter(default=None, doc=(
+        "BoxAggregator's annotation table (annoStore.annotations), CSV or Parquet: links each volunteer box "
+        "to its consensus box."))
+    offset = param.NumericTuple(default=(0.0, 0.0), length=2, doc=(
+        "(dx, dy) added to every x and y: (100, 100) for the Clump Scout consensus table, whose boxes are in "
+        "the central 200 x 200 crop."))
+    source = param.String(default="BoxAggregator", doc="What produced the boxes, for the consensus source column.")
+    use_cache = param.Boolean(default=True, doc="Reuse the Parquet cache of an earlier parse of the same files "
+                                                "and options.")
 
     @classmethod
     def identify(cls, path: Path, head: bytes) -> bool:
         header = set(_columns(path, head))
         return set(CORNERS) <= header and bool(header & set(ID_COLUMNS))
 
-    def read(self, path: Path, annotations=None, offset=(0.0, 0.0), source: str = "BoxAggregator",
-             use_cache: bool = True) -> LoadResult:
+    def read(self, path: Path) -> LoadResult:
         path = Path(path)
-        annotations = None if annotations is None else Path(annotations)
-        dx, dy = (float(value) for value in offset)
+        annotations = None if self.annotations is None else Path(self.annotations)
+        dx, dy = (float(value) for value in self.offset)
         options = {"annotations": None if annotations is None else file_digest(annotations),
-                   "offset": [dx, dy], "source": source}
-        return cached_load(path, self.name, options,
-                           lambda: _parse(path, annotations, dx, dy, source), use_cache=use_cache)
+                   "offset": [dx, dy], "source": self.source}
+        return cached_load(path, self.short_name, options,
+                           lambda: _parse(path, annotations, dx, dy, self.source), use_cache=self.use_cache)
 
 
 def read_boxaggregator(path, annotations=None, offset=(0.0, 0.0), source: str = "BoxAggregator",
@@ -94,8 +104,8 @@ def read_boxaggregator(path, annotations=None, offset=(0.0, 0.0), source: str = 
     LoadResult
         ``.consensus``, ``.links`` (empty without annotations) and ``.report``.
     """
-    return BoxAggregatorOutput().read(Path(path), annotations=annotations, offset=offset,
-                                      source=source, use_cache=use_cache)
+    return BoxAggregatorOutput(annotations=annotations, offset=tuple(offset), source=source,
+                               use_cache=use_cache).read(Path(path))
 
 
 def _columns(path: Path, head: bytes) -> list[str]:
@@ -153,7 +163,7 @@ def _boxes(rows: TextTable, kept: RowFilter, dx: float, dy: float) -> tuple[np.n
 
 
 def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: str) -> LoadResult:
-    report = LoadReport(source=str(path), format=BoxAggregatorOutput.name)
+    report = LoadReport(source=str(path), format=BoxAggregatorOutput.short_name)
     header = _columns(path, read_head(path))
     id_column = next((column for column in ID_COLUMNS if column in header), ID_COLUMNS[0])
     if "worker_id" in header:

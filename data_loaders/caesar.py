@@ -40,7 +40,7 @@ _FRAME_COLUMN = re.compile(r"^data\.frame\d+$")
 class CaesarExport(CsvExport):
     """Caesar data export CSV: extracts or subject reductions of panoptes_aggregation shapes."""
 
-    name = "caesar"
+    short_name = "caesar"
     column_sets = (EXTRACT_COLUMNS, REDUCTION_COLUMNS)
     excluded_columns = ()
 
@@ -64,11 +64,11 @@ def read_caesar_export(path, use_cache: bool = True) -> LoadResult:
         Extracts: ``.marks``. Reductions: ``.consensus``, ``.links`` and
         ``.reductions``. Always ``.report``.
     """
-    return CaesarExport().read(Path(path), use_cache=use_cache)
+    return CaesarExport(use_cache=use_cache).read(Path(path))
 
 
 def _parse(path: Path, limits: dict) -> LoadResult:
-    report = LoadReport(source=str(path), format=CaesarExport.name)
+    report = LoadReport(source=str(path), format=CaesarExport.short_name)
     extracts = set(EXTRACT_COLUMNS) <= set(csv_header(read_head(path)))
     rows = read_text_csv(path, report, EXPECTED, EXTRACT_COLUMNS if extracts else REDUCTION_COLUMNS,
                          **limits)

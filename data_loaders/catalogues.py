@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import param
 
 from ._csv import RowFilter, read_text_csv, typed_values
 from ._fits import fits_layout
@@ -62,7 +63,7 @@ def _table_format(path: Path, head: bytes) -> str | None:
 class Catalogue(Loader):
     """Astronomy catalogue (FITS table, VOTable, ECSV, or CSV with RA/Dec columns)."""
 
-    name = "catalogue"
+    short_name = "catalogue"
     extensions = (".fits", ".fit", ".fits.gz", ".vot", ".xml", ".ecsv", ".csv")
     #: A CSV with RA/Dec columns is a catalogue only when no Zooniverse format claims it.
     priority = -1
@@ -71,9 +72,13 @@ class Catalogue(Loader):
     def identify(cls, path: Path, head: bytes) -> bool:
         return _table_format(path, head) is not None
 
-    def read(self, path: Path, position: str | None = None, ra_column: str | None = None,
-             dec_column: str | None = None) -> LoadResult:
-        return _read(Path(path), position, ra_column, dec_column)
+    position = param.String(default=None, allow_None=True, doc=(
+        "Prefix of the RA/Dec pair to use when the table has several (\"clump\" for clump_ra/clump_dec)."))
+    ra_column = param.String(default=None, allow_None=True, doc="Exact RA column to use; wins over position.")
+    dec_column = param.String(default=None, allow_None=True, doc="Exact Dec column to use; wins over position.")
+
+    def read(self, path: Path) -> LoadResult:
+        return _read(Path(path), self.position, self.ra_column, self.dec_column)
 
 
 def read_catalogue(path, position: str | None = None, ra_column: str | None = None,
@@ -95,14 +100,13 @@ def read_catalogue(path, position: str | None = None, ra_column: str | None = No
         ``.catalogue`` (every column of the file plus ``ra``, ``dec``) and ``.report``
         (``positions`` found, ``position_columns`` chosen).
     """
-    return Catalogue().read(Path(path), position=position, ra_column=ra_column,
-                            dec_column=dec_column)
+    return Catalogue(position=position, ra_column=ra_column, dec_column=dec_column).read(Path(path))
 
 
 def _read(path: Path, position, ra_column, dec_column) -> LoadResult:
     from .base import read_head
 
-    report = LoadReport(source=str(path), format=Catalogue.name)
+    report = LoadReport(source=str(path), format=Catalogue.short_name)
     table_format = _table_format(path, read_head(path))
     units: dict[str, str | None] = {}
     if table_format == "csv" or (table_format is None and path.suffix.lower() == ".csv"):

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -52,8 +51,6 @@ WCS_ROUTE = "wcs"
 TANGENT_PLANE_ROUTE = "tangent_plane"
 
 ARCSEC = np.pi / (180.0 * 3600.0)
-
-FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz")
 
 PIXEL_CONVENTION = (
     "x, y, width, height, x_center, y_center are natural image pixels of the picture volunteers saw: "
@@ -246,121 +243,6 @@ def read_wcs(path):
     except Exception as error:  # astropy raises many types for a malformed file
         raise FormatError(f"{path}: not a readable FITS image ({type(error).__name__}: {error})") from error
     return wcs if wcs is not None and wcs.has_celestial else None
-
-
-def subject_wcs(subjects: pd.DataFrame, store, fits_column: str | None = None) -> tuple[dict, list, dict]:
-    """The WCS of each subject's FITS image, found through an image store's roots.
-
-    For each subject the first of these that exists is read (headers only):
-
-    1. the path in the subjects column ``fits_column`` (relative to the store's first root);
-    2. ``<subject_id>.fits`` (or ``.fit``, ``.fts``, ``.fits.gz``) in the store's first root;
-    3. the first frame location (``locations``) that is a local FITS file.
-
-    Paths come from data, so they are resolved by `data_loaders.images.ImageStore.local_path`,
-    which refuses anything outside the store's roots.
-
-    Parameters
-    ----------
-    subjects : DataFrame
-        Canonical subjects.
-    store : data_loaders.images.ImageStore
-        Its ``roots`` say where images may be read.
-    fits_column : str, optional
-        Subjects column holding each subject's FITS path.
-
-    Returns
-    -------
-    wcs : dict
-        ``subject_id`` -> celestial `astropy.wcs.WCS`.
-    files : list of Path
-        The FITS files whose WCS was used.
-    outcomes : dict
-        Subjects per outcome: ``"wcs"``, ``"no FITS image found"``, ``"FITS image without a celestial WCS"``,
-        ``"FITS image refused: ..."`` or ``"FITS image unreadable"``.
-    """
-    from .images import ImageRefused
-
-    if fits_column is not None and fits_column not in subjects.columns:
-        raise ValueError(f"FITS path column {fits_column!r} is not in the subjects table; its columns are "
-                         f"{list(subjects.columns)}")
-    first_root = Path(store.roots[0]) if store.roots else None
-    wcs: dict[int, object] = {}
-    files: list[Path] = []
-    outcomes: dict[str, int] = {}
-    named = subjects[fits_column].tolist() if fits_column else [None] * len(subjects)
-    locations = subjects["locations"].tolist() if "locations" in subjects.columns else [None] * len(subjects)
-    # One file per subject: the loop runs over subjects, each needing its own header read.
-    for subject_id, named_path, frames in zip(subjects["subject_id"].tolist(), named, locations):
-        candidates = []
-        if isinstance(named_path, str) and named_path:
-            candidates.append(named_path)
-        if first_root is not None:
-            candidates += [str(first_root / f"{subject_id}{extension}") for extension in FITS_EXTENSIONS]
-        if isinstance(frames, Mapping):
-            candidates += [location for _, location in sorted(frames.items())
-                           if isinstance(location, str) and "://" not in location
-                           and location.lower().endswith(FITS_EXTENSIONS)]
-        outcome = "no FITS image found"
-        for candidate in candidates:
-            try:
-                path = store.local_path(candidate)
-            except FileNotFoundError:
-                continue
-            except ImageRefused as error:
-                outcome = f"FITS image refused: {error}"
-                break
-            try:
-                subject_image_wcs = read_wcs(path)
-            except FormatError:
-                outcome = "FITS image unreadable"
-                break
-            if subject_image_wcs is None:
-                outcome = "FITS image without a celestial WCS"
-                break
-            wcs[int(subject_id)] = subject_image_wcs
-            files.append(path)
-            outcome = "wcs"
-            break
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return wcs, files, outcomes
-
-
-def picture_sizes(subjects: pd.DataFrame, store) -> pd.DataFrame:
-    """``subjects`` with missing ``width``/``height`` read from the header of each subject's first local picture.
-
-    Only local PNG/JPEG frame locations inside the store's roots are read (Pillow
-    reads the header, not the pixels). URLs are not fetched: a subject whose
-    picture is remote keeps NaN.
-    """
-    from .images import ImageRefused
-
-    subjects = subjects.copy()
-    unknown = ~(np.isfinite(subjects["width"].to_numpy(dtype=float, na_value=np.nan))
-                & np.isfinite(subjects["height"].to_numpy(dtype=float, na_value=np.nan)))
-    for index in np.flatnonzero(unknown):
-        frames = subjects["locations"].iloc[index]
-        location = frames.get("0") if isinstance(frames, Mapping) else None
-        if not isinstance(location, str) or "://" in location:
-            continue
-        try:
-            size = _picture_size(store.local_path(location))
-        except (FileNotFoundError, ImageRefused, FormatError):
-            continue
-        subjects.iloc[index, subjects.columns.get_loc("width")] = float(size[0])
-        subjects.iloc[index, subjects.columns.get_loc("height")] = float(size[1])
-    return subjects
-
-
-def _picture_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a PNG or JPEG picture from its header."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as picture:
-            return picture.size
-    except (UnidentifiedImageError, OSError) as error:
-        raise FormatError(f"{path}: not a readable picture ({error})") from error
 
 
 def box_sky_positions(boxes: pd.DataFrame, wcs: Mapping | None = None, subjects: pd.DataFrame | None = None,

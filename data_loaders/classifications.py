@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import param
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .base import (MAX_EXPANSION, MAX_ROW_BYTES, FormatError, LoadReport, LoadResult, Loader, csv_header,
-                   expansion_error, expansion_limit, is_gzipped)
+from .base import (MAX_EXPANSION, MAX_ROW_BYTES, FormatError, LoadReport, LoadResult, Loader, ReadLimits,
+                   csv_header, expansion_error, expansion_limit, is_gzipped)
 from ._csv import parse_integers, parse_timestamps
 from .cache import cached_load
 from .marks import MARK_ID_STRIDE, extract_marks
@@ -104,36 +105,50 @@ class PointBox:
         return f"{self.side}" if self.side is not None else f"{self.factor}*{self.key}"
 
 
-class ClassificationExport(Loader):
+class ClassificationExport(ReadLimits, Loader):
     """Zooniverse classification export CSV (classic and new front end)."""
 
-    name = "classifications"
+    short_name = "classifications"
     priority = 10
     extensions = (".csv", ".csv.gz")
+
+    workflow_id = param.Integer(default=None, allow_None=True,
+                                doc="Keep only this workflow; rows of others are counted in the report.")
+    workflow_version = param.Parameter(default=None, doc=(
+        'Keep only these versions: exact ("50.46") or a major version ("50"), one string or a list. Versions '
+        'are strings: "13.10" is not "13.1".'))
+    tasks = param.Parameter(default=None, doc="Drawing tasks to take marks from, one name or a list (default: "
+                                              "every task that holds marks).")
+    point_box = param.Parameter(default=None, doc=(
+        'Turn point clicks into square boxes: a side in pixels, or a factor times a subject metadata key '
+        '("2.5*#fwhmImagePix", the Clump Scout rule). Default: points stay points.'))
+    use_cache = param.Boolean(default=True, doc="Reuse the Parquet cache of an earlier parse of the same file "
+                                                "and options.")
+    progress = param.Callable(default=None, allow_None=True, doc=(
+        "Called with the number of rows read so far after each part of the file while it is parsed; not "
+        "called on a cache hit."))
 
     @classmethod
     def identify(cls, path: Path, head: bytes) -> bool:
         header = set(csv_header(head))
         return {"classification_id", "annotations", "subject_ids"} <= header
 
-    def read(self, path: Path, workflow_id=None, workflow_version=None, tasks=None,
-             point_box=None, use_cache: bool = True, progress=None,
-             max_row_bytes: int = MAX_ROW_BYTES, max_expansion: float = MAX_EXPANSION) -> LoadResult:
-        box = PointBox.parse(point_box)
+    def read(self, path: Path) -> LoadResult:
+        path = Path(path)
+        box = PointBox.parse(self.point_box)
+        tasks = [self.tasks] if isinstance(self.tasks, str) else self.tasks
         # The limits decide whether a file is read, not what is read from it: not in the cache key.
-        limits = _Limits(int(max_row_bytes), float(max_expansion))
-        tasks = [tasks] if isinstance(tasks, str) else tasks
         options = {
-            "workflow_id": None if workflow_id is None else int(workflow_id),
-            "workflow_version": _versions(workflow_version),
+            "workflow_id": self.workflow_id,
+            "workflow_version": _versions(self.workflow_version),
             "tasks": None if tasks is None else sorted(str(t) for t in tasks),
             "point_box": None if box is None else box.describe(),
         }
         return cached_load(
-            path, self.name, options,
+            path, self.short_name, options,
             lambda: _parse_export(path, options["workflow_id"], options["workflow_version"],
-                                  options["tasks"], box, progress, limits),
-            use_cache=use_cache,
+                                  options["tasks"], box, self.progress, _Limits(**self.limits)),
+            use_cache=self.use_cache,
         )
 
 
@@ -174,10 +189,9 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
     LoadResult
         ``.classifications``, ``.marks`` and ``.report``.
     """
-    return ClassificationExport().read(Path(path), workflow_id=workflow_id,
-                                       workflow_version=workflow_version, tasks=tasks,
-                                       point_box=point_box, use_cache=use_cache, progress=progress,
-                                       max_row_bytes=max_row_bytes, max_expansion=max_expansion)
+    return ClassificationExport(workflow_id=workflow_id, workflow_version=workflow_version, tasks=tasks,
+                                point_box=point_box, use_cache=use_cache, progress=progress,
+                                max_row_bytes=max_row_bytes, max_expansion=max_expansion).read(Path(path))
 
 
 def _versions(workflow_version) -> list[str] | None:
@@ -449,7 +463,7 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress) 
 
     ``parts`` yields callables that each read one part of ``source`` into a table.
     """
-    report = LoadReport(source=str(path), format=ClassificationExport.name)
+    report = LoadReport(source=str(path), format=ClassificationExport.short_name)
     classification_parts, mark_parts = [], []
     wrong_width = 0
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import numpy as np
+import param
 
 from ._fits import fits_layout
 from .base import FormatError, LoadReport, LoadResult, Loader
@@ -322,16 +323,20 @@ class ImageResult(LoadResult):
 class ImageFile(Loader):
     """PNG, JPEG or FITS image (with its celestial WCS)."""
 
-    name = "image"
+    short_name = "image"
     extensions = (".png", ".jpg", ".jpeg", ".fits", ".fit")
+
+    roots = param.Parameter(default=None, doc="Folders the image must lie in (default: anywhere).")
+    max_bytes = param.Integer(default=DEFAULT_MAX_BYTES, bounds=(1, None), doc="Refuse larger files.")
+    max_pixels = param.Integer(default=DEFAULT_MAX_PIXELS, bounds=(1, None),
+                               doc="Refuse images of more pixels (decompression bombs).")
 
     @classmethod
     def identify(cls, path: Path, head: bytes) -> bool:
         return image_format(head) is not None
 
-    def read(self, path: Path, roots=None, max_bytes: int = DEFAULT_MAX_BYTES,
-             max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageResult:
-        return read_image(path, roots=roots, max_bytes=max_bytes, max_pixels=max_pixels)
+    def read(self, path: Path) -> ImageResult:
+        return read_image(path, roots=self.roots, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
 
 def read_image(location, roots=None, allowed_hosts=DEFAULT_ALLOWED_HOSTS,
@@ -366,7 +371,7 @@ def read_image(location, roots=None, allowed_hosts=DEFAULT_ALLOWED_HOSTS,
         elif path.stat().st_size > max_bytes:
             raise ImageRefused(f"{path}: larger than {max_bytes} bytes")
         image = read_image_bytes(path.read_bytes(), str(path), max_pixels)
-    report = LoadReport(source=text, format=ImageFile.name, rows_read=1, rows_loaded=1)
+    report = LoadReport(source=text, format=ImageFile.short_name, rows_read=1, rows_loaded=1)
     report.counts.update({
         "image_format": image.format, "width": image.width, "height": image.height,
         "channels": 1 if image.array.ndim == 2 else int(image.array.shape[2]),

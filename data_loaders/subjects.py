@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pandas as pd
+import param
 import pyarrow.compute as pc
 
 from ._csv import (CsvExport, RowFilter, join_ids, parse_integers, parse_literals, parse_timestamps,
@@ -48,13 +49,15 @@ OWN_COLUMNS = ("subject_id", "locations", "width", "height", "retired", "ra", "d
 class SubjectExport(CsvExport):
     """Zooniverse subject export CSV: one row per subject, metadata flattened."""
 
-    name = "subjects"
+    short_name = "subjects"
     column_sets = (REQUIRED_COLUMNS,)
 
-    def read(self, path: Path, workflow_id: int | None = None, use_cache: bool = True,
-             **limits) -> LoadResult:
-        result = super().read(path, use_cache=use_cache, **limits,
-                              workflow_id=None if workflow_id is None else int(workflow_id))
+    workflow_id = param.Integer(default=None, allow_None=True,
+                                doc="Keep only rows linking subjects to this workflow (retirement is then that "
+                                    "workflow's); rows of other workflows are counted in the report.")
+
+    def read(self, path: Path) -> LoadResult:
+        result = super().read(path)
         # Parquet cannot hold dicts of varying keys: locations are cached as JSON text.
         subjects = result.tables["subjects"].copy()
         subjects["locations"] = [orjson.loads(text) for text in subjects["locations"]]
@@ -84,11 +87,11 @@ def read_subjects(path, workflow_id: int | None = None, use_cache: bool = True) 
         ``.subjects`` (one row per subject) and ``.report``. ``rows_loaded``
         counts export rows kept; ``counts["subjects"]`` the distinct subjects.
     """
-    return SubjectExport().read(Path(path), workflow_id=workflow_id, use_cache=use_cache)
+    return SubjectExport(workflow_id=workflow_id, use_cache=use_cache).read(Path(path))
 
 
 def _parse(path: Path, workflow_id: int | None, limits: dict) -> LoadResult:
-    report = LoadReport(source=str(path), format=SubjectExport.name)
+    report = LoadReport(source=str(path), format=SubjectExport.short_name)
     rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS, **limits)
     rows_kept = RowFilter(report, rows.lines)
     reject = rows_kept.reject
@@ -106,7 +109,8 @@ def _parse(path: Path, workflow_id: int | None, limits: dict) -> LoadResult:
             optional_ids[column][~ok] = pd.NA
     if workflow_id is not None:
         workflows = optional_ids.get("workflow_id", pd.array([pd.NA] * len(rows), dtype="Int64"))
-        reject(~np.asarray(workflows == workflow_id, dtype=bool),
+        # A row naming no workflow (a subject reached through its subject set) belongs to none other.
+        reject(np.asarray((workflows != workflow_id).fillna(False), dtype=bool),
                f"other workflow (kept workflow {workflow_id})")
 
     metadata, ok = parse_literals(list(rows.strings("metadata")))

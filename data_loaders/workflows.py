@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pandas as pd
+import param
 
 from ._csv import CsvExport, RowFilter, parse_integers, parse_literals, read_text_csv
 from .base import LoadReport, LoadResult
@@ -50,13 +51,11 @@ INTEGER_COLUMNS = ("n_tools", "n_answers", "tool", "n_details", "answer")
 class WorkflowExport(CsvExport):
     """Zooniverse workflow export CSV: versions, tasks, tools and answers with labels resolved."""
 
-    name = "workflows"
+    short_name = "workflows"
     column_sets = (REQUIRED_COLUMNS,)
 
-    def read(self, path: Path, workflow_id: int | None = None, use_cache: bool = True,
-             **limits) -> LoadResult:
-        return super().read(path, use_cache=use_cache, **limits,
-                            workflow_id=None if workflow_id is None else int(workflow_id))
+    workflow_id = param.Integer(default=None, allow_None=True,
+                                doc="Keep only this workflow's versions; rows of others are counted in the report.")
 
     def parse(self, path: Path, workflow_id: int | None) -> LoadResult:
         return _parse(path, workflow_id, self.limits)
@@ -79,11 +78,11 @@ def read_workflows(path, workflow_id: int | None = None, use_cache: bool = True)
     LoadResult
         ``.workflows``, ``.tasks``, ``.tools``, ``.answers`` and ``.report``.
     """
-    return WorkflowExport().read(Path(path), workflow_id=workflow_id, use_cache=use_cache)
+    return WorkflowExport(workflow_id=workflow_id, use_cache=use_cache).read(Path(path))
 
 
 def _parse(path: Path, workflow_id: int | None, limits: dict) -> LoadResult:
-    report = LoadReport(source=str(path), format=WorkflowExport.name)
+    report = LoadReport(source=str(path), format=WorkflowExport.short_name)
     rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS, **limits)
     rows_kept = RowFilter(report, rows.lines)
     reject = rows_kept.reject

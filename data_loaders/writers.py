@@ -281,7 +281,7 @@ def _marks_with_links(named: dict) -> pd.DataFrame | None:
 def _software() -> dict:
     import astropy
 
-    from zoolens import __version__
+    from . import __version__
 
     return {"zoolens": __version__, "pandas": pd.__version__, "numpy": np.__version__,
             "astropy": astropy.__version__}
@@ -483,19 +483,19 @@ def _with_datetimes_as_text(table: pd.DataFrame) -> pd.DataFrame:
 class Writer:
     """Base class of every format zoolens writes.
 
-    A subclass sets ``name`` (the short name users pass as ``format=``), a
+    A subclass sets ``short_name`` (what users pass as ``format=``), a
     one-line docstring, the ``extensions`` it owns (the first is the usual one),
     and implements `outputs` (the files it makes) and `write_files`.
     Defining the subclass registers it.
     """
 
-    name: ClassVar[str] = ""
+    short_name: ClassVar[str] = ""
     extensions: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            WRITERS[cls.name] = cls
+        if cls.short_name:
+            WRITERS[cls.short_name] = cls
 
     def outputs(self, path: Path, export: Export) -> dict[str, Path]:
         """The files this export makes, by role; the first is ``path`` itself."""
@@ -663,7 +663,7 @@ def _columns(table: pd.DataFrame, units: dict) -> list[dict]:
 class CSVWriter(Writer):
     """Plain CSV, one file per table, provenance in a sidecar JSON: pandas and astropy read it by default."""
 
-    name = "csv"
+    short_name = "csv"
     extensions = (".csv", ".csv.gz")
 
     def outputs(self, path: Path, export: Export) -> dict[str, Path]:
@@ -678,7 +678,7 @@ class CSVWriter(Writer):
             neutralised[role] = to_safe_csv(table, outputs[role])
             columns[role] = _columns(table, export.units)
         text = {"formula_cells_neutralised": neutralised, "rule": NEUTRALISE_RULE}
-        provenance = {**_file_provenance(export, self.name, outputs, text), "columns": columns}
+        provenance = {**_file_provenance(export, self.short_name, outputs, text), "columns": columns}
         outputs["provenance"].write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n",
                                          encoding="utf-8")
         return text
@@ -748,7 +748,7 @@ def _xml_safe(values: pd.Series) -> tuple[pd.Series, int]:
 class ECSVWriter(Writer):
     """Astropy's Enhanced CSV: units, types and provenance in the header, formula cells neutralised."""
 
-    name = "ecsv"
+    short_name = "ecsv"
     extensions = (".ecsv",)
 
     def outputs(self, path: Path, export: Export) -> dict[str, Path]:
@@ -762,7 +762,7 @@ class ECSVWriter(Writer):
             tables[role], count = astropy_table(frame, export.units, _neutralise_text)
             neutralised[role] = count + names_changed
         text = {"formula_cells_neutralised": neutralised, "rule": NEUTRALISE_RULE}
-        provenance = _file_provenance(export, self.name, outputs, text)
+        provenance = _file_provenance(export, self.short_name, outputs, text)
         for role, table in tables.items():
             table.meta["zoolens_provenance"] = provenance
             table.meta["table"] = role
@@ -776,7 +776,7 @@ class ECSVWriter(Writer):
 class FITSWriter(Writer):
     """FITS binary tables (CONSENSUS, MARKS) with provenance keywords, HISTORY and a PROVENANCE extension."""
 
-    name = "fits"
+    short_name = "fits"
     extensions = (".fits", ".fit", ".fts", ".fits.gz")
 
     def write_files(self, export: Export, outputs: dict[str, Path]) -> dict:
@@ -793,7 +793,7 @@ class FITSWriter(Writer):
         text = {"escaped_cells": escaped,
                 "rule": "FITS text is ASCII: text cells are Python unicode_escape encoded; "
                         "codecs.decode(value, 'unicode_escape') restores them"}
-        provenance = _file_provenance(export, self.name, outputs, text)
+        provenance = _file_provenance(export, self.short_name, outputs, text)
         primary = fits.PrimaryHDU()
         for hdu in (primary, hdus[0]):
             _provenance_cards(hdu.header, provenance)
@@ -858,7 +858,7 @@ def _provenance_cards(header, provenance: dict) -> None:
 class VOTableWriter(Writer):
     """IVOA VOTable: consensus and marks tables with units and UCDs, provenance in INFO and PARAM elements."""
 
-    name = "votable"
+    short_name = "votable"
     extensions = (".xml", ".vot", ".votable")
 
     def write_files(self, export: Export, outputs: dict[str, Path]) -> dict:
@@ -877,7 +877,7 @@ class VOTableWriter(Writer):
             resource.tables.append(votable)
         text = {"replaced_cells": replaced,
                 "rule": "characters XML 1.0 forbids (control characters) were replaced by U+FFFD"}
-        provenance = _file_provenance(export, self.name, outputs, text)
+        provenance = _file_provenance(export, self.short_name, outputs, text)
         infos = [
             ("zoolens_version", provenance["software"]["zoolens"], None),
             ("created_utc", provenance["created_utc"], None),

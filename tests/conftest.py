@@ -37,8 +37,8 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def review_store(tmp_path):
-    """A review store (`dashboard.reviews.ReviewStore`) in a fresh SQLite file."""
-    from dashboard.reviews import ReviewStore
+    """A review store (`project.reviews.ReviewStore`) in a fresh SQLite file."""
+    from project.reviews import ReviewStore
 
     with ReviewStore(path=tmp_path / "reviews.sqlite") as store:
         yield store

@@ -101,7 +101,11 @@ def test_fits_catalogue_provenance(fits_catalogue, demo_files):
         assert hashes[("image", image.name)] == sha256(image)
     assert header["NSOURCE"] == 62
     assert f"sha256={sha256(demo_files.classifications)}" in list(header["HISTORY"])
-    assert provenance["filters"] == {"workflow_id": demo.WORKFLOW_ID, "workflow_version": demo.WORKFLOW_VERSION}
+    # The loading filters, then the selection's (every subject: each filter at its default), as the app records them.
+    assert provenance["filters"] == {"workflow_id": demo.WORKFLOW_ID, "workflow_version": demo.WORKFLOW_VERSION,
+                                     "workflow": "any", "tool": "any", "min_votes": 0, "min_volunteers": 0,
+                                     "disagreement": [0.0, 1.0], "metadata_ranges": {},
+                                     "plot_selection_subjects": None, "review_status": "any"}
     (aggregation,) = provenance["aggregation"]
     assert aggregation["method"] == "iou" and aggregation["settings"]["min_iou"] == 0.3
     assert provenance["images"]["subjects"] == {"wcs": 60}
@@ -204,13 +208,12 @@ def test_errors_name_the_problem_without_a_traceback(demo_files, tmp_path, capsy
 
 
 def test_reviewed_catalogue_from_decisions_made_in_the_dashboard(demo_files, tmp_path):
-    from dashboard.data_store import load_project
-    from dashboard.reviews import ReviewStore
+    from project import load_project
+    from project.reviews import ReviewStore
 
     # The project as `zoolens demo` serves it, and three decisions a reviewer made on it.
     project = load_project([demo_files.classifications, demo_files.subjects, demo_files.workflows],
-                           workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
-                           image_roots=[demo_files.folder], method="iou")
+                           image_roots=[demo_files.folder], method="iou", **demo.PROJECT_OPTIONS)
     rejected, redrawn = project.consensus.iloc[0], project.consensus.iloc[1]
     with ReviewStore(path=tmp_path / "reviews.sqlite") as store:
         source = project.consensus_source

@@ -1,8 +1,14 @@
-"""zoolens: see what citizen-science volunteers drew and what the consensus made of it."""
+"""zoolens: see what citizen-science volunteers drew and what the consensus made of it.
 
-from importlib.metadata import PackageNotFoundError, version
+The command line (`zoolens.cli`) over the layers below it. ``zoolens.__version__`` is
+the bottom layer's (`data_loaders.__version__`), read on first use so that starting the
+command line does not import the loaders.
+"""
 
-try:
-    __version__ = version("zoolens")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.1.0+source"
+
+def __getattr__(name):
+    if name == "__version__":
+        from data_loaders import __version__
+
+        return __version__
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

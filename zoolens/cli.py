@@ -6,11 +6,22 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
-
 #: Subcommand modules, in the order ``zoolens --help`` lists them. Each defines
 #: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
 COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export")
+
+
+class _Version(argparse.Action):
+    """``--version``: the version is the loaders' (`data_loaders.__version__`), imported only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from data_loaders import __version__
+
+        print(f"zoolens {__version__}")
+        parser.exit()
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -24,7 +35,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="zoolens",
         description="Explore Zooniverse volunteer marks and their consensus.",
     )
-    parser.add_argument("--version", action="version", version=f"zoolens {__version__}")
+    parser.add_argument("--version", action=_Version, help="show zoolens' version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"zoolens.commands.{name}")

@@ -44,6 +44,10 @@ PROJECT_ID = 9000
 WORKFLOW_ID = 9001
 WORKFLOW_NAME = "Find the clumps"
 WORKFLOW_VERSION = "13.10"  # a string: as a float it would read 13.1
+#: The subjects column (metadata ``#fits_file``) holding each subject's FITS image, relative to the demo folder.
+FITS_COLUMN = "fits_file"
+#: How `project.load_project` (and ``zoolens demo``, ``Explorer.from_paths``) reads the demo.
+PROJECT_OPTIONS = {"workflow_id": WORKFLOW_ID, "workflow_version": WORKFLOW_VERSION, "fits_column": FITS_COLUMN}
 OLDER_WORKFLOW_VERSION = "12.4"
 OTHER_WORKFLOW_ID = 9002
 OTHER_WORKFLOW_NAME = "Galaxy shape"

@@ -28,7 +28,8 @@ from .base import View
 class AgreementPlots(View):
     """IoU against box size, centre offsets, votes per consensus box, volunteers per subject, sky map."""
 
-    view_type = "agreement"
+    short_name = "agreement"
+    tab = "Agreement"
 
     cmap = param.Selector(default="fire", objects=["fire", "kbc", "viridis", "inferno", "blues"],
                           doc="Colour map of the density plots.")

@@ -3,7 +3,7 @@
 A view is a `panel.viewable.Viewer` over a session's `DataStore`: it reads the
 shared project and the session's filters from it and writes back what the user
 picks (current subject, selection, volunteer). Defining a subclass with a
-``view_type`` registers it, so an app or notebook can ask for a view by name.
+``short_name`` registers it, so an app or notebook can ask for a view by name.
 """
 
 from __future__ import annotations
@@ -25,26 +25,28 @@ CHOSEN_STANDS_OUT = {"button_type": "primary", "button_style": "outline"}
 
 
 class View(Viewer):
-    """Base class of the dashboard's views; subclasses set ``view_type`` and implement ``__panel__``."""
+    """Base class of the dashboard's views; subclasses set ``short_name`` and implement ``__panel__``."""
 
-    view_type: ClassVar[str] = ""
+    short_name: ClassVar[str] = ""
+    #: The tab of `dashboard.Explorer` the view shows in (None: placed elsewhere, e.g. a dialog).
+    tab: ClassVar[str | None] = None
 
     data_store = param.ClassSelector(class_=DataStore, doc="The session's data store the view shows.")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.view_type:
-            VIEWS[cls.view_type] = cls
+        if cls.short_name:
+            VIEWS[cls.short_name] = cls
 
 
 #: Short name -> View subclass; filled as the view modules are imported.
 VIEWS: dict[str, type[View]] = {}
 
 
-def get_view(view_type: str) -> type[View]:
-    """The view class registered as ``view_type``; an unknown name lists the known ones."""
+def get_view(short_name: str) -> type[View]:
+    """The view class registered as ``short_name``; an unknown name lists the known ones."""
     try:
-        return VIEWS[view_type]
+        return VIEWS[short_name]
     except KeyError:
-        raise ValueError(f"unknown view {view_type!r}; known views: {', '.join(sorted(VIEWS))}") from None
+        raise ValueError(f"unknown view {short_name!r}; known views: {', '.join(sorted(VIEWS))}") from None
 

@@ -102,7 +102,8 @@ class CutoutViewer(View):
     shows the volunteer, the IoU with the consensus box and the classification time.
     """
 
-    view_type = "cutout"
+    short_name = "cutout"
+    tab = "Subjects"
 
     image_kind = param.Selector(default="rendering", objects=["rendering", "fits"],
                                 doc="Show the volunteers' rendering (PNG/JPEG) or the FITS image.")

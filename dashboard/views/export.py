@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import panel as pn
 import param
 
 from data_loaders.writers import WRITERS
+from project.export import export_selection
 
-from ..export import export_selection
 from .base import CHOSEN_STANDS_OUT, View
-
-#: Data store parameters recorded in every export's provenance.
-RECORDED_FILTERS = ("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges")
 
 
 class ExportView(View):
     """Download the consensus boxes of the subjects passing the filters (and their raw marks)."""
 
-    view_type = "export"
+    short_name = "export"
+    tab = "Export"
 
     format = param.Selector(default="csv", objects=list(WRITERS), doc="Catalogue format of the download.")
     include_marks = param.Boolean(default=False, doc="Also export every raw mark of the selection, with the "
@@ -30,19 +27,10 @@ class ExportView(View):
                                                 "added boxes in), with the review store and decision counts "
                                                 "in the provenance.")
 
-    def filters(self) -> dict:
-        """The session's filters, as recorded in the provenance."""
-        store = self.data_store
-        recorded = {name: getattr(store, name) for name in RECORDED_FILTERS}
-        recorded["plot_selection_subjects"] = None if store.selection is None else len(store.selection)
-        recorded["review_status"] = store.review_status
-        return recorded
-
     def export(self) -> tuple[str, bytes]:
         """File name and bytes of the selection in `format` (a zip when the format makes several files)."""
         store = self.data_store
-        return export_selection(store.project, store.subjects.subject_id.to_numpy(dtype=np.int64), self.format,
-                                self.filters(), min_votes=store.min_votes, include_marks=self.include_marks,
+        return export_selection(store.project, store, self.format, include_marks=self.include_marks,
                                 reviews=store.reviews if self.reviewed else None)
 
     def __panel__(self):

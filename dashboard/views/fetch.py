@@ -1,6 +1,6 @@
 """Fetch a project's exports from Zooniverse in the app, and load them into the session.
 
-`FetchView` runs the same `data_loaders.zooniverse.fetch_exports` as ``zoolens fetch`` in a
+`FetchView` runs the same `zooniverse.exports.fetch_exports` as ``zoolens fetch`` in a
 worker thread, so the server's event loop keeps serving every session while it signs in, waits
 and downloads. The thread only puts progress events on a queue; the coroutine on the event loop
 drains it and updates the widgets, because Bokeh models must not be changed from another thread.
@@ -21,7 +21,7 @@ import panel as pn
 import param
 
 from data_loaders.cache import cache_dir
-from data_loaders.zooniverse import (
+from zooniverse.exports import (
     DEFAULT_GENERATE_TIMEOUT,
     DEFAULT_POLL_INTERVAL,
     EXPORT_TYPES,
@@ -31,7 +31,8 @@ from data_loaders.zooniverse import (
     fetch_exports,
 )
 
-from ..data_store import Project, load_project
+from project import Project, load_project
+
 from .base import View
 
 #: Seconds between two looks at the worker thread's progress queue.
@@ -62,7 +63,7 @@ class FetchView(View):
     ``project``, which the app watches to show the fetched project.
     """
 
-    view_type = "fetch"
+    short_name = "fetch"
 
     project_id = param.Integer(default=None, allow_None=True, bounds=(1, None), doc="The Zooniverse project id.")
     workflow_id = param.Integer(default=None, allow_None=True, bounds=(1, None),

@@ -2,7 +2,7 @@
 
 Reviewers accept or reject each consensus box, redraw one (new x, y, width, height), add a
 box the aggregation missed, flag the subject with a reason, and revert the last decision.
-Every decision goes to the process's shared `dashboard.reviews.ReviewStore` under the
+Every decision goes to the process's shared `project.reviews.ReviewStore` under the
 reviewer's name, so every session sees it (the deciding one at once, the others on their
 next periodic refresh); the aggregation output itself is never changed. The cutout viewer
 draws the boxes as reviewed.
@@ -17,7 +17,8 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
-from ..reviews import GEOMETRY, ReviewError
+from project.reviews import GEOMETRY, ReviewError
+
 from .base import View
 
 #: Columns of the box table, with their headers.
@@ -31,7 +32,8 @@ HISTORY_COLUMNS = {"created_at": "When (UTC)", "reviewer": "Reviewer", "action":
 class ReviewPanel(View):
     """Accept, reject, redraw or add consensus boxes of the current subject, flag it, revert; with its history."""
 
-    view_type = "review"
+    short_name = "review"
+    tab = "Subjects"
 
     x = param.Number(default=0.0, doc="Left edge of the redrawn or added box, in image pixels.")
     y = param.Number(default=0.0, doc="Top edge of the redrawn or added box, in image pixels (y down).")

@@ -37,7 +37,8 @@ class SubjectBrowser(View):
     browser) and sorted there, so it stays fast with 100,000 subjects.
     """
 
-    view_type = "subjects"
+    short_name = "subjects"
+    tab = "Subjects"
 
     page_size = param.Integer(default=15, bounds=(5, 200), doc="Rows per page.")
 

@@ -42,7 +42,8 @@ MARK_COLUMNS = {
 class VolunteerTable(View):
     """Per-volunteer statistics; picking a volunteer lists their marks, picking a mark shows its subject."""
 
-    view_type = "volunteers"
+    short_name = "volunteers"
+    tab = "Volunteers"
 
     page_size = param.Integer(default=15, bounds=(5, 200), doc="Rows per page of each table.")
     period = param.Selector(default="day", objects=["day", "week"],

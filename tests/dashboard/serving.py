@@ -14,7 +14,7 @@ import panel as pn
 import requests
 
 from dashboard.app import serve
-from dashboard.data_store import load_project
+from project import load_project
 
 
 def free_port() -> int:

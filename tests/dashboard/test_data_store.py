@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.data_store import ANY, DataStore, Project
+from dashboard.data_store import ANY, DataStore
+from project import Project
 
 
 def test_subject_statistics_match_the_hand_count(tiny_project):

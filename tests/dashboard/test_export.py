@@ -14,8 +14,9 @@ from astropy.io import fits
 from astropy.io.votable import parse
 from astropy.table import Table
 
-from dashboard.data_store import DataStore, load_project
-from dashboard.export import export_selection, selection_tables
+from dashboard.data_store import DataStore
+from project import load_project
+from project.export import export_selection, selection_tables
 from dashboard.views import ExportView
 
 FORMULA = '=HYPERLINK("http://x","y")'
@@ -84,8 +85,7 @@ def test_sources_hashes_and_sky_positions_from_the_demo(demo_export):
     from zoolens import demo
 
     files = demo.DemoFiles(demo_export.parent)
-    project = load_project([files.classifications, files.subjects], workflow_id=9001, workflow_version="13.10",
-                           method="iou")
+    project = load_project([files.classifications, files.subjects], method="iou", **demo.PROJECT_OPTIONS)
     view = ExportView(data_store=DataStore(project=project), format="ecsv")
     table = Table.read(io.BytesIO(view.export()[1]), format="ascii.ecsv")
     sources = {source["name"]: source["sha256"] for source in table.meta["zoolens_provenance"]["sources"]}

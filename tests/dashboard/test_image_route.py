@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import requests
 
-from dashboard.data_store import Project
-from dashboard.reviews import ReviewStore
+from project import Project
+from project.reviews import ReviewStore
 from tests.dashboard import tiny
 from tests.dashboard.serving import PausedLoad, served, serving
 

@@ -12,9 +12,9 @@ import html
 import pytest
 
 from data_loaders.base import FormatError, LoadReport
-from dashboard.data_store import load_project
-from dashboard.loading import (FAILED, READY, LoadProgress, ProjectLoad, load_report_panel, shared_load,
-                               skipped_summary)
+from dashboard.loading import load_report_panel, shared_load, skipped_summary
+from project import load_project
+from project.progress import FAILED, READY, LoadProgress, ProjectLoad
 from tests.dashboard.serving import PausedLoad, serving
 from zoolens import demo
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 import dashboard.app
-from dashboard.reviews import ReviewStore
+from project.reviews import ReviewStore
 from tests.dashboard.serving import served
 
 pytestmark = pytest.mark.server

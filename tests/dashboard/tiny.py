@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.data_store import Project
+from project import Project
 
 UTC = "UTC"
 
@@ -118,4 +118,4 @@ def tiny_tables() -> dict:
 def tiny_project(root, tables=None, title="tiny") -> Project:
     """The hand-made project with its images written under ``root``."""
     write_images(root)
-    return Project(**(tables or tiny_tables()), image_roots=[root], title=title)
+    return Project(**(tables or tiny_tables()), image_roots=[root], title=title, fits_column="fits_file")

@@ -43,7 +43,7 @@ SHARED_FILES = {
 
 def _claimed_by(path) -> list[str]:
     head = read_head(path)
-    return sorted(cls.name for cls in REGISTRY.values() if cls.identify(path, head))
+    return sorted(cls.short_name for cls in REGISTRY.values() if cls.identify(path, head))
 
 
 @pytest.mark.parametrize("name, expected", sorted(REPO_FILES.items()))

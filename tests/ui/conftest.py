@@ -48,12 +48,12 @@ def demo_files(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_project(demo_files):
     """The demo as `zoolens demo` loads it: workflow 9001 v13.10, consensus by the IoU method."""
-    from dashboard.data_store import load_project
+    from project import load_project
     from zoolens import demo
 
     return load_project([demo_files.classifications, demo_files.subjects, demo_files.workflows],
-                        workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
-                        image_roots=[demo_files.folder], title="built-in demo", method="iou")
+                        image_roots=[demo_files.folder], title="built-in demo", method="iou",
+                        **demo.PROJECT_OPTIONS)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from data_loaders.zooniverse import (
+from zooniverse.exports import (
     DEFAULT_GENERATE_TIMEOUT,
     EXPORT_TYPES,
     PRODUCTION_ENDPOINT,

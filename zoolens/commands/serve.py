@@ -3,7 +3,7 @@
 Give any files zoolens reads: the classification export (required), the subject
 export (for images and metadata), the workflow export, and a consensus file with
 --consensus; without one, zoolens makes the consensus itself (--method). Relative image locations in the subject export resolve against the
-folders of the given files, or the --image-root folders. The server listens at
+folders of the given files, or the --images folders. The server listens at
 once and reads the files in the background, the pages showing its progress; a bad
 file is reported here and in the pages. Every browser session shares the loaded
 project, each with its own filters. Review decisions (accept, reject, redraw or add a
@@ -18,7 +18,7 @@ HELP = "serve the dashboard on a project's exports (and a consensus file)"
 
 def add_server_arguments(parser) -> None:
     """Options every command that starts the dashboard server takes."""
-    from dashboard.reviews import DEFAULT_PATH  # no Panel import: --help stays quick
+    from project.reviews import DEFAULT_PATH  # no Panel import: --help stays quick
 
     parser.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
     parser.add_argument("--address", default="127.0.0.1",
@@ -39,25 +39,17 @@ def add_server_arguments(parser) -> None:
 
 
 def add_arguments(parser) -> None:
+    from zoolens.project_arguments import add_project_arguments
+
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="classification export and optionally subject and workflow exports")
-    parser.add_argument("--consensus", metavar="FILE", help="a consensus file (any format zoolens reads)")
-    from consensus import methods
-
-    parser.add_argument("--method", default="iou", choices=[*methods(), "none"],
-                        help="without a consensus file, make the consensus with this method "
-                             "(iou or lean; 'none' to show the marks alone; default iou)")
-    parser.add_argument("--workflow", type=int, metavar="ID", help="keep only this workflow's classifications")
-    parser.add_argument("--workflow-version", metavar="VERSION",
-                        help='keep only this workflow version, e.g. "13.10" or major "13"')
-    parser.add_argument("--image-root", action="append", default=None, metavar="DIR",
-                        help="folder relative image locations resolve against (repeatable; default the files' folders)")
+    add_project_arguments(parser, allow_no_method=True)
     add_server_arguments(parser)
 
 
 def open_reviews(args):
     """The review store of --reviews, opened before the project loads so a bad one is reported at once."""
-    from dashboard.reviews import ReviewError, open_store
+    from project.reviews import ReviewError, open_store
 
     try:
         return open_store(args.reviews)
@@ -105,21 +97,17 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
 def run(args) -> int:
     from pathlib import Path
 
-    from dashboard.data_store import default_image_roots, load_project
+    from project import load_project
+    from zoolens.project_arguments import project_options
 
     reviews = open_reviews(args)
-    files = [Path(path) for path in [*args.paths, *([args.consensus] if args.consensus else [])]]
+    options = project_options(args)
+    files = [Path(path) for path in [*args.paths, *([options["consensus"]] if "consensus" in options else [])]]
     for path in files:  # a mistyped name is reported here; what is inside a file, in the page
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
-    if args.image_root:
-        image_roots = [Path(root).resolve() for root in args.image_root]
-    else:
-        image_roots = default_image_roots(files)
 
     def build(progress):
-        return load_project(args.paths, consensus=args.consensus, workflow_id=args.workflow,
-                            workflow_version=args.workflow_version, image_roots=image_roots,
-                            method=None if args.method == "none" else args.method, progress=progress)
+        return load_project(args.paths, progress=progress, **options)
 
     return serve_project(build, args, key="serve", title=files[0].name, reviews=reviews)

@@ -6,7 +6,8 @@ import holoviews as hv
 import numpy as np
 import pytest
 
-from dashboard.data_store import DataStore, Project
+from dashboard.data_store import DataStore
+from project import Project
 from dashboard.views import CutoutViewer, get_view
 from dashboard.views.cutout import PALETTE, UNLINKED_COLOUR
 

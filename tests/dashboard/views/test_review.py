@@ -17,7 +17,7 @@ import pytest
 
 from dashboard import Explorer
 from dashboard.data_store import DataStore
-from dashboard.reviews import ReviewError
+from project.reviews import ReviewError
 from dashboard.views import ExportView, ReviewPanel, get_view
 from dashboard.views.cutout import REJECTED_COLOUR
 

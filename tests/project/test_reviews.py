@@ -13,6 +13,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -25,11 +26,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboard.reviews import (
+from project.reviews import (
     DEFAULT_PATH, SCHEMA_VERSION, SUBJECT_STATUSES, ReviewError, ReviewStore, consensus_fingerprint, decisions,
 )
 
-from tests.dashboard import review_writer
+from tests.project import review_writer
 from tests.postgres_server import postgres_database, postgres_server  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -498,7 +499,7 @@ def test_closing_finishes_the_decisions_under_way(store_url):
 
 
 def run_writer(*arguments) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.dashboard.review_writer", *map(str, arguments)],
+    return subprocess.Popen([sys.executable, "-m", "tests.project.review_writer", *map(str, arguments)],
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -683,7 +684,7 @@ def test_last_decision_id_and_summary(store):
 
 
 def test_open_store_takes_a_path_or_a_url(tmp_path):
-    from dashboard.reviews import open_store
+    from project.reviews import open_store
 
     with open_store(tmp_path / "a.sqlite") as by_path:
         assert by_path.url.database == str(tmp_path / "a.sqlite")
@@ -691,3 +692,27 @@ def test_open_store_takes_a_path_or_a_url(tmp_path):
         assert by_url.url.database == str(tmp_path / "b.sqlite")
     with pytest.raises(ReviewError, match="not mysql"):
         open_store("mysql://user@localhost/reviews")
+
+
+def test_a_missing_postgresql_driver_is_one_line_naming_the_extra(tmp_path):
+    # The driver is hidden from this one process, as on a machine installed without the postgres extra.
+    script = textwrap.dedent("""
+        import sys
+        from importlib.abc import MetaPathFinder
+
+        class NoDriver(MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "psycopg2":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, NoDriver())
+        from zoolens.cli import main
+        sys.exit(main(["serve", sys.argv[1], "--reviews", "postgresql+psycopg2://zoolens@127.0.0.1:1/reviews"]))
+    """)
+    export = tmp_path / "classifications.csv"
+    export.write_text("classification_id,annotations,subject_ids\n")
+    done = subprocess.run([sys.executable, "-c", script, str(export)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "zoolens serve: error: --reviews postgresql+psycopg2://zoolens@127.0.0.1:1/reviews: postgresql+psycopg2 "
+        "needs the psycopg2 driver, which is not installed: pip install 'zoolens[postgres]'"]

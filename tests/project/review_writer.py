@@ -19,7 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from dashboard.reviews import ReviewStore
+from project.reviews import ReviewStore
 
 SOURCE = "concurrency-run"
 BOX = {"x": 10.0, "y": 20.0, "width": 30.0, "height": 40.0}

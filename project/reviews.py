@@ -121,6 +121,10 @@ class Decision:
     reverts: int | None
 
 
+#: The install extra holding the PostgreSQL driver (``pip install 'zoolens[postgres]'``).
+POSTGRES_EXTRA = "postgres"
+
+
 class ReviewStore:
     """Review decisions in a SQLite file or a PostgreSQL database.
 
@@ -149,7 +153,13 @@ class ReviewStore:
             raise ReviewError(f"review decisions go to SQLite or PostgreSQL, not {self._backend}")
         if self._backend == "sqlite" and self.url.database in (None, "", ":memory:"):
             raise ReviewError("an in-memory SQLite database would lose every decision; give a file path")
-        self._engine = sa.create_engine(self.url)
+        try:
+            self._engine = sa.create_engine(self.url)
+        except ModuleNotFoundError as error:
+            # The PostgreSQL driver is an install extra: say which, not a traceback.
+            install = f"zoolens[{POSTGRES_EXTRA}]" if error.name == "psycopg2" else error.name
+            raise ReviewError(f"{self.url.drivername} needs the {error.name} driver, which is not installed: "
+                              f"pip install '{install}'") from None
         if self._backend == "sqlite":
             sa.event.listen(self._engine, "connect", _configure_sqlite)
             sa.event.listen(self._engine, "begin", _begin_sqlite)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from data_loaders.base import FormatError
-from data_loaders.zooniverse import (
+from zooniverse.exports import (
     DownloadError,
     FetchError,
     LoginError,
@@ -391,7 +391,7 @@ def test_the_password_is_written_nowhere(panoptes_server, tmp_path, caplog):
 def test_importing_panoptes_client_through_zoolens_leaves_root_logging_alone():
     code = (
         "import logging\n"
-        "from data_loaders.zooniverse import _import_panoptes\n"
+        "from zooniverse.exports import _import_panoptes\n"
         "_import_panoptes()\n"
         "root = logging.getLogger()\n"
         "print(len(root.handlers), root.level)\n"

@@ -7,7 +7,7 @@ what each file is (project, workflow, export type, export date, SHA-256), so fet
 exports that are already current. With a workflow id, the classification export is also written
 filtered to that workflow, counting the rows of other workflows it removed.
 
-panoptes-client 1.7 does a few things this module works around (see ``/work/shared/DESIGN.md``):
+panoptes-client 1.7 does a few things this module works around (see the project design notes):
 
 - ``Panoptes(username=None, password=None)`` silently signs in with ``PANOPTES_USERNAME`` /
   ``PANOPTES_PASSWORD`` from the environment, so an anonymous fetch in a served app would use the
@@ -43,8 +43,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from .base import FormatError, csv_header, read_head
-from .cache import file_digest
+from data_loaders.base import FormatError, csv_header, read_head
+from data_loaders.cache import file_digest
 
 PRODUCTION_ENDPOINT = "https://www.zooniverse.org"
 STAGING_ENDPOINT = "https://panoptes-staging.zooniverse.org"

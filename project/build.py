@@ -1,0 +1,177 @@
+"""The one function that builds a `Project` from files: `load_project`.
+
+The command line (`serve`, `demo`, `aggregate`, `export`), the served app and a
+notebook's `Explorer.from_paths` all call it, with the same options and the same
+defaults, so the same files give the same project everywhere.
+
+Reading options belong to the loaders (`data_loaders.base.Loader.options`): each
+file's loader gets the options it declares, and an option no loader (nor this
+function) takes is an error that lists the known ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+import data_loaders
+from consensus import aggregate, match
+
+from .core import Project
+from .progress import LoadProgress
+
+#: The consensus method used when no file holds a consensus (None: show the marks alone).
+DEFAULT_METHOD = "iou"
+
+#: Loader options whose values chose which rows were kept: recorded as the project's filters.
+FILTER_OPTIONS = ("workflow_id", "workflow_version", "tasks", "point_box")
+
+#: Options a format's loader takes but a project does not give it. The workflow filter chooses which
+#: classifications count; the subject and workflow exports describe the whole project (a subject reached
+#: through a set linked to another workflow must still show), so their rows are not skipped for it.
+NOT_GIVEN = {"subjects": {"workflow_id"}, "workflows": {"workflow_id"}}
+
+#: Formats whose files give a project its consensus (their role in the provenance is "consensus").
+CONSENSUS_FORMATS = ("panoptes_aggregation", "caesar", "boxaggregator")
+
+
+def loader_options() -> dict[str, str]:
+    """Every reading option some loader declares -> what it does (the first loader's words)."""
+    options: dict[str, str] = {}
+    for loader in data_loaders.REGISTRY.values():
+        for name, doc in loader.options().items():
+            options.setdefault(name, doc)
+    return options
+
+
+def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None, *,
+                 image_roots: Sequence[str | Path] | None = None, title: str | None = None,
+                 method: str | None = DEFAULT_METHOD, method_params: Mapping | None = None,
+                 fits_column: str | None = None, pixel_scale: float | str | None = None,
+                 picture_size: tuple[float, float] | None = None, progress: LoadProgress | None = None,
+                 **options) -> Project:
+    """Read project files with `data_loaders` into a `Project`.
+
+    Parameters
+    ----------
+    paths : sequence of path
+        Any files the loaders identify: classification, subject and workflow exports.
+        Tables of the same kind from several files are concatenated (subjects
+        de-duplicated by id).
+    consensus : path, optional
+        A consensus file (any format the loaders read). Its boxes are linked to the
+        classification export's marks by `consensus.match` (a file's own links point at
+        its own extracts, not at the export's marks).
+    image_roots : sequence of path, optional
+        Folders image files may be read from, relative locations resolving against the
+        first; default `default_image_roots` of the files.
+    title : str, optional
+        Shown in the app's header; default the first file's name.
+    method : str or None
+        Without a consensus file: make the consensus with `consensus.aggregate` and this
+        method (default ``"iou"``), with ``method_params``; None shows the marks alone.
+    method_params : mapping, optional
+        The method's parameters (`consensus.get_aggregator(method).param`).
+    fits_column, pixel_scale, picture_size
+        How RA/Dec are found for each subject (`project.sky.SkyLookup`, `Project`).
+    progress : project.progress.LoadProgress, optional
+        Told each stage (the file being read, with its rows as the loader reads them,
+        the consensus, the statistics) and each file's report, for a progress bar.
+    **options
+        Reading options (`loader_options`): ``workflow_id``, ``workflow_version``,
+        ``tasks``, ``point_box``, ``use_cache``... Each file's loader gets those it takes.
+    """
+    # A loader's row-count callback is this function's to give (from ``progress``), not the caller's.
+    known = sorted(set(loader_options()) - {"progress"})
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown loading option {', '.join(map(repr, unknown))}; known options: "
+                         f"{', '.join(known)}, and consensus, image_roots, title, method, method_params, "
+                         "fits_column, pixel_scale, picture_size")
+    if method_params and (consensus is not None or method is None):
+        raise ValueError("method_params set the parameters of a consensus method; they cannot change a "
+                         "consensus file or an absent consensus")
+    files = [Path(path) for path in paths]
+    consensus_file = Path(consensus) if consensus is not None else None
+    every_file = files + ([consensus_file] if consensus_file is not None else [])
+    if progress is not None:
+        progress.plan(len(every_file) + 1)
+    tables: dict[str, list[pd.DataFrame]] = {}
+    reports = []
+    sources: dict[str, list[Path]] = {}
+    for number, path in enumerate(every_file, start=1):
+        if progress is not None:
+            progress.stage(f"Reading {path.name} (file {number} of {len(every_file)})")
+        format = data_loaders.identify_format(path)
+        loader = data_loaders.get_loader(format)
+        taken = {name: value for name, value in options.items()
+                 if name in loader.options() and name not in NOT_GIVEN.get(format, ())}
+        if progress is not None and "progress" in loader.options():
+            taken["progress"] = progress.rows
+        result = loader(**taken).read(path)
+        reports.append(result.report)
+        if progress is not None:
+            progress.report(result.report)
+        role = "consensus" if path == consensus_file or format in CONSENSUS_FORMATS else format
+        sources.setdefault(role, []).append(path.resolve())
+        for name, table in result.tables.items():
+            # Of a consensus file only the boxes count: its links and marks are its own extracts', and the
+            # export's marks are matched to the boxes below.
+            if role != "consensus" or name == "consensus":
+                tables.setdefault(name, []).append(table)
+    if "classifications" not in tables:
+        raise ValueError(f"no classification export among {', '.join(str(path) for path in every_file)}; "
+                         "zoolens needs one to show what volunteers drew")
+
+    def combined(name):
+        return pd.concat(tables[name], ignore_index=True) if name in tables else None
+
+    classifications, marks = combined("classifications"), combined("marks")
+    consensus_table, links = combined("consensus"), None
+    if consensus_table is not None:
+        run = {"made_by": "consensus.match (marks of the classification export against the boxes of "
+                          f"{', '.join(path.name for path in sources['consensus'])})"}
+        links = match(marks, consensus_table) if len(marks) else None
+    elif method is not None:
+        if progress is not None:
+            progress.plan(1)
+            progress.stage(f"Making the consensus ({method} method) of {len(marks):,} marks")
+        result = aggregate(marks, classifications, method=method, **dict(method_params or {}))
+        consensus_table, links = result.consensus, result.links
+        run = {"made_by": f"consensus.aggregate(method={method!r})", "report": result.report}
+    else:
+        run = {"made_by": "none: the marks are shown without a consensus"}
+    subjects = combined("subjects")
+    if subjects is not None:
+        subjects = subjects.drop_duplicates("subject_id", ignore_index=True)
+    if image_roots is None:
+        image_roots = default_image_roots(every_file)
+    if progress is not None:
+        progress.stage("Building the statistics of subjects and consensus boxes")
+    filters = {name: options[name] for name in FILTER_OPTIONS if options.get(name) is not None}
+    return Project(classifications, marks, subjects=subjects, consensus=consensus_table, links=links,
+                   image_roots=image_roots, reports=reports, title=title or every_file[0].name, sources=sources,
+                   filters=filters, aggregation_run=run, fits_column=fits_column, pixel_scale=pixel_scale,
+                   picture_size=picture_size)
+
+
+def default_image_roots(files: Sequence[str | Path]) -> list[Path]:
+    """Folders a project's images may be read from when none are given.
+
+    Relative image locations are relative to the subject export, so the subject
+    exports' folders come first, then the other files' folders. Known before any
+    file is read (a server publishes them as it starts); a file whose format
+    cannot be identified counts as not a subject export (reading it reports why).
+    """
+
+    def is_subject_export(path: Path) -> bool:
+        try:
+            return data_loaders.identify_format(path) == "subjects"
+        except (OSError, ValueError):
+            return False
+
+    files = [Path(path).resolve() for path in files]
+    subject_folders = [path.parent for path in files if is_subject_export(path)]
+    return list(dict.fromkeys([*subject_folders, *(path.parent for path in files)]))

@@ -1,0 +1,397 @@
+"""`Project`: one project's canonical tables and what is derived from them once.
+
+Shared read-only by everything that shows or exports a project: the served app's
+sessions, a notebook's `dashboard.Explorer`, and the command line. Built from files by
+`project.load_project`; nothing here parses a file (tables come from `data_loaders`)
+or imports Panel.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from consensus import match
+from consensus.agreement import box_agreement, subject_agreement, volunteer_agreement
+from data_loaders.base import FormatError
+from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
+from data_loaders.schema import conform, empty_table
+
+from .reviews import consensus_fingerprint
+from .sky import NO_FITS, SkyLookup
+
+#: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
+IMAGE_ROUTE = "zoolens-images"
+
+#: Subject columns never offered as metadata filters, though numeric.
+NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workflow_id", "subject_set_id",
+                "classifications_count", "n_frames"}
+
+
+class Project:
+    """One project's tables and what is derived from them once; shared read-only by all sessions.
+
+    Parameters
+    ----------
+    classifications, marks : DataFrame
+        Canonical tables (`data_loaders.schema`).
+    subjects : DataFrame, optional
+        Canonical subjects with flattened metadata; default: the subject ids seen in
+        the classifications, without images.
+    consensus : DataFrame, optional
+        Canonical consensus boxes; default none.
+    links : DataFrame, optional
+        Canonical mark -> consensus box links; made with `consensus.match` when a
+        consensus comes without them. Without a consensus, marks are shown unlinked.
+    image_roots : sequence of path
+        Folders image paths in the data must lie in; relative ones resolve against
+        the first (`data_loaders.images.ImageStore` rules).
+    reports : sequence of LoadReport
+        How the tables were read, shown to the user.
+    title : str
+        Shown in the app's header.
+    sources : mapping, optional
+        Role (``classifications``, ``subjects``, ``workflows``, ``consensus``) -> the files
+        the tables came from, for the provenance of every export.
+    filters : mapping, optional
+        The loading options that chose rows (workflow, version, tasks, point boxes), for
+        the provenance.
+    aggregation_run : mapping, optional
+        How the consensus was made (method and report, or the file it was read from).
+    fits_column, pixel_scale
+        How the sky lookup finds each subject's position (`project.sky.SkyLookup`).
+    picture_size : (width, height), optional
+        Size in pixels of the pictures volunteers saw, where the subjects do not say.
+
+    Attributes
+    ----------
+    marks : DataFrame
+        The canonical marks, plus ``consensus_id`` (-1: matched
+        nothing), ``iou``, ``created_at`` of the classification, ``size`` (square root
+        of the area) and ``dx``, ``dy`` (mark centre minus its consensus box centre).
+    consensus : DataFrame
+        The canonical consensus plus, with links, `consensus.agreement.box_agreement`'s
+        columns (votes' spread ``sigma_*`` and the error band ``x_err``, ``y_err``,
+        ``width_err``, ``height_err``).
+    subject_stats : DataFrame
+        One row per subject: classifications, volunteers, empty classifications,
+        marks, consensus boxes, most votes on a box, and with links the consensus
+        layer's mean IoU, unmatched fraction, boxes below quorum and disagreement
+        score (`consensus.agreement.subject_agreement`); numeric metadata,
+        ``thumbnail`` URL.
+    volunteer_stats : DataFrame
+        (Computed on first use.) One row per volunteer: classifications, subjects, marks, marks per
+        classification, empty share, first and last classification time, logged
+        in or not, and with links precision, recall, mean IoU, unmatched rate and
+        double marks (`consensus.agreement.volunteer_agreement`).
+    """
+
+    def __init__(self, classifications: pd.DataFrame, marks: pd.DataFrame,
+                 subjects: pd.DataFrame | None = None, consensus: pd.DataFrame | None = None,
+                 links: pd.DataFrame | None = None, image_roots: Sequence[str | Path] = (),
+                 reports: Sequence = (), title: str = "zoolens", sources: Mapping | None = None,
+                 filters: Mapping | None = None, aggregation_run: Mapping | None = None,
+                 fits_column: str | None = None, pixel_scale: float | str | None = None,
+                 picture_size: tuple[float, float] | None = None):
+        self.title = title
+        self.reports = tuple(reports)
+        self.sources = {role: [Path(path) for path in paths] for role, paths in (sources or {}).items()}
+        self.filters = dict(filters or {})
+        self.aggregation_run = dict(aggregation_run or {})
+        self.image_roots = tuple(Path(root).resolve() for root in image_roots)
+        self.images = ImageStore(roots=self.image_roots)
+        # Per project, so every session shares the decoded images; a few hundred subjects.
+        self._open_image = lru_cache(maxsize=256)(self._read_image)
+        self.classifications = conform(classifications, "classifications")
+        self.consensus = (conform(consensus, "consensus") if consensus is not None
+                          else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
+                                                                     ignore_index=True)
+        #: The consensus table's own columns, before the statistics added below.
+        self.consensus_columns = list(self.consensus.columns)
+        marks = conform(marks, "marks")
+        if links is None and consensus is not None:
+            # A consensus from elsewhere: link each mark to the box it supports.
+            links = match(marks, self.consensus)
+        self.has_links = links is not None
+        self.links = conform(links, "links") if links is not None else empty_table("links")
+        self.subjects = self._subjects(subjects, picture_size)
+        # Made with the project, in the loading thread, not by the first image request on the event loop.
+        self._published_images = self._image_routes()
+        self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale)
+        self.marks = self._marks(marks)
+        if self.has_links:
+            self.consensus = self._with_box_agreement(marks)
+        self.metadata_columns = [
+            column for column in self.subjects.columns
+            if column not in NOT_METADATA and pd.api.types.is_numeric_dtype(self.subjects[column])
+            and not pd.api.types.is_bool_dtype(self.subjects[column]) and self.subjects[column].notna().any()
+            # The subject loader keeps a recognised ra/dec pair as ra, dec (degrees) and the
+            # raw values as metadata_ra, metadata_dec: offer each quantity once.
+            and not (column.startswith("metadata_") and column.removeprefix("metadata_") in self.subjects.columns)
+        ]
+        self.subject_stats = self._subject_stats()
+        self.workflows = self._workflow_subjects()
+        self.tools = sorted(self.marks.tool_label.dropna().unique().tolist())
+        self._mark_index = _SubjectIndex(self.marks.subject_id.to_numpy(), self.marks.mark_id.to_numpy())
+        self._consensus_index = _SubjectIndex(self.consensus.subject_id.to_numpy(),
+                                              self.consensus.consensus_id.to_numpy())
+        self._subject_row = pd.Series(np.arange(len(self.subjects)), index=self.subjects.subject_id.to_numpy())
+
+    # -- derived once ----------------------------------------------------------------------
+
+    def _subjects(self, subjects: pd.DataFrame | None, picture_size: tuple[float, float] | None) -> pd.DataFrame:
+        if subjects is None:
+            ids = np.unique(self.classifications.subject_id.to_numpy())
+            subjects = pd.DataFrame({"subject_id": ids, "locations": [{} for _ in ids], "width": np.nan,
+                                     "height": np.nan, "retired": pd.NA})
+        subjects = conform(subjects, "subjects").sort_values("subject_id", ignore_index=True)
+        if picture_size is not None:
+            # The pictures volunteers saw, where the subjects do not say: the sky positions need their size.
+            subjects["width"] = subjects["width"].fillna(float(picture_size[0]))
+            subjects["height"] = subjects["height"].fillna(float(picture_size[1]))
+        first_location = subjects.locations.map(
+            lambda locations: locations.get("0") if isinstance(locations, dict) else None)
+        return subjects.assign(thumbnail=[self._thumbnail_url(location) for location in first_location])
+
+    def _thumbnail_url(self, location) -> str:
+        """Where a browser gets a subject's image ("" if nowhere it may).
+
+        A local path is published under the image route (`_route_path`), an http(s)
+        URL on an allowed host is used as it is. Paths are percent-quoted, so a
+        location cannot climb out of the HTML attribute.
+        """
+        if not isinstance(location, str) or not location:
+            return ""
+        if "://" in location:
+            try:
+                self.images.check_url(location)
+            except ImageRefused:
+                return ""
+            return urllib.parse.quote(location, safe=":/?&=%#")
+        route_path = self._route_path(location)
+        return f"{IMAGE_ROUTE}/{urllib.parse.quote(route_path)}" if route_path else ""
+
+    def _route_path(self, location: str) -> str | None:
+        """``<root number>/<path in that root>`` for a local image location, None if in no root.
+
+        A relative path lies in the first image root, an absolute one in the root holding
+        it. The path is normalised, so a location cannot climb out of its root.
+        """
+        path = posixpath.normpath(location.replace("\\", "/"))
+        for number, root in enumerate(self.image_roots):
+            if posixpath.isabs(path):
+                relative = posixpath.relpath(path, root.as_posix()) if path.startswith(root.as_posix() + "/") else None
+            else:
+                relative = path if number == 0 else None
+            if relative and not relative.startswith(".."):
+                return f"{number}/{relative}"
+        return None
+
+    def _image_routes(self) -> dict[str, str]:
+        """Route path -> location, for every local image location of every subject."""
+        published = {}
+        for locations in self.subjects.locations:
+            for location in (locations.values() if isinstance(locations, dict) else ()):
+                if isinstance(location, str) and location and "://" not in location:
+                    route_path = self._route_path(location)
+                    if route_path:
+                        published[route_path] = location
+        return published
+
+    def image_file(self, route_path: str) -> Path | None:
+        """The file a served image URL (``zoolens-images/<route path>``) refers to, if it may be served.
+
+        Only a file some subject of the project refers to, that exists inside the image
+        roots once symbolic links are resolved (`ImageStore.local_path`); None otherwise.
+        """
+        location = self._published_images.get(route_path)
+        if location is None:
+            return None
+        try:
+            return self.images.local_path(location)
+        except (ImageRefused, OSError):
+            return None
+
+    def _marks(self, marks: pd.DataFrame) -> pd.DataFrame:
+        marks = marks.merge(self.links[["mark_id", "consensus_id", "iou"]], on="mark_id", how="left")
+        marks["consensus_id"] = marks.consensus_id.fillna(-1).astype(np.int64)
+        created = self.classifications.set_index("classification_id").created_at
+        marks["created_at"] = marks.classification_id.map(created)
+        marks["size"] = np.sqrt(marks.width * marks.height)
+        boxes = self.consensus.set_index("consensus_id")
+        centre_x = (boxes.x + boxes.width / 2).reindex(marks.consensus_id).to_numpy()
+        centre_y = (boxes.y + boxes.height / 2).reindex(marks.consensus_id).to_numpy()
+        marks["dx"] = marks.x + marks.width / 2 - centre_x
+        marks["dy"] = marks.y + marks.height / 2 - centre_y
+        return marks
+
+    def _with_box_agreement(self, marks: pd.DataFrame) -> pd.DataFrame:
+        """The consensus with `consensus.agreement.box_agreement`'s columns (spread, error band).
+
+        Counts a producer did not record are filled in from the data: ``n_votes`` as the
+        marks linked to the box, ``n_seen`` as the volunteers who classified the subject.
+        """
+        consensus = self.consensus.copy()
+        seen = self.classifications.groupby("subject_id").user.nunique()
+        consensus["n_seen"] = consensus.n_seen.fillna(consensus.subject_id.map(seen).fillna(0)).astype("Int64")
+        boxes = box_agreement(marks, consensus, self.links).set_index("consensus_id")
+        consensus["n_votes"] = consensus.n_votes.fillna(consensus.consensus_id.map(boxes.n_votes)).astype("Int64")
+        extra = [column for column in boxes.columns if column not in consensus.columns]
+        return consensus.join(boxes[extra], on="consensus_id")
+
+    def _subject_stats(self) -> pd.DataFrame:
+        classifications = self.classifications.groupby("subject_id")
+        marks = self.marks.groupby("subject_id")
+        stats = pd.DataFrame({
+            "n_classifications": classifications.size(),
+            "n_volunteers": classifications.user.nunique(),
+            "n_empty": (self.classifications.n_marks == 0).groupby(self.classifications.subject_id).sum(),
+            "n_marks": marks.size(),
+            "n_consensus": self.consensus.groupby("subject_id").size(),
+            "max_votes": self.consensus.groupby("subject_id").n_votes.max(),
+        }).reindex(self.subjects.subject_id)
+        for column in ("n_classifications", "n_volunteers", "n_empty", "n_marks", "n_consensus", "max_votes"):
+            stats[column] = stats[column].fillna(0).astype(np.int64)
+        agreement_columns = ["mean_iou", "unmatched_fraction", "n_below_quorum", "disagreement"]
+        if self.has_links:
+            # The disagreement score and its parts are the consensus layer's (see
+            # consensus.agreement): one definition wherever the score is shown.
+            agreement = subject_agreement(self.marks, self.consensus, self.links, self.classifications)
+            stats = stats.join(agreement.set_index("subject_id")[agreement_columns])
+        else:
+            for column in agreement_columns:
+                stats[column] = np.nan
+        stats = stats.reset_index()
+        extra = self.subjects.set_index("subject_id")[self.metadata_columns + ["thumbnail"]]
+        return stats.join(extra, on="subject_id")
+
+    @cached_property
+    def volunteer_stats(self) -> pd.DataFrame:
+        # Computed on first use (the Volunteers tab), once per process: it is the
+        # costliest statistic, and most visits never need it.
+        classifications = self.classifications.groupby("user")
+        marks = self.marks.groupby("user")
+        stats = pd.DataFrame({
+            "n_classifications": classifications.size(),
+            "n_subjects": classifications.subject_id.nunique(),
+            "n_marks": marks.size(),
+            "empty_share": (self.classifications.n_marks == 0).groupby(self.classifications.user).mean(),
+            "first_classification": classifications.created_at.min(),
+            "last_classification": classifications.created_at.max(),
+            "logged_in": self.classifications.user_id.notna().groupby(self.classifications.user).any(),
+        })
+        stats["n_marks"] = stats.n_marks.fillna(0).astype(np.int64)
+        stats["marks_per_classification"] = stats.n_marks / stats.n_classifications
+        agreement_columns = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
+        if self.has_links:
+            agreement = volunteer_agreement(self.marks, self.consensus, self.links, self.classifications)
+            stats = stats.join(agreement.set_index("user")[agreement_columns])
+        else:
+            for column in agreement_columns:
+                stats[column] = np.nan
+        stats.index.name = "user"
+        return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
+                                               ignore_index=True)
+
+    @cached_property
+    def consensus_source(self) -> str:
+        """The name review decisions on this consensus are stored under: its boxes' fingerprint.
+
+        `project.reviews.consensus_fingerprint` of the boxes, so another aggregation run (other
+        boxes) gets its own decisions, and ``zoolens export --reviews`` finds these ones again
+        from the same consensus.
+        """
+        return consensus_fingerprint(self.consensus)
+
+    def _workflow_subjects(self) -> dict[str, np.ndarray]:
+        """``"<workflow_id> v<version>"`` -> the subject ids classified in it."""
+        # De-duplicate first: millions of classifications, a few workflow versions.
+        seen = self.classifications[["workflow_id", "workflow_version", "subject_id"]].drop_duplicates()
+        keys = seen.workflow_id.astype(str) + " v" + seen.workflow_version.astype(str)
+        return {key: np.unique(ids.to_numpy()) for key, ids in seen.subject_id.groupby(keys.to_numpy())}
+
+    # -- per subject, fast -----------------------------------------------------------------
+
+    def marks_of(self, subject_id: int) -> pd.DataFrame:
+        """The marks drawn on one subject (a slice of the sorted mark table)."""
+        return self.marks.iloc[self._mark_index.rows(subject_id)]
+
+    def consensus_of(self, subject_id: int) -> pd.DataFrame:
+        """The consensus boxes of one subject."""
+        return self.consensus.iloc[self._consensus_index.rows(subject_id)]
+
+    def subject(self, subject_id: int) -> pd.Series | None:
+        """The subjects-table row of one subject, or None if unknown."""
+        row = self._subject_row.get(subject_id)
+        return None if row is None else self.subjects.iloc[int(row)]
+
+    def stats_of(self, subject_id: int) -> pd.Series | None:
+        """The `subject_stats` row of one subject, or None if unknown."""
+        row = self._subject_row.get(subject_id)
+        return None if row is None else self.subject_stats.iloc[int(row)]
+
+    def image(self, subject_id: int, kind: str = "rendering") -> tuple[Image | None, str | None]:
+        """A subject's image and, when there is none, why.
+
+        Parameters
+        ----------
+        subject_id : int
+        kind : {"rendering", "fits"}
+            The first frame's location, or the subject's FITS image as the sky lookup
+            finds it (`project.sky.SkyLookup`). Both are read through the project's `ImageStore`: paths
+            confined to the image roots, URLs to the allowed hosts, sizes capped.
+
+        Returns
+        -------
+        (Image or None, str or None)
+            The image (top row first, WCS for FITS) or None with the reason.
+        """
+        subject = self.subject(subject_id)
+        if subject is None:
+            return None, f"subject {subject_id} is not in the project"
+        if kind == "fits":
+            path, outcome = self.sky.fits_path(subject_id)
+            if path is None:
+                found_none = outcome == NO_FITS
+                return None, f"subject {subject_id} has no FITS file" if found_none else f"subject {subject_id}: {outcome}"
+            location = str(path)
+        else:
+            locations = subject.locations if isinstance(subject.locations, dict) else {}
+            location = locations.get("0")
+        if not isinstance(location, str) or not location:
+            return None, f"subject {subject_id} has no image location"
+        return self._open_image(location)
+
+    def _read_image(self, location: str) -> tuple[Image | None, str | None]:
+        try:
+            return self.images.open(location), None
+        except (ImageRefused, ImageFetchError, FormatError, OSError) as error:
+            return None, str(error)
+
+
+class _SubjectIndex:
+    """Row numbers of a table grouped by subject, found by binary search.
+
+    The table itself stays in its order: sorting millions of marks (every column)
+    costs seconds, sorting two integer columns' row numbers a fraction of that.
+    """
+
+    def __init__(self, subject_ids: np.ndarray, row_ids: np.ndarray):
+        self.order = np.lexsort((row_ids, subject_ids))
+        self.ids, self.starts = np.unique(subject_ids[self.order], return_index=True)
+        self.stops = np.r_[self.starts[1:], len(self.order)]
+
+    def rows(self, subject_id: int) -> np.ndarray:
+        """Row numbers of one subject's rows, in row-id order (none for an unknown subject)."""
+        position = np.searchsorted(self.ids, subject_id)
+        if position < len(self.ids) and self.ids[position] == subject_id:
+            return self.order[self.starts[position]:self.stops[position]]
+        return self.order[:0]
+
+

@@ -1,0 +1,91 @@
+"""`Selection`: the filters that choose a project's subjects, the same in the app and on the command line.
+
+A served session's `dashboard.data_store.DataStore` is a `Selection` with widgets; the
+command line's export makes one with every filter at its default (all subjects). The
+filters' values are what a catalogue's provenance records, so a catalogue made either
+way from the same subjects says the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import param
+
+from .core import Project
+from .reviews import SUBJECT_STATUSES
+
+#: The value of a selector filter that keeps everything.
+ANY = "any"
+
+#: Filters recorded, with their values, in the provenance of every export.
+RECORDED_FILTERS = ("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges")
+
+
+class Selection(param.Parameterized):
+    """Filters over one project's subjects; `passing` gives the subjects they keep."""
+
+    project = param.ClassSelector(class_=Project, constant=True, doc="The shared, read-only project.")
+    workflow = param.Selector(default=ANY, objects=[ANY], doc="Keep subjects classified in this workflow version.")
+    tool = param.Selector(default=ANY, objects=[ANY], doc="Show only marks of this tool.")
+    min_votes = param.Integer(default=0, bounds=(0, None),
+                              doc="Keep subjects with a consensus box of at least this many votes.")
+    min_volunteers = param.Integer(default=0, bounds=(0, None),
+                                   doc="Keep subjects seen by at least this many volunteers.")
+    disagreement = param.Range(default=(0.0, 1.0), bounds=(0.0, 1.0),
+                               doc="Keep subjects whose disagreement score lies in this range.")
+    metadata_ranges = param.Dict(default={}, doc="Metadata column -> (low, high): keep subjects inside.")
+    selection = param.Array(default=None, allow_None=True,
+                            doc="Subject ids picked in a plot (None: no plot selection).")
+    review_status = param.Selector(default=ANY, objects=[ANY, *SUBJECT_STATUSES],
+                                   doc="Keep subjects with this review status.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.param.workflow.objects = [ANY, *self.project.workflows]
+        self.param.tool.objects = [ANY, *self.project.tools]
+
+    def passing(self, review_statuses: pd.Series | None = None) -> pd.DataFrame:
+        """Statistics of the subjects the filters keep, most disagreement first.
+
+        Parameters
+        ----------
+        review_statuses : Series, optional
+            Each subject's review status, aligned with ``project.subject_stats``
+            (default: all unreviewed); added as the ``review_status`` column.
+        """
+        stats = self.project.subject_stats
+        statuses = (pd.Series("unreviewed", index=stats.index, dtype="string") if review_statuses is None
+                    else review_statuses)
+        stats = stats.assign(review_status=statuses.array)
+        keep = np.ones(len(stats), dtype=bool)
+        if self.workflow != ANY:
+            keep &= stats.subject_id.isin(self.project.workflows[self.workflow]).to_numpy()
+        if self.tool != ANY:
+            with_tool = self.project.marks.subject_id[self.project.marks.tool_label == self.tool]
+            keep &= stats.subject_id.isin(with_tool).to_numpy()
+        keep &= (stats.n_volunteers >= self.min_volunteers).to_numpy()
+        if self.min_votes > 0:
+            keep &= (stats.max_votes >= self.min_votes).to_numpy()
+        low, high = self.disagreement
+        if (low, high) != self.param.disagreement.bounds:
+            keep &= stats.disagreement.between(low, high).to_numpy()
+        for column, (low, high) in self.metadata_ranges.items():
+            keep &= stats[column].between(low, high).to_numpy()
+        if self.selection is not None:
+            keep &= stats.subject_id.isin(self.selection).to_numpy()
+        if self.review_status != ANY:
+            keep &= (stats.review_status == self.review_status).to_numpy()
+        return stats[keep].sort_values(["disagreement", "subject_id"], ascending=[False, True],
+                                       na_position="last", ignore_index=True)
+
+    def subject_ids(self) -> np.ndarray:
+        """Ids of the subjects the filters keep (a session's `DataStore` knows their review status)."""
+        return self.passing().subject_id.to_numpy(dtype=np.int64)
+
+    def recorded(self) -> dict:
+        """The filters as a catalogue's provenance records them."""
+        recorded = {name: getattr(self, name) for name in RECORDED_FILTERS}
+        recorded["plot_selection_subjects"] = None if self.selection is None else len(self.selection)
+        recorded["review_status"] = self.review_status
+        return recorded

@@ -1,0 +1,173 @@
+"""Where a subject sits on the sky: the one lookup the app, notebooks and the command line share.
+
+For each subject, the first of these that exists is its FITS image (read for its WCS,
+headers only):
+
+1. the path in the subjects column ``fits_column``, when one is named, relative to the
+   first image root;
+2. ``<subject_id>.fits`` (or ``.fit``, ``.fts``, ``.fits.gz``) in the first image root;
+3. the first frame location (``locations``) that is a local FITS file.
+
+A subject without a usable WCS falls back to its ``ra``/``dec`` and the project's pixel
+scale (`data_loaders.celestial.box_sky_positions`' tangent-plane route). Paths come from
+data, so they are resolved by `data_loaders.images.ImageStore.local_path`, which refuses
+anything outside the image roots.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_loaders.base import FormatError
+from data_loaders.celestial import read_wcs
+from data_loaders.images import ImageRefused, ImageStore
+
+FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz")
+
+#: Outcome of a subject whose FITS image was found and has a celestial WCS.
+FOUND = "wcs"
+#: Outcome of a subject without a FITS image.
+NO_FITS = "no FITS image found"
+
+
+class SkyLookup:
+    """Each subject's FITS image and celestial WCS, looked up once and remembered.
+
+    Parameters
+    ----------
+    subjects : DataFrame
+        Canonical subjects (``subject_id``, ``locations``, ``width``, ``height``, ...).
+    store : data_loaders.images.ImageStore
+        Its roots say where images may be read.
+    fits_column : str, optional
+        Subjects column holding each subject's FITS path. Naming a column the table
+        lacks is an error.
+    pixel_scale : float or str, optional
+        Arcseconds per picture pixel (or the subjects column holding it) for subjects
+        without a WCS.
+    """
+
+    def __init__(self, subjects: pd.DataFrame, store: ImageStore, fits_column: str | None = None,
+                 pixel_scale: float | str | None = None):
+        if fits_column is not None and fits_column not in subjects.columns:
+            raise ValueError(f"FITS path column {fits_column!r} is not in the subjects table; its columns are "
+                             f"{list(subjects.columns)}")
+        if isinstance(pixel_scale, str) and pixel_scale not in subjects.columns:
+            raise ValueError(f"pixel scale column {pixel_scale!r} is not in the subjects table; its columns are "
+                             f"{list(subjects.columns)}")
+        self.subjects = subjects
+        self.store = store
+        self.fits_column = fits_column
+        self.pixel_scale = pixel_scale
+        self._row = pd.Series(np.arange(len(subjects)), index=subjects["subject_id"].to_numpy(dtype=np.int64))
+        self._row = self._row[~self._row.index.duplicated()]
+        # subject_id -> (path or None, WCS or None, outcome); sessions share it, so guarded.
+        self._found: dict[int, tuple[Path | None, object, str]] = {}
+        self._lock = threading.Lock()
+
+    def fits_path(self, subject_id: int) -> tuple[Path | None, str]:
+        """The subject's FITS image inside the image roots, or None and why."""
+        path, _, outcome = self._lookup(int(subject_id))
+        return path, outcome
+
+    def wcs(self, subject_ids) -> tuple[dict, list[Path], dict[str, int]]:
+        """Celestial WCS of the given subjects' FITS images.
+
+        Returns
+        -------
+        wcs : dict
+            ``subject_id`` -> `astropy.wcs.WCS`, for the subjects that have one.
+        files : list of Path
+            The FITS files whose WCS is used.
+        outcomes : dict
+            Subjects per outcome: ``"wcs"``, ``"no FITS image found"``, ``"FITS image without a
+            celestial WCS"``, ``"FITS image refused: ..."`` or ``"FITS image unreadable"``.
+        """
+        found, files, outcomes = {}, [], {}
+        for subject_id in pd.unique(np.asarray(subject_ids, dtype=np.int64)):
+            path, subject_wcs, outcome = self._lookup(int(subject_id))
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            if subject_wcs is not None:
+                found[int(subject_id)] = subject_wcs
+                files.append(path)
+        return found, files, outcomes
+
+    def _lookup(self, subject_id: int) -> tuple[Path | None, object, str]:
+        known = self._found.get(subject_id)
+        if known is None:
+            known = self._find(subject_id)
+            with self._lock:
+                self._found[subject_id] = known
+        return known
+
+    def _find(self, subject_id: int) -> tuple[Path | None, object, str]:
+        row = self._row.get(subject_id)
+        subject = None if row is None else self.subjects.iloc[int(row)]
+        first_root = Path(self.store.roots[0]) if self.store.roots else None
+        candidates = []
+        named = subject.get(self.fits_column) if subject is not None and self.fits_column else None
+        if isinstance(named, str) and named:
+            candidates.append(named)
+        if first_root is not None:
+            candidates += [str(first_root / f"{subject_id}{extension}") for extension in FITS_EXTENSIONS]
+        frames = subject.get("locations") if subject is not None else None
+        if isinstance(frames, Mapping):
+            candidates += [location for _, location in sorted(frames.items())
+                           if isinstance(location, str) and "://" not in location
+                           and location.lower().endswith(FITS_EXTENSIONS)]
+        for candidate in candidates:
+            try:
+                path = self.store.local_path(candidate)
+            except FileNotFoundError:
+                continue
+            except ImageRefused as error:
+                return None, None, f"FITS image refused: {error}"
+            try:
+                subject_wcs = read_wcs(path)
+            except FormatError:
+                return path, None, "FITS image unreadable"
+            if subject_wcs is None:
+                return path, None, "FITS image without a celestial WCS"
+            return path, subject_wcs, FOUND
+        return None, None, NO_FITS
+
+
+def picture_sizes(subjects: pd.DataFrame, store: ImageStore) -> pd.DataFrame:
+    """``subjects`` with missing ``width``/``height`` read from the header of each subject's first local picture.
+
+    Only local PNG/JPEG frame locations inside the store's roots are read (Pillow
+    reads the header, not the pixels). URLs are not fetched: a subject whose
+    picture is remote keeps NaN.
+    """
+    subjects = subjects.copy()
+    unknown = ~(np.isfinite(subjects["width"].to_numpy(dtype=float, na_value=np.nan))
+                & np.isfinite(subjects["height"].to_numpy(dtype=float, na_value=np.nan)))
+    # One header per subject whose size is unknown: the loop runs over those subjects' files.
+    for index in np.flatnonzero(unknown):
+        frames = subjects["locations"].iloc[index]
+        location = frames.get("0") if isinstance(frames, Mapping) else None
+        if not isinstance(location, str) or "://" in location:
+            continue
+        try:
+            size = _picture_size(store.local_path(location))
+        except (FileNotFoundError, ImageRefused, FormatError):
+            continue
+        subjects.iloc[index, subjects.columns.get_loc("width")] = float(size[0])
+        subjects.iloc[index, subjects.columns.get_loc("height")] = float(size[1])
+    return subjects
+
+
+def _picture_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a PNG or JPEG picture from its header."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as picture:
+            return picture.size
+    except (UnidentifiedImageError, OSError) as error:
+        raise FormatError(f"{path}: not a readable picture ({error})") from error
