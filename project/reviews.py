@@ -268,8 +268,7 @@ class ReviewStore:
             raise ReviewError(f"{action} takes no original geometry: only aggregated boxes have one")
         original = _geometry("original", original) if aggregated else None
         geometry = _geometry("geometry", geometry) if geometry is not None else None
-        # The state without decisions, worked out before the write lock is taken.
-        undecided = _state(_frame([]), consensus_id, original) if action != "add" else None
+        undecided = _undecided(consensus_id, original)
 
         def write(connection: sa.Connection) -> Decision:
             box_id = consensus_id
@@ -861,6 +860,13 @@ def _state(rows: pd.DataFrame, consensus_id: int | None, original: dict | None) 
     if len(boxes):
         state = boxes.iloc[0]
         return {**{key: float(state[key]) for key in GEOMETRY}, "status": str(state["status"])}
+    return _undecided(consensus_id, original)
+
+
+def _undecided(consensus_id: int | None, original: dict | None) -> dict | None:
+    """The state of a box (or a subject's flag) with no decision in effect: `_state` of no decisions."""
+    if consensus_id is None:
+        return {"flagged": False}
     return None if original is None else {**original, "status": "unreviewed"}
 
 
