@@ -6,6 +6,8 @@
   and points (methods: ``"iou"``, ``"lean"`` for boxes, ``"point"`` for clicks; by
   default each kind of mark gets its own, see `methods()`).
 - `agreement`: statistics per consensus box, per subject and per volunteer.
+- `detections.match_detections(detections, consensus)`: machine detections against the
+  consensus: true positives, machine-only, human-only, precision, recall, F1, COCO AP.
 
 Pandas and Dask DataFrames (partitioned by subject) are both accepted.
 """

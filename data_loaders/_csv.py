@@ -33,6 +33,9 @@ from .cache import cached_load
 #: How many cells one bulk JSON parse takes; a bad cell only sends its chunk to the slow path.
 LITERAL_CHUNK = 8192
 
+#: The first bytes of a Parquet file.
+PARQUET_MAGIC = b"PAR1"
+
 #: Column names pandas gives an unnamed index column written by ``to_csv`` and read back.
 _INDEX_COLUMN_PATTERN = r"^(|Unnamed: \d+)$"
 
@@ -198,6 +201,46 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
         report.skip("wrong number of columns", lines[table.num_rows:])
         lines = lines[:table.num_rows]
     return TextTable(table, lines)
+
+
+def table_columns(path: Path, head: bytes) -> list[str]:
+    """The column names of a CSV or Parquet table, from its first bytes (and Parquet schema)."""
+    if head[:4] == PARQUET_MAGIC:
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_schema(path).names
+        except (pa.ArrowInvalid, OSError):
+            return []
+    return csv_header(head)
+
+
+def read_text_table(path: Path, report: LoadReport, expected: str, required,
+                    index_column: str | None = None, **limits) -> TextTable:
+    """A CSV or Parquet table as text columns (`read_text_csv`, with its ``limits``); Parquet rows are
+    numbered from 1."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != PARQUET_MAGIC:
+        return read_text_csv(path, report, expected, required, index_column=index_column, **limits)
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise FormatError(f"{path}: cannot be read as {expected} (Parquet): {error}") from error
+    missing = [column for column in required if column not in table.column_names]
+    if missing:
+        raise FormatError(f"{path}: not {expected}: it lacks column(s) {', '.join(missing)}")
+    if index_column and "__index_level_0__" in table.column_names:
+        table = table.rename_columns([index_column if name == "__index_level_0__" else name
+                                      for name in table.column_names])
+    # Every column as text, as from a CSV file, so one code path checks and converts them.
+    text = pa.table({name: pc.fill_null(pc.cast(column, pa.string()), "")
+                     for name, column in zip(table.column_names, table.columns)})
+    report.rows_read += text.num_rows
+    report.counts["line_numbers"] = "Parquet row numbers, from 1"
+    return TextTable(text, np.arange(1, text.num_rows + 1, dtype=np.int64))
 
 
 def _scan_text(path: Path, compression: str | None,
