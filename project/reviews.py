@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -576,7 +577,8 @@ class _WriterThread:
     refusal goes to its session alone; the others' results are handed back once the
     transaction has committed, so a returned decision is always a stored one. Any other
     error rolls the transaction back and fails every decision in it. The thread starts
-    with the first decision.
+    with the first decision, and again in a process forked after that (a fork copies no
+    thread).
     """
 
     def __init__(self, writing: Callable[[], Any]):
@@ -584,11 +586,14 @@ class _WriterThread:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._process = os.getpid()
 
     def run(self, write: Callable[[sa.Connection], Any]) -> Any:
         """``write(connection)``'s result once committed; its exception if it raised."""
         done: Future = Future()
         with self._lock:
+            if self._process != os.getpid():  # forked: the thread and what it had queued stayed behind
+                self._queue, self._thread, self._process = queue.SimpleQueue(), None, os.getpid()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name="zoolens-review-writer", daemon=True)
                 self._thread.start()
@@ -598,10 +603,10 @@ class _WriterThread:
     def stop(self) -> None:
         """Write what is queued, then end the thread."""
         with self._lock:
-            if self._thread is not None:
+            if self._thread is not None and self._process == os.getpid():
                 self._queue.put(None)
                 self._thread.join()
-                self._thread = None
+            self._thread = None
 
     def _serve(self) -> None:
         while True:

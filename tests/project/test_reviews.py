@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -496,6 +497,27 @@ def test_closing_finishes_the_decisions_under_way(store_url):
         assert sorted(reopened.history()["id"]) == sorted(decision.id for decision in decided)
         # A store reopened after closing writes again (a new writer thread).
         assert reopened.record("run", 99, "flag", "bob").id > max(decision.id for decision in decided)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_gets_a_writer_thread_of_its_own(tmp_path):
+    # A fork copies no thread: a child of a process that had decided must not wait for ever.
+    path = tmp_path / "reviews.sqlite"
+    store = ReviewStore(path=path)
+    store.record("run", 1, "flag", "parent")
+    store._engine.dispose(close=False)  # the child opens connections of its own, as SQLAlchemy asks
+    child = os.fork()
+    if child == 0:
+        try:
+            signal.alarm(60)  # a child left waiting for a thread it does not have dies, and the test fails
+            store.record("run", 2, "flag", "child")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.history()["reviewer"].tolist() == ["parent", "child"]
+    store.close()
 
 
 def run_writer(*arguments) -> subprocess.Popen:
