@@ -26,7 +26,8 @@ from data_loaders.schema import conform, empty_table
 from .reviews import consensus_fingerprint
 from .sky import NO_FITS, SkyLookup
 
-#: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
+#: URL route of subjects' image files in a served app: ``zoolens-images/<root number>/<path>``
+#: (`Project.image_file`; only files a subject refers to are served: `dashboard.image_route`).
 IMAGE_ROUTE = "zoolens-images"
 
 #: Subject columns never offered as metadata filters, though numeric.
