@@ -36,7 +36,7 @@ import pandas as pd
 import param
 
 from ._csv import RowFilter, TextTable, parse_floats, parse_integers, read_text_table, table_columns, typed_values
-from .base import FormatError, LoadReport, LoadResult, Loader, read_head
+from .base import FormatError, LoadReport, LoadResult, Loader, ReadLimits, read_head
 from .cache import cached_load, file_digest
 from .schema import conform
 
@@ -47,7 +47,7 @@ ID_COLUMNS = ("subject_id", "image_id")
 READ_COLUMNS = CORNERS + ID_COLUMNS
 
 
-class BoxAggregatorOutput(Loader):
+class BoxAggregatorOutput(ReadLimits, Loader):
     """BoxAggregator consensus boxes (x1, x2, y1, y2 per image) as CSV or Parquet."""
 
     short_name = "boxaggregator"
@@ -75,7 +75,8 @@ class BoxAggregatorOutput(Loader):
         options = {"annotations": None if annotations is None else file_digest(annotations),
                    "offset": [dx, dy], "source": self.source}
         return cached_load(path, self.short_name, options,
-                           lambda: _parse(path, annotations, dx, dy, self.source), use_cache=self.use_cache)
+                           lambda: _parse(path, annotations, dx, dy, self.source, self.limits),
+                           use_cache=self.use_cache)
 
 
 def read_boxaggregator(path, annotations=None, offset=(0.0, 0.0), source: str = "BoxAggregator",
@@ -122,7 +123,7 @@ def _boxes(rows: TextTable, kept: RowFilter, dx: float, dy: float) -> tuple[np.n
     return ids, geometry
 
 
-def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: str) -> LoadResult:
+def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: str, limits: dict) -> LoadResult:
     report = LoadReport(source=str(path), format=BoxAggregatorOutput.short_name)
     header = table_columns(path, read_head(path))
     id_column = next((column for column in ID_COLUMNS if column in header), ID_COLUMNS[0])
@@ -130,7 +131,7 @@ def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: s
         raise FormatError(
             f"{path}: this is BoxAggregator's annotation table (it has worker_id); read the "
             "consensus table and pass this file as annotations=")
-    rows = read_text_table(path, report, EXPECTED, CORNERS + (id_column,))
+    rows = read_text_table(path, report, EXPECTED, CORNERS + (id_column,), **limits)
     kept = RowFilter(report, rows.lines)
     subject_ids, geometry = _boxes(rows, kept, dx, dy)
     association = None
@@ -160,7 +161,7 @@ def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: s
                               "iou": pd.Series(dtype=float)})
         consensus["n_votes"] = consensus["n_seen"] = pd.NA
     else:
-        links = _links(annotations, consensus, dx, dy, report)
+        links = _links(annotations, consensus, dx, dy, report, limits)
         matched = links[links["consensus_id"] >= 0]
         consensus["n_votes"] = consensus["consensus_id"].map(
             matched.groupby("consensus_id").size()).fillna(0).astype(np.int64)
@@ -185,13 +186,13 @@ def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: s
 
 
 def _links(path: Path, consensus: pd.DataFrame, dx: float, dy: float,
-           report: LoadReport) -> pd.DataFrame:
+           report: LoadReport, limits: dict) -> pd.DataFrame:
     """One link per annotation: its consensus box (by image and association), iou and box."""
     annotation_report = LoadReport(source=str(path), format="boxaggregator annotations")
     header = table_columns(path, read_head(path))
     id_column = next((column for column in ID_COLUMNS if column in header), ID_COLUMNS[0])
     rows = read_text_table(path, annotation_report, EXPECTED, CORNERS + (id_column, "worker_id", "association"),
-                       index_column="annotation_id")
+                           index_column="annotation_id", **limits)
     kept = RowFilter(annotation_report, rows.lines)
     subject_ids, geometry = _boxes(rows, kept, dx, dy)
     association, ok = parse_floats(rows.column("association"))
