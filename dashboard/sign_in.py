@@ -106,7 +106,8 @@ class SignInThrottle(param.Parameterized):
             delay = min(self.first_delay * 2 ** (count - self.free_failures - 1), self.max_delay)
         else:
             return 0.0
-        return max(0.0, self._failures[key].last + delay - now)
+        # Elapsed first: a failure just now waits exactly ``delay`` (no rounding from adding clock readings).
+        return max(0.0, delay - (now - self._failures[key].last))
 
 
 def wait_message(seconds: float, locked_out: bool) -> str:
