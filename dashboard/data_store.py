@@ -66,6 +66,7 @@ class DataStore(Selection, Viewer):
     """
 
     subject = param.Integer(default=None, allow_None=True, doc="The subject shown in the cutout viewer.")
+    show_subject = param.Event(doc="Asks the layout to bring the Subjects tab (the cutout) forward.")
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
