@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import requests
 from panel.auth import BasicAuthProvider, BasicLoginHandler, LogoutHandler, OAuthProvider
 
-from project.roles import SHARED_PASSWORD, ClaimRoles, Reviewer, UsersFile
+from project.roles import ROLES, SHARED_PASSWORD, ClaimRoles, Reviewer, UsersFile
 
 #: The OpenID Connect scopes asked for when none are given: the name, the email address.
 DEFAULT_OIDC_SCOPES = ("openid", "profile", "email")
@@ -36,6 +36,11 @@ class SignIn:
 
     def server_options(self) -> dict:
         """Keyword arguments for `panel.serve` that put the sign-in in front of every page."""
+        raise NotImplementedError
+
+    @property
+    def description(self) -> str:
+        """One line saying how people sign in, for the server's log."""
         raise NotImplementedError
 
     def reviewer(self, user: str | None, claims: Mapping | None) -> Reviewer | None:
@@ -65,6 +70,10 @@ class SharedPassword(SignIn):
     def server_options(self) -> dict:
         return {"auth_provider": _provider(BasicAuthProvider, _SharedPasswordLogin, password=self._password)}
 
+    @property
+    def description(self) -> str:
+        return "shared-password mode: one password, names not verified, everyone a reviewer"
+
     def reviewer(self, user, claims):
         return Reviewer(user, "reviewer", SHARED_PASSWORD) if user else None
 
@@ -85,6 +94,12 @@ class UsersFileSignIn(SignIn):
 
     def server_options(self) -> dict:
         return {"auth_provider": _provider(BasicAuthProvider, _UsersFileLogin, users=self.users)}
+
+    @property
+    def description(self) -> str:
+        roles = [user["role"] for user in self.users.users.values()]
+        counts = ", ".join(f"{roles.count(role)} {role}(s)" for role in ROLES)
+        return f"users file {self.users.path}: {counts}"
 
     def reviewer(self, user, claims):
         return self.users.reviewer(user) if user else None
@@ -158,6 +173,13 @@ class OidcSignIn(SignIn):
                 "oauth_key": self.client_id,
                 "oauth_secret": self._client_secret, "oauth_redirect_uri": self.redirect_uri,
                 "oauth_extra_params": extra, "oauth_jwt_user": self.roles.user_claim}
+
+    @property
+    def description(self) -> str:
+        default = (f"anyone else a {self.roles.default_role}" if self.roles.default_role
+                   else "anyone without a role refused")
+        return (f"OpenID Connect at {self.issuer}, name from claim {self.roles.user_claim}, role from claim "
+                f"{self.roles.claim}, {default}")
 
     def reviewer(self, user, claims):
         return self.roles.reviewer(claims) if user else None

@@ -8,7 +8,7 @@ import sys
 
 #: Subcommand modules, in the order ``zoolens --help`` lists them. Each defines
 #: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export")
+COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export", "users")
 
 
 class _Version(argparse.Action):
