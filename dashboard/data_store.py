@@ -92,6 +92,8 @@ class DataStore(Selection, Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         Reviewer(self.reviewer or "-", self.role, self.authentication)  # an unknown authentication is refused
+        if self.reviewer_signed_in:
+            self.param.reviewer.constant = True  # the sign-in's name, for this session only: nothing renames it
         self._box_status = None
         self._reviewed_memo = None
         with param.discard_events(self):

@@ -345,3 +345,12 @@ def test_shared_password_mode_is_labelled_in_the_page_and_the_records(tiny_proje
     assert len(sidebar) == 1 and "shared-password mode" in sidebar[0]
     shared.review.accept(10)
     assert review_store.history()[["reviewer", "authentication"]].values.tolist() == [["ann", SHARED_PASSWORD]]
+
+
+def test_a_signed_in_name_cannot_be_changed_in_the_session(tiny_project, review_store):
+    signed_in = signed_in_explorer(tiny_project, review_store, "bob", "reviewer")
+    with pytest.raises(TypeError, match="Constant parameter 'reviewer'"):
+        signed_in.data_store.reviewer = "ann"
+    typed = Explorer(tiny_project, reviews=review_store)  # without sign-in, the name is typed
+    typed.data_store.reviewer = "ann"
+    assert (signed_in.data_store.reviewer, typed.data_store.reviewer) == ("bob", "ann")
