@@ -16,14 +16,14 @@ from collections.abc import Callable
 import panel as pn
 
 from project import Project
-from project.core import IMAGE_ROUTE
 from project.progress import READY, LoadProgress, ProjectLoad
 from project.reviews import ReviewStore
 from project.roles import Reviewer
 
 from .explorer import Explorer
+from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, failure_panel, load_report_panel, shared_load, skipped_summary
-from .sign_in import SignIn
+from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
 
 
@@ -187,10 +187,11 @@ def notify_error(exception: BaseException) -> None:
         pn.state.notifications.error(html.escape(f"{type(exception).__name__}: {exception}"), duration=0)
 
 
-def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str, image_roots=(),
+def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str,
           port: int = 5006, address: str | None = None, show: bool = False, num_threads: int | None = None,
           threaded: bool = False, reviews: ReviewStore | None = None,
-          review_refresh_ms: int = REVIEW_REFRESH_MS, sign_in: SignIn | None = None, **server_options):
+          review_refresh_ms: int = REVIEW_REFRESH_MS, sign_in: SignIn | None = None,
+          sign_in_throttle: SignInThrottle | None = None, **server_options):
     """Serve the app: the server listens at once, and every session shares the project ``build_project`` makes.
 
     Parameters
@@ -203,8 +204,6 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         background thread, as the server starts.
     title : str
         Names the project on the pages while it loads.
-    image_roots : sequence of path
-        Image folders, published at ``zoolens-images/<i>/`` for thumbnails.
     port, address, show, num_threads, threaded
         As for `panel.serve`.
     reviews : ReviewStore, optional
@@ -214,6 +213,14 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     sign_in : SignIn, optional
         Who may open the app and with which role (`dashboard.sign_in`); without one anyone may,
         typing a name to decide under. Give a ``cookie_secret`` with it.
+    sign_in_throttle : SignInThrottle, optional
+        With a sign-in that asks for a password, how failed sign-ins slow down and lock out
+        (default: a `SignInThrottle` with its default settings).
+    **server_options
+        Passed to `panel.serve` (``cookie_secret``, ``websocket_origin``...).
+
+    Subjects' image files are served under ``zoolens-images/`` from the loaded project's
+    image roots (`dashboard.image_route`), and nothing else in those folders.
     """
     for option in ("basic_auth", "oauth_provider", "auth_provider"):
         if option in server_options:
@@ -231,6 +238,12 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         lambda user_info: sign_in.authorize(pn.state.user, user_info))
     if sign_in is not None:
         server_options.update(sign_in.server_options())
-    static_dirs = {f"{IMAGE_ROUTE}/{number}": str(root) for number, root in enumerate(image_roots)}
+    # Subjects' images only, once the project has loaded (`dashboard.image_route`): never the
+    # folders they are in, which hold the exports and the review store too.
+    extra_patterns = [*server_options.pop("extra_patterns", []), image_route(load)]
+    if sign_in is not None and sign_in.asks_password:
+        # Matched before Panel's own login page, which would check passwords as fast as asked.
+        extra_patterns.append(login_route(sign_in_throttle or SignInThrottle(), sign_in.check_password,
+                                          server_options.get("login_endpoint") or "/login"))
     return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
-                    static_dirs=static_dirs, title="zoolens", threaded=threaded, **server_options)
+                    extra_patterns=extra_patterns, title="zoolens", threaded=threaded, **server_options)

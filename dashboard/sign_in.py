@@ -1,4 +1,6 @@
-"""How the served app signs people in, and who they are once in: a `SignIn` per way of signing in.
+"""How the served app signs people in, who they are once in, and sign-in throttling.
+
+A `SignIn` per way of signing in:
 
 - `SharedPassword`: one password for the whole team; the name is whatever the person types at
   the login page, so every session is a reviewer and is labelled "shared-password mode".
@@ -11,16 +13,32 @@ Each gives the options `dashboard.app.serve` passes to `panel.serve`, and `revie
 the `project.roles.Reviewer` a session decides as, or None for someone who may not use the app at
 all (the server then refuses the page). The review store checks the reviewer's role on every
 decision; nothing here trusts the page.
+
+Panel's basic-auth login page checks a password as often as it is asked (thirty
+wrong ones in 60 ms, then the right one works). `ThrottledLoginHandler` is that
+page's handler, checking passwords with the `SignIn`, with a `SignInThrottle` in front: after a
+few failures for a user name, or from a client address, each further attempt must wait longer
+(doubling), and after more a lockout holds for a while. A refused attempt is not checked at
+all and says on the login page how long to wait; a successful sign-in clears the
+user's and the address's failures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+import param
 import requests
+import tornado.escape
 from panel.auth import BasicAuthProvider, BasicLoginHandler, LogoutHandler, OAuthProvider
+from panel.io.resources import CDN_DIST
 
 from project.roles import ROLES, SHARED_PASSWORD, ClaimRoles, Reviewer, UsersFile
 
@@ -28,11 +46,164 @@ from project.roles import ROLES, SHARED_PASSWORD, ClaimRoles, Reviewer, UsersFil
 DEFAULT_OIDC_SCOPES = ("openid", "profile", "email")
 
 
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+class SignInThrottle(param.Parameterized):
+    """Failed sign-ins per user name and per client address, and how long each must now wait."""
+
+    free_failures = param.Integer(default=3, bounds=(0, None), doc="""
+        Failures allowed before attempts are slowed down.""")
+
+    first_delay = param.Number(default=1.0, bounds=(0, None), doc="""
+        Seconds to wait after the first failure past the free ones; each further one doubles it.""")
+
+    max_delay = param.Number(default=60.0, bounds=(0, None), doc="""
+        The longest wait between attempts before the lockout.""")
+
+    lockout_failures = param.Integer(default=10, bounds=(1, None), doc="""
+        Failures after which the user name or address is locked out.""")
+
+    lockout_seconds = param.Number(default=15 * 60.0, bounds=(0, None), doc="""
+        How long a lockout lasts; failures older than this are forgotten.""")
+
+    max_tracked = param.Integer(default=100_000, bounds=(1, None), doc="""
+        User names and addresses remembered at most (the oldest are forgotten first), so
+        attempts with ever new names cannot fill the server's memory.""")
+
+    def __init__(self, clock=time.monotonic, **params):
+        super().__init__(**params)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: OrderedDict[tuple[str, str], _Failures] = OrderedDict()
+
+    def wait(self, user: str, address: str) -> float:
+        """Seconds before ``user`` may try again from ``address`` (0: now)."""
+        now = self._clock()
+        with self._lock:
+            return max(self._wait(key, now) for key in self._keys(user, address))
+
+    def failed(self, user: str, address: str) -> float:
+        """Count a failed attempt; the seconds to wait before the next one."""
+        now = self._clock()
+        with self._lock:
+            for key in self._keys(user, address):
+                failures = self._failures.pop(key, None) or _Failures()
+                if now - failures.last >= self.lockout_seconds:
+                    failures = _Failures()
+                failures.count += 1
+                failures.last = now
+                self._failures[key] = failures
+                while len(self._failures) > self.max_tracked:
+                    self._failures.popitem(last=False)
+            return max(self._wait(key, now) for key in self._keys(user, address))
+
+    def succeeded(self, user: str, address: str) -> None:
+        """Forget the failures of ``user`` and of ``address``."""
+        with self._lock:
+            for key in self._keys(user, address):
+                self._failures.pop(key, None)
+
+    def locked_out(self, user: str, address: str) -> bool:
+        """Whether ``user`` or ``address`` has failed often enough to be locked out now."""
+        now = self._clock()
+        with self._lock:
+            return any(self._count(key, now) >= self.lockout_failures for key in self._keys(user, address))
+
+    @staticmethod
+    def _keys(user: str, address: str) -> tuple[tuple[str, str], ...]:
+        return (("user", user), ("address", address))
+
+    def _count(self, key, now: float) -> int:
+        failures = self._failures.get(key)
+        return failures.count if failures and now - failures.last < self.lockout_seconds else 0
+
+    def _wait(self, key, now: float) -> float:
+        count = self._count(key, now)
+        if count >= self.lockout_failures:
+            delay = self.lockout_seconds
+        elif count > self.free_failures:
+            delay = min(self.first_delay * 2 ** (count - self.free_failures - 1), self.max_delay)
+        else:
+            return 0.0
+        # Elapsed first: a failure just now waits exactly ``delay`` (no rounding from adding clock readings).
+        return max(0.0, delay - (now - self._failures[key].last))
+
+
+def wait_message(seconds: float, locked_out: bool) -> str:
+    """What the login page says to a refused attempt."""
+    if locked_out:
+        minutes = math.ceil(seconds / 60)
+        return (f"Too many failed sign-ins for this user or from this address: signing in is locked "
+                f"for {minutes} minute{'s' if minutes != 1 else ''}.")
+    wait = math.ceil(seconds)
+    return (f"Too many failed sign-ins for this user or from this address: wait {wait} second"
+            f"{'s' if wait != 1 else ''} before trying again.")
+
+
+class ThrottledLoginHandler(BasicLoginHandler):
+    """Panel's basic-auth login page, checking passwords with ``check``, its attempts throttled by a
+    `SignInThrottle`."""
+
+    def initialize(self, throttle: SignInThrottle, check: Callable[[str, str], bool],
+                   login_endpoint: str = "/login") -> None:
+        self.throttle, self._check = throttle, check
+        self._login_endpoint = login_endpoint
+
+    def _validate(self, username, password):
+        return self._check(username, password)
+
+    def post(self):
+        user = self.get_argument("username", "")
+        address = self.request.remote_ip or ""
+        wait = self.throttle.wait(user, address)
+        if wait > 0:
+            # Refused unchecked, so a locked-out guesser learns nothing about the password.
+            self._refuse(wait_message(wait, self.throttle.locked_out(user, address)), status=429)
+            return
+        if self._validate(user, self.get_argument("password", "")):
+            self.throttle.succeeded(user, address)
+            super().post()  # checks again (one more hash) and signs in, as Panel does
+            return
+        wait = self.throttle.failed(user, address)
+        message = "Invalid username or password!"
+        if wait > 0:
+            message = f"{message} {wait_message(wait, self.throttle.locked_out(user, address))}"
+        self._refuse(message)
+
+    def _refuse(self, message: str, status: int | None = None) -> None:
+        # Back to the login page with the message, as Panel's handler does; a refusal unchecked
+        # carries 429 Too Many Requests in its body's page instead of a redirect.
+        if status is None:
+            self.redirect(f"{self._login_endpoint}?error={tornado.escape.url_escape(message)}")
+            return
+        self.set_status(status)
+        self.write(self._login_template.render(login_endpoint=self._login_endpoint, errormessage=message,
+                                               PANEL_CDN=CDN_DIST))
+
+
+def login_route(throttle: SignInThrottle, check: Callable[[str, str], bool],
+                login_endpoint: str = "/login") -> tuple[str, type, dict]:
+    """The Tornado route (for ``extra_patterns``, which Bokeh matches before the auth
+    provider's own login route) of the throttled login page checking passwords with ``check``."""
+    return (login_endpoint, ThrottledLoginHandler,
+            {"throttle": throttle, "check": check, "login_endpoint": login_endpoint})
+
+
 class SignIn:
     """A way of signing in to the served app (the base class; see the module's subclasses)."""
 
     #: Panel's OAuth provider name (``panel.config.oauth_provider``) the sign-in needs, if any.
     oauth_provider: str | None = None
+    #: Whether people sign in with a name and password on zoolens' own (throttled) login page.
+    asks_password = False
+
+    def check_password(self, user: str, password: str) -> bool:
+        """Whether ``password`` signs ``user`` in (for sign-ins that ask for a password)."""
+        raise NotImplementedError
 
     def server_options(self) -> dict:
         """Keyword arguments for `panel.serve` that put the sign-in in front of every page."""
@@ -67,8 +238,13 @@ class SharedPassword(SignIn):
             raise ValueError("the shared password must not be empty")
         self._password = password
 
+    asks_password = True
+
+    def check_password(self, user, password):
+        return bool(user.strip()) and password == self._password
+
     def server_options(self) -> dict:
-        return {"auth_provider": _provider(BasicAuthProvider, _SharedPasswordLogin, password=self._password)}
+        return {"auth_provider": _provider(BasicAuthProvider)}
 
     @property
     def description(self) -> str:
@@ -92,8 +268,13 @@ class UsersFileSignIn(SignIn):
     def __init__(self, path: str | Path):
         self.users = UsersFile(path)
 
+    asks_password = True
+
+    def check_password(self, user, password):
+        return self.users.verify(user, password) is not None
+
     def server_options(self) -> dict:
-        return {"auth_provider": _provider(BasicAuthProvider, _UsersFileLogin, users=self.users)}
+        return {"auth_provider": _provider(BasicAuthProvider)}
 
     @property
     def description(self) -> str:
@@ -169,7 +350,7 @@ class OidcSignIn(SignIn):
                  "TOKEN_URL": self.endpoints["token_endpoint"], "scope": self.scopes}
         if "userinfo_endpoint" in self.endpoints:
             extra["USER_URL"] = self.endpoints["userinfo_endpoint"]
-        return {"auth_provider": _provider(OAuthProvider, None, logout_url=self.logout_url),
+        return {"auth_provider": _provider(OAuthProvider, logout_url=self.logout_url),
                 "oauth_key": self.client_id,
                 "oauth_secret": self._client_secret, "oauth_redirect_uri": self.redirect_uri,
                 "oauth_extra_params": extra, "oauth_jwt_user": self.roles.user_claim}
@@ -185,24 +366,6 @@ class OidcSignIn(SignIn):
         return self.roles.reviewer(claims) if user else None
 
 
-class _SharedPasswordLogin(BasicLoginHandler):
-    """Panel's login page, checking the one shared password (any name)."""
-
-    password: str = ""
-
-    def _validate(self, username, password):
-        return bool(username.strip()) and password == self.password
-
-
-class _UsersFileLogin(BasicLoginHandler):
-    """Panel's login page, checking the name and password against the users file's hashes."""
-
-    users: UsersFile
-
-    def _validate(self, username, password):
-        return self.users.verify(username, password) is not None
-
-
 class _ProviderLogout(LogoutHandler):
     """Panel's sign-out (clears the app's cookies), then the provider's own sign-out page."""
 
@@ -216,20 +379,13 @@ class _ProviderLogout(LogoutHandler):
         self.redirect(self.provider_logout_url)
 
 
-def _provider(base: type, login: type | None, logout_url: str | None = None, **login_settings):
-    """An instance of Panel's auth provider ``base`` whose login page is ``login`` (a subclass made for
-    this server, holding ``login_settings``) and whose logout ends at ``logout_url``."""
-    login_class = None if login is None else type(login.__name__, (login,), login_settings)
+def _provider(base: type, logout_url: str | None = None):
+    """An instance of Panel's auth provider ``base`` whose logout ends at ``logout_url`` (a page of the
+    OpenID Connect provider), or Panel's own logout page without one. A password sign-in's login
+    page is `ThrottledLoginHandler`, routed before the provider's (`login_route`)."""
     logout_class = type("ProviderLogout", (_ProviderLogout,), {"provider_logout_url": logout_url})
 
     class Provider(base):
-        @property
-        def login_handler(self):
-            if login_class is None:
-                return super().login_handler
-            login_class._login_endpoint, login_class._login_template = self._login_endpoint, self._login_template
-            return login_class
-
         @property
         def logout_handler(self):
             logout_class._login_endpoint = self._login_endpoint

@@ -26,7 +26,8 @@ from data_loaders.schema import conform, empty_table
 from .reviews import consensus_fingerprint
 from .sky import NO_FITS, SkyLookup
 
-#: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
+#: URL route of subjects' image files in a served app: ``zoolens-images/<root number>/<path>``
+#: (`Project.image_file`; only files a subject refers to are served: `dashboard.image_route`).
 IMAGE_ROUTE = "zoolens-images"
 
 #: Subject columns never offered as metadata filters, though numeric.
@@ -121,6 +122,8 @@ class Project:
         self.has_links = links is not None
         self.links = conform(links, "links") if links is not None else empty_table("links")
         self.subjects = self._subjects(subjects, picture_size)
+        # Made with the project, in the loading thread, not by the first image request on the event loop.
+        self._published_images = self._image_routes()
         self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale)
         self.marks = self._marks(marks)
         if self.has_links:
@@ -160,10 +163,9 @@ class Project:
     def _thumbnail_url(self, location) -> str:
         """Where a browser gets a subject's image ("" if nowhere it may).
 
-        A relative path is published under the first image root's route, an absolute one
-        under the route of the root holding it, an http(s) URL on an allowed host is used
-        as it is. Paths are normalised and percent-quoted, so a location cannot climb out
-        of its root (the static route refuses ``..`` too) nor out of the HTML attribute.
+        A local path is published under the image route (`_route_path`), an http(s)
+        URL on an allowed host is used as it is. Paths are percent-quoted, so a
+        location cannot climb out of the HTML attribute.
         """
         if not isinstance(location, str) or not location:
             return ""
@@ -173,6 +175,15 @@ class Project:
             except ImageRefused:
                 return ""
             return urllib.parse.quote(location, safe=":/?&=%#")
+        route_path = self._route_path(location)
+        return f"{IMAGE_ROUTE}/{urllib.parse.quote(route_path)}" if route_path else ""
+
+    def _route_path(self, location: str) -> str | None:
+        """``<root number>/<path in that root>`` for a local image location, None if in no root.
+
+        A relative path lies in the first image root, an absolute one in the root holding
+        it. The path is normalised, so a location cannot climb out of its root.
+        """
         path = posixpath.normpath(location.replace("\\", "/"))
         for number, root in enumerate(self.image_roots):
             if posixpath.isabs(path):
@@ -180,8 +191,33 @@ class Project:
             else:
                 relative = path if number == 0 else None
             if relative and not relative.startswith(".."):
-                return f"{IMAGE_ROUTE}/{number}/{urllib.parse.quote(relative)}"
-        return ""
+                return f"{number}/{relative}"
+        return None
+
+    def _image_routes(self) -> dict[str, str]:
+        """Route path -> location, for every local image location of every subject."""
+        published = {}
+        for locations in self.subjects.locations:
+            for location in (locations.values() if isinstance(locations, dict) else ()):
+                if isinstance(location, str) and location and "://" not in location:
+                    route_path = self._route_path(location)
+                    if route_path:
+                        published[route_path] = location
+        return published
+
+    def image_file(self, route_path: str) -> Path | None:
+        """The file a served image URL (``zoolens-images/<route path>``) refers to, if it may be served.
+
+        Only a file some subject of the project refers to, that exists inside the image
+        roots once symbolic links are resolved (`ImageStore.local_path`); None otherwise.
+        """
+        location = self._published_images.get(route_path)
+        if location is None:
+            return None
+        try:
+            return self.images.local_path(location)
+        except (ImageRefused, OSError):
+            return None
 
     def _marks(self, marks: pd.DataFrame) -> pd.DataFrame:
         marks = marks.merge(self.links[["mark_id", "consensus_id", "iou"]], on="mark_id", how="left")
