@@ -104,6 +104,21 @@ decisions = sa.Table(
                        name="review_decisions_action"),
     sa.Index("review_decisions_box", "consensus_source", "subject_id", "consensus_id"),
 )
+# One row per assignment of a subject to a reviewer (a lead's work plan); the newest row of a
+# subject is in effect, an empty assignee takes the assignment back. Kept apart from the
+# decisions: an assignment says who should review, not what was decided.
+assignments = sa.Table(
+    "review_assignments", metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("consensus_source", sa.Text, nullable=False),
+    sa.Column("subject_id", sa.BigInteger, nullable=False),
+    sa.Column("assignee", sa.Text, nullable=False),
+    sa.Column("assigned_by", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("authentication", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("review_assignments_subject", "consensus_source", "subject_id"),
+)
 HISTORY_DTYPES = {
     "id": "int64", "consensus_source": "string", "subject_id": "int64", "consensus_id": "Int64",
     "action": "string", "before": "object", "after": "object", "reason": "string",
@@ -402,6 +417,74 @@ class ReviewStore:
             rows = _frame(connection.execute(query).mappings().all())
         rows["active"] = _active(rows)
         return rows
+
+    def assign(self, consensus_source: str, subject_ids, assignee: str, lead: Reviewer | str) -> int:
+        """Assign subjects to a reviewer (a lead's action); an empty ``assignee`` takes them back.
+
+        Parameters
+        ----------
+        consensus_source : str
+            The consensus run.
+        subject_ids : int or sequence of int
+            The subjects.
+        assignee : str
+            The reviewer's name as they sign in ("" to unassign).
+        lead : Reviewer or str
+            Who assigns (as for `record`).
+
+        Returns
+        -------
+        int
+            How many subjects were assigned.
+
+        Raises
+        ------
+        ReviewError
+            No subject, or text that cannot be stored.
+        project.roles.RoleError
+            Someone other than a lead.
+        """
+        consensus_source = _text("consensus_source", consensus_source, required=True)
+        subject_ids = [_integer("subject_id", subject) for subject in np.atleast_1d(subject_ids).tolist()]
+        assignee = _text("assignee", assignee).strip()
+        lead = _reviewer(lead)
+        lead.check("assign")
+        if not subject_ids:
+            raise ReviewError("assign needs at least one subject")
+        now = datetime.now(timezone.utc)
+        rows = [{"consensus_source": consensus_source, "subject_id": subject, "assignee": assignee,
+                 "assigned_by": lead.name, "role": lead.role, "authentication": lead.authentication,
+                 "created_at": now} for subject in subject_ids]
+
+        def write(connection: sa.Connection) -> int:
+            connection.execute(sa.insert(assignments), rows)
+            return len(rows)
+
+        return self._writer.run(write)
+
+    def assignments(self, consensus_source: str, subject_id: int | None = None) -> pd.DataFrame:
+        """The assignment in effect of each assigned subject of a consensus run (or of one subject).
+
+        Returns
+        -------
+        DataFrame
+            ``subject_id``, ``assignee``, ``assigned_by``, ``assigned_at`` (UTC); subjects whose
+            newest assignment took it back are absent.
+        """
+        query = (sa.select(assignments).where(assignments.c.consensus_source == consensus_source)
+                 .order_by(assignments.c.id))
+        if subject_id is not None:
+            query = query.where(assignments.c.subject_id == _integer("subject_id", subject_id))
+        with self._engine.connect() as connection:
+            rows = pd.DataFrame([dict(row) for row in connection.execute(query).mappings().all()],
+                                columns=[column.name for column in assignments.columns])
+        newest = rows.drop_duplicates("subject_id", keep="last")
+        newest = newest[newest["assignee"] != ""]
+        table = pd.DataFrame({"subject_id": newest["subject_id"].astype("int64"),
+                              "assignee": newest["assignee"].astype("string"),
+                              "assigned_by": newest["assigned_by"].astype("string"),
+                              "assigned_at": pd.to_datetime(newest["created_at"], utc=True)})
+        return table.reset_index(drop=True)
 
     def last_decision_id(self) -> int:
         """The id of the newest decision in the store (0 when empty): a cheap "has anyone decided?" check.

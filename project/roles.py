@@ -4,7 +4,8 @@ Three roles, each allowed what the one before it is and more:
 
 - **viewer**: looks at everything and exports; records no decision.
 - **reviewer**: accepts, rejects, redraws and adds boxes, and reverts their own decisions.
-- **lead**: also reverts anyone's decisions and flags or unflags subjects.
+- **lead**: also reverts anyone's decisions, flags or unflags subjects, and assigns subjects to
+  reviewers.
 
 A `Reviewer` is one person as the server knows them: a name, a role and how the name was
 established (``authentication``): a users file (`UsersFile`), an OpenID Connect sign-in
@@ -33,7 +34,7 @@ ROLES = ("viewer", "reviewer", "lead")
 #: The least role that may record each action (`project.reviews.ACTIONS`); reverting one's own decision
 #: needs ``revert``'s role, anyone's needs `REVERT_ANYONES`.
 ACTION_ROLES = {"accept": "reviewer", "reject": "reviewer", "redraw": "reviewer", "add": "reviewer",
-                "revert": "reviewer", "flag": "lead", "unflag": "lead"}
+                "revert": "reviewer", "flag": "lead", "unflag": "lead", "assign": "lead"}
 #: The least role that may revert a decision someone else made.
 REVERT_ANYONES = "lead"
 

@@ -41,6 +41,8 @@ class ReviewPanel(View):
     width = param.Number(default=10.0, bounds=(0, None), doc="Width of the redrawn or added box, in pixels.")
     height = param.Number(default=10.0, bounds=(0, None), doc="Height of the redrawn or added box, in pixels.")
     reason = param.String(default="", doc="Why, in the reviewer's words: stored with the next decision.")
+    assignee = param.String(default="", doc="The reviewer a lead assigns the current subject to (empty: "
+                                            "nobody, taking the assignment back).")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -101,6 +103,22 @@ class ReviewPanel(View):
     def unflag(self):
         """Take the current subject's flag down."""
         return self._decide("unflag")
+
+    def assign(self):
+        """Assign the current subject to ``assignee`` (a lead's action; empty takes it back)."""
+        self._check_ready()
+        store = self.data_store
+        count = store.reviews.assign(store.project.consensus_source, store.subject, self.assignee, store.identity())
+        self.param.trigger("assignee")  # the heading shows the new assignment
+        return count
+
+    def assigned_to(self) -> str | None:
+        """Who the current subject is assigned to (None: nobody)."""
+        store = self.data_store
+        if store.reviews is None or store.subject is None:
+            return None
+        table = store.reviews.assignments(store.project.consensus_source, subject_id=store.subject)
+        return str(table.assignee.iloc[0]) if len(table) else None
 
     def revert_last(self):
         """Revert the newest decision still in effect on the current subject: for a lead anyone's,
@@ -197,7 +215,7 @@ class ReviewPanel(View):
 
     # -- layout ------------------------------------------------------------------------------
 
-    @param.depends("data_store.subject", "data_store.last_decision", "data_store.reviewer")
+    @param.depends("data_store.subject", "data_store.last_decision", "data_store.reviewer", "assignee")
     def _heading(self):
         store = self.data_store
         if store.reviews is None:
@@ -209,6 +227,9 @@ class ReviewPanel(View):
                else "<b>enter your name in the sidebar to decide</b>")
         if store.reviewer.strip() and store.role == "viewer":
             who += ": you can look and export; deciding needs the reviewer role"
+        assigned = self.assigned_to()
+        if assigned is not None:
+            who += f"<br>assigned to <b>{html.escape(assigned)}</b>"
         # The reviewer's name is typed by a user: escaped, into an HTML pane.
         return pn.pane.HTML(f"<h3 style='margin:4px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
                             f"<small>{who}</small>", sizing_mode="stretch_width")
@@ -238,11 +259,16 @@ class ReviewPanel(View):
         ]
         flagging = [] if identity is not None and not identity.may("flag") else [
             pn.Row(button("Flag subject", self.flag), button("Unflag", self.unflag))]
+        assigning = [] if identity is not None and not identity.may("assign") else [
+            pn.Row(pn.widgets.TextInput.from_param(self.param.assignee, name="Assign to", width=200,
+                                                   placeholder="a reviewer's name"),
+                   button("Assign", self.assign), align="end")]
         return pn.Column(
             self._heading,
             self._boxes,
             *deciding,
             *flagging,
+            *assigning,
             pn.pane.Markdown("#### History of this subject", margin=(0, 5)),
             self._history,
             sizing_mode="stretch_width",

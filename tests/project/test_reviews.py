@@ -814,3 +814,21 @@ def test_a_reviewer_reverts_their_own_decisions_and_a_lead_anyones(store):
     revert = store.revert(carols.id, ANN_LEAD, reason="not a blend")
     assert (revert.reviewer, revert.role, revert.reverts) == ("ann", "lead", carols.id)
     assert not store.history().active.iloc[:2].any()
+
+
+def test_a_lead_assigns_subjects_and_takes_them_back(store):
+    with pytest.raises(RoleError, match="bob is a reviewer: assign needs the lead role"):
+        store.assign("run", [1, 2], "bob", BOB)
+    assert store.assignments("run").empty
+    assert store.assign("run", [1, 2, 3], "bob", ANN_LEAD) == 3
+    assert store.assign("run", 2, "carol", ANN_LEAD) == 1  # reassigned
+    assert store.assign("run", 3, "", ANN_LEAD) == 1  # taken back
+    store.assign("other run", 1, "carol", ANN_LEAD)
+    table = store.assignments("run")
+    assert table[["subject_id", "assignee", "assigned_by"]].values.tolist() == [[1, "bob", "ann"], [2, "carol", "ann"]]
+    assert str(table.assigned_at.dt.tz) == "UTC"
+    assert store.assignments("run", subject_id=2).assignee.tolist() == ["carol"]
+    assert store.assignments("run", subject_id=3).empty
+    assert store.history().empty  # an assignment is not a decision
+    with pytest.raises(ReviewError, match="at least one subject"):
+        store.assign("run", [], "bob", ANN_LEAD)

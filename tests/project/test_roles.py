@@ -13,10 +13,10 @@ from project.roles import (
 
 
 def test_each_role_allows_what_the_one_before_it_does_and_more():
-    allowed = {role: {action for action in ("accept", "reject", "redraw", "add", "revert", "flag", "unflag")
-                      if Reviewer("x", role).may(action)} for role in ROLES}
+    actions = ("accept", "reject", "redraw", "add", "revert", "flag", "unflag", "assign")
+    allowed = {role: {action for action in actions if Reviewer("x", role).may(action)} for role in ROLES}
     assert allowed == {"viewer": set(), "reviewer": {"accept", "reject", "redraw", "add", "revert"},
-                       "lead": {"accept", "reject", "redraw", "add", "revert", "flag", "unflag"}}
+                       "lead": set(actions)}
     assert [Reviewer("x", role).may_revert_anyones() for role in ROLES] == [False, False, True]
     with pytest.raises(RoleError, match="x is a reviewer: flag needs the lead role or higher"):
         Reviewer("x", "reviewer").check("flag")

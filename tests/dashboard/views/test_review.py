@@ -354,3 +354,18 @@ def test_a_signed_in_name_cannot_be_changed_in_the_session(tiny_project, review_
     typed = Explorer(tiny_project, reviews=review_store)  # without sign-in, the name is typed
     typed.data_store.reviewer = "ann"
     assert (signed_in.data_store.reviewer, typed.data_store.reviewer) == ("bob", "ann")
+
+
+def test_a_lead_assigns_the_subject_and_everyone_sees_it(tiny_project, review_store):
+    lead = signed_in_explorer(tiny_project, review_store, "ann", "lead")
+    reviewer = signed_in_explorer(tiny_project, review_store, "bob", "reviewer")
+    assert "Assign" not in widgets(reviewer.review, pn.widgets.Button)
+    reviewer.review.assignee = "bob"
+    with pytest.raises(RoleError, match="bob is a reviewer: assign needs the lead role"):
+        reviewer.review.assign()
+    widgets(lead.review, pn.widgets.TextInput)["Assign to"].value = "<b>bob</b>"
+    click(lead.review, "Assign")
+    assert review_store.assignments(tiny_project.consensus_source).assignee.tolist() == ["<b>bob</b>"]
+    assert "assigned to <b>&lt;b&gt;bob&lt;/b&gt;</b>" in reviewer.review._heading().object
+    reviewer.data_store.subject = 2
+    assert "assigned to" not in reviewer.review._heading().object
