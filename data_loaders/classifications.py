@@ -152,6 +152,21 @@ class ClassificationExport(ReadLimits, Loader):
         )
 
 
+    def read_into(self, path: Path, sink) -> LoadReport:
+        """Parse ``path`` part by part into ``sink`` (``sink.add(classifications, marks)`` per part,
+        ``sink.reset()`` if reading must start again); the report, its tables left to the sink.
+
+        The parts are not finished (`finish_tables`) and no cache is used: this is how an
+        export larger than memory is read (`project.store`).
+        """
+        path = Path(path)
+        box = PointBox.parse(self.point_box)
+        tasks = [self.tasks] if isinstance(self.tasks, str) else self.tasks
+        return _parse_export(path, self.workflow_id, _versions(self.workflow_version),
+                             None if tasks is None else sorted(str(t) for t in tasks), box, self.progress,
+                             _Limits(**self.limits), sink=sink)
+
+
 def read_classifications(path, workflow_id=None, workflow_version=None, tasks=None,
                          point_box=None, use_cache: bool = True, progress=None,
                          max_row_bytes: int = MAX_ROW_BYTES, max_expansion: float = MAX_EXPANSION
@@ -219,7 +234,7 @@ class _Limits:
 
 
 def _parse_export(path: Path, workflow_id, versions, tasks, point_box, progress=None,
-                  limits: _Limits = _Limits()) -> LoadResult:
+                  limits: _Limits = _Limits(), sink=None) -> LoadResult | LoadReport:
     header = _check_header(path)
 
     def parse_rows(part, lines, report):
@@ -228,14 +243,16 @@ def _parse_export(path: Path, workflow_id, versions, tasks, point_box, progress=
     try:
         with _LineCounter(path, limits.max_expansion) as source:
             return _parse_parts(path, source, _split_parts(source, header, limits.max_row_bytes),
-                                parse_rows, progress)
+                                parse_rows, progress, sink)
     except _QuotesUnpaired:
         # A stray quote (or a row longer than max_row_bytes) defeats the split;
         # pyarrow's own reader then finds the rows, one block after another.
+        if sink is not None:
+            sink.reset()  # the parts it was given are read again
         with _LineCounter(path, limits.max_expansion) as source:
             source.read_to_end()
             return _parse_parts(path, source, _streamed_parts(source, header, limits.max_row_bytes),
-                                parse_rows, progress)
+                                parse_rows, progress, sink)
 
 
 class _QuotesUnpaired(Exception):
@@ -458,13 +475,16 @@ def _read_nothing(table: pa.Table, wrong_width: int):
     return lambda: (table, wrong_width)
 
 
-def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress) -> LoadResult:
+def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, sink=None) -> LoadResult | LoadReport:
     """Read and parse the parts on threads and gather their rows and reports in file order.
 
-    ``parts`` yields callables that each read one part of ``source`` into a table.
+    ``parts`` yields callables that each read one part of ``source`` into a table. With a
+    ``sink``, each part's (classifications, marks) go to ``sink.add`` as they are parsed,
+    nothing is gathered, and the report alone is returned (its tables are finished by
+    whoever holds them, part by part: `finish_tables`).
     """
     report = LoadReport(source=str(path), format=ClassificationExport.short_name)
-    classification_parts, mark_parts = [], []
+    classification_parts, mark_parts, kept = [], [], []
     wrong_width = 0
 
     # Most of the work is in Arrow kernels that release the GIL, so parts read and
@@ -489,7 +509,10 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress) 
         report.merge(part_report)
         report.rows_read += rows
         wrong_width += rejected
-        if tables is not None:
+        if tables is not None and sink is not None:
+            sink.add(*tables)
+            kept.append(len(tables[0]))
+        elif tables is not None:
             classification_parts.append(tables[0])
             mark_parts.append(tables[1])
         if progress is not None:
@@ -506,12 +529,14 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress) 
 
     if wrong_width or source.line_count != report.rows_read + 1:
         _true_line_numbers(path, report, wrong_width)
-    if not classification_parts:
+    if not classification_parts and not kept:
         raise FormatError(_no_rows_message(path, report))
+    if sink is not None:
+        return report
     classifications = pd.concat(classification_parts, ignore_index=True)
     marks = pd.concat(mark_parts, ignore_index=True)
     del classification_parts[:], mark_parts[:]  # the parts are copies now: free them before finishing
-    classifications, marks = _finish(classifications, marks, report)
+    classifications, marks = finish_tables(classifications, marks, report)
     return LoadResult({"classifications": classifications, "marks": marks}, report)
 
 
@@ -736,8 +761,12 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
 # --------------------------------------------------------------------------- finishing
 
 
-def _finish(classifications: pd.DataFrame, marks: pd.DataFrame, report: LoadReport):
-    """Flag repeat classifications, conform the tables and fill the report's counts."""
+def finish_tables(classifications: pd.DataFrame, marks: pd.DataFrame, report: LoadReport):
+    """Flag repeat classifications, conform the tables and fill the report's counts.
+
+    Works on every row of a set of subjects at once (repeats are per volunteer and subject), so
+    a store can finish an export part by part (`project.store`).
+    """
     classifications = _sorted_by(classifications, ["created_at", "classification_id"])
     classifications["repeat"] = classifications.duplicated(["user", "subject_id"], keep="first")
     classifications["duration_s"] = (

@@ -25,6 +25,7 @@ from data_loaders.schema import conform, empty_table
 
 from .reviews import consensus_fingerprint
 from .sky import NO_FITS, SkyLookup
+from .thumbnails import Thumbnails
 
 #: URL route of subjects' image files in a served app: ``zoolens-images/<root number>/<path>``
 #: (`Project.image_file`; only files a subject refers to are served: `dashboard.image_route`).
@@ -299,6 +300,11 @@ class Project:
         stats.index.name = "user"
         return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
                                                ignore_index=True)
+
+    @cached_property
+    def thumbnails(self) -> Thumbnails:
+        """The subjects' thumbnails with their marks drawn on, rendered once (`project.thumbnails`)."""
+        return Thumbnails(self)
 
     @cached_property
     def consensus_source(self) -> str:
