@@ -24,6 +24,7 @@ from panel.viewable import Viewer
 
 from project import Project
 from project.reviews import GEOMETRY, ReviewStore
+from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import ANY, Selection
 
 #: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
@@ -82,11 +83,18 @@ class DataStore(Selection, Viewer):
     drawn_box = param.NumericTuple(default=None, allow_None=True, length=4,
                                    doc="A box the reviewer drew on the cutout, for a redraw or an added box: "
                                        "x, y, width, height in image pixels (y down).")
-    reviewer_signed_in = param.Boolean(default=False, constant=True,
-                                       doc="The reviewer is the server's authenticated user, not a typed name.")
+    role = param.Selector(default="lead", objects=list(ROLES), constant=True,
+                          doc="What the reviewer may do (`project.roles`), set by the server's sign-in; "
+                              "without one, anyone is a lead under the name they type.")
+    authentication = param.String(default=UNVERIFIED, constant=True,
+                                  doc="How the server established the reviewer's name (`project.roles."
+                                      "AUTHENTICATIONS`); recorded with every decision.")
 
     def __init__(self, **params):
         super().__init__(**params)
+        Reviewer(self.reviewer or "-", self.role, self.authentication)  # an unknown authentication is refused
+        if self.reviewer_signed_in:
+            self.param.reviewer.constant = True  # the sign-in's name, for this session only: nothing renames it
         self._box_status = None
         self._reviewed_memo = None
         with param.discard_events(self):
@@ -114,6 +122,15 @@ class DataStore(Selection, Viewer):
         self._update_subjects()
 
     # -- review decisions ------------------------------------------------------------------
+
+    @property
+    def reviewer_signed_in(self) -> bool:
+        """The reviewer is the server's signed-in user, not a name typed into the page."""
+        return self.authentication != UNVERIFIED
+
+    def identity(self) -> Reviewer:
+        """Who this session decides as: its reviewer with their role and sign-in, as the store records them."""
+        return Reviewer(self.reviewer, self.role, self.authentication)
 
     def _read_reviews(self, latest: int | None = None) -> None:
         """Read the subjects' and boxes' review state from the store (the newest decision ``latest``)."""
@@ -275,7 +292,9 @@ class DataStore(Selection, Viewer):
         status = pn.widgets.Select.from_param(self.param.review_status, name="Review status", width=250)
         if self.reviewer_signed_in:
             # The name comes from the authentication provider, still text: escaped into HTML.
-            who = pn.pane.HTML(f"Reviewing as <b>{html.escape(self.reviewer)}</b>", width=250)
+            identity = self.identity()
+            who = pn.pane.HTML(f"Reviewing as <b>{html.escape(self.reviewer)}</b> ({self.role})<br>"
+                               f"<small>{html.escape(identity.label)}</small>", width=250)
         else:
             who = pn.widgets.TextInput.from_param(self.param.reviewer, name="Your name (reviewer)", width=250,
                                                   placeholder="needed to record decisions")
