@@ -68,6 +68,8 @@ class DataStore(Selection, Viewer):
 
     subject = param.Integer(default=None, allow_None=True, doc="The subject shown in the cutout viewer.")
     show_subject = param.Event(doc="Asks the layout to bring the Subjects tab (the cutout) forward.")
+    mine = param.Boolean(default=False, doc="Keep only the subjects a lead assigned to this session's reviewer: "
+                                            "their own queue.")
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
@@ -109,9 +111,24 @@ class DataStore(Selection, Viewer):
         self.drawn_box = None
 
     @param.depends("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges",
-                   "selection", watch=True)
+                   "selection", "mine", watch=True)
     def _update_subjects(self):
-        self.subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id))
+        subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id))
+        if self.mine:
+            subjects = subjects[subjects.subject_id.isin(self.assigned_to_me())].reset_index(drop=True)
+        self.subjects = subjects
+
+    def assigned_to_me(self) -> np.ndarray:
+        """Ids of the subjects a lead assigned to this session's reviewer (read from the store now)."""
+        if self.reviews is None or not self.reviewer:
+            return np.array([], dtype=np.int64)
+        assigned = self.reviews.assignments(self.project.consensus_source)
+        return assigned.subject_id[assigned.assignee == self.reviewer].to_numpy(dtype=np.int64)
+
+    @param.depends("reviewer", watch=True)
+    def _my_queue_changed(self):
+        if self.mine:
+            self._update_subjects()
 
     def subject_ids(self) -> np.ndarray:
         """Ids of the subjects passing this session's filters, as last computed."""
@@ -298,7 +315,8 @@ class DataStore(Selection, Viewer):
         else:
             who = pn.widgets.TextInput.from_param(self.param.reviewer, name="Your name (reviewer)", width=250,
                                                   placeholder="needed to record decisions")
-        return [status, who]
+        mine = pn.widgets.Checkbox.from_param(self.param.mine, name="Only subjects assigned to me", width=250)
+        return [status, who, mine]
 
     def _metadata_slider(self, column: str):
         values = self.project.subject_stats[column].dropna()

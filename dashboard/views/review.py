@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -43,6 +44,8 @@ class ReviewPanel(View):
     reason = param.String(default="", doc="Why, in the reviewer's words: stored with the next decision.")
     assignee = param.String(default="", doc="The reviewer a lead assigns the current subject to (empty: "
                                             "nobody, taking the assignment back).")
+    split_among = param.String(default="", doc="Reviewers' names, separated by commas, among whom a lead splits "
+                                               "the subjects passing the filters.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -111,6 +114,22 @@ class ReviewPanel(View):
         count = store.reviews.assign(store.project.consensus_source, store.subject, self.assignee, store.identity())
         self.param.trigger("assignee")  # the heading shows the new assignment
         return count
+
+    def split_selection(self) -> dict[str, int]:
+        """Split the subjects passing the filters among ``split_among``'s reviewers, in runs of the
+        current order (a lead's action); subjects per reviewer."""
+        self._check_ready()
+        store = self.data_store
+        names = [name.strip() for name in self.split_among.split(",") if name.strip()]
+        if not names:
+            raise ReviewError("name the reviewers to split the selection among, separated by commas")
+        ids = store.subject_ids()
+        done = {name: store.reviews.assign(store.project.consensus_source, chunk.tolist(), name, store.identity())
+                for name, chunk in zip(names, np.array_split(ids, len(names))) if len(chunk)}
+        self.param.trigger("assignee")  # the heading shows the current subject's new assignment
+        if store.mine:
+            store._update_subjects()
+        return done
 
     def assigned_to(self) -> str | None:
         """Who the current subject is assigned to (None: nobody)."""
@@ -262,7 +281,10 @@ class ReviewPanel(View):
         assigning = [] if identity is not None and not identity.may("assign") else [
             pn.Row(pn.widgets.TextInput.from_param(self.param.assignee, name="Assign to", width=200,
                                                    placeholder="a reviewer's name"),
-                   button("Assign", self.assign), align="end")]
+                   button("Assign", self.assign), align="end"),
+            pn.Row(pn.widgets.TextInput.from_param(self.param.split_among, name="Split the selection among",
+                                                   width=200, placeholder="ann, bob, cy"),
+                   button("Split", self.split_selection), align="end")]
         return pn.Column(
             self._heading,
             self._boxes,

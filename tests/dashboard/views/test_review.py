@@ -391,3 +391,19 @@ def test_review_progress_per_selection_and_reviewer_and_the_next_unreviewed_key(
     assert data_store.subject == 3
     assert data_store.next_unreviewed() and data_store.subject == 3
     assert "r next unreviewed" in explorer.keys.describe()
+
+
+def test_a_lead_splits_the_selection_and_each_reviewer_sees_their_own_queue(explorer, tiny_project, review_store):
+    explorer.data_store.reviewer = "lee"  # a typed name on one's own machine decides as a lead
+    explorer.review.split_among = "ann, bob"
+    # The subjects passing the filters, most disagreement first (1, 2, 3), in runs: ann 1 and 2, bob 3.
+    assert explorer.review.split_selection() == {"ann": 2, "bob": 1}
+    queues = {}
+    for name in ("ann", "bob"):
+        session = Explorer(tiny_project, reviews=review_store).data_store
+        session.param.update(reviewer=name, mine=True)
+        queues[name] = session.subjects.subject_id.tolist()
+    assert queues == {"ann": [1, 2], "bob": [3]}
+    explorer.review.split_among = " , "
+    with pytest.raises(ReviewError, match="name the reviewers"):
+        explorer.review.split_selection()
