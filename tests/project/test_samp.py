@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -43,16 +42,14 @@ class Tool:
         self.client = samp.SAMPIntegratedClient(name="receiver", addr="127.0.0.1")
         self.client.connect(hub_params=samp.lockfile_helpers.read_lockfile(str(lockfile)))
         self.received: list[tuple[str, dict]] = []
-        self.arrived = threading.Event()
         for mtype in ("table.load.votable", "table.load.fits", "coord.pointAt.sky"):
             self.client.bind_receive_notification(mtype, self._notified)
 
     def _notified(self, private_key, sender_id, mtype, params, extra):
         self.received.append((mtype, params))
-        self.arrived.set()
 
     def wait(self, count: int) -> list[tuple[str, dict]]:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # the hub delivers on its own threads: slow on a busy machine
         while len(self.received) < count and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(self.received) >= count, self.received
@@ -87,7 +84,7 @@ def test_a_catalogue_and_a_position_reach_the_other_tool_and_its_selection_comes
             tool.client.notify_all({"samp.mtype": "table.select.rowList",
                                     "samp.params": {"table-id": table_id, "url": table["url"],
                                                     "row-list": ["0", "2", "2", str(len(boxes) + 5)]}})
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while not chosen and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert len(chosen) == 1
