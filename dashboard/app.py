@@ -16,7 +16,7 @@ from collections.abc import Callable
 import panel as pn
 
 from project import Project
-from project.core import IMAGE_ROUTE
+from project.core import IMAGE_ROUTE, THUMBNAIL_ROUTE, thumbnail_dir
 from project.progress import READY, LoadProgress, ProjectLoad
 from project.reviews import ReviewStore
 
@@ -188,7 +188,8 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     title : str
         Names the project on the pages while it loads.
     image_roots : sequence of path
-        Image folders, published at ``zoolens-images/<i>/`` for thumbnails.
+        Image folders, published at ``zoolens-images/<i>/`` for thumbnails; the thumbnails
+        made of subject images found by subject id are published at ``zoolens-images/thumbnails/``.
     port, address, show, num_threads, threaded
         As for `panel.serve`.
     reviews : ReviewStore, optional
@@ -204,5 +205,7 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     pn.config.notifications = True
     pn.config.exception_handler = notify_error
     static_dirs = {f"{IMAGE_ROUTE}/{number}": str(root) for number, root in enumerate(image_roots)}
+    thumbnail_dir().mkdir(parents=True, exist_ok=True)
+    static_dirs[THUMBNAIL_ROUTE] = str(thumbnail_dir())
     return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
                     static_dirs=static_dirs, title="zoolens", threaded=threaded, **server_options)

@@ -8,8 +8,11 @@ or imports Panel.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import threading
 import urllib.parse
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -20,14 +23,19 @@ import pandas as pd
 from consensus import match
 from consensus.agreement import box_agreement, subject_agreement, volunteer_agreement
 from data_loaders.base import FormatError
-from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
+from data_loaders.cache import cache_dir
+from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore, read_image_bytes
 from data_loaders.schema import conform, empty_table
 
 from .reviews import consensus_fingerprint
-from .sky import NO_FITS, SkyLookup
+from .sky import NO_FITS, SkyLookup, SubjectFiles
 
 #: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
 IMAGE_ROUTE = "zoolens-images"
+#: Route (under `IMAGE_ROUTE`) of the table's thumbnails of local subject images (`thumbnail_dir`).
+THUMBNAIL_ROUTE = f"{IMAGE_ROUTE}/thumbnails"
+#: Longer side of a thumbnail in pixels: the table shows 40, twice that stays sharp on dense screens.
+THUMBNAIL_SIDE = 80
 
 #: Subject columns never offered as metadata filters, though numeric.
 NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workflow_id", "subject_set_id",
@@ -106,8 +114,13 @@ class Project:
         self.aggregation_run = dict(aggregation_run or {})
         self.image_roots = tuple(Path(root).resolve() for root in image_roots)
         self.images = ImageStore(roots=self.image_roots)
+        #: Files named after their subject in the image roots, found before any location in the subjects.
+        self.subject_files = SubjectFiles(self.image_roots)
         # Per project, so every session shares the decoded images; a few hundred subjects.
         self._open_image = lru_cache(maxsize=256)(self._read_image)
+        #: Image location -> why it could not be shown, for the images tried so far.
+        self.image_problems: dict[str, str] = {}
+        self._problems_lock = threading.Lock()
         self.classifications = conform(classifications, "classifications")
         self.consensus = (conform(consensus, "consensus") if consensus is not None
                           else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
@@ -121,7 +134,8 @@ class Project:
         self.has_links = links is not None
         self.links = conform(links, "links") if links is not None else empty_table("links")
         self.subjects = self._subjects(subjects, picture_size)
-        self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale)
+        self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale,
+                             files=self.subject_files)
         self.marks = self._marks(marks)
         if self.has_links:
             self.consensus = self._with_box_agreement(marks)
@@ -155,16 +169,24 @@ class Project:
             subjects["height"] = subjects["height"].fillna(float(picture_size[1]))
         first_location = subjects.locations.map(
             lambda locations: locations.get("0") if isinstance(locations, dict) else None)
-        return subjects.assign(thumbnail=[self._thumbnail_url(location) for location in first_location])
+        # A subject's own file in the image roots comes before any location in the export.
+        local = [self.subject_files.find(subject_id) for subject_id in subjects.subject_id.to_numpy()]
+        return subjects.assign(thumbnail=[self._thumbnail_url(location, path)
+                                          for location, path in zip(first_location, local)])
 
-    def _thumbnail_url(self, location) -> str:
+    def _thumbnail_url(self, location, local_file: Path | None = None) -> str:
         """Where a browser gets a subject's image ("" if nowhere it may).
 
-        A relative path is published under the first image root's route, an absolute one
+        A file named after the subject in an image root (``local_file``) is shrunk once
+        into `thumbnail_dir` and published under `THUMBNAIL_ROUTE`. Otherwise, a relative path is published under the first image root's route, an absolute one
         under the route of the root holding it, an http(s) URL on an allowed host is used
         as it is. Paths are normalised and percent-quoted, so a location cannot climb out
         of its root (the static route refuses ``..`` too) nor out of the HTML attribute.
         """
+        if local_file is not None:
+            name = _thumbnail(local_file, self.images)
+            if name is not None:
+                return f"{THUMBNAIL_ROUTE}/{name}"
         if not isinstance(location, str) or not location:
             return ""
         if "://" in location:
@@ -327,8 +349,10 @@ class Project:
                 return None, f"subject {subject_id} has no FITS file" if found_none else f"subject {subject_id}: {outcome}"
             location = str(path)
         else:
+            # The subject's own file in an image root first (`project.sky.SubjectFiles`), then the export's.
+            local_file = self.subject_files.find(subject_id)
             locations = subject.locations if isinstance(subject.locations, dict) else {}
-            location = locations.get("0")
+            location = str(local_file) if local_file is not None else locations.get("0")
         if not isinstance(location, str) or not location:
             return None, f"subject {subject_id} has no image location"
         return self._open_image(location)
@@ -336,8 +360,72 @@ class Project:
     def _read_image(self, location: str) -> tuple[Image | None, str | None]:
         try:
             return self.images.open(location), None
-        except (ImageRefused, ImageFetchError, FormatError, OSError) as error:
-            return None, str(error)
+        except ImageFetchError as error:
+            # The plain reason: the HTTP library's message (host, pool, errno) helps no one reading the page.
+            problem = error.reason
+        except (ImageRefused, FormatError, OSError) as error:
+            problem = str(error)
+        with self._problems_lock:
+            self.image_problems[location] = problem
+        return None, problem
+
+    def image_problem_counts(self) -> dict[str, int]:
+        """Images that could not be shown so far, by reason ("image host not reachable": 3)."""
+        with self._problems_lock:
+            return dict(Counter(self.image_problems.values()).most_common())
+
+
+def thumbnail_dir() -> Path:
+    """Where thumbnails of local subject images are kept: ``cache_dir()/thumbnails``."""
+    return cache_dir() / "thumbnails"
+
+
+def _thumbnail(path: Path, store: ImageStore) -> str | None:
+    """The file name in `thumbnail_dir` of a small PNG of the image at ``path``, made once; None if unreadable.
+
+    Named after the image's path, size and modification time, so a changed image gets a new one.
+    """
+    from PIL import Image as PillowImage
+
+    try:
+        resolved = store.local_path(str(path))
+        status = resolved.stat()
+    except (ImageRefused, OSError):
+        return None
+    key = f"{resolved}\0{status.st_size}\0{status.st_mtime_ns}\0{THUMBNAIL_SIDE}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".png"
+    target = thumbnail_dir() / name
+    if target.is_file():
+        return name
+    try:
+        image = read_image_bytes(resolved.read_bytes(), str(resolved), store.max_pixels)
+    except (ImageRefused, FormatError, OSError):
+        return None
+    picture = PillowImage.fromarray(display_pixels(image.array))
+    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_suffix(f".{threading.get_ident()}.partial")
+    picture.save(staging, format="PNG")
+    staging.replace(target)
+    return name
+
+
+def display_pixels(pixels: np.ndarray) -> np.ndarray:
+    """A decoded image as 8-bit RGB(A): grey levels repeated, grey+alpha dropped to grey, other
+    depths (FITS, 16-bit) scaled between their 0.5 and 99.8 percentiles."""
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    elif pixels.shape[2] == 2:
+        pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
+    if pixels.dtype != np.uint8:
+        pixels = (np.nan_to_num(normalised(pixels.astype(np.float32))) * 255).astype(np.uint8)
+    return pixels
+
+
+def normalised(pixels: np.ndarray) -> np.ndarray:
+    """Pixel values scaled to 0-1 between their 0.5 and 99.8 percentiles (NaN ignored)."""
+    low, high = np.nanpercentile(pixels, [0.5, 99.8])
+    return np.clip((pixels - low) / ((high - low) or 1.0), 0.0, 1.0)
 
 
 class _SubjectIndex:

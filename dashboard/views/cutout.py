@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.palettes import Category10_10
+from bokeh.palettes import Category10_10, Cividis256, Greys256, Inferno256, Magma256, Viridis256
+
+from project.core import display_pixels, normalised
 
 from .base import CHOSEN_STANDS_OUT, View
 
@@ -70,22 +72,6 @@ def _one_tooltip_per_layer(plot, element) -> None:
         hover.anchor, hover.attachment = HOVER_PLACES[element.group]
 
 
-def _rgb(pixels: np.ndarray) -> np.ndarray:
-    """A decoded image as 8-bit RGB(A): grey levels repeated, grey+alpha dropped to grey."""
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
-    elif pixels.shape[2] == 2:
-        pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
-    if pixels.dtype != np.uint8:
-        pixels = (_normalised(pixels.astype(np.float32)) * 255).astype(np.uint8)
-    return pixels
-
-
-def _normalised(pixels: np.ndarray) -> np.ndarray:
-    low, high = np.nanpercentile(pixels, [0.5, 99.8])
-    return np.clip((pixels - low) / ((high - low) or 1.0), 0.0, 1.0)
-
-
 #: FITS display stretches: normalised pixel values (0-1) -> display values (0-1).
 STRETCHES = {
     "asinh": lambda v: np.arcsinh(10 * v) / np.arcsinh(10),
@@ -93,6 +79,13 @@ STRETCHES = {
     "sqrt": np.sqrt,
     "log": lambda v: np.log10(1 + 1000 * v) / 3,
 }
+
+#: FITS colour maps: 256 colours from dark to light, as 8-bit RGB rows.
+COLOUR_MAPS = {name: np.array([[int(colour[i:i + 2], 16) for i in (1, 3, 5)] for colour in palette], dtype=np.uint8)
+               for name, palette in {"gray": Greys256[::-1], "viridis": Viridis256, "inferno": Inferno256,
+                                     "magma": Magma256, "cividis": Cividis256}.items()}
+#: The canvas under the marks when a subject's image cannot be shown: neutral light grey.
+PLACEHOLDER_GREY = 224
 
 
 class CutoutViewer(View):
@@ -108,7 +101,7 @@ class CutoutViewer(View):
     image_kind = param.Selector(default="rendering", objects=["rendering", "fits"],
                                 doc="Show the volunteers' rendering (PNG/JPEG) or the FITS image.")
     stretch = param.Selector(default="asinh", objects=list(STRETCHES), doc="Stretch of the FITS image.")
-    cmap = param.Selector(default="gray", objects=["gray", "viridis", "inferno", "magma", "cividis"],
+    cmap = param.Selector(default="gray", objects=list(COLOUR_MAPS),
                           doc="Colour map of the FITS image.")
     show_volunteers = param.Boolean(default=True, doc="Draw volunteer boxes that support a consensus box.")
     show_unmatched = param.Boolean(default=True, doc="Draw volunteer boxes that matched no consensus box.")
@@ -166,21 +159,25 @@ class CutoutViewer(View):
         centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
         return (centre_x - side / 2, centre_x + side / 2), (centre_y - side / 2, centre_y + side / 2)
 
-    def image(self) -> hv.Element:
-        """The image as an `hv.RGB` (rendering) or `hv.Image` (FITS, stretched), y down.
+    def image(self) -> hv.RGB:
+        """The image as an `hv.RGB`, y down: the rendering, or the FITS image stretched and colour-mapped.
 
-        HoloViews puts an array's first row at the top of its bounds; with the y axis
+        Always RGB, the FITS image too (coloured here): the plot's map must return one element
+        type whichever kind is shown. Without an image, a neutral grey canvas of the subject's
+        size. HoloViews puts an array's first row at the top of its bounds; with the y axis
         inverted that top is y = height, so rows are flipped to keep row 0 at y = 0.
         """
         if self.image_kind == "fits":
             fits, _ = self._image("fits")
             if fits is not None:
-                pixels = STRETCHES[self.stretch](_normalised(fits.array.astype(np.float32)))
-                return hv.Image(pixels[::-1], bounds=(0, 0, fits.width, fits.height),
-                                kdims=["x", "y"]).opts(cmap=self.cmap)
+                values = STRETCHES[self.stretch](normalised(fits.array.astype(np.float32)))
+                levels = np.nan_to_num(values * 255).astype(np.uint8)
+                pixels = COLOUR_MAPS[self.cmap][levels]
+                return hv.RGB(pixels[::-1], bounds=(0, 0, fits.width, fits.height), kdims=["x", "y"])
         width, height = self.extent()
         rendering, _ = self._image()
-        pixels = _rgb(rendering.array) if rendering is not None else np.zeros((2, 2, 3), dtype=np.uint8)
+        pixels = (display_pixels(rendering.array) if rendering is not None
+                  else np.full((2, 2, 3), PLACEHOLDER_GREY, dtype=np.uint8))
         return hv.RGB(pixels[::-1], bounds=(0, 0, width, height), kdims=["x", "y"])
 
     def _consensus_colours(self) -> pd.Series:
