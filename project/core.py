@@ -262,22 +262,38 @@ class Project:
     def volunteer_stats(self) -> pd.DataFrame:
         # Computed on first use (the Volunteers tab), once per process: it is the
         # costliest statistic, and most visits never need it.
-        classifications = self.classifications.groupby("user")
-        marks = self.marks.groupby("user")
+        return self.volunteer_stats_of(None)
+
+    def volunteer_stats_of(self, subject_ids=None) -> pd.DataFrame:
+        """`volunteer_stats` counted over some subjects only (all when None): what a filtered view shows.
+
+        A volunteer who classified none of them is left out.
+        """
+        classifications, marks, consensus, links = self.classifications, self.marks, self.consensus, self.links
+        if subject_ids is not None:
+            ids = np.asarray(subject_ids, dtype=np.int64)
+            classifications = classifications[classifications.subject_id.isin(ids)]
+            marks = marks[marks.subject_id.isin(ids)]
+            consensus = consensus[consensus.subject_id.isin(ids)]
+            links = links[links.mark_id.isin(marks.mark_id)]
+        by_user = classifications.groupby("user")
         stats = pd.DataFrame({
-            "n_classifications": classifications.size(),
-            "n_subjects": classifications.subject_id.nunique(),
-            "n_marks": marks.size(),
-            "empty_share": (self.classifications.n_marks == 0).groupby(self.classifications.user).mean(),
-            "first_classification": classifications.created_at.min(),
-            "last_classification": classifications.created_at.max(),
-            "logged_in": self.classifications.user_id.notna().groupby(self.classifications.user).any(),
+            "n_classifications": by_user.size(),
+            "n_subjects": by_user.subject_id.nunique(),
+            "n_marks": marks.groupby("user").size(),
+            "empty_share": (classifications.n_marks == 0).groupby(classifications.user).mean(),
+            "first_classification": by_user.created_at.min(),
+            "last_classification": by_user.created_at.max(),
+            "logged_in": classifications.user_id.notna().groupby(classifications.user).any(),
         })
+        stats = stats[stats.n_classifications.notna()]
+        stats["n_classifications"] = stats.n_classifications.astype(np.int64)
+        stats["n_subjects"] = stats.n_subjects.astype(np.int64)
         stats["n_marks"] = stats.n_marks.fillna(0).astype(np.int64)
         stats["marks_per_classification"] = stats.n_marks / stats.n_classifications
         agreement_columns = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
-        if self.has_links:
-            agreement = volunteer_agreement(self.marks, self.consensus, self.links, self.classifications)
+        if self.has_links and len(classifications):
+            agreement = volunteer_agreement(marks, consensus, links, classifications)
             stats = stats.join(agreement.set_index("user")[agreement_columns])
         else:
             for column in agreement_columns:
