@@ -264,6 +264,7 @@ class DataStore(Selection, Viewer):
         return pn.Column(
             filters, *metadata_sliders, *self._review_widgets(),
             pn.panel(self._counts, sizing_mode="stretch_width"),
+            pn.panel(self._image_problems, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )
 
@@ -296,6 +297,17 @@ class DataStore(Selection, Viewer):
 
         slider.param.watch(update, "value")
         return slider
+
+    @param.depends("subject")
+    def _image_problems(self) -> str:
+        """How many pictures could not be shown so far, and why, in plain words (empty when all could)."""
+        if self.subject is not None:
+            self.project.image(self.subject)  # the current one counted now, whichever pane asks first
+        counts = self.project.image_problem_counts()
+        if not counts:
+            return ""
+        reasons = "; ".join(f"{html.escape(reason)}: {count:,}" for reason, count in counts.items())
+        return f"Pictures not shown so far: {sum(counts.values()):,} ({reasons})"
 
     @param.depends("subjects")
     def _counts(self) -> str:

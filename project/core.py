@@ -118,7 +118,7 @@ class Project:
         self.subject_files = SubjectFiles(self.image_roots)
         # Per project, so every session shares the decoded images; a few hundred subjects.
         self._open_image = lru_cache(maxsize=256)(self._read_image)
-        #: Image location -> why it could not be shown, for the images tried so far.
+        #: Image location -> the kind of reason it could not be shown, for the images tried so far.
         self.image_problems: dict[str, str] = {}
         self._problems_lock = threading.Lock()
         self.classifications = conform(classifications, "classifications")
@@ -378,11 +378,17 @@ class Project:
             return self.images.open(location), None
         except ImageFetchError as error:
             # The plain reason: the HTTP library's message (host, pool, errno) helps no one reading the page.
-            problem = error.reason
-        except (ImageRefused, FormatError, OSError) as error:
-            problem = str(error)
+            problem = kind = error.reason
+        except ImageRefused as error:
+            problem, kind = str(error), "image location not allowed"
+        except FormatError as error:
+            problem, kind = str(error), "not a readable image"
+        except FileNotFoundError as error:
+            problem, kind = str(error), "image file not found"
+        except OSError as error:
+            problem, kind = str(error), "image file not readable"
         with self._problems_lock:
-            self.image_problems[location] = problem
+            self.image_problems[location] = kind
         return None, problem
 
     def image_problem_counts(self) -> dict[str, int]:

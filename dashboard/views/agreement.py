@@ -79,7 +79,7 @@ class AgreementPlots(View):
             return "No subject passes the filters and plot selection."
         no_consensus = "No consensus loaded: there are no consensus marks to compare the volunteers' marks with."
         if plot in ("iou_size", "offsets"):
-            if not self.data_store.project.has_links:
+            if not self.data_store.project.has_links or not len(self.data_store.project.consensus):
                 return no_consensus
             marks = self.data_store.filtered_marks()
             if not len(marks):

@@ -476,9 +476,9 @@ class CutoutViewer(View):
             return pn.pane.Markdown("No subject passes the filters.")
         stats = self.data_store.project.stats_of(subject_id)
         caption = pn.pane.Markdown(
-            f"### Subject {subject_id}\n{len(self.data_store.marks_of())} boxes from "
+            f"### Subject {subject_id}\n{_marks_in_words(self.data_store.marks_of())} from "
             f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
-            f"{len(self.data_store.consensus_of())} consensus boxes.")
+            f"{len(self.data_store.consensus_of())} consensus marks.")
         image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
         if image is None:
             # The reason quotes a location from the data: escaped, in an HTML pane.
@@ -500,6 +500,22 @@ class CutoutViewer(View):
         plot = pn.pane.HoloViews(self.dynamic_overlay(), linked_axes=False)
         return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,
                          width=self.frame_size + 40)
+
+
+#: How the caption names each kind of mark, singular and plural.
+KIND_WORDS = {"point": ("point", "points"), "rectangle": ("box", "boxes"), "point-as-box": ("box", "boxes"),
+              "rotateRectangle": ("rotated box", "rotated boxes"), "circle": ("circle", "circles"),
+              "ellipse": ("ellipse", "ellipses"), "polygon": ("polygon", "polygons"), "line": ("line", "lines"),
+              "freehandLine": ("freehand line", "freehand lines")}
+
+
+def _marks_in_words(marks: pd.DataFrame) -> str:
+    """"216 points", "35 marks: 20 boxes, 10 points, 5 circles": what a subject's volunteers drew."""
+    counts = marks.kind.fillna("mark").value_counts()
+    parts = [f"{count} {KIND_WORDS.get(kind, (kind, kind + 's'))[count != 1]}" for kind, count in counts.items()]
+    if len(parts) == 1:
+        return parts[0]
+    return f"{len(marks)} marks" + (f": {', '.join(parts)}" if parts else "")
 
 
 def _is_point(marks: pd.DataFrame) -> pd.Series:
