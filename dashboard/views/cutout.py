@@ -478,7 +478,7 @@ class CutoutViewer(View):
         caption = pn.pane.Markdown(
             f"### Subject {subject_id}\n{_marks_in_words(self.data_store.marks_of())} from "
             f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
-            f"{len(self.data_store.consensus_of())} consensus marks.")
+            f"{_counted(len(self.data_store.consensus_of()), 'consensus mark')}.")
         image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
         if image is None:
             # The reason quotes a location from the data: escaped, in an HTML pane.
@@ -507,6 +507,11 @@ KIND_WORDS = {"point": ("point", "points"), "rectangle": ("box", "boxes"), "poin
               "rotateRectangle": ("rotated box", "rotated boxes"), "circle": ("circle", "circles"),
               "ellipse": ("ellipse", "ellipses"), "polygon": ("polygon", "polygons"), "line": ("line", "lines"),
               "freehandLine": ("freehand line", "freehand lines")}
+
+
+def _counted(count: int, thing: str) -> str:
+    """"1 consensus mark", "3 consensus marks"."""
+    return f"{count} {thing}{'' if count == 1 else 's'}"
 
 
 def _marks_in_words(marks: pd.DataFrame) -> str:
