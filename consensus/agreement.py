@@ -28,6 +28,17 @@ counting volunteers who drew nothing makes a box half the crowd missed, or a
 box the consensus dropped that half the crowd drew, both score about 0.5.
 It ranges over [0, 1] and does not depend on how many volunteers saw the subject.
 
+Points
+------
+A click has no extent, so it has no IoU: a click linked to a consensus point
+(within the link distance, by `consensus.match` or the ``point`` method)
+counts 1 in the sum, and A_v is the plain F1 score of the volunteer's clicks
+against the consensus points: missed animals and clicks on nothing raise the
+disagreement, in the same currency as for boxes. How far the linked clicks lie
+from their points is reported beside it, as ``mean_distance`` (pixels), per
+consensus point, subject and volunteer. A subject with boxes and points mixes
+both kinds of link in one score.
+
 How it is computed
 ------------------
 Each call links marks to boxes once (positionally when the links are in the
@@ -58,12 +69,23 @@ def _as_float(values: pd.Series) -> np.ndarray:
 
 @dataclass
 class _MarkLinks:
-    """Each mark's link, aligned with the rows of the marks table (no link: consensus_id -1, IoU NaN)."""
+    """Each mark's link, aligned with the rows of the marks table (no link: consensus_id -1, IoU NaN).
+
+    ``distance`` / ``best_distance`` are the pixel distances of point links (NaN
+    for boxes, and everywhere when the links table has no such columns).
+    """
 
     consensus_id: np.ndarray
     iou: np.ndarray
     best_consensus_id: np.ndarray | None
     best_iou: np.ndarray | None
+    distance: np.ndarray
+    best_distance: np.ndarray
+
+    @property
+    def point_linked(self) -> np.ndarray:
+        """Marks linked to a consensus point (by distance)."""
+        return (self.consensus_id >= 0) & np.isfinite(self.distance)
 
 
 def _mark_links(marks: pd.DataFrame, links: pd.DataFrame) -> _MarkLinks:
@@ -90,11 +112,16 @@ def _mark_links(marks: pd.DataFrame, links: pd.DataFrame) -> _MarkLinks:
         values[found] = source.to_numpy(dtype)[row[found]]
         return values
 
+    def optional(name):
+        return column(name, np.nan, float) if name in links.columns else np.full(len(mark_ids), np.nan)
+
     return _MarkLinks(
         consensus_id=column("consensus_id", -1, np.int64),
         iou=column("iou", np.nan, float),
         best_consensus_id=column("best_consensus_id", -1, np.int64) if with_best else None,
         best_iou=column("best_iou", np.nan, float) if with_best else None,
+        distance=optional("distance"),
+        best_distance=optional("best_distance"),
     )
 
 
@@ -116,10 +143,13 @@ class _Viewing:
     viewer_subject: np.ndarray
     viewer_volunteer: np.ndarray
     links: _MarkLinks
-    # Per viewer: marks, linked marks, summed IoU of the linked, boxes on the subject, soft F1 (module docstring).
+    # Per viewer: marks, linked marks, summed IoU of the linked boxes, clicks linked to points and their summed
+    # distance, consensus marks on the subject, soft F1 (module docstring).
     n_marks: np.ndarray
     n_linked: np.ndarray
     iou_sum: np.ndarray
+    n_point_linked: np.ndarray
+    distance_sum: np.ndarray
     n_consensus: np.ndarray
     agreement: np.ndarray
 
@@ -179,6 +209,9 @@ def _viewing(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFrame,
     n_linked = segment_count(mark_viewer[linked], n_viewers)
     # A linked mark without an IoU adds nothing to the sum (as pandas' sum skips NaN).
     iou_sum = segment_sum(np.nan_to_num(mark_links.iou[linked], nan=0.0), mark_viewer[linked], n_viewers)
+    point_linked = mark_links.point_linked
+    n_point_linked = segment_count(mark_viewer[point_linked], n_viewers)
+    distance_sum = segment_sum(mark_links.distance[point_linked], mark_viewer[point_linked], n_viewers)
 
     consensus_subject = np.searchsorted(subject_ids, consensus["subject_id"].to_numpy(np.int64))
     known = consensus_subject < len(subject_ids)
@@ -187,13 +220,15 @@ def _viewing(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFrame,
     n_consensus = subject_boxes[viewer_subject]
     denominator = n_marks + n_consensus
     with np.errstate(invalid="ignore", divide="ignore"):
-        agreement = np.where(denominator > 0, 2 * iou_sum / np.maximum(denominator, 1), 1.0)
+        # A click linked to a point counts 1 (it has no IoU); see the module docstring.
+        agreement = np.where(denominator > 0, 2 * (iou_sum + n_point_linked) / np.maximum(denominator, 1), 1.0)
     return _Viewing(
         subject_ids=subject_ids, volunteer_names=names, mark_volunteer=mark_volunteer, mark_viewer=mark_viewer,
         classification_volunteer=classification_volunteer if classifications is not None else None,
         classification_subject=classification_subject if classifications is not None else None,
         viewer_subject=viewer_subject, viewer_volunteer=viewer_volunteer, links=mark_links,
-        n_marks=n_marks, n_linked=n_linked, iou_sum=iou_sum, n_consensus=n_consensus, agreement=agreement,
+        n_marks=n_marks, n_linked=n_linked, iou_sum=iou_sum, n_point_linked=n_point_linked, distance_sum=distance_sum,
+        n_consensus=n_consensus, agreement=agreement,
     )
 
 
@@ -215,12 +250,15 @@ def box_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFr
         votes' top-left corner and size, pixels; NaN with one vote), and
         ``x_err``, ``y_err``, ``width_err``, ``height_err``: the standard error
         of a median box, sqrt(pi/2) sigma / sqrt(n_votes), a band of about 68 %
-        around each edge for the dashboard to draw.
+        around each edge for the dashboard to draw; for consensus points
+        ``mean_distance`` and ``median_distance`` of the votes from the point
+        (pixels; NaN for boxes), the IoU and size columns NaN.
     """
     require_columns(consensus, ("consensus_id", "subject_id", "n_seen"), "consensus")
     mark_links = _mark_links(marks, links)
     linked = np.flatnonzero(mark_links.consensus_id >= 0)
     votes = pd.DataFrame({"consensus_id": mark_links.consensus_id[linked], "iou": mark_links.iou[linked],
+                          "distance": mark_links.distance[linked],
                           **{edge: marks[edge].to_numpy(float, na_value=np.nan)[linked]
                              for edge in ("x", "y", "width", "height")}})
     grouped = votes.groupby("consensus_id")
@@ -228,6 +266,8 @@ def box_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFr
         "n_votes": grouped.size(),
         "mean_iou": grouped["iou"].mean(),
         "median_iou": grouped["iou"].median(),
+        "mean_distance": grouped["distance"].mean(),
+        "median_distance": grouped["distance"].median(),
         "sigma_x": grouped["x"].std(),
         "sigma_y": grouped["y"].std(),
         "sigma_width": grouped["width"].std(),
@@ -244,7 +284,7 @@ def box_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFr
     for edge in ("x", "y", "width", "height"):
         table[f"{edge}_err"] = _MEDIAN_EFFICIENCY * table[f"sigma_{edge}"] / root_n
     columns = ["consensus_id", "subject_id", "n_votes", "n_seen", "vote_fraction", "mean_iou", "median_iou",
-               "sigma_x", "sigma_y", "sigma_width", "sigma_height", "x_err", "y_err", "width_err", "height_err"]
+               "mean_distance", "median_distance", "sigma_x", "sigma_y", "sigma_width", "sigma_height", "x_err", "y_err", "width_err", "height_err"]
     return table[columns].reset_index(drop=True)
 
 
@@ -266,7 +306,9 @@ def subject_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.Da
     pandas.DataFrame
         One row per subject seen: ``subject_id``, ``n_volunteers``,
         ``n_classifications``, ``n_marks``, ``n_consensus``, ``mean_iou``
-        (linked marks), ``unmatched_fraction`` (marks linked to no box),
+        (linked boxes), ``mean_distance`` (pixels, linked clicks from their
+        points), ``votes_per_consensus`` (linked marks per consensus box or
+        point), ``unmatched_fraction`` (marks linked to nothing),
         ``n_below_quorum``, ``disagreement``.
     """
     require_columns(consensus, ("subject_id", "n_votes", "n_seen"), "consensus")
@@ -276,6 +318,8 @@ def subject_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.Da
     n_marks = viewing.per_subject(viewing.n_marks).astype(np.int64)
     n_linked = viewing.per_subject(viewing.n_linked)
     iou_sum = viewing.per_subject(viewing.iou_sum)
+    n_point_linked = viewing.per_subject(viewing.n_point_linked)
+    distance_sum = viewing.per_subject(viewing.distance_sum)
     n_consensus = np.zeros(n_subjects, dtype=np.int64)
     n_consensus[viewing.viewer_subject] = viewing.n_consensus
     if viewing.classification_subject is not None:
@@ -285,8 +329,11 @@ def subject_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.Da
                                                marks["classification_id"].to_numpy(np.int64), n_subjects)
     else:
         n_classifications = n_volunteers
+    n_box_linked = n_linked - n_point_linked
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_iou = iou_sum / np.where(n_linked > 0, n_linked, np.nan)
+        mean_iou = iou_sum / np.where(n_box_linked > 0, n_box_linked, np.nan)
+        mean_distance = distance_sum / np.where(n_point_linked > 0, n_point_linked, np.nan)
+        votes_per_consensus = n_linked / np.where(n_consensus > 0, n_consensus, np.nan)
         unmatched_fraction = 1.0 - n_linked / np.where(n_marks > 0, n_marks, np.nan)
         disagreement = 1.0 - viewing.per_subject(viewing.agreement) / n_volunteers
 
@@ -303,6 +350,8 @@ def subject_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.Da
         "n_marks": n_marks,
         "n_consensus": n_consensus,
         "mean_iou": mean_iou,
+        "mean_distance": mean_distance,
+        "votes_per_consensus": votes_per_consensus,
         "unmatched_fraction": unmatched_fraction,
         "n_below_quorum": n_below_quorum,
         "disagreement": disagreement,
@@ -330,10 +379,11 @@ def volunteer_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.
         One row per volunteer (``user``): ``n_classifications``, ``n_subjects``,
         ``n_marks``, ``n_linked``, ``precision`` (linked / marks),
         ``recall`` (consensus boxes they supported / consensus boxes on the
-        subjects they saw), ``mean_iou`` (linked marks), ``unmatched_rate``
+        subjects they saw), ``mean_iou`` (linked boxes), ``mean_distance``
+        (pixels, linked clicks from their points), ``unmatched_rate``
         (1 - precision), ``n_double_marks`` (marks on a box they already
-        supported), and with classifications ``first_seen``, ``last_seen``,
-        ``active_days``.
+        supported, or clicks near a point they already clicked), and with
+        classifications ``first_seen``, ``last_seen``, ``active_days``.
     """
     viewing = _viewing(marks, consensus, links, classifications)
     n_volunteers = viewing.n_volunteers
@@ -348,13 +398,16 @@ def volunteer_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.
     n_marks = viewing.per_volunteer(viewing.n_marks)
     n_linked = viewing.per_volunteer(viewing.n_linked)
     iou_sum = viewing.per_volunteer(viewing.iou_sum)
+    n_point_linked = viewing.per_volunteer(viewing.n_point_linked)
+    distance_sum = viewing.per_volunteer(viewing.distance_sum)
     boxes_seen = viewing.per_volunteer(viewing.n_consensus)
     table["n_marks"] = n_marks.astype(np.int64)
     table["n_linked"] = n_linked.astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         table["precision"] = n_linked / np.where(n_marks > 0, n_marks, np.nan)
         table["recall"] = n_linked / np.where(boxes_seen > 0, boxes_seen, np.nan)
-        table["mean_iou"] = iou_sum / np.where(n_linked > 0, n_linked, np.nan)
+        table["mean_iou"] = iou_sum / np.where(n_linked - n_point_linked > 0, n_linked - n_point_linked, np.nan)
+        table["mean_distance"] = distance_sum / np.where(n_point_linked > 0, n_point_linked, np.nan)
     table["unmatched_rate"] = 1.0 - table["precision"]
     table["n_double_marks"] = _double_marks(viewing, min_iou) if viewing.links.best_consensus_id is not None else pd.NA
     if classifications is not None and "created_at" in classifications.columns:
@@ -363,10 +416,12 @@ def volunteer_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.
 
 
 def _double_marks(viewing: _Viewing, min_iou: float) -> np.ndarray:
-    """Per volunteer: unlinked marks whose best-overlapping box (IoU >= ``min_iou``) they already support."""
+    """Per volunteer: unlinked marks whose best-overlapping box (IoU >= ``min_iou``) or nearest point
+    (within the link distance: any ``best_distance``) they already support."""
     links = viewing.links
     linked = links.consensus_id >= 0
-    loose = ~linked & (links.best_consensus_id >= 0) & (links.best_iou >= min_iou)
+    near = (links.best_iou >= min_iou) | np.isfinite(links.best_distance)
+    loose = ~linked & (links.best_consensus_id >= 0) & near
     box_code, box_ids = pd.factorize(np.concatenate([links.consensus_id[linked], links.best_consensus_id[loose]]))
     n_boxes, n_linked = max(len(box_ids), 1), int(linked.sum())
     supported = viewing.mark_volunteer[linked] * n_boxes + box_code[:n_linked]

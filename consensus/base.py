@@ -33,7 +33,7 @@ from data_loaders.schema import CONSENSUS
 from . import distributed
 from .clustering import candidate_clusters
 from .estimate import Estimates
-from .matching import Assignment, assign, links_meta_frame, links_table
+from .matching import Assignment, assign, assign_points, links_meta_frame, links_table
 from .prepare import ID_STRIDE, Prepared
 
 #: Short method name -> Aggregator subclass, filled as the method modules are imported.
@@ -59,7 +59,8 @@ class AggregationResult:
         What the method learnt about each volunteer, if anything.
     report : dict
         Counts: marks read, marks without a usable box (skipped, never silently
-        dropped), subjects, consensus boxes.
+        dropped), subjects, consensus boxes; for the point method marks that are
+        not points (``marks_without_point``) and ``consensus_points``.
     source : str
         The JSON written in the ``source`` column.
     """
@@ -87,13 +88,6 @@ class Aggregator(param.Parameterized):
 
     #: The short name users pass as ``method=`` (param reserves ``name``).
     short_name: ClassVar[str] = ""
-
-    min_iou = param.Number(
-        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
-        doc="IoU a raw mark needs with a consensus box to count as a vote for it (in the links and n_votes). "
-            "Lower than the 0.5 of detector benchmarks because one volunteer's box is noisier than the "
-            "consensus: on simulated projects 0.3 keeps the votes of sloppy but honest volunteers.",
-    )
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -145,7 +139,14 @@ class Aggregator(param.Parameterized):
 
 
 class ClusteringAggregator(Aggregator):
-    """Base of the methods that start from `consensus.clustering`: its two thresholds as parameters."""
+    """Base of the box methods that start from `consensus.clustering`: its two thresholds as parameters."""
+
+    min_iou = param.Number(
+        default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
+        doc="IoU a raw mark needs with a consensus box to count as a vote for it (in the links and n_votes). "
+            "Lower than the 0.5 of detector benchmarks because one volunteer's box is noisier than the "
+            "consensus: on simulated projects 0.3 keeps the votes of sloppy but honest volunteers.",
+    )
 
     cluster_iou = param.Number(
         default=0.3, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
@@ -178,6 +179,13 @@ def _subjects(output: PartitionOutput) -> pd.DataFrame:
     return output.subjects
 
 
+def quorum(votes: np.ndarray, n_seen: np.ndarray, min_votes: int, min_vote_fraction: float) -> np.ndarray:
+    """Which consensus marks have enough votes: at least ``min_votes`` and ``min_vote_fraction`` of ``n_seen``."""
+    # The tolerance keeps e.g. 0.3 * 10 votes from needing 3.0000000000000004.
+    needed = np.ceil(min_vote_fraction * n_seen - 1e-9)
+    return (votes >= min_votes) & (votes >= needed)
+
+
 def get_aggregator(method: str) -> type[Aggregator]:
     """The aggregator class registered as ``method``; an unknown name lists the known ones.
 
@@ -203,24 +211,56 @@ def parse_source(source: str) -> dict:
     """``method`` and parameters from a ``source`` value, ready for ``aggregate(..., **parsed)``."""
     settings = json.loads(source)
     settings.pop("zoolens", None)
+    # Values a method learned from the data are written in as parameters; the note of which is not one.
+    settings.pop("learned", None)
     return settings
 
 
-def aggregate(marks, classifications=None, method: str = "iou", **params) -> AggregationResult:
-    """Make consensus boxes from raw marks.
+#: The method each kind of mark gets when ``aggregate`` is not told one: boxes (and
+#: every shape's bounding box) by IoU clustering, clicks by distance clustering.
+DEFAULT_METHODS = {"box": "iou", "point": "point"}
+
+#: The ``method`` name that asks for `DEFAULT_METHODS` (as None does), for callers
+#: where None already means something else (no consensus at all, in `project`).
+AUTO_METHOD = "auto"
+
+
+def mark_kinds(marks) -> list[str]:
+    """Which kinds of mark, ``"box"`` and/or ``"point"``, a marks table holds (a pass over a Dask table)."""
+    if distributed.is_dask(marks):
+        counts = marks.map_partitions(_kind_counts, meta=pd.DataFrame({"box": [0], "point": [0]})).sum().compute()
+    else:
+        counts = _kind_counts(marks).iloc[0]
+    return [kind for kind in ("box", "point") if counts[kind] > 0]
+
+
+def _kind_counts(marks: pd.DataFrame) -> pd.DataFrame:
+    from .distance import point_mask
+
+    points = point_mask(marks) if len(marks) else np.zeros(0, dtype=bool)
+    return pd.DataFrame({"box": [int(len(marks) - points.sum())], "point": [int(points.sum())]})
+
+
+def aggregate(marks, classifications=None, method: str | None = None, **params) -> AggregationResult:
+    """Make consensus boxes and points from raw marks.
 
     Parameters
     ----------
     marks : pandas.DataFrame or dask.dataframe.DataFrame
         Canonical marks. Marks of different ``task``, ``tool`` or ``frame`` are
-        never merged. Marks without a usable box (missing coordinates, zero
-        size) are skipped and counted in ``result.report``.
+        never merged. Marks the method cannot use (missing coordinates, zero
+        size for a box method, boxes for the point method) are skipped and
+        counted in ``result.report``.
     classifications : pandas.DataFrame or dask.dataframe.DataFrame, optional
         Canonical classifications, to count every volunteer who saw a subject
         (``n_seen``), including those who drew nothing. Without them only
         volunteers with marks count.
-    method : str
-        Short name of the method: ``"iou"`` or ``"lean"`` (see `methods()`).
+    method : str, optional
+        Short name of the method: ``"iou"``, ``"lean"`` or ``"point"`` (see
+        `methods()`). By default (None or ``"auto"``) each kind of mark gets its own method
+        (`DEFAULT_METHODS`: ``"point"`` for clicks, ``"iou"`` for the rest);
+        marks of both kinds give one result holding both (pandas tables only),
+        and then ``params`` must be empty.
     **params
         The method's parameters; unknown names are an error listing the known ones.
 
@@ -230,7 +270,59 @@ def aggregate(marks, classifications=None, method: str = "iou", **params) -> Agg
         ``.consensus``, ``.links``, ``.subjects``, ``.volunteers``, ``.report``.
         Dask inputs give Dask DataFrames for the per-subject tables.
     """
-    return make_aggregator(method, **params).aggregate(marks, classifications)
+    if method is not None and method != AUTO_METHOD:
+        return make_aggregator(method, **params).aggregate(marks, classifications)
+    kinds = mark_kinds(marks) or ["box"]
+    if len(kinds) == 1:
+        return make_aggregator(DEFAULT_METHODS[kinds[0]], **params).aggregate(marks, classifications)
+    if params:
+        raise ValueError(f"the marks hold boxes and points, so each gets its default method "
+                         f"({DEFAULT_METHODS}); name a method to pass parameters {sorted(params)}")
+    if distributed.is_dask(marks) or distributed.is_dask(classifications):
+        raise ValueError("Dask marks holding both boxes and points need a method: aggregate each kind with its own")
+    boxes, points = (make_aggregator(DEFAULT_METHODS[kind]).aggregate(marks, classifications) for kind in ("box", "point"))
+    return combine(marks, boxes, points)
+
+
+def combine(marks: pd.DataFrame, boxes: AggregationResult, points: AggregationResult) -> AggregationResult:
+    """One result from a box method's and the point method's results on the same marks.
+
+    Point marks take their links from ``points``, the others from ``boxes``;
+    consensus rows are stacked, each subject's points numbered after its boxes
+    so every consensus_id stays unique; per subject the consensus counts add up;
+    the report counts as unusable only marks neither method could use.
+    """
+    from .distance import point_mask
+
+    # Both methods number their marks from subject_id * ID_STRIDE: the points follow the subject's boxes.
+    box_count = boxes.consensus.groupby("subject_id").size()
+    old_ids = points.consensus["consensus_id"].to_numpy(np.int64)
+    within = old_ids % ID_STRIDE + box_count.reindex(points.consensus["subject_id"].to_numpy()).fillna(0).to_numpy(np.int64)
+    if len(within) and within.max() >= ID_STRIDE:
+        raise ValueError(f"a subject has more than {ID_STRIDE} consensus boxes and points; no method should make that many")
+    new_ids = old_ids - old_ids % ID_STRIDE + within
+    point_links = points.links.copy()
+    for column in ("consensus_id", "best_consensus_id"):
+        values = point_links[column].to_numpy(np.int64).copy()
+        position = pd.Index(old_ids).get_indexer(values)
+        values[position >= 0] = new_ids[position[position >= 0]]
+        point_links[column] = values
+    is_point = point_mask(marks)
+    links = boxes.links.copy()
+    links[is_point] = point_links[is_point]
+    subjects = pd.concat([boxes.subjects, points.subjects], ignore_index=True)
+    subjects = subjects.groupby("subject_id", sort=True).agg(n_seen=("n_seen", "max"), n_consensus=("n_consensus", "sum"))
+    report = {key: value for key, value in boxes.report.items()}
+    report.update({key: value for key, value in points.report.items() if key not in ("marks", "subjects")})
+    report["linked_marks"] = boxes.report.get("linked_marks", 0) + points.report.get("linked_marks", 0)
+    report["marks_without_box"] -= int(is_point.sum())
+    report["marks_without_point"] -= int((~is_point).sum())
+    return AggregationResult(
+        consensus=pd.concat([boxes.consensus, points.consensus.assign(consensus_id=new_ids)], ignore_index=True),
+        links=links,
+        subjects=subjects.reset_index(), volunteers=boxes.volunteers, report=report,
+        source=json.dumps([json.loads(boxes.source), json.loads(points.source)], sort_keys=True),
+    )
 
 
 def methods() -> dict[str, str]:
@@ -309,11 +401,13 @@ def consensus_ids(prep: Prepared, boxes: Estimates) -> np.ndarray:
 
 
 def partition_output(aggregator: Aggregator, prep: Prepared, boxes: Estimates, assignment: Assignment,
-                     box_columns: dict | None = None, subject_columns: dict | None = None) -> PartitionOutput:
+                     box_columns: dict | None = None, subject_columns: dict | None = None,
+                     shape: str = "box") -> PartitionOutput:
     """Consensus, links and subject tables of one partition from final boxes and the marks' assignment to them.
 
     ``boxes`` must be in `box_order`; ``assignment.box`` indexes them.
     ``box_columns`` / ``subject_columns`` hold extra per-box / per-subject-code arrays.
+    ``shape`` ("box" or "point") names the counts of the report.
     """
     ids = consensus_ids(prep, boxes)
     links = links_table(prep.mark_ids, prep.marks.row, assignment, ids)
@@ -348,9 +442,9 @@ def partition_output(aggregator: Aggregator, prep: Prepared, boxes: Estimates, a
     }, subjects_dtypes(type(aggregator)))
     counts = {
         "marks": len(prep.mark_ids),
-        "marks_without_box": prep.n_invalid,
+        f"marks_without_{shape}": prep.n_invalid,
         "subjects": len(prep.subject_ids),
-        "consensus_boxes": len(boxes),
+        {"box": "consensus_boxes", "point": "consensus_points"}[shape]: len(boxes),
         "linked_marks": int(votes.sum()),
     }
     return PartitionOutput(consensus=consensus, links=links, subjects=subjects, counts=counts)
@@ -372,3 +466,15 @@ def reassign(prep: Prepared, boxes: Estimates, min_iou: float) -> tuple[Estimate
     overlapping = assignment.best_box >= 0
     assignment.best_box[overlapping] = arrays.row[assignment.best_box[overlapping]]
     return boxes, assignment, order
+
+
+def reassign_points(prep: Prepared, points: Estimates, max_distance: float) -> tuple[Estimates, Assignment, np.ndarray]:
+    """`reassign` for consensus points (size-0 estimates): link every click within ``max_distance`` pixels."""
+    order = box_order(prep, points)
+    points = points.take(order)
+    arrays = points.arrays()
+    assignment = assign_points(prep.marks, prep.volunteer, arrays, max_distance)
+    for index in (assignment.box, assignment.best_box):
+        found = index >= 0
+        index[found] = arrays.row[index[found]]
+    return points, assignment, order

@@ -87,14 +87,26 @@ def cluster_marks(marks: BoxArrays, volunteer: np.ndarray, min_iou: float) -> np
         int64 cluster id per mark. Clusters are numbered in the order they are
         formed; callers renumber them by position.
     """
-    n = len(marks)
-    cluster = np.full(n, -1, dtype=np.int64)
     first, second, overlap = neighbour_pairs(marks, volunteer, min_iou)
+    return cluster_neighbours(len(marks), volunteer, first, second, overlap)
+
+
+def cluster_neighbours(n: int, volunteer: np.ndarray, first: np.ndarray, second: np.ndarray,
+                       closeness: np.ndarray) -> np.ndarray:
+    """Greedy seeded clustering (the module docstring) of ``n`` marks given their neighbour pairs.
+
+    ``first``, ``second`` are the pairs of neighbouring marks (different
+    volunteers, ``first < second``) and ``closeness`` how alike each pair is, in
+    [0, 1]: the IoU for boxes, one less the distance over the neighbour radius
+    for points. Marks are in a content-defined order, so ties break the same way
+    whatever the order of the input rows. Returns an int64 cluster id per mark.
+    """
+    cluster = np.full(n, -1, dtype=np.int64)
     # Both directions, sorted so that each (mark, neighbour's volunteer) run
-    # starts with that volunteer's best neighbour (highest IoU, then content order).
+    # starts with that volunteer's best neighbour (highest closeness, then content order).
     source = np.concatenate([first, second])
     target = np.concatenate([second, first])
-    steps = np.round(overlap * IOU_STEPS).astype(np.int64)
+    steps = np.round(closeness * IOU_STEPS).astype(np.int64)
     weight = np.concatenate([steps, steps])
     source, target, weight = _by_source_volunteer_weight(source, target, weight, volunteer)
     target_volunteer = volunteer[target]

@@ -11,7 +11,11 @@
    votes).
 3. Keep boxes with at least ``min_votes`` votes and a vote fraction (votes /
    volunteers who saw the subject, including those who drew nothing) of at
-   least ``min_vote_fraction``.
+   least ``min_vote_fraction``. By default that quorum is learned from the
+   project itself (`consensus.quorum`): the deepest valley of the histogram of
+   the clusters' vote fractions, which falls between the targets and the tidy
+   clusters a minority of volunteers make on distractors (foreground stars,
+   artefacts). ``source`` records the value used and that it was learned.
 4. ``refine`` times: link every mark to the boxes with the one-mark-per-
    volunteer assignment (`consensus.matching`), re-estimate each box from its
    linked marks and apply the quorum again. The final ``n_votes`` are the links,
@@ -20,13 +24,20 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import param
 
-from .base import AggregationResult, ClusteringAggregator, partition_output, reassign
+from . import distributed
+from .base import AggregationResult, ClusteringAggregator, partition_output, quorum, reassign
 from .estimate import Estimates, Members, median_boxes, normalised_residuals, weighted_boxes
 from .prepare import Prepared
+from .quorum import LearnedQuorum, learn_vote_fraction, support_histogram
+
+#: The quorum when there is too little to learn from or no valley to find.
+FALLBACK_VOTE_FRACTION = 0.2
 
 
 class IoUClustering(ClusteringAggregator):
@@ -35,9 +46,11 @@ class IoUClustering(ClusteringAggregator):
     short_name = "iou"
 
     min_vote_fraction = param.Number(
-        default=0.2, bounds=(0.0, 1.0),
+        default=None, bounds=(0.0, 1.0), allow_None=True,
         doc="Smallest share of the volunteers who saw a subject (including those who drew nothing) "
-            "that must vote for a box for it to be kept.",
+            "that must vote for a box for it to be kept. None (default): learned from the project's own "
+            "vote fractions (the valley between targets and what only a minority boxes; 0.2 when the "
+            "project is too small or has no valley), and recorded in ``source``.",
     )
     min_votes = param.Integer(
         default=2, bounds=(1, None),
@@ -58,8 +71,13 @@ class IoUClustering(ClusteringAggregator):
             "volunteer's own variance starts from, so one lucky vote does not make anyone infallible.",
     )
 
+    #: The quorum learned by the last `run` (None when ``min_vote_fraction`` was given).
+    learned: LearnedQuorum | None = None
+
     def run(self, partitions) -> AggregationResult:
         states = self.clusters(partitions)
+        if self.min_vote_fraction is None:
+            self.learned = _learned_quorum(states)[1]
         variances = None
         if self.estimator == "weighted":
             sums = states.map(_residual_sums, self).gather()
@@ -67,11 +85,32 @@ class IoUClustering(ClusteringAggregator):
         outputs = states.map(_finish, self, variances)
         return self.collect(outputs)
 
+    def learned_quorum(self, marks, classifications=None) -> tuple[np.ndarray, LearnedQuorum]:
+        """What the default quorum would be, without aggregating: the counts of the clusters' vote
+        fractions (`consensus.quorum.BINS` bins over [0, 1], clusters of 2+ votes) and the quorum learned from them."""
+        return _learned_quorum(self.clusters(distributed.partitions(marks, classifications)))
+
+    @property
+    def vote_fraction(self) -> float:
+        """The quorum in force: ``min_vote_fraction`` when given, else the learned one."""
+        if self.min_vote_fraction is not None:
+            return self.min_vote_fraction
+        if self.learned is None:
+            raise RuntimeError("the vote quorum is learned in run(); call aggregate() first")
+        return self.learned.vote_fraction
+
+    def source(self) -> str:
+        """As every method's, with the learned quorum written in and named under ``learned``."""
+        if self.min_vote_fraction is not None or self.learned is None:
+            return super().source()
+        settings = json.loads(super().source())
+        settings["min_vote_fraction"] = self.learned.vote_fraction
+        settings["learned"] = {"min_vote_fraction": self.learned.found_by, "candidates": self.learned.candidates}
+        return json.dumps(settings, sort_keys=True)
+
     def quorum(self, votes: np.ndarray, n_seen: np.ndarray) -> np.ndarray:
         """Which boxes have enough votes, absolutely and as a share of the volunteers who saw them."""
-        # The tolerance keeps e.g. 0.3 * 10 votes from needing 3.0000000000000004.
-        needed = np.ceil(self.min_vote_fraction * n_seen - 1e-9)
-        return (votes >= self.min_votes) & (votes >= needed)
+        return quorum(votes, n_seen, self.min_votes, self.vote_fraction)
 
     def estimate(self, prep: Prepared, members: Members, variances: VolunteerVariances | None) -> Estimates:
         if self.estimator == "median":
@@ -90,6 +129,18 @@ class VolunteerVariances:
     def of(self, names: np.ndarray) -> np.ndarray:
         """Variance per name, the crowd's for names never seen voting."""
         return self.variance.reindex(names).fillna(self.crowd).to_numpy(float)
+
+
+def _learned_quorum(states) -> tuple[np.ndarray, LearnedQuorum]:
+    histogram = np.sum(states.map(_support_histogram).gather(), axis=0)
+    return histogram, learn_vote_fraction(histogram, FALLBACK_VOTE_FRACTION)
+
+
+def _support_histogram(state) -> np.ndarray:
+    prep, members = state
+    group = np.zeros(members.n_boxes, dtype=np.int64)
+    group[members.box] = prep.marks.group[members.mark]
+    return support_histogram(members.count(), prep.n_seen_group[group])
 
 
 def _residual_sums(state, aggregator: IoUClustering) -> pd.DataFrame:

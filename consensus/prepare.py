@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .boxes import BoxArrays, present_group_keys, require_columns, volunteer_keys
+from .distance import point_arrays, point_mask
 from .segments import dense_codes
 
 #: consensus_id = subject_id * ID_STRIDE + index of the box within its subject:
@@ -39,18 +40,21 @@ class Prepared:
         ``mark_id`` of every input mark, in table order (the order of the links).
     marks : BoxArrays
         The valid marks, sorted by group and position; ``marks.row`` indexes ``mark_ids``.
+        Prepared for points, the point marks, each a box of size 0 centred on the click.
     volunteer : numpy.ndarray
         Volunteer code of each sorted mark (index into ``volunteer_names``).
     volunteer_names : numpy.ndarray
         Sorted volunteer names of the partition.
     groups : pandas.DataFrame
-        One row per group code: the group key values and ``subject`` (subject code).
+        One row per group code: the group key values, ``tool_label`` when the
+        marks have one (a tool's label, the same for its group), and ``subject`` (subject code).
     subject_ids : numpy.ndarray
         ``subject_id`` per subject code.
     view_subject, view_volunteer, view_classifications : numpy.ndarray
         One entry per (subject, volunteer) who saw it, with how many classifications they made of it.
     n_invalid : int
-        Marks without a usable box (missing coordinate, zero or negative size).
+        Marks without a usable box (missing coordinate, zero or negative size),
+        or prepared for points, marks that are not points with a position.
     """
 
     mark_ids: np.ndarray
@@ -84,7 +88,7 @@ class Prepared:
         return self.groups["subject"].to_numpy()[self.marks.group]
 
 
-def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None) -> Prepared:
+def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, points: bool = False) -> Prepared:
     """Arrays of one partition of canonical marks (and classifications, for who saw what).
 
     Parameters
@@ -95,6 +99,8 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None) ->
         Canonical classifications of the same subjects. Without them, only the
         volunteers who drew something count as having seen a subject, which
         undercounts ``n_seen``.
+    points : bool
+        Take the point marks (`consensus.distance.point_mask`) instead of the boxes.
     """
     require_columns(marks, MARK_COLUMNS, "marks")
     keys = present_group_keys(marks)
@@ -120,11 +126,16 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None) ->
     group = dense_codes(*(marks[key] for key in keys)) if len(marks) else np.zeros(0, dtype=np.int64)
     first_row = np.unique(group, return_index=True)[1]
     # Column by column: a DataFrame .loc costs milliseconds, most of a call on a few subjects.
-    groups = pd.DataFrame({**{key: marks[key].array.take(first_row) for key in keys},
+    labels = ["tool_label"] if "tool_label" in marks.columns else []
+    groups = pd.DataFrame({**{key: marks[key].array.take(first_row) for key in keys + labels},
                            "subject": subject_of_mark[first_row]})
 
     mark_ids = marks["mark_id"].to_numpy(np.int64)
-    boxes, invalid = BoxArrays.from_table(marks, group, tiebreak=(volunteer_of_mark, mark_ids))
+    if points:
+        invalid = ~point_mask(marks)
+        boxes = point_arrays(marks, group, np.flatnonzero(~invalid), tiebreak=(volunteer_of_mark, mark_ids))
+    else:
+        boxes, invalid = BoxArrays.from_table(marks, group, tiebreak=(volunteer_of_mark, mark_ids))
 
     # Who saw what: every classification, plus anyone who drew on a subject
     # (when classifications are missing or were filtered differently).

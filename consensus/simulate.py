@@ -96,6 +96,10 @@ class SimulatedProject:
         Canonical subjects table (no image locations: a simulation has no images).
     parameters : dict
         The arguments that produced the project, for provenance.
+    distractors : DataFrame or None
+        `simulate_distractor_project` only: the objects that are not targets but that
+        some volunteers box anyway (foreground stars): subject_id, distractor_id, x, y,
+        width, height.
     """
 
     truth: pd.DataFrame
@@ -104,6 +108,7 @@ class SimulatedProject:
     volunteers: pd.DataFrame
     subjects: pd.DataFrame
     parameters: dict = field(default_factory=dict)
+    distractors: pd.DataFrame | None = None
 
 
 def simulate_project(
@@ -505,3 +510,229 @@ def _simulate_marks(rng, truth, volunteers, classification_subject, classificati
         "truth_id": truth_id[selected],
         "double": double[selected],
     }
+
+
+def simulate_distractor_project(
+    n_subjects: int,
+    seed: int = 0,
+    noise: str | SkillDistribution = "realistic",
+    image_size: tuple[int, int] = (400, 400),
+    size_range: tuple[float, float] = (0.015, 0.15),
+    touching_fraction: float = 0.3,
+    distractors_per_subject_mean: float = 1.5,
+    distractor_boxer_fraction: float = 0.35,
+    boxer_propensity: float = 0.85,
+    other_propensity: float = 0.02,
+    spammer_fraction: float = 0.03,
+    spam_boxes_mean: float = 5.0,
+    **options,
+) -> SimulatedProject:
+    """A project that fools vote counting: volunteers who box distractors, spammers, varied and touching clumps.
+
+    Starts from `simulate_project` (same volunteers, classifications and noise
+    model) and changes it the ways real projects differ from that ideal:
+
+    - true clumps span a ``size_range`` of sizes (as fractions of the image's
+      smaller side, log-uniform: a 10x range by default), and in a
+      ``touching_fraction`` of the subjects with two or more clumps the second
+      clump touches the first, edge to edge, with up to 2 px between them;
+    - every subject has a Poisson number of distractors (foreground stars) sized
+      like the clumps at random positions on the image, clear of the clumps;
+      each volunteer boxes each distractor they see with their own
+      ``distractor_propensity``: a ``distractor_boxer_fraction`` of the
+      volunteers (who mistake stars for clumps) around ``boxer_propensity``,
+      everyone else around ``other_propensity`` (Beta draws), so a star's box
+      is supported by roughly 20-35 % of the people who saw it, the same people
+      on every subject; their boxes scatter with the volunteer's own position
+      and size noise, as their clump boxes do;
+    - a ``spammer_fraction`` of the volunteers draw nothing real: a Poisson
+      number (mean ``spam_boxes_mean``) of boxes of any size anywhere.
+
+    Everything the base project's volunteers drew on clumps is kept, moved and
+    scaled with its clump (their noise is relative to the clump's size), so the
+    volunteer model is unchanged. The extra randomness comes from a generator
+    of its own, so the base project is the one ``simulate_project`` gives with
+    the same ``seed``.
+
+    Parameters
+    ----------
+    n_subjects, seed, noise, image_size
+        As for `simulate_project`; ``options`` are passed on to it too.
+    size_range : (float, float)
+        Smallest and largest true clump side, as fractions of the image's smaller side.
+    touching_fraction : float
+        Share of the subjects with at least two clumps whose second clump touches the first.
+    distractors_per_subject_mean : float
+        Mean of the Poisson number of distractors per subject.
+    distractor_boxer_fraction : float
+        Share of the volunteers who box distractors as a habit.
+    boxer_propensity, other_propensity : float
+        Mean chance that a habitual boxer, or anyone else, boxes a distractor they see.
+    spammer_fraction : float
+        Share of the volunteers who box at random.
+    spam_boxes_mean : float
+        Mean number of boxes per classification of a spammer.
+
+    Returns
+    -------
+    SimulatedProject
+        As `simulate_project`'s, plus: ``truth.touching`` (the clump was placed
+        touching its subject's first clump), ``marks.distractor_id`` (the
+        distractor a mark boxes, -1 for none), ``volunteers.distractor_propensity``
+        and ``volunteers.spammer``, and the ``distractors`` table.
+    """
+    base = simulate_project(n_subjects, seed=seed, noise=noise, image_size=image_size, **options)
+    rng = np.random.default_rng([seed, 18])
+    image_width, image_height = (float(side) for side in image_size)
+    short_side = min(image_width, image_height)
+    centre = np.array([image_width / 2, image_height / 2])
+    galaxy_radius = base.parameters["galaxy_radius"]
+    smallest, largest = (fraction * short_side for fraction in size_range)
+
+    def sides(count):
+        return smallest * (largest / smallest) ** rng.random(count)
+
+    # True clumps: new sizes and places; the base marks follow their clump.
+    truth = base.truth.copy()
+    subject = truth["subject_id"].to_numpy()
+    old_width, old_height = truth["width"].to_numpy(), truth["height"].to_numpy()
+    old_cx, old_cy = truth["x"].to_numpy() + old_width / 2, truth["y"].to_numpy() + old_height / 2
+    scale = sides(len(truth)) / np.sqrt(old_width * old_height)
+    width, height = old_width * scale, old_height * scale
+    cx, cy = _points_in_disc(rng, len(truth), galaxy_radius, centre)
+    starts = np.flatnonzero(np.r_[True, subject[1:] != subject[:-1]]) if len(truth) else np.array([], int)
+    rank = np.arange(len(truth)) - np.repeat(starts, np.diff(np.r_[starts, len(truth)]))
+    touching = (rank == 1) & (rng.random(len(truth)) < touching_fraction)
+    partner = np.flatnonzero(touching) - 1
+    direction = rng.integers(0, 4, len(partner))
+    step_x = np.select([direction == 0, direction == 1], [1.0, -1.0], 0.0)
+    step_y = np.select([direction == 2, direction == 3], [1.0, -1.0], 0.0)
+    gap = rng.uniform(0.0, 2.0, len(partner))
+    for _ in range(20):
+        moved = np.flatnonzero(touching)
+        cx[moved] = cx[partner] + step_x * ((width[partner] + width[moved]) / 2 + gap)
+        cy[moved] = cy[partner] + step_y * ((height[partner] + height[moved]) / 2 + gap)
+        overlapping = _overlapping_later(subject, cx, cy, width, height) & ~touching
+        if not overlapping.any():
+            break
+        cx[overlapping], cy[overlapping] = _points_in_disc(rng, int(overlapping.sum()), galaxy_radius, centre)
+    truth["x"], truth["y"], truth["width"], truth["height"] = cx - width / 2, cy - height / 2, width, height
+    truth["touching"] = touching
+
+    marks = base.marks
+    on_clump = marks["truth_id"].to_numpy() >= 0
+    clump = marks["truth_id"].to_numpy()[on_clump]
+    mark_width, mark_height = marks["width"].to_numpy().copy(), marks["height"].to_numpy().copy()
+    mark_cx = marks["x"].to_numpy() + mark_width / 2
+    mark_cy = marks["y"].to_numpy() + mark_height / 2
+    mark_cx[on_clump] = cx[clump] + scale[clump] * (mark_cx[on_clump] - old_cx[clump])
+    mark_cy[on_clump] = cy[clump] + scale[clump] * (mark_cy[on_clump] - old_cy[clump])
+    mark_width[on_clump] *= scale[clump]
+    mark_height[on_clump] *= scale[clump]
+    marks = marks.assign(x=mark_cx - mark_width / 2, y=mark_cy - mark_height / 2, width=mark_width,
+                         height=mark_height, distractor_id=np.int64(-1))
+
+    # Distractors: clump-sized, anywhere on the image, clear of the clumps (placed after them).
+    subject_ids = base.subjects["subject_id"].to_numpy()
+    n_stars = rng.poisson(distractors_per_subject_mean, n_subjects)
+    star_subject = np.repeat(subject_ids, n_stars)
+    star_side = sides(len(star_subject))
+    star_width = star_side * np.exp(rng.normal(0.0, 0.05, len(star_subject)))
+    star_height = star_side * np.exp(rng.normal(0.0, 0.05, len(star_subject)))
+
+    def star_places(count, star_width, star_height):
+        return (rng.uniform(star_width, image_width - star_width, count),
+                rng.uniform(star_height, image_height - star_height, count))
+
+    star_cx, star_cy = star_places(len(star_subject), star_width, star_height)
+    both_subject = np.r_[subject, star_subject]
+    order = np.argsort(both_subject, kind="stable")  # each subject's clumps before its stars
+    is_star = order >= len(subject)
+    star_index = order[is_star] - len(subject)
+    for _ in range(50):
+        both = [np.r_[a, b][order] for a, b in ((cx, star_cx), (cy, star_cy), (width, star_width), (height, star_height))]
+        overlapping = np.zeros(len(star_subject), dtype=bool)
+        overlapping[star_index] = _overlapping_later(both_subject[order], *both)[is_star]
+        if not overlapping.any():
+            break
+        star_cx[overlapping], star_cy[overlapping] = star_places(
+            int(overlapping.sum()), star_width[overlapping], star_height[overlapping])
+    distractors = pd.DataFrame({
+        "subject_id": star_subject.astype(np.int64),
+        "distractor_id": np.arange(len(star_subject), dtype=np.int64),
+        "x": star_cx - star_width / 2, "y": star_cy - star_height / 2,
+        "width": star_width, "height": star_height,
+    })
+
+    # Who boxes distractors, who spams.
+    volunteers = base.volunteers.copy()
+    n_volunteers = len(volunteers)
+    boxer = rng.random(n_volunteers) < distractor_boxer_fraction
+    volunteers["distractor_propensity"] = np.where(
+        boxer, _beta_with_mean(rng, boxer_propensity, 6.0, n_volunteers),
+        _beta_with_mean(rng, other_propensity, 6.0, n_volunteers))
+    volunteers["spammer"] = rng.random(n_volunteers) < spammer_fraction
+
+    classifications = base.classifications
+    classification_volunteer = pd.Index(volunteers["user"]).get_indexer(classifications["user"])
+    classification_subject = classifications["subject_id"].to_numpy() - subject_ids[0]
+    stars_per_subject = n_stars
+    first_star = np.r_[0, np.cumsum(stars_per_subject)[:-1]]
+    pairs = stars_per_subject[classification_subject]
+    pair_classification = np.repeat(np.arange(len(classifications)), pairs)
+    pair_star = first_star[classification_subject[pair_classification]] + (
+        np.arange(len(pair_classification)) - np.repeat(np.cumsum(pairs) - pairs, pairs))
+    pair_volunteer = classification_volunteer[pair_classification]
+    spammer = volunteers["spammer"].to_numpy()
+    boxed = (rng.random(len(pair_star)) < volunteers["distractor_propensity"].to_numpy()[pair_volunteer]) & ~spammer[pair_volunteer]
+    star_classification, star = pair_classification[boxed], pair_star[boxed]
+    star_volunteer = classification_volunteer[star_classification]
+    count = len(star)
+    size_noise = volunteers["size_sigma"].to_numpy()[star_volunteer]
+    position_noise = volunteers["position_sigma"].to_numpy()[star_volunteer]
+    star_mark_width = star_width[star] * np.exp(rng.normal(0, 1, count) * size_noise)
+    star_mark_height = star_height[star] * np.exp(rng.normal(0, 1, count) * size_noise)
+    star_mark_cx = star_cx[star] + rng.normal(0, 1, count) * position_noise * star_width[star]
+    star_mark_cy = star_cy[star] + rng.normal(0, 1, count) * position_noise * star_height[star]
+
+    spam_counts = np.where(spammer[classification_volunteer], rng.poisson(spam_boxes_mean, len(classifications)), 0)
+    spam_classification = np.repeat(np.arange(len(classifications)), spam_counts)
+    spam_side = short_side * 0.01 * 30.0 ** rng.random(len(spam_classification))
+    spam_width = spam_side * np.exp(rng.normal(0, 0.3, len(spam_classification)))
+    spam_height = spam_side * np.exp(rng.normal(0, 0.3, len(spam_classification)))
+    spam_x = rng.uniform(0, 1, len(spam_classification)) * (image_width - spam_width)
+    spam_y = rng.uniform(0, 1, len(spam_classification)) * (image_height - spam_height)
+
+    def drawn_by(classification, **columns):
+        return pd.DataFrame({
+            "classification_id": classifications["classification_id"].to_numpy()[classification],
+            "subject_id": classifications["subject_id"].to_numpy()[classification],
+            "user": classifications["user"].array.take(classification),
+            **columns,
+        })
+
+    added = pd.concat([
+        drawn_by(star_classification, x=star_mark_cx - star_mark_width / 2, y=star_mark_cy - star_mark_height / 2,
+                 width=star_mark_width, height=star_mark_height, distractor_id=star),
+        drawn_by(spam_classification, x=spam_x, y=spam_y, width=spam_width, height=spam_height,
+                 distractor_id=np.int64(-1)),
+    ], ignore_index=True)
+    added = added.assign(task="T0", tool=np.int64(0), tool_label="Clump", frame=np.int64(0), angle=0.0,
+                         kind="rectangle", truth_id=np.int64(-1), double=False)
+    spammer_names = volunteers["user"][spammer]
+    kept = marks[~marks["user"].isin(spammer_names)].drop(columns="mark_id")
+    marks = pd.concat([kept, added[kept.columns]], ignore_index=True)
+    # Within a classification, the added boxes fall among the drawn ones in random order.
+    marks = marks.iloc[np.lexsort((rng.random(len(marks)), marks["classification_id"].to_numpy()))]
+    marks.insert(0, "mark_id", np.arange(1, len(marks) + 1, dtype=np.int64))
+    marks = conform(marks.reset_index(drop=True), "marks")
+    n_marks = marks.groupby("classification_id").size()
+    classifications = classifications.assign(
+        n_marks=n_marks.reindex(classifications["classification_id"], fill_value=0).to_numpy().astype(np.int64))
+    parameters = {**base.parameters, "size_range": list(size_range), "touching_fraction": touching_fraction,
+                  "distractors_per_subject_mean": distractors_per_subject_mean,
+                  "distractor_boxer_fraction": distractor_boxer_fraction, "boxer_propensity": boxer_propensity,
+                  "other_propensity": other_propensity, "spammer_fraction": spammer_fraction,
+                  "spam_boxes_mean": spam_boxes_mean}
+    return SimulatedProject(truth=truth, classifications=classifications, marks=marks, volunteers=volunteers,
+                            subjects=base.subjects, parameters=parameters, distractors=distractors)

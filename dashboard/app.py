@@ -16,12 +16,13 @@ from collections.abc import Callable
 import panel as pn
 
 from project import Project
-from project.core import IMAGE_ROUTE, THUMBNAIL_ROUTE, thumbnail_dir
 from project.progress import READY, LoadProgress, ProjectLoad
 from project.reviews import ReviewStore
 
 from .explorer import Explorer
+from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, failure_panel, load_report_panel, shared_load, skipped_summary
+from .sign_in import SignInThrottle, login_route
 from .views import FetchView
 
 
@@ -171,10 +172,11 @@ def notify_error(exception: BaseException) -> None:
         pn.state.notifications.error(html.escape(f"{type(exception).__name__}: {exception}"), duration=0)
 
 
-def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str, image_roots=(),
+def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str,
           port: int = 5006, address: str | None = None, show: bool = False, num_threads: int | None = None,
           threaded: bool = False, reviews: ReviewStore | None = None,
-          review_refresh_ms: int = REVIEW_REFRESH_MS, **server_options):
+          review_refresh_ms: int = REVIEW_REFRESH_MS, sign_in_throttle: SignInThrottle | None = None,
+          **server_options):
     """Serve the app: the server listens at once, and every session shares the project ``build_project`` makes.
 
     Parameters
@@ -187,15 +189,20 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         background thread, as the server starts.
     title : str
         Names the project on the pages while it loads.
-    image_roots : sequence of path
-        Image folders, published at ``zoolens-images/<i>/`` for thumbnails; the thumbnails
-        made of subject images found by subject id are published at ``zoolens-images/thumbnails/``.
     port, address, show, num_threads, threaded
         As for `panel.serve`.
     reviews : ReviewStore, optional
         Where review decisions go: one store (one database engine) for every session.
     review_refresh_ms : int
         How often each session reads the decisions made in other sessions.
+    sign_in_throttle : SignInThrottle, optional
+        With ``basic_auth``, how failed sign-ins slow down and lock out (default: a
+        `SignInThrottle` with its default settings).
+    **server_options
+        Passed to `panel.serve` (``basic_auth``, ``cookie_secret``, ``websocket_origin``...).
+
+    Subjects' image files are served under ``zoolens-images/`` from the loaded project's
+    image roots (`dashboard.image_route`), and nothing else in those folders.
     """
     load = shared_load(key, build_project, title)
 
@@ -204,8 +211,12 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error
-    static_dirs = {f"{IMAGE_ROUTE}/{number}": str(root) for number, root in enumerate(image_roots)}
-    thumbnail_dir().mkdir(parents=True, exist_ok=True)
-    static_dirs[THUMBNAIL_ROUTE] = str(thumbnail_dir())
+    # Subjects' images only, once the project has loaded (`dashboard.image_route`): never the
+    # folders they are in, which hold the exports and the review store too.
+    extra_patterns = [*server_options.pop("extra_patterns", []), image_route(load)]
+    if server_options.get("basic_auth"):
+        # Matched before Panel's own login page, which would check passwords as fast as asked.
+        extra_patterns.append(login_route(sign_in_throttle or SignInThrottle(),
+                                          server_options.get("login_endpoint") or "/login"))
     return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
-                    static_dirs=static_dirs, title="zoolens", threaded=threaded, **server_options)
+                    extra_patterns=extra_patterns, title="zoolens", threaded=threaded, **server_options)

@@ -66,6 +66,7 @@ class DataStore(Selection, Viewer):
     """
 
     subject = param.Integer(default=None, allow_None=True, doc="The subject shown in the cutout viewer.")
+    show_subject = param.Event(doc="Asks the layout to bring the Subjects tab (the cutout) forward.")
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
@@ -309,8 +310,38 @@ class DataStore(Selection, Viewer):
         reasons = "; ".join(f"{html.escape(reason)}: {count:,}" for reason, count in counts.items())
         return f"Pictures not shown so far: {sum(counts.values()):,} ({reasons})"
 
-    @param.depends("subjects")
+    def review_progress(self) -> tuple[int, int, dict[str, int]]:
+        """Of the subjects passing the filters: how many are reviewed, how many there are, and per
+        reviewer the subjects whose last decision in effect is theirs."""
+        reviewed = int((self.subjects.review_status != "unreviewed").sum())
+        by_reviewer: dict[str, int] = {}
+        if self._box_status is not None and len(self._box_status):
+            decided = self._box_status.reset_index()
+            decided = decided[decided.subject_id.isin(self.subjects.subject_id)]
+            counts = decided.groupby("reviewer").subject_id.nunique().sort_values(ascending=False)
+            by_reviewer = {str(name): int(count) for name, count in counts.items()}
+        return reviewed, len(self.subjects), by_reviewer
+
+    def next_unreviewed(self) -> bool:
+        """Move to the next unreviewed subject after the current one (wrapping); whether there was one."""
+        ids = self.subjects.subject_id.to_numpy()
+        open_ = (self.subjects.review_status == "unreviewed").to_numpy()
+        here = np.flatnonzero(ids == self.subject)
+        start = int(here[0]) + 1 if len(here) else 0
+        order = (np.arange(len(ids)) + start) % max(len(ids), 1)
+        candidates = order[open_[order]] if len(ids) else order
+        if not len(candidates):
+            return False
+        self.subject = int(ids[candidates[0]])
+        return True
+
+    @param.depends("subjects", "review_statuses")
     def _counts(self) -> str:
         total = len(self.project.subject_stats)
         selected = "" if self.selection is None else " (plot selection active)"
-        return f"**{len(self.subjects):,}** of {total:,} subjects{selected}"
+        text = f"**{len(self.subjects):,}** of {total:,} subjects{selected}"
+        if self.reviews is not None:
+            reviewed, count, by_reviewer = self.review_progress()
+            people = " · ".join(f"{html.escape(name)} {number:,}" for name, number in by_reviewer.items())
+            text += f"  \n**{reviewed:,}** of {count:,} reviewed" + (f" ({people})" if people else "")
+        return text

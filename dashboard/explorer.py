@@ -30,7 +30,7 @@ from .keyboard import Shortcuts
 from .views import VIEWS, View
 
 #: The tabs, in order; each shows the registered views whose ``tab`` names it.
-TABS = ("Subjects", "Agreement", "Volunteers", "Re-aggregate", "Export")
+TABS = ("Subjects", "Gallery", "Agreement", "Volunteers", "Re-aggregate", "Export")
 
 
 class Explorer(Viewer):
@@ -103,7 +103,10 @@ class Explorer(Viewer):
             else:
                 content = views[0] if len(views) == 1 else pn.Column(*views)
             tabs.append((title, content))
-        return pn.Tabs(*tabs, dynamic=True, sizing_mode="stretch_width")
+        layout = pn.Tabs(*tabs, dynamic=True, sizing_mode="stretch_width")
+        # A view asking for the cutout (the gallery opening a subject) brings its tab forward.
+        self.data_store.param.watch(lambda event: setattr(layout, "active", TABS.index("Subjects")), "show_subject")
+        return layout
 
     def sidebar(self) -> list:
         """The filters, the review status filter and reviewer name (and the invisible keyboard listener)."""

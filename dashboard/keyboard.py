@@ -20,7 +20,8 @@ class Shortcuts(JSComponent):
     - right arrow or ``j``: next subject; left arrow or ``k``: previous subject;
     - ``n`` / ``p``: next / previous box of the subject;
     - ``a``: accept the picked box, ``x``: reject it, each then picking the next box;
-    - ``u``: revert the subject's last decision.
+    - ``u``: revert the subject's last decision;
+    - ``r``: the next subject nobody has reviewed yet.
 
     Keys typed into an input field are left alone. The listener is on the document,
     so it works wherever the focus is, and is removed with the component.
@@ -41,7 +42,7 @@ class Shortcuts(JSComponent):
     DECISIONS: ClassVar[dict[str, str]] = {"a": "accept", "x": "reject"}
 
     _esm = """
-    const KEYS = new Set(["ArrowRight", "ArrowLeft", "j", "k", "n", "p", "a", "x", "u"]);
+    const KEYS = new Set(["ArrowRight", "ArrowLeft", "j", "k", "n", "p", "a", "x", "u", "r"]);
     export function render({ model }) {
       function onKey(event) {
         // Bokeh widgets live in shadow roots: the real target is the first element of the path.
@@ -65,7 +66,7 @@ class Shortcuts(JSComponent):
         subjects = "j / k or → / ← next / previous subject"
         if self.review is None:
             return subjects
-        return f"{subjects} · n / p box · a accept · x reject · u revert"
+        return f"{subjects} · n / p box · a accept · x reject · u revert · r next unreviewed"
 
     def _handle_msg(self, message) -> None:
         key = message.get("key") if isinstance(message, dict) else None
@@ -73,6 +74,8 @@ class Shortcuts(JSComponent):
             self.data_store.step_subject(self.SUBJECT_STEPS[key])
         elif self.review is None:
             return
+        elif key == "r":
+            self.data_store.next_unreviewed()
         elif key in self.BOX_STEPS:
             self.review.step_box(self.BOX_STEPS[key])
         elif key in self.DECISIONS or key == "u":

@@ -38,6 +38,7 @@ from . import boxaggregator  # noqa: E402,F401
 from . import caesar  # noqa: E402,F401
 from . import catalogues  # noqa: E402,F401
 from . import classifications  # noqa: E402,F401
+from . import detections  # noqa: E402,F401
 from . import images  # noqa: E402,F401
 from . import subjects  # noqa: E402,F401
 from . import workflows  # noqa: E402,F401
@@ -46,6 +47,7 @@ from .boxaggregator import read_boxaggregator  # noqa: E402
 from .caesar import read_caesar_export  # noqa: E402
 from .catalogues import read_catalogue  # noqa: E402
 from .classifications import read_classifications  # noqa: E402
+from .detections import read_detections  # noqa: E402
 from .images import ImageStore, read_image  # noqa: E402
 from .subjects import read_subjects  # noqa: E402
 from .workflows import read_workflows  # noqa: E402
@@ -57,6 +59,7 @@ __all__ += [
     "read_caesar_export",
     "read_catalogue",
     "read_classifications",
+    "read_detections",
     "ImageStore",
     "read_image",
     "read_subjects",

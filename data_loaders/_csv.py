@@ -26,11 +26,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .base import FormatError, LoadReport, LoadResult, Loader, csv_header, read_head
+from .base import (MAX_EXPANSION, MAX_ROW_BYTES, FormatError, LoadReport, LoadResult, Loader, ReadLimits,
+                   csv_header, expansion_error, expansion_limit, is_gzipped, read_head)
 from .cache import cached_load
 
 #: How many cells one bulk JSON parse takes; a bad cell only sends its chunk to the slow path.
 LITERAL_CHUNK = 8192
+
+#: The first bytes of a Parquet file.
+PARQUET_MAGIC = b"PAR1"
 
 #: Column names pandas gives an unnamed index column written by ``to_csv`` and read back.
 _INDEX_COLUMN_PATTERN = r"^(|Unnamed: \d+)$"
@@ -61,7 +65,7 @@ class TextTable:
         return TextTable(self.table.take(pa.array(rows, pa.int64())), self.lines[rows])
 
 
-class CsvExport(Loader):
+class CsvExport(ReadLimits, Loader):
     """A CSV format told by its header, whose parsed tables are cached as Parquet.
 
     A subclass sets ``column_sets`` (the file must name every column of one of
@@ -83,11 +87,17 @@ class CsvExport(Loader):
                                                 "and options.")
 
     def read(self, path: Path) -> LoadResult:
-        """Parse ``path`` with this loader's options, or reuse the cached tables of the same file and options."""
+        """Parse ``path`` with this loader's options, or reuse the cached tables of the same file and options.
+
+        The read limits (`ReadLimits`) decide whether a file is read, not what is read
+        from it, so they are not part of the cache key.
+        """
         path = Path(path)
-        options = {name: value for name, value in self.values().items() if name != "use_cache"}
+        options = {name: value for name, value in self.values().items()
+                   if name != "use_cache" and name not in self.limits}
         return cached_load(path, self.short_name, options, lambda: self.parse(path, **options),
                            use_cache=self.use_cache)
+
 
     def parse(self, path: Path, **options) -> LoadResult:
         """Read the file into its tables and report (no cache involved)."""
@@ -110,7 +120,8 @@ def require_columns(path: Path, header: Sequence[str], required: Sequence[str], 
 
 
 def read_text_csv(path: Path, report: LoadReport, expected: str,
-                  required: Sequence[str] = (), index_column: str | None = None) -> TextTable:
+                  required: Sequence[str] = (), index_column: str | None = None,
+                  max_row_bytes: int = MAX_ROW_BYTES, max_expansion: float = MAX_EXPANSION) -> TextTable:
     """Read every column of a CSV file as text, counting malformed rows in ``report``.
 
     Parameters
@@ -125,6 +136,12 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
         Columns line 1 must name.
     index_column : str, optional
         Keep an unnamed pandas index column under this name instead of dropping it.
+    max_row_bytes : int
+        Rows up to this long always load; a longer one (or a quote never closed) is a
+        `FormatError` naming its line, unless it fits in a block the reader takes whole.
+    max_expansion : float
+        A gzipped file may decompress to at most this many times its size (and always to
+        `~data_loaders.base.MIN_EXPANSION_BYTES`); past that, a `FormatError`.
 
     Returns
     -------
@@ -140,13 +157,13 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
         invalid.append((row.number, row.text))
         return "skip"
 
-    with open(path, "rb") as handle:
-        compression = "gzip" if handle.read(2) == b"\x1f\x8b" else None
+    compression = "gzip" if is_gzipped(path) else None
     index_names = [name for name in dict.fromkeys(header) if _is_index_column(name)]
     names = [name for name in dict.fromkeys(header) if not _is_index_column(name)]
     if index_column and index_names and index_column not in header:
         names.insert(0, index_names[0])
-    not_text = _not_utf8(path, compression)
+    # Also reads the file through once, holding gzip to its limit before pyarrow reads it.
+    not_text, size = _scan_text(path, compression, max_expansion)
     if not_text:
         # Checked first: pyarrow cannot report a malformed row whose text is not UTF-8.
         raise FormatError(f"{path}: cannot be read as {expected} (CSV): {not_text}")
@@ -155,7 +172,9 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
             table = pcsv.read_csv(
                 stream,
                 # Single-threaded so pyarrow numbers the rows it rejects.
-                read_options=pcsv.ReadOptions(use_threads=False, block_size=16 * 1024 * 1024),
+                # A row must fit in one block; the block is never larger than the file needs.
+                read_options=pcsv.ReadOptions(use_threads=False, block_size=max(
+                    1, min(max_row_bytes, size + 1))),
                 parse_options=pcsv.ParseOptions(newlines_in_values=True,
                                                 invalid_row_handler=on_invalid_row),
                 convert_options=pcsv.ConvertOptions(
@@ -166,8 +185,13 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
                 ),
             )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError) as error:
+        if "straddl" in str(error):
+            raise FormatError(
+                f"{path}: line {_first_long_row(path, compression, max_row_bytes)}: a row longer than "
+                f"{max_row_bytes:,} bytes (the max_row_bytes limit), or a quote opened there and never "
+                f"closed; not read. If the row is genuine, pass a larger max_row_bytes") from error
         raise FormatError(f"{path}: cannot be read as {expected} (CSV): "
-                          f"{_not_utf8(path, compression) or error}") from error
+                          f"{_scan_text(path, compression, max_expansion)[0] or error}") from error
     if index_column and index_names and index_names[0] in table.column_names:
         table = table.rename_columns([index_column if name == index_names[0] else name
                                       for name in table.column_names])
@@ -179,23 +203,104 @@ def read_text_csv(path: Path, report: LoadReport, expected: str,
     return TextTable(table, lines)
 
 
-def _not_utf8(path: Path, compression: str | None) -> str | None:
-    """Where a file stops being UTF-8 text ("line 3 is not UTF-8 text"), or None if it is text."""
+def table_columns(path: Path, head: bytes) -> list[str]:
+    """The column names of a CSV or Parquet table, from its first bytes (and Parquet schema)."""
+    if head[:4] == PARQUET_MAGIC:
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_schema(path).names
+        except (pa.ArrowInvalid, OSError):
+            return []
+    return csv_header(head)
+
+
+def read_text_table(path: Path, report: LoadReport, expected: str, required,
+                    index_column: str | None = None, **limits) -> TextTable:
+    """A CSV or Parquet table as text columns (`read_text_csv`, with its ``limits``); Parquet rows are
+    numbered from 1."""
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != PARQUET_MAGIC:
+        return read_text_csv(path, report, expected, required, index_column=index_column, **limits)
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise FormatError(f"{path}: cannot be read as {expected} (Parquet): {error}") from error
+    missing = [column for column in required if column not in table.column_names]
+    if missing:
+        raise FormatError(f"{path}: not {expected}: it lacks column(s) {', '.join(missing)}")
+    if index_column and "__index_level_0__" in table.column_names:
+        table = table.rename_columns([index_column if name == "__index_level_0__" else name
+                                      for name in table.column_names])
+    # Every column as text, as from a CSV file, so one code path checks and converts them.
+    text = pa.table({name: pc.fill_null(pc.cast(column, pa.string()), "")
+                     for name, column in zip(table.column_names, table.columns)})
+    report.rows_read += text.num_rows
+    report.counts["line_numbers"] = "Parquet row numbers, from 1"
+    return TextTable(text, np.arange(1, text.num_rows + 1, dtype=np.int64))
+
+
+def _scan_text(path: Path, compression: str | None,
+               max_expansion: float = MAX_EXPANSION) -> tuple[str | None, int]:
+    """Where a file stops being UTF-8 text ("line 3 is not UTF-8 text", or None), and its size.
+
+    The size is the decompressed one; a gzipped file that decompresses past
+    ``max_expansion`` times its size raises a `FormatError`.
+    """
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
+    limit = expansion_limit(path, max_expansion) if compression else None
+    size = 0
     with pa.input_stream(str(path), compression=compression) as stream:
         while block := stream.read(4 * 1024 * 1024):
+            size += len(block)
+            if limit is not None and size > limit:
+                raise expansion_error(path, max_expansion)
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as error:
                 bad_line = line + block[:error.start].count(b"\n")
-                return f"line {bad_line} is not UTF-8 text"
+                return f"line {bad_line} is not UTF-8 text", size
             line += block.count(b"\n")
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return f"line {line} ends in the middle of a UTF-8 character"
-    return None
+            return f"line {line} ends in the middle of a UTF-8 character", size
+    return None, size
+
+
+def _first_long_row(path: Path, compression: str | None, max_row_bytes: int) -> int:
+    """The line on which the first row longer than ``max_row_bytes`` starts, quotes followed."""
+    newlines_before, row_line, row_bytes, quoted = 0, 1, 0, False
+    with pa.input_stream(str(path), compression=compression) as stream:
+        while block := stream.read(4 * 1024 * 1024):
+            data = np.frombuffer(block, dtype=np.uint8)
+            is_newline = data == ord("\n")
+            # A newline ends a row when the quotes before it in the row pair up.
+            parity = (np.cumsum(data == ord('"')) + quoted) % 2
+            ends = np.flatnonzero(is_newline & (parity == 0))
+            lengths = np.diff(ends, prepend=-1)
+            if len(ends):
+                lengths[0] += row_bytes
+            too_long = np.flatnonzero(lengths > max_row_bytes)
+            if len(too_long):
+                first = too_long[0]
+                if first == 0:
+                    return row_line
+                return 1 + newlines_before + int(np.count_nonzero(is_newline[:ends[first - 1] + 1]))
+            if len(ends):
+                row_line = 1 + newlines_before + int(np.count_nonzero(is_newline[:ends[-1] + 1]))
+                row_bytes = len(data) - ends[-1] - 1
+            else:
+                row_bytes += len(data)
+            if row_bytes > max_row_bytes:
+                return row_line
+            newlines_before += int(np.count_nonzero(is_newline))
+            quoted = bool(parity[-1])
+    return row_line
 
 
 def _is_index_column(name: str) -> bool:

@@ -74,3 +74,20 @@ def fits_layout(head: bytes) -> tuple[str, str] | None:
         if following is not None:
             extension = following[0].get("XTENSION", "")
     return kind, extension
+
+
+def first_extension_columns(head: bytes) -> list[str]:
+    """The column names (``TTYPEn``) of a FITS file's first extension when it is a table, else []."""
+    if fits_layout(head) is None:
+        return []
+    cards, data_start = _header_cards(head, 0)
+    size = _data_size(cards)
+    following = None if size is None else _header_cards(head, data_start + size)
+    if following is None or following[0].get("XTENSION") not in ("BINTABLE", "TABLE"):
+        return []
+    extension = following[0]
+    try:
+        n_columns = int(extension.get("TFIELDS", "0"))
+    except ValueError:
+        return []
+    return [extension[f"TTYPE{index}"] for index in range(1, n_columns + 1) if f"TTYPE{index}" in extension]

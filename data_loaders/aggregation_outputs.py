@@ -106,7 +106,7 @@ class AggregationOutput(CsvExport):
     column_sets = (EXTRACTION_COLUMNS, REDUCTION_COLUMNS)
 
     def parse(self, path: Path) -> LoadResult:
-        return _parse(path)
+        return _parse(path, self.limits)
 
 
 def read_aggregation_output(path, use_cache: bool = True) -> LoadResult:
@@ -128,12 +128,12 @@ def read_aggregation_output(path, use_cache: bool = True) -> LoadResult:
     return AggregationOutput(use_cache=use_cache).read(Path(path))
 
 
-def _parse(path: Path) -> LoadResult:
+def _parse(path: Path, limits: dict) -> LoadResult:
     report = LoadReport(source=str(path), format=AggregationOutput.short_name)
     header = csv_header(read_head(path))
     extractions = set(EXTRACTION_COLUMNS) <= set(header)
     required = EXTRACTION_COLUMNS if extractions else REDUCTION_COLUMNS
-    rows = read_text_csv(path, report, EXPECTED, required)
+    rows = read_text_csv(path, report, EXPECTED, required, **limits)
     groups, other = group_fields(rows.columns)
     report.counts["columns_not_used"] = other
 

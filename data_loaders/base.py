@@ -26,6 +26,17 @@ HEAD_BYTES = 64 * 1024
 #: How many example line numbers a report keeps per skip reason; the count is always exact.
 MAX_EXAMPLE_LINES = 50
 
+#: How many times its own size a gzipped file may decompress to, by default. Real exports
+#: compress 5 to 20 times; a file built to fill memory (a "gzip bomb") hundreds of times.
+MAX_EXPANSION = 100
+#: Decompressed bytes always allowed, whatever the ratio: small files of repetitive text
+#: compress far better than exports do, and this much is harmless to hold.
+MIN_EXPANSION_BYTES = 2**20
+
+#: The longest row (in bytes) a CSV reader must accept by default; a longer one may be an error
+#: naming its line. Real export rows are kilobytes; pyarrow must hold a whole row in one block.
+MAX_ROW_BYTES = 64 * 2**20
+
 
 class FormatError(ValueError):
     """A file is not what it claims to be, or its format cannot be identified."""
@@ -191,8 +202,47 @@ class Loader(param.Parameterized):
         raise NotImplementedError
 
 
+class ReadLimits(param.Parameterized):
+    """What a text file may ask of its reader; a loader of text formats takes these options too."""
+
+    max_row_bytes = param.Integer(default=MAX_ROW_BYTES, bounds=(1, None), doc=(
+        "Rows up to this many bytes always load; a longer one (or a quote never closed) is an error "
+        "naming its line, unless it fits in a block the reader takes whole."))
+    max_expansion = param.Number(default=MAX_EXPANSION, bounds=(0, None), inclusive_bounds=(False, True), doc=(
+        "A gzipped file may decompress to at most this many times its size (and always to "
+        f"{MIN_EXPANSION_BYTES // 2**20} MiB); past that, an error naming the file and the limit."))
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        """The limits, as keyword arguments (of `data_loaders._csv.read_text_csv`)."""
+        return {name: getattr(self, name) for name in ReadLimits.param if name != "name"}
+
+
 #: Short format name -> Loader subclass. Filled by the format modules on import.
 REGISTRY: dict[str, type[Loader]] = {}
+
+
+def is_gzipped(path: Path) -> bool:
+    """Whether the file starts with the gzip signature (its name does not matter)."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def expansion_limit(path: Path, max_expansion: float = MAX_EXPANSION) -> int:
+    """How many decompressed bytes a gzipped ``path`` may give: ``max_expansion`` times its size."""
+    if not max_expansion > 0:
+        raise ValueError(f"max_expansion must be a positive ratio, got {max_expansion!r}")
+    return max(int(max_expansion * path.stat().st_size), MIN_EXPANSION_BYTES)
+
+
+def expansion_error(path: Path, max_expansion: float) -> FormatError:
+    """The error for a gzipped file that decompresses to more than its limit allows."""
+    limit = expansion_limit(path, max_expansion)
+    return FormatError(
+        f"{path}: decompresses to more than {limit:,} bytes, over {max_expansion:g} times its "
+        f"{path.stat().st_size:,} compressed bytes (the max_expansion limit); not read further. "
+        f"If the file is genuine, pass a larger max_expansion"
+    )
 
 
 def read_head(path: Path, size: int = HEAD_BYTES) -> bytes:

@@ -34,23 +34,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import param
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from ._csv import RowFilter, TextTable, parse_floats, parse_integers, read_text_csv, typed_values
-from .base import FormatError, LoadReport, LoadResult, Loader, csv_header, read_head
+from ._csv import RowFilter, TextTable, parse_floats, parse_integers, read_text_table, table_columns, typed_values
+from .base import FormatError, LoadReport, LoadResult, Loader, ReadLimits, read_head
 from .cache import cached_load, file_digest
 from .schema import conform
 
 EXPECTED = "a BoxAggregator consensus or annotation table"
 CORNERS = ("x1", "x2", "y1", "y2")
 ID_COLUMNS = ("subject_id", "image_id")
-PARQUET_MAGIC = b"PAR1"
 #: Columns read into canonical ones or used for the links; every other column is kept as is.
 READ_COLUMNS = CORNERS + ID_COLUMNS
 
 
-class BoxAggregatorOutput(Loader):
+class BoxAggregatorOutput(ReadLimits, Loader):
     """BoxAggregator consensus boxes (x1, x2, y1, y2 per image) as CSV or Parquet."""
 
     short_name = "boxaggregator"
@@ -68,7 +65,7 @@ class BoxAggregatorOutput(Loader):
 
     @classmethod
     def identify(cls, path: Path, head: bytes) -> bool:
-        header = set(_columns(path, head))
+        header = set(table_columns(path, head))
         return set(CORNERS) <= header and bool(header & set(ID_COLUMNS))
 
     def read(self, path: Path) -> LoadResult:
@@ -78,7 +75,8 @@ class BoxAggregatorOutput(Loader):
         options = {"annotations": None if annotations is None else file_digest(annotations),
                    "offset": [dx, dy], "source": self.source}
         return cached_load(path, self.short_name, options,
-                           lambda: _parse(path, annotations, dx, dy, self.source), use_cache=self.use_cache)
+                           lambda: _parse(path, annotations, dx, dy, self.source, self.limits),
+                           use_cache=self.use_cache)
 
 
 def read_boxaggregator(path, annotations=None, offset=(0.0, 0.0), source: str = "BoxAggregator",
@@ -108,43 +106,6 @@ def read_boxaggregator(path, annotations=None, offset=(0.0, 0.0), source: str = 
                                use_cache=use_cache).read(Path(path))
 
 
-def _columns(path: Path, head: bytes) -> list[str]:
-    if head[:4] == PARQUET_MAGIC:
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_schema(path).names
-        except (pa.ArrowInvalid, OSError):
-            return []
-    return csv_header(head)
-
-
-def _read_table(path: Path, report: LoadReport, required, index_column: str | None) -> TextTable:
-    """A CSV or Parquet table as text columns; Parquet rows are numbered from 1."""
-    with open(path, "rb") as handle:
-        magic = handle.read(4)
-    if magic != PARQUET_MAGIC:
-        return read_text_csv(path, report, EXPECTED, required, index_column=index_column)
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise FormatError(f"{path}: cannot be read as {EXPECTED} (Parquet): {error}") from error
-    missing = [column for column in required if column not in table.column_names]
-    if missing:
-        raise FormatError(f"{path}: not {EXPECTED}: it lacks column(s) {', '.join(missing)}")
-    if index_column and "__index_level_0__" in table.column_names:
-        table = table.rename_columns([index_column if name == "__index_level_0__" else name
-                                      for name in table.column_names])
-    # Every column as text, as from a CSV file, so one code path checks and converts them.
-    text = pa.table({name: pc.fill_null(pc.cast(column, pa.string()), "")
-                     for name, column in zip(table.column_names, table.columns)})
-    report.rows_read += text.num_rows
-    report.counts["line_numbers"] = "Parquet row numbers, from 1"
-    return TextTable(text, np.arange(1, text.num_rows + 1, dtype=np.int64))
-
-
 def _boxes(rows: TextTable, kept: RowFilter, dx: float, dy: float) -> tuple[np.ndarray, dict]:
     """Image ids and canonical x, y, width, height of a table's x1/x2/y1/y2 rows."""
     id_column = next(column for column in ID_COLUMNS if column in rows.columns)
@@ -162,15 +123,15 @@ def _boxes(rows: TextTable, kept: RowFilter, dx: float, dy: float) -> tuple[np.n
     return ids, geometry
 
 
-def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: str) -> LoadResult:
+def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: str, limits: dict) -> LoadResult:
     report = LoadReport(source=str(path), format=BoxAggregatorOutput.short_name)
-    header = _columns(path, read_head(path))
+    header = table_columns(path, read_head(path))
     id_column = next((column for column in ID_COLUMNS if column in header), ID_COLUMNS[0])
     if "worker_id" in header:
         raise FormatError(
             f"{path}: this is BoxAggregator's annotation table (it has worker_id); read the "
             "consensus table and pass this file as annotations=")
-    rows = _read_table(path, report, CORNERS + (id_column,), index_column=None)
+    rows = read_text_table(path, report, EXPECTED, CORNERS + (id_column,), **limits)
     kept = RowFilter(report, rows.lines)
     subject_ids, geometry = _boxes(rows, kept, dx, dy)
     association = None
@@ -200,7 +161,7 @@ def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: s
                               "iou": pd.Series(dtype=float)})
         consensus["n_votes"] = consensus["n_seen"] = pd.NA
     else:
-        links = _links(annotations, consensus, dx, dy, report)
+        links = _links(annotations, consensus, dx, dy, report, limits)
         matched = links[links["consensus_id"] >= 0]
         consensus["n_votes"] = consensus["consensus_id"].map(
             matched.groupby("consensus_id").size()).fillna(0).astype(np.int64)
@@ -225,13 +186,13 @@ def _parse(path: Path, annotations: Path | None, dx: float, dy: float, source: s
 
 
 def _links(path: Path, consensus: pd.DataFrame, dx: float, dy: float,
-           report: LoadReport) -> pd.DataFrame:
+           report: LoadReport, limits: dict) -> pd.DataFrame:
     """One link per annotation: its consensus box (by image and association), iou and box."""
     annotation_report = LoadReport(source=str(path), format="boxaggregator annotations")
-    header = _columns(path, read_head(path))
+    header = table_columns(path, read_head(path))
     id_column = next((column for column in ID_COLUMNS if column in header), ID_COLUMNS[0])
-    rows = _read_table(path, annotation_report, CORNERS + (id_column, "worker_id", "association"),
-                       index_column="annotation_id")
+    rows = read_text_table(path, annotation_report, EXPECTED, CORNERS + (id_column, "worker_id", "association"),
+                           index_column="annotation_id", **limits)
     kept = RowFilter(annotation_report, rows.lines)
     subject_ids, geometry = _boxes(rows, kept, dx, dy)
     association, ok = parse_floats(rows.column("association"))

@@ -45,7 +45,7 @@ class CaesarExport(CsvExport):
     excluded_columns = ()
 
     def parse(self, path: Path) -> LoadResult:
-        return _parse(path)
+        return _parse(path, self.limits)
 
 
 def read_caesar_export(path, use_cache: bool = True) -> LoadResult:
@@ -67,10 +67,11 @@ def read_caesar_export(path, use_cache: bool = True) -> LoadResult:
     return CaesarExport(use_cache=use_cache).read(Path(path))
 
 
-def _parse(path: Path) -> LoadResult:
+def _parse(path: Path, limits: dict) -> LoadResult:
     report = LoadReport(source=str(path), format=CaesarExport.short_name)
     extracts = set(EXTRACT_COLUMNS) <= set(csv_header(read_head(path)))
-    rows = read_text_csv(path, report, EXPECTED, EXTRACT_COLUMNS if extracts else REDUCTION_COLUMNS)
+    rows = read_text_csv(path, report, EXPECTED, EXTRACT_COLUMNS if extracts else REDUCTION_COLUMNS,
+                         **limits)
     frames = RowFilter(report, rows.lines)
     unpacked = _unpack_frames(rows, frames)
     groups, other = group_fields(unpacked)

@@ -118,7 +118,7 @@ def _read(path: Path, position, ra_column, dec_column) -> LoadResult:
         raise FormatError(f"{path}: not {EXPECTED}: expected a FITS table, VOTable, ECSV file "
                           "or CSV file with RA/Dec columns")
     else:
-        table, units = _astropy_table(path, table_format)
+        table, units = read_astropy_table(path, table_format, EXPECTED)
         report.rows_read = len(table)
         report.counts["line_numbers"] = "table row numbers, from 1"
         lines = np.arange(1, len(table) + 1, dtype=np.int64)
@@ -175,8 +175,13 @@ def _choose(path, columns, positions, position, ra_column, dec_column) -> tuple[
     return positions[sorted(positions)[0]] if positions else None
 
 
-def _astropy_table(path: Path, table_format: str) -> tuple[pd.DataFrame, dict[str, str | None]]:
-    """Read with astropy; columns of arrays become lists, byte strings text."""
+def read_astropy_table(path: Path, table_format: str,
+                       expected: str) -> tuple[pd.DataFrame, dict[str, str | None]]:
+    """A table file read with astropy as a DataFrame and each column's unit.
+
+    Columns of arrays become lists, byte strings text; a file astropy cannot read
+    raises a `FormatError` saying it is not ``expected``.
+    """
     import warnings
 
     from astropy.table import Table
@@ -188,7 +193,7 @@ def _astropy_table(path: Path, table_format: str) -> tuple[pd.DataFrame, dict[st
             warnings.simplefilter("ignore", AstropyWarning)
             table = Table.read(path, format=table_format)
     except Exception as error:  # astropy raises many types for a malformed file
-        raise FormatError(f"{path}: cannot be read as {EXPECTED} ({table_format}): "
+        raise FormatError(f"{path}: cannot be read as {expected} ({table_format}): "
                           f"{type(error).__name__}: {error}") from error
     table.convert_bytestring_to_unicode()
     units = {name: (str(table[name].unit) if table[name].unit is not None else None)

@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .base import FormatError, LoadReport, LoadResult, Loader, csv_header
+from .base import (MAX_EXPANSION, MAX_ROW_BYTES, FormatError, LoadReport, LoadResult, Loader, ReadLimits,
+                   csv_header, expansion_error, expansion_limit, is_gzipped)
 from ._csv import parse_integers, parse_timestamps
 from .cache import cached_load
 from .marks import MARK_ID_STRIDE, extract_marks
@@ -104,7 +105,7 @@ class PointBox:
         return f"{self.side}" if self.side is not None else f"{self.factor}*{self.key}"
 
 
-class ClassificationExport(Loader):
+class ClassificationExport(ReadLimits, Loader):
     """Zooniverse classification export CSV (classic and new front end)."""
 
     short_name = "classifications"
@@ -136,6 +137,7 @@ class ClassificationExport(Loader):
         path = Path(path)
         box = PointBox.parse(self.point_box)
         tasks = [self.tasks] if isinstance(self.tasks, str) else self.tasks
+        # The limits decide whether a file is read, not what is read from it: not in the cache key.
         options = {
             "workflow_id": self.workflow_id,
             "workflow_version": _versions(self.workflow_version),
@@ -145,13 +147,30 @@ class ClassificationExport(Loader):
         return cached_load(
             path, self.short_name, options,
             lambda: _parse_export(path, options["workflow_id"], options["workflow_version"],
-                                  options["tasks"], box, self.progress),
+                                  options["tasks"], box, self.progress, _Limits(**self.limits)),
             use_cache=self.use_cache,
         )
 
 
+    def read_into(self, path: Path, sink) -> LoadReport:
+        """Parse ``path`` part by part into ``sink`` (``sink.add(classifications, marks)`` per part,
+        ``sink.reset()`` if reading must start again); the report, its tables left to the sink.
+
+        The parts are not finished (`finish_tables`) and no cache is used: this is how an
+        export larger than memory is read (`project.store`).
+        """
+        path = Path(path)
+        box = PointBox.parse(self.point_box)
+        tasks = [self.tasks] if isinstance(self.tasks, str) else self.tasks
+        return _parse_export(path, self.workflow_id, _versions(self.workflow_version),
+                             None if tasks is None else sorted(str(t) for t in tasks), box, self.progress,
+                             _Limits(**self.limits), sink=sink)
+
+
 def read_classifications(path, workflow_id=None, workflow_version=None, tasks=None,
-                         point_box=None, use_cache: bool = True, progress=None) -> LoadResult:
+                         point_box=None, use_cache: bool = True, progress=None,
+                         max_row_bytes: int = MAX_ROW_BYTES, max_expansion: float = MAX_EXPANSION
+                         ) -> LoadResult:
     """Read a classification export into canonical ``classifications`` and ``marks``.
 
     Parameters
@@ -173,6 +192,12 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
     progress : callable, optional
         Called with the number of rows read so far after each
         part of the file (`PART_BYTES`) while it is parsed; not called on a cache hit.
+    max_row_bytes : int
+        Rows up to this long always load; a longer one (or a quote never closed) is a
+        `FormatError` naming its line, unless it fits in a block the reader takes whole.
+    max_expansion : float
+        A gzipped export may decompress to at most this many times its size (and always
+        to `~data_loaders.base.MIN_EXPANSION_BYTES`); past that, a `FormatError`.
 
     Returns
     -------
@@ -180,7 +205,8 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
         ``.classifications``, ``.marks`` and ``.report``.
     """
     return ClassificationExport(workflow_id=workflow_id, workflow_version=workflow_version, tasks=tasks,
-                                point_box=point_box, use_cache=use_cache, progress=progress).read(Path(path))
+                                point_box=point_box, use_cache=use_cache, progress=progress,
+                                max_row_bytes=max_row_bytes, max_expansion=max_expansion).read(Path(path))
 
 
 def _versions(workflow_version) -> list[str] | None:
@@ -199,20 +225,34 @@ def _versions(workflow_version) -> list[str] | None:
 # --------------------------------------------------------------------------- reading
 
 
-def _parse_export(path: Path, workflow_id, versions, tasks, point_box, progress=None) -> LoadResult:
+@dataclass(frozen=True)
+class _Limits:
+    """What a file may ask of the reader: the longest row, and how far gzip may expand it."""
+
+    max_row_bytes: int = MAX_ROW_BYTES
+    max_expansion: float = MAX_EXPANSION
+
+
+def _parse_export(path: Path, workflow_id, versions, tasks, point_box, progress=None,
+                  limits: _Limits = _Limits(), sink=None) -> LoadResult | LoadReport:
     header = _check_header(path)
 
     def parse_rows(part, lines, report):
         return _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report)
 
     try:
-        with _LineCounter(path) as source:
-            return _parse_parts(path, source, _split_parts(source, header), parse_rows, progress)
+        with _LineCounter(path, limits.max_expansion) as source:
+            return _parse_parts(path, source, _split_parts(source, header, limits.max_row_bytes),
+                                parse_rows, progress, sink)
     except _QuotesUnpaired:
-        # A stray quote (or a quoted field larger than a part) defeats the split;
+        # A stray quote (or a row longer than max_row_bytes) defeats the split;
         # pyarrow's own reader then finds the rows, one block after another.
-        with _LineCounter(path) as source:
-            return _parse_parts(path, source, _streamed_parts(source, header), parse_rows, progress)
+        if sink is not None:
+            sink.reset()  # the parts it was given are read again
+        with _LineCounter(path, limits.max_expansion) as source:
+            source.read_to_end()
+            return _parse_parts(path, source, _streamed_parts(source, header, limits.max_row_bytes),
+                                parse_rows, progress, sink)
 
 
 class _QuotesUnpaired(Exception):
@@ -224,20 +264,18 @@ class _LineCounter:
 
     The count tells whether rows and lines coincide, so line numbers in the report
     need correcting only in the rare file where they do not (`_true_line_numbers`).
+    Decompressing past ``max_expansion`` times the file's size raises a `FormatError`.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, max_expansion: float = MAX_EXPANSION):
         self.path = path
-        with open(path, "rb") as probe:
-            gzipped = probe.read(2) == b"\x1f\x8b"
-        self.handle = gzip.open(path, "rb") if gzipped else open(path, "rb")
+        self.gzipped = is_gzipped(path)
+        self.handle = gzip.open(path, "rb") if self.gzipped else open(path, "rb")
+        self.max_expansion = max_expansion
+        self.limit = expansion_limit(path, max_expansion) if self.gzipped else None
+        self.bytes_read = 0
         self.lines = 0
         self.last = b"\n"
-
-    def read(self, size: int = -1) -> bytes:  # for pyarrow.PythonFile
-        data = self._guarded(self.handle.read, size)
-        self._count(data)
-        return data
 
     def readinto(self, buffer: memoryview) -> int:
         size = self._guarded(self.handle.readinto, buffer)
@@ -250,7 +288,16 @@ class _LineCounter:
         except (OSError, EOFError, zlib.error) as error:  # a truncated or corrupt gzip
             raise FormatError(f"{self.path}: cannot be read ({error})") from error
 
+    def read_to_end(self) -> None:
+        """Read (and count) the rest of the file without keeping it."""
+        block = bytearray(BLOCK_SIZE)
+        while self.readinto(memoryview(block)):
+            pass
+
     def _count(self, data) -> None:
+        self.bytes_read += len(data)
+        if self.limit is not None and self.bytes_read > self.limit:
+            raise expansion_error(self.path, self.max_expansion)
         if len(data):
             # numpy counts several times faster than bytes.count
             self.lines += int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == NEWLINE))
@@ -260,10 +307,6 @@ class _LineCounter:
     def line_count(self) -> int:
         """Lines read (a last line without a newline counts), blank lines included."""
         return self.lines + (self.last != b"\n")
-
-    @property
-    def closed(self) -> bool:  # asked by pyarrow.PythonFile
-        return self.handle.closed
 
     def __enter__(self):
         return self
@@ -286,14 +329,15 @@ def _csv_options(header: list[str], invalid_row_handler):
     )
 
 
-def _split_parts(source: _LineCounter, header: list[str]):
+def _split_parts(source: _LineCounter, header: list[str], max_row_bytes: int = MAX_ROW_BYTES):
     """The file cut into parts at newlines between rows, each parsed by its own thread.
 
     A newline ends a row when the quotes before it pair up (CSV doubles the quotes
     inside a quoted field), so counting quotes finds cut points in a vectorised pass,
     without tokenising the file twice. Each part's reading runs on a parsing thread:
     both cores tokenise, and no more of the file is held than the parts in flight
-    (pyarrow's streaming reader reads far ahead of its consumer).
+    (pyarrow's streaming reader reads far ahead of its consumer). A row longer than
+    ``max_row_bytes`` (or quotes that do not pair up) ends the split: `_QuotesUnpaired`.
     """
     chunks, size, first = [], 0, True
     carry = b""
@@ -307,12 +351,14 @@ def _split_parts(source: _LineCounter, header: list[str]):
             break
         cut = _last_row_end(block, end)
         if cut is None:
-            if end > PART_BYTES:  # no cut in a whole part: the quotes do not pair up
+            if end > max_row_bytes:  # no row end: a stray quote or an over-long row
                 raise _QuotesUnpaired
             carry = bytes(block[:end])
             continue
         chunks.append(memoryview(block)[:cut])
         carry = bytes(block[cut:end])
+        if len(carry) > max_row_bytes:  # an unfinished row already too long
+            raise _QuotesUnpaired
         size += cut
         if size >= PART_BYTES:
             yield partial(_read_chunks, chunks, header, first)
@@ -361,27 +407,59 @@ def _read_chunks(chunks: list[memoryview], header: list[str], first: bool) -> tu
     return pa.concat_tables(tables), 0
 
 
-def _streamed_parts(source: _LineCounter, header: list[str]):
-    """The file read by pyarrow's streaming reader, in parts of about `PART_BYTES`."""
-    invalid_rows = 0
+def _streamed_parts(source: _LineCounter, header: list[str], max_row_bytes: int = MAX_ROW_BYTES):
+    """The file read by pyarrow's streaming reader, in parts of about `PART_BYTES`.
+
+    The reader gets a stream of pyarrow's own, not ``source``: its read-ahead thread
+    calling back into Python aborts the whole process when the reader stops on an
+    error (pyarrow 26: "Fatal Python error: PyGILState_Release"). ``source`` has
+    already been read through once, which counted its lines and held gzip to its limit.
+    """
+    invalid_rows, invalid_newlines = 0, 0
 
     def on_invalid_row(row):
-        nonlocal invalid_rows
+        nonlocal invalid_rows, invalid_newlines
         invalid_rows += 1
+        invalid_newlines += (row.text or "").count("\n")
         return "skip"
 
     parse_options, convert_options = _csv_options(header, on_invalid_row)
+    path = source.path
     try:
         reader = pcsv.open_csv(
-            pa.PythonFile(source, mode="r"),
-            read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
+            pa.input_stream(str(path), compression="gzip" if source.gzipped else None),
+            read_options=pcsv.ReadOptions(block_size=max_row_bytes, use_threads=False),
             parse_options=parse_options, convert_options=convert_options)
     except pa.ArrowInvalid as error:
-        raise FormatError(f"{source.path}: not a readable CSV classification export: {error}") from error
+        raise FormatError(f"{path}: not a readable CSV classification export: {error}") from error
     # The reader parses ahead on a thread of its own, so rows it rejects are counted as
     # they come and handed on with whichever part is next; the total is what matters.
     group, size, counted = [], 0, 0
-    for batch in _batches(source.path, reader):
+    records, newlines = 1, 0  # the header, then every row the reader has handed over
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            break
+        except pa.ArrowInvalid as error:
+            if "straddl" in str(error):
+                # Every row before the one too long has been handed over (or rejected) by now.
+                line = 1 + records + invalid_rows + newlines + invalid_newlines
+                problem = FormatError(
+                    f"{path}: line {line}: a row longer than {max_row_bytes:,} bytes (the max_row_bytes "
+                    f"limit), or a quote opened there and never closed; not read. If the row is genuine, "
+                    f"pass a larger max_row_bytes")
+            else:
+                problem = FormatError(f"{path}: not a readable CSV classification export: {error}")
+            # Destroyed now, not when the error's traceback goes: a reader stopped by an error
+            # and left to the interpreter's exit aborts it ("terminate called without an
+            # active exception").
+            reader.close()
+            del reader
+            raise problem from None
+        records += batch.num_rows
+        for column in batch.columns:
+            newlines += pc.sum(pc.count_substring(column, "\n")).as_py() or 0
         group.append(batch)
         size += batch.nbytes
         if size >= PART_BYTES:
@@ -397,24 +475,16 @@ def _read_nothing(table: pa.Table, wrong_width: int):
     return lambda: (table, wrong_width)
 
 
-def _batches(path: Path, reader):
-    """The reader's record batches; a file pyarrow cannot parse at all is one FormatError."""
-    while True:
-        try:
-            yield reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as error:
-            raise FormatError(f"{path}: not a readable CSV classification export: {error}") from error
-
-
-def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress) -> LoadResult:
+def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, sink=None) -> LoadResult | LoadReport:
     """Read and parse the parts on threads and gather their rows and reports in file order.
 
-    ``parts`` yields callables that each read one part of ``source`` into a table.
+    ``parts`` yields callables that each read one part of ``source`` into a table. With a
+    ``sink``, each part's (classifications, marks) go to ``sink.add`` as they are parsed,
+    nothing is gathered, and the report alone is returned (its tables are finished by
+    whoever holds them, part by part: `finish_tables`).
     """
     report = LoadReport(source=str(path), format=ClassificationExport.short_name)
-    classification_parts, mark_parts = [], []
+    classification_parts, mark_parts, kept = [], [], []
     wrong_width = 0
 
     # Most of the work is in Arrow kernels that release the GIL, so parts read and
@@ -439,7 +509,10 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress) 
         report.merge(part_report)
         report.rows_read += rows
         wrong_width += rejected
-        if tables is not None:
+        if tables is not None and sink is not None:
+            sink.add(*tables)
+            kept.append(len(tables[0]))
+        elif tables is not None:
             classification_parts.append(tables[0])
             mark_parts.append(tables[1])
         if progress is not None:
@@ -456,13 +529,28 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress) 
 
     if wrong_width or source.line_count != report.rows_read + 1:
         _true_line_numbers(path, report, wrong_width)
-    if not classification_parts:  # a header and no rows
-        raise FormatError(f"{path}: classification export has a header but no rows")
+    if not classification_parts and not kept:
+        raise FormatError(_no_rows_message(path, report))
+    if sink is not None:
+        return report
     classifications = pd.concat(classification_parts, ignore_index=True)
     marks = pd.concat(mark_parts, ignore_index=True)
     del classification_parts[:], mark_parts[:]  # the parts are copies now: free them before finishing
-    classifications, marks = _finish(classifications, marks, report)
+    classifications, marks = finish_tables(classifications, marks, report)
     return LoadResult({"classifications": classifications, "marks": marks}, report)
+
+
+def _no_rows_message(path: Path, report: LoadReport) -> str:
+    """Why a file gave no rows at all: it has none, or every one was rejected (which, where)."""
+    if not report.rows_skipped:
+        return f"{path}: classification export has a header but no rows"
+    reasons = "; ".join(
+        f"{reason}: line{'s' if count > 1 else ''} "
+        f"{', '.join(str(line) for line in report.skipped_lines.get(reason, [])[:10])}"
+        f"{' ...' if count > 10 else ''}"
+        for reason, count in report.skipped.items())
+    return (f"{path}: classification export has no readable row: {report.rows_skipped:,} "
+            f"row(s) rejected ({reasons})")
 
 
 def _check_header(path: Path) -> list[str]:
@@ -531,6 +619,25 @@ def _flags(column) -> np.ndarray:
     return pc.is_in(lowered, pa.array(["true", "t", "1", "yes"])).to_numpy(zero_copy_only=False)
 
 
+def _not_json_object(column: pa.Array) -> np.ndarray:
+    """Cells that hold something but not a JSON object (``{...}``): a cut, text, a list.
+
+    Screened by the braces around the cell, not parsed: parsing every row's metadata
+    would nearly double the time to read an export, and the fields zoolens takes from
+    it are found by pattern. A cell cut short or replaced, the usual damage, is caught.
+    """
+    braced = pc.and_(pc.starts_with(column, "{"), pc.ends_with(column, "}"))
+    suspect = np.flatnonzero(~braced.to_numpy(zero_copy_only=False))
+    if not len(suspect):
+        return np.zeros(len(column), dtype=bool)
+    trimmed = pc.utf8_trim_whitespace(column.take(pa.array(suspect)))
+    fine = pc.or_(pc.equal(trimmed, ""),
+                  pc.and_(pc.starts_with(trimmed, "{"), pc.ends_with(trimmed, "}")))
+    broken = np.zeros(len(column), dtype=bool)
+    broken[suspect[~fine.to_numpy(zero_copy_only=False)]] = True
+    return broken
+
+
 def _metadata_field(metadata, key: str) -> pa.Array:
     """A top-level string field of the metadata JSON, found by pattern rather than parsing it all."""
     found = pc.extract_regex(metadata, rf'"{key}"\s*:\s*"(?P<value>[^"]*)"')
@@ -584,6 +691,15 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
         wanted = pc.or_(pc.is_in(version, pa.array(versions, pa.string())),
                         pc.is_in(major, pa.array([v for v in versions if "." not in v], pa.string())))
         reject(~wanted.to_numpy(zero_copy_only=False), f"other workflow version (kept {', '.join(versions)})")
+
+    if "metadata" in names:
+        # Without it the front end, and so the meaning of the marks, is unknown.
+        reject(_not_json_object(part.column("metadata").combine_chunks()), "metadata is not a JSON object")
+    if "subject_data" in names:
+        # Only a point's box size is read from it, and a mark without one is counted there.
+        broken = _not_json_object(part.column("subject_data").combine_chunks())
+        if np.count_nonzero(broken & keep):
+            report.counts["subject_data_not_json"] = int(np.count_nonzero(broken & keep))
 
     rows = np.flatnonzero(keep)
     # The metadata JSON is half of an export's bytes: search only the rows still kept.
@@ -645,8 +761,12 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
 # --------------------------------------------------------------------------- finishing
 
 
-def _finish(classifications: pd.DataFrame, marks: pd.DataFrame, report: LoadReport):
-    """Flag repeat classifications, conform the tables and fill the report's counts."""
+def finish_tables(classifications: pd.DataFrame, marks: pd.DataFrame, report: LoadReport):
+    """Flag repeat classifications, conform the tables and fill the report's counts.
+
+    Works on every row of a set of subjects at once (repeats are per volunteer and subject), so
+    a store can finish an export part by part (`project.store`).
+    """
     classifications = _sorted_by(classifications, ["created_at", "classification_id"])
     classifications["repeat"] = classifications.duplicated(["user", "subject_id"], keep="first")
     classifications["duration_s"] = (

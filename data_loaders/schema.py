@@ -67,12 +67,26 @@ LINKS = {
     "iou": "float64",
 }
 
+DETECTIONS = {
+    "subject_id": "int64",
+    "detection_id": "int64",
+    "x": "float64",
+    "y": "float64",
+    "width": "float64",  # 0 for a point
+    "height": "float64",  # 0 for a point
+    "angle": "float64",
+    "score": "float64",  # the detector's confidence; higher is surer
+    "label": "string",  # the detector's class, missing when it gives none
+    "source": "string",  # which detector and run produced it
+}
+
 TABLES = {
     "classifications": CLASSIFICATIONS,
     "marks": MARKS,
     "subjects": SUBJECTS,
     "consensus": CONSENSUS,
     "links": LINKS,
+    "detections": DETECTIONS,
 }
 
 

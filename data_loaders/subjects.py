@@ -65,7 +65,7 @@ class SubjectExport(CsvExport):
         return result
 
     def parse(self, path: Path, workflow_id: int | None) -> LoadResult:
-        return _parse(path, workflow_id)
+        return _parse(path, workflow_id, self.limits)
 
 
 def read_subjects(path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:
@@ -90,9 +90,9 @@ def read_subjects(path, workflow_id: int | None = None, use_cache: bool = True) 
     return SubjectExport(workflow_id=workflow_id, use_cache=use_cache).read(Path(path))
 
 
-def _parse(path: Path, workflow_id: int | None) -> LoadResult:
+def _parse(path: Path, workflow_id: int | None, limits: dict) -> LoadResult:
     report = LoadReport(source=str(path), format=SubjectExport.short_name)
-    rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS)
+    rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS, **limits)
     rows_kept = RowFilter(report, rows.lines)
     reject = rows_kept.reject
 

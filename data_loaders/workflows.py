@@ -58,7 +58,7 @@ class WorkflowExport(CsvExport):
                                 doc="Keep only this workflow's versions; rows of others are counted in the report.")
 
     def parse(self, path: Path, workflow_id: int | None) -> LoadResult:
-        return _parse(path, workflow_id)
+        return _parse(path, workflow_id, self.limits)
 
 
 def read_workflows(path, workflow_id: int | None = None, use_cache: bool = True) -> LoadResult:
@@ -81,9 +81,9 @@ def read_workflows(path, workflow_id: int | None = None, use_cache: bool = True)
     return WorkflowExport(workflow_id=workflow_id, use_cache=use_cache).read(Path(path))
 
 
-def _parse(path: Path, workflow_id: int | None) -> LoadResult:
+def _parse(path: Path, workflow_id: int | None, limits: dict) -> LoadResult:
     report = LoadReport(source=str(path), format=WorkflowExport.short_name)
-    rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS)
+    rows = read_text_csv(path, report, EXPECTED, REQUIRED_COLUMNS, **limits)
     rows_kept = RowFilter(report, rows.lines)
     reject = rows_kept.reject
 

@@ -910,6 +910,9 @@ def _votable_table(document, table, role: str):
     votable.name = role
     votable.ID = role
     for votable_field in votable.fields:
+        # No field IDs (they are optional): an ID must be unique in the whole document and an XML
+        # name, and both tables have consensus_id; readers find columns by name.
+        votable_field.ID = None
         ucd = UCDS.get(votable_field.name)
         if ucd:
             votable_field.ucd = ucd

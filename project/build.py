@@ -50,8 +50,8 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
                  image_roots: Sequence[str | Path] | None = None, title: str | None = None,
                  method: str | None = DEFAULT_METHOD, method_params: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
-                 picture_size: tuple[float, float] | None = None, progress: LoadProgress | None = None,
-                 **options) -> Project:
+                 picture_size: tuple[float, float] | None = None, scheduler: str | None = None,
+                 partitions: int | None = None, progress: LoadProgress | None = None, **options) -> Project:
     """Read project files with `data_loaders` into a `Project`.
 
     Parameters
@@ -76,6 +76,12 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         The method's parameters (`consensus.get_aggregator(method).param`).
     fits_column, pixel_scale, picture_size
         How RA/Dec are found for each subject (`project.sky.SkyLookup`, `Project`).
+    scheduler : str, optional
+        Make (or link) the consensus on a Dask cluster: ``"local"`` for worker processes on
+        this machine, or a scheduler's address (`project.cluster`). The tables are the same
+        as without one.
+    partitions : int, optional
+        How many parts (by subject) the cluster gets; default two per worker.
     progress : project.progress.LoadProgress, optional
         Told each stage (the file being read, with its rows as the loader reads them,
         the consensus, the statistics) and each file's report, for a progress bar.
@@ -89,7 +95,7 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     if unknown:
         raise ValueError(f"unknown loading option {', '.join(map(repr, unknown))}; known options: "
                          f"{', '.join(known)}, and consensus, image_roots, title, method, method_params, "
-                         "fits_column, pixel_scale, picture_size")
+                         "fits_column, pixel_scale, picture_size, scheduler, partitions")
     if method_params and (consensus is not None or method is None):
         raise ValueError("method_params set the parameters of a consensus method; they cannot change a "
                          "consensus file or an absent consensus")
@@ -129,20 +135,29 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         return pd.concat(tables[name], ignore_index=True) if name in tables else None
 
     classifications, marks = combined("classifications"), combined("marks")
-    consensus_table, links = combined("consensus"), None
-    if consensus_table is not None:
-        run = {"made_by": "consensus.match (marks of the classification export against the boxes of "
-                          f"{', '.join(path.name for path in sources['consensus'])})"}
-        links = match(marks, consensus_table) if len(marks) else None
-    elif method is not None:
+    consensus_table = combined("consensus")
+    if method is not None or consensus_table is not None:
         if progress is not None:
             progress.plan(1)
-            progress.stage(f"Making the consensus ({method} method) of {len(marks):,} marks")
-        result = aggregate(marks, classifications, method=method, **dict(method_params or {}))
-        consensus_table, links = result.consensus, result.links
-        run = {"made_by": f"consensus.aggregate(method={method!r})", "report": result.report}
+            progress.stage(f"Linking {len(marks):,} marks to the consensus file's boxes" if consensus_table is not None
+                           else f"Making the consensus ({method} method) of {len(marks):,} marks")
+        if scheduler is None:
+            consensus_table, links, run = _consensus(marks, classifications, consensus_table, method,
+                                                     method_params, sources)
+        else:
+            from .cluster import cluster_client, describe, subject_partitioned
+
+            with cluster_client(scheduler) as client:
+                parts = partitions or 2 * max(1, len(client.scheduler_info().get("workers", {})))
+
+                def on_cluster(table):
+                    return subject_partitioned(table, parts)
+
+                consensus_table, links, run = _consensus(marks, classifications, consensus_table, method,
+                                                         method_params, sources, on_cluster)
+                run["where"] = f"{describe(client)}, {parts} partitions by subject"
     else:
-        run = {"made_by": "none: the marks are shown without a consensus"}
+        links, run = None, {"made_by": "none: the marks are shown without a consensus"}
     subjects = combined("subjects")
     if subjects is not None:
         subjects = subjects.drop_duplicates("subject_id", ignore_index=True)
@@ -155,6 +170,34 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
                    image_roots=image_roots, reports=reports, title=title or every_file[0].name, sources=sources,
                    filters=filters, aggregation_run=run, fits_column=fits_column, pixel_scale=pixel_scale,
                    picture_size=picture_size)
+
+
+def _consensus(marks: pd.DataFrame, classifications: pd.DataFrame, boxes: pd.DataFrame | None,
+               method: str | None, method_params: Mapping | None, sources: Mapping,
+               on_cluster=None) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict]:
+    """The consensus boxes, the marks' links to them, and how they were made.
+
+    A consensus file's ``boxes`` are matched to the marks; otherwise ``method`` makes them.
+    ``on_cluster(table)`` (a Dask DataFrame partitioned by subject) runs the work on a cluster
+    through `consensus`' distributed path; the results come back as pandas.
+    """
+    if boxes is not None:
+        run = {"made_by": "consensus.match (marks of the classification export against the boxes of "
+                          f"{', '.join(path.name for path in sources['consensus'])})"}
+        if not len(marks):
+            return boxes, None, run
+        links = match(marks, boxes) if on_cluster is None else match(on_cluster(marks), on_cluster(boxes)).compute()
+        return boxes, links, run
+    if on_cluster is None:
+        result = aggregate(marks, classifications, method=method, **dict(method_params or {}))
+        return result.consensus, result.links, {"made_by": f"consensus.aggregate(method={method!r})",
+                                                "report": result.report}
+    import dask
+
+    result = aggregate(on_cluster(marks), on_cluster(classifications), method=method, **dict(method_params or {}))
+    consensus_table, links = dask.compute(result.consensus, result.links)
+    return (consensus_table.reset_index(drop=True), links.reset_index(drop=True),
+            {"made_by": f"consensus.aggregate(method={method!r})", "report": result.report})
 
 
 def default_image_roots(files: Sequence[str | Path]) -> list[Path]:

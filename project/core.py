@@ -29,8 +29,10 @@ from data_loaders.schema import conform, empty_table
 
 from .reviews import consensus_fingerprint
 from .sky import NO_FITS, SkyLookup, SubjectFiles
+from .thumbnails import Thumbnails
 
-#: URL route under which a served app publishes image root number i: ``zoolens-images/<i>/``.
+#: URL route of subjects' image files in a served app: ``zoolens-images/<root number>/<path>``
+#: (`Project.image_file`; only files a subject refers to are served: `dashboard.image_route`).
 IMAGE_ROUTE = "zoolens-images"
 #: Route (under `IMAGE_ROUTE`) of the table's thumbnails of local subject images (`thumbnail_dir`).
 THUMBNAIL_ROUTE = f"{IMAGE_ROUTE}/thumbnails"
@@ -118,6 +120,8 @@ class Project:
         self.subject_files = SubjectFiles(self.image_roots)
         # Per project, so every session shares the decoded images; a few hundred subjects.
         self._open_image = lru_cache(maxsize=256)(self._read_image)
+        #: Names of the thumbnails made of subjects' own pictures, the only ones `image_file` serves.
+        self._thumbnail_names: set[str] = set()
         #: Image location -> the kind of reason it could not be shown, for the images tried so far.
         self.image_problems: dict[str, str] = {}
         self._problems_lock = threading.Lock()
@@ -134,6 +138,8 @@ class Project:
         self.has_links = links is not None
         self.links = conform(links, "links") if links is not None else empty_table("links")
         self.subjects = self._subjects(subjects, picture_size)
+        # Made with the project, in the loading thread, not by the first image request on the event loop.
+        self._published_images = self._image_routes()
         self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale,
                              files=self.subject_files)
         self.marks = self._marks(marks)
@@ -177,15 +183,16 @@ class Project:
     def _thumbnail_url(self, location, local_file: Path | None = None) -> str:
         """Where a browser gets a subject's image ("" if nowhere it may).
 
-        A file named after the subject in an image root (``local_file``) is shrunk once
-        into `thumbnail_dir` and published under `THUMBNAIL_ROUTE`. Otherwise, a relative path is published under the first image root's route, an absolute one
-        under the route of the root holding it, an http(s) URL on an allowed host is used
-        as it is. Paths are normalised and percent-quoted, so a location cannot climb out
-        of its root (the static route refuses ``..`` too) nor out of the HTML attribute.
+        A file named after the subject in an image root (``local_file``) is shrunk once into
+        `thumbnail_dir` and published under `THUMBNAIL_ROUTE` (`image_file` serves it). Otherwise,
+        a local path is published under the image route (`_route_path`), an http(s) URL on an
+        allowed host is used as it is. Paths are percent-quoted, so a location cannot climb out
+        of the HTML attribute.
         """
         if local_file is not None:
             name = _thumbnail(local_file, self.images)
             if name is not None:
+                self._thumbnail_names.add(name)
                 return f"{THUMBNAIL_ROUTE}/{name}"
         if not isinstance(location, str) or not location:
             return ""
@@ -195,6 +202,15 @@ class Project:
             except ImageRefused:
                 return ""
             return urllib.parse.quote(location, safe=":/?&=%#")
+        route_path = self._route_path(location)
+        return f"{IMAGE_ROUTE}/{urllib.parse.quote(route_path)}" if route_path else ""
+
+    def _route_path(self, location: str) -> str | None:
+        """``<root number>/<path in that root>`` for a local image location, None if in no root.
+
+        A relative path lies in the first image root, an absolute one in the root holding
+        it. The path is normalised, so a location cannot climb out of its root.
+        """
         path = posixpath.normpath(location.replace("\\", "/"))
         for number, root in enumerate(self.image_roots):
             if posixpath.isabs(path):
@@ -202,8 +218,39 @@ class Project:
             else:
                 relative = path if number == 0 else None
             if relative and not relative.startswith(".."):
-                return f"{IMAGE_ROUTE}/{number}/{urllib.parse.quote(relative)}"
-        return ""
+                return f"{number}/{relative}"
+        return None
+
+    def _image_routes(self) -> dict[str, str]:
+        """Route path -> location, for every local image location of every subject."""
+        published = {}
+        for locations in self.subjects.locations:
+            for location in (locations.values() if isinstance(locations, dict) else ()):
+                if isinstance(location, str) and location and "://" not in location:
+                    route_path = self._route_path(location)
+                    if route_path:
+                        published[route_path] = location
+        return published
+
+    def image_file(self, route_path: str) -> Path | None:
+        """The file a served image URL (``zoolens-images/<route path>``) refers to, if it may be served.
+
+        Only a file some subject of the project refers to, that exists inside the image
+        roots once symbolic links are resolved (`ImageStore.local_path`), or a thumbnail the
+        project made of one (``thumbnails/<name>``); None otherwise.
+        """
+        folder, _, name = route_path.partition("/")
+        if f"{IMAGE_ROUTE}/{folder}" == THUMBNAIL_ROUTE:
+            # A thumbnail this project made of a subject's own picture (`_thumbnail_url`), and no other file.
+            made = thumbnail_dir() / name
+            return made if name in self._thumbnail_names and made.is_file() else None
+        location = self._published_images.get(route_path)
+        if location is None:
+            return None
+        try:
+            return self.images.local_path(location)
+        except (ImageRefused, OSError):
+            return None
 
     def _marks(self, marks: pd.DataFrame) -> pd.DataFrame:
         marks = marks.merge(self.links[["mark_id", "consensus_id", "iou"]], on="mark_id", how="left")
@@ -303,6 +350,11 @@ class Project:
                                                ignore_index=True)
 
     @cached_property
+    def thumbnails(self) -> Thumbnails:
+        """The subjects' thumbnails with their marks drawn on, rendered once (`project.thumbnails`)."""
+        return Thumbnails(self)
+
+    @cached_property
     def consensus_source(self) -> str:
         """The name review decisions on this consensus are stored under: its boxes' fingerprint.
 
@@ -398,8 +450,11 @@ class Project:
 
 
 def thumbnail_dir() -> Path:
-    """Where thumbnails of local subject images are kept: ``cache_dir()/thumbnails``."""
-    return cache_dir() / "thumbnails"
+    """Where the table's thumbnails of subjects' own pictures are kept: ``cache_dir()/table-thumbnails``.
+
+    Apart from the gallery's (`project.thumbnails`, marks drawn on): these are the plain pictures.
+    """
+    return cache_dir() / "table-thumbnails"
 
 
 def _thumbnail(path: Path, store: ImageStore) -> str | None:

@@ -16,6 +16,11 @@ The store is SQLAlchemy over a SQLite file (WAL journal) by default, or a Postgr
 given by URL for a shared server. Writers are serialised (SQLite ``BEGIN IMMEDIATE``, a
 PostgreSQL advisory lock), so each decision's "before" is the state the previous decision
 left, and when two reviewers act on one box both decisions are kept and the later one wins.
+Within a process every decision goes through one writer thread, in the order the sessions
+made them: the decisions waiting when a transaction starts are committed together (a
+refused one is refused before it writes anything, so it takes no other with it). Sessions left to race for
+SQLite's lock were served in no order at all (its busy handler polls, and a newcomer often
+wins): at 20 sessions deciding at once some waited over 10 s (bench/results/review_writes.md).
 This module imports no Panel: the app passes the authenticated user's name in.
 """
 
@@ -24,7 +29,11 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
-from collections.abc import Iterator, Mapping
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,6 +52,9 @@ DEFAULT_PATH = Path("zoolens-reviews.sqlite")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: PostgreSQL advisory lock key serialising writers (any fixed 64-bit number; this spells "zoolrevw").
 POSTGRES_WRITE_LOCK = 0x7A6F6F6C72657677
+#: The most decisions committed in one transaction: enough that a burst commits in a few
+#: syncs, few enough that the first of them does not wait long for the last.
+MAX_DECISIONS_PER_COMMIT = 64
 
 BOX_ACTIONS = ("accept", "reject", "redraw")
 SUBJECT_ACTIONS = ("flag", "unflag")
@@ -167,12 +179,14 @@ class ReviewStore:
         except ReviewError:
             self._engine.dispose()
             raise
+        self._writer = _WriterThread(self._writing)
 
     def __repr__(self) -> str:
         return f"ReviewStore({self.url.render_as_string(hide_password=True)!r})"
 
     def close(self) -> None:
-        """Close the database connections."""
+        """Finish the decisions under way and close the database connections."""
+        self._writer.stop()
         self._engine.dispose()
 
     def __enter__(self) -> ReviewStore:
@@ -255,28 +269,33 @@ class ReviewStore:
             raise ReviewError(f"{action} takes no original geometry: only aggregated boxes have one")
         original = _geometry("original", original) if aggregated else None
         geometry = _geometry("geometry", geometry) if geometry is not None else None
+        undecided = _undecided(consensus_id, original)
 
-        with self._writing() as connection:
+        def write(connection: sa.Connection) -> Decision:
+            box_id = consensus_id
             if action == "add":
                 new_id = connection.execute(sa.insert(added_boxes)).inserted_primary_key[0]
-                consensus_id, before = -(new_id + 1), None
+                box_id, before = -(new_id + 1), None
             else:
-                rows = _select(connection, consensus_source, subject_id, consensus_id)
-                if aggregated and len(rows):
-                    recorded = _geometry("recorded", rows["before"].iloc[0])
+                decided = _first_and_last(connection, consensus_source, subject_id, consensus_id)
+                if aggregated and decided is not None:
+                    recorded = _geometry("recorded", decided[0])
                     if not _same_geometry(recorded, original):
                         raise ReviewError(
                             f"box {consensus_id} of subject {subject_id} in {consensus_source!r} was "
                             f"reviewed with geometry {recorded}, not {original}: this consensus is not "
                             "the run those decisions refer to; review it under its own consensus_source")
-                before = _state(rows, consensus_id, original)
+                # Every decision stores the state it left, so the newest one's is the state now.
+                before = undecided if decided is None else decided[1]
                 if before is None:
                     raise ReviewError(f"box {consensus_id} of subject {subject_id} does not exist in "
                                       f"{consensus_source!r} (never added, or its addition was reverted)")
             after = _transition(before, action, geometry)
             return _insert(connection, consensus_source=consensus_source, subject_id=subject_id,
-                           consensus_id=consensus_id, action=action, before=before, after=after,
+                           consensus_id=box_id, action=action, before=before, after=after,
                            reason=reason, reviewer=reviewer, reverts=None)
+
+        return self._writer.run(write)
 
     def revert(self, decision_id: int, reviewer: str, reason: str = "") -> Decision:
         """Undo a decision that is in effect, by storing a ``revert`` decision.
@@ -306,7 +325,8 @@ class ReviewStore:
         decision_id = _integer("decision_id", decision_id)
         reviewer = _text("reviewer", reviewer, required=True)
         reason = _text("reason", reason)
-        with self._writing() as connection:
+
+        def write(connection: sa.Connection) -> Decision:
             target = connection.execute(
                 sa.select(decisions).where(decisions.c.id == decision_id)).mappings().one_or_none()
             if target is None:
@@ -326,6 +346,8 @@ class ReviewStore:
                            before=_state(rows, consensus_id, original),
                            after=_state(reverted, consensus_id, original),
                            reason=reason, reviewer=reviewer, reverts=decision_id)
+
+        return self._writer.run(write)
 
     def history(self, subject_id: int | None = None, consensus_source: str | None = None) -> pd.DataFrame:
         """Every decision, oldest first, with whether it is still in effect.
@@ -546,6 +568,81 @@ class ReviewStore:
         return catalogue
 
 
+class _WriterThread:
+    """The one thread that writes a store's decisions, in the order they were asked for.
+
+    Sessions hand it their decision as a function of a connection and wait for the result.
+    It takes every decision waiting (up to `MAX_DECISIONS_PER_COMMIT`) into one write
+    transaction. A decision is refused (`ReviewError`) before it writes anything, so a
+    refusal goes to its session alone; the others' results are handed back once the
+    transaction has committed, so a returned decision is always a stored one. Any other
+    error rolls the transaction back and fails every decision in it. The thread starts
+    with the first decision, and again in a process forked after that (a fork copies no
+    thread).
+    """
+
+    def __init__(self, writing: Callable[[], Any]):
+        self._writing = writing
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._process = os.getpid()
+
+    def run(self, write: Callable[[sa.Connection], Any]) -> Any:
+        """``write(connection)``'s result once committed; its exception if it raised."""
+        done: Future = Future()
+        with self._lock:
+            if self._process != os.getpid():  # forked: the thread and what it had queued stayed behind
+                self._queue, self._thread, self._process = queue.SimpleQueue(), None, os.getpid()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="zoolens-review-writer", daemon=True)
+                self._thread.start()
+            self._queue.put((write, done))
+        return done.result()
+
+    def stop(self) -> None:
+        """Write what is queued, then end the thread."""
+        with self._lock:
+            if self._thread is not None and self._process == os.getpid():
+                self._queue.put(None)
+                self._thread.join()
+            self._thread = None
+
+    def _serve(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while batch[-1] is not None and len(batch) < MAX_DECISIONS_PER_COMMIT:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = batch[-1] is None
+            self._write([job for job in batch if job is not None])
+            if stopping:
+                return
+
+    def _write(self, batch: list[tuple[Callable, Future]]) -> None:
+        if not batch:
+            return
+        outcomes = []
+        try:
+            with self._writing() as connection:
+                for write, done in batch:
+                    try:
+                        outcomes.append((done, write(connection), None))
+                    except ReviewError as error:
+                        outcomes.append((done, None, error))
+        except Exception as error:  # noqa: BLE001  (rolled back: nothing in it was stored)
+            for _, done in batch:
+                done.set_exception(error)
+            return
+        for done, result, error in outcomes:
+            if error is None:
+                done.set_result(result)
+            else:
+                done.set_exception(error)
+
+
 def open_store(location: str | Path) -> ReviewStore:
     """A `ReviewStore` from what a user typed: a database URL (it has ``://``) or a SQLite file path.
 
@@ -676,6 +773,25 @@ def _select(connection: sa.Connection, consensus_source: str, subject_id: int,
     return _frame(connection.execute(query).mappings().all())
 
 
+def _first_and_last(connection: sa.Connection, consensus_source: str, subject_id: int,
+                    consensus_id: int | None) -> tuple[dict | None, dict | None] | None:
+    """The first decision's ``before`` and the newest one's ``after`` on one box (or subject's flag).
+
+    None when there is no decision. Two indexed lookups, where reading every decision on the
+    box into a DataFrame held the write lock several times longer.
+    """
+    box = (decisions.c.consensus_id.is_(None) if consensus_id is None
+           else decisions.c.consensus_id == consensus_id)
+    where = (decisions.c.consensus_source == consensus_source, decisions.c.subject_id == subject_id, box)
+    first = connection.execute(sa.select(decisions.c.before, decisions.c.after).where(*where)
+                               .order_by(decisions.c.id).limit(1)).one_or_none()
+    if first is None:
+        return None
+    last = connection.execute(sa.select(decisions.c.after).where(*where)
+                              .order_by(decisions.c.id.desc()).limit(1)).one()
+    return first.before, last.after
+
+
 def _insert(connection: sa.Connection, **values) -> Decision:
     values["created_at"] = datetime.now(timezone.utc)
     new_id = connection.execute(sa.insert(decisions).values(**values)).inserted_primary_key[0]
@@ -749,6 +865,13 @@ def _state(rows: pd.DataFrame, consensus_id: int | None, original: dict | None) 
     if len(boxes):
         state = boxes.iloc[0]
         return {**{key: float(state[key]) for key in GEOMETRY}, "status": str(state["status"])}
+    return _undecided(consensus_id, original)
+
+
+def _undecided(consensus_id: int | None, original: dict | None) -> dict | None:
+    """The state of a box (or a subject's flag) with no decision in effect: `_state` of no decisions."""
+    if consensus_id is None:
+        return {"flagged": False}
     return None if original is None else {**original, "status": "unreviewed"}
 
 

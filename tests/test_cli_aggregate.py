@@ -61,9 +61,12 @@ def test_lean_method_and_its_columns(march, tmp_path):
 def test_bad_method_and_parameters_say_what_to_do(march, tmp_path):
     done = zoolens("aggregate", march, "--method", "dbscan", "-o", tmp_path / "c.csv", cache=tmp_path)
     assert done.returncode == 1
-    assert "unknown consensus method 'dbscan'; known methods: iou, lean" in done.stderr
-    done = zoolens("aggregate", march, "--param", "eps=0.5", "-o", tmp_path / "c.csv", cache=tmp_path)
+    assert "unknown consensus method 'dbscan'; known methods: iou, lean, point" in done.stderr
+    done = zoolens("aggregate", march, "--method", "iou", "--param", "eps=0.5", "-o", tmp_path / "c.csv", cache=tmp_path)
     assert done.returncode == 1 and "no parameter(s) ['eps']" in done.stderr
+    # The March export holds boxes and points: parameters need the method they are for.
+    done = zoolens("aggregate", march, "--param", "min_votes=3", "-o", tmp_path / "c.csv", cache=tmp_path)
+    assert done.returncode == 1 and "name a method to pass parameters ['min_votes']" in done.stderr
     done = zoolens("aggregate", march, "--param", "min_votes", "-o", tmp_path / "c.csv", cache=tmp_path)
     assert done.returncode == 1 and "is not NAME=VALUE" in done.stderr
     (tmp_path / "c.csv").write_text("keep me")
@@ -75,7 +78,8 @@ def test_bad_method_and_parameters_say_what_to_do(march, tmp_path):
 def test_help_lists_methods_and_parameters(tmp_path):
     done = zoolens("aggregate", "--help", cache=tmp_path)
     assert done.returncode == 0
-    assert "iou:" in done.stdout and "lean:" in done.stdout and "min_vote_fraction" in done.stdout
+    assert "iou:" in done.stdout and "lean:" in done.stdout and "point:" in done.stdout
+    assert "min_vote_fraction" in done.stdout and "link_distance" in done.stdout
 
 
 def test_formula_leading_text_is_neutralised(tmp_path):
@@ -90,14 +94,69 @@ def test_formula_leading_text_is_neutralised(tmp_path):
     assert consensus["n_votes"].tolist() == [3]
 
 
-def test_point_clicks_need_a_box_size(data_dir, tmp_path):
-    penguins = data_dir / "penguin_watch" / "penguin-watch-classifications-trim.csv"
+@pytest.mark.parametrize("folder", ["tests", "shared"])
+def test_penguin_clicks_become_consensus_points(folder, data_dir, request, tmp_path):
+    """The real Penguin Watch export: every subject with 3 or more volunteers' clicks gets consensus points."""
+    root = data_dir if folder == "tests" else request.getfixturevalue("shared_data")
+    penguins = root / "penguin_watch" / "penguin-watch-classifications-trim.csv"
     done = zoolens("aggregate", penguins, "--workflow", 6465, "-o", tmp_path / "c.csv", cache=tmp_path)
     assert done.returncode == 0, done.stderr
+    consensus = pd.read_csv(tmp_path / "c.csv")
+    links = pd.read_csv(tmp_path / "c.links.csv")
+    loaded = read_classifications(penguins, workflow_id=6465)
     # SOURCES.md: 11,505 point marks in T0, no other drawing marks.
-    assert "11505 point marks have no box: pass --point-box" in done.stderr
+    assert len(links) == 11505 and len(loaded.marks) == 11505
+    clickers = loaded.marks.groupby("subject_id")["user"].nunique()
+    assert set(clickers[clickers >= 3].index) <= set(consensus["subject_id"])
+    assert (consensus["kind"] == "point").all() and (consensus[["width", "height"]] == 0).all().all()
+    assert set(consensus["tool_label"]) <= {"Adults", "Chicks", "Eggs", "Other"}
+    assert json.loads(consensus["source"].iloc[0])["method"] == "point"
+    assert (consensus["n_votes"] >= 2).all() and (consensus["n_votes"] <= consensus["n_seen"]).all()
+    # Links and consensus agree: the votes are the clicks linked to each point, each within link_distance.
+    votes = links.loc[links["consensus_id"] >= 0, "consensus_id"].value_counts()
+    assert votes.reindex(consensus["consensus_id"]).tolist() == consensus["n_votes"].tolist()
+    assert links["iou"].isna().all() and (links.loc[links["consensus_id"] >= 0, "distance"] <= 12).all()
+    assert f"{len(consensus)} consensus points on 50 subjects from 11505 marks" in done.stderr
+    assert "by method point" in done.stderr
+    # The files hold what the library makes of the same export.
+    expected = aggregate(loaded.marks, loaded.classifications)
+    assert consensus["consensus_id"].tolist() == expected.consensus["consensus_id"].tolist()
+
+
+def test_point_box_still_turns_clicks_into_boxes(data_dir, tmp_path):
+    penguins = data_dir / "penguin_watch" / "penguin-watch-classifications-trim.csv"
     done = zoolens("aggregate", penguins, "--workflow", 6465, "--point-box", 20, "-o", tmp_path / "d.csv", cache=tmp_path)
     assert done.returncode == 0, done.stderr
     consensus = pd.read_csv(tmp_path / "d.csv")
     assert len(consensus) > 0 and (consensus["width"] == 20).all()
+    assert json.loads(consensus["source"].iloc[0])["method"] == "iou"
     assert len(pd.read_csv(tmp_path / "d.links.csv")) == 11505
+    assert "consensus boxes" in done.stderr and "by method iou" in done.stderr
+
+
+def test_point_method_parameters_from_the_command_line(data_dir, tmp_path):
+    penguins = data_dir / "penguin_watch" / "penguin-watch-classifications-trim.csv"
+    done = zoolens("aggregate", penguins, "--workflow", 6465, "--param", "min_vote_fraction=0.5", "--param",
+                   "distance=6", "-o", tmp_path / "c.csv", cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    consensus = pd.read_csv(tmp_path / "c.csv")
+    settings = json.loads(consensus["source"].iloc[0])
+    assert settings["distance"] == 6 and settings["min_vote_fraction"] == 0.5
+    assert (consensus["vote_fraction"] >= 0.5).all()
+
+
+def test_an_export_with_boxes_and_points_gets_both(march, tmp_path):
+    # SOURCES.md: the March file holds 206 points (T2) and 206 rectangles (T4), plus circles and lines.
+    done = zoolens("aggregate", march, "--workflow", 21790, "-o", tmp_path / "c.csv", cache=tmp_path)
+    assert done.returncode == 0, done.stderr
+    consensus = pd.read_csv(tmp_path / "c.csv")
+    links = pd.read_csv(tmp_path / "c.links.csv")
+    assert consensus["consensus_id"].is_unique
+    points = consensus["kind"].eq("point")
+    assert points.any() and (~points).any()
+    assert set(consensus.loc[points, "task"]) == {"T2"} and (consensus.loc[points, "width"] == 0).all()
+    linked = links[links["consensus_id"] >= 0]
+    assert set(linked["consensus_id"]) == set(consensus["consensus_id"])
+    votes = linked["consensus_id"].value_counts().reindex(consensus["consensus_id"]).tolist()
+    assert votes == consensus["n_votes"].tolist()
+    assert "by method iou and point" in done.stderr

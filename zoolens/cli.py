@@ -8,7 +8,7 @@ import sys
 
 #: Subcommand modules, in the order ``zoolens --help`` lists them. Each defines
 #: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export")
+COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export", "compare")
 
 
 class _Version(argparse.Action):
@@ -48,6 +48,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # A server's log lines go out as they happen, also when its output goes to a file or a pipe.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     # Top-level options (--help, --version) come before the subcommand and end the run,
     # so only a first word that names a subcommand needs its arguments.
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else "")

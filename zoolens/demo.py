@@ -14,7 +14,10 @@ any folder given), in a few seconds and always byte for byte the same:
 - ``demo-classifications.csv``: a Zooniverse classification export of volunteers
   boxing the clumps (`consensus.simulate`), in both front-end formats, with the dirt
   real exports carry (`DIRT`);
-- ``demo-truth.csv``: the true clump boxes, to see how good a consensus is.
+- ``demo-truth.csv``: the true clump boxes, to see how good a consensus is;
+- ``demo-detections.csv``: a machine's detections of the clumps (`simulate_detections`),
+  with the misses, false detections and calibrated scores of a real detector, to compare
+  humans and machine.
 
 Everything is made by this module's own code; no third-party data is bundled.
 Image pixels run from the top-left corner, y down, as in every canonical table; the
@@ -38,7 +41,7 @@ import pandas as pd
 from consensus.simulate import SimulatedProject, simulate_project
 
 #: Bump whenever the generated files change, so a stale cached demo is rebuilt.
-DEMO_VERSION = "1"
+DEMO_VERSION = "2"
 
 PROJECT_ID = 9000
 WORKFLOW_ID = 9001
@@ -122,6 +125,10 @@ class DemoFiles:
     @property
     def truth(self) -> Path:
         return self.folder / "demo-truth.csv"
+
+    @property
+    def detections(self) -> Path:
+        return self.folder / "demo-detections.csv"
 
     @property
     def images(self) -> Path:
@@ -218,9 +225,98 @@ def write_demo(folder: str | os.PathLike, n_subjects: int = 60, seed: int = 2024
         rng, project.classifications, project.marks, subject_metadata), subject_metadata)
     _write_csv(export, files.classifications)
     project.truth.to_csv(files.truth, index=False, lineterminator="\n")
+    # Its own generator, so the detections do not shift any draw of the files above.
+    simulate_detections(project.truth, project.subjects.subject_id, np.random.default_rng(seed + 2)).to_csv(
+        files.detections, index=False, lineterminator="\n", float_format="%.4f")
     # Written last: its presence says the demo is complete.
     (files.folder / "README.txt").write_text(_readme(project, n_subjects, seed))
     return files
+
+
+# -- machine detections --------------------------------------------------------------------
+
+#: What the simulated detector does: it finds a clump with probability detectability **
+#: ``DETECTOR["miss_power"]`` (faint clumps are missed), places its box with a scatter of
+#: ``position_scatter`` box sides, adds a Poisson number of false detections per subject
+#: (``false_per_subject``) and, for some found clumps, a second, shifted box (``duplicate_rate``,
+#: shifted by ``duplicate_shift`` sides), as region-proposal detectors do.
+DETECTOR = {"miss_power": 2.0, "position_scatter": 0.06, "size_scatter": 0.08, "false_per_subject": 0.6,
+            "duplicate_rate": 0.1, "duplicate_shift": 0.6, "false_radius": 55.0}
+#: Mean of the detector's hidden confidence for real (true) and spurious (false) boxes; unit spread.
+CONFIDENCE_MEANS = (1.0, -1.0)
+
+
+def simulate_detections(truth: pd.DataFrame, subject_ids, rng: np.random.Generator,
+                        image_size: tuple[int, int] = IMAGE_SIZE) -> pd.DataFrame:
+    """A machine's detections of the true clumps: misses, false and duplicate boxes, calibrated scores.
+
+    Each box gets a hidden confidence drawn from a unit normal around
+    ``CONFIDENCE_MEANS[0]`` when it is a real clump's first box and around
+    ``CONFIDENCE_MEANS[1]`` otherwise; its score is then the probability, by Bayes'
+    rule over those two normals and the numbers of real and spurious boxes, that a
+    box of that confidence is real. So the scores are calibrated: of the boxes
+    scoring about 0.8, about 80 % are real clumps, as for a well-calibrated detector.
+
+    Parameters
+    ----------
+    truth : pandas.DataFrame
+        True boxes (``subject_id``, ``x``, ``y``, ``width``, ``height``, ``detectability``).
+    subject_ids : array-like
+        Every subject the detector ran on, those without clumps too (they get false detections).
+    rng : numpy.random.Generator
+        The only source of randomness: the same generator state gives the same detections.
+    image_size : (int, int)
+        Width and height of the subjects' images; false detections fall in the galaxy
+        around the centre.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``subject_id``, ``detection_id``, ``x``, ``y``, ``width``, ``height``, ``score``
+        and ``label`` ("clump"), by subject and decreasing score; a detections file as
+        `data_loaders.detections` reads it.
+    """
+    found = truth[rng.random(len(truth)) < truth["detectability"].to_numpy() ** DETECTOR["miss_power"]]
+    size = found[["width", "height"]].to_numpy(float)
+    side = np.sqrt(size.prod(axis=1))[:, None]
+    centre = found[["x", "y"]].to_numpy(float) + size / 2
+    real_centre = centre + rng.normal(0.0, DETECTOR["position_scatter"], centre.shape) * side
+    real_size = size * np.exp(rng.normal(0.0, DETECTOR["size_scatter"], size.shape))
+
+    doubled = rng.random(len(found)) < DETECTOR["duplicate_rate"]
+    direction = rng.uniform(0.0, 2 * np.pi, doubled.sum())
+    duplicate_centre = centre[doubled] + DETECTOR["duplicate_shift"] * side[doubled] * np.column_stack(
+        [np.cos(direction), np.sin(direction)])
+    duplicate_size = size[doubled] * np.exp(rng.normal(0.0, DETECTOR["size_scatter"], (doubled.sum(), 2)))
+
+    subjects = np.unique(np.asarray(subject_ids, dtype=np.int64))
+    n_false = rng.poisson(DETECTOR["false_per_subject"], len(subjects))
+    radius = DETECTOR["false_radius"] * np.sqrt(rng.random(n_false.sum()))
+    angle = rng.uniform(0.0, 2 * np.pi, n_false.sum())
+    false_centre = np.array(image_size, float) / 2 + radius[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
+    # Spurious boxes are clump-sized: sizes drawn from the true ones.
+    false_size = truth[["width", "height"]].to_numpy(float)[rng.integers(0, len(truth), n_false.sum())]
+
+    real = np.r_[np.ones(len(found), bool), np.zeros(doubled.sum() + n_false.sum(), bool)]
+    centres = np.concatenate([real_centre, duplicate_centre, false_centre])
+    sizes = np.concatenate([real_size, duplicate_size, false_size])
+    confidence = np.where(real, CONFIDENCE_MEANS[0], CONFIDENCE_MEANS[1]) + rng.normal(0.0, 1.0, len(real))
+    n_real, n_spurious = int(real.sum()), int((~real).sum())
+    (real_mean, spurious_mean) = CONFIDENCE_MEANS
+    log_odds = (np.log(max(n_real, 1) / max(n_spurious, 1)) + (real_mean - spurious_mean) * confidence
+                - (real_mean**2 - spurious_mean**2) / 2)
+    detections = pd.DataFrame({
+        "subject_id": np.concatenate([found["subject_id"].to_numpy(), found["subject_id"].to_numpy()[doubled],
+                                      np.repeat(subjects, n_false)]).astype(np.int64),
+        "x": centres[:, 0] - sizes[:, 0] / 2,
+        "y": centres[:, 1] - sizes[:, 1] / 2,
+        "width": sizes[:, 0],
+        "height": sizes[:, 1],
+        "score": 1.0 / (1.0 + np.exp(-log_odds)),
+        "label": "clump",
+    }).sort_values(["subject_id", "score"], ascending=[True, False], kind="stable")
+    detections.insert(1, "detection_id", np.arange(len(detections), dtype=np.int64))
+    return detections.reset_index(drop=True)
 
 
 # -- images --------------------------------------------------------------------------------
@@ -608,6 +704,7 @@ demo-classifications.csv  Zooniverse classification export, classic and new fron
 demo-subjects.csv         Zooniverse subject export; locations are paths relative to this folder
 demo-workflows.csv        Zooniverse workflow export
 demo-truth.csv            true clump boxes: top-left x, y, width, height in image pixels
+demo-detections.csv       a simulated machine's clump detections with calibrated scores
 images/<id>.png           what volunteers see (asinh colour stretch of i, r, g)
 images/<id>.fits          r-band image with a TAN WCS; rows stored bottom first (FITS order)
 """

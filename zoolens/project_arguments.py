@@ -27,13 +27,18 @@ def picture_size(text: str) -> tuple[float, float]:
     return width, height
 
 
-def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: bool = False) -> None:
+def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: bool = False,
+                          method_default: str | None = None) -> None:
     """Add the options that say how to build the project.
 
     ``consensus_file`` offers ``--consensus FILE`` (the consensus read instead of made);
-    ``allow_no_method`` lets ``--method none`` show the marks without a consensus.
+    ``allow_no_method`` lets ``--method none`` show the marks without a consensus;
+    ``method_default`` replaces `project.DEFAULT_METHOD` as ``--method``'s default.
     """
+    from consensus.base import AUTO_METHOD, DEFAULT_METHODS, methods
     from project import DEFAULT_METHOD
+
+    method_default = method_default or DEFAULT_METHOD
 
     rows = parser.add_argument_group("which classifications")
     rows.add_argument("--workflow", type=int, metavar="ID",
@@ -49,9 +54,11 @@ def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: 
                            help="read the consensus from this file (any aggregation output zoolens reads) "
                                 "instead of making it")
     parser.set_defaults(no_method_allowed=allow_no_method)
-    names = "iou or lean" + (f"; {NO_METHOD} to show the marks alone" if allow_no_method else "")
-    boxes.add_argument("--method", default=DEFAULT_METHOD,
-                       help=f"make the consensus with this method ({names}; default {DEFAULT_METHOD})")
+    names = (", ".join(methods()) + f", or {AUTO_METHOD}: {DEFAULT_METHODS['point']} for point clicks, "
+             f"{DEFAULT_METHODS['box']} for boxes and other shapes"
+             + (f"; {NO_METHOD} to show the marks alone" if allow_no_method else ""))
+    boxes.add_argument("--method", default=method_default,
+                       help=f"make the consensus with this method ({names}; default {method_default})")
     boxes.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                        help="a method parameter, e.g. --param min_vote_fraction=0.3 (repeatable; values are JSON)")
     images = parser.add_argument_group("images and sky positions")
@@ -65,6 +72,12 @@ def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: 
                         help="arcseconds per picture pixel (or a subjects column name), for RA/Dec without a WCS")
     images.add_argument("--picture-size", type=picture_size, metavar="WxH",
                         help="size in pixels of the pictures volunteers saw, where the subjects do not say")
+    scale = parser.add_argument_group("on a Dask cluster")
+    scale.add_argument("--scheduler", metavar="ADDRESS",
+                       help="make the consensus on a Dask cluster: a scheduler's address (tcp://host:8786), or "
+                            "'local' for worker processes on this machine (default: in this process)")
+    scale.add_argument("--partitions", type=int, metavar="N",
+                       help="with --scheduler, split the project into N parts by subject (default two per worker)")
 
 
 def project_options(args) -> dict:
@@ -76,6 +89,8 @@ def project_options(args) -> dict:
         raise ValueError(f"--method {NO_METHOD}: this command needs a consensus; give a method or --consensus")
     if args.param and args.method == NO_METHOD:
         raise ValueError(f"--param sets the parameters of --method; --method {NO_METHOD} makes no consensus")
+    if args.partitions is not None and (args.partitions < 1 or args.scheduler is None):
+        raise ValueError("--partitions N needs --scheduler and N of 1 or more")
     if args.images:
         for folder in args.images:
             if not folder.is_dir():
@@ -92,6 +107,8 @@ def project_options(args) -> dict:
         "workflow_version": args.workflow_version,
         "tasks": args.task,
         "point_box": number_or_text(args.point_box),
+        "scheduler": args.scheduler,
+        "partitions": args.partitions,
     }
     return {name: value for name, value in options.items() if value not in (None, {}, [])}
 

@@ -8,9 +8,16 @@ are drawn next to it and compared with it.
 Methods that learn from many subjects (the volunteers' skill in ``lean``, their
 positional variance in ``iou`` with ``estimator="weighted"``) learn, in the live view,
 from the current subject's marks alone; run them on the selection for their full effect.
+The ``iou`` method's quorum is the exception: the sandbox learns it once from the
+whole project (the valley of its clusters' vote fractions, `consensus.quorum`), shows
+that histogram with the learned and the tried quorum, and starts the quorum control
+there, so the live view of one subject uses the project's threshold and the user moves
+it from there.
 """
 
 from __future__ import annotations
+
+import weakref
 
 import holoviews as hv
 import numpy as np
@@ -22,10 +29,16 @@ from bokeh.models.widgets.tables import NumberFormatter
 from consensus import aggregate, methods
 from consensus.base import Aggregator, make_aggregator
 from consensus.geometry import iou
+from consensus.iou import IoUClustering
+from consensus.quorum import LearnedQuorum
 from .base import View
 from .cutout import BOX_DIMENSIONS, CutoutViewer
 
 SANDBOX_COLOUR = "#ff00ff"
+LEARNED_COLOUR = "#555555"
+
+#: Per loaded project (dropped with it), per (cluster_iou, merge_iou): its vote-fraction histogram and learned quorum.
+_VOTE_FRACTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: Columns of the per-box comparison of the sandbox consensus with the loaded one.
 COMPARISON_COLUMNS = ["consensus_id", "x", "y", "width", "height", "n_votes", "n_seen", "loaded_box", "iou_with_loaded"]
@@ -77,13 +90,39 @@ class ReaggregationSandbox(View):
         super().__init__(**params)
         if self.aggregator is None:
             self.aggregator = make_aggregator(self.method)
+        self._start_at_learned_quorum()
         self._follow_settings()
         self._cutout = CutoutViewer(data_store=self.data_store, show_band=False)
 
     @param.depends("method", watch=True)
     def _new_method(self):
         self.aggregator = make_aggregator(self.method)
+        self._start_at_learned_quorum()
         self._follow_settings()
+
+    def vote_fractions(self) -> tuple[np.ndarray, LearnedQuorum]:
+        """The loaded project's clusters' vote-fraction histogram and the quorum learned from it.
+
+        Clustered as the iou method being tried clusters (its defaults for other methods), once per
+        project and clustering in the process: every session shares it, as it shares the project.
+        """
+        clustering = self.aggregator if isinstance(self.aggregator, IoUClustering) else make_aggregator("iou")
+        project = self.data_store.project
+        learned = _VOTE_FRACTIONS.setdefault(project, {})
+        key = (clustering.cluster_iou, clustering.merge_iou)
+        if key not in learned:
+            learned[key] = clustering.learned_quorum(project.marks, project.classifications)
+        return learned[key]
+
+    def _start_at_learned_quorum(self):
+        """An iou quorum left to be learned starts at the project's learned value, for the control to move."""
+        if isinstance(self.aggregator, IoUClustering) and self.aggregator.min_vote_fraction is None:
+            self.aggregator.min_vote_fraction = self.vote_fractions()[1].vote_fraction
+
+    def reset_quorum(self):
+        """Put the iou quorum back at the project's learned value."""
+        if isinstance(self.aggregator, IoUClustering):
+            self.aggregator.min_vote_fraction = self.vote_fractions()[1].vote_fraction
 
     def _follow_settings(self):
         """Bump `revision` now and whenever one of the aggregator's settings changes."""
@@ -135,6 +174,25 @@ class ReaggregationSandbox(View):
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=["sandbox_box", "votes", "iou_with_loaded"],
                              group="Sandbox").opts(line_color=SANDBOX_COLOUR, line_width=3, line_dash="dashed",
                                                    fill_alpha=0, tools=["hover"])
+
+    @param.depends("revision")
+    def vote_fraction_plot(self) -> hv.Overlay:
+        """The histogram of the project's vote fractions, the learned quorum (grey) and, for iou, the tried one."""
+        counts, learned = self.vote_fractions()
+        edges = np.linspace(0.0, 1.0, len(counts) + 1)
+        how = (f"learned {learned.vote_fraction:g}, the valley of {learned.candidates:,} clusters"
+               if learned.found_by == "valley"
+               else f"no valley in {learned.candidates:,} clusters: {learned.vote_fraction:g} by default")
+        histogram = hv.Histogram((edges, counts), kdims=["vote_fraction"], vdims=["clusters"]).opts(
+            color="#9ecae1", line_color=None, width=420, height=200, xlabel="vote fraction (votes / volunteers who saw)",
+            ylabel="clusters (2+ votes)", title=f"Quorum: {how}", tools=["hover"])
+        overlay = histogram * hv.VLine(learned.vote_fraction, group="Learned").opts(
+            color=LEARNED_COLOUR, line_dash="dashed", line_width=2)
+        if isinstance(self.aggregator, IoUClustering):
+            tried = self.aggregator.min_vote_fraction
+            overlay = overlay * hv.VLine(learned.vote_fraction if tried is None else tried, group="Tried").opts(
+                color=SANDBOX_COLOUR, line_width=2)
+        return overlay
 
     @param.depends("revision", "data_store.subject", "data_store.tool")
     def _plot(self):
@@ -188,7 +246,10 @@ class ReaggregationSandbox(View):
                 run.loading = False
 
         run.on_click(run_selection)
+        reset = pn.widgets.Button(label="iou quorum back to the learned value", width=300)
+        reset.on_click(lambda event: self.reset_quorum())
         controls = pn.Column(pn.Param(self, parameters=["method"], show_name=False, width=300), self._settings,
-                             run, width=320)
+                             reset, run, pn.pane.HoloViews(hv.DynamicMap(self.vote_fraction_plot), linked_axes=False),
+                             width=440)
         plot = pn.pane.HoloViews(hv.DynamicMap(self._plot), linked_axes=False)
         return pn.Row(controls, pn.Column(plot, self._comparison, self._selection))

@@ -186,7 +186,7 @@ def test_unknown_method_and_parameter_are_named():
         aggregate(empty, method="iou", eps=0.5)
     with pytest.raises(ValueError):
         aggregate(empty, method="iou", min_vote_fraction=2.0)
-    assert set(methods()) == {"iou", "lean"}
+    assert set(methods()) == {"iou", "lean", "point"}
 
 
 def test_lean_reports_volunteer_skill_and_subject_risk():

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from consensus.simulate import NOISE_PRESETS, SkillDistribution, simulate_project
+from consensus.simulate import NOISE_PRESETS, SkillDistribution, simulate_distractor_project, simulate_project
 from data_loaders.schema import CLASSIFICATIONS, MARKS, SUBJECTS
 
 
@@ -190,3 +190,63 @@ def test_custom_skill_distribution_and_unknown_preset():
     with pytest.raises(ValueError, match="realistic"):
         simulate_project(10, noise="sloppy")
     assert set(NOISE_PRESETS) == {"clean", "realistic", "noisy"}
+
+
+@pytest.fixture(scope="module")
+def distractor_project():
+    return simulate_distractor_project(1500, seed=5)
+
+
+def test_distractor_project_is_deterministic_and_canonical(distractor_project):
+    again = simulate_distractor_project(1500, seed=5)
+    for name in ("truth", "classifications", "marks", "volunteers", "distractors"):
+        pd.testing.assert_frame_equal(getattr(distractor_project, name), getattr(again, name))
+    assert list(distractor_project.marks.columns)[: len(MARKS)] == list(MARKS)
+    assert list(distractor_project.classifications.columns) == list(CLASSIFICATIONS)
+    marks = distractor_project.marks
+    assert marks["mark_id"].is_unique and marks["classification_id"].is_monotonic_increasing
+    n_marks = marks.groupby("classification_id").size()
+    counted = distractor_project.classifications.set_index("classification_id")["n_marks"]
+    assert counted.sum() == len(marks) and (n_marks == counted[n_marks.index]).all()
+    # The base project's volunteers and classifications are simulate_project's with the same seed.
+    base = simulate_project(1500, seed=5)
+    pd.testing.assert_series_equal(base.classifications["user"], distractor_project.classifications["user"])
+
+
+def test_clump_sizes_span_ten_times_and_some_touch(distractor_project):
+    truth = distractor_project.truth
+    side = np.sqrt(truth["width"] * truth["height"])
+    assert side.quantile(0.99) / side.quantile(0.01) > 7
+    touching = truth[truth["touching"]]
+    assert len(touching) > 0.1 * truth.groupby("subject_id").size().ge(2).sum()
+    # A touching clump shares an edge with the clump before it (gap at most 2 px), without overlap.
+    first = truth.loc[touching.index - 1]
+    gap_x = np.maximum(touching["x"].to_numpy() - (first["x"] + first["width"]).to_numpy(),
+                       first["x"].to_numpy() - (touching["x"] + touching["width"]).to_numpy())
+    gap_y = np.maximum(touching["y"].to_numpy() - (first["y"] + first["height"]).to_numpy(),
+                       first["y"].to_numpy() - (touching["y"] + touching["height"]).to_numpy())
+    assert np.all((np.maximum(gap_x, gap_y) >= -1e-9) & (np.maximum(gap_x, gap_y) <= 2 + 1e-9))
+
+
+def test_distractors_are_boxed_by_a_consistent_minority(distractor_project):
+    marks, volunteers = distractor_project.marks, distractor_project.volunteers.set_index("user")
+    on_star = marks[marks["distractor_id"] >= 0]
+    assert (on_star["truth_id"] == -1).all()
+    n_seen = distractor_project.classifications.groupby("subject_id").size()
+    stars = distractor_project.distractors.set_index("distractor_id")
+    support = on_star.groupby("distractor_id")["user"].nunique().reindex(stars.index, fill_value=0)
+    fraction = support / n_seen.reindex(stars["subject_id"]).to_numpy()
+    assert 0.2 < fraction.mean() < 0.35
+    # Who boxes them: volunteers with a high propensity, much more than the others.
+    boxers = volunteers["distractor_propensity"] > 0.5
+    per_star_mark = boxers.reindex(on_star["user"]).to_numpy()
+    assert per_star_mark.mean() > 0.8
+    assert 0.25 < boxers.mean() < 0.45
+
+
+def test_spammers_draw_only_random_boxes(distractor_project):
+    marks, volunteers = distractor_project.marks, distractor_project.volunteers
+    spammers = volunteers.loc[volunteers["spammer"], "user"]
+    assert len(spammers) > 0
+    spam = marks[marks["user"].isin(spammers)]
+    assert len(spam) > 0 and (spam["truth_id"] == -1).all() and (spam["distractor_id"] == -1).all()

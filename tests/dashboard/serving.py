@@ -80,11 +80,11 @@ class Served:
 
 
 @contextmanager
-def serving(build, key: str, title: str, image_roots=(), timeout: float = 30.0, **serve_options):
+def serving(build, key: str, title: str, timeout: float = 30.0, **serve_options):
     """Serve the project ``build(progress)`` makes, in a thread (``serve_options`` go to
     `dashboard.app.serve`); yields a `Served` once the server accepts connections."""
     port = free_port()
-    server = serve(key, build, title=title, image_roots=image_roots, port=port, address="127.0.0.1",
+    server = serve(key, build, title=title, port=port, address="127.0.0.1",
                    threaded=True, **serve_options)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -103,7 +103,7 @@ def serving(build, key: str, title: str, image_roots=(), timeout: float = 30.0, 
 def served(project, key: str, timeout: float = 30.0, **serve_options):
     """Serve ``project`` in a thread (``serve_options`` go to `dashboard.app.serve`); yields the base
     URL once the server accepts connections."""
-    with serving(lambda progress: project, key, project.title, project.image_roots, timeout,
+    with serving(lambda progress: project, key, project.title, timeout,
                  **serve_options) as running:
         yield running.url
 

@@ -20,6 +20,8 @@ REPO_FILES = {
     "handmade/boxaggregator_annotations.csv": "boxaggregator",
     "handmade/boxaggregator_consensus.csv": "boxaggregator",
     "handmade/caesar_extracts_rectangles.csv": "caesar",
+    "handmade/detections.csv": "detections",
+    "handmade/detections_coco.json": "detections",
     "handmade/caesar_reductions_rectangles.csv": "caesar",
     "handmade/shape_extractor_rectangle_extractions.csv": "panoptes_aggregation",
     "handmade/shape_reducer_dbscan_reductions.csv": "panoptes_aggregation",
@@ -58,7 +60,7 @@ def test_shared_files_are_identified_by_one_format(shared_data, name, expected):
 
 
 def test_every_format_is_registered():
-    assert known_formats() == ("boxaggregator, caesar, catalogue, classifications, image, "
+    assert known_formats() == ("boxaggregator, caesar, catalogue, classifications, detections, image, "
                                "panoptes_aggregation, subjects, workflows")
 
 

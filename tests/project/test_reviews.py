@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -462,6 +463,61 @@ def test_threads_writing_at_once_lose_nothing(store):
     with ThreadPoolExecutor(n_threads) as pool:
         list(pool.map(review, [f"thread-{n}" for n in range(n_threads)]))
     assert_serialised(store.history(), {f"thread-{n} #{i}" for n in range(n_threads) for i in range(per_thread)})
+
+
+def test_a_refused_decision_among_concurrent_ones_takes_no_other_with_it(store):
+    # The writer thread commits the decisions waiting together: one refused must not undo the rest.
+    store.record("run", 0, "accept", "lead", consensus_id=0, original=BOX)
+    n_threads = 20
+    barrier = threading.Barrier(n_threads)
+
+    def decide(number):
+        barrier.wait()
+        if number == 0:  # another geometry for box 0 than the one it was reviewed with
+            return store.record("run", 0, "reject", "thread-0", consensus_id=0, original={**BOX, "x": 99.0})
+        return store.record("run", number, "reject", f"thread-{number}", consensus_id=0, original=BOX)
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        futures = [pool.submit(decide, number) for number in range(n_threads)]
+    with pytest.raises(ReviewError, match="reviewed with geometry"):
+        futures[0].result()
+    stored = [future.result() for future in futures[1:]]
+    history = store.history()
+    assert sorted(history["id"]) == sorted([1] + [decision.id for decision in stored])
+    assert set(history["reviewer"]) == {"lead"} | {f"thread-{n}" for n in range(1, n_threads)}
+    assert all(decision.before["status"] == "unreviewed" for decision in stored)
+
+
+def test_closing_finishes_the_decisions_under_way(store_url):
+    store = ReviewStore(store_url)
+    with ThreadPoolExecutor(8) as pool:
+        decided = list(pool.map(lambda number: store.record("run", number, "flag", "alice"), range(40)))
+    store.close()
+    with ReviewStore(store_url) as reopened:
+        assert sorted(reopened.history()["id"]) == sorted(decision.id for decision in decided)
+        # A store reopened after closing writes again (a new writer thread).
+        assert reopened.record("run", 99, "flag", "bob").id > max(decision.id for decision in decided)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_gets_a_writer_thread_of_its_own(tmp_path):
+    # A fork copies no thread: a child of a process that had decided must not wait for ever.
+    path = tmp_path / "reviews.sqlite"
+    store = ReviewStore(path=path)
+    store.record("run", 1, "flag", "parent")
+    store._engine.dispose(close=False)  # the child opens connections of its own, as SQLAlchemy asks
+    child = os.fork()
+    if child == 0:
+        try:
+            signal.alarm(60)  # a child left waiting for a thread it does not have dies, and the test fails
+            store.record("run", 2, "flag", "child")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.history()["reviewer"].tolist() == ["parent", "child"]
+    store.close()
 
 
 def run_writer(*arguments) -> subprocess.Popen:

@@ -20,8 +20,7 @@ def test_the_page_paints_a_progress_bar_first_then_the_subject_table(browser, ar
                         workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION,
                         image_roots=[demo_files.folder], title="built-in demo", method="iou")
     dialogs: list[str] = []
-    with serving(paused.build, "test-ui-loading", title="built-in demo",
-                 image_roots=[demo_files.folder]) as server:
+    with serving(paused.build, "test-ui-loading", title="built-in demo") as server:
         assert paused.reached.wait(60)  # the load holds inside the classification export
         page = browser.new_page(viewport={"width": 1500, "height": 950})
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

@@ -53,7 +53,7 @@ def _digests(folder: Path) -> dict[str, str]:
 def test_generation_is_deterministic(demo_files, tmp_path):
     again = demo.write_demo(tmp_path / "again")
     first, second = _digests(demo_files.folder), _digests(again.folder)
-    assert len(first) == 60 * 2 + 5
+    assert len(first) == 60 * 2 + 6
     assert first == second
 
 
@@ -221,6 +221,42 @@ def test_truth_table_matches_the_simulation(demo_files, simulation):
     rows = _rows(demo_files.truth)
     assert len(rows) == len(simulation.truth)
     np.testing.assert_array_equal([float(row["x"]) for row in rows], simulation.truth.x.to_numpy())
+
+
+def test_machine_detections_load_and_differ_from_the_truth_as_a_detector_does(demo_files, simulation):
+    from consensus.detections import match_detections
+    from data_loaders import read
+
+    result = read(demo_files.detections)
+    assert result.report.format == "detections" and result.report.rows_skipped == 0
+    detections = result.detections
+    assert set(detections["subject_id"]) <= set(simulation.subjects.subject_id)
+    truth = simulation.truth.rename(columns={"truth_id": "consensus_id"})
+    summary = match_detections(detections, truth).summary(0.5)
+    # This seed's file (counted when it was made): 130 detections, 89 scoring 0.5 or more, of
+    # which 79 match one of the 111 true clumps: the detector both misses and invents clumps.
+    assert (len(detections), summary["detections"], summary["true_positives"]) == (130, 89, 79)
+    assert (summary["human_only"], summary["machine_only"]) == (111 - 79, 89 - 79)
+
+
+def test_detection_scores_are_calibrated():
+    """Of the boxes scoring s, a fraction s match a true clump (600 subjects, so bins hold 100+ boxes)."""
+    from consensus.detections import match_detections
+
+    simulation = demo.demo_simulation(600, seed=7)
+    detections = demo.simulate_detections(simulation.truth, simulation.subjects.subject_id,
+                                          np.random.default_rng(3))
+    matched = match_detections(detections, simulation.truth.rename(columns={"truth_id": "consensus_id"}))
+    table = matched.detections.assign(real=matched.detections["consensus_id"] >= 0)
+    bins = table.groupby(pd.cut(table["score"], [0, 0.2, 0.4, 0.6, 0.8, 1.0]), observed=True)
+    reliability = bins.agg(score=("score", "mean"), real=("real", "mean"), n=("real", "size"))
+    assert (reliability["n"] > 100).all()
+    assert np.abs(reliability["score"] - reliability["real"]).max() < 0.05
+    # And the detector misses faint clumps more often than bright ones.
+    found = simulation.truth.assign(found=matched.consensus.set_index("consensus_id")["detection_id"]
+                                    .reindex(simulation.truth["truth_id"]).to_numpy() >= 0)
+    faint = found["detectability"] < found["detectability"].median()
+    assert found.loc[faint, "found"].mean() < found.loc[~faint, "found"].mean() - 0.1
 
 
 def test_ensure_demo_builds_once_into_the_cache(monkeypatch):

@@ -1,17 +1,21 @@
-"""Make consensus boxes from a Zooniverse classification export and write them as CSV.
+"""Make consensus boxes and points from a Zooniverse classification export and write them as CSV.
 
 Reads EXPORT (a classification export CSV, optionally gzipped), keeps the
 workflow, version and drawing tasks asked for, turns the volunteers' marks into
-consensus boxes with --method, and writes two files:
+consensus boxes and points with --method (by default, auto, each kind of mark
+gets its own method: point clicks the point method, boxes and other shapes
+iou), and writes two files:
 
-  OUTPUT              one row per consensus box: subject_id, consensus_id, x, y,
-                      width, height (top-left corner and size, image pixels),
+  OUTPUT              one row per consensus box or point: subject_id,
+                      consensus_id, x, y, width, height (top-left corner and
+                      size, image pixels; a point has width = height = 0),
                       angle, n_votes, n_seen (volunteers who saw the subject,
                       including those who drew nothing), vote_fraction, task,
                       tool, frame, what the method adds, and source: the method
                       and every parameter as JSON, to reproduce the result.
   OUTPUT.links.csv    one row per mark: mark_id, the consensus_id it votes for
-                      (-1 for none) and its IoU, plus the box it overlaps most.
+                      (-1 for none) and its IoU (boxes) or distance (points),
+                      plus the box it overlaps most or the nearest point.
 
 Method parameters are set with --param NAME=VALUE (repeatable); the methods and
 their parameters are listed below. Text cells that a spreadsheet would run as a
@@ -21,11 +25,12 @@ formula (starting with = + - @, tab or CR) are written with a leading quote.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import textwrap
 from pathlib import Path
 
-HELP = "make consensus boxes from a classification export (iou clustering or lean EM) and write them as CSV"
+HELP = "make consensus boxes and points from a classification export (iou, lean EM, point) and write them as CSV"
 
 def _methods_epilog() -> str:
     from consensus.base import get_aggregator, methods
@@ -44,6 +49,7 @@ def _methods_epilog() -> str:
 
 
 def add_arguments(parser) -> None:
+    from consensus.base import AUTO_METHOD
     from zoolens.project_arguments import add_project_arguments
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -52,7 +58,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="consensus CSV to write")
     parser.add_argument("--links", metavar="PATH", help="links CSV to write (default: OUTPUT with .links.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the links file if they exist")
-    add_project_arguments(parser, consensus_file=False)
+    # A point project's clicks get consensus points, a box project's boxes IoU clustering.
+    add_project_arguments(parser, consensus_file=False, method_default=AUTO_METHOD)
 
 
 def links_path(output: Path) -> Path:
@@ -82,16 +89,24 @@ def run(args) -> int:
     to_safe_csv(project.consensus[project.consensus_columns], output)
     to_safe_csv(project.links, links_output)
     report = project.aggregation_run["report"]
+    made = [f"{report[key]} consensus {noun}" for key, noun in (("consensus_boxes", "boxes"), ("consensus_points", "points"))
+            if key in report]
+    unusable = " and ".join(f"{report[key]} {what}" for key, what in (("marks_without_box", "without a usable box"),
+                                                                      ("marks_without_point", "not points"))
+                            if key in report)
+    # Each row's source names its method; a mixed export has one per kind of mark.
+    used = sorted({json.loads(source)["method"] for source in project.consensus["source"].dropna().unique()})
+    method = " and ".join(used) or args.method
     print(
-        f"{report.get('consensus_boxes', 0)} consensus boxes on {report.get('subjects', 0)} subjects from "
-        f"{report.get('marks', 0)} marks ({report.get('linked_marks', 0)} linked, "
-        f"{report.get('marks_without_box', 0)} without a usable box) by method {args.method}\n"
+        f"{' and '.join(made)} on {report.get('subjects', 0)} subjects from "
+        f"{report.get('marks', 0)} marks ({report.get('linked_marks', 0)} linked, {unusable}) by method {method}\n"
         f"wrote {output} and {links_output}",
         file=sys.stderr,
     )
     marks = project.marks
     points = int(((marks["kind"] == "point") & marks["width"].isna()).sum()) if "kind" in marks else 0
-    if points and not args.point_box:
+    if points and "consensus_points" not in report and not args.point_box:
         print(f"{points} point marks have no box: pass --point-box SIDE (pixels) or --point-box "
-              f'"FACTOR*METADATA_KEY" to turn clicks into boxes', file=sys.stderr)
+              f'"FACTOR*METADATA_KEY" to turn clicks into boxes, or --method point for consensus points',
+              file=sys.stderr)
     return 0

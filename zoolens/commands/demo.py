@@ -36,8 +36,6 @@ def run(args) -> int:
     # The demo's own workflow, version and FITS images unless others are asked for; its images unless --images.
     options = {**demo.PROJECT_OPTIONS, **options}
     folder = Path(args.folder) if args.folder else demo.default_demo_folder()
-    # Its images are published from the start; an empty folder is replaced whole by the generated demo.
-    folder.mkdir(parents=True, exist_ok=True)
     options.setdefault("image_roots", [folder.resolve()])
     print(f"zoolens: demo files in {folder}")
 
@@ -48,5 +46,4 @@ def run(args) -> int:
         return load_project([files.classifications, files.subjects, files.workflows], title="built-in demo",
                             progress=progress, **options)
 
-    return serve_project(build, args, key="demo", title="built-in demo", image_roots=options["image_roots"],
-                         reviews=reviews)
+    return serve_project(build, args, key="demo", title="built-in demo", reviews=reviews)

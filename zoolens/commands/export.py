@@ -46,6 +46,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--marks", action="store_true",
                         help="also export the raw marks with the consensus box each supports")
     add_project_arguments(parser)
+    parser.add_argument("--samp", action="store_true",
+                        help="send the catalogue to the SAMP hub (TOPCAT, Aladin) once written")
     review = parser.add_argument_group("review decisions")
     review.add_argument("--reviews", metavar="PATH_OR_URL",
                         help="apply the decisions in this review store (the SQLite file or database URL "
@@ -103,6 +105,15 @@ def run(args) -> int:
         actions = ", ".join(f"{count} {action}" for action, count in review["by_action"].items()) or "none"
         print(f"  reviewed: {review['in_effect']} decisions in effect of {review['decisions']} on consensus run "
               f"{review['consensus_source']} ({actions})")
+    if args.samp:
+        from project.samp import SampError, SampLink
+
+        try:
+            with SampLink() as link:
+                link.send_catalogue(files[0], export.consensus["subject_id"], name=args.output.name)
+        except SampError as error:
+            raise ValueError(f"--samp: {error}") from None
+        print(f"  sent {files[0]} to the SAMP hub")
     for reason, count in sky.get("subjects_without_position", {}).items():
         print(f"  {count} subjects without RA/Dec: {reason}")
     for report in project.reports:

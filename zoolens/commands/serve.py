@@ -57,7 +57,7 @@ def open_reviews(args):
         raise ValueError(f"--reviews {args.reviews}: {error}") from None
 
 
-def serve_project(build, args, key: str, title: str, image_roots, reviews) -> int:
+def serve_project(build, args, key: str, title: str, reviews) -> int:
     """Start the server with the server options of ``args`` and the review store ``reviews``; blocks until stopped.
 
     The server listens at once; ``build(progress)`` makes the project in the
@@ -77,6 +77,8 @@ def serve_project(build, args, key: str, title: str, image_roots, reviews) -> in
         print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
               f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
               f"{len(project.consensus):,} consensus boxes")
+        if "where" in project.aggregation_run:
+            print(f"zoolens: consensus made on {project.aggregation_run['where']}")
         print(f"zoolens: review decisions go to {reviews.url.render_as_string(hide_password=True)} "
               f"(consensus run {project.consensus_source})")
         return project
@@ -88,7 +90,7 @@ def serve_project(build, args, key: str, title: str, image_roots, reviews) -> in
         # Signed-in users are remembered in a signed cookie; a fresh secret signs out everyone on restart.
         auth = {"basic_auth": args.basic_auth,
                 "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
-    serve(key, build_and_tell, title=title, image_roots=image_roots, port=args.port, address=args.address,
+    serve(key, build_and_tell, title=title, port=args.port, address=args.address,
           show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin,
           reviews=reviews, **auth)
     return 0
@@ -97,7 +99,7 @@ def serve_project(build, args, key: str, title: str, image_roots, reviews) -> in
 def run(args) -> int:
     from pathlib import Path
 
-    from project import default_image_roots, load_project
+    from project import load_project
     from zoolens.project_arguments import project_options
 
     reviews = open_reviews(args)
@@ -106,11 +108,8 @@ def run(args) -> int:
     for path in files:  # a mistyped name is reported here; what is inside a file, in the page
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
-    # Known before the files are read: the server publishes these folders' images from the start.
-    options.setdefault("image_roots", default_image_roots(files))
 
     def build(progress):
         return load_project(args.paths, progress=progress, **options)
 
-    return serve_project(build, args, key="serve", title=files[0].name, image_roots=options["image_roots"],
-                         reviews=reviews)
+    return serve_project(build, args, key="serve", title=files[0].name, reviews=reviews)

@@ -287,3 +287,25 @@ def test_sessions_share_one_reading_of_the_store(explorer, review_store, tiny_pr
         assert other.refresh_reviews() is True
     # The deciding session read the store; the others reuse that reading, not a copy of it.
     assert others[0].review_statuses is others[1].review_statuses is explorer.data_store.review_statuses
+
+
+def test_review_progress_per_selection_and_reviewer_and_the_next_unreviewed_key(explorer):
+    data_store = explorer.data_store
+    assert data_store.review_progress() == (0, 3, {})
+    data_store.reviewer = "ann"
+    explorer.review.accept()  # subject 1's first box
+    data_store.refresh_reviews()
+    data_store.subject, data_store.reviewer = 2, "bob"
+    explorer.review.reject()
+    data_store.refresh_reviews()
+    assert data_store.review_progress() == (2, 3, {"ann": 1, "bob": 1})
+    assert "**2** of 3 reviewed (ann 1 · bob 1)" in data_store._counts()
+    data_store.min_volunteers = 3  # subject 1 only
+    assert data_store.review_progress() == (1, 1, {"ann": 1})
+    data_store.min_volunteers = 0
+    # r: from subject 1 the next nobody reviewed is 3, and from there, wrapping, none but 3 again.
+    data_store.subject = 1
+    explorer.keys._handle_msg({"key": "r"})
+    assert data_store.subject == 3
+    assert data_store.next_unreviewed() and data_store.subject == 3
+    assert "r next unreviewed" in explorer.keys.describe()

@@ -6,7 +6,9 @@ import pandas as pd
 import panel as pn
 import pytest
 
-from dashboard.data_store import DataStore
+from consensus.quorum import BINS
+from consensus.simulate import simulate_distractor_project
+from dashboard.data_store import DataStore, Project
 from dashboard.views import ReaggregationSandbox
 from dashboard.views.sandbox import best_overlaps
 
@@ -54,3 +56,47 @@ def test_best_overlaps_stay_within_a_subject():
     ids, overlaps = best_overlaps(boxes, reference)
     assert ids.tolist() == [70, -1]
     assert overlaps.tolist() == pytest.approx([50 / 150, 0.0])
+
+
+def test_the_vote_fraction_histogram_shows_the_learned_and_the_tried_quorum(sandbox):
+    # Three subjects are far too few to learn from: the fallback, said in the title.
+    counts, learned = sandbox.vote_fractions()
+    assert len(counts) == BINS and learned.found_by == "fallback"
+    assert sandbox.aggregator.min_vote_fraction == learned.vote_fraction == 0.2
+    plot = sandbox.vote_fraction_plot()
+    assert "by default" in plot.get(0).opts.get().kwargs["title"]
+    learned_line, tried_line = plot.get(1), plot.get(2)
+    assert (learned_line.group, learned_line.data) == ("Learned", 0.2)
+    assert (tried_line.group, tried_line.data) == ("Tried", 0.2)
+
+
+@pytest.fixture(scope="module")
+def distractor_tables():
+    project = simulate_distractor_project(300, seed=3)
+    return {"classifications": project.classifications, "marks": project.marks}
+
+
+def test_a_project_with_distractors_learns_its_quorum_and_the_user_moves_it(tmp_path, distractor_tables):
+    project = Project(**distractor_tables, image_roots=[tmp_path])
+    subject_id = int(distractor_tables["marks"]["subject_id"].iloc[0])
+    sandbox = ReaggregationSandbox(data_store=DataStore(project=project, subject=subject_id))
+    counts, learned = sandbox.vote_fractions()
+    assert learned.found_by == "valley" and 0.3 < learned.vote_fraction < 0.6
+    assert counts.sum() == learned.candidates
+    # The live view starts at the project's quorum, not the one-subject fallback.
+    assert sandbox.aggregator.min_vote_fraction == learned.vote_fraction
+    assert "valley" in sandbox.vote_fraction_plot().get(0).opts.get().kwargs["title"]
+    # Moving the quorum moves the tried line, changes the live consensus, and the reset brings it back.
+    loose = sandbox.subject_consensus()
+    before = sandbox.revision
+    sandbox.aggregator.min_vote_fraction = 0.1
+    assert sandbox.revision == before + 1
+    assert sandbox.vote_fraction_plot().get(2).data == 0.1
+    assert len(sandbox.subject_consensus()) >= len(loose)
+    sandbox.reset_quorum()
+    assert sandbox.aggregator.min_vote_fraction == learned.vote_fraction
+    assert sandbox.vote_fraction_plot().get(1).data == learned.vote_fraction
+    # lean has no quorum line: the histogram and the learned value only.
+    sandbox.method = "lean"
+    assert len(sandbox.vote_fraction_plot()) == 2
+    assert pn.panel(sandbox).get_root() is not None

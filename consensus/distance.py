@@ -1,0 +1,85 @@
+"""Point marks: which rows are points, and which points lie within a distance of each other.
+
+A point is a click, not a box: ``x``, ``y`` is the click and ``width``,
+``height`` are 0 (or missing, as the export loader leaves them). Points are
+compared by their distance in image pixels, never by overlap. Two points are
+only ever compared within one group (subject, task, tool, frame), so the
+search runs on every subject at once in a single k-d tree (`scipy.spatial.cKDTree`)
+in which each group's points are shifted along x by the group code times a stride
+wider than every group's extent plus the radius, so points of different groups
+are never within the radius of each other (a plane tree: twice as fast as one with
+the group as a third coordinate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from .boxes import BoxArrays
+
+
+def point_mask(table: pd.DataFrame) -> np.ndarray:
+    """Which rows of a marks or consensus table are points.
+
+    With a ``kind`` column, the rows of kind ``"point"``; rows without a kind,
+    and tables without the column, are points when both sizes are 0 or missing.
+    Either way the position must be finite: a point without one is no point.
+    """
+    x, y, width, height = (table[column].to_numpy(float, na_value=np.nan) for column in ("x", "y", "width", "height"))
+    no_size = ~(width > 0) & ~(height > 0)
+    if "kind" in table.columns:
+        kind = table["kind"].astype("string")
+        is_point = np.where(kind.isna().to_numpy(), no_size, (kind == "point").fillna(False).to_numpy(bool))
+    else:
+        is_point = no_size
+    return is_point.astype(bool) & np.isfinite(x) & np.isfinite(y)
+
+
+def point_arrays(table: pd.DataFrame, group: np.ndarray, keep: np.ndarray, tiebreak: tuple[np.ndarray, ...] = ()) -> BoxArrays:
+    """The points of ``table`` at rows ``keep`` as sorted size-0 `BoxArrays` (``row`` indexes the table)."""
+    x, y = (table[column].to_numpy(float, na_value=np.nan) for column in ("x", "y"))
+    zero = np.zeros(len(table))
+    return BoxArrays.from_centres(group, x, y, zero, zero, zero, tiebreak, keep=keep)
+
+
+def _spread_groups(group: np.ndarray, x: np.ndarray, y: np.ndarray, stride: float) -> np.ndarray:
+    """(x + group * stride, y): each group side by side with the others, ``stride`` apart."""
+    return np.column_stack([x + group.astype(float) * stride, y])
+
+
+def _stride(radius: float, *xs: np.ndarray) -> float:
+    """A stride wider than the x extent of every group of ``xs`` plus ``radius``."""
+    low = min(float(np.min(x)) for x in xs)
+    high = max(float(np.max(x)) for x in xs)
+    return high - low + 2.0 * radius + 1.0
+
+
+def _tree(coordinates: np.ndarray) -> cKDTree:
+    # Queried once per build: an unbalanced, uncompacted tree builds faster than it costs to search.
+    return cKDTree(coordinates, balanced_tree=False, compact_nodes=False)
+
+
+def point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs ``(i, j, distance)``, ``i < j``, of points of one group at most ``radius`` pixels apart."""
+    if len(x) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    stride = _stride(radius, x)
+    pairs = _tree(_spread_groups(group, x, y, stride)).query_pairs(radius, output_type="ndarray")
+    first, second = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+    return first, second, np.hypot(x[first] - x[second], y[first] - y[second])
+
+
+def cross_point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, other_group: np.ndarray, other_x: np.ndarray,
+                      other_y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All ``(i, j, distance)`` with point ``i`` of the first set and ``j`` of the other in one group, at most ``radius`` apart."""
+    if len(x) == 0 or len(other_x) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    stride = _stride(radius, x, other_x)
+    tree = _tree(_spread_groups(group, x, y, stride))
+    found = tree.sparse_distance_matrix(_tree(_spread_groups(other_group, other_x, other_y, stride)), radius,
+                                        output_type="ndarray")
+    first, second = found["i"].astype(np.int64), found["j"].astype(np.int64)
+    # In the plane, from the coordinates themselves: the shifted ones lost a little precision.
+    return first, second, np.hypot(x[first] - other_x[second], y[first] - other_y[second])

@@ -1,0 +1,84 @@
+"""The gallery: many subjects at once, with every volunteer and consensus mark drawn on, worst first.
+
+A page of thumbnails (`project.thumbnails`, rendered on the server once and cached) in the
+session's order (most disagreement first) over the subjects passing its filters and plot
+selection. Opening one shows it in the Subjects tab.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import panel as pn
+import param
+
+from .base import View
+
+
+class Gallery(View):
+    """A grid of subject thumbnails with their marks, in the current order; open one to review it."""
+
+    short_name = "gallery"
+    tab = "Gallery"
+
+    per_page = param.Integer(default=24, bounds=(6, 96), doc="Thumbnails on a page.")
+    page = param.Integer(default=1, bounds=(1, None), doc="The page shown (1 is the most disagreement).")
+
+    @param.depends("data_store.subjects", watch=True)
+    def _first_page(self):
+        """New filters show their worst subjects first."""
+        self.page = 1
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(len(self.data_store.subjects) / self.per_page))
+
+    def shown(self):
+        """The subject statistics rows of the page shown."""
+        page = min(self.page, self.pages)
+        start = (page - 1) * self.per_page
+        return self.data_store.subjects.iloc[start:start + self.per_page]
+
+    def open(self, subject_id: int) -> None:
+        """Show ``subject_id`` in the Subjects tab."""
+        self.data_store.subject = int(subject_id)
+        self.data_store.param.trigger("show_subject")
+
+    def _card(self, row) -> pn.Column:
+        subject_id = int(row.subject_id)
+        png = self.data_store.project.thumbnails.png(subject_id)
+        disagreement = "–" if row.disagreement != row.disagreement else f"{row.disagreement:.2f}"
+        button = pn.widgets.Button(name=f"{subject_id}", button_type="light", width=164, margin=(0, 2),
+                                   description=f"Open subject {subject_id} in the Subjects tab")
+        button.on_click(lambda event: self.open(subject_id))
+        caption = pn.pane.HTML(
+            f"<small>disagreement {html.escape(disagreement)} · {int(row.n_volunteers)} volunteers · "
+            f"{int(row.n_consensus)} consensus · {html.escape(str(row.review_status))}</small>",
+            width=164, margin=(0, 2))
+        return pn.Column(pn.pane.PNG(png, width=164, height=164, fixed_aspect=True, margin=2), button, caption,
+                         width=172, css_classes=["zoolens-gallery-card"])
+
+    @param.depends("data_store.subjects", "page", "per_page")
+    def _grid(self):
+        rows = self.shown()
+        if not len(rows):
+            return pn.pane.Alert("No subject passes the filters: widen them to see thumbnails.",
+                                 alert_type="info")
+        return pn.FlexBox(*(self._card(row) for row in rows.itertuples()), sizing_mode="stretch_width")
+
+    @param.depends("data_store.subjects", "page", "per_page")
+    def _header(self):
+        total = len(self.data_store.subjects)
+        first = (min(self.page, self.pages) - 1) * self.per_page
+        return pn.pane.Markdown(
+            f"Subjects **{first + 1 if total else 0:,}–{min(first + self.per_page, total):,}** of {total:,} passing "
+            f"the filters, most disagreement first. Volunteer boxes are thin, in the colour of the consensus box "
+            f"they support (grey: none); consensus boxes bold.", sizing_mode="stretch_width")
+
+    def __panel__(self):
+        previous = pn.widgets.Button(name="◀ Previous page", width=140)
+        following = pn.widgets.Button(name="Next page ▶", width=140)
+        previous.on_click(lambda event: self.param.update(page=max(1, self.page - 1)))
+        following.on_click(lambda event: self.param.update(page=min(self.pages, self.page + 1)))
+        return pn.Column(self._header, pn.Row(previous, following), self._grid, sizing_mode="stretch_width")

@@ -1,0 +1,120 @@
+"""zoolens in the Virtual Observatory: SAMP messages to TOPCAT, Aladin and any other SAMP tool.
+
+`SampLink` connects to a running SAMP hub (found the standard way: ``$SAMP_HUB`` or ``~/.samp``,
+or through the lock file given) with pyvo's SAMP client, the maintained successor of
+``astropy.samp``, and then
+
+- sends a catalogue zoolens wrote (``table.load.votable``, or ``table.load.fits``),
+- points the sky viewers at a position (``coord.pointAt.sky``),
+- hears rows selected in another tool (``table.select.rowList``) and turns them into the
+  subject ids of the catalogue it sent.
+
+No Panel here: the command line (``zoolens export --samp``), a notebook and the app use it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+#: SAMP message types, by what they do.
+LOAD_VOTABLE, LOAD_FITS = "table.load.votable", "table.load.fits"
+POINT_AT, SELECT_ROWS = "coord.pointAt.sky", "table.select.rowList"
+
+
+class SampError(RuntimeError):
+    """No SAMP hub to talk to, or a message it refused."""
+
+
+class SampLink:
+    """A zoolens client on a SAMP hub.
+
+    Parameters
+    ----------
+    hub : path, optional
+        The hub's lock file; default the standard discovery (``$SAMP_HUB``, else ``~/.samp``).
+    name : str
+        How other tools list this client.
+    """
+
+    def __init__(self, hub: str | Path | None = None, name: str = "zoolens"):
+        from pyvo.samp import SAMPHubError, SAMPIntegratedClient
+        from pyvo.samp.lockfile_helpers import read_lockfile
+
+        self._client = SAMPIntegratedClient(name=name, description="zoolens: Zooniverse marks and consensus",
+                                            addr="127.0.0.1")
+        try:
+            self._client.connect(hub_params=read_lockfile(str(hub)) if hub is not None else None)
+        except (SAMPHubError, OSError) as error:
+            where = f"the lock file {hub}" if hub is not None else "$SAMP_HUB or ~/.samp"
+            raise SampError(f"no SAMP hub found through {where}: start TOPCAT or Aladin (they run one), "
+                            f"or a hub of your own ({error})") from None
+        #: table-id -> subject id of each row of the catalogue sent under it.
+        self._rows: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def send_catalogue(self, path: str | Path, subject_ids, name: str | None = None) -> str:
+        """Offer the catalogue file at ``path`` to every tool on the hub; its table id.
+
+        ``subject_ids`` are the subjects of its rows, in order, so a selection sent back
+        (`on_selection`) names subjects. A ``.fits`` file goes as FITS, anything else as VOTable.
+        """
+        path = Path(path).resolve()
+        table_id = f"zoolens-{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self._rows[table_id] = np.asarray(subject_ids, dtype=np.int64)
+        mtype = LOAD_FITS if path.name.lower().endswith((".fits", ".fit")) else LOAD_VOTABLE
+        self._notify(mtype, {"url": path.as_uri(), "table-id": table_id, "name": name or path.name})
+        return table_id
+
+    def point_at(self, ra: float, dec: float) -> None:
+        """Point the sky viewers on the hub (Aladin) at ``ra``, ``dec`` (degrees, ICRS)."""
+        self._notify(POINT_AT, {"ra": repr(float(ra)), "dec": repr(float(dec))})
+
+    def on_selection(self, callback: Callable[[np.ndarray], None]) -> None:
+        """Call ``callback(subject_ids)`` whenever another tool selects rows of a catalogue this link sent.
+
+        Called on the SAMP client's own thread: a served app hands the ids to its session's
+        event loop (``pn.state.execute``).
+        """
+
+        def selected(private_key, sender_id, msg_id, mtype, params, extra):
+            self._selected(params, callback)
+            self._client.reply(msg_id, {"samp.status": "samp.ok", "samp.result": {}})
+
+        def notified(private_key, sender_id, mtype, params, extra):
+            self._selected(params, callback)
+
+        self._client.bind_receive_call(SELECT_ROWS, selected)
+        self._client.bind_receive_notification(SELECT_ROWS, notified)
+
+    def _selected(self, params: dict, callback) -> None:
+        with self._lock:
+            rows = self._rows.get(params.get("table-id"))
+        if rows is None:
+            return  # a table this link did not send
+        chosen = np.asarray([int(row) for row in params.get("row-list", [])], dtype=np.int64)
+        chosen = chosen[(chosen >= 0) & (chosen < len(rows))]
+        callback(np.unique(rows[chosen]))
+
+    def _notify(self, mtype: str, params: dict) -> None:
+        from pyvo.samp import SAMPProxyError
+
+        try:
+            self._client.notify_all({"samp.mtype": mtype, "samp.params": params})
+        except (SAMPProxyError, OSError) as error:
+            raise SampError(f"the SAMP hub refused {mtype}: {error}") from None
+
+    def close(self) -> None:
+        if self._client.is_connected:
+            self._client.disconnect()
+
+    def __enter__(self) -> SampLink:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

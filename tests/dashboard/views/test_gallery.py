@@ -1,0 +1,43 @@
+"""The gallery: a page of thumbnails in the session's order, following its filters; a card opens the subject."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from dashboard import Explorer
+from dashboard.data_store import DataStore
+from dashboard.explorer import TABS
+from dashboard.views import Gallery
+
+
+def test_the_gallery_follows_the_filters_and_the_order(tiny_project):
+    store = DataStore(project=tiny_project)
+    gallery = Gallery(data_store=store, per_page=6)
+    # Most disagreement first: subject 1 (11/18), then 2 (2/7), then 3 (never classified).
+    assert gallery.shown().subject_id.tolist() == [1, 2, 3] and gallery.pages == 1
+    grid = gallery._grid()
+    assert isinstance(grid, pn.FlexBox) and len(grid.objects) == 3
+    assert [card[1].name for card in grid.objects] == ["1", "2", "3"]
+    store.min_volunteers = 3
+    assert gallery.shown().subject_id.tolist() == [1] and len(gallery._grid().objects) == 1
+    store.min_volunteers = 9
+    assert isinstance(gallery._grid(), pn.pane.Alert)
+
+
+def test_pages_hold_per_page_subjects_and_new_filters_start_at_the_first(tiny_project):
+    store = DataStore(project=tiny_project)
+    gallery = Gallery(data_store=store, per_page=6)
+    assert gallery.pages == 1
+    gallery.page = 2  # past the last page: the last page shows
+    assert gallery.shown().subject_id.tolist() == [1, 2, 3]
+    store.min_volunteers = 2
+    assert gallery.page == 1
+
+
+def test_opening_a_card_shows_the_subject_in_the_subjects_tab(tiny_project):
+    explorer = Explorer(tiny_project)
+    tabs = explorer.tabs()
+    tabs.active = TABS.index("Gallery")
+    card = explorer.gallery._grid().objects[1]
+    card[1].clicks += 1  # the card's button, as a click in the browser
+    assert explorer.data_store.subject == 2 and tabs.active == TABS.index("Subjects")

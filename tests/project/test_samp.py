@@ -1,0 +1,123 @@
+"""SAMP on a real hub: pyvo's SAMPHubServer on loopback, a second SAMP client as the receiving tool."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from project import load_project
+from project.export import write_catalogue
+from project.samp import SampError, SampLink
+from project.selection import Selection
+from tests.zoolens.test_demo import demo_files  # noqa: F401  (fixture: the demo files)
+from zoolens import demo
+
+samp = pytest.importorskip("pyvo.samp")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def hub(tmp_path):
+    lockfile = tmp_path / "samp-hub"
+    server = samp.SAMPHubServer(addr="127.0.0.1", lockfile=str(lockfile), web_profile=False)
+    server.start()
+    try:
+        yield lockfile
+    finally:
+        server.stop()
+
+
+class Tool:
+    """A SAMP tool on the hub (as TOPCAT or Aladin would be): records what it is sent."""
+
+    def __init__(self, lockfile: Path):
+        self.client = samp.SAMPIntegratedClient(name="receiver", addr="127.0.0.1")
+        self.client.connect(hub_params=samp.lockfile_helpers.read_lockfile(str(lockfile)))
+        self.received: list[tuple[str, dict]] = []
+        self.arrived = threading.Event()
+        for mtype in ("table.load.votable", "table.load.fits", "coord.pointAt.sky"):
+            self.client.bind_receive_notification(mtype, self._notified)
+
+    def _notified(self, private_key, sender_id, mtype, params, extra):
+        self.received.append((mtype, params))
+        self.arrived.set()
+
+    def wait(self, count: int) -> list[tuple[str, dict]]:
+        deadline = time.monotonic() + 20
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.received) >= count, self.received
+        return self.received
+
+
+@pytest.fixture(scope="module")
+def catalogue(demo_files, tmp_path_factory):
+    built = load_project([demo_files.classifications, demo_files.subjects], image_roots=[demo_files.folder],
+                         **demo.PROJECT_OPTIONS)
+    path = tmp_path_factory.mktemp("samp") / "catalogue.vot"
+    files, export = write_catalogue(built, Selection(project=built), path)
+    return files[0], export.consensus
+
+
+def test_a_catalogue_and_a_position_reach_the_other_tool_and_its_selection_comes_back(hub, catalogue):
+    path, boxes = catalogue
+    tool = Tool(hub)
+    chosen = []
+    try:
+        with SampLink(hub) as link:
+            link.on_selection(chosen.append)
+            table_id = link.send_catalogue(path, boxes["subject_id"])
+            link.point_at(boxes["ra"].iloc[0], boxes["dec"].iloc[0])
+            (load, table), (point, position) = tool.wait(2)
+            assert load == "table.load.votable" and table["table-id"] == table_id
+            sent = Table.read(url2pathname(urlparse(table["url"]).path), table_id="consensus", format="votable")
+            assert len(sent) == len(boxes) and list(sent["subject_id"]) == list(boxes["subject_id"])
+            assert point == "coord.pointAt.sky"
+            assert float(position["ra"]) == pytest.approx(boxes["ra"].iloc[0])
+            # The tool selects rows 0, 2 and 2 again (and one past the end): zoolens hears their subjects.
+            tool.client.notify_all({"samp.mtype": "table.select.rowList",
+                                    "samp.params": {"table-id": table_id, "url": table["url"],
+                                                    "row-list": ["0", "2", "2", str(len(boxes) + 5)]}})
+            deadline = time.monotonic() + 20
+            while not chosen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(chosen) == 1
+            np.testing.assert_array_equal(chosen[0], np.unique(boxes["subject_id"].to_numpy()[[0, 2]]))
+    finally:
+        tool.client.disconnect()
+
+
+def test_export_sends_what_it_wrote_and_no_hub_is_a_clear_error(hub, demo_files, tmp_path):
+    tool = Tool(hub)
+    command = [sys.executable, "-m", "zoolens", "export", str(demo_files.classifications), "--workflow",
+               str(demo.WORKFLOW_ID), "--workflow-version", demo.WORKFLOW_VERSION, "--samp"]
+    env = {"PATH": "/usr/bin:/bin", "ZOOLENS_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path),
+           "SAMP_HUB": f"std-lockurl:{hub.as_uri()}"}
+    try:
+        done = subprocess.run([*command, "-o", str(tmp_path / "sent.fits")], cwd=ROOT, capture_output=True,
+                              text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        ((mtype, params),) = tool.wait(1)
+        assert mtype == "table.load.fits" and params["url"] == (tmp_path / "sent.fits").as_uri()
+        assert "to the SAMP hub" in done.stdout
+    finally:
+        tool.client.disconnect()
+    del env["SAMP_HUB"]  # and no ~/.samp in this HOME
+    done = subprocess.run([*command, "-o", str(tmp_path / "unsent.fits")], cwd=ROOT, capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 1
+    assert done.stderr.startswith("zoolens export: error: --samp: no SAMP hub found") and "Traceback" not in done.stderr
+
+
+def test_no_hub_at_a_lock_file(tmp_path):
+    with pytest.raises(SampError, match="no SAMP hub found through the lock file"):
+        SampLink(tmp_path / "missing")
