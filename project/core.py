@@ -120,8 +120,9 @@ class Project:
         self.subject_files = SubjectFiles(self.image_roots)
         # Per project, so every session shares the decoded images; a few hundred subjects.
         self._open_image = lru_cache(maxsize=256)(self._read_image)
-        #: Names of the thumbnails made of subjects' own pictures, the only ones `image_file` serves.
-        self._thumbnail_names: set[str] = set()
+        #: Name -> file of the thumbnails made of subjects' own pictures, the only ones `image_file` serves
+        #: (the file kept: the cache folder is where it was when the project was made).
+        self._thumbnail_files: dict[str, Path] = {}
         #: Image location -> the kind of reason it could not be shown, for the images tried so far.
         self.image_problems: dict[str, str] = {}
         self._problems_lock = threading.Lock()
@@ -190,10 +191,10 @@ class Project:
         of the HTML attribute.
         """
         if local_file is not None:
-            name = _thumbnail(local_file, self.images)
-            if name is not None:
-                self._thumbnail_names.add(name)
-                return f"{THUMBNAIL_ROUTE}/{name}"
+            made = _thumbnail(local_file, self.images)
+            if made is not None:
+                self._thumbnail_files[made.name] = made
+                return f"{THUMBNAIL_ROUTE}/{made.name}"
         if not isinstance(location, str) or not location:
             return ""
         if "://" in location:
@@ -242,8 +243,8 @@ class Project:
         folder, _, name = route_path.partition("/")
         if f"{IMAGE_ROUTE}/{folder}" == THUMBNAIL_ROUTE:
             # A thumbnail this project made of a subject's own picture (`_thumbnail_url`), and no other file.
-            made = thumbnail_dir() / name
-            return made if name in self._thumbnail_names and made.is_file() else None
+            made = self._thumbnail_files.get(name)
+            return made if made is not None and made.is_file() else None
         location = self._published_images.get(route_path)
         if location is None:
             return None
@@ -261,8 +262,9 @@ class Project:
         boxes = self.consensus.set_index("consensus_id")
         centre_x = (boxes.x + boxes.width / 2).reindex(marks.consensus_id).to_numpy()
         centre_y = (boxes.y + boxes.height / 2).reindex(marks.consensus_id).to_numpy()
-        marks["dx"] = marks.x + marks.width / 2 - centre_x
-        marks["dy"] = marks.y + marks.height / 2 - centre_y
+        # A point (no width or height) is its own centre.
+        marks["dx"] = marks.x + marks.width.fillna(0) / 2 - centre_x
+        marks["dy"] = marks.y + marks.height.fillna(0) / 2 - centre_y
         return marks
 
     def _with_box_agreement(self, marks: pd.DataFrame) -> pd.DataFrame:
@@ -457,8 +459,8 @@ def thumbnail_dir() -> Path:
     return cache_dir() / "table-thumbnails"
 
 
-def _thumbnail(path: Path, store: ImageStore) -> str | None:
-    """The file name in `thumbnail_dir` of a small PNG of the image at ``path``, made once; None if unreadable.
+def _thumbnail(path: Path, store: ImageStore) -> Path | None:
+    """The file in `thumbnail_dir` of a small PNG of the image at ``path``, made once; None if unreadable.
 
     Named after the image's path, size and modification time, so a changed image gets a new one.
     """
@@ -473,7 +475,7 @@ def _thumbnail(path: Path, store: ImageStore) -> str | None:
     name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".png"
     target = thumbnail_dir() / name
     if target.is_file():
-        return name
+        return target
     try:
         image = read_image_bytes(resolved.read_bytes(), str(resolved), store.max_pixels)
     except (ImageRefused, FormatError, OSError):
@@ -484,7 +486,7 @@ def _thumbnail(path: Path, store: ImageStore) -> str | None:
     staging = target.with_suffix(f".{threading.get_ident()}.partial")
     picture.save(staging, format="PNG")
     staging.replace(target)
-    return name
+    return target
 
 
 def display_pixels(pixels: np.ndarray) -> np.ndarray:

@@ -104,3 +104,17 @@ def test_penguin_watch_shows_its_ten_downloaded_pictures(tmp_path, monkeypatch):
     assert stats.thumbnail[downloaded].str.startswith(f"{THUMBNAIL_ROUTE}/").all()
     image, problem = project.image(downloaded[0])
     assert problem is None and image.width > 100 and image.source.endswith(f"{downloaded[0]}.png")
+
+
+def test_the_image_route_serves_the_thumbnails_this_project_made_and_no_other_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    images = tmp_path / "images"
+    images.mkdir()
+    _png(images / "1.png")
+    classifications, marks, subjects = _tables([1], [{}])
+    project = Project(classifications, marks, subjects=subjects, image_roots=[images])
+    route = project.subject_stats.thumbnail.iloc[0].removeprefix("zoolens-images/")
+    assert project.image_file(route) == thumbnail_dir() / route.rsplit("/", 1)[1]
+    (thumbnail_dir() / "other.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert project.image_file("thumbnails/other.png") is None
+    assert project.image_file("thumbnails/../1.png") is None

@@ -28,6 +28,20 @@ PENGUIN_IMAGES = ROOT.parent / "shared" / "data" / "penguin_watch" / "subjects"
 EXCEPTION_TEXT = re.compile(r"Traceback|Exception|Error\b|Error:|ConnectionPool|NameResolution|errno", re.IGNORECASE)
 
 
+#: Natural widths of the table's thumbnails of subjects' own pictures (0: not loaded), through every shadow root.
+THUMBNAIL_WIDTHS_JS = """() => {
+  const widths = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.tagName === 'IMG' && element.getAttribute('src').includes('thumbnails/')) widths.push(element.naturalWidth);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return widths;
+}"""
+
+
 def _project(name: str):
     if name == "penguin_watch":
         if not PENGUIN_IMAGES.is_dir():
@@ -35,7 +49,7 @@ def _project(name: str):
         folder = DATA / "penguin_watch"
         return load_project([folder / "penguin-watch-classifications-trim.csv",
                              folder / "penguin-watch-subjects-trim.csv", folder / "penguin-watch-workflows.csv"],
-                            image_roots=[PENGUIN_IMAGES], title="Penguin Watch")
+                            image_roots=[PENGUIN_IMAGES], title="Penguin Watch", method="point")
     if name == "discnet":
         return load_project([DATA / "discnet" / "many-tools-classifications_march_7_2023.csv"], title="DISCnet")
     folder = DATA / "aggregation_for_caesar"
@@ -72,6 +86,11 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         ids = [int(text) for text in rows.locator("[tabulator-field=subject_id]").all_inner_texts()]
         local = [i for i, subject_id in enumerate(ids)
                  if project.subject_stats.set_index("subject_id").thumbnail[subject_id].startswith("zoolens-images/thumb")]
+        if name == "penguin_watch":  # the pictures on disk are shown in the table, through the image route
+            assert local
+            page.wait_for_timeout(1000)
+            loaded = page.evaluate(THUMBNAIL_WIDTHS_JS)
+            assert len(loaded) >= len(local) and min(loaded) > 0, loaded
         candidates = local or list(range(len(ids)))
         position = max(candidates, key=lambda i: len(project.marks_of(ids[i])))
         subject_id = ids[position]
@@ -89,6 +108,14 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         if len(points):  # markers at the marks' own positions
             markers = drawn.dropna(subset=["x"]) if "x" in drawn else drawn.iloc[0:0]
             assert sorted(markers.x.round(6)) == sorted(points.x.round(6))
+        consensus = project.consensus_of(subject_id)
+        if name == "penguin_watch":  # consensus points, drawn as markers where the consensus puts them
+            assert len(consensus) > 0
+            page.wait_for_function(
+                "(count) => window.zoolensSourcesWith('votes').reduce((n, t) => n + t.votes.length, 0) === count",
+                arg=len(consensus), timeout=30_000)
+            shown = _sources_with(page, "votes")
+            assert sorted(shown.x.round(6)) == sorted(consensus.x.round(6))
         page.wait_for_timeout(1500)
         page.screenshot(path=str(artefacts / f"real-{name}-cutout.png"))
         _no_exception_text(page)
