@@ -24,13 +24,7 @@ from consensus import match
 from consensus.agreement import box_agreement, subject_agreement, volunteer_agreement
 from data_loaders.base import FormatError
 from data_loaders.cache import cache_dir
-from data_loaders.images import (
-    Image,
-    ImageFetchError,
-    ImageRefused,
-    ImageStore,
-    read_image_bytes,
-)
+from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore, read_image_bytes
 from data_loaders.schema import conform, empty_table
 
 from .reviews import consensus_fingerprint

@@ -13,14 +13,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.palettes import (
-    Category10_10,
-    Cividis256,
-    Greys256,
-    Inferno256,
-    Magma256,
-    Viridis256,
-)
+from bokeh.palettes import Category10_10, Cividis256, Greys256, Inferno256, Magma256, Viridis256
 
 from project.core import display_pixels, normalised
 
