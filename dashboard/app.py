@@ -18,11 +18,12 @@ import panel as pn
 from project import Project
 from project.progress import READY, LoadProgress, ProjectLoad
 from project.reviews import ReviewStore
+from project.roles import Reviewer
 
 from .explorer import Explorer
 from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, failure_panel, load_report_panel, shared_load, skipped_summary
-from .sign_in import SignInThrottle, login_route
+from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
 
 
@@ -42,7 +43,8 @@ def page_template(title: str) -> pn.template.FastListTemplate:
 
 
 def create_app(project: Project, reviews: ReviewStore | None = None, review_refresh_ms: int = REVIEW_REFRESH_MS,
-               template: pn.template.FastListTemplate | None = None) -> pn.template.FastListTemplate:
+               template: pn.template.FastListTemplate | None = None,
+               reviewer: Reviewer | None = None) -> pn.template.FastListTemplate:
     """The page of one session: filters and the load report in the sidebar, the views in tabs.
 
     Parameters
@@ -57,9 +59,12 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     template : FastListTemplate, optional
         A `page_template` already shown (with the load's progress) to fill in;
         default a new one.
+    reviewer : Reviewer, optional
+        The signed-in person the session decides as (`SignIn.reviewer`); without one the
+        reviewer types a name.
     """
     template = template if template is not None else page_template(project.title)
-    explorer = Explorer(project, reviews=reviews)
+    explorer = Explorer(project, reviews=reviews, reviewer=reviewer)
     # Containers, so a project fetched from Zooniverse can replace the session's parts in place.
     sidebar, main = pn.Column(*explorer.sidebar()), pn.Column(explorer.tabs(), sizing_mode="stretch_width")
     report = pn.Column(load_report_panel(project.reports), sizing_mode="stretch_width")
@@ -71,7 +76,7 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     open_fetch.on_click(lambda event: template.open_modal())
 
     def show_fetched(event):
-        fetched = Explorer(event.new, reviews=reviews)
+        fetched = Explorer(event.new, reviews=reviews, reviewer=reviewer)
         sidebar[:], main[:] = fetched.sidebar(), [fetched.tabs()]
         report[:] = [load_report_panel(event.new.reports)]
         if pn.state.location is not None:
@@ -94,7 +99,8 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
 
 
 def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
-                       review_refresh_ms: int = REVIEW_REFRESH_MS) -> pn.template.FastListTemplate:
+                       review_refresh_ms: int = REVIEW_REFRESH_MS,
+                       sign_in: SignIn | None = None) -> pn.template.FastListTemplate:
     """The page of one session of a served project: the views, or the load's progress until they can show.
 
     A session opened while the project loads paints at once with a `LoadingView`;
@@ -108,14 +114,23 @@ def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
         The process-wide load (`dashboard.loading.shared_load`).
     reviews, review_refresh_ms
         As for `create_app`.
+    sign_in : SignIn, optional
+        How the server signed the session's user in: it says who they are and with which role.
     """
     # The views arrive after the page is drawn: load what they need in the browser now.
     pn.extension("tabulator")
     template = page_template(load.title)
+    reviewer = None
+    if sign_in is not None:
+        reviewer = sign_in.reviewer(pn.state.user, pn.state.user_info)
+        if reviewer is None:  # the server's authorization refuses such a page; never build one anyway
+            template.main[0][:] = [pn.pane.Markdown("### Not allowed\nYour sign-in gives you no zoolens role.")]
+            return template
 
     def show_outcome():
         if load.status == READY:
-            create_app(load.project, reviews=reviews, review_refresh_ms=review_refresh_ms, template=template)
+            create_app(load.project, reviews=reviews, review_refresh_ms=review_refresh_ms, template=template,
+                       reviewer=reviewer)
         else:
             template.main[0][:] = [failure_panel(load)]
 
@@ -175,8 +190,8 @@ def notify_error(exception: BaseException) -> None:
 def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str,
           port: int = 5006, address: str | None = None, show: bool = False, num_threads: int | None = None,
           threaded: bool = False, reviews: ReviewStore | None = None,
-          review_refresh_ms: int = REVIEW_REFRESH_MS, sign_in_throttle: SignInThrottle | None = None,
-          **server_options):
+          review_refresh_ms: int = REVIEW_REFRESH_MS, sign_in: SignIn | None = None,
+          sign_in_throttle: SignInThrottle | None = None, **server_options):
     """Serve the app: the server listens at once, and every session shares the project ``build_project`` makes.
 
     Parameters
@@ -195,28 +210,40 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         Where review decisions go: one store (one database engine) for every session.
     review_refresh_ms : int
         How often each session reads the decisions made in other sessions.
+    sign_in : SignIn, optional
+        Who may open the app and with which role (`dashboard.sign_in`); without one anyone may,
+        typing a name to decide under. Give a ``cookie_secret`` with it.
     sign_in_throttle : SignInThrottle, optional
-        With ``basic_auth``, how failed sign-ins slow down and lock out (default: a
-        `SignInThrottle` with its default settings).
+        With a sign-in that asks for a password, how failed sign-ins slow down and lock out
+        (default: a `SignInThrottle` with its default settings).
     **server_options
-        Passed to `panel.serve` (``basic_auth``, ``cookie_secret``, ``websocket_origin``...).
+        Passed to `panel.serve` (``cookie_secret``, ``websocket_origin``...).
 
     Subjects' image files are served under ``zoolens-images/`` from the loaded project's
     image roots (`dashboard.image_route`), and nothing else in those folders.
     """
+    for option in ("basic_auth", "oauth_provider", "auth_provider"):
+        if option in server_options:
+            raise TypeError(f"serve() takes sign_in=, not {option}=: the sessions must know the user's role")
     load = shared_load(key, build_project, title)
 
     def session():
-        return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms)
+        return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error
+    # Panel keeps these process-wide; each server sets them for its own sign-in (or none).
+    pn.config.oauth_provider = sign_in.oauth_provider if sign_in is not None else None
+    pn.config.authorize_callback = None if sign_in is None else (
+        lambda user_info: sign_in.authorize(pn.state.user, user_info))
+    if sign_in is not None:
+        server_options.update(sign_in.server_options())
     # Subjects' images only, once the project has loaded (`dashboard.image_route`): never the
     # folders they are in, which hold the exports and the review store too.
     extra_patterns = [*server_options.pop("extra_patterns", []), image_route(load)]
-    if server_options.get("basic_auth"):
+    if sign_in is not None and sign_in.asks_password:
         # Matched before Panel's own login page, which would check passwords as fast as asked.
-        extra_patterns.append(login_route(sign_in_throttle or SignInThrottle(),
+        extra_patterns.append(login_route(sign_in_throttle or SignInThrottle(), sign_in.check_password,
                                           server_options.get("login_endpoint") or "/login"))
     return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
                     extra_patterns=extra_patterns, title="zoolens", threaded=threaded, **server_options)

@@ -24,6 +24,7 @@ from panel.viewable import Viewer
 
 from project import Project
 from project.reviews import GEOMETRY, ReviewStore
+from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import ANY, Selection
 
 #: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
@@ -67,6 +68,8 @@ class DataStore(Selection, Viewer):
 
     subject = param.Integer(default=None, allow_None=True, doc="The subject shown in the cutout viewer.")
     show_subject = param.Event(doc="Asks the layout to bring the Subjects tab (the cutout) forward.")
+    mine = param.Boolean(default=False, doc="Keep only the subjects a lead assigned to this session's reviewer: "
+                                            "their own queue.")
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
@@ -82,11 +85,18 @@ class DataStore(Selection, Viewer):
     drawn_box = param.NumericTuple(default=None, allow_None=True, length=4,
                                    doc="A box the reviewer drew on the cutout, for a redraw or an added box: "
                                        "x, y, width, height in image pixels (y down).")
-    reviewer_signed_in = param.Boolean(default=False, constant=True,
-                                       doc="The reviewer is the server's authenticated user, not a typed name.")
+    role = param.Selector(default="lead", objects=list(ROLES), constant=True,
+                          doc="What the reviewer may do (`project.roles`), set by the server's sign-in; "
+                              "without one, anyone is a lead under the name they type.")
+    authentication = param.String(default=UNVERIFIED, constant=True,
+                                  doc="How the server established the reviewer's name (`project.roles."
+                                      "AUTHENTICATIONS`); recorded with every decision.")
 
     def __init__(self, **params):
         super().__init__(**params)
+        Reviewer(self.reviewer or "-", self.role, self.authentication)  # an unknown authentication is refused
+        if self.reviewer_signed_in:
+            self.param.reviewer.constant = True  # the sign-in's name, for this session only: nothing renames it
         self._box_status = None
         self._reviewed_memo = None
         with param.discard_events(self):
@@ -101,9 +111,24 @@ class DataStore(Selection, Viewer):
         self.drawn_box = None
 
     @param.depends("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges",
-                   "selection", watch=True)
+                   "selection", "mine", watch=True)
     def _update_subjects(self):
-        self.subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id))
+        subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id))
+        if self.mine:
+            subjects = subjects[subjects.subject_id.isin(self.assigned_to_me())].reset_index(drop=True)
+        self.subjects = subjects
+
+    def assigned_to_me(self) -> np.ndarray:
+        """Ids of the subjects a lead assigned to this session's reviewer (read from the store now)."""
+        if self.reviews is None or not self.reviewer:
+            return np.array([], dtype=np.int64)
+        assigned = self.reviews.assignments(self.project.consensus_source)
+        return assigned.subject_id[assigned.assignee == self.reviewer].to_numpy(dtype=np.int64)
+
+    @param.depends("reviewer", watch=True)
+    def _my_queue_changed(self):
+        if self.mine:
+            self._update_subjects()
 
     def subject_ids(self) -> np.ndarray:
         """Ids of the subjects passing this session's filters, as last computed."""
@@ -114,6 +139,15 @@ class DataStore(Selection, Viewer):
         self._update_subjects()
 
     # -- review decisions ------------------------------------------------------------------
+
+    @property
+    def reviewer_signed_in(self) -> bool:
+        """The reviewer is the server's signed-in user, not a name typed into the page."""
+        return self.authentication != UNVERIFIED
+
+    def identity(self) -> Reviewer:
+        """Who this session decides as: its reviewer with their role and sign-in, as the store records them."""
+        return Reviewer(self.reviewer, self.role, self.authentication)
 
     def _read_reviews(self, latest: int | None = None) -> None:
         """Read the subjects' and boxes' review state from the store (the newest decision ``latest``)."""
@@ -276,11 +310,14 @@ class DataStore(Selection, Viewer):
         status = pn.widgets.Select.from_param(self.param.review_status, name="Review status", width=250)
         if self.reviewer_signed_in:
             # The name comes from the authentication provider, still text: escaped into HTML.
-            who = pn.pane.HTML(f"Reviewing as <b>{html.escape(self.reviewer)}</b>", width=250)
+            identity = self.identity()
+            who = pn.pane.HTML(f"Reviewing as <b>{html.escape(self.reviewer)}</b> ({self.role})<br>"
+                               f"<small>{html.escape(identity.label)}</small>", width=250)
         else:
             who = pn.widgets.TextInput.from_param(self.param.reviewer, name="Your name (reviewer)", width=250,
                                                   placeholder="needed to record decisions")
-        return [status, who]
+        mine = pn.widgets.Checkbox.from_param(self.param.mine, name="Only subjects assigned to me", width=250)
+        return [status, who, mine]
 
     def _metadata_slider(self, column: str):
         values = self.project.subject_stats[column].dropna()

@@ -24,6 +24,7 @@ from panel.viewable import Viewer
 
 from project import Project, load_project
 from project.reviews import ReviewStore, open_store
+from project.roles import Reviewer
 
 from .data_store import DataStore
 from .keyboard import Shortcuts
@@ -43,18 +44,21 @@ class Explorer(Viewer):
     reviews : ReviewStore, str or Path, optional
         Where review decisions go: a store shared with other sessions, a database URL or a
         SQLite file path. Without one the review panel only says how to start reviewing.
+    reviewer : Reviewer, optional
+        The signed-in person the session decides as (the served app's sign-in gives it); without
+        one the reviewer types a name and has every right (`project.roles`).
     """
 
     data_store = param.ClassSelector(class_=DataStore, doc="The session's filters over the shared project.")
 
-    def __init__(self, project: Project | None = None, reviews: ReviewStore | str | Path | None = None, **params):
+    def __init__(self, project: Project | None = None, reviews: ReviewStore | str | Path | None = None,
+                 reviewer: Reviewer | None = None, **params):
         if project is not None:
             if reviews is not None and not isinstance(reviews, ReviewStore):
                 reviews = open_store(reviews)
-            # Behind a server with authentication the reviewer is the signed-in user.
-            user = pn.state.user
-            params["data_store"] = DataStore(project=project, reviews=reviews, reviewer=user or "",
-                                             reviewer_signed_in=bool(user))
+            who = {} if reviewer is None else {"reviewer": reviewer.name, "role": reviewer.role,
+                                               "authentication": reviewer.authentication}
+            params["data_store"] = DataStore(project=project, reviews=reviews, **who)
         super().__init__(**params)
         #: One instance of every registered view that has a tab, by short name (also attributes: ``.cutout``).
         self.views: dict[str, View] = {name: view(data_store=self.data_store) for name, view in VIEWS.items()

@@ -21,7 +21,10 @@ made them: the decisions waiting when a transaction starts are committed togethe
 refused one is refused before it writes anything, so it takes no other with it). Sessions left to race for
 SQLite's lock were served in no order at all (its busy handler polls, and a newcomer often
 wins): at 20 sessions deciding at once some waited over 10 s (bench/results/review_writes.md).
-This module imports no Panel: the app passes the authenticated user's name in.
+Every decision also keeps the reviewer's role and how their name was established
+(`project.roles.Reviewer`), and the store refuses what the role does not allow: a viewer
+records nothing, a reviewer reverts only their own decisions, only a lead flags subjects or
+reverts anyone's. This module imports no Panel: the app passes the signed-in reviewer in.
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from .roles import Reviewer, RoleError
+
 #: Bumped with every change of the tables; a store refuses a database of another version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Columns each schema version added to review_decisions, so an older store is brought up to date.
+ADDED_COLUMNS = {2: ("role", "authentication")}
 #: The SQLite file used when neither a URL nor a path is given (in the working directory).
 DEFAULT_PATH = Path("zoolens-reviews.sqlite")
 #: How long a SQLite writer waits for another's lock before giving up, in milliseconds.
@@ -88,16 +95,35 @@ decisions = sa.Table(
     sa.Column("after", sa.JSON(none_as_null=True), nullable=True),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("reviewer", sa.Text, nullable=False),
+    # NULL in decisions recorded before roles existed (schema version 1).
+    sa.Column("role", sa.Text, nullable=True),
+    sa.Column("authentication", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("reverts", _ID, sa.ForeignKey("review_decisions.id"), nullable=True),
     sa.CheckConstraint("action IN ({})".format(", ".join(f"'{a}'" for a in ACTIONS)),
                        name="review_decisions_action"),
     sa.Index("review_decisions_box", "consensus_source", "subject_id", "consensus_id"),
 )
+# One row per assignment of a subject to a reviewer (a lead's work plan); the newest row of a
+# subject is in effect, an empty assignee takes the assignment back. Kept apart from the
+# decisions: an assignment says who should review, not what was decided.
+assignments = sa.Table(
+    "review_assignments", metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("consensus_source", sa.Text, nullable=False),
+    sa.Column("subject_id", sa.BigInteger, nullable=False),
+    sa.Column("assignee", sa.Text, nullable=False),
+    sa.Column("assigned_by", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("authentication", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("review_assignments_subject", "consensus_source", "subject_id"),
+)
 HISTORY_DTYPES = {
     "id": "int64", "consensus_source": "string", "subject_id": "int64", "consensus_id": "Int64",
     "action": "string", "before": "object", "after": "object", "reason": "string",
-    "reviewer": "string", "created_at": "datetime64[ns, UTC]", "reverts": "Int64",
+    "reviewer": "string", "role": "string", "authentication": "string", "created_at": "datetime64[ns, UTC]",
+    "reverts": "Int64",
 }
 
 
@@ -118,6 +144,8 @@ class Decision:
     after: dict | None
     reason: str
     reviewer: str
+    role: str | None
+    authentication: str | None
     created_at: datetime
     reverts: int | None
 
@@ -170,6 +198,8 @@ class ReviewStore:
                 version = connection.execute(sa.select(sa.func.max(schema_versions.c.version))).scalar()
                 if version is None:
                     connection.execute(sa.insert(schema_versions).values(version=SCHEMA_VERSION))
+                elif version < SCHEMA_VERSION:
+                    _upgrade(connection, version)
                 elif version != SCHEMA_VERSION:
                     raise ReviewError(f"{self} holds review schema version {version}; this zoolens "
                                       f"reads version {SCHEMA_VERSION}: open it with a matching zoolens")
@@ -205,7 +235,7 @@ class ReviewStore:
                     connection.execute(sa.select(sa.func.pg_advisory_xact_lock(POSTGRES_WRITE_LOCK)))
                 yield connection
 
-    def record(self, consensus_source: str, subject_id: int, action: str, reviewer: str, *,
+    def record(self, consensus_source: str, subject_id: int, action: str, reviewer: Reviewer | str, *,
                consensus_id: int | None = None, original: Mapping | None = None,
                geometry: Mapping | None = None, reason: str = "") -> Decision:
         """Store one decision and return it as stored.
@@ -219,8 +249,9 @@ class ReviewStore:
         action : str
             ``accept``, ``reject`` or ``redraw`` a box; ``add`` a box the aggregation missed;
             ``flag`` or ``unflag`` the subject. Use `revert` to revert.
-        reviewer : str
-            The authenticated user's name, kept as given.
+        reviewer : Reviewer or str
+            Who decides, with their role and how they signed in; a plain name is an
+            unverified reviewer with every right (a notebook's user), kept as given.
         consensus_id : int, optional
             The box, for accept, reject and redraw: an aggregated box's id, or the negative id
             of a box added by a reviewer.
@@ -245,15 +276,18 @@ class ReviewStore:
             An unknown action, a missing reviewer, arguments that do not fit the action,
             geometry that is not finite or not of positive size, an added box that does not
             exist, or an ``original`` that differs from the one recorded before.
+        project.roles.RoleError
+            The reviewer's role does not allow the action.
         """
         consensus_source = _text("consensus_source", consensus_source, required=True)
         subject_id = _integer("subject_id", subject_id)
-        reviewer = _text("reviewer", reviewer, required=True)
+        reviewer = _reviewer(reviewer)
         reason = _text("reason", reason)
         if action == "revert":
             raise ReviewError("revert a decision with ReviewStore.revert(decision_id, reviewer, reason)")
         if action not in ACTIONS:
             raise ReviewError(f"unknown action {action!r}; known: {', '.join(ACTIONS[:-1])}")
+        reviewer.check(action)
         on_box = action in BOX_ACTIONS
         if on_box == (consensus_id is None):
             raise ReviewError(f"{action} {'needs' if on_box else 'takes no'} consensus_id")
@@ -291,23 +325,24 @@ class ReviewStore:
                     raise ReviewError(f"box {consensus_id} of subject {subject_id} does not exist in "
                                       f"{consensus_source!r} (never added, or its addition was reverted)")
             after = _transition(before, action, geometry)
-            return _insert(connection, consensus_source=consensus_source, subject_id=subject_id,
+            return _insert(connection, reviewer, consensus_source=consensus_source, subject_id=subject_id,
                            consensus_id=box_id, action=action, before=before, after=after,
-                           reason=reason, reviewer=reviewer, reverts=None)
+                           reason=reason, reverts=None)
 
         return self._writer.run(write)
 
-    def revert(self, decision_id: int, reviewer: str, reason: str = "") -> Decision:
+    def revert(self, decision_id: int, reviewer: Reviewer | str, reason: str = "") -> Decision:
         """Undo a decision that is in effect, by storing a ``revert`` decision.
 
-        Reverting a revert puts the reverted decision back in effect.
+        Reverting a revert puts the reverted decision back in effect. A reviewer reverts their own
+        decisions only (the same name, signed in the same way); a lead reverts anyone's.
 
         Parameters
         ----------
         decision_id : int
             The decision to revert.
-        reviewer : str
-            The authenticated user's name.
+        reviewer : Reviewer or str
+            Who reverts (as for `record`).
         reason : str, optional
             Why.
 
@@ -321,16 +356,22 @@ class ReviewStore:
         ------
         ReviewError
             No such decision, or it is not in effect (already reverted).
+        project.roles.RoleError
+            A viewer, or a reviewer reverting someone else's decision.
         """
         decision_id = _integer("decision_id", decision_id)
-        reviewer = _text("reviewer", reviewer, required=True)
+        reviewer = _reviewer(reviewer)
         reason = _text("reason", reason)
+        reviewer.check("revert")
 
         def write(connection: sa.Connection) -> Decision:
             target = connection.execute(
                 sa.select(decisions).where(decisions.c.id == decision_id)).mappings().one_or_none()
             if target is None:
                 raise ReviewError(f"there is no decision {decision_id}")
+            if not reviewer.may_revert_anyones() and not _made_by(target, reviewer):
+                raise RoleError(f"{reviewer.name} is a {reviewer.role} and reverts only their own decisions: "
+                                f"decision {decision_id} is {target['reviewer']}'s; a lead can revert it")
             rows = _select(connection, target["consensus_source"], target["subject_id"], target["consensus_id"])
             if not _active(rows)[rows["id"] == decision_id].item():
                 reverter = rows.loc[(rows["reverts"] == decision_id) & _active(rows), "id"].iloc[-1]
@@ -341,11 +382,11 @@ class ReviewStore:
             # The state after is the state with this revert appended to the box's decisions.
             reverted = pd.concat([rows, rows.tail(1).assign(id=rows["id"].max() + 1, action="revert",
                                                             reverts=decision_id)], ignore_index=True)
-            return _insert(connection, consensus_source=target["consensus_source"],
+            return _insert(connection, reviewer, consensus_source=target["consensus_source"],
                            subject_id=target["subject_id"], consensus_id=consensus_id, action="revert",
                            before=_state(rows, consensus_id, original),
                            after=_state(reverted, consensus_id, original),
-                           reason=reason, reviewer=reviewer, reverts=decision_id)
+                           reason=reason, reverts=decision_id)
 
         return self._writer.run(write)
 
@@ -363,8 +404,9 @@ class ReviewStore:
         -------
         DataFrame
             The stored columns (``id``, ``consensus_source``, ``subject_id``, ``consensus_id``,
-            ``action``, ``before``, ``after``, ``reason``, ``reviewer``, ``created_at`` in UTC,
-            ``reverts``) and ``active``: False once a revert in effect undid the decision.
+            ``action``, ``before``, ``after``, ``reason``, ``reviewer``, ``role`` and
+            ``authentication`` (`project.roles`; missing in decisions stored before roles),
+            ``created_at`` in UTC, ``reverts``) and ``active``: False once a revert in effect undid the decision.
         """
         query = sa.select(decisions).order_by(decisions.c.id)
         if subject_id is not None:
@@ -375,6 +417,74 @@ class ReviewStore:
             rows = _frame(connection.execute(query).mappings().all())
         rows["active"] = _active(rows)
         return rows
+
+    def assign(self, consensus_source: str, subject_ids, assignee: str, lead: Reviewer | str) -> int:
+        """Assign subjects to a reviewer (a lead's action); an empty ``assignee`` takes them back.
+
+        Parameters
+        ----------
+        consensus_source : str
+            The consensus run.
+        subject_ids : int or sequence of int
+            The subjects.
+        assignee : str
+            The reviewer's name as they sign in ("" to unassign).
+        lead : Reviewer or str
+            Who assigns (as for `record`).
+
+        Returns
+        -------
+        int
+            How many subjects were assigned.
+
+        Raises
+        ------
+        ReviewError
+            No subject, or text that cannot be stored.
+        project.roles.RoleError
+            Someone other than a lead.
+        """
+        consensus_source = _text("consensus_source", consensus_source, required=True)
+        subject_ids = [_integer("subject_id", subject) for subject in np.atleast_1d(subject_ids).tolist()]
+        assignee = _text("assignee", assignee).strip()
+        lead = _reviewer(lead)
+        lead.check("assign")
+        if not subject_ids:
+            raise ReviewError("assign needs at least one subject")
+        now = datetime.now(timezone.utc)
+        rows = [{"consensus_source": consensus_source, "subject_id": subject, "assignee": assignee,
+                 "assigned_by": lead.name, "role": lead.role, "authentication": lead.authentication,
+                 "created_at": now} for subject in subject_ids]
+
+        def write(connection: sa.Connection) -> int:
+            connection.execute(sa.insert(assignments), rows)
+            return len(rows)
+
+        return self._writer.run(write)
+
+    def assignments(self, consensus_source: str, subject_id: int | None = None) -> pd.DataFrame:
+        """The assignment in effect of each assigned subject of a consensus run (or of one subject).
+
+        Returns
+        -------
+        DataFrame
+            ``subject_id``, ``assignee``, ``assigned_by``, ``assigned_at`` (UTC); subjects whose
+            newest assignment took it back are absent.
+        """
+        query = (sa.select(assignments).where(assignments.c.consensus_source == consensus_source)
+                 .order_by(assignments.c.id))
+        if subject_id is not None:
+            query = query.where(assignments.c.subject_id == _integer("subject_id", subject_id))
+        with self._engine.connect() as connection:
+            rows = pd.DataFrame([dict(row) for row in connection.execute(query).mappings().all()],
+                                columns=[column.name for column in assignments.columns])
+        newest = rows.drop_duplicates("subject_id", keep="last")
+        newest = newest[newest["assignee"] != ""]
+        table = pd.DataFrame({"subject_id": newest["subject_id"].astype("int64"),
+                              "assignee": newest["assignee"].astype("string"),
+                              "assigned_by": newest["assigned_by"].astype("string"),
+                              "assigned_at": pd.to_datetime(newest["created_at"], utc=True)})
+        return table.reset_index(drop=True)
 
     def last_decision_id(self) -> int:
         """The id of the newest decision in the store (0 when empty): a cheap "has anyone decided?" check.
@@ -573,7 +683,8 @@ class _WriterThread:
 
     Sessions hand it their decision as a function of a connection and wait for the result.
     It takes every decision waiting (up to `MAX_DECISIONS_PER_COMMIT`) into one write
-    transaction. A decision is refused (`ReviewError`) before it writes anything, so a
+    transaction. A decision is refused (`ReviewError`, or `RoleError` for a revert of someone
+    else's decision) before it writes anything, so a
     refusal goes to its session alone; the others' results are handed back once the
     transaction has committed, so a returned decision is always a stored one. Any other
     error rolls the transaction back and fails every decision in it. The thread starts
@@ -630,7 +741,7 @@ class _WriterThread:
                 for write, done in batch:
                     try:
                         outcomes.append((done, write(connection), None))
-                    except ReviewError as error:
+                    except (ReviewError, RoleError) as error:
                         outcomes.append((done, None, error))
         except Exception as error:  # noqa: BLE001  (rolled back: nothing in it was stored)
             for _, done in batch:
@@ -773,6 +884,32 @@ def _select(connection: sa.Connection, consensus_source: str, subject_id: int,
     return _frame(connection.execute(query).mappings().all())
 
 
+def _upgrade(connection: sa.Connection, version: int) -> None:
+    """Bring a store of an older schema ``version`` up to `SCHEMA_VERSION`: add the columns it lacks."""
+    for newer in range(version + 1, SCHEMA_VERSION + 1):
+        for name in ADDED_COLUMNS[newer]:
+            column = decisions.c[name]
+            connection.execute(sa.text(f"ALTER TABLE {decisions.name} ADD COLUMN {name} "
+                                       f"{column.type.compile(connection.dialect)}"))
+    connection.execute(sa.update(schema_versions).values(version=SCHEMA_VERSION))
+
+
+def _reviewer(reviewer: Reviewer | str) -> Reviewer:
+    """A `Reviewer` with a storable name; a plain name is an unverified reviewer with every right."""
+    if isinstance(reviewer, str):
+        reviewer = Reviewer(reviewer)
+    if not isinstance(reviewer, Reviewer):
+        raise ReviewError(f"reviewer must be text (a name) or a project.roles.Reviewer, "
+                          f"not {type(reviewer).__name__}")
+    _text("reviewer", reviewer.name, required=True)
+    return reviewer
+
+
+def _made_by(decision: Mapping, reviewer: Reviewer) -> bool:
+    """Whether a stored decision is ``reviewer``'s own: the same name, signed in the same way."""
+    return decision["reviewer"] == reviewer.name and decision["authentication"] == reviewer.authentication
+
+
 def _first_and_last(connection: sa.Connection, consensus_source: str, subject_id: int,
                     consensus_id: int | None) -> tuple[dict | None, dict | None] | None:
     """The first decision's ``before`` and the newest one's ``after`` on one box (or subject's flag).
@@ -792,8 +929,9 @@ def _first_and_last(connection: sa.Connection, consensus_source: str, subject_id
     return first.before, last.after
 
 
-def _insert(connection: sa.Connection, **values) -> Decision:
-    values["created_at"] = datetime.now(timezone.utc)
+def _insert(connection: sa.Connection, reviewer: Reviewer, **values) -> Decision:
+    values.update(reviewer=reviewer.name, role=reviewer.role, authentication=reviewer.authentication,
+                  created_at=datetime.now(timezone.utc))
     new_id = connection.execute(sa.insert(decisions).values(**values)).inserted_primary_key[0]
     row = dict(connection.execute(sa.select(decisions).where(decisions.c.id == new_id)).mappings().one())
     created_at = row["created_at"]  # SQLite hands the UTC time back without its time zone

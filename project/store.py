@@ -1,10 +1,11 @@
 """A project on disk, partitioned by subject: the Parquet store that Dask and per-subject views read.
 
 `write_store` parses a classification export into a folder in bounded memory: the loader hands
-over each part of the file as it is parsed (`ClassificationExport.read_into`), its rows go to
-spill files by range of subject ids, and each range is then finished on its own (repeats,
-canonical types, counts: `finish_tables`) and written sorted by subject. So no more than one part
-of the file and one range of subjects is ever in memory, whatever the export's size.
+over each part of the file as it is parsed (`ClassificationExport.read_into`), each part is
+spilled sorted by subject, and then each range of subjects (cut from the counts of rows per
+subject, so ranges are of about one size) is read back from every spilled part, finished on its
+own (repeats, canonical types, counts: `finish_tables`) and written sorted by subject. So no more
+than the parts being parsed and one range of subjects are ever in memory, whatever the export's size.
 
 The folder holds, for ``classifications`` and ``marks``, ``part-NNNNN.parquet`` files whose
 subject ranges do not overlap and follow each other (known divisions for
@@ -26,84 +27,81 @@ import pyarrow.parquet as pq
 from data_loaders.base import LoadReport
 from data_loaders.classifications import ClassificationExport, finish_tables
 
-#: Subject ids per spill range: a range's rows are finished together, so it bounds their memory.
-RANGE_WIDTH = 1 << 14
+#: Rows (classifications and marks together) a part of the store holds, about: a part is finished
+#: (repeats, canonical types, counts) in memory, so this bounds the memory a store needs.
+PART_ROWS = 500_000
 
-#: Rows (classifications and marks together) a part of the store holds, at most, when ranges allow.
-PART_ROWS = 2_000_000
+#: Rows per row group of a spill file: reading one range of subjects skips the others' groups.
+SPILL_GROUP_ROWS = 4096
 
 TABLES = ("classifications", "marks")
 
 
 class _Spill:
-    """Where parsed parts wait, by range of subject ids, until every part of the export is read."""
+    """Where parsed parts wait, each sorted by subject, until every part of the export is read.
 
-    def __init__(self, folder: Path, range_width: int):
+    It also counts each subject's rows, so the store's parts can be cut into ranges of subjects
+    of about the same size however the subject ids are spread.
+    """
+
+    def __init__(self, folder: Path):
         self.folder = folder
-        self.range_width = range_width
-        self.parts = 0
         self.reset()
 
     def reset(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True)
+        for name in TABLES:
+            (self.folder / name).mkdir(parents=True)
         self.parts = 0
+        self.rows_of = pd.Series(dtype=np.int64)
 
     def add(self, classifications: pd.DataFrame, marks: pd.DataFrame) -> None:
         self.parts += 1
         for name, table in (("classifications", classifications), ("marks", marks)):
-            ranges = table["subject_id"].to_numpy(dtype=np.int64) // self.range_width
-            order = np.argsort(ranges, kind="stable")
-            ordered = ranges[order]
-            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else []
-            # One file per range this part touches: the loop runs over ranges, not rows.
-            for start, stop in zip(starts, np.r_[starts[1:], len(ordered)].astype(int)):
-                folder = self.folder / name / f"{int(ordered[start]):012d}"
-                folder.mkdir(parents=True, exist_ok=True)
-                table.iloc[order[start:stop]].to_parquet(folder / f"part-{self.parts:06d}.parquet", index=False)
+            table = table.sort_values("subject_id", kind="stable", ignore_index=True)
+            table.to_parquet(self.folder / name / f"part-{self.parts:06d}.parquet", index=False,
+                             row_group_size=SPILL_GROUP_ROWS)
+            ids, counts = np.unique(table["subject_id"].to_numpy(dtype=np.int64), return_counts=True)
+            self.rows_of = self.rows_of.add(pd.Series(counts, index=ids), fill_value=0).astype(np.int64)
 
-    def ranges(self) -> list[str]:
-        return sorted({path.name for name in TABLES for path in (self.folder / name).glob("*")})
+    def ranges(self, part_rows: int) -> list[tuple[int, int]]:
+        """Inclusive ranges of subject ids holding about ``part_rows`` rows each (whole subjects)."""
+        if not len(self.rows_of):
+            return []
+        ids = self.rows_of.index.to_numpy()
+        group = np.cumsum(self.rows_of.to_numpy()) // max(1, part_rows)
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        stops = np.r_[starts[1:], len(ids)] - 1
+        return [(int(ids[start]), int(ids[stop])) for start, stop in zip(starts, stops)]
 
-    def rows(self, name: str, range_name: str) -> int:
-        return sum(pq.ParquetFile(path).metadata.num_rows for path in (self.folder / name / range_name).glob("*"))
+    def read(self, name: str, low: int, high: int) -> pd.DataFrame | None:
+        """Rows of subjects ``low`` to ``high`` from every spilled part (their other row groups unread)."""
+        chosen = [("subject_id", ">=", low), ("subject_id", "<=", high)]
+        tables = [pq.read_table(path, filters=chosen).to_pandas()
+                  for path in sorted((self.folder / name).glob("part-*.parquet"))]
+        tables = [table for table in tables if len(table)]
+        return pd.concat(tables, ignore_index=True) if tables else None
 
-    def read(self, name: str, range_names: list[str]) -> pd.DataFrame | None:
-        files = [path for range_name in range_names for path in sorted((self.folder / name / range_name).glob("*"))]
-        return pd.concat([pd.read_parquet(path) for path in files], ignore_index=True) if files else None
 
-
-def write_store(export: str | Path, folder: str | Path, part_rows: int = PART_ROWS,
-                range_width: int = RANGE_WIDTH, **options) -> ProjectStore:
+def write_store(export: str | Path, folder: str | Path, part_rows: int = PART_ROWS, **options) -> ProjectStore:
     """Parse a classification export into a store at ``folder`` (replaced if it exists).
 
     ``options`` are the classification loader's (``workflow_id``, ``workflow_version``, ``tasks``,
-    ``point_box``, ...). Memory stays bounded by one part of the file and one range of
-    ``range_width`` subject ids; parts of the store hold up to ``part_rows`` rows when whole
-    ranges allow.
+    ``point_box``, ...). Memory stays bounded by the parts of the file being parsed and one part of
+    the store (about ``part_rows`` rows), whatever the export's size.
     """
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     loader = ClassificationExport(use_cache=False, **options)
-    spill = _Spill(folder / ".spill", range_width)
+    spill = _Spill(folder / ".spill")
     report = loader.read_into(Path(export), spill)
     report.rows_loaded = 0
     volunteers: set = set()
-    groups, group, rows = [], [], 0
-    for range_name in spill.ranges():
-        size = sum(spill.rows(name, range_name) for name in TABLES)
-        if group and rows + size > part_rows:
-            groups.append(group)
-            group, rows = [], 0
-        group.append(range_name)
-        rows += size
-    if group:
-        groups.append(group)
     index = []
-    for number, ranges in enumerate(groups):
-        classifications = spill.read("classifications", ranges)
-        marks = spill.read("marks", ranges)
+    for number, (low, high) in enumerate(spill.ranges(part_rows)):
+        classifications = spill.read("classifications", low, high)
+        marks = spill.read("marks", low, high)
         marks = marks if marks is not None else _no_marks()
         part_report = LoadReport(report.source, report.format)
         classifications, marks = finish_tables(classifications, marks, part_report)
@@ -117,6 +115,7 @@ def write_store(export: str | Path, folder: str | Path, part_rows: int = PART_RO
             (folder / name).mkdir(exist_ok=True)
             table.to_parquet(folder / name / f"part-{number:05d}.parquet", index=False)
         index.append(_subject_rows(number, classifications, marks))
+        del classifications, marks  # one part of the store in memory at a time
     shutil.rmtree(spill.folder)
     report.counts["volunteers"] = len(volunteers)
     pd.concat(index, ignore_index=True).to_parquet(folder / "index.parquet", index=False)

@@ -1,10 +1,12 @@
 #!/bin/sh
-# Debian packages the tests drive for real: Chromium (browser tests) and PostgreSQL
-# (review store). Installed only when missing; needs root or sudo.
+# Debian packages the tests drive for real: Chromium (browser tests), PostgreSQL (review
+# store) and Node.js with npm (the OpenID Connect provider the sign-in tests start). Installed only when missing; needs root or sudo.
 set -e
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
     SUDO=""

@@ -8,7 +8,7 @@ import sys
 
 #: Subcommand modules, in the order ``zoolens --help`` lists them. Each defines
 #: ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
-COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export", "compare")
+COMMANDS = ("demo", "serve", "inspect", "fetch", "aggregate", "export", "compare", "users")
 
 
 class _Version(argparse.Action):

@@ -3,7 +3,8 @@
 Reviewers accept or reject each consensus box, redraw one (new x, y, width, height), add a
 box the aggregation missed, flag the subject with a reason, and revert the last decision.
 Every decision goes to the process's shared `project.reviews.ReviewStore` under the
-reviewer's name, so every session sees it (the deciding one at once, the others on their
+reviewer's name and role (`project.roles`: the store refuses what the role does not allow;
+the panel only leaves out the buttons the role cannot use), so every session sees it (the deciding one at once, the others on their
 next periodic refresh); the aggregation output itself is never changed. The cutout viewer
 draws the boxes as reviewed.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -25,7 +27,7 @@ from .base import View
 BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "width": "Width",
                "height": "Height", "n_votes": "Votes", "reviewer": "By"}
 #: Columns of the subject's decision history, with their headers.
-HISTORY_COLUMNS = {"created_at": "When (UTC)", "reviewer": "Reviewer", "action": "Action",
+HISTORY_COLUMNS = {"created_at": "When (UTC)", "reviewer": "Reviewer", "role": "Role", "action": "Action",
                    "consensus_id": "Box", "reason": "Reason", "active": "In effect"}
 
 
@@ -40,6 +42,10 @@ class ReviewPanel(View):
     width = param.Number(default=10.0, bounds=(0, None), doc="Width of the redrawn or added box, in pixels.")
     height = param.Number(default=10.0, bounds=(0, None), doc="Height of the redrawn or added box, in pixels.")
     reason = param.String(default="", doc="Why, in the reviewer's words: stored with the next decision.")
+    assignee = param.String(default="", doc="The reviewer a lead assigns the current subject to (empty: "
+                                            "nobody, taking the assignment back).")
+    split_among = param.String(default="", doc="Reviewers' names, separated by commas, among whom a lead splits "
+                                               "the subjects passing the filters.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -101,14 +107,52 @@ class ReviewPanel(View):
         """Take the current subject's flag down."""
         return self._decide("unflag")
 
+    def assign(self):
+        """Assign the current subject to ``assignee`` (a lead's action; empty takes it back)."""
+        self._check_ready()
+        store = self.data_store
+        count = store.reviews.assign(store.project.consensus_source, store.subject, self.assignee, store.identity())
+        self.param.trigger("assignee")  # the heading shows the new assignment
+        return count
+
+    def split_selection(self) -> dict[str, int]:
+        """Split the subjects passing the filters among ``split_among``'s reviewers, in runs of the
+        current order (a lead's action); subjects per reviewer."""
+        self._check_ready()
+        store = self.data_store
+        names = [name.strip() for name in self.split_among.split(",") if name.strip()]
+        if not names:
+            raise ReviewError("name the reviewers to split the selection among, separated by commas")
+        ids = store.subject_ids()
+        done = {name: store.reviews.assign(store.project.consensus_source, chunk.tolist(), name, store.identity())
+                for name, chunk in zip(names, np.array_split(ids, len(names))) if len(chunk)}
+        self.param.trigger("assignee")  # the heading shows the current subject's new assignment
+        if store.mine:
+            store._update_subjects()
+        return done
+
+    def assigned_to(self) -> str | None:
+        """Who the current subject is assigned to (None: nobody)."""
+        store = self.data_store
+        if store.reviews is None or store.subject is None:
+            return None
+        table = store.reviews.assignments(store.project.consensus_source, subject_id=store.subject)
+        return str(table.assignee.iloc[0]) if len(table) else None
+
     def revert_last(self):
-        """Revert the newest decision still in effect on the current subject, whoever made it."""
+        """Revert the newest decision still in effect on the current subject: for a lead anyone's,
+        for a reviewer their own (the store refuses anything else)."""
+        self._check_ready()
+        identity = self.data_store.identity()
         history = self.history()
         live = history[history["active"] & (history["action"] != "revert")] if len(history) else history
+        whose = ""
+        if not identity.may_revert_anyones():
+            live, whose = live[(live["reviewer"] == identity.name)
+                               & (live["authentication"] == identity.authentication)], " of yours"
         if not len(live):
-            raise ReviewError(f"subject {self.data_store.subject} has no decision in effect to revert")
-        self._check_ready()
-        decision = self.data_store.reviews.revert(int(live["id"].iloc[-1]), self.data_store.reviewer, self.reason)
+            raise ReviewError(f"subject {self.data_store.subject} has no decision{whose} in effect to revert")
+        decision = self.data_store.reviews.revert(int(live["id"].iloc[-1]), identity, self.reason)
         self._after_decision()
         return decision
 
@@ -150,7 +194,7 @@ class ReviewPanel(View):
     def _decide(self, action: str, **box):
         self._check_ready()
         store = self.data_store
-        decision = store.reviews.record(store.project.consensus_source, store.subject, action, store.reviewer,
+        decision = store.reviews.record(store.project.consensus_source, store.subject, action, store.identity(),
                                         reason=self.reason, **box)
         self._after_decision()
         return decision
@@ -190,15 +234,21 @@ class ReviewPanel(View):
 
     # -- layout ------------------------------------------------------------------------------
 
-    @param.depends("data_store.subject", "data_store.last_decision", "data_store.reviewer")
+    @param.depends("data_store.subject", "data_store.last_decision", "data_store.reviewer", "assignee")
     def _heading(self):
         store = self.data_store
         if store.reviews is None:
             return pn.pane.Markdown("### Review\nNo review store: start zoolens with `--reviews` to review.")
         subject = store.subject
         status = store.review_status_of([subject]).iloc[0] if subject is not None else "unreviewed"
-        who = (f"reviewing as <b>{html.escape(store.reviewer)}</b>" if store.reviewer.strip()
+        who = (f"reviewing as <b>{html.escape(store.reviewer)}</b> ({store.role}; "
+               f"{html.escape(store.identity().label)})" if store.reviewer.strip()
                else "<b>enter your name in the sidebar to decide</b>")
+        if store.reviewer.strip() and store.role == "viewer":
+            who += ": you can look and export; deciding needs the reviewer role"
+        assigned = self.assigned_to()
+        if assigned is not None:
+            who += f"<br>assigned to <b>{html.escape(assigned)}</b>"
         # The reviewer's name is typed by a user: escaped, into an HTML pane.
         return pn.pane.HTML(f"<h3 style='margin:4px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
                             f"<small>{who}</small>", sizing_mode="stretch_width")
@@ -215,9 +265,9 @@ class ReviewPanel(View):
                                      for name in ("x", "y", "width", "height")})
         reason = pn.widgets.TextInput.from_param(self.param.reason, name="Reason", placeholder="why (optional)",
                                                  sizing_mode="stretch_width")
-        return pn.Column(
-            self._heading,
-            self._boxes,
+        identity = self.data_store.identity() if self.data_store.reviewer.strip() else None
+        # Only the buttons the role can use (a typed name has every right); the store checks anyway.
+        deciding = [] if identity is not None and not identity.may("accept") else [
             pn.Row(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
                    button("Revert last", self.revert_last, "warning")),
             pn.pane.Markdown("Drag on the image with the box-select tool to draw a box, or type it:",
@@ -225,7 +275,22 @@ class ReviewPanel(View):
             geometry,
             pn.Row(button("Redraw", self.redraw, "primary"), button("Add box", self.add, "primary")),
             reason,
-            pn.Row(button("Flag subject", self.flag), button("Unflag", self.unflag)),
+        ]
+        flagging = [] if identity is not None and not identity.may("flag") else [
+            pn.Row(button("Flag subject", self.flag), button("Unflag", self.unflag))]
+        assigning = [] if identity is not None and not identity.may("assign") else [
+            pn.Row(pn.widgets.TextInput.from_param(self.param.assignee, name="Assign to", width=200,
+                                                   placeholder="a reviewer's name"),
+                   button("Assign", self.assign), align="end"),
+            pn.Row(pn.widgets.TextInput.from_param(self.param.split_among, name="Split the selection among",
+                                                   width=200, placeholder="ann, bob, cy"),
+                   button("Split", self.split_selection), align="end")]
+        return pn.Column(
+            self._heading,
+            self._boxes,
+            *deciding,
+            *flagging,
+            *assigning,
             pn.pane.Markdown("#### History of this subject", margin=(0, 5)),
             self._history,
             sizing_mode="stretch_width",
@@ -248,4 +313,5 @@ def _history_rows(history: pd.DataFrame) -> pd.DataFrame:
     rows = history[list(HISTORY_COLUMNS)].iloc[::-1].reset_index(drop=True)
     rows["created_at"] = rows["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
     rows["consensus_id"] = rows["consensus_id"].map(lambda box: "subject" if pd.isna(box) else str(box))
+    rows["role"] = rows["role"].fillna("").astype(str)  # decisions stored before roles have none
     return rows.astype({"reviewer": str, "action": str, "reason": str, "active": bool})

@@ -61,6 +61,8 @@ class SubjectBrowser(View):
         )
         self._table.param.watch(self._pick, "selection")
         self.data_store.param.watch(self._refresh, "subjects")
+        self.data_store.param.watch(self._follow, "subject")
+        self._follow()
         self.param.watch(self._resize, "page_size")
 
     def _rows(self):
@@ -79,6 +81,16 @@ class SubjectBrowser(View):
 
     def _refresh(self, event=None):
         self._table.value = self._rows()
+        self._follow()
+
+    def _follow(self, event=None):
+        """Highlight the current subject's row, on its page, whoever picked it (keys, gallery, plots)."""
+        rows = (self.data_store.subjects.subject_id == self.data_store.subject).to_numpy().nonzero()[0]
+        selection = [int(rows[0])] if len(rows) else []
+        if selection != self._table.selection:
+            self._table.selection = selection
+        if selection:
+            self._table.page = selection[0] // self._table.page_size + 1
 
     def _resize(self, event):
         self._table.page_size = event.new

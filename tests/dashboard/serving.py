@@ -80,10 +80,10 @@ class Served:
 
 
 @contextmanager
-def serving(build, key: str, title: str, timeout: float = 30.0, **serve_options):
-    """Serve the project ``build(progress)`` makes, in a thread (``serve_options`` go to
-    `dashboard.app.serve`); yields a `Served` once the server accepts connections."""
-    port = free_port()
+def serving(build, key: str, title: str, timeout: float = 30.0, port: int | None = None, **serve_options):
+    """Serve the project ``build(progress)`` makes, in a thread on ``port`` (default a free one;
+    ``serve_options`` go to `dashboard.app.serve`); yields a `Served` once the server accepts connections."""
+    port = free_port() if port is None else port
     server = serve(key, build, title=title, port=port, address="127.0.0.1",
                    threaded=True, **serve_options)
     url = f"http://127.0.0.1:{port}"
@@ -100,10 +100,10 @@ def serving(build, key: str, title: str, timeout: float = 30.0, **serve_options)
 
 
 @contextmanager
-def served(project, key: str, timeout: float = 30.0, **serve_options):
+def served(project, key: str, timeout: float = 30.0, port: int | None = None, **serve_options):
     """Serve ``project`` in a thread (``serve_options`` go to `dashboard.app.serve`); yields the base
     URL once the server accepts connections."""
-    with serving(lambda progress: project, key, project.title, timeout,
+    with serving(lambda progress: project, key, project.title, timeout, port,
                  **serve_options) as running:
         yield running.url
 

@@ -9,7 +9,6 @@ and served all of it, signed in or not.
 from __future__ import annotations
 
 import http.client
-import json
 import shutil
 import time
 import urllib.parse
@@ -19,7 +18,9 @@ import pandas as pd
 import pytest
 import requests
 
+from dashboard.sign_in import UsersFileSignIn
 from project import Project
+from project.roles import add_user
 from project.reviews import ReviewStore
 from tests.dashboard import tiny
 from tests.dashboard.serving import PausedLoad, served, serving
@@ -86,11 +87,11 @@ def get(url: str, session: requests.Session | None = None) -> Reply:
 
 def test_only_subject_images_are_served_before_and_after_sign_in(export_folder, tmp_path):
     users = tmp_path / "users.json"
-    users.write_text(json.dumps({"alice": "correct horse"}))
+    add_user(users, "alice", "correct horse", "viewer")
     paused = PausedLoad([export_folder.classifications, export_folder.subjects, export_folder.workflows],
                         workflow_id=9001, workflow_version="13.10", method="iou")
     image = export_folder.folder / "images" / "30000000.png"
-    with serving(paused.build, "test-image-route", title="demo", basic_auth=str(users),
+    with serving(paused.build, "test-image-route", title="demo", sign_in=UsersFileSignIn(users),
                  cookie_secret="test-secret") as server:
         signed_out = get(f"{server.url}/zoolens-images/0/images/30000000.png")
         assert signed_out.status_code == 302 and "/login" in signed_out.headers["Location"]

@@ -14,7 +14,9 @@ import pytest
 import requests
 
 import dashboard.app
+from dashboard.sign_in import SharedPassword, UsersFileSignIn
 from project.reviews import ReviewStore
+from project.roles import RoleError, add_user
 from tests.dashboard.serving import served
 
 pytestmark = pytest.mark.server
@@ -130,7 +132,7 @@ def test_two_sessions_decide_on_one_box_and_a_restart_keeps_the_decisions(tiny_p
 
 def test_behind_basic_auth_decisions_carry_the_signed_in_user(tiny_project, tmp_path, sessions):
     with ReviewStore(path=tmp_path / "reviews.sqlite") as store, served(
-            tiny_project, "test-review-auth", reviews=store, basic_auth="open sesame",
+            tiny_project, "test-review-auth", reviews=store, sign_in=SharedPassword("open sesame"),
             cookie_secret="a-test-only-cookie-secret-of-some-length") as url:
         browser = requests.Session()
         assert "login" in browser.get(url, timeout=60).url  # not signed in: sent to the login page
@@ -145,7 +147,48 @@ def test_behind_basic_auth_decisions_carry_the_signed_in_user(tiny_project, tmp_
             find(template, pn.widgets.TextInput, "Your name (reviewer)")
         shown = [pane.object for part in template.sidebar for pane in part.select(pn.pane.HTML)
                  if "Reviewing as" in str(pane.object)]
-        assert shown == ["Reviewing as <b>&lt;i&gt;dr who&lt;/i&gt;</b>"]
+        assert shown == ["Reviewing as <b>&lt;i&gt;dr who&lt;/i&gt;</b> (reviewer)<br><small>shared-password mode: "
+                         "the name is what was typed at sign-in, not verified</small>"]
         in_session(template, lambda: press(template, "Accept"))
-        assert store.history()[["consensus_id", "action", "reviewer"]].values.tolist() == [
-            [10, "accept", "<i>dr who</i>"]]
+        assert store.history()[["consensus_id", "action", "reviewer", "role", "authentication"]].values.tolist() == [
+            [10, "accept", "<i>dr who</i>", "reviewer", "shared-password"]]
+        wrong = requests.Session().post(f"{url}/login", data={"username": "x", "password": "open"}, timeout=60)
+        assert "Invalid username or password" in wrong.text and len(sessions) == 1
+
+
+def sign_in(url, name, password):
+    browser = requests.Session()
+    response = browser.post(f"{url}/login", data={"username": name, "password": password}, timeout=60)
+    return browser, response
+
+
+def test_a_users_file_gives_each_user_their_role_on_the_server(tiny_project, tmp_path, sessions):
+    users = tmp_path / "users.json"
+    for name, role in [("ann", "lead"), ("bob", "reviewer"), ("vic", "viewer")]:
+        add_user(users, name, f"{name}'s password", role)
+    with ReviewStore(path=tmp_path / "reviews.sqlite") as store, served(
+            tiny_project, "test-review-users", reviews=store, sign_in=UsersFileSignIn(users),
+            cookie_secret="a-test-only-cookie-secret-of-some-length") as url:
+        _, refused = sign_in(url, "bob", "ann's password")  # someone else's password
+        assert "Invalid username or password" in refused.text and not sessions
+        _, refused = sign_in(url, "nobody", "ann's password")
+        assert "Invalid username or password" in refused.text and not sessions
+        for name in ("ann", "bob", "vic"):
+            assert sign_in(url, name, f"{name}'s password")[1].status_code == 200
+        ann, bob, vic = sessions
+        assert [(s.explorer.data_store.reviewer, s.explorer.data_store.role) for s in sessions] == [
+            ("ann", "lead"), ("bob", "reviewer"), ("vic", "viewer")]
+        in_session(bob, lambda: press(bob, "Accept"))  # bob accepts box 10 of subject 1
+        with pytest.raises(LookupError):  # vic has no Accept button...
+            find(vic, pn.widgets.Button, "Accept")
+        with pytest.raises(RoleError, match="vic is a viewer"):  # ...and the server refuses a forged one
+            in_session(vic, lambda: vic.explorer.review.accept(10))
+        with pytest.raises(LookupError):
+            find(bob, pn.widgets.Button, "Flag subject")
+        in_session(ann, lambda: ann.explorer.data_store.refresh_reviews())
+        in_session(ann, lambda: press(ann, "Revert last"))  # a lead reverts bob's decision
+        in_session(ann, lambda: press(ann, "Flag subject"))
+        history = store.history()
+        assert history[["reviewer", "role", "authentication", "action"]].values.tolist() == [
+            ["bob", "reviewer", "users-file", "accept"], ["ann", "lead", "users-file", "revert"],
+            ["ann", "lead", "users-file", "flag"]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -10,7 +9,8 @@ import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboard.sign_in import SignInThrottle
+from dashboard.sign_in import SignInThrottle, UsersFileSignIn
+from project.roles import add_user
 from tests.dashboard import tiny
 from tests.dashboard.serving import served
 from tests.data_loaders.loader_properties import PROPERTY_SETTINGS
@@ -106,11 +106,12 @@ def test_wait_follows_the_failures_of_user_and_address(events):
 def serve_throttled(tmp_path):
     """Serve the tiny project behind basic auth (alice, bob) with a throttle of the given settings."""
     users = tmp_path / "users.json"
-    users.write_text(json.dumps({"alice": "correct horse", "bob": "battery staple"}))
+    add_user(users, "alice", "correct horse", "reviewer")
+    add_user(users, "bob", "battery staple", "lead")
     project = tiny.tiny_project(tmp_path / "root")
 
     def serve(**settings):
-        return served(project, f"test-sign-in-{len(settings)}", basic_auth=str(users),
+        return served(project, f"test-sign-in-{len(settings)}", sign_in=UsersFileSignIn(users),
                       cookie_secret="test-secret", sign_in_throttle=SignInThrottle(**settings))
     return serve
 

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from project.reviews import (
     DEFAULT_PATH, SCHEMA_VERSION, SUBJECT_STATUSES, ReviewError, ReviewStore, consensus_fingerprint, decisions,
 )
+from project.roles import OIDC, SHARED_PASSWORD, UNVERIFIED, USERS_FILE, Reviewer, RoleError
 
 from tests.project import review_writer
 from tests.postgres_server import postgres_database, postgres_server  # noqa: F401  (fixtures)
@@ -392,6 +393,25 @@ def test_a_database_of_another_schema_version_is_refused(store_url):
         ReviewStore(store_url)
 
 
+def test_a_store_made_before_roles_is_upgraded_in_place(store_url):
+    with ReviewStore(store_url) as store:
+        store.record("run", 1, "accept", "alice", consensus_id=2, original=BOX)
+    engine = sa.create_engine(store_url)  # make it the version-1 layout: no role columns
+    with engine.begin() as connection:
+        for column in ("role", "authentication"):
+            connection.execute(sa.text(f"ALTER TABLE review_decisions DROP COLUMN {column}"))
+        connection.execute(sa.text("UPDATE review_schema SET version = 1"))
+    engine.dispose()
+    with ReviewStore(store_url) as upgraded:
+        upgraded.record("run", 1, "reject", Reviewer("bob", "reviewer", USERS_FILE), consensus_id=2, original=BOX)
+        history = upgraded.history()
+        assert history[["reviewer", "action"]].values.tolist() == [["alice", "accept"], ["bob", "reject"]]
+        assert history.role.isna().tolist() == [True, False] and history.role.iloc[1] == "reviewer"
+        assert history.authentication.iloc[1] == USERS_FILE
+    with ReviewStore(store_url) as reopened:  # the upgrade was recorded: nothing to do the second time
+        assert len(reopened.history()) == 2
+
+
 def test_foreign_keys_are_enforced(store):
     store.record("run", 1, "flag", "alice")
     bad_revert = {"consensus_source": "run", "subject_id": 1, "action": "revert", "reason": "",
@@ -738,3 +758,77 @@ def test_a_missing_postgresql_driver_is_one_line_naming_the_extra(tmp_path):
     assert done.stderr.strip().splitlines() == [
         "zoolens serve: error: --reviews postgresql+psycopg2://zoolens@127.0.0.1:1/reviews: postgresql+psycopg2 "
         "needs the psycopg2 driver, which is not installed: pip install 'zoolens[postgres]'"]
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+ANN_LEAD = Reviewer("ann", "lead", USERS_FILE)
+BOB = Reviewer("bob", "reviewer", USERS_FILE)
+CAROL = Reviewer("carol", "reviewer", OIDC)
+VIC = Reviewer("vic", "viewer", OIDC)
+
+
+def test_decisions_keep_who_decided_with_which_role_and_sign_in(store):
+    store.record("run", 1, "accept", BOB, consensus_id=2, original=BOX)
+    store.record("run", 1, "flag", ANN_LEAD, reason="a blend")
+    store.record("run", 1, "reject", Reviewer("bob", "reviewer", SHARED_PASSWORD), consensus_id=2, original=BOX)
+    store.record("run", 1, "unflag", "notebook user")
+    history = store.history()
+    assert history[["reviewer", "role", "authentication"]].values.tolist() == [
+        ["bob", "reviewer", USERS_FILE], ["ann", "lead", USERS_FILE], ["bob", "reviewer", SHARED_PASSWORD],
+        ["notebook user", "lead", UNVERIFIED]]
+
+
+@pytest.mark.parametrize("action, extra", [
+    ("accept", {"consensus_id": 2, "original": BOX}), ("reject", {"consensus_id": 2, "original": BOX}),
+    ("redraw", {"consensus_id": 2, "original": BOX, "geometry": BOX}), ("add", {"geometry": BOX}),
+    ("flag", {}), ("unflag", {}),
+])
+def test_a_viewer_records_nothing(store, action, extra):
+    with pytest.raises(RoleError, match=f"vic is a viewer: {action} needs the"):
+        store.record("run", 1, action, VIC, **extra)
+    assert store.history().empty
+
+
+@pytest.mark.parametrize("action", ["flag", "unflag"])
+def test_only_a_lead_flags(store, action):
+    with pytest.raises(RoleError, match=f"bob is a reviewer: {action} needs the lead role"):
+        store.record("run", 1, action, BOB)
+    assert store.history().empty
+    assert store.record("run", 1, action, ANN_LEAD).role == "lead"
+
+
+def test_a_reviewer_reverts_their_own_decisions_and_a_lead_anyones(store):
+    bobs = store.record("run", 1, "accept", BOB, consensus_id=2, original=BOX)
+    carols = store.record("run", 1, "reject", CAROL, consensus_id=3, original=BOX)
+    with pytest.raises(RoleError, match=f"bob is a reviewer and reverts only their own decisions: decision "
+                                        f"{carols.id} is carol's; a lead can revert it"):
+        store.revert(carols.id, BOB)
+    # The same name signed in another way (a shared password lets anyone type "bob") is not bob.
+    with pytest.raises(RoleError, match="reverts only their own"):
+        store.revert(bobs.id, Reviewer("bob", "reviewer", SHARED_PASSWORD))
+    with pytest.raises(RoleError, match="vic is a viewer: revert needs the reviewer role"):
+        store.revert(bobs.id, VIC)
+    assert len(store.history()) == 2  # nothing stored by the refusals
+    assert store.revert(bobs.id, BOB).reverts == bobs.id
+    revert = store.revert(carols.id, ANN_LEAD, reason="not a blend")
+    assert (revert.reviewer, revert.role, revert.reverts) == ("ann", "lead", carols.id)
+    assert not store.history().active.iloc[:2].any()
+
+
+def test_a_lead_assigns_subjects_and_takes_them_back(store):
+    with pytest.raises(RoleError, match="bob is a reviewer: assign needs the lead role"):
+        store.assign("run", [1, 2], "bob", BOB)
+    assert store.assignments("run").empty
+    assert store.assign("run", [1, 2, 3], "bob", ANN_LEAD) == 3
+    assert store.assign("run", 2, "carol", ANN_LEAD) == 1  # reassigned
+    assert store.assign("run", 3, "", ANN_LEAD) == 1  # taken back
+    store.assign("other run", 1, "carol", ANN_LEAD)
+    table = store.assignments("run")
+    assert table[["subject_id", "assignee", "assigned_by"]].values.tolist() == [[1, "bob", "ann"], [2, "carol", "ann"]]
+    assert str(table.assigned_at.dt.tz) == "UTC"
+    assert store.assignments("run", subject_id=2).assignee.tolist() == ["carol"]
+    assert store.assignments("run", subject_id=3).empty
+    assert store.history().empty  # an assignment is not a decision
+    with pytest.raises(ReviewError, match="at least one subject"):
+        store.assign("run", [], "bob", ANN_LEAD)

@@ -26,8 +26,8 @@ def exports(demo_files):
 @pytest.mark.parametrize("which", [0, 1])
 def test_the_store_holds_the_loaders_tables_and_report_in_parts_by_subject(demo_files, tmp_path, which):
     path, options = exports(demo_files)[which]
-    # Narrow ranges and small parts: many spill files and many parts, as a large export makes.
-    store = write_store(path, tmp_path / "store", part_rows=400, range_width=8, **options)
+    # Small parts: many of them, as a large export makes.
+    store = write_store(path, tmp_path / "store", part_rows=300, **options)
     loaded = read_classifications(path, use_cache=False, **options)
     assert len(store.parts("marks")) > 3
     for name, keys in KEYS.items():
@@ -50,7 +50,7 @@ def test_the_store_holds_the_loaders_tables_and_report_in_parts_by_subject(demo_
 
 def test_consensus_from_the_stores_dask_tables_equals_the_in_memory_one(demo_files, tmp_path):
     path, options = exports(demo_files)[0]
-    store = write_store(path, tmp_path / "store", part_rows=400, range_width=8, **options)
+    store = write_store(path, tmp_path / "store", part_rows=300, **options)
     loaded = read_classifications(path, use_cache=False, **options)
     expected = aggregate(loaded.marks, loaded.classifications, method="iou")
     on_dask = aggregate(store.dask("marks"), store.dask("classifications"), method="iou")
@@ -65,7 +65,7 @@ def test_a_stray_quote_reads_again_without_doubling_rows(tmp_path):
     broken = tmp_path / "broken.csv"
     broken.write_text("".join([lines[0], lines[1].replace(",", ',"', 1), *lines[2:]]))
     loaded = read_classifications(broken, use_cache=False, workflow_id=6465)
-    store = write_store(broken, tmp_path / "store", part_rows=400, range_width=8, workflow_id=6465)
+    store = write_store(broken, tmp_path / "store", part_rows=300, workflow_id=6465)
     assert len(store.table("classifications")) == len(loaded.classifications)
     assert store.report.to_dict() == loaded.report.to_dict()
 

@@ -16,6 +16,11 @@ from __future__ import annotations
 HELP = "serve the dashboard on a project's exports (and a consensus file)"
 
 
+#: Worker threads for session callbacks by default: a subject switch or an export in one session does
+#: not hold up the others' (the shared project is read-only; the review store has one writer thread).
+DEFAULT_THREADS = 4
+
+
 def add_server_arguments(parser) -> None:
     """Options every command that starts the dashboard server takes."""
     from project.reviews import DEFAULT_PATH  # no Panel import: --help stays quick
@@ -23,8 +28,9 @@ def add_server_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for everyone)")
-    parser.add_argument("--num-threads", type=int, default=None, metavar="N",
-                        help="threads for session callbacks, so one user's slow work does not block others")
+    parser.add_argument("--num-threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                        help="threads for session callbacks, so one user's slow work does not block others "
+                             f"(default {DEFAULT_THREADS}; 0 runs them on the server's event loop)")
     parser.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                         help="host name browsers reach the server under, when not localhost (repeatable)")
     parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
@@ -32,10 +38,35 @@ def add_server_arguments(parser) -> None:
                         help="where the team's review decisions are kept: a SQLite file, created if missing "
                              f"(default {DEFAULT_PATH} in the working directory), or a database URL such as "
                              "postgresql+psycopg2://user@host/db for a shared server")
-    parser.add_argument("--basic-auth", metavar="PASSWORD_OR_FILE",
-                        help="ask for a user name and password before the dashboard opens: one shared password, "
-                             "or a JSON file mapping user names to passwords; review decisions then carry the "
-                             "signed-in user's name (otherwise each reviewer types a name)")
+    parser.add_argument("--basic-auth", metavar="USERS_FILE_OR_PASSWORD",
+                        help="ask for a user name and password before the dashboard opens: a users file of names, "
+                             "roles and password hashes (made with `zoolens users add`), or one password shared by "
+                             "everyone (shared-password mode: names are not verified and everyone is a reviewer); "
+                             "review decisions carry the signed-in user's name and role (otherwise each reviewer "
+                             "types a name)")
+    oidc = parser.add_argument_group(
+        "sign-in at an OpenID Connect provider (EOSC AAI, Zooniverse, an institution's login)",
+        "The client secret is read from the ZOOLENS_OIDC_CLIENT_SECRET environment variable. Register the app "
+        "at the provider with the redirect URI --oidc-redirect-uri and the post-logout URI without /login.")
+    oidc.add_argument("--oidc-issuer", metavar="URL", help="the provider's issuer URL (its discovery document is "
+                                                         "URL/.well-known/openid-configuration)")
+    oidc.add_argument("--oidc-client-id", metavar="ID", help="the app's client id at the provider")
+    oidc.add_argument("--oidc-redirect-uri", metavar="URL",
+                      help="the app's sign-in address as registered: https://HOST/login "
+                           "(default http://localhost:PORT/login)")
+    oidc.add_argument("--oidc-user-claim", default="preferred_username", metavar="CLAIM",
+                      help="the claim naming the person (default preferred_username)")
+    oidc.add_argument("--oidc-role-claim", default="zoolens_role", metavar="CLAIM",
+                      help="the claim giving the role: a string or a list such as eduperson_entitlement "
+                           "(default zoolens_role)")
+    oidc.add_argument("--oidc-role", action="append", default=None, metavar="VALUE=ROLE",
+                      help="a value of the role claim and the zoolens role (viewer, reviewer, lead) it gives "
+                           "(repeatable; default: the claim holds the role names themselves)")
+    oidc.add_argument("--oidc-default-role", choices=("viewer", "reviewer"), default=None,
+                      help="the role of someone whose claim gives none (default: they are refused)")
+    oidc.add_argument("--oidc-scope", action="append", default=None, metavar="SCOPE",
+                      help="a scope to ask for (repeatable; default openid, profile, email): add the one "
+                           "that releases the role claim")
 
 
 def add_arguments(parser) -> None:
@@ -70,6 +101,8 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
 
     from dashboard.app import serve
 
+    sign_in = make_sign_in(args)
+
     def build_and_tell(progress):
         project = build(progress)
         for report in project.reports:
@@ -86,14 +119,50 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
     location = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
     print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop); loading {title}")
     auth = {}
-    if args.basic_auth:
+    if sign_in is not None:
         # Signed-in users are remembered in a signed cookie; a fresh secret signs out everyone on restart.
-        auth = {"basic_auth": args.basic_auth,
+        auth = {"sign_in": sign_in,
                 "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
+        print(f"zoolens: sign-in: {sign_in.description}")
     serve(key, build_and_tell, title=title, port=args.port, address=args.address,
-          show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin,
+          show=args.show, num_threads=args.num_threads or None, websocket_origin=args.allow_websocket_origin,
           reviews=reviews, **auth)
     return 0
+
+
+def make_sign_in(args):
+    """The `dashboard.sign_in.SignIn` the options ask for (None: no sign-in), checked before the server starts."""
+    import os
+    from pathlib import Path
+
+    from project.roles import ClaimRoles
+
+    if args.basic_auth and args.oidc_issuer:
+        raise ValueError("--basic-auth and --oidc-issuer are two ways of signing in: give one")
+    if args.basic_auth:
+        from dashboard.sign_in import SharedPassword, UsersFileSignIn
+
+        # A users file when it names one; anything else is the shared password itself.
+        return UsersFileSignIn(args.basic_auth) if Path(args.basic_auth).is_file() else SharedPassword(args.basic_auth)
+    if not args.oidc_issuer:
+        return None
+    from dashboard.sign_in import DEFAULT_OIDC_SCOPES, OidcSignIn
+
+    secret = os.environ.get("ZOOLENS_OIDC_CLIENT_SECRET")
+    if not args.oidc_client_id or not secret:
+        raise ValueError("--oidc-issuer needs --oidc-client-id and the client secret in ZOOLENS_OIDC_CLIENT_SECRET")
+    mapping = None
+    if args.oidc_role:
+        pairs = [value.rpartition("=") for value in args.oidc_role]
+        bad = [value for value, (claim, _, _) in zip(args.oidc_role, pairs) if not claim]
+        if bad:
+            raise ValueError(f"--oidc-role {bad[0]!r}: give VALUE=ROLE, e.g. urn:example:zoo:leads=lead")
+        mapping = {claim: role for claim, _, role in pairs}
+    roles = ClaimRoles(claim=args.oidc_role_claim, mapping=mapping, default_role=args.oidc_default_role,
+                       user_claim=args.oidc_user_claim)
+    redirect_uri = args.oidc_redirect_uri or f"http://localhost:{args.port}/login"
+    return OidcSignIn(args.oidc_issuer, args.oidc_client_id, secret, redirect_uri, roles=roles,
+                      scopes=args.oidc_scope or DEFAULT_OIDC_SCOPES)
 
 
 def run(args) -> int:

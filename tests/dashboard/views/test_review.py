@@ -18,6 +18,7 @@ import pytest
 from dashboard import Explorer
 from dashboard.data_store import DataStore
 from project.reviews import ReviewError
+from project.roles import OIDC, SHARED_PASSWORD, USERS_FILE, Reviewer, RoleError
 from dashboard.views import ExportView, ReviewPanel, get_view
 from dashboard.views.cutout import REJECTED_COLOUR
 
@@ -289,6 +290,87 @@ def test_sessions_share_one_reading_of_the_store(explorer, review_store, tiny_pr
     assert others[0].review_statuses is others[1].review_statuses is explorer.data_store.review_statuses
 
 
+# --- roles ------------------------------------------------------------------------------------
+
+def signed_in_explorer(project, store, name, role, authentication=USERS_FILE):
+    explorer = Explorer(project, reviews=store, reviewer=Reviewer(name, role, authentication))
+    explorer.data_store.subject = 1
+    return explorer
+
+
+def test_revert_last_takes_a_reviewers_own_decision_and_a_leads_anyones(tiny_project, review_store):
+    bob = signed_in_explorer(tiny_project, review_store, "bob", "reviewer")
+    carol = signed_in_explorer(tiny_project, review_store, "carol", "reviewer")
+    ann = signed_in_explorer(tiny_project, review_store, "ann", "lead")
+    bob.review.accept(10)
+    carol.review.reject(11)  # the newest decision on subject 1 is carol's
+    for session in (bob, carol, ann):
+        session.data_store.refresh_reviews()
+    reverted = bob.review.revert_last()  # bob's own, not carol's newer one
+    assert (reverted.reviewer, reverted.role, reverted.authentication) == ("bob", "reviewer", USERS_FILE)
+    with pytest.raises(ReviewError, match="subject 1 has no decision of yours in effect to revert"):
+        bob.review.revert_last()
+    assert ann.review.revert_last().reverts == 2  # a lead takes anyone's: carol's reject
+    history = review_store.history()
+    assert history[["reviewer", "role", "action", "reverts"]].astype(object).values.tolist() == [
+        ["bob", "reviewer", "accept", pd.NA], ["carol", "reviewer", "reject", pd.NA],
+        ["bob", "reviewer", "revert", 1], ["ann", "lead", "revert", 2]]
+    rows = ann.review._history.value
+    assert rows[["reviewer", "role"]].values.tolist()[0] == ["ann", "lead"]  # the panel shows the role
+
+
+def test_the_panel_offers_only_what_the_role_may_do_and_the_store_refuses_the_rest(tiny_project, review_store):
+    viewer = signed_in_explorer(tiny_project, review_store, "vic", "viewer", OIDC)
+    assert not {"Accept", "Reject", "Revert last", "Flag subject"} & set(widgets(viewer.review, pn.widgets.Button))
+    assert "you can look and export" in viewer.review._heading().object
+    with pytest.raises(RoleError, match="vic is a viewer: accept needs the reviewer role"):
+        viewer.review.accept(10)  # as a message from a forged page would
+    reviewer = signed_in_explorer(tiny_project, review_store, "bob", "reviewer")
+    buttons = set(widgets(reviewer.review, pn.widgets.Button))
+    assert {"Accept", "Revert last"} <= buttons and "Flag subject" not in buttons
+    with pytest.raises(RoleError, match="bob is a reviewer: flag needs the lead role"):
+        reviewer.review.flag()
+    assert review_store.last_decision_id() == 0
+    lead = signed_in_explorer(tiny_project, review_store, "ann", "lead")
+    assert {"Accept", "Flag subject"} <= set(widgets(lead.review, pn.widgets.Button))
+    lead.review.flag()
+    assert review_store.history().authentication.tolist() == [USERS_FILE]
+
+
+def test_shared_password_mode_is_labelled_in_the_page_and_the_records(tiny_project, review_store):
+    shared = signed_in_explorer(tiny_project, review_store, "ann", "reviewer", SHARED_PASSWORD)
+    assert "shared-password mode" in shared.review._heading().object
+    sidebar = [pane.object for pane in pn.Column(*shared.sidebar()).select(pn.pane.HTML)
+               if "Reviewing as" in str(pane.object)]
+    assert len(sidebar) == 1 and "shared-password mode" in sidebar[0]
+    shared.review.accept(10)
+    assert review_store.history()[["reviewer", "authentication"]].values.tolist() == [["ann", SHARED_PASSWORD]]
+
+
+def test_a_signed_in_name_cannot_be_changed_in_the_session(tiny_project, review_store):
+    signed_in = signed_in_explorer(tiny_project, review_store, "bob", "reviewer")
+    with pytest.raises(TypeError, match="Constant parameter 'reviewer'"):
+        signed_in.data_store.reviewer = "ann"
+    typed = Explorer(tiny_project, reviews=review_store)  # without sign-in, the name is typed
+    typed.data_store.reviewer = "ann"
+    assert (signed_in.data_store.reviewer, typed.data_store.reviewer) == ("bob", "ann")
+
+
+def test_a_lead_assigns_the_subject_and_everyone_sees_it(tiny_project, review_store):
+    lead = signed_in_explorer(tiny_project, review_store, "ann", "lead")
+    reviewer = signed_in_explorer(tiny_project, review_store, "bob", "reviewer")
+    assert "Assign" not in widgets(reviewer.review, pn.widgets.Button)
+    reviewer.review.assignee = "bob"
+    with pytest.raises(RoleError, match="bob is a reviewer: assign needs the lead role"):
+        reviewer.review.assign()
+    widgets(lead.review, pn.widgets.TextInput)["Assign to"].value = "<b>bob</b>"
+    click(lead.review, "Assign")
+    assert review_store.assignments(tiny_project.consensus_source).assignee.tolist() == ["<b>bob</b>"]
+    assert "assigned to <b>&lt;b&gt;bob&lt;/b&gt;</b>" in reviewer.review._heading().object
+    reviewer.data_store.subject = 2
+    assert "assigned to" not in reviewer.review._heading().object
+
+
 def test_review_progress_per_selection_and_reviewer_and_the_next_unreviewed_key(explorer):
     data_store = explorer.data_store
     assert data_store.review_progress() == (0, 3, {})
@@ -309,3 +391,19 @@ def test_review_progress_per_selection_and_reviewer_and_the_next_unreviewed_key(
     assert data_store.subject == 3
     assert data_store.next_unreviewed() and data_store.subject == 3
     assert "r next unreviewed" in explorer.keys.describe()
+
+
+def test_a_lead_splits_the_selection_and_each_reviewer_sees_their_own_queue(explorer, tiny_project, review_store):
+    explorer.data_store.reviewer = "lee"  # a typed name on one's own machine decides as a lead
+    explorer.review.split_among = "ann, bob"
+    # The subjects passing the filters, most disagreement first (1, 2, 3), in runs: ann 1 and 2, bob 3.
+    assert explorer.review.split_selection() == {"ann": 2, "bob": 1}
+    queues = {}
+    for name in ("ann", "bob"):
+        session = Explorer(tiny_project, reviews=review_store).data_store
+        session.param.update(reviewer=name, mine=True)
+        queues[name] = session.subjects.subject_id.tolist()
+    assert queues == {"ann": [1, 2], "bob": [3]}
+    explorer.review.split_among = " , "
+    with pytest.raises(ReviewError, match="name the reviewers"):
+        explorer.review.split_selection()

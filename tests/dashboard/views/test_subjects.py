@@ -39,3 +39,13 @@ def test_thumbnail_urls_cannot_break_out_of_the_img_tag(tiny_tables, tmp_path):
     # On the grey placeholder; the only handler is the fixed one that hides a picture that fails.
     assert cell == (PLACEHOLDER_OPEN + '<img src="zoolens-images/0/images/%22%3E%3Cimg%20src%3Dx%20onerror'
                     '%3Dalert%281%29%3E.png" width="40" height="40" alt="" ' + HIDE_IF_BROKEN)
+
+
+def test_the_row_of_the_current_subject_is_highlighted_whoever_picked_it(tiny_project):
+    store = DataStore(project=tiny_project)
+    browser = SubjectBrowser(data_store=store, page_size=5)
+    assert store.subject == 1 and browser.table.selection == [0]
+    store.step_subject(2)  # the keys, the gallery or a plot move the subject: the table follows
+    assert store.subject == 3 and browser.table.selection == [2] and browser.table.page == 1
+    store.min_volunteers = 2  # subject 3 leaves the table: nothing is highlighted
+    assert browser.table.selection == []
