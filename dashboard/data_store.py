@@ -299,6 +299,7 @@ class DataStore(Selection, Viewer):
         return pn.Column(
             filters, *metadata_sliders, *self._review_widgets(),
             pn.panel(self._counts, sizing_mode="stretch_width"),
+            pn.panel(self._image_problems, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )
 
@@ -334,6 +335,17 @@ class DataStore(Selection, Viewer):
 
         slider.param.watch(update, "value")
         return slider
+
+    @param.depends("subject")
+    def _image_problems(self) -> str:
+        """How many pictures could not be shown so far, and why, in plain words (empty when all could)."""
+        if self.subject is not None:
+            self.project.image(self.subject)  # the current one counted now, whichever pane asks first
+        counts = self.project.image_problem_counts()
+        if not counts:
+            return ""
+        reasons = "; ".join(f"{html.escape(reason)}: {count:,}" for reason, count in counts.items())
+        return f"Pictures not shown so far: {sum(counts.values()):,} ({reasons})"
 
     def review_progress(self) -> tuple[int, int, dict[str, int]]:
         """Of the subjects passing the filters: how many are reviewed, how many there are, and per

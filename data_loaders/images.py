@@ -57,7 +57,15 @@ class ImageRefused(ValueError):
 
 
 class ImageFetchError(OSError):
-    """An allowed URL could not be fetched (no answer, or an HTTP error status)."""
+    """An allowed URL could not be fetched (no answer, or an HTTP error status).
+
+    ``reason`` says why in a few plain words, for people ("image host not reachable");
+    the message adds the URL and the HTTP library's own words, for logs.
+    """
+
+    def __init__(self, message: str, reason: str = "image could not be fetched"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def image_format(head: bytes) -> str | None:
@@ -222,15 +230,18 @@ class ImageStore:
             try:
                 response = requests.get(url, stream=True, timeout=self.timeout,
                                         allow_redirects=False)
+            except requests.Timeout as error:
+                raise ImageFetchError(f"{url}: {error}", "image host did not answer in time") from error
             except requests.RequestException as error:
-                raise ImageFetchError(f"{url}: {error}") from error
+                raise ImageFetchError(f"{url}: {error}", "image host not reachable") from error
             with response:
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("Location", ""))
                     self.check_url(url)
                     continue
                 if response.status_code != 200:
-                    raise ImageFetchError(f"{url}: HTTP {response.status_code}")
+                    raise ImageFetchError(f"{url}: HTTP {response.status_code}",
+                                          f"image host answered HTTP {response.status_code}")
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
                     raise ImageRefused(f"{url}: {declared} bytes, more than {self.max_bytes}")
@@ -241,9 +252,9 @@ class ImageStore:
                         if len(body) > self.max_bytes:
                             raise ImageRefused(f"{url}: more than {self.max_bytes} bytes")
                 except requests.RequestException as error:
-                    raise ImageFetchError(f"{url}: {error}") from error
+                    raise ImageFetchError(f"{url}: {error}", "image download broke off") from error
                 return bytes(body)
-        raise ImageFetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
+        raise ImageFetchError(f"{url}: more than {MAX_REDIRECTS} redirects", "image host redirects too often")
 
 
 def read_image_bytes(content: bytes, source: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image:

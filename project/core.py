@@ -8,8 +8,11 @@ or imports Panel.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
+import threading
 import urllib.parse
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -20,16 +23,21 @@ import pandas as pd
 from consensus import match
 from consensus.agreement import box_agreement, subject_agreement, volunteer_agreement
 from data_loaders.base import FormatError
-from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore
+from data_loaders.cache import cache_dir
+from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore, read_image_bytes
 from data_loaders.schema import conform, empty_table
 
 from .reviews import consensus_fingerprint
-from .sky import NO_FITS, SkyLookup
+from .sky import NO_FITS, SkyLookup, SubjectFiles
 from .thumbnails import Thumbnails
 
 #: URL route of subjects' image files in a served app: ``zoolens-images/<root number>/<path>``
 #: (`Project.image_file`; only files a subject refers to are served: `dashboard.image_route`).
 IMAGE_ROUTE = "zoolens-images"
+#: Route (under `IMAGE_ROUTE`) of the table's thumbnails of local subject images (`thumbnail_dir`).
+THUMBNAIL_ROUTE = f"{IMAGE_ROUTE}/thumbnails"
+#: Longer side of a thumbnail in pixels: the table shows 40, twice that stays sharp on dense screens.
+THUMBNAIL_SIDE = 80
 
 #: Subject columns never offered as metadata filters, though numeric.
 NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workflow_id", "subject_set_id",
@@ -108,8 +116,16 @@ class Project:
         self.aggregation_run = dict(aggregation_run or {})
         self.image_roots = tuple(Path(root).resolve() for root in image_roots)
         self.images = ImageStore(roots=self.image_roots)
+        #: Files named after their subject in the image roots, found before any location in the subjects.
+        self.subject_files = SubjectFiles(self.image_roots)
         # Per project, so every session shares the decoded images; a few hundred subjects.
         self._open_image = lru_cache(maxsize=256)(self._read_image)
+        #: Name -> file of the thumbnails made of subjects' own pictures, the only ones `image_file` serves
+        #: (the file kept: the cache folder is where it was when the project was made).
+        self._thumbnail_files: dict[str, Path] = {}
+        #: Image location -> the kind of reason it could not be shown, for the images tried so far.
+        self.image_problems: dict[str, str] = {}
+        self._problems_lock = threading.Lock()
         self.classifications = conform(classifications, "classifications")
         self.consensus = (conform(consensus, "consensus") if consensus is not None
                           else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
@@ -125,7 +141,8 @@ class Project:
         self.subjects = self._subjects(subjects, picture_size)
         # Made with the project, in the loading thread, not by the first image request on the event loop.
         self._published_images = self._image_routes()
-        self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale)
+        self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale,
+                             files=self.subject_files)
         self.marks = self._marks(marks)
         if self.has_links:
             self.consensus = self._with_box_agreement(marks)
@@ -159,15 +176,25 @@ class Project:
             subjects["height"] = subjects["height"].fillna(float(picture_size[1]))
         first_location = subjects.locations.map(
             lambda locations: locations.get("0") if isinstance(locations, dict) else None)
-        return subjects.assign(thumbnail=[self._thumbnail_url(location) for location in first_location])
+        # A subject's own file in the image roots comes before any location in the export.
+        local = [self.subject_files.find(subject_id) for subject_id in subjects.subject_id.to_numpy()]
+        return subjects.assign(thumbnail=[self._thumbnail_url(location, path)
+                                          for location, path in zip(first_location, local)])
 
-    def _thumbnail_url(self, location) -> str:
+    def _thumbnail_url(self, location, local_file: Path | None = None) -> str:
         """Where a browser gets a subject's image ("" if nowhere it may).
 
-        A local path is published under the image route (`_route_path`), an http(s)
-        URL on an allowed host is used as it is. Paths are percent-quoted, so a
-        location cannot climb out of the HTML attribute.
+        A file named after the subject in an image root (``local_file``) is shrunk once into
+        `thumbnail_dir` and published under `THUMBNAIL_ROUTE` (`image_file` serves it). Otherwise,
+        a local path is published under the image route (`_route_path`), an http(s) URL on an
+        allowed host is used as it is. Paths are percent-quoted, so a location cannot climb out
+        of the HTML attribute.
         """
+        if local_file is not None:
+            made = _thumbnail(local_file, self.images)
+            if made is not None:
+                self._thumbnail_files[made.name] = made
+                return f"{THUMBNAIL_ROUTE}/{made.name}"
         if not isinstance(location, str) or not location:
             return ""
         if "://" in location:
@@ -210,8 +237,14 @@ class Project:
         """The file a served image URL (``zoolens-images/<route path>``) refers to, if it may be served.
 
         Only a file some subject of the project refers to, that exists inside the image
-        roots once symbolic links are resolved (`ImageStore.local_path`); None otherwise.
+        roots once symbolic links are resolved (`ImageStore.local_path`), or a thumbnail the
+        project made of one (``thumbnails/<name>``); None otherwise.
         """
+        folder, _, name = route_path.partition("/")
+        if f"{IMAGE_ROUTE}/{folder}" == THUMBNAIL_ROUTE:
+            # A thumbnail this project made of a subject's own picture (`_thumbnail_url`), and no other file.
+            made = self._thumbnail_files.get(name)
+            return made if made is not None and made.is_file() else None
         location = self._published_images.get(route_path)
         if location is None:
             return None
@@ -229,8 +262,9 @@ class Project:
         boxes = self.consensus.set_index("consensus_id")
         centre_x = (boxes.x + boxes.width / 2).reindex(marks.consensus_id).to_numpy()
         centre_y = (boxes.y + boxes.height / 2).reindex(marks.consensus_id).to_numpy()
-        marks["dx"] = marks.x + marks.width / 2 - centre_x
-        marks["dy"] = marks.y + marks.height / 2 - centre_y
+        # A point (no width or height) is its own centre.
+        marks["dx"] = marks.x + marks.width.fillna(0) / 2 - centre_x
+        marks["dy"] = marks.y + marks.height.fillna(0) / 2 - centre_y
         return marks
 
     def _with_box_agreement(self, marks: pd.DataFrame) -> pd.DataFrame:
@@ -277,22 +311,38 @@ class Project:
     def volunteer_stats(self) -> pd.DataFrame:
         # Computed on first use (the Volunteers tab), once per process: it is the
         # costliest statistic, and most visits never need it.
-        classifications = self.classifications.groupby("user")
-        marks = self.marks.groupby("user")
+        return self.volunteer_stats_of(None)
+
+    def volunteer_stats_of(self, subject_ids=None) -> pd.DataFrame:
+        """`volunteer_stats` counted over some subjects only (all when None): what a filtered view shows.
+
+        A volunteer who classified none of them is left out.
+        """
+        classifications, marks, consensus, links = self.classifications, self.marks, self.consensus, self.links
+        if subject_ids is not None:
+            ids = np.asarray(subject_ids, dtype=np.int64)
+            classifications = classifications[classifications.subject_id.isin(ids)]
+            marks = marks[marks.subject_id.isin(ids)]
+            consensus = consensus[consensus.subject_id.isin(ids)]
+            links = links[links.mark_id.isin(marks.mark_id)]
+        by_user = classifications.groupby("user")
         stats = pd.DataFrame({
-            "n_classifications": classifications.size(),
-            "n_subjects": classifications.subject_id.nunique(),
-            "n_marks": marks.size(),
-            "empty_share": (self.classifications.n_marks == 0).groupby(self.classifications.user).mean(),
-            "first_classification": classifications.created_at.min(),
-            "last_classification": classifications.created_at.max(),
-            "logged_in": self.classifications.user_id.notna().groupby(self.classifications.user).any(),
+            "n_classifications": by_user.size(),
+            "n_subjects": by_user.subject_id.nunique(),
+            "n_marks": marks.groupby("user").size(),
+            "empty_share": (classifications.n_marks == 0).groupby(classifications.user).mean(),
+            "first_classification": by_user.created_at.min(),
+            "last_classification": by_user.created_at.max(),
+            "logged_in": classifications.user_id.notna().groupby(classifications.user).any(),
         })
+        stats = stats[stats.n_classifications.notna()]
+        stats["n_classifications"] = stats.n_classifications.astype(np.int64)
+        stats["n_subjects"] = stats.n_subjects.astype(np.int64)
         stats["n_marks"] = stats.n_marks.fillna(0).astype(np.int64)
         stats["marks_per_classification"] = stats.n_marks / stats.n_classifications
         agreement_columns = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
-        if self.has_links:
-            agreement = volunteer_agreement(self.marks, self.consensus, self.links, self.classifications)
+        if self.has_links and len(classifications):
+            agreement = volunteer_agreement(marks, consensus, links, classifications)
             stats = stats.join(agreement.set_index("user")[agreement_columns])
         else:
             for column in agreement_columns:
@@ -369,8 +419,10 @@ class Project:
                 return None, f"subject {subject_id} has no FITS file" if found_none else f"subject {subject_id}: {outcome}"
             location = str(path)
         else:
+            # The subject's own file in an image root first (`project.sky.SubjectFiles`), then the export's.
+            local_file = self.subject_files.find(subject_id)
             locations = subject.locations if isinstance(subject.locations, dict) else {}
-            location = locations.get("0")
+            location = str(local_file) if local_file is not None else locations.get("0")
         if not isinstance(location, str) or not location:
             return None, f"subject {subject_id} has no image location"
         return self._open_image(location)
@@ -378,8 +430,81 @@ class Project:
     def _read_image(self, location: str) -> tuple[Image | None, str | None]:
         try:
             return self.images.open(location), None
-        except (ImageRefused, ImageFetchError, FormatError, OSError) as error:
-            return None, str(error)
+        except ImageFetchError as error:
+            # The plain reason: the HTTP library's message (host, pool, errno) helps no one reading the page.
+            problem = kind = error.reason
+        except ImageRefused as error:
+            problem, kind = str(error), "image location not allowed"
+        except FormatError as error:
+            problem, kind = str(error), "not a readable image"
+        except FileNotFoundError as error:
+            problem, kind = str(error), "image file not found"
+        except OSError as error:
+            problem, kind = str(error), "image file not readable"
+        with self._problems_lock:
+            self.image_problems[location] = kind
+        return None, problem
+
+    def image_problem_counts(self) -> dict[str, int]:
+        """Images that could not be shown so far, by reason ("image host not reachable": 3)."""
+        with self._problems_lock:
+            return dict(Counter(self.image_problems.values()).most_common())
+
+
+def thumbnail_dir() -> Path:
+    """Where the table's thumbnails of subjects' own pictures are kept: ``cache_dir()/table-thumbnails``.
+
+    Apart from the gallery's (`project.thumbnails`, marks drawn on): these are the plain pictures.
+    """
+    return cache_dir() / "table-thumbnails"
+
+
+def _thumbnail(path: Path, store: ImageStore) -> Path | None:
+    """The file in `thumbnail_dir` of a small PNG of the image at ``path``, made once; None if unreadable.
+
+    Named after the image's path, size and modification time, so a changed image gets a new one.
+    """
+    from PIL import Image as PillowImage
+
+    try:
+        resolved = store.local_path(str(path))
+        status = resolved.stat()
+    except (ImageRefused, OSError):
+        return None
+    key = f"{resolved}\0{status.st_size}\0{status.st_mtime_ns}\0{THUMBNAIL_SIDE}"
+    name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".png"
+    target = thumbnail_dir() / name
+    if target.is_file():
+        return target
+    try:
+        image = read_image_bytes(resolved.read_bytes(), str(resolved), store.max_pixels)
+    except (ImageRefused, FormatError, OSError):
+        return None
+    picture = PillowImage.fromarray(display_pixels(image.array))
+    picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_suffix(f".{threading.get_ident()}.partial")
+    picture.save(staging, format="PNG")
+    staging.replace(target)
+    return target
+
+
+def display_pixels(pixels: np.ndarray) -> np.ndarray:
+    """A decoded image as 8-bit RGB(A): grey levels repeated, grey+alpha dropped to grey, other
+    depths (FITS, 16-bit) scaled between their 0.5 and 99.8 percentiles."""
+    if pixels.ndim == 2:
+        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
+    elif pixels.shape[2] == 2:
+        pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
+    if pixels.dtype != np.uint8:
+        pixels = (np.nan_to_num(normalised(pixels.astype(np.float32))) * 255).astype(np.uint8)
+    return pixels
+
+
+def normalised(pixels: np.ndarray) -> np.ndarray:
+    """Pixel values scaled to 0-1 between their 0.5 and 99.8 percentiles (NaN ignored)."""
+    low, high = np.nanpercentile(pixels, [0.5, 99.8])
+    return np.clip((pixels - low) / ((high - low) or 1.0), 0.0, 1.0)
 
 
 class _SubjectIndex:

@@ -5,7 +5,8 @@ headers only):
 
 1. the path in the subjects column ``fits_column``, when one is named, relative to the
    first image root;
-2. ``<subject_id>.fits`` (or ``.fit``, ``.fts``, ``.fits.gz``) in the first image root;
+2. ``<subject_id>.fits`` (or ``.fit``, ``.fts``, ``.fits.gz``; or ``<subject_id>_0.fits``) in an
+   image root (`SubjectFiles`, the rule the rendering's lookup follows too);
 3. the first frame location (``locations``) that is a local FITS file.
 
 A subject without a usable WCS falls back to its ``ra``/``dec`` and the project's pixel
@@ -16,8 +17,10 @@ anything outside the image roots.
 
 from __future__ import annotations
 
+import os
+import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +31,58 @@ from data_loaders.celestial import read_wcs
 from data_loaders.images import ImageRefused, ImageStore
 
 FITS_EXTENSIONS = (".fits", ".fit", ".fts", ".fits.gz")
+#: Extensions of the pictures volunteers saw, preferred over FITS for the rendering.
+PICTURE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+#: ``<subject_id>.<ext>`` (frame 0) or ``<subject_id>_<frame>.<ext>``.
+SUBJECT_FILE_NAME = re.compile(r"^(\d+)(?:_(\d+))?(\.png|\.jpe?g|\.fits|\.fit|\.fts|\.fits\.gz)$", re.IGNORECASE)
 
 #: Outcome of a subject whose FITS image was found and has a celestial WCS.
 FOUND = "wcs"
 #: Outcome of a subject without a FITS image.
 NO_FITS = "no FITS image found"
+
+
+class SubjectFiles:
+    """Image files named after their subject in the image roots: ``<subject_id>.<ext>`` or
+    ``<subject_id>_<frame>.<ext>``, the one rule for a team's downloaded subject images.
+
+    Each root is listed once (its files, not its subfolders); a subject's file in an earlier
+    root wins, and in one root ``<id>.png`` wins over ``<id>_0.png``. Found files are later
+    read through `data_loaders.images.ImageStore.local_path`, so the roots' rules still hold.
+
+    Parameters
+    ----------
+    roots : sequence of path
+        The image roots, in order.
+    """
+
+    def __init__(self, roots: Sequence[str | Path]):
+        # (subject_id, frame) -> extension -> path
+        self._files: dict[tuple[int, int], dict[str, Path]] = {}
+        for root in roots:
+            try:
+                names = sorted(entry.name for entry in os.scandir(root) if entry.is_file())
+            except OSError:  # a root that is not a readable folder holds no subject files
+                continue
+            for name in names:
+                found = SUBJECT_FILE_NAME.match(name)
+                if found is not None:
+                    key = (int(found[1]), int(found[2] or 0))
+                    extension = found[3].lower().replace(".jpeg", ".jpg")
+                    self._files.setdefault(key, {}).setdefault(extension, Path(root) / name)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def find(self, subject_id: int, frame: int = 0,
+             extensions: Sequence[str] = PICTURE_EXTENSIONS + FITS_EXTENSIONS) -> Path | None:
+        """The subject's file for ``frame`` with the first of ``extensions`` found, or None."""
+        found = self._files.get((int(subject_id), int(frame)), {})
+        for extension in extensions:
+            path = found.get(extension.lower().replace(".jpeg", ".jpg"))
+            if path is not None:
+                return path
+        return None
 
 
 class SkyLookup:
@@ -50,10 +100,12 @@ class SkyLookup:
     pixel_scale : float or str, optional
         Arcseconds per picture pixel (or the subjects column holding it) for subjects
         without a WCS.
+    files : SubjectFiles, optional
+        The image roots' files named after subjects; listed from the store's roots by default.
     """
 
     def __init__(self, subjects: pd.DataFrame, store: ImageStore, fits_column: str | None = None,
-                 pixel_scale: float | str | None = None):
+                 pixel_scale: float | str | None = None, files: SubjectFiles | None = None):
         if fits_column is not None and fits_column not in subjects.columns:
             raise ValueError(f"FITS path column {fits_column!r} is not in the subjects table; its columns are "
                              f"{list(subjects.columns)}")
@@ -62,6 +114,7 @@ class SkyLookup:
                              f"{list(subjects.columns)}")
         self.subjects = subjects
         self.store = store
+        self.files = files if files is not None else SubjectFiles(store.roots)
         self.fits_column = fits_column
         self.pixel_scale = pixel_scale
         self._row = pd.Series(np.arange(len(subjects)), index=subjects["subject_id"].to_numpy(dtype=np.int64))
@@ -108,13 +161,13 @@ class SkyLookup:
     def _find(self, subject_id: int) -> tuple[Path | None, object, str]:
         row = self._row.get(subject_id)
         subject = None if row is None else self.subjects.iloc[int(row)]
-        first_root = Path(self.store.roots[0]) if self.store.roots else None
         candidates = []
         named = subject.get(self.fits_column) if subject is not None and self.fits_column else None
         if isinstance(named, str) and named:
             candidates.append(named)
-        if first_root is not None:
-            candidates += [str(first_root / f"{subject_id}{extension}") for extension in FITS_EXTENSIONS]
+        named_after = self.files.find(subject_id, 0, FITS_EXTENSIONS)
+        if named_after is not None:
+            candidates.append(str(named_after))
         frames = subject.get("locations") if subject is not None else None
         if isinstance(frames, Mapping):
             candidates += [location for _, location in sorted(frames.items())

@@ -68,6 +68,46 @@ class AgreementPlots(View):
         subjects = self.data_store.subjects
         return hv.Points(subjects[["ra", "dec", "subject_id"]], kdims=["ra", "dec"], vdims=["subject_id"])
 
+    # -- why a plot is empty ------------------------------------------------------------------
+
+    def empty_reason(self, plot: str) -> str | None:
+        """Why plot ``plot`` (``iou_size``, ``offsets``, ``votes``, ``volunteers``, ``sky``) shows nothing, or None.
+
+        Every empty plot says why, in words: an empty frame alone reads as a broken page.
+        """
+        if not len(self.data_store.subjects):
+            return "No subject passes the filters and plot selection."
+        no_consensus = "No consensus loaded: there are no consensus marks to compare the volunteers' marks with."
+        if plot in ("iou_size", "offsets"):
+            if not self.data_store.project.has_links or not len(self.data_store.project.consensus):
+                return no_consensus
+            marks = self.data_store.filtered_marks()
+            if not len(marks):
+                return "No marks in this selection."
+            matched = marks[marks.consensus_id >= 0]
+            if not len(matched):
+                return "No mark in this selection supports a consensus mark."
+            if plot == "iou_size" and not (matched["size"].notna() & matched.iou.notna()).any():
+                return "These marks are points: they have no size or IoU (the offsets plot shows how far they lie)."
+        elif plot == "votes":
+            if not len(self.data_store.project.consensus):
+                return no_consensus
+            if not len(self.data_store.filtered_consensus().n_votes.dropna()):
+                return "No consensus marks with a vote count in this selection (or above the minimum votes)."
+        elif plot == "sky" and not self.has_sky():
+            return "No RA/Dec in the subject metadata: the sky map needs ra and dec columns."
+        return None
+
+    def _reason_pane(self, plot: str):
+        """A line saying why ``plot`` is empty, following the filters (nothing when it is not)."""
+        store = self.data_store.param
+
+        def reason(subjects, tool, min_votes):
+            text = self.empty_reason(plot)
+            return pn.pane.Alert(text, alert_type="secondary", width=self.plot_size) if text else None
+
+        return pn.panel(pn.bind(reason, store.subjects, store.tool, store.min_votes))
+
     # -- selections: the subjects behind a box-selected region --------------------------------
 
     def select_iou_size(self, bounds) -> None:
@@ -142,16 +182,22 @@ class AgreementPlots(View):
 
     def __panel__(self):
         panes = [
-            self._density(self.iou_size_points, self.select_iou_size, "IoU with the consensus box against box size",
-                          "box size (px, square root of the area)", "IoU"),
-            self._density(self.offset_points, self.select_offsets, "Mark centre offset from its consensus box",
-                          "dx (px)", "dy (px, down)"),
-            self._histogram(self.votes_histogram, self.select_votes, "Votes per consensus box"),
-            self._histogram(self.volunteers_histogram, self.select_volunteers, "Volunteers per subject"),
+            pn.Column(self._reason_pane("iou_size"), self._density(
+                self.iou_size_points, self.select_iou_size, "IoU with the consensus box against box size",
+                "box size (px, square root of the area)", "IoU")),
+            pn.Column(self._reason_pane("offsets"), self._density(
+                self.offset_points, self.select_offsets, "Mark centre offset from its consensus box",
+                "dx (px)", "dy (px, down)")),
+            pn.Column(self._reason_pane("votes"), self._histogram(
+                self.votes_histogram, self.select_votes, "Votes per consensus box")),
+            pn.Column(self._reason_pane("volunteers"), self._histogram(
+                self.volunteers_histogram, self.select_volunteers, "Volunteers per subject")),
         ]
         if self.has_sky():
-            panes.append(self._density(self.sky_points, self.select_sky, "Subjects on the sky", "RA (deg)",
-                                       "Dec (deg)"))
+            panes.append(pn.Column(self._reason_pane("sky"), self._density(
+                self.sky_points, self.select_sky, "Subjects on the sky", "RA (deg)", "Dec (deg)")))
+        else:
+            panes.append(self._reason_pane("sky"))
         controls = pn.Param(self, parameters=["cmap"], show_name=False, default_layout=pn.Row)
         clear = pn.widgets.Button(label="Clear selection", width=150, align="end")
         clear.on_click(lambda event: self.data_store.clear_selection())

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.palettes import Category10_10
+from bokeh.palettes import Category10_10, Cividis256, Greys256, Inferno256, Magma256, Viridis256
+
+from project.core import display_pixels, normalised
 
 from .base import CHOSEN_STANDS_OUT, View
 
@@ -42,6 +44,17 @@ MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "
 CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "status", "colour",
                                                          "area")]
 BAND_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "colour")]
+POINT_DIMENSIONS = [hv.Dimension(name) for name in ("x", "y")]
+
+#: Mark kinds drawn as markers at their position (they have no extent).
+POINT_KINDS = ("point",)
+#: Mark kinds drawn as their own outline (`shape_outlines`): circles and ellipses as the ellipse
+#: filling their bounding box, rotated rectangles turned by their angle about their centre. Other
+#: kinds (rectangles, points as boxes, and polygons and lines, whose vertices the marks table
+#: does not keep) are drawn as their bounding box.
+OUTLINED_KINDS = ("circle", "ellipse", "rotateRectangle")
+#: Vertices of a drawn circle or ellipse.
+ELLIPSE_VERTICES = 48
 
 #: What hovering a box tells, per layer: a few lines each, as boxes overlap in crowds.
 #: Bokeh inserts the ``@{...}`` values as text, so a volunteer name is never HTML.
@@ -49,6 +62,11 @@ HOVER_TOOLTIPS = {
     "Volunteer": [("volunteer", "@{volunteer}"), ("IoU", "@{iou}{0.00}"), ("time", "@{time}")],
     "Unmatched": [("volunteer", "@{volunteer}"), ("matched", "no consensus box"), ("time", "@{time}")],
     "Consensus": [("consensus box", "@{consensus_box}"), ("votes", "@{votes}"), ("seen by", "@{seen_by}")],
+}
+#: What hovering a marker or an outline tells (no one-per-layer hook: markers are small and rarely overlap).
+POINT_TOOLTIPS = {
+    "Volunteer": HOVER_TOOLTIPS["Volunteer"], "Unmatched": HOVER_TOOLTIPS["Unmatched"],
+    "Consensus": HOVER_TOOLTIPS["Consensus"],
 }
 #: Where each layer's tooltip points (a side of its box, on screen) and sits, so that
 #: the layers hit at once do not cover each other: consensus above, volunteers below.
@@ -70,22 +88,6 @@ def _one_tooltip_per_layer(plot, element) -> None:
         hover.anchor, hover.attachment = HOVER_PLACES[element.group]
 
 
-def _rgb(pixels: np.ndarray) -> np.ndarray:
-    """A decoded image as 8-bit RGB(A): grey levels repeated, grey+alpha dropped to grey."""
-    if pixels.ndim == 2:
-        pixels = np.repeat(pixels[:, :, None], 3, axis=2)
-    elif pixels.shape[2] == 2:
-        pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
-    if pixels.dtype != np.uint8:
-        pixels = (_normalised(pixels.astype(np.float32)) * 255).astype(np.uint8)
-    return pixels
-
-
-def _normalised(pixels: np.ndarray) -> np.ndarray:
-    low, high = np.nanpercentile(pixels, [0.5, 99.8])
-    return np.clip((pixels - low) / ((high - low) or 1.0), 0.0, 1.0)
-
-
 #: FITS display stretches: normalised pixel values (0-1) -> display values (0-1).
 STRETCHES = {
     "asinh": lambda v: np.arcsinh(10 * v) / np.arcsinh(10),
@@ -93,6 +95,13 @@ STRETCHES = {
     "sqrt": np.sqrt,
     "log": lambda v: np.log10(1 + 1000 * v) / 3,
 }
+
+#: FITS colour maps: 256 colours from dark to light, as 8-bit RGB rows.
+COLOUR_MAPS = {name: np.array([[int(colour[i:i + 2], 16) for i in (1, 3, 5)] for colour in palette], dtype=np.uint8)
+               for name, palette in {"gray": Greys256, "viridis": Viridis256, "inferno": Inferno256,
+                                     "magma": Magma256, "cividis": Cividis256}.items()}
+#: The canvas under the marks when a subject's image cannot be shown: neutral light grey.
+PLACEHOLDER_GREY = 224
 
 
 class CutoutViewer(View):
@@ -108,7 +117,7 @@ class CutoutViewer(View):
     image_kind = param.Selector(default="rendering", objects=["rendering", "fits"],
                                 doc="Show the volunteers' rendering (PNG/JPEG) or the FITS image.")
     stretch = param.Selector(default="asinh", objects=list(STRETCHES), doc="Stretch of the FITS image.")
-    cmap = param.Selector(default="gray", objects=["gray", "viridis", "inferno", "magma", "cividis"],
+    cmap = param.Selector(default="gray", objects=list(COLOUR_MAPS),
                           doc="Colour map of the FITS image.")
     show_volunteers = param.Boolean(default=True, doc="Draw volunteer boxes that support a consensus box.")
     show_unmatched = param.Boolean(default=True, doc="Draw volunteer boxes that matched no consensus box.")
@@ -141,8 +150,9 @@ class CutoutViewer(View):
         if subject is not None and subject.width > 0 and subject.height > 0:
             return float(subject.width), float(subject.height)
         marks = self.data_store.marks_of()
-        far = (marks.x + marks.width).max() if len(marks) else np.nan
-        low = (marks.y + marks.height).max() if len(marks) else np.nan
+        # Points have no extent (NaN width and height): their position is their far edge.
+        far = (marks.x + marks.width.fillna(0)).max() if len(marks) else np.nan
+        low = (marks.y + marks.height.fillna(0)).max() if len(marks) else np.nan
         return (float(far) if far > 0 else 100.0), (float(low) if low > 0 else 100.0)
 
     def view_limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -156,8 +166,8 @@ class CutoutViewer(View):
             marks, boxes = self.data_store.marks_of(), self.data_store.consensus_of()
             x0 = pd.concat([marks.x, boxes.x])
             y0 = pd.concat([marks.y, boxes.y])
-            x1 = pd.concat([marks.x + marks.width, boxes.x + boxes.width])
-            y1 = pd.concat([marks.y + marks.height, boxes.y + boxes.height])
+            x1 = pd.concat([marks.x + marks.width.fillna(0), boxes.x + boxes.width.fillna(0)])
+            y1 = pd.concat([marks.y + marks.height.fillna(0), boxes.y + boxes.height.fillna(0)])
             if len(x0):
                 margin = 0.15 * max(x1.max() - x0.min(), y1.max() - y0.min(), 10.0)
                 left, top = x0.min() - margin, y0.min() - margin
@@ -166,21 +176,25 @@ class CutoutViewer(View):
         centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
         return (centre_x - side / 2, centre_x + side / 2), (centre_y - side / 2, centre_y + side / 2)
 
-    def image(self) -> hv.Element:
-        """The image as an `hv.RGB` (rendering) or `hv.Image` (FITS, stretched), y down.
+    def image(self) -> hv.RGB:
+        """The image as an `hv.RGB`, y down: the rendering, or the FITS image stretched and colour-mapped.
 
-        HoloViews puts an array's first row at the top of its bounds; with the y axis
+        Always RGB, the FITS image too (coloured here): the plot's map must return one element
+        type whichever kind is shown. Without an image, a neutral grey canvas of the subject's
+        size. HoloViews puts an array's first row at the top of its bounds; with the y axis
         inverted that top is y = height, so rows are flipped to keep row 0 at y = 0.
         """
         if self.image_kind == "fits":
             fits, _ = self._image("fits")
             if fits is not None:
-                pixels = STRETCHES[self.stretch](_normalised(fits.array.astype(np.float32)))
-                return hv.Image(pixels[::-1], bounds=(0, 0, fits.width, fits.height),
-                                kdims=["x", "y"]).opts(cmap=self.cmap)
+                values = STRETCHES[self.stretch](normalised(fits.array.astype(np.float32)))
+                levels = np.nan_to_num(values * 255).astype(np.uint8)
+                pixels = COLOUR_MAPS[self.cmap][levels]
+                return hv.RGB(pixels[::-1], bounds=(0, 0, fits.width, fits.height), kdims=["x", "y"])
         width, height = self.extent()
         rendering, _ = self._image()
-        pixels = _rgb(rendering.array) if rendering is not None else np.zeros((2, 2, 3), dtype=np.uint8)
+        pixels = (display_pixels(rendering.array) if rendering is not None
+                  else np.full((2, 2, 3), PLACEHOLDER_GREY, dtype=np.uint8))
         return hv.RGB(pixels[::-1], bounds=(0, 0, width, height), kdims=["x", "y"])
 
     def _consensus_colours(self) -> pd.Series:
@@ -203,30 +217,89 @@ class CutoutViewer(View):
         }
         return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=MARK_DIMENSIONS, group=group)
 
-    def volunteer_boxes(self) -> hv.Rectangles:
-        """Volunteer boxes that support a consensus box (all boxes when there are no links)."""
+    def _marks_drawn_as(self, drawn_as: str, matched: bool) -> tuple[pd.DataFrame, np.ndarray]:
+        """The current subject's marks drawn as ``"box"``, ``"point"`` or ``"outline"``, with their colours.
+
+        ``matched``: the marks supporting a consensus mark (all marks, in the unlinked grey,
+        when there are no links), in its colour; else the marks that matched none (none
+        when there are no links), in the unmatched colour.
+        """
         marks = self.data_store.marks_of()
-        if self.data_store.project.has_links:
-            marks = marks[marks.consensus_id >= 0]
-            colours = marks.consensus_id.map(self._consensus_colours()).fillna(UNLINKED_COLOUR).to_numpy()
-        else:
-            colours = np.full(len(marks), UNLINKED_COLOUR, dtype=object)
-        return self._rectangles(marks, colours, "Volunteer")
+        kinds = marks.kind.fillna("").to_numpy(dtype=object)
+        point, outline = np.isin(kinds, POINT_KINDS), np.isin(kinds, OUTLINED_KINDS)
+        marks = marks[{"point": point, "outline": outline, "box": ~(point | outline)}[drawn_as]]
+        if not self.data_store.project.has_links:
+            marks = marks if matched else marks.iloc[0:0]
+            return marks, np.full(len(marks), UNLINKED_COLOUR if matched else UNMATCHED_COLOUR, dtype=object)
+        if not matched:
+            marks = marks[marks.consensus_id < 0]
+            return marks, np.full(len(marks), UNMATCHED_COLOUR, dtype=object)
+        marks = marks[marks.consensus_id >= 0]
+        return marks, marks.consensus_id.map(self._consensus_colours()).fillna(UNLINKED_COLOUR).to_numpy()
+
+    def volunteer_boxes(self) -> hv.Rectangles:
+        """Volunteer boxes that support a consensus box (all boxes when there are no links).
+
+        Marks drawn otherwise (`volunteer_points`, `volunteer_outlines`) are left out.
+        """
+        return self._rectangles(*self._marks_drawn_as("box", matched=True), "Volunteer")
 
     def unmatched_boxes(self) -> hv.Rectangles:
         """Volunteer boxes that matched no consensus box (none when there are no links)."""
-        marks = self.data_store.marks_of()
-        marks = marks[marks.consensus_id < 0] if self.data_store.project.has_links else marks.iloc[0:0]
-        return self._rectangles(marks, np.full(len(marks), UNMATCHED_COLOUR, dtype=object), "Unmatched")
+        return self._rectangles(*self._marks_drawn_as("box", matched=False), "Unmatched")
+
+    def _points(self, marks: pd.DataFrame, colours, group: str) -> hv.Points:
+        data = {
+            "x": marks.x.to_numpy(), "y": marks.y.to_numpy(),
+            "volunteer": marks.user.to_numpy(dtype=object), "iou": marks.iou.round(3).to_numpy(),
+            "time": marks.created_at.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object),
+            "consensus_box": marks.consensus_id.to_numpy(), "colour": np.asarray(colours, dtype=object),
+            "area": np.zeros(len(marks)),
+        }
+        return hv.Points(data, kdims=POINT_DIMENSIONS, vdims=MARK_DIMENSIONS, group=group)
+
+    def volunteer_points(self) -> hv.Points:
+        """Volunteer points that support a consensus mark, as filled markers in its colour (all, grey, without links)."""
+        return self._points(*self._marks_drawn_as("point", matched=True), "Volunteer")
+
+    def unmatched_points(self) -> hv.Points:
+        """Volunteer points that matched no consensus mark, as hollow markers."""
+        return self._points(*self._marks_drawn_as("point", matched=False), "Unmatched")
+
+    def consensus_points(self) -> hv.Points:
+        """The subject's consensus marks that are points (no extent), as large ringed crosses; rejected ones left out."""
+        boxes = self.data_store.reviewed_consensus_of()
+        colours = self._consensus_colours().to_numpy()
+        kept = ((boxes.status != "rejected") & _is_point(boxes)).to_numpy(dtype=bool)
+        boxes = boxes[kept]
+        data = {"x": boxes.x.to_numpy(), "y": boxes.y.to_numpy(), "consensus_box": boxes.consensus_id.to_numpy(),
+                "votes": boxes.n_votes.astype("float64").to_numpy(),
+                "seen_by": boxes.n_seen.astype("float64").to_numpy(), "status": boxes.status.to_numpy(dtype=object),
+                "colour": np.asarray(colours[kept], dtype=object), "area": np.zeros(len(boxes))}
+        return hv.Points(data, kdims=POINT_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group="Consensus")
+
+    def _outlines(self, marks: pd.DataFrame, colours, group: str) -> hv.Polygons:
+        data = [{"x": x, "y": y, "volunteer": volunteer, "consensus_box": box, "colour": colour}
+                for x, y, volunteer, box, colour in zip(*shape_outlines(marks), marks.user.to_numpy(dtype=object),
+                                                       marks.consensus_id.to_numpy(), colours)]
+        return hv.Polygons(data, kdims=POINT_DIMENSIONS, vdims=["volunteer", "consensus_box", "colour"], group=group)
+
+    def volunteer_outlines(self) -> hv.Polygons:
+        """Circles, ellipses and rotated rectangles that support a consensus mark, drawn as what they are."""
+        return self._outlines(*self._marks_drawn_as("outline", matched=True), "Volunteer")
+
+    def unmatched_outlines(self) -> hv.Polygons:
+        """Circles, ellipses and rotated rectangles that matched no consensus mark (dashed)."""
+        return self._outlines(*self._marks_drawn_as("outline", matched=False), "Unmatched")
 
     def consensus_boxes(self) -> hv.Rectangles:
-        """The subject's consensus boxes as reviewed, each in its own colour, rejected ones left out.
+        """The subject's consensus boxes as reviewed, each in its own colour, rejected ones and points left out.
 
         Redrawn boxes are at their new place; boxes reviewers added are included.
         """
         boxes = self.data_store.reviewed_consensus_of()
         colours = self._consensus_colours().to_numpy()
-        kept = (boxes.status != "rejected").to_numpy(dtype=bool)
+        kept = ((boxes.status != "rejected") & ~_is_point(boxes)).to_numpy(dtype=bool)
         return self._consensus_rectangles(boxes[kept], colours[kept], "Consensus")
 
     def rejected_boxes(self) -> hv.Rectangles:
@@ -327,7 +400,7 @@ class CutoutViewer(View):
 
     def box_layers(self) -> hv.Overlay:
         """The boxes of the layers switched on, styled."""
-        layers = []
+        layers, markers = [], []
         if self.show_volunteers:
             layers.append(self.volunteer_boxes())
         if self.show_unmatched:
@@ -339,6 +412,12 @@ class CutoutViewer(View):
         # Always there, empty or not: a layer appearing in a later frame would be drawn
         # by another layer's glyphs (and tooltips).
         layers.append(self.drawn_box())
+        if self.show_volunteers:
+            markers.extend([self.volunteer_outlines(), self.volunteer_points()])
+        if self.show_unmatched:
+            markers.extend([self.unmatched_outlines(), self.unmatched_points()])
+        if self.show_consensus:
+            markers.append(self.consensus_points())
         rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True,
                           # A box-select drag draws a box; it must not fade the boxes outside it.
                           nonselection_alpha=1.0)
@@ -356,7 +435,23 @@ class CutoutViewer(View):
         options["Rectangles.Rejected"] = dict(options.get("Rectangles.Rejected", {}), line_dash="dashed")
         options["Rectangles.Picked"] = dict(options.get("Rectangles.Picked", {}), line_alpha=0.6, tools=[])
         options["Rectangles.Drawn"] = dict(options.get("Rectangles.Drawn", {}), line_dash="dashed", tools=[])
-        return hv.Overlay(layers).opts({**options, "Overlay": dict(framewise=True)})
+        for marker in markers:
+            kind, group = type(marker).__name__, marker.group
+            colour = _colour_spec(marker)
+            style = dict(tools=["hover"], hover_tooltips=POINT_TOOLTIPS[group], framewise=True,
+                         nonselection_alpha=1.0)
+            if kind == "Polygons":
+                style |= dict(fill_alpha=0, line_width=2 if group == "Volunteer" else 1.5, line_color=colour,
+                              line_dash="solid" if group == "Volunteer" else "dashed")
+            elif group == "Consensus":
+                style |= dict(marker="circle_cross", size=18, fill_alpha=0, line_width=3, color=colour)
+            elif group == "Volunteer":
+                # Filled in the consensus mark's colour, ringed in black to stand out on any picture.
+                style |= dict(marker="circle", size=8, fill_color=colour, line_color="black", line_width=1)
+            else:
+                style |= dict(marker="circle", size=8, fill_alpha=0, line_color=colour, line_width=2)
+            options[f"{kind}.{group}"] = style
+        return hv.Overlay(layers + markers).opts({**options, "Overlay": dict(framewise=True)})
 
     def overlay(self) -> hv.Overlay:
         """The image with the layers switched on (`image_layer` under `box_layers`)."""
@@ -381,9 +476,9 @@ class CutoutViewer(View):
             return pn.pane.Markdown("No subject passes the filters.")
         stats = self.data_store.project.stats_of(subject_id)
         caption = pn.pane.Markdown(
-            f"### Subject {subject_id}\n{len(self.data_store.marks_of())} boxes from "
+            f"### Subject {subject_id}\n{_marks_in_words(self.data_store.marks_of())} from "
             f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
-            f"{len(self.data_store.consensus_of())} consensus boxes.")
+            f"{_counted(len(self.data_store.consensus_of()), 'consensus mark')}.")
         image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
         if image is None:
             # The reason quotes a location from the data: escaped, in an HTML pane.
@@ -407,7 +502,57 @@ class CutoutViewer(View):
                          width=self.frame_size + 40)
 
 
-def _colour_spec(rectangles: hv.Rectangles) -> str:
+#: How the caption names each kind of mark, singular and plural.
+KIND_WORDS = {"point": ("point", "points"), "rectangle": ("box", "boxes"), "point-as-box": ("box", "boxes"),
+              "rotateRectangle": ("rotated box", "rotated boxes"), "circle": ("circle", "circles"),
+              "ellipse": ("ellipse", "ellipses"), "polygon": ("polygon", "polygons"), "line": ("line", "lines"),
+              "freehandLine": ("freehand line", "freehand lines")}
+
+
+def _counted(count: int, thing: str) -> str:
+    """"1 consensus mark", "3 consensus marks"."""
+    return f"{count} {thing}{'' if count == 1 else 's'}"
+
+
+def _marks_in_words(marks: pd.DataFrame) -> str:
+    """"216 points", "35 marks: 20 boxes, 10 points, 5 circles": what a subject's volunteers drew."""
+    counts = marks.kind.fillna("mark").value_counts()
+    parts = [f"{count} {KIND_WORDS.get(kind, (kind, kind + 's'))[count != 1]}" for kind, count in counts.items()]
+    if len(parts) == 1:
+        return parts[0]
+    return f"{len(marks)} marks" + (f": {', '.join(parts)}" if parts else "")
+
+
+def _is_point(marks: pd.DataFrame) -> pd.Series:
+    """Rows with no extent (width and height missing or zero): points, drawn as markers."""
+    return marks.width.fillna(0).eq(0) & marks.height.fillna(0).eq(0)
+
+
+def shape_outlines(marks: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The outline of each mark as x and y vertex arrays, in image pixels.
+
+    A circle or an ellipse is the ellipse filling its bounding box; a rotated rectangle is
+    its box turned by ``angle`` degrees about its centre (clockwise on screen, y down);
+    anything else is its bounding box.
+    """
+    half_w, half_h = (marks.width / 2).to_numpy(), (marks.height / 2).to_numpy()
+    centre_x, centre_y = marks.x.to_numpy() + half_w, marks.y.to_numpy() + half_h
+    kinds = marks.kind.fillna("").to_numpy(dtype=object)
+    round_shape = np.isin(kinds, ("circle", "ellipse"))
+    # One unit outline per shape, scaled by its half sizes: round ones a polygon of many vertices,
+    # the others the four corners (repeated to the same vertex count, so all is one array).
+    steps = np.linspace(0, 2 * np.pi, ELLIPSE_VERTICES, endpoint=False)
+    circle = np.stack([np.cos(steps), np.sin(steps)])
+    corner = np.array([[-1, 1, 1, -1], [-1, -1, 1, 1]], dtype=float)[:, np.arange(ELLIPSE_VERTICES) * 4 // ELLIPSE_VERTICES]
+    unit = np.where(round_shape[:, None, None], circle[None], corner[None])
+    dx, dy = unit[:, 0] * half_w[:, None], unit[:, 1] * half_h[:, None]
+    angle = np.radians(np.where(kinds == "rotateRectangle", np.nan_to_num(marks.angle.to_numpy()), 0.0))[:, None]
+    xs = centre_x[:, None] + dx * np.cos(angle) - dy * np.sin(angle)
+    ys = centre_y[:, None] + dx * np.sin(angle) + dy * np.cos(angle)
+    return list(xs), list(ys)
+
+
+def _colour_spec(rectangles: hv.Element) -> str:
     """Outline each rectangle in the colour of its ``colour`` column.
 
     An empty element gets a fixed colour instead: with no values HoloViews would try

@@ -19,6 +19,10 @@ COLUMNS = {
     "disagreement": "Disagreement",
 }
 
+#: A thumbnail's frame: a neutral grey square, what shows when there is no picture.
+PLACEHOLDER_OPEN = ('<span style="display:inline-block;width:40px;height:40px;background:#e3e3e3;'
+                    'vertical-align:middle">')
+HIDE_IF_BROKEN = """onerror="this.style.visibility='hidden'"></span>"""
 #: Column widths in pixels (titles and sort arrows fit): the table fits beside the cutout in a 1500 px
 #: window. Volunteers who drew nothing are in the cutout's caption, not a column, to make that room.
 WIDTHS = {"thumbnail": 52, "subject_id": 96, "n_volunteers": 104, "n_marks": 74,
@@ -69,7 +73,10 @@ class SubjectBrowser(View):
         # The URL comes from a location in the subject export (untrusted), but it was
         # percent-quoted when resolved: no quote, <, > or & can reach the HTML.
         urls = subjects.thumbnail.astype(str)
-        thumbnails = ('<img src="' + urls + '" width="40" height="40" alt="">').where(urls != "", "")
+        # On a neutral grey square: a picture that cannot be fetched (host not reachable) hides itself
+        # rather than show the browser's broken-image icon.
+        pictures = PLACEHOLDER_OPEN + '<img src="' + urls + '" width="40" height="40" alt="" ' + HIDE_IF_BROKEN
+        thumbnails = pictures.where(urls != "", PLACEHOLDER_OPEN + "</span>")
         return subjects[columns].assign(thumbnail=thumbnails)[["thumbnail", *columns]]
 
     def _refresh(self, event=None):

@@ -40,7 +40,10 @@ MARK_COLUMNS = {
 
 
 class VolunteerTable(View):
-    """Per-volunteer statistics; picking a volunteer lists their marks, picking a mark shows its subject."""
+    """Per-volunteer statistics; picking a volunteer lists their marks, picking a mark shows its subject.
+
+    Both tables count the subjects passing the session's filters and plot selection only.
+    """
 
     short_name = "volunteers"
     tab = "Volunteers"
@@ -53,7 +56,7 @@ class VolunteerTable(View):
         super().__init__(**params)
         ratio = NumberFormatter(format="0.00")
         self._volunteers = pn.widgets.Tabulator(
-            self.data_store.project.volunteer_stats[list(COLUMNS)], pagination="remote",
+            self.volunteer_stats(), pagination="remote",
             page_size=self.page_size, selectable=1, disabled=True, show_index=False, titles=COLUMNS,
             # Every column in view, long titles wrapping onto a second line.
             layout="fit_columns", widths={"user": 230, "n_classifications": 118, "marks_per_classification": 118},
@@ -70,15 +73,31 @@ class VolunteerTable(View):
         )
         self._volunteers.param.watch(self._pick_volunteer, "selection")
         self._marks.param.watch(self._pick_mark, "selection")
-        self.data_store.param.watch(self._refresh_marks, ["volunteer", "tool"])
+        self.data_store.param.watch(self._refresh_marks, ["volunteer", "tool", "subjects"])
+        self.data_store.param.watch(self._refresh_volunteers, "subjects")
+
+    def _filtered_subject_ids(self):
+        """The subject ids passing the filters and selection, or None when that is every subject."""
+        subjects = self.data_store.subjects
+        return None if len(subjects) == len(self.data_store.project.subject_stats) else subjects.subject_id.to_numpy()
+
+    def volunteer_stats(self) -> pd.DataFrame:
+        """Per-volunteer statistics over the subjects passing the filters and the plot selection."""
+        subject_ids = self._filtered_subject_ids()
+        project = self.data_store.project
+        stats = project.volunteer_stats if subject_ids is None else project.volunteer_stats_of(subject_ids)
+        return stats[list(COLUMNS)]
 
     def volunteer_marks(self) -> pd.DataFrame:
-        """The marks of the session's current volunteer, newest first."""
+        """The marks of the session's current volunteer on the filtered subjects, newest first."""
         volunteer = self.data_store.volunteer
         marks = self.data_store.project.marks
         if volunteer is None:
             return marks.iloc[0:0][list(MARK_COLUMNS)]
         mine = marks[marks.user == volunteer]
+        subject_ids = self._filtered_subject_ids()
+        if subject_ids is not None:
+            mine = mine[mine.subject_id.isin(subject_ids)]
         if self.data_store.tool != ANY:
             mine = mine[mine.tool_label == self.data_store.tool]
         return mine.sort_values(["created_at", "mark_id"], ascending=[False, True])[list(MARK_COLUMNS)]
@@ -139,6 +158,20 @@ class VolunteerTable(View):
     def _refresh_marks(self, event=None):
         self._marks.value = self.volunteer_marks()
 
+    def _refresh_volunteers(self, event=None):
+        self._volunteers.value = self.volunteer_stats()
+
+    @param.depends("data_store.subjects")
+    def _scope(self) -> pn.pane.Markdown:
+        """What the table counts, and why it is empty when it is."""
+        subjects, total = len(self.data_store.subjects), len(self.data_store.project.subject_stats)
+        if subjects == 0:
+            return pn.pane.Markdown("**No subject passes the filters and plot selection: no volunteers to show.**")
+        if subjects == total:
+            return pn.pane.Markdown(f"Counting all {total:,} subjects.")
+        return pn.pane.Markdown(f"Counting the {subjects:,} of {total:,} subjects passing the filters "
+                                "and plot selection.")
+
     @param.depends("data_store.volunteer")
     def _heading(self):
         volunteer = self.data_store.volunteer
@@ -154,7 +187,7 @@ class VolunteerTable(View):
         period = pn.widgets.RadioButtonGroup.from_param(self.param.period, width=140, **CHOSEN_STANDS_OUT)
         activity = pn.pane.HoloViews(hv.DynamicMap(self.activity_plot), sizing_mode="stretch_width",
                                      height=230, linked_axes=False)
-        return pn.Column(self._volunteers, pn.Row(pn.pane.Markdown("**Activity over time**"), period), activity,
+        return pn.Column(self._scope, self._volunteers, pn.Row(pn.pane.Markdown("**Activity over time**"), period), activity,
                          self._heading, self._marks, sizing_mode="stretch_width")
 
 

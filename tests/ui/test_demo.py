@@ -402,3 +402,37 @@ def test_brushing_the_rasterized_sky_map_keeps_the_subjects_inside_the_box_of_th
     page.get_by_role("button", name="Clear selection", exact=True).click()
     page.get_by_text("60 of 60 subjects").wait_for(timeout=30_000)
     assert dialogs == []
+
+
+def test_the_fits_toggle_shows_the_stretched_fits_image_under_the_boxes(open_page, demo_project, artefacts):
+    dialogs: list[str] = []
+    page = open_page(dialogs)
+    subject_id = int(page.locator(f"{SUBJECT_ROWS} [tabulator-field=subject_id]").first.inner_text())
+    page.locator(SUBJECT_ROWS).first.click()
+    page.get_by_text(f"Subject {subject_id}", exact=True).wait_for(timeout=15_000)
+    fits, problem = demo_project.image(subject_id, "fits")
+    assert problem is None
+    boxes = len(demo_project.marks_of(subject_id))
+    _wait_for_rows(page, "volunteer", boxes)
+
+    def image_shape():
+        return page.evaluate("""() => {
+          for (const table of window.zoolensSourcesWith('image')) {
+            const image = table.image[0];
+            return image ? [image.length, image[0].length ?? null] : null;
+          }
+          return null;
+        }""")
+
+    rendering_shape = image_shape()
+    page.get_by_role("button", name="fits", exact=True).click()
+    # The FITS image replaces the rendering in the same plot, and the boxes stay.
+    page.wait_for_function(f"() => window.zoolensSourcesWith('image').some(t => t.image[0] && "
+                           f"(t.image[0].length === {fits.width * fits.height} || t.image[0].length === {fits.height}))",
+                           timeout=30_000)
+    _wait_for_rows(page, "volunteer", boxes)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(artefacts / "demo-cutout-fits.png"))
+    assert rendering_shape is not None and image_shape() is not None
+    assert page.get_by_text("No image shown").count() == 0
+    assert dialogs == []

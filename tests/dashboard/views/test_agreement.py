@@ -77,3 +77,16 @@ def test_the_view_shows_and_clears_the_selection(plots):
     clear = next(widget for widget in layout.select(pn.widgets.Button) if widget.name == "Clear selection")
     clear.clicks += 1
     assert store.selection is None and len(store.subjects) == 3
+
+
+def test_every_empty_plot_says_why(tiny_tables):
+    from project import Project
+
+    bare = Project(tiny_tables["classifications"], tiny_tables["marks"])  # no consensus, no RA/Dec
+    plots = AgreementPlots(data_store=DataStore(project=bare))
+    for plot in ("iou_size", "offsets", "votes"):
+        assert plots.empty_reason(plot).startswith("No consensus loaded")
+    assert plots.empty_reason("volunteers") is None
+    assert "RA/Dec" in plots.empty_reason("sky")
+    plots.data_store.selection = np.array([404])
+    assert plots.empty_reason("volunteers") == "No subject passes the filters and plot selection."

@@ -9,7 +9,7 @@ import pytest
 from dashboard.data_store import DataStore
 from project import Project
 from dashboard.views import CutoutViewer, get_view
-from dashboard.views.cutout import PALETTE, UNLINKED_COLOUR
+from dashboard.views.cutout import COLOUR_MAPS, PALETTE, UNLINKED_COLOUR
 
 
 @pytest.fixture
@@ -39,12 +39,13 @@ def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
 
 
 def test_layers_follow_the_toggles_and_filters(viewer):
-    # image, volunteer, unmatched, picked, consensus, rejected, band, and a box the reviewer drew (none)
-    assert len(viewer.overlay()) == 8
+    # image, volunteer, unmatched, picked, consensus, rejected, band, a box the reviewer drew (none),
+    # and the outlines and markers of volunteers (2), unmatched (2) and consensus points (1)
+    assert len(viewer.overlay()) == 13
     viewer.show_unmatched = False
     viewer.show_consensus = False
     viewer.show_band = False
-    assert len(viewer.overlay()) == 3
+    assert len(viewer.overlay()) == 5
     viewer.data_store.min_votes = 2
     assert viewer.consensus_boxes().dframe().consensus_box.tolist() == [10]
     viewer.data_store.subject = 2
@@ -61,17 +62,33 @@ def test_the_rendering_is_shown_y_down_without_flipping(viewer):
         assert image.data[row, column, 0] == red, (x, y)
 
 
-def test_the_fits_image_is_stretched_and_oriented_like_the_rendering(viewer):
+def test_the_fits_image_is_stretched_colour_mapped_and_oriented_like_the_rendering(viewer):
     viewer.image_kind = "fits"
     viewer.cmap = "viridis"
     image = viewer.image()
-    assert isinstance(image, hv.Image)
-    assert image.opts.get().kwargs["cmap"] == "viridis"
-    values = image.dimension_values(2)
-    assert values.min() >= 0 and values.max() <= 1
-    assert image[20, 20] == pytest.approx(1.0) and image[20, 80] == pytest.approx(0.0)
+    # RGB like the rendering: the plot's map may return one element type only.
+    assert isinstance(image, hv.RGB)
+    viridis = COLOUR_MAPS["viridis"]
+    for x, y, level in ((20, 20, 255), (20, 80, 0)):
+        row, column = image.sheet2matrixidx(x, y)
+        assert image.data[row, column, :3].tolist() == viridis[level].tolist(), (x, y)
+    viewer.stretch = "linear"
+    viewer.cmap = "gray"
+    image = viewer.image()
+    row, column = image.sheet2matrixidx(20, 20)
+    assert image.data[row, column, :3].tolist() == [255, 255, 255]
     viewer.data_store.subject = 2  # no FITS file: the rendering, which is refused too
     assert isinstance(viewer.image(), hv.RGB)
+
+
+def test_toggling_the_fits_view_renders_in_one_map(viewer):
+    # The bug: an Image for FITS and an RGB for the rendering in one DynamicMap blanked the plot.
+    renderer = hv.renderer("bokeh")
+    plot = renderer.get_plot(viewer.dynamic_overlay())
+    viewer.image_kind = "fits"
+    plot.update((0,))
+    viewer.image_kind = "rendering"
+    plot.update((0,))
 
 
 def test_without_links_every_mark_is_drawn_unlinked(tiny_tables):

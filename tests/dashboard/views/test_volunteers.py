@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import panel as pn
 
 from dashboard.data_store import DataStore
@@ -64,3 +65,21 @@ def test_activity_plot_puts_the_picked_volunteer_over_everyone(tiny_project):
     assert everyone.dimension_values("n_classifications").sum() == 5
     assert bob.dimension_values("n_classifications").sum() == 2
     assert pn.panel(view).get_root() is not None
+
+
+def test_the_tables_follow_the_filters_and_the_plot_selection(tiny_project):
+    store = DataStore(project=tiny_project)
+    view = VolunteerTable(data_store=store)
+    everyone = view._volunteers.value.set_index("user")
+    store.volunteer = "bob"
+    assert view._marks.value.subject_id.tolist() == [1, 2]
+    store.selection = np.array([2])
+    counted = view._volunteers.value.set_index("user")
+    seen = tiny_project.classifications[tiny_project.classifications.subject_id == 2]
+    assert sorted(counted.index) == sorted(seen.user.unique())
+    assert (counted.n_classifications <= everyone.n_classifications.reindex(counted.index)).all()
+    assert counted.n_subjects.max() == 1
+    assert view._marks.value.subject_id.tolist() == [2]
+    assert "1 of" in view._scope().object
+    store.clear_selection()
+    assert view._volunteers.value.equals(everyone.reset_index())

@@ -1,0 +1,120 @@
+"""Subject images by subject id in the image roots, their cached thumbnails, and plain reasons for images
+that cannot be shown."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image as PillowImage
+
+from data_loaders.images import ImageStore
+from project import Project, load_project
+from project.core import THUMBNAIL_ROUTE, thumbnail_dir
+from project.sky import SubjectFiles
+
+ROOT = Path(__file__).resolve().parents[2]
+PENGUIN_WATCH = ROOT / "tests" / "data" / "penguin_watch"
+PENGUIN_IMAGES = ROOT.parent / "shared" / "data" / "penguin_watch" / "subjects"
+
+
+def _png(path: Path, colour=(255, 0, 0), size=(60, 40)) -> Path:
+    PillowImage.new("RGB", size, colour).save(path)
+    return path
+
+
+def test_subject_files_follow_one_rule_over_every_root(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    own = _png(first / "5.png")
+    _png(first / "5_0.png")  # the same frame again: <id>.png wins in one root
+    frame_one = _png(first / "5_1.png")
+    _png(second / "5.png")  # a later root loses
+    jpeg = _png(second / "7.JPEG")
+    (second / "8.fits.gz").write_bytes(b"not read here")
+    _png(second / "9_100x75.png")  # a thumbnail's name, not a frame
+    files = SubjectFiles([first, second, tmp_path / "missing"])
+    assert files.find(5) == own and files.find(5, frame=1) == frame_one
+    assert files.find(7) == jpeg and files.find(7, extensions=(".fits",)) is None
+    assert files.find(8) == second / "8.fits.gz"
+    assert files.find(9) is None and files.find(404) is None
+
+
+def _tables(subject_ids, locations):
+    classifications = pd.DataFrame({
+        "classification_id": np.arange(len(subject_ids)) + 1, "subject_id": subject_ids, "user": "alice",
+        "user_id": 1, "workflow_id": 1, "workflow_version": "1.1", "created_at": pd.Timestamp("2024-01-01", tz="UTC"),
+        "n_marks": 1, "gold_standard": False, "expert": False, "classifier": "pfe"})
+    marks = pd.DataFrame({
+        "mark_id": np.arange(len(subject_ids)) + 1, "classification_id": np.arange(len(subject_ids)) + 1,
+        "subject_id": subject_ids, "user": "alice", "task": "T0", "tool": 0, "tool_label": "penguin", "frame": 0,
+        "x": 10.0, "y": 12.0, "width": np.nan, "height": np.nan, "angle": 0.0, "kind": "point"})
+    subjects = pd.DataFrame({"subject_id": subject_ids, "locations": locations, "width": np.nan,
+                             "height": np.nan, "retired": False})
+    return classifications, marks, subjects
+
+
+def test_a_local_image_named_after_the_subject_comes_before_the_export_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    images = tmp_path / "images"
+    images.mkdir()
+    _png(images / "1.png", size=(300, 200))
+    remote = "https://panoptes-uploads.zooniverse.org/production/subject_location/x.jpeg"
+    classifications, marks, subjects = _tables([1, 2], [{"0": remote}, {"0": remote}])
+    project = Project(classifications, marks, subjects=subjects, image_roots=[images])
+    image, problem = project.image(1)
+    assert problem is None and (image.width, image.height) == (300, 200)
+    thumbnail = project.subject_stats.set_index("subject_id").thumbnail
+    assert thumbnail[1].startswith(f"{THUMBNAIL_ROUTE}/") and thumbnail[2] == remote
+    made = thumbnail_dir() / thumbnail[1].rsplit("/", 1)[1]
+    with PillowImage.open(made) as small:
+        assert max(small.size) == 80 and small.getpixel((10, 10))[:3] == (255, 0, 0)
+    # Made once: a second project of the same images finds it and does not write it again.
+    written = made.stat().st_mtime_ns
+    again = Project(classifications, marks, subjects=subjects, image_roots=[images])
+    assert again.subject_stats.thumbnail.iloc[0] == thumbnail[1] and made.stat().st_mtime_ns == written
+
+
+def test_an_unreachable_image_host_gives_a_plain_reason_and_is_counted(tmp_path):
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/subject.png"
+    classifications, marks, subjects = _tables([1, 2], [{"0": url}, {"0": url + "?2"}])
+    project = Project(classifications, marks, subjects=subjects)
+    project.images = ImageStore(allowed_hosts=(f"127.0.0.1:{port}",), cache=tmp_path / "cache", timeout=5)
+    for subject_id in (1, 2):
+        image, problem = project.image(subject_id)
+        assert image is None and problem == "image host not reachable"
+    assert project.image_problem_counts() == {"image host not reachable": 2}
+
+
+@pytest.mark.skipif(not PENGUIN_IMAGES.is_dir(), reason="../shared/data/penguin_watch/subjects is absent")
+def test_penguin_watch_shows_its_ten_downloaded_pictures(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    project = load_project([PENGUIN_WATCH / "penguin-watch-classifications-trim.csv",
+                            PENGUIN_WATCH / "penguin-watch-subjects-trim.csv",
+                            PENGUIN_WATCH / "penguin-watch-workflows.csv"], image_roots=[PENGUIN_IMAGES])
+    downloaded = sorted(int(path.stem) for path in PENGUIN_IMAGES.glob("*.png"))
+    assert len(downloaded) == 10
+    stats = project.subject_stats.set_index("subject_id")
+    assert stats.thumbnail[downloaded].str.startswith(f"{THUMBNAIL_ROUTE}/").all()
+    image, problem = project.image(downloaded[0])
+    assert problem is None and image.width > 100 and image.source.endswith(f"{downloaded[0]}.png")
+
+
+def test_the_image_route_serves_the_thumbnails_this_project_made_and_no_other_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    images = tmp_path / "images"
+    images.mkdir()
+    _png(images / "1.png")
+    classifications, marks, subjects = _tables([1], [{}])
+    project = Project(classifications, marks, subjects=subjects, image_roots=[images])
+    route = project.subject_stats.thumbnail.iloc[0].removeprefix("zoolens-images/")
+    assert project.image_file(route) == thumbnail_dir() / route.rsplit("/", 1)[1]
+    (thumbnail_dir() / "other.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert project.image_file("thumbnails/other.png") is None
+    assert project.image_file("thumbnails/../1.png") is None

@@ -1,0 +1,137 @@
+"""The dashboard on real Zooniverse exports, in a real browser: Penguin Watch's points on its downloaded
+pictures (found by subject id), DISCnet's many tools, the cat project's lines and polygons, and the demo's
+FITS view.
+
+Each page is read from the browser (the Bokeh document's data sources, the page text) and compared with the
+project's own tables; screenshots go to the artefacts folder, to be looked at.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from project import load_project
+from tests.dashboard.serving import served
+from tests.ui.test_demo import PLOT_VIEWS_JS, SUBJECT_ROWS, _sources_with
+
+pytestmark = pytest.mark.ui
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+PENGUIN_IMAGES = ROOT.parent / "shared" / "data" / "penguin_watch" / "subjects"
+
+#: Words of a Python error shown to the user: none may appear on any page.
+EXCEPTION_TEXT = re.compile(r"Traceback|Exception|Error\b|Error:|ConnectionPool|NameResolution|errno", re.IGNORECASE)
+
+
+#: Natural widths of the table's thumbnails of subjects' own pictures (0: not loaded), through every shadow root.
+THUMBNAIL_WIDTHS_JS = """() => {
+  const widths = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.tagName === 'IMG' && element.getAttribute('src').includes('thumbnails/')) widths.push(element.naturalWidth);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return widths;
+}"""
+
+
+def _project(name: str):
+    if name == "penguin_watch":
+        if not PENGUIN_IMAGES.is_dir():
+            pytest.skip("../shared/data/penguin_watch/subjects is absent")
+        folder = DATA / "penguin_watch"
+        return load_project([folder / "penguin-watch-classifications-trim.csv",
+                             folder / "penguin-watch-subjects-trim.csv", folder / "penguin-watch-workflows.csv"],
+                            image_roots=[PENGUIN_IMAGES], title="Penguin Watch", method="point")
+    if name == "discnet":
+        return load_project([DATA / "discnet" / "many-tools-classifications_march_7_2023.csv"], title="DISCnet")
+    folder = DATA / "aggregation_for_caesar"
+    return load_project([folder / "cat-project-classifications.csv", folder / "cat-project-subjects.csv"],
+                        title="cat project")
+
+
+@pytest.fixture(scope="module", params=["penguin_watch", "discnet", "cat_project"])
+def real_project(request, tmp_path_factory):
+    import os
+
+    os.environ.setdefault("ZOOLENS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    project = _project(request.param)
+    with served(project, f"ui-real-{request.param}") as url:
+        yield request.param, project, url
+
+
+def _no_exception_text(page) -> None:
+    text = page.locator("body").inner_text()
+    found = EXCEPTION_TEXT.search(text)
+    assert found is None, f"Python error text on the page: ...{text[max(0, found.start() - 200):found.end() + 200]}"
+
+
+def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(browser, real_project, artefacts):
+    name, project, url = real_project
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
+        page.add_init_script(PLOT_VIEWS_JS)
+        page.goto(url, wait_until="networkidle")
+        page.locator(SUBJECT_ROWS).first.wait_for(timeout=90_000)
+        page.wait_for_timeout(1000)
+        # The row with the most marks among those whose picture is on disk, else among all shown.
+        rows = page.locator(SUBJECT_ROWS)
+        ids = [int(text) for text in rows.locator("[tabulator-field=subject_id]").all_inner_texts()]
+        local = [i for i, subject_id in enumerate(ids)
+                 if project.subject_stats.set_index("subject_id").thumbnail[subject_id].startswith("zoolens-images/thumb")]
+        if name == "penguin_watch":  # the pictures on disk are shown in the table, through the image route
+            assert local
+            page.wait_for_timeout(1000)
+            loaded = page.evaluate(THUMBNAIL_WIDTHS_JS)
+            assert len(loaded) >= len(local) and min(loaded) > 0, loaded
+        candidates = local or list(range(len(ids)))
+        position = max(candidates, key=lambda i: len(project.marks_of(ids[i])))
+        subject_id = ids[position]
+        rows.nth(position).click()
+        page.get_by_text(f"Subject {subject_id}", exact=True).wait_for(timeout=30_000)
+        marks = project.marks_of(subject_id)
+        assert len(marks) > 0
+        # Every mark of the subject is one glyph: a box, a marker or an outline, matched or not.
+        page.wait_for_function(
+            "(count) => window.zoolensSourcesWith('volunteer').reduce((n, t) => n + t.volunteer.length, 0) === count",
+            arg=len(marks), timeout=30_000)
+        drawn = _sources_with(page, "volunteer")
+        assert sorted(drawn.volunteer) == sorted(marks.user.astype(str))
+        points = marks[marks.kind == "point"]
+        if len(points):  # markers at the marks' own positions
+            markers = drawn.dropna(subset=["x"]) if "x" in drawn else drawn.iloc[0:0]
+            assert sorted(markers.x.round(6)) == sorted(points.x.round(6))
+        consensus = project.consensus_of(subject_id)
+        if name == "penguin_watch":  # consensus points, drawn as markers where the consensus puts them
+            assert len(consensus) > 0
+            page.wait_for_function(
+                "(count) => window.zoolensSourcesWith('votes').reduce((n, t) => n + t.votes.length, 0) === count",
+                arg=len(consensus), timeout=30_000)
+            shown = _sources_with(page, "votes")
+            assert sorted(shown.x.round(6)) == sorted(consensus.x.round(6))
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(artefacts / f"real-{name}-cutout.png"))
+        _no_exception_text(page)
+
+        page.locator(".bk-tab", has_text="Agreement").click()
+        page.get_by_text("Box-select in any plot").wait_for(timeout=90_000)
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(artefacts / f"real-{name}-agreement.png"), full_page=True)
+        if not len(project.consensus):
+            assert page.get_by_text("No consensus loaded").count() == 3
+        if "ra" not in project.metadata_columns:
+            assert page.get_by_text("No RA/Dec in the subject metadata").count() == 1
+        _no_exception_text(page)
+
+        page.locator(".bk-tab", has_text="Volunteers").click()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(artefacts / f"real-{name}-volunteers.png"))
+        _no_exception_text(page)
+    finally:
+        page.close()
