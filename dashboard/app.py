@@ -22,7 +22,8 @@ from project.roles import Reviewer
 
 from .explorer import Explorer
 from .image_route import image_route
-from .loading import POLL_MILLISECONDS, LoadingView, failure_panel, load_report_panel, shared_load, skipped_summary
+from .loading import (POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load,
+                      skipped_summary)
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
 
@@ -67,7 +68,7 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     explorer = Explorer(project, reviews=reviews, reviewer=reviewer)
     # Containers, so a project fetched from Zooniverse can replace the session's parts in place.
     sidebar, main = pn.Column(*explorer.sidebar()), pn.Column(explorer.tabs(), sizing_mode="stretch_width")
-    report = pn.Column(load_report_panel(project.reports), sizing_mode="stretch_width")
+    report = pn.Column(consensus_line(project), load_report_panel(project.reports), sizing_mode="stretch_width")
     fetch = FetchView(data_store=explorer.data_store)
     open_fetch = pn.widgets.Button(label="Fetch from Zooniverse…", width=260)
     template.sidebar[0][:] = [sidebar, open_fetch, report]
@@ -78,7 +79,7 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     def show_fetched(event):
         fetched = Explorer(event.new, reviews=reviews, reviewer=reviewer)
         sidebar[:], main[:] = fetched.sidebar(), [fetched.tabs()]
-        report[:] = [load_report_panel(event.new.reports)]
+        report[:] = [consensus_line(event.new), load_report_panel(event.new.reports)]
         if pn.state.location is not None:
             pn.state.location.unsync(template.explorer.data_store)
             pn.state.location.sync(fetched.data_store, {name: name for name in URL_STATE})

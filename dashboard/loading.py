@@ -116,3 +116,24 @@ def load_report_panel(reports: Sequence[LoadReport]) -> pn.Card:
     total = sum(report.rows_skipped for report in reports)
     return pn.Card(pn.pane.HTML(body, sizing_mode="stretch_width"),
                    title=f"Load report: {total:,} rows skipped", collapsed=True, sizing_mode="stretch_width")
+
+
+#: How each consensus method's marks are named in the sidebar.
+METHOD_MARKS = {"point": "clicks", "iou": "boxes", "lean": "boxes"}
+
+
+def consensus_line(project) -> pn.pane.HTML:
+    """One sidebar line saying where the consensus came from: which methods made it, or which file."""
+    run = project.aggregation_run
+    if run.get("methods"):
+        made = " and ".join(f"<b>{html.escape(method)}</b> ({METHOD_MARKS.get(method, 'marks')})"
+                            for method in run["methods"])
+        text = f"Consensus made by {made}"
+    elif "consensus" in project.sources:
+        text = "Consensus read from " + html.escape(", ".join(path.name for path in project.sources["consensus"]))
+    elif len(project.consensus):
+        text = "Consensus given with the tables"
+    else:
+        text = "No consensus: the marks are shown alone"
+    where = f" on {html.escape(run['where'])}" if run.get("where") else ""
+    return pn.pane.HTML(f"<small>{text}{where}.</small>", sizing_mode="stretch_width", margin=(0, 10))

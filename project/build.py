@@ -18,12 +18,14 @@ import pandas as pd
 
 import data_loaders
 from consensus import aggregate, match
+from consensus.base import AUTO_METHOD, parse_source
 
 from .core import Project
 from .progress import LoadProgress
 
-#: The consensus method used when no file holds a consensus (None: show the marks alone).
-DEFAULT_METHOD = "iou"
+#: The consensus method used when no file holds a consensus (None: show the marks alone): each kind of
+#: mark its own (`consensus.base.DEFAULT_METHODS`: iou for boxes and shapes, point for clicks).
+DEFAULT_METHOD = AUTO_METHOD
 
 #: Loader options whose values chose which rows were kept: recorded as the project's filters.
 FILTER_OPTIONS = ("workflow_id", "workflow_version", "tasks", "point_box")
@@ -190,14 +192,18 @@ def _consensus(marks: pd.DataFrame, classifications: pd.DataFrame, boxes: pd.Dat
         return boxes, links, run
     if on_cluster is None:
         result = aggregate(marks, classifications, method=method, **dict(method_params or {}))
-        return result.consensus, result.links, {"made_by": f"consensus.aggregate(method={method!r})",
-                                                "report": result.report}
-    import dask
+        consensus_table, links = result.consensus, result.links
+    else:
+        import dask
 
-    result = aggregate(on_cluster(marks), on_cluster(classifications), method=method, **dict(method_params or {}))
-    consensus_table, links = dask.compute(result.consensus, result.links)
-    return (consensus_table.reset_index(drop=True), links.reset_index(drop=True),
-            {"made_by": f"consensus.aggregate(method={method!r})", "report": result.report})
+        result = aggregate(on_cluster(marks), on_cluster(classifications), method=method,
+                           **dict(method_params or {}))
+        consensus_table, links = dask.compute(result.consensus, result.links)
+        consensus_table, links = consensus_table.reset_index(drop=True), links.reset_index(drop=True)
+    used = sorted({parse_source(text).get("method", "") for text in pd.unique(consensus_table["source"])}
+                  - {""}) if len(consensus_table) else []
+    return consensus_table, links, {"made_by": f"consensus.aggregate(method={method!r})", "methods": used,
+                                    "report": result.report}
 
 
 def default_image_roots(files: Sequence[str | Path]) -> list[Path]:

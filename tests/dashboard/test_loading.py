@@ -148,3 +148,18 @@ def test_a_successful_load_tells_each_session_how_many_rows_were_skipped(demo_ex
                               (8, "other workflow version (kept 13.10)"),
                               (1, "annotations is not valid JSON (a list of tasks)")):
             assert f"<li>{count} {html.escape(reason)} (lines" in text
+
+
+def test_the_sidebar_says_which_method_made_the_consensus(tiny_project):
+    from pathlib import Path
+
+    from dashboard.loading import consensus_line
+
+    penguins = Path(__file__).resolve().parents[1] / "data" / "penguin_watch" / "penguin-watch-classifications-trim.csv"
+    # No method named: clicks get the point method, as serve does for a point project.
+    project = load_project([penguins], workflow_id=6465)
+    assert len(project.consensus) > 100
+    assert consensus_line(project).object == "<small>Consensus made by <b>point</b> (clicks).</small>"
+    assert consensus_line(tiny_project).object == "<small>Consensus given with the tables.</small>"
+    bare = load_project([penguins], workflow_id=6465, method=None)
+    assert consensus_line(bare).object == "<small>No consensus: the marks are shown alone.</small>"
