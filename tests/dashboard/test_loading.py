@@ -156,8 +156,8 @@ def test_the_sidebar_says_which_method_made_the_consensus(tiny_project):
     from dashboard.loading import consensus_line
 
     penguins = Path(__file__).resolve().parents[1] / "data" / "penguin_watch" / "penguin-watch-classifications-trim.csv"
-    # No method named: clicks get the point method, as serve does for a point project.
-    project = load_project([penguins], workflow_id=6465)
+    # Each kind of mark its own method: clicks get the point method.
+    project = load_project([penguins], workflow_id=6465, method="auto")
     assert len(project.consensus) > 100
     assert consensus_line(project).object == "<small>Consensus made by <b>point</b> (clicks).</small>"
     assert consensus_line(tiny_project).object == "<small>Consensus given with the tables.</small>"

@@ -45,11 +45,3 @@ def test_serve_without_a_classification_export_says_what_is_missing(tmp_path, ca
     assert main(["serve", str(missing)]) == 1
     assert "nowhere.csv" in capsys.readouterr().err
 
-
-def test_sessions_get_worker_threads_by_default():
-    from zoolens.cli import build_parser
-    from zoolens.commands.serve import DEFAULT_THREADS
-
-    for command in (["serve", "a.csv"], ["demo"]):
-        assert build_parser(command[0]).parse_args(command).num_threads == DEFAULT_THREADS == 4
-    assert build_parser("demo").parse_args(["demo", "--num-threads", "0"]).num_threads == 0

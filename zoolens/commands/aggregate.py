@@ -49,6 +49,7 @@ def _methods_epilog() -> str:
 
 
 def add_arguments(parser) -> None:
+    from consensus.base import AUTO_METHOD
     from zoolens.project_arguments import add_project_arguments
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -58,7 +59,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--links", metavar="PATH", help="links CSV to write (default: OUTPUT with .links.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the links file if they exist")
     # A point project's clicks get consensus points, a box project's boxes IoU clustering.
-    add_project_arguments(parser, consensus_file=False)
+    add_project_arguments(parser, consensus_file=False, method_default=AUTO_METHOD)
 
 
 def links_path(output: Path) -> Path:

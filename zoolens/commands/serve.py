@@ -16,11 +16,6 @@ from __future__ import annotations
 HELP = "serve the dashboard on a project's exports (and a consensus file)"
 
 
-#: Worker threads for session callbacks by default: a subject switch or an export in one session does
-#: not hold up the others' (the shared project is read-only; the review store has one writer thread).
-DEFAULT_THREADS = 4
-
-
 def add_server_arguments(parser) -> None:
     """Options every command that starts the dashboard server takes."""
     from project.reviews import DEFAULT_PATH  # no Panel import: --help stays quick
@@ -28,9 +23,8 @@ def add_server_arguments(parser) -> None:
     parser.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for everyone)")
-    parser.add_argument("--num-threads", type=int, default=DEFAULT_THREADS, metavar="N",
-                        help="threads for session callbacks, so one user's slow work does not block others "
-                             f"(default {DEFAULT_THREADS}; 0 runs them on the server's event loop)")
+    parser.add_argument("--num-threads", type=int, default=None, metavar="N",
+                        help="threads for session callbacks, so one user's slow work does not block others")
     parser.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                         help="host name browsers reach the server under, when not localhost (repeatable)")
     parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
@@ -125,7 +119,7 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
                 "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
         print(f"zoolens: sign-in: {sign_in.description}")
     serve(key, build_and_tell, title=title, port=args.port, address=args.address,
-          show=args.show, num_threads=args.num_threads or None, websocket_origin=args.allow_websocket_origin,
+          show=args.show, num_threads=args.num_threads, websocket_origin=args.allow_websocket_origin,
           reviews=reviews, **auth)
     return 0
 
