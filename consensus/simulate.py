@@ -225,54 +225,12 @@ def simulate_project(
     marks = _simulate_marks(rng, truth, volunteers, classification_subject,
                             classification_volunteer, subject_ids, clump_size_median,
                             galaxy_radius, centre)
-    marks_per_classification = np.bincount(marks["classification"], minlength=n_classifications)
 
-    users = volunteers["user"].array  # Arrow strings: take() is much faster than object arrays
-    created_at = pd.Timestamp(start, tz="UTC") + pd.to_timedelta(np.round(created_seconds), unit="s")
     classifier = np.where(np.arange(n_classifications) >= round((1 - fem_fraction) * n_classifications),
                           "fem", "pfe")
-    classifications = conform(pd.DataFrame({
-        "classification_id": classification_ids,
-        "subject_id": classification_subject,
-        "workflow_id": np.int64(workflow_id),
-        "workflow_version": workflow_version,
-        "user": users.take(classification_volunteer),
-        "user_id": volunteers["user_id"].to_numpy()[classification_volunteer],
-        "created_at": created_at,
-        "n_marks": marks_per_classification.astype(np.int64),
-        "gold_standard": False,
-        "expert": False,
-        "classifier": classifier,
-    }), "classifications")
-
-    mark_classification = marks["classification"]
-    marks_table = conform(pd.DataFrame({
-        "mark_id": np.arange(1, len(mark_classification) + 1, dtype=np.int64),
-        "classification_id": classification_ids[mark_classification],
-        "subject_id": classification_subject[mark_classification],
-        "user": users.take(classification_volunteer[mark_classification]),
-        "task": "T0",
-        "tool": np.int64(0),
-        "tool_label": "Clump",
-        "frame": np.int64(0),
-        "x": marks["x"],
-        "y": marks["y"],
-        "width": marks["width"],
-        "height": marks["height"],
-        "angle": 0.0,
-        "kind": "rectangle",
-        "truth_id": marks["truth_id"],
-        "double": marks["double"],
-    }), "marks")
-
-    volunteers["n_classifications"] = np.bincount(classification_volunteer, minlength=n_volunteers)
-    subjects = conform(pd.DataFrame({
-        "subject_id": subject_ids,
-        "locations": [{} for _ in range(n_subjects)],
-        "width": width,
-        "height": height,
-        "retired": True,
-    }), "subjects")
+    classifications, marks_table, subjects = canonical_tables(
+        volunteers, classification_ids, classification_subject, classification_volunteer, created_seconds, start,
+        workflow_id, workflow_version, classifier, marks, "Clump", "rectangle", subject_ids, width, height)
     return SimulatedProject(truth=truth, classifications=classifications, marks=marks_table,
                             volunteers=volunteers, subjects=subjects, parameters=parameters)
 
@@ -431,6 +389,57 @@ def _assign_classifications(rng, subject_ids, volunteers, classifications_per_su
     seconds = window_start[volunteer] + rng.random(len(subject)) * window_length[volunteer]
     return subject, volunteer, seconds
 
+
+
+def canonical_tables(volunteers: pd.DataFrame, classification_ids, classification_subject, classification_volunteer,
+                     created_seconds, start: str, workflow_id: int, workflow_version: str, classifier,
+                     marks: dict, tool_label: str, kind: str, subject_ids, width, height):
+    """The canonical classifications, marks and subjects of a simulated project (and each volunteer's
+    ``n_classifications``), from per-classification arrays and the simulated ``marks`` (``classification``,
+    ``x``, ``y``, ``width``, ``height``, ``truth_id``, ``double``)."""
+    n_classifications = len(classification_ids)
+    users = volunteers["user"].array  # Arrow strings: take() is much faster than object arrays
+    classifications = conform(pd.DataFrame({
+        "classification_id": classification_ids,
+        "subject_id": classification_subject,
+        "workflow_id": np.int64(workflow_id),
+        "workflow_version": workflow_version,
+        "user": users.take(classification_volunteer),
+        "user_id": volunteers["user_id"].to_numpy()[classification_volunteer],
+        "created_at": pd.Timestamp(start, tz="UTC") + pd.to_timedelta(np.round(created_seconds), unit="s"),
+        "n_marks": np.bincount(marks["classification"], minlength=n_classifications).astype(np.int64),
+        "gold_standard": False,
+        "expert": False,
+        "classifier": classifier,
+    }), "classifications")
+    mark_classification = marks["classification"]
+    marks_table = conform(pd.DataFrame({
+        "mark_id": np.arange(1, len(mark_classification) + 1, dtype=np.int64),
+        "classification_id": classification_ids[mark_classification],
+        "subject_id": classification_subject[mark_classification],
+        "user": users.take(classification_volunteer[mark_classification]),
+        "task": "T0",
+        "tool": np.int64(0),
+        "tool_label": tool_label,
+        "frame": np.int64(0),
+        "x": marks["x"],
+        "y": marks["y"],
+        "width": marks["width"],
+        "height": marks["height"],
+        "angle": 0.0,
+        "kind": kind,
+        "truth_id": marks["truth_id"],
+        "double": marks["double"],
+    }), "marks")
+    volunteers["n_classifications"] = np.bincount(classification_volunteer, minlength=len(volunteers))
+    subjects = conform(pd.DataFrame({
+        "subject_id": subject_ids,
+        "locations": [{} for _ in range(len(subject_ids))],
+        "width": width,
+        "height": height,
+        "retired": True,
+    }), "subjects")
+    return classifications, marks_table, subjects
 
 def _simulate_marks(rng, truth, volunteers, classification_subject, classification_volunteer,
                     subject_ids, clump_size_median, galaxy_radius, centre) -> dict:

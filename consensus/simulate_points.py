@@ -24,10 +24,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_loaders.schema import conform
-
 from .distance import point_pairs
-from .simulate import NOISE_PRESETS, SimulatedProject, SkillDistribution, _assign_classifications, _simulate_volunteers
+from .simulate import (NOISE_PRESETS, SimulatedProject, SkillDistribution, _assign_classifications, _simulate_volunteers,
+                       canonical_tables)
 
 
 def simulate_point_project(
@@ -125,44 +124,10 @@ def simulate_point_project(
 
     clicks = _simulate_clicks(rng, truth, volunteers, classification_subject, classification_volunteer, subject_ids,
                               colonies, colony_radius, object_size)
-    users = volunteers["user"].array
-    classifications = conform(pd.DataFrame({
-        "classification_id": classification_ids,
-        "subject_id": classification_subject,
-        "workflow_id": np.int64(1),
-        "workflow_version": "1.1",
-        "user": users.take(classification_volunteer),
-        "user_id": volunteers["user_id"].to_numpy()[classification_volunteer],
-        "created_at": pd.Timestamp(start, tz="UTC") + pd.to_timedelta(np.round(created_seconds), unit="s"),
-        "n_marks": np.bincount(clicks["classification"], minlength=n_classifications).astype(np.int64),
-        "gold_standard": False,
-        "expert": False,
-        "classifier": "pfe",
-    }), "classifications")
-    mark_classification = clicks["classification"]
-    marks = conform(pd.DataFrame({
-        "mark_id": np.arange(1, len(mark_classification) + 1, dtype=np.int64),
-        "classification_id": classification_ids[mark_classification],
-        "subject_id": classification_subject[mark_classification],
-        "user": users.take(classification_volunteer[mark_classification]),
-        "task": "T0",
-        "tool": np.int64(0),
-        "tool_label": "Adults",
-        "frame": np.int64(0),
-        "x": clicks["x"],
-        "y": clicks["y"],
-        "width": np.nan,
-        "height": np.nan,
-        "angle": 0.0,
-        "kind": "point",
-        "truth_id": clicks["truth_id"],
-        "double": clicks["double"],
-    }), "marks")
-    volunteers["n_classifications"] = np.bincount(classification_volunteer, minlength=n_volunteers)
-    subjects = conform(pd.DataFrame({
-        "subject_id": subject_ids, "locations": [{} for _ in range(n_subjects)], "width": width, "height": height,
-        "retired": True,
-    }), "subjects")
+    clicks = {**clicks, "width": np.nan, "height": np.nan}
+    classifications, marks, subjects = canonical_tables(
+        volunteers, classification_ids, classification_subject, classification_volunteer, created_seconds, start,
+        1, "1.1", "pfe", clicks, "Adults", "point", subject_ids, width, height)
     return SimulatedProject(truth=truth, classifications=classifications, marks=marks, volunteers=volunteers,
                             subjects=subjects, parameters=parameters)
 
