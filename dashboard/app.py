@@ -34,6 +34,10 @@ URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disa
 #: How often a session looks for review decisions made in other sessions, in milliseconds.
 REVIEW_REFRESH_MS = 3000
 
+#: Worker threads for session callbacks by default: one session's subject switch or export does not
+#: hold up the others' (the shared project is read-only; decisions go through the store's one writer).
+DEFAULT_THREADS = 4
+
 def page_template(title: str) -> pn.template.FastListTemplate:
     """An empty page: its sidebar, main area and modal each hold one Column, filled in later."""
     return pn.template.FastListTemplate(
@@ -189,7 +193,7 @@ def notify_error(exception: BaseException) -> None:
 
 
 def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str,
-          port: int = 5006, address: str | None = None, show: bool = False, num_threads: int | None = None,
+          port: int = 5006, address: str | None = None, show: bool = False, num_threads: int = DEFAULT_THREADS,
           threaded: bool = False, reviews: ReviewStore | None = None,
           review_refresh_ms: int = REVIEW_REFRESH_MS, sign_in: SignIn | None = None,
           sign_in_throttle: SignInThrottle | None = None, **server_options):
@@ -205,8 +209,10 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         background thread, as the server starts.
     title : str
         Names the project on the pages while it loads.
-    port, address, show, num_threads, threaded
+    port, address, show, threaded
         As for `panel.serve`.
+    num_threads : int
+        Worker threads that run the sessions' callbacks (0: the server's event loop runs them).
     reviews : ReviewStore, optional
         Where review decisions go: one store (one database engine) for every session.
     review_refresh_ms : int
@@ -233,6 +239,11 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error
+    # `panel.serve` passes num_threads to Bokeh, which ignores it: Panel's thread pool is its config
+    # (process-wide, and a running pool cannot be resized, only stopped and started again).
+    if pn.config.nthreads != (num_threads or None):
+        pn.config.nthreads = None
+        pn.config.nthreads = num_threads or None
     # Panel keeps these process-wide; each server sets them for its own sign-in (or none).
     pn.config.oauth_provider = sign_in.oauth_provider if sign_in is not None else None
     pn.config.authorize_callback = None if sign_in is None else (
@@ -246,5 +257,5 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         # Matched before Panel's own login page, which would check passwords as fast as asked.
         extra_patterns.append(login_route(sign_in_throttle or SignInThrottle(), sign_in.check_password,
                                           server_options.get("login_endpoint") or "/login"))
-    return pn.serve({"/": session}, port=port, address=address, show=show, num_threads=num_threads,
+    return pn.serve({"/": session}, port=port, address=address, show=show,
                     extra_patterns=extra_patterns, title="zoolens", threaded=threaded, **server_options)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from panel.io.document import hold
 from panel.viewable import Viewer
 
 from project import Project
@@ -104,6 +105,17 @@ class DataStore(Selection, Viewer):
         self._update_subjects()
         if self.subject is None and len(self.subjects):
             self.subject = int(self.subjects.subject_id.iloc[0])
+
+    def __setattr__(self, name, value):
+        # Setting a parameter (a new subject, a filter) updates several views' Bokeh models; in a
+        # session, Bokeh would walk the whole document after each of them. Held and frozen, the
+        # views' changes go to the browser together and the document is walked once.
+        document = pn.state.curdoc
+        if document is None or name not in self.param:
+            super().__setattr__(name, value)
+            return
+        with hold(document, freeze=True):
+            super().__setattr__(name, value)
 
     @param.depends("subject", watch=True)
     def _forget_drawn_box(self):

@@ -13,8 +13,7 @@ The served app (`dashboard.app`) lays out the same parts in a template.
 from __future__ import annotations
 
 import html
-
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +31,37 @@ from .views import VIEWS, View
 
 #: The tabs, in order; each shows the registered views whose ``tab`` names it.
 TABS = ("Subjects", "Gallery", "Agreement", "Volunteers", "Re-aggregate", "Export")
+
+
+class SessionViews(Mapping):
+    """A session's views by short name, each made the first time it is asked for.
+
+    A served session shows one tab at a time: the views of the others are made when their
+    tab is first opened (`Explorer.tabs`), so opening a session builds only the Subjects
+    tab, and a subject switch updates no view that nobody has looked at.
+    """
+
+    def __init__(self, data_store: DataStore):
+        self._data_store = data_store
+        self._made: dict[str, View] = {}
+        self._names = [name for name, view in VIEWS.items() if view.tab is not None]
+
+    def __getitem__(self, name: str) -> View:
+        if name not in self._made:
+            if name not in self._names:
+                raise KeyError(name)
+            self._made[name] = VIEWS[name](data_store=self._data_store)
+        return self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def on_tab(self, title: str) -> list[str]:
+        """Short names of the views shown on tab ``title`` (none of them is made by asking)."""
+        return [name for name in self._names if VIEWS[name].tab == title]
 
 
 class Explorer(Viewer):
@@ -60,9 +90,9 @@ class Explorer(Viewer):
                                                "authentication": reviewer.authentication}
             params["data_store"] = DataStore(project=project, reviews=reviews, **who)
         super().__init__(**params)
-        #: One instance of every registered view that has a tab, by short name (also attributes: ``.cutout``).
-        self.views: dict[str, View] = {name: view(data_store=self.data_store) for name, view in VIEWS.items()
-                                       if view.tab is not None}
+        #: One instance of every registered view that has a tab, by short name (also attributes: ``.cutout``),
+        #: each made on first use.
+        self.views = SessionViews(self.data_store)
         self.keys = Shortcuts(data_store=self.data_store, review=self.views["review"], height=0, width=0)
 
     def __getattr__(self, name: str):
@@ -96,18 +126,28 @@ class Explorer(Viewer):
         return self.data_store.subjects.copy()
 
     def tabs(self) -> pn.Tabs:
-        """The views, grouped by their tab: on Subjects the table and review panel beside the cutout."""
-        tabs = []
-        for title in TABS:
-            views = [view for view in self.views.values() if view.tab == title]
+        """The views, grouped by their tab: on Subjects the table and review panel beside the cutout.
+
+        Only the Subjects tab is built at once; another tab's views are made and laid out
+        the first time it is shown.
+        """
+        contents = {title: pn.Column(sizing_mode="stretch_width") for title in TABS}
+        layout = pn.Tabs(*contents.items(), dynamic=True, sizing_mode="stretch_width")
+
+        def build(title: str) -> None:
+            if contents[title].objects:
+                return
+            views = [self.views[name] for name in self.views.on_tab(title)]
             if title == "Subjects":
                 side = [view for view in views if view.short_name != "cutout"]
                 content = pn.Row(pn.Column(*sorted(side, key=lambda view: view.short_name != "subjects")),
                                  self.views["cutout"])
             else:
                 content = views[0] if len(views) == 1 else pn.Column(*views)
-            tabs.append((title, content))
-        layout = pn.Tabs(*tabs, dynamic=True, sizing_mode="stretch_width")
+            contents[title][:] = [content]
+
+        build(TABS[layout.active])
+        layout.param.watch(lambda event: build(TABS[event.new]), "active")
         # A view asking for the cutout (the gallery opening a subject) brings its tab forward.
         self.data_store.param.watch(lambda event: setattr(layout, "active", TABS.index("Subjects")), "show_subject")
         return layout
