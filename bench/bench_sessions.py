@@ -20,7 +20,7 @@ run and for ``--settle`` seconds after every session has closed. The result goes
 ``bench/results/sessions.md``, side by side for each ``--threads`` value (the default 4 worker
 threads, and 0: every callback on the server's event loop).
 
-    python bench/bench_sessions.py                          # 50 sessions, 5 minutes, demo
+    python bench/bench_sessions.py                          # 50 sessions, 5 minutes, demo, 4 and 0 threads
     python bench/bench_sessions.py --sessions 10 --minutes 1 --threads 4
 """
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import random
 import socket
@@ -38,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +48,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from bench_loaders import machine  # noqa: E402  (the sibling benchmark's machine description)
+from tests.bokeh_protocol import ACTIONS, Client  # noqa: E402  (the protocol client the server tests use too)
 
-#: Seconds an action may wait for the server's answer before it counts as an error.
-TIMEOUT = 60.0
-ACTIONS = ("open", "switch", "filter", "decide", "export")
 #: How often the server's memory and CPU are sampled, seconds.
 SAMPLE_SECONDS = 5.0
 
@@ -115,193 +111,6 @@ def start_server(port: int, threads: int, reviews: Path, subjects: int | None, l
         time.sleep(1)
     server.kill()
     raise TimeoutError(f"the server never loaded its project; see {log}")
-
-
-def find_models(document: object, name: str) -> list[dict]:
-    """Every model of type ``name`` in a Bokeh JSON document or patch, as its JSON object."""
-    found, stack = [], [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if item.get("type") == "object" and item.get("name") == name:
-                found.append(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return found
-
-
-class Client:
-    """One simulated reviewer: a websocket speaking the Bokeh protocol to one session of the server."""
-
-    def __init__(self, url: str, number: int):
-        self.url, self.number = url, number
-        self.socket = None
-        self.patches: list[str] = []
-        self.arrived = asyncio.Event()
-        self.times: dict[str, list[float]] = {action: [] for action in (*ACTIONS, "tab")}
-        self.errors: list[str] = []
-        self.document: dict | None = None
-        self.export_button: str | None = None
-
-    async def _send(self, msgtype: str, content: dict) -> None:
-        header = {"msgid": uuid.uuid4().hex, "msgtype": msgtype}
-        await self.socket.write_message(json.dumps(header))
-        await self.socket.write_message("{}")
-        await self.socket.write_message(json.dumps(content))
-
-    async def _read(self) -> None:
-        """Collect the server's messages: the document on PULL-DOC-REPLY, every PATCH-DOC as text."""
-        from bokeh.protocol import Protocol
-        from bokeh.protocol.receiver import Receiver
-
-        receiver = Receiver(Protocol())
-        while True:
-            fragment = await self.socket.read_message()
-            if fragment is None:
-                return
-            message = await receiver.consume(fragment)
-            if message is None:
-                continue
-            if message.msgtype == "PULL-DOC-REPLY":
-                self.document = message.content["doc"]
-            elif message.msgtype == "PATCH-DOC":
-                self.patches.append(json.dumps(message.content))
-            self.arrived.set()
-
-    async def _until(self, action: str, sent_at: float, since: int, answered) -> bool:
-        """Wait for a patch after index ``since`` that ``answered``; record the time or the error."""
-        deadline = sent_at + TIMEOUT
-        while True:
-            new = self.patches[since:]
-            failed = [patch for patch in new if '"notification_type"' in patch or '"type": "error"' in patch]
-            if any('"error"' in patch and "notification" in patch for patch in failed):
-                self.errors.append(f"{action}: the server notified an error")
-                return False
-            if any(answered(patch) for patch in new):
-                self.times[action].append(time.perf_counter() - sent_at)
-                return True
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                self.errors.append(f"{action}: no answer in {TIMEOUT:.0f} s")
-                return False
-            self.arrived.clear()
-            try:
-                await asyncio.wait_for(self.arrived.wait(), timeout=remaining)
-            except asyncio.TimeoutError:
-                pass
-
-    def _model(self, name: str, **attributes) -> str:
-        for model in find_models(self.document, name):
-            if all(model.get("attributes", {}).get(key) == value for key, value in attributes.items()):
-                return model["id"]
-        raise LookupError(f"no {name} with {attributes} in the page")
-
-    async def _click(self, model_id: str) -> None:
-        event = {"type": "event", "name": "button_click", "values": {"model": {"id": model_id}}}
-        await self._send("PATCH-DOC", {"events": [{"kind": "MessageSent", "msg_type": "bokeh_event",
-                                                   "msg_data": event}]})
-
-    async def _change(self, model_id: str, attribute: str, value) -> None:
-        await self._send("PATCH-DOC", {"events": [{"kind": "ModelChanged", "model": {"id": model_id},
-                                                   "attr": attribute, "new": value}]})
-
-    async def open(self) -> None:
-        from bokeh.util.token import generate_jwt_token
-        from tornado.websocket import websocket_connect
-
-        start = time.perf_counter()
-        session_id = uuid.uuid4().hex
-        self.socket = await websocket_connect(f"{self.url.replace('http', 'ws')}/ws",
-                                              subprotocols=["bokeh", generate_jwt_token(session_id)],
-                                              max_message_size=200 * 2**20)
-        self.reader = asyncio.ensure_future(self._read())
-        await self._send("PULL-DOC-REQ", {})
-        while self.document is None:
-            self.arrived.clear()
-            await asyncio.wait_for(self.arrived.wait(), timeout=TIMEOUT)
-        # BokehJS says so once the page is drawn; the app's onload work waits for it.
-        await self._send("PATCH-DOC", {"events": [{"kind": "MessageSent", "msg_type": "bokeh_event",
-                                                   "msg_data": {"type": "event", "name": "document_ready",
-                                                                "values": {}}}]})
-        self.times["open"].append(time.perf_counter() - start)
-        self.next_button = self._model("Button", label="Next ▶")
-        self.accept_button = self._model("Button", label="Accept")
-        self.name_box = self._model("TextInput", placeholder="needed to record decisions")
-        self.min_volunteers = next(model["id"] for model in find_models(self.document, "IntInput")
-                                   + find_models(self.document, "Spinner")
-                                   if "volunteers" in str(model["attributes"].get("title", "")).lower())
-        self.tabs = find_models(self.document, "Tabs")[0]["id"]
-        await self._change(self.name_box, "value", f"load-test-{self.number}")
-
-    async def switch(self) -> None:
-        since, start = len(self.patches), time.perf_counter()
-        await self._click(self.next_button)
-        await self._until("switch", start, since, lambda patch: "Subject " in patch)
-
-    async def filter(self) -> None:
-        since, start = len(self.patches), time.perf_counter()
-        await self._change(self.min_volunteers, "value", random.choice([0, 1, 2, 3]))
-        await self._until("filter", start, since, lambda patch: " subjects" in patch or "Subject " in patch)
-
-    async def decide(self) -> None:
-        since, start = len(self.patches), time.perf_counter()
-        await self._click(self.accept_button)
-        await self._until("decide", start, since, lambda patch: "accepted" in patch)
-
-    async def export(self) -> None:
-        if self.export_button is None:
-            since, start = len(self.patches), time.perf_counter()
-            await self._change(self.tabs, "active", 5)
-            if not await self._until("export", start, since, lambda patch: '"FileDownload"' in patch):
-                return
-            self.times["export"].pop()  # opening the tab is not the export
-            opened = next(json.loads(patch) for patch in self.patches[since:] if '"FileDownload"' in patch)
-            self.export_button = find_models(opened, "FileDownload")[0]["id"]
-        else:
-            await self._show_tab(5, "FileDownload")
-        since, start = len(self.patches), time.perf_counter()
-        self.downloads = getattr(self, "downloads", 0) + 1
-        await self._change(self.export_button, "clicks", self.downloads)
-        await self._until("export", start, since,
-                          lambda patch: '"data"' in patch and self.export_button in patch)
-        await self._show_tab(0, "Button")  # back to reviewing, as a reviewer would after downloading
-
-    async def _show_tab(self, index: int, shows: str) -> None:
-        """Bring tab ``index`` forward and wait until its models arrive (Panel renders only the shown tab)."""
-        since, start = len(self.patches), time.perf_counter()
-        await self._change(self.tabs, "active", index)
-        if await self._until("tab", start, since, lambda patch: f'"{shows}"' in patch):
-            self.times["tab"].pop()
-            for patch in self.patches[since:]:
-                document = json.loads(patch)
-                for model in find_models(document, "Button"):
-                    label = model.get("attributes", {}).get("label")
-                    if label == "Next ▶":
-                        self.next_button = model["id"]
-                    elif label == "Accept":
-                        self.accept_button = model["id"]
-
-    async def run(self, stop_at: float, think: float, rng: random.Random) -> None:
-        try:
-            await self.open()
-        except Exception as error:  # a session that cannot open is the first error to report
-            self.errors.append(f"open: {type(error).__name__}: {error}")
-            return
-        # Weighted as a review goes: mostly switching and deciding, sometimes filtering or exporting.
-        actions = [self.switch] * 5 + [self.decide] * 3 + [self.filter] + [self.export]
-        while time.perf_counter() < stop_at:
-            await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
-            try:
-                await rng.choice(actions)()
-            except Exception as error:
-                self.errors.append(f"{type(error).__name__}: {error}")
-
-    async def close(self) -> None:
-        if self.socket is not None:
-            self.socket.close()
-        if getattr(self, "reader", None) is not None:
-            self.reader.cancel()
 
 
 async def drive(url: str, sessions: int, seconds: float, think: float, pid: int, samples: list) -> list[Client]:
@@ -420,7 +229,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=50, help="concurrent sessions (default 50)")
     parser.add_argument("--minutes", type=float, default=5.0, help="how long they act (default 5)")
-    parser.add_argument("--think", type=float, default=5.0, help="mean seconds between one session's actions")
+    parser.add_argument("--think", type=float, default=10.0,
+                        help="mean seconds between one session's actions (default 10: a reviewer looks at each subject)")
     parser.add_argument("--subjects", type=int, default=None,
                         help="serve a simulated project of this many subjects instead of the demo")
     parser.add_argument("--threads", type=int, nargs="+", default=[4, 0],

@@ -224,7 +224,9 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         With a sign-in that asks for a password, how failed sign-ins slow down and lock out
         (default: a `SignInThrottle` with its default settings).
     **server_options
-        Passed to `panel.serve` (``cookie_secret``, ``websocket_origin``...).
+        Passed to `panel.serve` (``cookie_secret``, ``websocket_origin``, ``num_procs``...). With
+        ``num_procs`` N > 1 the server forks N processes sharing the port, each loading the project
+        itself; give them one PostgreSQL review store, whose decisions every process reads.
 
     Subjects' image files are served under ``zoolens-images/`` from the loaded project's
     image roots (`dashboard.image_route`), and nothing else in those folders.
@@ -232,7 +234,8 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     for option in ("basic_auth", "oauth_provider", "auth_provider"):
         if option in server_options:
             raise TypeError(f"serve() takes sign_in=, not {option}=: the sessions must know the user's role")
-    load = shared_load(key, build_project, title)
+    # With num_procs, Bokeh forks the worker processes inside panel.serve: each loads the project.
+    load = shared_load(key, build_project, title, forked=server_options.get("num_procs", 1) != 1)
 
     def session():
         return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)

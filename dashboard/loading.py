@@ -18,6 +18,8 @@ the loading thread.
 from __future__ import annotations
 
 import html
+import os
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,9 +35,23 @@ from project.progress import LoadProgress, LoadState, ProjectLoad
 POLL_MILLISECONDS = 200
 
 
-def shared_load(key: str, build: Callable[[LoadProgress], Project], title: str) -> ProjectLoad:
-    """The load of ``build``, started once per server process and shared by every session."""
-    return pn.state.as_cached(f"zoolens-load-{key}", lambda: ProjectLoad(build, title).start())
+def shared_load(key: str, build: Callable[[LoadProgress], Project], title: str,
+                forked: bool = False) -> ProjectLoad:
+    """The load of ``build``, started once per server process and shared by every session.
+
+    ``forked``: the server forks its worker processes after this (``num_procs``), and a thread
+    does not survive a fork, so the load starts in each forked process instead of here.
+    """
+    def make() -> ProjectLoad:
+        load = ProjectLoad(build, title)
+        if not forked:
+            return load.start()
+        # Weakly held: a load nobody serves any more is not started by a later fork.
+        reference = weakref.ref(load)
+        os.register_at_fork(after_in_child=lambda: reference() is not None and reference().start())
+        return load
+
+    return pn.state.as_cached(f"zoolens-load-{key}", make)
 
 
 class LoadingView(Viewer):

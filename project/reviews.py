@@ -35,6 +35,7 @@ import numbers
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -166,8 +167,9 @@ class ReviewStore:
 
     Notes
     -----
-    The schema is created when absent. One store serves every thread of a process; make a
-    new store in each process rather than sharing one across a fork.
+    The schema is created when absent. One store serves every thread of a process, and it
+    survives a fork (``zoolens serve --num-procs``): a forked child leaves the parent's open
+    connections to the parent and opens its own.
     """
 
     def __init__(self, url: str | None = None, path: str | Path | None = None):
@@ -210,6 +212,10 @@ class ReviewStore:
             self._engine.dispose()
             raise
         self._writer = _WriterThread(self._writing)
+        # SQLAlchemy's recipe for a fork: the child forgets the pooled connections without closing
+        # them (they are the parent's). Weakly held, so a closed store is not kept alive by the hook.
+        engine = weakref.ref(self._engine)
+        os.register_at_fork(after_in_child=lambda: engine() is not None and engine().dispose(close=False))
 
     def __repr__(self) -> str:
         return f"ReviewStore({self.url.render_as_string(hide_password=True)!r})"

@@ -26,6 +26,9 @@ def add_server_arguments(parser) -> None:
     parser.add_argument("--num-threads", type=int, default=None, metavar="N",
                         help="worker threads for session callbacks, so one user's slow work does not block "
                              "others (default 4; 0 runs them all on the server's event loop)")
+    parser.add_argument("--num-procs", type=int, default=1, metavar="N",
+                        help="server processes sharing the port, for more reviewers than one process serves "
+                             "(default 1); each loads the project, so give them one PostgreSQL --reviews store")
     parser.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                         help="host name browsers reach the server under, when not localhost (repeatable)")
     parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
@@ -119,10 +122,12 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
         auth = {"sign_in": sign_in,
                 "cookie_secret": os.environ.get("BOKEH_COOKIE_SECRET") or secrets.token_urlsafe(32)}
         print(f"zoolens: sign-in: {sign_in.description}")
-    threads = {} if args.num_threads is None else {"num_threads": args.num_threads}  # else serve's default
+    workers = {} if args.num_threads is None else {"num_threads": args.num_threads}  # else serve's default
+    if args.num_procs != 1:
+        workers["num_procs"] = args.num_procs
     serve(key, build_and_tell, title=title, port=args.port, address=args.address,
           show=args.show, websocket_origin=args.allow_websocket_origin,
-          reviews=reviews, **threads, **auth)
+          reviews=reviews, **workers, **auth)
     return 0
 
 
