@@ -69,3 +69,37 @@ def test_callback_errors_become_escaped_notifications():
         notify_error(ValueError("<img src=x onerror=alert(1)>"))
     assert [note.message for note in area.notifications] == ["ValueError: &lt;img src=x onerror=alert(1)&gt;"]
     assert area.notifications[0].notification_type == "error"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("num_threads", [None, 0])
+def test_sessions_callbacks_run_on_worker_threads_by_default(tiny_project, monkeypatch, num_threads):
+    import asyncio
+    import threading
+
+    from dashboard.app import DEFAULT_THREADS
+    from tests.bokeh_protocol import Client
+
+    ran_on = []
+    step_subject = DataStore.step_subject
+
+    def recording(self, step):
+        ran_on.append(threading.current_thread().name)
+        step_subject(self, step)
+
+    monkeypatch.setattr(DataStore, "step_subject", recording)
+    options = {} if num_threads is None else {"num_threads": num_threads}
+    with served(tiny_project, f"test-threads-{num_threads}", **options) as url:
+        async def click_next():
+            client = Client(url, 0)
+            await client.open()
+            await client.switch()  # "Next ▶", answered by the next subject's caption
+            await client.close()
+            return client
+
+        client = asyncio.run(click_next())
+    assert client.errors == [] and len(ran_on) == 1
+    if num_threads is None:
+        assert DEFAULT_THREADS == 4 and ran_on[0].startswith("ThreadPoolExecutor")
+    else:
+        assert not ran_on[0].startswith("ThreadPoolExecutor")  # the server's event loop ran it
