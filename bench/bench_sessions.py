@@ -62,8 +62,14 @@ from dashboard.app import serve
 from project import Project
 from project.reviews import open_store
 tables = simulated_tables({subjects})
-serve("bench", lambda progress: Project(**tables, title="simulated"), title="simulated", port={port},
-      address="127.0.0.1", num_threads={threads}, reviews=open_store({reviews!r}))
+
+def build(progress):
+    project = Project(**tables, title="simulated")
+    print(f"simulated: {{len(project.subject_stats):,}} subjects, {{len(project.marks):,}} marks", flush=True)
+    return project
+
+serve("bench", build, title="simulated", port={port}, address="127.0.0.1", num_threads={threads},
+      reviews=open_store({reviews!r}))
 """
 
 
@@ -132,7 +138,7 @@ async def drive(url: str, sessions: int, seconds: float, think: float, pid: int,
         await asyncio.sleep(delay)
         await client.run(stop_at, think, random.Random(rng.random()))
 
-    ramp = min(30.0, seconds / 10)
+    ramp = min(60.0, seconds / 5)
     await asyncio.gather(*(staggered(client, ramp * number / sessions) for number, client in enumerate(clients)))
     for client in clients:
         await client.close()
@@ -183,7 +189,7 @@ def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str
         f"{args.sessions} --minutes {args.minutes:g} --think {args.think:g}"
         + (f" --subjects {args.subjects}" if args.subjects else "") + f" --threads {' '.join(map(str, args.threads))}`.",
         f"Served: {project}; {args.sessions} sessions opened over the first "
-        f"{min(30.0, args.minutes * 6):.0f} s, each then acting every {args.think:g} s on average "
+        f"{min(60.0, args.minutes * 12):.0f} s, each then acting every {args.think:g} s on average "
         "(5 switches : 3 decisions : 1 filter : 1 export) for the whole run; clients and server share the machine.",
         f"Load average at the start {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} (1 / 5 / 15 min), "
         f"at the end {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f}: the machine is shared with other "

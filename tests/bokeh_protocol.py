@@ -16,6 +16,9 @@ import uuid
 
 #: Seconds an action may wait for the server's answer before it counts as an error.
 TIMEOUT = 60.0
+#: Seconds opening a session may take: a server makes sessions one at a time, so many opened at
+#: once queue for it.
+OPEN_TIMEOUT = 300.0
 #: What a `Client` times.
 ACTIONS = ("open", "switch", "filter", "decide", "export")
 
@@ -121,16 +124,16 @@ class Client:
         session_id = uuid.uuid4().hex
         self.socket = await websocket_connect(f"{self.url.replace('http', 'ws')}/ws",
                                               subprotocols=["bokeh", generate_jwt_token(session_id)],
-                                              max_message_size=200 * 2**20)
+                                              max_message_size=200 * 2**20, connect_timeout=OPEN_TIMEOUT)
         self.reader = asyncio.ensure_future(self._read())
         # The server makes the session, then says ACK; only then does it read messages.
         while not self.acknowledged:
             self.arrived.clear()
-            await asyncio.wait_for(self.arrived.wait(), timeout=TIMEOUT)
+            await asyncio.wait_for(self.arrived.wait(), timeout=OPEN_TIMEOUT)
         await self._send("PULL-DOC-REQ", {})
         while self.document is None:
             self.arrived.clear()
-            await asyncio.wait_for(self.arrived.wait(), timeout=TIMEOUT)
+            await asyncio.wait_for(self.arrived.wait(), timeout=OPEN_TIMEOUT)
         # BokehJS says so once the page is drawn; the app's onload work waits for it.
         await self._send("PATCH-DOC", {"events": [{"kind": "MessageSent", "msg_type": "bokeh_event",
                                                    "msg_data": {"type": "event", "name": "document_ready",

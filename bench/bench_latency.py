@@ -1,0 +1,134 @@
+"""Benchmark: how long a subject switch takes under the reviewer's hand, in a real browser.
+
+Headless Chromium (``/usr/bin/chromium``, driven by playwright) opens a served zoolens, then
+switches subject ``--switches`` times (50 by default), alternating the two ways a reviewer
+does: pressing ``j`` (next subject) and clicking the next row of the subject table. Each
+switch is timed from the key press or click until the cutout's caption names the new subject
+(the caption, the image and the boxes arrive in one update of the page). The server runs in
+its own process, so its CPU time per switch is read from ``/proc``. Measured on the built-in
+demo and on a simulated project of ``--subjects`` subjects (100,000 by default); the result
+goes to ``bench/results/latency.md``, with the profile notes written by hand below the table.
+
+    python bench/bench_latency.py
+    python bench/bench_latency.py --subjects 0      # the demo only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results" / "latency.md"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from bench_loaders import machine  # noqa: E402
+from bench_sessions import free_port, process_sample, start_server  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CAPTION = re.compile(r"^Subject (\d+)$")
+
+
+def measure(url: str, server_pid: int, switches: int) -> dict:
+    """Switch ``switches`` times in Chromium; the browser times and the server's CPU per switch."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
+                                                                              "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        start = time.perf_counter()
+        page.goto(url, wait_until="networkidle", timeout=300_000)
+        heading = page.get_by_text(CAPTION)
+        heading.first.wait_for(timeout=300_000)
+        first_paint = time.perf_counter() - start
+        page.wait_for_timeout(2000)  # let the page settle: the first switch should not wait for the load
+        times, by_way = [], {"key j": [], "row click": []}
+        _, cpu_before = process_sample(server_pid)
+        for number in range(switches):
+            shown = heading.first.inner_text()
+            if number % 2 == 0:
+                way = "key j"
+                page.locator("body").click(position={"x": 5, "y": 600})  # focus the page, not an input
+                began = time.perf_counter()
+                page.keyboard.press("j")
+            else:
+                way = "row click"
+                # The row after the highlighted one (the current subject), on the table's page.
+                rows = page.locator(".tabulator-row")
+                selected = page.locator(".tabulator-row.tabulator-selected")
+                index = next((position for position in range(rows.count())
+                              if "tabulator-selected" in (rows.nth(position).get_attribute("class") or "")), -1)
+                target = rows.nth((index + 1) % max(rows.count(), 1)) if selected.count() else rows.first
+                target.scroll_into_view_if_needed()
+                began = time.perf_counter()
+                target.click()
+            expect(heading.first).not_to_have_text(shown, timeout=120_000)
+            elapsed = time.perf_counter() - began
+            times.append(elapsed)
+            by_way[way].append(elapsed)
+            page.wait_for_timeout(300)  # a reviewer's glance; lets the image land before the next switch
+        _, cpu_after = process_sample(server_pid)
+        browser.close()
+    return {"times": times, "by_way": by_way, "cpu_per_switch": (cpu_after - cpu_before) / switches,
+            "first_paint": first_paint}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--switches", type=int, default=50, help="subject switches per project (default 50)")
+    parser.add_argument("--subjects", type=int, default=100_000,
+                        help="subjects of the simulated project (0: the demo only)")
+    parser.add_argument("--threads", type=int, default=4, help="the server's worker threads (default 4)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    rows = []
+    for subjects in [None] + ([args.subjects] if args.subjects else []):
+        folder = Path(tempfile.mkdtemp(prefix="zoolens-bench-latency-"))
+        port = free_port()
+        server = start_server(port, args.threads, folder / "reviews.sqlite", subjects, folder / "server.log")
+        try:
+            result = measure(f"http://127.0.0.1:{port}/", server.pid, args.switches)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        name = "built-in demo (60 subjects)" if subjects is None else f"simulated, {subjects:,} subjects"
+        ms = lambda values, q: f"{np.percentile(values, q) * 1000:,.0f}"  # noqa: E731
+        rows.append(f"| {name} | {ms(result['times'], 50)} / {ms(result['times'], 95)} | "
+                    f"{ms(result['by_way']['key j'], 50)} / {ms(result['by_way']['row click'], 50)} | "
+                    f"{result['cpu_per_switch'] * 1000:,.0f} | {result['first_paint']:.1f} s |")
+        print(rows[-1], flush=True)
+    load_after = os.getloadavg()
+    text = "\n".join([
+        "# Subject switch under the hand: browser latency and server CPU",
+        "",
+        f"Run {dt.date.today().isoformat()} on {machine()} by `python bench/bench_latency.py --switches "
+        f"{args.switches} --subjects {args.subjects} --threads {args.threads}`; headless Chromium at 1600x1000 "
+        "and the server in its own process on loopback.",
+        f"Load average {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} at the start, "
+        f"{load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} at the end (1 / 5 / 15 min, 2 cores "
+        "shared with other engineers' work): these times are upper bounds.",
+        "",
+        f"| project | switch p50 / p95 ms ({args.switches}, key j and row click alternating) | p50 ms: key j / row click "
+        "| server CPU ms per switch | page open to first caption |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+    ])
+    args.output.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
