@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import os
 import random
 import socket
@@ -71,6 +72,104 @@ def build(progress):
 serve("bench", build, title="simulated", port={port}, address="127.0.0.1", num_threads={threads},
       reviews=open_store({reviews!r}))
 """
+
+
+#: The tree before sessions were made light (all tabs built at open, no document freeze): the alternative.
+HEAVY_SESSIONS_COMMIT = "6679a04"
+
+#: Runs in a fresh interpreter on one source tree: the server CPU of opening a session (built into a
+#: Bokeh document and serialised, as the server does) and of switching subject in it, as JSON.
+SESSION_CPU = """
+import json, resource, sys
+sys.path.insert(0, {tree!r}); sys.path.insert(0, {here!r})
+import panel as pn
+from bokeh.document import Document
+from panel.io.state import set_curdoc
+from dashboard.app import create_app
+from project.reviews import open_store
+{project}
+reviews = open_store({reviews!r})
+pn.extension("tabulator")
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+opens = []
+for number in range({opens}):
+    document = Document()
+    start = cpu()
+    with set_curdoc(document):
+        template = create_app(project, reviews=reviews)
+        template.server_doc(document)
+    document.to_json()
+    opens.append(cpu() - start)
+ids = project.subject_stats.subject_id.to_numpy()[1:{switches} + 1]
+store = template.explorer.data_store
+switches = []
+with set_curdoc(document):
+    for subject_id in ids:
+        start = cpu()
+        store.subject = int(subject_id)
+        switches.append(cpu() - start)
+print(json.dumps({{"opens": opens, "switches": switches}}))
+"""
+DEMO_PROJECT = """
+from project import load_project
+from zoolens import demo
+folder = demo.default_demo_folder()
+files = demo.ensure_demo(folder)
+project = load_project([files.classifications, files.subjects, files.workflows], title="demo",
+                       image_roots=[folder.resolve()], **demo.PROJECT_OPTIONS)
+"""
+SIMULATED_PROJECT = """
+from bench_dashboard import simulated_tables
+from project import Project
+project = Project(**simulated_tables({subjects}))
+"""
+
+
+def session_cpu(tree: Path, subjects: int | None, opens: int = 4, switches: int = 30) -> dict:
+    """Server CPU seconds to open ``opens`` sessions (the first pays for imports) and per subject switch."""
+    project = DEMO_PROJECT if subjects is None else SIMULATED_PROJECT.format(subjects=subjects)
+    folder = Path(tempfile.mkdtemp(prefix="zoolens-bench-session-cpu-"))
+    code = SESSION_CPU.format(tree=str(tree), here=str(HERE), project=project, reviews=str(folder / "r.sqlite"),
+                              opens=opens, switches=switches)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree)})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def heavy_sessions_tree() -> Path:
+    """The tree at `HEAVY_SESSIONS_COMMIT`, unpacked by ``git archive`` into a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="zoolens-heavy-sessions-"))
+    archive = subprocess.run(["git", "archive", HEAVY_SESSIONS_COMMIT], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def cpu_section(subjects: int | None) -> str:
+    """Open and switch CPU, this tree against the heavy-sessions tree, measured alternately."""
+    old_tree = heavy_sessions_tree()
+    this, old = session_cpu(ROOT, subjects), session_cpu(old_tree, subjects)
+    name = "the built-in demo" if subjects is None else f"a simulated project of {subjects:,} subjects"
+    ms = lambda values: f"{np.median(values) * 1000:,.0f}"  # noqa: E731
+    p95 = lambda values: f"{np.percentile(values, 95) * 1000:,.0f}"  # noqa: E731
+    return "\n".join([
+        f"### Server CPU of one session on {name} (in one process, no client)",
+        "",
+        f"Measured by `session_cpu`: a session built into a Bokeh document and serialised as the server does, "
+        f"then {len(this['switches'])} subject switches; this tree against `{HEAVY_SESSIONS_COMMIT}` (all tabs built "
+        "at open, each view's update walking the whole document), by `git archive`.",
+        "",
+        f"| CPU | this tree | {HEAVY_SESSIONS_COMMIT} |",
+        "| --- | ---: | ---: |",
+        f"| open the first session of the process, ms | {this['opens'][0] * 1000:,.0f} | {old['opens'][0] * 1000:,.0f} |",
+        f"| open a further session, median ms | {ms(this['opens'][1:])} | {ms(old['opens'][1:])} |",
+        f"| switch subject, median / p95 ms | {ms(this['switches'])} / {p95(this['switches'])} | "
+        f"{ms(old['switches'])} / {p95(old['switches'])} |",
+        "",
+    ])
 
 
 def free_port() -> int:
@@ -244,7 +343,18 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=60.0,
                         help="seconds to follow the server's memory after the sessions close")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown result goes")
+    parser.add_argument("--only", choices=("load", "cpu"), default=None,
+                        help="only the load test, or only the per-session CPU against the older tree "
+                             "(appended to --output)")
     args = parser.parse_args()
+    if args.only == "cpu":
+        load = os.getloadavg()
+        text = cpu_section(args.subjects) + (f"\nLoad average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the "
+                                              f"start, {os.getloadavg()[0]:.1f} at the end; {machine()}.\n")
+        with args.output.open("a") as results:
+            results.write("\n" + text)
+        print(text)
+        return
     load_before = os.getloadavg()
     runs = [run_one(threads, args) for threads in args.threads]
     text = report(runs, args, load_before, os.getloadavg())
