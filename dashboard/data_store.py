@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import threading
+from contextlib import nullcontext
 import weakref
 
 import numpy as np
@@ -94,6 +95,7 @@ class DataStore(Selection, Viewer):
                                       "AUTHENTICATIONS`); recorded with every decision.")
 
     def __init__(self, **params):
+        self._session_lock = threading.RLock()
         super().__init__(**params)
         Reviewer(self.reviewer or "-", self.role, self.authentication)  # an unknown authentication is refused
         if self.reviewer_signed_in:
@@ -110,11 +112,14 @@ class DataStore(Selection, Viewer):
         # Setting a parameter (a new subject, a filter) updates several views' Bokeh models; in a
         # session, Bokeh would walk the whole document after each of them. Held and frozen, the
         # views' changes go to the browser together and the document is walked once.
-        document = pn.state.curdoc
-        if document is None or name not in self.param:
+        # With worker threads (the default), two callbacks of one session can run at once (a click
+        # and the periodic review refresh): the session lock lets one change and its views'
+        # updates finish before the next begins. Other sessions do not wait for it.
+        if name not in self.param or "_session_lock" not in self.__dict__:
             super().__setattr__(name, value)
             return
-        with hold(document, freeze=True):
+        document = pn.state.curdoc
+        with self._session_lock, (hold(document, freeze=True) if document is not None else nullcontext()):
             super().__setattr__(name, value)
 
     @param.depends("subject", watch=True)
@@ -187,7 +192,8 @@ class DataStore(Selection, Viewer):
         latest = self.reviews.last_decision_id()
         if latest == self.last_decision:
             return False
-        self._read_reviews(latest)
+        with self._session_lock:  # the box states and the outputs change together
+            self._read_reviews(latest)
         return True
 
     def review_status_of(self, subject_ids) -> pd.Series:

@@ -117,8 +117,9 @@ def test_two_sessions_decide_on_one_box_and_a_restart_keeps_the_decisions(tiny_p
             [2, 20, "accept", "ann"], [2, 20, "reject", "bob"]]
         assert history.after.iloc[0]["status"] == "accepted" == history.before.iloc[1]["status"]
         assert history.after.iloc[1]["status"] == "rejected"
-        boxes = in_session(first, lambda: first.explorer.review._boxes.value)
-        assert boxes[["consensus_id", "status", "reviewer"]].values.tolist() == [[20, "rejected", "bob"]]
+        # The refresh runs on a worker thread: the review panel follows the table a moment later.
+        boxes = lambda: in_session(first, lambda: first.explorer.review._boxes.value)  # noqa: E731
+        wait_for(lambda: boxes()[["consensus_id", "status", "reviewer"]].values.tolist() == [[20, "rejected", "bob"]])
     store.close()
 
     # A new server process would open the file afresh: so does this one.
