@@ -118,13 +118,16 @@ class Client:
 
     async def open(self) -> None:
         from bokeh.util.token import generate_jwt_token
+        from tornado.httpclient import HTTPRequest
         from tornado.websocket import websocket_connect
 
         start = time.perf_counter()
         session_id = uuid.uuid4().hex
-        self.socket = await websocket_connect(f"{self.url.replace('http', 'ws')}/ws",
-                                              subprotocols=["bokeh", generate_jwt_token(session_id)],
-                                              max_message_size=200 * 2**20, connect_timeout=OPEN_TIMEOUT)
+        # The server answers the websocket's upgrade once it has made the session: wait as long as an open may.
+        request = HTTPRequest(f"{self.url.replace('http', 'ws')}/ws", connect_timeout=OPEN_TIMEOUT,
+                              request_timeout=OPEN_TIMEOUT)
+        self.socket = await websocket_connect(request, subprotocols=["bokeh", generate_jwt_token(session_id)],
+                                              max_message_size=200 * 2**20)
         self.reader = asyncio.ensure_future(self._read())
         # The server makes the session, then says ACK; only then does it read messages.
         while not self.acknowledged:
