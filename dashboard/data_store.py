@@ -71,6 +71,9 @@ class DataStore(Selection, Viewer):
     mine = param.Boolean(default=False, doc="Keep only the subjects a lead assigned to this session's reviewer: "
                                             "their own queue.")
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
+    highlighted_volunteer = param.String(default=None, allow_None=True,
+                                         doc="The volunteer whose marks the cutout draws bold, everyone else's "
+                                             "faded (None: all alike).")
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
     # -- review sessions: decisions live in the shared store; these are this session's view of them.

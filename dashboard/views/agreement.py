@@ -36,7 +36,7 @@ PLOTS = ("iou_size", "offsets", "votes", "volunteers", "sky")
 #: Histograms among them: their brushed region is an x range.
 HISTOGRAMS = ("votes", "volunteers")
 #: The subjects a box-select left out, drawn under the selected ones: a density plot's pixels, a histogram's bars.
-UNSELECTED_PIXELS, UNSELECTED_BARS = "#6e6e6e", "#d4d4d4"
+UNSELECTED_PIXELS, UNSELECTED_BARS = "#8c8c8c", "#d4d4d4"
 #: A histogram's bars (the selected subjects' when there is a selection).
 BARS = "#4c72b0"
 #: The outline of a box-selected region, drawn until the selection is cleared.
@@ -204,13 +204,13 @@ class AgreementPlots(View):
         and the brushed region; box-selecting in it selects the subjects behind the points."""
         # Imported here: datashader takes seconds to import, and the page should paint
         # before anyone opens the Agreement tab.
-        from holoviews.operation.datashader import dynspread, rasterize
+        from holoviews.operation.datashader import rasterize, spread
 
         def density(chosen_from, method=points_method):
-            # dynspread widens isolated pixels a little, so a few thousand points stay
-            # visible; dense regions are left as they are.
-            return dynspread(rasterize(hv.DynamicMap(self._follow_filters(method, chosen_from))),
-                             threshold=0.5, max_px=3)
+            # Every pixel widened by one on each side, so a few thousand points stay visible;
+            # the same for both layers (the selected points stand out by colour, not size),
+            # taking the largest count around, so the colour bar still counts marks.
+            return spread(rasterize(hv.DynamicMap(self._follow_filters(method, chosen_from))), px=1, how="max")
 
         def rest_points(chosen_from):
             # Without a selection nothing is left out: no grey layer to draw.

@@ -18,6 +18,7 @@ from bokeh.palettes import Category10_10, Cividis256, Greys256, Inferno256, Magm
 from project.core import display_pixels, normalised
 
 from .base import CHOSEN_STANDS_OUT, View
+from .volunteer_steps import VolunteerSteps, emphasise_volunteer
 
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
@@ -33,7 +34,7 @@ DRAWN_COLOUR = "#00e5ff"
 
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
 REDRAWN_BY = {
-    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box"),
+    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box", "highlighted_volunteer"),
     "viewer": ("image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
                "show_band", "fit_to_boxes", "frame_size"),
 }
@@ -453,6 +454,7 @@ class CutoutViewer(View):
             else:
                 style |= dict(marker="circle", size=8, fill_alpha=0, line_color=colour, line_width=2)
             options[f"{kind}.{group}"] = style
+        options = emphasise_volunteer(options, self.data_store.highlighted_volunteer)
         return hv.Overlay(layers + markers).opts({**options, "Overlay": dict(framewise=True)})
 
     def overlay(self) -> hv.Overlay:
@@ -500,7 +502,8 @@ class CutoutViewer(View):
                                   widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
                                            "stretch": {"width": 115}, "cmap": {"width": 115}})
         plot = pn.pane.HoloViews(self.dynamic_overlay(), linked_axes=False)
-        return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,
+        return pn.Column(pn.Row(previous_button, next_button), VolunteerSteps(data_store=self.data_store),
+                         self._caption, toggles, image_controls, plot,
                          width=self.frame_size + 40)
 
 
