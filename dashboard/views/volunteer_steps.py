@@ -121,9 +121,10 @@ class VolunteerSteps(View):
     def _buttons(self):
         if self.data_store.highlighted_volunteer is None:
             return pn.Row()
-        previous_button = pn.widgets.Button(label="◀ Their previous subject", width=190)
-        next_button = pn.widgets.Button(label="Their next subject ▶", width=170)
-        stop_button = pn.widgets.Button(label="✕ Stop highlighting", width=150, button_type="light")
+        # Short labels, so the three fit beside the cutout: the line above says what "their" is.
+        previous_button = pn.widgets.Button(label="◀ Their previous", width=135)
+        next_button = pn.widgets.Button(label="Their next ▶", width=115)
+        stop_button = pn.widgets.Button(label="✕ Stop highlighting", width=145, button_type="light")
         previous_button.on_click(lambda event: self.step(-1))
         next_button.on_click(lambda event: self.step(1))
         stop_button.on_click(lambda event: self.stop())
