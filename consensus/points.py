@@ -89,7 +89,7 @@ def cluster_points(prep: Prepared, distance: float) -> Members:
     first, second, apart = point_pairs(marks.group, marks.cx, marks.cy, distance)
     other = prep.volunteer[first] != prep.volunteer[second]
     first, second, apart = first[other], second[other], apart[other]
-    labels = cluster_neighbours(len(marks), prep.volunteer, first, second, 1.0 - apart / distance)
+    labels = cluster_neighbours(marks.group, prep.volunteer, first, second, 1.0 - apart / distance)
     return Members.from_labels(labels, int(labels.max()) + 1 if len(labels) else 0)
 
 
