@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from .boxes import BoxArrays
+from .segments import sort_by_code_then_value
 
 
 def point_mask(table: pd.DataFrame) -> np.ndarray:
@@ -40,8 +41,15 @@ def point_mask(table: pd.DataFrame) -> np.ndarray:
 def point_arrays(table: pd.DataFrame, group: np.ndarray, keep: np.ndarray, tiebreak: tuple[np.ndarray, ...] = ()) -> BoxArrays:
     """The points of ``table`` at rows ``keep`` as sorted size-0 `BoxArrays` (``row`` indexes the table)."""
     x, y = (table[column].to_numpy(float, na_value=np.nan) for column in ("x", "y"))
-    zero = np.zeros(len(table))
-    return BoxArrays.from_centres(group, x, y, zero, zero, zero, tiebreak, keep=keep)
+    # The order `BoxArrays.from_centres` gives size-0 boxes (by group, x, y, then the tiebreak),
+    # without its envelopes and size keys: a point's envelope is the point.
+    kept_x = x[keep]
+    exact_keys = (kept_x, y[keep], *(np.asarray(values)[keep] for values in tiebreak))
+    order = keep[sort_by_code_then_value(np.asarray(group)[keep].astype(np.int64), kept_x, exact_keys, strict=True)]
+    cx, cy = x[order], y[order]
+    return BoxArrays(row=order, group=np.asarray(group, dtype=np.int64)[order], cx=cx, cy=cy, width=np.zeros(len(order)),
+                     height=np.zeros(len(order)), angle=np.zeros(len(order)), xmin=cx.copy(), xmax=cx.copy(),
+                     ymin=cy.copy(), ymax=cy.copy())
 
 
 def _spread_groups(group: np.ndarray, x: np.ndarray, y: np.ndarray, stride: float) -> np.ndarray:

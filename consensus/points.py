@@ -34,9 +34,9 @@ import param
 from .base import AggregationResult, Aggregator, partition_output, quorum, reassign_points
 from .clustering import cluster_neighbours
 from .distance import point_pairs
-from .estimate import Estimates, Members, median_boxes
+from .estimate import Estimates, Members
 from .prepare import Prepared, prepare
-from .segments import segment_sum
+from .segments import segment_median, segment_sum
 
 
 class PointClustering(Aggregator):
@@ -93,6 +93,16 @@ def cluster_points(prep: Prepared, distance: float) -> Members:
     return Members.from_labels(labels, int(labels.max()) + 1 if len(labels) else 0)
 
 
+def median_points(marks, members: Members) -> Estimates:
+    """The member-wise median x and y of every point (`median_boxes` without its sizes and angles, all 0 for points)."""
+    n, box = members.n_boxes, members.box
+    group = np.zeros(n, dtype=np.int64)
+    group[box] = marks.group[members.mark]
+    zero = np.zeros(n)
+    return Estimates(group=group, cx=segment_median(marks.cx[members.mark], box, n),
+                     cy=segment_median(marks.cy[members.mark], box, n), width=zero, height=zero.copy(), angle=zero.copy())
+
+
 def vote_spread(prep: Prepared, points: Estimates, box: np.ndarray) -> np.ndarray:
     """Per point, the per-axis standard deviation of its linked clicks around it (NaN below two votes)."""
     linked = np.flatnonzero(box >= 0)
@@ -108,7 +118,7 @@ def _aggregate_partition(pair, aggregator: PointClustering):
     prep = prepare(marks, classifications, points=True)
     n_seen = prep.n_seen_group
     members = cluster_points(prep, aggregator.distance)
-    points = median_boxes(prep.marks, members)
+    points = median_points(prep.marks, members)
     points = points.take(np.flatnonzero(aggregator.quorum(members.count(), n_seen[points.group])))
     iteration = 0
     while True:
@@ -116,7 +126,7 @@ def _aggregate_partition(pair, aggregator: PointClustering):
         votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(points))
         keep = aggregator.quorum(votes, n_seen[points.group])
         if iteration < aggregator.refine:
-            points = median_boxes(prep.marks, Members.from_labels(assignment.box, len(points))).take(np.flatnonzero(keep))
+            points = median_points(prep.marks, Members.from_labels(assignment.box, len(points))).take(np.flatnonzero(keep))
             iteration += 1
             continue
         if keep.all():

@@ -127,6 +127,14 @@ def densify(keys: np.ndarray) -> np.ndarray:
     return np.unique(keys, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """Position of the first element of each code of dense ``codes`` (``0..k-1``, every one present), in code order."""
+    first = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=np.int64)
+    # Assigned in reverse, so each code's earliest position is written last and stays.
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return first
+
+
 def dense_codes(*columns) -> np.ndarray:
     """One int64 code per row for the combination of ``columns``, ordered as the sorted combinations.
 
