@@ -33,7 +33,7 @@ import param
 
 from .base import AggregationResult, Aggregator, partition_output, quorum, reassign_points
 from .clustering import cluster_neighbours
-from .distance import point_pairs
+from .distance import PointTree
 from .estimate import Estimates, Members
 from .prepare import Prepared, prepare
 from .segments import segment_median, segment_sum
@@ -83,10 +83,10 @@ class PointClustering(Aggregator):
         return quorum(votes, n_seen, self.min_votes, self.min_vote_fraction)
 
 
-def cluster_points(prep: Prepared, distance: float) -> Members:
-    """Clusters of the prepared clicks (step 1 of the module docstring), one click per volunteer each."""
+def cluster_points(prep: Prepared, tree: PointTree, distance: float) -> Members:
+    """Clusters of the prepared clicks (step 1 of the module docstring), one click per volunteer each; ``tree`` is theirs."""
     marks = prep.marks
-    first, second, apart = point_pairs(marks.group, marks.cx, marks.cy, distance)
+    first, second, apart = tree.pairs(distance)
     other = prep.volunteer[first] != prep.volunteer[second]
     first, second, apart = first[other], second[other], apart[other]
     labels = cluster_neighbours(marks.group, prep.volunteer, first, second, 1.0 - apart / distance)
@@ -117,12 +117,14 @@ def _aggregate_partition(pair, aggregator: PointClustering):
     marks, classifications = pair
     prep = prepare(marks, classifications, points=True)
     n_seen = prep.n_seen_group
-    members = cluster_points(prep, aggregator.distance)
+    # One tree of the clicks serves the clustering and every round of linking.
+    tree = PointTree(prep.marks.group, prep.marks.cx, prep.marks.cy, max(aggregator.distance, aggregator.link_distance))
+    members = cluster_points(prep, tree, aggregator.distance)
     points = median_points(prep.marks, members)
     points = points.take(np.flatnonzero(aggregator.quorum(members.count(), n_seen[points.group])))
     iteration = 0
     while True:
-        points, assignment, _ = reassign_points(prep, points, aggregator.link_distance)
+        points, assignment, _ = reassign_points(prep, points, aggregator.link_distance, tree)
         votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(points))
         keep = aggregator.quorum(votes, n_seen[points.group])
         if iteration < aggregator.refine:
