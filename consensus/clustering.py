@@ -69,12 +69,12 @@ def _by_source_volunteer_weight(source, target, weight, volunteer):
     return source[order], target[order], weight[order]
 
 
-def _shares_volunteer(group, volunteer, source, target):
-    """Whether each directed edge's source has another edge to a mark of the same volunteer.
+def _shared_directions(group, volunteer, first, second):
+    """For each pair, whether ``first`` has another neighbour of ``second``'s volunteer, and ``second`` of ``first``'s.
 
-    Counted in one ``bincount`` over slots (source, the target volunteer's rank
-    among its group's volunteers), so no sort of the edges is needed: slots
-    number the marks times their group's volunteers, a few per edge.
+    Counted in one ``bincount`` over slots (a mark, a volunteer's rank among its
+    group's volunteers), so no sort of the pairs is needed: the slots number the
+    marks times their group's volunteers, a few per pair.
     """
     n_volunteers = int(volunteer.max()) + 1
     member = densify(group * n_volunteers + volunteer)  # (group, volunteer), in that order
@@ -83,10 +83,14 @@ def _shares_volunteer(group, volunteer, source, target):
     per_group = np.bincount(member_group)
     local = member - (np.cumsum(per_group) - per_group)[group]
     width = per_group[group]
-    slot = (np.cumsum(width) - width)[source] + local[target]
-    if int(width.sum()) > 4 * len(slot) + 1024:
-        slot = densify(slot)
-    return np.bincount(slot)[slot] > 1
+    base = np.cumsum(width) - width
+    forward, backward = base[first] + local[second], base[second] + local[first]
+    if int(width.sum()) > 8 * len(first) + 1024:
+        slots = densify(np.concatenate([forward, backward]))
+        forward, backward = slots[:len(first)], slots[len(first):]
+    size = int(max(forward.max(), backward.max())) + 1
+    count = np.bincount(forward, minlength=size) + np.bincount(backward, minlength=size)
+    return count[forward] > 1, count[backward] > 1
 
 
 def _seed_keys(remaining: np.ndarray, support: np.ndarray, strength: np.ndarray, n: int) -> np.ndarray:
@@ -142,28 +146,33 @@ def cluster_neighbours(group: np.ndarray, volunteer: np.ndarray, first: np.ndarr
     Each (mark, neighbour's volunteer) counts once, with that volunteer's best
     neighbour (highest closeness, then content order). Most marks have at most
     one neighbour per volunteer; only the edges of marks that have several are
-    sorted to find the best, so a round is a few linear passes over the edges.
+    sorted to find the best, so a round is a few linear passes over the pairs.
     """
     n = len(group)
     cluster = np.full(n, -1, dtype=np.int64)
-    source = np.concatenate([first, second])
-    target = np.concatenate([second, first])
-    steps = np.round(closeness * IOU_STEPS).astype(np.int64)
-    weight = np.concatenate([steps, steps])
-    shared = _shares_volunteer(group, volunteer, source, target) if len(source) else np.zeros(0, dtype=bool)
-    # Edges alone in their (source, volunteer): each is its volunteer's best while both ends remain.
-    single_source, single_target, single_weight = source[~shared], target[~shared], weight[~shared]
-    # The others, sorted so each (source, volunteer) run starts with its best edge.
-    multi_source, multi_target, multi_weight = _by_source_volunteer_weight(source[shared], target[shared], weight[shared],
-                                                                           volunteer)
-    del source, target, weight
+    weight = np.round(closeness * IOU_STEPS).astype(np.int64)
+    if len(first):
+        shared_forward, shared_backward = _shared_directions(group, volunteer, first, second)
+    else:
+        shared_forward = shared_backward = np.zeros(0, dtype=bool)
+    # The directions of several neighbours of one volunteer, as edges sorted so that
+    # each (source, volunteer) run starts with its best.
+    multi_source, multi_target, multi_weight = _by_source_volunteer_weight(
+        np.concatenate([first[shared_forward], second[shared_backward]]),
+        np.concatenate([second[shared_forward], first[shared_backward]]),
+        np.concatenate([weight[shared_forward], weight[shared_backward]]), volunteer)
+    # The other directions, each its volunteer's best while both ends remain, stay pairs
+    # (half the memory of directed edges) with a flag per direction.
+    forward, backward = ~shared_forward, ~shared_backward
+    kept = forward | backward
+    first, second, weight, forward, backward = first[kept], second[kept], weight[kept], forward[kept], backward[kept]
 
     active = np.ones(n, dtype=bool)
     next_id = 0
     while True:
-        if next_id:  # after the first round, drop the edges of clustered marks
-            live = active[single_source] & active[single_target]
-            single_source, single_target, single_weight = single_source[live], single_target[live], single_weight[live]
+        if next_id:  # after the first round, drop the pairs of clustered marks
+            live = active[first] & active[second]
+            first, second, weight, forward, backward = first[live], second[live], weight[live], forward[live], backward[live]
             live = active[multi_source] & active[multi_target]
             multi_source, multi_target, multi_weight = multi_source[live], multi_target[live], multi_weight[live]
         best = np.ones(len(multi_source), dtype=bool)
@@ -171,9 +180,12 @@ def cluster_neighbours(group: np.ndarray, volunteer: np.ndarray, first: np.ndarr
             multi_volunteer = volunteer[multi_target]
             best[1:] = (multi_source[1:] != multi_source[:-1]) | (multi_volunteer[1:] != multi_volunteer[:-1])
         best_source, best_target = multi_source[best], multi_target[best]
-        support = np.bincount(single_source, minlength=n) + np.bincount(best_source, minlength=n)
+        forward_source, backward_source = first[forward], second[backward]
+        support = (np.bincount(forward_source, minlength=n) + np.bincount(backward_source, minlength=n)
+                   + np.bincount(best_source, minlength=n))
         # Sums of integers below 2**53: exact in float64.
-        strength = (np.bincount(single_source, weights=single_weight, minlength=n)
+        strength = (np.bincount(forward_source, weights=weight[forward], minlength=n)
+                    + np.bincount(backward_source, weights=weight[backward], minlength=n)
                     + np.bincount(best_source, weights=multi_weight[best], minlength=n)).astype(np.int64)
 
         alone = np.flatnonzero(active & (support == 0))
@@ -187,7 +199,9 @@ def cluster_neighbours(group: np.ndarray, volunteer: np.ndarray, first: np.ndarr
         # A seed outranks every remaining neighbour.
         key = _seed_keys(remaining, support, strength, n)
         outranked = np.zeros(n, dtype=bool)
-        outranked[single_source[key[single_target] > key[single_source]]] = True
+        second_higher = key[second] > key[first]
+        outranked[first[second_higher]] = True
+        outranked[second[~second_higher]] = True
         outranked[multi_source[key[multi_target] > key[multi_source]]] = True
         seeds = remaining[~outranked[remaining]]
         is_seed = np.zeros(n, dtype=bool)
@@ -196,10 +210,9 @@ def cluster_neighbours(group: np.ndarray, volunteer: np.ndarray, first: np.ndarr
         next_id += len(seeds)
 
         # Each seed claims its best neighbour of every volunteer; a mark claimed by two seeds joins the higher-ranked one.
-        claimed_by_seed = is_seed[single_source]
-        claimed_by_seed_multi = is_seed[best_source]
-        claim_source = np.concatenate([single_source[claimed_by_seed], best_source[claimed_by_seed_multi]])
-        claim_target = np.concatenate([single_target[claimed_by_seed], best_target[claimed_by_seed_multi]])
+        seed_forward, seed_backward, seed_best = forward & is_seed[first], backward & is_seed[second], is_seed[best_source]
+        claim_source = np.concatenate([first[seed_forward], second[seed_backward], best_source[seed_best]])
+        claim_target = np.concatenate([second[seed_forward], first[seed_backward], best_target[seed_best]])
         winners = segment_best(key[claim_source], claim_target)
         cluster[claim_target[winners]] = cluster[claim_source[winners]]
         active[seeds] = False

@@ -65,6 +65,16 @@ def _extent(*xs: np.ndarray) -> tuple[float, float]:
     return min(float(np.min(x)) for x in present), max(float(np.max(x)) for x in present)
 
 
+def _distance(x, y, first, other_x, other_y, second) -> np.ndarray:
+    """Distance from points ``first`` of (x, y) to ``second`` of the other, in the plane (the shifted coordinates
+    of the tree lost a little precision), with one buffer per axis: millions of pairs make large temporaries."""
+    dx = x[first]
+    dx -= other_x[second]
+    dy = y[first]
+    dy -= other_y[second]
+    return np.hypot(dx, dy, out=dx)
+
+
 def _tree(coordinates: np.ndarray) -> cKDTree:
     # Queried a few times per build: an unbalanced, uncompacted tree builds faster than it costs to search.
     return cKDTree(coordinates, balanced_tree=False, compact_nodes=False)
@@ -92,16 +102,15 @@ class PointTree:
     def pairs(self, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All pairs ``(i, j, distance)``, ``i < j``, of its points of one group at most ``radius`` apart."""
         pairs = self.tree.query_pairs(radius, output_type="ndarray")
-        first, second = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
-        return first, second, np.hypot(self.x[first] - self.x[second], self.y[first] - self.y[second])
+        first, second = pairs[:, 0].astype(np.int64, copy=False), pairs[:, 1].astype(np.int64, copy=False)
+        return first, second, _distance(self.x, self.y, first, self.x, self.y, second)
 
     def cross(self, group: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All ``(i, j, distance)``, ``i`` its point and ``j`` one of the given (`covers` them), in one group within ``radius``."""
         other = _tree(_spread_groups(group, x, y, self.stride))
         found = self.tree.sparse_distance_matrix(other, radius, output_type="ndarray")
         first, second = found["i"].astype(np.int64), found["j"].astype(np.int64)
-        # In the plane, from the coordinates themselves: the shifted ones lost a little precision.
-        return first, second, np.hypot(self.x[first] - x[second], self.y[first] - y[second])
+        return first, second, _distance(self.x, self.y, first, x, y, second)
 
 
 def point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
