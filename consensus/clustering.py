@@ -84,13 +84,11 @@ def _shared_directions(group, volunteer, first, second):
     local = member - (np.cumsum(per_group) - per_group)[group]
     width = per_group[group]
     base = np.cumsum(width) - width
-    forward, backward = base[first] + local[second], base[second] + local[first]
-    if int(width.sum()) > 8 * len(first) + 1024:
-        slots = densify(np.concatenate([forward, backward]))
-        forward, backward = slots[:len(first)], slots[len(first):]
-    size = int(max(forward.max(), backward.max())) + 1
-    count = np.bincount(forward, minlength=size) + np.bincount(backward, minlength=size)
-    return count[forward] > 1, count[backward] > 1
+    slots = np.concatenate([base[first] + local[second], base[second] + local[first]])
+    if int(width.sum()) > 4 * len(slots) + 1024:
+        slots = densify(slots)
+    shared = np.bincount(slots)[slots] > 1
+    return shared[:len(first)], shared[len(first):]
 
 
 def _seed_keys(remaining: np.ndarray, support: np.ndarray, strength: np.ndarray, n: int) -> np.ndarray:

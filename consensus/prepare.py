@@ -124,7 +124,8 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
     subject_of_mark = np.searchsorted(subject_ids, mark_subjects)
     subject_of_classification = np.searchsorted(subject_ids, classification_subjects)
 
-    group = dense_codes(*(marks[key] for key in keys)) if len(marks) else np.zeros(0, dtype=np.int64)
+    # keys[0] is subject_id, already coded in sorted order.
+    group = dense_codes(*(marks[key] for key in keys[1:]), codes=subject_of_mark) if len(marks) else np.zeros(0, dtype=np.int64)
     first_row = first_rows(group)
     # Column by column: a DataFrame .loc costs milliseconds, most of a call on a few subjects.
     labels = ["tool_label"] if "tool_label" in marks.columns else []
