@@ -68,6 +68,16 @@ RESULTS = HERE / "results" / "points.md"
 POPULATIONS = {"clean": ("clean", 25.0), "realistic": ("realistic", 25.0), "noisy": ("noisy", 25.0),
                "sparse": ("realistic", 3.0)}
 
+#: How the measurement changed, written into the result.
+MEASUREMENT_NOTE = (
+    "Measurement since 2026-12-06 16:00 UTC (#14): each compared tool runs --repeats times (3) in fresh processes, taking turns, "
+    "and the median is given (before: one run each, so one burst of another engineer's job could halve a ratio); "
+    "zoolens' warm time and a baseline revision are shown beside. What is timed is unchanged and the same for both "
+    "sides: the reduction alone, after the imports and the data loading, in a fresh process with OMP_NUM_THREADS=1, "
+    "CPU time of the whole process (all threads); the peers get the extracts their point_extractor_by_frame makes, "
+    "zoolens the canonical tables its loaders make, and neither's extraction is timed."
+)
+
 #: Parameter grids searched for each peer on the tuning projects.
 DBSCAN_GRID = [{"eps": eps, "min_samples": samples} for eps in (3.0, 5.0, 7.0, 10.0, 14.0) for samples in (2, 3, 4, 6)]
 # HDBSCAN needs min_samples <= min_cluster_size.
@@ -298,6 +308,8 @@ def main() -> None:
         "below. zoolens makes more than the peers in that time: the links table (every click's point and distance) and "
         "the subjects table. Memory: peak RSS of the tool's subprocess during its first call (growth over the loaded "
         "input), the largest of the runs.",
+        "",
+        MEASUREMENT_NOTE,
         "",
         ("| data | tool | subjects | marks | precision | recall | F1 | mean distance px | seconds | wall range | CPU seconds "
          "| peak MiB |"),
