@@ -92,13 +92,13 @@ def main() -> None:
     lines = [
         "# Where the point method's time goes (CPU milliseconds per step)",
         "",
-        f"Made by `python bench/profile_points.py` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {machine()}. "
-        f"Load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at the start, "
-        f"{load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} at the end (2 shared cores: expect +-30 %). "
-        "`aggregate(marks, classifications, method=\"point\")` with the defaults on bench_points' projects, in a fresh "
-        "process: its first call (what bench/results/points.md compares) and the same call again (warm). "
-        "Indented steps are part of the step above; 'other' is the rest of the call (input checks, quorum, spreads, "
-        "assembling the result).",
+        (f"Made by `python bench/profile_points.py` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {machine()}. "
+         f"Load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at the start, "
+         f"{load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} at the end (2 shared cores: expect +-30 %). "
+         "`aggregate(marks, classifications, method=\"point\")` with the defaults on bench_points' projects, in a fresh "
+         "process: its first call (what bench/results/points.md compares) and the same call again (warm). "
+         "Indented steps are part of the step above; 'other' is the rest of the call (input checks, quorum, spreads, "
+         "assembling the result)."),
         "",
         f"| step | {header} |",
         "| --- |" + " ---: | ---: |" * len(columns),
