@@ -129,9 +129,9 @@ def densify(keys: np.ndarray) -> np.ndarray:
 
 def first_rows(codes: np.ndarray) -> np.ndarray:
     """Position of the first element of each code of dense ``codes`` (``0..k-1``, every one present), in code order."""
-    first = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=np.int64)
-    # Assigned in reverse, so each code's earliest position is written last and stays.
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    first = np.full(int(codes.max()) + 1 if len(codes) else 0, len(codes), dtype=np.int64)
+    # ufunc.at, not a fancy assignment: numpy leaves the winner of repeated indices unspecified there.
+    np.minimum.at(first, codes, np.arange(len(codes)))
     return first
 
 
