@@ -70,7 +70,7 @@ class AgreementPlots(View):
 
     # -- data of each plot (plain methods: tests and notebooks call them) --------------------
     # With ``chosen_from``: the data of every subject passing the filters, the plot selection
-    # left out; drawn faded under the selected subjects' data.
+    # left out; drawn faded under the selected subjects' data (marks: none without a selection).
 
     def _subjects(self, chosen_from: bool) -> pd.DataFrame:
         store = self.data_store
@@ -78,6 +78,9 @@ class AgreementPlots(View):
             else store.subjects
 
     def _matched_marks(self, chosen_from: bool = False) -> pd.DataFrame:
+        if chosen_from and self.data_store.selection is None:
+            # The grey layer is not drawn without a selection (`density_plot`): skip a pass over every mark.
+            return self.data_store.project.marks.iloc[:0]
         marks = self.data_store.filtered_marks(self._subjects(chosen_from))
         return marks[marks.consensus_id >= 0]
 
