@@ -1,4 +1,4 @@
-"""The columnar route for marks gives exactly what the reference route gives."""
+"""The columnar route for marks gives exactly what the reference route gives, vertices included."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_loaders.base import LoadReport
-from data_loaders.marks import MARK_COLUMNS, _columnar_marks, _reference_marks
+from data_loaders.marks import MARK_COLUMNS, VERTEX_COLUMNS, _columnar_marks, _reference_marks
 
 
 def both_routes(cells, fem=None, tasks=None, sides=None):
@@ -28,7 +28,7 @@ def assert_same(fast, slow, fast_report, slow_report):
     fast_marks, fast_ok = fast
     slow_marks, slow_ok = slow
     np.testing.assert_array_equal(fast_ok, slow_ok)
-    for name in MARK_COLUMNS:
+    for name in MARK_COLUMNS + VERTEX_COLUMNS:
         pd.testing.assert_series_equal(pd.Series(fast_marks[name]), pd.Series(slow_marks[name]),
                                        check_names=False, obj=name)
     assert fast_report.counts == slow_report.counts
