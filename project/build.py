@@ -169,7 +169,8 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     if progress is not None:
         progress.stage("Building the statistics of subjects and consensus boxes")
     filters = {name: options[name] for name in FILTER_OPTIONS if options.get(name) is not None}
-    return Project(classifications, marks, subjects=subjects, consensus=consensus_table, links=links,
+    return Project(classifications, marks, mark_vertices=combined("mark_vertices"), subjects=subjects,
+                   consensus=consensus_table, links=links,
                    image_roots=image_roots, reports=reports, title=title or every_file[0].name, sources=sources,
                    filters=filters, aggregation_run=run, fits_column=fits_column, pixel_scale=pixel_scale,
                    picture_size=picture_size)

@@ -116,3 +116,14 @@ def test_escaped_key_is_read_as_the_key_it_spells():
     cell = '[{"task": "T0", "value": [{"x": 1, "y": 2, "\\u0077idth": 3, "\\u0068eight": 4}]}]'
     marks, _ = _columnar_marks(pa.array([cell]), np.zeros(1, bool), None, None, "k", LoadReport("f", "t"))
     assert list(marks["kind"]) == ["rectangle"] and list(marks["width"]) == [3.0]
+
+
+def test_routes_agree_on_the_vertices_of_every_vertex_tool(data_dir):
+    cells, fem = real_cells(data_dir / "handmade" / "vertex_tools_classifications.csv")
+    # The last row has a string for a coordinate: only the reference route reads it.
+    fast, slow, fast_report, slow_report = both_routes(cells[:3], fem[:3])
+    assert fast is not None
+    assert_same(fast, slow, fast_report, slow_report)
+    assert len(fast[0]["vertex_mark"]) == 3 + 2 + 3 + 4 + 2 + 3 + 3 + 3 + 2 + 2 + 2
+    assert fast_report.counts["vertices_not_kept"] == {"pathX and pathY differ in length": 1}
+    assert both_routes(cells, fem)[0] is None

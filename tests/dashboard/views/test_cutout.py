@@ -40,12 +40,12 @@ def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
 
 def test_layers_follow_the_toggles_and_filters(viewer):
     # image, volunteer, unmatched, picked, consensus, rejected, band, a box the reviewer drew (none),
-    # and the outlines and markers of volunteers (2), unmatched (2) and consensus points (1)
-    assert len(viewer.overlay()) == 13
+    # and the outlines, paths and markers of volunteers (3), unmatched (3) and consensus points (1)
+    assert len(viewer.overlay()) == 15
     viewer.show_unmatched = False
     viewer.show_consensus = False
     viewer.show_band = False
-    assert len(viewer.overlay()) == 5
+    assert len(viewer.overlay()) == 6
     viewer.data_store.min_votes = 2
     assert viewer.consensus_boxes().dframe().consensus_box.tolist() == [10]
     viewer.data_store.subject = 2
