@@ -466,8 +466,9 @@ class CutoutViewer(View):
             if kind in ("Polygons", "Contours"):
                 style |= dict(line_width=2 if group == "Volunteer" else 1.5, line_color=colour,
                               line_dash="solid" if group == "Volunteer" else "dashed")
-                # Contours map their first value to the line colour unless ``color`` names the colour column.
-                style |= dict(fill_alpha=0) if kind == "Polygons" else dict(color=colour)
+                # Polygons and Contours colour by their first value unless ``color`` is given: a mapper made
+                # for an empty frame (numbers) then fails on the next subject's names.
+                style |= dict(color=colour) | (dict(fill_alpha=0) if kind == "Polygons" else {})
             elif group == "Consensus":
                 style |= dict(marker="circle_cross", size=18, fill_alpha=0, line_width=3, color=colour)
             elif group == "Volunteer":

@@ -9,7 +9,7 @@ import pytest
 from dashboard.data_store import DataStore
 from project import Project
 from dashboard.views import CutoutViewer, get_view
-from dashboard.views.cutout import COLOUR_MAPS, PALETTE, UNLINKED_COLOUR
+from dashboard.views.cutout import COLOUR_MAPS, ELLIPSE_VERTICES, PALETTE, UNLINKED_COLOUR
 
 
 @pytest.fixture
@@ -140,3 +140,32 @@ def test_fit_to_boxes_frames_the_boxes_with_a_margin(viewer):
     # Subject 1's boxes span x 10-85, y 10-70: 75 wide, margin 0.15 * 75 = 11.25, square side 97.5.
     (x0, x1), (y0, y1) = viewer.view_limits()
     assert (x0, x1) == pytest.approx((-1.25, 96.25)) and (y0, y1) == pytest.approx((-8.75, 88.75))
+
+
+def test_marks_with_vertices_are_drawn_through_them_open_or_closed(data_dir):
+    from project import load_project
+
+    project = load_project([data_dir / "handmade" / "vertex_tools_classifications.csv"], method=None)
+    viewer = CutoutViewer(data_store=DataStore(project=project, subject=501))
+    paths, outlines = viewer.volunteer_paths(), viewer.volunteer_outlines()
+    assert isinstance(paths, hv.Contours) and isinstance(outlines, hv.Polygons)
+    # Lines and the new front end's freehand line are open; polygons and the classic front end's point
+    # lists (which do not say their tool) closed; the circle (a triangle in the export) is its ellipse.
+    drawn = sorted((path["volunteer"], len(path["x"])) for path in paths.split(datatype="columns"))
+    assert drawn == [("alice", 2), ("bob", 2), ("bob", 2), ("bob", 3)]
+    # (A polygon comes back from HoloViews as a closed ring: its first vertex again at the end.)
+    closed = sorted((outline["volunteer"], len(outline["x"]) - 1) for outline in outlines.split(datatype="columns"))
+    assert closed == [("alice", 2), ("alice", 3), ("alice", 3), ("alice", 3), ("alice", 4),
+                      ("alice", ELLIPSE_VERTICES), ("bob", 3)]
+    freehand = [path for path in paths.split(datatype="columns") if len(path["x"]) == 3][0]
+    np.testing.assert_array_equal(freehand["x"], [70, 71, 73.5])
+    np.testing.assert_array_equal(freehand["y"], [6, 10, 15])
+    assert len(viewer.volunteer_boxes()) == 0  # no mark of subject 501 is drawn as a box
+    # Without links every mark is grey and none is unmatched; hover tells volunteer, IoU and time.
+    assert set(paths.dimension_values("colour", expanded=False)) == {UNLINKED_COLOUR}
+    assert len(viewer.unmatched_paths()) == 0
+    assert [d.name for d in paths.vdims][:3] == ["volunteer", "iou", "time"]
+    # Subject 502: the freehand line whose pathX and pathY differ in length kept no vertices: its box.
+    viewer.data_store.subject = 502
+    assert len(viewer.volunteer_boxes()) == 1 and len(viewer.volunteer_paths().split()) == 1
+    hv.renderer("bokeh").get_plot(viewer.overlay())
