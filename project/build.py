@@ -22,6 +22,7 @@ from consensus.base import parse_source
 
 from .core import Project
 from .progress import LoadProgress
+from .tool_kinds import named_point_list_kinds
 
 #: The consensus method used when no file holds a consensus (None: show the marks alone). Not yet
 #: ``auto`` (each kind of mark its own method) for the app: its cutout fails on a project whose
@@ -138,6 +139,8 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         return pd.concat(tables[name], ignore_index=True) if name in tables else None
 
     classifications, marks = combined("classifications"), combined("marks")
+    # The classic front end does not say which tool drew a point list; a workflow export does.
+    marks = named_point_list_kinds(marks, classifications, combined("tools"))
     consensus_table = combined("consensus")
     if method is not None or consensus_table is not None:
         if progress is not None:

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 #: Kinds drawn as an open path through their vertices; any other mark with vertices is a closed outline
-#: (polygon, freehandShape, freehandSegmentShape, and the classic front end's point lists, which do not
-#: name their tool and load as polygons).
+#: (polygon, freehandShape, freehandSegmentShape, bezier: the classic front end closes it when done). The
+#: classic front end's point lists load as polygons unless a workflow export names their tools
+#: (`project.tool_kinds`).
 OPEN_KINDS = ("line", "freehandLine", "freehandSegmentLine", "transcriptionLine")
 
 

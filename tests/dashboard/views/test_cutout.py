@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dashboard.data_store import DataStore
-from project import Project
+from project import Project, load_project
 from dashboard.views import CutoutViewer, get_view
 from dashboard.views.cutout import COLOUR_MAPS, ELLIPSE_VERTICES, PALETTE, UNLINKED_COLOUR
 
@@ -143,8 +143,6 @@ def test_fit_to_boxes_frames_the_boxes_with_a_margin(viewer):
 
 
 def test_marks_with_vertices_are_drawn_through_them_open_or_closed(data_dir):
-    from project import load_project
-
     project = load_project([data_dir / "handmade" / "vertex_tools_classifications.csv"], method=None)
     viewer = CutoutViewer(data_store=DataStore(project=project, subject=501))
     paths, outlines = viewer.volunteer_paths(), viewer.volunteer_outlines()
@@ -169,3 +167,14 @@ def test_marks_with_vertices_are_drawn_through_them_open_or_closed(data_dir):
     viewer.data_store.subject = 502
     assert len(viewer.volunteer_boxes()) == 1 and len(viewer.volunteer_paths().split()) == 1
     hv.renderer("bokeh").get_plot(viewer.overlay())
+
+
+def test_freehand_lines_a_workflow_export_names_are_drawn_open(data_dir):
+    named = load_project([data_dir / "handmade" / "vertex_tools_classifications.csv",
+                          data_dir / "handmade" / "vertex_tools_workflows.csv"], method=None)
+    viewer = CutoutViewer(data_store=DataStore(project=named, subject=501))
+    # Open: alice's line, freehand line and freehand segment line; bob's freehand line and two lines.
+    assert sorted(path["volunteer"] for path in viewer.volunteer_paths().split(datatype="columns")) == [
+        "alice", "alice", "alice", "bob", "bob", "bob"]
+    # Closed: alice's polygon, freehand shape, bezier and circle; bob's polygon.
+    assert len(viewer.volunteer_outlines().split()) == 5
