@@ -216,9 +216,11 @@ def parse_source(source: str) -> dict:
     return settings
 
 
-#: The method each kind of mark gets when ``aggregate`` is not told one: boxes (and
-#: every shape's bounding box) by IoU clustering, clicks by distance clustering.
-DEFAULT_METHODS = {"box": "iou", "point": "point"}
+#: The method each kind of mark gets when ``aggregate`` is not told one: boxes (and every
+#: shape's bounding box) by the skill-aware ``lean`` model, which also learns which volunteers
+#: habitually box distractors (on clean projects it scores as ``iou`` does, on projects with
+#: distractors far better: bench/results/consensus.md); clicks by distance clustering.
+DEFAULT_METHODS = {"box": "lean", "point": "point"}
 
 #: The ``method`` name that asks for `DEFAULT_METHODS` (as None does), for callers
 #: where None already means something else (no consensus at all, in `project`).
@@ -258,7 +260,7 @@ def aggregate(marks, classifications=None, method: str | None = None, **params) 
     method : str, optional
         Short name of the method: ``"iou"``, ``"lean"`` or ``"point"`` (see
         `methods()`). By default (None or ``"auto"``) each kind of mark gets its own method
-        (`DEFAULT_METHODS`: ``"point"`` for clicks, ``"iou"`` for the rest);
+        (`DEFAULT_METHODS`: ``"point"`` for clicks, ``"lean"`` for the rest);
         marks of both kinds give one result holding both (pandas tables only),
         and then ``params`` must be empty.
     **params

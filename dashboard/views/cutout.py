@@ -464,11 +464,11 @@ class CutoutViewer(View):
             style = dict(tools=["hover"], hover_tooltips=POINT_TOOLTIPS[group], framewise=True,
                          nonselection_alpha=1.0)
             if kind in ("Polygons", "Contours"):
-                style |= dict(line_width=2 if group == "Volunteer" else 1.5, line_color=colour,
+                # ``color``, not ``line_color``: without it HoloViews colours a path by its first
+                # value column through a colour mapper, which fails once that column's type changes.
+                style |= dict(line_width=2 if group == "Volunteer" else 1.5, color=colour,
                               line_dash="solid" if group == "Volunteer" else "dashed")
-                # Polygons and Contours colour by their first value unless ``color`` is given: a mapper made
-                # for an empty frame (numbers) then fails on the next subject's names.
-                style |= dict(color=colour) | (dict(fill_alpha=0) if kind == "Polygons" else {})
+                style |= dict(fill_alpha=0) if kind == "Polygons" else {}
             elif group == "Consensus":
                 style |= dict(marker="circle_cross", size=18, fill_alpha=0, line_width=3, color=colour)
             elif group == "Volunteer":
