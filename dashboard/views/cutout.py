@@ -464,9 +464,10 @@ class CutoutViewer(View):
             style = dict(tools=["hover"], hover_tooltips=POINT_TOOLTIPS[group], framewise=True,
                          nonselection_alpha=1.0)
             if kind in ("Polygons", "Contours"):
-                # ``color``, not ``line_color``: without it HoloViews colours a path by its first
-                # value column through a colour mapper, which fails once that column's type changes.
-                style |= dict(line_width=2 if group == "Volunteer" else 1.5, color=colour,
+                # ``color`` as well as ``line_color``: without it HoloViews colours a path by its first value
+                # column through a colour mapper, which fails once that column's type changes; alone, it
+                # leaves a polygon's outline black.
+                style |= dict(line_width=2 if group == "Volunteer" else 1.5, color=colour, line_color=colour,
                               line_dash="solid" if group == "Volunteer" else "dashed")
                 style |= dict(fill_alpha=0) if kind == "Polygons" else {}
             elif group == "Consensus":

@@ -178,3 +178,21 @@ def test_freehand_lines_a_workflow_export_names_are_drawn_open(data_dir):
         "alice", "alice", "alice", "bob", "bob", "bob"]
     # Closed: alice's polygon, freehand shape, bezier and circle; bob's polygon.
     assert len(viewer.volunteer_outlines().split()) == 5
+
+
+def test_outlines_and_paths_are_drawn_in_their_consensus_colour(data_dir):
+    from bokeh.models import GlyphRenderer
+
+    project = load_project([data_dir / "aggregation_for_caesar" / "cat-project-classifications.csv"])
+    subject_id = int(project.subject_stats.sort_values("n_marks").subject_id.iloc[-1])
+    viewer = CutoutViewer(data_store=DataStore(project=project, subject=subject_id))
+    figure = hv.renderer("bokeh").get_plot(viewer.overlay()).state
+    drawn = [renderer for renderer in figure.renderers if isinstance(renderer, GlyphRenderer)
+             and type(renderer.glyph).__name__ in ("MultiLine", "MultiPolygons")
+             and len(renderer.data_source.data["colour"])]
+    assert {type(renderer.glyph).__name__ for renderer in drawn} == {"MultiLine", "MultiPolygons"}
+    for renderer in drawn:
+        # The line colour is the column's (HoloViews gives one value when all rows share it), never black.
+        colours = set(renderer.data_source.data["colour"])
+        line_color = renderer.glyph.line_color
+        assert (line_color in colours if isinstance(line_color, str) else line_color.field == "colour"), line_color
