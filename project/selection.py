@@ -45,7 +45,7 @@ class Selection(param.Parameterized):
         self.param.workflow.objects = [ANY, *self.project.workflows]
         self.param.tool.objects = [ANY, *self.project.tools]
 
-    def passing(self, review_statuses: pd.Series | None = None) -> pd.DataFrame:
+    def passing(self, review_statuses: pd.Series | None = None, plot_selection: bool = True) -> pd.DataFrame:
         """Statistics of the subjects the filters keep, most disagreement first.
 
         Parameters
@@ -53,6 +53,9 @@ class Selection(param.Parameterized):
         review_statuses : Series, optional
             Each subject's review status, aligned with ``project.subject_stats``
             (default: all unreviewed); added as the ``review_status`` column.
+        plot_selection : bool
+            Apply the plot selection too (default); without it, the subjects a plot's
+            box-select chose from.
         """
         stats = self.project.subject_stats
         statuses = (pd.Series("unreviewed", index=stats.index, dtype="string") if review_statuses is None
@@ -72,7 +75,7 @@ class Selection(param.Parameterized):
             keep &= stats.disagreement.between(low, high).to_numpy()
         for column, (low, high) in self.metadata_ranges.items():
             keep &= stats[column].between(low, high).to_numpy()
-        if self.selection is not None:
+        if plot_selection and self.selection is not None:
             keep &= stats.subject_id.isin(self.selection).to_numpy()
         if self.review_status != ANY:
             keep &= (stats.review_status == self.review_status).to_numpy()

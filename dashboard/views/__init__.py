@@ -9,7 +9,9 @@ from .gallery import Gallery
 from .review import ReviewPanel
 from .sandbox import ReaggregationSandbox
 from .subjects import SubjectBrowser
+from .volunteer_steps import VolunteerSteps
 from .volunteers import VolunteerTable
 
 __all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "FetchView", "Gallery",
-           "ReaggregationSandbox", "ReviewPanel", "SubjectBrowser", "VolunteerTable"]
+           "ReaggregationSandbox", "ReviewPanel", "SubjectBrowser", "VolunteerSteps",
+           "VolunteerTable"]
