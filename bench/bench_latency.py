@@ -52,7 +52,15 @@ def measure(url: str, server_pid: int, switches: int) -> dict:
         heading = page.get_by_text(CAPTION)
         heading.first.wait_for(timeout=300_000)
         first_paint = time.perf_counter() - start
-        page.wait_for_timeout(2000)  # let the page settle: the first switch should not wait for the load
+        # Untimed: the first switch waits until the page's key listener is live (it arrives after the caption).
+        first_subject = heading.first.inner_text()
+        for _ in range(60):
+            heading.first.click()
+            page.keyboard.press("j")
+            page.wait_for_timeout(1000)
+            if heading.first.inner_text() != first_subject:
+                break
+        missed = 0
         times, by_way = [], {"key j": [], "row click": []}
         _, cpu_before = process_sample(server_pid)
         for number in range(switches):
@@ -72,7 +80,11 @@ def measure(url: str, server_pid: int, switches: int) -> dict:
                 target.scroll_into_view_if_needed()
                 began = time.perf_counter()
                 target.click()
-            expect(heading.first).not_to_have_text(shown, timeout=120_000)
+            try:
+                expect(heading.first).not_to_have_text(shown, timeout=60_000)
+            except AssertionError:
+                missed += 1  # counted and reported, not timed
+                continue
             elapsed = time.perf_counter() - began
             times.append(elapsed)
             by_way[way].append(elapsed)
@@ -80,7 +92,7 @@ def measure(url: str, server_pid: int, switches: int) -> dict:
         _, cpu_after = process_sample(server_pid)
         browser.close()
     return {"times": times, "by_way": by_way, "cpu_per_switch": (cpu_after - cpu_before) / switches,
-            "first_paint": first_paint}
+            "first_paint": first_paint, "missed": missed}
 
 
 def main() -> None:
@@ -106,7 +118,7 @@ def main() -> None:
         ms = lambda values, q: f"{np.percentile(values, q) * 1000:,.0f}"  # noqa: E731
         rows.append(f"| {name} | {ms(result['times'], 50)} / {ms(result['times'], 95)} | "
                     f"{ms(result['by_way']['key j'], 50)} / {ms(result['by_way']['row click'], 50)} | "
-                    f"{result['cpu_per_switch'] * 1000:,.0f} | {result['first_paint']:.1f} s |")
+                    f"{result['cpu_per_switch'] * 1000:,.0f} | {result['first_paint']:.1f} s | {result['missed']} |")
         print(rows[-1], flush=True)
     load_after = os.getloadavg()
     text = "\n".join([
@@ -120,8 +132,8 @@ def main() -> None:
         "shared with other engineers' work): these times are upper bounds.",
         "",
         f"| project | switch p50 / p95 ms ({args.switches}, key j and row click alternating) | p50 ms: key j / row click "
-        "| server CPU ms per switch | page open to first caption |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| server CPU ms per switch | page open to first caption | switches not shown in 60 s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
     ])

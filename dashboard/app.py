@@ -233,10 +233,12 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     pn.config.notifications = True
     pn.config.exception_handler = notify_error
     # `panel.serve` passes num_threads to Bokeh, which ignores it: Panel's thread pool is its config
-    # (process-wide, and a running pool cannot be resized, only stopped and started again).
-    if pn.config.nthreads != (num_threads or None):
+    # (process-wide; a running pool cannot be resized, only stopped and started again, and a stopped
+    # server's `state.reset` drops the pool while the config still names a size).
+    threads = num_threads or None
+    if pn.config.nthreads != threads or (threads and pn.state._thread_pool is None):
         pn.config.nthreads = None
-        pn.config.nthreads = num_threads or None
+        pn.config.nthreads = threads
     # Panel keeps these process-wide; each server sets them for its own sign-in (or none).
     pn.config.oauth_provider = sign_in.oauth_provider if sign_in is not None else None
     pn.config.authorize_callback = None if sign_in is None else (
