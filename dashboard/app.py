@@ -33,9 +33,10 @@ URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disa
 #: How often a session looks for review decisions made in other sessions, in milliseconds.
 REVIEW_REFRESH_MS = 3000
 
-#: Worker threads for session callbacks by default: one session's subject switch or export does not
-#: hold up the others' (the shared project is read-only; decisions go through the store's one writer).
-DEFAULT_THREADS = 4
+#: Worker threads for session callbacks by default: none. With Panel's thread pool, two events of one
+#: session can run at once and out of order (a box picked in the table, then Reject clicked: the click
+#: can be handled first and reject the previously picked box), so threads stay opt-in (--num-threads).
+DEFAULT_THREADS = 0
 
 def page_template(title: str) -> pn.template.FastListTemplate:
     """An empty page: its sidebar, main area and modal each hold one Column, filled in later."""

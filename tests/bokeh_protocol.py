@@ -9,6 +9,7 @@ at once from one asyncio loop, which 50 browsers on a 2-core machine could not.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import random
 import time
@@ -19,6 +20,16 @@ TIMEOUT = 60.0
 #: Seconds opening a session may take: a server makes sessions one at a time, so many opened at
 #: once queue for it.
 OPEN_TIMEOUT = 300.0
+def run_apart(coroutine):
+    """Run ``coroutine`` to its end on a loop of its own thread, and return its result.
+
+    A test process may already run an event loop in its main thread (playwright's sync API
+    does, for the browser tests), where `asyncio.run` is refused.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 #: What a `Client` times.
 ACTIONS = ("open", "switch", "filter", "decide", "export")
 

@@ -72,13 +72,12 @@ def test_callback_errors_become_escaped_notifications():
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("num_threads", [None, 0])
-def test_sessions_callbacks_run_on_worker_threads_by_default(tiny_project, monkeypatch, num_threads):
-    import asyncio
+@pytest.mark.parametrize("num_threads", [4, None])
+def test_sessions_callbacks_run_on_worker_threads_when_asked(tiny_project, monkeypatch, num_threads):
     import threading
 
     from dashboard.app import DEFAULT_THREADS
-    from tests.bokeh_protocol import Client
+    from tests.bokeh_protocol import Client, run_apart
 
     ran_on = []
     step_subject = DataStore.step_subject
@@ -97,9 +96,9 @@ def test_sessions_callbacks_run_on_worker_threads_by_default(tiny_project, monke
             await client.close()
             return client
 
-        client = asyncio.run(click_next())
+        client = run_apart(click_next())
     assert client.errors == [] and len(ran_on) == 1
-    if num_threads is None:
-        assert DEFAULT_THREADS == 4 and ran_on[0].startswith("ThreadPoolExecutor")
-    else:
-        assert not ran_on[0].startswith("ThreadPoolExecutor")  # the server's event loop ran it
+    if num_threads is not None:
+        assert ran_on[0].startswith("ThreadPoolExecutor")
+    else:  # the default: the server's event loop, which handles one session's events in order
+        assert DEFAULT_THREADS == 0 and not ran_on[0].startswith("ThreadPoolExecutor")

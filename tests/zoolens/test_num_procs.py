@@ -9,7 +9,6 @@ protocol clients (`tests.bokeh_protocol`). Which process serves a session is rea
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.bokeh_protocol import Client
+from tests.bokeh_protocol import Client, run_apart
 from tests.dashboard.serving import free_port
 from tests.postgres_server import postgres_database, postgres_server  # noqa: F401  (fixtures)
 
@@ -119,4 +118,4 @@ def test_a_decision_in_one_process_shows_in_the_other(two_processes):
         for client in opened:
             await client.close()
 
-    asyncio.run(scenario())
+    run_apart(scenario())
