@@ -111,7 +111,7 @@ class DataStore(Selection, Viewer):
         self.drawn_box = None
 
     @param.depends("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges",
-                   "selection", "mine", watch=True)
+                   "selection", "mine", "score_threshold", "machine_disagrees", "sort_by", watch=True)
     def _update_subjects(self):
         subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id))
         if self.mine:
@@ -297,11 +297,19 @@ class DataStore(Selection, Viewer):
         clear = pn.widgets.Button(label="Clear plot selection", width=250)
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
-            filters, *metadata_sliders, *self._review_widgets(),
+            filters, *metadata_sliders, *self._machine_widgets(), *self._review_widgets(),
             pn.panel(self._counts, sizing_mode="stretch_width"),
             pn.panel(self._image_problems, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )
+
+    def _machine_widgets(self) -> list:
+        """With machine detections: keep where humans and machine disagree, and the subjects' order."""
+        if self.project.machine is None:
+            return []
+        return [pn.widgets.Checkbox.from_param(self.param.machine_disagrees, name="Humans and machine disagree",
+                                               width=250),
+                pn.widgets.Select.from_param(self.param.sort_by, name="Sort subjects by", width=250)]
 
     def _review_widgets(self) -> list:
         """The review-status filter and who decides: a name box, unless the server signed the user in."""

@@ -3,7 +3,8 @@
 The demo is a synthetic Galaxy Zoo: Clump Scout-like project made by zoolens itself:
 60 galaxy images with clumps (PNG and FITS with a WCS), a classification export in both
 Zooniverse front-end formats with the dirt real exports carry, subject and workflow
-exports, and the true clump boxes; the consensus is made by zoolens' IoU method (--method). It is
+exports, the true clump boxes, and a simulated machine's detections (--detections for others),
+compared with the volunteers in the Machine tab; the consensus is made by zoolens' IoU method (--method). It is
 generated on first use (a few seconds) into
 the zoolens cache folder (--folder to choose another). No browser opens unless --show.
 """
@@ -43,7 +44,8 @@ def run(args) -> int:
         progress.plan(1)
         progress.stage("Preparing the demo files (generated on first start only)")
         files = demo.ensure_demo(folder)
+        # The demo's machine detections unless --detections names others: the comparison shows on first start.
         return load_project([files.classifications, files.subjects, files.workflows], title="built-in demo",
-                            progress=progress, **options)
+                            progress=progress, **{"detections": files.detections, **options})
 
     return serve_project(build, args, key="demo", title="built-in demo", reviews=reviews)
