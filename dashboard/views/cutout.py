@@ -18,6 +18,7 @@ from bokeh.palettes import Category10_10, Cividis256, Greys256, Inferno256, Magm
 from project.core import display_pixels, normalised
 
 from .base import CHOSEN_STANDS_OUT, View
+from .machine_layer import detection_controls, detection_layers, detection_options
 
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
@@ -33,9 +34,9 @@ DRAWN_COLOUR = "#00e5ff"
 
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
 REDRAWN_BY = {
-    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box"),
+    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box", "score_threshold"),
     "viewer": ("image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
-               "show_band", "fit_to_boxes", "frame_size"),
+               "show_band", "fit_to_boxes", "frame_size", "show_detections"),
 }
 
 # Dimensions are made once: building them per subject costs more than the boxes.
@@ -126,6 +127,8 @@ class CutoutViewer(View):
                                                 "from the spread of its votes) as dotted edges.")
     fit_to_boxes = param.Boolean(default=False, doc="Frame the region holding the boxes (with a margin) "
                                                      "instead of the whole image.")
+    show_detections = param.Boolean(default=True, doc="Draw the machine detections scoring at least the score "
+                                                      "threshold (when the project has detections).")
     frame_size = param.Integer(default=400, bounds=(200, 2000), doc="Width of the image in screen pixels.")
 
     # -- elements (plain methods, so notebooks and tests can call them) ---------------------
@@ -453,7 +456,9 @@ class CutoutViewer(View):
             else:
                 style |= dict(marker="circle", size=8, fill_alpha=0, line_color=colour, line_width=2)
             options[f"{kind}.{group}"] = style
-        return hv.Overlay(layers + markers).opts({**options, "Overlay": dict(framewise=True)})
+        machine = detection_layers(self)
+        options |= detection_options(machine)
+        return hv.Overlay(layers + markers + machine).opts({**options, "Overlay": dict(framewise=True)})
 
     def overlay(self) -> hv.Overlay:
         """The image with the layers switched on (`image_layer` under `box_layers`)."""
@@ -500,7 +505,8 @@ class CutoutViewer(View):
                                   widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
                                            "stretch": {"width": 115}, "cmap": {"width": 115}})
         plot = pn.pane.HoloViews(self.dynamic_overlay(), linked_axes=False)
-        return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, image_controls, plot,
+        return pn.Column(pn.Row(previous_button, next_button), self._caption, toggles, *detection_controls(self),
+                         image_controls, plot,
                          width=self.frame_size + 40)
 
 
