@@ -9,8 +9,9 @@ from .gallery import Gallery
 from .machine import MachineView
 from .review import ReviewPanel
 from .sandbox import ReaggregationSandbox
+from .samp import SampPanel
 from .subjects import SubjectBrowser
 from .volunteers import VolunteerTable
 
 __all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "FetchView", "Gallery",
-           "MachineView", "ReaggregationSandbox", "ReviewPanel", "SubjectBrowser", "VolunteerTable"]
+           "MachineView", "ReaggregationSandbox", "ReviewPanel", "SampPanel", "SubjectBrowser", "VolunteerTable"]

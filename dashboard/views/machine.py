@@ -71,8 +71,11 @@ class MachineView(View):
         """Make the subjects where humans and machine disagree the queue, and open its first unreviewed one."""
         store = self.data_store
         store.param.update(machine_disagrees=True, sort_by="humans vs machine")
-        if not store.next_unreviewed() and len(store.subjects):
-            store.subject = int(store.subjects.subject_id.iloc[0])
+        queue = store.subjects
+        unreviewed = queue[(queue.review_status == "unreviewed").to_numpy()]
+        first = unreviewed if len(unreviewed) else queue
+        if len(first):
+            store.subject = int(first.subject_id.iloc[0])
         store.param.trigger("show_subject")
 
     # -- plots ---------------------------------------------------------------------------------
@@ -160,7 +163,7 @@ class MachineView(View):
         low, high = store.param.score_threshold.bounds
         slider = pn.widgets.FloatSlider.from_param(store.param.score_threshold, name="Score threshold",
                                                    start=low, end=high, step=(high - low) / 100, width=420)
-        review = pn.widgets.Button(label="Review where humans and machine disagree", button_type="primary",
+        review = pn.widgets.Button(label="Review where humans and machine disagree", color="primary",
                                    width=340)
         review.on_click(lambda event: self.review_disagreements())
         plots = pn.Row(pn.pane.HoloViews(self.threshold_plot(), linked_axes=False),
