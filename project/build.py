@@ -49,7 +49,8 @@ def loader_options() -> dict[str, str]:
 
 
 def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None, *,
-                 detections: str | Path | None = None, image_roots: Sequence[str | Path] | None = None, title: str | None = None,
+                 detections: str | Path | None = None, image_roots: Sequence[str | Path] | None = None,
+                 title: str | None = None,
                  method: str | None = DEFAULT_METHOD, method_params: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
                  picture_size: tuple[float, float] | None = None, scheduler: str | None = None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 
 import holoviews as hv
-import numpy as np
 import pandas as pd
 import panel as pn
 import param
@@ -87,7 +86,8 @@ class MachineView(View):
                           "value", label=name.upper() if name == "f1" else name).opts(
                      color=colour, interpolation="steps-pre", line_width=2)
                  for name, colour in CURVE_COLOURS.items()]
-        marker = hv.DynamicMap(lambda score_threshold: hv.VLine(score_threshold).opts(color="black", line_dash="dashed"),
+        marker = hv.DynamicMap(lambda score_threshold: hv.VLine(score_threshold).opts(color="black",
+                                                                                       line_dash="dashed"),
                                streams=[hv.streams.Params(self.data_store, ["score_threshold"])])
         return (hv.Overlay(lines) * marker).opts(
             title="Precision, recall, F1 by score threshold", legend_position="bottom_left",

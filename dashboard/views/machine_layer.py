@@ -46,9 +46,12 @@ def shown_detections(viewer) -> pd.DataFrame:
 
 
 def _values(detections: pd.DataFrame) -> dict:
-    matched = detections["consensus_id"].fillna(-1).to_numpy() >= 0
-    what = np.where(matched, "consensus mark " + detections["consensus_id"].fillna(-1).astype(np.int64).astype(str),
-                    "nothing: machine only")
+    linked = detections["consensus_id"].fillna(-1).astype(np.int64)
+    matched = linked.to_numpy() >= 0
+    # No consensus id at all: a subject no volunteer classified, left out of the comparison.
+    what = np.where(matched, "consensus mark " + linked.astype(str),
+                    np.where(detections["consensus_id"].isna(), "not compared: no volunteer classified the subject",
+                             "nothing: machine only"))
     return {"detection": detections["detection_id"].to_numpy(), "score": detections["score"].to_numpy(float),
             "label": detections["label"].astype(object).fillna("").to_numpy(dtype=object),
             "matched": what.astype(object), "alpha": np.where(matched, MATCHED_ALPHA, MACHINE_ONLY_ALPHA),

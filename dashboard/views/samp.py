@@ -84,7 +84,8 @@ class SampPanel(View):
         if position is None:
             raise SampError(f"subject {store.subject} has no sky position (no FITS WCS and no ra/dec metadata)")
         self.link().point_at(*position)
-        self.status = f"Pointed the sky viewers at subject {store.subject}: RA {position[0]:.5f}, Dec {position[1]:+.5f}."
+        self.status = (f"Pointed the sky viewers at subject {store.subject}: RA {position[0]:.5f}, "
+                       f"Dec {position[1]:+.5f}.")
         return position
 
     def _heard(self, subject_ids: np.ndarray) -> None:

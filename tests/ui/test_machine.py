@@ -39,8 +39,9 @@ def test_the_machine_tab_shows_the_numbers_zoolens_compare_prints(open_page, com
     page.locator(".bk-tab", has_text="Machine").click()
     page.get_by_text("Machine detections against the consensus").wait_for(timeout=60_000)
     page.locator(".zoolens-number").first.wait_for(timeout=60_000)
-    page.wait_for_function("window.zoolensPlotViews().some((view) => view.model.title?.text?.startsWith('Precision-recall'))",
-                           timeout=60_000)
+    page.wait_for_function(
+        "window.zoolensPlotViews().some((view) => view.model.title?.text?.startsWith('Precision-recall'))",
+        timeout=60_000)
     page.screenshot(path=str(artefacts / "demo-machine.png"))
     numbers = page.locator(".zoolens-number").all_inner_texts()
     shown = {text.split("\n")[0]: text.split("\n")[-1] for text in numbers}
