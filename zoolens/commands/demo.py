@@ -28,24 +28,18 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from project import load_project
     from zoolens import demo
     from zoolens.project_arguments import project_options
 
     reviews = open_reviews(args)
     options = project_options(args)
-    # The demo's own workflow, version and FITS images unless others are asked for; its images unless --images.
-    options = {**demo.PROJECT_OPTIONS, **options}
     folder = Path(args.folder) if args.folder else demo.default_demo_folder()
-    options.setdefault("image_roots", [folder.resolve()])
     print(f"zoolens: demo files in {folder}")
 
     def build(progress):
         progress.plan(1)
         progress.stage("Preparing the demo files (generated on first start only)")
-        files = demo.ensure_demo(folder)
-        # The demo's machine detections unless --detections names others: the comparison shows on first start.
-        return load_project([files.classifications, files.subjects, files.workflows], title="built-in demo",
-                            progress=progress, **{"detections": files.detections, **options})
+        # The demo's workflow, version, FITS images, images and detections unless the options name others.
+        return demo.load_demo(demo.ensure_demo(folder), progress=progress, **options)
 
     return serve_project(build, args, key="demo", title="built-in demo", reviews=reviews)
