@@ -74,8 +74,6 @@ class DataStore(Selection, Viewer):
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
     # -- review sessions: decisions live in the shared store; these are this session's view of them.
-    reviews = param.ClassSelector(class_=ReviewStore, default=None, allow_None=True, constant=True,
-                                  doc="The review store every session of the process shares (None: no reviewing).")
     reviewer = param.String(default="", doc="Who this session's review decisions are attributed to.")
     review_statuses = param.DataFrame(default=None, doc="Output: `ReviewStore.subject_status` of the project's "
                                                         "consensus, as last read.")
@@ -111,7 +109,7 @@ class DataStore(Selection, Viewer):
         self.drawn_box = None
 
     @param.depends("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges",
-                   "selection", "mine", "score_threshold", "machine_disagrees", "sort_by", watch=True)
+                   "selection", "mine", "score_threshold", "machine_disagrees", "sort_by", "machine_against", watch=True)
     def _update_subjects(self):
         subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id))
         if self.mine:
@@ -307,7 +305,9 @@ class DataStore(Selection, Viewer):
         """With machine detections: keep where humans and machine disagree, and the subjects' order."""
         if self.project.machine is None:
             return []
-        return [pn.widgets.Checkbox.from_param(self.param.machine_disagrees, name="Humans and machine disagree",
+        against = ([pn.widgets.Select.from_param(self.param.machine_against, name="Compare the machine with",
+                                                 width=250)] if self.reviews is not None else [])
+        return [*against, pn.widgets.Checkbox.from_param(self.param.machine_disagrees, name="Humans and machine disagree",
                                                width=250),
                 pn.widgets.Select.from_param(self.param.sort_by, name="Sort subjects by", width=250)]
 

@@ -9,6 +9,8 @@ No Panel here.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import OrderedDict
 from functools import cached_property
 
@@ -37,12 +39,18 @@ class MachineComparison:
         Their matching (`compare_detections` makes it).
     against : str
         What the boxes are: `AGAINST_CONSENSUS` or `AGAINST_REVIEWED`.
+
+    box_ids : Series, optional
+        The id each box has where it came from, by its id in the matching (the reviewed catalogue's
+        boxes are renumbered for it: `reviewed_boxes`); default the same ids.
     """
 
-    def __init__(self, detections: pd.DataFrame, match: DetectionMatch, against: str = AGAINST_CONSENSUS):
+    def __init__(self, detections: pd.DataFrame, match: DetectionMatch, against: str = AGAINST_CONSENSUS,
+                 box_ids: pd.Series | None = None):
         self.detections = detections
         self.match = match
         self.against = against
+        self.box_ids = box_ids
         self._counts: OrderedDict[float, pd.DataFrame] = OrderedDict()
 
     @property
@@ -84,8 +92,9 @@ class MachineComparison:
         return counts
 
     def detections_of(self, subject_id: int) -> pd.DataFrame:
-        """One subject's detections with their match: ``consensus_id`` (-1: machine-only; NaN on a subject
-        no volunteer classified, not compared), ``iou`` and ``distance`` to the box or point matched."""
+        """One subject's detections with their match: ``matched`` (True, False: machine-only; NA on a subject
+        no volunteer classified, not compared), the ``consensus_id`` matched (its own id, a reviewer's added
+        box's negative too), ``iou`` and ``distance`` to it."""
         table = self._matched_detections
         start, stop = np.searchsorted(table["subject_id"].to_numpy(), [subject_id, subject_id + 1])
         return table.iloc[start:stop]
@@ -94,7 +103,12 @@ class MachineComparison:
     def _matched_detections(self) -> pd.DataFrame:
         """Every detection with its match columns, sorted by subject (then decreasing score)."""
         matched = self.match.detections[["detection_id", "consensus_id", "iou", "distance"]]
+        found = matched["consensus_id"] >= 0
+        matched = matched.assign(matched=found)
+        if self.box_ids is not None:
+            matched["consensus_id"] = matched["consensus_id"].map(self.box_ids).where(found, -1).astype(np.int64)
         table = self.detections.merge(matched, on="detection_id", how="left")
+        table["matched"] = table["matched"].astype("boolean")
         return table.sort_values(["subject_id", "score"], ascending=[True, False], ignore_index=True)
 
 
@@ -132,4 +146,26 @@ def compare_detections(detections: pd.DataFrame, project, reviews=None, min_iou:
     boxes = project.consensus if reviews is None else reviewed_boxes(project, reviews)
     matched = match_detections(detections, boxes, min_iou=min_iou, max_distance=max_distance,
                                subject_ids=classified_subjects(project))
-    return MachineComparison(detections, matched, AGAINST_CONSENSUS if reviews is None else AGAINST_REVIEWED)
+    if reviews is None:
+        return MachineComparison(detections, matched)
+    box_ids = pd.Series(boxes["reviewed_consensus_id"].to_numpy(np.int64), index=boxes["consensus_id"].to_numpy())
+    return MachineComparison(detections, matched, AGAINST_REVIEWED, box_ids=box_ids)
+
+
+#: Review store -> (project, decision id, its comparison): the last reviewed comparison made, shared by sessions.
+_REVIEWED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_REVIEWED_LOCK = threading.Lock()
+
+
+def reviewed_comparison(project, reviews) -> MachineComparison:
+    """The project's detections against its reviewed catalogue as of the store's newest decision.
+
+    Made once per new decision for the whole process (every session showing it shares it, read-only).
+    """
+    latest = reviews.last_decision_id()
+    with _REVIEWED_LOCK:
+        known = _REVIEWED.get(reviews)
+        if known is None or known[0] is not project or known[1] != latest:
+            known = (project, latest, compare_detections(project.detections, project, reviews=reviews))
+            _REVIEWED[reviews] = known
+    return known[2]

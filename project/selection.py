@@ -13,8 +13,8 @@ import pandas as pd
 import param
 
 from .core import Project
-from .machine import SUBJECT_COLUMNS
-from .reviews import SUBJECT_STATUSES
+from .machine import AGAINST_CONSENSUS, AGAINST_REVIEWED, SUBJECT_COLUMNS, MachineComparison, reviewed_comparison
+from .reviews import SUBJECT_STATUSES, ReviewStore
 
 #: The value of a selector filter that keeps everything.
 ANY = "any"
@@ -44,6 +44,11 @@ class Selection(param.Parameterized):
                             doc="Subject ids picked in a plot (None: no plot selection).")
     review_status = param.Selector(default=ANY, objects=[ANY, *SUBJECT_STATUSES],
                                    doc="Keep subjects with this review status.")
+    reviews = param.ClassSelector(class_=ReviewStore, default=None, allow_None=True, constant=True,
+                                  doc="The review store every session of the process shares (None: no reviewing).")
+    machine_against = param.Selector(default=AGAINST_CONSENSUS, objects=[AGAINST_CONSENSUS, AGAINST_REVIEWED],
+                                     doc="Compare the machine's detections with the consensus, or with the reviewed "
+                                         "catalogue (the review decisions applied; needs a review store).")
     score_threshold = param.Number(default=DEFAULT_SCORE_THRESHOLD, bounds=(0.0, 1.0),
                                    doc="Machine detections scoring at least this count (and are drawn).")
     machine_disagrees = param.Boolean(default=False, doc="Keep subjects where humans and machine disagree: "
@@ -64,6 +69,14 @@ class Selection(param.Parameterized):
             if not low <= self.score_threshold <= high:
                 self.score_threshold = low
 
+    def machine(self) -> MachineComparison | None:
+        """The detections' comparison the filters use: with the consensus, or the reviewed catalogue as of the
+        store's newest decision (`machine_against`); None without detections."""
+        machine = self.project.machine
+        if machine is None or self.machine_against == AGAINST_CONSENSUS or self.reviews is None:
+            return machine
+        return reviewed_comparison(self.project, self.reviews)
+
     def passing(self, review_statuses: pd.Series | None = None) -> pd.DataFrame:
         """Statistics of the subjects the filters keep, most disagreement first.
 
@@ -77,7 +90,7 @@ class Selection(param.Parameterized):
         statuses = (pd.Series("unreviewed", index=stats.index, dtype="string") if review_statuses is None
                     else review_statuses)
         stats = stats.assign(review_status=statuses.array)
-        machine = self.project.machine
+        machine = self.machine()
         if machine is not None:
             counts = machine.subject_counts(self.score_threshold)[list(SUBJECT_COLUMNS)]
             stats = stats.join(counts, on="subject_id")
@@ -117,5 +130,6 @@ class Selection(param.Parameterized):
         recorded["review_status"] = self.review_status
         if self.project.machine is not None:
             recorded["machine"] = {"detections": self.project.machine.sources, "score_threshold": self.score_threshold,
+                                   "against": self.machine().against,
                                    "humans_and_machine_disagree": self.machine_disagrees}
         return recorded

@@ -34,7 +34,8 @@ DRAWN_COLOUR = "#00e5ff"
 
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
 REDRAWN_BY = {
-    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box", "score_threshold"),
+    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box", "score_threshold",
+                   "machine_against"),
     "viewer": ("image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
                "show_band", "fit_to_boxes", "frame_size", "show_detections"),
 }

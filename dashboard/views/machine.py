@@ -49,8 +49,9 @@ class MachineView(View):
 
     @property
     def machine(self):
-        """The project's comparison (`project.machine.MachineComparison`), None without detections."""
-        return self.data_store.project.machine
+        """The session's comparison (`project.machine.MachineComparison`: with the consensus or the reviewed
+        catalogue, `DataStore.machine`), None without detections."""
+        return self.data_store.machine()
 
     # -- numbers (plain methods, for notebooks and tests) ------------------------------------
 
@@ -109,7 +110,7 @@ class MachineView(View):
         return (line * marker).opts(title=f"Precision-recall · AP {_number(average)} (IoU {machine.match.min_iou:g})",
                                     xlim=(0, 1.02), ylim=(0, 1.02), **PLOT_SIZE)
 
-    @param.depends("data_store.score_threshold")
+    @param.depends("data_store.score_threshold", "data_store.machine_against", "data_store.last_decision")
     def _numbers(self) -> pn.pane.HTML:
         numbers = self.summary()
         machine = self.machine
@@ -129,6 +130,16 @@ class MachineView(View):
             f"matches at IoU {numbers['min_iou']:g} or more (points within {numbers['max_distance']:g} px). "
             f"The same as <code>zoolens compare --score-threshold {numbers['score_threshold']:.3g}</code>.</small>",
             sizing_mode="stretch_width")
+
+    @param.depends("data_store.machine_against", "data_store.last_decision")
+    def _heading(self) -> pn.pane.Markdown:
+        return pn.pane.Markdown(f"### Machine detections against the {self.machine.against}", margin=(0, 10))
+
+    @param.depends("data_store.machine_against", "data_store.last_decision")
+    def _plots(self) -> pn.Row:
+        """The curves of the comparison shown: made again when it changes (another catalogue, a decision)."""
+        return pn.Row(pn.pane.HoloViews(self.threshold_plot(), linked_axes=False),
+                      pn.pane.HoloViews(self.precision_recall_plot(), linked_axes=False))
 
     # -- the table -----------------------------------------------------------------------------
 
@@ -166,10 +177,7 @@ class MachineView(View):
         review = pn.widgets.Button(label="Review where humans and machine disagree", color="primary",
                                    width=340)
         review.on_click(lambda event: self.review_disagreements())
-        plots = pn.Row(pn.pane.HoloViews(self.threshold_plot(), linked_axes=False),
-                       pn.pane.HoloViews(self.precision_recall_plot(), linked_axes=False))
         return pn.Column(
-            pn.pane.Markdown(f"### Machine detections against the {self.machine.against}", margin=(0, 10)),
-            slider, self._numbers, plots,
+            self._heading, slider, self._numbers, self._plots,
             pn.pane.Markdown("#### Per subject, where humans and machine disagree most first", margin=(0, 10)),
             self._queue, pn.Row(review), self._table, sizing_mode="stretch_width")

@@ -40,17 +40,17 @@ def shown_detections(viewer) -> pd.DataFrame:
     Only called when the project has detections (`has_detections`).
     """
     store = viewer.data_store
-    detections = store.project.machine.detections_of(store.subject if store.subject is not None else -1)
+    detections = store.machine().detections_of(store.subject if store.subject is not None else -1)
     keep = (detections["score"] >= store.score_threshold).to_numpy() & viewer.show_detections
     return detections[keep]
 
 
 def _values(detections: pd.DataFrame) -> dict:
-    linked = detections["consensus_id"].fillna(-1).astype(np.int64)
-    matched = linked.to_numpy() >= 0
-    # No consensus id at all: a subject no volunteer classified, left out of the comparison.
-    what = np.where(matched, "consensus mark " + linked.astype(str),
-                    np.where(detections["consensus_id"].isna(), "not compared: no volunteer classified the subject",
+    matched = detections["matched"].fillna(False).to_numpy(dtype=bool)
+    linked = detections["consensus_id"].fillna(-1).astype(np.int64).astype(str)
+    # Not known either way: a subject no volunteer classified, left out of the comparison.
+    what = np.where(matched, "consensus mark " + linked,
+                    np.where(detections["matched"].isna(), "not compared: no volunteer classified the subject",
                              "nothing: machine only"))
     return {"detection": detections["detection_id"].to_numpy(), "score": detections["score"].to_numpy(float),
             "label": detections["label"].astype(object).fillna("").to_numpy(dtype=object),

@@ -74,6 +74,7 @@ def test_disagreement_filter_sort_and_review_queue(machine_project):
     store.score_threshold = 0.2  # subject 2's box is found now: only subject 1 disagrees
     assert store.subjects.subject_id.tolist() == [1]
     assert store.recorded()["machine"] == {"detections": ["hand-made detector"], "score_threshold": 0.2,
+                                           "against": "consensus",
                                            "humans_and_machine_disagree": True}
 
 
@@ -100,3 +101,26 @@ def test_without_detections_nothing_changes(tiny_project):
     assert not any(element.group == "Machine" for element in viewer.box_layers())
     assert "No machine detections" in MachineView(data_store=store).__panel__().object
     assert "machine_disagreement" not in store.subjects and "machine" not in store.recorded()
+
+
+def test_against_the_reviewed_catalogue_a_new_decision_changes_the_numbers(machine_project, tmp_path):
+    """A reviewer adds a box on d1 (machine-only against the consensus): against the reviewed catalogue d1 is
+    matched, to the added box (its own negative id on hover), and subject 1 keeps only B as human-only."""
+    from project.reviews import ReviewStore
+
+    with ReviewStore(path=tmp_path / "reviews.sqlite") as reviews:
+        store = DataStore(project=machine_project, reviews=reviews, reviewer="ann", subject=1)
+        view, viewer = MachineView(data_store=store), CutoutViewer(data_store=store)
+        store.machine_against = "reviewed catalogue"
+        assert view.summary()["true_positives"] == 1  # no decision yet: the consensus's numbers
+        added = reviews.record(machine_project.consensus_source, 1, "add", "ann",
+                               geometry={"x": 80.0, "y": 80.0, "width": 10.0, "height": 10.0})
+        store.refresh_reviews()
+        numbers = view.summary()
+        assert (numbers["consensus"], numbers["true_positives"], numbers["machine_only"]) == (4, 2, 0)
+        assert "against the reviewed catalogue" in view._heading().object
+        assert store.subjects.set_index("subject_id").machine_disagreement.to_dict() == {1: 1, 2: 1, 3: 0}
+        assert machine_boxes(viewer).dframe().matched.tolist() == ["consensus mark 10",
+                                                                    f"consensus mark {added.consensus_id}"]
+        store.machine_against = "consensus"
+        assert view.summary()["true_positives"] == 1 and store.recorded()["machine"]["against"] == "consensus"
