@@ -32,6 +32,7 @@ from data_loaders.schema import CONSENSUS
 
 from . import distributed
 from .clustering import candidate_clusters
+from .distance import PointTree
 from .estimate import Estimates
 from .matching import Assignment, assign, assign_points, links_meta_frame, links_table
 from .prepare import ID_STRIDE, Prepared
@@ -470,12 +471,16 @@ def reassign(prep: Prepared, boxes: Estimates, min_iou: float) -> tuple[Estimate
     return boxes, assignment, order
 
 
-def reassign_points(prep: Prepared, points: Estimates, max_distance: float) -> tuple[Estimates, Assignment, np.ndarray]:
-    """`reassign` for consensus points (size-0 estimates): link every click within ``max_distance`` pixels."""
+def reassign_points(prep: Prepared, points: Estimates, max_distance: float,
+                    tree: PointTree | None = None) -> tuple[Estimates, Assignment, np.ndarray]:
+    """`reassign` for consensus points (size-0 estimates): link every click within ``max_distance`` pixels.
+
+    ``tree`` is the clicks' `PointTree`, when the caller keeps one.
+    """
     order = box_order(prep, points)
     points = points.take(order)
     arrays = points.arrays()
-    assignment = assign_points(prep.marks, prep.volunteer, arrays, max_distance)
+    assignment = assign_points(prep.marks, prep.volunteer, arrays, max_distance, tree)
     for index in (assignment.box, assignment.best_box):
         found = index >= 0
         index[found] = arrays.row[index[found]]
