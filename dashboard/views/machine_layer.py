@@ -19,8 +19,6 @@ DETECTION_COLOUR = "#ff2bd6"
 MATCHED_ALPHA, MACHINE_ONLY_ALPHA = 1.0, 0.55
 #: The element group of the layer (`Rectangles.Machine`, `Points.Machine` in the overlay's options).
 GROUP = "Machine"
-#: The name the cutout's legend gives the layer.
-LEGEND_LABEL = "machine detections"
 
 BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
 POINT_DIMENSIONS = [hv.Dimension(name) for name in ("x", "y")]
