@@ -79,8 +79,6 @@ class DataStore(Selection, Viewer):
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
     # -- review sessions: decisions live in the shared store; these are this session's view of them.
-    reviews = param.ClassSelector(class_=ReviewStore, default=None, allow_None=True, constant=True,
-                                  doc="The review store every session of the process shares (None: no reviewing).")
     reviewer = param.String(default="", doc="Who this session's review decisions are attributed to.")
     review_statuses = param.DataFrame(default=None, doc="Output: `ReviewStore.subject_status` of the project's "
                                                         "consensus, as last read.")
@@ -131,7 +129,7 @@ class DataStore(Selection, Viewer):
         self.drawn_box = None
 
     @param.depends("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges",
-                   "selection", "mine", watch=True)
+                   "selection", "mine", "score_threshold", "machine_disagrees", "sort_by", "machine_against", watch=True)
     def _update_subjects(self):
         self.subjects = self.passing_filters()
 
@@ -328,11 +326,21 @@ class DataStore(Selection, Viewer):
         clear = pn.widgets.Button(label="Clear plot selection", width=250)
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
-            filters, *metadata_sliders, *self._review_widgets(),
+            filters, *metadata_sliders, *self._machine_widgets(), *self._review_widgets(),
             pn.panel(self._counts, sizing_mode="stretch_width"),
             pn.panel(self._image_problems, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )
+
+    def _machine_widgets(self) -> list:
+        """With machine detections: keep where humans and machine disagree, and the subjects' order."""
+        if self.project.machine is None:
+            return []
+        against = ([pn.widgets.Select.from_param(self.param.machine_against, name="Compare the machine with",
+                                                 width=250)] if self.reviews is not None else [])
+        return [*against, pn.widgets.Checkbox.from_param(self.param.machine_disagrees, name="Humans and machine disagree",
+                                               width=250),
+                pn.widgets.Select.from_param(self.param.sort_by, name="Sort subjects by", width=250)]
 
     def _review_widgets(self) -> list:
         """The review-status filter and who decides: a name box, unless the server signed the user in."""

@@ -18,6 +18,7 @@ from bokeh.palettes import Category10_10, Cividis256, Greys256, Inferno256, Magm
 from project.core import display_pixels, normalised
 
 from .base import CHOSEN_STANDS_OUT, View
+from .machine_layer import detection_controls, detection_layers, detection_options
 from .outlines import is_open, vertex_lists, with_vertices
 from .volunteer_steps import VolunteerSteps, emphasise_volunteer
 
@@ -35,9 +36,10 @@ DRAWN_COLOUR = "#00e5ff"
 
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
 REDRAWN_BY = {
-    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box", "highlighted_volunteer"),
+    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box", "highlighted_volunteer",
+                   "score_threshold", "machine_against"),
     "viewer": ("image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
-               "show_band", "fit_to_boxes", "frame_size"),
+               "show_band", "fit_to_boxes", "frame_size", "show_detections"),
 }
 
 # Dimensions are made once: building them per subject costs more than the boxes.
@@ -128,6 +130,8 @@ class CutoutViewer(View):
                                                 "from the spread of its votes) as dotted edges.")
     fit_to_boxes = param.Boolean(default=False, doc="Frame the region holding the boxes (with a margin) "
                                                      "instead of the whole image.")
+    show_detections = param.Boolean(default=True, doc="Draw the machine detections scoring at least the score "
+                                                      "threshold (when the project has detections).")
     frame_size = param.Integer(default=400, bounds=(200, 2000), doc="Width of the image in screen pixels.")
 
     # -- elements (plain methods, so notebooks and tests can call them) ---------------------
@@ -480,7 +484,9 @@ class CutoutViewer(View):
                 style |= dict(marker="circle", size=8, fill_alpha=0, line_color=colour, line_width=2)
             options[f"{kind}.{group}"] = style
         options = emphasise_volunteer(options, self.data_store.highlighted_volunteer)
-        return hv.Overlay(layers + markers).opts({**options, "Overlay": dict(framewise=True)})
+        machine = detection_layers(self)
+        options |= detection_options(machine)
+        return hv.Overlay(layers + markers + machine).opts({**options, "Overlay": dict(framewise=True)})
 
     def overlay(self) -> hv.Overlay:
         """The image with the layers switched on (`image_layer` under `box_layers`)."""
@@ -528,7 +534,7 @@ class CutoutViewer(View):
                                            "stretch": {"width": 115}, "cmap": {"width": 115}})
         plot = pn.pane.HoloViews(self.dynamic_overlay(), linked_axes=False)
         return pn.Column(pn.Row(previous_button, next_button), VolunteerSteps(data_store=self.data_store),
-                         self._caption, toggles, image_controls, plot,
+                         self._caption, toggles, *detection_controls(self), image_controls, plot,
                          width=self.frame_size + 40)
 
 
