@@ -15,6 +15,8 @@ import random
 import time
 import uuid
 
+from dashboard.explorer import TABS
+
 #: Seconds an action may wait for the server's answer before it counts as an error.
 TIMEOUT = 60.0
 #: Seconds opening a session may take: a server makes sessions one at a time, so many opened at
@@ -185,14 +187,14 @@ class Client:
     async def export(self) -> None:
         if self.export_button is None:
             since, start = len(self.patches), time.perf_counter()
-            await self._change(self.tabs, "active", 5)
+            await self._change(self.tabs, "active", TABS.index("Export"))
             if not await self.wait_for("export", start, since, lambda patch: 'FileDownload"' in patch):
                 return
             self.times["export"].pop()  # opening the tab is not the export
             opened = next(json.loads(patch) for patch in self.patches[since:] if 'FileDownload"' in patch)
             self.export_button = find_models(opened, "FileDownload")[0]["id"]
         else:
-            await self._show_tab(5, "FileDownload")
+            await self._show_tab(TABS.index("Export"), "FileDownload")
         since, start = len(self.patches), time.perf_counter()
         self.downloads = getattr(self, "downloads", 0) + 1
         await self._change(self.export_button, "clicks", self.downloads)
