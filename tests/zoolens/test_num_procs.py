@@ -10,6 +10,7 @@ protocol clients (`tests.bokeh_protocol`). Which process serves a session is rea
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -70,7 +71,8 @@ def two_processes(tmp_path, postgres_database):
     server = subprocess.Popen(
         [sys.executable, "-m", "zoolens", "demo", "--folder", str(tmp_path / "demo"), "--port", str(port),
          "--num-procs", "2", "--reviews", postgres_database],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT)
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)  # its own process group: the forked workers end with it
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 300
@@ -84,7 +86,8 @@ def two_processes(tmp_path, postgres_database):
         assert len(workers) == 2, f"expected 2 server processes, found {workers}"
         yield url, port, workers
     finally:
-        server.terminate()
+        # The forked workers outlive a signal to their parent alone: end the whole group, as Ctrl-C does.
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
         log.close()
 
