@@ -39,9 +39,10 @@ def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
 
 
 def test_layers_follow_the_toggles_and_filters(viewer):
-    # image, volunteer, unmatched, picked, consensus, rejected, band, a box the reviewer drew (none),
-    # and the outlines and markers of volunteers (2), unmatched (2) and consensus points (1)
-    assert len(viewer.overlay()) == 13
+    # image, volunteer, unmatched, picked, consensus by status (unreviewed, accepted, redrawn, added),
+    # rejected, band, a box the reviewer drew (none), the outlines and markers of volunteers (2),
+    # unmatched (2), consensus points (1) and the review statuses' glyphs (1)
+    assert len(viewer.overlay()) == 17
     viewer.show_unmatched = False
     viewer.show_consensus = False
     viewer.show_band = False
