@@ -64,6 +64,9 @@ class Explorer(Viewer):
         self.views: dict[str, View] = {name: view(data_store=self.data_store) for name, view in VIEWS.items()
                                        if view.tab is not None}
         self.keys = Shortcuts(data_store=self.data_store, review=self.views["review"], height=0, width=0)
+        # A box redrawn by dragging its handles on the cutout is recorded as a typed redraw is.
+        self.views["cutout"].param.watch(
+            lambda event: event.new is not None and self.views["review"].redraw_to(*event.new), "edited_box")
 
     def __getattr__(self, name: str):
         views = self.__dict__.get("views", {})
@@ -96,14 +99,15 @@ class Explorer(Viewer):
         return self.data_store.subjects.copy()
 
     def tabs(self) -> pn.Tabs:
-        """The views, grouped by their tab: on Subjects the table and review panel beside the cutout."""
+        """The views, grouped by their tab: on Subjects the cutout first, the review panel and the table beside it."""
         tabs = []
         for title in TABS:
             views = [view for view in self.views.values() if view.tab == title]
             if title == "Subjects":
                 side = [view for view in views if view.short_name != "cutout"]
-                content = pn.Row(pn.Column(*sorted(side, key=lambda view: view.short_name != "subjects")),
-                                 self.views["cutout"])
+                content = pn.Row(self.views["cutout"],
+                                 pn.Column(*sorted(side, key=lambda view: view.short_name != "review"),
+                                           sizing_mode="stretch_width", min_width=560))
             else:
                 content = views[0] if len(views) == 1 else pn.Column(*views)
             tabs.append((title, content))

@@ -37,8 +37,9 @@ REJECTED_COLOUR = "#8c8c8c"
 PICKED_COLOUR = "#ffd92f"
 #: A box the reviewer drew (with the box-select tool) is shown dashed in this colour until used.
 DRAWN_COLOUR = "#00e5ff"
-#: The picked box's edit handles (drag an edge or a corner to redraw it).
-HANDLE_COLOUR = "#ffffff"
+#: The picked box gets edit handles (drag an edge or a corner to redraw it) when its shorter side
+#: is at least this many screen pixels.
+HANDLES_LEAST_SIDE = 40
 
 #: How each review status draws a consensus box: the element group, the line dash, and a glyph
 #: beside its top-right corner. Unreviewed boxes are dashed, decided ones solid with their mark.
@@ -62,8 +63,8 @@ LINE_FRACTION = 0.1
 THINNEST_LINE = 1.0
 #: Zoom to the picked box: the view spans this many times the box and the marks supporting it, at least
 #: `ZOOM_LEAST_SIDE` image pixels.
-ZOOM_MARGIN = 1.6
-ZOOM_LEAST_SIDE = 24.0
+ZOOM_MARGIN = 2.2
+ZOOM_LEAST_SIDE = 32.0
 #: After the last move of an edit handle, how long to wait (ms) before recording the redraw: a drag
 #: sends every step, the decision is the box where the mouse let go.
 EDIT_SETTLE_MS = 400
@@ -514,7 +515,7 @@ class CutoutViewer(View):
         xlim, ylim = self.view_limits()
         return self.image().opts(
             invert_yaxis=True, frame_width=self.frame_size, frame_height=self.frame_size,
-            xaxis=None, yaxis=None, toolbar="above", default_tools=["pan", "wheel_zoom", "reset"],
+            xaxis=None, yaxis=None, toolbar="right", default_tools=["pan", "wheel_zoom", "reset"],
             tools=["box_select"], xlim=xlim, ylim=ylim, framewise=True, hooks=[self._edit_handles])
 
     # -- editing the picked box on the image -------------------------------------------------
@@ -530,9 +531,10 @@ class CutoutViewer(View):
         figure = plot.state
         handle = self._handles.get(figure.id)
         if handle is None:
-            handle = BoxAnnotation(editable=True, resizable="all", movable="both", fill_alpha=0.0,
-                                   line_color=HANDLE_COLOUR, line_alpha=0.8, line_width=1, line_dash="dotted",
-                                   level="overlay", visible=False)
+            # Only its corner and edge handles show: the box's own outline tells its review status, and
+            # nothing (no move handle) covers its middle, where the object is.
+            handle = BoxAnnotation(editable=True, resizable="all", movable="none", fill_alpha=0.0, line_alpha=0.0,
+                                   use_handles=True, level="overlay", visible=False)
             figure.add_layout(handle)
             for edge in ("left", "right", "top", "bottom"):
                 handle.on_change(edge, partial(self._handle_moved, handle))
@@ -548,7 +550,9 @@ class CutoutViewer(View):
         may_redraw = (store.reviews is not None and (not store.reviewer.strip() or store.identity().may("redraw")))
         self._placing = True
         try:
-            if not len(picked) or not may_redraw:
+            # On a box too small on screen the handles would hide it: picking it zooms to it first.
+            if (not len(picked) or not may_redraw
+                    or min(picked.width.iloc[0], picked.height.iloc[0]) * self.screen_scale() < HANDLES_LEAST_SIDE):
                 handle.update(visible=False, editable=False)
                 return
             box = picked.iloc[0]
@@ -631,10 +635,11 @@ class CutoutViewer(View):
             kind, group = type(marker).__name__, marker.group
             colour = _style_spec(marker, "colour", UNLINKED_COLOUR)
             if kind == "Labels":
-                # Beside the top-right corner, outlined in black to show on any picture.
-                options[f"Labels.{group}"] = dict(text_color=colour, text_font_size="15px", text_font_style="bold",
-                                                  text_align="left", text_baseline="bottom", xoffset=0, yoffset=0,
-                                                  text_outline_color="black", framewise=True)
+                # Beside the top-right corner, on a light tile to show on any picture.
+                options[f"Labels.{group}"] = dict(text_color=colour, text_font_size="16px", text_font_style="bold",
+                                                  text_align="left", text_baseline="bottom",
+                                                  background_fill_color="white", background_fill_alpha=0.85,
+                                                  border_radius=3, framewise=True)
                 continue
             style = dict(tools=["hover"], hover_tooltips=POINT_TOOLTIPS[group], framewise=True,
                          nonselection_alpha=1.0)
@@ -657,22 +662,22 @@ class CutoutViewer(View):
         before deciding), and the registered layers that say they are shown."""
         entries = []
         if self.show_volunteers:
-            entries.append(LegendEntry("volunteer box (colour of the consensus box it supports)", PALETTE[0],
+            entries.append(LegendEntry("volunteer box (its consensus box's colour)", PALETTE[0],
                                        width=1.5, more_colours=tuple(PALETTE[1:3])))
         if self.show_unmatched:
-            entries.append(LegendEntry("volunteer box matching no consensus box", UNMATCHED_COLOUR, dash="dashed",
+            entries.append(LegendEntry("unmatched volunteer box", UNMATCHED_COLOUR, dash="dashed",
                                        width=1))
         if self.show_consensus:
             names = {"unreviewed": "consensus, unreviewed", "accepted": "accepted", "redrawn": "redrawn",
-                     "added": "added by a reviewer", "rejected": "rejected"}
+                     "added": "added", "rejected": "rejected"}
             entries += [LegendEntry(names[status], REJECTED_COLOUR if status == "rejected" else PALETTE[0],
                                     dash=dash, width=2.5, glyph=glyph)
                         for status, (_, dash, glyph) in STATUS_LOOKS.items()]
-            entries.append(LegendEntry("picked for review (drag its white handles to redraw)", PICKED_COLOUR,
+            entries.append(LegendEntry("picked (drag its handles to redraw)", PICKED_COLOUR,
                                        width=2.5))
         if self.show_band:
-            entries.append(LegendEntry("uncertainty band (about 68 %)", PALETTE[0], dash="dotted", width=1.5))
-        entries.append(LegendEntry("box you drew (Redraw or Add box uses it)", DRAWN_COLOUR, dash="dashed"))
+            entries.append(LegendEntry("uncertainty band (68 %)", PALETTE[0], dash="dotted", width=1.5))
+        entries.append(LegendEntry("box you drew", DRAWN_COLOUR, dash="dashed"))
         for layer in LAYERS.values():
             if layer.shown(self):
                 entries.extend(layer.legend)
@@ -712,7 +717,7 @@ class CutoutViewer(View):
         if image is None:
             # The reason quotes a location from the data: escaped.
             caption += f"<br><small>No image shown: {html.escape(problem)}</small>"
-        return pn.pane.HTML(caption, margin=(0, 10))
+        return pn.pane.HTML(caption, margin=(0, 10), width=self.frame_size - 210)
 
     def __panel__(self):
         previous_button = pn.widgets.Button(label="◀ Previous", width=100)
@@ -724,17 +729,19 @@ class CutoutViewer(View):
         toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus", "show_band",
                                              "fit_to_boxes", "zoom_to_pick"],
                            show_name=False, default_layout=pn.FlexBox,
-                           widgets={name: {"margin": (2, 8)} for name in (
-                               "show_volunteers", "show_unmatched", "show_consensus", "show_band", "fit_to_boxes",
-                               "zoom_to_pick")})
+                           widgets={name: {"name": label, "margin": (2, 5)} for name, label in (
+                               ("show_volunteers", "volunteers"), ("show_unmatched", "unmatched"),
+                               ("show_consensus", "consensus"), ("show_band", "band"),
+                               ("fit_to_boxes", "fit to boxes"), ("zoom_to_pick", "zoom to pick"))})
         image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
                                   default_layout=pn.Row,
-                                  widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT,
-                                                          "align": "end"},
-                                           "stretch": {"width": 110}, "cmap": {"width": 110}})
+                                  # Unlabelled, to keep to one line: the options say what they are.
+                                  widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
+                                           "stretch": {"width": 100, "name": ""},
+                                           "cmap": {"width": 100, "name": ""}})
         plot = pn.pane.HoloViews(self.dynamic_overlay(), linked_axes=False)
-        return pn.Column(pn.Row(previous_button, next_button, whole_image, self._caption), plot, self._legend,
-                         toggles, image_controls, width=self.frame_size + 30)
+        return pn.Column(pn.Row(previous_button, next_button, self._caption), plot, self._legend, toggles,
+                         pn.Row(whole_image, image_controls), width=self.frame_size + 40)
 
 
 #: How the caption names each kind of mark, singular and plural.
