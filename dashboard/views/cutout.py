@@ -51,6 +51,8 @@ STATUS_LOOKS = {
     "rejected": ("Rejected", "dashed", "\u2717"),
 }
 
+#: Diameter of a consensus point's marker, in screen pixels.
+CONSENSUS_MARKER_SIZE = 18
 #: The pick ring: its width and its gap from the box's outline, in screen pixels.
 PICK_RING_WIDTH = 2.5
 PICK_RING_GAP = 2.0
@@ -62,9 +64,11 @@ WIDEST_LINES = {"Volunteer": 1.5, "Unmatched": 1.0, "Consensus": 3.0, "Accepted"
 LINE_FRACTION = 0.1
 THINNEST_LINE = 1.0
 #: Zoom to the picked box: the view spans this many times the box and the marks supporting it, at least
-#: `ZOOM_LEAST_SIDE` image pixels.
+#: `ZOOM_LEAST_SIDE` image pixels and `ZOOM_LEAST_FRACTION` of the image's longer side (a point, or a
+#: clump a few pixels wide, still shows its surroundings).
 ZOOM_MARGIN = 2.2
 ZOOM_LEAST_SIDE = 32.0
+ZOOM_LEAST_FRACTION = 0.12
 #: After the last move of an edit handle, how long to wait (ms) before recording the redraw: a drag
 #: sends every step, the decision is the box where the mouse let go.
 EDIT_SETTLE_MS = 400
@@ -226,7 +230,8 @@ class CutoutViewer(View):
 
         The square spans the longer side, centred, so pixels stay square for any shape.
         Zoomed to a picked box (`zoomed_box`), it spans the box and the volunteer marks
-        supporting it, `ZOOM_MARGIN` times over, at least `ZOOM_LEAST_SIDE` pixels.
+        supporting it, `ZOOM_MARGIN` times over, at least `ZOOM_LEAST_SIDE` pixels and
+        `ZOOM_LEAST_FRACTION` of the image.
         """
         width, height = self.extent()
         left, top, right, bottom = 0.0, 0.0, width, height
@@ -239,7 +244,7 @@ class CutoutViewer(View):
             x1 = x0 + np.nan_to_num(np.r_[zoomed.width.to_numpy(float), marks.width.to_numpy(float)])
             y1 = y0 + np.nan_to_num(np.r_[zoomed.height.to_numpy(float), marks.height.to_numpy(float)])
             side = max(ZOOM_MARGIN * max(np.nanmax(x1) - np.nanmin(x0), np.nanmax(y1) - np.nanmin(y0)),
-                       ZOOM_LEAST_SIDE)
+                       ZOOM_LEAST_SIDE, ZOOM_LEAST_FRACTION * max(width, height))
             centre_x, centre_y = (np.nanmin(x0) + np.nanmax(x1)) / 2, (np.nanmin(y0) + np.nanmax(y1)) / 2
             return (centre_x - side / 2, centre_x + side / 2), (centre_y - side / 2, centre_y + side / 2)
         if self.fit_to_boxes:
@@ -427,7 +432,9 @@ class CutoutViewer(View):
         """
         boxes = self.data_store.reviewed_consensus_of()
         boxes = boxes[(boxes.consensus_id == self.data_store.picked_box_id(boxes)).to_numpy(dtype=bool)]
-        grow = (PICK_RING_GAP + PICK_RING_WIDTH / 2 + WIDEST_LINES["Consensus"] / 2) / self.screen_scale()
+        # Around a point, outside its marker.
+        outside = np.where(_is_point(boxes), CONSENSUS_MARKER_SIZE / 2, WIDEST_LINES["Consensus"] / 2)
+        grow = (PICK_RING_GAP + PICK_RING_WIDTH / 2 + outside) / self.screen_scale()
         ring = boxes.assign(x=boxes.x - grow, y=boxes.y - grow, width=boxes.width.fillna(0) + 2 * grow,
                             height=boxes.height.fillna(0) + 2 * grow)
         return self._consensus_rectangles(ring, np.full(len(boxes), PICKED_COLOUR, dtype=object), "Picked")
@@ -647,7 +654,8 @@ class CutoutViewer(View):
                 style |= dict(fill_alpha=0, line_width=2 if group == "Volunteer" else 1.5, line_color=colour,
                               line_dash="solid" if group == "Volunteer" else "dashed")
             elif group == "Consensus":
-                style |= dict(marker="circle_cross", size=18, fill_alpha=0, line_width=3, color=colour)
+                style |= dict(marker="circle_cross", size=CONSENSUS_MARKER_SIZE, fill_alpha=0, line_width=3,
+                              color=colour)
             elif group == "Volunteer":
                 # Filled in the consensus mark's colour, ringed in black to stand out on any picture.
                 style |= dict(marker="circle", size=8, fill_color=colour, line_color="black", line_width=1)
@@ -662,10 +670,10 @@ class CutoutViewer(View):
         before deciding), and the registered layers that say they are shown."""
         entries = []
         if self.show_volunteers:
-            entries.append(LegendEntry("volunteer box (its consensus box's colour)", PALETTE[0],
+            entries.append(LegendEntry("volunteer mark (its consensus mark's colour)", PALETTE[0],
                                        width=1.5, more_colours=tuple(PALETTE[1:3])))
         if self.show_unmatched:
-            entries.append(LegendEntry("unmatched volunteer box", UNMATCHED_COLOUR, dash="dashed",
+            entries.append(LegendEntry("unmatched volunteer mark", UNMATCHED_COLOUR, dash="dashed",
                                        width=1))
         if self.show_consensus:
             names = {"unreviewed": "consensus, unreviewed", "accepted": "accepted", "redrawn": "redrawn",

@@ -92,7 +92,7 @@ def test_the_legend_names_the_layers_and_accepting_a_box_changes_its_look(browse
     page = open_as_reviewer(browser, served_url)
     try:
         legend = page.locator(".zoolens-legend")
-        for name in ("volunteer box", "unmatched volunteer box", "consensus, unreviewed", "accepted", "redrawn",
+        for name in ("volunteer mark", "unmatched volunteer mark", "consensus, unreviewed", "accepted", "redrawn",
                      "added", "rejected", "picked", "uncertainty band"):
             expect(legend).to_contain_text(name)
         looks = page.evaluate(CONSENSUS_LOOKS_JS)

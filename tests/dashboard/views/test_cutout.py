@@ -199,7 +199,7 @@ def test_decided_boxes_each_have_their_look_and_the_legend_names_every_layer(tin
     assert dashes["Consensus"] != dashes["Accepted"]
 
     names = [entry.name for entry in cutout.legend_entries()]
-    for name in ("volunteer box", "unmatched volunteer box", "consensus, unreviewed", "accepted", "redrawn", "added",
+    for name in ("volunteer mark", "unmatched volunteer mark", "consensus, unreviewed", "accepted", "redrawn", "added",
                  "rejected", "uncertainty band"):
         assert any(entry.startswith(name) for entry in names), name
     # Another module's layer: drawn on the cutout and named in the legend with one registration.
