@@ -144,11 +144,11 @@ report(seconds, loaded, cpu_seconds=cpu_seconds, marks=marks, subjects=len(subje
 """
 
 
-def run(python: str, code: str, *args: str) -> dict:
-    """Run ``code`` in a fresh interpreter; its last stdout line is a JSON result."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+def run(python: str, code: str, *args: str, code_root: Path = ROOT) -> dict:
+    """Run ``code`` in a fresh interpreter importing zoolens from ``code_root``; its last stdout line is a JSON result."""
+    env = dict(os.environ, PYTHONPATH=str(code_root), OMP_NUM_THREADS="1")
     done = subprocess.run([python, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT)
+                          env=env, cwd=code_root)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     return json.loads(done.stdout.strip().splitlines()[-1])

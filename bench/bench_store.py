@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each path per size")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
-    lines = [f"# Parsing into the partitioned store (`bench/bench_store.py`)", "",
+    lines = ["# Parsing into the partitioned store (`bench/bench_store.py`)", "",
              f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}, "
              f"load at start {os.getloadavg()[0]:.1f}", "",
              "| rows | CSV MiB | path | wall s | CPU s | peak MiB | marks | load |",

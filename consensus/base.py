@@ -32,6 +32,7 @@ from data_loaders.schema import CONSENSUS
 
 from . import distributed
 from .clustering import candidate_clusters
+from .distance import PointTree
 from .estimate import Estimates
 from .matching import Assignment, assign, assign_points, links_meta_frame, links_table
 from .prepare import ID_STRIDE, Prepared
@@ -216,9 +217,11 @@ def parse_source(source: str) -> dict:
     return settings
 
 
-#: The method each kind of mark gets when ``aggregate`` is not told one: boxes (and
-#: every shape's bounding box) by IoU clustering, clicks by distance clustering.
-DEFAULT_METHODS = {"box": "iou", "point": "point"}
+#: The method each kind of mark gets when ``aggregate`` is not told one: boxes (and every
+#: shape's bounding box) by the skill-aware ``lean`` model, which also learns which volunteers
+#: habitually box distractors (on clean projects it scores as ``iou`` does, on projects with
+#: distractors far better: bench/results/consensus.md); clicks by distance clustering.
+DEFAULT_METHODS = {"box": "lean", "point": "point"}
 
 #: The ``method`` name that asks for `DEFAULT_METHODS` (as None does), for callers
 #: where None already means something else (no consensus at all, in `project`).
@@ -258,7 +261,7 @@ def aggregate(marks, classifications=None, method: str | None = None, **params) 
     method : str, optional
         Short name of the method: ``"iou"``, ``"lean"`` or ``"point"`` (see
         `methods()`). By default (None or ``"auto"``) each kind of mark gets its own method
-        (`DEFAULT_METHODS`: ``"point"`` for clicks, ``"iou"`` for the rest);
+        (`DEFAULT_METHODS`: ``"point"`` for clicks, ``"lean"`` for the rest);
         marks of both kinds give one result holding both (pandas tables only),
         and then ``params`` must be empty.
     **params
@@ -468,12 +471,16 @@ def reassign(prep: Prepared, boxes: Estimates, min_iou: float) -> tuple[Estimate
     return boxes, assignment, order
 
 
-def reassign_points(prep: Prepared, points: Estimates, max_distance: float) -> tuple[Estimates, Assignment, np.ndarray]:
-    """`reassign` for consensus points (size-0 estimates): link every click within ``max_distance`` pixels."""
+def reassign_points(prep: Prepared, points: Estimates, max_distance: float,
+                    tree: PointTree | None = None) -> tuple[Estimates, Assignment, np.ndarray]:
+    """`reassign` for consensus points (size-0 estimates): link every click within ``max_distance`` pixels.
+
+    ``tree`` is the clicks' `PointTree`, when the caller keeps one.
+    """
     order = box_order(prep, points)
     points = points.take(order)
     arrays = points.arrays()
-    assignment = assign_points(prep.marks, prep.volunteer, arrays, max_distance)
+    assignment = assign_points(prep.marks, prep.volunteer, arrays, max_distance, tree)
     for index in (assignment.box, assignment.best_box):
         found = index >= 0
         index[found] = arrays.row[index[found]]

@@ -56,8 +56,8 @@ def _by_source_volunteer_weight(source, target, weight, volunteer):
     """Directed edges ordered by source, then the target's volunteer, then decreasing IoU.
 
     ``weight`` is the integer IoU in `IOU_STEPS`. One int64 key sorts the edges
-    in a single argsort, several times faster than ``lexsort`` on tens of
-    millions of edges; equal keys keep their content order (stable sort).
+    in a single argsort, several times faster than ``lexsort``; equal keys keep
+    their content order (stable sort).
     """
     n_volunteers = int(volunteer.max()) + 1 if len(volunteer) else 1
     n_sources = int(source.max()) + 1 if len(source) else 1
@@ -67,6 +67,44 @@ def _by_source_volunteer_weight(source, target, weight, volunteer):
     else:
         order = np.lexsort((-weight, volunteer[target], source))
     return source[order], target[order], weight[order]
+
+
+def _shared_directions(group, volunteer, first, second):
+    """For each pair, whether ``first`` has another neighbour of ``second``'s volunteer, and ``second`` of ``first``'s.
+
+    Counted in one ``bincount`` over slots (a mark, a volunteer's rank among its
+    group's volunteers), so no sort of the pairs is needed: the slots number the
+    marks times their group's volunteers, a few per pair.
+    """
+    n_volunteers = int(volunteer.max()) + 1
+    member = densify(group * n_volunteers + volunteer)  # (group, volunteer), in that order
+    member_group = np.zeros(int(member.max()) + 1, dtype=np.int64)
+    member_group[member] = group
+    per_group = np.bincount(member_group)
+    local = member - (np.cumsum(per_group) - per_group)[group]
+    width = per_group[group]
+    base = np.cumsum(width) - width
+    slots = np.concatenate([base[first] + local[second], base[second] + local[first]])
+    if int(width.sum()) > 4 * len(slots) + 1024:
+        slots = densify(slots)
+    shared = np.bincount(slots)[slots] > 1
+    return shared[:len(first)], shared[len(first):]
+
+
+def _seed_keys(remaining: np.ndarray, support: np.ndarray, strength: np.ndarray, n: int) -> np.ndarray:
+    """Per mark a key ordering the ``remaining`` ones by support, then strength, then earlier content order.
+
+    Keys are unique among the remaining marks and 0 for the others. Packed into
+    one int64 (support, strength, n - mark) when the numbers fit, so ranking
+    needs no sort; the lexsort of the three otherwise.
+    """
+    key = np.zeros(n, dtype=np.int64)
+    strength_span = int(strength[remaining].max()) + 1
+    if (int(support[remaining].max()) + 1) * strength_span * (n + 1) < 2**62:
+        key[remaining] = (support[remaining] * strength_span + strength[remaining]) * (n + 1) + (n - remaining)
+    else:
+        key[remaining[np.lexsort((-remaining, strength[remaining], support[remaining]))]] = np.arange(1, len(remaining) + 1)
+    return key
 
 
 def cluster_marks(marks: BoxArrays, volunteer: np.ndarray, min_iou: float) -> np.ndarray:
@@ -88,40 +126,65 @@ def cluster_marks(marks: BoxArrays, volunteer: np.ndarray, min_iou: float) -> np
         formed; callers renumber them by position.
     """
     first, second, overlap = neighbour_pairs(marks, volunteer, min_iou)
-    return cluster_neighbours(len(marks), volunteer, first, second, overlap)
+    return cluster_neighbours(marks.group, volunteer, first, second, overlap)
 
 
-def cluster_neighbours(n: int, volunteer: np.ndarray, first: np.ndarray, second: np.ndarray,
+def cluster_neighbours(group: np.ndarray, volunteer: np.ndarray, first: np.ndarray, second: np.ndarray,
                        closeness: np.ndarray) -> np.ndarray:
-    """Greedy seeded clustering (the module docstring) of ``n`` marks given their neighbour pairs.
+    """Greedy seeded clustering (the module docstring) of marks given their neighbour pairs.
 
-    ``first``, ``second`` are the pairs of neighbouring marks (different
-    volunteers, ``first < second``) and ``closeness`` how alike each pair is, in
-    [0, 1]: the IoU for boxes, one less the distance over the neighbour radius
-    for points. Marks are in a content-defined order, so ties break the same way
-    whatever the order of the input rows. Returns an int64 cluster id per mark.
+    ``group`` and ``volunteer`` are the group and volunteer codes of each mark;
+    ``first``, ``second`` are the pairs of neighbouring marks (same group,
+    different volunteers, ``first < second``) and ``closeness`` how alike each
+    pair is, in [0, 1]: the IoU for boxes, one less the distance over the
+    neighbour radius for points. Marks are in a content-defined order, so ties
+    break the same way whatever the order of the input rows. Returns an int64
+    cluster id per mark.
+
+    Each (mark, neighbour's volunteer) counts once, with that volunteer's best
+    neighbour (highest closeness, then content order). Most marks have at most
+    one neighbour per volunteer; only the edges of marks that have several are
+    sorted to find the best, so a round is a few linear passes over the pairs.
     """
+    n = len(group)
     cluster = np.full(n, -1, dtype=np.int64)
-    # Both directions, sorted so that each (mark, neighbour's volunteer) run
-    # starts with that volunteer's best neighbour (highest closeness, then content order).
-    source = np.concatenate([first, second])
-    target = np.concatenate([second, first])
-    steps = np.round(closeness * IOU_STEPS).astype(np.int64)
-    weight = np.concatenate([steps, steps])
-    source, target, weight = _by_source_volunteer_weight(source, target, weight, volunteer)
-    target_volunteer = volunteer[target]
+    weight = np.round(closeness * IOU_STEPS).astype(np.int64)
+    if len(first):
+        shared_forward, shared_backward = _shared_directions(group, volunteer, first, second)
+    else:
+        shared_forward = shared_backward = np.zeros(0, dtype=bool)
+    # The directions of several neighbours of one volunteer, as edges sorted so that
+    # each (source, volunteer) run starts with its best.
+    multi_source, multi_target, multi_weight = _by_source_volunteer_weight(
+        np.concatenate([first[shared_forward], second[shared_backward]]),
+        np.concatenate([second[shared_forward], first[shared_backward]]),
+        np.concatenate([weight[shared_forward], weight[shared_backward]]), volunteer)
+    # The other directions, each its volunteer's best while both ends remain, stay pairs
+    # (half the memory of directed edges) with a flag per direction.
+    forward, backward = ~shared_forward, ~shared_backward
+    kept = forward | backward
+    first, second, weight, forward, backward = first[kept], second[kept], weight[kept], forward[kept], backward[kept]
 
     active = np.ones(n, dtype=bool)
     next_id = 0
     while True:
-        live = active[source] & active[target]
-        source, target, weight, target_volunteer = source[live], target[live], weight[live], target_volunteer[live]
-        best_of_volunteer = np.ones(len(source), dtype=bool)
-        if len(source) > 1:
-            best_of_volunteer[1:] = (source[1:] != source[:-1]) | (target_volunteer[1:] != target_volunteer[:-1])
-        support = np.bincount(source[best_of_volunteer], minlength=n)
-        strength = np.zeros(n, dtype=np.int64)
-        np.add.at(strength, source[best_of_volunteer], weight[best_of_volunteer])
+        if next_id:  # after the first round, drop the pairs of clustered marks
+            live = active[first] & active[second]
+            first, second, weight, forward, backward = first[live], second[live], weight[live], forward[live], backward[live]
+            live = active[multi_source] & active[multi_target]
+            multi_source, multi_target, multi_weight = multi_source[live], multi_target[live], multi_weight[live]
+        best = np.ones(len(multi_source), dtype=bool)
+        if len(multi_source) > 1:
+            multi_volunteer = volunteer[multi_target]
+            best[1:] = (multi_source[1:] != multi_source[:-1]) | (multi_volunteer[1:] != multi_volunteer[:-1])
+        best_source, best_target = multi_source[best], multi_target[best]
+        forward_source, backward_source = first[forward], second[backward]
+        support = (np.bincount(forward_source, minlength=n) + np.bincount(backward_source, minlength=n)
+                   + np.bincount(best_source, minlength=n))
+        # Sums of integers below 2**53: exact in float64.
+        strength = (np.bincount(forward_source, weights=weight[forward], minlength=n)
+                    + np.bincount(backward_source, weights=weight[backward], minlength=n)
+                    + np.bincount(best_source, weights=multi_weight[best], minlength=n)).astype(np.int64)
 
         alone = np.flatnonzero(active & (support == 0))
         cluster[alone] = next_id + np.arange(len(alone))
@@ -131,23 +194,27 @@ def cluster_neighbours(n: int, volunteer: np.ndarray, first: np.ndarray, second:
         if len(remaining) == 0:
             break
 
-        rank = np.zeros(n, dtype=np.int64)
-        rank[remaining[np.lexsort((-remaining, strength[remaining], support[remaining]))]] = np.arange(1, len(remaining) + 1)
-        run_begin = np.flatnonzero(np.r_[True, source[1:] != source[:-1]])
-        top_neighbour = np.maximum.reduceat(rank[target], run_begin)
-        owners = source[run_begin]
-        seeds = owners[rank[owners] > top_neighbour]
+        # A seed outranks every remaining neighbour.
+        key = _seed_keys(remaining, support, strength, n)
+        outranked = np.zeros(n, dtype=bool)
+        second_higher = key[second] > key[first]
+        outranked[first[second_higher]] = True
+        outranked[second[~second_higher]] = True
+        outranked[multi_source[key[multi_target] > key[multi_source]]] = True
+        seeds = remaining[~outranked[remaining]]
         is_seed = np.zeros(n, dtype=bool)
         is_seed[seeds] = True
         cluster[seeds] = next_id + np.arange(len(seeds))
         next_id += len(seeds)
 
-        claims = np.flatnonzero(best_of_volunteer & is_seed[source])
-        # A mark claimed by two seeds joins the higher-ranked one.
-        winners = claims[segment_best(rank[source[claims]], target[claims])]
-        cluster[target[winners]] = cluster[source[winners]]
+        # Each seed claims its best neighbour of every volunteer; a mark claimed by two seeds joins the higher-ranked one.
+        seed_forward, seed_backward, seed_best = forward & is_seed[first], backward & is_seed[second], is_seed[best_source]
+        claim_source = np.concatenate([first[seed_forward], second[seed_backward], best_source[seed_best]])
+        claim_target = np.concatenate([second[seed_forward], first[seed_backward], best_target[seed_best]])
+        winners = segment_best(key[claim_source], claim_target)
+        cluster[claim_target[winners]] = cluster[claim_source[winners]]
         active[seeds] = False
-        active[target[winners]] = False
+        active[claim_target[winners]] = False
     return cluster
 
 

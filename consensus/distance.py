@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from .boxes import BoxArrays
+from .segments import sort_by_code_then_value
 
 
 def point_mask(table: pd.DataFrame) -> np.ndarray:
@@ -40,8 +41,15 @@ def point_mask(table: pd.DataFrame) -> np.ndarray:
 def point_arrays(table: pd.DataFrame, group: np.ndarray, keep: np.ndarray, tiebreak: tuple[np.ndarray, ...] = ()) -> BoxArrays:
     """The points of ``table`` at rows ``keep`` as sorted size-0 `BoxArrays` (``row`` indexes the table)."""
     x, y = (table[column].to_numpy(float, na_value=np.nan) for column in ("x", "y"))
-    zero = np.zeros(len(table))
-    return BoxArrays.from_centres(group, x, y, zero, zero, zero, tiebreak, keep=keep)
+    # The order `BoxArrays.from_centres` gives size-0 boxes (by group, x, y, then the tiebreak),
+    # without its envelopes and size keys: a point's envelope is the point.
+    kept_x = x[keep]
+    exact_keys = (kept_x, y[keep], *(np.asarray(values)[keep] for values in tiebreak))
+    order = keep[sort_by_code_then_value(np.asarray(group)[keep].astype(np.int64), kept_x, exact_keys, strict=True)]
+    cx, cy = x[order], y[order]
+    return BoxArrays(row=order, group=np.asarray(group, dtype=np.int64)[order], cx=cx, cy=cy, width=np.zeros(len(order)),
+                     height=np.zeros(len(order)), angle=np.zeros(len(order)), xmin=cx.copy(), xmax=cx.copy(),
+                     ymin=cy.copy(), ymax=cy.copy())
 
 
 def _spread_groups(group: np.ndarray, x: np.ndarray, y: np.ndarray, stride: float) -> np.ndarray:
@@ -49,37 +57,77 @@ def _spread_groups(group: np.ndarray, x: np.ndarray, y: np.ndarray, stride: floa
     return np.column_stack([x + group.astype(float) * stride, y])
 
 
-def _stride(radius: float, *xs: np.ndarray) -> float:
-    """A stride wider than the x extent of every group of ``xs`` plus ``radius``."""
-    low = min(float(np.min(x)) for x in xs)
-    high = max(float(np.max(x)) for x in xs)
-    return high - low + 2.0 * radius + 1.0
+def _extent(*xs: np.ndarray) -> tuple[float, float]:
+    """The smallest and largest x of ``xs`` ((0, 0) when they are empty)."""
+    present = [x for x in xs if len(x)]
+    if not present:
+        return 0.0, 0.0
+    return min(float(np.min(x)) for x in present), max(float(np.max(x)) for x in present)
+
+
+def _distance(x, y, first, other_x, other_y, second) -> np.ndarray:
+    """Distance from points ``first`` of (x, y) to ``second`` of the other, in the plane (the shifted coordinates
+    of the tree lost a little precision), with one buffer per axis: millions of pairs make large temporaries."""
+    dx = x[first]
+    dx -= other_x[second]
+    dy = y[first]
+    dy -= other_y[second]
+    return np.hypot(dx, dy, out=dx)
 
 
 def _tree(coordinates: np.ndarray) -> cKDTree:
-    # Queried once per build: an unbalanced, uncompacted tree builds faster than it costs to search.
+    # Queried a few times per build: an unbalanced, uncompacted tree builds faster than it costs to search.
     return cKDTree(coordinates, balanced_tree=False, compact_nodes=False)
+
+
+class PointTree:
+    """A k-d tree over one set of points, groups side by side, for several searches of up to ``reach`` pixels.
+
+    The groups are ``stride`` apart, wider than the x extent of the points (and of
+    ``others``, the x of point sets it will be searched with) plus twice ``reach``.
+    The aggregation builds the clicks' tree once and searches it for the clicks'
+    neighbours and, each round, for the clicks near the consensus points.
+    """
+
+    def __init__(self, group: np.ndarray, x: np.ndarray, y: np.ndarray, reach: float, *others: np.ndarray):
+        self.x, self.y, self.reach = x, y, reach
+        self.low, self.high = _extent(x, *others)
+        self.stride = self.high - self.low + 2.0 * reach + 1.0
+        self.tree = _tree(_spread_groups(group, x, y, self.stride))
+
+    def covers(self, x: np.ndarray, radius: float) -> bool:
+        """Whether points at ``x`` can be searched within ``radius`` without leaking across groups."""
+        return radius <= self.reach and float(np.min(x)) >= self.low and float(np.max(x)) <= self.high
+
+    def pairs(self, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All pairs ``(i, j, distance)``, ``i < j``, of its points of one group at most ``radius`` apart."""
+        pairs = self.tree.query_pairs(radius, output_type="ndarray")
+        first, second = pairs[:, 0].astype(np.int64, copy=False), pairs[:, 1].astype(np.int64, copy=False)
+        return first, second, _distance(self.x, self.y, first, self.x, self.y, second)
+
+    def cross(self, group: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All ``(i, j, distance)``, ``i`` its point and ``j`` one of the given (`covers` them), in one group within ``radius``."""
+        other = _tree(_spread_groups(group, x, y, self.stride))
+        found = self.tree.sparse_distance_matrix(other, radius, output_type="ndarray")
+        first, second = found["i"].astype(np.int64), found["j"].astype(np.int64)
+        return first, second, _distance(self.x, self.y, first, x, y, second)
 
 
 def point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs ``(i, j, distance)``, ``i < j``, of points of one group at most ``radius`` pixels apart."""
     if len(x) < 2:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    stride = _stride(radius, x)
-    pairs = _tree(_spread_groups(group, x, y, stride)).query_pairs(radius, output_type="ndarray")
-    first, second = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
-    return first, second, np.hypot(x[first] - x[second], y[first] - y[second])
+    return PointTree(group, x, y, radius).pairs(radius)
 
 
 def cross_point_pairs(group: np.ndarray, x: np.ndarray, y: np.ndarray, other_group: np.ndarray, other_x: np.ndarray,
-                      other_y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All ``(i, j, distance)`` with point ``i`` of the first set and ``j`` of the other in one group, at most ``radius`` apart."""
+                      other_y: np.ndarray, radius: float, tree: PointTree | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All ``(i, j, distance)`` with point ``i`` of the first set and ``j`` of the other in one group, at most ``radius`` apart.
+
+    ``tree``, the first set's `PointTree`, is searched when it `covers` the other set, instead of building one.
+    """
     if len(x) == 0 or len(other_x) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    stride = _stride(radius, x, other_x)
-    tree = _tree(_spread_groups(group, x, y, stride))
-    found = tree.sparse_distance_matrix(_tree(_spread_groups(other_group, other_x, other_y, stride)), radius,
-                                        output_type="ndarray")
-    first, second = found["i"].astype(np.int64), found["j"].astype(np.int64)
-    # In the plane, from the coordinates themselves: the shifted ones lost a little precision.
-    return first, second, np.hypot(x[first] - other_x[second], y[first] - other_y[second])
+    if tree is None or not tree.covers(other_x, radius):
+        tree = PointTree(group, x, y, radius, other_x)
+    return tree.cross(other_group, other_x, other_y, radius)

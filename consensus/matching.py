@@ -36,7 +36,7 @@ from scipy.sparse.csgraph import connected_components
 
 from . import distributed
 from .boxes import BoxArrays, group_codes, present_group_keys, require_columns, volunteer_keys
-from .distance import cross_point_pairs, point_arrays, point_mask
+from .distance import PointTree, cross_point_pairs, point_arrays, point_mask
 from .pairs import cross_pairs, iou_pairs
 from .segments import densify, run_starts, segment_best
 
@@ -234,13 +234,15 @@ def assign_edges(n_marks: int, volunteer: np.ndarray, box_group: np.ndarray, mar
     return Assignment(box=assigned_box, iou=assigned_iou, best_box=best_box, best_iou=best_iou)
 
 
-def assign_points(marks: BoxArrays, volunteer: np.ndarray, points: BoxArrays, max_distance: float) -> Assignment:
+def assign_points(marks: BoxArrays, volunteer: np.ndarray, points: BoxArrays, max_distance: float,
+                  tree: PointTree | None = None) -> Assignment:
     """Assign sorted point marks to sorted consensus points within ``max_distance`` pixels, one mark per volunteer per point.
 
     Both are `BoxArrays` of size 0 (their centres are the clicks); see the module docstring for the score.
+    ``tree``, the marks' `PointTree` if one was built, saves building it again.
     """
     mark_index, point_index, distance = cross_point_pairs(marks.group, marks.cx, marks.cy,
-                                                         points.group, points.cx, points.cy, max_distance)
+                                                         points.group, points.cx, points.cy, max_distance, tree)
     score = 1.0 - distance / (2.0 * max_distance)
     assignment = assign_edges(len(marks), volunteer, points.group, mark_index, point_index, score, 0.0)
 

@@ -33,10 +33,10 @@ import param
 
 from .base import AggregationResult, Aggregator, partition_output, quorum, reassign_points
 from .clustering import cluster_neighbours
-from .distance import point_pairs
-from .estimate import Estimates, Members, median_boxes
+from .distance import PointTree
+from .estimate import Estimates, Members
 from .prepare import Prepared, prepare
-from .segments import segment_sum
+from .segments import segment_median, segment_sum
 
 
 class PointClustering(Aggregator):
@@ -83,14 +83,24 @@ class PointClustering(Aggregator):
         return quorum(votes, n_seen, self.min_votes, self.min_vote_fraction)
 
 
-def cluster_points(prep: Prepared, distance: float) -> Members:
-    """Clusters of the prepared clicks (step 1 of the module docstring), one click per volunteer each."""
+def cluster_points(prep: Prepared, tree: PointTree, distance: float) -> Members:
+    """Clusters of the prepared clicks (step 1 of the module docstring), one click per volunteer each; ``tree`` is theirs."""
     marks = prep.marks
-    first, second, apart = point_pairs(marks.group, marks.cx, marks.cy, distance)
+    first, second, apart = tree.pairs(distance)
     other = prep.volunteer[first] != prep.volunteer[second]
     first, second, apart = first[other], second[other], apart[other]
-    labels = cluster_neighbours(len(marks), prep.volunteer, first, second, 1.0 - apart / distance)
+    labels = cluster_neighbours(marks.group, prep.volunteer, first, second, 1.0 - apart / distance)
     return Members.from_labels(labels, int(labels.max()) + 1 if len(labels) else 0)
+
+
+def median_points(marks, members: Members) -> Estimates:
+    """The member-wise median x and y of every point (`median_boxes` without its sizes and angles, all 0 for points)."""
+    n, box = members.n_boxes, members.box
+    group = np.zeros(n, dtype=np.int64)
+    group[box] = marks.group[members.mark]
+    zero = np.zeros(n)
+    return Estimates(group=group, cx=segment_median(marks.cx[members.mark], box, n),
+                     cy=segment_median(marks.cy[members.mark], box, n), width=zero, height=zero.copy(), angle=zero.copy())
 
 
 def vote_spread(prep: Prepared, points: Estimates, box: np.ndarray) -> np.ndarray:
@@ -107,16 +117,18 @@ def _aggregate_partition(pair, aggregator: PointClustering):
     marks, classifications = pair
     prep = prepare(marks, classifications, points=True)
     n_seen = prep.n_seen_group
-    members = cluster_points(prep, aggregator.distance)
-    points = median_boxes(prep.marks, members)
+    # One tree of the clicks serves the clustering and every round of linking.
+    tree = PointTree(prep.marks.group, prep.marks.cx, prep.marks.cy, max(aggregator.distance, aggregator.link_distance))
+    members = cluster_points(prep, tree, aggregator.distance)
+    points = median_points(prep.marks, members)
     points = points.take(np.flatnonzero(aggregator.quorum(members.count(), n_seen[points.group])))
     iteration = 0
     while True:
-        points, assignment, _ = reassign_points(prep, points, aggregator.link_distance)
+        points, assignment, _ = reassign_points(prep, points, aggregator.link_distance, tree)
         votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(points))
         keep = aggregator.quorum(votes, n_seen[points.group])
         if iteration < aggregator.refine:
-            points = median_boxes(prep.marks, Members.from_labels(assignment.box, len(points))).take(np.flatnonzero(keep))
+            points = median_points(prep.marks, Members.from_labels(assignment.box, len(points))).take(np.flatnonzero(keep))
             iteration += 1
             continue
         if keep.all():

@@ -127,14 +127,24 @@ def densify(keys: np.ndarray) -> np.ndarray:
     return np.unique(keys, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
-def dense_codes(*columns) -> np.ndarray:
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """Position of the first element of each code of dense ``codes`` (``0..k-1``, every one present), in code order."""
+    first = np.full(int(codes.max()) + 1 if len(codes) else 0, len(codes), dtype=np.int64)
+    # ufunc.at, not a fancy assignment: numpy leaves the winner of repeated indices unspecified there.
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return first
+
+
+def dense_codes(*columns, codes: np.ndarray | None = None) -> np.ndarray:
     """One int64 code per row for the combination of ``columns``, ordered as the sorted combinations.
 
     Missing values are a value of their own (sorted last), never dropped.
+    ``codes``, integer codes ordered like the values of a leading key already
+    coded (subjects, say), stand for that key's column without hashing it again.
     """
     import pandas as pd
 
-    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    codes = np.zeros(len(columns[0]), dtype=np.int64) if codes is None else densify(codes)
     for column in columns:
         column_codes, uniques = pd.factorize(pd.Series(column), sort=True, use_na_sentinel=False)
         # Re-densify after each column so the product of cardinalities never overflows.

@@ -18,15 +18,14 @@ import pandas as pd
 
 import data_loaders
 from consensus import aggregate, match
-from consensus.base import parse_source
+from consensus.base import AUTO_METHOD, parse_source
 
 from .core import Project
 from .progress import LoadProgress
 
-#: The consensus method used when no file holds a consensus (None: show the marks alone). Not yet
-#: ``auto`` (each kind of mark its own method) for the app: its cutout fails on a project whose
-#: consensus mixes boxes and points; ``zoolens aggregate`` defaults to ``auto``.
-DEFAULT_METHOD = "iou"
+#: The consensus method used when no file holds a consensus (None: show the marks alone): each
+#: kind of mark its own (`consensus.base.DEFAULT_METHODS`), as every command does by default.
+DEFAULT_METHOD = AUTO_METHOD
 
 #: Loader options whose values chose which rows were kept: recorded as the project's filters.
 FILTER_OPTIONS = ("workflow_id", "workflow_version", "tasks", "point_box")

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow as pa
 
 from data_loaders.base import LoadReport
 from data_loaders.classifications import ClassificationExport, finish_tables
@@ -31,8 +32,8 @@ from data_loaders.classifications import ClassificationExport, finish_tables
 #: (repeats, canonical types, counts) in memory, so this bounds the memory a store needs.
 PART_ROWS = 500_000
 
-#: Rows per row group of a spill file: reading one range of subjects skips the others' groups.
-SPILL_GROUP_ROWS = 4096
+#: Rows per record batch of a spill file: reading one range of subjects reads only its batches.
+SPILL_BATCH_ROWS = 8192
 
 TABLES = ("classifications", "marks")
 
@@ -40,6 +41,10 @@ TABLES = ("classifications", "marks")
 class _Spill:
     """Where parsed parts wait, each sorted by subject, until every part of the export is read.
 
+    Each part is an Arrow IPC file of record batches of `SPILL_BATCH_ROWS` rows, whose first and
+    last subject ids are kept here: taking one range of subjects from a part reads only the
+    batches that hold it, and no encoding or decoding is spent (a Parquet spill with row-group
+    filters cost more than the parse itself: bench/results/store.md).
     It also counts each subject's rows, so the store's parts can be cut into ranges of subjects
     of about the same size however the subject ids are spread.
     """
@@ -54,15 +59,22 @@ class _Spill:
             (self.folder / name).mkdir(parents=True)
         self.parts = 0
         self.rows_of = pd.Series(dtype=np.int64)
+        #: Per table, per part: its file and each batch's first and last subject id.
+        self.batches: dict[str, list[tuple[Path, np.ndarray, np.ndarray]]] = {name: [] for name in TABLES}
 
     def add(self, classifications: pd.DataFrame, marks: pd.DataFrame) -> None:
         self.parts += 1
         for name, table in (("classifications", classifications), ("marks", marks)):
             table = table.sort_values("subject_id", kind="stable", ignore_index=True)
-            table.to_parquet(self.folder / name / f"part-{self.parts:06d}.parquet", index=False,
-                             row_group_size=SPILL_GROUP_ROWS)
-            ids, counts = np.unique(table["subject_id"].to_numpy(dtype=np.int64), return_counts=True)
-            self.rows_of = self.rows_of.add(pd.Series(counts, index=ids), fill_value=0).astype(np.int64)
+            path = self.folder / name / f"part-{self.parts:06d}.arrow"
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, arrow.schema) as writer:
+                writer.write_table(arrow, max_chunksize=SPILL_BATCH_ROWS)
+            ids = table["subject_id"].to_numpy(dtype=np.int64)
+            starts = np.arange(0, len(ids), SPILL_BATCH_ROWS)
+            self.batches[name].append((path, ids[starts], ids[np.minimum(starts + SPILL_BATCH_ROWS, len(ids)) - 1]))
+            counted, counts = np.unique(ids, return_counts=True)
+            self.rows_of = self.rows_of.add(pd.Series(counts, index=counted), fill_value=0).astype(np.int64)
 
     def ranges(self, part_rows: int) -> list[tuple[int, int]]:
         """Inclusive ranges of subject ids holding about ``part_rows`` rows each (whole subjects)."""
@@ -75,11 +87,17 @@ class _Spill:
         return [(int(ids[start]), int(ids[stop])) for start, stop in zip(starts, stops)]
 
     def read(self, name: str, low: int, high: int) -> pd.DataFrame | None:
-        """Rows of subjects ``low`` to ``high`` from every spilled part (their other row groups unread)."""
-        chosen = [("subject_id", ">=", low), ("subject_id", "<=", high)]
-        tables = [pq.read_table(path, filters=chosen).to_pandas()
-                  for path in sorted((self.folder / name).glob("part-*.parquet"))]
-        tables = [table for table in tables if len(table)]
+        """Rows of subjects ``low`` to ``high`` from every spilled part (only the batches holding them read)."""
+        tables = []
+        for path, firsts, lasts in self.batches[name]:
+            wanted = np.flatnonzero((lasts >= low) & (firsts <= high))
+            if not len(wanted):
+                continue
+            with pa.OSFile(str(path)) as source:
+                reader = pa.ipc.open_file(source)
+                table = pa.Table.from_batches([reader.get_batch(int(batch)) for batch in wanted])
+            ids = table.column("subject_id").to_numpy()
+            tables.append(table.filter((ids >= low) & (ids <= high)).to_pandas())
         return pd.concat(tables, ignore_index=True) if tables else None
 
 
@@ -91,32 +109,67 @@ def write_store(export: str | Path, folder: str | Path, part_rows: int = PART_RO
     the store (about ``part_rows`` rows), whatever the export's size.
     """
     folder = Path(folder)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    _fresh(folder)
     loader = ClassificationExport(use_cache=False, **options)
     spill = _Spill(folder / ".spill")
     report = loader.read_into(Path(export), spill)
     report.rows_loaded = 0
+
+    def finished_ranges():
+        for low, high in spill.ranges(part_rows):
+            marks = spill.read("marks", low, high)
+            part_report = LoadReport(report.source, report.format)
+            tables = finish_tables(spill.read("classifications", low, high),
+                                   marks if marks is not None else _no_marks(), part_report)
+            report.merge(part_report)
+            yield tables
+
+    store = _write_parts(finished_ranges(), folder, report)
+    shutil.rmtree(spill.folder)
+    return store
+
+
+def store_tables(parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]], folder: str | Path,
+                 report: LoadReport | None = None) -> ProjectStore:
+    """Write canonical tables, given range of subjects by range, into a store at ``folder`` (replaced).
+
+    Each item of ``parts`` is one range's finished ``(classifications, marks)``, every subject of
+    it after every subject of the ranges before: what a simulation or a distributed job makes one
+    piece at a time, stored without ever holding the whole project (one part in memory at a time).
+    """
+    folder = Path(folder)
+    _fresh(folder)
+    return _write_parts(parts, folder, report or LoadReport("tables", "canonical"))
+
+
+def _fresh(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+
+
+def _write_parts(parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]], folder: Path,
+                 report: LoadReport) -> ProjectStore:
+    """Write each range's tables as a part, sorted by subject, then the index and the report."""
     volunteers: set = set()
     index = []
-    for number, (low, high) in enumerate(spill.ranges(part_rows)):
-        classifications = spill.read("classifications", low, high)
-        marks = spill.read("marks", low, high)
-        marks = marks if marks is not None else _no_marks()
-        part_report = LoadReport(report.source, report.format)
-        classifications, marks = finish_tables(classifications, marks, part_report)
-        volunteers |= set(classifications["user"].unique())
-        report.merge(part_report)
+    last_subject = None
+    for number, (classifications, marks) in enumerate(parts):
         # Sorted by subject (then time, or mark id), so each subject's rows are one run of the part.
         classifications = classifications.sort_values(["subject_id", "created_at", "classification_id"],
                                                       kind="stable", ignore_index=True)
         marks = marks.sort_values(["subject_id", "mark_id"], kind="stable", ignore_index=True)
+        if len(classifications):
+            first = int(classifications["subject_id"].iloc[0])
+            if last_subject is not None and first <= last_subject:
+                raise ValueError(f"part {number} of the tables starts at subject {first}, not after the previous "
+                                 f"part's last subject {last_subject}: give the ranges in subject order")
+            last_subject = int(classifications["subject_id"].iloc[-1])
+        volunteers |= set(classifications["user"].unique())
         for name, table in (("classifications", classifications), ("marks", marks)):
             (folder / name).mkdir(exist_ok=True)
             table.to_parquet(folder / name / f"part-{number:05d}.parquet", index=False)
         index.append(_subject_rows(number, classifications, marks))
         del classifications, marks  # one part of the store in memory at a time
-    shutil.rmtree(spill.folder)
     report.counts["volunteers"] = len(volunteers)
     pd.concat(index, ignore_index=True).to_parquet(folder / "index.parquet", index=False)
     (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -128,10 +129,10 @@ def test_point_box_still_turns_clicks_into_boxes(data_dir, tmp_path):
     done = zoolens("aggregate", penguins, "--workflow", 6465, "--point-box", 20, "-o", tmp_path / "d.csv", cache=tmp_path)
     assert done.returncode == 0, done.stderr
     consensus = pd.read_csv(tmp_path / "d.csv")
-    assert len(consensus) > 0 and (consensus["width"] == 20).all()
-    assert json.loads(consensus["source"].iloc[0])["method"] == "iou"
+    assert len(consensus) > 0 and np.allclose(consensus["width"], 20)
+    assert json.loads(consensus["source"].iloc[0])["method"] == "lean"
     assert len(pd.read_csv(tmp_path / "d.links.csv")) == 11505
-    assert "consensus boxes" in done.stderr and "by method iou" in done.stderr
+    assert "consensus boxes" in done.stderr and "by method lean" in done.stderr
 
 
 def test_point_method_parameters_from_the_command_line(data_dir, tmp_path):
@@ -159,4 +160,4 @@ def test_an_export_with_boxes_and_points_gets_both(march, tmp_path):
     assert set(linked["consensus_id"]) == set(consensus["consensus_id"])
     votes = linked["consensus_id"].value_counts().reindex(consensus["consensus_id"]).tolist()
     assert votes == consensus["n_votes"].tolist()
-    assert "by method iou and point" in done.stderr
+    assert "by method lean and point" in done.stderr

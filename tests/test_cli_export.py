@@ -107,7 +107,8 @@ def test_fits_catalogue_provenance(fits_catalogue, demo_files):
                                      "disagreement": [0.0, 1.0], "metadata_ranges": {},
                                      "plot_selection_subjects": None, "review_status": "any"}
     (aggregation,) = provenance["aggregation"]
-    assert aggregation["method"] == "iou" and aggregation["settings"]["min_iou"] == 0.3
+    # The default for boxes, with its settings recorded.
+    assert aggregation["method"] == "lean" and aggregation["settings"]["min_iou"] == 0.3
     assert provenance["images"]["subjects"] == {"wcs": 60}
     # The classification report: 927 rows, of which 1 broken, 6 of another workflow, 8 of an older version.
     report = provenance["load_reports"][0]
@@ -213,7 +214,7 @@ def test_reviewed_catalogue_from_decisions_made_in_the_dashboard(demo_files, tmp
 
     # The project as `zoolens demo` serves it, and three decisions a reviewer made on it.
     project = load_project([demo_files.classifications, demo_files.subjects, demo_files.workflows],
-                           image_roots=[demo_files.folder], method="iou", **demo.PROJECT_OPTIONS)
+                           image_roots=[demo_files.folder], **demo.PROJECT_OPTIONS)
     rejected, redrawn = project.consensus.iloc[0], project.consensus.iloc[1]
     with ReviewStore(path=tmp_path / "reviews.sqlite") as store:
         source = project.consensus_source

@@ -27,8 +27,7 @@ def picture_size(text: str) -> tuple[float, float]:
     return width, height
 
 
-def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: bool = False,
-                          method_default: str | None = None) -> None:
+def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: bool = False) -> None:
     """Add the options that say how to build the project.
 
     ``consensus_file`` offers ``--consensus FILE`` (the consensus read instead of made);
@@ -54,9 +53,8 @@ def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: 
     names = (", ".join(methods()) + f", or {AUTO_METHOD}: {DEFAULT_METHODS['point']} for point clicks, "
              f"{DEFAULT_METHODS['box']} for boxes and other shapes"
              + (f"; {NO_METHOD} to show the marks alone" if allow_no_method else ""))
-    method_default = method_default or DEFAULT_METHOD
-    boxes.add_argument("--method", default=method_default,
-                       help=f"make the consensus with this method ({names}; default {method_default})")
+    boxes.add_argument("--method", default=DEFAULT_METHOD,
+                       help=f"make the consensus with this method ({names}; default {DEFAULT_METHOD})")
     boxes.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                        help="a method parameter, e.g. --param min_vote_fraction=0.3 (repeatable; values are JSON)")
     images = parser.add_argument_group("images and sky positions")

@@ -651,7 +651,9 @@ class CutoutViewer(View):
             style = dict(tools=["hover"], hover_tooltips=POINT_TOOLTIPS[group], framewise=True,
                          nonselection_alpha=1.0)
             if kind == "Polygons":
-                style |= dict(fill_alpha=0, line_width=2 if group == "Volunteer" else 1.5, line_color=colour,
+                # ``color``, not ``line_color``: without it HoloViews colours a path by its first
+                # value column through a colour mapper, which fails once that column's type changes.
+                style |= dict(fill_alpha=0, line_width=2 if group == "Volunteer" else 1.5, color=colour,
                               line_dash="solid" if group == "Volunteer" else "dashed")
             elif group == "Consensus":
                 style |= dict(marker="circle_cross", size=CONSENSUS_MARKER_SIZE, fill_alpha=0, line_width=3,

@@ -91,10 +91,12 @@ def test_rotated_boxes(method, marks_from, classifications_for):
     assert aggregate(pd.concat([marks, flat.assign(mark_id=99)]), method="iou", min_iou=0.5).consensus.iloc[0]["n_votes"] == 4
 
 
-def test_rotated_angles_either_side_of_zero_average_to_zero(marks_from, classifications_for):
+@pytest.mark.parametrize("method,expected", [("iou", 0.5), ("lean", 1 / 6)])
+def test_rotated_angles_either_side_of_zero_average_to_zero(marks_from, classifications_for, method, expected):
+    # 179 degrees is -1: iou takes the median of (-1, 1, 0.5), lean the mean; a plain average would give 60.
     marks = marks_from([(4, "ada", 0, 0, 20, 6, 179), (4, "bob", 0, 0, 20, 6, 1), (4, "cy", 0, 0, 20, 6, 0.5)])
-    box = aggregate(marks, classifications_for(marks)).consensus.iloc[0]
-    assert min(box["angle"], 180 - box["angle"]) == pytest.approx(0.5, abs=1e-9)
+    box = aggregate(marks, classifications_for(marks), method=method).consensus.iloc[0]
+    assert min(box["angle"], 180 - box["angle"]) == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("method", METHODS)

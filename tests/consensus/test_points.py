@@ -170,10 +170,10 @@ def test_boxes_and_points_each_get_their_default_method(hand_case, marks_from):
     # The subject's box is its consensus 0; its points follow as 1 and 2, and the links say so.
     ids = result.consensus.set_index("consensus_id")
     assert sorted(ids.index) == [SUBJECT * 10_000 + k for k in range(3)]
-    assert ids.loc[SUBJECT * 10_000, "width"] == 20 and ids.loc[SUBJECT * 10_000 + 1, "y"] == 51.5
+    assert ids.loc[SUBJECT * 10_000, "width"] == pytest.approx(20) and ids.loc[SUBJECT * 10_000 + 1, "y"] == 51.5
     box_row = result.consensus[result.consensus["kind"].isna()].iloc[0]
-    assert box_row["n_votes"] == 2 and box_row["width"] == 20
-    assert [part["method"] for part in json.loads(result.source)] == ["iou", "point"]
+    assert box_row["n_votes"] == 2 and box_row["width"] == pytest.approx(20)
+    assert [part["method"] for part in json.loads(result.source)] == ["lean", "point"]
     # Links in the marks' order: the point links as alone, the boxes' by IoU.
     alone = aggregate(points, classifications)
     assert result.links["consensus_id"].tolist()[:7] == [-1 if link < 0 else link + 1 for link in alone.links["consensus_id"]]

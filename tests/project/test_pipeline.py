@@ -146,9 +146,8 @@ def test_point_box_and_tasks_reach_every_command(demo_files, tmp_path):
         words += ["-o", "o.csv"] if command in ("aggregate", "export") else []
         args = build_parser(command).parse_args([*words, "--point-box", "2.5*#fwhmImagePix", "--task", "T0",
                                                  "--workflow", "7", "--param", "min_votes=2"])
-        # aggregate picks each kind of mark's own method (consensus points for clicks) unless told one.
-        method = "auto" if command == "aggregate" else "iou"
-        assert project_options(args) == {"method": method, "method_params": {"min_votes": 2}, "workflow_id": 7,
+        # Every command picks each kind of mark's own method (consensus points for clicks) unless told one.
+        assert project_options(args) == {"method": "auto", "method_params": {"min_votes": 2}, "workflow_id": 7,
                                          "tasks": ["T0"], "point_box": "2.5*#fwhmImagePix"}
     built = load_project([demo_files.classifications], tasks=["T9"], workflow_id=demo.WORKFLOW_ID)
     assert len(built.marks) == 0 and built.filters["tasks"] == ["T9"]

@@ -9,7 +9,8 @@ import pytest
 
 from consensus import aggregate
 from data_loaders import read_classifications
-from project.store import ProjectStore, write_store
+from consensus.simulate import simulate_project
+from project.store import ProjectStore, store_tables, write_store
 from tests.zoolens.test_demo import demo_files  # noqa: F401  (fixture: the demo files)
 from zoolens import demo
 
@@ -73,3 +74,22 @@ def test_a_stray_quote_reads_again_without_doubling_rows(tmp_path):
 def test_not_a_store(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a zoolens project store"):
         ProjectStore(tmp_path)
+
+
+def test_tables_made_piece_by_piece_are_stored_as_one_project(tmp_path):
+    # Three simulated pieces, each a range of subjects after the one before, as the scale bench makes them.
+    pieces = [simulate_project(40, seed=seed, first_subject_id=1000 * (seed + 1), first_classification_id=10**6 * (seed + 1))
+              for seed in range(3)]
+    tables = [(piece.classifications, piece.marks.drop(columns=["truth_id", "double"]).assign(
+        mark_id=lambda marks, offset=10**6 * n: marks.mark_id + offset)) for n, piece in enumerate(pieces)]
+    store = store_tables(iter(tables), tmp_path / "store")
+    assert len(store.parts("marks")) == 3 and store.dask("marks").known_divisions
+    for position, (name, keys) in enumerate(KEYS.items()):
+        expected = pd.concat([piece[position] for piece in tables]).sort_values(keys, ignore_index=True)
+        pd.testing.assert_frame_equal(store.table(name), expected)
+    assert store.report.counts["volunteers"] == len(set().union(*(set(piece.classifications.user) for piece in pieces)))
+    subject = int(pieces[1].marks.subject_id.iloc[0])
+    assert len(store.of_subject("marks", subject)) == int((pieces[1].marks.subject_id == subject).sum())
+    # Pieces out of subject order would break the divisions: refused, naming the part.
+    with pytest.raises(ValueError, match="part 1 of the tables starts at subject 1000"):
+        store_tables(iter([tables[1], tables[0]]), tmp_path / "wrong")

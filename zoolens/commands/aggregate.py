@@ -4,7 +4,7 @@ Reads EXPORT (a classification export CSV, optionally gzipped), keeps the
 workflow, version and drawing tasks asked for, turns the volunteers' marks into
 consensus boxes and points with --method (by default, auto, each kind of mark
 gets its own method: point clicks the point method, boxes and other shapes
-iou), and writes two files:
+lean), and writes two files:
 
   OUTPUT              one row per consensus box or point: subject_id,
                       consensus_id, x, y, width, height (top-left corner and
@@ -49,7 +49,6 @@ def _methods_epilog() -> str:
 
 
 def add_arguments(parser) -> None:
-    from consensus.base import AUTO_METHOD
     from zoolens.project_arguments import add_project_arguments
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -58,8 +57,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="consensus CSV to write")
     parser.add_argument("--links", metavar="PATH", help="links CSV to write (default: OUTPUT with .links.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the links file if they exist")
-    # A point project's clicks get consensus points, a box project's boxes IoU clustering.
-    add_project_arguments(parser, consensus_file=False, method_default=AUTO_METHOD)
+    add_project_arguments(parser, consensus_file=False)
 
 
 def links_path(output: Path) -> Path:
