@@ -266,7 +266,7 @@ class ReviewPanel(View):
 
     def __panel__(self):
         def button(label, action, kind="default", width=96):
-            widget = pn.widgets.Button(label=label, color=kind, width=width)
+            widget = pn.widgets.Button(label=label, color=kind, width=width, align="end")
             widget.on_click(lambda event: action())
             return widget
 
@@ -274,7 +274,7 @@ class ReviewPanel(View):
                             default_layout=pn.Row,
                             widgets={name: {"type": pn.widgets.FloatInput, "width": 70, "format": "0.0"}
                                      for name in ("x", "y", "width", "height")})
-        reason = pn.widgets.TextInput.from_param(self.param.reason, name="", placeholder="reason (optional)",
+        reason = pn.widgets.TextInput.from_param(self.param.reason, name="Reason", placeholder="why (optional)",
                                                  width=210, align="end")
         identity = self.data_store.identity() if self.data_store.reviewer.strip() else None
         # Only the buttons the role can use (a typed name has every right); the store checks anyway.
