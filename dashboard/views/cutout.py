@@ -16,7 +16,6 @@ import panel as pn
 import param
 from bokeh.models import BoxAnnotation
 from bokeh.palettes import Category10_10, Cividis256, Greys256, Inferno256, Magma256, Viridis256
-
 from panel.io.state import set_curdoc
 
 from project.core import display_pixels, normalised
