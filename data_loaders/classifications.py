@@ -10,7 +10,9 @@ minute and a few GB (bench/results/loaders.md).
 Shapes follow the canonical tables: natural image pixels, top-left x, y, width,
 height, angle in degrees about the centre. Other shapes keep their kind and get
 their bounding box (a circle's square, a polygon's extent); points stay points
-(width and height NaN) unless ``point_box`` turns them into boxes.
+(width and height NaN) unless ``point_box`` turns them into boxes. Marks drawn
+through their vertices (polygons, freehand and other paths, lines) also keep
+them, in drawing order, in a ``mark_vertices`` table keyed by mark id.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .base import (MAX_EXPANSION, MAX_ROW_BYTES, FormatError, LoadReport, LoadRe
                    csv_header, expansion_error, expansion_limit, is_gzipped)
 from ._csv import parse_integers, parse_timestamps
 from .cache import cached_load
-from .marks import MARK_ID_STRIDE, extract_marks
+from .marks import MARK_ID_STRIDE, VERTEX_COLUMNS, extract_marks
 from .schema import conform
 
 REQUIRED_COLUMNS = (
@@ -202,7 +204,8 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
     Returns
     -------
     LoadResult
-        ``.classifications``, ``.marks`` and ``.report``.
+        ``.classifications``, ``.marks``, ``.mark_vertices`` (the outlines of marks drawn
+        through their vertices) and ``.report``.
     """
     return ClassificationExport(workflow_id=workflow_id, workflow_version=workflow_version, tasks=tasks,
                                 point_box=point_box, use_cache=use_cache, progress=progress,
@@ -481,10 +484,10 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, 
     ``parts`` yields callables that each read one part of ``source`` into a table. With a
     ``sink``, each part's (classifications, marks) go to ``sink.add`` as they are parsed,
     nothing is gathered, and the report alone is returned (its tables are finished by
-    whoever holds them, part by part: `finish_tables`).
+    whoever holds them, part by part: `finish_tables`); a sink does not take the marks' vertices.
     """
     report = LoadReport(source=str(path), format=ClassificationExport.short_name)
-    classification_parts, mark_parts, kept = [], [], []
+    classification_parts, mark_parts, vertex_parts, kept = [], [], [], []
     wrong_width = 0
 
     # Most of the work is in Arrow kernels that release the GIL, so parts read and
@@ -510,11 +513,12 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, 
         report.rows_read += rows
         wrong_width += rejected
         if tables is not None and sink is not None:
-            sink.add(*tables)
+            sink.add(tables[0], tables[1])
             kept.append(len(tables[0]))
         elif tables is not None:
             classification_parts.append(tables[0])
             mark_parts.append(tables[1])
+            vertex_parts.append(tables[2])
         if progress is not None:
             progress(report.rows_read)
 
@@ -535,9 +539,12 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, 
         return report
     classifications = pd.concat(classification_parts, ignore_index=True)
     marks = pd.concat(mark_parts, ignore_index=True)
-    del classification_parts[:], mark_parts[:]  # the parts are copies now: free them before finishing
+    mark_vertices = _sorted_by(conform(pd.concat(vertex_parts, ignore_index=True), "mark_vertices"),
+                               ["mark_id", "vertex"])
+    del classification_parts[:], mark_parts[:], vertex_parts[:]  # copies now: freed before finishing
     classifications, marks = finish_tables(classifications, marks, report)
-    return LoadResult({"classifications": classifications, "marks": marks}, report)
+    return LoadResult({"classifications": classifications, "marks": marks, "mark_vertices": mark_vertices},
+                      report)
 
 
 def _no_rows_message(path: Path, report: LoadReport) -> str:
@@ -722,6 +729,7 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
     # marks refer to positions in `rows`; re-index to kept rows only
     position_in_kept = np.cumsum(parsed_ok) - 1
     mark_rows = position_in_kept[marks.pop("row")]
+    vertices = {name: marks.pop(name) for name in VERTEX_COLUMNS}
 
     kept = np.flatnonzero(keep)
     user_ids, user_ok = _integers(part.column("user_id"))
@@ -755,7 +763,17 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
                                            dtype="string"))
     marks_table.insert(0, "mark_id",
                        marks_table["classification_id"] * MARK_ID_STRIDE + marks_table["position"])
-    return classifications, marks_table
+    return classifications, marks_table, _vertex_table(vertices, marks_table["mark_id"].to_numpy())
+
+
+def _vertex_table(vertices: dict, mark_ids: np.ndarray) -> pd.DataFrame:
+    """The `VERTEX_COLUMNS` of a part as ``mark_vertices`` rows: mark id, vertex number, x, y."""
+    of_mark = vertices["vertex_mark"]
+    # Vertices come grouped by mark, in order: a vertex's number is its distance from its mark's first.
+    first = np.r_[0, np.flatnonzero(np.diff(of_mark)) + 1] if len(of_mark) else np.zeros(0, np.int64)
+    starts = np.repeat(first, np.diff(np.r_[first, len(of_mark)]))
+    return pd.DataFrame({"mark_id": mark_ids[of_mark], "vertex": np.arange(len(of_mark)) - starts,
+                         "x": vertices["vertex_x"], "y": vertices["vertex_y"]})
 
 
 # --------------------------------------------------------------------------- finishing

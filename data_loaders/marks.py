@@ -26,6 +26,12 @@ MARK_ID_STRIDE = 10_000
 BOX_KINDS = ("rectangle", "rotateRectangle", "point-as-box")
 MARK_COLUMNS = ("row", "position", "task", "tool", "tool_label", "frame",
                 "x", "y", "width", "height", "angle", "kind")
+#: The outlines of marks drawn through their vertices (freehand paths, polygons and other point lists,
+#: lines): one entry per vertex in drawing order, its mark (position in the mark columns), x and y.
+#: Kept apart from the mark columns, whose bounding boxes stay the geometry matching works on.
+VERTEX_COLUMNS = ("vertex_mark", "vertex_x", "vertex_y")
+#: Why a vertex mark's outline was not kept (the mark itself is, and is drawn as its bounding box).
+UNEQUAL_PATH = "pathX and pathY differ in length"
 
 
 _REAL = (int, float)
@@ -38,16 +44,20 @@ def _number(value) -> float:
     return float(value)
 
 
-def _bounds(xs, ys) -> tuple[float, float, float, float, float]:
+def _path(kind: str, xs, ys) -> tuple:
+    """A vertex mark: its kind, bounding box and (x list, y list) of vertices."""
     xs = [_number(v) for v in xs]
     ys = [_number(v) for v in ys]
     if not xs or not ys:
         raise ValueError("empty path")
-    return min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), 0.0
+    return kind, min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), 0.0, (xs, ys)
 
 
-def _shape(mark: dict, fem: bool) -> tuple[str, float, float, float, float, float]:
-    """(kind, x, y, width, height, angle) of one drawn mark; `_NotAShape` if it is none.
+def _shape(mark: dict, fem: bool) -> tuple:
+    """(kind, x, y, width, height, angle, vertices) of one drawn mark; `_NotAShape` if it is none.
+
+    ``vertices`` is (x list, y list) for marks drawn through their vertices (paths, point lists,
+    lines) and None for the others, whose geometry the box and angle hold.
 
     The classic front end does not name the tool type in the export, so it is
     told from the keys the mark carries, as panoptes_aggregation's extractors do;
@@ -63,29 +73,29 @@ def _shape(mark: dict, fem: bool) -> tuple[str, float, float, float, float, floa
         else:
             x, y = _number(get("x")), _number(get("y"))
         if get("angle") is not None:
-            return "rotateRectangle", x, y, width, height, _number(mark["angle"])
-        return "rectangle", x, y, width, height, 0.0
+            return "rotateRectangle", x, y, width, height, _number(mark["angle"]), None
+        return "rectangle", x, y, width, height, 0.0, None
     if get("r") is not None:
         x, y, r = _number(get("x")), _number(get("y")), _number(mark["r"])
-        return "circle", x - r, y - r, 2 * r, 2 * r, 0.0
+        return "circle", x - r, y - r, 2 * r, 2 * r, 0.0, None
     if get("rx") is not None:
         x, y = _number(get("x")), _number(get("y"))
         rx, ry = _number(mark["rx"]), _number(get("ry"))
         theta = math.radians(_number(get("angle") or 0.0))
         half_w = math.hypot(rx * math.cos(theta), ry * math.sin(theta))
         half_h = math.hypot(rx * math.sin(theta), ry * math.cos(theta))
-        return "ellipse", x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0
+        return "ellipse", x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0, None
     if get("x1") is not None:
-        return ("line", *_bounds([mark["x1"], get("x2")], [get("y1"), get("y2")]))
+        return _path("line", [mark["x1"], get("x2")], [get("y1"), get("y2")])
     tool_type = get("toolType") if fem else None
     tool_type = tool_type if type(tool_type) is str else None
     if get("pathX") is not None:
-        return (tool_type or "freehandLine", *_bounds(mark["pathX"], get("pathY")))
+        return _path(tool_type or "freehandLine", mark["pathX"], get("pathY"))
     if get("points") is not None:
         points = mark["points"]
-        return (tool_type or "polygon", *_bounds([p["x"] for p in points], [p["y"] for p in points]))
+        return _path(tool_type or "polygon", [p["x"] for p in points], [p["y"] for p in points])
     if get("x") is not None and get("y") is not None:
-        return "point", _number(mark["x"]), _number(mark["y"]), math.nan, math.nan, 0.0
+        return "point", _number(mark["x"]), _number(mark["y"]), math.nan, math.nan, 0.0, None
     raise _NotAShape
 
 
@@ -119,7 +129,8 @@ def extract_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, rep
     Returns
     -------
     marks : dict of arrays
-        The columns of `MARK_COLUMNS`; ``row`` is the row's position in ``annotations``.
+        The columns of `MARK_COLUMNS`; ``row`` is the row's position in ``annotations``. Also
+        the `VERTEX_COLUMNS` (their own length): the vertices of the marks drawn through them.
     parsed_ok : bool array
         Rows whose annotations were valid JSON holding a list of tasks.
     """
@@ -133,11 +144,13 @@ def extract_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, rep
                                       point_key, report)
         marks, parsed_ok = result
         marks["row"] = marks["row"] + start
+        # A chunk numbers its vertices' marks from 0: after the marks of the chunks before it.
+        marks["vertex_mark"] = marks["vertex_mark"] + sum(len(part["row"]) for part in parts)
         parts.append(marks)
         oks.append(parsed_ok)
     if not parts:
         return _reference_marks([], np.zeros(0, bool), tasks, None, point_key, report)
-    marks = {name: _concat([part[name] for part in parts]) for name in MARK_COLUMNS}
+    marks = {name: _concat([part[name] for part in parts]) for name in MARK_COLUMNS + VERTEX_COLUMNS}
     return marks, np.concatenate(oks)
 
 
@@ -149,7 +162,7 @@ def _concat(arrays):
 
 def _reference_marks(annotations: list, fem, tasks, point_sides, point_key, report):
     """The reference route: orjson per row and a Python loop over marks."""
-    found = []
+    found, outlines = [], []
     parsed_ok = np.ones(len(annotations), dtype=bool)
     counts = report.counts
     dropped = counts.setdefault("marks_not_loaded", {})
@@ -162,7 +175,8 @@ def _reference_marks(annotations: list, fem, tasks, point_sides, point_key, repo
         subtask_answers = _flatten(
             annotations, fem.tolist(), None if tasks is None else set(tasks),
             None if point_sides is None else point_sides.tolist(), point_key,
-            parsed_ok, found.append, dropped, degenerate)
+            parsed_ok, found.append, dropped, degenerate,
+            lambda xs, ys: outlines.append((len(found), xs, ys)), counts)
     finally:
         if collecting:
             gc.enable()
@@ -174,6 +188,10 @@ def _reference_marks(annotations: list, fem, tasks, point_sides, point_key, repo
         dtype = MARK_DTYPES[name]
         marks[name] = (pd.array(columns[name], dtype=dtype) if dtype == "string"
                        else np.array(columns[name], dtype=dtype))
+    lengths = [len(xs) for _, xs, _ in outlines]
+    marks["vertex_mark"] = np.repeat(np.array([mark for mark, _, _ in outlines], dtype=np.int64), lengths)
+    marks["vertex_x"] = np.array([v for _, xs, _ in outlines for v in xs], dtype=np.float64)
+    marks["vertex_y"] = np.array([v for _, _, ys in outlines for v in ys], dtype=np.float64)
     return marks, parsed_ok
 
 
@@ -182,9 +200,11 @@ MARK_DTYPES = {"row": np.int64, "position": np.int64, "task": "string", "tool": 
                "width": np.float64, "height": np.float64, "angle": np.float64, "kind": "string"}
 
 
-def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, dropped, degenerate):
+def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, dropped, degenerate,
+             add_outline, counts):
     """The loader's one Python loop: JSON cells vary too much in shape for a columnar
-    JSON reader. It touches only drawing values and appends one tuple per mark."""
+    JSON reader. It touches only drawing values and appends one tuple per mark (and
+    its vertex lists, before it, for marks drawn through their vertices)."""
     subtask_answers = 0
     for row, text in enumerate(annotations):
         try:
@@ -219,7 +239,7 @@ def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, d
                     continue
                 position += 1
                 try:
-                    kind, x, y, width, height, angle = _shape(mark, row_fem)
+                    kind, x, y, width, height, angle, outline = _shape(mark, row_fem)
                 except (ValueError, TypeError, KeyError):
                     _count(dropped, "non-numeric coordinates")
                     continue
@@ -238,6 +258,11 @@ def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, d
                 if position > MARK_ID_STRIDE:
                     _count(dropped, "more marks in one classification than mark ids allow")
                     continue
+                if outline is not None:
+                    if len(outline[0]) == len(outline[1]):
+                        add_outline(*outline)
+                    else:
+                        _count(counts.setdefault("vertices_not_kept", {}), UNEQUAL_PATH)
                 tool = mark.get("tool")
                 if type(tool) is not int:
                     tool = mark.get("toolIndex")
@@ -415,17 +440,16 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     vertices = pc.list_flatten(points)
     vertex_parent = pc.list_parent_indices(points).to_numpy()
     vertex_ok = vertices.is_valid().to_numpy(zero_copy_only=False)
-    for shape_mask, xs, ys, default in (
-        (undecided & has_path,
-         _list_values(pc.list_flatten(path_x)), _list_values(pc.list_flatten(path_y)), "freehandLine"),
-        (undecided & ~has_path & has_points,
-         _list_values(pc.struct_field(vertices, "x"), vertex_ok),
-         _list_values(pc.struct_field(vertices, "y"), vertex_ok), "polygon"),
-    ):
+    #: Vertex lists: (marks they outline, x values, their marks, y values, their marks).
+    path = (undecided & has_path,
+            _list_values(pc.list_flatten(path_x)), pc.list_parent_indices(path_x).to_numpy(),
+            _list_values(pc.list_flatten(path_y)), pc.list_parent_indices(path_y).to_numpy())
+    point_list = (undecided & ~has_path & has_points,
+                  _list_values(pc.struct_field(vertices, "x"), vertex_ok), vertex_parent,
+                  _list_values(pc.struct_field(vertices, "y"), vertex_ok), vertex_parent)
+    for (shape_mask, xs, x_parent, ys, y_parent), default in ((path, "freehandLine"), (point_list, "polygon")):
         if not shape_mask.any():
             continue
-        x_parent = pc.list_parent_indices(path_x).to_numpy() if default == "freehandLine" else vertex_parent
-        y_parent = pc.list_parent_indices(path_y).to_numpy() if default == "freehandLine" else vertex_parent
         x_lo, x_hi, x_ok = _list_bounds(xs, x_parent, n)
         y_lo, y_hi, y_ok = _list_bounds(ys, y_parent, n)
         x[shape_mask], y[shape_mask] = x_lo[shape_mask], y_lo[shape_mask]
@@ -465,6 +489,7 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     _add(dropped, "more marks in one classification than mark ids allow", too_many)
     keep &= ~too_many
 
+    outlines = _outlines(keep, path, point_list, line, field, counts)
     take = pa.array(np.flatnonzero(keep))
     tool = pc.coalesce(mark_field("tool"), mark_field("toolIndex"), pa.scalar(-1, _I64))
     frame = pc.coalesce(mark_field("frame"), pa.scalar(0, _I64))
@@ -478,8 +503,37 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
         "x": x[keep], "y": y[keep], "width": width[keep], "height": height[keep],
         "angle": angle[keep],
         "kind": pd.array(kind[keep], dtype="string"),
+        **outlines,
     }
     return columns, np.ones(len(annotations), dtype=bool)
+
+
+def _outlines(keep, path, point_list, line, field, counts) -> dict[str, np.ndarray]:
+    """The `VERTEX_COLUMNS` of the kept marks drawn through their vertices, in mark then vertex order.
+
+    ``path`` and ``point_list`` are (marks, x values, their marks, y values, their marks) of the
+    pathX/pathY lists and of the points lists; ``line`` marks two-vertex lines (x1, y1, x2, y2).
+    A path whose x and y lists differ in length keeps its mark but not its vertices (counted).
+    """
+    n = len(keep)
+    path_marks, path_xs, path_x_parent, path_ys, path_y_parent = path
+    same_length = (np.bincount(path_x_parent, minlength=n) == np.bincount(path_y_parent, minlength=n))
+    _add_where_counted(counts, "vertices_not_kept", UNEQUAL_PATH, keep & path_marks & ~same_length)
+    path_marks = keep & path_marks & same_length
+    points_marks, point_xs, point_parent, point_ys, _ = point_list
+    from_points = (keep & points_marks)[point_parent]
+    lines = np.flatnonzero(keep & line)
+    parents = np.concatenate([path_x_parent[path_marks[path_x_parent]], point_parent[from_points],
+                              np.repeat(lines, 2)])
+    xs = np.concatenate([path_xs[path_marks[path_x_parent]], point_xs[from_points],
+                         np.column_stack([field["x1"][lines], field["x2"][lines]]).ravel()])
+    ys = np.concatenate([path_ys[path_marks[path_y_parent]], point_ys[from_points],
+                         np.column_stack([field["y1"][lines], field["y2"][lines]]).ravel()])
+    # Each mark's vertices come from one list, in order: a stable sort by mark keeps that order.
+    order = np.argsort(parents, kind="stable")
+    kept_position = np.cumsum(keep) - 1
+    return {"vertex_mark": kept_position[parents[order]].astype(np.int64),
+            "vertex_x": xs[order], "vertex_y": ys[order]}
 
 
 def _list_values(values: pa.Array, valid: np.ndarray | None = None) -> np.ndarray:
@@ -499,6 +553,12 @@ def _list_bounds(values: np.ndarray, parents: np.ndarray, n: int):
     nulls = np.bincount(parents[~finite], minlength=n) > 0
     ok = np.isfinite(lo) & ~nulls
     return lo, hi, ok
+
+
+def _add_where_counted(counts: dict, counter: str, key: str, mask: np.ndarray) -> None:
+    """`_add` to ``counts[counter]``, made only when there is something to count."""
+    if mask.any():
+        _add(counts.setdefault(counter, {}), key, mask)
 
 
 def _add(counter: dict, key: str, mask: np.ndarray) -> None:

@@ -67,6 +67,15 @@ LINKS = {
     "iou": "float64",
 }
 
+#: The outlines of marks drawn through their vertices (polygons, freehand and other paths, lines), in
+#: drawing order: ``vertex`` counts from 0 within its mark. The mark's box stays its geometry for matching.
+MARK_VERTICES = {
+    "mark_id": "int64",
+    "vertex": "int64",
+    "x": "float64",
+    "y": "float64",
+}
+
 DETECTIONS = {
     "subject_id": "int64",
     "detection_id": "int64",
@@ -86,6 +95,7 @@ TABLES = {
     "subjects": SUBJECTS,
     "consensus": CONSENSUS,
     "links": LINKS,
+    "mark_vertices": MARK_VERTICES,
     "detections": DETECTIONS,
 }
 

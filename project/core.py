@@ -78,6 +78,9 @@ class Project:
         How the sky lookup finds each subject's position (`project.sky.SkyLookup`).
     picture_size : (width, height), optional
         Size in pixels of the pictures volunteers saw, where the subjects do not say.
+    mark_vertices : DataFrame, optional
+        The outlines of marks drawn through their vertices (`data_loaders.schema.MARK_VERTICES`),
+        vertices of marks not in ``marks`` left out; default none: every mark is drawn from its box.
 
     Attributes
     ----------
@@ -108,7 +111,7 @@ class Project:
                  reports: Sequence = (), title: str = "zoolens", sources: Mapping | None = None,
                  filters: Mapping | None = None, aggregation_run: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
-                 picture_size: tuple[float, float] | None = None):
+                 picture_size: tuple[float, float] | None = None, mark_vertices: pd.DataFrame | None = None):
         self.title = title
         self.reports = tuple(reports)
         self.sources = {role: [Path(path) for path in paths] for role, paths in (sources or {}).items()}
@@ -144,6 +147,7 @@ class Project:
         self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale,
                              files=self.subject_files)
         self.marks = self._marks(marks)
+        self.mark_vertices = _vertices_of_marks(mark_vertices, self.marks.mark_id.to_numpy())
         if self.has_links:
             self.consensus = self._with_box_agreement(marks)
         self.metadata_columns = [
@@ -379,6 +383,16 @@ class Project:
         """The marks drawn on one subject (a slice of the sorted mark table)."""
         return self.marks.iloc[self._mark_index.rows(subject_id)]
 
+    def vertices_of(self, mark_ids) -> pd.DataFrame:
+        """The `mark_vertices` rows of some marks (a subject's: a few), in mark then vertex order."""
+        ids = self.mark_vertices.mark_id.to_numpy()
+        wanted = np.unique(np.asarray(mark_ids, dtype=np.int64))
+        starts, stops = np.searchsorted(ids, wanted, "left"), np.searchsorted(ids, wanted, "right")
+        lengths = stops - starts
+        # Each wanted mark's run of rows, joined: starts repeated, plus the position within each run.
+        rows = np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return self.mark_vertices.iloc[rows]
+
     def consensus_of(self, subject_id: int) -> pd.DataFrame:
         """The consensus boxes of one subject."""
         return self.consensus.iloc[self._consensus_index.rows(subject_id)]
@@ -449,6 +463,15 @@ class Project:
         """Images that could not be shown so far, by reason ("image host not reachable": 3)."""
         with self._problems_lock:
             return dict(Counter(self.image_problems.values()).most_common())
+
+
+def _vertices_of_marks(mark_vertices: pd.DataFrame | None, mark_ids: np.ndarray) -> pd.DataFrame:
+    """``mark_vertices`` conformed, of the given marks only, sorted by mark and vertex (empty when None)."""
+    if mark_vertices is None:
+        return empty_table("mark_vertices")
+    vertices = conform(mark_vertices, "mark_vertices")
+    vertices = vertices[np.isin(vertices.mark_id.to_numpy(), mark_ids)]
+    return vertices.sort_values(["mark_id", "vertex"], kind="stable", ignore_index=True)
 
 
 def thumbnail_dir() -> Path:

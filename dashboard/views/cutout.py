@@ -24,6 +24,7 @@ from project.roles import RoleError
 
 from .base import CHOSEN_STANDS_OUT, View
 from .cutout_layers import LAYERS, LegendEntry, legend_html
+from .outlines import is_open, vertex_lists, with_vertices
 
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
@@ -92,9 +93,9 @@ POINT_DIMENSIONS = [hv.Dimension(name) for name in ("x", "y")]
 #: Mark kinds drawn as markers at their position (they have no extent).
 POINT_KINDS = ("point",)
 #: Mark kinds drawn as their own outline (`shape_outlines`): circles and ellipses as the ellipse
-#: filling their bounding box, rotated rectangles turned by their angle about their centre. Other
-#: kinds (rectangles, points as boxes, and polygons and lines, whose vertices the marks table
-#: does not keep) are drawn as their bounding box.
+#: filling their bounding box, rotated rectangles turned by their angle about their centre. Marks
+#: with vertices (polygons, lines, freehand lines: `outlines`) are drawn through them; other
+#: kinds (rectangles, points as boxes) as their bounding box.
 OUTLINED_KINDS = ("circle", "ellipse", "rotateRectangle")
 #: Vertices of a drawn circle or ellipse.
 ELLIPSE_VERTICES = 48
@@ -314,7 +315,8 @@ class CutoutViewer(View):
                                   self.screen_scale(), WIDEST_LINES[group])
 
     def _marks_drawn_as(self, drawn_as: str, matched: bool) -> tuple[pd.DataFrame, np.ndarray]:
-        """The current subject's marks drawn as ``"box"``, ``"point"`` or ``"outline"``, with their colours.
+        """The current subject's marks drawn as ``"box"``, ``"point"``, ``"outline"`` (closed) or ``"path"``
+        (open), with their colours.
 
         ``matched``: the marks supporting a consensus mark (all marks, in the unlinked grey,
         when there are no links), in its colour; else the marks that matched none (none
@@ -323,7 +325,9 @@ class CutoutViewer(View):
         marks = self.data_store.marks_of()
         kinds = marks.kind.fillna("").to_numpy(dtype=object)
         point, outline = np.isin(kinds, POINT_KINDS), np.isin(kinds, OUTLINED_KINDS)
-        marks = marks[{"point": point, "outline": outline, "box": ~(point | outline)}[drawn_as]]
+        traced = with_vertices(marks, self.data_store.project.vertices_of(marks.mark_id))
+        path, outline = traced & is_open(marks), outline | (traced & ~is_open(marks))
+        marks = marks[{"point": point, "outline": outline, "path": path, "box": ~(point | outline | path)}[drawn_as]]
         if not self.data_store.project.has_links:
             marks = marks if matched else marks.iloc[0:0]
             return marks, np.full(len(marks), UNLINKED_COLOUR if matched else UNMATCHED_COLOUR, dtype=object)
@@ -375,19 +379,38 @@ class CutoutViewer(View):
                 "outline": np.full(len(boxes), THINNEST_LINE)}
         return hv.Points(data, kdims=POINT_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group="Consensus")
 
-    def _outlines(self, marks: pd.DataFrame, colours, group: str) -> hv.Polygons:
-        data = [{"x": x, "y": y, "volunteer": volunteer, "consensus_box": box, "colour": colour}
-                for x, y, volunteer, box, colour in zip(*shape_outlines(marks), marks.user.to_numpy(dtype=object),
-                                                       marks.consensus_id.to_numpy(), colours)]
-        return hv.Polygons(data, kdims=POINT_DIMENSIONS, vdims=["volunteer", "consensus_box", "colour"], group=group)
+    def _outlines(self, marks: pd.DataFrame, colours, group: str, element=hv.Polygons) -> hv.Polygons | hv.Contours:
+        # A mark's own vertices where it has them (`outlines.vertex_lists`), else its shape's outline.
+        traced = zip(*vertex_lists(marks, self.data_store.project.vertices_of(marks.mark_id)))
+        outlines = [(x, y) if x is not None else shape for (x, y), shape in zip(traced, zip(*shape_outlines(marks)))]
+        times = marks.created_at.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object)
+        data = [{"x": x, "y": y, "volunteer": volunteer, "iou": iou, "time": time, "consensus_box": box,
+                 "colour": colour}
+                for (x, y), volunteer, iou, time, box, colour in zip(
+                    outlines, marks.user.to_numpy(dtype=object), marks.iou.round(3).to_numpy(), times,
+                    marks.consensus_id.to_numpy(), colours)]
+        return element(data, kdims=POINT_DIMENSIONS, vdims=["volunteer", "iou", "time", "consensus_box", "colour"],
+                       group=group)
 
     def volunteer_outlines(self) -> hv.Polygons:
-        """Circles, ellipses and rotated rectangles that support a consensus mark, drawn as what they are."""
+        """Circles, ellipses, rotated rectangles, polygons and freehand shapes that support a consensus mark,
+        drawn as what they are."""
         return self._outlines(*self._marks_drawn_as("outline", matched=True), "Volunteer")
 
     def unmatched_outlines(self) -> hv.Polygons:
-        """Circles, ellipses and rotated rectangles that matched no consensus mark (dashed)."""
+        """Closed outlines (as `volunteer_outlines`) that matched no consensus mark (dashed)."""
         return self._outlines(*self._marks_drawn_as("outline", matched=False), "Unmatched")
+
+    def volunteer_paths(self) -> hv.Contours:
+        """Lines and freehand lines that support a consensus mark, as open paths through their vertices.
+
+        Contours rather than Path: a Path with hover is drawn one segment per glyph, a Contours one path.
+        """
+        return self._outlines(*self._marks_drawn_as("path", matched=True), "Volunteer", hv.Contours)
+
+    def unmatched_paths(self) -> hv.Contours:
+        """Lines and freehand lines that matched no consensus mark (dashed)."""
+        return self._outlines(*self._marks_drawn_as("path", matched=False), "Unmatched", hv.Contours)
 
     def consensus_boxes(self, status: str | None = None) -> hv.Rectangles:
         """The subject's consensus boxes as reviewed, each in its own colour, rejected ones and points left out.
@@ -613,9 +636,9 @@ class CutoutViewer(View):
         # by another layer's glyphs (and tooltips).
         layers.append(self.drawn_box())
         if self.show_volunteers:
-            markers.extend([self.volunteer_outlines(), self.volunteer_points()])
+            markers.extend([self.volunteer_outlines(), self.volunteer_paths(), self.volunteer_points()])
         if self.show_unmatched:
-            markers.extend([self.unmatched_outlines(), self.unmatched_points()])
+            markers.extend([self.unmatched_outlines(), self.unmatched_paths(), self.unmatched_points()])
         if self.show_consensus:
             markers.extend([self.consensus_points(), self.status_glyphs()])
         rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True,
@@ -649,11 +672,13 @@ class CutoutViewer(View):
                 continue
             style = dict(tools=["hover"], hover_tooltips=POINT_TOOLTIPS[group], framewise=True,
                          nonselection_alpha=1.0)
-            if kind == "Polygons":
-                # ``color``, not ``line_color``: without it HoloViews colours a path by its first
-                # value column through a colour mapper, which fails once that column's type changes.
-                style |= dict(fill_alpha=0, line_width=2 if group == "Volunteer" else 1.5, color=colour,
+            if kind in ("Polygons", "Contours"):
+                # ``color`` as well as ``line_color``: without it HoloViews colours a path by its first value
+                # column through a colour mapper, which fails once that column's type changes; alone, it
+                # leaves a polygon's outline black.
+                style |= dict(line_width=2 if group == "Volunteer" else 1.5, color=colour, line_color=colour,
                               line_dash="solid" if group == "Volunteer" else "dashed")
+                style |= dict(fill_alpha=0) if kind == "Polygons" else {}
             elif group == "Consensus":
                 style |= dict(marker="circle_cross", size=CONSENSUS_MARKER_SIZE, fill_alpha=0, line_width=3,
                               color=colour)

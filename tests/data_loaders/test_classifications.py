@@ -362,3 +362,101 @@ def test_mark_ids_do_not_depend_on_filters(data_dir):
     assert latest.index.is_unique
     shared = everything.loc[latest.index, ["x", "y", "width", "height"]]
     np.testing.assert_array_equal(shared.to_numpy(), latest[["x", "y", "width", "height"]].to_numpy())
+
+
+# ----------------------------------------------------------------------------- vertices
+
+
+def _drawn_values(path):
+    """Each drawn mark's JSON (classification id, position, value), read with csv and json, not zoolens."""
+    import csv
+    import json
+
+    csv.field_size_limit(1 << 30)
+    with open(path, newline="") as handle:
+        for record in csv.DictReader(handle):
+            position = 0
+            for task in json.loads(record["annotations"]):
+                for value in task.get("value") or []:
+                    if isinstance(value, dict):
+                        yield int(record["classification_id"]), position, value
+                        position += 1
+
+
+def test_the_cat_projects_outlines_are_kept_vertex_by_vertex(data_dir):
+    path = data_dir / "aggregation_for_caesar" / "cat-project-classifications.csv"
+    export = read_classifications(path)
+    vertices = export.mark_vertices
+    assert list(vertices.columns) == ["mark_id", "vertex", "x", "y"]
+    # Every one of the 165 freehand lines and 19 polygons keeps its outline, in the order drawn.
+    expected = {}
+    for classification_id, position, value in _drawn_values(path):
+        xs = value["pathX"] if "pathX" in value else [point["x"] for point in value["points"]]
+        ys = value["pathY"] if "pathY" in value else [point["y"] for point in value["points"]]
+        expected[classification_id * 10_000 + position] = (xs, ys)
+    assert len(expected) == 184 and set(vertices.mark_id) == set(expected) == set(export.marks.mark_id)
+    assert len(vertices) == sum(len(xs) for xs, _ in expected.values())
+    for mark_id, outline in vertices.groupby("mark_id"):
+        assert outline.vertex.tolist() == list(range(len(outline)))
+        np.testing.assert_array_equal(outline.x, expected[mark_id][0])
+        np.testing.assert_array_equal(outline.y, expected[mark_id][1])
+    # The marks keep their boxes (the vertices' extent), the geometry matching uses.
+    extent = vertices.groupby("mark_id").agg(x0=("x", "min"), x1=("x", "max"), y0=("y", "min"), y1=("y", "max"))
+    marks = export.marks.set_index("mark_id").loc[extent.index]
+    np.testing.assert_allclose(marks[["x", "y"]].to_numpy(), extent[["x0", "y0"]].to_numpy())
+    np.testing.assert_allclose(marks.width, extent.x1 - extent.x0)
+    np.testing.assert_allclose(marks.height, extent.y1 - extent.y0)
+    assert "vertices_not_kept" not in export.report.counts
+
+
+def test_the_cat_projects_outlines_are_the_same_in_the_shared_copy(shared_data):
+    shared = read_classifications(shared_data / "aggregation_for_caesar" / "cat-project-classifications.csv")
+    assert len(shared.mark_vertices) == shared.mark_vertices.groupby("mark_id").size().sum()
+    assert shared.mark_vertices.mark_id.nunique() == 184
+
+
+#: tests/data/handmade/vertex_tools_classifications.csv, by hand: mark id -> kind and vertices.
+HANDMADE_OUTLINES = {
+    # classic front end (tools not named in the export: every point list loads as a polygon)
+    90010000: ("polygon", [(10, 10), (40, 10), (40, 30)]),  # polygon tool
+    90010001: ("line", [(5, 50), (60, 70)]),  # line tool
+    90010002: ("polygon", [(70, 5), (72.5, 9), (75, 14)]),  # freehand line
+    90010003: ("polygon", [(20, 60), (30, 55), (35, 65), (22, 70)]),  # freehand shape
+    90010004: ("polygon", [(80, 20), (85, 25)]),  # freehand segment line
+    90010005: ("polygon", [(50, 80), (60, 90), (70, 80)]),  # bezier control points
+    # new front end (toolType named)
+    90020000: ("polygon", [(12, 11), (41, 12), (39, 31)]),
+    90020001: ("freehandLine", [(70, 6), (71, 10), (73.5, 15)]),
+    90020002: ("line", [(6, 51), (61, 69)]),
+    90020003: ("line", [(10, 80), (90, 80)]),  # transcriptionLine
+    90030002: ("line", [(20, 20), (30, 25)]),
+    90040003: ("polygon", [(5, 5), (9, 5), (9, 8)]),
+}
+
+
+@pytest.mark.parametrize("use_cache", [False, True])
+def test_every_vertex_tool_keeps_its_vertices_and_bad_ones_are_counted(data_dir, use_cache):
+    path = data_dir / "handmade" / "vertex_tools_classifications.csv"
+    read_classifications(path)  # a second read is the cache's
+    export = read_classifications(path, use_cache=use_cache)
+    marks = export.marks.set_index("mark_id")
+    vertices = export.mark_vertices
+    assert sorted(vertices.mark_id.unique()) == sorted(HANDMADE_OUTLINES)
+    for mark_id, (kind, outline) in HANDMADE_OUTLINES.items():
+        assert marks.kind[mark_id] == kind, mark_id
+        drawn = vertices[vertices.mark_id == mark_id]
+        assert list(zip(drawn.x, drawn.y)) == outline and drawn.vertex.tolist() == list(range(len(outline)))
+    # A triangle (x, y, r, angle) cannot be told from a circle in a classic export: a circle, no vertices.
+    assert marks.kind[90010006] == "circle"
+    # pathX of 3 and pathY of 2: the mark and its box stay, its vertices do not.
+    assert marks.loc[90030001, ["x", "y", "width", "height"]].tolist() == [1, 4, 2, 1]
+    assert export.report.counts["vertices_not_kept"] == {"pathX and pathY differ in length": 1}
+    # A null, a string or a missing coordinate, and an empty path: the mark is not loaded.
+    # A full-width line ({"y": 40}) has no coordinates zoolens draws.
+    assert export.report.counts["marks_not_loaded"] == {"non-numeric coordinates": 4, "not a shape": 1}
+    assert len(marks) == 14
+
+
+def test_no_vertex_marks_no_vertices(data_dir):
+    export = read_classifications(data_dir / "discnet" / "many-tools-classifications.csv")
+    assert export.mark_vertices.empty and list(export.mark_vertices.columns) == ["mark_id", "vertex", "x", "y"]

@@ -135,3 +135,67 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         _no_exception_text(page)
     finally:
         page.close()
+
+
+#: Per plot renderer holding volunteers' marks: its glyph type, line dash, and the vertices of each glyph.
+MARK_GLYPHS_JS = """() => {
+  const glyphs = [];
+  for (const view of window.zoolensPlotViews()) for (const renderer of view.model.renderers) {
+    const data = renderer.data_source?.data;
+    if (!data || !window.zoolensColumns(data).includes('volunteer')) continue;
+    const type = renderer.glyph.type;
+    const vertices = type === 'MultiLine' ? window.zoolensColumn(data, 'xs').map((xs) => xs.length)
+      : type === 'MultiPolygons' ? window.zoolensColumn(data, 'xs').map((polygon) => polygon[0][0].length)
+      : window.zoolensColumn(data, 'volunteer').map(() => null);
+    glyphs.push({type, dash: renderer.glyph.line_dash, vertices, volunteers: window.zoolensColumn(data, 'volunteer')});
+  }
+  return glyphs;
+}"""
+
+
+def test_the_cat_projects_lines_and_polygons_are_drawn_through_their_vertices(browser, artefacts, tmp_path,
+                                                                                monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    project = _project("cat_project")
+    with served(project, "ui-cat-outlines") as url:
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        try:
+            page.add_init_script(PLOT_VIEWS_JS)
+            page.goto(url, wait_until="networkidle")
+            page.locator(SUBJECT_ROWS).first.wait_for(timeout=90_000)
+            rows = page.locator(SUBJECT_ROWS)
+            ids = [int(text) for text in rows.locator("[tabulator-field=subject_id]").all_inner_texts()]
+            # The subject with the most marks among those shown: freehand lines and polygons, matched or not.
+            position = max(range(len(ids)), key=lambda i: len(project.marks_of(ids[i])))
+            subject_id = ids[position]
+            rows.nth(position).click()
+            page.get_by_text(f"Subject {subject_id}", exact=True).wait_for(timeout=30_000)
+            marks = project.marks_of(subject_id)
+            outlines = project.vertices_of(marks.mark_id).groupby("mark_id").size()
+            assert set(marks.kind) == {"freehandLine", "polygon"} and len(outlines) == len(marks)
+            page.wait_for_function(
+                "(count) => window.zoolensSourcesWith('volunteer').reduce((n, t) => n + t.volunteer.length, 0) === count",
+                arg=len(marks), timeout=30_000)
+            glyphs = page.evaluate(MARK_GLYPHS_JS)
+            drawn = {glyph: [g for g in glyphs if g["type"] == glyph] for glyph in ("MultiLine", "MultiPolygons")}
+            # One glyph per mark with vertices: freehand lines open, polygons closed, with every vertex.
+            lines, polygons = marks[marks.kind == "freehandLine"], marks[marks.kind == "polygon"]
+            assert sum(len(g["vertices"]) for g in drawn["MultiLine"]) == len(lines)
+            assert sum(len(g["vertices"]) for g in drawn["MultiPolygons"]) == len(polygons)
+            assert sum(len(g["vertices"]) for g in glyphs if g["type"] not in drawn) == 0
+            assert (sorted(n for g in drawn["MultiLine"] for n in g["vertices"])
+                    == sorted(outlines[lines.mark_id]))
+            # A polygon's ring is closed: its first vertex repeated at the end, unless the volunteer's already was.
+            rings = project.vertices_of(polygons.mark_id).groupby("mark_id").agg(
+                n=("x", "size"), open=("x", lambda x: x.iloc[0] != x.iloc[-1]))
+            assert (sorted(n for g in drawn["MultiPolygons"] for n in g["vertices"])
+                    == sorted(rings.n + rings.open.astype(int)))
+            # Marks that support no consensus box are dashed, the others solid.
+            unmatched = marks[marks.consensus_id < 0]
+            dashed = [n for g in glyphs if g["dash"].get("value") == "dashed" for n in g["vertices"]]
+            assert len(dashed) == len(unmatched) and 0 < len(unmatched) < len(marks)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(artefacts / "real-cat_project-outlines.png"))
+            _no_exception_text(page)
+        finally:
+            page.close()

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from dashboard.data_store import DataStore
-from project import Project
+from project import Project, load_project
 from dashboard.views import CutoutViewer, get_view
-from dashboard.views.cutout import COLOUR_MAPS, PALETTE, UNLINKED_COLOUR
+from dashboard.views.cutout import COLOUR_MAPS, ELLIPSE_VERTICES, PALETTE, UNLINKED_COLOUR
 
 
 @pytest.fixture
@@ -40,13 +40,13 @@ def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
 
 def test_layers_follow_the_toggles_and_filters(viewer):
     # image, volunteer, unmatched, picked, consensus by status (unreviewed, accepted, redrawn, added),
-    # rejected, band, a box the reviewer drew (none), the outlines and markers of volunteers (2),
-    # unmatched (2), consensus points (1) and the review statuses' glyphs (1)
-    assert len(viewer.overlay()) == 17
+    # rejected, band, a box the reviewer drew (none), the outlines, paths and markers of volunteers (3),
+    # unmatched (3), consensus points (1) and the review statuses' glyphs (1)
+    assert len(viewer.overlay()) == 19
     viewer.show_unmatched = False
     viewer.show_consensus = False
     viewer.show_band = False
-    assert len(viewer.overlay()) == 5
+    assert len(viewer.overlay()) == 6
     viewer.data_store.min_votes = 2
     assert viewer.consensus_boxes().dframe().consensus_box.tolist() == [10]
     viewer.data_store.subject = 2
@@ -228,3 +228,59 @@ def test_a_viewer_cannot_redraw_by_dragging_the_server_refuses(tiny_project, rev
     lead.cutout.edited_box = (10, 12.0, 12.0, 20.0, 20.0)
     assert review_store.history()[["consensus_id", "action"]].values.tolist() == [[10, "redraw"]]
     assert review_store.history().after.iloc[0]["x"] == 12.0
+
+
+def test_marks_with_vertices_are_drawn_through_them_open_or_closed(data_dir):
+    project = load_project([data_dir / "handmade" / "vertex_tools_classifications.csv"], method=None)
+    viewer = CutoutViewer(data_store=DataStore(project=project, subject=501))
+    paths, outlines = viewer.volunteer_paths(), viewer.volunteer_outlines()
+    assert isinstance(paths, hv.Contours) and isinstance(outlines, hv.Polygons)
+    # Lines and the new front end's freehand line are open; polygons and the classic front end's point
+    # lists (which do not say their tool) closed; the circle (a triangle in the export) is its ellipse.
+    drawn = sorted((path["volunteer"], len(path["x"])) for path in paths.split(datatype="columns"))
+    assert drawn == [("alice", 2), ("bob", 2), ("bob", 2), ("bob", 3)]
+    # (A polygon comes back from HoloViews as a closed ring: its first vertex again at the end.)
+    closed = sorted((outline["volunteer"], len(outline["x"]) - 1) for outline in outlines.split(datatype="columns"))
+    assert closed == [("alice", 2), ("alice", 3), ("alice", 3), ("alice", 3), ("alice", 4),
+                      ("alice", ELLIPSE_VERTICES), ("bob", 3)]
+    freehand = [path for path in paths.split(datatype="columns") if len(path["x"]) == 3][0]
+    np.testing.assert_array_equal(freehand["x"], [70, 71, 73.5])
+    np.testing.assert_array_equal(freehand["y"], [6, 10, 15])
+    assert len(viewer.volunteer_boxes()) == 0  # no mark of subject 501 is drawn as a box
+    # Without links every mark is grey and none is unmatched; hover tells volunteer, IoU and time.
+    assert set(paths.dimension_values("colour", expanded=False)) == {UNLINKED_COLOUR}
+    assert len(viewer.unmatched_paths()) == 0
+    assert [d.name for d in paths.vdims][:3] == ["volunteer", "iou", "time"]
+    # Subject 502: the freehand line whose pathX and pathY differ in length kept no vertices: its box.
+    viewer.data_store.subject = 502
+    assert len(viewer.volunteer_boxes()) == 1 and len(viewer.volunteer_paths().split()) == 1
+    hv.renderer("bokeh").get_plot(viewer.overlay())
+
+
+def test_freehand_lines_a_workflow_export_names_are_drawn_open(data_dir):
+    named = load_project([data_dir / "handmade" / "vertex_tools_classifications.csv",
+                          data_dir / "handmade" / "vertex_tools_workflows.csv"], method=None)
+    viewer = CutoutViewer(data_store=DataStore(project=named, subject=501))
+    # Open: alice's line, freehand line and freehand segment line; bob's freehand line and two lines.
+    assert sorted(path["volunteer"] for path in viewer.volunteer_paths().split(datatype="columns")) == [
+        "alice", "alice", "alice", "bob", "bob", "bob"]
+    # Closed: alice's polygon, freehand shape, bezier and circle; bob's polygon.
+    assert len(viewer.volunteer_outlines().split()) == 5
+
+
+def test_outlines_and_paths_are_drawn_in_their_consensus_colour(data_dir):
+    from bokeh.models import GlyphRenderer
+
+    project = load_project([data_dir / "aggregation_for_caesar" / "cat-project-classifications.csv"])
+    subject_id = int(project.subject_stats.sort_values("n_marks").subject_id.iloc[-1])
+    viewer = CutoutViewer(data_store=DataStore(project=project, subject=subject_id))
+    figure = hv.renderer("bokeh").get_plot(viewer.overlay()).state
+    drawn = [renderer for renderer in figure.renderers if isinstance(renderer, GlyphRenderer)
+             and type(renderer.glyph).__name__ in ("MultiLine", "MultiPolygons")
+             and len(renderer.data_source.data["colour"])]
+    assert {type(renderer.glyph).__name__ for renderer in drawn} == {"MultiLine", "MultiPolygons"}
+    for renderer in drawn:
+        # The line colour is the column's (HoloViews gives one value when all rows share it), never black.
+        colours = set(renderer.data_source.data["colour"])
+        line_color = renderer.glyph.line_color
+        assert (line_color in colours if isinstance(line_color, str) else line_color.field == "colour"), line_color

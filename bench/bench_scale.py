@@ -1,0 +1,215 @@
+"""Benchmark: a project of 1, 10 and 100 million marks, generated into the store and aggregated on Dask.
+
+For each size, in fresh processes:
+
+- **generate**: a Clump-Scout-like simulated project (`consensus.simulate.simulate_project`, realistic
+  volunteers, about 40 marks per subject) made piece by piece (25,000 subjects at a time) straight
+  into a partitioned store (`project.store.store_tables`), never whole in memory: at 100 million
+  marks its CSV would be about 65 GB;
+- **aggregate**: the consensus from the store's Dask tables on a `dask.distributed.LocalCluster` of
+  worker processes (one thread each), written as partitioned Parquet; scored against the known
+  truth (F1 at IoU >= 0.5, one-to-one per subject).
+
+Reported per step: wall time, CPU seconds and peak resident memory of the whole process tree
+(scheduler and workers included, sampled every 0.2 s), and marks per CPU second, whose staying flat
+across sizes is what "cost growing linearly with marks" means.
+
+    python bench/bench_scale.py --marks 1e6 1e7             # the default sizes
+    python bench/bench_scale.py --marks 1e8 --method iou    # the 100-million-mark project
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+from bench_consensus import score  # noqa: E402
+from bench_loaders import WORK, machine  # noqa: E402
+
+RESULTS = HERE / "results" / "scale.md"
+
+#: The heading of the results file's hand-written notes, kept when a run rewrites the tables.
+NOTES = "## Notes"
+
+#: Subjects simulated at a time: about a million marks, the most the generator holds at once.
+PIECE_SUBJECTS = 25_000
+
+#: Marks per subject of the simulated project (realistic volunteers, 2.2 clumps, 20 classifications).
+MARKS_PER_SUBJECT = 40
+
+GENERATE = """
+import sys
+import pandas as pd
+from consensus.simulate import simulate_project
+from project.store import store_tables
+
+folder, n_subjects, piece = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+truths = []
+
+def pieces():
+    for number, first in enumerate(range(0, n_subjects, piece)):
+        made = simulate_project(min(piece, n_subjects - first), seed=number, first_subject_id=10**8 + first,
+                                first_classification_id=10**9 + first * 100)
+        truths.append(made.truth[["subject_id", "truth_id", "x", "y", "width", "height"]]
+                      .assign(truth_id=lambda t, n=number: t.truth_id + n * 10**7))
+        # Mark ids unique across pieces, as one export's are.
+        yield made.classifications, made.marks.drop(columns=["truth_id", "double"]).assign(
+            mark_id=lambda m, n=number: m.mark_id + n * 10**9)
+
+store = store_tables(pieces(), folder + "/store")
+pd.concat(truths, ignore_index=True).to_parquet(folder + "/truth.parquet", index=False)
+print(sum(len(pd.read_parquet(path, columns=["mark_id"])) for path in store.parts("marks")))
+"""
+
+AGGREGATE = """
+import sys
+from dask.distributed import Client, LocalCluster
+from consensus import aggregate
+from project.store import ProjectStore
+
+folder, method, workers, memory_limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if __name__ == "__main__":
+    with LocalCluster(n_workers=workers, threads_per_worker=1, memory_limit=memory_limit,
+                      dashboard_address=None, host="127.0.0.1") as cluster, Client(cluster):
+        store = ProjectStore(folder + "/store")
+        result = aggregate(store.dask("marks"), store.dask("classifications"), method=method)
+        result.consensus.to_parquet(folder + "/consensus", write_index=False)
+"""
+
+
+class TreeSampler:
+    """Peak resident memory and CPU seconds of a process and all its descendants, sampled on a thread."""
+
+    def __init__(self, pid: int, every: float = 0.2):
+        self.root, self.every = psutil.Process(pid), every
+        self.peak_bytes, self.cpu_by_pid = 0, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                processes = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for process in processes:
+                try:
+                    total += process.memory_info().rss
+                    times = process.cpu_times()
+                    self.cpu_by_pid[process.pid] = times.user + times.system
+                except psutil.NoSuchProcess:
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+            time.sleep(self.every)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {"peak_mib": self.peak_bytes / 2**20, "cpu": sum(self.cpu_by_pid.values())}
+
+
+def run_step(code: str, *args: str) -> dict:
+    """Run one step in a fresh Python; wall, CPU and peak memory of its whole process tree, and its last line."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    sampler = TreeSampler(process.pid)
+    out, err = process.communicate()
+    measured = sampler.stop()
+    if process.returncode != 0:
+        raise RuntimeError(err[-3000:])
+    # The children's CPU after their last sample is lost; the parent's own total is exact.
+    measured["wall"] = time.perf_counter() - started
+    measured["out"] = out.strip().splitlines()[-1] if out.strip() else ""
+    measured["load"] = os.getloadavg()[0]
+    return measured
+
+
+def merged_with_earlier_runs(command: str, rows: list[str]) -> tuple[list[str], list[str]]:
+    """The results file's run list and rows with this run's added: its rows replace those of the same
+    size (to the nearest power of ten) and step, the others stay, ordered by size. (The file's
+    ``## Notes``, written by hand after a run, are kept by `main`.)"""
+    def key(row: str) -> tuple[int, str]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        return round(math.log10(int(cells[0].replace(",", "")))), cells[2]
+
+    runs, kept = [], {}
+    if RESULTS.exists():
+        for line in RESULTS.read_text().splitlines():
+            if line.startswith("- `python bench/bench_scale.py"):
+                runs.append(line)
+            elif line.startswith("| ") and line[2].isdigit():
+                kept[key(line)] = line
+    kept.update({key(row): row for row in rows})
+    return [*runs, f"- {command}"], [kept[k] for k in sorted(kept)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--marks", type=float, nargs="+", default=[1e6, 1e7], help="project sizes, in marks")
+    parser.add_argument("--method", default="auto", help="consensus method (default auto: lean for boxes)")
+    parser.add_argument("--workers", type=int, default=2, help="Dask worker processes")
+    parser.add_argument("--memory-limit", default="3GiB", help="memory limit per worker (Dask spills beyond it)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated stores in bench/work")
+    args = parser.parse_args()
+    WORK.mkdir(exist_ok=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for marks in args.marks:
+        n_subjects = max(1, int(marks) // MARKS_PER_SUBJECT)
+        folder = WORK / f"scale-{int(marks)}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        generated = run_step(GENERATE, str(folder), str(n_subjects), str(PIECE_SUBJECTS))
+        n_marks = int(generated["out"])
+        aggregated = run_step(AGGREGATE, str(folder), args.method, str(args.workers), args.memory_limit)
+        consensus = pd.read_parquet(folder / "consensus", columns=["subject_id", "x", "y", "width", "height"])
+        scores = score(consensus, pd.read_parquet(folder / "truth.parquet"))
+        for step, measured in (("generate into the store", generated), (f"aggregate ({args.method})", aggregated)):
+            rows.append(f"| {n_marks:,} | {n_subjects:,} | {step} | {measured['wall']:.1f} | {measured['cpu']:.1f} | "
+                        f"{n_marks / max(measured['cpu'], 1e-9):,.0f} | {measured['peak_mib']:,.0f} | "
+                        + (f"{scores['f1']:.3f} | " if step.startswith("aggregate") else "| ")
+                        + f"{measured['load']:.1f} |")
+            print(rows[-1], flush=True)
+        if not args.keep:
+            shutil.rmtree(folder)
+    command = (f"`python bench/bench_scale.py --marks {' '.join(f'{m:g}' for m in args.marks)} --method "
+               f"{args.method} --workers {args.workers} --memory-limit {args.memory_limit}` on "
+               f"{started:%Y-%m-%d %H:%M} UTC; {machine()}")
+    runs, rows = merged_with_earlier_runs(command, rows)
+    lines = ["# A project past one machine's memory: generated into the store, aggregated on Dask "
+             "(`bench/bench_scale.py`)", "",
+             "Each run replaces the rows of its sizes and method and keeps the others. Runs:", "", *runs, "",
+             "Load: the 1-minute load average when each step ended (2 cores; other engineers' jobs shared "
+             "them, so wall times are upper bounds). Memory and CPU: the whole process tree (the step's "
+             "Python, the Dask scheduler and workers), sampled every 0.2 s. Marks per CPU second flat "
+             "across sizes = cost linear in marks.", "",
+             "| marks | subjects | step | wall s | CPU s | marks per CPU s | peak MiB (all processes) | F1 | load |",
+             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    notes = text[text.index(NOTES):] if NOTES in text else ""
+    RESULTS.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
+    print(f"wrote {RESULTS}")
+    print(json.dumps({"rows": len(rows)}))
+
+
+if __name__ == "__main__":
+    main()
