@@ -608,6 +608,12 @@ class CutoutViewer(View):
         self._settling = None
         x, right = sorted((float(handle.left), float(handle.right)))
         y, bottom = sorted((float(handle.top), float(handle.bottom)))
+        boxes = self.data_store.reviewed_consensus_of()
+        box = boxes[(boxes.consensus_id == handle.tags[0]).to_numpy(dtype=bool)]
+        # Moves that leave the box where it is (the browser echoing where the server put the handles) decide nothing.
+        if not len(box) or np.allclose([x, y, right - x, bottom - y],
+                                       box[["x", "y", "width", "height"]].to_numpy(float)[0], atol=1e-6):
+            return
         with set_curdoc(handle.document):
             try:
                 self.edited_box = (handle.tags[0], x, y, right - x, bottom - y)
