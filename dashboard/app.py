@@ -22,8 +22,7 @@ from project.roles import Reviewer
 
 from .explorer import Explorer
 from .image_route import image_route
-from .loading import (POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load,
-                      skipped_summary)
+from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
 
@@ -106,8 +105,8 @@ def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
 
     A session opened while the project loads paints at once with a `LoadingView`;
     a periodic callback on the session's own event loop follows the load and fills
-    the page in when it is over: the views, with a notification of rows skipped,
-    or the error with its load report.
+    the page in when it is over: the views (rows skipped are counted in the sidebar's
+    load report, never in a pop-up over the image), or the error with its load report.
 
     Parameters
     ----------
@@ -139,11 +138,9 @@ def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
     notifications = pn.state.notifications
 
     def notify_outcome():
-        if notifications is None:
-            return
-        if load.status == READY:
-            notify_skipped(load.project, notifications)
-        else:
+        # Only a failure: a load's warnings (rows skipped) are in the sidebar's load report,
+        # where they do not cover the image on every page open.
+        if notifications is not None and load.status != READY:
             error = f"Loading failed: {type(load.error).__name__}: {load.error} (the load report is in the page)"
             notifications.error(html.escape(error), duration=0)
 
@@ -168,13 +165,6 @@ def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
 
     watcher = pn.state.add_periodic_callback(follow, period=POLL_MILLISECONDS)
     return template
-
-
-def notify_skipped(project: Project, notifications) -> None:
-    """Tell a session's user (its notification area) how many rows the load skipped, and where the details are."""
-    summary = skipped_summary(project.reports)
-    if summary:
-        notifications.warning(html.escape(f"{summary}; see the load report in the sidebar."), duration=30_000)
 
 
 def notify_error(exception: BaseException) -> None:

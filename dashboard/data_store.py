@@ -71,11 +71,12 @@ class DataStore(Selection, Viewer):
     mine = param.Boolean(default=False, doc="Keep only the subjects a lead assigned to this session's reviewer: "
                                             "their own queue.")
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
+    highlighted_volunteer = param.String(default=None, allow_None=True,
+                                         doc="The volunteer whose marks the cutout draws bold, everyone else's "
+                                             "faded (None: all alike).")
     subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
                                                  "most disagreement first.")
     # -- review sessions: decisions live in the shared store; these are this session's view of them.
-    reviews = param.ClassSelector(class_=ReviewStore, default=None, allow_None=True, constant=True,
-                                  doc="The review store every session of the process shares (None: no reviewing).")
     reviewer = param.String(default="", doc="Who this session's review decisions are attributed to.")
     review_statuses = param.DataFrame(default=None, doc="Output: `ReviewStore.subject_status` of the project's "
                                                         "consensus, as last read.")
@@ -111,12 +112,20 @@ class DataStore(Selection, Viewer):
         self.drawn_box = None
 
     @param.depends("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges",
-                   "selection", "mine", watch=True)
+                   "selection", "mine", "score_threshold", "machine_disagrees", "sort_by", "machine_against", watch=True)
     def _update_subjects(self):
-        subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id))
+        self.subjects = self.passing_filters()
+
+    def passing_filters(self, plot_selection: bool = True) -> pd.DataFrame:
+        """The subjects passing this session's filters (and its plot selection unless ``plot_selection`` is False).
+
+        Without the plot selection: the subjects a box-select chose from, which the
+        agreement plots draw faded behind the selected ones.
+        """
+        subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id), plot_selection)
         if self.mine:
             subjects = subjects[subjects.subject_id.isin(self.assigned_to_me())].reset_index(drop=True)
-        self.subjects = subjects
+        return subjects
 
     def assigned_to_me(self) -> np.ndarray:
         """Ids of the subjects a lead assigned to this session's reviewer (read from the store now)."""
@@ -256,19 +265,21 @@ class DataStore(Selection, Viewer):
         # Boxes whose producer recorded no vote count pass only the "any" threshold.
         return boxes[(boxes.n_votes.fillna(0) >= self.min_votes).to_numpy(dtype=bool)]
 
-    def filtered_marks(self) -> pd.DataFrame:
-        """Marks of every subject passing the filters (for the agreement plots)."""
+    def filtered_marks(self, subjects: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Marks of every subject passing the filters (or of ``subjects``), for the agreement plots."""
+        subjects = self.subjects if subjects is None else subjects
         marks = self.project.marks
-        if len(self.subjects) < len(self.project.subject_stats):
-            marks = marks[marks.subject_id.isin(self.subjects.subject_id)]
+        if len(subjects) < len(self.project.subject_stats):
+            marks = marks[marks.subject_id.isin(subjects.subject_id)]
         return marks if self.tool == ANY else marks[marks.tool_label == self.tool]
 
-    def filtered_consensus(self) -> pd.DataFrame:
-        """Consensus boxes of every subject passing the filters, with at least ``min_votes``."""
+    def filtered_consensus(self, subjects: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Consensus boxes of every subject passing the filters (or of ``subjects``), with at least ``min_votes``."""
+        subjects = self.subjects if subjects is None else subjects
         boxes = self.project.consensus
         boxes = boxes[(boxes.n_votes.fillna(0) >= self.min_votes).to_numpy(dtype=bool)]
-        if len(self.subjects) < len(self.project.subject_stats):
-            boxes = boxes[boxes.subject_id.isin(self.subjects.subject_id)]
+        if len(subjects) < len(self.project.subject_stats):
+            boxes = boxes[boxes.subject_id.isin(subjects.subject_id)]
         return boxes
 
     def step_subject(self, step: int) -> None:
@@ -297,11 +308,21 @@ class DataStore(Selection, Viewer):
         clear = pn.widgets.Button(label="Clear plot selection", width=250)
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
-            filters, *metadata_sliders, *self._review_widgets(),
+            filters, *metadata_sliders, *self._machine_widgets(), *self._review_widgets(),
             pn.panel(self._counts, sizing_mode="stretch_width"),
             pn.panel(self._image_problems, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )
+
+    def _machine_widgets(self) -> list:
+        """With machine detections: keep where humans and machine disagree, and the subjects' order."""
+        if self.project.machine is None:
+            return []
+        against = ([pn.widgets.Select.from_param(self.param.machine_against, name="Compare the machine with",
+                                                 width=250)] if self.reviews is not None else [])
+        return [*against, pn.widgets.Checkbox.from_param(self.param.machine_disagrees, name="Humans and machine disagree",
+                                               width=250),
+                pn.widgets.Select.from_param(self.param.sort_by, name="Sort subjects by", width=250)]
 
     def _review_widgets(self) -> list:
         """The review-status filter and who decides: a name box, unless the server signed the user in."""

@@ -31,7 +31,7 @@ from .keyboard import Shortcuts
 from .views import VIEWS, View
 
 #: The tabs, in order; each shows the registered views whose ``tab`` names it.
-TABS = ("Subjects", "Gallery", "Agreement", "Volunteers", "Re-aggregate", "Export")
+TABS = ("Subjects", "Gallery", "Agreement", "Machine", "Volunteers", "Re-aggregate", "Export")
 
 
 class Explorer(Viewer):

@@ -8,7 +8,8 @@ A served app listens before its data is read: `serve` starts a
 far) and swaps in the views when the load is done; a load that fails shows its
 error and the reports of the files read before it, escaped, and the server keeps
 running. After a load, `load_report_panel` tells the user what rows were skipped
-and why (`data_loaders.base.LoadReport`).
+and why (`data_loaders.base.LoadReport`): a sidebar card whose header is a warning
+badge when rows were skipped, never a pop-up over the image.
 
 The loading thread only writes the progress (under a lock) and sessions only read
 snapshots of it from their own event loop, so no Panel object is ever touched from
@@ -99,8 +100,16 @@ def skipped_summary(reports: Sequence[LoadReport]) -> str:
     return f"{total:,} rows skipped while loading ({reasons})"
 
 
+#: The load report's header when rows were skipped: a warning badge's amber, dark text.
+WARNING_BACKGROUND, WARNING_TEXT = "#ffc107", "#212529"
+
+
 def load_report_panel(reports: Sequence[LoadReport]) -> pn.Card:
-    """A sidebar card: per file, rows read, loaded and skipped, skips by reason with example lines."""
+    """A sidebar card: per file, rows read, loaded and skipped, skips by reason with example lines.
+
+    When rows were skipped its header is a badge ("⚠ 3 warnings: rows skipped") that
+    expands into the details: the warnings stay in the sidebar, out of the image's way.
+    """
     items = []
     for report in reports:
         reasons = "".join(
@@ -114,8 +123,15 @@ def load_report_panel(reports: Sequence[LoadReport]) -> pn.Card:
             + (f"<ul>{reasons}</ul>" if reasons else ""))
     body = "".join(items) or "<p>No files were read: the tables came from memory.</p>"
     total = sum(report.rows_skipped for report in reports)
-    return pn.Card(pn.pane.HTML(body, sizing_mode="stretch_width"),
-                   title=f"Load report: {total:,} rows skipped", collapsed=True, sizing_mode="stretch_width")
+    if not total:
+        return pn.Card(pn.pane.HTML(body, sizing_mode="stretch_width"), title="Load report: no rows skipped",
+                       collapsed=True, sizing_mode="stretch_width")
+    warnings = sum(len(report.skipped) for report in reports)
+    summary = html.escape(skipped_summary(reports))
+    return pn.Card(pn.pane.HTML(f"<p>{summary}.</p>{body}", sizing_mode="stretch_width"),
+                   title=f"⚠ {warnings:,} warning{'s' if warnings != 1 else ''}: {total:,} rows skipped",
+                   collapsed=True, header_background=WARNING_BACKGROUND, header_color=WARNING_TEXT,
+                   css_classes=["zoolens-load-warnings"], sizing_mode="stretch_width")
 
 
 #: How each consensus method's marks are named in the sidebar.

@@ -50,7 +50,8 @@ def loader_options() -> dict[str, str]:
 
 
 def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None, *,
-                 image_roots: Sequence[str | Path] | None = None, title: str | None = None,
+                 detections: str | Path | None = None, image_roots: Sequence[str | Path] | None = None,
+                 title: str | None = None,
                  method: str | None = DEFAULT_METHOD, method_params: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
                  picture_size: tuple[float, float] | None = None, scheduler: str | None = None,
@@ -67,6 +68,10 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         A consensus file (any format the loaders read). Its boxes are linked to the
         classification export's marks by `consensus.match` (a file's own links point at
         its own extracts, not at the export's marks).
+    detections : path, optional
+        A machine's detections (any layout `data_loaders.detections` reads), compared with the
+        consensus (`Project.machine`). A detections file among ``paths`` is taken as well; one
+        detector run per project.
     image_roots : sequence of path, optional
         Folders image files may be read from, relative locations resolving against the
         first; default `default_image_roots` of the files.
@@ -104,7 +109,8 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
                          "consensus file or an absent consensus")
     files = [Path(path) for path in paths]
     consensus_file = Path(consensus) if consensus is not None else None
-    every_file = files + ([consensus_file] if consensus_file is not None else [])
+    detections_file = Path(detections) if detections is not None else None
+    every_file = files + [path for path in (consensus_file, detections_file) if path is not None]
     if progress is not None:
         progress.plan(len(every_file) + 1)
     tables: dict[str, list[pd.DataFrame]] = {}
@@ -113,7 +119,8 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     for number, path in enumerate(every_file, start=1):
         if progress is not None:
             progress.stage(f"Reading {path.name} (file {number} of {len(every_file)})")
-        format = data_loaders.identify_format(path)
+        # The detections option's file is detections whatever else its columns could be.
+        format = "detections" if path == detections_file else data_loaders.identify_format(path)
         loader = data_loaders.get_loader(format)
         taken = {name: value for name, value in options.items()
                  if name in loader.options() and name not in NOT_GIVEN.get(format, ())}
@@ -130,6 +137,9 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
             # export's marks are matched to the boxes below.
             if role != "consensus" or name == "consensus":
                 tables.setdefault(name, []).append(table)
+    if len(sources.get("detections", [])) > 1:
+        raise ValueError(f"several detections files ({', '.join(str(path) for path in sources['detections'])}): "
+                         "a project compares one detector run with the volunteers; give one")
     if "classifications" not in tables:
         raise ValueError(f"no classification export among {', '.join(str(path) for path in every_file)}; "
                          "zoolens needs one to show what volunteers drew")
@@ -171,11 +181,17 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     if progress is not None:
         progress.stage("Building the statistics of subjects and consensus boxes")
     filters = {name: options[name] for name in FILTER_OPTIONS if options.get(name) is not None}
-    return Project(classifications, marks, mark_vertices=combined("mark_vertices"), subjects=subjects,
-                   consensus=consensus_table, links=links,
-                   image_roots=image_roots, reports=reports, title=title or every_file[0].name, sources=sources,
-                   filters=filters, aggregation_run=run, fits_column=fits_column, pixel_scale=pixel_scale,
-                   picture_size=picture_size)
+    project = Project(classifications, marks, mark_vertices=combined("mark_vertices"), subjects=subjects,
+                      consensus=consensus_table, links=links, image_roots=image_roots, reports=reports,
+                      title=title or every_file[0].name, sources=sources, filters=filters, aggregation_run=run,
+                      fits_column=fits_column, pixel_scale=pixel_scale, picture_size=picture_size,
+                      detections=combined("detections"))
+    if project.detections is not None:
+        if progress is not None:
+            progress.plan(1)
+            progress.stage(f"Matching {len(project.detections):,} machine detections to the consensus")
+        project.machine  # noqa: B018 -- matched here, in the loading thread, not by the first page that asks
+    return project
 
 
 def _consensus(marks: pd.DataFrame, classifications: pd.DataFrame, boxes: pd.DataFrame | None,

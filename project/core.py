@@ -27,6 +27,7 @@ from data_loaders.cache import cache_dir
 from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore, read_image_bytes
 from data_loaders.schema import conform, empty_table
 
+from .machine import compare_detections
 from .reviews import consensus_fingerprint
 from .sky import NO_FITS, SkyLookup, SubjectFiles
 from .thumbnails import Thumbnails
@@ -81,6 +82,8 @@ class Project:
     mark_vertices : DataFrame, optional
         The outlines of marks drawn through their vertices (`data_loaders.schema.MARK_VERTICES`),
         vertices of marks not in ``marks`` left out; default none: every mark is drawn from its box.
+    detections : DataFrame, optional
+        A machine's canonical detections, compared with the consensus in `machine`.
 
     Attributes
     ----------
@@ -111,7 +114,8 @@ class Project:
                  reports: Sequence = (), title: str = "zoolens", sources: Mapping | None = None,
                  filters: Mapping | None = None, aggregation_run: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
-                 picture_size: tuple[float, float] | None = None, mark_vertices: pd.DataFrame | None = None):
+                 picture_size: tuple[float, float] | None = None, mark_vertices: pd.DataFrame | None = None,
+                 detections: pd.DataFrame | None = None):
         self.title = title
         self.reports = tuple(reports)
         self.sources = {role: [Path(path) for path in paths] for role, paths in (sources or {}).items()}
@@ -135,6 +139,7 @@ class Project:
                                                                      ignore_index=True)
         #: The consensus table's own columns, before the statistics added below.
         self.consensus_columns = list(self.consensus.columns)
+        self.detections = conform(detections, "detections") if detections is not None else None
         marks = conform(marks, "marks")
         if links is None and consensus is not None:
             # A consensus from elsewhere: link each mark to the box it supports.
@@ -359,6 +364,11 @@ class Project:
     def thumbnails(self) -> Thumbnails:
         """The subjects' thumbnails with their marks drawn on, rendered once (`project.thumbnails`)."""
         return Thumbnails(self)
+
+    @cached_property
+    def machine(self):
+        """The detections matched to the consensus (`project.machine.MachineComparison`); None without detections."""
+        return None if self.detections is None else compare_detections(self.detections, self)
 
     @cached_property
     def consensus_source(self) -> str:

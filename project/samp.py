@@ -118,3 +118,22 @@ class SampLink:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def subject_position(project, subject_id: int) -> tuple[float, float] | None:
+    """A subject's centre on the sky (ICRS degrees): its FITS image's WCS at the picture centre, else its
+    ra/dec metadata; None when it has neither."""
+    wcs, _, _ = project.sky.wcs([subject_id])
+    if subject_id in wcs:
+        celestial = wcs[subject_id]
+        width, height = celestial.pixel_shape or (1, 1)
+        centre = celestial.pixel_to_world((width - 1) / 2, (height - 1) / 2).icrs
+        return float(centre.ra.deg), float(centre.dec.deg)
+    subject = project.subject(subject_id)
+    if subject is None or not {"ra", "dec"} <= set(subject.index):
+        return None
+    try:
+        ra, dec = float(subject["ra"]), float(subject["dec"])
+    except (TypeError, ValueError):  # missing (NA) or not a number
+        return None
+    return (ra, dec) if np.isfinite([ra, dec]).all() else None

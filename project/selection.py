@@ -13,13 +13,18 @@ import pandas as pd
 import param
 
 from .core import Project
-from .reviews import SUBJECT_STATUSES
+from .machine import AGAINST_CONSENSUS, AGAINST_REVIEWED, SUBJECT_COLUMNS, MachineComparison, reviewed_comparison
+from .reviews import SUBJECT_STATUSES, ReviewStore
 
 #: The value of a selector filter that keeps everything.
 ANY = "any"
 
 #: Filters recorded, with their values, in the provenance of every export.
 RECORDED_FILTERS = ("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges")
+#: How the subjects can be ordered: by the volunteers' disagreement, or by how much humans and machine disagree.
+SORTS = {"disagreement": "disagreement", "humans vs machine": "machine_disagreement"}
+#: The score threshold a project's detections start at, when their scores reach it.
+DEFAULT_SCORE_THRESHOLD = 0.5
 
 
 class Selection(param.Parameterized):
@@ -39,13 +44,40 @@ class Selection(param.Parameterized):
                             doc="Subject ids picked in a plot (None: no plot selection).")
     review_status = param.Selector(default=ANY, objects=[ANY, *SUBJECT_STATUSES],
                                    doc="Keep subjects with this review status.")
+    reviews = param.ClassSelector(class_=ReviewStore, default=None, allow_None=True, constant=True,
+                                  doc="The review store every session of the process shares (None: no reviewing).")
+    machine_against = param.Selector(default=AGAINST_CONSENSUS, objects=[AGAINST_CONSENSUS, AGAINST_REVIEWED],
+                                     doc="Compare the machine's detections with the consensus, or with the reviewed "
+                                         "catalogue (the review decisions applied; needs a review store).")
+    score_threshold = param.Number(default=DEFAULT_SCORE_THRESHOLD, bounds=(0.0, 1.0),
+                                   doc="Machine detections scoring at least this count (and are drawn).")
+    machine_disagrees = param.Boolean(default=False, doc="Keep subjects where humans and machine disagree: "
+                                                         "a detection no consensus mark matches, or a consensus "
+                                                         "mark no detection matches, at the score threshold.")
+    sort_by = param.Selector(default="disagreement", objects=list(SORTS),
+                             doc="Order subjects by the volunteers' disagreement, or by how many marks humans "
+                                 "and machine disagree on (machine-only plus human-only), most first.")
 
     def __init__(self, **params):
         super().__init__(**params)
         self.param.workflow.objects = [ANY, *self.project.workflows]
         self.param.tool.objects = [ANY, *self.project.tools]
+        if self.project.machine is not None:
+            low, high = self.project.machine.score_range
+            low, high = min(low, 0.0), max(high, low + 1e-9)
+            self.param.score_threshold.bounds = (low, high)
+            if not low <= self.score_threshold <= high:
+                self.score_threshold = low
 
-    def passing(self, review_statuses: pd.Series | None = None) -> pd.DataFrame:
+    def machine(self) -> MachineComparison | None:
+        """The detections' comparison the filters use: with the consensus, or the reviewed catalogue as of the
+        store's newest decision (`machine_against`); None without detections."""
+        machine = self.project.machine
+        if machine is None or self.machine_against == AGAINST_CONSENSUS or self.reviews is None:
+            return machine
+        return reviewed_comparison(self.project, self.reviews)
+
+    def passing(self, review_statuses: pd.Series | None = None, plot_selection: bool = True) -> pd.DataFrame:
         """Statistics of the subjects the filters keep, most disagreement first.
 
         Parameters
@@ -53,11 +85,19 @@ class Selection(param.Parameterized):
         review_statuses : Series, optional
             Each subject's review status, aligned with ``project.subject_stats``
             (default: all unreviewed); added as the ``review_status`` column.
+        plot_selection : bool
+            Apply the plot selection too (default); without it, the subjects a plot's
+            box-select chose from.
         """
         stats = self.project.subject_stats
         statuses = (pd.Series("unreviewed", index=stats.index, dtype="string") if review_statuses is None
                     else review_statuses)
         stats = stats.assign(review_status=statuses.array)
+        machine = self.machine()
+        if machine is not None:
+            counts = machine.subject_counts(self.score_threshold)[list(SUBJECT_COLUMNS)]
+            stats = stats.join(counts, on="subject_id")
+            stats[list(SUBJECT_COLUMNS)] = stats[list(SUBJECT_COLUMNS)].fillna(0).astype(np.int64)
         keep = np.ones(len(stats), dtype=bool)
         if self.workflow != ANY:
             keep &= stats.subject_id.isin(self.project.workflows[self.workflow]).to_numpy()
@@ -72,11 +112,14 @@ class Selection(param.Parameterized):
             keep &= stats.disagreement.between(low, high).to_numpy()
         for column, (low, high) in self.metadata_ranges.items():
             keep &= stats[column].between(low, high).to_numpy()
-        if self.selection is not None:
+        if plot_selection and self.selection is not None:
             keep &= stats.subject_id.isin(self.selection).to_numpy()
         if self.review_status != ANY:
             keep &= (stats.review_status == self.review_status).to_numpy()
-        return stats[keep].sort_values(["disagreement", "subject_id"], ascending=[False, True],
+        if self.machine_disagrees and machine is not None:
+            keep &= (stats.machine_disagreement > 0).to_numpy()
+        order = SORTS[self.sort_by] if machine is not None else "disagreement"
+        return stats[keep].sort_values([order, "subject_id"], ascending=[False, True],
                                        na_position="last", ignore_index=True)
 
     def subject_ids(self) -> np.ndarray:
@@ -88,4 +131,8 @@ class Selection(param.Parameterized):
         recorded = {name: getattr(self, name) for name in RECORDED_FILTERS}
         recorded["plot_selection_subjects"] = None if self.selection is None else len(self.selection)
         recorded["review_status"] = self.review_status
+        if self.project.machine is not None:
+            recorded["machine"] = {"detections": self.project.machine.sources, "score_threshold": self.score_threshold,
+                                   "against": self.machine().against,
+                                   "humans_and_machine_disagree": self.machine_disagrees}
         return recorded

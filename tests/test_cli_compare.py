@@ -96,3 +96,50 @@ def test_coco_results_with_an_image_mapping_give_the_same_numbers(demo_files, tr
     coco, table = json.loads(from_coco.stdout), json.loads(from_table.stdout)
     del coco["detections_file"], table["detections_file"]
     assert coco == table
+
+
+def test_reviews_compare_with_the_reviewed_catalogue(demo_files, tmp_path):
+    """Three decisions, each on a subject with one detection and one box or none, change the counts by hand."""
+    from project import load_project
+    from project.reviews import ReviewStore
+
+    # The project as the command builds it, its detections matched as the app matches them.
+    project = load_project([demo_files.classifications], detections=demo_files.detections,
+                           workflow_id=demo.WORKFLOW_ID, workflow_version=demo.WORKFLOW_VERSION)
+    counts = project.machine.subject_counts(0.5)
+    all_detections = project.detections.groupby("subject_id").size().reindex(counts.index).fillna(0)
+    alone = counts[(all_detections == 1) & (counts.n_detections == 1)]
+    one_to_one = alone[(alone.n_consensus == 1) & (alone.true_positives == 1)].index
+    machine_only = alone[(alone.n_consensus == 0) & (alone.machine_only == 1)].index
+    assert len(one_to_one) >= 2 and len(machine_only) >= 1
+    rejected = project.consensus_of(int(one_to_one[0])).iloc[0]
+    redrawn = project.consensus_of(int(one_to_one[1])).iloc[0]
+    missed = project.detections[project.detections.subject_id == machine_only[0]].iloc[0]
+    with ReviewStore(path=tmp_path / "reviews.sqlite") as store:
+        source = project.consensus_source
+        store.record(source, int(rejected.subject_id), "reject", "ann", consensus_id=int(rejected.consensus_id),
+                     original=rejected.to_dict())
+        store.record(source, int(redrawn.subject_id), "redraw", "ann", consensus_id=int(redrawn.consensus_id),
+                     original=redrawn.to_dict(), geometry={"x": 0.0, "y": 0.0, "width": 2.0, "height": 2.0})
+        store.record(source, int(missed.subject_id), "add", "bob",
+                     geometry={name: float(missed[name]) for name in ("x", "y", "width", "height")})
+
+    common = ("compare", demo_files.detections, "--classifications", demo_files.classifications,
+              "--workflow", demo.WORKFLOW_ID, "--workflow-version", demo.WORKFLOW_VERSION, "--json")
+    plain = zoolens(*common, cache=tmp_path)
+    reviewed = zoolens(*common, "--reviews", tmp_path / "reviews.sqlite", cache=tmp_path)
+    assert plain.returncode == 0 and reviewed.returncode == 0, plain.stderr + reviewed.stderr
+    before, after = json.loads(plain.stdout), json.loads(reviewed.stdout)
+    assert (before["compared_with"], after["compared_with"]) == ("consensus", "reviewed catalogue")
+    # The app's numbers are the command's: the same comparison of the same project.
+    assert before["true_positives"] == project.machine.summary(0.5)["true_positives"]
+    # Rejected: its detection is machine-only, one box fewer. Redrawn away: its detection machine-only and the
+    # box human-only. Added on the lone machine-only detection: it is matched, one box more.
+    assert after["consensus"] == before["consensus"]
+    assert after["true_positives"] == before["true_positives"] - 1
+    assert after["machine_only"] == before["machine_only"] + 1
+    assert after["human_only"] == before["human_only"] + 1
+    assert after["reviews"].endswith("reviews.sqlite")
+
+    missing = zoolens(*common, "--reviews", tmp_path / "nope.sqlite", cache=tmp_path)
+    assert missing.returncode == 1 and "no such review store" in missing.stderr

@@ -27,11 +27,13 @@ def picture_size(text: str) -> tuple[float, float]:
     return width, height
 
 
-def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: bool = False) -> None:
+def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: bool = False,
+                          detections_file: bool = True) -> None:
     """Add the options that say how to build the project.
 
     ``consensus_file`` offers ``--consensus FILE`` (the consensus read instead of made);
     ``allow_no_method`` lets ``--method none`` show the marks without a consensus;
+    ``detections_file`` offers ``--detections FILE`` (a machine's detections, compared with the consensus).
     """
     from consensus.base import AUTO_METHOD, DEFAULT_METHODS, methods
     from project import DEFAULT_METHOD
@@ -49,6 +51,10 @@ def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: 
         boxes.add_argument("--consensus", metavar="FILE",
                            help="read the consensus from this file (any aggregation output zoolens reads) "
                                 "instead of making it")
+    if detections_file:
+        boxes.add_argument("--detections", type=Path, metavar="FILE",
+                           help="a machine's detections to compare with the consensus: a CSV, Parquet or FITS "
+                                "table (subject_id, x, y, score; width, height, label) or COCO results JSON")
     parser.set_defaults(no_method_allowed=allow_no_method)
     names = (", ".join(methods()) + f", or {AUTO_METHOD}: {DEFAULT_METHODS['point']} for point clicks, "
              f"{DEFAULT_METHODS['box']} for boxes and other shapes"
@@ -91,8 +97,12 @@ def project_options(args) -> dict:
         for folder in args.images:
             if not folder.is_dir():
                 raise FileNotFoundError(f"{folder}: --images must be a folder")
+    detections = getattr(args, "detections", None)
+    if detections is not None and not detections.is_file():
+        raise FileNotFoundError(f"--detections {detections}: no such file")
     options = {
         "consensus": consensus,
+        "detections": detections,
         "method": None if args.method == NO_METHOD else args.method,
         "method_params": parse_params(args.param),
         "image_roots": [folder.resolve() for folder in args.images] if args.images else None,

@@ -6,10 +6,14 @@ from .cutout import CutoutViewer
 from .export import ExportView
 from .fetch import FetchView
 from .gallery import Gallery
+from .machine import MachineView
 from .review import ReviewPanel
 from .sandbox import ReaggregationSandbox
+from .samp import SampPanel
 from .subjects import SubjectBrowser
+from .volunteer_steps import VolunteerSteps
 from .volunteers import VolunteerTable
 
 __all__ = ["VIEWS", "View", "get_view", "AgreementPlots", "CutoutViewer", "ExportView", "FetchView", "Gallery",
-           "ReaggregationSandbox", "ReviewPanel", "SubjectBrowser", "VolunteerTable"]
+           "MachineView", "ReaggregationSandbox", "ReviewPanel", "SampPanel", "SubjectBrowser", "VolunteerSteps",
+           "VolunteerTable"]

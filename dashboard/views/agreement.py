@@ -5,7 +5,13 @@ the browser gets an aggregated array, colour-mapped on the client, so the plots 
 fast with millions of marks, and zooming re-aggregates. Box-selecting in any plot
 sets the session's plot selection (the subjects behind the selected points), which
 filters the subject browser and every other plot; a later box refines it, and the
-"Clear selection" button (here and in the sidebar) drops it.
+"Clear selection" button (here and in the sidebar) drops it. The box stays drawn,
+and the selected subjects' marks are drawn in colour over the rest of the subjects
+the filters keep, in grey.
+
+Read as an astronomer expects: density colour bars count marks on a log scale with
+whole-number ticks, histograms of counts have whole-number ticks, hovering an empty
+pixel shows nothing, and RA increases to the left on the sky map.
 
 The linking goes through per-session bounds streams and the data store rather than
 ``hv.link_selections``: the plots show different tables (marks, consensus boxes,
@@ -21,8 +27,25 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import CustomJS, LogTicker, NumeralTickFormatter
 
 from .base import View
+
+#: Plots, by the name their selections and empty-plot reasons use.
+PLOTS = ("iou_size", "offsets", "votes", "volunteers", "sky")
+#: Histograms among them: their brushed region is an x range.
+HISTOGRAMS = ("votes", "volunteers")
+#: The subjects a box-select left out, drawn under the selected ones: a density plot's pixels, a histogram's bars.
+UNSELECTED_PIXELS, UNSELECTED_BARS = "#8c8c8c", "#d4d4d4"
+#: A histogram's bars (the selected subjects' when there is a selection).
+BARS = "#4c72b0"
+#: The outline of a box-selected region, drawn until the selection is cleared.
+BRUSH = "#00e5ff"
+#: Share of each colour map's dark end left out: the density plots are on black, where a
+#: pixel holding one mark must still show.
+DARK_END = 0.2
+#: Hovering a density plot shows a pixel's count only where there is one: never "NaN".
+HOVER_ONLY_ON_DATA = "export default (args, tool, {value}) => Number.isFinite(value) && value > 0"
 
 
 class AgreementPlots(View):
@@ -31,42 +54,69 @@ class AgreementPlots(View):
     short_name = "agreement"
     tab = "Agreement"
 
-    cmap = param.Selector(default="fire", objects=["fire", "kbc", "viridis", "inferno", "blues"],
-                          doc="Colour map of the density plots.")
+    cmap = param.Selector(default="fire", objects=["fire", "kbc", "viridis", "inferno", "kgy"],
+                          doc="Colour map of the density plots (its darkest end left out: they are on black).")
     plot_size = param.Integer(default=320, bounds=(200, 1200), doc="Width of each plot in screen pixels.")
+    brushed = param.Dict(default={}, doc="Plot name -> the region last box-selected in it, drawn until the "
+                                         "selection is cleared: (x0, y0, x1, y1), or (x0, x1) on a histogram.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.data_store.param.watch(self._forget_brushes, "selection")
+
+    def _forget_brushes(self, event) -> None:
+        if event.new is None:
+            self.brushed = {}
 
     # -- data of each plot (plain methods: tests and notebooks call them) --------------------
+    # With ``chosen_from``: the data of every subject passing the filters, the plot selection
+    # left out; drawn faded under the selected subjects' data (marks: none without a selection).
 
-    def _matched_marks(self) -> pd.DataFrame:
-        marks = self.data_store.filtered_marks()
+    def _subjects(self, chosen_from: bool) -> pd.DataFrame:
+        store = self.data_store
+        return store.passing_filters(plot_selection=False) if chosen_from and store.selection is not None \
+            else store.subjects
+
+    def _matched_marks(self, chosen_from: bool = False) -> pd.DataFrame:
+        if chosen_from and self.data_store.selection is None:
+            # The grey layer is not drawn without a selection (`density_plot`): skip a pass over every mark.
+            return self.data_store.project.marks.iloc[:0]
+        marks = self.data_store.filtered_marks(self._subjects(chosen_from))
         return marks[marks.consensus_id >= 0]
 
-    def iou_size_points(self) -> hv.Points:
+    def iou_size_points(self, chosen_from: bool = False) -> hv.Points:
         """One point per mark that supports a consensus box: box size (px) against IoU."""
-        marks = self._matched_marks()
+        marks = self._matched_marks(chosen_from)
         return hv.Points(marks[["size", "iou", "subject_id"]], kdims=["size", "iou"], vdims=["subject_id"])
 
-    def offset_points(self) -> hv.Points:
+    def offset_points(self, chosen_from: bool = False) -> hv.Points:
         """Mark centre minus its consensus box centre, in pixels (y down)."""
-        marks = self._matched_marks()
+        marks = self._matched_marks(chosen_from)
         return hv.Points(marks[["dx", "dy", "subject_id"]], kdims=["dx", "dy"], vdims=["subject_id"])
 
-    def votes_histogram(self) -> hv.Histogram:
+    def votes_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many consensus boxes got how many votes."""
-        votes = self.data_store.filtered_consensus().n_votes.dropna().to_numpy(dtype=np.int64)
-        return _integer_histogram(votes, "votes", "consensus boxes")
+        boxes = self.data_store.filtered_consensus(self._subjects(chosen_from))
+        return _integer_histogram(boxes.n_votes.dropna().to_numpy(dtype=np.int64), "votes", "consensus boxes")
 
-    def volunteers_histogram(self) -> hv.Histogram:
+    def volunteers_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many subjects were seen by how many volunteers (those who drew nothing included)."""
-        return _integer_histogram(self.data_store.subjects.n_volunteers.to_numpy(), "volunteers", "subjects")
+        return _integer_histogram(self._subjects(chosen_from).n_volunteers.to_numpy(), "volunteers", "subjects")
 
     def has_sky(self) -> bool:
         return {"ra", "dec"} <= set(self.data_store.project.metadata_columns)
 
-    def sky_points(self) -> hv.Points:
+    def sky_points(self, chosen_from: bool = False) -> hv.Points:
         """Subjects at their RA/Dec (degrees)."""
-        subjects = self.data_store.subjects
+        subjects = self._subjects(chosen_from)
         return hv.Points(subjects[["ra", "dec", "subject_id"]], kdims=["ra", "dec"], vdims=["subject_id"])
+
+    def brush(self, plot: str) -> hv.Element:
+        """The region last box-selected in ``plot`` (nothing drawn when there is none)."""
+        region = self.brushed.get(plot)
+        if plot in HISTOGRAMS:
+            return hv.VSpan(*(region or (None, None)))
+        return hv.Rectangles([tuple(region)] if region else [])
 
     # -- why a plot is empty ------------------------------------------------------------------
 
@@ -111,91 +161,124 @@ class AgreementPlots(View):
     # -- selections: the subjects behind a box-selected region --------------------------------
 
     def select_iou_size(self, bounds) -> None:
-        self._select_points(self.iou_size_points(), bounds)
+        self._select_points("iou_size", self.iou_size_points(), bounds)
 
     def select_offsets(self, bounds) -> None:
-        self._select_points(self.offset_points(), bounds)
+        self._select_points("offsets", self.offset_points(), bounds)
 
     def select_sky(self, bounds) -> None:
-        self._select_points(self.sky_points(), bounds)
+        self._select_points("sky", self.sky_points(), bounds)
 
     def select_votes(self, boundsx) -> None:
         low, high = boundsx
         boxes = self.data_store.filtered_consensus()
-        self._select(boxes.subject_id[boxes.n_votes.between(low, high).fillna(False).to_numpy(dtype=bool)])
+        self._select("votes", boundsx,
+                     boxes.subject_id[boxes.n_votes.between(low, high).fillna(False).to_numpy(dtype=bool)])
 
     def select_volunteers(self, boundsx) -> None:
         low, high = boundsx
         subjects = self.data_store.subjects
-        self._select(subjects.subject_id[subjects.n_volunteers.between(low, high)])
+        self._select("volunteers", boundsx, subjects.subject_id[subjects.n_volunteers.between(low, high)])
 
-    def _select_points(self, points: hv.Points, bounds) -> None:
+    def _select_points(self, plot: str, points: hv.Points, bounds) -> None:
         x0, y0, x1, y1 = bounds
         table = points.data
         x, y = points.kdims[0].name, points.kdims[1].name
         inside = table[x].between(min(x0, x1), max(x0, x1)) & table[y].between(min(y0, y1), max(y0, y1))
-        self._select(table.subject_id[inside])
+        self._select(plot, bounds, table.subject_id[inside])
 
-    def _select(self, subject_ids) -> None:
+    def _select(self, plot: str, region, subject_ids) -> None:
+        self.brushed = {**self.brushed, plot: tuple(float(value) for value in region)}
         self.data_store.selection = np.unique(np.asarray(subject_ids, dtype=np.int64))
 
     # -- panes ------------------------------------------------------------------------------
 
-    def _follow_filters(self, element_method):
-        """``element_method`` as a callback re-run whenever the session's filters change."""
+    def _follow_filters(self, element_method, chosen_from: bool = False):
+        """``element_method(chosen_from)`` as a callback re-run whenever the session's filters change."""
         store = self.data_store.param
-        return pn.bind(lambda subjects, tool, min_votes: element_method(), store.subjects, store.tool,
+        return pn.bind(lambda subjects, tool, min_votes: element_method(chosen_from), store.subjects, store.tool,
                        store.min_votes)
 
-    def _density(self, points_method, select, title, xlabel, ylabel):
+    def _brush_map(self, plot: str) -> hv.DynamicMap:
+        return hv.DynamicMap(lambda brushed: self.brush(plot), streams=[hv.streams.Params(self, ["brushed"])])
+
+    def density_plot(self, plot: str, points_method, title: str, xlabel: str, ylabel: str, counted: str):
+        """A density plot of ``points_method``'s points: the selected subjects' in colour over the rest's in grey,
+        and the brushed region; box-selecting in it selects the subjects behind the points."""
         # Imported here: datashader takes seconds to import, and the page should paint
         # before anyone opens the Agreement tab.
-        from holoviews.operation.datashader import dynspread, rasterize
+        from holoviews.operation.datashader import rasterize, spread
 
-        # dynspread widens isolated pixels a little, so a few thousand points stay
-        # visible; dense regions are left as they are.
-        raster = dynspread(rasterize(hv.DynamicMap(self._follow_filters(points_method))),
-                           threshold=0.5, max_px=3).opts(
-            # On black: with eq_hist, where every pixel holds the same count (the sky map's
-            # one subject per pixel) all take the top colour, white in most maps.
-            title=title, xlabel=xlabel, ylabel=ylabel, colorbar=True, cnorm="eq_hist", bgcolor="black",
+        def density(chosen_from, method=points_method):
+            # Every pixel widened by one on each side, so a few thousand points stay visible;
+            # the same for both layers (the selected points stand out by colour, not size),
+            # taking the largest count around, so the colour bar still counts marks.
+            return spread(rasterize(hv.DynamicMap(self._follow_filters(method, chosen_from))), px=1, how="max")
+
+        def rest_points(chosen_from):
+            # Without a selection nothing is left out: no grey layer to draw.
+            points = points_method(chosen_from)
+            return points if self.data_store.selection is not None else points.iloc[:0]
+
+        # Its extent never moves the axes: they frame the selected (or, before a selection, all) points.
+        rest = density(True, rest_points).opts(cmap=[UNSELECTED_PIXELS], colorbar=False, tools=[], apply_ranges=False)
+        selected = density(False).opts(
+            # A log scale with whole-number ticks: counts run from one mark to thousands. Its
+            # lower limit under 1, so a pixel holding one mark takes a colour of its own.
+            colorbar=True, cnorm="log", clim=(0.5, np.nan), clabel=counted,
+            tools=["box_select", "hover"], hooks=[_readable_counts],
+            hover_tooltips=[(xlabel, "$x{0.00}"), (ylabel, "$y{0.00}"), (counted, "@image{0,0}")],
+        ).apply.opts(cmap=self.param.cmap.rx.pipe(_visible_on_black))
+        brush = self._brush_map(plot).opts({"Rectangles": dict(fill_alpha=0, line_color=BRUSH, line_width=2,
+                                                                      line_dash="dashed")})
+        overlay = (rest * selected * brush).opts(
+            title=title, xlabel=xlabel, ylabel=ylabel, bgcolor="black",
             padding=0.03,  # points on the data's edge stay whole
             # Brushing is what these plots are for: the box select is the active drag tool.
-            tools=["box_select", "hover"], active_tools=["box_select", "wheel_zoom"],
-            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75),
-        ).apply.opts(cmap=self.param.cmap)
-        bounds = hv.streams.BoundsXY(source=raster)
+            active_tools=["box_select", "wheel_zoom"],
+            # The sky as seen from inside the celestial sphere: east (RA increasing) to the left.
+            invert_xaxis=plot == "sky",
+            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75))
+        bounds = hv.streams.BoundsXY(source=selected)
+        select = getattr(self, f"select_{plot}")
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "bounds")
-        return pn.pane.HoloViews(raster, linked_axes=False)
+        return overlay
 
-    def _histogram(self, histogram_method, select, title):
-        histogram = hv.DynamicMap(self._follow_filters(histogram_method)).opts(
-            title=title, tools=["xbox_select", "hover"], active_tools=["xbox_select"], framewise=True,
-            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75), fill_color="#4c72b0",
-            line_color="white",
-            # The plot redraws with the selected subjects only: Bokeh's own fading of the
-            # bars outside the box would then fade bars of the new data.
-            nonselection_alpha=1.0)
-        bounds = hv.streams.BoundsX(source=histogram)
+    def histogram_plot(self, plot: str, histogram_method, title: str):
+        """A histogram of ``histogram_method``: the selected subjects' bars over the rest's, and the brushed range."""
+        bars = dict(line_color="white", framewise=True,
+                    # The plot redraws with the selected subjects only: Bokeh's own fading of the
+                    # bars outside the box would then fade bars of the new data.
+                    nonselection_alpha=1.0)
+        rest = hv.DynamicMap(self._follow_filters(histogram_method, True)).opts(fill_color=UNSELECTED_BARS, **bars)
+        selected = hv.DynamicMap(self._follow_filters(histogram_method)).opts(
+            fill_color=BARS, tools=["xbox_select", "hover"], hooks=[_whole_number_ticks], **bars)
+        brush = self._brush_map(plot).opts({"VSpan": dict(color=BRUSH, alpha=0.15, line_color=BRUSH, line_width=2,
+                                                                 line_dash="dashed")})
+        overlay = (rest * selected * brush).opts(
+            title=title, active_tools=["xbox_select"], framewise=True,
+            frame_width=self.plot_size, frame_height=int(self.plot_size * 0.75))
+        bounds = hv.streams.BoundsX(source=selected)
+        select = getattr(self, f"select_{plot}")
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "boundsx")
-        return pn.pane.HoloViews(histogram, linked_axes=False)
+        return overlay
 
     def __panel__(self):
+        def pane(plot, element):
+            return pn.Column(self._reason_pane(plot), pn.pane.HoloViews(element, linked_axes=False))
+
         panes = [
-            pn.Column(self._reason_pane("iou_size"), self._density(
-                self.iou_size_points, self.select_iou_size, "IoU with the consensus box against box size",
-                "box size (px, square root of the area)", "IoU")),
-            pn.Column(self._reason_pane("offsets"), self._density(
-                self.offset_points, self.select_offsets, "Mark centre offset from its consensus box",
-                "dx (px)", "dy (px, down)")),
-            pn.Column(self._reason_pane("votes"), self._histogram(
-                self.votes_histogram, self.select_votes, "Votes per consensus box")),
-            pn.Column(self._reason_pane("volunteers"), self._histogram(
-                self.volunteers_histogram, self.select_volunteers, "Volunteers per subject")),
+            pane("iou_size", self.density_plot("iou_size", self.iou_size_points,
+                                               "IoU with the consensus box against box size",
+                                               "box size (px, square root of the area)", "IoU", "marks")),
+            pane("offsets", self.density_plot("offsets", self.offset_points, "Mark centre offset from its consensus box",
+                                              "dx (px)", "dy (px, down)", "marks")),
+            pane("votes", self.histogram_plot("votes", self.votes_histogram, "Votes per consensus box")),
+            pane("volunteers", self.histogram_plot("volunteers", self.volunteers_histogram, "Volunteers per subject")),
         ]
         if self.has_sky():
-            panes.append(pn.Column(self._reason_pane("sky"), self._density(
-                self.sky_points, self.select_sky, "Subjects on the sky", "RA (deg)", "Dec (deg)")))
+            panes.append(pane("sky", self.density_plot("sky", self.sky_points, "Subjects on the sky",
+                                                       "RA (deg, increasing to the left)", "Dec (deg)", "subjects")))
         else:
             panes.append(self._reason_pane("sky"))
         controls = pn.Param(self, parameters=["cmap"], show_name=False, default_layout=pn.Row)
@@ -220,3 +303,33 @@ def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histog
     edges = np.arange(low - 0.5, top + 1.5)
     counts, _ = np.histogram(values, bins=edges)
     return hv.Histogram((edges, counts), kdims=[name], vdims=[counted])
+
+
+def _visible_on_black(cmap: str) -> list[str]:
+    """Colour map ``cmap`` without its darkest end (`DARK_END`), for a plot on black."""
+    colours = hv.plotting.util.process_cmap(cmap, 256)
+    if _luminance(colours[0]) < _luminance(colours[-1]):
+        return colours[int(DARK_END * len(colours)):]
+    return colours[:len(colours) - int(DARK_END * len(colours))]
+
+
+def _luminance(colour: str) -> float:
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * red + 0.7152 * green + 0.0722 * blue
+
+
+def _readable_counts(plot, element) -> None:
+    """A density plot's colour bar with whole-number ticks (1, 2, 5, 10, 20 …), and hover only on pixels with data."""
+    colorbar = plot.handles.get("colorbar")
+    if colorbar is not None:
+        colorbar.ticker = LogTicker(mantissas=[1, 2, 5], min_interval=1)
+        colorbar.formatter = NumeralTickFormatter(format="0,0")
+    hover = plot.handles.get("hover")
+    if hover is not None:
+        hover.filters = {"@image": CustomJS(code=HOVER_ONLY_ON_DATA)}
+
+
+def _whole_number_ticks(plot, element) -> None:
+    """Axis ticks on whole numbers only: both axes of these histograms count things."""
+    for axis in (*plot.state.xaxis, *plot.state.yaxis):
+        axis.ticker.min_interval = 1

@@ -24,7 +24,9 @@ from project.roles import RoleError
 
 from .base import CHOSEN_STANDS_OUT, View
 from .cutout_layers import LAYERS, LegendEntry, legend_html
+from .machine_layer import detection_controls, detection_layers, detection_options
 from .outlines import is_open, vertex_lists, with_vertices
+from .volunteer_steps import VolunteerSteps, emphasise_volunteer
 
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
@@ -75,9 +77,10 @@ EDIT_SETTLE_MS = 400
 
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
 REDRAWN_BY = {
-    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box"),
+    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box", "highlighted_volunteer",
+                   "score_threshold", "machine_against"),
     "viewer": ("image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
-               "show_band", "fit_to_boxes", "zoom_to_pick", "frame_size"),
+               "show_band", "fit_to_boxes", "zoom_to_pick", "frame_size", "show_detections"),
 }
 
 # Dimensions are made once: building them per subject costs more than the boxes.
@@ -174,6 +177,8 @@ class CutoutViewer(View):
                                                 "from the spread of its votes) as dotted edges.")
     fit_to_boxes = param.Boolean(default=False, doc="Frame the region holding the boxes (with a margin) "
                                                      "instead of the whole image.")
+    show_detections = param.Boolean(default=True, doc="Draw the machine detections scoring at least the score "
+                                                      "threshold (when the project has detections).")
     zoom_to_pick = param.Boolean(default=True, doc="Zoom to a box picked for review (in the image, the box "
                                                    "table or by key), with the marks supporting it; off: "
                                                    "the whole image.")
@@ -694,8 +699,11 @@ class CutoutViewer(View):
             else:
                 style |= dict(marker="circle", size=8, fill_alpha=0, line_color=colour, line_width=2)
             options[f"{kind}.{group}"] = style
+        options = emphasise_volunteer(options, self.data_store.highlighted_volunteer)
+        machine = detection_layers(self)
+        options |= detection_options(machine)
         extra = [layer.element(self) for layer in LAYERS.values()]
-        return hv.Overlay(layers + markers + extra).opts({**options, "Overlay": dict(framewise=True)})
+        return hv.Overlay(layers + markers + machine + extra).opts({**options, "Overlay": dict(framewise=True)})
 
     def legend_entries(self) -> list[LegendEntry]:
         """What the legend lists: every layer switched on (statuses always, so a reviewer knows the looks
@@ -781,7 +789,8 @@ class CutoutViewer(View):
                                            "cmap": {"width": 100, "name": ""}})
         plot = pn.pane.HoloViews(self.dynamic_overlay(), linked_axes=False)
         return pn.Column(pn.Row(previous_button, next_button, self._caption), plot, self._legend, toggles,
-                         pn.Row(whole_image, image_controls), width=self.frame_size + 40)
+                         pn.Row(whole_image, image_controls), *detection_controls(self),
+                         VolunteerSteps(data_store=self.data_store), width=self.frame_size + 40)
 
 
 #: How the caption names each kind of mark, singular and plural.

@@ -1,4 +1,8 @@
-"""The volunteers: per-volunteer statistics, their activity over time, and one volunteer's marks."""
+"""The volunteers: per-volunteer statistics, their activity over time, and one volunteer's marks.
+
+Picking a volunteer also highlights their marks on the cutout (`volunteer_steps`), with
+buttons stepping through the subjects they classified.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from ..data_store import ANY
 from .base import CHOSEN_STANDS_OUT, View
+from .volunteer_steps import VolunteerSteps
 
 #: Per-volunteer columns shown, with their headers.
 COLUMNS = {
@@ -40,7 +45,8 @@ MARK_COLUMNS = {
 
 
 class VolunteerTable(View):
-    """Per-volunteer statistics; picking a volunteer lists their marks, picking a mark shows its subject.
+    """Per-volunteer statistics; picking a volunteer lists their marks and highlights them on the cutout,
+    picking a mark shows its subject.
 
     Both tables count the subjects passing the session's filters and plot selection only.
     """
@@ -148,7 +154,8 @@ class VolunteerTable(View):
     def _pick_volunteer(self, event):
         picked = self._volunteers.selected_dataframe
         if len(picked):
-            self.data_store.volunteer = str(picked.user.iloc[0])
+            volunteer = str(picked.user.iloc[0])
+            self.data_store.param.update(volunteer=volunteer, highlighted_volunteer=volunteer)
 
     def _pick_mark(self, event):
         picked = self._marks.selected_dataframe
@@ -176,7 +183,8 @@ class VolunteerTable(View):
     def _heading(self):
         volunteer = self.data_store.volunteer
         if volunteer is None:
-            return pn.pane.Markdown("Pick a volunteer to list their marks; pick a mark to show its subject.")
+            return pn.pane.Markdown("Pick a volunteer to list their marks and draw them bold on the image; "
+                                   "pick a mark to show its subject.")
         # A volunteer name is untrusted text: escaped here, into an HTML pane. Panel's Str
         # and Markdown panes are no safe home for it: both end in an HTML model that runs
         # <script> tags (Panel 1.9: a volunteer named <script>alert(1)</script> shown
@@ -187,7 +195,9 @@ class VolunteerTable(View):
         period = pn.widgets.RadioButtonGroup.from_param(self.param.period, width=140, **CHOSEN_STANDS_OUT)
         activity = pn.pane.HoloViews(hv.DynamicMap(self.activity_plot), sizing_mode="stretch_width",
                                      height=230, linked_axes=False)
-        return pn.Column(self._scope, self._volunteers, pn.Row(pn.pane.Markdown("**Activity over time**"), period), activity,
+        steps = VolunteerSteps(data_store=self.data_store, bring_forward=True)
+        return pn.Column(self._scope, self._volunteers, steps,
+                         pn.Row(pn.pane.Markdown("**Activity over time**"), period), activity,
                          self._heading, self._marks, sizing_mode="stretch_width")
 
 

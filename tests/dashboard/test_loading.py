@@ -78,7 +78,10 @@ def test_skips_are_summarised_and_shown_escaped():
     assert skipped_summary([report]) == "3 rows skipped while loading (2 <script>alert(1)</script>; 1 other workflow)"
     assert skipped_summary([LoadReport("a.csv", "subjects", 3, 3)]) == ""
     card = load_report_panel([report])
-    assert card.title == "Load report: 3 rows skipped"
+    # A badge in the sidebar: two reasons, three rows.
+    assert card.title == "⚠ 2 warnings: 3 rows skipped" and "zoolens-load-warnings" in card.css_classes
+    assert card.header_background == "#ffc107"
+    assert load_report_panel([LoadReport("a.csv", "subjects", 3, 3)]).title == "Load report: no rows skipped"
     body = card.objects[0].object
     assert "<script>" not in body and "<img" not in body
     assert "2 &lt;script&gt;alert(1)&lt;/script&gt; (lines 3, 5)" in body
@@ -141,7 +144,7 @@ def test_a_successful_load_tells_each_session_how_many_rows_were_skipped(demo_ex
         load = shared_load("test-loading-report", paused.build, "report")
         assert load.wait(120) and load.status == READY
         types, text = server.contents(server.open_page("/"))
-        assert f"Load report: {DEMO_SKIPPED} rows skipped" in text
+        assert f"⚠ 3 warnings: {DEMO_SKIPPED} rows skipped" in text  # a badge in the sidebar
         assert (f"demo-classifications.csv</b> (classifications): {DEMO_ROWS:,} rows read, "
                 f"{DEMO_LOADED:,} loaded, {DEMO_SKIPPED:,} skipped") in text
         for count, reason in ((6, "other workflow (kept workflow 9001)"),

@@ -47,13 +47,13 @@ def demo_files(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_project(demo_files):
-    """The demo as `zoolens demo` loads it: workflow 9001 v13.10, consensus by the IoU method."""
+    """The demo as `zoolens demo` loads it: workflow 9001 v13.10, consensus by the IoU method, its detections."""
     from project import load_project
     from zoolens import demo
 
     return load_project([demo_files.classifications, demo_files.subjects, demo_files.workflows],
-                        image_roots=[demo_files.folder], title="built-in demo", method="iou",
-                        **demo.PROJECT_OPTIONS)
+                        detections=demo_files.detections, image_roots=[demo_files.folder], title="built-in demo",
+                        method="iou", **demo.PROJECT_OPTIONS)
 
 
 @pytest.fixture(scope="session")

@@ -258,7 +258,6 @@ def test_a_volunteer_named_script_shows_as_text_and_nothing_runs(open_page, demo
     page.get_by_text(f"Subject {mark.subject_id}", exact=True).wait_for(timeout=60_000)
     on_subject = int((export_marks.subject_id == mark.subject_id).sum())
     _wait_for_rows(page, "volunteer", on_subject)
-    _dismiss_load_report(page)
     x, y = page.evaluate(SCREEN_POINT_JS, [None, "volunteer", point_x, point_y])
     page.mouse.move(x - 1, y - 1)
     page.mouse.move(x, y)
@@ -268,14 +267,6 @@ def test_a_volunteer_named_script_shows_as_text_and_nothing_runs(open_page, demo
     page.screenshot(path=str(artefacts / "demo-cutout-hover.png"))
     assert page.evaluate("() => window.zoolensScriptRan") is False
     assert dialogs == []
-
-
-def _dismiss_load_report(page) -> None:
-    """Close the load report's notification: it covers a corner of the cutout, and the pointer with it."""
-    page.locator(".notyf__toast").first.wait_for(timeout=30_000)
-    for button in page.locator(".notyf__dismiss-btn").all():
-        button.click()
-    page.locator(".notyf__toast").first.wait_for(state="detached", timeout=15_000)
 
 
 def _holding(boxes: pd.DataFrame, x: float, y: float) -> pd.DataFrame:
@@ -302,7 +293,6 @@ def test_hovering_a_crowd_shows_one_tooltip_per_layer_for_the_smallest_box(open_
     page.goto(f"{demo_url}/?subject={subject}", wait_until="networkidle")
     page.get_by_text(f"Subject {subject}", exact=True).wait_for(timeout=60_000)
     _wait_for_rows(page, "volunteer", int((export_marks.subject_id == subject).sum()))
-    _dismiss_load_report(page)
     consensus = _sources_with(page, "votes")
     consensus = consensus[consensus.status != "rejected"]
     first = consensus.iloc[0]

@@ -287,3 +287,13 @@ def test_the_classification_loader_reads_back_the_simulation(demo_files, simulat
     loaded_marks = export.marks.sort_values(columns)[columns].to_numpy()
     simulated_marks = simulation.marks.sort_values(columns)[columns].to_numpy()
     np.testing.assert_allclose(loaded_marks, simulated_marks, rtol=0, atol=1e-9)
+
+
+def test_the_demo_loads_its_machine_detections_unless_told_otherwise(demo_files, tmp_path):
+    project = demo.load_demo(demo_files, method="iou")
+    assert project.sources["detections"] == [demo_files.detections.resolve()]
+    assert project.machine.summary(0.5)["detections"] == 89  # scoring 0.5 or more on the 60 subjects
+    other = tmp_path / "other-detector.csv"
+    pd.read_csv(demo_files.detections).head(5).to_csv(other, index=False)
+    replaced = demo.load_demo(demo_files, method="iou", detections=other)
+    assert replaced.sources["detections"] == [other.resolve()] and len(replaced.detections) == 5

@@ -57,7 +57,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="consensus CSV to write")
     parser.add_argument("--links", metavar="PATH", help="links CSV to write (default: OUTPUT with .links.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the links file if they exist")
-    add_project_arguments(parser, consensus_file=False)
+    add_project_arguments(parser, consensus_file=False, detections_file=False)
 
 
 def links_path(output: Path) -> Path:

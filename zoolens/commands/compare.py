@@ -13,7 +13,12 @@ scores first as COCO's evaluation matches them; detections scoring under --score
 left out of the counts. The average precision (COCO's 101-point interpolation) uses every
 detection, whatever the threshold.
 
-Prints the numbers; --json prints the same as one JSON object.
+--reviews PATH_OR_URL compares with the reviewed catalogue instead: the decisions a team made in
+the dashboard (`zoolens serve --reviews ...`) on this same consensus laid over it (rejected boxes
+left out, redrawn boxes at their new place, boxes reviewers added included).
+
+Prints the numbers; --json prints the same as one JSON object. The app's Machine tab shows the
+same numbers, from the same functions (`project.machine`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ def add_arguments(parser) -> None:
     from consensus.matching import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_IOU
     from zoolens.project_arguments import add_project_arguments
 
-    parser.add_argument("detections", type=Path, metavar="DETECTIONS",
+    parser.add_argument("detections_file", type=Path, metavar="DETECTIONS",
                         help="the detections: CSV, Parquet or FITS table, or COCO results JSON")
     parser.add_argument("--classifications", type=Path, required=True, metavar="EXPORT",
                         help="the Zooniverse classification export CSV (optionally .gz)")
@@ -44,23 +49,28 @@ def add_arguments(parser) -> None:
     comparison.add_argument("--max-distance", type=float, default=DEFAULT_MAX_DISTANCE, metavar="PIXELS",
                             help="distance within which a point detection matches a consensus point "
                                  f"(default {DEFAULT_MAX_DISTANCE:g})")
+    comparison.add_argument("--reviews", metavar="PATH_OR_URL",
+                            help="compare with the reviewed catalogue: the decisions in this review store (the "
+                                 "SQLite file or database URL the dashboard was served with) applied to the "
+                                 "consensus")
     comparison.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    add_project_arguments(parser)
+    add_project_arguments(parser, detections_file=False)
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from consensus.detections import match_detections
     from data_loaders import FormatError, read
     from project import load_project
+    from project.machine import classified_subjects, compare_detections
+    from project.reviews import ReviewError
+    from zoolens.commands.export import open_review_store
     from zoolens.project_arguments import project_options
 
     options = project_options(args)
-    if not args.detections.exists():
-        raise FileNotFoundError(f"{args.detections}: no such file (the detections)")
+    detections_file = args.detections_file
+    if not detections_file.exists():
+        raise FileNotFoundError(f"{detections_file}: no such file (the detections)")
     try:
-        loaded = read(args.detections, format="detections",
+        loaded = read(detections_file, format="detections",
                       **({"image_subjects": args.image_subjects} if args.image_subjects else {}))
     except FormatError as error:
         raise ValueError(str(error)) from None
@@ -69,14 +79,23 @@ def run(args) -> int:
     if args.workflow is None and len(workflows) > 1:
         raise ValueError(f"{args.classifications} holds workflows {', '.join(sorted(workflows))}: "
                          "choose one with --workflow")
-    seen = np.unique(project.classifications["subject_id"].to_numpy())
-    matched = match_detections(loaded.detections, project.consensus, min_iou=args.min_iou,
-                               max_distance=args.max_distance, subject_ids=seen)
-    summary = matched.summary(args.score_threshold)
-    summary["detections_file"] = str(args.detections)
+    store = open_review_store(args.reviews, project, "compare") if args.reviews is not None else None
+    try:
+        comparison = compare_detections(loaded.detections, project, reviews=store, min_iou=args.min_iou,
+                                        max_distance=args.max_distance)
+    except ReviewError as error:
+        raise ValueError(f"--reviews {args.reviews}: {error}") from None
+    finally:
+        if store is not None:
+            store.close()
+    summary = comparison.summary(args.score_threshold)
+    summary["detections_file"] = str(detections_file)
     summary["detections_outside_classified_subjects"] = int(
-        (~loaded.detections["subject_id"].isin(seen)).sum())
+        (~loaded.detections["subject_id"].isin(classified_subjects(project))).sum())
     summary["consensus_source"] = project.consensus_source
+    summary["compared_with"] = comparison.against
+    if store is not None:
+        summary["reviews"] = args.reviews
 
     for report in (loaded.report, *project.reports):
         if report.rows_skipped:
@@ -97,7 +116,8 @@ def _number(value: float) -> str:
 def _text(summary: dict) -> str:
     return "\n".join([
         f"{summary['detections_file']}: {summary['detections']:,} detections scoring {summary['score_threshold']:g} "
-        f"or more, {summary['consensus']:,} consensus boxes and points, on {summary['subjects']:,} subjects",
+        f"or more, {summary['consensus']:,} boxes and points of the {summary['compared_with']}, "
+        f"on {summary['subjects']:,} subjects",
         f"  precision {_number(summary['precision'])}  recall {_number(summary['recall'])}  "
         f"F1 {_number(summary['f1'])}  AP {_number(summary['average_precision'])} (COCO, IoU {summary['min_iou']:g})",
         f"  matched: {summary['true_positives']:,}  machine only: {summary['machine_only']:,}  "

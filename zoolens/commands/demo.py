@@ -3,7 +3,8 @@
 The demo is a synthetic Galaxy Zoo: Clump Scout-like project made by zoolens itself:
 60 galaxy images with clumps (PNG and FITS with a WCS), a classification export in both
 Zooniverse front-end formats with the dirt real exports carry, subject and workflow
-exports, and the true clump boxes; the consensus is made by zoolens' IoU method (--method). It is
+exports, the true clump boxes, and a simulated machine's detections (--detections for others),
+compared with the volunteers in the Machine tab; the consensus is made by zoolens' IoU method (--method). It is
 generated on first use (a few seconds) into
 the zoolens cache folder (--folder to choose another). No browser opens unless --show.
 """
@@ -27,23 +28,18 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from project import load_project
     from zoolens import demo
     from zoolens.project_arguments import project_options
 
     reviews = open_reviews(args)
     options = project_options(args)
-    # The demo's own workflow, version and FITS images unless others are asked for; its images unless --images.
-    options = {**demo.PROJECT_OPTIONS, **options}
     folder = Path(args.folder) if args.folder else demo.default_demo_folder()
-    options.setdefault("image_roots", [folder.resolve()])
     print(f"zoolens: demo files in {folder}")
 
     def build(progress):
         progress.plan(1)
         progress.stage("Preparing the demo files (generated on first start only)")
-        files = demo.ensure_demo(folder)
-        return load_project([files.classifications, files.subjects, files.workflows], title="built-in demo",
-                            progress=progress, **options)
+        # The demo's workflow, version, FITS images, images and detections unless the options name others.
+        return demo.load_demo(demo.ensure_demo(folder), progress=progress, **options)
 
     return serve_project(build, args, key="demo", title="built-in demo", reviews=reviews)

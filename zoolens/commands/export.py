@@ -82,7 +82,7 @@ def run(args) -> int:
     workflows = project.reports[0].counts.get("workflows", {})
     if args.workflow is None and len(workflows) > 1:
         raise ValueError(f"{args.export} holds workflows {', '.join(sorted(workflows))}: choose one with --workflow")
-    store = _open_reviews(args, project) if args.reviews is not None else None
+    store = open_review_store(args.reviews, project, "export") if args.reviews is not None else None
     try:
         files, export = write_catalogue(project, Selection(project=project), args.output, output_format,
                                         overwrite=args.overwrite, include_marks=args.marks, reviews=store,
@@ -123,22 +123,22 @@ def run(args) -> int:
     return 0
 
 
-def _open_reviews(args, project):
-    """The review store of --reviews; a warning when it holds decisions on other consensus runs only."""
+def open_review_store(location: str, project, command: str):
+    """The review store of ``--reviews location``; a warning when it holds decisions on other consensus runs only."""
     import sys
 
     from project.reviews import ReviewError, open_store
 
-    if "://" not in args.reviews and not Path(args.reviews).is_file():
-        raise FileNotFoundError(f"--reviews {args.reviews}: no such review store (give the file or URL the "
+    if "://" not in location and not Path(location).is_file():
+        raise FileNotFoundError(f"--reviews {location}: no such review store (give the file or URL the "
                                 "dashboard was served with)")
     source = project.consensus_source
     try:
-        store = open_store(args.reviews)
+        store = open_store(location)
         runs = set(store.history()["consensus_source"])
     except ReviewError as error:
-        raise ValueError(f"--reviews {args.reviews}: {error}") from None
+        raise ValueError(f"--reviews {location}: {error}") from None
     if runs and source not in runs:
-        print(f"zoolens export: warning: {args.reviews} holds no decisions on this consensus (run {source}), only "
+        print(f"zoolens {command}: warning: {location} holds no decisions on this consensus (run {source}), only "
               f"on {', '.join(sorted(runs))}: was the dashboard served on another consensus?", file=sys.stderr)
     return store

@@ -90,3 +90,100 @@ def test_every_empty_plot_says_why(tiny_tables):
     assert "RA/Dec" in plots.empty_reason("sky")
     plots.data_store.selection = np.array([404])
     assert plots.empty_reason("volunteers") == "No subject passes the filters and plot selection."
+
+
+# -- read as an astronomer expects (rendered with Bokeh, as the browser gets them) -----------
+
+def _render(element):
+    return hv.render(element)
+
+
+def _density(plots, plot="iou_size"):
+    methods = {"iou_size": plots.iou_size_points, "offsets": plots.offset_points, "sky": plots.sky_points}
+    return plots.density_plot(plot, methods[plot], plot, "x", "y", "marks")
+
+
+def test_density_colour_bars_count_marks_in_whole_numbers(plots):
+    from bokeh.models import ColorBar, LogColorMapper, LogTicker
+
+    for plot in ("iou_size", "offsets", "sky"):
+        (colorbar,) = _render(_density(plots, plot)).select(ColorBar)
+        # A log scale, ticked at 1, 2, 5, 10, 20 ... and never between two whole numbers (no "1.121").
+        assert isinstance(colorbar.color_mapper, LogColorMapper)
+        assert isinstance(colorbar.ticker, LogTicker) and colorbar.ticker.min_interval == 1
+        assert all(float(mantissa).is_integer() for mantissa in colorbar.ticker.mantissas)
+        assert colorbar.formatter.format == "0,0" and colorbar.title == "marks"
+        # A pixel holding one mark is not the colour map's bottom (black on the black plot).
+        assert colorbar.color_mapper.low < 1
+
+
+def test_hovering_an_empty_pixel_shows_nothing(plots):
+    from bokeh.models import CustomJS, HoverTool
+
+    from dashboard.views.agreement import HOVER_ONLY_ON_DATA
+
+    hovers = _render(_density(plots)).select(HoverTool)
+    assert len(hovers) == 1  # the selected points' layer only, not the grey rest
+    (hover,) = hovers
+    (only_on_data,) = hover.filters.values()
+    assert list(hover.filters) == ["@image"] and isinstance(only_on_data, CustomJS)
+    assert only_on_data.code == HOVER_ONLY_ON_DATA and "Number.isFinite(value) && value > 0" in HOVER_ONLY_ON_DATA
+    assert dict(hover.tooltips)["marks"] == "@image{0,0}"
+
+
+def test_ra_increases_to_the_left_on_the_sky_map(plots):
+    figure = _render(_density(plots, "sky"))
+    assert figure.x_range.start > figure.x_range.end  # east to the left, as on the sky
+    other = _render(_density(plots, "iou_size"))
+    assert other.x_range.start < other.x_range.end
+
+
+def test_histograms_of_counts_have_whole_number_ticks(plots):
+    for plot, method in (("votes", plots.votes_histogram), ("volunteers", plots.volunteers_histogram)):
+        figure = _render(plots.histogram_plot(plot, method, plot))
+        assert figure.xaxis[0].ticker.min_interval == 1 and figure.yaxis[0].ticker.min_interval == 1
+
+
+def test_the_brushed_region_stays_drawn_until_the_selection_is_cleared(plots):
+    from bokeh.models import BoxAnnotation, GlyphRenderer, Quad
+
+    sky = _density(plots, "sky")
+    votes = plots.histogram_plot("votes", plots.votes_histogram, "votes")
+    plots.select_sky((190, 15, 260, 35))
+    plots.select_votes((1.5, 2.5))  # refines: both regions stay drawn
+    assert plots.brushed == {"sky": (190.0, 15.0, 260.0, 35.0), "votes": (1.5, 2.5)}
+    quads = [renderer.data_source.data for renderer in _render(sky).renderers
+             if isinstance(renderer, GlyphRenderer) and isinstance(renderer.glyph, Quad)]
+    assert [(list(data["left"]), list(data["bottom"]), list(data["right"]), list(data["top"])) for data in quads] \
+        == [([190.0], [15.0], [260.0], [35.0])]
+    figure = _render(votes)
+    (span,) = [renderer for renderer in figure.renderers if isinstance(renderer, BoxAnnotation)]
+    assert (span.left, span.right) == (1.5, 2.5)
+    plots.data_store.clear_selection()
+    assert plots.brushed == {}
+    quads = [renderer.data_source.data for renderer in _render(sky).renderers
+             if isinstance(renderer, GlyphRenderer) and isinstance(renderer.glyph, Quad)]
+    assert [len(data["left"]) for data in quads] == [0]
+
+
+def test_the_selected_data_is_drawn_over_the_rest_in_grey(plots):
+    from bokeh.models import GlyphRenderer, Image
+
+    from dashboard.views.agreement import BARS, UNSELECTED_BARS, UNSELECTED_PIXELS
+
+    store = plots.data_store
+    assert len(plots.iou_size_points(chosen_from=True)) == 0  # nothing left out to draw in grey
+    plots.select_iou_size((5, 0.3, 15, 0.5))  # subject 2
+    assert store.subjects.subject_id.tolist() == [2]
+    # The selected subject's marks, and all four the filters keep behind them.
+    assert set(plots.iou_size_points().data.subject_id) == {2}
+    assert set(plots.iou_size_points(chosen_from=True).data.subject_id) == {1, 2}
+    images = [renderer for renderer in _render(_density(plots)).renderers
+              if isinstance(renderer, GlyphRenderer) and isinstance(renderer.glyph, Image)]
+    assert len(images) == 2 and list(images[0].glyph.color_mapper.palette) == [UNSELECTED_PIXELS]
+    assert np.nansum(images[0].data_source.data["image"][0]) > np.nansum(images[1].data_source.data["image"][0])
+    rest, selected = plots.volunteers_histogram(chosen_from=True), plots.volunteers_histogram()
+    assert rest.dimension_values(1).sum() == 3 and selected.dimension_values(1).sum() == 1
+    figure = _render(plots.histogram_plot("volunteers", plots.volunteers_histogram, "volunteers"))
+    bars = [renderer.glyph.fill_color for renderer in figure.renderers if isinstance(renderer, GlyphRenderer)]
+    assert bars == [UNSELECTED_BARS, BARS]
