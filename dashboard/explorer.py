@@ -94,6 +94,9 @@ class Explorer(Viewer):
         #: each made on first use.
         self.views = SessionViews(self.data_store)
         self.keys = Shortcuts(data_store=self.data_store, review=self.views["review"], height=0, width=0)
+        # A box redrawn by dragging its handles on the cutout is recorded as a typed redraw is.
+        self.views["cutout"].param.watch(
+            lambda event: event.new is not None and self.views["review"].redraw_to(*event.new), "edited_box")
 
     def __getattr__(self, name: str):
         views = self.__dict__.get("views", {})
@@ -126,7 +129,7 @@ class Explorer(Viewer):
         return self.data_store.subjects.copy()
 
     def tabs(self) -> pn.Tabs:
-        """The views, grouped by their tab: on Subjects the table and review panel beside the cutout.
+        """The views, grouped by their tab: on Subjects the cutout first, the review panel and the table beside it.
 
         Only the Subjects tab is built at once; another tab's views are made and laid out
         the first time it is shown.
@@ -140,8 +143,9 @@ class Explorer(Viewer):
             views = [self.views[name] for name in self.views.on_tab(title)]
             if title == "Subjects":
                 side = [view for view in views if view.short_name != "cutout"]
-                content = pn.Row(pn.Column(*sorted(side, key=lambda view: view.short_name != "subjects")),
-                                 self.views["cutout"])
+                content = pn.Row(self.views["cutout"],
+                                 pn.Column(*sorted(side, key=lambda view: view.short_name != "review"),
+                                           sizing_mode="stretch_width", min_width=560))
             else:
                 content = views[0] if len(views) == 1 else pn.Column(*views)
             contents[title][:] = [content]

@@ -52,6 +52,7 @@ class ReviewPanel(View):
         self._boxes = pn.widgets.Tabulator(
             _box_rows(self.boxes()), selectable=1, disabled=True, show_index=False, titles=BOX_COLUMNS,
             layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
+            max_height=150,
             formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
             | {"consensus_id": NumberFormatter(format="0")},
         )
@@ -92,6 +93,12 @@ class ReviewPanel(View):
     def redraw(self, consensus_id: int | None = None):
         """Give a box (default: the selected one) the geometry in ``x``, ``y``, ``width``, ``height``."""
         return self._decide_box("redraw", consensus_id, geometry=self._geometry())
+
+    def redraw_to(self, consensus_id: int, x: float, y: float, width: float, height: float):
+        """Redraw a box to the given place (a drag of its handles on the cutout): the same decision as
+        typing the numbers and pressing Redraw."""
+        self.param.update(x=x, y=y, width=width, height=height)
+        return self.redraw(int(consensus_id))
 
     def add(self):
         """Add a box the aggregation missed, at ``x``, ``y``, ``width``, ``height``; it becomes the selected box."""
@@ -234,7 +241,8 @@ class ReviewPanel(View):
 
     # -- layout ------------------------------------------------------------------------------
 
-    @param.depends("data_store.subject", "data_store.last_decision", "data_store.reviewer", "assignee")
+    @param.depends("data_store.subject", "data_store.last_decision", "data_store.reviewer", "data_store.subjects",
+                   "assignee")
     def _heading(self):
         store = self.data_store
         if store.reviews is None:
@@ -249,35 +257,38 @@ class ReviewPanel(View):
         assigned = self.assigned_to()
         if assigned is not None:
             who += f"<br>assigned to <b>{html.escape(assigned)}</b>"
+        reviewed, count, _ = store.review_progress()
         # The reviewer's name is typed by a user: escaped, into an HTML pane.
-        return pn.pane.HTML(f"<h3 style='margin:4px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
-                            f"<small>{who}</small>", sizing_mode="stretch_width")
+        return pn.pane.HTML(f"<h3 style='margin:2px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
+                            f"<small><b class='zoolens-progress'>{reviewed:,} of {count:,} reviewed</b> "
+                            f"(subjects passing the filters) · {who}</small>", sizing_mode="stretch_width",
+                            margin=(0, 10))
 
     def __panel__(self):
-        def button(label, action, kind="default"):
-            widget = pn.widgets.Button(label=label, color=kind, width=104)
+        def button(label, action, kind="default", width=96):
+            widget = pn.widgets.Button(label=label, color=kind, width=width, align="end")
             widget.on_click(lambda event: action())
             return widget
 
         geometry = pn.Param(self, parameters=["x", "y", "width", "height"], show_name=False,
                             default_layout=pn.Row,
-                            widgets={name: {"type": pn.widgets.FloatInput, "width": 90, "format": "0.0"}
+                            widgets={name: {"type": pn.widgets.FloatInput, "width": 70, "format": "0.0"}
                                      for name in ("x", "y", "width", "height")})
         reason = pn.widgets.TextInput.from_param(self.param.reason, name="Reason", placeholder="why (optional)",
-                                                 sizing_mode="stretch_width")
+                                                 width=210, align="end")
         identity = self.data_store.identity() if self.data_store.reviewer.strip() else None
         # Only the buttons the role can use (a typed name has every right); the store checks anyway.
         deciding = [] if identity is not None and not identity.may("accept") else [
             pn.Row(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
-                   button("Revert last", self.revert_last, "warning")),
-            pn.pane.Markdown("Drag on the image with the box-select tool to draw a box, or type it:",
-                             margin=(0, 10)),
-            geometry,
-            pn.Row(button("Redraw", self.redraw, "primary"), button("Add box", self.add, "primary")),
-            reason,
+                   button("Revert last", self.revert_last, "warning", width=110), reason),
+            pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; or draw a box "
+                         "with the box-select tool (or type it), then Redraw or Add box:</small>",
+                         margin=(0, 10)),
+            pn.Row(geometry, button("Redraw", self.redraw, "primary", width=76),
+                   button("Add box", self.add, "primary", width=76), align="end"),
         ]
         flagging = [] if identity is not None and not identity.may("flag") else [
-            pn.Row(button("Flag subject", self.flag), button("Unflag", self.unflag))]
+            button("Flag subject", self.flag, width=110), button("Unflag", self.unflag, width=84)]
         assigning = [] if identity is not None and not identity.may("assign") else [
             pn.Row(pn.widgets.TextInput.from_param(self.param.assignee, name="Assign to", width=200,
                                                    placeholder="a reviewer's name"),
@@ -285,16 +296,11 @@ class ReviewPanel(View):
             pn.Row(pn.widgets.TextInput.from_param(self.param.split_among, name="Split the selection among",
                                                    width=200, placeholder="ann, bob, cy"),
                    button("Split", self.split_selection), align="end")]
-        return pn.Column(
-            self._heading,
-            self._boxes,
-            *deciding,
-            *flagging,
-            *assigning,
-            pn.pane.Markdown("#### History of this subject", margin=(0, 5)),
-            self._history,
-            sizing_mode="stretch_width",
-        )
+        # Assigning and the history are looked at now and then: folded, under the everyday controls.
+        more = pn.Card(*assigning, pn.pane.Markdown("#### History of this subject", margin=(0, 5)), self._history,
+                       title="Assigning and history" if assigning else "History", collapsed=True,
+                       sizing_mode="stretch_width", margin=(5, 10))
+        return pn.Column(self._heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
 
 
 def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:

@@ -23,11 +23,12 @@ COLUMNS = {
 PLACEHOLDER_OPEN = ('<span style="display:inline-block;width:40px;height:40px;background:#e3e3e3;'
                     'vertical-align:middle">')
 HIDE_IF_BROKEN = """onerror="this.style.visibility='hidden'"></span>"""
-#: Column widths in pixels (titles and sort arrows fit): the table fits beside the cutout in a 1500 px
-#: window. Volunteers who drew nothing are in the cutout's caption, not a column, to make that room.
-WIDTHS = {"thumbnail": 52, "subject_id": 96, "n_volunteers": 104, "n_marks": 74,
-          "n_consensus": 78, "mean_iou": 64, "disagreement": 124,
-          "review_status": 92}
+#: Column widths in pixels (titles and sort arrows fit): the table fits under the review panel beside a
+#: 600-pixel cutout in a 1600 px window. Volunteers who drew nothing are in the cutout's caption, not a
+#: column, to make that room.
+WIDTHS = {"thumbnail": 48, "subject_id": 88, "n_volunteers": 98, "n_marks": 68,
+          "n_consensus": 68, "mean_iou": 52, "disagreement": 112,
+          "review_status": 88}
 
 #: Narrower header padding, so every title and its sort arrow fit the widths above.
 COMPACT_HEADER = (".tabulator-col .tabulator-col-content { padding: 4px 3px; } "
@@ -44,7 +45,8 @@ class SubjectBrowser(View):
     short_name = "subjects"
     tab = "Subjects"
 
-    page_size = param.Integer(default=15, bounds=(5, 200), doc="Rows per page.")
+    page_size = param.Integer(default=7, bounds=(5, 200), doc="Rows per page (few: the table sits under the "
+                                                                "review panel, beside the cutout).")
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -173,7 +173,7 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(open_page, demo_pr
     page.wait_for_timeout(500)  # the image lands after the boxes
     page.screenshot(path=str(artefacts / "demo-cutout.png"))
     # Panel draws the checkbox's label and input inside one shadow root.
-    page.get_by_text("Fit to boxes", exact=True).evaluate("label => label.getRootNode().querySelector('input').click()")
+    page.get_by_text("fit to boxes", exact=True).evaluate("label => label.getRootNode().querySelector('input').click()")
     page.wait_for_timeout(1500)
     page.screenshot(path=str(artefacts / "demo-cutout-fit.png"))
     assert dialogs == []

@@ -47,6 +47,15 @@ def test_a_click_on_the_image_picks_a_box_and_a_drag_draws_one(browser, served_u
     expect(picked_row).to_have_text("10", timeout=15_000)  # the subject's first box, to start with
     page.mouse.click(*screen(65, 65))  # inside box 11 (60, 60, 10 x 10)
     expect(picked_row).to_have_text("11", timeout=15_000)
+    # Picking zooms to the box; the drawing below is on the whole image.
+    page.get_by_role("button", name="Whole image").click()
+    # Once the server has taken the click its tick box is off; the whole image is drawn by then.
+    page.wait_for_function("(label) => !label.getRootNode().querySelector('input').checked",
+                           arg=page.get_by_text("zoom to pick", exact=True).element_handle(), timeout=15_000)
+    page.wait_for_function("() => window.zoolensPlotViews().some((view) => view.model.x_range.start === 0"
+                           " && view.model.x_range.end === 100 && view.model.renderers.some((renderer) =>"
+                           " renderer.data_source?.data && window.zoolensColumns(renderer.data_source.data)"
+                           ".includes('consensus_box')))", timeout=15_000)
 
     page.locator("[title='Box Select']").first.click()
     start, end = screen(20, 70), screen(44, 90)

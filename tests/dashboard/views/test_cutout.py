@@ -39,9 +39,10 @@ def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
 
 
 def test_layers_follow_the_toggles_and_filters(viewer):
-    # image, volunteer, unmatched, picked, consensus, rejected, band, a box the reviewer drew (none),
-    # and the outlines, paths and markers of volunteers (3), unmatched (3) and consensus points (1)
-    assert len(viewer.overlay()) == 15
+    # image, volunteer, unmatched, picked, consensus by status (unreviewed, accepted, redrawn, added),
+    # rejected, band, a box the reviewer drew (none), the outlines, paths and markers of volunteers (3),
+    # unmatched (3), consensus points (1) and the review statuses' glyphs (1)
+    assert len(viewer.overlay()) == 19
     viewer.show_unmatched = False
     viewer.show_consensus = False
     viewer.show_band = False
@@ -140,6 +141,93 @@ def test_fit_to_boxes_frames_the_boxes_with_a_margin(viewer):
     # Subject 1's boxes span x 10-85, y 10-70: 75 wide, margin 0.15 * 75 = 11.25, square side 97.5.
     (x0, x1), (y0, y1) = viewer.view_limits()
     assert (x0, x1) == pytest.approx((-1.25, 96.25)) and (y0, y1) == pytest.approx((-8.75, 88.75))
+
+
+def test_outlines_thin_down_for_small_boxes_and_never_vanish():
+    from dashboard.views.cutout import LINE_FRACTION, THINNEST_LINE, scaled_line_widths
+
+    # A 200-pixel image on a 600-pixel frame: 3 screen pixels per image pixel.
+    widths = scaled_line_widths(np.array([5.0, 8.0, 20.0, 100.0, 0.0, np.nan]),
+                                np.array([5.0, 20.0, 20.0, 40.0, 0.0, 3.0]), 3.0, widest=3.0)
+    # 5 px -> 15 screen px -> 1.5; the shorter side counts; big boxes stop at the widest; no size -> thinnest.
+    assert widths.tolist() == pytest.approx([15 * LINE_FRACTION, 24 * LINE_FRACTION, 3.0, 3.0, THINNEST_LINE,
+                                             THINNEST_LINE])
+    # An outline never covers more than a fifth of a box's side once it is above the thinnest.
+    sides = np.linspace(1, 200, 400)
+    drawn = scaled_line_widths(sides, sides, 3.0, widest=3.0)
+    assert ((drawn <= 0.2 * sides * 3.0) | (drawn == THINNEST_LINE)).all()
+
+
+def test_the_layers_widths_follow_the_zoom(viewer):
+    viewer.zoom_to_pick = False
+    whole = viewer.consensus_boxes().dframe().set_index("consensus_box").outline
+    # Box 11 is 10 x 10 pixels: 60 screen pixels on the whole 100-pixel image at 600 -> 3 (the widest).
+    assert viewer.screen_scale() == pytest.approx(6.0) and whole.loc[11] == pytest.approx(3.0)
+    viewer.frame_size = 200  # 2 screen px per image px: box 11 is 20 screen pixels wide -> a 2-pixel line
+    assert viewer.consensus_boxes().dframe().set_index("consensus_box").outline.loc[11] == pytest.approx(2.0)
+
+
+def test_picking_a_box_zooms_to_it_and_its_marks_and_the_whole_image_comes_back(viewer):
+    assert viewer.view_limits() == ((0, 100), (0, 100))  # nothing picked yet: the whole image
+    viewer.data_store.review_box = 11  # box 11 (60, 60, 10 x 10), supported by bob's box of the same place
+    (x0, x1), (y0, y1) = viewer.view_limits()
+    side = max(2.2 * 10, 32.0)  # ZOOM_MARGIN times the box, at least ZOOM_LEAST_SIDE
+    assert (x0, x1, y0, y1) == pytest.approx((65 - side / 2, 65 + side / 2, 65 - side / 2, 65 + side / 2))
+    viewer.zoom_to_pick = False
+    assert viewer.view_limits() == ((0, 100), (0, 100))
+    viewer.zoom_to_pick = True
+    viewer.data_store.subject = 2  # a new subject shows whole until one of its boxes is picked
+    assert viewer.view_limits()[0] == (0, 44)
+
+
+def test_decided_boxes_each_have_their_look_and_the_legend_names_every_layer(tiny_project, review_store):
+    from dashboard import Explorer
+    from dashboard.views.cutout import STATUS_LOOKS
+    from dashboard.views.cutout_layers import LAYERS, CutoutLayer, LegendEntry, register_layer
+
+    explorer = Explorer(tiny_project, reviews=review_store)
+    explorer.data_store.reviewer = "ann"
+    cutout = explorer.cutout
+    assert cutout.consensus_boxes("unreviewed").dframe().consensus_box.tolist() == [10, 11]
+    explorer.review.accept(10)
+    explorer.review.reject(11)
+    assert cutout.consensus_boxes("accepted").dframe().consensus_box.tolist() == [10]
+    assert cutout.consensus_boxes("accepted").group == "Accepted"
+    assert len(cutout.consensus_boxes("unreviewed")) == 0
+    assert cutout.status_glyphs().dframe().glyph.tolist() == [STATUS_LOOKS["accepted"][2], STATUS_LOOKS["rejected"][2]]
+    dashes = {group: dash for group, dash, _ in STATUS_LOOKS.values()}
+    assert dashes["Consensus"] != dashes["Accepted"]
+
+    names = [entry.name for entry in cutout.legend_entries()]
+    for name in ("volunteer mark", "unmatched volunteer mark", "consensus, unreviewed", "accepted", "redrawn", "added",
+                 "rejected", "uncertainty band"):
+        assert any(entry.startswith(name) for entry in names), name
+    # Another module's layer: drawn on the cutout and named in the legend with one registration.
+    detections = LegendEntry("machine detection", "#ff7f0e", dash="dotdash")
+    register_layer(CutoutLayer(name="test-detections", legend=(detections,),
+                               element=lambda view: hv.Rectangles([], group="Detections")))
+    try:
+        assert cutout.legend_entries()[-1] is detections
+        assert "machine detection" in cutout._legend().object
+        assert "Detections" in {element.group for element in cutout.box_layers()}
+    finally:
+        LAYERS.pop("test-detections")
+
+
+def test_a_viewer_cannot_redraw_by_dragging_the_server_refuses(tiny_project, review_store):
+    from dashboard import Explorer
+    from project.roles import Reviewer, RoleError
+
+    explorer = Explorer(tiny_project, reviews=review_store, reviewer=Reviewer("vic", "viewer", "oidc"))
+    # The handles are hidden from a viewer; a drag sent anyway (a crafted message) is refused on the server.
+    with pytest.raises(RoleError):
+        explorer.cutout.edited_box = (10, 12.0, 12.0, 20.0, 20.0)
+    assert len(review_store.history()) == 0
+    lead = Explorer(tiny_project, reviews=review_store)
+    lead.data_store.reviewer = "ann"
+    lead.cutout.edited_box = (10, 12.0, 12.0, 20.0, 20.0)
+    assert review_store.history()[["consensus_id", "action"]].values.tolist() == [[10, "redraw"]]
+    assert review_store.history().after.iloc[0]["x"] == 12.0
 
 
 def test_marks_with_vertices_are_drawn_through_them_open_or_closed(data_dir):

@@ -168,8 +168,12 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store
     data_store.review_box = 10
     explorer.cutout._pick_box(x=43.0, y=75.0)
     assert data_store.review_box == added.consensus_id
+    # The pick is a ring around the box, a few screen pixels out, whatever the zoom.
     picked = explorer.cutout.picked_box().dframe()
-    assert picked[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist() == [[added.consensus_id, 40, 70, 46, 78]]
+    ring = 4.75 / explorer.cutout.screen_scale()  # gap 2 + half the ring 1.25 + half the widest outline 1.5
+    assert picked.consensus_box.tolist() == [added.consensus_id]
+    assert picked[["x0", "y0", "x1", "y1"]].values.tolist()[0] == pytest.approx(
+        [40 - ring, 70 - ring, 46 + ring, 78 + ring])
     explorer.cutout._pick_box(x=20.0, y=20.0)
     assert data_store.review_box == 10
     explorer.cutout._pick_box(x=95.0, y=5.0)  # on no box: the pick stays

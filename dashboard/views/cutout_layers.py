@@ -1,0 +1,97 @@
+"""The cutout's legend, and the hook through which other modules add a layer to the cutout.
+
+Each layer the cutout draws names itself in the legend with one or more `LegendEntry`
+(a name and how it looks). A module with a layer of its own (machine detections, say)
+registers a `CutoutLayer` once, at import::
+
+    register_layer(CutoutLayer(name="detections", element=detection_boxes,
+                               legend=(LegendEntry("machine detection", "#ff7f0e", dash="dotdash"),)))
+
+and every cutout then draws ``element(viewer)`` over its own layers and lists the entries
+in its legend.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import holoviews as hv
+
+#: SVG stroke patterns of Bokeh's named line dashes, for the legend's swatches.
+SVG_DASHES = {"solid": "", "dashed": "6 3", "dotted": "1.5 2.5", "dotdash": "1.5 2.5 6 2.5",
+              "dashdot": "6 2.5 1.5 2.5"}
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    """One line of the cutout's legend: a swatch drawn as the layer draws its marks, and a name."""
+
+    name: str
+    colour: str
+    dash: str = "solid"
+    width: float = 2.0
+    #: A character drawn beside the box on the image (✓ for accepted...), shown beside the swatch too.
+    glyph: str = ""
+    #: ``box`` (an outline), ``marker`` (a filled circle) or ``ring`` (a hollow circle).
+    shape: str = "box"
+    #: Extra colours of a layer coloured per box (volunteer boxes take their consensus box's colour).
+    more_colours: tuple[str, ...] = ()
+
+    def swatch(self) -> str:
+        """The entry's swatch as inline SVG (colours and dashes are the module's own constants)."""
+        colours = (self.colour, *self.more_colours)
+        step = 9
+        size = 16 + step * (len(colours) - 1)
+        shapes = []
+        for index, colour in enumerate(colours):
+            left = 2 + index * step
+            if self.shape == "box":
+                shapes.append(f'<rect x="{left}" y="3" width="14" height="11" fill="none" stroke="{colour}" '
+                              f'stroke-width="{self.width}" stroke-dasharray="{SVG_DASHES[self.dash]}"/>')
+            else:
+                fill = colour if self.shape == "marker" else "none"
+                stroke = "black" if self.shape == "marker" else colour
+                shapes.append(f'<circle cx="{left + 7}" cy="8.5" r="5" fill="{fill}" stroke="{stroke}" '
+                              f'stroke-width="1.5"/>')
+        return (f'<svg width="{size + 2}" height="17" style="vertical-align:middle;background:#3a3a3a;'
+                f'border-radius:2px">{"".join(shapes)}</svg>')
+
+    def html(self) -> str:
+        glyph = (f' <b style="color:{self.colour};text-shadow:0 0 2px #000">{html.escape(self.glyph)}</b>'
+                 if self.glyph else "")
+        return (f'<span class="zoolens-legend-entry" style="white-space:nowrap;margin-right:12px">'
+                f'{self.swatch()}{glyph} {html.escape(self.name)}</span>')
+
+
+@dataclass(frozen=True)
+class CutoutLayer:
+    """A layer another module draws on every cutout, with its legend entries.
+
+    ``element(viewer)`` gets the `CutoutViewer` (its ``data_store`` holds the current subject)
+    and returns the layer's element for that subject, styled with its own ``.opts``. It must
+    return an element for every subject, empty when there is nothing to draw: an element
+    appearing in a later frame would be drawn with another layer's glyphs.
+    ``shown(viewer)``: whether to list the entries (e.g. only when the project has the layer's data).
+    """
+
+    name: str
+    element: Callable[[object], hv.Element]
+    legend: tuple[LegendEntry, ...]
+    shown: Callable[[object], bool] = lambda viewer: True
+
+
+#: Layers registered by other modules, drawn over the cutout's own, in registration order.
+LAYERS: dict[str, CutoutLayer] = {}
+
+
+def register_layer(layer: CutoutLayer) -> None:
+    """Add ``layer`` to every cutout (replacing a layer registered under the same name)."""
+    LAYERS[layer.name] = layer
+
+
+def legend_html(entries) -> str:
+    """The legend of ``entries`` (`LegendEntry`) as one HTML block, names escaped."""
+    return ('<div class="zoolens-legend" style="line-height:1.9;font-size:13px">'
+            + "".join(entry.html() for entry in entries) + "</div>")
