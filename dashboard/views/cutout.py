@@ -24,7 +24,8 @@ from project.roles import RoleError
 
 from .base import CHOSEN_STANDS_OUT, View
 from .cutout_layers import LAYERS, LegendEntry, legend_html
-from .machine_layer import detection_controls, detection_layers, detection_options
+from .machine_layer import LEGEND as DETECTION_LEGEND
+from .machine_layer import detection_controls, detection_layers, detection_options, has_detections
 from .outlines import is_open, vertex_lists, with_vertices
 from .volunteer_steps import VolunteerSteps, emphasise_volunteer
 
@@ -726,12 +727,14 @@ class CutoutViewer(View):
         if self.show_band:
             entries.append(LegendEntry("uncertainty band (68 %)", PALETTE[0], dash="dotted", width=1.5))
         entries.append(LegendEntry("box you drew", DRAWN_COLOUR, dash="dashed"))
+        if self.show_detections and has_detections(self):
+            entries.append(DETECTION_LEGEND)
         for layer in LAYERS.values():
             if layer.shown(self):
                 entries.extend(layer.legend)
         return entries
 
-    @param.depends("show_volunteers", "show_unmatched", "show_consensus", "show_band")
+    @param.depends("show_volunteers", "show_unmatched", "show_consensus", "show_band", "show_detections")
     def _legend(self) -> pn.pane.HTML:
         return pn.pane.HTML(legend_html(self.legend_entries()), sizing_mode="stretch_width", margin=(0, 10))
 

@@ -13,10 +13,15 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
+from .cutout_layers import LegendEntry
+
 #: Outline of machine detections: a magenta no consensus colour (Category10) or overlay colour uses.
 DETECTION_COLOUR = "#ff2bd6"
 #: Line alpha of detections a consensus mark matched, and of machine-only ones.
 MATCHED_ALPHA, MACHINE_ONLY_ALPHA = 1.0, 0.55
+#: The layer's line in the cutout's legend.
+LEGEND = LegendEntry("machine detection (faint: no consensus mark matched it)", DETECTION_COLOUR, dash="dashdot",
+                     width=2.5)
 #: The element group of the layer (`Rectangles.Machine`, `Points.Machine` in the overlay's options).
 GROUP = "Machine"
 

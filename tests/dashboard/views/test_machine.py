@@ -88,8 +88,10 @@ def test_the_cutout_draws_the_detections_above_the_threshold(machine_project):
     hv.render(viewer.overlay())
     store.score_threshold = 0.8
     assert machine_boxes(viewer).dframe().detection.tolist() == [0]
+    assert any(entry.name.startswith("machine detection") for entry in viewer.legend_entries())
     viewer.show_detections = False  # still a layer (empty), so later frames keep their glyphs
     assert len(machine_boxes(viewer)) == 0
+    assert not any(entry.name.startswith("machine detection") for entry in viewer.legend_entries())
     viewer.show_detections, store.subject = True, 3
     assert machine_boxes(viewer).dframe().matched.tolist() == [
         "not compared: no volunteer classified the subject"]
@@ -99,6 +101,7 @@ def test_without_detections_nothing_changes(tiny_project):
     store = DataStore(project=tiny_project)
     viewer = CutoutViewer(data_store=store)
     assert not any(element.group == "Machine" for element in viewer.box_layers())
+    assert not any(entry.name.startswith("machine detection") for entry in viewer.legend_entries())
     assert "No machine detections" in MachineView(data_store=store).__panel__().object
     assert "machine_disagreement" not in store.subjects and "machine" not in store.recorded()
 
