@@ -8,6 +8,7 @@ the page's elements; screenshots at 1600x1000 go to the artefacts folder.
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.ui.test_demo import PLOT_VIEWS_JS
 
@@ -125,6 +126,24 @@ def test_the_load_warning_is_a_sidebar_badge_and_nothing_covers_the_cutout(page,
     page.get_by_text("6 other workflow (kept workflow 9001) (lines").wait_for(timeout=15_000)
 
 
+def _hover_until_a_tooltip_shows(page, title: str, point, attempts: int = 6) -> None:
+    """Move the pointer onto ``point`` (data coordinates) of the plot titled ``title`` until Bokeh shows its tooltip.
+
+    Moved again a few times: a page still drawing after the scroll can miss the first move's hover.
+    """
+    tooltip = page.locator(".bk-tooltip-row-label:visible")
+    for _ in range(attempts):
+        x, y = page.evaluate(SCREEN_JS, [title, *point])
+        page.mouse.move(x - 1, y - 1)
+        page.mouse.move(x, y)
+        try:
+            tooltip.first.wait_for(timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            page.mouse.move(5, 5)
+    raise AssertionError(f"no tooltip over {point} in the plot {title!r} after {attempts} moves")
+
+
 def test_agreement_plots_count_in_whole_numbers_keep_the_brush_and_hover_only_on_data(page, artefacts):
     page.locator(".bk-tab", has_text="Agreement").click()
     _wait_for_plots(page, 5)
@@ -143,10 +162,7 @@ def test_agreement_plots_count_in_whole_numbers_keep_the_brush_and_hover_only_on
     # Hover over an empty pixel of the sky map: no tooltip (it said "NaN"); over a subject: its count.
     tooltip = page.locator(".bk-tooltip-row-label:visible")
     assert sky["empty"] is not None and sky["filled"] is not None
-    x, y = page.evaluate(SCREEN_JS, ["Subjects on the sky", *sky["filled"]])
-    page.mouse.move(x - 1, y - 1)
-    page.mouse.move(x, y)
-    tooltip.first.wait_for(timeout=15_000)
+    _hover_until_a_tooltip_shows(page, "Subjects on the sky", sky["filled"])
     assert "subjects" in tooltip.all_inner_texts()[-1]
     values = page.locator(".bk-tooltip-row-value:visible").all_inner_texts()
     assert values[-1].strip().isdigit() and not any("NaN" in value for value in values)
