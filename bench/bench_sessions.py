@@ -218,6 +218,23 @@ def start_server(port: int, threads: int, reviews: Path, subjects: int | None, l
     raise TimeoutError(f"the server never loaded its project; see {log}")
 
 
+
+async def act_until(client: Client, stop_at: float, think: float, rng: random.Random) -> None:
+    """One session: open, then act every ``think`` seconds or so until ``stop_at``, errors kept, not raised."""
+    try:
+        await client.open()
+    except Exception as error:  # a session that cannot open is the first error to report
+        client.errors.append(f"open: {type(error).__name__}: {error}")
+        return
+    # Weighted as a review goes: mostly switching and deciding, sometimes filtering or exporting.
+    actions = [client.switch] * 5 + [client.decide] * 3 + [client.filter] + [client.export]
+    while time.perf_counter() < stop_at:
+        await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
+        try:
+            await rng.choice(actions)()
+        except Exception as error:
+            client.errors.append(f"{type(error).__name__}: {error}")
+
 async def drive(url: str, sessions: int, seconds: float, think: float, pid: int, samples: list) -> list[Client]:
     """Open ``sessions`` clients over the first tenth of the run, drive them, close them all."""
     rng = random.Random(1)
@@ -235,7 +252,7 @@ async def drive(url: str, sessions: int, seconds: float, think: float, pid: int,
 
     async def staggered(client, delay):
         await asyncio.sleep(delay)
-        await client.run(stop_at, think, random.Random(rng.random()))
+        await act_until(client, stop_at, think, random.Random(rng.random()))
 
     ramp = min(60.0, seconds / 5)
     await asyncio.gather(*(staggered(client, ramp * number / sessions) for number, client in enumerate(clients)))

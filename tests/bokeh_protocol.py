@@ -217,21 +217,6 @@ class Client:
                     elif label == "Accept":
                         self.accept_button = model["id"]
 
-    async def run(self, stop_at: float, think: float, rng: random.Random) -> None:
-        try:
-            await self.open()
-        except Exception as error:  # a session that cannot open is the first error to report
-            self.errors.append(f"open: {type(error).__name__}: {error}")
-            return
-        # Weighted as a review goes: mostly switching and deciding, sometimes filtering or exporting.
-        actions = [self.switch] * 5 + [self.decide] * 3 + [self.filter] + [self.export]
-        while time.perf_counter() < stop_at:
-            await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
-            try:
-                await rng.choice(actions)()
-            except Exception as error:
-                self.errors.append(f"{type(error).__name__}: {error}")
-
     async def close(self) -> None:
         if self.socket is not None:
             self.socket.close()
