@@ -23,6 +23,7 @@ from project.roles import Reviewer
 from .explorer import Explorer
 from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
+from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
 
@@ -33,10 +34,10 @@ URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disa
 #: How often a session looks for review decisions made in other sessions, in milliseconds.
 REVIEW_REFRESH_MS = 3000
 
-#: Worker threads for session callbacks by default: none. With Panel's thread pool, two events of one
-#: session can run at once and out of order (a box picked in the table, then Reject clicked: the click
-#: can be handled first and reject the previously picked box), so threads stay opt-in (--num-threads).
-DEFAULT_THREADS = 0
+#: Worker threads for session callbacks by default, shared by the sessions; each session's callbacks
+#: run one after another in the order they arrived (`dashboard.session_threads`), so a box picked in
+#: the table and then rejected is rejected, not the box picked before. 0: the event loop runs them.
+DEFAULT_THREADS = 4
 
 def page_template(title: str) -> pn.template.FastListTemplate:
     """An empty page: its sidebar, main area and modal each hold one Column, filled in later."""
@@ -203,7 +204,8 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     port, address, show, threaded
         As for `panel.serve`.
     num_threads : int
-        Worker threads that run the sessions' callbacks (0: the server's event loop runs them).
+        Worker threads that run the sessions' callbacks, each session's in the order they arrived
+        (`dashboard.session_threads`); 0: the server's event loop runs them.
     reviews : ReviewStore, optional
         Where review decisions go: one store (one database engine) for every session.
     review_refresh_ms : int
@@ -233,13 +235,8 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error
-    # `panel.serve` passes num_threads to Bokeh, which ignores it: Panel's thread pool is its config
-    # (process-wide; a running pool cannot be resized, only stopped and started again, and a stopped
-    # server's `state.reset` drops the pool while the config still names a size).
-    threads = num_threads or None
-    if pn.config.nthreads != threads or (threads and pn.state._thread_pool is None):
-        pn.config.nthreads = None
-        pn.config.nthreads = threads
+    # `panel.serve` passes num_threads to Bokeh, which ignores it: Panel's thread pool is its config.
+    use_session_threads(num_threads)
     # Panel keeps these process-wide; each server sets them for its own sign-in (or none).
     pn.config.oauth_provider = sign_in.oauth_provider if sign_in is not None else None
     pn.config.authorize_callback = None if sign_in is None else (

@@ -113,9 +113,9 @@ class DataStore(Selection, Viewer):
         # Setting a parameter (a new subject, a filter) updates several views' Bokeh models; in a
         # session, Bokeh would walk the whole document after each of them. Held and frozen, the
         # views' changes go to the browser together and the document is walked once.
-        # With worker threads (the default), two callbacks of one session can run at once (a click
-        # and the periodic review refresh): the session lock lets one change and its views'
-        # updates finish before the next begins. Other sessions do not wait for it.
+        # A served session's callbacks run one at a time (`dashboard.session_threads`), but other
+        # threads can reach the store (a notebook's, a test's): the session lock lets one change and
+        # its views' updates finish before the next begins. Other sessions do not wait for it.
         if name not in self.param or "_session_lock" not in self.__dict__:
             super().__setattr__(name, value)
             return

@@ -72,8 +72,8 @@ def test_callback_errors_become_escaped_notifications():
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("num_threads", [4, None])
-def test_sessions_callbacks_run_on_worker_threads_when_asked(tiny_project, monkeypatch, num_threads):
+@pytest.mark.parametrize("num_threads", [4, None, 0])
+def test_sessions_callbacks_run_on_worker_threads_unless_told_not_to(tiny_project, monkeypatch, num_threads):
     import threading
 
     from dashboard.app import DEFAULT_THREADS
@@ -98,7 +98,7 @@ def test_sessions_callbacks_run_on_worker_threads_when_asked(tiny_project, monke
 
         client = run_apart(click_next())
     assert client.errors == [] and len(ran_on) == 1
-    if num_threads is not None:
-        assert ran_on[0].startswith("ThreadPoolExecutor")
-    else:  # the default: the server's event loop, which handles one session's events in order
-        assert DEFAULT_THREADS == 0 and not ran_on[0].startswith("ThreadPoolExecutor")
+    if num_threads == 0:  # the server's event loop
+        assert not ran_on[0].startswith("zoolens-session")
+    else:  # the default too: worker threads, each session's callbacks in order (dashboard.session_threads)
+        assert DEFAULT_THREADS == 4 and ran_on[0].startswith("zoolens-session")
