@@ -78,7 +78,7 @@ EDIT_SETTLE_MS = 400
 
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
 REDRAWN_BY = {
-    "data_store": ("subject", "tool", "min_votes", "last_decision", "review_box", "drawn_box", "highlighted_volunteer",
+    "data_store": ("subject", "tool", "min_votes", "subject_decisions", "review_box", "drawn_box", "highlighted_volunteer",
                    "score_threshold", "machine_against"),
     "viewer": ("image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
                "show_band", "fit_to_boxes", "zoom_to_pick", "frame_size", "show_detections"),

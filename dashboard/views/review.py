@@ -62,7 +62,7 @@ class ReviewPanel(View):
             widths={"created_at": 150, "action": 84, "consensus_id": 64, "active": 92},
         )
         self._boxes.param.watch(self._pick_box, "selection")
-        self.data_store.param.watch(self._refresh, ["subject", "last_decision", "min_votes"])
+        self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
         self.data_store.param.watch(self._box_drawn, "drawn_box")
         self._refresh()
@@ -241,7 +241,7 @@ class ReviewPanel(View):
 
     # -- layout ------------------------------------------------------------------------------
 
-    @param.depends("data_store.subject", "data_store.last_decision", "data_store.reviewer", "data_store.subjects",
+    @param.depends("data_store.subject", "data_store.subject_decisions", "data_store.reviewer", "data_store.subjects",
                    "assignee")
     def _heading(self):
         store = self.data_store

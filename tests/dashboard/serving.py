@@ -67,12 +67,13 @@ class Served:
         self.bokeh_server.io_loop.add_callback(read)
         return result.result(timeout=30)
 
-    def wait_for(self, document, text: str, timeout: float = 60.0) -> tuple[set[str], str]:
-        """The page's contents once its text holds ``text`` (it changes on the server's own time)."""
+    def wait_for(self, document, text: str, timeout: float = 60.0, model: str | None = None) -> tuple[set[str], str]:
+        """The page's contents once its text holds ``text`` (and it has a ``model`` of that type name,
+        when given): it changes on the server's own time, with worker threads one part after another."""
         deadline = time.monotonic() + timeout
         while True:
             types, page_text = self.contents(document)
-            if text in page_text:
+            if text in page_text and (model is None or model in types):
                 return types, page_text
             if time.monotonic() > deadline:
                 raise AssertionError(f"{text!r} never appeared; the page says:\n{page_text}")

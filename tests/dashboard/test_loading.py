@@ -102,8 +102,7 @@ def test_a_page_paints_with_progress_during_a_slow_load_then_shows_the_views(dem
 
         paused.release.set()
         assert shared_load("test-loading-slow", paused.build, "slow demo").wait(120)
-        types, text = server.wait_for(waiting, "of 60 subjects")
-        assert "DataTabulator" in types  # the subject table
+        types, text = server.wait_for(waiting, "of 60 subjects", model="DataTabulator")  # the subject table
         assert "<strong>60</strong> of 60 subjects" in text
         assert "Loading slow demo" not in text and "rows read…" not in text  # the progress view is gone
 
