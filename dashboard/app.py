@@ -39,9 +39,24 @@ REVIEW_REFRESH_MS = 3000
 #: the table and then rejected is rejected, not the box picked before. 0: the event loop runs them.
 DEFAULT_THREADS = 4
 
+class SessionTemplate(pn.template.FastListTemplate):
+    """Panel's FastListTemplate, put into a session's document with one walk of its models.
+
+    Bokeh walks every model of a document each time a root is added (the template adds
+    one per area, and its theme hooks more): frozen, it walks once at the end.
+    """
+
+    def _init_doc(self, doc=None, *args, **kwargs):
+        document = doc or pn.state.curdoc
+        if document is None:
+            return super()._init_doc(doc, *args, **kwargs)
+        with document.models.freeze():
+            return super()._init_doc(document, *args, **kwargs)
+
+
 def page_template(title: str) -> pn.template.FastListTemplate:
     """An empty page: its sidebar, main area and modal each hold one Column, filled in later."""
-    return pn.template.FastListTemplate(
+    return SessionTemplate(
         title=f"zoolens · {title}", sidebar=[pn.Column(sizing_mode="stretch_width")],
         main=[pn.Column(sizing_mode="stretch_width")], modal=[pn.Column()],
         sidebar_width=300, theme_toggle=False, accent="#1f5f8b",

@@ -56,11 +56,9 @@ class ReviewPanel(View):
             formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
             | {"consensus_id": NumberFormatter(format="0")},
         )
-        self._history = pn.widgets.Tabulator(
-            _history_rows(self.history()), disabled=True, show_index=False, titles=HISTORY_COLUMNS,
-            layout="fit_columns", pagination="local", page_size=8, sizing_mode="stretch_width", selectable=False,
-            widths={"created_at": 150, "action": 84, "consensus_id": 64, "active": 92},
-        )
+        # Made when first shown (`history_table`): it sits in a folded card most reviewers never open,
+        # and kept current it costs a query of the store and a table per subject switch.
+        self._history = None
         self._boxes.param.watch(self._pick_box, "selection")
         self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
@@ -68,6 +66,17 @@ class ReviewPanel(View):
         self._refresh()
 
     # -- what is shown -----------------------------------------------------------------------
+
+    @property
+    def history_table(self) -> pn.widgets.Tabulator:
+        """The current subject's decisions in a table, newest first (made the first time it is asked for)."""
+        if self._history is None:
+            self._history = pn.widgets.Tabulator(
+                _history_rows(self.history()), disabled=True, show_index=False, titles=HISTORY_COLUMNS,
+                layout="fit_columns", pagination="local", page_size=8, sizing_mode="stretch_width",
+                selectable=False, widths={"created_at": 150, "action": 84, "consensus_id": 64, "active": 92},
+            )
+        return self._history
 
     def boxes(self) -> pd.DataFrame:
         """The current subject's boxes as reviewed (`DataStore.reviewed_consensus_of`)."""
@@ -216,7 +225,8 @@ class ReviewPanel(View):
     def _refresh(self, event=None):
         boxes = self.boxes()
         self._boxes.value = _box_rows(boxes)
-        self._history.value = _history_rows(self.history())
+        if self._history is not None:
+            self._history.value = _history_rows(self.history())
         # Keep the picked box highlighted (its row) and its geometry in the inputs.
         self._box_changed()
 
@@ -289,17 +299,28 @@ class ReviewPanel(View):
         ]
         flagging = [] if identity is not None and not identity.may("flag") else [
             button("Flag subject", self.flag, width=110), button("Unflag", self.unflag, width=84)]
-        assigning = [] if identity is not None and not identity.may("assign") else [
-            pn.Row(pn.widgets.TextInput.from_param(self.param.assignee, name="Assign to", width=200,
-                                                   placeholder="a reviewer's name"),
-                   button("Assign", self.assign), align="end"),
-            pn.Row(pn.widgets.TextInput.from_param(self.param.split_among, name="Split the selection among",
-                                                   width=200, placeholder="ann, bob, cy"),
-                   button("Split", self.split_selection), align="end")]
-        # Assigning and the history are looked at now and then: folded, under the everyday controls.
-        more = pn.Card(*assigning, pn.pane.Markdown("#### History of this subject", margin=(0, 5)), self._history,
-                       title="Assigning and history" if assigning else "History", collapsed=True,
+        may_assign = identity is None or identity.may("assign")
+
+        def assigning():
+            return [] if not may_assign else [
+                pn.Row(pn.widgets.TextInput.from_param(self.param.assignee, name="Assign to", width=200,
+                                                       placeholder="a reviewer's name"),
+                       button("Assign", self.assign), align="end"),
+                pn.Row(pn.widgets.TextInput.from_param(self.param.split_among, name="Split the selection among",
+                                                       width=200, placeholder="ann, bob, cy"),
+                       button("Split", self.split_selection), align="end")]
+
+        # Assigning and the history are looked at now and then: folded, under the everyday controls,
+        # and made when first unfolded.
+        more = pn.Card(title="Assigning and history" if may_assign else "History", collapsed=True,
                        sizing_mode="stretch_width", margin=(5, 10))
+
+        def unfold(event):
+            if not event.new and not more.objects:
+                more[:] = [*assigning(), pn.pane.Markdown("#### History of this subject", margin=(0, 5)),
+                           self.history_table]
+
+        more.param.watch(unfold, "collapsed")
         return pn.Column(self._heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
 
 

@@ -31,8 +31,12 @@ def explorer(tiny_project, review_store):
 
 
 def widgets(view, kind):
-    """The view's widgets of one kind, by label (buttons) or name (inputs)."""
-    return {getattr(widget, "label", None) or widget.name: widget for widget in view.__panel__().select(kind)}
+    """The view's widgets of one kind, by label (buttons) or name (inputs), its folded cards unfolded
+    (their contents are made then)."""
+    layout = view.__panel__()
+    for card in layout.select(pn.Card):
+        card.collapsed = False
+    return {getattr(widget, "label", None) or widget.name: widget for widget in layout.select(kind)}
 
 
 def click(view, label):
@@ -227,7 +231,7 @@ def test_flag_filter_and_revert(explorer, review_store):
     click(review, "Revert last")  # undoes the flag
     assert review_store.history().action.tolist() == ["flag", "revert"]
     assert data_store.review_status_of([1]).tolist() == ["unreviewed"]
-    history = review._history.value
+    history = review.history_table.value
     assert history[["action", "consensus_id", "active"]].values.tolist() == [
         ["revert", "subject", True], ["flag", "subject", False]]
     with pytest.raises(ReviewError, match="no decision in effect"):
@@ -319,7 +323,7 @@ def test_revert_last_takes_a_reviewers_own_decision_and_a_leads_anyones(tiny_pro
     assert history[["reviewer", "role", "action", "reverts"]].astype(object).values.tolist() == [
         ["bob", "reviewer", "accept", pd.NA], ["carol", "reviewer", "reject", pd.NA],
         ["bob", "reviewer", "revert", 1], ["ann", "lead", "revert", 2]]
-    rows = ann.review._history.value
+    rows = ann.review.history_table.value
     assert rows[["reviewer", "role"]].values.tolist()[0] == ["ann", "lead"]  # the panel shows the role
 
 
@@ -411,3 +415,18 @@ def test_a_lead_splits_the_selection_and_each_reviewer_sees_their_own_queue(expl
     explorer.review.split_among = " , "
     with pytest.raises(ReviewError, match="name the reviewers"):
         explorer.review.split_selection()
+
+
+def test_the_history_is_made_when_its_card_is_first_unfolded_and_then_follows_the_decisions(tiny_project, review_store):
+    explorer = Explorer(tiny_project, reviews=review_store)
+    explorer.data_store.reviewer = "ann"
+    review = explorer.review
+    layout = review.__panel__()
+    card = next(iter(layout.select(pn.Card)))
+    assert card.objects == [] and review._history is None  # folded: nothing made, nothing kept current
+    review.accept(10)
+    card.collapsed = False
+    assert review.history_table in card.objects
+    assert review.history_table.value[["action", "consensus_id"]].values.tolist() == [["accept", "10"]]
+    review.reject(11)
+    assert review.history_table.value.action.tolist() == ["reject", "accept"]
