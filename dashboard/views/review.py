@@ -253,10 +253,13 @@ class ReviewPanel(View):
 
     @param.depends("data_store.subject", "data_store.subject_decisions", "data_store.reviewer", "data_store.subjects",
                    "assignee")
-    def _heading(self):
+    def _heading(self) -> str:
+        """The heading's HTML: the subject's review status, the progress, who reviews (a string, so the
+        pane showing it is updated in place rather than replaced and its models made again)."""
         store = self.data_store
         if store.reviews is None:
-            return pn.pane.Markdown("### Review\nNo review store: start zoolens with `--reviews` to review.")
+            return ("<h3 style='margin:2px 0'>Review</h3>No review store: start zoolens with "
+                    "<code>--reviews</code> to review.")
         subject = store.subject
         status = store.review_status_of([subject]).iloc[0] if subject is not None else "unreviewed"
         who = (f"reviewing as <b>{html.escape(store.reviewer)}</b> ({store.role}; "
@@ -269,10 +272,9 @@ class ReviewPanel(View):
             who += f"<br>assigned to <b>{html.escape(assigned)}</b>"
         reviewed, count, _ = store.review_progress()
         # The reviewer's name is typed by a user: escaped, into an HTML pane.
-        return pn.pane.HTML(f"<h3 style='margin:2px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
-                            f"<small><b class='zoolens-progress'>{reviewed:,} of {count:,} reviewed</b> "
-                            f"(subjects passing the filters) · {who}</small>", sizing_mode="stretch_width",
-                            margin=(0, 10))
+        return (f"<h3 style='margin:2px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
+                f"<small><b class='zoolens-progress'>{reviewed:,} of {count:,} reviewed</b> "
+                f"(subjects passing the filters) · {who}</small>")
 
     def __panel__(self):
         def button(label, action, kind="default", width=96):
@@ -321,7 +323,8 @@ class ReviewPanel(View):
                            self.history_table]
 
         more.param.watch(unfold, "collapsed")
-        return pn.Column(self._heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
+        heading = pn.pane.HTML(self._heading, sizing_mode="stretch_width", margin=(0, 10))
+        return pn.Column(heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
 
 
 def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:

@@ -105,17 +105,18 @@ class VolunteerSteps(View):
         self.data_store.highlighted_volunteer = None
 
     @param.depends("data_store.highlighted_volunteer", "data_store.subject", "data_store.subjects")
-    def _where(self):
+    def _where(self) -> str:
+        # Text, not a pane: the one pane showing it is updated in place on every subject switch.
         volunteer = self.data_store.highlighted_volunteer
         if volunteer is None:
-            return pn.pane.HTML("", sizing_mode="stretch_width", margin=0)
+            return ""
         ids = self.volunteer_subjects()
         here = np.flatnonzero(ids == self.data_store.subject)
         where = (f"subject {int(here[0]) + 1:,} of the {len(ids):,} they classified" if len(here)
                  else f"this subject is not one of the {len(ids):,} they classified")
         # A volunteer name is untrusted text: escaped, into an HTML pane.
-        return pn.pane.HTML(f"Marks of <b class='zoolens-highlighted-volunteer'>{html.escape(volunteer)}</b> "
-                            f"drawn bold: {where}.", sizing_mode="stretch_width")
+        return (f"Marks of <b class='zoolens-highlighted-volunteer'>{html.escape(volunteer)}</b> "
+                f"drawn bold: {where}.")
 
     @param.depends("data_store.highlighted_volunteer")
     def _buttons(self):
@@ -131,4 +132,5 @@ class VolunteerSteps(View):
         return pn.Row(previous_button, next_button, stop_button)
 
     def __panel__(self):
-        return pn.Column(self._where, self._buttons, sizing_mode="stretch_width")
+        return pn.Column(pn.pane.HTML(self._where, sizing_mode="stretch_width", margin=(0, 10)), self._buttons,
+                         sizing_mode="stretch_width")

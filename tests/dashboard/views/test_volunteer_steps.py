@@ -36,7 +36,7 @@ def test_picking_a_volunteer_highlights_them_and_steps_go_through_their_subjects
     assert steps.volunteer_subjects().tolist() == [2, 1]
     store.subject = 3  # not one of his: a step forward goes to his first
     assert steps.step(1) and store.subject == 2
-    assert "subject 1 of the 2 they classified" in steps._where().object
+    assert "subject 1 of the 2 they classified" in steps._where()
     steps.step(1)
     assert store.subject == 1
     steps.step(1)  # wraps
@@ -76,5 +76,5 @@ def test_the_cutout_draws_the_highlighted_volunteers_boxes_bold_and_the_others_f
 
 def test_a_highlighted_name_holding_html_is_escaped(tiny_project):
     store = DataStore(project=tiny_project, highlighted_volunteer="<script>alert(1)</script>")
-    text = VolunteerSteps(data_store=store)._where().object
+    text = VolunteerSteps(data_store=store)._where()
     assert "<script>" not in text and "&lt;script&gt;" in text
