@@ -74,8 +74,10 @@ serve("bench", build, title="simulated", port={port}, address="127.0.0.1", num_t
 """
 
 
-#: The tree before sessions were made light (all tabs built at open, no document freeze): the alternative.
-HEAVY_SESSIONS_COMMIT = "6679a04"
+#: The trees compared with this one: before this round of light sessions (lazy tabs, held changes, but
+#: every decision anywhere redrew every session's cutout), and before sessions were made light at all
+#: (all tabs built at open, no document freeze).
+BEFORE_COMMITS = ("02410bd", "6679a04")
 
 #: Runs in a fresh interpreter on one source tree: the server CPU of opening a session (built into a
 #: Bokeh document and serialised, as the server does) and of switching subject in it, as JSON.
@@ -112,7 +114,23 @@ with set_curdoc(document):
         start = cpu()
         store.subject = int(subject_id)
         switches.append(cpu() - start)
-print(json.dumps({{"opens": opens, "switches": switches}}))
+# Another session decides on subjects this one does not show; this one reads the store again, as its
+# periodic refresh does (every session does it after every decision made anywhere).
+other = Document()
+with set_curdoc(other):
+    deciding = create_app(project, reviews=reviews)
+    deciding.server_doc(other)
+    deciding.explorer.data_store.reviewer = "bench"
+refreshes = []
+for subject_id in project.consensus.subject_id.drop_duplicates().to_numpy()[-10:]:  # subjects with boxes
+    with set_curdoc(other):
+        deciding.explorer.data_store.subject = int(subject_id)
+        deciding.explorer.review.accept()
+    with set_curdoc(document):
+        start = cpu()
+        store.refresh_reviews()
+        refreshes.append(cpu() - start)
+print(json.dumps({{"opens": opens, "switches": switches, "refreshes": refreshes}}))
 """
 DEMO_PROJECT = """
 from project import load_project
@@ -135,39 +153,47 @@ def session_cpu(tree: Path, subjects: int | None, opens: int = 4, switches: int 
     folder = Path(tempfile.mkdtemp(prefix="zoolens-bench-session-cpu-"))
     code = SESSION_CPU.format(tree=str(tree), here=str(HERE), project=project, reviews=str(folder / "r.sqlite"),
                               opens=opens, switches=switches)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tree,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tree,
                           env={**os.environ, "PYTHONPATH": str(tree)})
+    if done.returncode:
+        raise RuntimeError(f"measuring the session CPU of {tree} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def heavy_sessions_tree() -> Path:
-    """The tree at `HEAVY_SESSIONS_COMMIT`, unpacked by ``git archive`` into a temporary folder."""
-    folder = Path(tempfile.mkdtemp(prefix="zoolens-heavy-sessions-"))
-    archive = subprocess.run(["git", "archive", HEAVY_SESSIONS_COMMIT], cwd=ROOT, capture_output=True, check=True)
+def tree_at(commit: str) -> Path:
+    """The tree at ``commit``, unpacked by ``git archive`` into a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix=f"zoolens-sessions-{commit}-"))
+    archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
     return folder
 
 
 def cpu_section(subjects: int | None) -> str:
-    """Open and switch CPU, this tree against the heavy-sessions tree, measured alternately."""
-    old_tree = heavy_sessions_tree()
-    this, old = session_cpu(ROOT, subjects), session_cpu(old_tree, subjects)
+    """Open, switch and refresh CPU, this tree against `BEFORE_COMMITS`, one after another in one run."""
+    runs = {"this tree": session_cpu(ROOT, subjects)}
+    runs.update({f"`{commit}`": session_cpu(tree_at(commit), subjects) for commit in BEFORE_COMMITS})
     name = "the built-in demo" if subjects is None else f"a simulated project of {subjects:,} subjects"
     ms = lambda values: f"{np.median(values) * 1000:,.0f}"  # noqa: E731
     p95 = lambda values: f"{np.percentile(values, 95) * 1000:,.0f}"  # noqa: E731
+    rows = {
+        "open the first session of the process, ms": lambda run: f"{run['opens'][0] * 1000:,.0f}",
+        "open a further session, median ms": lambda run: ms(run["opens"][1:]),
+        "switch subject, median / p95 ms": lambda run: f"{ms(run['switches'])} / {p95(run['switches'])}",
+        "read another session's decision (periodic refresh), median / p95 ms":
+            lambda run: f"{ms(run['refreshes'])} / {p95(run['refreshes'])}",
+    }
     return "\n".join([
         f"### Server CPU of one session on {name} (in one process, no client)",
         "",
         f"Measured by `session_cpu`: a session built into a Bokeh document and serialised as the server does, "
-        f"then {len(this['switches'])} subject switches; this tree against `{HEAVY_SESSIONS_COMMIT}` (all tabs built "
-        "at open, each view's update walking the whole document), by `git archive`.",
+        f"then {len(runs['this tree']['switches'])} subject switches, then {len(runs['this tree']['refreshes'])} "
+        "decisions made in a second session on other subjects, each read by the first as its periodic refresh "
+        f"does; this tree against {' and '.join(f'`{commit}`' for commit in BEFORE_COMMITS)} "
+        "(by `git archive`): before this round, and before sessions were made light.",
         "",
-        f"| CPU | this tree | {HEAVY_SESSIONS_COMMIT} |",
-        "| --- | ---: | ---: |",
-        f"| open the first session of the process, ms | {this['opens'][0] * 1000:,.0f} | {old['opens'][0] * 1000:,.0f} |",
-        f"| open a further session, median ms | {ms(this['opens'][1:])} | {ms(old['opens'][1:])} |",
-        f"| switch subject, median / p95 ms | {ms(this['switches'])} / {p95(this['switches'])} | "
-        f"{ms(old['switches'])} / {p95(old['switches'])} |",
+        "| CPU | " + " | ".join(runs) + " |",
+        "| --- | " + " | ".join("---:" for _ in runs) + " |",
+        *(f"| {label} | " + " | ".join(cell(run) for run in runs.values()) + " |" for label, cell in rows.items()),
         "",
     ])
 
