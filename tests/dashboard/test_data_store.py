@@ -165,3 +165,26 @@ def test_a_consensus_without_links_is_matched(tiny_tables):
     spread = project.consensus.set_index("consensus_id")
     assert spread.n_votes.tolist() == [2, 1, 2]  # as the hand-made consensus says
     assert {"x_err", "sigma_width"} <= set(spread.columns)
+
+
+def test_a_held_change_walks_the_document_only_when_it_added_or_removed_models(monkeypatch):
+    from bokeh.document import Document
+    from bokeh.models import Column, Div
+
+    from dashboard.data_store import changes_held
+
+    document, text = Document(), Div(text="before")
+    document.add_root(Column(children=[text]))
+    walks = []
+    recompute = type(document.models).recompute
+    monkeypatch.setattr(type(document.models), "recompute", lambda models: walks.append(1) or recompute(models))
+    with changes_held(document):
+        text.text = "after"  # data only: the document's models are the same
+    assert walks == [] and document.models._freeze_count == 0
+    added = Div(text="new")
+    with changes_held(document):
+        document.roots[0].children = [text, added]
+    assert walks == [1] and document.get_model_by_id(added.id) is added
+    with changes_held(document), changes_held(document):  # nested: the outer one walks, once
+        document.roots[0].children = [text]
+    assert walks == [1, 1] and document.get_model_by_id(added.id) is None
