@@ -13,6 +13,7 @@ from typing import ClassVar
 # The views set Bokeh plot options, which need HoloViews' Bokeh backend registered,
 # in a served app and a notebook alike.
 import holoviews.plotting.bokeh  # noqa: F401
+import panel as pn
 import param
 from panel.viewable import Viewer
 
@@ -22,6 +23,22 @@ from ..data_store import DataStore
 #: Options of a button group whose chosen button is filled and the others outlined, so the
 #: choice shows (with the default style the chosen button is barely lighter than the rest).
 CHOSEN_STANDS_OUT = {"button_type": "primary", "button_style": "outline"}
+
+
+class ReadOnlyTable(pn.widgets.Tabulator):
+    """A Tabulator whose rows only the server changes (``disabled``: the browser cannot edit a cell).
+
+    A ``data`` event from the page can then only be the server's own change of the rows coming
+    back; with worker threads it can arrive after the rows changed again, and Panel would write
+    the old rows into the new table (and fail on their length). It is dropped.
+    """
+
+    def __init__(self, value=None, **params):
+        super().__init__(value, **{"disabled": True, **params})
+
+    def _process_events(self, events):
+        events.pop("data", None)
+        return super()._process_events(events)
 
 
 class View(Viewer):

@@ -21,7 +21,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from project.reviews import GEOMETRY, ReviewError
 
-from .base import View
+from .base import ReadOnlyTable, View
 
 #: Columns of the box table, with their headers.
 BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "width": "Width",
@@ -49,8 +49,8 @@ class ReviewPanel(View):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._boxes = pn.widgets.Tabulator(
-            _box_rows(self.boxes()), selectable=1, disabled=True, show_index=False, titles=BOX_COLUMNS,
+        self._boxes = ReadOnlyTable(
+            _box_rows(self.boxes()), selectable=1, show_index=False, titles=BOX_COLUMNS,
             layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
             max_height=150,
             formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
@@ -71,8 +71,8 @@ class ReviewPanel(View):
     def history_table(self) -> pn.widgets.Tabulator:
         """The current subject's decisions in a table, newest first (made the first time it is asked for)."""
         if self._history is None:
-            self._history = pn.widgets.Tabulator(
-                _history_rows(self.history()), disabled=True, show_index=False, titles=HISTORY_COLUMNS,
+            self._history = ReadOnlyTable(
+                _history_rows(self.history()), show_index=False, titles=HISTORY_COLUMNS,
                 layout="fit_columns", pagination="local", page_size=8, sizing_mode="stretch_width",
                 selectable=False, widths={"created_at": 150, "action": 84, "consensus_id": 64, "active": 92},
             )

@@ -6,7 +6,7 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
-from .base import View
+from .base import ReadOnlyTable, View
 
 #: Statistics columns shown, in order, with their headers.
 COLUMNS = {
@@ -50,8 +50,8 @@ class SubjectBrowser(View):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._table = pn.widgets.Tabulator(
-            self._rows(), pagination="remote", page_size=self.page_size, selectable=1, disabled=True,
+        self._table = ReadOnlyTable(
+            self._rows(), pagination="remote", page_size=self.page_size, selectable=1,
             show_index=False, widths=WIDTHS, titles={"thumbnail": "", **COLUMNS}, layout="fit_data_table",
             stylesheets=[COMPACT_HEADER],
             formatters={
