@@ -14,8 +14,8 @@ import pandas as pd
 #: Kinds drawn as an open path through their vertices; any other mark with vertices is a closed outline
 #: (polygon, freehandShape, freehandSegmentShape, bezier: the classic front end closes it when done). The
 #: classic front end's point lists load as polygons unless a workflow export names their tools
-#: (`project.tool_kinds`).
-OPEN_KINDS = ("line", "freehandLine", "freehandSegmentLine", "transcriptionLine")
+#: (`project.tool_kinds`). Full-width and full-height lines are open; a column is the closed band of its corners.
+OPEN_KINDS = ("line", "freehandLine", "freehandSegmentLine", "transcriptionLine", "fullWidthLine", "fullHeightLine")
 
 
 def with_vertices(marks: pd.DataFrame, vertices: pd.DataFrame) -> np.ndarray:
