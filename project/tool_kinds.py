@@ -30,6 +30,10 @@ POINT_LIST_TOOLS = ("polygon", "freehandLine", "freehandShape", "freehandSegment
 UNNAMED_POINT_LIST = "polygon"
 #: Tool types the classic front end writes as a circle (``x, y, r, angle``).
 CIRCLE_LIKE_TOOLS = ("triangle",)
+#: Kinds drawn as an open path through their vertices; any other mark with vertices is a closed outline
+#: (polygon, freehandShape, freehandSegmentShape, bezier: the classic front end closes it when done;
+#: triangle; column: the band of its corners).
+OPEN_KINDS = ("line", "freehandLine", "freehandSegmentLine", "transcriptionLine", "fullWidthLine", "fullHeightLine")
 #: Points sampled along each quadratic segment of a Bézier curve (its end point is the next segment's
 #: first; the curve's last point is added once): smooth at the sizes volunteers draw curves.
 BEZIER_SAMPLES = 16
