@@ -189,6 +189,11 @@ def _as_rgb(array: np.ndarray) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
+#: Room added around the farthest point mark on a canvas sized by the marks, as a fraction of its
+#: sides: a point's marker is wider than the point, and would be cut in half at the canvas edge.
+POINT_MARGIN = 0.03
+
+
 def _canvas_size(subject, marks) -> tuple[int, int]:
     """The picture size the subjects table gives, else the extent of the marks (as the cutout does), else a square."""
     width = subject.get("width") if subject is not None else None
@@ -198,4 +203,5 @@ def _canvas_size(subject, marks) -> tuple[int, int]:
     # Points have no extent (NaN width and height): their position is their far edge.
     far = (marks.x + marks.width.fillna(0)).max() if len(marks) else np.nan
     low = (marks.y + marks.height.fillna(0)).max() if len(marks) else np.nan
-    return (int(np.ceil(far)) if far > 0 else 200), (int(np.ceil(low)) if low > 0 else 200)
+    room = 1 + POINT_MARGIN if marks.width.isna().any() else 1
+    return (int(np.ceil(far * room)) if far > 0 else 200), (int(np.ceil(low * room)) if low > 0 else 200)
