@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data_loaders.base import LoadReport
-from data_loaders.marks import HANDLE_COLUMNS, MARK_COLUMNS, NO_IMAGE_SIZE, VERTEX_COLUMNS, _columnar_marks, _reference_marks
+from data_loaders.marks import (
+    HANDLE_COLUMNS,
+    MARK_COLUMNS,
+    NO_IMAGE_SIZE,
+    VERTEX_COLUMNS,
+    _columnar_marks,
+    _reference_marks,
+)
 
 
 def both_routes(cells, fem=None, tasks=None, sides=None, image_sizes=None):
@@ -138,8 +145,8 @@ def test_routes_agree_on_the_vertices_of_every_vertex_tool(data_dir):
 
 
 def test_full_image_tools_span_the_rows_image_and_need_its_size():
-    cells = ['[{"task": "T0", "value": [{"y": 40, "tool": 0}, {"x": 30, "tool": 1}, {"x": 10, "width": 25, "tool": 2},'
-             ' {"x": 10, "width": 0, "tool": 2}]}]'] * 2
+    cells = [('[{"task": "T0", "value": [{"y": 40, "tool": 0}, {"x": 30, "tool": 1}, {"x": 10, "width": 25, "tool": 2},'
+              ' {"x": 10, "width": 0, "tool": 2}]}]')] * 2
     sizes = np.array([[640.0, 480.0], [np.nan, np.nan]])
     fast, slow, fast_report, slow_report = both_routes(cells, image_sizes=sizes)
     assert fast is not None
@@ -159,9 +166,9 @@ def test_full_image_tools_span_the_rows_image_and_need_its_size():
 
 
 def test_new_front_end_circles_and_ellipses_are_read_from_their_centre():
-    cells = ['[{"task": "T0", "value": [{"x_center": 50, "y_center": 60, "radius": 10, "toolIndex": 0,'
-             ' "toolType": "circle"}, {"x_center": 20, "y_center": 30, "rx": 8, "ry": 4, "angle": 90,'
-             ' "toolIndex": 1, "toolType": "ellipse"}, {"x": 5, "y": 5, "r": 2, "angle": 45, "tool": 2}]}]']
+    cells = [('[{"task": "T0", "value": [{"x_center": 50, "y_center": 60, "radius": 10, "toolIndex": 0,'
+              ' "toolType": "circle"}, {"x_center": 20, "y_center": 30, "rx": 8, "ry": 4, "angle": 90,'
+              ' "toolIndex": 1, "toolType": "ellipse"}, {"x": 5, "y": 5, "r": 2, "angle": 45, "tool": 2}]}]')]
     fast, slow, fast_report, slow_report = both_routes(cells, fem=np.ones(1, bool))
     assert fast is not None
     assert_same(fast, slow, fast_report, slow_report)
