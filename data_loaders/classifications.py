@@ -12,7 +12,9 @@ height, angle in degrees about the centre. Other shapes keep their kind and get
 their bounding box (a circle's square, a polygon's extent); points stay points
 (width and height NaN) unless ``point_box`` turns them into boxes. Marks drawn
 through their vertices (polygons, freehand and other paths, lines) also keep
-them, in drawing order, in a ``mark_vertices`` table keyed by mark id.
+them, in drawing order, in a ``mark_vertices`` table keyed by mark id; so does an
+ellipse, its outline turned as its front end draws it (the box, its envelope,
+cannot show the turn).
 
 The classic front end's full-image tools span the image the volunteer saw, whose
 natural size the row's ``metadata.subject_dimensions`` gives (its first frame

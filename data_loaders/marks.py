@@ -30,7 +30,8 @@ AREA_KINDS = BOX_KINDS + ("column",)
 MARK_COLUMNS = ("row", "position", "task", "tool", "tool_label", "frame",
                 "x", "y", "width", "height", "angle", "kind")
 #: The outlines of marks drawn through their vertices (freehand paths, polygons and other point lists,
-#: lines): one entry per vertex in drawing order, its mark (position in the mark columns), x and y.
+#: lines, full-image lines and columns, ellipses): one entry per vertex in drawing order, its mark
+#: (position in the mark columns), x and y.
 #: Kept apart from the mark columns, whose bounding boxes stay the geometry matching works on.
 VERTEX_COLUMNS = ("vertex_mark", "vertex_x", "vertex_y")
 #: Why a vertex mark's outline was not kept (the mark itself is, and is drawn as its bounding box).
@@ -45,6 +46,10 @@ HANDLE_COLUMNS = ("handle_mark", "handle_angle")
 #: column (``x``, ``width``) over the full height. Their box reaches across the image the volunteer
 #: saw, whose natural size the row's ``metadata.subject_dimensions`` gives (`image_sizes`).
 FULL_IMAGE_KINDS = ("fullWidthLine", "fullHeightLine", "column")
+#: Vertices of an ellipse's outline, kept so it is drawn with its turn (its box is the turned ellipse's
+#: envelope, and its ``angle`` 0: the box is what matching uses).
+ELLIPSE_OUTLINE_VERTICES = 48
+_ELLIPSE_STEPS = np.linspace(0, 2 * np.pi, ELLIPSE_OUTLINE_VERTICES, endpoint=False)
 #: Why a full-image mark was not loaded: its row does not say how large the image was.
 NO_IMAGE_SIZE = "full-width line, full-height line or column on a row without subject_dimensions"
 
@@ -73,6 +78,19 @@ def _centre(mark: dict) -> tuple[float, float]:
     if mark.get("x_center") is not None:
         return _number(mark["x_center"]), _number(mark.get("y_center"))
     return _number(mark.get("x")), _number(mark.get("y"))
+
+
+def ellipse_outline(cx, cy, rx, ry, turn) -> tuple[np.ndarray, np.ndarray]:
+    """The outline vertices (n, `ELLIPSE_OUTLINE_VERTICES`) of ellipses turned by ``turn`` degrees on screen.
+
+    On screen (y down) a positive turn is clockwise, as SVG's ``rotate``: the new front end draws an
+    ellipse turned by its ``angle``, the classic one by minus its ``angle``.
+    """
+    cx, cy, rx, ry, turn = (np.asarray(value, float)[:, None] for value in (cx, cy, rx, ry, turn))
+    local_x, local_y = rx * np.cos(_ELLIPSE_STEPS), ry * np.sin(_ELLIPSE_STEPS)
+    theta = np.radians(turn)
+    return (cx + local_x * np.cos(theta) - local_y * np.sin(theta),
+            cy + local_x * np.sin(theta) + local_y * np.cos(theta))
 
 
 def _extent(value: float) -> float:
@@ -120,10 +138,13 @@ def _shape(mark: dict, fem: bool, image_size: tuple[float, float]) -> tuple:
     if get("rx") is not None:
         x, y = _centre(mark)
         rx, ry = _number(mark["rx"]), _number(get("ry"))
-        theta = math.radians(_number(get("angle") or 0.0))
+        angle = _number(get("angle") or 0.0)
+        theta = math.radians(angle)
         half_w = math.hypot(rx * math.cos(theta), ry * math.sin(theta))
         half_h = math.hypot(rx * math.sin(theta), ry * math.cos(theta))
-        return "ellipse", x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0, None, None
+        xs, ys = ellipse_outline([x], [y], [rx], [ry], [angle if fem else -angle])
+        return ("ellipse", x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0, (xs[0].tolist(), ys[0].tolist()),
+                None)
     if get("x1") is not None:
         return (*_path("line", [mark["x1"], get("x2")], [get("y1"), get("y2")]), None)
     tool_type = get("toolType") if fem else None
@@ -616,13 +637,19 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     across = full_width[lines_kept]
     line_x, line_y = x[lines_kept], y[lines_kept]
     line_end_x, line_end_y = line_x + width[lines_kept], line_y + height[lines_kept]
-    full_image_vertices = (
-        np.concatenate([np.repeat(columns_kept, 4), np.repeat(lines_kept, 2)]),
+    # An ellipse's outline, turned as its front end turns it.
+    ellipses_kept = np.flatnonzero(keep & ellipse)
+    turn = np.nan_to_num(field["angle"][ellipses_kept]) * np.where(fem[row][ellipses_kept], 1.0, -1.0)
+    ellipse_x, ellipse_y = ellipse_outline(centre_x[ellipses_kept], centre_y[ellipses_kept],
+                                           field["rx"][ellipses_kept], field["ry"][ellipses_kept], turn)
+    drawn_vertices = (
+        np.concatenate([np.repeat(columns_kept, 4), np.repeat(lines_kept, 2),
+                        np.repeat(ellipses_kept, ELLIPSE_OUTLINE_VERTICES)]),
         np.concatenate([np.column_stack([left, right, right, left]).ravel(),
-                        np.column_stack([line_x, np.where(across, line_end_x, line_x)]).ravel()]),
+                        np.column_stack([line_x, np.where(across, line_end_x, line_x)]).ravel(), ellipse_x.ravel()]),
         np.concatenate([np.column_stack([top, top, bottom, bottom]).ravel(),
-                        np.column_stack([line_y, np.where(across, line_y, line_end_y)]).ravel()]))
-    outlines = _outlines(keep, path, point_list, line, field, counts, full_image_vertices)
+                        np.column_stack([line_y, np.where(across, line_y, line_end_y)]).ravel(), ellipse_y.ravel()]))
+    outlines = _outlines(keep, path, point_list, line, field, counts, drawn_vertices)
     kept_position = np.cumsum(keep) - 1
     handles = np.flatnonzero(keep & handle)
     take = pa.array(np.flatnonzero(keep))
@@ -645,12 +672,13 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     return columns, np.ones(len(annotations), dtype=bool)
 
 
-def _outlines(keep, path, point_list, line, field, counts, full_image) -> dict[str, np.ndarray]:
+def _outlines(keep, path, point_list, line, field, counts, drawn) -> dict[str, np.ndarray]:
     """The `VERTEX_COLUMNS` of the kept marks drawn through their vertices, in mark then vertex order.
 
     ``path`` and ``point_list`` are (marks, x values, their marks, y values, their marks) of the
     pathX/pathY lists and of the points lists; ``line`` marks two-vertex lines (x1, y1, x2, y2);
-    ``full_image`` is (their marks, x values, y values) of the kept full-image marks' vertices.
+    ``drawn`` is (their marks, x values, y values) of the vertices made here: the kept full-image
+    marks' and ellipses' outlines.
     A path whose x and y lists differ in length keeps its mark but not its vertices (counted).
     """
     n = len(keep)
@@ -661,13 +689,13 @@ def _outlines(keep, path, point_list, line, field, counts, full_image) -> dict[s
     points_marks, point_xs, point_parent, point_ys, _ = point_list
     from_points = (keep & points_marks)[point_parent]
     lines = np.flatnonzero(keep & line)
-    full_image_parents, full_image_xs, full_image_ys = full_image
+    drawn_parents, drawn_xs, drawn_ys = drawn
     parents = np.concatenate([path_x_parent[path_marks[path_x_parent]], point_parent[from_points],
-                              np.repeat(lines, 2), full_image_parents])
+                              np.repeat(lines, 2), drawn_parents])
     xs = np.concatenate([path_xs[path_marks[path_x_parent]], point_xs[from_points],
-                         np.column_stack([field["x1"][lines], field["x2"][lines]]).ravel(), full_image_xs])
+                         np.column_stack([field["x1"][lines], field["x2"][lines]]).ravel(), drawn_xs])
     ys = np.concatenate([path_ys[path_marks[path_y_parent]], point_ys[from_points],
-                         np.column_stack([field["y1"][lines], field["y2"][lines]]).ravel(), full_image_ys])
+                         np.column_stack([field["y1"][lines], field["y2"][lines]]).ravel(), drawn_ys])
     # Each mark's vertices come from one list, in order: a stable sort by mark keeps that order.
     order = np.argsort(parents, kind="stable")
     kept_position = np.cumsum(keep) - 1

@@ -6,7 +6,8 @@ and its marks, each drawn as what it is: volunteer marks thin, in the colour of 
 they support (grey when they support none), consensus marks bold. Polygons, triangles, Bézier
 curves, freehand shapes and columns are closed outlines through their vertices; lines, freehand
 lines and full-width or full-height lines open paths through them (`project.tool_kinds.OPEN_KINDS`);
-circles and ellipses the ellipse filling their box; rotated rectangles turned by their angle; other
+ellipses through their turned outline (the loader keeps it); circles (and ellipses loaded without
+an outline) the ellipse filling their box; rotated rectangles turned by their angle; other
 boxes their box; volunteers' points small crosses and consensus points rings. A subject whose
 image cannot be read gets a neutral grey canvas of its shape, with the marks still drawn.
 

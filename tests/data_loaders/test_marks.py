@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from data_loaders.base import LoadReport
 from data_loaders.marks import (
+    ELLIPSE_OUTLINE_VERTICES,
     HANDLE_COLUMNS,
     MARK_COLUMNS,
     NO_IMAGE_SIZE,
@@ -180,3 +181,20 @@ def test_new_front_end_circles_and_ellipses_are_read_from_their_centre():
     assert len(fast[0]["handle_mark"]) == 0
     classic = both_routes(cells, fem=np.zeros(1, bool))[0][0]
     assert classic["handle_mark"].tolist() == [2] and classic["handle_angle"].tolist() == [45.0]
+
+
+def test_ellipses_keep_their_outline_turned_as_their_front_end_draws_it():
+    # Both: centre (20, 30), rx 8, ry 4, angle 30. The new front end turns by +30° on screen (clockwise,
+    # y down), the classic one by -30°: the end of rx lies below the centre in one, above it in the other.
+    cell = '[{"task": "T0", "value": [{"x%s": 20, "y%s": 30, "rx": 8, "ry": 4, "angle": 30, "tool": 0}]}]'
+    for fem, suffix, below in ((True, "_center", True), (False, "", False)):
+        fast, slow, fast_report, slow_report = both_routes([cell % (suffix, suffix)], fem=np.array([fem]))
+        assert fast is not None
+        assert_same(fast, slow, fast_report, slow_report)
+        xs, ys = fast[0]["vertex_x"], fast[0]["vertex_y"]
+        assert len(xs) == ELLIPSE_OUTLINE_VERTICES and set(fast[0]["vertex_mark"]) == {0}
+        np.testing.assert_allclose((xs[0], ys[0]), (20 + 8 * np.cos(np.radians(30)),
+                                                    30 + (4 if below else -4)), atol=1e-9)
+        # The box is the turned outline's envelope.
+        box = [fast[0][name][0] for name in ("x", "y", "width", "height")]
+        np.testing.assert_allclose(box, [xs.min(), ys.min(), np.ptp(xs), np.ptp(ys)], rtol=0.01)
