@@ -106,8 +106,8 @@ def bezier_vertices(control: pd.DataFrame) -> pd.DataFrame:
 
     The points of a curve are start, control, end, control, end, ...: each (end, control, end) triple
     is one quadratic segment. An even count means the curve was closed: its last control point bends
-    the segment back to the start. A curve of fewer than three points has no segment and keeps its
-    points as they are.
+    the segment back to the start (two points make one segment there and back). A lone point has no
+    segment and is kept as it is.
     """
     control = control.sort_values(["mark_id", "vertex"], kind="stable")
     ids, xs, ys = (control[name].to_numpy() for name in ("mark_id", "x", "y"))
