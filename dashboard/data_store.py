@@ -246,9 +246,11 @@ class DataStore(Selection, Viewer):
         if self.reviews is None:
             return False
         latest = self.reviews.last_decision_id()
-        if latest == self.last_decision:
-            return False
+        # Compared under the lock: a refresh running on another thread (the periodic one, while the
+        # reviewer's own decision refreshes) has then finished changing the outputs, not just begun.
         with self._session_lock, changes_held(pn.state.curdoc):  # the box states and outputs change together
+            if latest == self.last_decision:
+                return False
             self._read_reviews(latest)
         return True
 
