@@ -62,6 +62,10 @@ def shared_review_state(reviews: ReviewStore, project: Project, latest: int) -> 
     return known[1], known[2]
 
 
+#: Parameters whose change every view follows by changing its Bokeh models in place (`DataStore.__setattr__`).
+CHANGED_IN_PLACE = ("subject", "review_box")
+
+
 class DataStore(Selection, Viewer):
     """One session's view of a shared project: filters (`project.selection.Selection`), current subject, selection.
 
@@ -120,7 +124,10 @@ class DataStore(Selection, Viewer):
             super().__setattr__(name, value)
             return
         document = pn.state.curdoc
-        with self._session_lock, (hold(document, freeze=True) if document is not None else nullcontext()):
+        # A freeze walks the document once when it ends, needed or not: a switch of subject or box, which the
+        # views follow by changing their models in place (no model added or removed), is held but not frozen.
+        freeze = name not in CHANGED_IN_PLACE
+        with self._session_lock, (hold(document, freeze=freeze) if document is not None else nullcontext()):
             super().__setattr__(name, value)
 
     @param.depends("subject", watch=True)

@@ -97,6 +97,9 @@ class Explorer(Viewer):
         # A box redrawn by dragging its handles on the cutout is recorded as a typed redraw is.
         self.views["cutout"].param.watch(
             lambda event: event.new is not None and self.views["review"].redraw_to(*event.new), "edited_box")
+        # A box drawn on the cutout with the box-draw tool is added as a typed one is.
+        self.views["cutout"].param.watch(
+            lambda event: event.new is not None and self.views["review"].add_at(*event.new), "added_box")
 
     def __getattr__(self, name: str):
         views = self.__dict__.get("views", {})

@@ -23,6 +23,7 @@ from consensus.base import AUTO_METHOD, parse_source
 from .core import Project
 from .progress import LoadProgress
 from .tool_kinds import named_point_list_kinds
+from .truth import read_truth
 
 #: The consensus method used when no file holds a consensus (None: show the marks alone): each
 #: kind of mark its own (`consensus.base.DEFAULT_METHODS`), as every command does by default.
@@ -50,7 +51,7 @@ def loader_options() -> dict[str, str]:
 
 
 def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None, *,
-                 detections: str | Path | None = None, image_roots: Sequence[str | Path] | None = None,
+                 detections: str | Path | None = None, truth: str | Path | None = None, image_roots: Sequence[str | Path] | None = None,
                  title: str | None = None,
                  method: str | None = DEFAULT_METHOD, method_params: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
@@ -72,6 +73,9 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         A machine's detections (any layout `data_loaders.detections` reads), compared with the
         consensus (`Project.machine`). A detections file among ``paths`` is taken as well; one
         detector run per project.
+    truth : path, optional
+        The true objects (`project.truth.read_truth`: a CSV of subject_id, x, y, width, height, as the
+        demo writes), kept as ``Project.truth`` for the cutout to draw.
     image_roots : sequence of path, optional
         Folders image files may be read from, relative locations resolving against the
         first; default `default_image_roots` of the files.
@@ -191,6 +195,9 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
             progress.plan(1)
             progress.stage(f"Matching {len(project.detections):,} machine detections to the consensus")
         project.machine  # noqa: B018 -- matched here, in the loading thread, not by the first page that asks
+    if truth is not None:
+        project.truth, report = read_truth(truth)
+        project.reports += (report,)
     return project
 
 

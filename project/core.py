@@ -108,6 +108,9 @@ class Project:
         double marks (`consensus.agreement.volunteer_agreement`).
     """
 
+    #: The true objects (`project.truth.read_truth`), when known (the demo's); set by `load_project`'s ``truth``.
+    truth: pd.DataFrame | None = None
+
     def __init__(self, classifications: pd.DataFrame, marks: pd.DataFrame,
                  subjects: pd.DataFrame | None = None, consensus: pd.DataFrame | None = None,
                  links: pd.DataFrame | None = None, image_roots: Sequence[str | Path] = (),

@@ -100,6 +100,12 @@ class ReviewPanel(View):
         self.param.update(x=x, y=y, width=width, height=height)
         return self.redraw(int(consensus_id))
 
+    def add_at(self, x: float, y: float, width: float, height: float):
+        """Add a box at the given place (drawn on the cutout with the box-draw tool): the same decision as typing
+        the numbers and pressing Add box."""
+        self.param.update(x=x, y=y, width=width, height=height)
+        return self.add()
+
     def add(self):
         """Add a box the aggregation missed, at ``x``, ``y``, ``width``, ``height``; it becomes the selected box."""
         decision = self._decide("add", geometry=self._geometry())
@@ -281,9 +287,9 @@ class ReviewPanel(View):
         deciding = [] if identity is not None and not identity.may("accept") else [
             pn.Row(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
                    button("Revert last", self.revert_last, "warning", width=110), reason),
-            pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; or draw a box "
-                         "with the box-select tool (or type it), then Redraw or Add box:</small>",
-                         margin=(0, 10)),
+            pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; shift-drag with the "
+                         "box-draw tool to add a box at once; or draw a box with the box-select tool (or type it), "
+                         "then Redraw or Add box:</small>", margin=(0, 10)),
             pn.Row(geometry, button("Redraw", self.redraw, "primary", width=76),
                    button("Add box", self.add, "primary", width=76), align="end"),
         ]
@@ -300,7 +306,9 @@ class ReviewPanel(View):
         more = pn.Card(*assigning, pn.pane.Markdown("#### History of this subject", margin=(0, 5)), self._history,
                        title="Assigning and history" if assigning else "History", collapsed=True,
                        sizing_mode="stretch_width", margin=(5, 10))
-        return pn.Column(self._heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
+        # The heading's pane is updated in place on a switch: a replaced pane makes Bokeh walk the whole page.
+        heading = pn.param.ParamMethod(self._heading, inplace=True)
+        return pn.Column(heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
 
 
 def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:

@@ -56,9 +56,9 @@ def test_switching_subject_moves_the_pick_without_a_second_redraw(explorer):
     data_store.param.watch(changes.append, "review_box")
     data_store.subject = 2
     assert data_store.picked_box_id() == 20 and explorer.review._boxes.selection == [0]
-    assert explorer.cutout.picked_box().dframe().consensus_box.tolist() == [20]
+    assert explorer.cutout.drawn("picked").consensus_box.tolist() == [20]
     data_store.subject = 3  # no consensus box
-    assert data_store.picked_box_id() is None and len(explorer.cutout.picked_box()) == 0
+    assert data_store.picked_box_id() is None and len(explorer.cutout.drawn("picked")) == 0
     assert changes == []
     explorer.review._boxes.selection = []
     data_store.subject = 1
@@ -90,8 +90,8 @@ def test_accept_and_reject_through_the_buttons(explorer, review_store, tiny_proj
     assert review.reason == ""  # the reason went with that decision
     # One accepted, one rejected: still mixed; the cutout draws 11 dashed grey, 10 as before.
     assert data_store.review_status_of([1]).tolist() == ["mixed"]
-    assert explorer.cutout.consensus_boxes().dframe().consensus_box.tolist() == [10]
-    rejected = explorer.cutout.rejected_boxes().dframe()
+    assert explorer.cutout.consensus_boxes().consensus_box.tolist() == [10]
+    rejected = explorer.cutout.drawn("consensus rejected")
     assert rejected[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist() == [[11, 60, 60, 70, 70]]
     assert rejected.colour.tolist() == [REJECTED_COLOUR]
 
@@ -153,7 +153,7 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store
     assert (box.status, box.x, box.y, box.width, box.height) == ("redrawn", 58.0, 60.0, 14.0, 10.0)
     assert (box.original_x, box.original_width) == (60.0, 10.0)
     assert data_store.review_status_of([1]).tolist() == ["edited"]
-    drawn = explorer.cutout.consensus_boxes().dframe().set_index("consensus_box")
+    drawn = explorer.cutout.drawn("consensus redrawn").set_index("consensus_box")
     assert drawn.loc[11, ["x0", "y0", "x1", "y1", "status"]].tolist() == [58, 60, 72, 70, "redrawn"]
 
     inputs["X"].value, inputs["Y"].value, inputs["Width"].value, inputs["Height"].value = 40.0, 70.0, 6.0, 8.0
@@ -161,15 +161,15 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store
     added = review_store.history().iloc[-1]
     assert added.action == "add" and added.consensus_id < 0 and added.after["status"] == "added"
     assert data_store.review_box == added.consensus_id
-    drawn = explorer.cutout.consensus_boxes().dframe()
-    assert drawn[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist()[-1] == [added.consensus_id, 40, 70, 46, 78]
+    drawn = explorer.cutout.drawn("consensus added")
+    assert drawn[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist() == [[added.consensus_id, 40, 70, 46, 78]]
     assert len(review._boxes.value) == 3
     # A click inside the added box (and inside nothing else) picks it.
     data_store.review_box = 10
     explorer.cutout._pick_box(x=43.0, y=75.0)
     assert data_store.review_box == added.consensus_id
     # The pick is a ring around the box, a few screen pixels out, whatever the zoom.
-    picked = explorer.cutout.picked_box().dframe()
+    picked = explorer.cutout.drawn("picked")
     ring = 4.75 / explorer.cutout.screen_scale()  # gap 2 + half the ring 1.25 + half the widest outline 1.5
     assert picked.consensus_box.tolist() == [added.consensus_id]
     assert picked[["x0", "y0", "x1", "y1"]].values.tolist()[0] == pytest.approx(
@@ -193,13 +193,12 @@ def test_boxes_drawn_on_the_cutout_feed_redraw_and_add(explorer, review_store):
     assert data_store.drawn_box == (56.0, 58.0, 14.0, 4.0)
     inputs = widgets(review, pn.widgets.FloatInput)
     assert [inputs[name].value for name in ("X", "Y", "Width", "Height")] == [56.0, 58.0, 14.0, 4.0]
-    drawn = cutout.drawn_box().dframe()
-    assert drawn[["x0", "y0", "x1", "y1"]].values.tolist() == [[56, 58, 70, 62]]
-    assert len(cutout.overlay().Drawn.I) == 1
+    drawn = cutout.drawn("drawn box")
+    assert drawn[["left", "top", "right", "bottom"]].values.tolist() == [[56, 58, 70, 62]]
     click(review, "Redraw")
     box = review_store.box_status(data_store.project.consensus_source).set_index("consensus_id").loc[11]
     assert (box.status, box.x, box.y, box.width, box.height) == ("redrawn", 56.0, 58.0, 14.0, 4.0)
-    assert data_store.drawn_box is None and len(cutout.overlay().Drawn.I) == 0
+    assert data_store.drawn_box is None and len(cutout.drawn("drawn box")) == 0
 
     cutout._draw_box(bounds=(5.0, 95.0, 25.0, 80.0))
     click(review, "Add box")
@@ -209,6 +208,28 @@ def test_boxes_drawn_on_the_cutout_feed_redraw_and_add(explorer, review_store):
     cutout._draw_box(bounds=(5.0, 5.0, 9.0, 9.0))
     data_store.subject = 2  # a drawn box belongs to its subject
     assert data_store.drawn_box is None
+
+
+def test_a_box_drawn_with_the_box_draw_tool_is_added_at_once(explorer, review_store):
+    from bokeh.document import Document
+
+    cutout, data_store = explorer.cutout, explorer.data_store
+    data_store.reviewer = "ann"
+    document = Document()
+    document.add_root(cutout.figure())
+    tool = [tool for tool in cutout.figure().tools if type(tool).__name__ == "BoxEditTool"][0]
+    assert tool.renderers == [cutout.renderer("new box")]
+    # The browser's tool puts the drawn box in the layer's source (y down: its "top" the larger y here), step
+    # by step; once the steps stop the box is added and the source emptied.
+    source = cutout.renderer("new box").data_source
+    source.data = {"left": [52.0], "right": [40.0], "top": [90.0], "bottom": [80.0]}
+    cutout._box_drawn()
+    added = review_store.history().iloc[-1]
+    assert (added.action, added.reviewer) == ("add", "ann")
+    assert [added.after[name] for name in ("x", "y", "width", "height")] == [40.0, 80.0, 12.0, 10.0]
+    assert data_store.review_box == added.consensus_id  # the added box is picked, as a typed add's is
+    assert len(source.data["left"]) == 0
+    assert cutout.drawn("consensus added").consensus_box.tolist() == [added.consensus_id]
 
 
 def test_flag_filter_and_revert(explorer, review_store):
