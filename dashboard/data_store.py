@@ -63,7 +63,7 @@ def shared_review_state(reviews: ReviewStore, project: Project, latest: int) -> 
 
 
 #: Parameters whose change every view follows by changing its Bokeh models in place (`DataStore.__setattr__`).
-CHANGED_IN_PLACE = ("subject", "review_box")
+CHANGED_IN_PLACE = ("subject", "review_box", "drawn_box")
 
 
 class DataStore(Selection, Viewer):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.core.property.validation import validate
 from bokeh.events import SelectionGeometry, Tap
 from bokeh.models import (
     BoxAnnotation,
@@ -205,6 +206,10 @@ class CutoutViewer(View):
         self._placing = False
         self._settling = None
         self._memo = None
+        self._limits = None
+        self._colours = None
+        #: The current subject's images by (project, subject, kind), as `_image` read them.
+        self._images: dict = {}
         self._caption = pn.pane.HTML("", margin=(0, 10), width=self.frame_size - 210)
         self._legend = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
         self.data_store.param.watch(self.redraw, list(REDRAWN_BY["data_store"]))
@@ -217,7 +222,12 @@ class CutoutViewer(View):
         subject_id = self.data_store.subject
         if subject_id is None:
             return None, "no subject passes the filters"
-        return self.data_store.project.image(subject_id, kind)
+        # Read and decoded once per subject: the extent, the caption and the image layer all ask for it.
+        key = (self.data_store.project, subject_id, kind)
+        if key not in self._images:
+            self._images = {known: image for known, image in self._images.items() if known[:2] == key[:2]}
+            self._images[key] = self.data_store.project.image(subject_id, kind)
+        return self._images[key]
 
     def extent(self) -> tuple[float, float]:
         """Width and height of the current subject's image in pixels.
@@ -254,6 +264,16 @@ class CutoutViewer(View):
         supporting it, `ZOOM_MARGIN` times over, at least `ZOOM_LEAST_SIDE` pixels and
         `ZOOM_LEAST_FRACTION` of the image.
         """
+        # Every box layer's outline widths ask for it (through `screen_scale`): worked out once per state.
+        store = self.data_store
+        key = (store.project, store.subject, store.tool, store.min_votes, store.review_box, self.zoom_to_pick,
+               self.fit_to_boxes)
+        boxes = store.reviewed_consensus_of()
+        if self._limits is None or self._limits[0] != key or self._limits[1] is not boxes:
+            self._limits = (key, boxes, self._view_limits())
+        return self._limits[2]
+
+    def _view_limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
         width, height = self.extent()
         left, top, right, bottom = 0.0, 0.0, width, height
         zoomed = self.zoomed_box()
@@ -315,8 +335,10 @@ class CutoutViewer(View):
     def _consensus_colours(self) -> pd.Series:
         # Boxes reviewers added follow the aggregated ones, so those keep their colours.
         boxes = self.data_store.reviewed_consensus_of()
-        colours = [PALETTE[position % len(PALETTE)] for position in range(len(boxes))]
-        return pd.Series(colours, index=boxes.consensus_id.to_numpy(), dtype=object)
+        if self._colours is None or self._colours[0] is not boxes:
+            colours = np.array(PALETTE, dtype=object)[np.arange(len(boxes)) % len(PALETTE)]
+            self._colours = (boxes, pd.Series(colours, index=boxes.consensus_id.to_numpy(), dtype=object))
+        return self._colours[1]
 
     def screen_scale(self) -> float:
         """Screen pixels per image pixel in the current view (`view_limits` across `frame_size`)."""
@@ -671,10 +693,15 @@ class CutoutViewer(View):
         figure.y_range.update(start=y_end, end=y_start, reset_start=y_end, reset_end=y_start)
         if figure.frame_width != self.frame_size:
             figure.update(frame_width=self.frame_size, frame_height=self.frame_size)
-        self._sources["image"].data = _source_data(self.image_columns())
-        for name, table in self.layer_columns().items():
-            if name in self._sources:  # a layer registered after the figure was made waits for the next session
-                self._sources[name].data = _source_data(table)
+        # The columns are the layers' own, made here: Bokeh need not check them again.
+        with validate(False):
+            self._sources["image"].data = _source_data(self.image_columns())
+            for name, table in self.layer_columns().items():
+                source = self._sources.get(name)
+                # A layer registered after the figure was made waits for the next session; an empty layer that
+                # stays empty sends nothing.
+                if source is not None and (len(table) or len(next(iter(source.data.values()), ()))):
+                    source.data = _source_data(table)
         self._place_handle(self._handle)
 
     def _selection_drawn(self, event: SelectionGeometry) -> None:
