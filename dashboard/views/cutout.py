@@ -68,14 +68,14 @@ DRAWN_COLOUR = "#00e5ff"
 #: is at least this many screen pixels.
 HANDLES_LEAST_SIDE = 40
 
-#: How each review status draws a consensus box: its layer's name, the line dash, and a glyph
+#: How each review status draws a consensus box (each status its own layer): the line dash, and a glyph
 #: beside its top-right corner. Unreviewed boxes are dashed, decided ones solid with their mark.
 STATUS_LOOKS = {
-    "unreviewed": ("Consensus", "dashed", ""),
-    "accepted": ("Accepted", "solid", "\u2713"),
-    "redrawn": ("Redrawn", "solid", "\u270e"),
-    "added": ("Added", "solid", "+"),
-    "rejected": ("Rejected", "dashed", "\u2717"),
+    "unreviewed": ("dashed", ""),
+    "accepted": ("solid", "\u2713"),
+    "redrawn": ("solid", "\u270e"),
+    "added": ("solid", "+"),
+    "rejected": ("dashed", "\u2717"),
 }
 #: The legend's name of each review status.
 STATUS_NAMES = {"unreviewed": "consensus, unreviewed", "accepted": "accepted", "redrawn": "redrawn",
@@ -91,8 +91,8 @@ PICK_RING_GAP = 2.0
 #: Outline widths in screen pixels: the widest a layer draws, reached by boxes whose shorter side
 #: is ``widest / LINE_FRACTION`` screen pixels or more; smaller boxes get thinner lines (never under
 #: `THINNEST_LINE`), so a 5-pixel clump is not buried under its own outline.
-WIDEST_LINES = {"Volunteer": 1.5, "Unmatched": 1.0, "Consensus": 3.0, "Accepted": 3.0, "Redrawn": 3.0,
-                "Added": 3.0, "Rejected": 2.0, "Band": 1.0, "Picked": PICK_RING_WIDTH}
+WIDEST_LINES = {"Volunteer": 1.5, "Unmatched": 1.0, "Consensus": 3.0, "Rejected": 2.0, "Band": 1.0,
+                "Picked": PICK_RING_WIDTH}
 #: Line widths of marks drawn through their vertices (screen pixels): supporting a consensus mark, and not.
 OUTLINE_WIDTHS = {"Volunteer": 2.0, "Unmatched": 1.5}
 LINE_FRACTION = 0.1
@@ -208,6 +208,7 @@ class CutoutViewer(View):
         self._memo = None
         self._limits = None
         self._colours = None
+        self._rectangles_memo = None
         #: The current subject's images by (project, subject, kind), as `_image` read them.
         self._images: dict = {}
         self._caption = pn.pane.HTML("", margin=(0, 10), width=self.frame_size - 210)
@@ -477,13 +478,16 @@ class CutoutViewer(View):
         ``status`` (unreviewed, accepted, redrawn, added), only the boxes of that review
         status, outlined as that status draws (`STATUS_LOOKS`).
         """
-        boxes = self.data_store.reviewed_consensus_of()
-        colours = self._consensus_colours().to_numpy()
-        kept = ((boxes.status != "rejected") & ~_is_point(boxes)).to_numpy(dtype=bool)
-        if status is not None:
-            kept = kept & (boxes.status == status).to_numpy(dtype=bool)
-        group = "Consensus" if status is None else STATUS_LOOKS[status][0]
-        return self._consensus_rectangles(boxes[kept], colours[kept], group)
+        # Made once per review state and zoom (all the statuses' layers ask on each switch), then sliced.
+        boxes, scale = self.data_store.reviewed_consensus_of(), self.screen_scale()
+        if self._rectangles_memo is None or self._rectangles_memo[0] is not boxes or self._rectangles_memo[1] != scale:
+            statuses = boxes.status.astype(str).to_numpy(dtype=object)
+            kept = (statuses != "rejected") & ~_is_point(boxes).to_numpy(dtype=bool)
+            # Every status but rejected outlines as widely as the unreviewed consensus (`WIDEST_LINES`).
+            table = self._consensus_rectangles(boxes[kept], self._consensus_colours().to_numpy()[kept], "Consensus")
+            self._rectangles_memo = (boxes, scale, table, statuses[kept])
+        _, _, table, statuses = self._rectangles_memo
+        return table if status is None else table[statuses == status].reset_index(drop=True)
 
     def rejected_boxes(self) -> pd.DataFrame:
         """The subject's consensus boxes a reviewer rejected, at their aggregated place."""
@@ -496,7 +500,7 @@ class CutoutViewer(View):
         in the box's colour, so a decision shows without reading the table."""
         boxes = self.data_store.reviewed_consensus_of()
         colours = self._consensus_colours().to_numpy()
-        glyphs = boxes.status.astype(str).map({status: look[2] for status, look in STATUS_LOOKS.items()})
+        glyphs = boxes.status.astype(str).map({status: glyph for status, (_, glyph) in STATUS_LOOKS.items()})
         kept = (glyphs.fillna("") != "").to_numpy(dtype=bool)
         colours = np.where(boxes.status.astype(str) == "rejected", REJECTED_COLOUR, colours)
         boxes = boxes[kept]
@@ -539,24 +543,24 @@ class CutoutViewer(View):
         have no band; a shrunk box that would vanish is left out.
         """
         boxes = self.data_store.consensus_of()
-        colours = self._consensus_colours()
-        if not {"x_err", "y_err", "width_err", "height_err"} <= set(boxes.columns):
-            boxes = boxes.iloc[0:0].assign(x_err=[], y_err=[], width_err=[], height_err=[])
-        boxes = boxes[boxes[["x_err", "y_err", "width_err", "height_err"]].notna().all(axis=1)]
-        right_err = np.hypot(boxes.x_err, boxes.width_err)
-        bottom_err = np.hypot(boxes.y_err, boxes.height_err)
-        outer = pd.DataFrame({"x0": boxes.x - boxes.x_err, "y0": boxes.y - boxes.y_err,
-                              "x1": boxes.x + boxes.width + right_err, "y1": boxes.y + boxes.height + bottom_err})
-        inner = pd.DataFrame({"x0": boxes.x + boxes.x_err, "y0": boxes.y + boxes.y_err,
-                              "x1": boxes.x + boxes.width - right_err, "y1": boxes.y + boxes.height - bottom_err})
-        inner = inner[(inner.x1 > inner.x0) & (inner.y1 > inner.y0)]
-        ids = boxes.consensus_id
-        edges = pd.concat([outer.assign(consensus_box=ids), inner.assign(consensus_box=ids[inner.index])])
+        errors = ["x_err", "y_err", "width_err", "height_err"]
+        if not set(errors) <= set(boxes.columns):
+            boxes, errors = boxes.iloc[0:0], ["x", "y", "width", "height"]
+        x_err, y_err, width_err, height_err = boxes[errors].to_numpy(float).T
+        kept = ~np.isnan(x_err) & ~np.isnan(y_err) & ~np.isnan(width_err) & ~np.isnan(height_err)
+        x, y, width, height = boxes[["x", "y", "width", "height"]].to_numpy(float)[kept].T
+        x_err, y_err, width_err, height_err = x_err[kept], y_err[kept], width_err[kept], height_err[kept]
+        right_err, bottom_err = np.hypot(x_err, width_err), np.hypot(y_err, height_err)
+        inner = np.stack([x + x_err, y + y_err, x + width - right_err, y + height - bottom_err])
+        shown = (inner[2] > inner[0]) & (inner[3] > inner[1])
+        outer = np.stack([x - x_err, y - y_err, x + width + right_err, y + height + bottom_err])
+        edges = np.concatenate([outer, inner[:, shown]], axis=1)
+        ids = boxes.consensus_id.to_numpy()[kept]
+        ids = np.concatenate([ids, ids[shown]])
         return pd.DataFrame({
-            **{column: edges[column].to_numpy(float) for column in ("x0", "y0", "x1", "y1")},
-            "consensus_box": edges.consensus_box.to_numpy(),
-            "colour": edges.consensus_box.map(colours).to_numpy(dtype=object),
-            "outline": self.line_widths(edges.x1 - edges.x0, edges.y1 - edges.y0, "Band")})
+            "x0": edges[0], "y0": edges[1], "x1": edges[2], "y1": edges[3], "consensus_box": ids,
+            "colour": self._consensus_colours().reindex(ids).to_numpy(dtype=object),
+            "outline": self.line_widths(edges[2] - edges[0], edges[3] - edges[1], "Band")})
 
     def _consensus_rectangles(self, boxes: pd.DataFrame, colours, group: str) -> pd.DataFrame:
         return pd.DataFrame({
@@ -1002,7 +1006,7 @@ OWN_LAYERS = [
                   legend=(LegendEntry(STATUS_NAMES[status], REJECTED_COLOUR if status == "rejected" else PALETTE[0],
                                       dash=dash, width=2.5, glyph=glyph),),
                   tooltips=CONSENSUS_TOOLTIPS + (("status", "@{status}"),), hover_place=HOVER_PLACES["Consensus"])
-      for status, (_, dash, glyph) in STATUS_LOOKS.items()),
+      for status, (dash, glyph) in STATUS_LOOKS.items()),
     CutoutLayer("picked", lambda viewer: viewer.picked_box(), _boxes(colour=PICKED_COLOUR, alpha=0.9),
                 shown=_shown("show_consensus"),
                 legend=(LegendEntry("picked (drag its handles to redraw)", PICKED_COLOUR, width=2.5),)),

@@ -227,7 +227,7 @@ def test_decided_boxes_each_have_their_look_and_the_legend_names_every_layer(tin
     assert cutout.drawn("consensus accepted").consensus_box.tolist() == [10]
     assert cutout.drawn("consensus rejected").consensus_box.tolist() == [11]
     assert len(cutout.drawn("consensus unreviewed")) == 0
-    assert cutout.drawn("status glyphs").glyph.tolist() == [STATUS_LOOKS["accepted"][2], STATUS_LOOKS["rejected"][2]]
+    assert cutout.drawn("status glyphs").glyph.tolist() == [STATUS_LOOKS["accepted"][1], STATUS_LOOKS["rejected"][1]]
     # Each status its own renderer and look: unreviewed dashed, accepted solid.
     assert cutout.renderer("consensus unreviewed").glyph.line_dash != cutout.renderer("consensus accepted").glyph.line_dash
     assert cutout.renderer("consensus accepted").glyph.line_dash == "solid"
