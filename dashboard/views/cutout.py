@@ -434,11 +434,14 @@ class CutoutViewer(View):
         return self._points(*self._marks_drawn_as("point", matched=False), "Unmatched")
 
     def _outlines(self, marks: pd.DataFrame, colours, group: str) -> pd.DataFrame:
-        # A mark's own vertices where it has them (`outlines.vertex_lists`), else its shape's outline.
-        traced_x, traced_y = vertex_lists(marks, self.data_store.project.vertices_of(marks.mark_id))
-        shape_x, shape_y = shape_outlines(marks)
-        xs = [x if x is not None else shape for x, shape in zip(traced_x, shape_x)]
-        ys = [y if y is not None else shape for y, shape in zip(traced_y, shape_y)]
+        # A mark's own vertices where it has them (`outlines.vertex_lists`), else its shape's outline; most
+        # subjects have no such marks, and the vertex lookup is skipped.
+        xs, ys = [], []
+        if len(marks):
+            traced_x, traced_y = vertex_lists(marks, self.data_store.project.vertices_of(marks.mark_id))
+            shape_x, shape_y = shape_outlines(marks)
+            xs = [x if x is not None else shape for x, shape in zip(traced_x, shape_x)]
+            ys = [y if y is not None else shape for y, shape in zip(traced_y, shape_y)]
         values = self._mark_values(marks, colours, group, np.full(len(marks), OUTLINE_WIDTHS[group]))
         return pd.DataFrame({"xs": pd.Series(xs, dtype=object), "ys": pd.Series(ys, dtype=object), **values})
 
