@@ -395,7 +395,7 @@ class CutoutViewer(View):
         (outline width, opacity and, for markers, ``size``: the highlighted volunteer's bold, the others'
         faded)."""
         values = {"volunteer": marks.user.to_numpy(dtype=object), "iou": marks.iou.round(3).to_numpy(),
-                  "time": marks.created_at.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object),
+                  "time": classification_times(marks.created_at),
                   "consensus_box": marks.consensus_id.to_numpy(), "colour": np.asarray(colours, dtype=object),
                   "area": (marks.width * marks.height).fillna(0).to_numpy(float), "outline": width,
                   "alpha": np.ones(len(marks))} | ({} if size is None else {"size": size})
@@ -892,6 +892,18 @@ def marks_in_words(marks: pd.DataFrame) -> str:
     if len(parts) == 1:
         return parts[0]
     return f"{len(marks)} marks" + (f": {', '.join(parts)}" if parts else "")
+
+
+def classification_times(created_at: pd.Series) -> np.ndarray:
+    """Classification times as hover text, "2023-05-01 10:00 UTC" ("" when unknown); numpy's formatting, several
+    times faster than pandas' ``strftime`` on every switch."""
+    if isinstance(created_at.dtype, pd.DatetimeTZDtype):
+        created_at = created_at.dt.tz_convert("UTC").dt.tz_localize(None)
+    values = created_at.to_numpy(dtype="datetime64[ns]")
+    if not len(values):
+        return np.zeros(0, dtype=object)
+    text = np.char.add(np.char.replace(np.datetime_as_string(values, unit="m"), "T", " "), " UTC")
+    return np.where(np.isnat(values), "", text).astype(object)
 
 
 def _is_point(marks: pd.DataFrame) -> pd.Series:
