@@ -278,9 +278,10 @@ def test_marks_with_vertices_are_drawn_through_them_open_or_closed(data_dir):
     assert type(viewer.renderer("volunteer paths").glyph).__name__ == "MultiLine"
     assert type(viewer.renderer("volunteer outlines").glyph).__name__ == "Patches"
     # Lines and the new front end's freehand line are open; polygons and the classic front end's point
-    # lists (which do not say their tool) closed; the circle (a triangle in the export) is its ellipse.
+    # lists (which do not say their tool) closed; the circle (a triangle in the export) is its ellipse; the
+    # full-width line is open.
     drawn = sorted((volunteer, len(xs)) for volunteer, xs in zip(paths.volunteer, paths["xs"]))
-    assert drawn == [("alice", 2), ("bob", 2), ("bob", 2), ("bob", 3)]
+    assert drawn == [("alice", 2), ("alice", 2), ("bob", 2), ("bob", 2), ("bob", 3)]
     # A patch is closed by Bokeh: its vertices are the volunteer's, not repeated.
     closed = sorted((volunteer, len(xs)) for volunteer, xs in zip(outlines.volunteer, outlines["xs"]))
     assert closed == [("alice", 2), ("alice", 3), ("alice", 3), ("alice", 3), ("alice", 4),
@@ -304,9 +305,11 @@ def test_freehand_lines_a_workflow_export_names_are_drawn_open(data_dir):
     named = load_project([data_dir / "handmade" / "vertex_tools_classifications.csv",
                           data_dir / "handmade" / "vertex_tools_workflows.csv"], method=None)
     viewer = CutoutViewer(data_store=DataStore(project=named, subject=501))
-    # Open: alice's line, freehand line and freehand segment line; bob's freehand line and two lines.
-    assert sorted(viewer.drawn("volunteer paths").volunteer) == ["alice", "alice", "alice", "bob", "bob", "bob"]
-    # Closed: alice's polygon, freehand shape, bezier and circle; bob's polygon.
+    # Open: alice's line, freehand line, freehand segment line and full-width line; bob's freehand line and
+    # two lines.
+    assert sorted(viewer.drawn("volunteer paths").volunteer) == ["alice", "alice", "alice", "alice", "bob", "bob",
+                                                                "bob"]
+    # Closed: alice's polygon, freehand shape, bezier and triangle; bob's polygon.
     assert len(viewer.drawn("volunteer outlines")) == 5
 
 
