@@ -106,11 +106,13 @@ def test_the_fits_image_is_stretched_colour_mapped_and_oriented_like_the_renderi
 
 def test_toggling_the_fits_view_refills_the_one_image_source(viewer):
     figure = viewer.figure()
-    image = viewer.renderer("volunteer boxes").document, viewer._sources["image"]
+    (image,) = [renderer for renderer in figure.select(GlyphRenderer) if type(renderer.glyph).__name__ == "ImageRGBA"]
+    source = image.data_source
     viewer.image_kind = "fits"
+    assert _pixel(viewer, 20, 20)[:3] == [255, 255, 255]  # the FITS image, grey-mapped, in the same source
     viewer.image_kind = "rendering"
-    assert viewer._sources["image"] is image[1] and viewer.figure() is figure
-    assert _pixel(viewer, 20, 20)[0] == 255
+    assert image.data_source is source and viewer.figure() is figure
+    assert _pixel(viewer, 20, 20)[:3] == [255, 0, 0]
 
 
 def test_without_links_every_mark_is_drawn_unlinked(tiny_tables):
