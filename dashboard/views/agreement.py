@@ -304,7 +304,7 @@ def _mark_counts(marks) -> tuple[int, int, int]:
     import dask
 
     matched = marks[marks.consensus_id >= 0]
-    counts = (marks.shape[0], matched.shape[0], (matched["size"].notna() & matched.iou.notna()).sum())
+    counts = (marks.shape[0], matched.shape[0], (matched["size"].notnull() & matched.iou.notnull()).sum())
     return tuple(int(count) for count in dask.compute(*counts))
 
 
