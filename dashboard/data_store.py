@@ -28,7 +28,7 @@ from project import Project
 from project.reviews import GEOMETRY, ReviewStore
 from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import ANY, Selection
-from project.stored import no_rows
+from project.stored import no_rows, rows_of_subjects
 
 #: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
 #: read of the store per new decision for the whole process, however many sessions show it.
@@ -293,7 +293,7 @@ class DataStore(Selection, Viewer):
         subjects = self.subjects if subjects is None else subjects
         marks = self.project.marks
         if len(subjects) < len(self.project.subject_stats):
-            marks = marks[marks.subject_id.isin(subjects.subject_id)]
+            marks = rows_of_subjects(marks, subjects.subject_id)
         return marks if self.tool == ANY else marks[marks.tool_label == self.tool]
 
     def filtered_consensus(self, subjects: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import pandas as pd
 from data_loaders.writers import WRITERS, Export, export_bytes, prepare_export, write
 
 from .sky import picture_sizes
-from .stored import computed
+from .stored import computed, rows_of_subjects
 
 
 def selection_tables(project, subject_ids, min_votes: int = 0, include_marks: bool = False,
@@ -38,8 +38,7 @@ def selection_tables(project, subject_ids, min_votes: int = 0, include_marks: bo
     if include_marks:
         # Computed (a store-backed project's are Dask tables, in subject order): the selection's marks
         # only, in mark order whichever kind of project.
-        marks = computed(project.marks[project.marks.subject_id.isin(subject_ids)]).sort_values("mark_id",
-                                                                                                 kind="stable")
+        marks = computed(rows_of_subjects(project.marks, subject_ids)).sort_values("mark_id", kind="stable")
         tables["marks"] = marks.drop(columns=["consensus_id", "iou", "created_at", "size", "dx", "dy"])
         tables["links"] = computed(project.links[project.links.mark_id.isin(marks.mark_id.to_numpy())])
     return tables

@@ -59,6 +59,23 @@ def no_rows(table) -> pd.DataFrame:
     return table._meta if is_dask(table) else table.iloc[:0]
 
 
+def rows_of_subjects(table, subject_ids):
+    """The rows of ``table`` (Dask or pandas) whose ``subject_id`` is one of ``subject_ids``.
+
+    On Dask each partition is filtered by pandas with the ids given to it, rather than by Dask's
+    ``isin``, which holds many ids as a delayed object whose graph datashader cannot fuse ("Cannot fuse
+    tasks with multiple outputs").
+    """
+    ids = np.asarray(subject_ids, dtype=np.int64)
+    if not is_dask(table):
+        return table[table.subject_id.isin(ids)]
+    return table.map_partitions(_rows_of_subjects, ids, meta=table._meta)
+
+
+def _rows_of_subjects(part: pd.DataFrame, subject_ids: np.ndarray) -> pd.DataFrame:
+    return part[part.subject_id.isin(subject_ids)]
+
+
 def is_store(folder: str | Path) -> bool:
     """Whether ``folder`` holds a complete project store (`write_project_store` finished writing it)."""
     return (Path(folder) / PROJECT_FILE).is_file()
