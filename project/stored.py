@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
@@ -45,7 +46,8 @@ PART_ROWS = 500_000
 #: File in a store folder saying how the project was made; present once the store is complete.
 PROJECT_FILE = "project.json"
 
-#: Subjects whose vertices are kept after their marks were read: `vertices_of` is asked right after.
+#: Subjects whose marks and vertices are kept once read: a subject switch asks for them several times
+#: (cutout layers, caption, vertices), and sessions reviewing together ask for the same subjects.
 RECENT_SUBJECTS = 64
 
 
@@ -200,8 +202,9 @@ class StoredProject(Project):
                                               self.consensus.consensus_id.to_numpy())
         self._subject_row = pd.Series(np.arange(len(self.subjects)), index=self.subjects.subject_id.to_numpy())
         self._has_vertices = bool(self.store.index["mark_vertices_rows"].any())
-        #: Subject id -> its marks' ids and vertex rows, for the subjects whose marks were read last.
-        self._recent_vertices: OrderedDict[int, tuple[np.ndarray, pd.DataFrame]] = OrderedDict()
+        #: Subject id -> its marks and vertex rows, for the subjects read last (sessions share them).
+        self._recent: OrderedDict[int, tuple[pd.DataFrame, pd.DataFrame | None]] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self._with_tool: dict[str, np.ndarray] = {}
 
     @cached_property
@@ -235,23 +238,34 @@ class StoredProject(Project):
         return self._with_tool[tool]
 
     def marks_of(self, subject_id: int) -> pd.DataFrame:
-        marks = self.store.of_subject("marks", subject_id)
-        if self._has_vertices:
-            self._recent_vertices[int(subject_id)] = (marks.mark_id.to_numpy(dtype=np.int64),
-                                                      self.store.of_subject("mark_vertices", subject_id))
-            self._recent_vertices.move_to_end(int(subject_id))
-            while len(self._recent_vertices) > RECENT_SUBJECTS:
-                self._recent_vertices.popitem(last=False)
-        return marks
+        # A copy (lazy under copy-on-write): a view changing it in place would change what every session reads.
+        return self._read_subject(subject_id)[0].copy()
+
+    def _read_subject(self, subject_id: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """A subject's marks and (when the store has any) vertices, read once for the views that ask in turn."""
+        subject_id = int(subject_id)
+        with self._recent_lock:
+            if subject_id in self._recent:
+                self._recent.move_to_end(subject_id)
+                return self._recent[subject_id]
+        read = (self.store.of_subject("marks", subject_id),
+                self.store.of_subject("mark_vertices", subject_id).drop(columns=["subject_id"])
+                if self._has_vertices else None)
+        with self._recent_lock:
+            self._recent[subject_id] = read
+            while len(self._recent) > RECENT_SUBJECTS:
+                self._recent.popitem(last=False)
+        return read
 
     def vertices_of(self, mark_ids) -> pd.DataFrame:
         wanted = np.unique(np.asarray(mark_ids, dtype=np.int64))
         if not self._has_vertices or not len(wanted):
             return no_rows(self.mark_vertices)
-        recent = list(self._recent_vertices.values())
-        read = np.concatenate([mark_ids for mark_ids, _ in recent]) if recent else wanted[:0]
+        with self._recent_lock:
+            recent = list(self._recent.values())
+        read = np.concatenate([marks.mark_id.to_numpy(dtype=np.int64) for marks, _ in recent]) if recent else wanted[:0]
         if np.isin(wanted, read).all():
-            found = pd.concat([vertices for _, vertices in recent], ignore_index=True).drop(columns=["subject_id"])
+            found = pd.concat([vertices for _, vertices in recent], ignore_index=True)
             found = found[found.mark_id.isin(wanted)]
         else:
             # Marks not read through `marks_of` (rare): one pass over the stored vertices.
