@@ -94,7 +94,6 @@ def write_project_store(project: Project, folder: str | Path, part_rows: int = P
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    ids = project.subjects.subject_id.to_numpy(dtype=np.int64)
     vertices = project.mark_vertices.assign(
         subject_id=project.marks.set_index("mark_id").subject_id.reindex(project.mark_vertices.mark_id).to_numpy())
     links = project.links.assign(
@@ -105,6 +104,9 @@ def write_project_store(project: Project, folder: str | Path, part_rows: int = P
               "mark_vertices": (vertices, ["subject_id", "mark_id", "vertex"])}
     # Each table sorted once; a part is then a slice of each.
     tables = {name: table.sort_values(order, kind="stable", ignore_index=True) for name, (table, order) in tables.items()}
+    # Every subject with rows, in the subjects table or not: no row is left out of the store.
+    ids = np.unique(np.concatenate([project.subjects.subject_id.to_numpy(dtype=np.int64),
+                                    *(table.subject_id.to_numpy(dtype=np.int64) for table in tables.values())]))
     starts = {name: np.searchsorted(table.subject_id.to_numpy(dtype=np.int64), ids, "left")
               for name, table in tables.items()}
     stops = {name: np.searchsorted(table.subject_id.to_numpy(dtype=np.int64), ids, "right")
