@@ -29,6 +29,7 @@ import panel as pn
 import param
 from bokeh.models import CustomJS, LogTicker, NumeralTickFormatter
 
+from consensus.distributed import is_dask
 from project.stored import computed, no_rows
 
 from .base import View
@@ -89,12 +90,12 @@ class AgreementPlots(View):
     def iou_size_points(self, chosen_from: bool = False) -> hv.Points:
         """One point per mark that supports a consensus box: box size (px) against IoU."""
         marks = self._matched_marks(chosen_from)
-        return hv.Points(marks[["size", "iou", "subject_id"]], kdims=["size", "iou"], vdims=["subject_id"])
+        return _points(marks[["size", "iou", "subject_id"]], ["size", "iou"])
 
     def offset_points(self, chosen_from: bool = False) -> hv.Points:
         """Mark centre minus its consensus box centre, in pixels (y down)."""
         marks = self._matched_marks(chosen_from)
-        return hv.Points(marks[["dx", "dy", "subject_id"]], kdims=["dx", "dy"], vdims=["subject_id"])
+        return _points(marks[["dx", "dy", "subject_id"]], ["dx", "dy"])
 
     def votes_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many consensus boxes got how many votes."""
@@ -296,6 +297,22 @@ class AgreementPlots(View):
             text = (f"**Selection: {len(self.data_store.selection):,} subjects.** Another box refines it; "
                     "*Clear selection* shows everything again.")
         return pn.pane.Markdown(text, align="end", sizing_mode="stretch_width")
+
+
+def _points(marks, kdims: list[str]) -> hv.Points:
+    """Marks as points of ``kdims`` (with their subject). For a store-backed project's Dask marks, both axes'
+    ranges are found in one pass and set on the dimensions: rasterizing would otherwise read every mark
+    once for each axis before aggregating them."""
+    if not is_dask(marks):
+        return hv.Points(marks, kdims=kdims, vdims=["subject_id"])
+    import dask
+
+    bounds = np.asarray(dask.compute(*(getattr(marks[name], end)() for name in kdims for end in ("min", "max"))),
+                        dtype=float).reshape(len(kdims), 2)
+    # No marks (or only missing values): the plot frames nothing, as for pandas.
+    dimensions = [hv.Dimension(name, range=tuple(bounds[number])) if np.isfinite(bounds[number]).all() else name
+                  for number, name in enumerate(kdims)]
+    return hv.Points(marks, kdims=dimensions, vdims=["subject_id"])
 
 
 def _mark_counts(marks) -> tuple[int, int, int]:
