@@ -269,11 +269,14 @@ def merged_with_earlier_runs(command: str, rows: list[str], earlier: str) -> tup
     return [*runs, f"- {command}"], [kept[k] for k in sorted(kept)]
 
 
-def serve_rows(n_marks: int, n_subjects: int, folder: Path, switches: int, filters: int) -> list[str]:
-    """Build the project store (timed), then serve it from the store and in memory: one row each."""
-    built = run_step(BUILD, str(folder))
-    rows = [f"| {n_marks:,} | {n_subjects:,} | build in memory, write the project store | {built['wall']:.1f} s | "
-            f"| | | | {built['peak_mib']:,.0f} | {built['load']:.1f} |"]
+def serve_rows(n_marks: int, n_subjects: int, folder: Path, switches: int, filters: int,
+               build: bool = True) -> list[str]:
+    """Build the project store (timed; unless ``build`` is false), then serve it from the store and in memory."""
+    rows = []
+    if build:
+        built = run_step(BUILD, str(folder))
+        rows.append(f"| {n_marks:,} | {n_subjects:,} | build in memory, write the project store | "
+                    f"{built['wall']:.1f} s | | | | | {built['peak_mib']:,.0f} | {built['load']:.1f} |")
     for kind in ("store", "memory"):
         served = serve_and_drive(kind, folder, switches, filters)
         switch_ms = np.percentile(served["switches"], [50, 95]) * 1000 if served["switches"] else [np.nan] * 2
@@ -298,6 +301,8 @@ def main() -> None:
     parser.add_argument("--switches", type=int, default=30, help="subject switches timed per served project")
     parser.add_argument("--filters", type=int, default=3, help="agreement re-renders timed per served project")
     parser.add_argument("--keep", action="store_true", help="keep the generated stores in bench/work")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --steps serve: serve a kept run's stores again (generated and built before)")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     started = dt.datetime.now(dt.timezone.utc)
@@ -305,11 +310,17 @@ def main() -> None:
     for marks in args.marks:
         n_subjects = max(1, int(marks) // MARKS_PER_SUBJECT)
         folder = WORK / f"scale-{int(marks)}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        generated = run_step(GENERATE, str(folder), str(n_subjects), str(PIECE_SUBJECTS))
-        n_marks = int(generated["out"])
-        steps = [("generate into the store", generated)]
+        reused = args.reuse and (folder / "project" / "project.json").is_file()
+        if reused:  # a kept run's stores served again: generating and building are not measured again
+            n_marks = sum(len(pd.read_parquet(path, columns=["mark_id"]))
+                          for path in sorted((folder / "store" / "marks").glob("part-*.parquet")))
+            steps = []
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            generated = run_step(GENERATE, str(folder), str(n_subjects), str(PIECE_SUBJECTS))
+            n_marks = int(generated["out"])
+            steps = [("generate into the store", generated)]
         scores = {}
         if "aggregate" in args.steps:
             aggregated = run_step(AGGREGATE, str(folder), args.method, str(args.workers), args.memory_limit)
@@ -323,12 +334,12 @@ def main() -> None:
                         + f"{measured['load']:.1f} |")
             print(rows[-1], flush=True)
         if "serve" in args.steps:
-            served += serve_rows(n_marks, n_subjects, folder, args.switches, args.filters)
+            served += serve_rows(n_marks, n_subjects, folder, args.switches, args.filters, build=not reused)
         if not args.keep:
             shutil.rmtree(folder)
     command = (f"`python bench/bench_scale.py --marks {' '.join(f'{m:g}' for m in args.marks)} --method "
                f"{args.method} --workers {args.workers} --memory-limit {args.memory_limit} --steps "
-               f"{' '.join(args.steps)}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
+               f"{' '.join(args.steps)}{' --keep' if args.keep else ''}{' --reuse' if args.reuse else ''}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
     text = RESULTS.read_text() if RESULTS.exists() else ""
     runs, rows = merged_with_earlier_runs(command, rows, text.split(SERVING)[0])
     _, served = merged_with_earlier_runs(command, served, text.split(SERVING)[1].split(NOTES)[0]
