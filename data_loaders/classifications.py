@@ -12,7 +12,21 @@ height, angle in degrees about the centre. Other shapes keep their kind and get
 their bounding box (a circle's square, a polygon's extent); points stay points
 (width and height NaN) unless ``point_box`` turns them into boxes. Marks drawn
 through their vertices (polygons, freehand and other paths, lines) also keep
-them, in drawing order, in a ``mark_vertices`` table keyed by mark id.
+them, in drawing order, in a ``mark_vertices`` table keyed by mark id; so does an
+ellipse, its outline turned as its front end draws it (the box, its envelope,
+cannot show the turn).
+
+The classic front end's full-image tools span the image the volunteer saw, whose
+natural size the row's ``metadata.subject_dimensions`` gives (its first frame
+that has one): a full-width line (``y``) is the box from x = 0 across the width
+at zero height, with vertices at its two ends; a full-height line (``x``) the
+same upright; a column (``x``, ``width``) the box over the full height, with its
+four corners as vertices. Zero, not one pixel: the box is the line's exact
+extent, as a horizontal line tool's is, and a made-up pixel would let box
+overlap methods cluster lines on an invented area (they count marks without
+area as ``marks_without_box`` instead). A row whose metadata gives no size (``[null]``
+happens) cannot place them: those marks are skipped and counted
+(`data_loaders.marks.NO_IMAGE_SIZE`), never guessed from other rows.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ from .base import (MAX_EXPANSION, MAX_ROW_BYTES, FormatError, LoadReport, LoadRe
                    csv_header, expansion_error, expansion_limit, is_gzipped)
 from ._csv import parse_integers, parse_timestamps
 from .cache import cached_load
-from .marks import MARK_ID_STRIDE, VERTEX_COLUMNS, extract_marks
+from .marks import HANDLE_COLUMNS, MARK_ID_STRIDE, VERTEX_COLUMNS, extract_marks
 from .schema import conform
 
 REQUIRED_COLUMNS = (
@@ -205,7 +219,8 @@ def read_classifications(path, workflow_id=None, workflow_version=None, tasks=No
     -------
     LoadResult
         ``.classifications``, ``.marks``, ``.mark_vertices`` (the outlines of marks drawn
-        through their vertices) and ``.report``.
+        through their vertices), ``.circle_handles`` (the handle angles of classic circles, which
+        turn a triangle: `data_loaders.schema.CIRCLE_HANDLES`) and ``.report``.
     """
     return ClassificationExport(workflow_id=workflow_id, workflow_version=workflow_version, tasks=tasks,
                                 point_box=point_box, use_cache=use_cache, progress=progress,
@@ -487,7 +502,7 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, 
     whoever holds them, part by part: `finish_tables`); a sink does not take the marks' vertices.
     """
     report = LoadReport(source=str(path), format=ClassificationExport.short_name)
-    classification_parts, mark_parts, vertex_parts, kept = [], [], [], []
+    classification_parts, mark_parts, vertex_parts, handle_parts, kept = [], [], [], [], []
     wrong_width = 0
 
     # Most of the work is in Arrow kernels that release the GIL, so parts read and
@@ -519,6 +534,7 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, 
             classification_parts.append(tables[0])
             mark_parts.append(tables[1])
             vertex_parts.append(tables[2])
+            handle_parts.append(tables[3])
         if progress is not None:
             progress(report.rows_read)
 
@@ -541,10 +557,11 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, 
     marks = pd.concat(mark_parts, ignore_index=True)
     mark_vertices = _sorted_by(conform(pd.concat(vertex_parts, ignore_index=True), "mark_vertices"),
                                ["mark_id", "vertex"])
-    del classification_parts[:], mark_parts[:], vertex_parts[:]  # copies now: freed before finishing
+    circle_handles = _sorted_by(conform(pd.concat(handle_parts, ignore_index=True), "circle_handles"), ["mark_id"])
+    del classification_parts[:], mark_parts[:], vertex_parts[:], handle_parts[:]  # copies now: freed before finishing
     classifications, marks = finish_tables(classifications, marks, report)
-    return LoadResult({"classifications": classifications, "marks": marks, "mark_vertices": mark_vertices},
-                      report)
+    return LoadResult({"classifications": classifications, "marks": marks, "mark_vertices": mark_vertices,
+                       "circle_handles": circle_handles}, report)
 
 
 def _no_rows_message(path: Path, report: LoadReport) -> str:
@@ -723,13 +740,14 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
             scales = _metadata_numbers(part.column("subject_data").take(pa.array(rows)), point_box.key)
             point_sides = point_box.factor * scales
     marks, parsed_ok = extract_marks(annotations, fem, tasks, point_sides,
-                                      point_box.key if point_box else None, report)
+                                      point_box.key if point_box else None, report, metadata)
     report.skip("annotations is not valid JSON (a list of tasks)", lines[rows[~parsed_ok]])
     keep[rows[~parsed_ok]] = False
     # marks refer to positions in `rows`; re-index to kept rows only
     position_in_kept = np.cumsum(parsed_ok) - 1
     mark_rows = position_in_kept[marks.pop("row")]
     vertices = {name: marks.pop(name) for name in VERTEX_COLUMNS}
+    handles = {name: marks.pop(name) for name in HANDLE_COLUMNS}
 
     kept = np.flatnonzero(keep)
     user_ids, user_ok = _integers(part.column("user_id"))
@@ -763,7 +781,9 @@ def _parse_rows(part, lines, workflow_id, versions, tasks, point_box, report):
                                            dtype="string"))
     marks_table.insert(0, "mark_id",
                        marks_table["classification_id"] * MARK_ID_STRIDE + marks_table["position"])
-    return classifications, marks_table, _vertex_table(vertices, marks_table["mark_id"].to_numpy())
+    mark_ids = marks_table["mark_id"].to_numpy()
+    return (classifications, marks_table, _vertex_table(vertices, mark_ids),
+            pd.DataFrame({"mark_id": mark_ids[handles["handle_mark"]], "angle": handles["handle_angle"]}))
 
 
 def _vertex_table(vertices: dict, mark_ids: np.ndarray) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import math
+from functools import partial
 
 import numpy as np
 import orjson
@@ -24,14 +25,33 @@ import pyarrow.compute as pc
 MARK_ID_STRIDE = 10_000
 
 BOX_KINDS = ("rectangle", "rotateRectangle", "point-as-box")
+#: Kinds whose marks are not loaded (counted as degenerate) when their width or height is not positive.
+AREA_KINDS = BOX_KINDS + ("column",)
 MARK_COLUMNS = ("row", "position", "task", "tool", "tool_label", "frame",
                 "x", "y", "width", "height", "angle", "kind")
 #: The outlines of marks drawn through their vertices (freehand paths, polygons and other point lists,
-#: lines): one entry per vertex in drawing order, its mark (position in the mark columns), x and y.
+#: lines, full-image lines and columns, ellipses): one entry per vertex in drawing order, its mark
+#: (position in the mark columns), x and y.
 #: Kept apart from the mark columns, whose bounding boxes stay the geometry matching works on.
 VERTEX_COLUMNS = ("vertex_mark", "vertex_x", "vertex_y")
 #: Why a vertex mark's outline was not kept (the mark itself is, and is drawn as its bounding box).
 UNEQUAL_PATH = "pathX and pathY differ in length"
+#: The direction of a classic circle's radius handle (its ``angle``, degrees counter-clockwise): one entry per
+#: classic circle that has one, its mark (position in the mark columns) and the angle. The classic
+#: front end writes a triangle (centre x, y, radius r, angle) exactly as a circle, so only a workflow
+#: export tells them apart (`project.tool_kinds`), and a triangle's corners need the angle; a circle's
+#: box must not turn with it, so it is kept apart from the ``angle`` column.
+HANDLE_COLUMNS = ("handle_mark", "handle_angle")
+#: Classic tools that span the whole image: a horizontal line (``y``), a vertical line (``x``) and a
+#: column (``x``, ``width``) over the full height. Their box reaches across the image the volunteer
+#: saw, whose natural size the row's ``metadata.subject_dimensions`` gives (`image_sizes`).
+FULL_IMAGE_KINDS = ("fullWidthLine", "fullHeightLine", "column")
+#: Vertices of an ellipse's outline, kept so it is drawn with its turn (its box is the turned ellipse's
+#: envelope, and its ``angle`` 0: the box is what matching uses).
+ELLIPSE_OUTLINE_VERTICES = 48
+_ELLIPSE_STEPS = np.linspace(0, 2 * np.pi, ELLIPSE_OUTLINE_VERTICES, endpoint=False)
+#: Why a full-image mark was not loaded: its row does not say how large the image was.
+NO_IMAGE_SIZE = "full-width line, full-height line or column on a row without subject_dimensions"
 
 
 _REAL = (int, float)
@@ -53,49 +73,96 @@ def _path(kind: str, xs, ys) -> tuple:
     return kind, min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys), 0.0, (xs, ys)
 
 
-def _shape(mark: dict, fem: bool) -> tuple:
-    """(kind, x, y, width, height, angle, vertices) of one drawn mark; `_NotAShape` if it is none.
+def _centre(mark: dict) -> tuple[float, float]:
+    """A circle's or ellipse's centre: the new front end's ``x_center``, ``y_center`` or the classic ``x``, ``y``."""
+    if mark.get("x_center") is not None:
+        return _number(mark["x_center"]), _number(mark.get("y_center"))
+    return _number(mark.get("x")), _number(mark.get("y"))
+
+
+def ellipse_outline(cx, cy, rx, ry, turn) -> tuple[np.ndarray, np.ndarray]:
+    """The outline vertices (n, `ELLIPSE_OUTLINE_VERTICES`) of ellipses turned by ``turn`` degrees on screen.
+
+    On screen (y down) a positive turn is clockwise, as SVG's ``rotate``: the new front end draws an
+    ellipse turned by its ``angle``, the classic one by minus its ``angle``.
+    """
+    cx, cy, rx, ry, turn = (np.asarray(value, float)[:, None] for value in (cx, cy, rx, ry, turn))
+    local_x, local_y = rx * np.cos(_ELLIPSE_STEPS), ry * np.sin(_ELLIPSE_STEPS)
+    theta = np.radians(turn)
+    return (cx + local_x * np.cos(theta) - local_y * np.sin(theta),
+            cy + local_x * np.sin(theta) + local_y * np.cos(theta))
+
+
+def _extent(value: float) -> float:
+    """An image width or height for a full-image mark; `_NoImageSize` when the row does not give it."""
+    if not value > 0:
+        raise _NoImageSize
+    return value
+
+
+def _shape(mark: dict, fem: bool, image_size: tuple[float, float]) -> tuple:
+    """(kind, x, y, width, height, angle, vertices, handle) of one drawn mark; `_NotAShape` if it is none.
 
     ``vertices`` is (x list, y list) for marks drawn through their vertices (paths, point lists,
-    lines) and None for the others, whose geometry the box and angle hold.
+    lines, full-image lines and columns) and None for the others, whose geometry the box and angle
+    hold. ``handle`` is a classic circle's handle angle (`HANDLE_COLUMNS`), else None.
+    ``image_size`` is the row's natural image (width, height), NaN where unknown.
 
     The classic front end does not name the tool type in the export, so it is
     told from the keys the mark carries, as panoptes_aggregation's extractors do;
-    the new front end's rectangles give their centre instead of their corner. A key
-    whose value is null counts as absent (as in the columnar reader).
+    the new front end's rectangles, circles and ellipses give their centre instead of
+    their corner. A key whose value is null counts as absent (as in the columnar reader).
     """
     get = mark.get
     if get("width") is not None:
-        width, height = _number(mark["width"]), _number(get("height"))
+        width = _number(mark["width"])
+        if not fem and get("height") is None and get("y") is None and get("x_center") is None:
+            x, height = _number(get("x")), _extent(image_size[1])
+            return ("column", x, 0.0, width, height, 0.0,
+                    ([x, x + width, x + width, x], [0.0, 0.0, height, height]), None)
+        height = _number(get("height"))
         if get("x_center") is not None:
             x = _number(mark["x_center"]) - width / 2
             y = _number(get("y_center")) - height / 2
         else:
             x, y = _number(get("x")), _number(get("y"))
         if get("angle") is not None:
-            return "rotateRectangle", x, y, width, height, _number(mark["angle"]), None
-        return "rectangle", x, y, width, height, 0.0, None
-    if get("r") is not None:
-        x, y, r = _number(get("x")), _number(get("y")), _number(mark["r"])
-        return "circle", x - r, y - r, 2 * r, 2 * r, 0.0, None
+            return "rotateRectangle", x, y, width, height, _number(mark["angle"]), None, None
+        return "rectangle", x, y, width, height, 0.0, None, None
+    radius = get("r") if get("r") is not None else get("radius")
+    if radius is not None:
+        (x, y), r = _centre(mark), _number(radius)
+        # A handle angle that is not a number only loses a triangle its turn, not a circle its mark.
+        handle = get("angle") if not fem and get("r") is not None and type(get("angle")) in _REAL else None
+        return "circle", x - r, y - r, 2 * r, 2 * r, 0.0, None, handle
     if get("rx") is not None:
-        x, y = _number(get("x")), _number(get("y"))
+        x, y = _centre(mark)
         rx, ry = _number(mark["rx"]), _number(get("ry"))
-        theta = math.radians(_number(get("angle") or 0.0))
+        angle = _number(get("angle") or 0.0)
+        theta = math.radians(angle)
         half_w = math.hypot(rx * math.cos(theta), ry * math.sin(theta))
         half_h = math.hypot(rx * math.sin(theta), ry * math.cos(theta))
-        return "ellipse", x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0, None
+        xs, ys = ellipse_outline([x], [y], [rx], [ry], [angle if fem else -angle])
+        return ("ellipse", x - half_w, y - half_h, 2 * half_w, 2 * half_h, 0.0, (xs[0].tolist(), ys[0].tolist()),
+                None)
     if get("x1") is not None:
-        return _path("line", [mark["x1"], get("x2")], [get("y1"), get("y2")])
+        return (*_path("line", [mark["x1"], get("x2")], [get("y1"), get("y2")]), None)
     tool_type = get("toolType") if fem else None
     tool_type = tool_type if type(tool_type) is str else None
     if get("pathX") is not None:
-        return _path(tool_type or "freehandLine", mark["pathX"], get("pathY"))
+        return (*_path(tool_type or "freehandLine", mark["pathX"], get("pathY")), None)
     if get("points") is not None:
         points = mark["points"]
-        return _path(tool_type or "polygon", [p["x"] for p in points], [p["y"] for p in points])
-    if get("x") is not None and get("y") is not None:
-        return "point", _number(mark["x"]), _number(mark["y"]), math.nan, math.nan, 0.0, None
+        return (*_path(tool_type or "polygon", [p["x"] for p in points], [p["y"] for p in points]), None)
+    has_x, has_y = get("x") is not None, get("y") is not None
+    if has_x and has_y:
+        return "point", _number(mark["x"]), _number(mark["y"]), math.nan, math.nan, 0.0, None, None
+    if not fem and has_y:
+        y, width = _number(mark["y"]), _extent(image_size[0])
+        return "fullWidthLine", 0.0, y, width, 0.0, 0.0, ([0.0, width], [y, y]), None
+    if not fem and has_x:
+        x, height = _number(mark["x"]), _extent(image_size[1])
+        return "fullHeightLine", x, 0.0, 0.0, height, 0.0, ([x, x], [0.0, height]), None
     raise _NotAShape
 
 
@@ -103,11 +170,37 @@ class _NotAShape(Exception):
     """A mark dict with no coordinates zoolens knows (a tool it does not draw)."""
 
 
+class _NoImageSize(Exception):
+    """A full-image mark on a row that does not give the image's size."""
+
+
 def _count(counter: dict, key: str) -> None:
     counter[key] = counter.get(key, 0) + 1
 
 
-def extract_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, report):
+def image_sizes(metadata: pa.Array) -> np.ndarray:
+    """Each row's natural image (width, height) from its ``metadata.subject_dimensions``, NaN where absent.
+
+    The first frame that gives a size is taken (the frames of one subject are one camera's, one
+    size). Found by pattern in one vectorised pass, and only for chunks holding a full-image mark.
+    """
+    metadata = metadata.combine_chunks() if isinstance(metadata, pa.ChunkedArray) else metadata
+
+    def first(key):
+        found = pc.extract_regex(metadata, rf'"{key}"\s*:\s*(?P<value>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)')
+        return pc.cast(pc.struct_field(found, "value"), pa.float64()).to_numpy(zero_copy_only=False)
+
+    return np.column_stack([first("naturalWidth"), first("naturalHeight")]).astype(np.float64)
+
+
+def _row_sizes(image_size, n: int) -> np.ndarray:
+    """``image_size`` as an (n, 2) array: it is None (unknown), an array, or a callable making one."""
+    if image_size is None:
+        return np.full((n, 2), np.nan)
+    return image_size() if callable(image_size) else image_size
+
+
+def extract_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, report, metadata=None):
     """Flatten the annotations JSON of each row into mark columns.
 
     Parameters
@@ -125,12 +218,16 @@ def extract_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, rep
         The metadata key the sides came from, for the report.
     report : LoadReport
         Receives counts of marks not loaded, degenerate marks and subtask answers.
+    metadata : pyarrow string array, optional
+        Each row's metadata JSON, where full-image marks find the image's size (`image_sizes`);
+        without it they are not loaded (counted as `NO_IMAGE_SIZE`).
 
     Returns
     -------
     marks : dict of arrays
         The columns of `MARK_COLUMNS`; ``row`` is the row's position in ``annotations``. Also
-        the `VERTEX_COLUMNS` (their own length): the vertices of the marks drawn through them.
+        the `VERTEX_COLUMNS` (their own length): the vertices of the marks drawn through them,
+        and the `HANDLE_COLUMNS`: the handle angles of classic circles.
     parsed_ok : bool array
         Rows whose annotations were valid JSON holding a list of tasks.
     """
@@ -138,19 +235,22 @@ def extract_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, rep
     for start in range(0, len(annotations), CHUNK_ROWS):
         chunk = slice(start, start + CHUNK_ROWS)
         sides = None if point_sides is None else point_sides[chunk]
-        result = _columnar_marks(annotations[chunk], fem[chunk], tasks, sides, point_key, report)
+        sizes = None if metadata is None else partial(image_sizes, metadata[chunk])
+        result = _columnar_marks(annotations[chunk], fem[chunk], tasks, sides, point_key, report, sizes)
         if result is None:
             result = _reference_marks(annotations[chunk].to_pylist(), fem[chunk], tasks, sides,
-                                      point_key, report)
+                                      point_key, report, sizes)
         marks, parsed_ok = result
         marks["row"] = marks["row"] + start
-        # A chunk numbers its vertices' marks from 0: after the marks of the chunks before it.
-        marks["vertex_mark"] = marks["vertex_mark"] + sum(len(part["row"]) for part in parts)
+        # A chunk numbers its vertices' and handles' marks from 0: after the marks of the chunks before it.
+        marks_before = sum(len(part["row"]) for part in parts)
+        marks["vertex_mark"] = marks["vertex_mark"] + marks_before
+        marks["handle_mark"] = marks["handle_mark"] + marks_before
         parts.append(marks)
         oks.append(parsed_ok)
     if not parts:
         return _reference_marks([], np.zeros(0, bool), tasks, None, point_key, report)
-    marks = {name: _concat([part[name] for part in parts]) for name in MARK_COLUMNS + VERTEX_COLUMNS}
+    marks = {name: _concat([part[name] for part in parts]) for name in MARK_COLUMNS + VERTEX_COLUMNS + HANDLE_COLUMNS}
     return marks, np.concatenate(oks)
 
 
@@ -160,9 +260,9 @@ def _concat(arrays):
     return pd.concat([pd.Series(a) for a in arrays], ignore_index=True).array
 
 
-def _reference_marks(annotations: list, fem, tasks, point_sides, point_key, report):
+def _reference_marks(annotations: list, fem, tasks, point_sides, point_key, report, image_size=None):
     """The reference route: orjson per row and a Python loop over marks."""
-    found, outlines = [], []
+    found, outlines, handles = [], [], []
     parsed_ok = np.ones(len(annotations), dtype=bool)
     counts = report.counts
     dropped = counts.setdefault("marks_not_loaded", {})
@@ -176,7 +276,9 @@ def _reference_marks(annotations: list, fem, tasks, point_sides, point_key, repo
             annotations, fem.tolist(), None if tasks is None else set(tasks),
             None if point_sides is None else point_sides.tolist(), point_key,
             parsed_ok, found.append, dropped, degenerate,
-            lambda xs, ys: outlines.append((len(found), xs, ys)), counts)
+            lambda xs, ys: outlines.append((len(found), xs, ys)),
+            lambda angle: handles.append((len(found), angle)), counts,
+            _row_sizes(image_size, len(annotations)).tolist() if annotations else [])
     finally:
         if collecting:
             gc.enable()
@@ -192,6 +294,8 @@ def _reference_marks(annotations: list, fem, tasks, point_sides, point_key, repo
     marks["vertex_mark"] = np.repeat(np.array([mark for mark, _, _ in outlines], dtype=np.int64), lengths)
     marks["vertex_x"] = np.array([v for _, xs, _ in outlines for v in xs], dtype=np.float64)
     marks["vertex_y"] = np.array([v for _, _, ys in outlines for v in ys], dtype=np.float64)
+    marks["handle_mark"] = np.array([mark for mark, _ in handles], dtype=np.int64)
+    marks["handle_angle"] = np.array([angle for _, angle in handles], dtype=np.float64)
     return marks, parsed_ok
 
 
@@ -201,7 +305,7 @@ MARK_DTYPES = {"row": np.int64, "position": np.int64, "task": "string", "tool": 
 
 
 def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, dropped, degenerate,
-             add_outline, counts):
+             add_outline, add_handle, counts, image_sizes):
     """The loader's one Python loop: JSON cells vary too much in shape for a columnar
     JSON reader. It touches only drawing values and appends one tuple per mark (and
     its vertex lists, before it, for marks drawn through their vertices)."""
@@ -239,12 +343,15 @@ def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, d
                     continue
                 position += 1
                 try:
-                    kind, x, y, width, height, angle, outline = _shape(mark, row_fem)
+                    kind, x, y, width, height, angle, outline, handle = _shape(mark, row_fem, image_sizes[row])
                 except (ValueError, TypeError, KeyError):
                     _count(dropped, "non-numeric coordinates")
                     continue
                 except _NotAShape:
                     _count(dropped, "not a shape")
+                    continue
+                except _NoImageSize:
+                    _count(dropped, NO_IMAGE_SIZE)
                     continue
                 if kind == "point" and sides is not None:
                     side = sides[row]
@@ -252,7 +359,7 @@ def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, d
                         _count(dropped, f"point without subject metadata {point_key}")
                         continue
                     kind, x, y, width, height = "point-as-box", x - side / 2, y - side / 2, side, side
-                elif kind in BOX_KINDS and not (width > 0 and height > 0):
+                elif kind in AREA_KINDS and not (width > 0 and height > 0):
                     _count(degenerate, kind)
                     continue
                 if position > MARK_ID_STRIDE:
@@ -263,6 +370,8 @@ def _flatten(annotations, fem, wanted_tasks, sides, point_key, parsed_ok, add, d
                         add_outline(*outline)
                     else:
                         _count(counts.setdefault("vertices_not_kept", {}), UNEQUAL_PATH)
+                if handle is not None:
+                    add_handle(handle)
                 tool = mark.get("tool")
                 if type(tool) is not int:
                     tool = mark.get("toolIndex")
@@ -290,7 +399,7 @@ DRAWING_VALUE = r'"value"\s*:\s*\[\s*\{'
 _F64, _I64, _STR = pa.float64(), pa.int64(), pa.string()
 MARK_STRUCT = pa.struct(
     [(name, _F64) for name in ("x", "y", "width", "height", "angle", "x_center", "y_center",
-                               "r", "rx", "ry", "x1", "y1", "x2", "y2")]
+                               "r", "radius", "rx", "ry", "x1", "y1", "x2", "y2")]
     + [("tool", _I64), ("toolIndex", _I64), ("frame", _I64), ("tool_label", _STR),
        ("toolType", _STR), ("pathX", pa.list_(_F64)), ("pathY", pa.list_(_F64)),
        ("points", pa.list_(pa.struct([("x", _F64), ("y", _F64)])))]
@@ -302,9 +411,9 @@ MARK_STRUCT = pa.struct(
 _POINT_FIELDS = ("x", "y", "tool", "toolIndex", "frame", "tool_label", "toolType")
 _RECTANGLE_FIELDS = _POINT_FIELDS + ("width", "height", "angle", "x_center", "y_center")
 MARK_FIELD_SUBSETS = (
-    (r'"(?:width|height|angle|x_center|y_center|r|rx|ry|x1|y1|x2|y2|pathX|pathY|points)"|\\u',
+    (r'"(?:width|height|angle|x_center|y_center|r|radius|rx|ry|x1|y1|x2|y2|pathX|pathY|points)"|\\u',
      _POINT_FIELDS),
-    (r'"(?:r|rx|ry|x1|y1|x2|y2|pathX|pathY|points)"|\\u', _RECTANGLE_FIELDS),
+    (r'"(?:r|radius|rx|ry|x1|y1|x2|y2|pathX|pathY|points)"|\\u', _RECTANGLE_FIELDS),
 )
 
 
@@ -318,7 +427,7 @@ def _annotations_schema(mark_fields) -> pa.Schema:
 ANNOTATIONS_SCHEMA = _annotations_schema(MARK_STRUCT.names)
 
 
-def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, report):
+def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, report, image_size=None):
     """The fast route; None when Arrow cannot read the chunk as a whole."""
     import pyarrow.json as pjson
 
@@ -386,7 +495,7 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
 
     field = {name: mark_field(name).to_numpy(zero_copy_only=False).astype(np.float64)
              for name in ("x", "y", "width", "height", "angle", "x_center", "y_center",
-                          "r", "rx", "ry", "x1", "y1", "x2", "y2")}
+                          "r", "radius", "rx", "ry", "x1", "y1", "x2", "y2")}
     has = {name: ~np.isnan(values) for name, values in field.items()}
     path_x, path_y, points = mark_field("pathX"), mark_field("pathY"), mark_field("points")
     has_path = path_x.is_valid().to_numpy(zero_copy_only=False)
@@ -399,7 +508,11 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     bad = np.zeros(n, dtype=bool)
     undecided = np.ones(n, dtype=bool)
 
-    rect = has["width"]
+    classic = ~fem[row]
+    # A column is an x range over the full image height ({x, width}: no y, height or centre).
+    column = classic & has["width"] & ~has["height"] & ~has["y"] & ~has["x_center"]
+    undecided &= ~column
+    rect = has["width"] & ~column
     centred = rect & has["x_center"]
     x[rect] = np.where(centred, field["x_center"] - field["width"] / 2, field["x"])[rect]
     y[rect] = np.where(centred, field["y_center"] - field["height"] / 2, field["y"])[rect]
@@ -409,21 +522,27 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     angle[rect & has["angle"]] = field["angle"][rect & has["angle"]]
     undecided &= ~rect
 
-    circle = undecided & has["r"]
-    r = field["r"]
-    x[circle], y[circle] = (field["x"] - r)[circle], (field["y"] - r)[circle]
+    # Circles and ellipses: the new front end gives their centre as x_center, y_center (a circle's
+    # radius as radius), the classic one as x, y (and r).
+    centre_x = np.where(has["x_center"], field["x_center"], field["x"])
+    centre_y = np.where(has["x_center"], field["y_center"], field["y"])
+    has_centre = np.where(has["x_center"], has["y_center"], has["x"] & has["y"])
+    circle = undecided & (has["r"] | has["radius"])
+    r = np.where(has["r"], field["r"], field["radius"])
+    x[circle], y[circle] = (centre_x - r)[circle], (centre_y - r)[circle]
     width[circle] = height[circle] = (2 * r)[circle]
-    bad |= circle & ~(has["x"] & has["y"])
+    bad |= circle & ~has_centre
     kind[circle] = "circle"
     undecided &= ~circle
+    handle = circle & classic & has["r"] & has["angle"]
 
     ellipse = undecided & has["rx"]
     theta = np.radians(np.nan_to_num(field["angle"]))
     half_w = np.hypot(field["rx"] * np.cos(theta), field["ry"] * np.sin(theta))
     half_h = np.hypot(field["rx"] * np.sin(theta), field["ry"] * np.cos(theta))
-    x[ellipse], y[ellipse] = (field["x"] - half_w)[ellipse], (field["y"] - half_h)[ellipse]
+    x[ellipse], y[ellipse] = (centre_x - half_w)[ellipse], (centre_y - half_h)[ellipse]
     width[ellipse], height[ellipse] = (2 * half_w)[ellipse], (2 * half_h)[ellipse]
-    bad |= ellipse & ~(has["x"] & has["y"] & has["ry"])
+    bad |= ellipse & ~(has_centre & has["ry"])
     kind[ellipse] = "ellipse"
     undecided &= ~ellipse
 
@@ -466,11 +585,33 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     kind[point] = "point"
     undecided &= ~point
 
+    # The classic front end's lines across the whole image: {y} alone, {x} alone.
+    full_width = undecided & classic & has["y"]
+    full_height = undecided & classic & has["x"]
+    undecided &= ~(full_width | full_height)
+    full_image = column | full_width | full_height
+    image_width, image_height = np.full(n, np.nan), np.full(n, np.nan)
+    if full_image.any():
+        sizes = _row_sizes(image_size, len(annotations))
+        image_width, image_height = sizes[row, 0], sizes[row, 1]
+    x[column], width[column] = field["x"][column], field["width"][column]
+    y[column], height[column] = 0.0, image_height[column]
+    bad |= column & ~has["x"]
+    kind[column] = "column"
+    x[full_width], y[full_width] = 0.0, field["y"][full_width]
+    width[full_width], height[full_width] = image_width[full_width], 0.0
+    kind[full_width] = "fullWidthLine"
+    x[full_height], y[full_height] = field["x"][full_height], 0.0
+    width[full_height], height[full_height] = 0.0, image_height[full_height]
+    kind[full_height] = "fullHeightLine"
+    unsized = ~bad & (((column | full_height) & ~(image_height > 0)) | (full_width & ~(image_width > 0)))
+
     dropped = counts.setdefault("marks_not_loaded", {})
     degenerate = counts.setdefault("degenerate_marks", {})
     _add(dropped, "non-numeric coordinates", keep & bad)
     _add(dropped, "not a shape", keep & undecided & ~bad)
-    keep &= ~bad & ~undecided
+    _add(dropped, NO_IMAGE_SIZE, keep & unsized)
+    keep &= ~bad & ~undecided & ~unsized
     if point_sides is not None:
         is_point = keep & (kind == "point")
         side = point_sides[row]
@@ -481,7 +622,7 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
         y[boxed] -= side[boxed] / 2
         width[boxed] = height[boxed] = side[boxed]
         kind[boxed] = "point-as-box"
-    for box_kind in ("rectangle", "rotateRectangle"):
+    for box_kind in ("rectangle", "rotateRectangle", "column"):
         flat_box = keep & (kind == box_kind) & ~((width > 0) & (height > 0))
         _add(degenerate, box_kind, flat_box)
         keep &= ~flat_box
@@ -489,7 +630,28 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     _add(dropped, "more marks in one classification than mark ids allow", too_many)
     keep &= ~too_many
 
-    outlines = _outlines(keep, path, point_list, line, field, counts)
+    # A full-image mark's vertices: a line's two ends, a column's four corners (clockwise from top left).
+    columns_kept, lines_kept = np.flatnonzero(keep & column), np.flatnonzero(keep & (full_width | full_height))
+    left, top, right, bottom = (x[columns_kept], np.zeros(len(columns_kept)), x[columns_kept] + width[columns_kept],
+                                height[columns_kept])
+    across = full_width[lines_kept]
+    line_x, line_y = x[lines_kept], y[lines_kept]
+    line_end_x, line_end_y = line_x + width[lines_kept], line_y + height[lines_kept]
+    # An ellipse's outline, turned as its front end turns it.
+    ellipses_kept = np.flatnonzero(keep & ellipse)
+    turn = np.nan_to_num(field["angle"][ellipses_kept]) * np.where(fem[row][ellipses_kept], 1.0, -1.0)
+    ellipse_x, ellipse_y = ellipse_outline(centre_x[ellipses_kept], centre_y[ellipses_kept],
+                                           field["rx"][ellipses_kept], field["ry"][ellipses_kept], turn)
+    drawn_vertices = (
+        np.concatenate([np.repeat(columns_kept, 4), np.repeat(lines_kept, 2),
+                        np.repeat(ellipses_kept, ELLIPSE_OUTLINE_VERTICES)]),
+        np.concatenate([np.column_stack([left, right, right, left]).ravel(),
+                        np.column_stack([line_x, np.where(across, line_end_x, line_x)]).ravel(), ellipse_x.ravel()]),
+        np.concatenate([np.column_stack([top, top, bottom, bottom]).ravel(),
+                        np.column_stack([line_y, np.where(across, line_y, line_end_y)]).ravel(), ellipse_y.ravel()]))
+    outlines = _outlines(keep, path, point_list, line, field, counts, drawn_vertices)
+    kept_position = np.cumsum(keep) - 1
+    handles = np.flatnonzero(keep & handle)
     take = pa.array(np.flatnonzero(keep))
     tool = pc.coalesce(mark_field("tool"), mark_field("toolIndex"), pa.scalar(-1, _I64))
     frame = pc.coalesce(mark_field("frame"), pa.scalar(0, _I64))
@@ -504,15 +666,19 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
         "angle": angle[keep],
         "kind": pd.array(kind[keep], dtype="string"),
         **outlines,
+        "handle_mark": kept_position[handles].astype(np.int64),
+        "handle_angle": field["angle"][handles],
     }
     return columns, np.ones(len(annotations), dtype=bool)
 
 
-def _outlines(keep, path, point_list, line, field, counts) -> dict[str, np.ndarray]:
+def _outlines(keep, path, point_list, line, field, counts, drawn) -> dict[str, np.ndarray]:
     """The `VERTEX_COLUMNS` of the kept marks drawn through their vertices, in mark then vertex order.
 
     ``path`` and ``point_list`` are (marks, x values, their marks, y values, their marks) of the
-    pathX/pathY lists and of the points lists; ``line`` marks two-vertex lines (x1, y1, x2, y2).
+    pathX/pathY lists and of the points lists; ``line`` marks two-vertex lines (x1, y1, x2, y2);
+    ``drawn`` is (their marks, x values, y values) of the vertices made here: the kept full-image
+    marks' and ellipses' outlines.
     A path whose x and y lists differ in length keeps its mark but not its vertices (counted).
     """
     n = len(keep)
@@ -523,12 +689,13 @@ def _outlines(keep, path, point_list, line, field, counts) -> dict[str, np.ndarr
     points_marks, point_xs, point_parent, point_ys, _ = point_list
     from_points = (keep & points_marks)[point_parent]
     lines = np.flatnonzero(keep & line)
+    drawn_parents, drawn_xs, drawn_ys = drawn
     parents = np.concatenate([path_x_parent[path_marks[path_x_parent]], point_parent[from_points],
-                              np.repeat(lines, 2)])
+                              np.repeat(lines, 2), drawn_parents])
     xs = np.concatenate([path_xs[path_marks[path_x_parent]], point_xs[from_points],
-                         np.column_stack([field["x1"][lines], field["x2"][lines]]).ravel()])
+                         np.column_stack([field["x1"][lines], field["x2"][lines]]).ravel(), drawn_xs])
     ys = np.concatenate([path_ys[path_marks[path_y_parent]], point_ys[from_points],
-                         np.column_stack([field["y1"][lines], field["y2"][lines]]).ravel()])
+                         np.column_stack([field["y1"][lines], field["y2"][lines]]).ravel(), drawn_ys])
     # Each mark's vertices come from one list, in order: a stable sort by mark keeps that order.
     order = np.argsort(parents, kind="stable")
     kept_position = np.cumsum(keep) - 1

@@ -76,6 +76,15 @@ MARK_VERTICES = {
     "y": "float64",
 }
 
+#: The direction of the radius handle of a classic circle that has one, degrees counter-clockwise (the
+#: classic front end's ``angle``). The front end writes a triangle as it writes a circle (``x, y, r,
+#: angle``); when a workflow export names the tool a triangle, this angle turns its corners
+#: (`project.tool_kinds`). A circle's box does not turn, so the angle is not the mark's ``angle``.
+CIRCLE_HANDLES = {
+    "mark_id": "int64",
+    "angle": "float64",
+}
+
 DETECTIONS = {
     "subject_id": "int64",
     "detection_id": "int64",
@@ -96,6 +105,7 @@ TABLES = {
     "consensus": CONSENSUS,
     "links": LINKS,
     "mark_vertices": MARK_VERTICES,
+    "circle_handles": CIRCLE_HANDLES,
     "detections": DETECTIONS,
 }
 

@@ -23,7 +23,7 @@ from consensus.base import AUTO_METHOD, parse_source
 
 from .core import Project
 from .progress import LoadProgress
-from .tool_kinds import named_point_list_kinds
+from .tool_kinds import named_tool_kinds
 
 #: The consensus method used when no file holds a consensus (None: show the marks alone): each
 #: kind of mark its own (`consensus.base.DEFAULT_METHODS`), as every command does by default.
@@ -171,8 +171,9 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         return pd.concat(tables[name], ignore_index=True) if name in tables else None
 
     classifications, marks = combined("classifications"), combined("marks")
-    # The classic front end does not say which tool drew a point list; a workflow export does.
-    marks = named_point_list_kinds(marks, classifications, combined("tools"))
+    # The classic front end does not say which tool drew a point list or a triangle; a workflow export does.
+    marks, mark_vertices = named_tool_kinds(marks, classifications, combined("tools"), combined("mark_vertices"),
+                                            combined("circle_handles"))
     consensus_table = combined("consensus")
     if method is not None or consensus_table is not None:
         if progress is not None:
@@ -204,7 +205,7 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     if progress is not None:
         progress.stage("Building the statistics of subjects and consensus boxes")
     filters = {name: options[name] for name in FILTER_OPTIONS if options.get(name) is not None}
-    project = Project(classifications, marks, mark_vertices=combined("mark_vertices"), subjects=subjects,
+    project = Project(classifications, marks, mark_vertices=mark_vertices, subjects=subjects,
                       consensus=consensus_table, links=links, image_roots=image_roots, reports=reports,
                       title=title or every_file[0].name, sources=sources, filters=filters, aggregation_run=run,
                       fits_column=fits_column, pixel_scale=pixel_scale, picture_size=picture_size,

@@ -2,12 +2,18 @@
 
 The gallery shows dozens of subjects at a time; drawing each in the browser would send every mark
 of every subject. Here each thumbnail is a small PNG rendered with Pillow from the subject's image
-and its marks: volunteer boxes thin, in the colour of the consensus box they support (grey when
-they support none), consensus boxes bold; point marks as small crosses and rings. A subject whose
+and its marks, each drawn as what it is: volunteer marks thin, in the colour of the consensus mark
+they support (grey when they support none), consensus marks bold. Polygons, triangles, Bézier
+curves, freehand shapes and columns are closed outlines through their vertices; lines, freehand
+lines and full-width or full-height lines open paths through them (`project.tool_kinds.OPEN_KINDS`);
+ellipses through their turned outline (the loader keeps it); circles (and ellipses loaded without
+an outline) the ellipse filling their box; rotated rectangles turned by their angle; other
+boxes their box; volunteers' points small crosses and consensus points rings. A subject whose
 image cannot be read gets a neutral grey canvas of its shape, with the marks still drawn.
 
 Thumbnails are kept per process (shared by every session) and on disk under the zoolens cache,
-keyed by the consensus run and the subject's image, so a restarted server does not draw them again.
+keyed by the consensus run, the subject's image, its marks and this drawing code, so a restarted
+server does not draw them again and a changed one does.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from consensus.geometry import corners
 from data_loaders.cache import cache_dir
+
+from .tool_kinds import OPEN_KINDS
 
 #: Colours of consensus boxes, cycled by the box's place in its subject (as the cutout does).
 PALETTE = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114, 178), (213, 94, 0),
@@ -30,6 +39,10 @@ CANVAS = (60, 60, 60)
 
 #: Thumbnails kept in memory per project (each a few kilobytes).
 MEMORY_ITEMS = 2048
+#: Kinds drawn as the ellipse filling their box.
+ROUND_KINDS = ("circle", "ellipse")
+#: This module's code, part of every thumbnail's key: drawn otherwise, drawn again.
+_DRAWING = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:8]
 
 
 class Thumbnails:
@@ -78,8 +91,10 @@ class Thumbnails:
         subject = self.project.subject(subject_id)
         locations = subject.locations if subject is not None and isinstance(subject.locations, dict) else {}
         marks = self.project.marks_of(subject_id)
-        key = hashlib.sha256(repr((locations.get("0"), self.size, len(marks),
-                                   marks.mark_id.sum() if len(marks) else 0)).encode()).hexdigest()[:16]
+        # Kinds and boxes too: a workflow export renames marks (and redraws a triangle) without new ids.
+        drawn = marks[["mark_id", "x", "y", "width", "height", "angle"]].to_numpy(dtype=float).tobytes()
+        key = hashlib.sha256(repr((locations.get("0"), self.size, _DRAWING, tuple(marks.kind.fillna("")),
+                                   hashlib.sha256(drawn).hexdigest())).encode()).hexdigest()[:16]
         return self.folder / self.project.consensus_source / f"{subject_id}-{key}.png"
 
     def _render(self, subject_id: int) -> bytes:
@@ -88,30 +103,57 @@ class Thumbnails:
 
         image, _ = self.project.image(subject_id)
         subject = self.project.subject(subject_id)
+        marks = self.project.marks_of(subject_id)
         if image is not None:
             picture = PillowImage.fromarray(_as_rgb(image.array))
         else:
-            width, height = _subject_size(subject)
-            picture = PillowImage.new("RGB", (width, height), CANVAS)
+            picture = PillowImage.new("RGB", _canvas_size(subject, marks), CANVAS)
         scale = self.size / max(picture.width, picture.height)
         picture = picture.resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))))
         draw = ImageDraw.Draw(picture)
         boxes = self.project.consensus_of(subject_id)
         colour_of = {int(box_id): PALETTE[number % len(PALETTE)]
                      for number, box_id in enumerate(boxes.consensus_id.to_numpy())}
-        marks = self.project.marks_of(subject_id)
-        for x, y, width, height, box_id in zip(*(marks[column].to_numpy(dtype=float) for column in
-                                                 ("x", "y", "width", "height")), marks.consensus_id.to_numpy()):
-            _draw(draw, x, y, width, height, scale, colour_of.get(int(box_id), UNMATCHED), 1)
-        for x, y, width, height, box_id in zip(*(boxes[column].to_numpy(dtype=float) for column in
-                                                 ("x", "y", "width", "height")), boxes.consensus_id.to_numpy()):
-            _draw(draw, x, y, width, height, scale, colour_of[int(box_id)], 3)
+        outlines = _vertex_runs(marks.mark_id.to_numpy(), self.project.vertices_of(marks.mark_id))
+        for mark, outline, box_id in zip(_shapes(marks), outlines, marks.consensus_id.to_numpy()):
+            _draw(draw, *mark, outline, scale, colour_of.get(int(box_id), UNMATCHED), 1)
+        for box, box_id in zip(_shapes(boxes.assign(kind="rectangle")), boxes.consensus_id.to_numpy()):
+            _draw(draw, *box, None, scale, colour_of[int(box_id)], 3)
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG", optimize=True)
         return buffer.getvalue()
 
 
-def _draw(draw, x, y, width, height, scale, colour, line) -> None:
+def _shapes(marks):
+    """(kind, x, y, width, height, angle) of each mark or box."""
+    angle = marks.angle.to_numpy(dtype=float, na_value=0.0) if "angle" in marks else np.zeros(len(marks))
+    return zip(marks.kind.fillna("").to_numpy(dtype=object),
+               *(marks[column].to_numpy(dtype=float, na_value=np.nan) for column in ("x", "y", "width", "height")),
+               np.nan_to_num(angle))
+
+
+def _vertex_runs(mark_ids: np.ndarray, vertices) -> list:
+    """Each mark's (n, 2) vertices in drawing order, None for a mark without any.
+
+    ``vertices`` is sorted by mark and vertex (as `Project.vertices_of` gives it): each mark's are one run.
+    """
+    ids = vertices.mark_id.to_numpy()
+    points = vertices[["x", "y"]].to_numpy(dtype=float)
+    starts, stops = np.searchsorted(ids, mark_ids, "left"), np.searchsorted(ids, mark_ids, "right")
+    return [points[start:stop] if stop > start else None for start, stop in zip(starts, stops)]
+
+
+def _draw(draw, kind, x, y, width, height, angle, outline, scale, colour, line) -> None:
+    """One mark (``line`` 1) or consensus mark (``line`` 3) drawn as what it is, in thumbnail pixels."""
+    if outline is not None:
+        points = [tuple(point) for point in (outline * scale).tolist()]
+        if len(points) == 1:
+            draw.point(points, fill=colour)
+        elif kind in OPEN_KINDS or len(points) == 2:
+            draw.line(points, fill=colour, width=line, joint="curve")
+        else:
+            draw.polygon(points, outline=colour, width=line)
+        return
     if not (np.isfinite(x) and np.isfinite(y)):
         return
     if not (np.isfinite(width) and np.isfinite(height)) or width <= 0 or height <= 0:
@@ -123,7 +165,15 @@ def _draw(draw, x, y, width, height, scale, colour, line) -> None:
             draw.line((cx - r, cy, cx + r, cy), fill=colour)
             draw.line((cx, cy - r, cx, cy + r), fill=colour)
         return
-    draw.rectangle((x * scale, y * scale, (x + width) * scale, (y + height) * scale), outline=colour, width=line)
+    if kind in ROUND_KINDS:
+        draw.ellipse((x * scale, y * scale, (x + width) * scale, (y + height) * scale), outline=colour, width=line)
+    elif angle % 180:
+        turned = corners(np.array([x + width / 2]), np.array([y + height / 2]), np.array([width]),
+                         np.array([height]), np.array([angle]))[0] * scale
+        draw.polygon([tuple(point) for point in turned.tolist()], outline=colour, width=line)
+    else:
+        draw.rectangle((x * scale, y * scale, (x + width) * scale, (y + height) * scale), outline=colour,
+                       width=line)
 
 
 def _as_rgb(array: np.ndarray) -> np.ndarray:
@@ -140,10 +190,19 @@ def _as_rgb(array: np.ndarray) -> np.ndarray:
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
-def _subject_size(subject) -> tuple[int, int]:
-    """The picture size the subjects table gives, else a square."""
+#: Room added around the farthest point mark on a canvas sized by the marks, as a fraction of its
+#: sides: a point's marker is wider than the point, and would be cut in half at the canvas edge.
+POINT_MARGIN = 0.03
+
+
+def _canvas_size(subject, marks) -> tuple[int, int]:
+    """The picture size the subjects table gives, else the extent of the marks (as the cutout does), else a square."""
     width = subject.get("width") if subject is not None else None
     height = subject.get("height") if subject is not None else None
     if width is not None and height is not None and np.isfinite(width) and np.isfinite(height) and width > 0:
         return int(width), int(height)
-    return 200, 200
+    # Points have no extent (NaN width and height): their position is their far edge.
+    far = (marks.x + marks.width.fillna(0)).max() if len(marks) else np.nan
+    low = (marks.y + marks.height.fillna(0)).max() if len(marks) else np.nan
+    room = 1 + POINT_MARGIN if marks.width.isna().any() else 1
+    return (int(np.ceil(far * room)) if far > 0 else 200), (int(np.ceil(low * room)) if low > 0 else 200)

@@ -1,8 +1,8 @@
 """The gallery: many subjects at once, with every volunteer and consensus mark drawn on, worst first.
 
-A page of thumbnails (`project.thumbnails`, rendered on the server once and cached) in the
-session's order (most disagreement first) over the subjects passing its filters and plot
-selection. Opening one shows it in the Subjects tab.
+A page of thumbnails (`project.thumbnails`: each mark drawn as what it is, rendered on the server
+once and cached) in the session's order (most disagreement first) over the subjects passing its
+filters and plot selection. Opening one shows it in the Subjects tab.
 """
 
 from __future__ import annotations
@@ -73,8 +73,9 @@ class Gallery(View):
         first = (min(self.page, self.pages) - 1) * self.per_page
         return pn.pane.Markdown(
             f"Subjects **{first + 1 if total else 0:,}–{min(first + self.per_page, total):,}** of {total:,} passing "
-            f"the filters, most disagreement first. Volunteer boxes are thin, in the colour of the consensus box "
-            f"they support (grey: none); consensus boxes bold.", sizing_mode="stretch_width")
+            f"the filters, most disagreement first. Each mark is drawn as what it is (box, circle, polygon, line, "
+            f"point cross): volunteers' thin, in the colour of the consensus mark they support (grey: none); "
+            f"consensus marks bold, consensus points rings.", sizing_mode="stretch_width")
 
     def __panel__(self):
         previous = pn.widgets.Button(name="◀ Previous page", width=140)

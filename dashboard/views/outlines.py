@@ -11,11 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: Kinds drawn as an open path through their vertices; any other mark with vertices is a closed outline
-#: (polygon, freehandShape, freehandSegmentShape, bezier: the classic front end closes it when done). The
-#: classic front end's point lists load as polygons unless a workflow export names their tools
-#: (`project.tool_kinds`).
-OPEN_KINDS = ("line", "freehandLine", "freehandSegmentLine", "transcriptionLine")
+# Kinds drawn as an open path through their vertices; the thumbnails draw them so too.
+from project.tool_kinds import OPEN_KINDS
 
 
 def with_vertices(marks: pd.DataFrame, vertices: pd.DataFrame) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 from dashboard.app import create_app
 from tests.panoptes_server import (  # noqa: F401  (panoptes_server is a fixture)
@@ -25,6 +26,16 @@ def dialog(app, server, tmp_path, password):
     return fetch
 
 
+def run_fetch(fetch):
+    """The dialog's fetch coroutine run to its end on an event loop of its own.
+
+    In its own thread, because the browser tests' playwright (sync API) keeps an event loop running
+    in the main thread for the whole session when they run first in the same process.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, fetch.fetch()).result()
+
+
 def rows_of_workflow(content: bytes, workflow_id: str) -> int:
     rows = csv.DictReader(io.StringIO(content.decode("utf-8"), newline=""))
     return sum(row["workflow_id"] == workflow_id for row in rows)
@@ -37,7 +48,7 @@ def test_the_dialog_fetches_off_the_event_loop_and_loads_the_project(panoptes_se
     fetch.param.watch(lambda event: statuses.append(event.new), "status")
     fetch.progress.param.watch(lambda event: bar.append(event.new), "value")
 
-    result = asyncio.run(fetch.fetch())
+    result = run_fetch(fetch)
 
     assert result is not None and set(result.paths) == {"classifications", "subjects", "workflows"}
     # Progress reached the widgets: stage messages, download sizes and rates, a filling bar.
@@ -65,7 +76,7 @@ def test_a_wrong_password_shows_an_escaped_error_and_loads_nothing(panoptes_serv
     app = create_app(tiny_project)
     fetch = dialog(app, panoptes_server, tmp_path, "<b>not</b>-" + PASSWORD)
 
-    assert asyncio.run(fetch.fetch()) is None
+    assert run_fetch(fetch) is None
 
     assert fetch.message.alert_type == "danger" and fetch.message.visible
     assert "LoginError" in fetch.message.object and "Invalid email or password." in fetch.message.object

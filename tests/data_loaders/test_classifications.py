@@ -424,6 +424,7 @@ HANDMADE_OUTLINES = {
     90010003: ("polygon", [(20, 60), (30, 55), (35, 65), (22, 70)]),  # freehand shape
     90010004: ("polygon", [(80, 20), (85, 25)]),  # freehand segment line
     90010005: ("polygon", [(50, 80), (60, 90), (70, 80)]),  # bezier control points
+    90010007: ("fullWidthLine", [(0, 40), (100, 40)]),  # {"y": 40} across the 100-pixel-wide image
     # new front end (toolType named)
     90020000: ("polygon", [(12, 11), (41, 12), (39, 31)]),
     90020001: ("freehandLine", [(70, 6), (71, 10), (73.5, 15)]),
@@ -446,15 +447,17 @@ def test_every_vertex_tool_keeps_its_vertices_and_bad_ones_are_counted(data_dir,
         assert marks.kind[mark_id] == kind, mark_id
         drawn = vertices[vertices.mark_id == mark_id]
         assert list(zip(drawn.x, drawn.y)) == outline and drawn.vertex.tolist() == list(range(len(outline)))
-    # A triangle (x, y, r, angle) cannot be told from a circle in a classic export: a circle, no vertices.
+    # A triangle (x, y, r, angle) cannot be told from a circle in a classic export: a circle, no vertices,
+    # whose handle angle is kept for a workflow export to turn it into a triangle (project.tool_kinds).
     assert marks.kind[90010006] == "circle"
+    assert export.circle_handles.values.tolist() == [[90010006, 30.0]]
+    assert marks.loc[90010007, ["x", "y", "width", "height"]].tolist() == [0, 40, 100, 0]
     # pathX of 3 and pathY of 2: the mark and its box stay, its vertices do not.
     assert marks.loc[90030001, ["x", "y", "width", "height"]].tolist() == [1, 4, 2, 1]
     assert export.report.counts["vertices_not_kept"] == {"pathX and pathY differ in length": 1}
     # A null, a string or a missing coordinate, and an empty path: the mark is not loaded.
-    # A full-width line ({"y": 40}) has no coordinates zoolens draws.
-    assert export.report.counts["marks_not_loaded"] == {"non-numeric coordinates": 4, "not a shape": 1}
-    assert len(marks) == 14
+    assert export.report.counts["marks_not_loaded"] == {"non-numeric coordinates": 4}
+    assert len(marks) == 15
 
 
 def test_no_vertex_marks_no_vertices(data_dir):

@@ -23,9 +23,9 @@ def test_vertices_of_gives_each_marks_run_in_order(data_dir):
     project = load_project([data_dir / HANDMADE], method=None)
     marks = project.marks_of(501)
     vertices = project.vertices_of(marks.mark_id)
-    # Subject 501: 10 marks with vertices (a polygon, line, four point lists, a bezier; a polygon, a freehand
-    # line, two lines), 3 + 2 + 3 + 4 + 2 + 3 + 3 + 3 + 2 + 2 vertices; the circle has none.
-    assert vertices.mark_id.nunique() == 10 and len(vertices) == 27
+    # Subject 501: 11 marks with vertices (a polygon, line, four point lists, a full-width line; a polygon, a
+    # freehand line, two lines), 3 + 2 + 3 + 4 + 2 + 3 + 2 + 3 + 3 + 2 + 2 vertices; the circle has none.
+    assert vertices.mark_id.nunique() == 11 and len(vertices) == 29
     assert vertices.mark_id.is_monotonic_increasing
     assert (vertices.groupby("mark_id").vertex.apply(list)
             == vertices.groupby("mark_id").size().map(lambda n: list(range(n)))).all()

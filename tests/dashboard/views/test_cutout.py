@@ -236,9 +236,10 @@ def test_marks_with_vertices_are_drawn_through_them_open_or_closed(data_dir):
     paths, outlines = viewer.volunteer_paths(), viewer.volunteer_outlines()
     assert isinstance(paths, hv.Contours) and isinstance(outlines, hv.Polygons)
     # Lines and the new front end's freehand line are open; polygons and the classic front end's point
-    # lists (which do not say their tool) closed; the circle (a triangle in the export) is its ellipse.
+    # lists (which do not say their tool) closed; the circle (a triangle in the export) is its ellipse; the
+    # full-width line is open.
     drawn = sorted((path["volunteer"], len(path["x"])) for path in paths.split(datatype="columns"))
-    assert drawn == [("alice", 2), ("bob", 2), ("bob", 2), ("bob", 3)]
+    assert drawn == [("alice", 2), ("alice", 2), ("bob", 2), ("bob", 2), ("bob", 3)]
     # (A polygon comes back from HoloViews as a closed ring: its first vertex again at the end.)
     closed = sorted((outline["volunteer"], len(outline["x"]) - 1) for outline in outlines.split(datatype="columns"))
     assert closed == [("alice", 2), ("alice", 3), ("alice", 3), ("alice", 3), ("alice", 4),
@@ -261,10 +262,11 @@ def test_freehand_lines_a_workflow_export_names_are_drawn_open(data_dir):
     named = load_project([data_dir / "handmade" / "vertex_tools_classifications.csv",
                           data_dir / "handmade" / "vertex_tools_workflows.csv"], method=None)
     viewer = CutoutViewer(data_store=DataStore(project=named, subject=501))
-    # Open: alice's line, freehand line and freehand segment line; bob's freehand line and two lines.
+    # Open: alice's line, freehand line, freehand segment line and full-width line; bob's freehand line and
+    # two lines.
     assert sorted(path["volunteer"] for path in viewer.volunteer_paths().split(datatype="columns")) == [
-        "alice", "alice", "alice", "bob", "bob", "bob"]
-    # Closed: alice's polygon, freehand shape, bezier and circle; bob's polygon.
+        "alice", "alice", "alice", "alice", "bob", "bob", "bob"]
+    # Closed: alice's polygon, freehand shape, bezier and triangle; bob's polygon.
     assert len(viewer.volunteer_outlines().split()) == 5
 
 
