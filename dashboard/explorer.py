@@ -110,8 +110,9 @@ class Explorer(Viewer):
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], **options) -> Explorer:
         """Read project files with `project.load_project` and its options (the consensus made with ``iou``
-        unless ``method`` or ``consensus`` say otherwise, as ``zoolens serve`` does; ``reviews`` as for
-        `Explorer`)."""
+        unless ``method`` or ``consensus`` say otherwise, as ``zoolens serve`` does; ``store=FOLDER`` and
+        ``scheduler=ADDRESS`` for a project kept in a store and worked on by a Dask cluster, as
+        ``--store`` and ``--scheduler``; ``reviews`` as for `Explorer`)."""
         reviews = options.pop("reviews", None)
         return cls(load_project(paths, **options), reviews=reviews)
 
