@@ -813,13 +813,14 @@ class CutoutViewer(View):
             return
         x, right = sorted((float(data["left"][-1]), float(data["right"][-1])))
         y, bottom = sorted((float(data["top"][-1]), float(data["bottom"][-1])))
+        if not (right - x > 0 and bottom - y > 0):
+            return  # the box's first corner, sent as the drag began (a slow server sees it settle): wait for the rest
         self._placing = True
         try:
             source.data = {name: [] for name in data}
         finally:
             self._placing = False
-        if right - x > 0 and bottom - y > 0:
-            self._decide_on_image(source.document, "added_box", (x, y, right - x, bottom - y), lambda: None)
+        self._decide_on_image(source.document, "added_box", (x, y, right - x, bottom - y), lambda: None)
 
     def _decide_on_image(self, document, output: str, value: tuple, undo) -> None:
         """Set the output ``output`` (which the review panel records); a refused decision is undone and told."""

@@ -432,3 +432,20 @@ def test_a_lead_splits_the_selection_and_each_reviewer_sees_their_own_queue(expl
     explorer.review.split_among = " , "
     with pytest.raises(ReviewError, match="name the reviewers"):
         explorer.review.split_selection()
+
+
+def test_a_box_draw_that_has_only_its_first_corner_yet_waits_for_the_rest(explorer, review_store):
+    from bokeh.document import Document
+
+    cutout = explorer.cutout
+    explorer.data_store.reviewer = "ann"
+    Document().add_root(cutout.figure())
+    source = cutout.renderer("new box").data_source
+    # A slow server may see the drag's first step settle: a box of no area is not added nor thrown away.
+    source.data = {"left": [40.0], "right": [40.0], "top": [70.0], "bottom": [70.0]}
+    cutout._box_drawn()
+    assert len(review_store.history()) == 0 and len(source.data["left"]) == 1
+    source.data = {"left": [40.0], "right": [46.0], "top": [70.0], "bottom": [75.0]}
+    cutout._box_drawn()
+    assert [review_store.history().iloc[-1].after[name] for name in ("x", "y", "width", "height")] == [
+        40.0, 70.0, 6.0, 5.0]
