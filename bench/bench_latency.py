@@ -11,12 +11,14 @@ goes to ``bench/results/latency.md``, with the profile notes written by hand bel
 
     python bench/bench_latency.py
     python bench/bench_latency.py --subjects 0      # the demo only
+    python bench/bench_latency.py --before /tmp/main  # a checkout of main measured in the same run, in turns
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import os
 import re
 import sys
@@ -101,20 +103,26 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=100_000,
                         help="subjects of the simulated project (0: the demo only)")
     parser.add_argument("--threads", type=int, default=4, help="the server's worker threads (default 4)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another source tree (e.g. a checkout of main) measured in the same run, before this "
+                             "one on each project")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     load_before = os.getloadavg()
     rows = []
-    for subjects in [None] + ([args.subjects] if args.subjects else []):
+    trees = [("before", args.before.resolve()), ("this tree", ROOT)] if args.before else [("", ROOT)]
+    for subjects, (label, tree) in itertools.product([None] + ([args.subjects] if args.subjects else []), trees):
         folder = Path(tempfile.mkdtemp(prefix="zoolens-bench-latency-"))
         port = free_port()
-        server = start_server(port, args.threads, folder / "reviews.sqlite", subjects, folder / "server.log")
+        server = start_server(port, args.threads, folder / "reviews.sqlite", subjects, folder / "server.log",
+                              tree=tree)
         try:
             result = measure(f"http://127.0.0.1:{port}/", server.pid, args.switches)
         finally:
             server.terminate()
             server.wait(timeout=60)
         name = "built-in demo (60 subjects)" if subjects is None else f"simulated, {subjects:,} subjects"
+        name += f", {label}" if label else ""
         ms = lambda values, q: f"{np.percentile(values, q) * 1000:,.0f}"  # noqa: E731
         rows.append(f"| {name} | {ms(result['times'], 50)} / {ms(result['times'], 95)} | "
                     f"{ms(result['by_way']['key j'], 50)} / {ms(result['by_way']['row click'], 50)} | "
@@ -125,7 +133,8 @@ def main() -> None:
         "# Subject switch under the hand: browser latency and server CPU",
         "",
         f"Run {dt.date.today().isoformat()} on {machine()} by `python bench/bench_latency.py --switches "
-        f"{args.switches} --subjects {args.subjects} --threads {args.threads}`; headless Chromium at 1600x1000 "
+        f"{args.switches} --subjects {args.subjects} --threads {args.threads}"
+        f"{' --before ' + str(args.before) if args.before else ''}`; headless Chromium at 1600x1000 "
         "and the server in its own process on loopback.",
         f"Load average {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} at the start, "
         f"{load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f} at the end (1 / 5 / 15 min, 2 cores "

@@ -9,6 +9,13 @@ For each size, in fresh processes:
 - **aggregate**: the consensus from the store's Dask tables on a `dask.distributed.LocalCluster` of
   worker processes (one thread each), written as partitioned Parquet; scored against the known
   truth (F1 at IoU >= 0.5, one-to-one per subject).
+- **serve** (``--steps serve``): the project (its ``iou`` consensus made in memory) written into a
+  project store (`project.stored.write_project_store`), then served twice on loopback, side by side:
+  from the store (`project.stored.StoredProject`: marks on disk, read per subject, agreement plots
+  rasterized from the Dask marks) and in memory (the same tables as a `project.Project`). A Bokeh
+  protocol client (`tests/bokeh_protocol.py`) times the page's first paint (open to the first subject
+  caption), subject switches ("Next"), the Agreement tab's first render and its re-render after a
+  filter change; the server's peak memory and its time to load are measured too.
 
 Reported per step: wall time, CPU seconds and peak resident memory of the whole process tree
 (scheduler and workers included, sampled every 0.2 s), and marks per CPU second, whose staying flat
@@ -16,6 +23,7 @@ across sizes is what "cost growing linearly with marks" means.
 
     python bench/bench_scale.py --marks 1e6 1e7             # the default sizes
     python bench/bench_scale.py --marks 1e8 --method iou    # the 100-million-mark project
+    python bench/bench_scale.py --marks 1e6 1e7 --steps serve   # serving from the store against memory
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
 
@@ -46,6 +55,8 @@ RESULTS = HERE / "results" / "scale.md"
 
 #: The heading of the results file's hand-written notes, kept when a run rewrites the tables.
 NOTES = "## Notes"
+#: The heading of the serving table.
+SERVING = "## Serving from the store and from memory"
 
 #: Subjects simulated at a time: about a million marks, the most the generator holds at once.
 PIECE_SUBJECTS = 25_000
@@ -91,6 +102,102 @@ if __name__ == "__main__":
         result = aggregate(store.dask("marks"), store.dask("classifications"), method=method)
         result.consensus.to_parquet(folder + "/consensus", write_index=False)
 """
+
+
+BUILD = """
+import sys
+from consensus import aggregate
+from project import Project
+from project.store import ProjectStore
+from project.stored import write_project_store
+
+folder = sys.argv[1]
+store = ProjectStore(folder + "/store")
+classifications, marks = store.table("classifications"), store.table("marks")
+result = aggregate(marks, classifications, method="iou")
+project = Project(classifications, marks, consensus=result.consensus, links=result.links, title="simulated")
+write_project_store(project, folder + "/project")
+print(len(project.marks))
+"""
+
+#: Serves the project store ``argv[2]`` from the store (``argv[1]`` "store") or in memory ("memory").
+SERVE = """
+import sys
+from dashboard.app import serve
+from project import Project
+from project.reviews import open_store
+from project.stored import StoredProject, computed
+
+kind, folder, port, reviews = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+
+def build(progress):
+    project = StoredProject(folder)
+    if kind == "memory":
+        own = [column for column in computed(project.marks.head(1)).columns
+               if column not in ("consensus_id", "iou", "created_at", "size", "dx", "dy")]
+        project = Project(project.classifications, computed(project.marks[own]),
+                          subjects=project.subjects.drop(columns=["thumbnail"]),
+                          consensus=project.consensus[project.consensus_columns], links=computed(project.links),
+                          title=project.title)
+    print(f"loaded: {len(project.subject_stats):,} subjects,", flush=True)
+    return project
+
+serve("bench", build, title="simulated", port=port, address="127.0.0.1", num_threads=0, reviews=open_store(reviews))
+"""
+
+
+async def drive_session(url: str, switches: int, filters: int) -> dict:
+    """One session's timings (seconds): first paint, each switch, the Agreement tab's first render and re-renders."""
+    from dashboard.explorer import TABS
+    from tests.bokeh_protocol import Client
+
+    client = Client(url, 0)
+    start = time.perf_counter()
+    await client.open()
+    if "Subject " not in json.dumps(client.document):
+        await client.wait_for("open", start, 0, lambda patch: "Subject " in patch)
+    first_paint = time.perf_counter() - start
+    for _ in range(switches):
+        await client.switch()
+    since, start = len(client.patches), time.perf_counter()
+    await client._change(client.tabs, "active", TABS.index("Agreement"))
+    await client.wait_for("tab", start, since, lambda patch: '"Image"' in patch)
+    agreement = time.perf_counter() - start
+    rerenders = []
+    for value in [12, 15, 0, 18, 0][:filters]:
+        since, start = len(client.patches), time.perf_counter()
+        await client._change(client.min_volunteers, "value", value)
+        if await client.wait_for("filter", start, since, lambda patch: '"image"' in patch):
+            rerenders.append(time.perf_counter() - start)
+    await client.close()
+    return {"first_paint": first_paint, "switches": client.times["switch"], "agreement": agreement,
+            "rerenders": rerenders, "errors": client.errors}
+
+
+def serve_and_drive(kind: str, folder: Path, switches: int, filters: int) -> dict:
+    """Serve the project store in ``folder`` (from the store or in memory) and drive one session against it."""
+    from bench_sessions import free_port
+    from tests.bokeh_protocol import run_apart
+
+    port, log = free_port(), folder / f"serve-{kind}.log"
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-c", SERVE, kind, str(folder / "project"), str(port),
+                               str(folder / f"reviews-{kind}.sqlite")], cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log.open("w"),
+                              stderr=subprocess.STDOUT)
+    sampler = TreeSampler(server.pid)
+    try:
+        while "loaded:" not in log.read_text():
+            if server.poll() is not None or time.perf_counter() - started > 1800:
+                raise RuntimeError(f"the {kind} server did not load:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        loaded = time.perf_counter() - started
+        measured = run_apart(drive_session(f"http://127.0.0.1:{port}", switches, filters))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        tree = sampler.stop()
+    return {**measured, "load": loaded, "peak_mib": tree["peak_mib"], "loadavg": os.getloadavg()[0]}
 
 
 class TreeSampler:
@@ -143,23 +250,44 @@ def run_step(code: str, *args: str) -> dict:
     return measured
 
 
-def merged_with_earlier_runs(command: str, rows: list[str]) -> tuple[list[str], list[str]]:
-    """The results file's run list and rows with this run's added: its rows replace those of the same
-    size (to the nearest power of ten) and step, the others stay, ordered by size. (The file's
-    ``## Notes``, written by hand after a run, are kept by `main`.)"""
+def merged_with_earlier_runs(command: str, rows: list[str], earlier: str) -> tuple[list[str], list[str]]:
+    """The results file's run list and one table's rows with this run's added: its rows replace those of the
+    same size (to the nearest power of ten) and step, the others stay, ordered by size. ``earlier`` is the
+    part of the file holding that table. (The file's ``## Notes``, written by hand after a run, are kept by
+    `main`.)"""
     def key(row: str) -> tuple[int, str]:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         return round(math.log10(int(cells[0].replace(",", "")))), cells[2]
 
     runs, kept = [], {}
-    if RESULTS.exists():
-        for line in RESULTS.read_text().splitlines():
-            if line.startswith("- `python bench/bench_scale.py"):
-                runs.append(line)
-            elif line.startswith("| ") and line[2].isdigit():
-                kept[key(line)] = line
+    for line in earlier.splitlines():
+        if line.startswith("- `python bench/bench_scale.py"):
+            runs.append(line)
+        elif line.startswith("| ") and line[2].isdigit():
+            kept[key(line)] = line
     kept.update({key(row): row for row in rows})
     return [*runs, f"- {command}"], [kept[k] for k in sorted(kept)]
+
+
+def serve_rows(n_marks: int, n_subjects: int, folder: Path, switches: int, filters: int,
+               build: bool = True) -> list[str]:
+    """Build the project store (timed; unless ``build`` is false), then serve it from the store and in memory."""
+    rows = []
+    if build:
+        built = run_step(BUILD, str(folder))
+        rows.append(f"| {n_marks:,} | {n_subjects:,} | build in memory, write the project store | "
+                    f"{built['wall']:.1f} s | | | | | {built['peak_mib']:,.0f} | {built['load']:.1f} |")
+    for kind in ("store", "memory"):
+        served = serve_and_drive(kind, folder, switches, filters)
+        switch_ms = np.percentile(served["switches"], [50, 95]) * 1000 if served["switches"] else [np.nan] * 2
+        rerender = max(served["rerenders"]) if served["rerenders"] else float("nan")
+        errors = f" ({len(served['errors'])} errors: {served['errors'][0]})" if served["errors"] else ""
+        rows.append(f"| {n_marks:,} | {n_subjects:,} | serve from {'the store' if kind == 'store' else 'memory'}"
+                    f"{errors} | {served['load']:.1f} s | {served['first_paint']:.2f} s | {switch_ms[0]:,.0f} / "
+                    f"{switch_ms[1]:,.0f} ms | {served['agreement']:.1f} s | {rerender:.1f} s | "
+                    f"{served['peak_mib']:,.0f} | {served['loadavg']:.1f} |")
+        print(rows[-1], flush=True)
+    return rows
 
 
 def main() -> None:
@@ -168,47 +296,76 @@ def main() -> None:
     parser.add_argument("--method", default="auto", help="consensus method (default auto: lean for boxes)")
     parser.add_argument("--workers", type=int, default=2, help="Dask worker processes")
     parser.add_argument("--memory-limit", default="3GiB", help="memory limit per worker (Dask spills beyond it)")
+    parser.add_argument("--steps", nargs="+", choices=("aggregate", "serve"), default=["aggregate"],
+                        help="after generating: aggregate on Dask (default), serve from the store and in memory")
+    parser.add_argument("--switches", type=int, default=30, help="subject switches timed per served project")
+    parser.add_argument("--filters", type=int, default=3, help="agreement re-renders timed per served project")
     parser.add_argument("--keep", action="store_true", help="keep the generated stores in bench/work")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --steps serve: serve a kept run's stores again (generated and built before)")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     started = dt.datetime.now(dt.timezone.utc)
-    rows = []
+    rows, served = [], []
     for marks in args.marks:
         n_subjects = max(1, int(marks) // MARKS_PER_SUBJECT)
         folder = WORK / f"scale-{int(marks)}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        generated = run_step(GENERATE, str(folder), str(n_subjects), str(PIECE_SUBJECTS))
-        n_marks = int(generated["out"])
-        aggregated = run_step(AGGREGATE, str(folder), args.method, str(args.workers), args.memory_limit)
-        consensus = pd.read_parquet(folder / "consensus", columns=["subject_id", "x", "y", "width", "height"])
-        scores = score(consensus, pd.read_parquet(folder / "truth.parquet"))
-        for step, measured in (("generate into the store", generated), (f"aggregate ({args.method})", aggregated)):
+        reused = args.reuse and (folder / "project" / "project.json").is_file()
+        if reused:  # a kept run's stores served again: generating and building are not measured again
+            n_marks = sum(len(pd.read_parquet(path, columns=["mark_id"]))
+                          for path in sorted((folder / "store" / "marks").glob("part-*.parquet")))
+            steps = []
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            generated = run_step(GENERATE, str(folder), str(n_subjects), str(PIECE_SUBJECTS))
+            n_marks = int(generated["out"])
+            steps = [("generate into the store", generated)]
+        scores = {}
+        if "aggregate" in args.steps:
+            aggregated = run_step(AGGREGATE, str(folder), args.method, str(args.workers), args.memory_limit)
+            consensus = pd.read_parquet(folder / "consensus", columns=["subject_id", "x", "y", "width", "height"])
+            scores = score(consensus, pd.read_parquet(folder / "truth.parquet"))
+            steps.append((f"aggregate ({args.method})", aggregated))
+        for step, measured in steps:
             rows.append(f"| {n_marks:,} | {n_subjects:,} | {step} | {measured['wall']:.1f} | {measured['cpu']:.1f} | "
                         f"{n_marks / max(measured['cpu'], 1e-9):,.0f} | {measured['peak_mib']:,.0f} | "
                         + (f"{scores['f1']:.3f} | " if step.startswith("aggregate") else "| ")
                         + f"{measured['load']:.1f} |")
             print(rows[-1], flush=True)
+        if "serve" in args.steps:
+            served += serve_rows(n_marks, n_subjects, folder, args.switches, args.filters, build=not reused)
         if not args.keep:
             shutil.rmtree(folder)
     command = (f"`python bench/bench_scale.py --marks {' '.join(f'{m:g}' for m in args.marks)} --method "
-               f"{args.method} --workers {args.workers} --memory-limit {args.memory_limit}` on "
-               f"{started:%Y-%m-%d %H:%M} UTC; {machine()}")
-    runs, rows = merged_with_earlier_runs(command, rows)
-    lines = ["# A project past one machine's memory: generated into the store, aggregated on Dask "
+               f"{args.method} --workers {args.workers} --memory-limit {args.memory_limit} --steps "
+               f"{' '.join(args.steps)}{' --keep' if args.keep else ''}{' --reuse' if args.reuse else ''}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    runs, rows = merged_with_earlier_runs(command, rows, text.split(SERVING)[0])
+    _, served = merged_with_earlier_runs(command, served, text.split(SERVING)[1].split(NOTES)[0]
+                                         if SERVING in text else "")
+    lines = ["# A project past one machine's memory: generated into the store, aggregated on Dask, served "
              "(`bench/bench_scale.py`)", "",
-             "Each run replaces the rows of its sizes and method and keeps the others. Runs:", "", *runs, "",
+             "Each run replaces the rows of its sizes and steps and keeps the others. Runs:", "", *runs, "",
              "Load: the 1-minute load average when each step ended (2 cores; other engineers' jobs shared "
              "them, so wall times are upper bounds). Memory and CPU: the whole process tree (the step's "
              "Python, the Dask scheduler and workers), sampled every 0.2 s. Marks per CPU second flat "
              "across sizes = cost linear in marks.", "",
              "| marks | subjects | step | wall s | CPU s | marks per CPU s | peak MiB (all processes) | F1 | load |",
-             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, ""]
-    text = RESULTS.read_text() if RESULTS.exists() else ""
+             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |", *rows, "",
+             SERVING, "",
+             "One session per server, driven over the Bokeh protocol on loopback (no browser drawing): load is "
+             "the server's start to its project being ready; first paint is opening the page to the first "
+             "subject's caption; switches are \"Next\" clicks to the next caption; the agreement render is "
+             "opening the Agreement tab to its density images; re-render is a filter change (minimum "
+             "volunteers) to new images, the slowest of the run's. Peak MiB: the server process.", "",
+             "| marks | subjects | step | load / wall | first paint | switch p50 / p95 | agreement render | "
+             "agreement re-render (max) | peak MiB | load |",
+             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |", *served, ""]
     notes = text[text.index(NOTES):] if NOTES in text else ""
     RESULTS.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
     print(f"wrote {RESULTS}")
-    print(json.dumps({"rows": len(rows)}))
+    print(json.dumps({"rows": len(rows), "served": len(served)}))
 
 
 if __name__ == "__main__":

@@ -213,17 +213,19 @@ def process_sample(pid: int) -> tuple[float, float]:
     return rss, cpu
 
 
-def start_server(port: int, threads: int, reviews: Path, subjects: int | None, log: Path) -> subprocess.Popen:
-    """The server process, listening on ``port`` once the project has loaded (waited for here)."""
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+def start_server(port: int, threads: int, reviews: Path, subjects: int | None, log: Path,
+                 tree: Path = ROOT) -> subprocess.Popen:
+    """The server process of source ``tree`` (default this one), listening on ``port`` once the project has
+    loaded (waited for here)."""
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
     if subjects is None:
         command = [sys.executable, "-m", "zoolens", "demo", "--port", str(port), "--num-threads", str(threads),
                    "--reviews", str(reviews)]
     else:
-        code = SERVE_SIMULATED.format(root=str(ROOT), here=str(HERE), subjects=subjects, port=port,
+        code = SERVE_SIMULATED.format(root=str(tree), here=str(HERE), subjects=subjects, port=port,
                                       threads=threads, reviews=str(reviews))
         command = [sys.executable, "-c", code]
-    server = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    server = subprocess.Popen(command, cwd=tree, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
     import requests
 
     deadline = time.monotonic() + 900

@@ -28,6 +28,7 @@ from project import Project
 from project.reviews import GEOMETRY, ReviewStore
 from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import ANY, Selection
+from project.stored import no_rows, rows_of_subjects
 
 #: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
 #: read of the store per new decision for the whole process, however many sessions show it.
@@ -319,7 +320,7 @@ class DataStore(Selection, Viewer):
         """Marks of a subject (default: the current one) passing the tool filter."""
         subject_id = self.subject if subject_id is None else subject_id
         if subject_id is None:
-            return self.project.marks.iloc[0:0]
+            return no_rows(self.project.marks)
         marks = self.project.marks_of(subject_id)
         return marks if self.tool == ANY else marks[marks.tool_label == self.tool]
 
@@ -333,11 +334,15 @@ class DataStore(Selection, Viewer):
         return boxes[(boxes.n_votes.fillna(0) >= self.min_votes).to_numpy(dtype=bool)]
 
     def filtered_marks(self, subjects: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Marks of every subject passing the filters (or of ``subjects``), for the agreement plots."""
+        """Marks of every subject passing the filters (or of ``subjects``), for the agreement plots.
+
+        A Dask DataFrame for a store-backed project (`project.stored`): datashader aggregates it
+        partition by partition.
+        """
         subjects = self.subjects if subjects is None else subjects
         marks = self.project.marks
         if len(subjects) < len(self.project.subject_stats):
-            marks = marks[marks.subject_id.isin(subjects.subject_id)]
+            marks = rows_of_subjects(marks, subjects.subject_id)
         return marks if self.tool == ANY else marks[marks.tool_label == self.tool]
 
     def filtered_consensus(self, subjects: pd.DataFrame | None = None) -> pd.DataFrame:

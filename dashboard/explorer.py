@@ -97,6 +97,9 @@ class Explorer(Viewer):
         # A box redrawn by dragging its handles on the cutout is recorded as a typed redraw is.
         self.views["cutout"].param.watch(
             lambda event: event.new is not None and self.views["review"].redraw_to(*event.new), "edited_box")
+        # A box drawn on the cutout with the box-draw tool is added as a typed one is.
+        self.views["cutout"].param.watch(
+            lambda event: event.new is not None and self.views["review"].add_at(*event.new), "added_box")
 
     def __getattr__(self, name: str):
         views = self.__dict__.get("views", {})
@@ -107,8 +110,9 @@ class Explorer(Viewer):
     @classmethod
     def from_paths(cls, paths: Sequence[str | Path], **options) -> Explorer:
         """Read project files with `project.load_project` and its options (the consensus made with ``iou``
-        unless ``method`` or ``consensus`` say otherwise, as ``zoolens serve`` does; ``reviews`` as for
-        `Explorer`)."""
+        unless ``method`` or ``consensus`` say otherwise, as ``zoolens serve`` does; ``store=FOLDER`` and
+        ``scheduler=ADDRESS`` for a project kept in a store and worked on by a Dask cluster, as
+        ``--store`` and ``--scheduler``; ``reviews`` as for `Explorer`)."""
         reviews = options.pop("reviews", None)
         return cls(load_project(paths, **options), reviews=reviews)
 

@@ -12,6 +12,7 @@ function) takes is an error that lists the known ones.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +24,7 @@ from consensus.base import AUTO_METHOD, parse_source
 from .core import Project
 from .progress import LoadProgress
 from .tool_kinds import named_tool_kinds
+from .truth import read_truth
 
 #: The consensus method used when no file holds a consensus (None: show the marks alone): each
 #: kind of mark its own (`consensus.base.DEFAULT_METHODS`), as every command does by default.
@@ -50,12 +52,13 @@ def loader_options() -> dict[str, str]:
 
 
 def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None, *,
-                 detections: str | Path | None = None, image_roots: Sequence[str | Path] | None = None,
+                 detections: str | Path | None = None, truth: str | Path | None = None, image_roots: Sequence[str | Path] | None = None,
                  title: str | None = None,
                  method: str | None = DEFAULT_METHOD, method_params: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
                  picture_size: tuple[float, float] | None = None, scheduler: str | None = None,
-                 partitions: int | None = None, progress: LoadProgress | None = None, **options) -> Project:
+                 partitions: int | None = None, store: str | Path | None = None,
+                 progress: LoadProgress | None = None, **options) -> Project:
     """Read project files with `data_loaders` into a `Project`.
 
     Parameters
@@ -72,6 +75,9 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         A machine's detections (any layout `data_loaders.detections` reads), compared with the
         consensus (`Project.machine`). A detections file among ``paths`` is taken as well; one
         detector run per project.
+    truth : path, optional
+        The true objects (`project.truth.read_truth`: a CSV of subject_id, x, y, width, height, as the
+        demo writes), kept as ``Project.truth`` for the cutout to draw.
     image_roots : sequence of path, optional
         Folders image files may be read from, relative locations resolving against the
         first; default `default_image_roots` of the files.
@@ -90,6 +96,13 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         as without one.
     partitions : int, optional
         How many parts (by subject) the cluster gets; default two per worker.
+    store : path, optional
+        Keep the project in this store folder and return it store-backed
+        (`project.stored.StoredProject`: the marks stay on disk, read one subject at a time or
+        as Dask DataFrames). A folder holding a complete store is opened as it is (the files and
+        loading options are not read again: delete the folder to rebuild it); otherwise the
+        project is built from the files and written there. With ``scheduler``, the client stays
+        connected, so the project's whole-table work runs on the cluster while it is used.
     progress : project.progress.LoadProgress, optional
         Told each stage (the file being read, with its rows as the loader reads them,
         the consensus, the statistics) and each file's report, for a progress bar.
@@ -97,6 +110,20 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         Reading options (`loader_options`): ``workflow_id``, ``workflow_version``,
         ``tasks``, ``point_box``, ``use_cache``... Each file's loader gets those it takes.
     """
+    client = None
+    if store is not None:
+        from .cluster import connect
+        from .stored import StoredProject, is_store, write_project_store
+
+        # Kept for as long as the project is used: its Dask work runs on the cluster.
+        client = connect(scheduler) if scheduler is not None else None
+        if is_store(store):
+            if progress is not None:
+                progress.plan(1)
+                progress.stage(f"Opening the project store {store}")
+            return StoredProject(store, image_roots=image_roots, title=title, client=client)
+    if not paths:
+        raise ValueError("no files to read: give a classification export (or an existing project store)")
     # A loader's row-count callback is this function's to give (from ``progress``), not the caller's.
     known = sorted(set(loader_options()) - {"progress"})
     unknown = sorted(set(options) - set(known))
@@ -163,15 +190,15 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         else:
             from .cluster import cluster_client, describe, subject_partitioned
 
-            with cluster_client(scheduler) as client:
-                parts = partitions or 2 * max(1, len(client.scheduler_info().get("workers", {})))
+            with nullcontext(client) if client is not None else cluster_client(scheduler) as active:
+                parts = partitions or 2 * max(1, len(active.scheduler_info().get("workers", {})))
 
                 def on_cluster(table):
                     return subject_partitioned(table, parts)
 
                 consensus_table, links, run = _consensus(marks, classifications, consensus_table, method,
                                                          method_params, sources, on_cluster)
-                run["where"] = f"{describe(client)}, {parts} partitions by subject"
+                run["where"] = f"{describe(active)}, {parts} partitions by subject"
     else:
         links, run = None, {"made_by": "none: the marks are shown without a consensus"}
     subjects = combined("subjects")
@@ -187,11 +214,20 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
                       title=title or every_file[0].name, sources=sources, filters=filters, aggregation_run=run,
                       fits_column=fits_column, pixel_scale=pixel_scale, picture_size=picture_size,
                       detections=combined("detections"))
+    if store is not None:
+        if progress is not None:
+            progress.plan(1)
+            progress.stage(f"Writing the project store {store}")
+        write_project_store(project, store)
+        project = StoredProject(store, image_roots=image_roots, title=title, client=client)
     if project.detections is not None:
         if progress is not None:
             progress.plan(1)
             progress.stage(f"Matching {len(project.detections):,} machine detections to the consensus")
         project.machine  # noqa: B018 -- matched here, in the loading thread, not by the first page that asks
+    if truth is not None:
+        project.truth, report = read_truth(truth)
+        project.reports += (report,)
     return project
 
 

@@ -23,23 +23,36 @@ import pandas as pd
 LOCAL = "local"
 
 
-@contextmanager
-def cluster_client(scheduler: str) -> Iterator[object]:
-    """A `dask.distributed.Client` of ``scheduler``, the default for Dask's computations inside the block."""
+def connect(scheduler: str):
+    """A `dask.distributed.Client` of ``scheduler``, the default for every Dask computation of the process.
+
+    What a served store-backed project needs for as long as it is served: its whole-table work
+    (agreement plots, statistics by tool) runs on the cluster. ``"local"`` starts a
+    `dask.distributed.LocalCluster` of worker processes, closed with the client.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler == LOCAL:
         workers = max(1, min(4, os.cpu_count() or 1))
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-            with Client(cluster) as client:
-                yield client
-        return
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster)
     try:
-        client = Client(scheduler, timeout="30s")
+        return Client(scheduler, timeout="30s")
     except (OSError, TimeoutError) as error:
         raise ValueError(f"--scheduler {scheduler}: no Dask scheduler answers there ({error})") from None
-    with client:
+
+
+@contextmanager
+def cluster_client(scheduler: str) -> Iterator[object]:
+    """`connect` for the block only: the client (and a local cluster) closed after it."""
+    client = connect(scheduler)
+    try:
         yield client
+    finally:
+        cluster = client.cluster if scheduler == LOCAL else None
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def describe(client) -> str:

@@ -108,6 +108,9 @@ class Project:
         double marks (`consensus.agreement.volunteer_agreement`).
     """
 
+    #: The true objects (`project.truth.read_truth`), when known (the demo's); set by `load_project`'s ``truth``.
+    truth: pd.DataFrame | None = None
+
     def __init__(self, classifications: pd.DataFrame, marks: pd.DataFrame,
                  subjects: pd.DataFrame | None = None, consensus: pd.DataFrame | None = None,
                  links: pd.DataFrame | None = None, image_roots: Sequence[str | Path] = (),
@@ -116,6 +119,39 @@ class Project:
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
                  picture_size: tuple[float, float] | None = None, mark_vertices: pd.DataFrame | None = None,
                  detections: pd.DataFrame | None = None):
+        self._set_provenance(title, reports, sources, filters, aggregation_run, image_roots)
+        self.classifications = conform(classifications, "classifications")
+        self.consensus = (conform(consensus, "consensus") if consensus is not None
+                          else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
+                                                                     ignore_index=True)
+        #: The consensus table's own columns, before the statistics added below.
+        self.consensus_columns = list(self.consensus.columns)
+        self.detections = conform(detections, "detections") if detections is not None else None
+        marks = conform(marks, "marks")
+        if links is None and consensus is not None:
+            # A consensus from elsewhere: link each mark to the box it supports.
+            links = match(marks, self.consensus)
+        self.has_links = links is not None
+        self.links = conform(links, "links") if links is not None else empty_table("links")
+        self.subjects = self._subjects(subjects, picture_size)
+        self._set_sky(fits_column, pixel_scale)
+        self.marks = self._marks(marks)
+        self.mark_vertices = _vertices_of_marks(mark_vertices, self.marks.mark_id.to_numpy())
+        if self.has_links:
+            self.consensus = self._with_box_agreement(marks)
+        self.metadata_columns = self._metadata_columns()
+        self.subject_stats = self._subject_stats()
+        self.workflows = self._workflow_subjects()
+        self.tools = sorted(self.marks.tool_label.dropna().unique().tolist())
+        self._mark_index = _SubjectIndex(self.marks.subject_id.to_numpy(), self.marks.mark_id.to_numpy())
+        self._consensus_index = _SubjectIndex(self.consensus.subject_id.to_numpy(),
+                                              self.consensus.consensus_id.to_numpy())
+        self._subject_row = pd.Series(np.arange(len(self.subjects)), index=self.subjects.subject_id.to_numpy())
+
+    # -- derived once ----------------------------------------------------------------------
+
+    def _set_provenance(self, title, reports, sources, filters, aggregation_run, image_roots) -> None:
+        """What every project keeps besides its tables: how it was made, and where its images may be read."""
         self.title = title
         self.reports = tuple(reports)
         self.sources = {role: [Path(path) for path in paths] for role, paths in (sources or {}).items()}
@@ -133,29 +169,16 @@ class Project:
         #: Image location -> the kind of reason it could not be shown, for the images tried so far.
         self.image_problems: dict[str, str] = {}
         self._problems_lock = threading.Lock()
-        self.classifications = conform(classifications, "classifications")
-        self.consensus = (conform(consensus, "consensus") if consensus is not None
-                          else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
-                                                                     ignore_index=True)
-        #: The consensus table's own columns, before the statistics added below.
-        self.consensus_columns = list(self.consensus.columns)
-        self.detections = conform(detections, "detections") if detections is not None else None
-        marks = conform(marks, "marks")
-        if links is None and consensus is not None:
-            # A consensus from elsewhere: link each mark to the box it supports.
-            links = match(marks, self.consensus)
-        self.has_links = links is not None
-        self.links = conform(links, "links") if links is not None else empty_table("links")
-        self.subjects = self._subjects(subjects, picture_size)
+
+    def _set_sky(self, fits_column, pixel_scale) -> None:
         # Made with the project, in the loading thread, not by the first image request on the event loop.
         self._published_images = self._image_routes()
         self.sky = SkyLookup(self.subjects, self.images, fits_column=fits_column, pixel_scale=pixel_scale,
                              files=self.subject_files)
-        self.marks = self._marks(marks)
-        self.mark_vertices = _vertices_of_marks(mark_vertices, self.marks.mark_id.to_numpy())
-        if self.has_links:
-            self.consensus = self._with_box_agreement(marks)
-        self.metadata_columns = [
+
+    def _metadata_columns(self) -> list[str]:
+        """The subjects' numeric metadata columns offered as filters."""
+        return [
             column for column in self.subjects.columns
             if column not in NOT_METADATA and pd.api.types.is_numeric_dtype(self.subjects[column])
             and not pd.api.types.is_bool_dtype(self.subjects[column]) and self.subjects[column].notna().any()
@@ -163,15 +186,6 @@ class Project:
             # raw values as metadata_ra, metadata_dec: offer each quantity once.
             and not (column.startswith("metadata_") and column.removeprefix("metadata_") in self.subjects.columns)
         ]
-        self.subject_stats = self._subject_stats()
-        self.workflows = self._workflow_subjects()
-        self.tools = sorted(self.marks.tool_label.dropna().unique().tolist())
-        self._mark_index = _SubjectIndex(self.marks.subject_id.to_numpy(), self.marks.mark_id.to_numpy())
-        self._consensus_index = _SubjectIndex(self.consensus.subject_id.to_numpy(),
-                                              self.consensus.consensus_id.to_numpy())
-        self._subject_row = pd.Series(np.arange(len(self.subjects)), index=self.subjects.subject_id.to_numpy())
-
-    # -- derived once ----------------------------------------------------------------------
 
     def _subjects(self, subjects: pd.DataFrame | None, picture_size: tuple[float, float] | None) -> pd.DataFrame:
         if subjects is None:
@@ -312,7 +326,10 @@ class Project:
         else:
             for column in agreement_columns:
                 stats[column] = np.nan
-        stats = stats.reset_index()
+        return self._with_subject_columns(stats.reset_index())
+
+    def _with_subject_columns(self, stats: pd.DataFrame) -> pd.DataFrame:
+        """Per-subject counts with each subject's numeric metadata and thumbnail URL."""
         extra = self.subjects.set_index("subject_id")[self.metadata_columns + ["thumbnail"]]
         return stats.join(extra, on="subject_id")
 
@@ -334,6 +351,10 @@ class Project:
             marks = marks[marks.subject_id.isin(ids)]
             consensus = consensus[consensus.subject_id.isin(ids)]
             links = links[links.mark_id.isin(marks.mark_id)]
+        return self._volunteer_stats(classifications, marks, consensus, links)
+
+    def _volunteer_stats(self, classifications: pd.DataFrame, marks: pd.DataFrame, consensus: pd.DataFrame,
+                         links: pd.DataFrame) -> pd.DataFrame:
         by_user = classifications.groupby("user")
         stats = pd.DataFrame({
             "n_classifications": by_user.size(),
@@ -402,6 +423,10 @@ class Project:
         # Each wanted mark's run of rows, joined: starts repeated, plus the position within each run.
         rows = np.repeat(starts, lengths) + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return self.mark_vertices.iloc[rows]
+
+    def subjects_with_tool(self, tool: str) -> np.ndarray:
+        """Ids of the subjects with a mark drawn with the tool labelled ``tool``."""
+        return np.unique(self.marks.subject_id[self.marks.tool_label == tool].to_numpy())
 
     def consensus_of(self, subject_id: int) -> pd.DataFrame:
         """The consensus boxes of one subject."""

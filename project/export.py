@@ -19,6 +19,7 @@ import pandas as pd
 from data_loaders.writers import WRITERS, Export, export_bytes, prepare_export, write
 
 from .sky import picture_sizes
+from .stored import computed, rows_of_subjects
 
 
 def selection_tables(project, subject_ids, min_votes: int = 0, include_marks: bool = False,
@@ -35,9 +36,11 @@ def selection_tables(project, subject_ids, min_votes: int = 0, include_marks: bo
     tables = {"consensus": boxes[chosen.to_numpy(dtype=bool)],
               "subjects": project.subjects[project.subjects.subject_id.isin(subject_ids)]}
     if include_marks:
-        marks = project.marks[project.marks.subject_id.isin(subject_ids)]
+        # Computed (a store-backed project's are Dask tables, in subject order): the selection's marks
+        # only, in mark order whichever kind of project.
+        marks = computed(rows_of_subjects(project.marks, subject_ids)).sort_values("mark_id", kind="stable")
         tables["marks"] = marks.drop(columns=["consensus_id", "iou", "created_at", "size", "dx", "dy"])
-        tables["links"] = project.links[project.links.mark_id.isin(marks.mark_id)]
+        tables["links"] = computed(project.links[project.links.mark_id.isin(marks.mark_id.to_numpy())])
     return tables
 
 

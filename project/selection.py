@@ -102,8 +102,7 @@ class Selection(param.Parameterized):
         if self.workflow != ANY:
             keep &= stats.subject_id.isin(self.project.workflows[self.workflow]).to_numpy()
         if self.tool != ANY:
-            with_tool = self.project.marks.subject_id[self.project.marks.tool_label == self.tool]
-            keep &= stats.subject_id.isin(with_tool).to_numpy()
+            keep &= stats.subject_id.isin(self.project.subjects_with_tool(self.tool)).to_numpy()
         keep &= (stats.n_volunteers >= self.min_volunteers).to_numpy()
         if self.min_votes > 0:
             keep &= (stats.max_votes >= self.min_votes).to_numpy()

@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from data_loaders.base import LoadReport
 from data_loaders.classifications import ClassificationExport, finish_tables
@@ -36,6 +38,10 @@ PART_ROWS = 500_000
 SPILL_BATCH_ROWS = 8192
 
 TABLES = ("classifications", "marks")
+
+#: Rows per Parquet row group of a store's part: one subject's rows are read from the row groups
+#: holding them (`ProjectStore.of_subject`), not from the whole part.
+ROW_GROUP_ROWS = 8192
 
 
 class _Spill:
@@ -167,7 +173,7 @@ def _write_parts(parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]], folder: Pat
         volunteers |= set(classifications["user"].unique())
         for name, table in (("classifications", classifications), ("marks", marks)):
             (folder / name).mkdir(exist_ok=True)
-            table.to_parquet(folder / name / f"part-{number:05d}.parquet", index=False)
+            table.to_parquet(folder / name / f"part-{number:05d}.parquet", index=False, row_group_size=ROW_GROUP_ROWS)
         index.append(_subject_rows(number, classifications, marks))
         del classifications, marks  # one part of the store in memory at a time
     report.counts["volunteers"] = len(volunteers)
@@ -203,29 +209,50 @@ class ProjectStore:
             raise FileNotFoundError(f"{self.folder}: not a zoolens project store (no index.parquet)")
         self.index = pd.read_parquet(self.folder / "index.parquet").set_index("subject_id")
         self.report = LoadReport.from_dict(json.loads((self.folder / "report.json").read_text()))
+        self._parts: dict[str, list[Path]] = {}
 
     def parts(self, name: str) -> list[Path]:
-        return sorted((self.folder / name).glob("part-*.parquet"))
+        """A table's part files, in subject order (listed once: a store is not changed once written)."""
+        if name not in self._parts:
+            self._parts[name] = sorted((self.folder / name).glob("part-*.parquet"))
+        return self._parts[name]
 
     def table(self, name: str) -> pd.DataFrame:
         """A whole table, in subject order."""
         return pd.concat([pd.read_parquet(path) for path in self.parts(name)], ignore_index=True)
 
     def of_subject(self, name: str, subject_id: int) -> pd.DataFrame:
-        """One subject's rows of a table, read from its part alone."""
+        """One subject's rows of a table, read from the row groups of its part that hold them."""
         if subject_id not in self.index.index:
             return self.table_schema(name)
         row = self.index.loc[subject_id]
-        part = pd.read_parquet(self.parts(name)[int(row["part"])])
         first, count = int(row[f"{name}_first"]), int(row[f"{name}_rows"])
-        return part.iloc[first:first + count].reset_index(drop=True)
+        if not count:
+            return self.table_schema(name)
+        path = self.parts(name)[int(row["part"])]
+        starts = _row_group_starts(path)
+        groups = list(range(int(np.searchsorted(starts, first, "right")) - 1,
+                            int(np.searchsorted(starts, first + count - 1, "right"))))
+        table = pq.ParquetFile(path).read_row_groups(groups)
+        return table.slice(first - int(starts[groups[0]]), count).to_pandas()
 
     def table_schema(self, name: str) -> pd.DataFrame:
-        return pd.read_parquet(self.parts(name)[0]).iloc[:0]
+        """A table with no rows, its columns typed as stored."""
+        return pq.read_schema(self.parts(name)[0]).empty_table().to_pandas()
 
-    def dask(self, name: str):
-        """A table as a Dask DataFrame indexed by ``subject_id`` with known divisions, one partition per part."""
+    def dask(self, name: str, index: bool = True):
+        """A table as a Dask DataFrame, one partition per part: indexed by ``subject_id`` with known divisions,
+        or (``index=False``) with ``subject_id`` a column like the other tables' (no divisions)."""
         import dask.dataframe as dd
 
-        return dd.read_parquet([str(path) for path in self.parts(name)], index="subject_id",
-                               calculate_divisions=True)
+        paths = [str(path) for path in self.parts(name)]
+        if not index:
+            return dd.read_parquet(paths, split_row_groups=False, aggregate_files=False)
+        return dd.read_parquet(paths, index="subject_id", calculate_divisions=True)
+
+
+@lru_cache(maxsize=4096)
+def _row_group_starts(path: Path) -> np.ndarray:
+    """The first row of each row group of a Parquet file (its footer read once)."""
+    metadata = pq.read_metadata(path)
+    return np.cumsum([0] + [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)])[:-1]

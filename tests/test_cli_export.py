@@ -255,3 +255,13 @@ def test_reviewed_catalogue_from_decisions_made_in_the_dashboard(demo_files, tmp
     missing = zoolens("export", demo_files.classifications, "--workflow", demo.WORKFLOW_ID,
                       "--reviews", tmp_path / "nope.sqlite", "-o", tmp_path / "x.csv", cache=tmp_path / "cache")
     assert missing.returncode == 1 and "no such review store" in missing.stderr
+
+
+def test_export_through_a_project_store_writes_the_in_memory_files(demo_files, tmp_path):
+    options = ["--workflow", str(demo.WORKFLOW_ID), "--workflow-version", demo.WORKFLOW_VERSION, "--marks"]
+    assert main(["export", str(demo_files.classifications), *options, "-o", str(tmp_path / "memory.csv")]) == 0
+    for run in ("written", "reopened"):  # the store is written by the first run, read as it is by the second
+        assert main(["export", str(demo_files.classifications), *options, "--store", str(tmp_path / "store"),
+                     "-o", str(tmp_path / f"{run}.csv")]) == 0
+        for suffix in (".csv", ".marks.csv"):
+            assert (tmp_path / f"{run}{suffix}").read_text() == (tmp_path / f"memory{suffix}").read_text()

@@ -173,10 +173,10 @@ def ensure_demo(folder: str | os.PathLike | None = None) -> DemoFiles:
 
 def load_demo(files: DemoFiles, **options):
     """The demo as ``zoolens demo`` serves it: `project.load_project` on its exports, with its workflow, version,
-    FITS images and machine detections unless ``options`` say otherwise (``detections``, ``image_roots``...)."""
+    FITS images, machine detections and true clumps unless ``options`` say otherwise (``detections``, ``image_roots``...)."""
     from project import load_project
 
-    options = {**PROJECT_OPTIONS, "detections": files.detections, "image_roots": [files.folder.resolve()],
+    options = {**PROJECT_OPTIONS, "detections": files.detections, "truth": files.truth, "image_roots": [files.folder.resolve()],
                "title": "built-in demo", **options}
     return load_project([files.classifications, files.subjects, files.workflows], **options)
 

@@ -28,12 +28,13 @@ def picture_size(text: str) -> tuple[float, float]:
 
 
 def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: bool = False,
-                          detections_file: bool = True) -> None:
+                          detections_file: bool = True, store_folder: bool = True) -> None:
     """Add the options that say how to build the project.
 
     ``consensus_file`` offers ``--consensus FILE`` (the consensus read instead of made);
     ``allow_no_method`` lets ``--method none`` show the marks without a consensus;
-    ``detections_file`` offers ``--detections FILE`` (a machine's detections, compared with the consensus).
+    ``detections_file`` offers ``--detections FILE`` (a machine's detections, compared with the consensus);
+    ``store_folder`` offers ``--store FOLDER`` (the project kept in a partitioned store, `project.stored`).
     """
     from consensus.base import AUTO_METHOD, DEFAULT_METHODS, methods
     from project import DEFAULT_METHOD
@@ -77,7 +78,15 @@ def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: 
     scale = parser.add_argument_group("on a Dask cluster")
     scale.add_argument("--scheduler", metavar="ADDRESS",
                        help="make the consensus on a Dask cluster: a scheduler's address (tcp://host:8786), or "
-                            "'local' for worker processes on this machine (default: in this process)")
+                            "'local' for worker processes on this machine (default: in this process); with "
+                            "--store, the served project's whole-table work (agreement plots) runs there too")
+    if store_folder:
+        scale.add_argument("--store", type=Path, metavar="FOLDER",
+                           help="keep the project in this store folder, partitioned by subject, and use it from there: "
+                                "the marks stay on disk (or on the cluster), read one subject at a time. A folder "
+                                "holding a store is opened as it is, without the files (delete it to rebuild); "
+                                "otherwise the files are read and the store is written there. Workers of a "
+                                "--scheduler cluster must see the folder at the same path")
     scale.add_argument("--partitions", type=int, metavar="N",
                        help="with --scheduler, split the project into N parts by subject (default two per worker)")
 
@@ -115,6 +124,7 @@ def project_options(args) -> dict:
         "point_box": number_or_text(args.point_box),
         "scheduler": args.scheduler,
         "partitions": args.partitions,
+        "store": getattr(args, "store", None),
     }
     return {name: value for name, value in options.items() if value not in (None, {}, [])}
 

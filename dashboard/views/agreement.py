@@ -29,6 +29,9 @@ import panel as pn
 import param
 from bokeh.models import CustomJS, LogTicker, NumeralTickFormatter
 
+from consensus.distributed import is_dask
+from project.stored import computed, no_rows
+
 from .base import View
 
 #: Plots, by the name their selections and empty-plot reasons use.
@@ -80,19 +83,19 @@ class AgreementPlots(View):
     def _matched_marks(self, chosen_from: bool = False) -> pd.DataFrame:
         if chosen_from and self.data_store.selection is None:
             # The grey layer is not drawn without a selection (`density_plot`): skip a pass over every mark.
-            return self.data_store.project.marks.iloc[:0]
+            return no_rows(self.data_store.project.marks)
         marks = self.data_store.filtered_marks(self._subjects(chosen_from))
         return marks[marks.consensus_id >= 0]
 
     def iou_size_points(self, chosen_from: bool = False) -> hv.Points:
         """One point per mark that supports a consensus box: box size (px) against IoU."""
         marks = self._matched_marks(chosen_from)
-        return hv.Points(marks[["size", "iou", "subject_id"]], kdims=["size", "iou"], vdims=["subject_id"])
+        return _points(marks[["size", "iou", "subject_id"]], ["size", "iou"])
 
     def offset_points(self, chosen_from: bool = False) -> hv.Points:
         """Mark centre minus its consensus box centre, in pixels (y down)."""
         marks = self._matched_marks(chosen_from)
-        return hv.Points(marks[["dx", "dy", "subject_id"]], kdims=["dx", "dy"], vdims=["subject_id"])
+        return _points(marks[["dx", "dy", "subject_id"]], ["dx", "dy"])
 
     def votes_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many consensus boxes got how many votes."""
@@ -131,13 +134,12 @@ class AgreementPlots(View):
         if plot in ("iou_size", "offsets"):
             if not self.data_store.project.has_links or not len(self.data_store.project.consensus):
                 return no_consensus
-            marks = self.data_store.filtered_marks()
-            if not len(marks):
+            n_marks, n_matched, n_sized = _mark_counts(self.data_store.filtered_marks())
+            if not n_marks:
                 return "No marks in this selection."
-            matched = marks[marks.consensus_id >= 0]
-            if not len(matched):
+            if not n_matched:
                 return "No mark in this selection supports a consensus mark."
-            if plot == "iou_size" and not (matched["size"].notna() & matched.iou.notna()).any():
+            if plot == "iou_size" and not n_sized:
                 return "These marks are points: they have no size or IoU (the offsets plot shows how far they lie)."
         elif plot == "votes":
             if not len(self.data_store.project.consensus):
@@ -185,7 +187,7 @@ class AgreementPlots(View):
         table = points.data
         x, y = points.kdims[0].name, points.kdims[1].name
         inside = table[x].between(min(x0, x1), max(x0, x1)) & table[y].between(min(y0, y1), max(y0, y1))
-        self._select(plot, bounds, table.subject_id[inside])
+        self._select(plot, bounds, computed(table.subject_id[inside]))
 
     def _select(self, plot: str, region, subject_ids) -> None:
         self.brushed = {**self.brushed, plot: tuple(float(value) for value in region)}
@@ -295,6 +297,32 @@ class AgreementPlots(View):
             text = (f"**Selection: {len(self.data_store.selection):,} subjects.** Another box refines it; "
                     "*Clear selection* shows everything again.")
         return pn.pane.Markdown(text, align="end", sizing_mode="stretch_width")
+
+
+def _points(marks, kdims: list[str]) -> hv.Points:
+    """Marks as points of ``kdims`` (with their subject). For a store-backed project's Dask marks, both axes'
+    ranges are found in one pass and set on the dimensions: rasterizing would otherwise read every mark
+    once for each axis before aggregating them."""
+    if not is_dask(marks):
+        return hv.Points(marks, kdims=kdims, vdims=["subject_id"])
+    import dask
+
+    bounds = np.asarray(dask.compute(*(getattr(marks[name], end)() for name in kdims for end in ("min", "max"))),
+                        dtype=float).reshape(len(kdims), 2)
+    # No marks (or only missing values): the plot frames nothing, as for pandas.
+    dimensions = [hv.Dimension(name, range=tuple(bounds[number])) if np.isfinite(bounds[number]).all() else name
+                  for number, name in enumerate(kdims)]
+    return hv.Points(marks, kdims=dimensions, vdims=["subject_id"])
+
+
+def _mark_counts(marks) -> tuple[int, int, int]:
+    """Marks, those supporting a consensus box, and those of them with a size and IoU: in one pass over a
+    store-backed project's Dask marks (`project.stored`), or counted in memory."""
+    import dask
+
+    matched = marks[marks.consensus_id >= 0]
+    counts = (marks.shape[0], matched.shape[0], (matched["size"].notnull() & matched.iou.notnull()).sum())
+    return tuple(int(count) for count in dask.compute(*counts))
 
 
 def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histogram:

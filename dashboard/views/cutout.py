@@ -1,21 +1,45 @@
-"""The cutout viewer: a subject's image with its volunteers' boxes and the consensus boxes.
+"""The cutout viewer: a subject's image with its volunteers' marks and the consensus marks.
 
-Boxes are drawn in image pixel coordinates, origin top-left and y down (the y axis
-is inverted), so the canonical tables' x, y, width, height go straight onto the image.
+The cutout is one Bokeh figure made once per session, one glyph renderer per layer
+(`cutout_layers.CutoutLayer`). Switching subject replaces each layer's data source's
+``data`` and sets the axes' ranges; nothing is built again, so a switch is one small
+patch of the page. Marks are drawn in image pixel coordinates, origin top-left and y
+down (the y range runs from the image's height to 0), so the canonical tables' x, y,
+width, height go straight onto the image.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from functools import partial
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import BoxAnnotation
-from bokeh.palettes import Category10_10, Cividis256, Greys256, Inferno256, Magma256, Viridis256
+from bokeh.core.property.validation import validate
+from bokeh.events import SelectionGeometry, Tap
+from bokeh.models import (
+    BoxAnnotation,
+    BoxEditTool,
+    BoxSelectTool,
+    ColumnDataSource,
+    HoverTool,
+    PanTool,
+    Range1d,
+    ResetTool,
+    WheelZoomTool,
+)
+from bokeh.palettes import (
+    Category10_10,
+    Cividis256,
+    Greys256,
+    Inferno256,
+    Magma256,
+    Viridis256,
+)
+from bokeh.plotting import figure as bokeh_figure
 from panel.io.state import set_curdoc
 
 from project.core import display_pixels, normalised
@@ -23,11 +47,11 @@ from project.reviews import ReviewError
 from project.roles import RoleError
 
 from .base import CHOSEN_STANDS_OUT, View
-from .cutout_layers import LAYERS, LegendEntry, legend_html
-from .machine_layer import LEGEND as DETECTION_LEGEND
-from .machine_layer import detection_controls, detection_layers, detection_options, has_detections
+from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, legend_html
+from .machine_layer import detection_controls
 from .outlines import is_open, vertex_lists, with_vertices
-from .volunteer_steps import VolunteerSteps, emphasise_volunteer
+from .truth_layer import has_truth
+from .volunteer_steps import VolunteerSteps, emphasis_columns
 
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
@@ -38,32 +62,39 @@ UNMATCHED_COLOUR = "#ffffff"
 REJECTED_COLOUR = "#8c8c8c"
 #: The box picked for review gets a ring of this colour just outside its outline.
 PICKED_COLOUR = "#ffd92f"
-#: A box the reviewer drew (with the box-select tool) is shown dashed in this colour until used.
+#: A box the reviewer drew (with the box-select or box-draw tool) is shown dashed in this colour.
 DRAWN_COLOUR = "#00e5ff"
 #: The picked box gets edit handles (drag an edge or a corner to redraw it) when its shorter side
 #: is at least this many screen pixels.
 HANDLES_LEAST_SIDE = 40
 
-#: How each review status draws a consensus box: the element group, the line dash, and a glyph
+#: How each review status draws a consensus box (each status its own layer): the line dash, and a glyph
 #: beside its top-right corner. Unreviewed boxes are dashed, decided ones solid with their mark.
 STATUS_LOOKS = {
-    "unreviewed": ("Consensus", "dashed", ""),
-    "accepted": ("Accepted", "solid", "\u2713"),
-    "redrawn": ("Redrawn", "solid", "\u270e"),
-    "added": ("Added", "solid", "+"),
-    "rejected": ("Rejected", "dashed", "\u2717"),
+    "unreviewed": ("dashed", ""),
+    "accepted": ("solid", "\u2713"),
+    "redrawn": ("solid", "\u270e"),
+    "added": ("solid", "+"),
+    "rejected": ("dashed", "\u2717"),
 }
+#: The legend's name of each review status.
+STATUS_NAMES = {"unreviewed": "consensus, unreviewed", "accepted": "accepted", "redrawn": "redrawn",
+                "added": "added", "rejected": "rejected"}
 
 #: Diameter of a consensus point's marker, in screen pixels.
 CONSENSUS_MARKER_SIZE = 18
+#: Diameter of a volunteer's point marker, in screen pixels.
+MARKER_SIZE = 8
 #: The pick ring: its width and its gap from the box's outline, in screen pixels.
 PICK_RING_WIDTH = 2.5
 PICK_RING_GAP = 2.0
 #: Outline widths in screen pixels: the widest a layer draws, reached by boxes whose shorter side
 #: is ``widest / LINE_FRACTION`` screen pixels or more; smaller boxes get thinner lines (never under
 #: `THINNEST_LINE`), so a 5-pixel clump is not buried under its own outline.
-WIDEST_LINES = {"Volunteer": 1.5, "Unmatched": 1.0, "Consensus": 3.0, "Accepted": 3.0, "Redrawn": 3.0,
-                "Added": 3.0, "Rejected": 2.0, "Band": 1.0, "Picked": PICK_RING_WIDTH}
+WIDEST_LINES = {"Volunteer": 1.5, "Unmatched": 1.0, "Consensus": 3.0, "Rejected": 2.0, "Band": 1.0,
+                "Picked": PICK_RING_WIDTH}
+#: Line widths of marks drawn through their vertices (screen pixels): supporting a consensus mark, and not.
+OUTLINE_WIDTHS = {"Volunteer": 2.0, "Unmatched": 1.5}
 LINE_FRACTION = 0.1
 THINNEST_LINE = 1.0
 #: Zoom to the picked box: the view spans this many times the box and the marks supporting it, at least
@@ -72,8 +103,8 @@ THINNEST_LINE = 1.0
 ZOOM_MARGIN = 2.2
 ZOOM_LEAST_SIDE = 32.0
 ZOOM_LEAST_FRACTION = 0.12
-#: After the last move of an edit handle, how long to wait (ms) before recording the redraw: a drag
-#: sends every step, the decision is the box where the mouse let go.
+#: After the last move of an edit handle or of a box being drawn, how long to wait (ms) before recording
+#: the decision: a drag sends every step, the decision is the box where the mouse let go.
 EDIT_SETTLE_MS = 400
 
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
@@ -81,18 +112,8 @@ REDRAWN_BY = {
     "data_store": ("subject", "tool", "min_votes", "subject_decisions", "review_box", "drawn_box", "highlighted_volunteer",
                    "score_threshold", "machine_against"),
     "viewer": ("image_kind", "stretch", "cmap", "show_volunteers", "show_unmatched", "show_consensus",
-               "show_band", "fit_to_boxes", "zoom_to_pick", "frame_size", "show_detections"),
+               "show_band", "fit_to_boxes", "zoom_to_pick", "frame_size", "show_detections", "show_truth"),
 }
-
-# Dimensions are made once: building them per subject costs more than the boxes.
-BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
-MARK_DIMENSIONS = [hv.Dimension(name) for name in ("volunteer", "iou", "time", "consensus_box", "colour", "area",
-                                                    "outline")]
-CONSENSUS_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "votes", "seen_by", "status", "colour",
-                                                         "area", "outline")]
-BAND_DIMENSIONS = [hv.Dimension(name) for name in ("consensus_box", "colour", "outline")]
-GLYPH_DIMENSIONS = [hv.Dimension(name) for name in ("glyph", "colour")]
-POINT_DIMENSIONS = [hv.Dimension(name) for name in ("x", "y")]
 
 #: Mark kinds drawn as markers at their position (they have no extent).
 POINT_KINDS = ("point",)
@@ -104,41 +125,15 @@ OUTLINED_KINDS = ("circle", "ellipse", "rotateRectangle")
 #: Vertices of a drawn circle or ellipse.
 ELLIPSE_VERTICES = 48
 
-#: What hovering a box tells, per layer: a few lines each, as boxes overlap in crowds.
+#: What hovering a mark tells, per kind of layer: a few lines each, as boxes overlap in crowds.
 #: Bokeh inserts the ``@{...}`` values as text, so a volunteer name is never HTML.
-HOVER_TOOLTIPS = {
-    "Volunteer": [("volunteer", "@{volunteer}"), ("IoU", "@{iou}{0.00}"), ("time", "@{time}")],
-    "Unmatched": [("volunteer", "@{volunteer}"), ("matched", "no consensus box"), ("time", "@{time}")],
-    "Consensus": [("consensus box", "@{consensus_box}"), ("votes", "@{votes}"), ("seen by", "@{seen_by}")],
-}
-#: What hovering a marker or an outline tells (no one-per-layer hook: markers are small and rarely overlap).
-POINT_TOOLTIPS = {
-    "Volunteer": HOVER_TOOLTIPS["Volunteer"], "Unmatched": HOVER_TOOLTIPS["Unmatched"],
-    "Consensus": HOVER_TOOLTIPS["Consensus"],
-}
-#: Where each layer's tooltip points (a side of its box, on screen) and sits, so that
+VOLUNTEER_TOOLTIPS = (("volunteer", "@{volunteer}"), ("IoU", "@{iou}{0.00}"), ("time", "@{time}"))
+UNMATCHED_TOOLTIPS = (("volunteer", "@{volunteer}"), ("matched", "no consensus box"), ("time", "@{time}"))
+CONSENSUS_TOOLTIPS = (("consensus box", "@{consensus_box}"), ("votes", "@{votes}"), ("seen by", "@{seen_by}"))
+#: Where each kind of layer's tooltip points (a side of its box, on screen) and sits, so that
 #: the layers hit at once do not cover each other: consensus above, volunteers below.
 HOVER_PLACES = {"Consensus": ("top_center", "above"), "Volunteer": ("bottom_center", "below"),
                 "Unmatched": ("center_right", "right")}
-# Consensus boxes of every review status tell the same, from the same place.
-HOVER_TOOLTIPS |= {group: HOVER_TOOLTIPS["Consensus"] + [("status", "@{status}")]
-                   for group, _, _ in STATUS_LOOKS.values() if group != "Consensus"}
-HOVER_PLACES |= {group: HOVER_PLACES["Consensus"] for group, _, _ in STATUS_LOOKS.values()}
-
-
-def _one_tooltip_per_layer(plot, element) -> None:
-    """Show one box's tooltip per layer, at the box: in a crowd, one per box would cover the page.
-
-    The box is the smallest under the pointer, as for picking (`CutoutViewer.box_at`), so
-    any box can be told by pointing where no smaller box of its layer lies.
-    """
-    hover = plot.handles.get("hover")
-    if hover is not None:
-        hover.limit = 1
-        hover.sort_by = "area"
-        hover.point_policy = "snap_to_data"
-        hover.anchor, hover.attachment = HOVER_PLACES[element.group]
-
 
 #: FITS display stretches: normalised pixel values (0-1) -> display values (0-1).
 STRETCHES = {
@@ -155,11 +150,14 @@ COLOUR_MAPS = {name: np.array([[int(colour[i:i + 2], 16) for i in (1, 3, 5)] for
 #: The canvas under the marks when a subject's image cannot be shown: neutral light grey.
 PLACEHOLDER_GREY = 224
 
+#: A box layer's source columns of its left, top, right and bottom edges, in image pixels.
+BOX_COLUMNS = ("x0", "y0", "x1", "y1")
+
 
 class CutoutViewer(View):
-    """The current subject's image with volunteer boxes coloured by the consensus box they support.
+    """The current subject's image with volunteer marks coloured by the consensus mark they support.
 
-    Marks that matched no consensus box are dashed; consensus boxes are bold. Hover
+    Marks that matched no consensus mark are dashed; consensus boxes are bold. Hover
     shows the volunteer, the IoU with the consensus box and the classification time.
     """
 
@@ -180,6 +178,8 @@ class CutoutViewer(View):
                                                      "instead of the whole image.")
     show_detections = param.Boolean(default=True, doc="Draw the machine detections scoring at least the score "
                                                       "threshold (when the project has detections).")
+    show_truth = param.Boolean(default=False, doc="Draw the true objects (when the project has them, as the "
+                                                  "demo does), to see how good the consensus is.")
     zoom_to_pick = param.Boolean(default=True, doc="Zoom to a box picked for review (in the image, the box "
                                                    "table or by key), with the marks supporting it; off: "
                                                    "the whole image.")
@@ -187,22 +187,48 @@ class CutoutViewer(View):
     edited_box = param.NumericTuple(default=None, allow_None=True, length=5,
                                     doc="Output: a consensus box redrawn by dragging its edit handles on the "
                                         "image: its id and new x, y, width, height in image pixels (y down).")
+    extra_layers = param.List(default=[], item_type=CutoutLayer, doc="Layers of this viewer only (another "
+                              "view's, e.g. the sandbox's boxes), drawn over the registered ones.")
+    added_box = param.NumericTuple(default=None, allow_None=True, length=4,
+                                   doc="Output: a box drawn on the image with the box-draw tool (shift-drag), "
+                                       "to add: its x, y, width, height in image pixels (y down).")
 
     def __init__(self, **params):
         super().__init__(**params)
-        # The picked box's edit handles: one annotation per plot (a pane can draw the map more than once).
-        self._handles: dict[str, BoxAnnotation] = {}
+        self._figure = None
+        #: Each layer's data source, by layer name (made with the figure).
+        self._sources: dict[str, ColumnDataSource] = {}
+        #: Each layer's glyph renderer on the figure, by layer name.
+        self._renderers: dict = {}
+        #: Each layer's columns with no rows (its source when the layer is not shown), by layer name.
+        self._empty: dict[str, pd.DataFrame] = {}
+        self._handle: BoxAnnotation | None = None
         self._placing = False
         self._settling = None
+        self._memo = None
+        self._limits = None
+        self._colours = None
+        self._rectangles_memo = None
+        #: The current subject's images by (project, subject, kind), as `_image` read them.
+        self._images: dict = {}
+        self._caption = pn.pane.HTML("", margin=(0, 10), width=self.frame_size - 210)
+        self._legend = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
+        self.data_store.param.watch(self.redraw, list(REDRAWN_BY["data_store"]))
+        self.param.watch(self.redraw, list(REDRAWN_BY["viewer"]))
 
-    # -- elements (plain methods, so notebooks and tests can call them) ---------------------
+    # -- what the layers draw (plain methods, so notebooks and tests can call them) ----------
 
     def _image(self, kind: str = "rendering"):
         """The current subject's image of ``kind`` (or None) and why there is none."""
         subject_id = self.data_store.subject
         if subject_id is None:
             return None, "no subject passes the filters"
-        return self.data_store.project.image(subject_id, kind)
+        # Read and decoded once per subject: the extent, the caption and the image layer all ask for it.
+        key = (self.data_store.project, subject_id, kind)
+        if key not in self._images:
+            self._images = {known: image for known, image in self._images.items() if known[:2] == key[:2]}
+            self._images[key] = self.data_store.project.image(subject_id, kind)
+        return self._images[key]
 
     def extent(self) -> tuple[float, float]:
         """Width and height of the current subject's image in pixels.
@@ -239,6 +265,16 @@ class CutoutViewer(View):
         supporting it, `ZOOM_MARGIN` times over, at least `ZOOM_LEAST_SIDE` pixels and
         `ZOOM_LEAST_FRACTION` of the image.
         """
+        # Every box layer's outline widths ask for it (through `screen_scale`): worked out once per state.
+        store = self.data_store
+        key = (store.project, store.subject, store.tool, store.min_votes, store.review_box, self.zoom_to_pick,
+               self.fit_to_boxes)
+        boxes = store.reviewed_consensus_of()
+        if self._limits is None or self._limits[0] != key or self._limits[1] is not boxes:
+            self._limits = (key, boxes, self._view_limits())
+        return self._limits[2]
+
+    def _view_limits(self) -> tuple[tuple[float, float], tuple[float, float]]:
         width, height = self.extent()
         left, top, right, bottom = 0.0, 0.0, width, height
         zoomed = self.zoomed_box()
@@ -267,47 +303,43 @@ class CutoutViewer(View):
         centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
         return (centre_x - side / 2, centre_x + side / 2), (centre_y - side / 2, centre_y + side / 2)
 
-    def image(self) -> hv.RGB:
-        """The image as an `hv.RGB`, y down: the rendering, or the FITS image stretched and colour-mapped.
-
-        Always RGB, the FITS image too (coloured here): the plot's map must return one element
-        type whichever kind is shown. Without an image, a neutral grey canvas of the subject's
-        size. HoloViews puts an array's first row at the top of its bounds; with the y axis
-        inverted that top is y = height, so rows are flipped to keep row 0 at y = 0.
-        """
+    def image(self) -> np.ndarray:
+        """The image as 8-bit RGBA rows, row 0 at the top of the image (y = 0): the rendering, or the FITS
+        image stretched and colour-mapped; without an image, a neutral grey canvas (2 x 2 pixels, stretched
+        over the subject's extent)."""
+        pixels = None
         if self.image_kind == "fits":
             fits, _ = self._image("fits")
             if fits is not None:
                 values = STRETCHES[self.stretch](normalised(fits.array.astype(np.float32)))
-                levels = np.nan_to_num(values * 255).astype(np.uint8)
-                pixels = COLOUR_MAPS[self.cmap][levels]
-                return hv.RGB(pixels[::-1], bounds=(0, 0, fits.width, fits.height), kdims=["x", "y"])
+                pixels = COLOUR_MAPS[self.cmap][np.nan_to_num(values * 255).astype(np.uint8)]
+        if pixels is None:
+            rendering, _ = self._image()
+            pixels = (display_pixels(rendering.array) if rendering is not None
+                      else np.full((2, 2, 3), PLACEHOLDER_GREY, dtype=np.uint8))
+        if pixels.shape[2] == 3:
+            pixels = np.concatenate([pixels, np.full(pixels.shape[:2] + (1,), 255, dtype=np.uint8)], axis=2)
+        return np.ascontiguousarray(pixels)
+
+    def image_columns(self) -> pd.DataFrame:
+        """The image layer's source: the image packed as RGBA words, placed over the subject's extent (the FITS
+        image over its own size)."""
+        pixels = self.image()
         width, height = self.extent()
-        rendering, _ = self._image()
-        pixels = (display_pixels(rendering.array) if rendering is not None
-                  else np.full((2, 2, 3), PLACEHOLDER_GREY, dtype=np.uint8))
-        return hv.RGB(pixels[::-1], bounds=(0, 0, width, height), kdims=["x", "y"])
+        if self.image_kind == "fits":
+            fits, _ = self._image("fits")
+            if fits is not None:
+                width, height = float(fits.width), float(fits.height)
+        words = pixels.view(np.uint32).reshape(pixels.shape[:2])
+        return pd.DataFrame({"image": [words], "x": [0.0], "y": [0.0], "dw": [width], "dh": [height]})
 
     def _consensus_colours(self) -> pd.Series:
         # Boxes reviewers added follow the aggregated ones, so those keep their colours.
         boxes = self.data_store.reviewed_consensus_of()
-        colours = [PALETTE[position % len(PALETTE)] for position in range(len(boxes))]
-        return pd.Series(colours, index=boxes.consensus_id.to_numpy(), dtype=object)
-
-    def _rectangles(self, marks: pd.DataFrame, colours, group: str) -> hv.Rectangles:
-        created = marks.created_at
-        data = {
-            "x0": marks.x.to_numpy(), "y0": marks.y.to_numpy(),
-            "x1": (marks.x + marks.width).to_numpy(), "y1": (marks.y + marks.height).to_numpy(),
-            "volunteer": marks.user.to_numpy(dtype=object),
-            "iou": marks.iou.round(3).to_numpy(),
-            "time": created.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object),
-            "consensus_box": marks.consensus_id.to_numpy(),
-            "colour": np.asarray(colours, dtype=object),
-            "area": (marks.width * marks.height).to_numpy(),
-            "outline": self.line_widths(marks.width, marks.height, group),
-        }
-        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=MARK_DIMENSIONS, group=group)
+        if self._colours is None or self._colours[0] is not boxes:
+            colours = np.array(PALETTE, dtype=object)[np.arange(len(boxes)) % len(PALETTE)]
+            self._colours = (boxes, pd.Series(colours, index=boxes.consensus_id.to_numpy(), dtype=object))
+        return self._colours[1]
 
     def screen_scale(self) -> float:
         """Screen pixels per image pixel in the current view (`view_limits` across `frame_size`)."""
@@ -320,6 +352,34 @@ class CutoutViewer(View):
         return scaled_line_widths(np.asarray(width, dtype=float), np.asarray(height, dtype=float),
                                   self.screen_scale(), WIDEST_LINES[group])
 
+    def _classified_marks(self) -> dict:
+        """The current subject's marks split by how they are drawn (box, point, outline, path) and by whether
+        they support a consensus mark, with their colours; made once per subject, tool filter and review state
+        (every mark layer asks for it on each switch)."""
+        store = self.data_store
+        # The marks follow the subject and the tool filter (the project is read-only), the colours the boxes.
+        boxes, key = store.reviewed_consensus_of(), (store.project, store.subject, store.tool)
+        if self._memo is not None and self._memo[0] == key and self._memo[1] is boxes:
+            return self._memo[2]
+        marks = store.marks_of()
+        kinds = marks.kind.fillna("").to_numpy(dtype=object)
+        point, outline = np.isin(kinds, POINT_KINDS), np.isin(kinds, OUTLINED_KINDS)
+        traced = with_vertices(marks, store.project.vertices_of(marks.mark_id))
+        path, outline = traced & is_open(marks), outline | (traced & ~is_open(marks))
+        drawn_as = {"point": point, "outline": outline, "path": path, "box": ~(point | outline | path)}
+        if store.project.has_links:
+            linked = (marks.consensus_id >= 0).to_numpy(dtype=bool)
+            colours = marks.consensus_id.map(self._consensus_colours()).fillna(UNLINKED_COLOUR).to_numpy(dtype=object)
+            colours = np.where(linked, colours, UNMATCHED_COLOUR)
+        else:  # every mark drawn as matched, in the unlinked grey
+            linked = np.ones(len(marks), dtype=bool)
+            colours = np.full(len(marks), UNLINKED_COLOUR, dtype=object)
+        classified = {(shape, matched): (marks[rows & (linked if matched else ~linked)],
+                                         colours[rows & (linked if matched else ~linked)])
+                      for shape, rows in drawn_as.items() for matched in (True, False)}
+        self._memo = (key, boxes, classified)
+        return classified
+
     def _marks_drawn_as(self, drawn_as: str, matched: bool) -> tuple[pd.DataFrame, np.ndarray]:
         """The current subject's marks drawn as ``"box"``, ``"point"``, ``"outline"`` (closed) or ``"path"``
         (open), with their colours.
@@ -328,131 +388,130 @@ class CutoutViewer(View):
         when there are no links), in its colour; else the marks that matched none (none
         when there are no links), in the unmatched colour.
         """
-        marks = self.data_store.marks_of()
-        kinds = marks.kind.fillna("").to_numpy(dtype=object)
-        point, outline = np.isin(kinds, POINT_KINDS), np.isin(kinds, OUTLINED_KINDS)
-        traced = with_vertices(marks, self.data_store.project.vertices_of(marks.mark_id))
-        path, outline = traced & is_open(marks), outline | (traced & ~is_open(marks))
-        marks = marks[{"point": point, "outline": outline, "path": path, "box": ~(point | outline | path)}[drawn_as]]
-        if not self.data_store.project.has_links:
-            marks = marks if matched else marks.iloc[0:0]
-            return marks, np.full(len(marks), UNLINKED_COLOUR if matched else UNMATCHED_COLOUR, dtype=object)
-        if not matched:
-            marks = marks[marks.consensus_id < 0]
-            return marks, np.full(len(marks), UNMATCHED_COLOUR, dtype=object)
-        marks = marks[marks.consensus_id >= 0]
-        return marks, marks.consensus_id.map(self._consensus_colours()).fillna(UNLINKED_COLOUR).to_numpy()
+        return self._classified_marks()[drawn_as, matched]
 
-    def volunteer_boxes(self) -> hv.Rectangles:
+    def _mark_values(self, marks: pd.DataFrame, colours, group: str, width, size=None) -> dict:
+        """What every mark layer's source holds beside the geometry: who, IoU, time, colour and the look
+        (outline width, opacity and, for markers, ``size``: the highlighted volunteer's bold, the others'
+        faded)."""
+        values = {"volunteer": marks.user.to_numpy(dtype=object), "iou": marks.iou.round(3).to_numpy(),
+                  "time": classification_times(marks.created_at),
+                  "consensus_box": marks.consensus_id.to_numpy(), "colour": np.asarray(colours, dtype=object),
+                  "area": (marks.width * marks.height).fillna(0).to_numpy(float), "outline": width,
+                  "alpha": np.ones(len(marks))} | ({} if size is None else {"size": size})
+        emphasis = emphasis_columns(values["volunteer"], self.data_store.highlighted_volunteer)
+        return values | {name: column for name, column in emphasis.items() if name in values}
+
+    def _rectangles(self, marks: pd.DataFrame, colours, group: str) -> pd.DataFrame:
+        return pd.DataFrame({
+            "x0": marks.x.to_numpy(float), "y0": marks.y.to_numpy(float),
+            "x1": (marks.x + marks.width).to_numpy(float), "y1": (marks.y + marks.height).to_numpy(float),
+            **self._mark_values(marks, colours, group, self.line_widths(marks.width, marks.height, group))})
+
+    def volunteer_boxes(self) -> pd.DataFrame:
         """Volunteer boxes that support a consensus box (all boxes when there are no links).
 
         Marks drawn otherwise (`volunteer_points`, `volunteer_outlines`) are left out.
         """
         return self._rectangles(*self._marks_drawn_as("box", matched=True), "Volunteer")
 
-    def unmatched_boxes(self) -> hv.Rectangles:
+    def unmatched_boxes(self) -> pd.DataFrame:
         """Volunteer boxes that matched no consensus box (none when there are no links)."""
         return self._rectangles(*self._marks_drawn_as("box", matched=False), "Unmatched")
 
-    def _points(self, marks: pd.DataFrame, colours, group: str) -> hv.Points:
-        data = {
-            "x": marks.x.to_numpy(), "y": marks.y.to_numpy(),
-            "volunteer": marks.user.to_numpy(dtype=object), "iou": marks.iou.round(3).to_numpy(),
-            "time": marks.created_at.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object),
-            "consensus_box": marks.consensus_id.to_numpy(), "colour": np.asarray(colours, dtype=object),
-            "area": np.zeros(len(marks)), "outline": np.full(len(marks), THINNEST_LINE),
-        }
-        return hv.Points(data, kdims=POINT_DIMENSIONS, vdims=MARK_DIMENSIONS, group=group)
+    def _points(self, marks: pd.DataFrame, colours, group: str) -> pd.DataFrame:
+        # Hollow markers (matched nothing) get a thicker ring to show.
+        values = self._mark_values(marks, colours, group, np.full(len(marks), 2.0 if group == "Unmatched" else 1.0),
+                                   size=np.full(len(marks), float(MARKER_SIZE)))
+        return pd.DataFrame({"x": marks.x.to_numpy(float), "y": marks.y.to_numpy(float), **values})
 
-    def volunteer_points(self) -> hv.Points:
+    def volunteer_points(self) -> pd.DataFrame:
         """Volunteer points that support a consensus mark, as filled markers in its colour (all, grey, without links)."""
         return self._points(*self._marks_drawn_as("point", matched=True), "Volunteer")
 
-    def unmatched_points(self) -> hv.Points:
+    def unmatched_points(self) -> pd.DataFrame:
         """Volunteer points that matched no consensus mark, as hollow markers."""
         return self._points(*self._marks_drawn_as("point", matched=False), "Unmatched")
 
-    def consensus_points(self) -> hv.Points:
+    def _outlines(self, marks: pd.DataFrame, colours, group: str) -> pd.DataFrame:
+        # A mark's own vertices where it has them (`outlines.vertex_lists`), else its shape's outline; most
+        # subjects have no such marks, and the vertex lookup is skipped.
+        xs, ys = [], []
+        if len(marks):
+            traced_x, traced_y = vertex_lists(marks, self.data_store.project.vertices_of(marks.mark_id))
+            shape_x, shape_y = shape_outlines(marks)
+            xs = [x if x is not None else shape for x, shape in zip(traced_x, shape_x)]
+            ys = [y if y is not None else shape for y, shape in zip(traced_y, shape_y)]
+        values = self._mark_values(marks, colours, group, np.full(len(marks), OUTLINE_WIDTHS[group]))
+        return pd.DataFrame({"xs": pd.Series(xs, dtype=object), "ys": pd.Series(ys, dtype=object), **values})
+
+    def volunteer_outlines(self) -> pd.DataFrame:
+        """Circles, ellipses, rotated rectangles, polygons and freehand shapes that support a consensus mark,
+        drawn as what they are (closed: ``xs``, ``ys`` their vertices)."""
+        return self._outlines(*self._marks_drawn_as("outline", matched=True), "Volunteer")
+
+    def unmatched_outlines(self) -> pd.DataFrame:
+        """Closed outlines (as `volunteer_outlines`) that matched no consensus mark (dashed)."""
+        return self._outlines(*self._marks_drawn_as("outline", matched=False), "Unmatched")
+
+    def volunteer_paths(self) -> pd.DataFrame:
+        """Lines and freehand lines that support a consensus mark, as open paths through their vertices."""
+        return self._outlines(*self._marks_drawn_as("path", matched=True), "Volunteer")
+
+    def unmatched_paths(self) -> pd.DataFrame:
+        """Lines and freehand lines that matched no consensus mark (dashed)."""
+        return self._outlines(*self._marks_drawn_as("path", matched=False), "Unmatched")
+
+    def consensus_points(self) -> pd.DataFrame:
         """The subject's consensus marks that are points (no extent), as large ringed crosses; rejected ones left out."""
         boxes = self.data_store.reviewed_consensus_of()
         colours = self._consensus_colours().to_numpy()
         kept = ((boxes.status != "rejected") & _is_point(boxes)).to_numpy(dtype=bool)
         boxes = boxes[kept]
-        data = {"x": boxes.x.to_numpy(), "y": boxes.y.to_numpy(), "consensus_box": boxes.consensus_id.to_numpy(),
-                "votes": boxes.n_votes.astype("float64").to_numpy(),
-                "seen_by": boxes.n_seen.astype("float64").to_numpy(), "status": boxes.status.to_numpy(dtype=object),
-                "colour": np.asarray(colours[kept], dtype=object), "area": np.zeros(len(boxes)),
-                "outline": np.full(len(boxes), THINNEST_LINE)}
-        return hv.Points(data, kdims=POINT_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group="Consensus")
+        return pd.DataFrame({
+            "x": boxes.x.to_numpy(float), "y": boxes.y.to_numpy(float), "consensus_box": boxes.consensus_id.to_numpy(),
+            "votes": boxes.n_votes.astype("float64").to_numpy(), "seen_by": boxes.n_seen.astype("float64").to_numpy(),
+            "status": boxes.status.to_numpy(dtype=object), "colour": np.asarray(colours[kept], dtype=object),
+            "area": np.zeros(len(boxes)), "outline": np.full(len(boxes), THINNEST_LINE)})
 
-    def _outlines(self, marks: pd.DataFrame, colours, group: str, element=hv.Polygons) -> hv.Polygons | hv.Contours:
-        # A mark's own vertices where it has them (`outlines.vertex_lists`), else its shape's outline.
-        traced = zip(*vertex_lists(marks, self.data_store.project.vertices_of(marks.mark_id)))
-        outlines = [(x, y) if x is not None else shape for (x, y), shape in zip(traced, zip(*shape_outlines(marks)))]
-        times = marks.created_at.dt.strftime("%Y-%m-%d %H:%M UTC").fillna("").to_numpy(dtype=object)
-        data = [{"x": x, "y": y, "volunteer": volunteer, "iou": iou, "time": time, "consensus_box": box,
-                 "colour": colour}
-                for (x, y), volunteer, iou, time, box, colour in zip(
-                    outlines, marks.user.to_numpy(dtype=object), marks.iou.round(3).to_numpy(), times,
-                    marks.consensus_id.to_numpy(), colours)]
-        return element(data, kdims=POINT_DIMENSIONS, vdims=["volunteer", "iou", "time", "consensus_box", "colour"],
-                       group=group)
-
-    def volunteer_outlines(self) -> hv.Polygons:
-        """Circles, ellipses, rotated rectangles, polygons and freehand shapes that support a consensus mark,
-        drawn as what they are."""
-        return self._outlines(*self._marks_drawn_as("outline", matched=True), "Volunteer")
-
-    def unmatched_outlines(self) -> hv.Polygons:
-        """Closed outlines (as `volunteer_outlines`) that matched no consensus mark (dashed)."""
-        return self._outlines(*self._marks_drawn_as("outline", matched=False), "Unmatched")
-
-    def volunteer_paths(self) -> hv.Contours:
-        """Lines and freehand lines that support a consensus mark, as open paths through their vertices.
-
-        Contours rather than Path: a Path with hover is drawn one segment per glyph, a Contours one path.
-        """
-        return self._outlines(*self._marks_drawn_as("path", matched=True), "Volunteer", hv.Contours)
-
-    def unmatched_paths(self) -> hv.Contours:
-        """Lines and freehand lines that matched no consensus mark (dashed)."""
-        return self._outlines(*self._marks_drawn_as("path", matched=False), "Unmatched", hv.Contours)
-
-    def consensus_boxes(self, status: str | None = None) -> hv.Rectangles:
+    def consensus_boxes(self, status: str | None = None) -> pd.DataFrame:
         """The subject's consensus boxes as reviewed, each in its own colour, rejected ones and points left out.
 
         Redrawn boxes are at their new place; boxes reviewers added are included. With
         ``status`` (unreviewed, accepted, redrawn, added), only the boxes of that review
-        status, in the group that styles them (`STATUS_LOOKS`).
+        status, outlined as that status draws (`STATUS_LOOKS`).
         """
-        boxes = self.data_store.reviewed_consensus_of()
-        colours = self._consensus_colours().to_numpy()
-        kept = ((boxes.status != "rejected") & ~_is_point(boxes)).to_numpy(dtype=bool)
-        if status is not None:
-            kept = kept & (boxes.status == status).to_numpy(dtype=bool)
-        group = "Consensus" if status is None else STATUS_LOOKS[status][0]
-        return self._consensus_rectangles(boxes[kept], colours[kept], group)
+        # Made once per review state and zoom (all the statuses' layers ask on each switch), then sliced.
+        boxes, scale = self.data_store.reviewed_consensus_of(), self.screen_scale()
+        if self._rectangles_memo is None or self._rectangles_memo[0] is not boxes or self._rectangles_memo[1] != scale:
+            statuses = boxes.status.astype(str).to_numpy(dtype=object)
+            kept = (statuses != "rejected") & ~_is_point(boxes).to_numpy(dtype=bool)
+            # Every status but rejected outlines as widely as the unreviewed consensus (`WIDEST_LINES`).
+            table = self._consensus_rectangles(boxes[kept], self._consensus_colours().to_numpy()[kept], "Consensus")
+            self._rectangles_memo = (boxes, scale, table, statuses[kept])
+        _, _, table, statuses = self._rectangles_memo
+        return table if status is None else table[statuses == status].reset_index(drop=True)
 
-    def rejected_boxes(self) -> hv.Rectangles:
+    def rejected_boxes(self) -> pd.DataFrame:
         """The subject's consensus boxes a reviewer rejected, at their aggregated place."""
         boxes = self.data_store.reviewed_consensus_of()
         boxes = boxes[(boxes.status == "rejected").to_numpy(dtype=bool)]
         return self._consensus_rectangles(boxes, np.full(len(boxes), REJECTED_COLOUR, dtype=object), "Rejected")
 
-    def status_glyphs(self) -> hv.Labels:
+    def status_glyphs(self) -> pd.DataFrame:
         """A mark beside the top-right corner of each decided box (✓ accepted, ✎ redrawn, + added, ✗ rejected),
         in the box's colour, so a decision shows without reading the table."""
         boxes = self.data_store.reviewed_consensus_of()
         colours = self._consensus_colours().to_numpy()
-        glyphs = boxes.status.astype(str).map({status: look[2] for status, look in STATUS_LOOKS.items()})
+        glyphs = boxes.status.astype(str).map({status: glyph for status, (_, glyph) in STATUS_LOOKS.items()})
         kept = (glyphs.fillna("") != "").to_numpy(dtype=bool)
         colours = np.where(boxes.status.astype(str) == "rejected", REJECTED_COLOUR, colours)
         boxes = boxes[kept]
-        data = {"x": (boxes.x + boxes.width.fillna(0)).to_numpy(float), "y": boxes.y.to_numpy(float),
-                "glyph": glyphs[kept].to_numpy(dtype=object), "colour": np.asarray(colours[kept], dtype=object)}
-        return hv.Labels(data, kdims=POINT_DIMENSIONS, vdims=GLYPH_DIMENSIONS, group="Status")
+        return pd.DataFrame({"x": (boxes.x + boxes.width.fillna(0)).to_numpy(float), "y": boxes.y.to_numpy(float),
+                             "glyph": glyphs[kept].to_numpy(dtype=object),
+                             "colour": np.asarray(colours[kept], dtype=object)})
 
-    def picked_box(self) -> hv.Rectangles:
+    def picked_box(self) -> pd.DataFrame:
         """The box picked for review (`DataStore.picked_box_id`), at its reviewed place; empty when none.
 
         Drawn as a ring `PICK_RING_GAP` screen pixels outside the box's outline, so that
@@ -463,17 +522,199 @@ class CutoutViewer(View):
         # Around a point, outside its marker.
         outside = np.where(_is_point(boxes), CONSENSUS_MARKER_SIZE / 2, WIDEST_LINES["Consensus"] / 2)
         grow = (PICK_RING_GAP + PICK_RING_WIDTH / 2 + outside) / self.screen_scale()
-        ring = boxes.assign(x=boxes.x - grow, y=boxes.y - grow, width=boxes.width.fillna(0) + 2 * grow,
-                            height=boxes.height.fillna(0) + 2 * grow)
-        return self._consensus_rectangles(ring, np.full(len(boxes), PICKED_COLOUR, dtype=object), "Picked")
+        x0, y0 = boxes.x.to_numpy(float) - grow, boxes.y.to_numpy(float) - grow
+        x1 = x0 + boxes.width.fillna(0).to_numpy(float) + 2 * grow
+        y1 = y0 + boxes.height.fillna(0).to_numpy(float) + 2 * grow
+        return pd.DataFrame({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "consensus_box": boxes.consensus_id.to_numpy(),
+                             "outline": self.line_widths(x1 - x0, y1 - y0, "Picked")})
 
-    def drawn_box(self) -> hv.Rectangles:
-        """The box the reviewer drew for a redraw or an added box (`DataStore.drawn_box`); empty when none."""
+    def drawn_box(self) -> pd.DataFrame:
+        """The box the reviewer drew with the box-select tool, for a redraw or an added box
+        (`DataStore.drawn_box`); empty when none."""
         drawn = self.data_store.drawn_box
-        x, y, width, height = drawn if drawn is not None else (np.nan,) * 4
-        corners = {"x0": [x], "y0": [y], "x1": [x + width], "y1": [y + height]} if drawn is not None else {
-            "x0": [], "y0": [], "x1": [], "y1": []}
-        return hv.Rectangles(corners, kdims=BOX_DIMENSIONS, group="Drawn")
+        if drawn is None:
+            return pd.DataFrame({name: np.zeros(0) for name in ("left", "right", "top", "bottom")})
+        x, y, width, height = drawn
+        return pd.DataFrame({"left": [x], "right": [x + width], "top": [y], "bottom": [y + height]})
+
+    def band_boxes(self) -> pd.DataFrame:
+        """Each consensus box grown and shrunk by the standard error of its edges.
+
+        The errors are the consensus layer's (`consensus.agreement.box_agreement`:
+        ``x_err``, ``y_err``, ``width_err``, ``height_err``); the right and bottom edges
+        move by the errors of corner and size combined. Boxes with fewer than two votes
+        have no band; a shrunk box that would vanish is left out.
+        """
+        boxes = self.data_store.consensus_of()
+        errors = ["x_err", "y_err", "width_err", "height_err"]
+        if not set(errors) <= set(boxes.columns):
+            boxes, errors = boxes.iloc[0:0], ["x", "y", "width", "height"]
+        x_err, y_err, width_err, height_err = boxes[errors].to_numpy(float).T
+        kept = ~np.isnan(x_err) & ~np.isnan(y_err) & ~np.isnan(width_err) & ~np.isnan(height_err)
+        x, y, width, height = boxes[["x", "y", "width", "height"]].to_numpy(float)[kept].T
+        x_err, y_err, width_err, height_err = x_err[kept], y_err[kept], width_err[kept], height_err[kept]
+        right_err, bottom_err = np.hypot(x_err, width_err), np.hypot(y_err, height_err)
+        inner = np.stack([x + x_err, y + y_err, x + width - right_err, y + height - bottom_err])
+        shown = (inner[2] > inner[0]) & (inner[3] > inner[1])
+        outer = np.stack([x - x_err, y - y_err, x + width + right_err, y + height + bottom_err])
+        edges = np.concatenate([outer, inner[:, shown]], axis=1)
+        ids = boxes.consensus_id.to_numpy()[kept]
+        ids = np.concatenate([ids, ids[shown]])
+        return pd.DataFrame({
+            "x0": edges[0], "y0": edges[1], "x1": edges[2], "y1": edges[3], "consensus_box": ids,
+            "colour": self._consensus_colours().reindex(ids).to_numpy(dtype=object),
+            "outline": self.line_widths(edges[2] - edges[0], edges[3] - edges[1], "Band")})
+
+    def _consensus_rectangles(self, boxes: pd.DataFrame, colours, group: str) -> pd.DataFrame:
+        return pd.DataFrame({
+            "x0": boxes.x.to_numpy(float), "y0": boxes.y.to_numpy(float),
+            "x1": (boxes.x + boxes.width).to_numpy(float), "y1": (boxes.y + boxes.height).to_numpy(float),
+            "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
+            "seen_by": boxes.n_seen.astype("float64").to_numpy(), "status": boxes.status.to_numpy(dtype=object),
+            "colour": np.asarray(colours, dtype=object), "area": (boxes.width * boxes.height).to_numpy(float),
+            "outline": self.line_widths(boxes.width, boxes.height, group)})
+
+    # -- the layers, the legend and the caption ----------------------------------------------
+
+    def layers(self) -> list[CutoutLayer]:
+        """The cutout's own layers (`OWN_LAYERS`), those other modules registered (`LAYERS`), then this viewer's
+        ``extra_layers``."""
+        return [*OWN_LAYERS, *LAYERS.values(), *self.extra_layers]
+
+    def layer_columns(self) -> dict[str, pd.DataFrame]:
+        """Each layer's source for the current subject and settings, by layer name (no rows when not shown)."""
+        columns = {}
+        for layer in self.layers():
+            if layer.shown(self):
+                columns[layer.name] = layer.columns(self)
+            else:  # its columns as the figure was made with them, no rows: hidden layers cost nothing
+                empty = self._empty.get(layer.name)
+                columns[layer.name] = empty if empty is not None else layer.columns(self).iloc[0:0]
+        return columns
+
+    def legend_entries(self) -> list[LegendEntry]:
+        """What the legend lists: the entries of every layer shown (statuses always with the consensus, so a
+        reviewer knows the looks before deciding)."""
+        return [entry for layer in self.layers() if layer.shown(self) for entry in layer.legend]
+
+    def caption(self) -> str:
+        """The caption's HTML: the subject, what its volunteers drew, and why no image shows when none does."""
+        subject_id = self.data_store.subject
+        if subject_id is None:
+            return "No subject passes the filters."
+        stats = self.data_store.project.stats_of(subject_id)
+        caption = (f"<b style='font-size:15px'>Subject {subject_id}</b><br><small>"
+                   f"{marks_in_words(self.data_store.marks_of())} from {stats.n_classifications} classifications "
+                   f"({stats.n_empty} drew nothing); {_counted(len(self.data_store.consensus_of()), 'consensus mark')}."
+                   "</small>")
+        image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
+        if image is None:
+            # The reason quotes a location from the data: escaped.
+            caption += f"<br><small>No image shown: {html.escape(problem)}</small>"
+        return caption
+
+    # -- the figure: made once, its sources replaced on each change --------------------------
+
+    def figure(self):
+        """The session's cutout figure (made on first call): the image and one renderer per layer."""
+        if self._figure is None:
+            self._figure = self._make_figure()
+            self.redraw()
+        return self._figure
+
+    def _make_figure(self):
+        (x_start, x_end), (y_start, y_end) = self.view_limits()
+        figure = bokeh_figure(
+            x_range=Range1d(x_start, x_end), y_range=Range1d(y_end, y_start),  # y down the image
+            frame_width=self.frame_size, frame_height=self.frame_size, x_axis_type=None, y_axis_type=None,
+            toolbar_location="right", tools=[], min_border=0, outline_line_color=None)
+        image_source = self._sources["image"] = ColumnDataSource(_source_data(self.image_columns()))
+        image = figure.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=image_source)
+        renderers = self._renderers
+        for layer in self.layers():
+            self._empty[layer.name] = layer.columns(self).iloc[0:0]
+            source = self._sources[layer.name] = ColumnDataSource(_source_data(self._empty[layer.name]))
+            renderers[layer.name] = layer.draw(figure, source)
+        hovers = []
+        for layer in self.layers():
+            if not layer.tooltips:
+                continue
+            hover = HoverTool(renderers=[renderers[layer.name]], tooltips=list(layer.tooltips),
+                              description=f"Hover: {layer.name}")
+            if layer.hover_place is not None:
+                # One box's tooltip per layer, at the box: in a crowd, one per box would cover the page. The box
+                # is the smallest under the pointer, as for picking (`box_at`), so any box can be told by
+                # pointing where no smaller box of its layer lies.
+                hover.update(limit=1, sort_by="area", point_policy="snap_to_data", anchor=layer.hover_place[0],
+                             attachment=layer.hover_place[1])
+            hovers.append(hover)
+        pan, zoom = PanTool(), WheelZoomTool()
+        # A box-select drag draws a box for Redraw / Add box; it selects nothing (only the image, which no
+        # selection fades), so the marks outside it keep their look.
+        select = BoxSelectTool(renderers=[image], continuous=False)
+        # Shift-drag with the box-draw tool adds a box at once (`added_box`).
+        draw = BoxEditTool(renderers=[renderers["new box"]], num_objects=1, description="Draw a box to add (shift-drag)")
+        figure.add_tools(pan, zoom, ResetTool(), select, draw, *hovers)
+        figure.toolbar.active_drag, figure.toolbar.active_scroll = pan, zoom
+        figure.toolbar.active_inspect = hovers
+        self._sources["new box"].on_change("data", self._box_being_drawn)
+        figure.on_event(Tap, lambda event: self._pick_box(event.x, event.y))
+        figure.on_event(SelectionGeometry, self._selection_drawn)
+        # The picked box's edit handles: only its corner and edge handles show, the box's own outline tells its
+        # review status, and nothing (no move handle) covers its middle, where the object is.
+        self._handle = BoxAnnotation(editable=True, resizable="all", movable="none", fill_alpha=0.0, line_alpha=0.0,
+                                     use_handles=True, level="overlay", visible=False)
+        figure.add_layout(self._handle)
+        for edge in ("left", "right", "top", "bottom"):
+            self._handle.on_change(edge, partial(self._handle_moved, self._handle))
+        return figure
+
+    def drawn(self, layer: str) -> pd.DataFrame:
+        """What the figure's source of ``layer`` (a layer's name, or ``image``) holds now, as a table."""
+        self.figure()
+        return pd.DataFrame(dict(self._sources[layer].data))
+
+    def renderer(self, layer: str):
+        """The figure's glyph renderer of ``layer`` (a layer's name)."""
+        self.figure()
+        return self._renderers[layer]
+
+    def redraw(self, *events) -> None:
+        """Fill every layer's source for the current subject and settings, set the ranges, caption and legend
+        (once the figure is made: until it is shown, a change costs nothing).
+
+        Called within the data store's change, which holds the session's document: the new
+        sources go to the browser as one message.
+        """
+        if self._figure is None:
+            return
+        caption, legend = self.caption(), legend_html(self.legend_entries())
+        # Panes whose text changes in place: a switch replaces no pane.
+        if caption != self._caption.object:
+            self._caption.object = caption
+        if legend != self._legend.object:
+            self._legend.object = legend
+        figure = self._figure
+        (x_start, x_end), (y_start, y_end) = self.view_limits()
+        figure.x_range.update(start=x_start, end=x_end, reset_start=x_start, reset_end=x_end)
+        figure.y_range.update(start=y_end, end=y_start, reset_start=y_end, reset_end=y_start)
+        if figure.frame_width != self.frame_size:
+            figure.update(frame_width=self.frame_size, frame_height=self.frame_size)
+        # The columns are the layers' own, made here: Bokeh need not check them again.
+        with validate(False):
+            self._sources["image"].data = _source_data(self.image_columns())
+            for name, table in self.layer_columns().items():
+                source = self._sources.get(name)
+                # A layer registered after the figure was made waits for the next session; an empty layer that
+                # stays empty sends nothing.
+                if source is not None and (len(table) or len(next(iter(source.data.values()), ()))):
+                    source.data = _source_data(table)
+        self._place_handle(self._handle)
+
+    def _selection_drawn(self, event: SelectionGeometry) -> None:
+        geometry = event.geometry
+        if event.final and geometry.get("type") == "rect":
+            self._draw_box((geometry["x0"], geometry["y0"], geometry["x1"], geometry["y1"]))
 
     def _draw_box(self, bounds=None):
         """A box-select drag on the image draws a box for the review panel (Redraw or Add box)."""
@@ -485,18 +726,6 @@ class CutoutViewer(View):
         width, height = abs(right - left), abs(top - bottom)
         if width > 0 and height > 0:
             self.data_store.drawn_box = (float(x), float(y), float(width), float(height))
-
-    def _consensus_rectangles(self, boxes: pd.DataFrame, colours, group: str) -> hv.Rectangles:
-        data = {
-            "x0": boxes.x.to_numpy(), "y0": boxes.y.to_numpy(),
-            "x1": (boxes.x + boxes.width).to_numpy(), "y1": (boxes.y + boxes.height).to_numpy(),
-            "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
-            "seen_by": boxes.n_seen.astype("float64").to_numpy(), "status": boxes.status.to_numpy(dtype=object),
-            "colour": np.asarray(colours, dtype=object),
-            "area": (boxes.width * boxes.height).to_numpy(),
-            "outline": self.line_widths(boxes.width, boxes.height, group),
-        }
-        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=CONSENSUS_DIMENSIONS, group=group)
 
     def box_at(self, x: float, y: float) -> int | None:
         """The id of the smallest of the subject's reviewed boxes holding the point (x, y), if any."""
@@ -514,67 +743,7 @@ class CutoutViewer(View):
             if picked is not None:
                 self.data_store.review_box = picked
 
-    def band_boxes(self) -> hv.Rectangles:
-        """Each consensus box grown and shrunk by the standard error of its edges.
-
-        The errors are the consensus layer's (`consensus.agreement.box_agreement`:
-        ``x_err``, ``y_err``, ``width_err``, ``height_err``); the right and bottom edges
-        move by the errors of corner and size combined. Boxes with fewer than two votes
-        have no band; a shrunk box that would vanish is left out.
-        """
-        boxes = self.data_store.consensus_of()
-        colours = self._consensus_colours()
-        if not {"x_err", "y_err", "width_err", "height_err"} <= set(boxes.columns):
-            boxes = boxes.iloc[0:0].assign(x_err=[], y_err=[], width_err=[], height_err=[])
-        boxes = boxes[boxes[["x_err", "y_err", "width_err", "height_err"]].notna().all(axis=1)]
-        right_err = np.hypot(boxes.x_err, boxes.width_err)
-        bottom_err = np.hypot(boxes.y_err, boxes.height_err)
-        outer = pd.DataFrame({"x0": boxes.x - boxes.x_err, "y0": boxes.y - boxes.y_err,
-                              "x1": boxes.x + boxes.width + right_err, "y1": boxes.y + boxes.height + bottom_err})
-        inner = pd.DataFrame({"x0": boxes.x + boxes.x_err, "y0": boxes.y + boxes.y_err,
-                              "x1": boxes.x + boxes.width - right_err, "y1": boxes.y + boxes.height - bottom_err})
-        inner = inner[(inner.x1 > inner.x0) & (inner.y1 > inner.y0)]
-        ids = boxes.consensus_id
-        edges = pd.concat([outer.assign(consensus_box=ids), inner.assign(consensus_box=ids[inner.index])])
-        data = {column: edges[column].to_numpy() for column in ("x0", "y0", "x1", "y1", "consensus_box")}
-        data["colour"] = edges.consensus_box.map(colours).to_numpy(dtype=object)
-        data["outline"] = self.line_widths(edges.x1 - edges.x0, edges.y1 - edges.y0, "Band")
-        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=BAND_DIMENSIONS, group="Band")
-
-    def image_layer(self) -> hv.Element:
-        """The image, framed: the whole of it, or the boxes with a margin (`view_limits`)."""
-        # A square frame whose limits span the image's longer side, centred: pixels stay
-        # square for any image shape. Explicit and framewise, so each subject sets the
-        # axes to its own image. (data_aspect is avoided: HoloViews 1.23 then keeps the
-        # first subject's frame and reverses the x range to fit a new image into it.)
-        xlim, ylim = self.view_limits()
-        return self.image().opts(
-            invert_yaxis=True, frame_width=self.frame_size, frame_height=self.frame_size,
-            xaxis=None, yaxis=None, toolbar="right", default_tools=["pan", "wheel_zoom", "reset"],
-            tools=["box_select"], xlim=xlim, ylim=ylim, framewise=True, hooks=[self._edit_handles])
-
-    # -- editing the picked box on the image -------------------------------------------------
-
-    def _edit_handles(self, plot, element) -> None:
-        """Plot hook: put the picked box's edit handles (a Bokeh editable `BoxAnnotation`) on it.
-
-        Dragging an edge, a corner or the inside of the box moves the annotation in the
-        browser, which sends each step to the server (`_handle_moved`); once the mouse has
-        let go (`EDIT_SETTLE_MS`) the box's new place becomes `edited_box`, which the review
-        panel records as a redraw decision (the store checks the reviewer's role).
-        """
-        figure = plot.state
-        handle = self._handles.get(figure.id)
-        if handle is None:
-            # Only its corner and edge handles show: the box's own outline tells its review status, and
-            # nothing (no move handle) covers its middle, where the object is.
-            handle = BoxAnnotation(editable=True, resizable="all", movable="none", fill_alpha=0.0, line_alpha=0.0,
-                                   use_handles=True, level="overlay", visible=False)
-            figure.add_layout(handle)
-            for edge in ("left", "right", "top", "bottom"):
-                handle.on_change(edge, partial(self._handle_moved, handle))
-            self._handles[figure.id] = handle
-        self._place_handle(handle)
+    # -- editing on the image: the picked box's handles, and drawing a box to add -----------
 
     def _place_handle(self, handle: BoxAnnotation) -> None:
         """Put ``handle`` on the picked box at its reviewed place (hidden when none can be redrawn here)."""
@@ -582,11 +751,10 @@ class CutoutViewer(View):
         boxes = store.reviewed_consensus_of()
         picked = boxes[(boxes.consensus_id == store.picked_box_id(boxes)).to_numpy(dtype=bool)]
         picked = picked[~_is_point(picked).to_numpy(dtype=bool) & (picked.status != "rejected").to_numpy(dtype=bool)]
-        may_redraw = (store.reviews is not None and (not store.reviewer.strip() or store.identity().may("redraw")))
         self._placing = True
         try:
             # On a box too small on screen the handles would hide it: picking it zooms to it first.
-            if (not len(picked) or not may_redraw
+            if (not len(picked) or not self._may("redraw")
                     or min(picked.width.iloc[0], picked.height.iloc[0]) * self.screen_scale() < HANDLES_LEAST_SIDE):
                 handle.update(visible=False, editable=False)
                 return
@@ -597,17 +765,24 @@ class CutoutViewer(View):
         finally:
             self._placing = False
 
-    def _handle_moved(self, handle: BoxAnnotation, attr, old, new) -> None:
-        if self._placing or handle.document is None:
-            return
+    def _may(self, action: str) -> bool:
+        """Whether this session may ``action`` (a typed name has every right; the store checks anyway)."""
+        store = self.data_store
+        return store.reviews is not None and (not store.reviewer.strip() or store.identity().may(action))
+
+    def _settle(self, document, callback) -> None:
         # A drag sends every step: the decision waits until the steps stop.
         if self._settling is not None:
             try:
-                handle.document.remove_timeout_callback(self._settling)
+                document.remove_timeout_callback(self._settling)
             except ValueError:  # it already ran
                 pass
-        self._settling = handle.document.add_timeout_callback(partial(self._handle_settled, handle),
-                                                              EDIT_SETTLE_MS)
+        self._settling = document.add_timeout_callback(callback, EDIT_SETTLE_MS)
+
+    def _handle_moved(self, handle: BoxAnnotation, attr, old, new) -> None:
+        if self._placing or handle.document is None:
+            return
+        self._settle(handle.document, partial(self._handle_settled, handle))
 
     def _handle_settled(self, handle: BoxAnnotation) -> None:
         """The handles have stopped: their box becomes `edited_box`; a refused edit puts them back."""
@@ -620,155 +795,48 @@ class CutoutViewer(View):
         if not len(box) or np.allclose([x, y, right - x, bottom - y],
                                        box[["x", "y", "width", "height"]].to_numpy(float)[0], atol=1e-6):
             return
-        with set_curdoc(handle.document):
+        self._decide_on_image(handle.document, "edited_box", (handle.tags[0], x, y, right - x, bottom - y),
+                              lambda: self._place_handle(handle))
+
+    def _box_being_drawn(self, attr, old, new) -> None:
+        source = self._sources["new box"]
+        if self._placing or source.document is None or not len(new.get("left", ())):
+            return
+        self._settle(source.document, self._box_drawn)
+
+    def _box_drawn(self) -> None:
+        """The box-draw tool has stopped: the drawn box becomes `added_box` (an added box), and leaves the tool."""
+        self._settling = None
+        source = self._sources["new box"]
+        data = source.data
+        if not len(data["left"]):
+            return
+        x, right = sorted((float(data["left"][-1]), float(data["right"][-1])))
+        y, bottom = sorted((float(data["top"][-1]), float(data["bottom"][-1])))
+        if not (right - x > 0 and bottom - y > 0):
+            return  # the box's first corner, sent as the drag began (a slow server sees it settle): wait for the rest
+        self._placing = True
+        try:
+            source.data = {name: [] for name in data}
+        finally:
+            self._placing = False
+        self._decide_on_image(source.document, "added_box", (x, y, right - x, bottom - y), lambda: None)
+
+    def _decide_on_image(self, document, output: str, value: tuple, undo) -> None:
+        """Set the output ``output`` (which the review panel records); a refused decision is undone and told."""
+        with set_curdoc(document):
             try:
-                self.edited_box = (handle.tags[0], x, y, right - x, bottom - y)
+                setattr(self, output, value)
             except (ReviewError, RoleError) as error:
-                self._place_handle(handle)
+                undo()
                 if pn.config.exception_handler is None:
                     raise
                 pn.config.exception_handler(error)
             finally:
                 with param.discard_events(self):
-                    self.edited_box = None
+                    setattr(self, output, None)
 
-    def box_layers(self) -> hv.Overlay:
-        """The boxes of the layers switched on, styled, and the layers other modules registered (`LAYERS`)."""
-        layers, markers = [], []
-        if self.show_volunteers:
-            layers.append(self.volunteer_boxes())
-        if self.show_unmatched:
-            layers.append(self.unmatched_boxes())
-        if self.show_consensus:
-            layers.extend([self.picked_box(), *(self.consensus_boxes(status) for status in STATUS_LOOKS
-                                                if status != "rejected"), self.rejected_boxes()])
-        if self.show_band:
-            layers.append(self.band_boxes())
-        # Always there, empty or not: a layer appearing in a later frame would be drawn
-        # by another layer's glyphs (and tooltips).
-        layers.append(self.drawn_box())
-        if self.show_volunteers:
-            markers.extend([self.volunteer_outlines(), self.volunteer_paths(), self.volunteer_points()])
-        if self.show_unmatched:
-            markers.extend([self.unmatched_outlines(), self.unmatched_paths(), self.unmatched_points()])
-        if self.show_consensus:
-            markers.extend([self.consensus_points(), self.status_glyphs()])
-        rectangles = dict(fill_alpha=0, hover_fill_alpha=0.15, hover_line_alpha=1, tools=["hover"], framewise=True,
-                          # A box-select drag draws a box; it must not fade the boxes outside it.
-                          nonselection_alpha=1.0)
-        dashes = {group: dash for group, dash, _ in STATUS_LOOKS.values()} | {
-            "Unmatched": "dashed", "Band": "dotted", "Drawn": "dashed"}
-        # Styles go on the overlay once (an .opts per element clones it), keyed by group.
-        options = {}
-        for layer in layers:
-            group = layer.group
-            style = dict(rectangles, line_dash=dashes.get(group, "solid"),
-                         line_color=DRAWN_COLOUR if group == "Drawn" else _style_spec(layer, "colour", UNLINKED_COLOUR),
-                         line_width=2 if group == "Drawn" else _style_spec(layer, "outline", THINNEST_LINE))
-            if group in HOVER_TOOLTIPS:
-                style |= {"hover_tooltips": HOVER_TOOLTIPS[group], "hooks": [_one_tooltip_per_layer]}
-            if group in ("Band", "Picked", "Drawn"):
-                style["tools"] = []
-            if group == "Picked":
-                style["line_alpha"] = 0.9
-            options[f"Rectangles.{group}"] = style
-        for marker in markers:
-            kind, group = type(marker).__name__, marker.group
-            colour = _style_spec(marker, "colour", UNLINKED_COLOUR)
-            if kind == "Labels":
-                # Beside the top-right corner, on a light tile to show on any picture.
-                options[f"Labels.{group}"] = dict(text_color=colour, text_font_size="16px", text_font_style="bold",
-                                                  text_align="left", text_baseline="bottom",
-                                                  background_fill_color="white", background_fill_alpha=0.85,
-                                                  border_radius=3, framewise=True)
-                continue
-            style = dict(tools=["hover"], hover_tooltips=POINT_TOOLTIPS[group], framewise=True,
-                         nonselection_alpha=1.0)
-            if kind in ("Polygons", "Contours"):
-                # ``color`` as well as ``line_color``: without it HoloViews colours a path by its first value
-                # column through a colour mapper, which fails once that column's type changes; alone, it
-                # leaves a polygon's outline black.
-                style |= dict(line_width=2 if group == "Volunteer" else 1.5, color=colour, line_color=colour,
-                              line_dash="solid" if group == "Volunteer" else "dashed")
-                style |= dict(fill_alpha=0) if kind == "Polygons" else {}
-            elif group == "Consensus":
-                style |= dict(marker="circle_cross", size=CONSENSUS_MARKER_SIZE, fill_alpha=0, line_width=3,
-                              color=colour)
-            elif group == "Volunteer":
-                # Filled in the consensus mark's colour, ringed in black to stand out on any picture.
-                style |= dict(marker="circle", size=8, fill_color=colour, line_color="black", line_width=1)
-            else:
-                style |= dict(marker="circle", size=8, fill_alpha=0, line_color=colour, line_width=2)
-            options[f"{kind}.{group}"] = style
-        options = emphasise_volunteer(options, self.data_store.highlighted_volunteer)
-        machine = detection_layers(self)
-        options |= detection_options(machine)
-        extra = [layer.element(self) for layer in LAYERS.values()]
-        return hv.Overlay(layers + markers + machine + extra).opts({**options, "Overlay": dict(framewise=True)})
-
-    def legend_entries(self) -> list[LegendEntry]:
-        """What the legend lists: every layer switched on (statuses always, so a reviewer knows the looks
-        before deciding), and the registered layers that say they are shown."""
-        entries = []
-        if self.show_volunteers:
-            entries.append(LegendEntry("volunteer mark (its consensus mark's colour)", PALETTE[0],
-                                       width=1.5, more_colours=tuple(PALETTE[1:3])))
-        if self.show_unmatched:
-            entries.append(LegendEntry("unmatched volunteer mark", UNMATCHED_COLOUR, dash="dashed",
-                                       width=1))
-        if self.show_consensus:
-            names = {"unreviewed": "consensus, unreviewed", "accepted": "accepted", "redrawn": "redrawn",
-                     "added": "added", "rejected": "rejected"}
-            entries += [LegendEntry(names[status], REJECTED_COLOUR if status == "rejected" else PALETTE[0],
-                                    dash=dash, width=2.5, glyph=glyph)
-                        for status, (_, dash, glyph) in STATUS_LOOKS.items()]
-            entries.append(LegendEntry("picked (drag its handles to redraw)", PICKED_COLOUR,
-                                       width=2.5))
-        if self.show_band:
-            entries.append(LegendEntry("uncertainty band (68 %)", PALETTE[0], dash="dotted", width=1.5))
-        entries.append(LegendEntry("box you drew", DRAWN_COLOUR, dash="dashed"))
-        if self.show_detections and has_detections(self):
-            entries.append(DETECTION_LEGEND)
-        for layer in LAYERS.values():
-            if layer.shown(self):
-                entries.extend(layer.legend)
-        return entries
-
-    @param.depends("show_volunteers", "show_unmatched", "show_consensus", "show_band", "show_detections")
-    def _legend(self) -> pn.pane.HTML:
-        return pn.pane.HTML(legend_html(self.legend_entries()), sizing_mode="stretch_width", margin=(0, 10))
-
-    def overlay(self) -> hv.Overlay:
-        """The image with the layers switched on (`image_layer` under `box_layers`)."""
-        return self.image_layer() * self.box_layers()
-
-    def dynamic_overlay(self) -> hv.DynamicMap:
-        """`overlay` following the session's settings, where a click picks a box and a box-select drag draws one."""
-        # Two maps, so that clicks and drags can be taken from the image's: HoloViews
-        # 1.23 links no Tap or BoundsXY stream to a map that returns a whole overlay.
-        # They share their streams, so that a change redraws the plot once, not once per map.
-        streams = [hv.streams.Params(self.data_store, list(REDRAWN_BY["data_store"])),
-                   hv.streams.Params(self, list(REDRAWN_BY["viewer"]))]
-        image = hv.DynamicMap(lambda **settings: self.image_layer(), streams=streams)
-        hv.streams.Tap(source=image).add_subscriber(self._pick_box)
-        hv.streams.BoundsXY(source=image).add_subscriber(self._draw_box)
-        return image * hv.DynamicMap(lambda **settings: self.box_layers(), streams=streams)
-
-    @param.depends("data_store.subject", "data_store.tool", "data_store.min_votes", "image_kind")
-    def _caption(self) -> pn.pane.HTML:
-        subject_id = self.data_store.subject
-        if subject_id is None:
-            return pn.pane.HTML("No subject passes the filters.")
-        stats = self.data_store.project.stats_of(subject_id)
-        caption = (f"<b style='font-size:15px'>Subject {subject_id}</b><br><small>"
-                   f"{_marks_in_words(self.data_store.marks_of())} from {stats.n_classifications} classifications "
-                   f"({stats.n_empty} drew nothing); {_counted(len(self.data_store.consensus_of()), 'consensus mark')}."
-                   "</small>")
-        image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
-        if image is None:
-            # The reason quotes a location from the data: escaped.
-            caption += f"<br><small>No image shown: {html.escape(problem)}</small>"
-        return pn.pane.HTML(caption, margin=(0, 10), width=self.frame_size - 210)
+    # -- layout --------------------------------------------------------------------------------
 
     def __panel__(self):
         previous_button = pn.widgets.Button(label="◀ Previous", width=100)
@@ -777,20 +845,19 @@ class CutoutViewer(View):
         previous_button.on_click(lambda event: self.data_store.step_subject(-1))
         next_button.on_click(lambda event: self.data_store.step_subject(1))
         whole_image.on_click(lambda event: setattr(self, "zoom_to_pick", False))
-        toggles = pn.Param(self, parameters=["show_volunteers", "show_unmatched", "show_consensus", "show_band",
-                                             "fit_to_boxes", "zoom_to_pick"],
-                           show_name=False, default_layout=pn.FlexBox,
-                           widgets={name: {"name": label, "margin": (2, 5)} for name, label in (
-                               ("show_volunteers", "volunteers"), ("show_unmatched", "unmatched"),
-                               ("show_consensus", "consensus"), ("show_band", "band"),
-                               ("fit_to_boxes", "fit to boxes"), ("zoom_to_pick", "zoom to pick"))})
+        toggle_names = {"show_volunteers": "volunteers", "show_unmatched": "unmatched", "show_consensus": "consensus",
+                        "show_band": "band", "fit_to_boxes": "fit to boxes", "zoom_to_pick": "zoom to pick"}
+        if has_truth(self):
+            toggle_names["show_truth"] = "truth"
+        toggles = pn.Param(self, parameters=list(toggle_names), show_name=False, default_layout=pn.FlexBox,
+                           widgets={name: {"name": label, "margin": (2, 5)} for name, label in toggle_names.items()})
         image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
                                   default_layout=pn.Row,
                                   # Unlabelled, to keep to one line: the options say what they are.
                                   widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
                                            "stretch": {"width": 100, "name": ""},
                                            "cmap": {"width": 100, "name": ""}})
-        plot = pn.pane.HoloViews(self.dynamic_overlay(), linked_axes=False)
+        plot = pn.pane.Bokeh(self.figure())
         return pn.Column(pn.Row(previous_button, next_button, self._caption), plot, self._legend, toggles,
                          pn.Row(whole_image, image_controls), *detection_controls(self),
                          VolunteerSteps(data_store=self.data_store), width=self.frame_size + 40)
@@ -800,7 +867,9 @@ class CutoutViewer(View):
 KIND_WORDS = {"point": ("point", "points"), "rectangle": ("box", "boxes"), "point-as-box": ("box", "boxes"),
               "rotateRectangle": ("rotated box", "rotated boxes"), "circle": ("circle", "circles"),
               "ellipse": ("ellipse", "ellipses"), "polygon": ("polygon", "polygons"), "line": ("line", "lines"),
-              "freehandLine": ("freehand line", "freehand lines")}
+              "freehandLine": ("freehand line", "freehand lines"), "freehandShape": ("freehand shape", "freehand shapes"),
+              "fullWidthLine": ("full-width line", "full-width lines"),
+              "fullHeightLine": ("full-height line", "full-height lines")}
 
 
 def _counted(count: int, thing: str) -> str:
@@ -808,13 +877,34 @@ def _counted(count: int, thing: str) -> str:
     return f"{count} {thing}{'' if count == 1 else 's'}"
 
 
-def _marks_in_words(marks: pd.DataFrame) -> str:
+def kind_words(kind: str) -> tuple[str, str]:
+    """How the caption names a kind of mark, singular and plural: `KIND_WORDS`, else its camel-case name in
+    words ("freehandSegmentShape": "freehand segment shape", "freehand segment shapes")."""
+    if kind in KIND_WORDS:
+        return KIND_WORDS[kind]
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(kind)).lower().replace("_", " ").strip() or "mark"
+    return words, words + ("es" if words.endswith(("s", "x", "sh", "ch")) else "s")
+
+
+def marks_in_words(marks: pd.DataFrame) -> str:
     """"216 points", "35 marks: 20 boxes, 10 points, 5 circles": what a subject's volunteers drew."""
     counts = marks.kind.fillna("mark").value_counts()
-    parts = [f"{count} {KIND_WORDS.get(kind, (kind, kind + 's'))[count != 1]}" for kind, count in counts.items()]
+    parts = [f"{count} {kind_words(kind)[count != 1]}" for kind, count in counts.items()]
     if len(parts) == 1:
         return parts[0]
     return f"{len(marks)} marks" + (f": {', '.join(parts)}" if parts else "")
+
+
+def classification_times(created_at: pd.Series) -> np.ndarray:
+    """Classification times as hover text, "2023-05-01 10:00 UTC" ("" when unknown); numpy's formatting, several
+    times faster than pandas' ``strftime`` on every switch."""
+    if isinstance(created_at.dtype, pd.DatetimeTZDtype):
+        created_at = created_at.dt.tz_convert("UTC").dt.tz_localize(None)
+    values = created_at.to_numpy(dtype="datetime64[ns]")
+    if not len(values):
+        return np.zeros(0, dtype=object)
+    text = np.char.add(np.char.replace(np.datetime_as_string(values, unit="m"), "T", " "), " UTC")
+    return np.where(np.isnat(values), "", text).astype(object)
 
 
 def _is_point(marks: pd.DataFrame) -> pd.Series:
@@ -846,15 +936,6 @@ def shape_outlines(marks: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarr
     return list(xs), list(ys)
 
 
-def _style_spec(element: hv.Element, column: str, fixed):
-    """Style each glyph of ``element`` by its ``column`` (its colour, its outline width).
-
-    An empty element gets the ``fixed`` value instead: with no values HoloViews would try
-    to build a colour mapper from the column and fail.
-    """
-    return column if len(element) else fixed
-
-
 def scaled_line_widths(width: np.ndarray, height: np.ndarray, screen_scale: float, widest: float) -> np.ndarray:
     """Outline widths in screen pixels for boxes of ``width`` x ``height`` image pixels.
 
@@ -864,3 +945,108 @@ def scaled_line_widths(width: np.ndarray, height: np.ndarray, screen_scale: floa
     """
     side = np.minimum(np.nan_to_num(width), np.nan_to_num(height)) * screen_scale
     return np.clip(side * LINE_FRACTION, THINNEST_LINE, max(widest, THINNEST_LINE))
+
+
+def _source_data(table: pd.DataFrame) -> dict:
+    """A layer's table as a `ColumnDataSource`'s data: numeric columns as arrays (sent as binary), the others
+    as lists."""
+    return {name: (values.tolist() if values.dtype == object else values)
+            for name, values in ((name, table[name].to_numpy()) for name in table.columns)}
+
+
+def _boxes(dash: str = "solid", colour="colour", width="outline", alpha=1.0, fields=BOX_COLUMNS, fill_alpha=0.0):
+    """How a layer of boxes draws: a quad per row, outlined, filled faintly under the pointer. ``fields``: the
+    source's columns of the left, top, right and bottom edges (top the smaller y: y runs down the image)."""
+    left, top, right, bottom = fields
+
+    def draw(figure, source):
+        return figure.quad(left=left, right=right, top=top, bottom=bottom, source=source, line_dash=dash,
+                           line_color=colour, line_width=width, line_alpha=alpha, fill_color=colour,
+                           fill_alpha=fill_alpha, hover_fill_alpha=0.15, hover_line_alpha=1.0)
+    return draw
+
+
+def _outlines(closed: bool, dash: str):
+    """How a layer of marks drawn through their vertices draws: closed patches or open lines."""
+    def draw(figure, source):
+        style = dict(xs="xs", ys="ys", source=source, line_color="colour", line_width="outline", line_alpha="alpha",
+                     line_dash=dash)
+        return figure.patches(fill_alpha=0, **style) if closed else figure.multi_line(**style)
+    return draw
+
+
+def _markers(filled: bool):
+    """How a layer of volunteers' points draws: filled in their consensus mark's colour and ringed in black to
+    stand out on any picture, or hollow (matched nothing)."""
+    def draw(figure, source):
+        if filled:
+            return figure.scatter(x="x", y="y", source=source, marker="circle", size="size", fill_color="colour",
+                                  fill_alpha="alpha", line_color="black", line_width="outline", line_alpha="alpha")
+        return figure.scatter(x="x", y="y", source=source, marker="circle", size="size", fill_alpha=0,
+                              line_color="colour", line_width="outline", line_alpha="alpha")
+    return draw
+
+
+def _consensus_markers(figure, source):
+    return figure.scatter(x="x", y="y", source=source, marker="circle_cross", size=CONSENSUS_MARKER_SIZE,
+                          fill_alpha=0, line_width=3, line_color="colour")
+
+
+def _status_glyphs(figure, source):
+    # Beside the top-right corner, on a light tile to show on any picture.
+    return figure.text(x="x", y="y", text="glyph", source=source, text_color="colour", text_font_size="16px",
+                       text_font_style="bold", text_align="left", text_baseline="bottom",
+                       background_fill_color="white", background_fill_alpha=0.85, border_radius=3)
+
+
+def _shown(toggle: str):
+    return lambda viewer: getattr(viewer, toggle)
+
+
+#: Every cutout's own layers, bottom to top; the layers other modules register (`cutout_layers.LAYERS`) go
+#: over them.
+OWN_LAYERS = [
+    CutoutLayer("volunteer boxes", lambda viewer: viewer.volunteer_boxes(), _boxes(alpha="alpha"),
+                shown=_shown("show_volunteers"),
+                legend=(LegendEntry("volunteer mark (its consensus mark's colour)", PALETTE[0], width=1.5,
+                                    more_colours=tuple(PALETTE[1:3])),),
+                tooltips=VOLUNTEER_TOOLTIPS, hover_place=HOVER_PLACES["Volunteer"]),
+    CutoutLayer("unmatched boxes", lambda viewer: viewer.unmatched_boxes(), _boxes("dashed", alpha="alpha"),
+                shown=_shown("show_unmatched"),
+                legend=(LegendEntry("unmatched volunteer mark", UNMATCHED_COLOUR, dash="dashed", width=1),),
+                tooltips=UNMATCHED_TOOLTIPS, hover_place=HOVER_PLACES["Unmatched"]),
+    *(CutoutLayer(f"consensus {status}",
+                  (lambda viewer, status=status: viewer.rejected_boxes() if status == "rejected"
+                   else viewer.consensus_boxes(status)),
+                  _boxes(dash), shown=_shown("show_consensus"),
+                  legend=(LegendEntry(STATUS_NAMES[status], REJECTED_COLOUR if status == "rejected" else PALETTE[0],
+                                      dash=dash, width=2.5, glyph=glyph),),
+                  tooltips=CONSENSUS_TOOLTIPS + (("status", "@{status}"),), hover_place=HOVER_PLACES["Consensus"])
+      for status, (dash, glyph) in STATUS_LOOKS.items()),
+    CutoutLayer("picked", lambda viewer: viewer.picked_box(), _boxes(colour=PICKED_COLOUR, alpha=0.9),
+                shown=_shown("show_consensus"),
+                legend=(LegendEntry("picked (drag its handles to redraw)", PICKED_COLOUR, width=2.5),)),
+    CutoutLayer("band", lambda viewer: viewer.band_boxes(), _boxes("dotted"), shown=_shown("show_band"),
+                legend=(LegendEntry("uncertainty band (68 %)", PALETTE[0], dash="dotted", width=1.5),)),
+    CutoutLayer("drawn box", lambda viewer: viewer.drawn_box(),
+                _boxes("dashed", colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom")),
+                legend=(LegendEntry("box you drew (box select: then Redraw or Add box; box draw, shift-drag: "
+                                    "added at once)", DRAWN_COLOUR, dash="dashed"),)),
+    CutoutLayer("new box", lambda viewer: pd.DataFrame({name: np.zeros(0) for name in ("left", "right", "top", "bottom")}),
+                _boxes(colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom"), fill_alpha=0.1)),
+    CutoutLayer("volunteer outlines", lambda viewer: viewer.volunteer_outlines(), _outlines(True, "solid"),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+    CutoutLayer("volunteer paths", lambda viewer: viewer.volunteer_paths(), _outlines(False, "solid"),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+    CutoutLayer("volunteer points", lambda viewer: viewer.volunteer_points(), _markers(True),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+    CutoutLayer("unmatched outlines", lambda viewer: viewer.unmatched_outlines(), _outlines(True, "dashed"),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+    CutoutLayer("unmatched paths", lambda viewer: viewer.unmatched_paths(), _outlines(False, "dashed"),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+    CutoutLayer("unmatched points", lambda viewer: viewer.unmatched_points(), _markers(False),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+    CutoutLayer("consensus points", lambda viewer: viewer.consensus_points(), _consensus_markers,
+                shown=_shown("show_consensus"), tooltips=CONSENSUS_TOOLTIPS),
+    CutoutLayer("status glyphs", lambda viewer: viewer.status_glyphs(), _status_glyphs, shown=_shown("show_consensus")),
+]

@@ -1,14 +1,17 @@
-"""The cutout's legend, and the hook through which other modules add a layer to the cutout.
+"""The cutout's layers and legend, and the hook through which other modules add a layer to the cutout.
 
-Each layer the cutout draws names itself in the legend with one or more `LegendEntry`
-(a name and how it looks). A module with a layer of its own (machine detections, say)
-registers a `CutoutLayer` once, at import::
+The cutout is one Bokeh figure made once per session; each layer is one glyph renderer on
+it with its own `ColumnDataSource`, whose ``data`` is replaced when the subject (or a
+setting) changes. A `CutoutLayer` says how to draw the layer once (``draw``: add a renderer
+for the source to the figure) and how to fill its source from the current subject's tables
+(``columns``). It names itself in the legend with one or more `LegendEntry` (a name and
+how it looks). A module with a layer of its own (machine detections, the demo's truth)
+registers it once, at import::
 
-    register_layer(CutoutLayer(name="detections", element=detection_boxes,
-                               legend=(LegendEntry("machine detection", "#ff7f0e", dash="dotdash"),)))
+    register_layer(CutoutLayer(name="truth", columns=truth_columns, draw=draw_truth,
+                               legend=(LegendEntry("true object", "#ffffff", dash="dotted"),)))
 
-and every cutout then draws ``element(viewer)`` over its own layers and lists the entries
-in its legend.
+and every cutout then draws it over its own layers and lists its entries in the legend.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import holoviews as hv
+import pandas as pd
 
 #: SVG stroke patterns of Bokeh's named line dashes, for the legend's swatches.
 SVG_DASHES = {"solid": "", "dashed": "6 3", "dotted": "1.5 2.5", "dotdash": "1.5 2.5 6 2.5",
@@ -67,19 +70,26 @@ class LegendEntry:
 
 @dataclass(frozen=True)
 class CutoutLayer:
-    """A layer another module draws on every cutout, with its legend entries.
+    """A layer of the cutout: one glyph renderer and its data source, with its legend entries.
 
-    ``element(viewer)`` gets the `CutoutViewer` (its ``data_store`` holds the current subject)
-    and returns the layer's element for that subject, styled with its own ``.opts``. It must
-    return an element for every subject, empty when there is nothing to draw: an element
-    appearing in a later frame would be drawn with another layer's glyphs.
-    ``shown(viewer)``: whether to list the entries (e.g. only when the project has the layer's data).
+    ``draw(figure, source)`` adds the layer's renderer for ``source`` to the cutout's Bokeh
+    figure and returns it; it runs once per session. ``columns(viewer)`` gets the
+    `CutoutViewer` (its ``data_store`` holds the current subject) and returns the source's
+    columns for that subject as a DataFrame, the same columns for every subject (no rows
+    when there is nothing to draw). ``shown(viewer)``: whether the layer is drawn (its
+    source is emptied otherwise) and its entries listed. ``tooltips``: what hovering one of
+    its glyphs tells (Bokeh inserts the ``@{...}`` values as text, so data is never HTML),
+    and ``hover_place`` where the tooltip points and sits (for boxes: one tooltip per layer,
+    for the smallest box under the pointer).
     """
 
     name: str
-    element: Callable[[object], hv.Element]
-    legend: tuple[LegendEntry, ...]
+    columns: Callable[[object], pd.DataFrame]
+    draw: Callable
+    legend: tuple[LegendEntry, ...] = ()
     shown: Callable[[object], bool] = lambda viewer: True
+    tooltips: tuple[tuple[str, str], ...] = ()
+    hover_place: tuple[str, str] | None = None
 
 
 #: Layers registered by other modules, drawn over the cutout's own, in registration order.
@@ -87,7 +97,7 @@ LAYERS: dict[str, CutoutLayer] = {}
 
 
 def register_layer(layer: CutoutLayer) -> None:
-    """Add ``layer`` to every cutout (replacing a layer registered under the same name)."""
+    """Add ``layer`` to every cutout made from now on (replacing a layer registered under the same name)."""
     LAYERS[layer.name] = layer
 
 

@@ -8,12 +8,11 @@ the Machine tab move the same line. Hovering tells the score, the label and what
 
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 
-from .cutout_layers import LegendEntry
+from .cutout_layers import CutoutLayer, LegendEntry, register_layer
 
 #: Outline of machine detections: a magenta no consensus colour (Category10) or overlay colour uses.
 DETECTION_COLOUR = "#ff2bd6"
@@ -22,14 +21,8 @@ MATCHED_ALPHA, MACHINE_ONLY_ALPHA = 1.0, 0.55
 #: The layer's line in the cutout's legend.
 LEGEND = LegendEntry("machine detection (faint: no consensus mark matched it)", DETECTION_COLOUR, dash="dashdot",
                      width=2.5)
-#: The element group of the layer (`Rectangles.Machine`, `Points.Machine` in the overlay's options).
-GROUP = "Machine"
-
-BOX_DIMENSIONS = [hv.Dimension(name) for name in ("x0", "y0", "x1", "y1")]
-POINT_DIMENSIONS = [hv.Dimension(name) for name in ("x", "y")]
-VALUE_DIMENSIONS = [hv.Dimension(name) for name in ("detection", "score", "label", "matched", "alpha", "area")]
-TOOLTIPS = [("machine detection", "@{detection}"), ("score", "@{score}{0.000}"), ("label", "@{label}"),
-            ("matched", "@{matched}")]
+TOOLTIPS = (("machine detection", "@{detection}"), ("score", "@{score}{0.000}"), ("label", "@{label}"),
+            ("matched", "@{matched}"))
 
 
 def has_detections(viewer) -> bool:
@@ -61,40 +54,50 @@ def _values(detections: pd.DataFrame) -> dict:
             "area": (detections["width"] * detections["height"]).to_numpy(float)}
 
 
-def detection_layers(viewer) -> list[hv.Element]:
-    """The layer's elements (boxes, and points for point detections), empty or not; none without detections.
+def detection_boxes(viewer) -> pd.DataFrame:
+    """The boxes layer's source: the shown detections with an extent (none without detections)."""
+    detections = _shown_of_kind(viewer, point=False)
+    return pd.DataFrame({"x0": detections["x"].to_numpy(float), "y0": detections["y"].to_numpy(float),
+                         "x1": (detections["x"] + detections["width"]).to_numpy(float),
+                         "y1": (detections["y"] + detections["height"]).to_numpy(float), **_values(detections)})
 
-    Always both elements while the project has detections: a layer appearing in a later frame
-    would be drawn by another layer's glyphs (see `CutoutViewer.box_layers`).
-    """
+
+def detection_points(viewer) -> pd.DataFrame:
+    """The points layer's source: the shown detections without an extent (point detections)."""
+    detections = _shown_of_kind(viewer, point=True)
+    return pd.DataFrame({"x": detections["x"].to_numpy(float), "y": detections["y"].to_numpy(float),
+                         **_values(detections)})
+
+
+def _shown_of_kind(viewer, point: bool) -> pd.DataFrame:
     if not has_detections(viewer):
-        return []
+        return pd.DataFrame({name: np.zeros(0) for name in ("x", "y", "width", "height", "score", "detection_id",
+                                                            "consensus_id")}).assign(
+            label=pd.Series(dtype=object), matched=pd.Series(dtype=object))
     detections = shown_detections(viewer)
-    point = (detections["width"].fillna(0).eq(0) & detections["height"].fillna(0).eq(0)).to_numpy()
-    boxes, points = detections[~point], detections[point]
-    box_data = {"x0": boxes["x"].to_numpy(float), "y0": boxes["y"].to_numpy(float),
-                "x1": (boxes["x"] + boxes["width"]).to_numpy(float),
-                "y1": (boxes["y"] + boxes["height"]).to_numpy(float), **_values(boxes)}
-    point_data = {"x": points["x"].to_numpy(float), "y": points["y"].to_numpy(float), **_values(points)}
-    return [hv.Rectangles(box_data, kdims=BOX_DIMENSIONS, vdims=VALUE_DIMENSIONS, group=GROUP),
-            hv.Points(point_data, kdims=POINT_DIMENSIONS, vdims=VALUE_DIMENSIONS, group=GROUP)]
+    is_point = (detections["width"].fillna(0).eq(0) & detections["height"].fillna(0).eq(0)).to_numpy()
+    return detections[is_point if point else ~is_point]
 
 
-def detection_options(elements: list[hv.Element]) -> dict:
-    """The overlay options of the layer's elements, keyed as `hv.Overlay.opts` takes them."""
-    if not elements:
-        return {}
-    # A fixed colour, not a column: an empty element cannot build a colour mapper. The alpha is a column
-    # only when there are rows for the same reason.
-    common = dict(tools=["hover"], hover_tooltips=TOOLTIPS, framewise=True, nonselection_alpha=1.0)
-    boxes, points = elements
-    return {
-        f"Rectangles.{GROUP}": dict(common, fill_alpha=0, hover_fill_alpha=0.15, line_width=2.5,
-                                    line_dash="dashdot", line_color=DETECTION_COLOUR,
-                                    line_alpha="alpha" if len(boxes) else MATCHED_ALPHA),
-        f"Points.{GROUP}": dict(common, marker="x", size=16, line_width=3, color=DETECTION_COLOUR,
-                                alpha="alpha" if len(points) else MATCHED_ALPHA),
-    }
+def _draw_boxes(figure, source):
+    return figure.quad(left="x0", right="x1", top="y0", bottom="y1", source=source, fill_alpha=0,
+                       fill_color=DETECTION_COLOUR, hover_fill_alpha=0.15, line_width=2.5, line_dash="dashdot",
+                       line_color=DETECTION_COLOUR, line_alpha="alpha")
+
+
+def _draw_points(figure, source):
+    return figure.scatter(x="x", y="y", source=source, marker="x", size=16, line_width=3,
+                          line_color=DETECTION_COLOUR, line_alpha="alpha")
+
+
+def _shown(viewer) -> bool:
+    return viewer.show_detections and has_detections(viewer)
+
+
+register_layer(CutoutLayer("machine detections", detection_boxes, _draw_boxes, legend=(LEGEND,), shown=_shown,
+                           tooltips=TOOLTIPS))
+register_layer(CutoutLayer("machine detection points", detection_points, _draw_points, shown=_shown,
+                           tooltips=TOOLTIPS))
 
 
 def detection_controls(viewer) -> list:

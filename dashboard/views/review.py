@@ -109,6 +109,12 @@ class ReviewPanel(View):
         self.param.update(x=x, y=y, width=width, height=height)
         return self.redraw(int(consensus_id))
 
+    def add_at(self, x: float, y: float, width: float, height: float):
+        """Add a box at the given place (drawn on the cutout with the box-draw tool): the same decision as typing
+        the numbers and pressing Add box."""
+        self.param.update(x=x, y=y, width=width, height=height)
+        return self.add()
+
     def add(self):
         """Add a box the aggregation missed, at ``x``, ``y``, ``width``, ``height``; it becomes the selected box."""
         decision = self._decide("add", geometry=self._geometry())
@@ -253,13 +259,10 @@ class ReviewPanel(View):
 
     @param.depends("data_store.subject", "data_store.subject_decisions", "data_store.reviewer", "data_store.subjects",
                    "assignee")
-    def _heading(self) -> str:
-        """The heading's HTML: the subject's review status, the progress, who reviews (a string, so the
-        pane showing it is updated in place rather than replaced and its models made again)."""
+    def _heading(self):
         store = self.data_store
         if store.reviews is None:
-            return ("<h3 style='margin:2px 0'>Review</h3>No review store: start zoolens with "
-                    "<code>--reviews</code> to review.")
+            return pn.pane.Markdown("### Review\nNo review store: start zoolens with `--reviews` to review.")
         subject = store.subject
         status = store.review_status_of([subject]).iloc[0] if subject is not None else "unreviewed"
         who = (f"reviewing as <b>{html.escape(store.reviewer)}</b> ({store.role}; "
@@ -272,9 +275,10 @@ class ReviewPanel(View):
             who += f"<br>assigned to <b>{html.escape(assigned)}</b>"
         reviewed, count, _ = store.review_progress()
         # The reviewer's name is typed by a user: escaped, into an HTML pane.
-        return (f"<h3 style='margin:2px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
-                f"<small><b class='zoolens-progress'>{reviewed:,} of {count:,} reviewed</b> "
-                f"(subjects passing the filters) · {who}</small>")
+        return pn.pane.HTML(f"<h3 style='margin:2px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
+                            f"<small><b class='zoolens-progress'>{reviewed:,} of {count:,} reviewed</b> "
+                            f"(subjects passing the filters) · {who}</small>", sizing_mode="stretch_width",
+                            margin=(0, 10))
 
     def __panel__(self):
         def button(label, action, kind="default", width=96):
@@ -293,9 +297,9 @@ class ReviewPanel(View):
         deciding = [] if identity is not None and not identity.may("accept") else [
             pn.Row(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
                    button("Revert last", self.revert_last, "warning", width=110), reason),
-            pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; or draw a box "
-                         "with the box-select tool (or type it), then Redraw or Add box:</small>",
-                         margin=(0, 10)),
+            pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; shift-drag with the "
+                         "box-draw tool to add a box at once; or draw a box with the box-select tool (or type it), "
+                         "then Redraw or Add box:</small>", margin=(0, 10)),
             pn.Row(geometry, button("Redraw", self.redraw, "primary", width=76),
                    button("Add box", self.add, "primary", width=76), align="end"),
         ]
@@ -323,7 +327,8 @@ class ReviewPanel(View):
                            self.history_table]
 
         more.param.watch(unfold, "collapsed")
-        heading = pn.pane.HTML(self._heading, sizing_mode="stretch_width", margin=(0, 10))
+        # The heading's pane is updated in place on a switch: a replaced pane makes Bokeh walk the whole page.
+        heading = pn.param.ParamMethod(self._heading, inplace=True)
         return pn.Column(heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
 
 

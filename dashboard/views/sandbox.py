@@ -32,7 +32,8 @@ from consensus.geometry import iou
 from consensus.iou import IoUClustering
 from consensus.quorum import LearnedQuorum
 from .base import View
-from .cutout import BOX_DIMENSIONS, CutoutViewer
+from .cutout import CutoutViewer
+from .cutout_layers import CutoutLayer, LegendEntry
 
 SANDBOX_COLOUR = "#ff00ff"
 LEARNED_COLOUR = "#555555"
@@ -92,7 +93,11 @@ class ReaggregationSandbox(View):
             self.aggregator = make_aggregator(self.method)
         self._start_at_learned_quorum()
         self._follow_settings()
-        self._cutout = CutoutViewer(data_store=self.data_store, show_band=False)
+        # The subject's cutout with the sandbox's boxes as one more layer, redrawn when the settings change.
+        self._cutout = CutoutViewer(data_store=self.data_store, show_band=False, extra_layers=[CutoutLayer(
+            "sandbox", lambda viewer: self.sandbox_boxes(), _draw_sandbox_boxes, tooltips=SANDBOX_TOOLTIPS,
+            legend=(LegendEntry("sandbox box (these settings)", SANDBOX_COLOUR, dash="dashed", width=3),))])
+        self.param.watch(lambda event: self._cutout.redraw(), "revision")
 
     @param.depends("method", watch=True)
     def _new_method(self):
@@ -165,15 +170,14 @@ class ReaggregationSandbox(View):
         self.selection_summary = summary
         return summary
 
-    def sandbox_boxes(self) -> hv.Rectangles:
+    def sandbox_boxes(self) -> pd.DataFrame:
+        """The sandbox layer's source: the current subject's boxes with the settings being tried."""
         boxes = self.subject_consensus()
-        data = {"x0": boxes.x.to_numpy(float), "y0": boxes.y.to_numpy(float),
-                "x1": (boxes.x + boxes.width).to_numpy(float), "y1": (boxes.y + boxes.height).to_numpy(float),
-                "sandbox_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
-                "iou_with_loaded": boxes.iou_with_loaded.to_numpy(float)}
-        return hv.Rectangles(data, kdims=BOX_DIMENSIONS, vdims=["sandbox_box", "votes", "iou_with_loaded"],
-                             group="Sandbox").opts(line_color=SANDBOX_COLOUR, line_width=3, line_dash="dashed",
-                                                   fill_alpha=0, tools=["hover"])
+        return pd.DataFrame({
+            "x0": boxes.x.to_numpy(float), "y0": boxes.y.to_numpy(float),
+            "x1": (boxes.x + boxes.width).to_numpy(float), "y1": (boxes.y + boxes.height).to_numpy(float),
+            "sandbox_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
+            "iou_with_loaded": boxes.iou_with_loaded.to_numpy(float)})
 
     @param.depends("revision")
     def vote_fraction_plot(self) -> hv.Overlay:
@@ -193,10 +197,6 @@ class ReaggregationSandbox(View):
             overlay = overlay * hv.VLine(learned.vote_fraction if tried is None else tried, group="Tried").opts(
                 color=SANDBOX_COLOUR, line_width=2)
         return overlay
-
-    @param.depends("revision", "data_store.subject", "data_store.tool")
-    def _plot(self):
-        return self._cutout.overlay() * self.sandbox_boxes()
 
     @param.depends("revision", "data_store.subject", "data_store.tool")
     def _comparison(self):
@@ -251,5 +251,14 @@ class ReaggregationSandbox(View):
         controls = pn.Column(pn.Param(self, parameters=["method"], show_name=False, width=300), self._settings,
                              reset, run, pn.pane.HoloViews(hv.DynamicMap(self.vote_fraction_plot), linked_axes=False),
                              width=440)
-        plot = pn.pane.HoloViews(hv.DynamicMap(self._plot), linked_axes=False)
+        plot = pn.pane.Bokeh(self._cutout.figure())
         return pn.Row(controls, pn.Column(plot, self._comparison, self._selection))
+
+
+#: What hovering a sandbox box tells.
+SANDBOX_TOOLTIPS = (("sandbox box", "@{sandbox_box}"), ("votes", "@{votes}"), ("IoU with loaded", "@{iou_with_loaded}"))
+
+
+def _draw_sandbox_boxes(figure, source):
+    return figure.quad(left="x0", right="x1", top="y0", bottom="y1", source=source, line_color=SANDBOX_COLOUR,
+                       line_width=3, line_dash="dashed", fill_alpha=0)

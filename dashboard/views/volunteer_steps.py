@@ -3,7 +3,7 @@
 The session's data store holds the highlighted volunteer (``highlighted_volunteer``,
 set by picking one in the Volunteers tab). `VolunteerSteps` is the bar that names them
 and steps the current subject through the subjects they classified, in the order they
-classified them; `emphasise_volunteer` is what the cutout asks to style its volunteer
+classified them; `emphasis_columns` is what the cutout asks to style its volunteer
 layers with.
 """
 
@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import html
 
-import holoviews as hv
 import numpy as np
 import panel as pn
 import param
 
 from .base import View
 
-#: The cutout's layers of volunteers' marks (its element groups).
-VOLUNTEER_GROUPS = ("Volunteer", "Unmatched")
 #: How the highlighted volunteer's marks and everyone else's are drawn: outline width, opacity.
 HIGHLIGHTED_WIDTH, FADED_WIDTH = 4, 1
 HIGHLIGHTED_ALPHA, FADED_ALPHA = 1.0, 0.25
@@ -27,36 +24,23 @@ HIGHLIGHTED_ALPHA, FADED_ALPHA = 1.0, 0.25
 HIGHLIGHTED_SIZE, FADED_SIZE = 14, 7
 
 
-def emphasise_volunteer(options: dict, volunteer: str | None) -> dict:
-    """The cutout's layer options with ``volunteer``'s marks bold and the others' faded (unchanged for None).
+def emphasis_columns(volunteers: np.ndarray, volunteer: str | None) -> dict[str, np.ndarray]:
+    """The look of marks by ``volunteers`` with ``volunteer``'s bold and the others' faded: the ``alpha``,
+    ``outline`` (width) and ``size`` (of markers) columns of the cutout's mark layers; none for None.
 
     Parameters
     ----------
-    options : dict
-        ``"Rectangles.Volunteer"``-style keys -> style options, as the cutout builds them.
+    volunteers : array of str
+        Each mark's volunteer (user name).
     volunteer : str or None
-        The highlighted volunteer (a user name, matched against each mark's ``volunteer`` value).
+        The highlighted volunteer.
     """
     if volunteer is None:
-        return options
-    mine = hv.dim("volunteer")
-
-    def by_volunteer(highlighted, faded):
-        return mine.categorize({volunteer: highlighted}, default=faded)
-
-    emphasised = dict(options)
-    for key, style in options.items():
-        kind, _, group = key.partition(".")
-        if group not in VOLUNTEER_GROUPS:
-            continue
-        style = dict(style, line_alpha=by_volunteer(HIGHLIGHTED_ALPHA, FADED_ALPHA),
-                     line_width=by_volunteer(HIGHLIGHTED_WIDTH, FADED_WIDTH))
-        if kind == "Points":
-            style["size"] = by_volunteer(HIGHLIGHTED_SIZE, FADED_SIZE)
-            if group == "Volunteer":  # filled markers fade as a whole
-                style["fill_alpha"] = by_volunteer(HIGHLIGHTED_ALPHA, FADED_ALPHA)
-        emphasised[key] = style
-    return emphasised
+        return {}
+    mine = np.asarray(volunteers, dtype=object) == volunteer
+    return {"alpha": np.where(mine, HIGHLIGHTED_ALPHA, FADED_ALPHA),
+            "outline": np.where(mine, HIGHLIGHTED_WIDTH, FADED_WIDTH).astype(float),
+            "size": np.where(mine, HIGHLIGHTED_SIZE, FADED_SIZE).astype(float)}
 
 
 class VolunteerSteps(View):
@@ -70,6 +54,9 @@ class VolunteerSteps(View):
     def __init__(self, **params):
         super().__init__(**params)
         self._memo = None
+        self._where = pn.pane.HTML("", sizing_mode="stretch_width", margin=0)
+        self._update_where()
+        self.data_store.param.watch(self._update_where, ["highlighted_volunteer", "subject", "subjects"])
 
     def volunteer_subjects(self) -> np.ndarray:
         """Ids of the subjects the highlighted volunteer classified, passing the filters, in the order they
@@ -104,9 +91,9 @@ class VolunteerSteps(View):
     def stop(self) -> None:
         self.data_store.highlighted_volunteer = None
 
-    @param.depends("data_store.highlighted_volunteer", "data_store.subject", "data_store.subjects")
-    def _where(self) -> str:
-        # Text, not a pane: the one pane showing it is updated in place on every subject switch.
+    def where(self) -> str:
+        """The bar's line: whose marks are bold and where the current subject is among theirs (empty without a
+        highlighted volunteer)."""
         volunteer = self.data_store.highlighted_volunteer
         if volunteer is None:
             return ""
@@ -117,6 +104,12 @@ class VolunteerSteps(View):
         # A volunteer name is untrusted text: escaped, into an HTML pane.
         return (f"Marks of <b class='zoolens-highlighted-volunteer'>{html.escape(volunteer)}</b> "
                 f"drawn bold: {where}.")
+
+    def _update_where(self, *events) -> None:
+        # The pane's text changes in place: a subject switch replaces no pane.
+        text = self.where()
+        if text != self._where.object:
+            self._where.object = text
 
     @param.depends("data_store.highlighted_volunteer")
     def _buttons(self):
@@ -132,5 +125,4 @@ class VolunteerSteps(View):
         return pn.Row(previous_button, next_button, stop_button)
 
     def __panel__(self):
-        return pn.Column(pn.pane.HTML(self._where, sizing_mode="stretch_width", margin=(0, 10)), self._buttons,
-                         sizing_mode="stretch_width")
+        return pn.Column(self._where, self._buttons, sizing_mode="stretch_width")

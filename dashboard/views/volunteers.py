@@ -15,6 +15,8 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
+from project.stored import computed, no_rows
+
 from ..data_store import ANY
 from .base import CHOSEN_STANDS_OUT, View
 from .volunteer_steps import VolunteerSteps
@@ -99,8 +101,9 @@ class VolunteerTable(View):
         volunteer = self.data_store.volunteer
         marks = self.data_store.project.marks
         if volunteer is None:
-            return marks.iloc[0:0][list(MARK_COLUMNS)]
-        mine = marks[marks.user == volunteer]
+            return no_rows(marks)[list(MARK_COLUMNS)]
+        # One volunteer's marks, a few thousand: from a store-backed project's Dask marks too.
+        mine = computed(marks[marks.user == volunteer])
         subject_ids = self._filtered_subject_ids()
         if subject_ids is not None:
             mine = mine[mine.subject_id.isin(subject_ids)]

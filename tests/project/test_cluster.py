@@ -3,6 +3,7 @@ processes, and on a real ``dask scheduler`` with two ``dask worker`` processes s
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import requests
 
 from project import load_project
+from tests.bokeh_protocol import Client, find_models, run_apart
 from tests.dashboard.serving import free_port
 from tests.zoolens.test_demo import demo_files  # noqa: F401  (fixture: the demo files)
 from zoolens import demo
@@ -91,6 +93,8 @@ def _wait_for(predicate, timeout: float, what: str, log: Path) -> None:
 
 
 def test_the_demo_served_through_a_real_scheduler_and_two_workers(demo_files, tmp_path):
+    """``zoolens serve --scheduler ADDRESS --store FOLDER``: the consensus made on the workers, the marks kept in
+    the store, a page's cutout read from it and its agreement plots rasterized on the workers."""
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "PYTHONPATH": str(ROOT),
            "ZOOLENS_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}
     dask = str(Path(sys.executable).parent / "dask")
@@ -107,9 +111,12 @@ def test_the_demo_served_through_a_real_scheduler_and_two_workers(demo_files, tm
         with distributed.Client(address, timeout="60s") as client:
             client.wait_for_workers(2, timeout=60)
             before = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
-            served_log = tmp_path / "demo.log"
-            served = _started([sys.executable, "-m", "zoolens", "demo", "--folder", str(demo_files.folder),
-                               "--port", str(web_port), "--scheduler", address,
+            served_log = tmp_path / "serve.log"
+            served = _started([sys.executable, "-m", "zoolens", "serve", str(demo_files.classifications),
+                               str(demo_files.subjects), str(demo_files.workflows),
+                               "--workflow", str(demo.WORKFLOW_ID), "--workflow-version", demo.WORKFLOW_VERSION,
+                               "--fits-column", demo.FITS_COLUMN, "--images", str(demo_files.folder),
+                               "--port", str(web_port), "--scheduler", address, "--store", str(tmp_path / "store"),
                                "--reviews", str(tmp_path / "reviews.sqlite")], served_log, env)
             processes.append(served)
             _wait_for(lambda: "consensus boxes" in served_log.read_text(), 180, "the demo loaded", served_log)
@@ -119,12 +126,35 @@ def test_the_demo_served_through_a_real_scheduler_and_two_workers(demo_files, tm
             after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
             assert after > before
             ran_on = client.run(lambda dask_worker: dask_worker.state.executed_count)
+            session = run_apart(_open_page_and_agreement(f"http://127.0.0.1:{web_port}"))
+            rasterized_on = client.run(lambda dask_worker: dask_worker.state.executed_count)
         in_memory = load_project([demo_files.classifications, demo_files.subjects, demo_files.workflows],
                                  **demo.PROJECT_OPTIONS)
         text = served_log.read_text()
         assert f"{len(in_memory.consensus):,} consensus boxes" in text
         assert f"made on the Dask cluster at {address} (2 workers)" in text
         assert len(ran_on) == 2 and all(count > 0 for count in ran_on.values())
+        assert (tmp_path / "store" / "project.json").is_file()
+        # The page: a subject's cutout (its image and caption), then the agreement plots, whose marks were
+        # aggregated by tasks on the workers.
+        assert session.errors == []
+        assert sum(rasterized_on.values()) > sum(ran_on.values())
     finally:
         for process in reversed(processes):
             _stop(process)
+
+
+async def _open_page_and_agreement(url: str):
+    from dashboard.explorer import TABS
+
+    session = Client(url, 0)
+    await session.open()
+    document = json.dumps(session.document)
+    assert find_models(session.document, "ImageRGBA"), "no subject image in the page"
+    assert "Subject " in document
+    await session._show_tab(TABS.index("Agreement"), "Image")
+    shown = [json.loads(patch) for patch in session.patches]
+    assert "IoU with the consensus box against box size" in "".join(session.patches)
+    assert any(find_models(patch, "Image") for patch in shown), "no rasterized agreement plot in the page"
+    await session.close()
+    return session

@@ -151,3 +151,41 @@ def test_dragging_a_corner_of_the_picked_box_records_a_redraw(browser, served_ur
         page.screenshot(path=str(artefacts / "cutout-after-drag.png"))
     finally:
         page.close()
+
+
+def test_drawing_a_box_with_the_box_draw_tool_records_an_added_box(browser, served_url, review_store, artefacts):
+    page = open_as_reviewer(browser, served_url)
+    try:
+        def screen(x, y):
+            return page.evaluate(SCREEN_POINT_JS, [None, "consensus_box", x, y])
+
+        page.get_by_role("button", name="Whole image").click()
+        page.wait_for_function("(label) => !label.getRootNode().querySelector('input').checked",
+                               arg=page.get_by_text("zoom to pick", exact=True).element_handle(), timeout=15_000)
+        page.wait_for_function("() => window.zoolensPlotViews().some((view) => view.model.x_range.start === 0"
+                               " && view.model.x_range.end === 100)", timeout=15_000)
+        page.locator("[title^='Draw a box to add']").first.click()
+        # On empty image (no box there), from (40, 70) to (52, 82); the y axis runs down the image.
+        start, end = screen(40, 70), screen(52, 82)
+        page.keyboard.down("Shift")
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move(*end, steps=10)
+        page.mouse.up()
+        page.keyboard.up("Shift")
+        box_statuses = page.locator(".tabulator-cell[tabulator-field='status']")
+        expect(box_statuses).to_have_text(["unreviewed", "unreviewed", "added"], timeout=15_000)
+        history = review_store.history()
+        assert history.action.tolist() == ["add"] and history.reviewer.tolist() == ["ann"]
+        added = history.iloc[0]
+        # The drag lands within a screen pixel of where it was aimed: a sixth of an image pixel here.
+        assert [added.after[name] for name in ("x", "y", "width", "height")] == pytest.approx([40, 70, 12, 12], abs=1)
+        # Drawn at once as an added box, solid with its plus, and the tool's own box gone.
+        page.wait_for_function(f"() => ({CONSENSUS_LOOKS_JS})().some((look) => look.statuses.includes('added'))",
+                               timeout=15_000)
+        page.wait_for_function(f"() => ({GLYPHS_JS})().includes('+')", timeout=15_000)
+        assert page.evaluate("() => window.zoolensSourcesWith('left').every((table) => table.left.length === 0)")
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(artefacts / "cutout-drawn-added.png"))
+    finally:
+        page.close()

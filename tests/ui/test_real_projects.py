@@ -144,8 +144,8 @@ MARK_GLYPHS_JS = """() => {
     const data = renderer.data_source?.data;
     if (!data || !window.zoolensColumns(data).includes('volunteer')) continue;
     const type = renderer.glyph.type;
-    const vertices = type === 'MultiLine' ? window.zoolensColumn(data, 'xs').map((xs) => xs.length)
-      : type === 'MultiPolygons' ? window.zoolensColumn(data, 'xs').map((polygon) => polygon[0][0].length)
+    const vertices = type === 'MultiLine' || type === 'Patches'
+      ? window.zoolensColumn(data, 'xs').map((xs) => xs.length)
       : window.zoolensColumn(data, 'volunteer').map(() => null);
     glyphs.push({type, dash: renderer.glyph.line_dash, vertices, volunteers: window.zoolensColumn(data, 'volunteer')});
   }
@@ -177,19 +177,17 @@ def test_the_cat_projects_lines_and_polygons_are_drawn_through_their_vertices(br
                 "(count) => window.zoolensSourcesWith('volunteer').reduce((n, t) => n + t.volunteer.length, 0) === count",
                 arg=len(marks), timeout=30_000)
             glyphs = page.evaluate(MARK_GLYPHS_JS)
-            drawn = {glyph: [g for g in glyphs if g["type"] == glyph] for glyph in ("MultiLine", "MultiPolygons")}
-            # One glyph per mark with vertices: freehand lines open, polygons closed, with every vertex.
+            drawn = {glyph: [g for g in glyphs if g["type"] == glyph] for glyph in ("MultiLine", "Patches")}
+            # One glyph per mark with vertices: freehand lines open, polygons closed (patches), with every vertex.
             lines, polygons = marks[marks.kind == "freehandLine"], marks[marks.kind == "polygon"]
             assert sum(len(g["vertices"]) for g in drawn["MultiLine"]) == len(lines)
-            assert sum(len(g["vertices"]) for g in drawn["MultiPolygons"]) == len(polygons)
+            assert sum(len(g["vertices"]) for g in drawn["Patches"]) == len(polygons)
             assert sum(len(g["vertices"]) for g in glyphs if g["type"] not in drawn) == 0
             assert (sorted(n for g in drawn["MultiLine"] for n in g["vertices"])
                     == sorted(outlines[lines.mark_id]))
-            # A polygon's ring is closed: its first vertex repeated at the end, unless the volunteer's already was.
-            rings = project.vertices_of(polygons.mark_id).groupby("mark_id").agg(
-                n=("x", "size"), open=("x", lambda x: x.iloc[0] != x.iloc[-1]))
-            assert (sorted(n for g in drawn["MultiPolygons"] for n in g["vertices"])
-                    == sorted(rings.n + rings.open.astype(int)))
+            # A polygon is drawn through the volunteer's own vertices, every one (Bokeh closes a patch itself).
+            assert (sorted(n for g in drawn["Patches"] for n in g["vertices"])
+                    == sorted(outlines[polygons.mark_id]))
             # Marks that support no consensus box are dashed, the others solid.
             unmatched = marks[marks.consensus_id < 0]
             dashed = [n for g in glyphs if g["dash"].get("value") == "dashed" for n in g["vertices"]]

@@ -45,3 +45,11 @@ def test_serve_without_a_classification_export_says_what_is_missing(tmp_path, ca
     assert main(["serve", str(missing)]) == 1
     assert "nowhere.csv" in capsys.readouterr().err
 
+
+
+def test_serve_needs_files_or_an_existing_project_store(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["serve"]) == 1
+    assert "give the project's files" in capsys.readouterr().err
+    assert main(["serve", "--store", str(tmp_path / "no-store")]) == 1
+    assert "--store FOLDER of an existing project store" in capsys.readouterr().err

@@ -69,6 +69,7 @@ def links_path(output: Path) -> Path:
 def run(args) -> int:
     from data_loaders.writers import to_safe_csv
     from project import load_project
+    from project.stored import computed
     from zoolens.project_arguments import project_options
 
     output = Path(args.output)
@@ -85,7 +86,7 @@ def run(args) -> int:
     links_output.parent.mkdir(parents=True, exist_ok=True)
     # The method's own table, without the statistics the project adds for the views.
     to_safe_csv(project.consensus[project.consensus_columns], output)
-    to_safe_csv(project.links, links_output)
+    to_safe_csv(computed(project.links), links_output)
     report = project.aggregation_run["report"]
     made = [f"{report[key]} consensus {noun}" for key, noun in (("consensus_boxes", "boxes"), ("consensus_points", "points"))
             if key in report]
@@ -102,7 +103,7 @@ def run(args) -> int:
         file=sys.stderr,
     )
     marks = project.marks
-    points = int(((marks["kind"] == "point") & marks["width"].isna()).sum()) if "kind" in marks else 0
+    points = int(computed(((marks["kind"] == "point") & marks["width"].isna()).sum())) if "kind" in marks else 0
     if points and "consensus_points" not in report and not args.point_box:
         print(f"{points} point marks have no box: pass --point-box SIDE (pixels) or --point-box "
               f'"FACTOR*METADATA_KEY" to turn clicks into boxes, or --method point for consensus points',

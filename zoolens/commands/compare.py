@@ -54,7 +54,7 @@ def add_arguments(parser) -> None:
                                  "SQLite file or database URL the dashboard was served with) applied to the "
                                  "consensus")
     comparison.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    add_project_arguments(parser, detections_file=False)
+    add_project_arguments(parser, detections_file=False, store_folder=False)
 
 
 def run(args) -> int:

@@ -71,8 +71,9 @@ def add_server_arguments(parser) -> None:
 def add_arguments(parser) -> None:
     from zoolens.project_arguments import add_project_arguments
 
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="classification export and optionally subject and workflow exports")
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="classification export and optionally subject and workflow exports (none when "
+                             "--store names an existing project store)")
     add_project_arguments(parser, allow_no_method=True)
     add_server_arguments(parser)
 
@@ -107,7 +108,7 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
         for report in project.reports:
             print(report.summary())
         print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
-              f"{len(project.classifications):,} classifications, {len(project.marks):,} marks, "
+              f"{len(project.classifications):,} classifications, {project.subject_stats.n_marks.sum():,} marks, "
               f"{len(project.consensus):,} consensus boxes")
         if "where" in project.aggregation_run:
             print(f"zoolens: consensus made on {project.aggregation_run['where']}")
@@ -171,11 +172,15 @@ def run(args) -> int:
     from pathlib import Path
 
     from project import load_project
+    from project.stored import is_store
     from zoolens.project_arguments import project_options
 
     reviews = open_reviews(args)
     options = project_options(args)
     files = [Path(path) for path in [*args.paths, *([options["consensus"]] if "consensus" in options else [])]]
+    if not files and not ("store" in options and is_store(options["store"])):
+        raise ValueError("give the project's files (a classification export first), or --store FOLDER of an "
+                         "existing project store")
     for path in files:  # a mistyped name is reported here; what is inside a file, in the page
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such file")
@@ -183,4 +188,5 @@ def run(args) -> int:
     def build(progress):
         return load_project(args.paths, progress=progress, **options)
 
-    return serve_project(build, args, key="serve", title=files[0].name, reviews=reviews)
+    title = files[0].name if files else options["store"].name
+    return serve_project(build, args, key="serve", title=title, reviews=reviews)

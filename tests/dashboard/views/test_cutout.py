@@ -1,15 +1,18 @@
-"""The cutout viewer's elements: boxes where the tables say, coloured by consensus box, image not flipped."""
+"""The cutout viewer: one Bokeh figure whose layers' sources hold boxes where the tables say, coloured by
+consensus box, the image not flipped; a switch of subject refills the same sources."""
 
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
+import pandas as pd
 import pytest
+from bokeh.document import Document
+from bokeh.models import GlyphRenderer
 
 from dashboard.data_store import DataStore
-from project import Project, load_project
 from dashboard.views import CutoutViewer, get_view
-from dashboard.views.cutout import COLOUR_MAPS, ELLIPSE_VERTICES, PALETTE, UNLINKED_COLOUR
+from dashboard.views.cutout import COLOUR_MAPS, ELLIPSE_VERTICES, PALETTE, UNLINKED_COLOUR, kind_words
+from project import Project, load_project
 
 
 @pytest.fixture
@@ -24,95 +27,120 @@ def test_registered_by_short_name():
 
 
 def test_volunteer_boxes_take_the_colour_of_their_consensus_box(viewer):
-    consensus = viewer.consensus_boxes().dframe().set_index("consensus_box")
+    consensus = viewer.drawn("consensus unreviewed").set_index("consensus_box")
     assert consensus.loc[10, ["x0", "y0", "x1", "y1"]].tolist() == [10, 10, 30, 30]
     assert consensus.colour.tolist() == [PALETTE[0], PALETTE[1]]
-    boxes = viewer.volunteer_boxes().dframe()
+    boxes = viewer.drawn("volunteer boxes")
     assert sorted(boxes.volunteer) == ["alice", "bob"]
     alice = boxes[boxes.volunteer == "alice"].iloc[0]
     assert [alice.x0, alice.y0, alice.x1, alice.y1] == [10, 10, 30, 30]
     assert alice.colour == consensus.loc[10, "colour"] and alice.time == "2023-05-01 10:00 UTC"
     bob = boxes[boxes.volunteer == "bob"].iloc[0]
     assert bob.colour == consensus.loc[11, "colour"] and bob.iou == 1.0
-    unmatched = viewer.unmatched_boxes().dframe()
+    unmatched = viewer.drawn("unmatched boxes")
     assert unmatched[["x0", "y0", "x1", "y1"]].values.tolist() == [[80, 10, 85, 15]]
 
 
+def _rows(viewer) -> dict[str, int]:
+    return {layer.name: len(viewer.drawn(layer.name)) for layer in viewer.layers()}
+
+
 def test_layers_follow_the_toggles_and_filters(viewer):
-    # image, volunteer, unmatched, picked, consensus by status (unreviewed, accepted, redrawn, added),
-    # rejected, band, a box the reviewer drew (none), the outlines, paths and markers of volunteers (3),
-    # unmatched (3), consensus points (1) and the review statuses' glyphs (1)
-    assert len(viewer.overlay()) == 19
+    figure = viewer.figure()
+    renderers = list(figure.select(GlyphRenderer))
+    # The image and one renderer per layer: volunteer and unmatched boxes, consensus by status (unreviewed,
+    # accepted, redrawn, added, rejected), picked, band, the box drawn by box select and the one being drawn by
+    # the box-draw tool, the outlines, paths and markers of volunteers (3) and unmatched (3), consensus points,
+    # the review statuses' glyphs, machine detection boxes and points, truth.
+    assert len(renderers) == 1 + len(viewer.layers()) == 23
+    rows = _rows(viewer)
+    assert (rows["volunteer boxes"], rows["unmatched boxes"], rows["consensus unreviewed"], rows["picked"]) == (
+        2, 1, 2, 1)
     viewer.show_unmatched = False
     viewer.show_consensus = False
     viewer.show_band = False
-    assert len(viewer.overlay()) == 6
+    rows = _rows(viewer)
+    # The same renderers, their sources emptied: only the volunteers' boxes and the image are left.
+    assert list(figure.select(GlyphRenderer)) == renderers
+    assert {name for name, count in rows.items() if count} == {"volunteer boxes"}
+    assert len(viewer.drawn("image")) == 1
+    viewer.show_consensus = True
     viewer.data_store.min_votes = 2
-    assert viewer.consensus_boxes().dframe().consensus_box.tolist() == [10]
+    assert viewer.drawn("consensus unreviewed").consensus_box.tolist() == [10]
     viewer.data_store.subject = 2
-    assert len(viewer.volunteer_boxes()) == 2
+    assert len(viewer.drawn("volunteer boxes")) == 2
+
+
+def _pixel(viewer, x: float, y: float) -> list[int]:
+    """The RGBA bytes the figure's image source puts at image pixel (x, y): its row 0 lies at y = 0, the top of
+    the image, as the y range runs down (from the height to 0)."""
+    image = viewer.drawn("image").iloc[0]
+    words = np.asarray(image.image)
+    row, column = int((y - image.y) / image.dh * words.shape[0]), int((x - image.x) / image.dw * words.shape[1])
+    return words[row:row + 1, column:column + 1].view(np.uint8).ravel().tolist()
 
 
 def test_the_rendering_is_shown_y_down_without_flipping(viewer):
-    image = viewer.image()
-    assert isinstance(image, hv.RGB)
-    assert image.bounds.lbrt() == (0, 0, 100, 100)
+    image = viewer.drawn("image").iloc[0]
+    assert (image.x, image.y, image.dw, image.dh) == (0, 0, 100, 100)
+    figure = viewer.figure()
+    assert figure.y_range.start > figure.y_range.end  # y down the screen
     # Canonical (x, y) = (20, 20) lies in box A, painted red in the PNG; (20, 80) does not.
     for x, y, red in ((20, 20, 255), (20, 80, 0), (80, 20, 0)):
-        row, column = image.sheet2matrixidx(x, y)
-        assert image.data[row, column, 0] == red, (x, y)
+        assert _pixel(viewer, x, y)[0] == red, (x, y)
 
 
 def test_the_fits_image_is_stretched_colour_mapped_and_oriented_like_the_rendering(viewer):
+    viewer.figure()
     viewer.image_kind = "fits"
     viewer.cmap = "viridis"
-    image = viewer.image()
-    # RGB like the rendering: the plot's map may return one element type only.
-    assert isinstance(image, hv.RGB)
     viridis = COLOUR_MAPS["viridis"]
     for x, y, level in ((20, 20, 255), (20, 80, 0)):
-        row, column = image.sheet2matrixidx(x, y)
-        assert image.data[row, column, :3].tolist() == viridis[level].tolist(), (x, y)
+        assert _pixel(viewer, x, y)[:3] == viridis[level].tolist(), (x, y)
     viewer.stretch = "linear"
     viewer.cmap = "gray"
-    image = viewer.image()
-    row, column = image.sheet2matrixidx(20, 20)
-    assert image.data[row, column, :3].tolist() == [255, 255, 255]
-    viewer.data_store.subject = 2  # no FITS file: the rendering, which is refused too
-    assert isinstance(viewer.image(), hv.RGB)
+    assert _pixel(viewer, 20, 20) == [255, 255, 255, 255]
+    viewer.data_store.subject = 2  # no FITS file: the rendering, which is refused too: the grey canvas
+    assert _pixel(viewer, 5, 5) == [224, 224, 224, 255]
 
 
-def test_toggling_the_fits_view_renders_in_one_map(viewer):
-    # The bug: an Image for FITS and an RGB for the rendering in one DynamicMap blanked the plot.
-    renderer = hv.renderer("bokeh")
-    plot = renderer.get_plot(viewer.dynamic_overlay())
+def test_toggling_the_fits_view_refills_the_one_image_source(viewer):
+    figure = viewer.figure()
+    (image,) = [renderer for renderer in figure.select(GlyphRenderer) if type(renderer.glyph).__name__ == "ImageRGBA"]
+    source = image.data_source
     viewer.image_kind = "fits"
-    plot.update((0,))
+    assert _pixel(viewer, 20, 20)[:3] == [255, 255, 255]  # the FITS image, grey-mapped, in the same source
     viewer.image_kind = "rendering"
-    plot.update((0,))
+    assert image.data_source is source and viewer.figure() is figure
+    assert _pixel(viewer, 20, 20)[:3] == [255, 0, 0]
 
 
 def test_without_links_every_mark_is_drawn_unlinked(tiny_tables):
     project = Project(tiny_tables["classifications"], tiny_tables["marks"])
     viewer = CutoutViewer(data_store=DataStore(project=project, subject=1))
-    boxes = viewer.volunteer_boxes().dframe()
+    boxes = viewer.drawn("volunteer boxes")
     assert len(boxes) == 3 and set(boxes.colour) == {UNLINKED_COLOUR}
-    assert len(viewer.unmatched_boxes()) == 0 and len(viewer.consensus_boxes()) == 0
+    assert len(viewer.drawn("unmatched boxes")) == 0 and len(viewer.drawn("consensus unreviewed")) == 0
     # No image and no size in the subjects table: the extent comes from the marks.
     assert viewer.extent() == (85.0, 70.0)
 
 
-def test_the_overlay_renders_with_bokeh(viewer):
-    hv.renderer("bokeh").get_plot(viewer.overlay())
+def test_the_figure_serialises_and_a_switch_is_a_change_of_its_sources(viewer):
+    document = Document()
+    document.add_root(viewer.figure())
+    document.to_json()
+    models = set(document.models.ids) if hasattr(document.models, "ids") else {m.id for m in document.models}
     viewer.data_store.subject = 3  # no marks, no boxes, no image
-    hv.renderer("bokeh").get_plot(viewer.overlay())
-    assert np.array_equal(viewer.image().data.shape, (2, 2, 3))
+    assert viewer.image().shape == (2, 2, 4)
+    assert sum(_rows(viewer).values()) == 0
+    document.to_json()
+    # No model made or dropped: the same glyphs with new data.
+    assert (set(document.models.ids) if hasattr(document.models, "ids") else {m.id for m in document.models}) == models
 
 
 def test_each_subject_sets_the_axes_to_its_own_image(viewer):
     viewer.data_store.subject = 2  # no image: the extent of its marks, 44 x 40
-    plot = hv.renderer("bokeh").get_plot(viewer.dynamic_overlay())
-    figure = plot.state
+    figure = viewer.figure()
     assert (figure.x_range.start, figure.x_range.end) == (0, 44)
     assert (figure.y_range.start, figure.y_range.end) == (42, -2)  # square frame, y down
     viewer.data_store.subject = 1
@@ -122,17 +150,17 @@ def test_each_subject_sets_the_axes_to_its_own_image(viewer):
 
 
 def test_the_uncertainty_band_spans_the_standard_error_of_each_edge(viewer):
-    assert len(viewer.band_boxes()) == 0  # subject 1: each box has a single vote
+    assert len(viewer.drawn("band")) == 0  # subject 1: each box has a single vote
     viewer.data_store.subject = 2
     # Box C's votes: x = 30 and 34 (sample sd 2*sqrt(2)), everything else equal. The
     # error of a median of 2 is sqrt(pi/2) * sd / sqrt(2) = sqrt(2 pi) = 2.507 for x;
     # the right edge moves by the x and width errors combined (width's is 0).
-    band = viewer.band_boxes().dframe().sort_values("x0")
+    band = viewer.drawn("band").sort_values("x0")
     error = np.sqrt(2 * np.pi)
     np.testing.assert_allclose(band[["x0", "y0", "x1", "y1"]].to_numpy(),
                                [[30 - error, 30, 40 + error, 40], [30 + error, 30, 40 - error, 40]])
     assert band.consensus_box.tolist() == [20, 20]
-    assert set(band.colour) == {viewer.consensus_boxes().dframe().colour.iloc[0]}
+    assert set(band.colour) == {viewer.drawn("consensus unreviewed").colour.iloc[0]}
 
 
 def test_fit_to_boxes_frames_the_boxes_with_a_margin(viewer):
@@ -160,19 +188,26 @@ def test_outlines_thin_down_for_small_boxes_and_never_vanish():
 
 def test_the_layers_widths_follow_the_zoom(viewer):
     viewer.zoom_to_pick = False
-    whole = viewer.consensus_boxes().dframe().set_index("consensus_box").outline
+    whole = viewer.drawn("consensus unreviewed").set_index("consensus_box").outline
     # Box 11 is 10 x 10 pixels: 60 screen pixels on the whole 100-pixel image at 600 -> 3 (the widest).
     assert viewer.screen_scale() == pytest.approx(6.0) and whole.loc[11] == pytest.approx(3.0)
+    assert viewer.renderer("consensus unreviewed").glyph.line_width == "outline"  # the source's column, per box
     viewer.frame_size = 200  # 2 screen px per image px: box 11 is 20 screen pixels wide -> a 2-pixel line
-    assert viewer.consensus_boxes().dframe().set_index("consensus_box").outline.loc[11] == pytest.approx(2.0)
+    assert viewer.drawn("consensus unreviewed").set_index("consensus_box").outline.loc[11] == pytest.approx(2.0)
+    assert viewer.figure().frame_width == 200
 
 
 def test_picking_a_box_zooms_to_it_and_its_marks_and_the_whole_image_comes_back(viewer):
+    figure = viewer.figure()
     assert viewer.view_limits() == ((0, 100), (0, 100))  # nothing picked yet: the whole image
     viewer.data_store.review_box = 11  # box 11 (60, 60, 10 x 10), supported by bob's box of the same place
     (x0, x1), (y0, y1) = viewer.view_limits()
     side = max(2.2 * 10, 32.0)  # ZOOM_MARGIN times the box, at least ZOOM_LEAST_SIDE
     assert (x0, x1, y0, y1) == pytest.approx((65 - side / 2, 65 + side / 2, 65 - side / 2, 65 + side / 2))
+    # The figure's ranges are set, and reset goes back to them.
+    assert (figure.x_range.start, figure.x_range.end, figure.y_range.start, figure.y_range.end) == pytest.approx(
+        (x0, x1, y1, y0))
+    assert (figure.x_range.reset_start, figure.x_range.reset_end) == pytest.approx((x0, x1))
     viewer.zoom_to_pick = False
     assert viewer.view_limits() == ((0, 100), (0, 100))
     viewer.zoom_to_pick = True
@@ -188,28 +223,36 @@ def test_decided_boxes_each_have_their_look_and_the_legend_names_every_layer(tin
     explorer = Explorer(tiny_project, reviews=review_store)
     explorer.data_store.reviewer = "ann"
     cutout = explorer.cutout
-    assert cutout.consensus_boxes("unreviewed").dframe().consensus_box.tolist() == [10, 11]
+    assert cutout.drawn("consensus unreviewed").consensus_box.tolist() == [10, 11]
     explorer.review.accept(10)
     explorer.review.reject(11)
-    assert cutout.consensus_boxes("accepted").dframe().consensus_box.tolist() == [10]
-    assert cutout.consensus_boxes("accepted").group == "Accepted"
-    assert len(cutout.consensus_boxes("unreviewed")) == 0
-    assert cutout.status_glyphs().dframe().glyph.tolist() == [STATUS_LOOKS["accepted"][2], STATUS_LOOKS["rejected"][2]]
-    dashes = {group: dash for group, dash, _ in STATUS_LOOKS.values()}
-    assert dashes["Consensus"] != dashes["Accepted"]
+    assert cutout.drawn("consensus accepted").consensus_box.tolist() == [10]
+    assert cutout.drawn("consensus rejected").consensus_box.tolist() == [11]
+    assert len(cutout.drawn("consensus unreviewed")) == 0
+    assert cutout.drawn("status glyphs").glyph.tolist() == [STATUS_LOOKS["accepted"][1], STATUS_LOOKS["rejected"][1]]
+    # Each status its own renderer and look: unreviewed dashed, accepted solid.
+    assert cutout.renderer("consensus unreviewed").glyph.line_dash != cutout.renderer("consensus accepted").glyph.line_dash
+    assert cutout.renderer("consensus accepted").glyph.line_dash == "solid"
 
     names = [entry.name for entry in cutout.legend_entries()]
     for name in ("volunteer mark", "unmatched volunteer mark", "consensus, unreviewed", "accepted", "redrawn", "added",
                  "rejected", "uncertainty band"):
         assert any(entry.startswith(name) for entry in names), name
-    # Another module's layer: drawn on the cutout and named in the legend with one registration.
+    assert "consensus, unreviewed" in cutout._legend.object
+    # Another module's layer: drawn on the cutouts made after, and named in the legend, with one registration.
     detections = LegendEntry("machine detection", "#ff7f0e", dash="dotdash")
-    register_layer(CutoutLayer(name="test-detections", legend=(detections,),
-                               element=lambda view: hv.Rectangles([], group="Detections")))
+
+    def draw(figure, source):
+        return figure.quad(left="x0", right="x1", top="y0", bottom="y1", source=source, fill_alpha=0)
+
+    register_layer(CutoutLayer("test-detections", columns=lambda view: pd.DataFrame(
+        {"x0": [1.0], "y0": [2.0], "x1": [3.0], "y1": [4.0]}), draw=draw, legend=(detections,)))
     try:
-        assert cutout.legend_entries()[-1] is detections
-        assert "machine detection" in cutout._legend().object
-        assert "Detections" in {element.group for element in cutout.box_layers()}
+        another = Explorer(tiny_project, reviews=review_store).cutout
+        assert another.legend_entries()[-1] is detections
+        another.figure()
+        assert "machine detection" in another._legend.object
+        assert another.drawn("test-detections")[["x0", "y0", "x1", "y1"]].values.tolist() == [[1, 2, 3, 4]]
     finally:
         LAYERS.pop("test-detections")
 
@@ -233,29 +276,31 @@ def test_a_viewer_cannot_redraw_by_dragging_the_server_refuses(tiny_project, rev
 def test_marks_with_vertices_are_drawn_through_them_open_or_closed(data_dir):
     project = load_project([data_dir / "handmade" / "vertex_tools_classifications.csv"], method=None)
     viewer = CutoutViewer(data_store=DataStore(project=project, subject=501))
-    paths, outlines = viewer.volunteer_paths(), viewer.volunteer_outlines()
-    assert isinstance(paths, hv.Contours) and isinstance(outlines, hv.Polygons)
+    paths, outlines = viewer.drawn("volunteer paths"), viewer.drawn("volunteer outlines")
+    assert type(viewer.renderer("volunteer paths").glyph).__name__ == "MultiLine"
+    assert type(viewer.renderer("volunteer outlines").glyph).__name__ == "Patches"
     # Lines and the new front end's freehand line are open; polygons and the classic front end's point
     # lists (which do not say their tool) closed; the circle (a triangle in the export) is its ellipse; the
     # full-width line is open.
-    drawn = sorted((path["volunteer"], len(path["x"])) for path in paths.split(datatype="columns"))
+    drawn = sorted((volunteer, len(xs)) for volunteer, xs in zip(paths.volunteer, paths["xs"]))
     assert drawn == [("alice", 2), ("alice", 2), ("bob", 2), ("bob", 2), ("bob", 3)]
-    # (A polygon comes back from HoloViews as a closed ring: its first vertex again at the end.)
-    closed = sorted((outline["volunteer"], len(outline["x"]) - 1) for outline in outlines.split(datatype="columns"))
+    # A patch is closed by Bokeh: its vertices are the volunteer's, not repeated.
+    closed = sorted((volunteer, len(xs)) for volunteer, xs in zip(outlines.volunteer, outlines["xs"]))
     assert closed == [("alice", 2), ("alice", 3), ("alice", 3), ("alice", 3), ("alice", 4),
                       ("alice", ELLIPSE_VERTICES), ("bob", 3)]
-    freehand = [path for path in paths.split(datatype="columns") if len(path["x"]) == 3][0]
-    np.testing.assert_array_equal(freehand["x"], [70, 71, 73.5])
-    np.testing.assert_array_equal(freehand["y"], [6, 10, 15])
-    assert len(viewer.volunteer_boxes()) == 0  # no mark of subject 501 is drawn as a box
+    freehand = paths[[len(xs) == 3 for xs in paths["xs"]]].iloc[0]
+    np.testing.assert_array_equal(freehand["xs"], [70, 71, 73.5])
+    np.testing.assert_array_equal(freehand["ys"], [6, 10, 15])
+    assert len(viewer.drawn("volunteer boxes")) == 0  # no mark of subject 501 is drawn as a box
     # Without links every mark is grey and none is unmatched; hover tells volunteer, IoU and time.
-    assert set(paths.dimension_values("colour", expanded=False)) == {UNLINKED_COLOUR}
-    assert len(viewer.unmatched_paths()) == 0
-    assert [d.name for d in paths.vdims][:3] == ["volunteer", "iou", "time"]
+    assert set(paths.colour) == {UNLINKED_COLOUR}
+    assert len(viewer.drawn("unmatched paths")) == 0
+    hover = [tool for tool in viewer.figure().tools if getattr(tool, "renderers", None) == [
+        viewer.renderer("volunteer paths")] and type(tool).__name__ == "HoverTool"]
+    assert [label for label, _ in hover[0].tooltips] == ["volunteer", "IoU", "time"]
     # Subject 502: the freehand line whose pathX and pathY differ in length kept no vertices: its box.
     viewer.data_store.subject = 502
-    assert len(viewer.volunteer_boxes()) == 1 and len(viewer.volunteer_paths().split()) == 1
-    hv.renderer("bokeh").get_plot(viewer.overlay())
+    assert len(viewer.drawn("volunteer boxes")) == 1 and len(viewer.drawn("volunteer paths")) == 1
 
 
 def test_freehand_lines_a_workflow_export_names_are_drawn_open(data_dir):
@@ -264,25 +309,46 @@ def test_freehand_lines_a_workflow_export_names_are_drawn_open(data_dir):
     viewer = CutoutViewer(data_store=DataStore(project=named, subject=501))
     # Open: alice's line, freehand line, freehand segment line and full-width line; bob's freehand line and
     # two lines.
-    assert sorted(path["volunteer"] for path in viewer.volunteer_paths().split(datatype="columns")) == [
-        "alice", "alice", "alice", "alice", "bob", "bob", "bob"]
+    assert sorted(viewer.drawn("volunteer paths").volunteer) == ["alice", "alice", "alice", "alice", "bob", "bob",
+                                                                "bob"]
     # Closed: alice's polygon, freehand shape, bezier and triangle; bob's polygon.
-    assert len(viewer.volunteer_outlines().split()) == 5
+    assert len(viewer.drawn("volunteer outlines")) == 5
 
 
 def test_outlines_and_paths_are_drawn_in_their_consensus_colour(data_dir):
-    from bokeh.models import GlyphRenderer
-
     project = load_project([data_dir / "aggregation_for_caesar" / "cat-project-classifications.csv"])
     subject_id = int(project.subject_stats.sort_values("n_marks").subject_id.iloc[-1])
     viewer = CutoutViewer(data_store=DataStore(project=project, subject=subject_id))
-    figure = hv.renderer("bokeh").get_plot(viewer.overlay()).state
+    figure = viewer.figure()
     drawn = [renderer for renderer in figure.renderers if isinstance(renderer, GlyphRenderer)
-             and type(renderer.glyph).__name__ in ("MultiLine", "MultiPolygons")
+             and type(renderer.glyph).__name__ in ("MultiLine", "Patches")
              and len(renderer.data_source.data["colour"])]
-    assert {type(renderer.glyph).__name__ for renderer in drawn} == {"MultiLine", "MultiPolygons"}
+    assert {type(renderer.glyph).__name__ for renderer in drawn} == {"MultiLine", "Patches"}
+    marks = project.marks_of(subject_id)
+    assert sum(len(renderer.data_source.data["colour"]) for renderer in drawn) == len(marks)
     for renderer in drawn:
-        # The line colour is the column's (HoloViews gives one value when all rows share it), never black.
-        colours = set(renderer.data_source.data["colour"])
-        line_color = renderer.glyph.line_color
-        assert (line_color in colours if isinstance(line_color, str) else line_color.field == "colour"), line_color
+        # The line colour is the source's column (each mark its consensus mark's colour), never black.
+        assert renderer.glyph.line_color == "colour"
+        assert "black" not in set(renderer.data_source.data["colour"])
+
+
+def test_the_caption_names_the_kinds_of_marks_in_words(viewer):
+    assert kind_words("rectangle") == ("box", "boxes") and kind_words("polygon") == ("polygon", "polygons")
+    assert kind_words("freehandSegmentShape") == ("freehand segment shape", "freehand segment shapes")
+    marks = pd.DataFrame({"kind": ["rectangle"] * 12 + ["polygon"] * 3 + ["point"] * 40 + ["freehandLine"]})
+    from dashboard.views.cutout import marks_in_words
+
+    assert marks_in_words(marks) == "56 marks: 40 points, 12 boxes, 3 polygons, 1 freehand line"
+    viewer.figure()
+    assert "3 boxes from 3 classifications" in viewer._caption.object
+    caption = viewer._caption
+    viewer.data_store.subject = 2
+    assert viewer._caption is caption and "Subject 2" in caption.object  # the same pane, its text changed
+
+
+def test_classification_times_read_to_the_minute_in_utc_and_unknown_ones_are_empty():
+    from dashboard.views.cutout import classification_times
+
+    times = pd.Series(pd.to_datetime(["2023-05-01 10:00:59+02:00", None], utc=True))
+    assert classification_times(times).tolist() == ["2023-05-01 08:00 UTC", ""]
+    assert classification_times(times.iloc[0:0]).tolist() == []

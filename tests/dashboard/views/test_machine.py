@@ -30,11 +30,9 @@ def tiny_detections() -> pd.DataFrame:
                          "kind": "rectangle"})
 
 
-def machine_boxes(viewer) -> hv.Rectangles:
-    """The cutout's machine detections layer (boxes)."""
-    (boxes,) = [element for element in viewer.box_layers()
-                if element.group == "Machine" and isinstance(element, hv.Rectangles)]
-    return boxes
+def machine_boxes(viewer) -> pd.DataFrame:
+    """What the cutout's machine detections layer (boxes) draws: its source on the figure."""
+    return viewer.drawn("machine detections")
 
 
 @pytest.fixture
@@ -82,25 +80,25 @@ def test_the_cutout_draws_the_detections_above_the_threshold(machine_project):
     store = DataStore(project=machine_project, subject=1)
     viewer = CutoutViewer(data_store=store)
     boxes = machine_boxes(viewer)
-    assert boxes.dframe()[["x0", "y0", "x1", "y1", "score"]].values.tolist() == [[10, 10, 30, 30, 0.9],
-                                                                                [80, 80, 90, 90, 0.7]]
-    assert boxes.dframe().matched.tolist() == ["consensus mark 10", "nothing: machine only"]
-    hv.render(viewer.overlay())
+    assert boxes[["x0", "y0", "x1", "y1", "score"]].values.tolist() == [[10, 10, 30, 30, 0.9], [80, 80, 90, 90, 0.7]]
+    assert boxes.matched.tolist() == ["consensus mark 10", "nothing: machine only"]
+    assert boxes.alpha.tolist() == [1.0, 0.55]  # machine-only fainter
+    assert viewer.renderer("machine detections").glyph.line_alpha == "alpha"
     store.score_threshold = 0.8
-    assert machine_boxes(viewer).dframe().detection.tolist() == [0]
+    assert machine_boxes(viewer).detection.tolist() == [0]
     assert any(entry.name.startswith("machine detection") for entry in viewer.legend_entries())
     viewer.show_detections = False  # still a layer (empty), so later frames keep their glyphs
     assert len(machine_boxes(viewer)) == 0
     assert not any(entry.name.startswith("machine detection") for entry in viewer.legend_entries())
     viewer.show_detections, store.subject = True, 3
-    assert machine_boxes(viewer).dframe().matched.tolist() == [
+    assert machine_boxes(viewer).matched.tolist() == [
         "not compared: no volunteer classified the subject"]
 
 
 def test_without_detections_nothing_changes(tiny_project):
     store = DataStore(project=tiny_project)
     viewer = CutoutViewer(data_store=store)
-    assert not any(element.group == "Machine" for element in viewer.box_layers())
+    assert len(viewer.drawn("machine detections")) == 0 and len(viewer.drawn("machine detection points")) == 0
     assert not any(entry.name.startswith("machine detection") for entry in viewer.legend_entries())
     assert "No machine detections" in MachineView(data_store=store).__panel__().object
     assert "machine_disagreement" not in store.subjects and "machine" not in store.recorded()
@@ -123,7 +121,6 @@ def test_against_the_reviewed_catalogue_a_new_decision_changes_the_numbers(machi
         assert (numbers["consensus"], numbers["true_positives"], numbers["machine_only"]) == (4, 2, 0)
         assert "against the reviewed catalogue" in view._heading().object
         assert store.subjects.set_index("subject_id").machine_disagreement.to_dict() == {1: 1, 2: 1, 3: 0}
-        assert machine_boxes(viewer).dframe().matched.tolist() == ["consensus mark 10",
-                                                                    f"consensus mark {added.consensus_id}"]
+        assert machine_boxes(viewer).matched.tolist() == ["consensus mark 10", f"consensus mark {added.consensus_id}"]
         store.machine_against = "consensus"
         assert view.summary()["true_positives"] == 1 and store.recorded()["machine"]["against"] == "consensus"

@@ -60,9 +60,9 @@ def test_switching_subject_moves_the_pick_without_a_second_redraw(explorer):
     data_store.param.watch(changes.append, "review_box")
     data_store.subject = 2
     assert data_store.picked_box_id() == 20 and explorer.review._boxes.selection == [0]
-    assert explorer.cutout.picked_box().dframe().consensus_box.tolist() == [20]
+    assert explorer.cutout.drawn("picked").consensus_box.tolist() == [20]
     data_store.subject = 3  # no consensus box
-    assert data_store.picked_box_id() is None and len(explorer.cutout.picked_box()) == 0
+    assert data_store.picked_box_id() is None and len(explorer.cutout.drawn("picked")) == 0
     assert changes == []
     explorer.review._boxes.selection = []
     data_store.subject = 1
@@ -94,8 +94,8 @@ def test_accept_and_reject_through_the_buttons(explorer, review_store, tiny_proj
     assert review.reason == ""  # the reason went with that decision
     # One accepted, one rejected: still mixed; the cutout draws 11 dashed grey, 10 as before.
     assert data_store.review_status_of([1]).tolist() == ["mixed"]
-    assert explorer.cutout.consensus_boxes().dframe().consensus_box.tolist() == [10]
-    rejected = explorer.cutout.rejected_boxes().dframe()
+    assert explorer.cutout.consensus_boxes().consensus_box.tolist() == [10]
+    rejected = explorer.cutout.drawn("consensus rejected")
     assert rejected[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist() == [[11, 60, 60, 70, 70]]
     assert rejected.colour.tolist() == [REJECTED_COLOUR]
 
@@ -157,7 +157,7 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store
     assert (box.status, box.x, box.y, box.width, box.height) == ("redrawn", 58.0, 60.0, 14.0, 10.0)
     assert (box.original_x, box.original_width) == (60.0, 10.0)
     assert data_store.review_status_of([1]).tolist() == ["edited"]
-    drawn = explorer.cutout.consensus_boxes().dframe().set_index("consensus_box")
+    drawn = explorer.cutout.drawn("consensus redrawn").set_index("consensus_box")
     assert drawn.loc[11, ["x0", "y0", "x1", "y1", "status"]].tolist() == [58, 60, 72, 70, "redrawn"]
 
     inputs["X"].value, inputs["Y"].value, inputs["Width"].value, inputs["Height"].value = 40.0, 70.0, 6.0, 8.0
@@ -165,15 +165,15 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store
     added = review_store.history().iloc[-1]
     assert added.action == "add" and added.consensus_id < 0 and added.after["status"] == "added"
     assert data_store.review_box == added.consensus_id
-    drawn = explorer.cutout.consensus_boxes().dframe()
-    assert drawn[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist()[-1] == [added.consensus_id, 40, 70, 46, 78]
+    drawn = explorer.cutout.drawn("consensus added")
+    assert drawn[["consensus_box", "x0", "y0", "x1", "y1"]].values.tolist() == [[added.consensus_id, 40, 70, 46, 78]]
     assert len(review._boxes.value) == 3
     # A click inside the added box (and inside nothing else) picks it.
     data_store.review_box = 10
     explorer.cutout._pick_box(x=43.0, y=75.0)
     assert data_store.review_box == added.consensus_id
     # The pick is a ring around the box, a few screen pixels out, whatever the zoom.
-    picked = explorer.cutout.picked_box().dframe()
+    picked = explorer.cutout.drawn("picked")
     ring = 4.75 / explorer.cutout.screen_scale()  # gap 2 + half the ring 1.25 + half the widest outline 1.5
     assert picked.consensus_box.tolist() == [added.consensus_id]
     assert picked[["x0", "y0", "x1", "y1"]].values.tolist()[0] == pytest.approx(
@@ -197,13 +197,12 @@ def test_boxes_drawn_on_the_cutout_feed_redraw_and_add(explorer, review_store):
     assert data_store.drawn_box == (56.0, 58.0, 14.0, 4.0)
     inputs = widgets(review, pn.widgets.FloatInput)
     assert [inputs[name].value for name in ("X", "Y", "Width", "Height")] == [56.0, 58.0, 14.0, 4.0]
-    drawn = cutout.drawn_box().dframe()
-    assert drawn[["x0", "y0", "x1", "y1"]].values.tolist() == [[56, 58, 70, 62]]
-    assert len(cutout.overlay().Drawn.I) == 1
+    drawn = cutout.drawn("drawn box")
+    assert drawn[["left", "top", "right", "bottom"]].values.tolist() == [[56, 58, 70, 62]]
     click(review, "Redraw")
     box = review_store.box_status(data_store.project.consensus_source).set_index("consensus_id").loc[11]
     assert (box.status, box.x, box.y, box.width, box.height) == ("redrawn", 56.0, 58.0, 14.0, 4.0)
-    assert data_store.drawn_box is None and len(cutout.overlay().Drawn.I) == 0
+    assert data_store.drawn_box is None and len(cutout.drawn("drawn box")) == 0
 
     cutout._draw_box(bounds=(5.0, 95.0, 25.0, 80.0))
     click(review, "Add box")
@@ -213,6 +212,28 @@ def test_boxes_drawn_on_the_cutout_feed_redraw_and_add(explorer, review_store):
     cutout._draw_box(bounds=(5.0, 5.0, 9.0, 9.0))
     data_store.subject = 2  # a drawn box belongs to its subject
     assert data_store.drawn_box is None
+
+
+def test_a_box_drawn_with_the_box_draw_tool_is_added_at_once(explorer, review_store):
+    from bokeh.document import Document
+
+    cutout, data_store = explorer.cutout, explorer.data_store
+    data_store.reviewer = "ann"
+    document = Document()
+    document.add_root(cutout.figure())
+    tool = [tool for tool in cutout.figure().tools if type(tool).__name__ == "BoxEditTool"][0]
+    assert tool.renderers == [cutout.renderer("new box")]
+    # The browser's tool puts the drawn box in the layer's source (y down: its "top" the larger y here), step
+    # by step; once the steps stop the box is added and the source emptied.
+    source = cutout.renderer("new box").data_source
+    source.data = {"left": [52.0], "right": [40.0], "top": [90.0], "bottom": [80.0]}
+    cutout._box_drawn()
+    added = review_store.history().iloc[-1]
+    assert (added.action, added.reviewer) == ("add", "ann")
+    assert [added.after[name] for name in ("x", "y", "width", "height")] == [40.0, 80.0, 12.0, 10.0]
+    assert data_store.review_box == added.consensus_id  # the added box is picked, as a typed add's is
+    assert len(source.data["left"]) == 0
+    assert cutout.drawn("consensus added").consensus_box.tolist() == [added.consensus_id]
 
 
 def test_flag_filter_and_revert(explorer, review_store):
@@ -252,12 +273,12 @@ def test_other_sessions_see_decisions_on_refresh(explorer, review_store, tiny_pr
 def test_names_are_escaped_in_the_heading(explorer):
     explorer.data_store.reviewer = "<img src=x onerror=alert(1)>"
     heading = explorer.review._heading()
-    assert "&lt;img src=x onerror=alert(1)&gt;" in heading and "<img" not in heading
+    assert "&lt;img src=x onerror=alert(1)&gt;" in heading.object and "<img" not in heading.object
 
 
 def test_without_a_store_the_panel_says_how_to_start(tiny_project):
     explorer = Explorer(tiny_project)
-    assert "--reviews" in explorer.review._heading()
+    assert "--reviews" in explorer.review._heading().object
     assert explorer.data_store.subjects.review_status.unique().tolist() == ["unreviewed"]
     explorer.data_store.reviewer = "ann"
     with pytest.raises(ReviewError, match="no review store"):
@@ -330,7 +351,7 @@ def test_revert_last_takes_a_reviewers_own_decision_and_a_leads_anyones(tiny_pro
 def test_the_panel_offers_only_what_the_role_may_do_and_the_store_refuses_the_rest(tiny_project, review_store):
     viewer = signed_in_explorer(tiny_project, review_store, "vic", "viewer", OIDC)
     assert not {"Accept", "Reject", "Revert last", "Flag subject"} & set(widgets(viewer.review, pn.widgets.Button))
-    assert "you can look and export" in viewer.review._heading()
+    assert "you can look and export" in viewer.review._heading().object
     with pytest.raises(RoleError, match="vic is a viewer: accept needs the reviewer role"):
         viewer.review.accept(10)  # as a message from a forged page would
     reviewer = signed_in_explorer(tiny_project, review_store, "bob", "reviewer")
@@ -347,7 +368,7 @@ def test_the_panel_offers_only_what_the_role_may_do_and_the_store_refuses_the_re
 
 def test_shared_password_mode_is_labelled_in_the_page_and_the_records(tiny_project, review_store):
     shared = signed_in_explorer(tiny_project, review_store, "ann", "reviewer", SHARED_PASSWORD)
-    assert "shared-password mode" in shared.review._heading()
+    assert "shared-password mode" in shared.review._heading().object
     sidebar = [pane.object for pane in pn.Column(*shared.sidebar()).select(pn.pane.HTML)
                if "Reviewing as" in str(pane.object)]
     assert len(sidebar) == 1 and "shared-password mode" in sidebar[0]
@@ -374,9 +395,9 @@ def test_a_lead_assigns_the_subject_and_everyone_sees_it(tiny_project, review_st
     widgets(lead.review, pn.widgets.TextInput)["Assign to"].value = "<b>bob</b>"
     click(lead.review, "Assign")
     assert review_store.assignments(tiny_project.consensus_source).assignee.tolist() == ["<b>bob</b>"]
-    assert "assigned to <b>&lt;b&gt;bob&lt;/b&gt;</b>" in reviewer.review._heading()
+    assert "assigned to <b>&lt;b&gt;bob&lt;/b&gt;</b>" in reviewer.review._heading().object
     reviewer.data_store.subject = 2
-    assert "assigned to" not in reviewer.review._heading()
+    assert "assigned to" not in reviewer.review._heading().object
 
 
 def test_review_progress_per_selection_and_reviewer_and_the_next_unreviewed_key(explorer):
@@ -430,3 +451,20 @@ def test_the_history_is_made_when_its_card_is_first_unfolded_and_then_follows_th
     assert review.history_table.value[["action", "consensus_id"]].values.tolist() == [["accept", "10"]]
     review.reject(11)
     assert review.history_table.value.action.tolist() == ["reject", "accept"]
+
+
+def test_a_box_draw_that_has_only_its_first_corner_yet_waits_for_the_rest(explorer, review_store):
+    from bokeh.document import Document
+
+    cutout = explorer.cutout
+    explorer.data_store.reviewer = "ann"
+    Document().add_root(cutout.figure())
+    source = cutout.renderer("new box").data_source
+    # A slow server may see the drag's first step settle: a box of no area is not added nor thrown away.
+    source.data = {"left": [40.0], "right": [40.0], "top": [70.0], "bottom": [70.0]}
+    cutout._box_drawn()
+    assert len(review_store.history()) == 0 and len(source.data["left"]) == 1
+    source.data = {"left": [40.0], "right": [46.0], "top": [70.0], "bottom": [75.0]}
+    cutout._box_drawn()
+    assert [review_store.history().iloc[-1].after[name] for name in ("x", "y", "width", "height")] == [
+        40.0, 70.0, 6.0, 5.0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 from bokeh.models import GlyphRenderer, Quad
@@ -13,14 +12,14 @@ from dashboard.views.volunteer_steps import FADED_ALPHA, FADED_WIDTH, HIGHLIGHTE
 
 
 def _volunteer_quads(viewer: CutoutViewer) -> pd.DataFrame:
-    """The cutout's rendered volunteer boxes (Bokeh quads with a ``volunteer`` column): who, outline width, opacity."""
-    figure = hv.render(viewer.overlay())
+    """The cutout's volunteer boxes (Bokeh quads with a ``volunteer`` column): who, outline width, opacity."""
+    figure = viewer.figure()
     frames = []
     for renderer in figure.select(GlyphRenderer):
         glyph, data = renderer.glyph, renderer.data_source.data
         if isinstance(glyph, Quad) and "volunteer" in data:
-            # A style is a column of the data when it varies between boxes, else one value.
-            styles = {name: data[spec.field] if hasattr(spec, "field") else [spec] * len(data["volunteer"])
+            # A style is a column of the data (its name) when it varies between boxes, else one value.
+            styles = {name: data[spec] if isinstance(spec, str) else [spec] * len(data["volunteer"])
                       for name, spec in (("line_width", glyph.line_width), ("line_alpha", glyph.line_alpha))}
             frames.append(pd.DataFrame({"volunteer": data["volunteer"], **styles}))
     return pd.concat(frames, ignore_index=True)
@@ -36,7 +35,7 @@ def test_picking_a_volunteer_highlights_them_and_steps_go_through_their_subjects
     assert steps.volunteer_subjects().tolist() == [2, 1]
     store.subject = 3  # not one of his: a step forward goes to his first
     assert steps.step(1) and store.subject == 2
-    assert "subject 1 of the 2 they classified" in steps._where()
+    assert "subject 1 of the 2 they classified" in steps._where.object
     steps.step(1)
     assert store.subject == 1
     steps.step(1)  # wraps
@@ -76,5 +75,5 @@ def test_the_cutout_draws_the_highlighted_volunteers_boxes_bold_and_the_others_f
 
 def test_a_highlighted_name_holding_html_is_escaped(tiny_project):
     store = DataStore(project=tiny_project, highlighted_volunteer="<script>alert(1)</script>")
-    text = VolunteerSteps(data_store=store)._where()
+    text = VolunteerSteps(data_store=store)._where.object
     assert "<script>" not in text and "&lt;script&gt;" in text

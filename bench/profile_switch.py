@@ -1,0 +1,104 @@
+"""Profile: where a subject switch's server CPU goes, on one or more source trees side by side.
+
+Each tree runs in a fresh interpreter: the built-in demo's session is built into a Bokeh
+document (`create_app`, as the server does), then the current subject is set ``--switches``
+times under cProfile. Printed per tree: the CPU seconds per switch (median and mean) and the
+functions with the most cumulative time, so a change to the cutout is judged by the same
+run as the tree it replaces.
+
+    python bench/profile_switch.py                       # this tree
+    python bench/profile_switch.py --tree /tmp/before .  # an older checkout beside this one
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+PROFILE = """
+import cProfile, io, json, pstats, resource, statistics, sys
+sys.path.insert(0, {tree!r})
+import panel as pn
+from bokeh.document import Document
+from panel.io.state import set_curdoc
+from dashboard.app import create_app
+from project import load_project
+from project.reviews import open_store
+from zoolens import demo
+folder = demo.default_demo_folder()
+files = demo.ensure_demo(folder)
+project = load_project([files.classifications, files.subjects, files.workflows], title="demo",
+                       image_roots=[folder.resolve()], **demo.PROJECT_OPTIONS)
+reviews = open_store({reviews!r})
+pn.extension("tabulator")
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+document = Document()
+with set_curdoc(document):
+    template = create_app(project, reviews=reviews)
+    template.server_doc(document)
+document.to_json()
+store = template.explorer.data_store
+ids = project.subject_stats.subject_id.to_numpy()
+switches, profiled, profile = [], [], cProfile.Profile()
+with set_curdoc(document):
+    for subject_id in ids[1:4]:  # warm: first switches fill caches the others find
+        store.subject = int(subject_id)
+    # Timed without the profiler (its overhead doubles the time), then profiled on other subjects.
+    for subject_id in ids[4:{switches} + 4]:
+        start = cpu()
+        store.subject = int(subject_id)
+        switches.append(cpu() - start)
+    for subject_id in ids[{switches} + 4:2 * {switches} + 4]:
+        start = cpu()
+        profile.enable()
+        store.subject = int(subject_id)
+        profile.disable()
+        profiled.append(cpu() - start)
+text = io.StringIO()
+pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats({top})
+print(text.getvalue(), file=sys.stderr)
+print(json.dumps({{"median": statistics.median(switches), "mean": statistics.fmean(switches),
+                  "profiled": statistics.median(profiled)}}))
+"""
+
+
+def profile_tree(tree: Path, switches: int, top: int) -> tuple[dict, str]:
+    """CPU per switch on ``tree`` and cProfile's listing of the most cumulative functions."""
+    folder = Path(tempfile.mkdtemp(prefix="zoolens-profile-switch-"))
+    code = PROFILE.format(tree=str(tree), reviews=str(folder / "reviews.sqlite"), switches=switches, top=top)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree)})
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("trees", nargs="*", type=Path, default=[ROOT], help="source trees (default: this one)")
+    parser.add_argument("--tree", dest="more", action="append", type=Path, default=[],
+                        help="another source tree, profiled first (e.g. a checkout of main)")
+    parser.add_argument("--switches", type=int, default=20,
+                        help="timed switches per tree, then as many profiled (default 20; the demo has 60 subjects)")
+    parser.add_argument("--top", type=int, default=40, help="functions listed per tree (default 40)")
+    args = parser.parse_args()
+    for tree in args.more + args.trees:
+        timing, listing = profile_tree(tree.resolve(), args.switches, args.top)
+        print(f"## {tree.resolve()}: {timing['median'] * 1000:.0f} ms CPU per switch (median), "
+              f"{timing['mean'] * 1000:.0f} ms (mean) over {args.switches}; under the profiler "
+              f"{timing['profiled'] * 1000:.0f} ms (median)\n")
+        print(listing)
+
+
+if __name__ == "__main__":
+    main()

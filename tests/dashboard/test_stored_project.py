@@ -1,0 +1,86 @@
+"""The dashboard on a store-backed project (`project.stored`) shows what it shows on the in-memory one:
+agreement densities rasterized from Dask marks, empty-plot reasons, box selections, a volunteer's
+marks, and the views that read marks build."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+from bokeh.models import GlyphRenderer, Image
+
+from dashboard.data_store import DataStore
+from dashboard import views
+from dashboard.views import AgreementPlots, VolunteerTable
+from project import load_project
+from project.stored import StoredProject, write_project_store
+from tests.zoolens.test_demo import demo_files  # noqa: F401  (fixture: the demo files)
+from zoolens import demo
+
+
+@pytest.fixture(scope="module")
+def projects(demo_files, tmp_path_factory):
+    """The demo in memory and from its store (several parts, so Dask reads several partitions)."""
+    in_memory = load_project([demo_files.classifications, demo_files.subjects, demo_files.workflows],
+                             **demo.PROJECT_OPTIONS)
+    folder = write_project_store(in_memory, tmp_path_factory.mktemp("stored") / "store", part_rows=400)
+    stored = StoredProject(folder)
+    assert len(stored.store.parts("marks")) > 3
+    return in_memory, stored
+
+
+def _densities(project, **filters) -> dict[str, np.ndarray]:
+    store = DataStore(project=project)
+    store.param.update(**filters)
+    plots = AgreementPlots(data_store=store)
+    counts = {}
+    for plot, method in (("iou_size", plots.iou_size_points),):
+        figure = hv.render(plots.density_plot(plot, method, plot, "x", "y", "marks"))
+        # The grey layer of unselected marks is empty without a selection: the coloured one counts them.
+        images = [np.nan_to_num(np.asarray(renderer.data_source.data["image"][0], dtype=float))
+                  for renderer in figure.select(GlyphRenderer) if isinstance(renderer.glyph, Image)]
+        counts[plot] = max(images, key=np.sum)
+    return counts
+
+
+def test_agreement_densities_from_the_store_equal_those_in_memory(projects):
+    in_memory, stored = projects
+    assert stored.marks.npartitions > 3  # a Dask DataFrame, not the marks in memory
+    for filters in ({}, {"min_volunteers": 15}):
+        expected, found = _densities(in_memory, **filters), _densities(stored, **filters)
+        for plot in expected:
+            assert expected[plot].sum() > 50
+            np.testing.assert_array_equal(expected[plot], found[plot], err_msg=f"{plot} {filters}")
+
+
+def test_reasons_selections_and_volunteer_marks_from_the_store(projects):
+    in_memory, stored = projects
+    stores = [DataStore(project=project) for project in projects]
+    plots = [AgreementPlots(data_store=store) for store in stores]
+    for plot in ("iou_size", "offsets", "votes", "volunteers", "sky"):
+        assert plots[0].empty_reason(plot) == plots[1].empty_reason(plot)
+    for store in stores:
+        store.min_volunteers = 100  # no subject passes
+    assert plots[0].empty_reason("offsets") == plots[1].empty_reason("offsets") is not None
+    for store in stores:
+        store.min_volunteers = 0
+    for view in plots:
+        view.select_iou_size((0, 0.5, 60, 1.0))
+    assert len(stores[0].selection) > 3
+    np.testing.assert_array_equal(stores[0].selection, stores[1].selection)
+    volunteer = in_memory.volunteer_stats.user.iloc[0]
+    marks = []
+    for store in stores:
+        store.volunteer = volunteer
+        marks.append(VolunteerTable(data_store=store).volunteer_marks().reset_index(drop=True))
+    assert len(marks[0]) > 5
+    pd.testing.assert_frame_equal(marks[0], marks[1], check_dtype=False)
+
+
+@pytest.mark.parametrize("view", ["CutoutViewer", "SubjectBrowser", "VolunteerTable", "ReaggregationSandbox",
+                                  "ExportView", "MachineView"])
+def test_every_view_that_reads_marks_builds_on_a_stored_project(projects, view):
+    store = DataStore(project=projects[1])
+    assert pn.panel(getattr(views, view)(data_store=store)).get_root() is not None
