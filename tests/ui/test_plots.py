@@ -211,10 +211,10 @@ def test_one_volunteer_picked_out_on_the_cutout_and_stepped_through(page, artefa
     page.get_by_text("subject 1 of the").first.wait_for(timeout=60_000)
     page.wait_for_function(
         """(name) => window.zoolensSourcesWith('volunteer').some((table) =>
-             table.line_width && table.volunteer.some((who, i) => who === name && table.line_width[i] === 4))""",
+             table.outline && table.volunteer.some((who, i) => who === name && table.outline[i] === 4))""",
         arg=volunteer, timeout=60_000)
-    styles = page.evaluate("() => window.zoolensSourcesWith('volunteer').filter((table) => table.line_width)")
-    widths = {(who, width) for table in styles for who, width in zip(table["volunteer"], table["line_width"])}
+    styles = page.evaluate("() => window.zoolensSourcesWith('volunteer').filter((table) => table.outline)")
+    widths = {(who, width) for table in styles for who, width in zip(table["volunteer"], table["outline"])}
     assert {width for who, width in widths if who == volunteer} == {4}
     assert all(width == 1 for who, width in widths if who != volunteer)
     page.wait_for_timeout(1500)
