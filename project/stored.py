@@ -94,10 +94,10 @@ def write_project_store(project: Project, folder: str | Path, part_rows: int = P
     folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    subject_of_mark = project.marks.set_index("mark_id").subject_id
     vertices = project.mark_vertices.assign(
-        subject_id=project.marks.set_index("mark_id").subject_id.reindex(project.mark_vertices.mark_id).to_numpy())
-    links = project.links.assign(
-        subject_id=project.marks.set_index("mark_id").subject_id.reindex(project.links.mark_id).to_numpy())
+        subject_id=subject_of_mark.reindex(project.mark_vertices.mark_id).to_numpy())
+    links = project.links.assign(subject_id=subject_of_mark.reindex(project.links.mark_id).to_numpy())
     tables = {"classifications": (project.classifications, ["subject_id", "created_at", "classification_id"]),
               "marks": (project.marks, ["subject_id", "mark_id"]),
               "links": (links, ["subject_id", "mark_id"]),
