@@ -395,24 +395,55 @@ def volunteer_agreement(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.
         table["n_classifications"] = _distinct_per_code(viewing.mark_volunteer, marks["classification_id"].to_numpy(np.int64),
                                                         n_volunteers)
     table["n_subjects"] = segment_count(viewing.viewer_volunteer, n_volunteers).astype(np.int64)
-    n_marks = viewing.per_volunteer(viewing.n_marks)
-    n_linked = viewing.per_volunteer(viewing.n_linked)
-    iou_sum = viewing.per_volunteer(viewing.iou_sum)
-    n_point_linked = viewing.per_volunteer(viewing.n_point_linked)
-    distance_sum = viewing.per_volunteer(viewing.distance_sum)
-    boxes_seen = viewing.per_volunteer(viewing.n_consensus)
-    table["n_marks"] = n_marks.astype(np.int64)
-    table["n_linked"] = n_linked.astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        table["precision"] = n_linked / np.where(n_marks > 0, n_marks, np.nan)
-        table["recall"] = n_linked / np.where(boxes_seen > 0, boxes_seen, np.nan)
-        table["mean_iou"] = iou_sum / np.where(n_linked - n_point_linked > 0, n_linked - n_point_linked, np.nan)
-        table["mean_distance"] = distance_sum / np.where(n_point_linked > 0, n_point_linked, np.nan)
-    table["unmatched_rate"] = 1.0 - table["precision"]
-    table["n_double_marks"] = _double_marks(viewing, min_iou) if viewing.links.best_consensus_id is not None else pd.NA
+    sums = _agreement_sums(viewing, min_iou)
+    table[["n_marks", "n_linked"]] = sums[["n_marks", "n_linked"]].to_numpy()
+    table = table.join(volunteer_rates(sums))
+    table["n_double_marks"] = sums["n_double_marks"].to_numpy()
     if classifications is not None and "created_at" in classifications.columns:
         table = table.join(_activity_span(classifications, viewing.classification_volunteer, viewing.volunteer_names))
     return table.reset_index()
+
+
+#: Per-volunteer sums `volunteer_agreement` takes its rates from (`volunteer_rates`): summed over disjoint
+#: sets of subjects, they give the rates of the union (how a project store reduces its parts).
+AGREEMENT_SUMS = ("n_marks", "n_linked", "iou_sum", "n_point_linked", "distance_sum", "n_consensus_seen",
+                  "n_double_marks")
+
+
+def volunteer_agreement_sums(marks: pd.DataFrame, consensus: pd.DataFrame, links: pd.DataFrame,
+                             classifications: pd.DataFrame | None = None, min_iou: float = 0.3) -> pd.DataFrame:
+    """`AGREEMENT_SUMS` per volunteer (index ``user``), for `volunteer_agreement`'s arguments."""
+    return _agreement_sums(_viewing(marks, consensus, links, classifications), min_iou)
+
+
+def _agreement_sums(viewing: _Viewing, min_iou: float) -> pd.DataFrame:
+    sums = pd.DataFrame({
+        "n_marks": viewing.per_volunteer(viewing.n_marks).astype(np.int64),
+        "n_linked": viewing.per_volunteer(viewing.n_linked).astype(np.int64),
+        "iou_sum": viewing.per_volunteer(viewing.iou_sum),
+        "n_point_linked": viewing.per_volunteer(viewing.n_point_linked).astype(np.int64),
+        "distance_sum": viewing.per_volunteer(viewing.distance_sum),
+        "n_consensus_seen": viewing.per_volunteer(viewing.n_consensus).astype(np.int64),
+    }, index=pd.Index(viewing.volunteer_names.to_numpy(dtype=object), name="user"))
+    sums["n_double_marks"] = (_double_marks(viewing, min_iou) if viewing.links.best_consensus_id is not None
+                              else pd.NA)
+    return sums
+
+
+def volunteer_rates(sums: pd.DataFrame) -> pd.DataFrame:
+    """``precision``, ``recall``, ``mean_iou``, ``mean_distance`` and ``unmatched_rate`` from `AGREEMENT_SUMS`."""
+    n_marks, n_linked = sums["n_marks"].to_numpy(np.float64), sums["n_linked"].to_numpy(np.float64)
+    n_point_linked, boxes_seen = sums["n_point_linked"].to_numpy(np.float64), sums["n_consensus_seen"].to_numpy(np.float64)
+    rates = pd.DataFrame(index=sums.index)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates["precision"] = n_linked / np.where(n_marks > 0, n_marks, np.nan)
+        rates["recall"] = n_linked / np.where(boxes_seen > 0, boxes_seen, np.nan)
+        rates["mean_iou"] = sums["iou_sum"].to_numpy(np.float64) / np.where(
+            n_linked - n_point_linked > 0, n_linked - n_point_linked, np.nan)
+        rates["mean_distance"] = sums["distance_sum"].to_numpy(np.float64) / np.where(
+            n_point_linked > 0, n_point_linked, np.nan)
+    rates["unmatched_rate"] = 1.0 - rates["precision"]
+    return rates
 
 
 def _double_marks(viewing: _Viewing, min_iou: float) -> np.ndarray:

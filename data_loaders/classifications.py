@@ -169,7 +169,7 @@ class ClassificationExport(ReadLimits, Loader):
 
 
     def read_into(self, path: Path, sink) -> LoadReport:
-        """Parse ``path`` part by part into ``sink`` (``sink.add(classifications, marks)`` per part,
+        """Parse ``path`` part by part into ``sink`` (``sink.add(classifications, marks, mark_vertices, circle_handles)`` per part,
         ``sink.reset()`` if reading must start again); the report, its tables left to the sink.
 
         The parts are not finished (`finish_tables`) and no cache is used: this is how an
@@ -497,9 +497,9 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, 
     """Read and parse the parts on threads and gather their rows and reports in file order.
 
     ``parts`` yields callables that each read one part of ``source`` into a table. With a
-    ``sink``, each part's (classifications, marks) go to ``sink.add`` as they are parsed,
-    nothing is gathered, and the report alone is returned (its tables are finished by
-    whoever holds them, part by part: `finish_tables`); a sink does not take the marks' vertices.
+    ``sink``, each part's (classifications, marks, mark_vertices, circle_handles) go to ``sink.add`` as
+    they are parsed, nothing is gathered, and the report alone is returned (its tables are finished by
+    whoever holds them, part by part: `finish_tables`).
     """
     report = LoadReport(source=str(path), format=ClassificationExport.short_name)
     classification_parts, mark_parts, vertex_parts, handle_parts, kept = [], [], [], [], []
@@ -528,7 +528,7 @@ def _parse_parts(path: Path, source: _LineCounter, parts, parse_rows, progress, 
         report.rows_read += rows
         wrong_width += rejected
         if tables is not None and sink is not None:
-            sink.add(tables[0], tables[1])
+            sink.add(*tables)
             kept.append(len(tables[0]))
         elif tables is not None:
             classification_parts.append(tables[0])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterable
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 
 from data_loaders.base import LoadReport
 from data_loaders.classifications import ClassificationExport, finish_tables
+from data_loaders.schema import conform, empty_table
 
 #: Rows (classifications and marks together) a part of the store holds, about: a part is finished
 #: (repeats, canonical types, counts) in memory, so this bounds the memory a store needs.
@@ -37,7 +39,9 @@ PART_ROWS = 500_000
 #: Rows per record batch of a spill file: reading one range of subjects reads only its batches.
 SPILL_BATCH_ROWS = 8192
 
-TABLES = ("classifications", "marks")
+#: The loader's tables a raw store (`write_store`, `store_tables`) keeps: the vertices and circle handles
+#: of a mark with its subject's id.
+TABLES = ("classifications", "marks", "mark_vertices", "circle_handles")
 
 #: Rows per Parquet row group of a store's part: one subject's rows are read from the row groups
 #: holding them (`ProjectStore.of_subject`), not from the whole part.
@@ -68,9 +72,14 @@ class _Spill:
         #: Per table, per part: its file and each batch's first and last subject id.
         self.batches: dict[str, list[tuple[Path, np.ndarray, np.ndarray]]] = {name: [] for name in TABLES}
 
-    def add(self, classifications: pd.DataFrame, marks: pd.DataFrame) -> None:
+    def add(self, classifications: pd.DataFrame, marks: pd.DataFrame, mark_vertices: pd.DataFrame,
+            circle_handles: pd.DataFrame) -> None:
         self.parts += 1
-        for name, table in (("classifications", classifications), ("marks", marks)):
+        subject_of_mark = pd.Series(marks["subject_id"].to_numpy(dtype=np.int64), index=marks["mark_id"].to_numpy())
+        by_mark = {name: conform(table, name).assign(subject_id=subject_of_mark.reindex(
+            table["mark_id"].to_numpy()).to_numpy(dtype=np.int64)) for name, table in
+            (("mark_vertices", mark_vertices), ("circle_handles", circle_handles))}
+        for name, table in (("classifications", classifications), ("marks", marks), *by_mark.items()):
             table = table.sort_values("subject_id", kind="stable", ignore_index=True)
             path = self.folder / name / f"part-{self.parts:06d}.arrow"
             arrow = pa.Table.from_pandas(table, preserve_index=False)
@@ -108,31 +117,53 @@ class _Spill:
 
 
 def write_store(export: str | Path, folder: str | Path, part_rows: int = PART_ROWS, **options) -> ProjectStore:
-    """Parse a classification export into a store at ``folder`` (replaced if it exists).
+    """Parse a classification export into a store of the loader's tables at ``folder`` (replaced if it exists).
 
     ``options`` are the classification loader's (``workflow_id``, ``workflow_version``, ``tasks``,
     ``point_box``, ...). Memory stays bounded by the parts of the file being parsed and one part of
-    the store (about ``part_rows`` rows), whatever the export's size.
+    the store (about ``part_rows`` rows), whatever the export's size. A project store (consensus,
+    statistics) is written from the same parts by `project.stored.write_project_parts`.
     """
     folder = Path(folder)
     _fresh(folder)
+    with export_parts(export, folder / ".spill", part_rows, **options) as (report, parts):
+        return _write_parts(parts, folder, report)
+
+
+@contextmanager
+def export_parts(export: str | Path, spill: str | Path, part_rows: int = PART_ROWS, **options):
+    """Parse a classification export in bounded memory into ranges of whole subjects, in subject order.
+
+    A context manager giving ``(report, parts)``: the load report (its counts completed as the parts
+    are finished) and an iterator of one dict per range of subjects (about ``part_rows`` rows),
+    holding the finished ``classifications`` and ``marks`` (`finish_tables`) and the marks'
+    ``mark_vertices`` and ``circle_handles``, each row with its mark's ``subject_id``. The parsed
+    parts wait in ``spill`` (a folder, removed on leaving).
+    """
     loader = ClassificationExport(use_cache=False, **options)
-    spill = _Spill(folder / ".spill")
-    report = loader.read_into(Path(export), spill)
-    report.rows_loaded = 0
+    spilled = _Spill(Path(spill))
+    try:
+        report = loader.read_into(Path(export), spilled)
+        report.rows_loaded = 0
 
-    def finished_ranges():
-        for low, high in spill.ranges(part_rows):
-            marks = spill.read("marks", low, high)
-            part_report = LoadReport(report.source, report.format)
-            tables = finish_tables(spill.read("classifications", low, high),
-                                   marks if marks is not None else _no_marks(), part_report)
-            report.merge(part_report)
-            yield tables
+        def finished_ranges():
+            for low, high in spilled.ranges(part_rows):
+                marks = spilled.read("marks", low, high)
+                part_report = LoadReport(report.source, report.format)
+                classifications, marks = finish_tables(spilled.read("classifications", low, high),
+                                                       marks if marks is not None else empty_table("marks"),
+                                                       part_report)
+                report.merge(part_report)
+                tables = {"classifications": classifications, "marks": marks}
+                for name in ("mark_vertices", "circle_handles"):
+                    rows = spilled.read(name, low, high)
+                    tables[name] = rows if rows is not None else empty_table(name).assign(
+                        subject_id=np.zeros(0, np.int64))
+                yield tables
 
-    store = _write_parts(finished_ranges(), folder, report)
-    shutil.rmtree(spill.folder)
-    return store
+        yield report, finished_ranges()
+    finally:
+        shutil.rmtree(spilled.folder, ignore_errors=True)
 
 
 def store_tables(parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]], folder: str | Path,
@@ -153,51 +184,79 @@ def _fresh(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
-def _write_parts(parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]], folder: Path,
-                 report: LoadReport) -> ProjectStore:
-    """Write each range's tables as a part, sorted by subject, then the index and the report."""
+def _write_parts(parts: Iterable[tuple[pd.DataFrame, ...] | dict], folder: Path, report: LoadReport) -> ProjectStore:
+    """Write each range's tables as a part (`StoreWriter`), then the index and the report."""
+    writer = StoreWriter(folder)
     volunteers: set = set()
-    index = []
-    last_subject = None
-    for number, (classifications, marks) in enumerate(parts):
-        # Sorted by subject (then time, or mark id), so each subject's rows are one run of the part.
-        classifications = classifications.sort_values(["subject_id", "created_at", "classification_id"],
-                                                      kind="stable", ignore_index=True)
-        marks = marks.sort_values(["subject_id", "mark_id"], kind="stable", ignore_index=True)
-        if len(classifications):
-            first = int(classifications["subject_id"].iloc[0])
-            if last_subject is not None and first <= last_subject:
-                raise ValueError(f"part {number} of the tables starts at subject {first}, not after the previous "
-                                 f"part's last subject {last_subject}: give the ranges in subject order")
-            last_subject = int(classifications["subject_id"].iloc[-1])
-        volunteers |= set(classifications["user"].unique())
-        for name, table in (("classifications", classifications), ("marks", marks)):
-            (folder / name).mkdir(exist_ok=True)
-            table.to_parquet(folder / name / f"part-{number:05d}.parquet", index=False, row_group_size=ROW_GROUP_ROWS)
-        index.append(_subject_rows(number, classifications, marks))
-        del classifications, marks  # one part of the store in memory at a time
+    for tables in parts:
+        tables = tables if isinstance(tables, dict) else dict(zip(TABLES, tables))
+        volunteers |= set(tables["classifications"]["user"].unique())
+        writer.add(tables)
+        del tables  # one part of the store in memory at a time
     report.counts["volunteers"] = len(volunteers)
-    pd.concat(index, ignore_index=True).to_parquet(folder / "index.parquet", index=False)
-    (folder / "report.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))
-    return ProjectStore(folder)
+    return writer.finish(report)
 
 
-def _no_marks() -> pd.DataFrame:
-    from data_loaders.schema import empty_table
+#: Each table a store may hold, and the order of its rows within a part (subject first: each subject's
+#: rows are one run of the part, read from the row groups holding it).
+TABLE_ORDER = {"classifications": ["subject_id", "created_at", "classification_id"],
+               "marks": ["subject_id", "mark_id"], "links": ["subject_id", "mark_id"],
+               "mark_vertices": ["subject_id", "mark_id", "vertex"], "circle_handles": ["subject_id", "mark_id"]}
 
-    return empty_table("marks")
 
+class StoreWriter:
+    """Writes a store part by part: the one way a store is written (from an export, generated tables or a project).
 
-def _subject_rows(part: int, classifications: pd.DataFrame, marks: pd.DataFrame) -> pd.DataFrame:
-    """Per subject of one part: the part, and the first row and count of its rows in each table."""
-    tables = {}
-    for name, table in (("classifications", classifications), ("marks", marks)):
-        ids, first, count = np.unique(table["subject_id"].to_numpy(dtype=np.int64), return_index=True,
-                                      return_counts=True)
-        tables[name] = pd.DataFrame({"subject_id": ids, f"{name}_first": first, f"{name}_rows": count})
-    rows = tables["classifications"].merge(tables["marks"], on="subject_id", how="left")
-    rows[["marks_first", "marks_rows"]] = rows[["marks_first", "marks_rows"]].fillna(0).astype(np.int64)
-    return rows.assign(part=part)
+    Each `add` is one part: every table of a range of whole subjects, each range after the one
+    before. Every table named in the first part gets a file for every part (empty if it has no
+    rows there), so a subject's part number finds its rows in each table. `finish` writes the
+    index (each subject's part, and first row and count of rows in each table's part) and the
+    report; nothing else is kept between parts. ``folder`` should be new or empty.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.names: list[str] | None = None
+        self.index: list[pd.DataFrame] = []
+        self.last_subject: int | None = None
+
+    def add(self, tables: dict[str, pd.DataFrame], subject_ids=()) -> None:
+        """Write one part: ``tables`` (name -> rows with ``subject_id``), plus ``subject_ids`` with no rows."""
+        number = len(self.index)
+        if self.names is None:
+            self.names = [name for name in TABLE_ORDER if name in tables]
+            for name in self.names:
+                (self.folder / name).mkdir()
+        missing = [name for name in self.names if name not in tables]
+        if missing:
+            raise ValueError(f"part {number} of the tables has no {', '.join(missing)} table; the first part had")
+        tables = {name: tables[name].sort_values(TABLE_ORDER[name], kind="stable", ignore_index=True)
+                  for name in self.names}
+        ids = np.unique(np.concatenate([np.asarray(subject_ids, dtype=np.int64),
+                                        *(table["subject_id"].to_numpy(dtype=np.int64) for table in tables.values())]))
+        if len(ids):
+            if self.last_subject is not None and ids[0] <= self.last_subject:
+                raise ValueError(f"part {number} of the tables starts at subject {ids[0]}, not after the previous "
+                                 f"part's last subject {self.last_subject}: give the ranges in subject order")
+            self.last_subject = int(ids[-1])
+        rows = pd.DataFrame({"subject_id": ids, "part": number})
+        for name, table in tables.items():
+            subjects = table["subject_id"].to_numpy(dtype=np.int64)
+            first = np.searchsorted(subjects, ids, "left")
+            rows[f"{name}_first"] = first
+            rows[f"{name}_rows"] = np.searchsorted(subjects, ids, "right") - first
+            table.to_parquet(self.folder / name / f"part-{number:05d}.parquet", index=False,
+                             row_group_size=ROW_GROUP_ROWS)
+        self.index.append(rows)
+
+    def finish(self, report: LoadReport) -> ProjectStore:
+        """Write the index and the report: the store is readable from here on."""
+        index = pd.concat(self.index, ignore_index=True) if self.index else pd.DataFrame(
+            {"subject_id": np.zeros(0, np.int64), "part": np.zeros(0, np.int64)})
+        index.to_parquet(self.folder / "index.parquet", index=False)
+        (self.folder / "report.json").write_text(json.dumps(report.to_dict(), indent=1, default=str))
+        return ProjectStore(self.folder)
 
 
 class ProjectStore:

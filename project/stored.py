@@ -23,7 +23,7 @@ import json
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -34,14 +34,11 @@ from consensus.distributed import is_dask
 from data_loaders.base import LoadReport
 from data_loaders.writers import _json_safe
 
+from consensus.agreement import AGREEMENT_SUMS, volunteer_agreement_sums, volunteer_rates
+from data_loaders.schema import TABLES, empty_table
+
 from .core import Project, _SubjectIndex
-from .store import ROW_GROUP_ROWS, ProjectStore
-
-#: The per-mark tables a project store keeps, each partitioned by subject like the marks.
-STORED_TABLES = ("classifications", "marks", "links", "mark_vertices")
-
-#: Rows (of every table) about one part of a project store holds.
-PART_ROWS = 500_000
+from .store import PART_ROWS, ProjectStore, StoreWriter, export_parts
 
 #: File in a store folder saying how the project was made; present once the store is complete.
 PROJECT_FILE = "project.json"
@@ -83,73 +80,257 @@ def is_store(folder: str | Path) -> bool:
     return (Path(folder) / PROJECT_FILE).is_file()
 
 
-def write_project_store(project: Project, folder: str | Path, part_rows: int = PART_ROWS) -> Path:
-    """Write a loaded project into a store at ``folder`` (replaced if it exists).
+#: Columns `Project` adds to the canonical marks (links, classification time, size, offsets), left out of
+#: the marks a project is split into (each part's `Project` adds them again).
+DERIVED_MARK_COLUMNS = ("consensus_id", "iou", "created_at", "size", "dx", "dy")
 
-    The per-mark tables go in parts of whole subjects (about ``part_rows`` rows each, in subject
-    order, `ROW_GROUP_ROWS` rows per row group), with an index of each subject's rows; the
-    subjects, consensus, subject and volunteer statistics and how the project was made go beside
-    them. The project file is written last: a store is complete only when it is there.
+#: Per-volunteer parts of the statistics reduced over a store's parts: summed (counts and
+#: `consensus.agreement.AGREEMENT_SUMS`), or the earliest, latest, any.
+VOLUNTEER_SUMS = ("n_classifications", "n_subjects", "n_marks", "n_empty",
+                  *(f"agreement_{column}" for column in AGREEMENT_SUMS))
+VOLUNTEER_REDUCTIONS = {**dict.fromkeys(VOLUNTEER_SUMS, "sum"), "first_classification": "min",
+                        "last_classification": "max", "logged_in": "any"}
+
+#: Per-part volunteer tables reduced into one once this many are waiting (bounds their memory).
+REDUCE_EVERY = 16
+
+
+def write_project_store(project: Project, folder: str | Path, part_rows: int = PART_ROWS) -> Path:
+    """Write a loaded project into a store at ``folder`` (replaced if it exists), part by part.
+
+    The project's canonical tables are cut into ranges of whole subjects (about ``part_rows``
+    rows each) and written through `write_project_parts`, as a streamed project is: every
+    statistic of the store is computed per part and reduced, the same code whatever the source.
     """
-    folder = Path(folder)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    has_links = project.has_links
+    own_marks = [column for column in computed(no_rows(project.marks)).columns if column not in DERIVED_MARK_COLUMNS]
     subject_of_mark = project.marks.set_index("mark_id").subject_id
     vertices = project.mark_vertices.assign(
         subject_id=subject_of_mark.reindex(project.mark_vertices.mark_id).to_numpy())
-    links = project.links.assign(subject_id=subject_of_mark.reindex(project.links.mark_id).to_numpy())
-    tables = {"classifications": (project.classifications, ["subject_id", "created_at", "classification_id"]),
-              "marks": (project.marks, ["subject_id", "mark_id"]),
-              "links": (links, ["subject_id", "mark_id"]),
-              "mark_vertices": (vertices, ["subject_id", "mark_id", "vertex"])}
-    # Each table sorted once; a part is then a slice of each.
-    tables = {name: table.sort_values(order, kind="stable", ignore_index=True) for name, (table, order) in tables.items()}
-    # Every subject with rows, in the subjects table or not: no row is left out of the store.
-    ids = np.unique(np.concatenate([project.subjects.subject_id.to_numpy(dtype=np.int64),
-                                    *(table.subject_id.to_numpy(dtype=np.int64) for table in tables.values())]))
-    starts = {name: np.searchsorted(table.subject_id.to_numpy(dtype=np.int64), ids, "left")
-              for name, table in tables.items()}
-    stops = {name: np.searchsorted(table.subject_id.to_numpy(dtype=np.int64), ids, "right")
-             for name, table in tables.items()}
-    rows = sum(stops[name] - starts[name] for name in tables)
-    cut = np.cumsum(rows) // max(1, part_rows)
-    part_of = np.r_[0, np.cumsum(cut[1:] != cut[:-1])] if len(ids) else np.zeros(0, dtype=np.int64)
-    index = pd.DataFrame({"subject_id": ids, "part": part_of})
-    for name, table in tables.items():
-        (folder / name).mkdir()
-        index[f"{name}_rows"] = stops[name] - starts[name]
-        index[f"{name}_first"] = 0
-        for part in range(int(part_of.max()) + 1 if len(ids) else 1):
-            in_part = np.flatnonzero(part_of == part)
-            low = starts[name][in_part[0]] if len(in_part) else 0
-            high = stops[name][in_part[-1]] if len(in_part) else 0
-            index.loc[in_part, f"{name}_first"] = starts[name][in_part] - low
-            table.iloc[low:high].to_parquet(folder / name / f"part-{part:05d}.parquet", index=False,
-                                            row_group_size=ROW_GROUP_ROWS)
-    index.to_parquet(folder / "index.parquet", index=False)
-    reports = [report.to_dict() for report in project.reports]
-    (folder / "report.json").write_text(json.dumps(reports[0] if reports else LoadReport("project", "store").to_dict(),
-                                                   indent=1, default=str))
+    tables = {"classifications": project.classifications, "marks": project.marks[own_marks],
+              "mark_vertices": vertices}
+    if has_links:
+        tables["consensus"] = project.consensus[project.consensus_columns]
+        tables["links"] = project.links.assign(subject_id=subject_of_mark.reindex(project.links.mark_id).to_numpy())
     subjects = project.subjects.drop(columns=["thumbnail"])
-    # Locations are dicts of frame -> URL with keys varying by subject: kept as JSON text.
-    subjects.assign(locations=subjects.locations.map(json.dumps)).to_parquet(folder / "subjects.parquet", index=False)
-    project.consensus.to_parquet(folder / "consensus.parquet", index=False)
-    if project.detections is not None:
-        project.detections.to_parquet(folder / "detections.parquet", index=False)
-    stat_columns = [column for column in project.subject_stats.columns
-                    if column not in project.metadata_columns and column != "thumbnail"]
-    project.subject_stats[stat_columns].to_parquet(folder / "subject_stats.parquet", index=False)
-    project.volunteer_stats.to_parquet(folder / "volunteer_stats.parquet", index=False)
+    ids = np.unique(np.concatenate([subjects.subject_id.to_numpy(dtype=np.int64),
+                                    *(table.subject_id.to_numpy(dtype=np.int64) for table in tables.values())]))
+    rows = sum(np.bincount(np.searchsorted(ids, table.subject_id.to_numpy(dtype=np.int64)), minlength=len(ids))
+               for table in tables.values())
+    group = np.cumsum(rows) // max(1, part_rows)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(ids) else np.zeros(0, np.int64)
+    highs = ids[np.r_[starts[1:], len(ids)] - 1] if len(ids) else ids
+    lows = np.r_[np.iinfo(np.int64).min, highs[:-1] + 1] if len(ids) else ids
+    by_subject = {name: (table, table.subject_id.to_numpy(dtype=np.int64)) for name, table in tables.items()}
+
+    def parts():
+        for low, high in zip(lows, highs):
+            yield {name: table[(ids_of >= low) & (ids_of <= high)] for name, (table, ids_of) in by_subject.items()}
+
+    return write_project_parts(
+        parts(), folder, subjects=subjects, title=project.title, reports=project.reports, sources=project.sources,
+        filters=project.filters, aggregation_run=project.aggregation_run, image_roots=project.image_roots,
+        fits_column=project.sky.fits_column, pixel_scale=project.sky.pixel_scale, detections=project.detections,
+        has_links=has_links)
+
+
+def write_project_parts(parts: Iterable[dict[str, pd.DataFrame]], folder: str | Path, *,
+                        subjects: pd.DataFrame | None = None, method: str | None = None,
+                        method_params: Mapping | None = None, has_links: bool | None = None, title: str = "zoolens",
+                        reports: Sequence[LoadReport] = (), sources: Mapping | None = None,
+                        filters: Mapping | None = None, aggregation_run: Mapping | None = None,
+                        image_roots: Sequence[str | Path] = (), fits_column: str | None = None,
+                        pixel_scale=None, picture_size=None, detections: pd.DataFrame | None = None,
+                        tools_table: pd.DataFrame | None = None, progress=None) -> Path:
+    """Write a project, given range of subjects by range, into a store at ``folder`` (replaced), in bounded memory.
+
+    Each item of ``parts`` holds every row of a range of whole subjects, each range after the one
+    before: ``classifications`` and canonical ``marks``, optionally ``mark_vertices`` and
+    ``circle_handles`` (each with the ``subject_id`` of its mark; with the handles, the classic front
+    end's unnamed marks are named per part from ``tools_table``, the workflows' tools:
+    `project.tool_kinds.named_tool_kinds`), and ``consensus`` with its
+    ``links`` when the consensus is made elsewhere. Otherwise ``method`` (with
+    ``method_params``) makes it per part with `consensus.aggregate`: a part holds whole subjects, so
+    a method whose boxes are a function of each subject's marks (``iou``, ``point``) gives the
+    whole project's consensus; ``lean`` estimates its volunteer skills within each part. Each part becomes a
+    `Project` of its own, whose marks (with their links), links, vertices, classifications and
+    subject statistics are written and dropped; the consensus (with its statistics) and the
+    subjects are gathered (one row per box or subject), and the volunteer statistics are
+    reduced from per-part sums (`consensus.agreement.volunteer_agreement_sums`). Memory is
+    one part plus those small tables, whatever the project's size. ``progress`` is called
+    with each written part's number, its marks and the marks so far.
+    """
+    from consensus import aggregate
+
+    from .tool_kinds import named_tool_kinds
+
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    writer = StoreWriter(folder)
+    subjects = None if subjects is None else subjects.sort_values("subject_id", ignore_index=True)
+    subject_ids = None if subjects is None else subjects.subject_id.to_numpy(dtype=np.int64)
+    consensus, stats, seen_subjects, volunteers, tools, consensus_columns = [], [], [], [], set(), None
+    marks_so_far, last_high = 0, np.iinfo(np.int64).min
+    parts = iter(parts)
+    part = next(parts, None)
+    while part is not None:
+        following = next(parts, None)
+        ids = np.unique(np.concatenate([table.subject_id.to_numpy(dtype=np.int64) for table in part.values()]))
+        if subject_ids is not None:
+            # The subjects without rows between this part's and the next one's go with this one.
+            high = np.iinfo(np.int64).max if following is None else ids[-1] if len(ids) else last_high
+            own = subjects[(subject_ids > last_high) & (subject_ids <= high)]
+            last_high = high
+        else:
+            own = None
+        classifications, marks = part["classifications"], part["marks"]
+        part_consensus, links = part.get("consensus"), part.get("links")
+        if part_consensus is None and method is not None:
+            made = aggregate(marks, classifications, method=method, **dict(method_params or {}))
+            part_consensus, links = made.consensus, made.links
+        vertices = part.get("mark_vertices")
+        if "circle_handles" in part:
+            # Per mark, so per part: the classic front end's unnamed point lists, circles and triangles named.
+            marks, vertices = named_tool_kinds(marks, classifications, tools_table,
+                                               None if vertices is None else vertices.drop(columns=["subject_id"]),
+                                               part["circle_handles"].drop(columns=["subject_id"]))
+        one = Project(classifications, marks, subjects=own, picture_size=picture_size,
+                      consensus=part_consensus, links=None if links is None else links.drop(columns=["subject_id"],
+                                                                                           errors="ignore"),
+                      mark_vertices=None if vertices is None else vertices.drop(columns=["subject_id"],
+                                                                                 errors="ignore"))
+        subject_of_mark = pd.Series(one.marks.subject_id.to_numpy(), index=one.marks.mark_id.to_numpy())
+        writer.add({"classifications": one.classifications, "marks": one.marks,
+                    "links": one.links.assign(subject_id=subject_of_mark.reindex(one.links.mark_id).to_numpy(
+                        dtype=np.int64)),
+                    "mark_vertices": one.mark_vertices.assign(subject_id=subject_of_mark.reindex(
+                        one.mark_vertices.mark_id).to_numpy(dtype=np.int64))},
+                   subject_ids=one.subjects.subject_id.to_numpy())
+        consensus.append(one.consensus)
+        own_columns = ["subject_id", *(column for column in one.subject_stats.columns
+                                       if column not in one.subjects.columns and column != "thumbnail")]
+        stats.append(one.subject_stats[own_columns])
+        seen_subjects.append(one.subjects.drop(columns=["thumbnail"]))
+        tools |= set(one.tools)
+        consensus_columns = consensus_columns or one.consensus_columns
+        volunteers.append(_volunteer_sums(one))
+        if len(volunteers) >= REDUCE_EVERY:
+            volunteers = [_reduced(volunteers)]
+        marks_so_far += len(one.marks)
+        if progress is not None:
+            progress(len(stats) - 1, len(one.marks), marks_so_far)
+        has_links = one.has_links if has_links is None else has_links
+        del one, part, classifications, marks, part_consensus, links, vertices  # one part in memory at a time
+        part = following
+    report = reports[0] if reports else LoadReport("project", "store")
+    writer.finish(report)
+    all_subjects = pd.concat(seen_subjects, ignore_index=True) if seen_subjects else empty_table("subjects")
+    all_subjects.assign(locations=all_subjects.locations.map(json.dumps)).to_parquet(
+        folder / "subjects.parquet", index=False)
+    consensus = pd.concat(consensus, ignore_index=True) if consensus else empty_table("consensus")
+    consensus.to_parquet(folder / "consensus.parquet", index=False)
+    if detections is not None:
+        detections.to_parquet(folder / "detections.parquet", index=False)
+    pd.concat(stats, ignore_index=True).to_parquet(folder / "subject_stats.parquet", index=False)
+    _volunteer_stats_from_sums(_reduced(volunteers), bool(has_links)).to_parquet(
+        folder / "volunteer_stats.parquet", index=False)
     description = {
-        "title": project.title, "reports": reports,
-        "sources": {role: [str(path) for path in paths] for role, paths in project.sources.items()},
-        "filters": _json_safe(project.filters), "aggregation_run": _json_safe(project.aggregation_run),
-        "image_roots": [str(root) for root in project.image_roots], "has_links": project.has_links,
-        "consensus_columns": project.consensus_columns, "tools": project.tools,
-        "fits_column": project.sky.fits_column, "pixel_scale": _json_safe(project.sky.pixel_scale),
+        "title": title, "reports": [report.to_dict() for report in reports],
+        "sources": {role: [str(path) for path in paths] for role, paths in (sources or {}).items()},
+        "filters": _json_safe(dict(filters or {})), "aggregation_run": _json_safe(dict(aggregation_run or {})),
+        "image_roots": [str(root) for root in image_roots], "has_links": bool(has_links),
+        "consensus_columns": consensus_columns or list(TABLES["consensus"]), "tools": sorted(tools),
+        "fits_column": fits_column, "pixel_scale": _json_safe(pixel_scale),
     }
     (folder / PROJECT_FILE).write_text(json.dumps(description, indent=1))
     return folder
+
+
+def write_export_store(export: str | Path, folder: str | Path, *, method: str | None = "iou",
+                       method_params: Mapping | None = None, subjects: pd.DataFrame | None = None,
+                       tools_table: pd.DataFrame | None = None, part_rows: int = PART_ROWS, title: str | None = None,
+                       progress=None, **loader_options) -> Path:
+    """Parse a classification export straight into a project store at ``folder``, in bounded memory.
+
+    The export is parsed part by part into ranges of whole subjects (`project.store.export_parts`),
+    and each range made into its part of the store with its consensus and statistics
+    (`write_project_parts`): no table of the whole project is ever in memory. ``loader_options``
+    are the classification loader's (``workflow_id``, ``workflow_version``, ...); ``subjects`` and
+    ``tools_table`` the subject and workflow exports' tables, if any.
+
+    The default method, ``iou``, makes each subject's boxes from its marks alone, so the store equals
+    the project loaded in memory with the same method; ``lean`` (and ``auto`` for boxes) would
+    estimate the volunteers' skills within each part (about ``part_rows`` rows) rather than over
+    the whole project.
+    """
+    export, folder = Path(export), Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    spill = folder.with_name(folder.name + ".spill")
+    with export_parts(export, spill, part_rows, **loader_options) as (report, parts):
+        run = ({"made_by": f"consensus.aggregate(method={method!r}), per part of the store", "method": method}
+               if method is not None else {"made_by": "none: the marks are shown without a consensus"})
+        return write_project_parts(
+            parts, folder, subjects=subjects, method=method, method_params=method_params, title=title or export.name,
+            reports=[report], sources={"classifications": [export.resolve()]},
+            filters={name: value for name, value in loader_options.items() if value is not None},
+            aggregation_run=run, tools_table=tools_table, progress=progress)
+
+
+def _volunteer_sums(project: Project) -> pd.DataFrame:
+    """One part's per-volunteer sums, earliest and latest times (`VOLUNTEER_REDUCTIONS`), indexed by ``user``."""
+    classifications = project.classifications
+    by_user = classifications.groupby("user")
+    sums = pd.DataFrame({
+        "n_classifications": by_user.size(),
+        "n_subjects": by_user.subject_id.nunique(),
+        "n_marks": project.marks.groupby("user").size(),
+        "n_empty": (classifications.n_marks == 0).groupby(classifications.user).sum(),
+        "first_classification": by_user.created_at.min(),
+        "last_classification": by_user.created_at.max(),
+        "logged_in": classifications.user_id.notna().groupby(classifications.user).any(),
+    })
+    sums = sums[sums.n_classifications.notna()]
+    if project.has_links and len(classifications):
+        agreement = volunteer_agreement_sums(project.marks, project.consensus, project.links, classifications)
+        sums = sums.join(agreement.add_prefix("agreement_"))
+    sums.index.name = "user"
+    return sums
+
+
+def _reduced(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-volunteer tables of disjoint sets of subjects as one (`VOLUNTEER_REDUCTIONS`)."""
+    table = pd.concat(tables)
+    if len(tables) == 1:
+        return table
+    reductions = {column: how for column, how in VOLUNTEER_REDUCTIONS.items() if column in table.columns}
+    return table.groupby(level=0, sort=True).agg(reductions)
+
+
+def _volunteer_stats_from_sums(sums: pd.DataFrame, has_links: bool) -> pd.DataFrame:
+    """`Project.volunteer_stats` from the reduced per-volunteer sums: the same columns, order and types."""
+    stats = pd.DataFrame({
+        "n_classifications": sums.n_classifications.astype(np.int64),
+        "n_subjects": sums.n_subjects.astype(np.int64),
+        "n_marks": sums.n_marks.fillna(0).astype(np.int64),
+        "empty_share": sums.n_empty / sums.n_classifications,
+        "first_classification": sums.first_classification,
+        "last_classification": sums.last_classification,
+        "logged_in": sums.logged_in.astype(bool),
+    }, index=sums.index)
+    stats["marks_per_classification"] = stats.n_marks / stats.n_classifications
+    agreement_columns = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
+    if has_links and "agreement_n_linked" in sums.columns:
+        agreement = sums[[f"agreement_{column}" for column in AGREEMENT_SUMS]]
+        agreement = agreement.set_axis(list(AGREEMENT_SUMS), axis=1)
+        stats = stats.join(volunteer_rates(agreement)[agreement_columns[:-1]])
+        stats["n_double_marks"] = agreement["n_double_marks"]
+    else:
+        for column in agreement_columns:
+            stats[column] = np.nan
+    stats.index.name = "user"
+    return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
+                                           ignore_index=True)
 
 
 class StoredProject(Project):

@@ -93,3 +93,18 @@ def test_tables_made_piece_by_piece_are_stored_as_one_project(tmp_path):
     # Pieces out of subject order would break the divisions: refused, naming the part.
     with pytest.raises(ValueError, match="part 1 of the tables starts at subject 1000"):
         store_tables(iter([tables[1], tables[0]]), tmp_path / "wrong")
+
+
+def test_the_store_keeps_the_marks_vertices_and_circle_handles_by_subject(data_dir, tmp_path):
+    path = data_dir / "handmade" / "vertex_tools_classifications.csv"
+    store = write_store(path, tmp_path / "store", part_rows=10)
+    loaded = read_classifications(path, use_cache=False)
+    assert len(store.parts("mark_vertices")) == len(store.parts("marks")) > 1
+    for name, keys in (("mark_vertices", ["mark_id", "vertex"]), ("circle_handles", ["mark_id"])):
+        expected = loaded.tables[name]
+        assert len(expected) or name == "circle_handles"
+        stored = store.table(name)
+        subject_of_mark = loaded.marks.set_index("mark_id").subject_id
+        assert (stored.subject_id.to_numpy() == subject_of_mark.reindex(stored.mark_id).to_numpy()).all()
+        pd.testing.assert_frame_equal(stored.drop(columns=["subject_id"]).sort_values(keys, ignore_index=True),
+                                      expected.sort_values(keys, ignore_index=True))

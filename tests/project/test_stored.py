@@ -11,7 +11,7 @@ import pytest
 from project import load_project
 from project.export import write_catalogue
 from project.selection import Selection
-from project.stored import StoredProject, computed, is_store, write_project_store
+from project.stored import StoredProject, computed, is_store, write_export_store, write_project_store
 from tests.zoolens.test_demo import demo_files  # noqa: F401  (fixture: the demo files)
 from zoolens import demo
 
@@ -119,3 +119,21 @@ def _same_densities(in_memory, stored) -> None:
     expected = canvas.points(marks, "size", "iou").to_numpy()
     assert expected.sum() > 100
     np.testing.assert_array_equal(expected, canvas.points(dask_marks, "size", "iou").to_numpy())
+
+
+@pytest.mark.parametrize("path, options", [(VERTEX_TOOLS, {}), ("penguin_watch/penguin-watch-classifications-trim.csv",
+                                                                {"workflow_id": 6465})])
+def test_an_export_streamed_part_by_part_into_a_store_equals_the_project_loaded_in_memory(data_dir, tmp_path, path,
+                                                                                       options):
+    # Small parts: each part's consensus, statistics and volunteer sums are made on its own and reduced.
+    # The iou method: its boxes depend on each subject's marks alone (lean's volunteer skills would be per part).
+    in_memory = load_project([data_dir / path], method="iou", **options)
+    parts = []
+    folder = write_export_store(data_dir / path, tmp_path / "store", method="iou", part_rows=10,
+                                progress=lambda number, marks, so_far: parts.append((number, marks, so_far)), **options)
+    stored = StoredProject(folder)
+    assert len(stored.store.parts("marks")) == len(parts) > 1
+    assert parts[-1][2] == len(in_memory.marks)
+    assert_same_project(in_memory, stored)
+    assert stored.reports[0].counts["marks"] == in_memory.reports[0].counts["marks"]
+    assert not (tmp_path / "store.spill").exists()
