@@ -43,6 +43,20 @@ from .store import PART_ROWS, ProjectStore, StoreWriter, export_parts
 #: File in a store folder saying how the project was made; present once the store is complete.
 PROJECT_FILE = "project.json"
 
+#: File in a store folder listing the subjects of each workflow and version (`Project.workflows`), so that
+#: opening a store never reads the classifications (read on first use: `StoredProject.classifications`).
+WORKFLOW_SUBJECTS_FILE = "workflow_subjects.parquet"
+
+#: File in a store folder holding the agreement plots' density grids of the whole project (`write_density_grids`).
+DENSITY_FILE = "density.npz"
+
+#: Size of a density grid (columns, rows): the agreement plot's default frame (320 x 240 screen pixels),
+#: so the unfiltered plot shows each grid cell as one pixel.
+DENSITY_SHAPE = (320, 240)
+
+#: The agreement plots drawn from the whole project's matched marks: name -> their x and y columns.
+DENSITY_PLOTS = {"iou_size": ("size", "iou"), "offsets": ("dx", "dy")}
+
 #: Subjects whose marks and vertices are kept once read: a subject switch asks for them several times
 #: (cutout layers, caption, vertices), and sessions reviewing together ask for the same subjects.
 RECENT_SUBJECTS = 64
@@ -171,6 +185,7 @@ def write_project_parts(parts: Iterable[dict[str, pd.DataFrame]], folder: str | 
     subjects = None if subjects is None else subjects.sort_values("subject_id", ignore_index=True)
     subject_ids = None if subjects is None else subjects.subject_id.to_numpy(dtype=np.int64)
     consensus, stats, seen_subjects, volunteers, tools, consensus_columns = [], [], [], [], set(), None
+    workflow_subjects: list[pd.DataFrame] = []
     marks_so_far, last_high = 0, np.iinfo(np.int64).min
     parts = iter(parts)
     part = next(parts, None)
@@ -213,6 +228,8 @@ def write_project_parts(parts: Iterable[dict[str, pd.DataFrame]], folder: str | 
         stats.append(one.subject_stats[own_columns])
         seen_subjects.append(one.subjects.drop(columns=["thumbnail"]))
         tools |= set(one.tools)
+        workflow_subjects += [pd.DataFrame({"workflow": key, "subject_id": ids_of})
+                              for key, ids_of in one.workflows.items()]
         consensus_columns = consensus_columns or one.consensus_columns
         volunteers.append(_volunteer_sums(one))
         if len(volunteers) >= REDUCE_EVERY:
@@ -233,8 +250,12 @@ def write_project_parts(parts: Iterable[dict[str, pd.DataFrame]], folder: str | 
     if detections is not None:
         detections.to_parquet(folder / "detections.parquet", index=False)
     pd.concat(stats, ignore_index=True).to_parquet(folder / "subject_stats.parquet", index=False)
+    (pd.concat(workflow_subjects, ignore_index=True) if workflow_subjects else pd.DataFrame(
+        {"workflow": pd.Series(dtype=str), "subject_id": np.zeros(0, np.int64)})).to_parquet(
+        folder / WORKFLOW_SUBJECTS_FILE, index=False)
     _volunteer_stats_from_sums(_reduced(volunteers), bool(has_links)).to_parquet(
         folder / "volunteer_stats.parquet", index=False)
+    write_density_grids(folder)
     description = {
         "title": title, "reports": [report.to_dict() for report in reports],
         "sources": {role: [str(path) for path in paths] for role, paths in (sources or {}).items()},
@@ -275,6 +296,48 @@ def write_export_store(export: str | Path, folder: str | Path, *, method: str | 
             reports=[report], sources={"classifications": [export.resolve()]},
             filters={name: value for name, value in loader_options.items() if value is not None},
             aggregation_run=run, tools_table=tools_table, progress=progress)
+
+
+def write_density_grids(folder: str | Path, shape: tuple[int, int] = DENSITY_SHAPE) -> dict:
+    """Aggregate the whole project's matched marks into the agreement plots' density grids, stored in ``folder``.
+
+    Two passes over the stored marks, part by part, reading only the plotted columns: each axis' range,
+    then each part's datashader counts on one fixed canvas, summed (counts of disjoint marks add up).
+    A store-backed project's unfiltered agreement plots are drawn from these grids (no pass over the
+    marks); filtered views still aggregate the marks they keep. Returns the grids.
+    """
+    import datashader
+
+    folder = Path(folder)
+    store = ProjectStore(folder)
+    columns = sorted({column for pair in DENSITY_PLOTS.values() for column in pair} | {"consensus_id"})
+    low = dict.fromkeys(columns, np.inf)
+    high = dict.fromkeys(columns, -np.inf)
+    for path in store.parts("marks"):
+        marks = pd.read_parquet(path, columns=columns)
+        marks = marks[marks.consensus_id >= 0]
+        for column in columns:
+            low[column] = min(low[column], float(marks[column].min(skipna=True)) if marks[column].notna().any() else np.inf)
+            high[column] = max(high[column], float(marks[column].max(skipna=True)) if marks[column].notna().any() else -np.inf)
+    grids, saved = {}, {}
+    for plot, (x, y) in DENSITY_PLOTS.items():
+        if not (np.isfinite([low[x], high[x], low[y], high[y]]).all()):
+            continue
+        canvas = datashader.Canvas(plot_width=shape[0], plot_height=shape[1], x_range=(low[x], high[x]),
+                                   y_range=(low[y], high[y]))
+        counts = np.zeros((shape[1], shape[0]), dtype=np.int64)
+        n_marks = 0
+        for path in store.parts("marks"):
+            marks = pd.read_parquet(path, columns=[x, y, "consensus_id"])
+            marks = marks[(marks.consensus_id >= 0).to_numpy() & marks[x].notna().to_numpy() & marks[y].notna().to_numpy()]
+            n_marks += len(marks)
+            if len(marks):
+                counts += canvas.points(marks, x, y).to_numpy().astype(np.int64)
+        grids[plot] = {"counts": counts, "x_range": (low[x], high[x]), "y_range": (low[y], high[y]), "marks": n_marks}
+        saved |= {f"{plot}_counts": counts, f"{plot}_x_range": np.array([low[x], high[x]]),
+                  f"{plot}_y_range": np.array([low[y], high[y]]), f"{plot}_marks": np.array(n_marks)}
+    np.savez(folder / DENSITY_FILE, **saved)
+    return grids
 
 
 def _volunteer_sums(project: Project) -> pd.DataFrame:
@@ -362,9 +425,6 @@ class StoredProject(Project):
                              [LoadReport.from_dict(report) for report in description["reports"]],
                              description["sources"], description["filters"], description["aggregation_run"],
                              description["image_roots"] if image_roots is None else image_roots)
-        # Small beside the marks (one row per classification): kept in memory, as the
-        # volunteer views and the sandbox filter it per subject and per volunteer.
-        self.classifications = self.store.table("classifications")
         self.consensus = pd.read_parquet(folder / "consensus.parquet")
         self.consensus_columns = description["consensus_columns"]
         detections = folder / "detections.parquet"
@@ -379,7 +439,9 @@ class StoredProject(Project):
         self.mark_vertices = self.store.dask("mark_vertices", index=False).drop(columns=["subject_id"])
         self.metadata_columns = self._metadata_columns()
         self.subject_stats = self._with_subject_columns(pd.read_parquet(folder / "subject_stats.parquet"))
-        self.workflows = self._workflow_subjects()
+        workflows = pd.read_parquet(folder / WORKFLOW_SUBJECTS_FILE)
+        self.workflows = {key: np.unique(ids.to_numpy(dtype=np.int64))
+                          for key, ids in workflows.subject_id.groupby(workflows.workflow.to_numpy())}
         self.tools = description["tools"]
         self._consensus_index = _SubjectIndex(self.consensus.subject_id.to_numpy(),
                                               self.consensus.consensus_id.to_numpy())
@@ -391,14 +453,31 @@ class StoredProject(Project):
         self._with_tool: dict[str, np.ndarray] = {}
 
     @cached_property
+    def classifications(self) -> pd.DataFrame:
+        """Every classification, read on first use (the volunteer views and the sandbox filter them per
+        subject and per volunteer): opening the store, browsing subjects and the agreement plots never do."""
+        return self.store.table("classifications")
+
+    @cached_property
     def volunteer_stats(self) -> pd.DataFrame:
         return pd.read_parquet(self.store.folder / "volunteer_stats.parquet")
+
+    @cached_property
+    def density_grids(self) -> dict | None:
+        """The agreement plots' density grids of the whole project (`write_density_grids`), None if not written."""
+        path = self.store.folder / DENSITY_FILE
+        if not path.is_file():
+            return None
+        with np.load(path) as stored:
+            return {plot: {"counts": stored[f"{plot}_counts"], "x_range": tuple(stored[f"{plot}_x_range"]),
+                           "y_range": tuple(stored[f"{plot}_y_range"]), "marks": int(stored[f"{plot}_marks"])}
+                    for plot in DENSITY_PLOTS if f"{plot}_counts" in stored}
 
     def volunteer_stats_of(self, subject_ids=None) -> pd.DataFrame:
         if subject_ids is None:
             return self.volunteer_stats
         ids = np.asarray(subject_ids, dtype=np.int64)
-        classifications = self.classifications[self.classifications.subject_id.isin(ids)]
+        classifications = self.of_subjects("classifications", ids)
         consensus = self.consensus[self.consensus.subject_id.isin(ids)]
         return self._volunteer_stats(classifications, self.of_subjects("marks", ids), consensus,
                                      self.of_subjects("links", ids))

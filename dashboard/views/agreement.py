@@ -30,7 +30,8 @@ import param
 from bokeh.models import CustomJS, LogTicker, NumeralTickFormatter
 
 from consensus.distributed import is_dask
-from project.stored import computed, no_rows
+from project.selection import ANY
+from project.stored import DENSITY_PLOTS, computed, no_rows
 
 from .base import View
 
@@ -87,15 +88,38 @@ class AgreementPlots(View):
         marks = self.data_store.filtered_marks(self._subjects(chosen_from))
         return marks[marks.consensus_id >= 0]
 
-    def iou_size_points(self, chosen_from: bool = False) -> hv.Points:
-        """One point per mark that supports a consensus box: box size (px) against IoU."""
+    def iou_size_points(self, chosen_from: bool = False, grid: bool = True) -> hv.Points | hv.Image:
+        """One point per mark that supports a consensus box: box size (px) against IoU (with ``grid``, the
+        store's density grid when the view shows every mark)."""
+        if grid and (image := self._whole_project_grid("iou_size", chosen_from)) is not None:
+            return image
         marks = self._matched_marks(chosen_from)
         return _points(marks[["size", "iou", "subject_id"]], ["size", "iou"])
 
-    def offset_points(self, chosen_from: bool = False) -> hv.Points:
+    def offset_points(self, chosen_from: bool = False, grid: bool = True) -> hv.Points | hv.Image:
         """Mark centre minus its consensus box centre, in pixels (y down)."""
+        if grid and (image := self._whole_project_grid("offsets", chosen_from)) is not None:
+            return image
         marks = self._matched_marks(chosen_from)
         return _points(marks[["dx", "dy", "subject_id"]], ["dx", "dy"])
+
+    def _whole_project_grid(self, plot: str, chosen_from: bool) -> hv.Image | None:
+        """A store-backed project's density grid of ``plot`` (`project.stored.write_density_grids`), when the
+        view shows every matched mark (no filter, tool or selection leaves any out): drawn without reading
+        the marks. None otherwise, or for a project without grids."""
+        store = self.data_store
+        grids = getattr(store.project, "density_grids", None)
+        if (chosen_from or not grids or plot not in grids or store.tool != ANY
+                or len(store.subjects) < len(store.project.subject_stats)):
+            return None
+        grid = grids[plot]
+        counts = grid["counts"].astype(float)
+        counts[counts == 0] = np.nan  # as rasterizing points leaves empty pixels
+        (x0, x1), (y0, y1), (rows, columns) = grid["x_range"], grid["y_range"], counts.shape
+        xs = x0 + (np.arange(columns) + 0.5) * (x1 - x0) / columns
+        ys = y0 + (np.arange(rows) + 0.5) * (y1 - y0) / rows
+        return hv.Image((xs, ys, counts), kdims=list(DENSITY_PLOTS[plot]), vdims=["count"],
+                        bounds=(x0, y0, x1, y1))
 
     def votes_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many consensus boxes got how many votes."""
@@ -134,6 +158,8 @@ class AgreementPlots(View):
         if plot in ("iou_size", "offsets"):
             if not self.data_store.project.has_links or not len(self.data_store.project.consensus):
                 return no_consensus
+            if self._whole_project_grid(plot, False) is not None:
+                return None  # a grid is written only from marks that have both of the plot's values
             n_marks, n_matched, n_sized = _mark_counts(self.data_store.filtered_marks())
             if not n_marks:
                 return "No marks in this selection."
@@ -163,10 +189,10 @@ class AgreementPlots(View):
     # -- selections: the subjects behind a box-selected region --------------------------------
 
     def select_iou_size(self, bounds) -> None:
-        self._select_points("iou_size", self.iou_size_points(), bounds)
+        self._select_points("iou_size", self.iou_size_points(grid=False), bounds)
 
     def select_offsets(self, bounds) -> None:
-        self._select_points("offsets", self.offset_points(), bounds)
+        self._select_points("offsets", self.offset_points(grid=False), bounds)
 
     def select_sky(self, bounds) -> None:
         self._select_points("sky", self.sky_points(), bounds)

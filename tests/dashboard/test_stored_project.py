@@ -48,11 +48,38 @@ def _densities(project, **filters) -> dict[str, np.ndarray]:
 def test_agreement_densities_from_the_store_equal_those_in_memory(projects):
     in_memory, stored = projects
     assert stored.marks.npartitions > 3  # a Dask DataFrame, not the marks in memory
-    for filters in ({}, {"min_volunteers": 15}):
+    # A filtered view rasterizes the Dask marks it keeps, as the in-memory view rasterizes its marks.
+    for filters in ({"min_volunteers": 15}, {"tool": in_memory.tools[0]}):
         expected, found = _densities(in_memory, **filters), _densities(stored, **filters)
         for plot in expected:
             assert expected[plot].sum() > 50
             np.testing.assert_array_equal(expected[plot], found[plot], err_msg=f"{plot} {filters}")
+
+
+def test_the_unfiltered_agreement_plots_are_drawn_from_the_stores_density_grids(projects):
+    import datashader
+
+    from project.stored import DENSITY_SHAPE
+
+    in_memory, stored = projects
+    store = DataStore(project=stored)
+    plots = AgreementPlots(data_store=store)
+    marks = in_memory.marks[in_memory.marks.consensus_id >= 0]
+    for method, (x, y) in ((plots.iou_size_points, ("size", "iou")), (plots.offset_points, ("dx", "dy"))):
+        image = method()
+        assert isinstance(image, hv.Image)  # no pass over the marks
+        canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1],
+                                   x_range=(marks[x].min(), marks[x].max()), y_range=(marks[y].min(), marks[y].max()))
+        expected = canvas.points(marks, x, y).to_numpy().astype(float)
+        np.testing.assert_array_equal(np.nan_to_num(image.dimension_values(2, flat=False)), expected)
+        assert isinstance(method(grid=False), hv.Points)  # box selections still find the marks behind the points
+    hv.render(plots.density_plot("iou_size", plots.iou_size_points, "iou_size", "x", "y", "marks"))
+    # Any filter, tool or selection leaving marks out: the marks themselves, rasterized.
+    store.min_volunteers = 15
+    assert isinstance(plots.iou_size_points(), hv.Points)
+    store.min_volunteers = 0
+    store.tool = in_memory.tools[0]
+    assert isinstance(plots.iou_size_points(), hv.Points)
 
 
 def test_reasons_selections_and_volunteer_marks_from_the_store(projects):

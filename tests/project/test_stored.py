@@ -137,3 +137,22 @@ def test_an_export_streamed_part_by_part_into_a_store_equals_the_project_loaded_
     assert_same_project(in_memory, stored)
     assert stored.reports[0].counts["marks"] == in_memory.reports[0].counts["marks"]
     assert not (tmp_path / "store.spill").exists()
+
+
+def test_the_stores_density_grids_count_the_marks_as_datashader_does(demo_files, tmp_path):
+    import datashader
+
+    from project.stored import DENSITY_PLOTS, DENSITY_SHAPE
+
+    in_memory = load_project(_demo_paths(demo_files), **demo.PROJECT_OPTIONS)
+    stored = StoredProject(write_project_store(in_memory, tmp_path / "store", part_rows=300))
+    assert len(stored.store.parts("marks")) > 2
+    marks = in_memory.marks[in_memory.marks.consensus_id >= 0]
+    for plot, (x, y) in DENSITY_PLOTS.items():
+        grid = stored.density_grids[plot]
+        assert grid["x_range"] == (marks[x].min(), marks[x].max()) and grid["y_range"] == (marks[y].min(), marks[y].max())
+        canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1], x_range=grid["x_range"],
+                                   y_range=grid["y_range"])
+        expected = canvas.points(marks, x, y).to_numpy()
+        assert expected.sum() == grid["marks"] > 100
+        np.testing.assert_array_equal(grid["counts"], expected)
