@@ -269,6 +269,8 @@ class ProjectStore:
         self.index = pd.read_parquet(self.folder / "index.parquet").set_index("subject_id")
         self.report = LoadReport.from_dict(json.loads((self.folder / "report.json").read_text()))
         self._parts: dict[str, list[Path]] = {}
+        self._positions: dict[int, int] | None = None
+        self._columns: dict[str, np.ndarray] = {}
 
     def parts(self, name: str) -> list[Path]:
         """A table's part files, in subject order (listed once: a store is not changed once written)."""
@@ -281,19 +283,34 @@ class ProjectStore:
         return pd.concat([pd.read_parquet(path) for path in self.parts(name)], ignore_index=True)
 
     def of_subject(self, name: str, subject_id: int) -> pd.DataFrame:
-        """One subject's rows of a table, read from the row groups of its part that hold them."""
-        if subject_id not in self.index.index:
+        """One subject's rows of a table, read from the row groups of its part that hold them.
+
+        The subject's part, first row and count come from the index by hash (`_subject_rows`): the
+        same cost in a store of a thousand subjects or of millions.
+        """
+        found = self._subject_rows(name, subject_id)
+        if found is None:
             return self.table_schema(name)
-        row = self.index.loc[subject_id]
-        first, count = int(row[f"{name}_first"]), int(row[f"{name}_rows"])
-        if not count:
-            return self.table_schema(name)
-        path = self.parts(name)[int(row["part"])]
+        part, first, count = found
+        path = self.parts(name)[part]
         starts = _row_group_starts(path)
         groups = list(range(int(np.searchsorted(starts, first, "right")) - 1,
                             int(np.searchsorted(starts, first + count - 1, "right"))))
         table = pq.ParquetFile(path).read_row_groups(groups)
         return table.slice(first - int(starts[groups[0]]), count).to_pandas()
+
+    def _subject_rows(self, name: str, subject_id: int) -> tuple[int, int, int] | None:
+        """A subject's part, and first row and count of its rows in that part of table ``name`` (None: no rows)."""
+        if self._positions is None:
+            # Built once: a hash of subject ids to positions, and the index's columns as plain arrays (the
+            # columns first: a session on another thread may read them as soon as the hash is there).
+            self._columns = {column: self.index[column].to_numpy(dtype=np.int64) for column in self.index.columns}
+            self._positions = {int(subject): position for position, subject in enumerate(self.index.index)}
+        position = self._positions.get(int(subject_id))
+        if position is None or not self._columns[f"{name}_rows"][position]:
+            return None
+        return (int(self._columns["part"][position]), int(self._columns[f"{name}_first"][position]),
+                int(self._columns[f"{name}_rows"][position]))
 
     def table_schema(self, name: str) -> pd.DataFrame:
         """A table with no rows, its columns typed as stored."""
