@@ -1,0 +1,286 @@
+"""Benchmark: the cost curve of a project written part by part into its store, at 1, 10 and 100 million marks.
+
+For each size, each step in a fresh process (wall time, CPU seconds and peak resident memory of its whole
+process tree, sampled every 0.2 s, and the 1-minute load average when it ended):
+
+- **write, streamed**: a simulated box project (`consensus.simulate.simulate_project`, realistic
+  volunteers, 20 classifications and about 45 marks per subject: 100 million marks are 2.2 million
+  subjects) generated piece by piece (`PIECE_SUBJECTS` subjects, about 450,000 marks) straight into a
+  project store by `project.stored.write_project_parts`: each piece's ``iou`` consensus (the
+  aggregate step, timed apart), its links and statistics, the volunteer statistics reduced over
+  the pieces, and the agreement plots' density grids. The whole project is never in memory; every
+  piece's progress is logged (`progress.jsonl`), so a run stopped early still says how far it got.
+- **write, in memory** (``--in-memory``, where it fits): the same pieces concatenated into one
+  `project.Project` (the ``iou`` consensus made in memory) and written with `write_project_store`.
+- **subject reads**: 200 random subjects' marks and vertices read from the store (`ProjectStore.of_subject`),
+  the per-subject read every subject switch makes, timed alone: it must not grow with the project.
+- **serve** (from the store; ``--in-memory`` also from memory): one Bokeh-protocol session on
+  loopback (`bench_scale.drive_session`): load, first paint, subject switches, the Agreement tab's
+  first render, re-renders after filter changes (minimum volunteers 12, then 15: filtered views,
+  read from the marks) and back to 0 (the unfiltered view, drawn from the store's density grids).
+- **export**: the consensus catalogue of every subject (`project.export.write_catalogue`) from the store.
+
+    python bench/bench_scale_store.py --marks 1e6 1e7 --in-memory     # the curve's first points, both paths
+    python bench/bench_scale_store.py --marks 1e8                     # 100 million marks (about an hour or more)
+
+Results go to the "curve" section of ``bench/results/scale.md`` (each run replaces its sizes' rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+from bench_loaders import WORK, machine  # noqa: E402
+from bench_scale import RESULTS, drive_session, run_step, TreeSampler  # noqa: E402,F401
+
+#: Subjects simulated and written at a time (one part of the store): about 450,000 marks.
+PIECE_SUBJECTS = 10_000
+#: Simulated marks per subject, about: 20 classifications of 2.75 clumps.
+MARKS_PER_SUBJECT = 45
+SIMULATION = dict(classifications_per_subject=20.0, clumps_per_subject_mean=2.75)
+
+#: The results file's section this bench writes (replaced by each run, rows of other sizes kept).
+CURVE = "## The curve: written part by part, served from the store (`bench/bench_scale_store.py`)"
+
+PIECES = """
+import time
+import numpy as np
+from consensus.simulate import simulate_project
+
+SIMULATION = {simulation!r}
+simulated = [0.0]
+
+def pieces(n_subjects, piece):
+    for number, first in enumerate(range(0, n_subjects, piece)):
+        started = time.process_time()
+        made = simulate_project(min(piece, n_subjects - first), seed=number, first_subject_id=10**8 + first,
+                                first_classification_id=10**9 + first * 100, **SIMULATION)
+        # Mark ids unique across pieces, as one export's are.
+        marks = made.marks.drop(columns=["truth_id", "double"])
+        marks["mark_id"] += number * 10**9
+        simulated[0] += time.process_time() - started
+        yield {{"classifications": made.classifications, "marks": marks}}
+"""
+
+WRITE = PIECES + """
+import json, sys, resource
+import consensus
+from project.stored import write_project_parts
+
+folder, n_subjects, piece, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+aggregating = [0.0]
+aggregate = consensus.aggregate
+
+def timed_aggregate(*args, **kwargs):
+    started = time.process_time()
+    result = aggregate(*args, **kwargs)
+    aggregating[0] += time.process_time() - started
+    return result
+
+consensus.aggregate = timed_aggregate  # write_project_parts imports it per call: the per-part consensus, timed
+started = time.perf_counter()
+with open(log, "w") as progress_log:
+    def progress(number, marks, so_far):
+        progress_log.write(json.dumps({{"part": number, "marks": so_far, "wall": time.perf_counter() - started,
+                                       "cpu": time.process_time(), "aggregate_cpu": aggregating[0],
+                                       "simulate_cpu": simulated[0],
+                                       "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}) + "\\n")
+        progress_log.flush()
+
+    write_project_parts(pieces(n_subjects, piece), folder, method="iou", title="simulated", progress=progress)
+print(json.dumps({{"aggregate_cpu": aggregating[0], "simulate_cpu": simulated[0]}}))
+"""
+
+IN_MEMORY = PIECES + """
+import json, sys
+import pandas as pd
+from consensus import aggregate
+from project import Project
+from project.stored import write_project_store
+
+folder, n_subjects, piece = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+made = list(pieces(n_subjects, piece))
+classifications = pd.concat([part["classifications"] for part in made], ignore_index=True)
+marks = pd.concat([part["marks"] for part in made], ignore_index=True)
+del made
+started = time.process_time()
+result = aggregate(marks, classifications, method="iou")
+aggregate_cpu = time.process_time() - started
+project = Project(classifications, marks, consensus=result.consensus, links=result.links, title="simulated")
+write_project_store(project, folder)
+print(json.dumps({{"aggregate_cpu": aggregate_cpu, "simulate_cpu": simulated[0]}}))
+"""
+
+READS = """
+import json, sys, time
+import numpy as np
+from project.store import ProjectStore
+
+store = ProjectStore(sys.argv[1])
+ids = store.index.index.to_numpy()
+chosen = np.random.default_rng(0).choice(ids, size=min(200, len(ids)), replace=False)
+times = []
+for subject_id in chosen:
+    started = time.perf_counter()
+    marks = store.of_subject("marks", int(subject_id))
+    store.of_subject("mark_vertices", int(subject_id))
+    times.append(time.perf_counter() - started)
+print(json.dumps({"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95))}))
+"""
+
+EXPORT = """
+import json, sys, time
+from project.export import write_catalogue
+from project.selection import Selection
+from project.stored import StoredProject
+
+project = StoredProject(sys.argv[1])
+files, export = write_catalogue(project, Selection(project=project), sys.argv[2], overwrite=True)
+print(json.dumps({"rows": sum(1 for _ in open(files[0])) - 1}))
+"""
+
+
+def result_row(n_marks: int, n_subjects: int, step: str, measured: dict, extra: str = "") -> dict:
+    return {"marks": n_marks, "subjects": n_subjects, "step": step, "wall": measured.get("wall"),
+            "cpu": measured.get("cpu"), "peak_mib": measured.get("peak_mib"), "load": measured.get("load"),
+            "extra": extra}
+
+
+def serve(kind: str, folder: Path, switches: int) -> dict:
+    """Serve the store in ``folder`` (from the store, or its tables in memory) and drive one session."""
+    from bench_scale import serve_and_drive
+
+    # serve_and_drive serves folder / "project".
+    return serve_and_drive(kind, folder, switches, 3)
+
+
+def run_size(marks: float, args, log) -> list[dict]:
+    n_subjects = max(1, int(marks) // MARKS_PER_SUBJECT)
+    folder = WORK / f"scale-store-{int(marks)}"
+    store = folder / "project"
+    rows = []
+    if not (args.reuse and (store / "project.json").is_file()):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        code = WRITE.format(simulation=SIMULATION)
+        written = run_step(code, str(store), str(n_subjects), str(PIECE_SUBJECTS), str(folder / "progress.jsonl"))
+        out = json.loads(written["out"])
+        n_marks = json.loads((folder / "progress.jsonl").read_text().splitlines()[-1])["marks"]
+        size = sum(path.stat().st_size for path in store.rglob("*") if path.is_file())
+        rows.append(result_row(n_marks, n_subjects, "write, streamed (simulate + iou consensus + statistics + grids)",
+                              written, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} "
+                                       f"CPU s; store {size / 2**30:.2f} GiB"))
+        log(rows[-1])
+    n_marks = sum(pd.read_parquet(path, columns=["subject_id"]).shape[0] for path in sorted((store / "marks").glob("*.parquet")))
+    if args.in_memory:
+        built = run_step(IN_MEMORY.format(simulation=SIMULATION), str(folder / "memory"), str(n_subjects),
+                         str(PIECE_SUBJECTS))
+        out = json.loads(built["out"])
+        rows.append(result_row(n_marks, n_subjects, "write, in memory (simulate + iou consensus + Project + store)",
+                              built, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} CPU s"))
+        log(rows[-1])
+        shutil.rmtree(folder / "memory", ignore_errors=True)
+    reads = run_step(READS, str(store))
+    out = json.loads(reads["out"])
+    rows.append(result_row(n_marks, n_subjects, "subject reads from the store (200 random subjects)", reads,
+                          f"p50 {out['p50'] * 1000:.1f} ms, p95 {out['p95'] * 1000:.1f} ms per subject"))
+    log(rows[-1])
+    for kind in ("store", "memory") if args.in_memory else ("store",):
+        served = serve(kind, folder, args.switches)
+        switch = np.percentile(served["switches"], [50, 95]) * 1000 if served["switches"] else [np.nan] * 2
+        rerenders = [f"{value:.1f}" for value in served["rerenders"]]
+        rows.append(result_row(n_marks, n_subjects, f"serve from {'the store' if kind == 'store' else 'memory'}",
+                              {"wall": served["load"], "peak_mib": served["peak_mib"], "load": served["loadavg"]},
+                              f"first paint {served['first_paint']:.2f} s; switch p50 {switch[0]:,.0f} / p95 "
+                              f"{switch[1]:,.0f} ms; agreement {served['agreement']:.1f} s; re-renders (min volunteers "
+                              f"12, 15, then 0 = unfiltered) {' / '.join(rerenders)} s"
+                              + (f"; {len(served['errors'])} errors: {served['errors'][0]}" if served["errors"] else "")))
+        log(rows[-1])
+    exported = run_step(EXPORT, str(store), str(folder / "catalogue.csv"))
+    rows.append(result_row(n_marks, n_subjects, "export the consensus catalogue from the store", exported,
+                          f"{json.loads(exported['out'])['rows']:,} rows"))
+    log(rows[-1])
+    if not args.keep:
+        shutil.rmtree(folder)
+    return rows
+
+
+def table_line(row: dict) -> str:
+    def number(value, form):
+        return "" if value is None else format(value, form)
+
+    cpu_rate = (f"{row['marks'] / row['cpu']:,.0f}" if row.get("cpu") else "")
+    return (f"| {row['marks']:,} | {row['subjects']:,} | {row['step']} | {number(row['wall'], '.1f')} | "
+            f"{number(row['cpu'], '.1f')} | {cpu_rate} | {number(row['peak_mib'], ',.0f')} | "
+            f"{number(row['load'], '.1f')} | {row['extra']} |")
+
+
+def write_results(command: str, rows: list[dict]) -> None:
+    """Put this run's rows in the curve section of the results file (rows of other sizes kept)."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    notes = text.index("## Notes") if "## Notes" in text else len(text)
+    head, tail = text[:notes], text[notes:]
+    kept_runs, kept_rows = [], []
+    if CURVE in head:
+        head, section = head.split(CURVE)
+        sizes = {round(np.log10(row["marks"])) for row in rows}
+        for line in section.splitlines():
+            if line.startswith("- `python bench/bench_scale_store.py"):
+                kept_runs.append(line)
+            elif line.startswith("| ") and line[2].isdigit():
+                marks = int(line.strip("|").split("|")[0].strip().replace(",", ""))
+                if round(np.log10(marks)) not in sizes:
+                    kept_rows.append(line)
+    lines = [CURVE, "", "Runs:", "", *kept_runs, f"- {command}", "",
+             "Each step in a fresh process; wall time, CPU seconds (the step's whole process tree: a lower bound "
+             "on a loaded machine, where wall time is not), peak resident memory of the whole tree (for serving: "
+             "the server), and the 1-minute load average when the step ended (2 cores shared with other "
+             "engineers' jobs). Marks per CPU second flat across sizes = cost linear in marks.", "",
+             "| marks | subjects | step | wall s | CPU s | marks per CPU s | peak MiB | load | what else |",
+             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+             *sorted(kept_rows + [table_line(row) for row in rows],
+                     key=lambda line: int(line.strip("|").split("|")[0].strip().replace(",", ""))), "", ""]
+    RESULTS.write_text(head.rstrip("\n") + "\n\n" + "\n".join(lines) + tail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--marks", type=float, nargs="+", default=[1e6, 1e7], help="project sizes, in marks")
+    parser.add_argument("--in-memory", action="store_true", help="also build and serve the project in memory")
+    parser.add_argument("--switches", type=int, default=30, help="subject switches timed per served project")
+    parser.add_argument("--keep", action="store_true", help="keep the stores in bench/work")
+    parser.add_argument("--reuse", action="store_true", help="measure a kept store again, without writing it")
+    args = parser.parse_args()
+    WORK.mkdir(exist_ok=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    command = (f"`python bench/bench_scale_store.py --marks {' '.join(f'{m:g}' for m in args.marks)}"
+               f"{' --in-memory' if args.in_memory else ''}{' --keep' if args.keep else ''}"
+               f"{' --reuse' if args.reuse else ''}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
+    rows: list[dict] = []
+
+    def log(row: dict) -> None:
+        print(table_line(row), flush=True)
+        rows.append(row)
+        write_results(command, rows)  # after every step: a run stopped early keeps what it measured
+
+    for marks in args.marks:
+        run_size(marks, args, log)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
