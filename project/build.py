@@ -38,6 +38,11 @@ FILTER_OPTIONS = ("workflow_id", "workflow_version", "tasks", "point_box")
 #: through a set linked to another workflow must still show), so their rows are not skipped for it.
 NOT_GIVEN = {"subjects": {"workflow_id"}, "workflows": {"workflow_id"}}
 
+#: Methods whose boxes are a function of each subject's marks alone: with ``store``, one classification export
+#: and nothing else to match, `load_project` parses the export straight into the store part by part
+#: (`project.stored.write_export_store`), never holding the project in memory, with the same result.
+STREAMED_METHODS = ("iou", "point", None)
+
 #: Formats whose files give a project its consensus (their role in the provenance is "consensus").
 CONSENSUS_FORMATS = ("panoptes_aggregation", "caesar", "boxaggregator")
 
@@ -101,7 +106,9 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         (`project.stored.StoredProject`: the marks stay on disk, read one subject at a time or
         as Dask DataFrames). A folder holding a complete store is opened as it is (the files and
         loading options are not read again: delete the folder to rebuild it); otherwise the
-        project is built from the files and written there. With ``scheduler``, the client stays
+        project is built from the files and written there: part by part, straight from the
+        classification export and never whole in memory, when there is one export, no consensus,
+        detections, truth or scheduler, and ``method`` is one of `STREAMED_METHODS`. With ``scheduler``, the client stays
         connected, so the project's whole-table work runs on the cluster while it is used.
     progress : project.progress.LoadProgress, optional
         Told each stage (the file being read, with its rows as the loader reads them,
@@ -143,7 +150,14 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     tables: dict[str, list[pd.DataFrame]] = {}
     reports = []
     sources: dict[str, list[Path]] = {}
+    streamed = None
+    if (store is not None and scheduler is None and consensus_file is None and detections_file is None
+            and truth is None and method in STREAMED_METHODS):
+        exports = [path for path in files if data_loaders.identify_format(path) == "classifications"]
+        streamed = exports[0] if len(exports) == 1 else None
     for number, path in enumerate(every_file, start=1):
+        if path == streamed:
+            continue  # parsed part by part straight into the store, below
         if progress is not None:
             progress.stage(f"Reading {path.name} (file {number} of {len(every_file)})")
         # The detections option's file is detections whatever else its columns could be.
@@ -164,6 +178,12 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
             # export's marks are matched to the boxes below.
             if role != "consensus" or name == "consensus":
                 tables.setdefault(name, []).append(table)
+    if streamed is not None:
+        return _streamed_store(streamed, store, tables, reports, sources, method, method_params, options,
+                               title or every_file[0].name,
+                               image_roots if image_roots is not None else default_image_roots(every_file),
+                               {"fits_column": fits_column, "pixel_scale": pixel_scale, "picture_size": picture_size},
+                               progress, client)
     if len(sources.get("detections", [])) > 1:
         raise ValueError(f"several detections files ({', '.join(str(path) for path in sources['detections'])}): "
                          "a project compares one detector run with the volunteers; give one")
@@ -229,6 +249,26 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
         project.truth, report = read_truth(truth)
         project.reports += (report,)
     return project
+
+
+def _streamed_store(export: Path, store, tables: dict, reports: list, sources: dict, method, method_params,
+                    options: Mapping, title, image_roots, sky: Mapping, progress, client) -> Project:
+    """The project store written straight from the classification export, part by part (`load_project`)."""
+    from .stored import StoredProject, write_export_store
+
+    loader = data_loaders.get_loader("classifications")
+    taken = {name: value for name, value in options.items() if name in loader.options() and name != "use_cache"}
+    subjects = pd.concat(tables["subjects"], ignore_index=True).drop_duplicates(
+        "subject_id", ignore_index=True) if "subjects" in tables else None
+    tools = pd.concat(tables["tools"], ignore_index=True) if "tools" in tables else None
+    if progress is not None:
+        progress.plan(1)
+        progress.stage(f"Writing {export.name} into the project store {store}, part by part")
+    write_export_store(export, store, method=method, method_params=method_params, subjects=subjects,
+                       tools_table=tools, title=title, reports=reports, sources=sources,
+                       filters={name: options[name] for name in FILTER_OPTIONS if options.get(name) is not None},
+                       project_options={"image_roots": image_roots, **sky}, **taken)
+    return StoredProject(store, image_roots=image_roots, title=title, client=client)
 
 
 def _consensus(marks: pd.DataFrame, classifications: pd.DataFrame, boxes: pd.DataFrame | None,

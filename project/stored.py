@@ -271,14 +271,17 @@ def write_project_parts(parts: Iterable[dict[str, pd.DataFrame]], folder: str | 
 def write_export_store(export: str | Path, folder: str | Path, *, method: str | None = "iou",
                        method_params: Mapping | None = None, subjects: pd.DataFrame | None = None,
                        tools_table: pd.DataFrame | None = None, part_rows: int = PART_ROWS, title: str | None = None,
-                       progress=None, **loader_options) -> Path:
+                       reports: Sequence[LoadReport] = (), sources: Mapping | None = None, filters: Mapping | None = None,
+                       progress=None, project_options: Mapping | None = None, **loader_options) -> Path:
     """Parse a classification export straight into a project store at ``folder``, in bounded memory.
 
     The export is parsed part by part into ranges of whole subjects (`project.store.export_parts`),
     and each range made into its part of the store with its consensus and statistics
     (`write_project_parts`): no table of the whole project is ever in memory. ``loader_options``
     are the classification loader's (``workflow_id``, ``workflow_version``, ...); ``subjects`` and
-    ``tools_table`` the subject and workflow exports' tables, if any.
+    ``tools_table`` the subject and workflow exports' tables, if any, ``reports`` and ``sources``
+    theirs (the export's own come first); ``project_options`` go to `write_project_parts`
+    (``image_roots``, ``fits_column``, ``pixel_scale``, ``picture_size``).
 
     The default method, ``iou``, makes each subject's boxes from its marks alone, so the store equals
     the project loaded in memory with the same method; ``lean`` (and ``auto`` for boxes) would
@@ -291,11 +294,15 @@ def write_export_store(export: str | Path, folder: str | Path, *, method: str | 
     with export_parts(export, spill, part_rows, **loader_options) as (report, parts):
         run = ({"made_by": f"consensus.aggregate(method={method!r}), per part of the store", "method": method}
                if method is not None else {"made_by": "none: the marks are shown without a consensus"})
+        every_source = {"classifications": [export.resolve()]}
+        for role, paths in (sources or {}).items():
+            every_source.setdefault(role, []).extend(paths)
         return write_project_parts(
             parts, folder, subjects=subjects, method=method, method_params=method_params, title=title or export.name,
-            reports=[report], sources={"classifications": [export.resolve()]},
-            filters={name: value for name, value in loader_options.items() if value is not None},
-            aggregation_run=run, tools_table=tools_table, progress=progress)
+            reports=[report, *reports], sources=every_source,
+            filters=filters if filters is not None else {name: value for name, value in loader_options.items()
+                                                         if value is not None},
+            aggregation_run=run, tools_table=tools_table, progress=progress, **dict(project_options or {}))
 
 
 def write_density_grids(folder: str | Path, shape: tuple[int, int] = DENSITY_SHAPE) -> dict:

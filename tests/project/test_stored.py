@@ -156,3 +156,15 @@ def test_the_stores_density_grids_count_the_marks_as_datashader_does(demo_files,
         expected = canvas.points(marks, x, y).to_numpy()
         assert expected.sum() == grid["marks"] > 100
         np.testing.assert_array_equal(grid["counts"], expected)
+
+
+def test_load_project_streams_an_export_into_its_store_as_the_in_memory_project(demo_files, tmp_path):
+    # One export with its subjects and workflows, a per-subject method: parsed part by part into the store.
+    options = {**demo.PROJECT_OPTIONS, "method": "iou", "image_roots": [demo_files.folder]}
+    in_memory = load_project(_demo_paths(demo_files), **options)
+    stored = load_project(_demo_paths(demo_files), store=tmp_path / "store", **options)
+    assert isinstance(stored, StoredProject)
+    assert "per part of the store" in stored.aggregation_run["made_by"]
+    assert stored.title == in_memory.title and stored.filters == in_memory.filters
+    assert stored.sources == in_memory.sources
+    assert_same_project(in_memory, stored)
