@@ -63,10 +63,18 @@ class AgreementPlots(View):
     plot_size = param.Integer(default=320, bounds=(200, 1200), doc="Width of each plot in screen pixels.")
     brushed = param.Dict(default={}, doc="Plot name -> the region last box-selected in it, drawn until the "
                                          "selection is cleared: (x0, y0, x1, y1), or (x0, x1) on a histogram.")
+    filters_changed = param.Integer(default=0, precedence=-1, doc=(
+        "Output: a count that goes up whenever the session's filters change (subjects, tool, minimum votes). "
+        "The plots follow it rather than the subjects table, which HoloViews would hash on every redraw "
+        "(seconds for millions of subjects)."))
 
     def __init__(self, **params):
         super().__init__(**params)
         self.data_store.param.watch(self._forget_brushes, "selection")
+        self.data_store.param.watch(self._count_filter_change, ["subjects", "tool", "min_votes"])
+
+    def _count_filter_change(self, event) -> None:
+        self.filters_changed += 1
 
     def _forget_brushes(self, event) -> None:
         if event.new is None:
@@ -223,9 +231,7 @@ class AgreementPlots(View):
 
     def _follow_filters(self, element_method, chosen_from: bool = False):
         """``element_method(chosen_from)`` as a callback re-run whenever the session's filters change."""
-        store = self.data_store.param
-        return pn.bind(lambda subjects, tool, min_votes: element_method(chosen_from), store.subjects, store.tool,
-                       store.min_votes)
+        return pn.bind(lambda changed: element_method(chosen_from), self.param.filters_changed)
 
     def _brush_map(self, plot: str) -> hv.DynamicMap:
         return hv.DynamicMap(lambda brushed: self.brush(plot), streams=[hv.streams.Params(self, ["brushed"])])
