@@ -184,8 +184,9 @@ def write_project_parts(parts: Iterable[dict[str, pd.DataFrame]], folder: str | 
     writer = StoreWriter(folder)
     subjects = None if subjects is None else subjects.sort_values("subject_id", ignore_index=True)
     subject_ids = None if subjects is None else subjects.subject_id.to_numpy(dtype=np.int64)
-    consensus, stats, seen_subjects, volunteers, tools, consensus_columns = [], [], [], [], set(), None
-    workflow_subjects: list[pd.DataFrame] = []
+    # The per-subject and per-box tables wait on disk, part by part, until every part is written.
+    gathered = _Gathered(folder / ".gathered")
+    volunteers, tools, consensus_columns = [], set(), None
     marks_so_far, last_high = 0, np.iinfo(np.int64).min
     parts = iter(parts)
     part = next(parts, None)
@@ -222,37 +223,39 @@ def write_project_parts(parts: Iterable[dict[str, pd.DataFrame]], folder: str | 
                     "mark_vertices": one.mark_vertices.assign(subject_id=subject_of_mark.reindex(
                         one.mark_vertices.mark_id).to_numpy(dtype=np.int64))},
                    subject_ids=one.subjects.subject_id.to_numpy())
-        consensus.append(one.consensus)
+        gathered.add("consensus", one.consensus)
         own_columns = ["subject_id", *(column for column in one.subject_stats.columns
                                        if column not in one.subjects.columns and column != "thumbnail")]
-        stats.append(one.subject_stats[own_columns])
-        seen_subjects.append(one.subjects.drop(columns=["thumbnail"]))
+        gathered.add("subject_stats", one.subject_stats[own_columns])
+        # Locations are dicts of frame -> URL with keys varying by subject: kept as JSON text.
+        gathered.add("subjects", one.subjects.drop(columns=["thumbnail"]).assign(
+            locations=lambda table: table.locations.map(json.dumps)))
         tools |= set(one.tools)
-        workflow_subjects += [pd.DataFrame({"workflow": key, "subject_id": ids_of})
-                              for key, ids_of in one.workflows.items()]
+        gathered.add(WORKFLOW_SUBJECTS_FILE, pd.concat(
+            [pd.DataFrame({"workflow": key, "subject_id": ids_of}) for key, ids_of in one.workflows.items()]
+            or [pd.DataFrame({"workflow": pd.Series(dtype=str), "subject_id": np.zeros(0, np.int64)})],
+            ignore_index=True))
         consensus_columns = consensus_columns or one.consensus_columns
         volunteers.append(_volunteer_sums(one))
         if len(volunteers) >= REDUCE_EVERY:
             volunteers = [_reduced(volunteers)]
         marks_so_far += len(one.marks)
         if progress is not None:
-            progress(len(stats) - 1, len(one.marks), marks_so_far)
+            progress(gathered.parts - 1, len(one.marks), marks_so_far)
         has_links = one.has_links if has_links is None else has_links
         del one, part, classifications, marks, part_consensus, links, vertices  # one part in memory at a time
         part = following
     report = reports[0] if reports else LoadReport("project", "store")
     writer.finish(report)
-    all_subjects = pd.concat(seen_subjects, ignore_index=True) if seen_subjects else empty_table("subjects")
-    all_subjects.assign(locations=all_subjects.locations.map(json.dumps)).to_parquet(
-        folder / "subjects.parquet", index=False)
-    consensus = pd.concat(consensus, ignore_index=True) if consensus else empty_table("consensus")
-    consensus.to_parquet(folder / "consensus.parquet", index=False)
+    empty_subjects = empty_table("subjects")
+    for name, file, empty in (("subjects", "subjects.parquet", empty_subjects.assign(locations=pd.Series(dtype=str))),
+                              ("consensus", "consensus.parquet", empty_table("consensus")),
+                              ("subject_stats", "subject_stats.parquet", None),
+                              (WORKFLOW_SUBJECTS_FILE, WORKFLOW_SUBJECTS_FILE, None)):
+        gathered.write(name, folder / file, empty)
+    shutil.rmtree(gathered.folder)
     if detections is not None:
         detections.to_parquet(folder / "detections.parquet", index=False)
-    pd.concat(stats, ignore_index=True).to_parquet(folder / "subject_stats.parquet", index=False)
-    (pd.concat(workflow_subjects, ignore_index=True) if workflow_subjects else pd.DataFrame(
-        {"workflow": pd.Series(dtype=str), "subject_id": np.zeros(0, np.int64)})).to_parquet(
-        folder / WORKFLOW_SUBJECTS_FILE, index=False)
     _volunteer_stats_from_sums(_reduced(volunteers), bool(has_links)).to_parquet(
         folder / "volunteer_stats.parquet", index=False)
     write_density_grids(folder)
@@ -345,6 +348,30 @@ def write_density_grids(folder: str | Path, shape: tuple[int, int] = DENSITY_SHA
                   f"{plot}_y_range": np.array([low[y], high[y]]), f"{plot}_marks": np.array(n_marks)}
     np.savez(folder / DENSITY_FILE, **saved)
     return grids
+
+
+class _Gathered:
+    """Small tables (per subject, per box) of every part, spilled to ``folder`` until the last part is written:
+    in memory together only once, when each is written whole."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True)
+        self.files: dict[str, list[Path]] = {}
+        self.parts = 0
+
+    def add(self, name: str, table: pd.DataFrame) -> None:
+        files = self.files.setdefault(name, [])
+        files.append(self.folder / f"{name.removesuffix('.parquet')}-{len(files):05d}.parquet")
+        table.to_parquet(files[-1], index=False)
+        self.parts = max(self.parts, len(files))
+
+    def write(self, name: str, path: Path, empty: pd.DataFrame | None) -> None:
+        """Every part's rows of table ``name``, in part order, written to ``path`` (``empty`` if there are none)."""
+        files = self.files.get(name, [])
+        table = (pd.concat([pd.read_parquet(file) for file in files], ignore_index=True) if files
+                 else empty if empty is not None else pd.DataFrame({"subject_id": np.zeros(0, np.int64)}))
+        table.to_parquet(path, index=False)
 
 
 def _volunteer_sums(project: Project) -> pd.DataFrame:
