@@ -156,5 +156,10 @@ async def _open_page_and_agreement(url: str):
     shown = [json.loads(patch) for patch in session.patches]
     assert "IoU with the consensus box against box size" in "".join(session.patches)
     assert any(find_models(patch, "Image") for patch in shown), "no rasterized agreement plot in the page"
+    # Unfiltered, the plots come from the store's density grids; a filter makes them rasterize the marks it
+    # keeps, on the cluster's workers.
+    since, start = len(session.patches), time.perf_counter()
+    await session._change(session.min_volunteers, "value", 12)
+    assert await session.wait_for("filter", start, since, lambda patch: '"image"' in patch)
     await session.close()
     return session
