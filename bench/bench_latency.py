@@ -17,6 +17,7 @@ goes to ``bench/results/latency.md``, with the profile notes written by hand bel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -41,8 +42,12 @@ CHROMIUM = "/usr/bin/chromium"
 CAPTION = re.compile(r"^Subject (\d+)$")
 
 
-def measure(url: str, server_pid: int, switches: int) -> dict:
-    """Switch ``switches`` times in Chromium; the browser times and the server's CPU per switch."""
+def measure(url: str, server_pid: int, switches: int, while_switching=contextlib.nullcontext) -> dict:
+    """Switch ``switches`` times in Chromium; the browser times and the server's CPU per switch.
+
+    ``while_switching()``: a context entered around the timed switches (after the page opened and a first
+    untimed switch), e.g. to profile the server only while it serves them.
+    """
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -64,6 +69,8 @@ def measure(url: str, server_pid: int, switches: int) -> dict:
                 break
         missed = 0
         times, by_way = [], {"key j": [], "row click": []}
+        switching = while_switching()
+        switching.__enter__()
         _, cpu_before = process_sample(server_pid)
         for number in range(switches):
             shown = heading.first.inner_text()
@@ -92,6 +99,7 @@ def measure(url: str, server_pid: int, switches: int) -> dict:
             by_way[way].append(elapsed)
             page.wait_for_timeout(300)  # a reviewer's glance; lets the image land before the next switch
         _, cpu_after = process_sample(server_pid)
+        switching.__exit__(None, None, None)
         browser.close()
     return {"times": times, "by_way": by_way, "cpu_per_switch": (cpu_after - cpu_before) / switches,
             "first_paint": first_paint, "missed": missed}

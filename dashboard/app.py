@@ -61,6 +61,9 @@ def page_template(title: str) -> pn.template.FastListTemplate:
         title=f"zoolens · {title}", sidebar=[pn.Column(sizing_mode="stretch_width")],
         main=[pn.Column(sizing_mode="stretch_width")], modal=[pn.Column()],
         sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
+        # No busy spinner: Panel's default is one spinner for every session of the process, turned on and off
+        # around each callback, so every switch in one session sent a dozen changes to every open page.
+        busy_indicator=None,
     )
 
 

@@ -344,11 +344,3 @@ def test_the_caption_names_the_kinds_of_marks_in_words(viewer):
     caption = viewer._caption
     viewer.data_store.subject = 2
     assert viewer._caption is caption and "Subject 2" in caption.object  # the same pane, its text changed
-
-
-def test_classification_times_read_to_the_minute_in_utc_and_unknown_ones_are_empty():
-    from dashboard.views.cutout import classification_times
-
-    times = pd.Series(pd.to_datetime(["2023-05-01 10:00:59+02:00", None], utc=True))
-    assert classification_times(times).tolist() == ["2023-05-01 08:00 UTC", ""]
-    assert classification_times(times.iloc[0:0]).tolist() == []
