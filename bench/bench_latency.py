@@ -69,6 +69,7 @@ def measure(url: str, server_pid: int, switches: int, while_switching=contextlib
                 break
         missed = 0
         times, by_way = [], {"key j": [], "row click": []}
+        subjects = page.locator(".tabulator").filter(has=page.locator(".tabulator-col-title", has_text="Disagreement"))
         switching = while_switching()
         switching.__enter__()
         _, cpu_before = process_sample(server_pid)
@@ -81,8 +82,9 @@ def measure(url: str, server_pid: int, switches: int, while_switching=contextlib
                 page.keyboard.press("j")
             else:
                 way = "row click"
-                # The row after the highlighted one (the current subject), on the table's page.
-                rows = page.locator(".tabulator-row")
+                # The row after the highlighted one (the current subject), on the subject table's page (the
+                # review panel's box table above it has a highlighted row too: the picked box).
+                rows = subjects.locator(".tabulator-row")
                 index = next((position for position in range(rows.count())
                               if "tabulator-selected" in (rows.nth(position).get_attribute("class") or "")), -1)
                 target = rows.nth((index + 1) % rows.count())

@@ -96,7 +96,13 @@ print(json.dumps({{"median": statistics.median(switches), "mean": statistics.fme
 def profile_tree(tree: Path, switches: int, top: int) -> tuple[dict, str]:
     """CPU per switch on ``tree`` and cProfile's listing of the most cumulative functions."""
     folder = Path(tempfile.mkdtemp(prefix="zoolens-profile-switch-"))
-    code = PROFILE.format(tree=str(tree), reviews=str(folder / "reviews.sqlite"), switches=switches, top=top)
+    return run_in(tree, PROFILE.format(tree=str(tree), reviews=str(folder / "reviews.sqlite"), switches=switches,
+                                       top=top))
+
+
+def run_in(tree: Path, code: str) -> tuple[dict, str]:
+    """Run ``code`` in a fresh interpreter importing ``tree``: the JSON of its last line of output, and what it
+    wrote to stderr (the profile's listing)."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tree,
                           env={**os.environ, "PYTHONPATH": str(tree)})
     if done.returncode:

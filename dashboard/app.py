@@ -97,8 +97,14 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     open_fetch = pn.widgets.Button(label="Fetch from Zooniverse…", width=260)
     template.sidebar[0][:] = [sidebar, open_fetch, report]
     template.main[0][:] = [main]
-    template.modal[0][:] = [fetch]
-    open_fetch.on_click(lambda event: template.open_modal())
+
+    def open_dialog(event):
+        # The dialog is built when first opened, not with every session: most never fetch a project.
+        if not template.modal[0].objects:
+            template.modal[0][:] = [fetch]
+        template.open_modal()
+
+    open_fetch.on_click(open_dialog)
 
     def show_fetched(event):
         fetched = Explorer(event.new, reviews=reviews, reviewer=reviewer)

@@ -155,6 +155,11 @@ class ProjectMarks:
             self._all = mark_arrays(marks[[name for name in COLUMNS if name in marks]].iloc[order],
                                     project.mark_vertices)
 
+    def draws(self, drawn_as: str) -> bool:
+        """Whether any mark of the project is drawn as ``drawn_as`` (point, outline, path or box); for a stored
+        project, whose marks are read a subject at a time, always (it cannot tell without reading them all)."""
+        return self._all is None or bool(getattr(self._all, drawn_as).any())
+
     def of(self, subject_id: int) -> SubjectMarks:
         """One subject's marks (none for an unknown subject)."""
         if self._all is not None:
@@ -183,17 +188,20 @@ _PROJECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PROJECTS_LOCK = threading.Lock()
 
 
-def subject_marks(project: Project, subject_id: int | None) -> SubjectMarks:
-    """The marks of ``subject_id`` in ``project`` as arrays (none for None or an unknown subject), from
-    arrays made once per project for every session of the process."""
+def project_marks(project: Project) -> ProjectMarks:
+    """The `ProjectMarks` of ``project``, made by the first session to ask and shared by every session."""
     # One session makes the project's arrays while the others wait for them rather than make them again.
     with _PROJECTS_LOCK:
         arrays = _PROJECTS.get(project)
         if arrays is None:
             arrays = _PROJECTS[project] = ProjectMarks(project)
-    if subject_id is None:
-        subject_id = -1
-    return arrays.of(subject_id)
+    return arrays
+
+
+def subject_marks(project: Project, subject_id: int | None) -> SubjectMarks:
+    """The marks of ``subject_id`` in ``project`` as arrays (none for None or an unknown subject), from
+    arrays made once per project for every session of the process."""
+    return project_marks(project).of(-1 if subject_id is None else subject_id)
 
 
 #: The consensus table's columns `subject_consensus` gives: the box, its votes, its geometry and the errors of
@@ -203,10 +211,15 @@ CONSENSUS_COLUMNS = ("consensus_id", "n_votes", "n_seen", "x", "y", "width", "he
 _CONSENSUS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def subject_consensus(project: Project, subject_id: int | None) -> dict[str, np.ndarray]:
-    """The consensus boxes of ``subject_id`` as arrays of `CONSENSUS_COLUMNS` in box order (counts NaN where the
-    producer recorded none), slices of arrays made once per project for every session (the consensus table is in memory
-    for every kind of project)."""
+def has_point_consensus(project: Project) -> bool:
+    """Whether any consensus mark of ``project`` is a point (no width or height)."""
+    boxes = _consensus_columns(project)[1]
+    return bool(((np.nan_to_num(boxes["width"]) == 0) & (np.nan_to_num(boxes["height"]) == 0)).any())
+
+
+def _consensus_columns(project: Project) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The subject ids of ``project``'s consensus boxes in subject then box order, and their
+    `CONSENSUS_COLUMNS` in that order (made once per project)."""
     with _PROJECTS_LOCK:
         known = _CONSENSUS.get(project)
         if known is None:
@@ -217,7 +230,14 @@ def subject_consensus(project: Project, subject_id: int | None) -> dict[str, np.
                               consensus[name].to_numpy(dtype=float, na_value=np.nan) if name in consensus
                               else np.full(len(consensus), np.nan))[order] for name in CONSENSUS_COLUMNS}
             known = _CONSENSUS[project] = (subject_ids[order], columns)
-    subject_ids, columns = known
+    return known
+
+
+def subject_consensus(project: Project, subject_id: int | None) -> dict[str, np.ndarray]:
+    """The consensus boxes of ``subject_id`` as arrays of `CONSENSUS_COLUMNS` in box order (counts NaN where the
+    producer recorded none), slices of arrays made once per project for every session (the consensus table is in memory
+    for every kind of project)."""
+    subject_ids, columns = _consensus_columns(project)
     subject_id = -1 if subject_id is None else subject_id
     start, stop = np.searchsorted(subject_ids, subject_id, "left"), np.searchsorted(subject_ids, subject_id, "right")
     return {name: values[start:stop] for name, values in columns.items()}

@@ -47,7 +47,8 @@ from project.reviews import ReviewError
 from project.roles import RoleError
 from project.selection import ANY
 
-from ..subject_marks import OUTLINED_KINDS, SubjectMarks, subject_consensus, subject_marks
+from ..subject_marks import (OUTLINED_KINDS, SubjectMarks, has_point_consensus, project_marks, subject_consensus,
+                             subject_marks)
 
 from .base import CHOSEN_STANDS_OUT, View
 from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, legend_html
@@ -600,7 +601,8 @@ class CutoutViewer(View):
         """Each layer's source for the current subject and settings, by layer name (no rows when not shown)."""
         columns = {}
         for layer in self.layers():
-            if layer.shown(self):
+            # A layer left off the figure (`CutoutLayer.possible`) has nothing to draw.
+            if layer.shown(self) and (self._figure is None or layer.name in self._sources):
                 columns[layer.name] = layer.columns(self)
             else:  # its columns as the figure was made with them, no rows: hidden layers cost nothing
                 empty = self._empty.get(layer.name)
@@ -649,11 +651,13 @@ class CutoutViewer(View):
         renderers = self._renderers
         for layer in self.layers():
             self._empty[layer.name] = layer.columns(self).iloc[0:0]
+            if not layer.possible(self):
+                continue
             source = self._sources[layer.name] = ColumnDataSource(_source_data(self._empty[layer.name]))
             renderers[layer.name] = layer.draw(figure, source)
         hovers = []
         for layer in self.layers():
-            if not layer.tooltips:
+            if not layer.tooltips or layer.name not in renderers:
                 continue
             hover = HoverTool(renderers=[renderers[layer.name]], tooltips=list(layer.tooltips),
                               description=f"Hover: {layer.name}")
@@ -686,8 +690,11 @@ class CutoutViewer(View):
         return figure
 
     def drawn(self, layer: str) -> pd.DataFrame:
-        """What the figure's source of ``layer`` (a layer's name, or ``image``) holds now, as a table."""
+        """What the figure's source of ``layer`` (a layer's name, or ``image``) holds now, as a table (no rows for a
+        layer the project cannot draw: it has no source)."""
         self.figure()
+        if layer not in self._sources and layer in self._empty:
+            return self._empty[layer]
         return pd.DataFrame(dict(self._sources[layer].data))
 
     def renderer(self, layer: str):
@@ -1010,6 +1017,11 @@ def _shown(toggle: str):
     return lambda viewer: getattr(viewer, toggle)
 
 
+def _drawn_as(drawn_as: str):
+    """A layer of marks drawn as ``drawn_as`` is possible when some mark of the project is."""
+    return lambda viewer: project_marks(viewer.data_store.project).draws(drawn_as)
+
+
 #: Every cutout's own layers, bottom to top; the layers other modules register (`cutout_layers.LAYERS`) go
 #: over them.
 OWN_LAYERS = [
@@ -1042,18 +1054,19 @@ OWN_LAYERS = [
     CutoutLayer("new box", lambda viewer: pd.DataFrame({name: np.zeros(0) for name in ("left", "right", "top", "bottom")}),
                 _boxes(colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom"), fill_alpha=0.1)),
     CutoutLayer("volunteer outlines", lambda viewer: viewer.volunteer_outlines(), _outlines(True, "solid"),
-                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("outline")),
     CutoutLayer("volunteer paths", lambda viewer: viewer.volunteer_paths(), _outlines(False, "solid"),
-                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("path")),
     CutoutLayer("volunteer points", lambda viewer: viewer.volunteer_points(), _markers(True),
-                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("point")),
     CutoutLayer("unmatched outlines", lambda viewer: viewer.unmatched_outlines(), _outlines(True, "dashed"),
-                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("outline")),
     CutoutLayer("unmatched paths", lambda viewer: viewer.unmatched_paths(), _outlines(False, "dashed"),
-                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("path")),
     CutoutLayer("unmatched points", lambda viewer: viewer.unmatched_points(), _markers(False),
-                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("point")),
     CutoutLayer("consensus points", lambda viewer: viewer.consensus_points(), _consensus_markers,
-                shown=_shown("show_consensus"), tooltips=CONSENSUS_TOOLTIPS),
+                shown=_shown("show_consensus"), tooltips=CONSENSUS_TOOLTIPS,
+                possible=lambda viewer: has_point_consensus(viewer.data_store.project)),
     CutoutLayer("status glyphs", lambda viewer: viewer.status_glyphs(), _status_glyphs, shown=_shown("show_consensus")),
 ]
