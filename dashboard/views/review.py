@@ -26,6 +26,10 @@ from .base import ReadOnlyTable, View
 #: Columns of the box table, with their headers.
 BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "width": "Width",
                "height": "Height", "n_votes": "Votes", "reviewer": "By"}
+#: The picked box's row: pale yellow with a bar in the pick ring's colour (`cutout.PICKED_COLOUR`), not the blue
+#: of a selected row, so that it is not read as a second current subject beside the subject table's row.
+PICKED_ROW = (".tabulator-row.tabulator-selected, .tabulator-row.tabulator-selected:hover "
+              "{ background-color: #fff3bf !important; color: #000 !important; box-shadow: inset 5px 0 0 #ffd92f; }")
 #: Columns of the subject's decision history, with their headers.
 HISTORY_COLUMNS = {"created_at": "When (UTC)", "reviewer": "Reviewer", "role": "Role", "action": "Action",
                    "consensus_id": "Box", "reason": "Reason", "active": "In effect"}
@@ -52,7 +56,7 @@ class ReviewPanel(View):
         self._boxes = ReadOnlyTable(
             _box_rows(self.boxes()), selectable=1, show_index=False, titles=BOX_COLUMNS,
             layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
-            max_height=150,
+            max_height=150, stylesheets=[PICKED_ROW],
             formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
             | {"consensus_id": NumberFormatter(format="0")},
         )
