@@ -43,6 +43,9 @@ project = load_project([files.classifications, files.subjects, files.workflows],
 reviews = open_store({reviews!r})
 pn.extension("tabulator")
 
+#: The views' methods that refresh them on a switch.
+REFRESHES = {{"redraw", "_refresh", "_heading", "_follow", "_box_changed", "_image_problems", "_counts", "_pick_box"}}
+
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -55,7 +58,7 @@ document.to_json()
 # As a served session does, a switch's changes leave as one PATCH-DOC message, serialised here: the document
 # is held around the switch (Panel's own hold inside then leaves the changes to it), and the changes it
 # collected are serialised and let go.
-protocol, messages = Protocol(), []
+protocol, messages, buffers = Protocol(), [], []
 
 def switch(subject_id):
     document.hold("combine")
@@ -64,8 +67,8 @@ def switch(subject_id):
     document.callbacks._held_events = []
     document.unhold()
     messages.append(len(held))
-    if held:
-        protocol.create("PATCH-DOC", held)
+    # The message's binary buffers: each goes to the browser as websocket frames of its own.
+    buffers.append(len(protocol.create("PATCH-DOC", held).buffers) if held else 0)
 
 store = template.explorer.data_store
 ids = project.subject_stats.subject_id.to_numpy()
@@ -85,10 +88,15 @@ with set_curdoc(document):
         profile.disable()
         profiled.append(cpu() - start)
 text = io.StringIO()
-pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats({top})
+stats = pstats.Stats(profile, stream=text)
+# How often each view refreshes per switch (each should once): the views' refresh methods' calls.
+for (path, line, name), (_, calls, *_) in sorted(stats.stats.items()):
+    if "/dashboard/" in path and name in REFRESHES:
+        print(f"{{calls / {switches}:.1f}} per switch: {{path.split('/dashboard/')[-1]}}:{{name}}", file=text)
+stats.sort_stats("cumulative").print_stats({top})
 print(text.getvalue(), file=sys.stderr)
 print(json.dumps({{"median": statistics.median(switches), "mean": statistics.fmean(switches),
-                  "events": statistics.median(messages),
+                  "events": statistics.median(messages), "buffers": statistics.median(buffers),
                   "profiled": statistics.median(profiled)}}))
 """
 
@@ -123,8 +131,8 @@ def main() -> None:
         timing, listing = profile_tree(tree.resolve(), args.switches, args.top)
         print(f"## {tree.resolve()}: {timing['median'] * 1000:.0f} ms CPU per switch (median), "
               f"{timing['mean'] * 1000:.0f} ms (mean) over {args.switches}; under the profiler "
-              f"{timing['profiled'] * 1000:.0f} ms (median); {timing['events']:.0f} document changes sent per "
-              "switch (median)\n")
+              f"{timing['profiled'] * 1000:.0f} ms (median); {timing['events']:.0f} document changes and "
+              f"{timing['buffers']:.0f} binary buffers sent per switch (median)\n")
         print(listing)
 
 

@@ -961,10 +961,16 @@ def scaled_line_widths(width: np.ndarray, height: np.ndarray, screen_scale: floa
     return np.clip(side * LINE_FRACTION, THINNEST_LINE, max(widest, THINNEST_LINE))
 
 
+#: A layer of at most this many rows goes to the browser as lists; a longer one's numeric columns as arrays.
+BINARY_LEAST_ROWS = 200
+
+
 def _source_data(table: pd.DataFrame) -> dict:
-    """A layer's table as a `ColumnDataSource`'s data: numeric columns as arrays (sent as binary), the others
-    as lists."""
-    return {name: (values.tolist() if values.dtype == object else values)
+    """A layer's table as a `ColumnDataSource`'s data: text as lists; numbers as lists too when the layer has few
+    rows, else as arrays. Bokeh sends each array as its own binary websocket frame: a switch's few dozen small
+    columns cost more as frames (and their writes) than as numbers in the message."""
+    binary = len(table) >= BINARY_LEAST_ROWS
+    return {name: (values if binary and values.dtype != object else values.tolist())
             for name, values in ((name, table[name].to_numpy()) for name in table.columns)}
 
 
