@@ -31,11 +31,14 @@ import numpy as np
 import pandas as pd
 import param
 
-from .base import AggregationResult, Aggregator, partition_output, quorum
+from .base import AggregationResult, Aggregator, partition_output, quorum_votes
 from .estimate import Estimates
 from .matching import Assignment
-from .point_kernels import point_consensus
+from .point_kernels import load, point_consensus
 from .prepare import prepare
+
+# The kernels' machine code is loaded with the module, as a compiled extension's is (numba caches it on disk).
+load()
 
 
 class PointClustering(Aggregator):
@@ -77,38 +80,27 @@ class PointClustering(Aggregator):
     def run(self, partitions) -> AggregationResult:
         return self.collect(partitions.map(_aggregate_partition, self))
 
-    def quorum(self, votes: np.ndarray, n_seen: np.ndarray) -> np.ndarray:
-        """Which points have enough votes, absolutely and as a share of the volunteers who saw them."""
-        return quorum(votes, n_seen, self.min_votes, self.min_vote_fraction)
+    def needed_votes(self, n_seen: np.ndarray) -> np.ndarray:
+        """Votes a point needs, absolutely and as a share of the volunteers who saw it, per ``n_seen``."""
+        return quorum_votes(n_seen, self.min_votes, self.min_vote_fraction)
 
 
 def _aggregate_partition(pair, aggregator: PointClustering):
     marks, classifications = pair
     prep = prepare(marks, classifications, points=True)
     clicks = prep.marks
-    n_groups = len(prep.groups)
-    # The quorum as one number of votes per group: the kernels compare counts only.
-    needed = np.maximum(aggregator.min_votes, np.ceil(aggregator.min_vote_fraction * prep.n_seen_group - 1e-9)).astype(np.int64)
-    group_starts = np.searchsorted(clicks.group, np.arange(n_groups + 1))
-    group, x, y, _, sigma, linked, nearest = point_consensus(
-        group_starts, clicks.cx, clicks.cy, prep.volunteer, needed, float(aggregator.distance),
-        float(aggregator.link_distance), int(aggregator.refine))
+    group_starts = np.searchsorted(clicks.group, np.arange(len(prep.groups) + 1))
+    group, x, y, sigma, linked, nearest, linked_distance, nearest_distance = point_consensus(
+        group_starts, clicks.cx, clicks.cy, prep.volunteer, aggregator.needed_votes(prep.n_seen_group),
+        float(aggregator.distance), float(aggregator.link_distance), int(aggregator.refine))
     zero = np.zeros(len(group))
     points = Estimates(group=group, cx=x, cy=y, width=zero, height=zero.copy(), angle=zero.copy())
-    assignment = Assignment(box=linked, iou=np.full(len(linked), np.nan), best_box=nearest,
-                            best_iou=np.full(len(linked), np.nan), distance=_distance_to(clicks, points, linked),
-                            best_distance=_distance_to(clicks, points, nearest))
+    no_iou = np.full(len(linked), np.nan)
+    assignment = Assignment(box=linked, iou=no_iou, best_box=nearest, best_iou=no_iou, distance=linked_distance,
+                            best_distance=nearest_distance)
     labels = prep.groups["tool_label"].array.take(points.group) if "tool_label" in prep.groups else pd.NA
     return partition_output(aggregator, prep, points, assignment, shape="point", box_columns={
         "kind": "point",
         "tool_label": labels,
         "sigma": sigma,
     })
-
-
-def _distance_to(clicks, points: Estimates, index: np.ndarray) -> np.ndarray:
-    """Pixels from each click to the point ``index`` gives it (NaN where -1)."""
-    distance = np.full(len(index), np.nan)
-    found = index >= 0
-    distance[found] = np.hypot(clicks.cx[found] - points.cx[index[found]], clicks.cy[found] - points.cy[index[found]])
-    return distance
