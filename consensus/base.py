@@ -378,7 +378,11 @@ def typed_frame(n_rows: int, columns: dict, dtypes: dict[str, str]) -> pd.DataFr
     for name, values in columns.items():
         dtype = pd.api.types.pandas_dtype(dtypes[name]) if name in dtypes else None
         if np.ndim(values) == 0:
-            values = [values] * n_rows
+            if dtype is None or isinstance(dtype, np.dtype):
+                values = [values] * n_rows
+            else:
+                # Converted once and repeated: converting a string per row costs milliseconds on a large result.
+                values = pd.array([values], dtype=dtype).take(np.zeros(n_rows, dtype=np.intp))
         if dtype is None:
             typed[name] = values
         elif isinstance(dtype, np.dtype):
