@@ -23,8 +23,14 @@ every loop runs as long as that group needs. The algorithm is the one the
   pieces where a click or a point has no alternative take their best edge, the
   rest go to an exact Hungarian solver.
 
-Compiled once per machine and cached on disk (``cache=True``); a fresh process
-loads the cached machine code on its first call.
+On the bench projects they give the very tables the numpy passes gave
+(bench/results/points.md); tests/consensus/test_point_kernels.py checks them
+against `consensus.clustering.cluster_neighbours` and scipy's
+``linear_sum_assignment``.
+
+Compiled once per machine and cached on disk (``cache=True``, in
+``__pycache__`` or numba's user cache when that is read-only); `load`, called
+when `consensus.points` is imported, loads the cached machine code.
 """
 
 from __future__ import annotations

@@ -22,7 +22,9 @@ the per-axis standard deviation in pixels, sqrt(sum of squared distances / (2 (n
 (NaN with one vote).
 
 Every step is per subject with no state shared across subjects, so a Dask
-partition of subjects gives the same rows as the whole table in pandas.
+partition of subjects gives the same rows as the whole table in pandas. Steps
+1-4 run group by group in compiled kernels (`consensus.point_kernels`), the same
+algorithm as the numpy passes of `consensus.clustering` and `consensus.matching`.
 """
 
 from __future__ import annotations
