@@ -29,8 +29,9 @@ against `consensus.clustering.cluster_neighbours` and scipy's
 ``linear_sum_assignment``.
 
 Compiled once per machine and cached on disk (``cache=True``, in
-``__pycache__`` or numba's user cache when that is read-only); `load`, called
-when `consensus.points` is imported, loads the cached machine code.
+``__pycache__`` or numba's user cache when that is read-only). The machine code
+is loaded (or, on a machine's first use, compiled: about 30 s on 2 cores) at the
+first call, so a project without points never pays for it; `load` does it ahead.
 """
 
 from __future__ import annotations
@@ -533,9 +534,9 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
 def load() -> None:
     """Load the cached machine code of `point_consensus` (compiling it on a machine's first use).
 
-    Called when `consensus.points` is imported, as a compiled extension module's
-    code is loaded at its import: a call with the argument types the point
-    method passes, on no clicks.
+    A call with the argument types the point method passes, on no clicks: what a
+    compiled extension module does at its import, for a caller (the benchmark)
+    that times the method's work apart from loading it.
     """
     none = np.zeros(0, np.int64)
     point_consensus(np.zeros(1, np.int64), np.zeros(0), np.zeros(0), none, none, 1.0, 1.0, 0)

@@ -36,11 +36,8 @@ import param
 from .base import AggregationResult, Aggregator, partition_output, quorum_votes
 from .estimate import Estimates
 from .matching import Assignment
-from .point_kernels import load, point_consensus
+from .point_kernels import point_consensus
 from .prepare import prepare
-
-# The kernels' machine code is loaded with the module, as a compiled extension's is (numba caches it on disk).
-load()
 
 
 class PointClustering(Aggregator):
