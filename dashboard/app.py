@@ -123,9 +123,12 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     # Tests and notebook users reach the session's parts through the template.
     template.explorer, template.fetch = explorer, fetch
     if reviews is not None:
-        # Decisions made in other sessions show within review_refresh_ms; this session's own at once.
-        pn.state.add_periodic_callback(lambda: template.explorer.data_store.refresh_reviews(),
-                                       period=review_refresh_ms)
+        # Decisions made in other sessions show within review_refresh_ms; this session's own at once. Started
+        # once the page has loaded: in a session no browser connects to (a plain GET of the page: a health
+        # check, a link preview, a load test's poll), Panel retries starting a periodic callback on every tick
+        # of the server's loop until the session expires, a busy loop taking CPU from every other session.
+        pn.state.onload(lambda: pn.state.add_periodic_callback(
+            lambda: template.explorer.data_store.refresh_reviews(), period=review_refresh_ms))
     return template
 
 
