@@ -47,7 +47,7 @@ from project.reviews import ReviewError
 from project.roles import RoleError
 from project.selection import ANY
 
-from ..subject_marks import (OUTLINED_KINDS, SubjectMarks, has_point_consensus, project_marks, subject_consensus,
+from ..subject_marks import (SubjectMarks, has_point_consensus, project_marks, subject_consensus,
                              subject_marks)
 
 from .base import CHOSEN_STANDS_OUT, View
@@ -120,7 +120,7 @@ REDRAWN_BY = {
 }
 
 #: How marks are drawn (markers, outlines, paths, boxes): `dashboard.subject_marks`, which works it out once
-#: per project. `OUTLINED_KINDS` are drawn as `shape_outlines`.
+#: per project. `subject_marks.OUTLINED_KINDS` are drawn as `shape_outlines`.
 #: Vertices of a drawn circle or ellipse.
 ELLIPSE_VERTICES = 48
 
