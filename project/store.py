@@ -7,7 +7,9 @@ subject, so ranges are of about one size) is read back from every spilled part, 
 own (repeats, canonical types, counts: `finish_tables`) and written sorted by subject. So no more
 than the parts being parsed and one range of subjects are ever in memory, whatever the export's size.
 
-The folder holds, for ``classifications`` and ``marks``, ``part-NNNNN.parquet`` files whose
+Every store is written by `StoreWriter`, one part (a range of whole subjects) at a time. The folder
+holds, for each table (``classifications``, ``marks``, and as the store has them ``links``,
+``mark_vertices``, ``circle_handles``), ``part-NNNNN.parquet`` files whose
 subject ranges do not overlap and follow each other (known divisions for
 ``dask.dataframe.read_parquet(..., index="subject_id", calculate_divisions=True)``), an
 ``index.parquet`` with each subject's part and rows, and ``report.json`` (the load report).

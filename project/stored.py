@@ -13,8 +13,12 @@ either kind of project:
   aggregates them partition by partition, on the cluster when a `dask.distributed.Client` is
   active) and turn small results into pandas with `computed`.
 
-`write_project_store` writes a loaded project into a store folder; `StoredProject(folder)` opens
-one. `project.load_project(..., store=FOLDER)` does both.
+A store is written part by part, never whole in memory: `write_project_parts` takes ranges of whole
+subjects (from an export, `write_export_store`; from a generator; or cut from a loaded project,
+`write_project_store`), makes each part's consensus and statistics as a `Project` of that part and
+reduces the volunteer statistics across parts, then writes the agreement plots' density grids
+(`write_density_grids`). `StoredProject(folder)` opens a store; `project.load_project(..., store=FOLDER)`
+does both.
 """
 
 from __future__ import annotations
