@@ -31,10 +31,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
