@@ -597,7 +597,8 @@ def _true_line_numbers(path: Path, report: LoadReport, invalid_rows: int) -> Non
     rejected, so the slow walk with the csv module is the exception, not the rule.
     """
     csv.field_size_limit(1 << 30)
-    with _LineCounter(path) as source, io.TextIOWrapper(source.handle, encoding="utf-8", errors="replace", newline="") as text:
+    # Lines end at "\n" only, as pyarrow, grep -n and sed count them (a lone "\r" in a cell is no line break).
+    with _LineCounter(path) as source, io.TextIOWrapper(source.handle, encoding="utf-8", errors="replace", newline="\n") as text:
         reader = csv.reader(text)
         width = len(next(reader))
         record_lines, rejected = [], []

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from data_loaders import FormatError, read, read_classifications
@@ -257,6 +257,7 @@ def is_damaged(text: str) -> bool:
 @PROPERTY_SETTINGS
 @given(cells=st.lists(st.tuples(st.one_of(json_object, damaged, st.just("")),
                                 st.one_of(json_object, damaged)), min_size=1, max_size=10))
+@example(cells=[("\n\r", "{}"), ("{", "{}")])  # a lone "\r" in a cell is no line break: lines end at "\n"
 def test_metadata_and_subject_data_are_counted_by_reason(tmp_path_factory, cells):
     rows = []
     for index, (metadata, subject_data) in enumerate(cells):
