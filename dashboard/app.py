@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from collections.abc import Callable
 
 import panel as pn
@@ -34,11 +35,10 @@ URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disa
 #: How often a session looks for review decisions made in other sessions, in milliseconds.
 REVIEW_REFRESH_MS = 3000
 
-#: Worker threads for session callbacks by default: none yet. With threads each session's callbacks run
-#: in the order they arrived (`dashboard.session_threads`), but the cutout drawn as one Bokeh figure
-#: (merged from main at the end of #16) fails its browser tests when redrawn on a worker thread
-#: (tests/ui/test_cutout.py, test_reviews.py, test_plots.py): threads stay opt-in (--num-threads N).
-DEFAULT_THREADS = 0
+#: Worker threads for session callbacks by default: twice the cores, at most 4. Each session's callbacks run
+#: in the order they arrived (`dashboard.session_threads`); threads do not add CPU under the GIL, but one
+#: session's database write, image read or export no longer holds up the others' answers.
+DEFAULT_THREADS = min(4, 2 * (os.cpu_count() or 1))
 
 class SessionTemplate(pn.template.FastListTemplate):
     """Panel's FastListTemplate, put into a session's document with one walk of its models.
