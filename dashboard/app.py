@@ -24,6 +24,7 @@ from project.roles import Reviewer
 from .explorer import Explorer
 from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
+from .memory import RELEASE
 from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
@@ -247,6 +248,7 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     load = shared_load(key, build_project, title, forked=server_options.get("num_procs", 1) != 1)
 
     def session():
+        pn.state.on_session_destroyed(RELEASE.session_closed)  # its memory goes back once it is gone
         return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)
 
     pn.config.notifications = True
