@@ -66,6 +66,12 @@ def session_of(function, args: tuple) -> Document | None:
     return pn.state.curdoc
 
 
+def _destroyed(session) -> bool:
+    """Whether ``session`` is a document Bokeh served and has since destroyed (``Document.destroy`` drops its
+    session context and roots; a document never served has its roots)."""
+    return isinstance(session, Document) and session.session_context is None and not hasattr(session, "_roots")
+
+
 class SessionExecutor(Executor):
     """A thread pool that runs the tasks of one session in submission order, sessions side by side.
 
@@ -105,6 +111,10 @@ class SessionExecutor(Executor):
         """
         with self._lock:
             future, fn, args, kwargs = self._queues[session].popleft()
+        if _destroyed(session):
+            # Bokeh destroyed the session while this waited (a periodic refresh queued as it closed): its
+            # document has no models left to change.
+            future.cancel()
         if future.set_running_or_notify_cancel():
             try:
                 result = fn(*args, **kwargs)

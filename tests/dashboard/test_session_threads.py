@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import re
 import threading
@@ -167,3 +168,22 @@ def test_the_cutout_redrawn_on_a_worker_thread_reaches_the_page_in_order(tiny_pr
                 in_page[event["model"]["id"]][event["attr"] == "end"] = event["new"]
     assert {key: tuple(value) for key, value in in_page.items()} == on_server
     assert re.findall(r"Subject (\d+)", next(patch for patch in reversed(client.patches) if "Subject " in patch))[-1] == "3"
+
+
+def test_a_task_of_a_session_destroyed_while_it_waited_is_cancelled():
+    """A periodic refresh queued as its session closed finds the document destroyed: it does not run."""
+    pool, session, ran = SessionExecutor(1), Document(), []
+    released = threading.Event()
+    first = pool.submit(lambda document: released.wait(10), session)
+    waiting = pool.submit(lambda document: ran.append("ran"), session)
+    def server_session(event):  # what the server's session listens with
+        pass
+
+    session.on_change(server_session)
+    session.destroy(server_session)  # as Bokeh does when it discards a closed session
+    released.set()
+    assert first.result(timeout=10) is True
+    with pytest.raises(concurrent.futures.CancelledError):
+        waiting.result(timeout=10)
+    assert ran == [] and pool.submit(lambda document: "next", Document()).result(timeout=10) == "next"
+    pool.shutdown()
