@@ -58,6 +58,14 @@ def test_a_served_sessions_objects_are_released_when_it_is_destroyed(tiny_projec
     from tests.bokeh_protocol import Client, run_apart
     from tests.dashboard.serving import serving
 
+    made = []  # this test's sessions' explorers, held weakly
+    make = Explorer.__init__
+
+    def recording(self, *args, **kwargs):
+        make(self, *args, **kwargs)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(Explorer, "__init__", recording)
     monkeypatch.setattr(RELEASE, "settle", 0.1)
     before = RELEASE.releases
     # Bokeh drops a session whose last connection closed after its unused lifetime, at its next check.
@@ -73,6 +81,5 @@ def test_a_served_sessions_objects_are_released_when_it_is_destroyed(tiny_projec
         client = run_apart(open_and_close())
         assert client.errors == []
         _wait_until(lambda: RELEASE.releases > before and not running.bokeh_server.get_sessions("/"))
-        alive = running.on_loop(lambda: [explorer for explorer in gc.get_objects() if isinstance(explorer, Explorer)
-                                         and explorer.data_store.project is tiny_project])
-    assert alive == []
+        alive = running.on_loop(lambda: [ref for ref in made if ref() is not None])
+    assert made and alive == []
