@@ -32,7 +32,7 @@ beside its fresh time, and is not used in the comparison. ``--baseline REV``
 also times zoolens as of a git revision (exported with ``git archive``) in the
 same turns, to show what a change did.
 
-    python bench/bench_points.py --baseline 6679a04   # the committed result
+    python bench/bench_points.py --baseline cd3fd7a   # the committed result (cd3fd7a: before the compiled kernels)
     python bench/bench_points.py --quick              # small sizes and grids, a smoke run
 """
 
@@ -46,6 +46,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,7 +76,14 @@ MEASUREMENT_NOTE = (
     "zoolens' warm time and a baseline revision are shown beside. What is timed is unchanged and the same for both "
     "sides: the reduction alone, after the imports and the data loading, in a fresh process with OMP_NUM_THREADS=1, "
     "CPU time of the whole process (all threads); the peers get the extracts their point_extractor_by_frame makes, "
-    "zoolens the canonical tables its loaders make, and neither's extraction is timed."
+    "zoolens the canonical tables its loaders make, and neither's extraction is timed. "
+    "Since 2026-12-06 21:00 UTC (#14) zoolens' point method runs in kernels compiled by numba, cached on disk and "
+    "loaded by `consensus.point_kernels.load()`, which the benchmark calls with zoolens' imports (the package itself "
+    "loads them at the point method's first call, so a project without points never pays), as the peers' compiled "
+    "extensions (scikit-learn, hdbscan) are loaded when their reducer module is imported; so the import of each tool "
+    "is timed too and shown in the last column, and the kernels' one-off compilation (a machine's first load, with "
+    "an empty numba cache) is measured and stated below "
+    "the table."
 )
 
 #: Parameter grids searched for each peer on the tuning projects.
@@ -87,7 +95,11 @@ HDBSCAN_GRID = [{"min_cluster_size": size, "min_samples": samples}
 RUN_ZOOLENS = MEASURE + """
 import statistics
 import pandas as pd
+import_started, import_cpu_started = time.perf_counter(), time.process_time()
 from consensus import aggregate
+from consensus.point_kernels import load
+load()  # the kernels' machine code, as the peers' compiled modules load at import
+import_seconds, import_cpu_seconds = time.perf_counter() - import_started, time.process_time() - import_cpu_started
 
 folder, params, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 marks = pd.read_parquet(folder + "/marks.parquet")
@@ -105,14 +117,17 @@ for _ in range(3):
     warm.append(time.perf_counter() - started)
 result.consensus[["subject_id", "x", "y"]].to_parquet(out)
 report(seconds, loaded, cpu_seconds=cpu_seconds, peak_mib=peak, warm_seconds=statistics.median(warm), marks=len(marks),
-       subjects=int(classifications["subject_id"].nunique()))
+       subjects=int(classifications["subject_id"].nunique()), import_seconds=import_seconds,
+       import_cpu_seconds=import_cpu_seconds)
 """
 
 RUN_PEER = MEASURE + """
 import importlib
 
 source, reducer_name, params, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+import_started, import_cpu_started = time.perf_counter(), time.process_time()
 reducer = getattr(importlib.import_module("panoptes_aggregation.reducers." + reducer_name), reducer_name)
+import_seconds, import_cpu_seconds = time.perf_counter() - import_started, time.process_time() - import_cpu_started
 with open(source) as handle:
     subjects = json.load(handle)
 loaded = rss_mib()
@@ -127,7 +142,8 @@ seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_
 with open(out, "w") as handle:
     json.dump(points, handle)
 marks = sum(len(e["frame0"]["T0_tool0_x"]) for s in subjects for e in s["extracts"] if "frame0" in e)
-report(seconds, loaded, cpu_seconds=cpu_seconds, marks=marks, subjects=len(subjects))
+report(seconds, loaded, cpu_seconds=cpu_seconds, marks=marks, subjects=len(subjects), import_seconds=import_seconds,
+       import_cpu_seconds=import_cpu_seconds)
 """
 
 
@@ -177,6 +193,20 @@ def run_zoolens(folder: Path, tolerance: float, params: dict | None = None, code
     return {**measured, **score(pd.read_parquet(out), pd.read_parquet(folder / "truth.parquet"), tolerance)}
 
 
+def compile_seconds(folder: Path, tolerance: float) -> float:
+    """Wall seconds of importing `consensus` and loading its point kernels with an empty numba cache: the kernels' one-off compilation on a machine."""
+    with tempfile.TemporaryDirectory() as cache:
+        previous = os.environ.get("NUMBA_CACHE_DIR")
+        os.environ["NUMBA_CACHE_DIR"] = cache
+        try:
+            return run_zoolens(folder, tolerance)["import_seconds"]
+        finally:
+            if previous is None:
+                del os.environ["NUMBA_CACHE_DIR"]
+            else:
+                os.environ["NUMBA_CACHE_DIR"] = previous
+
+
 def baseline_root(revision: str) -> Path:
     """zoolens as of ``revision``, exported once with ``git archive`` into the work folder."""
     root = WORK / f"baseline-{revision}"
@@ -190,7 +220,7 @@ def baseline_root(revision: str) -> Path:
 def median_run(runs: list[dict]) -> dict:
     """Repeated runs of one tool as one: median wall, CPU and warm time, the largest peak memory, the range of wall times."""
     merged = dict(runs[0])
-    for key in ("seconds", "cpu_seconds", "warm_seconds"):
+    for key in ("seconds", "cpu_seconds", "warm_seconds", "import_seconds", "import_cpu_seconds"):
         if runs[0].get(key) is not None:
             merged[key] = statistics.median(run[key] for run in runs)
     peak = max(runs, key=lambda run: run["peak_mib"])
@@ -224,7 +254,8 @@ def fmt_row(data: str, tool: str, result: dict) -> str:
     low, high = result["seconds_range"]
     return (f"| {data} | {tool} | {result['subjects']:,} | {result['marks']:,} | {result['precision']:.3f} | "
             f"{result['recall']:.3f} | **{result['f1']:.3f}** | {result['mean_distance']:.2f} | {seconds} | "
-            f"{low:.3f}-{high:.3f} | {result['cpu_seconds']:.3f} | {result['peak_mib']:,.0f} ({grown:+,.0f}) |")
+            f"{low:.3f}-{high:.3f} | {result['cpu_seconds']:.3f} | {result['peak_mib']:,.0f} ({grown:+,.0f}) | "
+            f"{result['import_seconds']:.2f} ({result['import_cpu_seconds']:.2f}) |")
 
 
 def main() -> None:
@@ -248,11 +279,15 @@ def main() -> None:
     reducers = {"point_reducer_dbscan": dbscan_grid, "point_reducer_hdbscan": hdbscan_grid}
     baseline = baseline_root(args.baseline) if args.baseline else None
     rows, notes, speedups, changes = [], [], [], []
+    compiled = None
     for name, (noise, animals) in POPULATIONS.items():
         tuning = dataset(f"tune-{name}-{args.tune_subjects}", args.tune_subjects, noise, animals, seed=101)
         folder = dataset(f"{name}-{args.subjects}", args.subjects, noise, animals, seed=7)
         print(f"{name}: tuning peers on {tuning.name}", flush=True)
-        zoolens_tuning = run_zoolens(tuning, args.tolerance)
+        zoolens_tuning = run_zoolens(tuning, args.tolerance)  # also fills the numba cache the timed runs load
+        if compiled is None:
+            compiled = compile_seconds(tuning, args.tolerance)
+            print(f"    compiling the kernels (empty numba cache): {compiled:.1f} s", flush=True)
         compared = {"zoolens point (defaults)": functools.partial(run_zoolens, folder, args.tolerance)}
         if baseline is not None:
             compared[f"zoolens point (defaults) as of {args.baseline}"] = functools.partial(
@@ -312,9 +347,12 @@ def main() -> None:
         MEASUREMENT_NOTE,
         "",
         ("| data | tool | subjects | marks | precision | recall | F1 | mean distance px | seconds | wall range | CPU seconds "
-         "| peak MiB |"),
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+         "| peak MiB | import s (CPU) |"),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
+        "",
+        f"The point kernels' one-off compilation (importing `consensus` with an empty numba cache, as on a machine's "
+        f"first use): {compiled:.1f} s wall; cached on disk after that, and every zoolens run above loads the cache.",
         "",
         f"Peer settings chosen on the tuning projects (grids: dbscan eps x min_samples "
         f"{[tuple(p.values()) for p in dbscan_grid]}, hdbscan min_cluster_size x min_samples "

@@ -3,9 +3,12 @@
 On the projects of `bench_points` (run that first: it makes them), each in a
 fresh process as there: the first call (what `bench_points` compares with the
 peers) and a warm call (the same call again in that process). Each step is
-timed by wrapping the function that does it; nested steps (the link search
-and the vote assignment inside each linking round) are indented. For scale, the
-CPU time of one numpy argsort of as many int64 keys as the project has clicks.
+timed by wrapping the function that does it; nested steps (parts of preparing
+the arrays and of writing the tables) are indented. The compiled kernels
+(`consensus.point_kernels`) are one call, so their phases are timed apart, warm:
+the kernels' group loop run up to each phase, the differences giving each
+phase's share (each the fastest of 5 runs). For scale, the CPU time of one
+numpy argsort of as many int64 keys as the project has clicks.
 
     python bench/profile_points.py      # writes bench/results/points_profile.md
 """
@@ -30,14 +33,23 @@ RESULTS = HERE / "results" / "points_profile.md"
 #: (label, module, attribute, owner class or None); labels starting with two spaces are inside the step above.
 STEPS = [
     ("prepare: columns, volunteer and group codes, clicks sorted, who saw what", "consensus.points", "prepare", None),
-    ("k-d tree of the clicks (built once)", "consensus.points", "PointTree", None),
-    ("neighbour pairs within `distance` (tree search)", "consensus.distance", "pairs", "PointTree"),
-    ("seeded clustering (rounds over the pairs)", "consensus.points", "cluster_neighbours", None),
-    ("medians of x and y (2 rounds)", "consensus.points", "median_points", None),
-    ("linking rounds (2): order, search, one vote per volunteer, distances", "consensus.points", "reassign_points", None),
-    ("  clicks within `link_distance` of the points (tree search)", "consensus.distance", "cross", "PointTree"),
-    ("  one vote per volunteer per point (assign_edges)", "consensus.matching", "assign_edges", None),
+    ("  volunteers' names (volunteer_keys)", "consensus.prepare", "volunteer_keys", None),
+    ("  group codes: task, tool, frame (dense_codes)", "consensus.prepare", "dense_codes", None),
+    ("  clicks sorted by group and x (point_arrays)", "consensus.prepare", "point_arrays", None),
+    ("compiled kernels: clustering, medians, quorum, linking rounds, spreads (point_consensus)", "consensus.points",
+     "point_consensus", None),
     ("output tables: consensus, links, subjects", "consensus.points", "partition_output", None),
+    ("  links table (links_table)", "consensus.base", "links_table", None),
+    ("  consensus and subjects tables (typed_frame)", "consensus.base", "typed_frame", None),
+]
+
+#: The kernels' phases, each timed by running the phases up to it over every group (see PHASES in PROFILE).
+PHASES = [
+    "volunteers coded per group",
+    "neighbour lists within `distance` (sweep over x)",
+    "seeded clustering rounds",
+    "medians of x and y",
+    "one linking round: clicks within `link_distance`, one vote per volunteer per point",
 ]
 
 PROFILE = """
@@ -73,7 +85,56 @@ for _ in range(2):
 keys = np.random.default_rng(0).integers(0, 2**40, len(marks))
 started = time.process_time()
 np.argsort(keys)
-print(json.dumps({"marks": len(marks), "calls": calls, "argsort": time.process_time() - started}))
+argsort = time.process_time() - started
+
+# The kernels' phases: the group loop of point_consensus run up to phase `upto` (compiled here, not timed).
+from numba import njit
+from consensus import point_kernels as kernels
+from consensus.prepare import prepare
+
+@njit
+def phases(group_starts, x, y, volunteer, distance, link_distance, upto):
+    local = np.full(volunteer.max() + 1, -1, np.int64)
+    total = 0
+    for g in range(len(group_starts) - 1):
+        s, e = group_starts[g], group_starts[g + 1]
+        gx, gy = x[s:e], y[s:e]
+        gv = np.empty(e - s, np.int64)
+        n_volunteers = 0
+        for i in range(s, e):
+            if local[volunteer[i]] < 0:
+                local[volunteer[i]] = n_volunteers
+                n_volunteers += 1
+            gv[i - s] = local[volunteer[i]]
+        for i in range(s, e):
+            local[volunteer[i]] = -1
+        if upto == 1:
+            total += len(kernels._neighbours(gx, gy, gv, distance)[1])
+        if upto < 2:
+            continue
+        label, n_labels = kernels.cluster_group(gx, gy, gv, n_volunteers, distance)
+        if upto < 3:
+            continue
+        px, py = kernels._medians(gx, label, n_labels), kernels._medians(gy, label, n_labels)
+        if upto < 4:
+            continue
+        total += kernels.link_group(gx, gy, gv, n_volunteers, px, py, link_distance)[0].sum()
+    return total
+
+prep = prepare(marks, classifications, points=True)
+group_starts = np.searchsorted(prep.marks.group, np.arange(len(prep.groups) + 1))
+arguments = (group_starts, prep.marks.cx, prep.marks.cy, prep.volunteer, 12.0, 12.0)
+cumulative = []
+for upto in range(5):
+    phases(*arguments, upto)  # compiles on the first, then warm
+    runs = []
+    for _ in range(5):
+        started = time.process_time()
+        phases(*arguments, upto)
+        runs.append(time.process_time() - started)
+    cumulative.append(min(runs))  # the least disturbed by other jobs on the shared cores
+print(json.dumps({"marks": len(marks), "calls": calls, "argsort": argsort,
+                  "phases": [cumulative[0]] + [b - a for a, b in zip(cumulative, cumulative[1:])]}))
 """
 
 
@@ -97,8 +158,8 @@ def main() -> None:
          f"{load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} at the end (2 shared cores: expect +-30 %). "
          "`aggregate(marks, classifications, method=\"point\")` with the defaults on bench_points' projects, in a fresh "
          "process: its first call (what bench/results/points.md compares) and the same call again (warm). "
-         "Indented steps are part of the step above; 'other' is the rest of the call (input checks, quorum, spreads, "
-         "assembling the result)."),
+         "Indented steps are part of the step above; 'other' is the rest of the call (the quorum per group, "
+         "the partitions, assembling the result)."),
         "",
         f"| step | {header} |",
         "| --- |" + " ---: | ---: |" * len(columns),
@@ -118,6 +179,16 @@ def main() -> None:
     lines += [
         f"| other | {cells('other')} |",
         f"| **total** | {cells('total')} |",
+        "",
+        "Inside the compiled kernels (CPU milliseconds, warm; each phase timed as the difference between running the "
+        "kernels' group loop up to it and up to the phase before, each the fastest of 5 runs; the linking round links the clicks "
+        "to every cluster's median, before the quorum, so it has more points than the method's own rounds, which run "
+        "twice with the default refine=1):",
+        "",
+        "| phase | " + " | ".join(columns) + " |",
+        "| --- |" + " ---: |" * len(columns),
+        *(f"| {phase} | " + " | ".join(f"{profile['phases'][k] * 1000:,.1f}" for profile in profiles) + " |"
+          for k, phase in enumerate(PHASES)),
         "",
         "For scale, one `numpy.argsort` of as many random int64 keys as the project has clicks: "
         + ", ".join(f"{column} ({profile['marks']:,} clicks) {profile['argsort'] * 1000:.0f} ms"

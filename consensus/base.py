@@ -32,9 +32,8 @@ from data_loaders.schema import CONSENSUS
 
 from . import distributed
 from .clustering import candidate_clusters
-from .distance import PointTree
 from .estimate import Estimates
-from .matching import Assignment, assign, assign_points, links_meta_frame, links_table
+from .matching import Assignment, assign, links_meta_frame, links_table
 from .prepare import ID_STRIDE, Prepared
 
 #: Short method name -> Aggregator subclass, filled as the method modules are imported.
@@ -182,9 +181,13 @@ def _subjects(output: PartitionOutput) -> pd.DataFrame:
 
 def quorum(votes: np.ndarray, n_seen: np.ndarray, min_votes: int, min_vote_fraction: float) -> np.ndarray:
     """Which consensus marks have enough votes: at least ``min_votes`` and ``min_vote_fraction`` of ``n_seen``."""
+    return votes >= quorum_votes(n_seen, min_votes, min_vote_fraction)
+
+
+def quorum_votes(n_seen: np.ndarray, min_votes: int, min_vote_fraction: float) -> np.ndarray:
+    """The votes `quorum` asks of a consensus mark on a subject ``n_seen`` volunteers saw (int64)."""
     # The tolerance keeps e.g. 0.3 * 10 votes from needing 3.0000000000000004.
-    needed = np.ceil(min_vote_fraction * n_seen - 1e-9)
-    return (votes >= min_votes) & (votes >= needed)
+    return np.maximum(min_votes, np.ceil(min_vote_fraction * np.asarray(n_seen) - 1e-9)).astype(np.int64)
 
 
 def get_aggregator(method: str) -> type[Aggregator]:
@@ -375,7 +378,11 @@ def typed_frame(n_rows: int, columns: dict, dtypes: dict[str, str]) -> pd.DataFr
     for name, values in columns.items():
         dtype = pd.api.types.pandas_dtype(dtypes[name]) if name in dtypes else None
         if np.ndim(values) == 0:
-            values = [values] * n_rows
+            if dtype is None or isinstance(dtype, np.dtype):
+                values = [values] * n_rows
+            else:
+                # Converted once and repeated: converting a string per row costs milliseconds on a large result.
+                values = pd.array([values], dtype=dtype).take(np.zeros(n_rows, dtype=np.intp))
         if dtype is None:
             typed[name] = values
         elif isinstance(dtype, np.dtype):
@@ -469,19 +476,3 @@ def reassign(prep: Prepared, boxes: Estimates, min_iou: float) -> tuple[Estimate
     overlapping = assignment.best_box >= 0
     assignment.best_box[overlapping] = arrays.row[assignment.best_box[overlapping]]
     return boxes, assignment, order
-
-
-def reassign_points(prep: Prepared, points: Estimates, max_distance: float,
-                    tree: PointTree | None = None) -> tuple[Estimates, Assignment, np.ndarray]:
-    """`reassign` for consensus points (size-0 estimates): link every click within ``max_distance`` pixels.
-
-    ``tree`` is the clicks' `PointTree`, when the caller keeps one.
-    """
-    order = box_order(prep, points)
-    points = points.take(order)
-    arrays = points.arrays()
-    assignment = assign_points(prep.marks, prep.volunteer, arrays, max_distance, tree)
-    for index in (assignment.box, assignment.best_box):
-        found = index >= 0
-        index[found] = arrays.row[index[found]]
-    return points, assignment, order

@@ -22,7 +22,9 @@ the per-axis standard deviation in pixels, sqrt(sum of squared distances / (2 (n
 (NaN with one vote).
 
 Every step is per subject with no state shared across subjects, so a Dask
-partition of subjects gives the same rows as the whole table in pandas.
+partition of subjects gives the same rows as the whole table in pandas. Steps
+1-4 run group by group in compiled kernels (`consensus.point_kernels`), the same
+algorithm as the numpy passes of `consensus.clustering` and `consensus.matching`.
 """
 
 from __future__ import annotations
@@ -31,12 +33,11 @@ import numpy as np
 import pandas as pd
 import param
 
-from .base import AggregationResult, Aggregator, partition_output, quorum, reassign_points
-from .clustering import cluster_neighbours
-from .distance import PointTree
-from .estimate import Estimates, Members
-from .prepare import Prepared, prepare
-from .segments import segment_median, segment_sum
+from .base import AggregationResult, Aggregator, partition_output, quorum_votes
+from .estimate import Estimates
+from .matching import Assignment
+from .point_kernels import point_consensus
+from .prepare import prepare
 
 
 class PointClustering(Aggregator):
@@ -78,66 +79,27 @@ class PointClustering(Aggregator):
     def run(self, partitions) -> AggregationResult:
         return self.collect(partitions.map(_aggregate_partition, self))
 
-    def quorum(self, votes: np.ndarray, n_seen: np.ndarray) -> np.ndarray:
-        """Which points have enough votes, absolutely and as a share of the volunteers who saw them."""
-        return quorum(votes, n_seen, self.min_votes, self.min_vote_fraction)
-
-
-def cluster_points(prep: Prepared, tree: PointTree, distance: float) -> Members:
-    """Clusters of the prepared clicks (step 1 of the module docstring), one click per volunteer each; ``tree`` is theirs."""
-    marks = prep.marks
-    first, second, apart = tree.pairs(distance)
-    other = prep.volunteer[first] != prep.volunteer[second]
-    first, second, apart = first[other], second[other], apart[other]
-    labels = cluster_neighbours(marks.group, prep.volunteer, first, second, 1.0 - apart / distance)
-    return Members.from_labels(labels, int(labels.max()) + 1 if len(labels) else 0)
-
-
-def median_points(marks, members: Members) -> Estimates:
-    """The member-wise median x and y of every point (`median_boxes` without its sizes and angles, all 0 for points)."""
-    n, box = members.n_boxes, members.box
-    group = np.zeros(n, dtype=np.int64)
-    group[box] = marks.group[members.mark]
-    zero = np.zeros(n)
-    return Estimates(group=group, cx=segment_median(marks.cx[members.mark], box, n),
-                     cy=segment_median(marks.cy[members.mark], box, n), width=zero, height=zero.copy(), angle=zero.copy())
-
-
-def vote_spread(prep: Prepared, points: Estimates, box: np.ndarray) -> np.ndarray:
-    """Per point, the per-axis standard deviation of its linked clicks around it (NaN below two votes)."""
-    linked = np.flatnonzero(box >= 0)
-    point = box[linked]
-    squared = (prep.marks.cx[linked] - points.cx[point]) ** 2 + (prep.marks.cy[linked] - points.cy[point]) ** 2
-    votes = np.bincount(point, minlength=len(points))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(votes > 1, np.sqrt(segment_sum(squared, point, len(points)) / (2.0 * (votes - 1))), np.nan)
+    def needed_votes(self, n_seen: np.ndarray) -> np.ndarray:
+        """Votes a point needs, absolutely and as a share of the volunteers who saw it, per ``n_seen``."""
+        return quorum_votes(n_seen, self.min_votes, self.min_vote_fraction)
 
 
 def _aggregate_partition(pair, aggregator: PointClustering):
     marks, classifications = pair
     prep = prepare(marks, classifications, points=True)
-    n_seen = prep.n_seen_group
-    # One tree of the clicks serves the clustering and every round of linking.
-    tree = PointTree(prep.marks.group, prep.marks.cx, prep.marks.cy, max(aggregator.distance, aggregator.link_distance))
-    members = cluster_points(prep, tree, aggregator.distance)
-    points = median_points(prep.marks, members)
-    points = points.take(np.flatnonzero(aggregator.quorum(members.count(), n_seen[points.group])))
-    iteration = 0
-    while True:
-        points, assignment, _ = reassign_points(prep, points, aggregator.link_distance, tree)
-        votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(points))
-        keep = aggregator.quorum(votes, n_seen[points.group])
-        if iteration < aggregator.refine:
-            points = median_points(prep.marks, Members.from_labels(assignment.box, len(points))).take(np.flatnonzero(keep))
-            iteration += 1
-            continue
-        if keep.all():
-            break
-        # Rare: a re-linked point fell below the quorum; drop it and link again.
-        points = points.take(np.flatnonzero(keep))
+    clicks = prep.marks
+    group_starts = np.searchsorted(clicks.group, np.arange(len(prep.groups) + 1))
+    group, x, y, sigma, linked, nearest, linked_distance, nearest_distance = point_consensus(
+        group_starts, clicks.cx, clicks.cy, prep.volunteer, aggregator.needed_votes(prep.n_seen_group),
+        float(aggregator.distance), float(aggregator.link_distance), int(aggregator.refine))
+    zero = np.zeros(len(group))
+    points = Estimates(group=group, cx=x, cy=y, width=zero, height=zero.copy(), angle=zero.copy())
+    no_iou = np.full(len(linked), np.nan)
+    assignment = Assignment(box=linked, iou=no_iou, best_box=nearest, best_iou=no_iou, distance=linked_distance,
+                            best_distance=nearest_distance)
     labels = prep.groups["tool_label"].array.take(points.group) if "tool_label" in prep.groups else pd.NA
     return partition_output(aggregator, prep, points, assignment, shape="point", box_columns={
         "kind": "point",
         "tool_label": labels,
-        "sigma": vote_spread(prep, points, assignment.box),
+        "sigma": sigma,
     })

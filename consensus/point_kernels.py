@@ -1,0 +1,542 @@
+"""Compiled kernels of the ``point`` method: clustering, medians, quorum and linking, one group at a time.
+
+The point method's steps (`consensus.points`) never look beyond one group
+(subject, task, tool, frame), and a group holds a few hundred clicks. Done with
+whole-table numpy passes, every step pays a sort or a scatter over all the
+clicks of the project and a Python-level round loop for the worst group; done
+group by group in compiled code (numba), the clicks of a group stay in cache and
+every loop runs as long as that group needs. The algorithm is the one the
+`consensus.points` docstring describes, step for step:
+
+- neighbours: clicks of different volunteers at most ``distance`` apart, found
+  by a sweep over the group's clicks sorted by x (`prepare` sorts them so), with
+  closeness ``round((1 - d / distance) * IOU_STEPS)`` as in
+  `consensus.clustering`;
+- the seeded rounds of `consensus.clustering.cluster_neighbours`: support (distinct
+  volunteers among the remaining neighbours), strength (the summed closeness of
+  each volunteer's best one), seeds that outrank every remaining neighbour,
+  each claiming its best remaining neighbour of every volunteer, a click
+  claimed twice joining the higher-ranked seed;
+- medians of x and y, the quorum, and linking rounds in which each volunteer's
+  clicks are matched to the points within ``link_distance`` by a maximum-weight
+  matching of the score 1 - d / (2 ``link_distance``) (`consensus.matching`):
+  pieces where a click or a point has no alternative take their best edge, the
+  rest go to an exact Hungarian solver.
+
+On the bench projects they give the very tables the numpy passes gave
+(bench/results/points.md); tests/consensus/test_point_kernels.py checks them
+against `consensus.clustering.cluster_neighbours` and scipy's
+``linear_sum_assignment``.
+
+Compiled once per machine and cached on disk (``cache=True``, in
+``__pycache__`` or numba's user cache when that is read-only). The machine code
+is loaded (or, on a machine's first use, compiled: about 30 s on 2 cores) at the
+first call, so a project without points never pays for it; `load` does it ahead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .clustering import IOU_STEPS
+
+
+@njit(cache=True)
+def _outranks(a, b, support, strength):
+    """Whether click ``a`` ranks above click ``b``: more support, then more strength, then earlier in content order."""
+    if support[a] != support[b]:
+        return support[a] > support[b]
+    if strength[a] != strength[b]:
+        return strength[a] > strength[b]
+    return a < b
+
+
+@njit(cache=True)
+def _neighbours(x, y, volunteer, distance):
+    """Neighbour lists (CSR: offsets, click, closeness) of clicks sorted by x, each list in click order.
+
+    Two sweeps, one counting and one filling: growing a buffer inside the sweep would cost more than the count.
+    """
+    n = len(x)
+    reach = distance * distance  # squares compared: a square root only for the pairs kept
+    degree = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx = x[j] - x[i]
+            if dx > distance:
+                break
+            dy = y[j] - y[i]
+            if volunteer[j] != volunteer[i] and dx * dx + dy * dy <= reach:
+                degree[i + 1] += 1
+                degree[j + 1] += 1
+    offsets = np.cumsum(degree)
+    other = np.empty(offsets[n], np.int64)
+    weight = np.empty(offsets[n], np.int64)
+    filled = offsets[:n].copy()
+    # i runs up, and j up from i: each list ends up in click order.
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx = x[j] - x[i]
+            if dx > distance:
+                break
+            dy = y[j] - y[i]
+            squared = dx * dx + dy * dy
+            if volunteer[j] != volunteer[i] and squared <= reach:
+                closeness = np.int64(np.rint((1.0 - np.sqrt(squared) / distance) * IOU_STEPS))
+                other[filled[i]] = j
+                weight[filled[i]] = closeness
+                filled[i] += 1
+                other[filled[j]] = i
+                weight[filled[j]] = closeness
+                filled[j] += 1
+    return offsets, other, weight
+
+
+@njit(cache=True)
+def cluster_group(x, y, volunteer, n_volunteers, distance):
+    """Cluster label (0, 1, ... in the order formed) of each click of one group sorted by x (module docstring).
+
+    ``volunteer`` codes the group's volunteers 0 .. ``n_volunteers`` - 1.
+    """
+    n = len(x)
+    offsets, other, weight = _neighbours(x, y, volunteer, distance)
+    label = np.full(n, -1, np.int64)
+    active = np.ones(n, np.bool_)
+    support = np.zeros(n, np.int64)
+    strength = np.zeros(n, np.int64)
+    claimant = np.full(n, -1, np.int64)
+    seeds = np.empty(n, np.int64)
+    # Per volunteer, the best remaining neighbour (edge) of the click at hand; -1 when none yet.
+    best_edge = np.full(n_volunteers, -1, np.int64)
+    touched = np.empty(n_volunteers, np.int64)
+    next_label = 0
+    remaining = n
+    while remaining:
+        for m in range(n):
+            if active[m]:
+                n_touched = _best_per_volunteer(m, offsets, other, weight, volunteer, active, best_edge, touched)
+                total = 0
+                for t in range(n_touched):
+                    total += weight[best_edge[touched[t]]]
+                    best_edge[touched[t]] = -1
+                support[m], strength[m] = n_touched, total
+        for m in range(n):
+            if active[m] and support[m] == 0:
+                label[m] = next_label
+                next_label += 1
+                active[m] = False
+                remaining -= 1
+        n_seeds = 0
+        for m in range(n):
+            if active[m]:
+                seed = True
+                for k in range(offsets[m], offsets[m + 1]):
+                    if active[other[k]] and _outranks(other[k], m, support, strength):
+                        seed = False
+                        break
+                if seed:
+                    seeds[n_seeds] = m
+                    n_seeds += 1
+        for s in range(n_seeds):
+            m = seeds[s]
+            label[m] = next_label
+            next_label += 1
+            n_touched = _best_per_volunteer(m, offsets, other, weight, volunteer, active, best_edge, touched)
+            for t in range(n_touched):
+                o = other[best_edge[touched[t]]]
+                best_edge[touched[t]] = -1
+                if claimant[o] < 0 or _outranks(m, claimant[o], support, strength):
+                    claimant[o] = m
+        for s in range(n_seeds):
+            active[seeds[s]] = False
+        remaining -= n_seeds
+        for m in range(n):
+            if claimant[m] >= 0:
+                label[m] = label[claimant[m]]
+                active[m] = False
+                claimant[m] = -1
+                remaining -= 1
+    return label, next_label
+
+
+@njit(cache=True)
+def _best_per_volunteer(m, offsets, other, weight, volunteer, active, best_edge, touched):
+    """Fill ``best_edge`` with click ``m``'s best remaining neighbour of each volunteer (highest closeness, then
+    earliest click); returns how many volunteers, listed in ``touched``. The caller resets ``best_edge``."""
+    n_touched = 0
+    for k in range(offsets[m], offsets[m + 1]):
+        o = other[k]
+        if active[o]:
+            v = volunteer[o]
+            if best_edge[v] < 0:
+                best_edge[v] = k
+                touched[n_touched] = v
+                n_touched += 1
+            elif weight[k] > weight[best_edge[v]]:
+                best_edge[v] = k
+    return n_touched
+
+
+@njit(cache=True)
+def _medians(values, label, n_labels):
+    """Median of ``values`` per label 0..n_labels-1 (NaN for a label without values; -1 labels ignored)."""
+    count = np.zeros(n_labels + 1, np.int64)
+    for i in range(len(label)):
+        if label[i] >= 0:
+            count[label[i] + 1] += 1
+    start = np.cumsum(count)
+    slot = start[:n_labels].copy()
+    gathered = np.empty(start[n_labels], values.dtype)
+    for i in range(len(label)):
+        if label[i] >= 0:
+            gathered[slot[label[i]]] = values[i]
+            slot[label[i]] += 1
+    median = np.full(n_labels, np.nan)
+    for c in range(n_labels):
+        low, high = start[c], start[c + 1]
+        # Insertion sort in place: a cluster holds a few dozen values at most, and np.median would copy each.
+        for k in range(low + 1, high):
+            value = gathered[k]
+            m = k - 1
+            while m >= low and gathered[m] > value:
+                gathered[m + 1] = gathered[m]
+                m -= 1
+            gathered[m + 1] = value
+        if high > low:
+            median[c] = (gathered[low + (high - low - 1) // 2] + gathered[low + (high - low) // 2]) / 2.0
+    return median
+
+
+@njit(cache=True)
+def _hungarian(cost):
+    """Column of each row minimising the summed ``cost`` (rows <= columns), the shortest-augmenting-path method."""
+    n, m = cost.shape
+    u = np.zeros(n + 1)
+    v = np.zeros(m + 1)
+    row_of = np.zeros(m + 1, np.int64)  # 1-based row matched to each column, 0 for none
+    way = np.zeros(m + 1, np.int64)
+    for i in range(1, n + 1):
+        row_of[0] = i
+        j0 = 0
+        min_value = np.full(m + 1, np.inf)
+        used = np.zeros(m + 1, np.bool_)
+        while True:
+            used[j0] = True
+            i0, delta, j1 = row_of[j0], np.inf, 0
+            for j in range(1, m + 1):
+                if not used[j]:
+                    current = cost[i0 - 1, j - 1] - u[i0] - v[j]
+                    if current < min_value[j]:
+                        min_value[j], way[j] = current, j0
+                    if min_value[j] < delta:
+                        delta, j1 = min_value[j], j
+            for j in range(m + 1):
+                if used[j]:
+                    u[row_of[j]] += delta
+                    v[j] -= delta
+                else:
+                    min_value[j] -= delta
+            j0 = j1
+            if row_of[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            row_of[j0] = row_of[j1]
+            j0 = j1
+    column = np.full(n, -1, np.int64)
+    for j in range(1, m + 1):
+        if row_of[j]:
+            column[row_of[j] - 1] = j - 1
+    return column
+
+
+@njit(cache=True)
+def _root(parent, node):
+    while parent[node] != node:
+        parent[node] = parent[parent[node]]
+        node = parent[node]
+    return node
+
+
+@njit(cache=True)
+def link_group(x, y, volunteer, n_volunteers, px, py, link_distance):
+    """Link one group's clicks (sorted by x) to its points, one click per volunteer per point (module docstring).
+
+    Returns per click the linked point (-1 for none) and the nearest point within ``link_distance`` (-1 for none).
+    """
+    n, n_points = len(x), len(px)
+    best = np.full(n, -1, np.int64)
+    linked = np.full(n, -1, np.int64)
+    offsets, target, score = _link_edges(x, y, px, py, link_distance, best)
+    # One problem per volunteer: that volunteer's clicks (in click order) against the points.
+    count = np.zeros(n_volunteers + 1, np.int64)
+    for i in range(n):
+        count[volunteer[i] + 1] += 1
+    starts = np.cumsum(count)
+    by_volunteer = np.empty(n, np.int64)
+    slot = starts[:n_volunteers].copy()
+    for i in range(n):
+        by_volunteer[slot[volunteer[i]]] = i
+        slot[volunteer[i]] += 1
+    clicks_at = np.zeros(n_points, np.int64)  # this volunteer's clicks within reach of each point
+    top_click = np.full(n_points, -1, np.int64)
+    parent = np.arange(n + n_points)  # union-find: clicks 0..n-1, points n..n+n_points-1
+    piece = np.full(n + n_points, -1, np.int64)
+    clicks = np.empty(n, np.int64)
+    points = np.empty(n_points, np.int64)
+    for v in range(n_volunteers):
+        begin, end = starts[v], starts[v + 1]
+        several_points = False
+        several_clicks = False
+        for r in range(begin, end):
+            i = by_volunteer[r]
+            several_points |= offsets[i + 1] - offsets[i] > 1
+            for k in range(offsets[i], offsets[i + 1]):
+                clicks_at[target[k]] += 1
+                several_clicks |= clicks_at[target[k]] > 1
+        if not several_points:
+            # Every click reaches at most one point: each point takes its best (nearest, then earliest) click.
+            for r in range(begin, end):
+                i = by_volunteer[r]
+                if offsets[i + 1] > offsets[i]:
+                    p = target[offsets[i]]
+                    if top_click[p] < 0 or score[offsets[i]] > score[offsets[top_click[p]]]:
+                        top_click[p] = i
+            for r in range(begin, end):
+                i = by_volunteer[r]
+                if offsets[i + 1] > offsets[i]:
+                    p = target[offsets[i]]
+                    if top_click[p] >= 0:
+                        linked[top_click[p]] = p
+                        top_click[p] = -1
+        elif not several_clicks:
+            # Every point is reached by at most one of the volunteer's clicks: each click takes its nearest point.
+            for r in range(begin, end):
+                linked[by_volunteer[r]] = best[by_volunteer[r]]
+        else:
+            _match_pieces(by_volunteer[begin:end], offsets, target, score, n, parent, piece, clicks, points, linked)
+        for r in range(begin, end):
+            i = by_volunteer[r]
+            for k in range(offsets[i], offsets[i + 1]):
+                clicks_at[target[k]] = 0
+    return linked, best
+
+
+@njit(cache=True)
+def _link_edges(x, y, px, py, link_distance, best):
+    """Every (click, point) within ``link_distance`` (CSR by click: offsets, point, score 1 - d / (2 link_distance));
+    fills ``best`` with each click's nearest point. Clicks are sorted by x, so a window over the points sorted by
+    x slides along."""
+    n, n_points = len(x), len(px)
+    reach = link_distance * link_distance  # squares compared: a square root only for the edges kept
+    by_x = np.argsort(px, kind="mergesort")
+    degree = np.zeros(n + 1, np.int64)
+    nearest = np.full(n, np.inf)
+    low = 0
+    for i in range(n):
+        while low < n_points and px[by_x[low]] < x[i] - link_distance:
+            low += 1
+        q = low
+        while q < n_points and px[by_x[q]] <= x[i] + link_distance:
+            p = by_x[q]
+            dx, dy = x[i] - px[p], y[i] - py[p]
+            squared = dx * dx + dy * dy
+            if squared <= reach:
+                degree[i + 1] += 1
+                if squared < nearest[i] or (squared == nearest[i] and p < best[i]):
+                    nearest[i], best[i] = squared, p
+            q += 1
+    offsets = np.cumsum(degree)
+    target = np.empty(offsets[n], np.int64)
+    score = np.empty(offsets[n])
+    low = 0
+    for i in range(n):
+        while low < n_points and px[by_x[low]] < x[i] - link_distance:
+            low += 1
+        k = offsets[i]
+        q = low
+        while q < n_points and px[by_x[q]] <= x[i] + link_distance:
+            p = by_x[q]
+            dx, dy = x[i] - px[p], y[i] - py[p]
+            squared = dx * dx + dy * dy
+            if squared <= reach:
+                target[k], score[k] = p, 1.0 - np.sqrt(squared) / (2.0 * link_distance)
+                k += 1
+            q += 1
+    return offsets, target, score
+
+
+@njit(cache=True)
+def _match_pieces(own, offsets, target, score, n, parent, piece, clicks, points, linked):
+    """Exact one-click-per-point matching of one volunteer's clicks ``own``, piece by connected piece.
+
+    A piece with one click takes that click's best point, a piece with one point its best click; larger ones
+    go to the Hungarian method (costs -score, 0 where no edge). ``parent``, ``piece``, ``clicks`` and ``points``
+    are scratch arrays, left as found.
+    """
+    for i in own:
+        for k in range(offsets[i], offsets[i + 1]):
+            a, b = _root(parent, i), _root(parent, n + target[k])
+            if a != b:
+                parent[a] = b
+    for r in range(len(own)):
+        i = own[r]
+        if offsets[i + 1] == offsets[i] or piece[i] >= 0:
+            continue
+        root = _root(parent, i)
+        n_clicks = 0
+        for q in range(r, len(own)):
+            c = own[q]
+            if offsets[c + 1] > offsets[c] and _root(parent, c) == root:
+                clicks[n_clicks] = c
+                n_clicks += 1
+                piece[c] = 0
+        n_piece_points = 0
+        for q in range(n_clicks):
+            c = clicks[q]
+            for k in range(offsets[c], offsets[c + 1]):
+                p = target[k]
+                if piece[n + p] < 0:
+                    piece[n + p] = n_piece_points
+                    points[n_piece_points] = p
+                    n_piece_points += 1
+        if n_clicks == 1:
+            c = clicks[0]
+            top = offsets[c]
+            for k in range(offsets[c], offsets[c + 1]):
+                if score[k] > score[top]:
+                    top = k
+            linked[c] = target[top]
+        elif n_piece_points == 1:
+            top_click, top_score = -1, -1.0
+            for q in range(n_clicks):
+                c = clicks[q]
+                if score[offsets[c]] > top_score:
+                    top_click, top_score = c, score[offsets[c]]
+            linked[top_click] = points[0]
+        else:
+            transpose = n_clicks > n_piece_points
+            rows, columns = (n_piece_points, n_clicks) if transpose else (n_clicks, n_piece_points)
+            cost = np.zeros((rows, columns))
+            for q in range(n_clicks):
+                c = clicks[q]
+                for k in range(offsets[c], offsets[c + 1]):
+                    if transpose:
+                        cost[piece[n + target[k]], q] = -score[k]
+                    else:
+                        cost[q, piece[n + target[k]]] = -score[k]
+            column = _hungarian(cost)
+            for row in range(rows):
+                if column[row] >= 0 and cost[row, column[row]] < 0:
+                    if transpose:
+                        linked[clicks[column[row]]] = points[row]
+                    else:
+                        linked[clicks[row]] = points[column[row]]
+        for q in range(n_piece_points):
+            piece[n + points[q]] = -1
+    for i in own:
+        parent[i] = i
+        piece[i] = -1
+        for k in range(offsets[i], offsets[i + 1]):
+            parent[n + target[k]] = n + target[k]
+
+
+@njit(cache=True)
+def _by_position(px, py):
+    """Order of points by y, then x, then their current order (the order of `consensus.base.box_order`)."""
+    order = np.argsort(px, kind="mergesort")
+    return order[np.argsort(py[order], kind="mergesort")]
+
+
+@njit(cache=True)
+def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distance, refine):
+    """The point method on every group of clicks sorted by group then x (module docstring).
+
+    ``group_starts`` are the first click of each group and the end; ``needed``
+    the votes each group's points need (the quorum). Returns the points in
+    (group, y, x) order (group, x, y, spread) and per click the linked point
+    and the nearest point within ``link_distance`` (-1 for none) with the
+    distances to them (NaN for none).
+    """
+    n = len(x)
+    point_group = np.empty(n, np.int64)
+    point_x = np.empty(n)
+    point_y = np.empty(n)
+    point_sigma = np.empty(n)
+    linked = np.full(n, -1, np.int64)
+    best = np.full(n, -1, np.int64)
+    linked_distance = np.full(n, np.nan)
+    best_distance = np.full(n, np.nan)
+    n_points = 0
+    local = np.full(volunteer.max() + 1 if n else 0, -1, np.int64)
+    for g in range(len(group_starts) - 1):
+        s, e = group_starts[g], group_starts[g + 1]
+        if s == e:
+            continue
+        gx, gy = x[s:e], y[s:e]
+        # The group's volunteers coded 0, 1, ... (in order of appearance), so per-volunteer scratch stays small.
+        gv = np.empty(e - s, np.int64)
+        n_volunteers = 0
+        for i in range(s, e):
+            if local[volunteer[i]] < 0:
+                local[volunteer[i]] = n_volunteers
+                n_volunteers += 1
+            gv[i - s] = local[volunteer[i]]
+        for i in range(s, e):
+            local[volunteer[i]] = -1
+        label, n_labels = cluster_group(gx, gy, gv, n_volunteers, distance)
+        votes = np.zeros(n_labels, np.int64)
+        for i in range(e - s):
+            votes[label[i]] += 1
+        keep = votes >= needed[g]
+        px = _medians(gx, label, n_labels)[keep]
+        py = _medians(gy, label, n_labels)[keep]
+        iteration = 0
+        while True:
+            order = _by_position(px, py)
+            px, py = px[order], py[order]
+            group_linked, group_best = link_group(gx, gy, gv, n_volunteers, px, py, link_distance)
+            votes = np.zeros(len(px), np.int64)
+            for i in range(e - s):
+                if group_linked[i] >= 0:
+                    votes[group_linked[i]] += 1
+            keep = votes >= needed[g]
+            if iteration < refine:
+                px = _medians(gx, group_linked, len(px))[keep]
+                py = _medians(gy, group_linked, len(py))[keep]
+                iteration += 1
+                continue
+            if keep.all():
+                break
+            # Rare: a re-linked point fell below the quorum; drop it and link again.
+            px, py = px[keep], py[keep]
+        squared = np.zeros(len(px))
+        for i in range(e - s):
+            p = group_linked[i]
+            if p >= 0:
+                squared[p] += (gx[i] - px[p]) ** 2 + (gy[i] - py[p]) ** 2
+                linked[s + i] = n_points + p
+                linked_distance[s + i] = np.hypot(gx[i] - px[p], gy[i] - py[p])
+            p = group_best[i]
+            if p >= 0:
+                best[s + i] = n_points + p
+                best_distance[s + i] = np.hypot(gx[i] - px[p], gy[i] - py[p])
+        for p in range(len(px)):
+            point_group[n_points + p] = g
+            point_x[n_points + p], point_y[n_points + p] = px[p], py[p]
+            point_sigma[n_points + p] = np.sqrt(squared[p] / (2.0 * (votes[p] - 1))) if votes[p] > 1 else np.nan
+        n_points += len(px)
+    return (point_group[:n_points], point_x[:n_points], point_y[:n_points], point_sigma[:n_points],
+            linked, best, linked_distance, best_distance)
+
+
+def load() -> None:
+    """Load the cached machine code of `point_consensus` (compiling it on a machine's first use).
+
+    A call with the argument types the point method passes, on no clicks: what a
+    compiled extension module does at its import, for a caller (the benchmark)
+    that times the method's work apart from loading it.
+    """
+    none = np.zeros(0, np.int64)
+    point_consensus(np.zeros(1, np.int64), np.zeros(0), np.zeros(0), none, none, 1.0, 1.0, 0)
