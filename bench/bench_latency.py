@@ -17,6 +17,7 @@ goes to ``bench/results/latency.md``, with the profile notes written by hand bel
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import itertools
 import os
@@ -39,10 +40,16 @@ from bench_sessions import free_port, process_sample, start_server  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CAPTION = re.compile(r"^Subject (\d+)$")
+#: The server counts as idle when it used less CPU than this in 2 s.
+IDLE_CPU_SECONDS = 0.1
 
 
-def measure(url: str, server_pid: int, switches: int) -> dict:
-    """Switch ``switches`` times in Chromium; the browser times and the server's CPU per switch."""
+def measure(url: str, server_pid: int, switches: int, while_switching=contextlib.nullcontext) -> dict:
+    """Switch ``switches`` times in Chromium; the browser times and the server's CPU per switch.
+
+    ``while_switching()``: a context entered around the timed switches (after the page opened and a first
+    untimed switch), e.g. to profile the server only while it serves them.
+    """
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -64,6 +71,18 @@ def measure(url: str, server_pid: int, switches: int) -> dict:
                 break
         missed = 0
         times, by_way = [], {"key j": [], "row click": []}
+        subjects = page.locator(".tabulator").filter(has=page.locator(".tabulator-col-title", has_text="Disagreement"))
+        # The readiness polls' sessions (plain GETs no browser connected to) retry starting their periodic review
+        # refresh on every tick of the server's loop until the server drops them, 15-30 s after: wait until the
+        # server idles, so that the CPU counted is the switches' (the page's own refresh every 3 s stays in).
+        settle_until = time.monotonic() + 90
+        while time.monotonic() < settle_until:
+            _, idle_from = process_sample(server_pid)
+            page.wait_for_timeout(2000)
+            if process_sample(server_pid)[1] - idle_from < IDLE_CPU_SECONDS:
+                break
+        switching = while_switching()
+        switching.__enter__()
         _, cpu_before = process_sample(server_pid)
         for number in range(switches):
             shown = heading.first.inner_text()
@@ -74,8 +93,9 @@ def measure(url: str, server_pid: int, switches: int) -> dict:
                 page.keyboard.press("j")
             else:
                 way = "row click"
-                # The row after the highlighted one (the current subject), on the table's page.
-                rows = page.locator(".tabulator-row")
+                # The row after the highlighted one (the current subject), on the subject table's page (the
+                # review panel's box table above it has a highlighted row too: the picked box).
+                rows = subjects.locator(".tabulator-row")
                 index = next((position for position in range(rows.count())
                               if "tabulator-selected" in (rows.nth(position).get_attribute("class") or "")), -1)
                 target = rows.nth((index + 1) % rows.count())
@@ -92,6 +112,7 @@ def measure(url: str, server_pid: int, switches: int) -> dict:
             by_way[way].append(elapsed)
             page.wait_for_timeout(300)  # a reviewer's glance; lets the image land before the next switch
         _, cpu_after = process_sample(server_pid)
+        switching.__exit__(None, None, None)
         browser.close()
     return {"times": times, "by_way": by_way, "cpu_per_switch": (cpu_after - cpu_before) / switches,
             "first_paint": first_paint, "missed": missed}

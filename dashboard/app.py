@@ -62,6 +62,9 @@ def page_template(title: str) -> pn.template.FastListTemplate:
         title=f"zoolens · {title}", sidebar=[pn.Column(sizing_mode="stretch_width")],
         main=[pn.Column(sizing_mode="stretch_width")], modal=[pn.Column()],
         sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
+        # No busy spinner: Panel's default is one spinner for every session of the process, turned on and off
+        # around each callback, so every switch in one session sent a dozen changes to every open page.
+        busy_indicator=None,
     )
 
 
@@ -95,8 +98,14 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     open_fetch = pn.widgets.Button(label="Fetch from Zooniverse…", width=260)
     template.sidebar[0][:] = [sidebar, open_fetch, report]
     template.main[0][:] = [main]
-    template.modal[0][:] = [fetch]
-    open_fetch.on_click(lambda event: template.open_modal())
+
+    def open_dialog(event):
+        # The dialog is built when first opened, not with every session: most never fetch a project.
+        if not template.modal[0].objects:
+            template.modal[0][:] = [fetch]
+        template.open_modal()
+
+    open_fetch.on_click(open_dialog)
 
     def show_fetched(event):
         fetched = Explorer(event.new, reviews=reviews, reviewer=reviewer)
@@ -115,9 +124,12 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     # Tests and notebook users reach the session's parts through the template.
     template.explorer, template.fetch = explorer, fetch
     if reviews is not None:
-        # Decisions made in other sessions show within review_refresh_ms; this session's own at once.
-        pn.state.add_periodic_callback(lambda: template.explorer.data_store.refresh_reviews(),
-                                       period=review_refresh_ms)
+        # Decisions made in other sessions show within review_refresh_ms; this session's own at once. Started
+        # once the page has loaded: in a session no browser connects to (a plain GET of the page: a health
+        # check, a link preview, a load test's poll), Panel retries starting a periodic callback on every tick
+        # of the server's loop until the session expires, a busy loop taking CPU from every other session.
+        pn.state.onload(lambda: pn.state.add_periodic_callback(
+            lambda: template.explorer.data_store.refresh_reviews(), period=review_refresh_ms))
     return template
 
 

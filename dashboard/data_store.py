@@ -25,10 +25,13 @@ from panel.io.document import hold
 from panel.viewable import Viewer
 
 from project import Project
-from project.reviews import GEOMETRY, ReviewStore
+from project.reviews import ReviewStore
 from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import ANY, Selection
 from project.stored import no_rows, rows_of_subjects
+
+from .reviewed_boxes import decided_rows, reviewed_boxes
+from .subject_marks import subject_consensus
 
 #: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
 #: read of the store per new decision for the whole process, however many sessions show it.
@@ -296,23 +299,14 @@ class DataStore(Selection, Viewer):
         return memo[3]
 
     def _reviewed_consensus(self, subject_id: int | None) -> pd.DataFrame:
-        boxes = self.consensus_of(subject_id)
-        columns = ["subject_id", "consensus_id", *GEOMETRY, "n_votes", "n_seen"]
-        reviewed = boxes[columns].assign(status="unreviewed", reviewer=None)
-        reviewed["decided_at"] = pd.Series(pd.NaT, index=reviewed.index, dtype="datetime64[ns, UTC]")
-        for name in GEOMETRY:
-            reviewed[f"original_{name}"] = reviewed[name]
-        if self._box_status is None or subject_id is None:
-            return reviewed.reset_index(drop=True)
-        decided = self._box_status.loc[self._box_status.index.get_level_values("subject_id") == subject_id]
-        decided = decided.reset_index()
-        on_aggregated = decided[decided.consensus_id.isin(reviewed.consensus_id)].set_index("consensus_id")
-        state = ["status", *GEOMETRY, "reviewer", "decided_at"]
-        reviewed = reviewed.set_index("consensus_id")
-        reviewed.loc[on_aggregated.index, state] = on_aggregated[state]
-        added = decided[decided.consensus_id < 0].assign(n_votes=pd.NA, n_seen=pd.NA)
-        reviewed = pd.concat([reviewed.reset_index(), added[reviewed.reset_index().columns]], ignore_index=True)
-        return reviewed.astype({"n_votes": "Int64", "n_seen": "Int64", "status": "string"})
+        # From the project's arrays (`dashboard.subject_marks`): a switch asks for it, and the table's rows
+        # cost several times more to cut with pandas.
+        boxes = subject_consensus(self.project, subject_id)
+        passing = np.nan_to_num(boxes["n_votes"]) >= self.min_votes  # as `consensus_of`
+        decided = (None if self._box_status is None or subject_id is None
+                   else decided_rows(self._box_status, subject_id))
+        return reviewed_boxes(-1 if subject_id is None else subject_id,
+                              {name: values[passing] for name, values in boxes.items()}, decided)
 
     # -- what the views ask for ------------------------------------------------------------
 

@@ -45,12 +45,16 @@ from panel.io.state import set_curdoc
 from project.core import display_pixels, normalised
 from project.reviews import ReviewError
 from project.roles import RoleError
+from project.selection import ANY
+
+from ..subject_marks import (SubjectMarks, has_point_consensus, project_marks, subject_consensus,
+                             subject_marks)
 
 from .base import CHOSEN_STANDS_OUT, View
 from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, legend_html
 from .machine_layer import detection_controls
 from ..session_threads import in_document
-from .outlines import is_open, vertex_lists, with_vertices
+from .outlines import vertex_lists
 from .truth_layer import has_truth
 from .volunteer_steps import VolunteerSteps, emphasis_columns
 
@@ -116,13 +120,8 @@ REDRAWN_BY = {
                "show_band", "fit_to_boxes", "zoom_to_pick", "frame_size", "show_detections", "show_truth"),
 }
 
-#: Mark kinds drawn as markers at their position (they have no extent).
-POINT_KINDS = ("point",)
-#: Mark kinds drawn as their own outline (`shape_outlines`): circles and ellipses as the ellipse
-#: filling their bounding box, rotated rectangles turned by their angle about their centre. Marks
-#: with vertices (polygons, lines, freehand lines: `outlines`) are drawn through them; other
-#: kinds (rectangles, points as boxes) as their bounding box.
-OUTLINED_KINDS = ("circle", "ellipse", "rotateRectangle")
+#: How marks are drawn (markers, outlines, paths, boxes): `dashboard.subject_marks`, which works it out once
+#: per project. `subject_marks.OUTLINED_KINDS` are drawn as `shape_outlines`.
 #: Vertices of a drawn circle or ellipse.
 ELLIPSE_VERTICES = 48
 
@@ -210,6 +209,7 @@ class CutoutViewer(View):
         self._limits = None
         self._colours = None
         self._rectangles_memo = None
+        self._consensus_memo = None
         #: The current subject's images by (project, subject, kind), as `_image` read them.
         self._images: dict = {}
         self._caption = pn.pane.HTML("", margin=(0, 10), width=self.frame_size - 210)
@@ -356,32 +356,33 @@ class CutoutViewer(View):
     def _classified_marks(self) -> dict:
         """The current subject's marks split by how they are drawn (box, point, outline, path) and by whether
         they support a consensus mark, with their colours; made once per subject, tool filter and review state
-        (every mark layer asks for it on each switch)."""
+        (every mark layer asks for it on each switch) from the project's arrays (`dashboard.subject_marks`)."""
         store = self.data_store
         # The marks follow the subject and the tool filter (the project is read-only), the colours the boxes.
         boxes, key = store.reviewed_consensus_of(), (store.project, store.subject, store.tool)
         if self._memo is not None and self._memo[0] == key and self._memo[1] is boxes:
             return self._memo[2]
-        marks = store.marks_of()
-        kinds = marks.kind.fillna("").to_numpy(dtype=object)
-        point, outline = np.isin(kinds, POINT_KINDS), np.isin(kinds, OUTLINED_KINDS)
-        traced = with_vertices(marks, store.project.vertices_of(marks.mark_id))
-        path, outline = traced & is_open(marks), outline | (traced & ~is_open(marks))
-        drawn_as = {"point": point, "outline": outline, "path": path, "box": ~(point | outline | path)}
+        marks = self._subject_marks()
         if store.project.has_links:
-            linked = (marks.consensus_id >= 0).to_numpy(dtype=bool)
-            colours = marks.consensus_id.map(self._consensus_colours()).fillna(UNLINKED_COLOUR).to_numpy(dtype=object)
-            colours = np.where(linked, colours, UNMATCHED_COLOUR)
+            linked = marks.consensus_id >= 0
+            colours = np.where(linked, _colours_of(marks.consensus_id, self._consensus_colours()), UNMATCHED_COLOUR)
         else:  # every mark drawn as matched, in the unlinked grey
             linked = np.ones(len(marks), dtype=bool)
             colours = np.full(len(marks), UNLINKED_COLOUR, dtype=object)
-        classified = {(shape, matched): (marks[rows & (linked if matched else ~linked)],
+        drawn_as = {"point": marks.point, "outline": marks.outline, "path": marks.path, "box": marks.box}
+        classified = {(shape, matched): (marks.take(rows & (linked if matched else ~linked)),
                                          colours[rows & (linked if matched else ~linked)])
                       for shape, rows in drawn_as.items() for matched in (True, False)}
         self._memo = (key, boxes, classified)
         return classified
 
-    def _marks_drawn_as(self, drawn_as: str, matched: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    def _subject_marks(self) -> SubjectMarks:
+        """The current subject's marks passing the tool filter, as arrays (`dashboard.subject_marks`)."""
+        store = self.data_store
+        marks = subject_marks(store.project, store.subject)
+        return marks if store.tool == ANY else marks.take(marks.tool_label == store.tool)
+
+    def _marks_drawn_as(self, drawn_as: str, matched: bool) -> tuple[SubjectMarks, np.ndarray]:
         """The current subject's marks drawn as ``"box"``, ``"point"``, ``"outline"`` (closed) or ``"path"``
         (open), with their colours.
 
@@ -391,22 +392,20 @@ class CutoutViewer(View):
         """
         return self._classified_marks()[drawn_as, matched]
 
-    def _mark_values(self, marks: pd.DataFrame, colours, group: str, width, size=None) -> dict:
+    def _mark_values(self, marks: SubjectMarks, colours, group: str, width, size=None) -> dict:
         """What every mark layer's source holds beside the geometry: who, IoU, time, colour and the look
         (outline width, opacity and, for markers, ``size``: the highlighted volunteer's bold, the others'
         faded)."""
-        values = {"volunteer": marks.user.to_numpy(dtype=object), "iou": marks.iou.round(3).to_numpy(),
-                  "time": classification_times(marks.created_at),
-                  "consensus_box": marks.consensus_id.to_numpy(), "colour": np.asarray(colours, dtype=object),
-                  "area": (marks.width * marks.height).fillna(0).to_numpy(float), "outline": width,
+        values = {"volunteer": marks.user, "iou": np.round(marks.iou, 3), "time": marks.times(),
+                  "consensus_box": marks.consensus_id, "colour": np.asarray(colours, dtype=object),
+                  "area": np.nan_to_num(marks.width * marks.height), "outline": width,
                   "alpha": np.ones(len(marks))} | ({} if size is None else {"size": size})
         emphasis = emphasis_columns(values["volunteer"], self.data_store.highlighted_volunteer)
         return values | {name: column for name, column in emphasis.items() if name in values}
 
-    def _rectangles(self, marks: pd.DataFrame, colours, group: str) -> pd.DataFrame:
+    def _rectangles(self, marks: SubjectMarks, colours, group: str) -> pd.DataFrame:
         return pd.DataFrame({
-            "x0": marks.x.to_numpy(float), "y0": marks.y.to_numpy(float),
-            "x1": (marks.x + marks.width).to_numpy(float), "y1": (marks.y + marks.height).to_numpy(float),
+            "x0": marks.x, "y0": marks.y, "x1": marks.x + marks.width, "y1": marks.y + marks.height,
             **self._mark_values(marks, colours, group, self.line_widths(marks.width, marks.height, group))})
 
     def volunteer_boxes(self) -> pd.DataFrame:
@@ -420,11 +419,11 @@ class CutoutViewer(View):
         """Volunteer boxes that matched no consensus box (none when there are no links)."""
         return self._rectangles(*self._marks_drawn_as("box", matched=False), "Unmatched")
 
-    def _points(self, marks: pd.DataFrame, colours, group: str) -> pd.DataFrame:
+    def _points(self, marks: SubjectMarks, colours, group: str) -> pd.DataFrame:
         # Hollow markers (matched nothing) get a thicker ring to show.
         values = self._mark_values(marks, colours, group, np.full(len(marks), 2.0 if group == "Unmatched" else 1.0),
                                    size=np.full(len(marks), float(MARKER_SIZE)))
-        return pd.DataFrame({"x": marks.x.to_numpy(float), "y": marks.y.to_numpy(float), **values})
+        return pd.DataFrame({"x": marks.x, "y": marks.y, **values})
 
     def volunteer_points(self) -> pd.DataFrame:
         """Volunteer points that support a consensus mark, as filled markers in its colour (all, grey, without links)."""
@@ -434,7 +433,7 @@ class CutoutViewer(View):
         """Volunteer points that matched no consensus mark, as hollow markers."""
         return self._points(*self._marks_drawn_as("point", matched=False), "Unmatched")
 
-    def _outlines(self, marks: pd.DataFrame, colours, group: str) -> pd.DataFrame:
+    def _outlines(self, marks: SubjectMarks, colours, group: str) -> pd.DataFrame:
         # A mark's own vertices where it has them (`outlines.vertex_lists`), else its shape's outline; most
         # subjects have no such marks, and the vertex lookup is skipped.
         xs, ys = [], []
@@ -463,17 +462,31 @@ class CutoutViewer(View):
         """Lines and freehand lines that matched no consensus mark (dashed)."""
         return self._outlines(*self._marks_drawn_as("path", matched=False), "Unmatched")
 
+    def _consensus_arrays(self) -> dict[str, np.ndarray]:
+        """The current subject's boxes as reviewed (`DataStore.reviewed_consensus_of`), as arrays with their
+        colours and whether each is a point; made once per review state (every consensus layer asks on each
+        switch, and selects from arrays faster than from the table)."""
+        boxes = self.data_store.reviewed_consensus_of()
+        if self._consensus_memo is None or self._consensus_memo[0] is not boxes:
+            width, height = boxes.width.to_numpy(dtype=float), boxes.height.to_numpy(dtype=float)
+            arrays = {"x": boxes.x.to_numpy(dtype=float), "y": boxes.y.to_numpy(dtype=float), "width": width,
+                      "height": height, "consensus_box": boxes.consensus_id.to_numpy(dtype=np.int64),
+                      "votes": boxes.n_votes.to_numpy(dtype=float, na_value=np.nan),
+                      "seen_by": boxes.n_seen.to_numpy(dtype=float, na_value=np.nan),
+                      "status": boxes.status.to_numpy(dtype=object, na_value=""),
+                      "colour": self._consensus_colours().to_numpy(dtype=object),
+                      # No extent (width and height missing or zero): drawn as a marker.
+                      "point": (np.nan_to_num(width) == 0) & (np.nan_to_num(height) == 0)}
+            self._consensus_memo = (boxes, arrays)
+        return self._consensus_memo[1]
+
     def consensus_points(self) -> pd.DataFrame:
         """The subject's consensus marks that are points (no extent), as large ringed crosses; rejected ones left out."""
-        boxes = self.data_store.reviewed_consensus_of()
-        colours = self._consensus_colours().to_numpy()
-        kept = ((boxes.status != "rejected") & _is_point(boxes)).to_numpy(dtype=bool)
-        boxes = boxes[kept]
+        boxes = self._consensus_arrays()
+        kept = (boxes["status"] != "rejected") & boxes["point"]
         return pd.DataFrame({
-            "x": boxes.x.to_numpy(float), "y": boxes.y.to_numpy(float), "consensus_box": boxes.consensus_id.to_numpy(),
-            "votes": boxes.n_votes.astype("float64").to_numpy(), "seen_by": boxes.n_seen.astype("float64").to_numpy(),
-            "status": boxes.status.to_numpy(dtype=object), "colour": np.asarray(colours[kept], dtype=object),
-            "area": np.zeros(len(boxes)), "outline": np.full(len(boxes), THINNEST_LINE)})
+            **{name: boxes[name][kept] for name in ("x", "y", "consensus_box", "votes", "seen_by", "status", "colour")},
+            "area": np.zeros(int(kept.sum())), "outline": np.full(int(kept.sum()), THINNEST_LINE)})
 
     def consensus_boxes(self, status: str | None = None) -> pd.DataFrame:
         """The subject's consensus boxes as reviewed, each in its own colour, rejected ones and points left out.
@@ -483,34 +496,39 @@ class CutoutViewer(View):
         status, outlined as that status draws (`STATUS_LOOKS`).
         """
         # Made once per review state and zoom (all the statuses' layers ask on each switch), then sliced.
-        boxes, scale = self.data_store.reviewed_consensus_of(), self.screen_scale()
+        boxes, scale = self._consensus_arrays(), self.screen_scale()
         if self._rectangles_memo is None or self._rectangles_memo[0] is not boxes or self._rectangles_memo[1] != scale:
-            statuses = boxes.status.astype(str).to_numpy(dtype=object)
-            kept = (statuses != "rejected") & ~_is_point(boxes).to_numpy(dtype=bool)
+            kept = (boxes["status"] != "rejected") & ~boxes["point"]
             # Every status but rejected outlines as widely as the unreviewed consensus (`WIDEST_LINES`).
-            table = self._consensus_rectangles(boxes[kept], self._consensus_colours().to_numpy()[kept], "Consensus")
-            self._rectangles_memo = (boxes, scale, table, statuses[kept])
-        _, _, table, statuses = self._rectangles_memo
-        return table if status is None else table[statuses == status].reset_index(drop=True)
+            columns = self._consensus_rectangles(boxes, kept, boxes["colour"][kept], "Consensus")
+            self._rectangles_memo = (boxes, scale, columns)
+        columns = self._rectangles_memo[2]
+        shown = slice(None) if status is None else columns["status"] == status
+        return pd.DataFrame({name: values[shown] for name, values in columns.items()})
 
     def rejected_boxes(self) -> pd.DataFrame:
         """The subject's consensus boxes a reviewer rejected, at their aggregated place."""
-        boxes = self.data_store.reviewed_consensus_of()
-        boxes = boxes[(boxes.status == "rejected").to_numpy(dtype=bool)]
-        return self._consensus_rectangles(boxes, np.full(len(boxes), REJECTED_COLOUR, dtype=object), "Rejected")
+        boxes = self._consensus_arrays()
+        kept = boxes["status"] == "rejected"
+        return pd.DataFrame(self._consensus_rectangles(boxes, kept, np.full(int(kept.sum()), REJECTED_COLOUR,
+                                                                             dtype=object), "Rejected"))
 
     def status_glyphs(self) -> pd.DataFrame:
         """A mark beside the top-right corner of each decided box (✓ accepted, ✎ redrawn, + added, ✗ rejected),
         in the box's colour, so a decision shows without reading the table."""
-        boxes = self.data_store.reviewed_consensus_of()
-        colours = self._consensus_colours().to_numpy()
-        glyphs = boxes.status.astype(str).map({status: glyph for status, (_, glyph) in STATUS_LOOKS.items()})
-        kept = (glyphs.fillna("") != "").to_numpy(dtype=bool)
-        colours = np.where(boxes.status.astype(str) == "rejected", REJECTED_COLOUR, colours)
-        boxes = boxes[kept]
-        return pd.DataFrame({"x": (boxes.x + boxes.width.fillna(0)).to_numpy(float), "y": boxes.y.to_numpy(float),
-                             "glyph": glyphs[kept].to_numpy(dtype=object),
-                             "colour": np.asarray(colours[kept], dtype=object)})
+        boxes = self._consensus_arrays()
+        glyphs = np.full(len(boxes["status"]), "", dtype=object)
+        for status, (_, glyph) in STATUS_LOOKS.items():  # the few statuses, not the boxes
+            glyphs[boxes["status"] == status] = glyph
+        kept = glyphs != ""
+        colours = np.where(boxes["status"] == "rejected", REJECTED_COLOUR, boxes["colour"])
+        return pd.DataFrame({"x": (boxes["x"] + np.nan_to_num(boxes["width"]))[kept], "y": boxes["y"][kept],
+                             "glyph": glyphs[kept], "colour": colours[kept].astype(object)})
+
+    def _picked_rows(self) -> np.ndarray:
+        """Which of `_consensus_arrays` is the box picked for review (`DataStore.picked_box_id`): one or none."""
+        boxes = self._consensus_arrays()
+        return boxes["consensus_box"] == self.data_store.picked_box_id(self.data_store.reviewed_consensus_of())
 
     def picked_box(self) -> pd.DataFrame:
         """The box picked for review (`DataStore.picked_box_id`), at its reviewed place; empty when none.
@@ -518,15 +536,14 @@ class CutoutViewer(View):
         Drawn as a ring `PICK_RING_GAP` screen pixels outside the box's outline, so that
         it never covers the box or the marks inside it, however small the box.
         """
-        boxes = self.data_store.reviewed_consensus_of()
-        boxes = boxes[(boxes.consensus_id == self.data_store.picked_box_id(boxes)).to_numpy(dtype=bool)]
+        boxes, picked = self._consensus_arrays(), self._picked_rows()
         # Around a point, outside its marker.
-        outside = np.where(_is_point(boxes), CONSENSUS_MARKER_SIZE / 2, WIDEST_LINES["Consensus"] / 2)
+        outside = np.where(boxes["point"][picked], CONSENSUS_MARKER_SIZE / 2, WIDEST_LINES["Consensus"] / 2)
         grow = (PICK_RING_GAP + PICK_RING_WIDTH / 2 + outside) / self.screen_scale()
-        x0, y0 = boxes.x.to_numpy(float) - grow, boxes.y.to_numpy(float) - grow
-        x1 = x0 + boxes.width.fillna(0).to_numpy(float) + 2 * grow
-        y1 = y0 + boxes.height.fillna(0).to_numpy(float) + 2 * grow
-        return pd.DataFrame({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "consensus_box": boxes.consensus_id.to_numpy(),
+        x0, y0 = boxes["x"][picked] - grow, boxes["y"][picked] - grow
+        x1 = x0 + np.nan_to_num(boxes["width"][picked]) + 2 * grow
+        y1 = y0 + np.nan_to_num(boxes["height"][picked]) + 2 * grow
+        return pd.DataFrame({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "consensus_box": boxes["consensus_box"][picked],
                              "outline": self.line_widths(x1 - x0, y1 - y0, "Picked")})
 
     def drawn_box(self) -> pd.DataFrame:
@@ -546,34 +563,33 @@ class CutoutViewer(View):
         move by the errors of corner and size combined. Boxes with fewer than two votes
         have no band; a shrunk box that would vanish is left out.
         """
-        boxes = self.data_store.consensus_of()
-        errors = ["x_err", "y_err", "width_err", "height_err"]
-        if not set(errors) <= set(boxes.columns):
-            boxes, errors = boxes.iloc[0:0], ["x", "y", "width", "height"]
-        x_err, y_err, width_err, height_err = boxes[errors].to_numpy(float).T
-        kept = ~np.isnan(x_err) & ~np.isnan(y_err) & ~np.isnan(width_err) & ~np.isnan(height_err)
-        x, y, width, height = boxes[["x", "y", "width", "height"]].to_numpy(float)[kept].T
-        x_err, y_err, width_err, height_err = x_err[kept], y_err[kept], width_err[kept], height_err[kept]
+        store = self.data_store
+        boxes = subject_consensus(store.project, store.subject)
+        # The boxes passing the vote threshold (`DataStore.consensus_of`), with an error on every edge.
+        kept = np.nan_to_num(boxes["n_votes"]) >= store.min_votes
+        for name in ("x_err", "y_err", "width_err", "height_err"):
+            kept &= ~np.isnan(boxes[name])
+        x, y, width, height, x_err, y_err, width_err, height_err = (
+            boxes[name][kept] for name in ("x", "y", "width", "height", "x_err", "y_err", "width_err", "height_err"))
         right_err, bottom_err = np.hypot(x_err, width_err), np.hypot(y_err, height_err)
         inner = np.stack([x + x_err, y + y_err, x + width - right_err, y + height - bottom_err])
         shown = (inner[2] > inner[0]) & (inner[3] > inner[1])
         outer = np.stack([x - x_err, y - y_err, x + width + right_err, y + height + bottom_err])
         edges = np.concatenate([outer, inner[:, shown]], axis=1)
-        ids = boxes.consensus_id.to_numpy()[kept]
+        ids = boxes["consensus_id"][kept]
         ids = np.concatenate([ids, ids[shown]])
         return pd.DataFrame({
             "x0": edges[0], "y0": edges[1], "x1": edges[2], "y1": edges[3], "consensus_box": ids,
-            "colour": self._consensus_colours().reindex(ids).to_numpy(dtype=object),
+            "colour": _colours_of(ids, self._consensus_colours()),
             "outline": self.line_widths(edges[2] - edges[0], edges[3] - edges[1], "Band")})
 
-    def _consensus_rectangles(self, boxes: pd.DataFrame, colours, group: str) -> pd.DataFrame:
-        return pd.DataFrame({
-            "x0": boxes.x.to_numpy(float), "y0": boxes.y.to_numpy(float),
-            "x1": (boxes.x + boxes.width).to_numpy(float), "y1": (boxes.y + boxes.height).to_numpy(float),
-            "consensus_box": boxes.consensus_id.to_numpy(), "votes": boxes.n_votes.astype("float64").to_numpy(),
-            "seen_by": boxes.n_seen.astype("float64").to_numpy(), "status": boxes.status.to_numpy(dtype=object),
-            "colour": np.asarray(colours, dtype=object), "area": (boxes.width * boxes.height).to_numpy(float),
-            "outline": self.line_widths(boxes.width, boxes.height, group)})
+    def _consensus_rectangles(self, boxes: dict[str, np.ndarray], kept: np.ndarray, colours, group: str) -> dict:
+        """The source columns of the ``kept`` boxes of `_consensus_arrays`, outlined as layer ``group``."""
+        x, y, width, height = (boxes[name][kept] for name in ("x", "y", "width", "height"))
+        return {"x0": x, "y0": y, "x1": x + width, "y1": y + height,
+                **{name: boxes[name][kept] for name in ("consensus_box", "votes", "seen_by", "status")},
+                "colour": np.asarray(colours, dtype=object), "area": width * height,
+                "outline": self.line_widths(width, height, group)}
 
     # -- the layers, the legend and the caption ----------------------------------------------
 
@@ -586,7 +602,8 @@ class CutoutViewer(View):
         """Each layer's source for the current subject and settings, by layer name (no rows when not shown)."""
         columns = {}
         for layer in self.layers():
-            if layer.shown(self):
+            # A layer left off the figure (`CutoutLayer.possible`) has nothing to draw.
+            if layer.shown(self) and (self._figure is None or layer.name in self._sources):
                 columns[layer.name] = layer.columns(self)
             else:  # its columns as the figure was made with them, no rows: hidden layers cost nothing
                 empty = self._empty.get(layer.name)
@@ -605,8 +622,9 @@ class CutoutViewer(View):
             return "No subject passes the filters."
         stats = self.data_store.project.stats_of(subject_id)
         caption = (f"<b style='font-size:15px'>Subject {subject_id}</b><br><small>"
-                   f"{marks_in_words(self.data_store.marks_of())} from {stats.n_classifications} classifications "
-                   f"({stats.n_empty} drew nothing); {_counted(len(self.data_store.consensus_of()), 'consensus mark')}."
+                   f"{marks_in_words(pd.DataFrame({'kind': self._subject_marks().kind}))} from "
+                   f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
+                   f"{_counted(int((self._consensus_arrays()['consensus_box'] >= 0).sum()), 'consensus mark')}."
                    "</small>")
         image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
         if image is None:
@@ -634,11 +652,13 @@ class CutoutViewer(View):
         renderers = self._renderers
         for layer in self.layers():
             self._empty[layer.name] = layer.columns(self).iloc[0:0]
+            if not layer.possible(self):
+                continue
             source = self._sources[layer.name] = ColumnDataSource(_source_data(self._empty[layer.name]))
             renderers[layer.name] = layer.draw(figure, source)
         hovers = []
         for layer in self.layers():
-            if not layer.tooltips:
+            if not layer.tooltips or layer.name not in renderers:
                 continue
             hover = HoverTool(renderers=[renderers[layer.name]], tooltips=list(layer.tooltips),
                               description=f"Hover: {layer.name}")
@@ -671,8 +691,11 @@ class CutoutViewer(View):
         return figure
 
     def drawn(self, layer: str) -> pd.DataFrame:
-        """What the figure's source of ``layer`` (a layer's name, or ``image``) holds now, as a table."""
+        """What the figure's source of ``layer`` (a layer's name, or ``image``) holds now, as a table (no rows for a
+        layer the project cannot draw: it has no source)."""
         self.figure()
+        if layer not in self._sources and layer in self._empty:
+            return self._empty[layer]
         return pd.DataFrame(dict(self._sources[layer].data))
 
     def renderer(self, layer: str):
@@ -762,17 +785,15 @@ class CutoutViewer(View):
     def _handle_place(self) -> dict:
         """The edit handles' properties: on the picked box at its reviewed place, or hidden when none can be
         redrawn here."""
-        store = self.data_store
-        boxes = store.reviewed_consensus_of()
-        picked = boxes[(boxes.consensus_id == store.picked_box_id(boxes)).to_numpy(dtype=bool)]
-        picked = picked[~_is_point(picked).to_numpy(dtype=bool) & (picked.status != "rejected").to_numpy(dtype=bool)]
+        boxes = self._consensus_arrays()
+        picked = np.flatnonzero(self._picked_rows() & ~boxes["point"] & (boxes["status"] != "rejected"))[:1]
+        x, y, width, height, box_id = (boxes[name][picked] for name in ("x", "y", "width", "height", "consensus_box"))
         # On a box too small on screen the handles would hide it: picking it zooms to it first.
         if (not len(picked) or not self._may("redraw")
-                or min(picked.width.iloc[0], picked.height.iloc[0]) * self.screen_scale() < HANDLES_LEAST_SIDE):
+                or min(width[0], height[0]) * self.screen_scale() < HANDLES_LEAST_SIDE):
             return dict(visible=False, editable=False)
-        box = picked.iloc[0]
-        return dict(left=float(box.x), right=float(box.x + box.width), top=float(box.y),
-                    bottom=float(box.y + box.height), visible=True, editable=True, tags=[int(box.consensus_id)])
+        return dict(left=float(x[0]), right=float(x[0] + width[0]), top=float(y[0]), bottom=float(y[0] + height[0]),
+                    visible=True, editable=True, tags=[int(box_id[0])])
 
     def _set_handle(self, handle: BoxAnnotation, properties: dict) -> None:
         self._placing = True  # the handles' own moves are the reviewer's edits, not these
@@ -911,33 +932,26 @@ def marks_in_words(marks: pd.DataFrame) -> str:
     return f"{len(marks)} marks" + (f": {', '.join(parts)}" if parts else "")
 
 
-def classification_times(created_at: pd.Series) -> np.ndarray:
-    """Classification times as hover text, "2023-05-01 10:00 UTC" ("" when unknown); numpy's formatting, several
-    times faster than pandas' ``strftime`` on every switch."""
-    if isinstance(created_at.dtype, pd.DatetimeTZDtype):
-        created_at = created_at.dt.tz_convert("UTC").dt.tz_localize(None)
-    values = created_at.to_numpy(dtype="datetime64[ns]")
-    if not len(values):
-        return np.zeros(0, dtype=object)
-    text = np.char.add(np.char.replace(np.datetime_as_string(values, unit="m"), "T", " "), " UTC")
-    return np.where(np.isnat(values), "", text).astype(object)
+def _colours_of(consensus_ids: np.ndarray, colours: pd.Series) -> np.ndarray:
+    """Each id's colour in ``colours`` (indexed by consensus id), `UNLINKED_COLOUR` for ids it lacks."""
+    known = colours.index.to_numpy()
+    if not len(known):
+        return np.full(len(consensus_ids), UNLINKED_COLOUR, dtype=object)
+    order = np.argsort(known, kind="stable")
+    at = order[np.minimum(np.searchsorted(known, consensus_ids, sorter=order), len(known) - 1)]
+    return np.where(known[at] == consensus_ids, colours.to_numpy(dtype=object)[at], UNLINKED_COLOUR)
 
 
-def _is_point(marks: pd.DataFrame) -> pd.Series:
-    """Rows with no extent (width and height missing or zero): points, drawn as markers."""
-    return marks.width.fillna(0).eq(0) & marks.height.fillna(0).eq(0)
-
-
-def shape_outlines(marks: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def shape_outlines(marks) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The outline of each mark as x and y vertex arrays, in image pixels.
 
     A circle or an ellipse is the ellipse filling its bounding box; a rotated rectangle is
     its box turned by ``angle`` degrees about its centre (clockwise on screen, y down);
-    anything else is its bounding box.
+    anything else is its bounding box. ``marks``: a DataFrame of marks or `SubjectMarks`.
     """
-    half_w, half_h = (marks.width / 2).to_numpy(), (marks.height / 2).to_numpy()
-    centre_x, centre_y = marks.x.to_numpy() + half_w, marks.y.to_numpy() + half_h
-    kinds = marks.kind.fillna("").to_numpy(dtype=object)
+    half_w, half_h = np.asarray(marks.width, dtype=float) / 2, np.asarray(marks.height, dtype=float) / 2
+    centre_x, centre_y = np.asarray(marks.x, dtype=float) + half_w, np.asarray(marks.y, dtype=float) + half_h
+    kinds = pd.Series(np.asarray(marks.kind, dtype=object)).fillna("").to_numpy(dtype=object)
     round_shape = np.isin(kinds, ("circle", "ellipse"))
     # One unit outline per shape, scaled by its half sizes: round ones a polygon of many vertices,
     # the others the four corners (repeated to the same vertex count, so all is one array).
@@ -946,7 +960,8 @@ def shape_outlines(marks: pd.DataFrame) -> tuple[list[np.ndarray], list[np.ndarr
     corner = np.array([[-1, 1, 1, -1], [-1, -1, 1, 1]], dtype=float)[:, np.arange(ELLIPSE_VERTICES) * 4 // ELLIPSE_VERTICES]
     unit = np.where(round_shape[:, None, None], circle[None], corner[None])
     dx, dy = unit[:, 0] * half_w[:, None], unit[:, 1] * half_h[:, None]
-    angle = np.radians(np.where(kinds == "rotateRectangle", np.nan_to_num(marks.angle.to_numpy()), 0.0))[:, None]
+    angle = np.radians(np.where(kinds == "rotateRectangle", np.nan_to_num(np.asarray(marks.angle, dtype=float)),
+                                0.0))[:, None]
     xs = centre_x[:, None] + dx * np.cos(angle) - dy * np.sin(angle)
     ys = centre_y[:, None] + dx * np.sin(angle) + dy * np.cos(angle)
     return list(xs), list(ys)
@@ -963,10 +978,16 @@ def scaled_line_widths(width: np.ndarray, height: np.ndarray, screen_scale: floa
     return np.clip(side * LINE_FRACTION, THINNEST_LINE, max(widest, THINNEST_LINE))
 
 
+#: A layer of at most this many rows goes to the browser as lists; a longer one's numeric columns as arrays.
+BINARY_LEAST_ROWS = 200
+
+
 def _source_data(table: pd.DataFrame) -> dict:
-    """A layer's table as a `ColumnDataSource`'s data: numeric columns as arrays (sent as binary), the others
-    as lists."""
-    return {name: (values.tolist() if values.dtype == object else values)
+    """A layer's table as a `ColumnDataSource`'s data: text as lists; numbers as lists too when the layer has few
+    rows, else as arrays. Bokeh sends each array as its own binary websocket frame: a switch's few dozen small
+    columns cost more as frames (and their writes) than as numbers in the message."""
+    binary = len(table) >= BINARY_LEAST_ROWS
+    return {name: (values if binary and values.dtype != object else values.tolist())
             for name, values in ((name, table[name].to_numpy()) for name in table.columns)}
 
 
@@ -1019,6 +1040,11 @@ def _shown(toggle: str):
     return lambda viewer: getattr(viewer, toggle)
 
 
+def _drawn_as(drawn_as: str):
+    """A layer of marks drawn as ``drawn_as`` is possible when some mark of the project is."""
+    return lambda viewer: project_marks(viewer.data_store.project).draws(drawn_as)
+
+
 #: Every cutout's own layers, bottom to top; the layers other modules register (`cutout_layers.LAYERS`) go
 #: over them.
 OWN_LAYERS = [
@@ -1051,18 +1077,19 @@ OWN_LAYERS = [
     CutoutLayer("new box", lambda viewer: pd.DataFrame({name: np.zeros(0) for name in ("left", "right", "top", "bottom")}),
                 _boxes(colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom"), fill_alpha=0.1)),
     CutoutLayer("volunteer outlines", lambda viewer: viewer.volunteer_outlines(), _outlines(True, "solid"),
-                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("outline")),
     CutoutLayer("volunteer paths", lambda viewer: viewer.volunteer_paths(), _outlines(False, "solid"),
-                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("path")),
     CutoutLayer("volunteer points", lambda viewer: viewer.volunteer_points(), _markers(True),
-                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS),
+                shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("point")),
     CutoutLayer("unmatched outlines", lambda viewer: viewer.unmatched_outlines(), _outlines(True, "dashed"),
-                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("outline")),
     CutoutLayer("unmatched paths", lambda viewer: viewer.unmatched_paths(), _outlines(False, "dashed"),
-                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("path")),
     CutoutLayer("unmatched points", lambda viewer: viewer.unmatched_points(), _markers(False),
-                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS),
+                shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("point")),
     CutoutLayer("consensus points", lambda viewer: viewer.consensus_points(), _consensus_markers,
-                shown=_shown("show_consensus"), tooltips=CONSENSUS_TOOLTIPS),
+                shown=_shown("show_consensus"), tooltips=CONSENSUS_TOOLTIPS,
+                possible=lambda viewer: has_point_consensus(viewer.data_store.project)),
     CutoutLayer("status glyphs", lambda viewer: viewer.status_glyphs(), _status_glyphs, shown=_shown("show_consensus")),
 ]

@@ -80,7 +80,10 @@ class CutoutLayer:
     source is emptied otherwise) and its entries listed. ``tooltips``: what hovering one of
     its glyphs tells (Bokeh inserts the ``@{...}`` values as text, so data is never HTML),
     and ``hover_place`` where the tooltip points and sits (for boxes: one tooltip per layer,
-    for the smallest box under the pointer).
+    for the smallest box under the pointer). ``possible(viewer)``: whether the viewer's project can
+    give the layer rows at all (asked once, as the figure is made): a layer that cannot (outlines in a
+    project of boxes, detections in a project without) gets no renderer, source or hover tool, which
+    a session's page would otherwise build, send and keep for nothing.
     """
 
     name: str
@@ -90,6 +93,7 @@ class CutoutLayer:
     shown: Callable[[object], bool] = lambda viewer: True
     tooltips: tuple[tuple[str, str], ...] = ()
     hover_place: tuple[str, str] | None = None
+    possible: Callable[[object], bool] = lambda viewer: True
 
 
 #: Layers registered by other modules, drawn over the cutout's own, in registration order.

@@ -95,9 +95,9 @@ def _shown(viewer) -> bool:
 
 
 register_layer(CutoutLayer("machine detections", detection_boxes, _draw_boxes, legend=(LEGEND,), shown=_shown,
-                           tooltips=TOOLTIPS))
+                           tooltips=TOOLTIPS, possible=has_detections))
 register_layer(CutoutLayer("machine detection points", detection_points, _draw_points, shown=_shown,
-                           tooltips=TOOLTIPS))
+                           tooltips=TOOLTIPS, possible=has_detections))
 
 
 def detection_controls(viewer) -> list:

@@ -26,6 +26,10 @@ from .base import ReadOnlyTable, View
 #: Columns of the box table, with their headers.
 BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "width": "Width",
                "height": "Height", "n_votes": "Votes", "reviewer": "By"}
+#: The picked box's row: pale yellow with a bar in the pick ring's colour (`cutout.PICKED_COLOUR`), not the blue
+#: of a selected row, so that it is not read as a second current subject beside the subject table's row.
+PICKED_ROW = (".tabulator-row.tabulator-selected, .tabulator-row.tabulator-selected:hover "
+              "{ background-color: #fff3bf !important; color: #000 !important; box-shadow: inset 5px 0 0 #ffd92f; }")
 #: Columns of the subject's decision history, with their headers.
 HISTORY_COLUMNS = {"created_at": "When (UTC)", "reviewer": "Reviewer", "role": "Role", "action": "Action",
                    "consensus_id": "Box", "reason": "Reason", "active": "In effect"}
@@ -52,13 +56,17 @@ class ReviewPanel(View):
         self._boxes = ReadOnlyTable(
             _box_rows(self.boxes()), selectable=1, show_index=False, titles=BOX_COLUMNS,
             layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
-            max_height=150,
+            max_height=150, stylesheets=[PICKED_ROW],
             formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
             | {"consensus_id": NumberFormatter(format="0")},
         )
         # Made when first shown (`history_table`): it sits in a folded card most reviewers never open,
-        # and kept current it costs a query of the store and a table per subject switch.
+        # and kept current it costs a query of the store and a table per subject switch; while the card is
+        # folded again it is not kept current, and is brought up to date when unfolded.
         self._history = None
+        #: The folded card holding the history (made with the panel).
+        self._history_card = None
+        self._progress_memo = None
         self._boxes.param.watch(self._pick_box, "selection")
         self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
@@ -230,8 +238,12 @@ class ReviewPanel(View):
 
     def _refresh(self, event=None):
         boxes = self.boxes()
-        self._boxes.value = _box_rows(boxes)
-        if self._history is not None:
+        rows = _box_rows(boxes)
+        # Replaced only when the rows differ (two subjects without boxes, a refresh finding nothing new on
+        # this subject): Tabulator sends and styles its whole table again on every new value.
+        if not rows.equals(self._boxes.value):
+            self._boxes.value = rows
+        if self._history is not None and (self._history_card is None or not self._history_card.collapsed):
             self._history.value = _history_rows(self.history())
         # Keep the picked box highlighted (its row) and its geometry in the inputs.
         self._box_changed()
@@ -255,6 +267,15 @@ class ReviewPanel(View):
             row = boxes[picked]
             self.param.update({name: float(row[name].iloc[0]) for name in ("x", "y", "width", "height")})
 
+    def _progress(self) -> tuple[int, int]:
+        """Of the subjects passing the filters, how many are reviewed and how many there are (`DataStore.
+        review_progress`), worked out again only when the subjects or the review state changed, not per switch."""
+        store = self.data_store
+        key = (store.subjects, store.review_statuses)
+        if self._progress_memo is None or any(new is not old for new, old in zip(key, self._progress_memo[0])):
+            self._progress_memo = (key, store.review_progress()[:2])
+        return self._progress_memo[1]
+
     # -- layout ------------------------------------------------------------------------------
 
     @param.depends("data_store.subject", "data_store.subject_decisions", "data_store.reviewer", "data_store.subjects",
@@ -273,7 +294,7 @@ class ReviewPanel(View):
         assigned = self.assigned_to()
         if assigned is not None:
             who += f"<br>assigned to <b>{html.escape(assigned)}</b>"
-        reviewed, count, _ = store.review_progress()
+        reviewed, count = self._progress()
         # The reviewer's name is typed by a user: escaped, into an HTML pane.
         return pn.pane.HTML(f"<h3 style='margin:2px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
                             f"<small><b class='zoolens-progress'>{reviewed:,} of {count:,} reviewed</b> "
@@ -325,20 +346,24 @@ class ReviewPanel(View):
             if not event.new and not more.objects:
                 more[:] = [*assigning(), pn.pane.Markdown("#### History of this subject", margin=(0, 5)),
                            self.history_table]
+            elif not event.new:  # unfolded again: the subject may have changed while folded
+                self._history.value = _history_rows(self.history())
 
         more.param.watch(unfold, "collapsed")
+        self._history_card = more
         # The heading's pane is updated in place on a switch: a replaced pane makes Bokeh walk the whole page.
         heading = pn.param.ParamMethod(self._heading, inplace=True)
         return pn.Column(heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
 
 
 def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:
-    """The box table's rows: plain dtypes the table widget shows (no pandas NA)."""
-    rows = boxes[list(BOX_COLUMNS)].copy()
-    rows["n_votes"] = rows["n_votes"].astype("float64")
-    rows["reviewer"] = rows["reviewer"].fillna("").astype(str)
-    rows["status"] = rows["status"].astype(str)
-    return rows
+    """The box table's rows: plain dtypes the table widget shows (no pandas NA), made in one step from arrays."""
+    columns = {name: boxes[name].to_numpy() for name in BOX_COLUMNS}
+    columns["n_votes"] = boxes["n_votes"].to_numpy(dtype="float64", na_value=np.nan)
+    columns["reviewer"] = pd.Series(boxes["reviewer"].to_numpy(dtype=object), dtype=object).fillna("").to_numpy()
+    columns["status"] = boxes["status"].to_numpy(dtype=object)
+    return pd.DataFrame({name: pd.Series(values, dtype=object) if name in ("reviewer", "status") else values
+                         for name, values in columns.items()}, index=boxes.index)
 
 
 def _history_rows(history: pd.DataFrame) -> pd.DataFrame:

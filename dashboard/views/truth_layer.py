@@ -43,4 +43,4 @@ def _draw(figure, source):
 
 
 register_layer(CutoutLayer("truth", truth_boxes, _draw, legend=(LEGEND,), tooltips=TOOLTIPS,
-                           shown=lambda viewer: viewer.show_truth and has_truth(viewer)))
+                           shown=lambda viewer: viewer.show_truth and has_truth(viewer), possible=has_truth))

@@ -1,13 +1,17 @@
 """Review sessions on a real Panel server on loopback: two sessions decide on one box, a restart keeps it.
 
-Sessions are opened with plain HTTP requests (the server builds each session's page then) and
-driven through their own widgets on the server's event loop, as a browser's messages would.
+Sessions are opened with plain HTTP requests (the server builds each session's page then), or held
+open by a Bokeh protocol client where they must run as a browser's do (their periodic refresh starts
+once the page has loaded), and driven through their own widgets on the server's event loop, as a
+browser's messages would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+from contextlib import contextmanager
 
 import panel as pn
 import pytest
@@ -70,6 +74,26 @@ def open_session(url, sessions):
     return sessions[-1]
 
 
+@contextmanager
+def connected_session(url, sessions):
+    """A session held open by a Bokeh protocol client, which says the page is ready as BokehJS does."""
+    from tests.bokeh_protocol import Client
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    before = len(sessions)
+    client = Client(url, before)
+    asyncio.run_coroutine_threadsafe(client.open(), loop).result(120)
+    try:
+        assert len(sessions) == before + 1
+        yield sessions[-1]
+    finally:
+        asyncio.run_coroutine_threadsafe(client.close(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
 def review_status(template, subject_id):
     """The Review column of the session's subject table for one subject."""
     def read():
@@ -101,8 +125,8 @@ def wait_for(check, timeout=20.0):
 def test_two_sessions_decide_on_one_box_and_a_restart_keeps_the_decisions(tiny_project, tmp_path, sessions):
     path = tmp_path / "reviews.sqlite"
     store = ReviewStore(path=path)
-    with served(tiny_project, "test-review-server", reviews=store, review_refresh_ms=200) as url:
-        first, second = open_session(url, sessions), open_session(url, sessions)
+    with served(tiny_project, "test-review-server", reviews=store, review_refresh_ms=200) as url, \
+            connected_session(url, sessions) as first, connected_session(url, sessions) as second:
         assert first.explorer.data_store.reviews is second.explorer.data_store.reviews is store  # one engine
         # Subjects are listed most disagreement first: 1 (11/18), 2 (2/7), 3. Subject 2 has one box, 20.
         decide(first, "ann", 1, "Accept")

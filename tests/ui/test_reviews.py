@@ -45,6 +45,12 @@ def test_a_click_on_the_image_picks_a_box_and_a_drag_draws_one(browser, served_u
 
     picked_row = page.locator(".tabulator-row.tabulator-selected .tabulator-cell[tabulator-field='consensus_id']")
     expect(picked_row).to_have_text("10", timeout=15_000)  # the subject's first box, to start with
+    # The picked box's row does not look like the current subject's row below it (two rows seemed selected).
+    background = "(cell) => getComputedStyle(cell.closest('.tabulator-row')).backgroundColor"
+    subject_row = page.locator(".tabulator-row.tabulator-selected .tabulator-cell[tabulator-field='subject_id']")
+    expect(subject_row).to_have_text("1", timeout=15_000)
+    assert picked_row.evaluate(background) == "rgb(255, 243, 191)"
+    assert subject_row.evaluate(background) != picked_row.evaluate(background)
     page.mouse.click(*screen(65, 65))  # inside box 11 (60, 60, 10 x 10)
     expect(picked_row).to_have_text("11", timeout=15_000)
     # Picking zooms to the box; the drawing below is on the whole image.

@@ -48,11 +48,15 @@ def _rows(viewer) -> dict[str, int]:
 def test_layers_follow_the_toggles_and_filters(viewer):
     figure = viewer.figure()
     renderers = list(figure.select(GlyphRenderer))
-    # The image and one renderer per layer: volunteer and unmatched boxes, consensus by status (unreviewed,
-    # accepted, redrawn, added, rejected), picked, band, the box drawn by box select and the one being drawn by
-    # the box-draw tool, the outlines, paths and markers of volunteers (3) and unmatched (3), consensus points,
-    # the review statuses' glyphs, machine detection boxes and points, truth.
-    assert len(renderers) == 1 + len(viewer.layers()) == 23
+    # The image and one renderer per layer the project can draw: volunteer and unmatched boxes, consensus by
+    # status (unreviewed, accepted, redrawn, added, rejected), picked, band, the box drawn by box select and the
+    # one being drawn by the box-draw tool, the review statuses' glyphs. The tiny project's marks are all boxes,
+    # none of its consensus marks is a point, and it has no detections or truth: the outlines, paths and markers
+    # of volunteers (3) and unmatched (3), consensus points, machine detection boxes and points and truth get no
+    # renderer, and draw nothing.
+    possible = {layer.name for layer in viewer.layers() if layer.possible(viewer)}
+    assert len(renderers) == 1 + len(possible) == 13 and len(viewer.layers()) == 22
+    assert {"volunteer points", "unmatched outlines", "consensus points", "truth"}.isdisjoint(possible)
     rows = _rows(viewer)
     assert (rows["volunteer boxes"], rows["unmatched boxes"], rows["consensus unreviewed"], rows["picked"]) == (
         2, 1, 2, 1)
@@ -344,11 +348,3 @@ def test_the_caption_names_the_kinds_of_marks_in_words(viewer):
     caption = viewer._caption
     viewer.data_store.subject = 2
     assert viewer._caption is caption and "Subject 2" in caption.object  # the same pane, its text changed
-
-
-def test_classification_times_read_to_the_minute_in_utc_and_unknown_ones_are_empty():
-    from dashboard.views.cutout import classification_times
-
-    times = pd.Series(pd.to_datetime(["2023-05-01 10:00:59+02:00", None], utc=True))
-    assert classification_times(times).tolist() == ["2023-05-01 08:00 UTC", ""]
-    assert classification_times(times.iloc[0:0]).tolist() == []
