@@ -17,10 +17,12 @@ Each action's time is from sending the click or change until the server's answer
 an action with no answer in ``TIMEOUT`` seconds, or a server error notification, is an error.
 The server process's resident memory and CPU time are sampled every few seconds, during the
 run and for ``--settle`` seconds after every session has closed. The result goes to
-``bench/results/sessions.md``, side by side for each ``--threads`` value (the default 4 worker
-threads, and 0: every callback on the server's event loop).
+``bench/results/sessions.md`` (appended as a section), side by side for each ``--threads`` value (4 worker
+threads, the default on this machine; 0: every callback on the server's event loop; ``4+malloc``: 4 threads
+with ``PYTHONMALLOC=malloc``, CPython's objects in glibc's heap, which ``dashboard.memory`` trims after
+sessions close).
 
-    python bench/bench_sessions.py                          # 50 sessions, 5 minutes, demo, 4 and 0 threads
+    python bench/bench_sessions.py                          # 50 sessions, 5 minutes, demo, 4, 0 and 4+malloc
     python bench/bench_sessions.py --sessions 10 --minutes 1 --threads 4
 """
 
@@ -214,10 +216,12 @@ def process_sample(pid: int) -> tuple[float, float]:
 
 
 def start_server(port: int, threads: int, reviews: Path, subjects: int | None, log: Path,
-                 tree: Path = ROOT) -> subprocess.Popen:
+                 tree: Path = ROOT, malloc: bool = False) -> subprocess.Popen:
     """The server process of source ``tree`` (default this one), listening on ``port`` once the project has
-    loaded (waited for here)."""
+    loaded (waited for here); with ``malloc``, CPython allocates its objects with the C library's malloc."""
     environment = {**os.environ, "PYTHONPATH": str(tree)}
+    if malloc:
+        environment["PYTHONMALLOC"] = "malloc"
     if subjects is None:
         command = [sys.executable, "-m", "zoolens", "demo", "--port", str(port), "--num-threads", str(threads),
                    "--reviews", str(reviews)]
@@ -290,11 +294,14 @@ async def drive(url: str, sessions: int, seconds: float, think: float, pid: int,
     return clients
 
 
-def run_one(threads: int, args) -> dict:
+def run_one(spec: str, args) -> dict:
+    """One server run: ``spec`` is the worker threads, ``+malloc`` after it for ``PYTHONMALLOC=malloc``."""
+    threads, malloc = int(spec.partition("+")[0]), spec.endswith("+malloc")
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="zoolens-bench-sessions-"))
     reviews, log = folder / "reviews.sqlite", folder / "server.log"
-    server = start_server(port, threads, reviews, args.subjects, log)
+    server = start_server(port, threads, reviews, args.subjects, log, malloc=malloc)
+    load_before = os.getloadavg()
     try:
         samples: list = []
         idle_rss, idle_cpu = process_sample(server.pid)
@@ -316,7 +323,8 @@ def run_one(threads: int, args) -> dict:
         server.wait(timeout=60)
     times = {action: [t for client in clients for t in client.times[action]] for action in ACTIONS}
     errors = [error for client in clients for error in client.errors]
-    return {"threads": threads, "times": times, "errors": errors, "samples": samples, "idle_rss": idle_rss,
+    return {"threads": threads, "label": (f"{threads} worker threads" if threads else "no threads (event loop)")
+            + (", PYTHONMALLOC=malloc" if malloc else ""), "load": (load_before, os.getloadavg()), "times": times, "errors": errors, "samples": samples, "idle_rss": idle_rss,
             "idle_cpu": idle_cpu, "cpu": cpu_end - idle_cpu, "seconds": ran, "decisions": decisions}
 
 
@@ -326,8 +334,9 @@ def milliseconds(values: list[float], q: float) -> str:
 
 def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str:
     project = "the built-in demo (60 subjects)" if args.subjects is None else f"a simulated project of {args.subjects:,} subjects"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines = [
-        "# Many sessions at once: Bokeh protocol clients against one server",
+        f"## The load test at {commit} ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Run {dt.date.today().isoformat()} on {machine()} by `python bench/bench_sessions.py --sessions "
         f"{args.sessions} --minutes {args.minutes:g} --think {args.think:g}"
@@ -339,8 +348,11 @@ def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str
         f"at the end {load_after[0]:.1f} / {load_after[1]:.1f} / {load_after[2]:.1f}: the machine is shared with other "
         "engineers' work, so these times are upper bounds.",
         "",
-        "| | " + " | ".join(f"{run['threads']} worker threads" if run["threads"] else "no threads (event loop)"
-                            for run in runs) + " |",
+        "Load average (1 / 5 / 15 min) at the start and end of each run: " + "; ".join(
+            f"{run['label']}: " + " -> ".join(" / ".join(f"{value:.1f}" for value in load) for load in run["load"])
+            for run in runs) + ".",
+        "",
+        "| | " + " | ".join(run["label"] for run in runs) + " |",
         "| --- | " + " | ".join("---:" for _ in runs) + " |",
     ]
     for action in ACTIONS:
@@ -364,10 +376,10 @@ def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str
             kinds: dict[str, int] = {}
             for error in run["errors"]:
                 kinds[error] = kinds.get(error, 0) + 1
-            lines += ["", f"Errors with {run['threads']} threads: "
+            lines += ["", f"Errors with {run['label']}: "
                       + "; ".join(f"{count} × {kind}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1]))]
     for run in runs:
-        lines += ["", f"Server memory over time, {run['threads']} threads (seconds: MiB, every {SAMPLE_SECONDS * 6:.0f} s; "
+        lines += ["", f"Server memory over time, {run['label']} (seconds: MiB, every {SAMPLE_SECONDS * 6:.0f} s; "
                   "after the run, the sessions are closed):", ""]
         shown = run["samples"][::6] + ([run["samples"][-1]] if len(run["samples"]) % 6 != 1 else [])
         lines.append(", ".join(f"{at:.0f} s: {rss:,.0f}" + (" (closed)" if phase == "closed" else "")
@@ -383,9 +395,10 @@ def main() -> None:
                         help="mean seconds between one session's actions (default 10: a reviewer looks at each subject)")
     parser.add_argument("--subjects", type=int, default=None,
                         help="serve a simulated project of this many subjects instead of the demo")
-    parser.add_argument("--threads", type=int, nargs="+", default=[4, 0],
-                        help="worker thread counts to compare, one server run each (default 4 0)")
-    parser.add_argument("--settle", type=float, default=60.0,
+    parser.add_argument("--threads", nargs="+", default=["4", "0", "4+malloc"],
+                        help="worker thread counts to compare, one server run each; N+malloc runs the server with "
+                             "PYTHONMALLOC=malloc (default 4 0 4+malloc)")
+    parser.add_argument("--settle", type=float, default=90.0,
                         help="seconds to follow the server's memory after the sessions close")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown result goes")
     parser.add_argument("--only", choices=("load", "cpu"), default=None,
@@ -403,7 +416,8 @@ def main() -> None:
     load_before = os.getloadavg()
     runs = [run_one(threads, args) for threads in args.threads]
     text = report(runs, args, load_before, os.getloadavg())
-    args.output.write_text(text)
+    with args.output.open("a") as results:
+        results.write("\n" + text)
     print(text)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from collections.abc import Callable
 
 import panel as pn
@@ -23,6 +24,7 @@ from project.roles import Reviewer
 from .explorer import Explorer
 from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
+from .memory import RELEASE
 from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
@@ -34,11 +36,10 @@ URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disa
 #: How often a session looks for review decisions made in other sessions, in milliseconds.
 REVIEW_REFRESH_MS = 3000
 
-#: Worker threads for session callbacks by default: none yet. With threads each session's callbacks run
-#: in the order they arrived (`dashboard.session_threads`), but the cutout drawn as one Bokeh figure
-#: (merged from main at the end of #16) fails its browser tests when redrawn on a worker thread
-#: (tests/ui/test_cutout.py, test_reviews.py, test_plots.py): threads stay opt-in (--num-threads N).
-DEFAULT_THREADS = 0
+#: Worker threads for session callbacks by default: twice the cores, at most 4. Each session's callbacks run
+#: in the order they arrived (`dashboard.session_threads`); threads do not add CPU under the GIL, but one
+#: session's database write, image read or export no longer holds up the others' answers.
+DEFAULT_THREADS = min(4, 2 * (os.cpu_count() or 1))
 
 class SessionTemplate(pn.template.FastListTemplate):
     """Panel's FastListTemplate, put into a session's document with one walk of its models.
@@ -259,6 +260,7 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     load = shared_load(key, build_project, title, forked=server_options.get("num_procs", 1) != 1)
 
     def session():
+        pn.state.on_session_destroyed(RELEASE.session_closed)  # its memory goes back once it is gone
         return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)
 
     pn.config.notifications = True

@@ -8,6 +8,12 @@ first (a Reject handled before the row click that picked the box). Panel has no 
 this, so `SessionExecutor` stands where Panel keeps its pool (``pn.state._thread_pool``): every
 Bokeh document (a session) has its own queue whose tasks run one after another, in the order
 they were submitted, while the queues of different sessions share the worker threads.
+
+A worker thread must not set a served document's Bokeh models itself: Bokeh sends a session's
+changes to the browser only while the session's document lock is held, which the server's event
+loop takes around each of its callbacks (else "_pending_writes should be non-None"). Panel's own
+components schedule their model updates onto the event loop when they change on another thread;
+`in_document` does the same for code that sets Bokeh models directly (the cutout's figure).
 """
 
 from __future__ import annotations
@@ -19,6 +25,25 @@ from functools import partial
 
 import panel as pn
 from bokeh.document import Document
+
+
+def in_document(document: Document | None, change) -> None:
+    """Run ``change()``, a function setting Bokeh models of ``document``, so its changes reach the browser in order.
+
+    On the thread that made the served document (the server's event loop), or for a document not
+    served, at once. On any other thread (a worker), as the event loop's next callback, under the
+    document's lock: each call's changes go out as they were made, after the changes already
+    scheduled, as Panel schedules its own components' updates (``state.execute``). ``change`` then
+    runs after this returns, so it must carry the values to set, computed beforehand.
+    """
+    from panel.io.state import set_curdoc, state
+
+    made_on = state._thread_id_.get(document) if document is not None else None
+    if document is None or document.session_context is None or made_on in (None, threading.get_ident()):
+        change()
+        return
+    with set_curdoc(document):  # an error in it then goes to the app's exception handler, as a callback's does
+        state.execute(change, schedule=True)
 
 
 def session_of(function, args: tuple) -> Document | None:
@@ -39,6 +64,12 @@ def session_of(function, args: tuple) -> Document | None:
     if isinstance(owner, Document):
         return owner
     return pn.state.curdoc
+
+
+def _destroyed(session) -> bool:
+    """Whether ``session`` is a document Bokeh served and has since destroyed (``Document.destroy`` drops its
+    session context and roots; a document never served has its roots)."""
+    return isinstance(session, Document) and session.session_context is None and not hasattr(session, "_roots")
 
 
 class SessionExecutor(Executor):
@@ -80,6 +111,10 @@ class SessionExecutor(Executor):
         """
         with self._lock:
             future, fn, args, kwargs = self._queues[session].popleft()
+        if _destroyed(session):
+            # Bokeh destroyed the session while this waited (a periodic refresh queued as it closed): its
+            # document has no models left to change.
+            future.cancel()
         if future.set_running_or_notify_cancel():
             try:
                 result = fn(*args, **kwargs)

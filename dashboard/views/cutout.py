@@ -53,6 +53,7 @@ from ..subject_marks import (SubjectMarks, has_point_consensus, project_marks, s
 from .base import CHOSEN_STANDS_OUT, View
 from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, legend_html
 from .machine_layer import detection_controls
+from ..session_threads import in_document
 from .outlines import vertex_lists
 from .truth_layer import has_truth
 from .volunteer_steps import VolunteerSteps, emphasis_columns
@@ -707,32 +708,41 @@ class CutoutViewer(View):
         (once the figure is made: until it is shown, a change costs nothing).
 
         Called within the data store's change, which holds the session's document: the new
-        sources go to the browser as one message.
+        sources go to the browser as one message. Everything is worked out here, on the thread the change
+        came on; the figure's models are set by `_draw` through `session_threads.in_document` (from a worker
+        thread, by the server's event loop next, as Bokeh sends a document's changes only under its lock).
         """
         if self._figure is None:
             return
-        caption, legend = self.caption(), legend_html(self.legend_entries())
+        # The columns are the layers' own, made here: Bokeh need not check them again.
+        drawing = partial(self._draw, self.caption(), legend_html(self.legend_entries()), self.view_limits(),
+                          _source_data(self.image_columns()),
+                          {name: _source_data(table) for name, table in self.layer_columns().items()},
+                          self._handle_place())
+        in_document(self._figure.document, drawing)
+
+    def _draw(self, caption: str, legend: str, limits, image: dict, layers: dict[str, dict], handle: dict) -> None:
+        """Set the figure's models to what `redraw` worked out."""
         # Panes whose text changes in place: a switch replaces no pane.
         if caption != self._caption.object:
             self._caption.object = caption
         if legend != self._legend.object:
             self._legend.object = legend
         figure = self._figure
-        (x_start, x_end), (y_start, y_end) = self.view_limits()
+        (x_start, x_end), (y_start, y_end) = limits
         figure.x_range.update(start=x_start, end=x_end, reset_start=x_start, reset_end=x_end)
         figure.y_range.update(start=y_end, end=y_start, reset_start=y_end, reset_end=y_start)
         if figure.frame_width != self.frame_size:
             figure.update(frame_width=self.frame_size, frame_height=self.frame_size)
-        # The columns are the layers' own, made here: Bokeh need not check them again.
         with validate(False):
-            self._sources["image"].data = _source_data(self.image_columns())
-            for name, table in self.layer_columns().items():
+            self._sources["image"].data = image
+            for name, data in layers.items():
                 source = self._sources.get(name)
                 # A layer registered after the figure was made waits for the next session; an empty layer that
                 # stays empty sends nothing.
-                if source is not None and (len(table) or len(next(iter(source.data.values()), ()))):
-                    source.data = _source_data(table)
-        self._place_handle(self._handle)
+                if source is not None and (len(next(iter(data.values()), ())) or len(next(iter(source.data.values()), ()))):
+                    source.data = data
+        self._set_handle(self._handle, handle)
 
     def _selection_drawn(self, event: SelectionGeometry) -> None:
         geometry = event.geometry
@@ -770,18 +780,25 @@ class CutoutViewer(View):
 
     def _place_handle(self, handle: BoxAnnotation) -> None:
         """Put ``handle`` on the picked box at its reviewed place (hidden when none can be redrawn here)."""
+        in_document(handle.document, partial(self._set_handle, handle, self._handle_place()))
+
+    def _handle_place(self) -> dict:
+        """The edit handles' properties: on the picked box at its reviewed place, or hidden when none can be
+        redrawn here."""
         boxes = self._consensus_arrays()
         picked = np.flatnonzero(self._picked_rows() & ~boxes["point"] & (boxes["status"] != "rejected"))[:1]
         x, y, width, height, box_id = (boxes[name][picked] for name in ("x", "y", "width", "height", "consensus_box"))
-        self._placing = True
+        # On a box too small on screen the handles would hide it: picking it zooms to it first.
+        if (not len(picked) or not self._may("redraw")
+                or min(width[0], height[0]) * self.screen_scale() < HANDLES_LEAST_SIDE):
+            return dict(visible=False, editable=False)
+        return dict(left=float(x[0]), right=float(x[0] + width[0]), top=float(y[0]), bottom=float(y[0] + height[0]),
+                    visible=True, editable=True, tags=[int(box_id[0])])
+
+    def _set_handle(self, handle: BoxAnnotation, properties: dict) -> None:
+        self._placing = True  # the handles' own moves are the reviewer's edits, not these
         try:
-            # On a box too small on screen the handles would hide it: picking it zooms to it first.
-            if (not len(picked) or not self._may("redraw")
-                    or min(width[0], height[0]) * self.screen_scale() < HANDLES_LEAST_SIDE):
-                handle.update(visible=False, editable=False)
-                return
-            handle.update(left=float(x[0]), right=float(x[0] + width[0]), top=float(y[0]),
-                          bottom=float(y[0] + height[0]), visible=True, editable=True, tags=[int(box_id[0])])
+            handle.update(**properties)
         finally:
             self._placing = False
 

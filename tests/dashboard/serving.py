@@ -47,25 +47,31 @@ class Served:
         assert len(opened) == 1, "the page should open exactly one session"
         return opened[0].document
 
+    def on_loop(self, read):
+        """``read()``'s result, called on the server's event loop, between the sessions' callbacks."""
+        result = concurrent.futures.Future()
+
+        def call():
+            try:
+                result.set_result(read())
+            except BaseException as error:
+                result.set_exception(error)
+
+        self.bokeh_server.io_loop.add_callback(call)
+        return result.result(timeout=30)
+
     def contents(self, document) -> tuple[set[str], str]:
         """What a session's page holds now: its model type names, and its text (HTML unescaped once).
 
         Read on the server's event loop, between the session's callbacks, so the
         document is never read half-changed.
         """
-        result = concurrent.futures.Future()
-
         def read():
-            try:
-                models = list(document.models)
-                texts = [html.unescape(str(model.text)) for model in models
-                         if isinstance(getattr(model, "text", None), str)]
-                result.set_result(({type(model).__name__ for model in models}, "\n".join(texts)))
-            except BaseException as error:
-                result.set_exception(error)
+            models = list(document.models)
+            texts = [html.unescape(str(model.text)) for model in models if isinstance(getattr(model, "text", None), str)]
+            return {type(model).__name__ for model in models}, "\n".join(texts)
 
-        self.bokeh_server.io_loop.add_callback(read)
-        return result.result(timeout=30)
+        return self.on_loop(read)
 
     def wait_for(self, document, text: str, timeout: float = 60.0, model: str | None = None) -> tuple[set[str], str]:
         """The page's contents once its text holds ``text`` (and it has a ``model`` of that type name,

@@ -99,3 +99,39 @@ def test_sources_hashes_and_sky_positions_from_the_demo(demo_export):
     centre_offset_px = np.hypot(catalogue.x_center - 100, catalogue.y_center - 100)
     np.testing.assert_allclose(offset_arcsec, 0.396 * centre_offset_px, rtol=1e-3, atol=1e-3)
     assert ((catalogue.dec > catalogue.dec_subject) == (catalogue.y_center < 100)).all()
+
+
+@pytest.mark.server
+def test_a_served_export_runs_on_the_sessions_worker_thread_and_downloads_the_selection(tiny_project, monkeypatch):
+    """By default the export's work (the tables, the writer, the zip) is done on a worker thread, so the other
+    sessions' answers do not wait for it (the server's event loop only sends the file); the file is the selection's."""
+    import base64
+    import threading
+
+    from tests.bokeh_protocol import Client, run_apart
+    from tests.dashboard.serving import served
+
+    ran_on = []
+    export = ExportView.export
+
+    def recording(self):
+        ran_on.append(threading.current_thread().name)
+        return export(self)
+
+    monkeypatch.setattr(ExportView, "export", recording)
+    with served(tiny_project, "test-export-threads") as url:
+        async def download():
+            client = Client(url, 0)
+            await client.open()
+            await client.export()
+            await client.close()
+            return client
+
+        client = run_apart(download())
+    assert client.errors == [] and len(ran_on) == 1 and ran_on[0].startswith("zoolens-session")
+    sent = [event["new"] for patch in client.patches for event in json.loads(patch)["events"]
+            if event.get("model", {}).get("id") == client.export_button and event.get("attr") == "data"]
+    content = base64.b64decode(sent[-1].partition("base64,")[2])
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        frame = pd.read_csv(archive.open("zoolens-selection.csv"))
+    assert sorted(frame.consensus_id) == sorted(tiny_project.consensus.consensus_id)  # every subject passes

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import json
+import re
 import threading
 import time
 
@@ -12,7 +16,7 @@ from dashboard.session_threads import SessionExecutor, session_of
 from dashboard.views.review import ReviewPanel
 from project.reviews import ReviewStore
 from tests.bokeh_protocol import Client, find_models, run_apart
-from tests.dashboard.serving import served
+from tests.dashboard.serving import served, serving
 
 
 def test_a_sessions_tasks_run_in_the_order_they_were_submitted_even_when_the_first_is_slow():
@@ -116,3 +120,70 @@ def test_a_box_picked_and_rejected_at_once_is_the_box_rejected(tiny_project, tmp
     store.close()
     assert client.errors == []
     assert history[["subject_id", "consensus_id", "action"]].values.tolist() == [[1, 11, "reject"]]
+
+
+def test_a_change_for_a_document_not_served_is_made_at_once():
+    """Outside a server (a notebook, a test) there is no event loop to hand the change to."""
+    from bokeh.models import Range1d
+
+    from dashboard.session_threads import in_document
+
+    document, x_range = Document(), Range1d(0, 1)
+    document.add_root(x_range)
+    in_document(document, lambda: x_range.update(end=5))
+    in_document(None, lambda: x_range.update(start=2))
+    assert (x_range.start, x_range.end) == (2, 5)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("num_threads", [4, 0])
+def test_the_cutout_redrawn_on_a_worker_thread_reaches_the_page_in_order(tiny_project, num_threads):
+    """The cutout sets its Bokeh models directly; a worker thread may not (Bokeh sends a document's changes
+    only under its lock), so `in_document` hands them to the event loop. "Whole image" then "Next" twice,
+    sent at once: no error, and the page's view ends where the server's is (the last subject's whole image)."""
+    with serving(lambda progress: tiny_project, f"test-cutout-threads-{num_threads}", "tiny",
+                 num_threads=num_threads) as running:
+        async def widen_then_step():
+            client = Client(running.url, 0)
+            await client.open()  # subject 1, its first box picked and zoomed to
+            since, start = len(client.patches), time.perf_counter()
+            await client._click(client._model("Button", label="Whole image"))
+            await client._click(client.next_button)
+            await client._click(client.next_button)
+            await client.wait_for("switch", start, since, lambda patch: "Subject 3" in patch)
+            await asyncio.sleep(1.0)  # anything still scheduled arrives
+            await client.close()
+            return client
+
+        client = run_apart(widen_then_step())
+        (session,) = running.bokeh_server.get_sessions("/")
+        on_server = running.on_loop(lambda: {model.id: (model.start, model.end)
+                                             for model in session.document.models if type(model).__name__ == "Range1d"})
+    assert client.errors == []
+    in_page = {model["id"]: [model["attributes"].get("start", 0), model["attributes"].get("end", 1)]  # Bokeh's defaults
+               for model in find_models(client.document, "Range1d")}
+    for patch in client.patches:  # applied in the order they came, as BokehJS does
+        for event in json.loads(patch)["events"]:
+            if event.get("kind") == "ModelChanged" and event["model"]["id"] in in_page and event["attr"] in ("start", "end"):
+                in_page[event["model"]["id"]][event["attr"] == "end"] = event["new"]
+    assert {key: tuple(value) for key, value in in_page.items()} == on_server
+    assert re.findall(r"Subject (\d+)", next(patch for patch in reversed(client.patches) if "Subject " in patch))[-1] == "3"
+
+
+def test_a_task_of_a_session_destroyed_while_it_waited_is_cancelled():
+    """A periodic refresh queued as its session closed finds the document destroyed: it does not run."""
+    pool, session, ran = SessionExecutor(1), Document(), []
+    released = threading.Event()
+    first = pool.submit(lambda document: released.wait(10), session)
+    waiting = pool.submit(lambda document: ran.append("ran"), session)
+    def server_session(event):  # what the server's session listens with
+        pass
+
+    session.on_change(server_session)
+    session.destroy(server_session)  # as Bokeh does when it discards a closed session
+    released.set()
+    assert first.result(timeout=10) is True
+    with pytest.raises(concurrent.futures.CancelledError):
+        waiting.result(timeout=10)
+    assert ran == [] and pool.submit(lambda document: "next", Document()).result(timeout=10) == "next"
+    pool.shutdown()

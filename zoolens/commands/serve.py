@@ -25,8 +25,8 @@ def add_server_arguments(parser) -> None:
                         help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for everyone)")
     parser.add_argument("--num-threads", type=int, default=None, metavar="N",
                         help="worker threads for session callbacks, so one user's slow work does not block "
-                             "others; each user's actions still run in the order they were made (default 0: the "
-                             "server's event loop runs every callback)")
+                             "others; each user's actions still run in the order they were made (default: twice the "
+                             "cores, at most 4; 0: the server's event loop runs every callback)")
     parser.add_argument("--num-procs", type=int, default=1, metavar="N",
                         help="server processes sharing the port, for more reviewers than one process serves "
                              "(default 1); each loads the project, so give them one PostgreSQL --reviews store")

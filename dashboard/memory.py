@@ -1,0 +1,72 @@
+"""Give the memory of closed sessions back: collect their objects, then ask the C allocator to return free pages.
+
+A closed session's document, views and Bokeh models hold each other in reference cycles, so
+Panel's clean-up leaves them to CPython's cyclic collector, which runs its full collection
+rarely. Freed, their memory still stays in the process: glibc keeps freed heap pages for
+later use until ``malloc_trim`` returns them (documented in malloc_trim(3); each worker thread
+has its own arena, which ``malloc_trim`` also trims). CPython's own small-object allocator
+(pymalloc) returns an arena only when every object in it is freed, so most of a session's
+memory goes back only when the server runs with ``PYTHONMALLOC=malloc`` (bench/results/sessions.md
+measures both). A burst of sessions closing is collected once, a few seconds after the last.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import threading
+
+#: Seconds after the last session closed before its memory is collected.
+SETTLE_SECONDS = 5.0
+
+
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    try:
+        library = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return getattr(library, "malloc_trim", None)
+
+
+MALLOC_TRIM = _malloc_trim()
+
+
+class MemoryRelease:
+    """Collect and trim once the sessions closing in a burst are gone (`session_closed` for each).
+
+    Parameters
+    ----------
+    settle : float
+        Seconds after the last `session_closed` before collecting.
+    """
+
+    def __init__(self, settle: float = SETTLE_SECONDS):
+        self.settle = settle
+        #: How many times memory was released (tests and the benchmark read it).
+        self.releases = 0
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def session_closed(self, session_context) -> None:
+        """A session was destroyed (Panel's ``on_session_destroyed`` hands its context): release soon."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.settle, self.release)
+            self._timer.daemon = True  # a server stopping does not wait for it
+            self._timer.start()
+
+    def release(self) -> None:
+        """Collect unreachable objects now, then give the allocator's free pages back to the system."""
+        gc.collect()
+        if MALLOC_TRIM is not None:
+            MALLOC_TRIM(0)  # ctypes lets go of the GIL meanwhile: the sessions go on
+        with self._lock:
+            self.releases += 1
+
+
+#: The process's release: every served session reports to it when destroyed.
+RELEASE = MemoryRelease()
