@@ -597,8 +597,7 @@ def _true_line_numbers(path: Path, report: LoadReport, invalid_rows: int) -> Non
     rejected, so the slow walk with the csv module is the exception, not the rule.
     """
     csv.field_size_limit(1 << 30)
-    # Lines end at "\n" only, as pyarrow, grep -n and sed count them (a lone "\r" in a cell is no line break).
-    with _LineCounter(path) as source, io.TextIOWrapper(source.handle, encoding="utf-8", errors="replace", newline="\n") as text:
+    with _LineCounter(path) as source, io.TextIOWrapper(source.handle, encoding="utf-8", errors="replace", newline="") as text:
         reader = csv.reader(text)
         width = len(next(reader))
         record_lines, rejected = [], []
@@ -606,7 +605,9 @@ def _true_line_numbers(path: Path, report: LoadReport, invalid_rows: int) -> Non
         for record in reader:
             if record:  # pyarrow skips blank lines too
                 (record_lines if len(record) == width else rejected).append(start)
-            start = reader.line_num + 1
+            # Lines end at "\n", as the fast path, grep -n and sed count them: a lone "\r" in a quoted
+            # cell is no line break (the csv module's own line count takes it for one).
+            start += 1 + sum(field.count("\n") for field in record)
     record_lines = np.asarray(record_lines)
     for reason, lines in report.skipped_lines.items():
         report.skipped_lines[reason] = [int(record_lines[line - 2]) for line in lines]

@@ -337,6 +337,10 @@ def write_density_grids(folder: str | Path, shape: tuple[int, int] = DENSITY_SHA
     for plot, (x, y) in DENSITY_PLOTS.items():
         if not (np.isfinite([low[x], high[x], low[y], high[y]]).all()):
             continue
+        # One value on an axis (a tiny project, a constant statistic) still needs a span to bin over.
+        for column in (x, y):
+            if low[column] == high[column]:
+                low[column], high[column] = low[column] - 0.5, high[column] + 0.5
         canvas = datashader.Canvas(plot_width=shape[0], plot_height=shape[1], x_range=(low[x], high[x]),
                                    y_range=(low[y], high[y]))
         counts = np.zeros((shape[1], shape[0]), dtype=np.int64)
