@@ -44,6 +44,24 @@ THUMBNAIL_SIDE = 80
 NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workflow_id", "subject_set_id",
                 "classifications_count", "n_frames"}
 
+#: The agreement columns of `Project.volunteer_stats`, NaN without links.
+VOLUNTEER_AGREEMENT_COLUMNS = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
+
+
+def volunteer_table(stats: pd.DataFrame, agreement: pd.DataFrame | None) -> pd.DataFrame:
+    """`Project.volunteer_stats` from per-volunteer counts (indexed by user) and their agreement (None: no links).
+
+    One row per volunteer, busiest first; in memory and in a store alike.
+    """
+    if agreement is None:
+        for column in VOLUNTEER_AGREEMENT_COLUMNS:
+            stats[column] = np.nan
+    else:
+        stats = stats.join(agreement[VOLUNTEER_AGREEMENT_COLUMNS])
+    stats.index.name = "user"
+    return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
+                                           ignore_index=True)
+
 
 class Project:
     """One project's tables and what is derived from them once; shared read-only by all sessions.
@@ -370,16 +388,9 @@ class Project:
         stats["n_subjects"] = stats.n_subjects.astype(np.int64)
         stats["n_marks"] = stats.n_marks.fillna(0).astype(np.int64)
         stats["marks_per_classification"] = stats.n_marks / stats.n_classifications
-        agreement_columns = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
-        if self.has_links and len(classifications):
-            agreement = volunteer_agreement(marks, consensus, links, classifications)
-            stats = stats.join(agreement.set_index("user")[agreement_columns])
-        else:
-            for column in agreement_columns:
-                stats[column] = np.nan
-        stats.index.name = "user"
-        return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
-                                               ignore_index=True)
+        agreement = (volunteer_agreement(marks, consensus, links, classifications).set_index("user")
+                     if self.has_links and len(classifications) else None)
+        return volunteer_table(stats, agreement)
 
     @cached_property
     def thumbnails(self) -> Thumbnails:

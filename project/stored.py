@@ -41,7 +41,7 @@ from data_loaders.writers import _json_safe
 from consensus.agreement import AGREEMENT_SUMS, volunteer_agreement_sums, volunteer_rates
 from data_loaders.schema import TABLES, empty_table
 
-from .core import Project, _SubjectIndex
+from .core import Project, _SubjectIndex, volunteer_table
 from .store import PART_ROWS, ProjectStore, StoreWriter, export_parts
 
 #: File in a store folder saying how the project was made; present once the store is complete.
@@ -424,18 +424,11 @@ def _volunteer_stats_from_sums(sums: pd.DataFrame, has_links: bool) -> pd.DataFr
         "logged_in": sums.logged_in.astype(bool),
     }, index=sums.index)
     stats["marks_per_classification"] = stats.n_marks / stats.n_classifications
-    agreement_columns = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
+    agreement = None
     if has_links and "agreement_n_linked" in sums.columns:
-        agreement = sums[[f"agreement_{column}" for column in AGREEMENT_SUMS]]
-        agreement = agreement.set_axis(list(AGREEMENT_SUMS), axis=1)
-        stats = stats.join(volunteer_rates(agreement)[agreement_columns[:-1]])
-        stats["n_double_marks"] = agreement["n_double_marks"]
-    else:
-        for column in agreement_columns:
-            stats[column] = np.nan
-    stats.index.name = "user"
-    return stats.reset_index().sort_values(["n_classifications", "user"], ascending=[False, True],
-                                           ignore_index=True)
+        summed = sums[[f"agreement_{column}" for column in AGREEMENT_SUMS]].set_axis(list(AGREEMENT_SUMS), axis=1)
+        agreement = volunteer_rates(summed).assign(n_double_marks=summed["n_double_marks"])
+    return volunteer_table(stats, agreement)
 
 
 class StoredProject(Project):
