@@ -99,15 +99,7 @@ def phases(group_starts, x, y, volunteer, distance, link_distance, upto):
     for g in range(len(group_starts) - 1):
         s, e = group_starts[g], group_starts[g + 1]
         gx, gy = x[s:e], y[s:e]
-        gv = np.empty(e - s, np.int64)
-        n_volunteers = 0
-        for i in range(s, e):
-            if local[volunteer[i]] < 0:
-                local[volunteer[i]] = n_volunteers
-                n_volunteers += 1
-            gv[i - s] = local[volunteer[i]]
-        for i in range(s, e):
-            local[volunteer[i]] = -1
+        gv, n_volunteers = kernels.group_volunteers(volunteer, s, e, local)
         if upto == 1:
             total += len(kernels._neighbours(gx, gy, gv, distance)[1])
         if upto < 2:

@@ -450,6 +450,25 @@ def _by_position(px, py):
 
 
 @njit(cache=True)
+def group_volunteers(volunteer, s, e, local):
+    """The volunteers of clicks ``s:e`` coded 0, 1, ... in order of appearance, and how many there are.
+
+    Per-volunteer scratch then stays as small as the group; ``local`` (-1 for every volunteer of the
+    project) is left as it was found.
+    """
+    gv = np.empty(e - s, np.int64)
+    n_volunteers = 0
+    for i in range(s, e):
+        if local[volunteer[i]] < 0:
+            local[volunteer[i]] = n_volunteers
+            n_volunteers += 1
+        gv[i - s] = local[volunteer[i]]
+    for i in range(s, e):
+        local[volunteer[i]] = -1
+    return gv, n_volunteers
+
+
+@njit(cache=True)
 def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distance, refine):
     """The point method on every group of clicks sorted by group then x (module docstring).
 
@@ -475,16 +494,7 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
         if s == e:
             continue
         gx, gy = x[s:e], y[s:e]
-        # The group's volunteers coded 0, 1, ... (in order of appearance), so per-volunteer scratch stays small.
-        gv = np.empty(e - s, np.int64)
-        n_volunteers = 0
-        for i in range(s, e):
-            if local[volunteer[i]] < 0:
-                local[volunteer[i]] = n_volunteers
-                n_volunteers += 1
-            gv[i - s] = local[volunteer[i]]
-        for i in range(s, e):
-            local[volunteer[i]] = -1
+        gv, n_volunteers = group_volunteers(volunteer, s, e, local)
         label, n_labels = cluster_group(gx, gy, gv, n_volunteers, distance)
         votes = np.zeros(n_labels, np.int64)
         for i in range(e - s):
