@@ -49,6 +49,7 @@ from project.selection import ANY
 
 from ..subject_marks import (SubjectMarks, has_point_consensus, project_marks, subject_consensus,
                              subject_marks)
+from ..subject_pictures import shared_picture
 
 from .base import CHOSEN_STANDS_OUT, View
 from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, legend_html
@@ -324,15 +325,20 @@ class CutoutViewer(View):
 
     def image_columns(self) -> pd.DataFrame:
         """The image layer's source: the image packed as RGBA words, placed over the subject's extent (the FITS
-        image over its own size)."""
-        pixels = self.image()
+        image over its own size). The words are shared by the sessions (`dashboard.subject_pictures`): the same
+        array for the same subject and look."""
         width, height = self.extent()
         if self.image_kind == "fits":
             fits, _ = self._image("fits")
             if fits is not None:
                 width, height = float(fits.width), float(fits.height)
-        words = pixels.view(np.uint32).reshape(pixels.shape[:2])
+        look = (self.image_kind, self.stretch, self.cmap) if self.image_kind == "fits" else ("rendering",)
+        words = shared_picture(self.data_store.project, (self.data_store.subject, *look), self._image_words)
         return pd.DataFrame({"image": [words], "x": [0.0], "y": [0.0], "dw": [width], "dh": [height]})
+
+    def _image_words(self) -> np.ndarray:
+        pixels = self.image()
+        return pixels.view(np.uint32).reshape(pixels.shape[:2])
 
     def _consensus_colours(self) -> pd.Series:
         # Boxes reviewers added follow the aggregated ones, so those keep their colours.
@@ -735,7 +741,12 @@ class CutoutViewer(View):
         if figure.frame_width != self.frame_size:
             figure.update(frame_width=self.frame_size, frame_height=self.frame_size)
         with validate(False):
-            self._sources["image"].data = image
+            shown = self._sources["image"].data
+            # The same picture (a box picked, a zoom, a box decided): its words are the same shared array, and
+            # sending them again would be most of the message.
+            if not (len(shown.get("image", ())) and shown["image"][0] is image["image"][0]
+                    and all(shown[name] == image[name] for name in ("x", "y", "dw", "dh"))):
+                self._sources["image"].data = image
             for name, data in layers.items():
                 source = self._sources.get(name)
                 # A layer registered after the figure was made waits for the next session; an empty layer that
