@@ -340,6 +340,10 @@ class CutoutViewer(View):
         """The image layer's source: the image packed as RGBA words, placed over the subject's extent (the FITS
         image over its own size). The words are shared by the sessions (`dashboard.subject_pictures`): the same
         array for the same subject and look."""
+        return pd.DataFrame(self._image_source())
+
+    def _image_source(self) -> dict:
+        """`image_columns` as the source's data."""
         width, height = self.extent()
         if self.image_kind == "fits":
             fits, _ = self._image("fits")
@@ -347,7 +351,7 @@ class CutoutViewer(View):
                 width, height = float(fits.width), float(fits.height)
         look = (self.image_kind, self.stretch, self.cmap) if self.image_kind == "fits" else ("rendering",)
         words = shared_picture(self.data_store.project, (self.data_store.subject, *look), self._image_words)
-        return pd.DataFrame({"image": [words], "x": [0.0], "y": [0.0], "dw": [width], "dh": [height]})
+        return {"image": [words], "x": [0.0], "y": [0.0], "dw": [width], "dh": [height]}
 
     def _image_words(self) -> np.ndarray:
         pixels = self.image()
@@ -655,7 +659,7 @@ class CutoutViewer(View):
             return "No subject passes the filters."
         stats = self.data_store.project.stats_of(subject_id)
         caption = (f"<b style='font-size:15px'>Subject {subject_id}</b><br><small>"
-                   f"{marks_in_words(pd.DataFrame({'kind': self._subject_marks().kind}))} from "
+                   f"{marks_in_words(self._subject_marks().kind)} from "
                    f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
                    f"{_counted(int((self._consensus_arrays()['consensus_box'] >= 0).sum()), 'consensus mark')}."
                    "</small>")
@@ -680,7 +684,7 @@ class CutoutViewer(View):
             x_range=Range1d(x_start, x_end), y_range=Range1d(y_end, y_start),  # y down the image
             frame_width=self.frame_size, frame_height=self.frame_size, x_axis_type=None, y_axis_type=None,
             toolbar_location="right", tools=[], min_border=0, outline_line_color=None)
-        image_source = self._sources["image"] = ColumnDataSource(_source_data(self.image_columns()))
+        image_source = self._sources["image"] = ColumnDataSource(self._image_source())
         image = figure.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=image_source)
         renderers = self._renderers
         for layer in self.layers():
@@ -749,7 +753,7 @@ class CutoutViewer(View):
             return
         # The columns are the layers' own, made here: Bokeh need not check them again.
         drawing = partial(self._draw, self.caption(), legend_html(self.legend_entries()), self.view_limits(),
-                          _source_data(self.image_columns()),
+                          self._image_source(),
                           {name: _source_data(table) for name, table in self.layer_columns().items()},
                           self._handle_place())
         in_document(self._figure.document, drawing)
@@ -961,13 +965,17 @@ def kind_words(kind: str) -> tuple[str, str]:
     return words, words + ("es" if words.endswith(("s", "x", "sh", "ch")) else "s")
 
 
-def marks_in_words(marks: pd.DataFrame) -> str:
-    """"216 points", "35 marks: 20 boxes, 10 points, 5 circles": what a subject's volunteers drew."""
-    counts = marks.kind.fillna("mark").value_counts()
-    parts = [f"{count} {kind_words(kind)[count != 1]}" for kind, count in counts.items()]
+def marks_in_words(kinds) -> str:
+    """"216 points", "35 marks: 20 boxes, 10 points, 5 circles": what a subject's volunteers drew (``kinds``: their
+    marks' kinds, or a table of marks with a ``kind`` column), most common first."""
+    kinds = pd.Series(kinds.kind if isinstance(kinds, pd.DataFrame) else kinds, dtype=object).to_numpy()
+    kinds = np.where(pd.isna(kinds) | (kinds == ""), "mark", kinds).astype(str)
+    names, counts = np.unique(kinds, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    parts = [f"{count} {kind_words(kind)[count != 1]}" for kind, count in zip(names[order], counts[order].tolist())]
     if len(parts) == 1:
         return parts[0]
-    return f"{len(marks)} marks" + (f": {', '.join(parts)}" if parts else "")
+    return f"{len(kinds)} marks" + (f": {', '.join(parts)}" if parts else "")
 
 
 def _colours_of(consensus_ids: np.ndarray, colours: pd.Series) -> np.ndarray:

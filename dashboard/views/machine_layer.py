@@ -77,20 +77,20 @@ def _values(arrays: dict, rows: np.ndarray) -> dict:
     return {name: arrays[name][rows] for name in ("detection", "score", "label", "matched", "alpha", "area")}
 
 
-def detection_boxes(viewer) -> pd.DataFrame:
-    """The boxes layer's source: the shown detections with an extent (none without detections)."""
+def detection_boxes(viewer) -> dict[str, np.ndarray]:
+    """The boxes layer's source columns: the shown detections with an extent (none without detections)."""
     arrays = _shown_of_kind(viewer)
     rows = ~arrays["point"]
     x, y = arrays["x"][rows], arrays["y"][rows]
-    return pd.DataFrame({"x0": x, "y0": y, "x1": x + arrays["width"][rows], "y1": y + arrays["height"][rows],
-                         **_values(arrays, rows)})
+    return {"x0": x, "y0": y, "x1": x + arrays["width"][rows], "y1": y + arrays["height"][rows],
+            **_values(arrays, rows)}
 
 
-def detection_points(viewer) -> pd.DataFrame:
-    """The points layer's source: the shown detections without an extent (point detections)."""
+def detection_points(viewer) -> dict[str, np.ndarray]:
+    """The points layer's source columns: the shown detections without an extent (point detections)."""
     arrays = _shown_of_kind(viewer)
     rows = arrays["point"]
-    return pd.DataFrame({"x": arrays["x"][rows], "y": arrays["y"][rows], **_values(arrays, rows)})
+    return {"x": arrays["x"][rows], "y": arrays["y"][rows], **_values(arrays, rows)}
 
 
 def _shown_of_kind(viewer) -> dict[str, np.ndarray]:

@@ -304,7 +304,7 @@ class ReviewPanel(View):
             return ("<h3 style='margin:2px 0'>Review</h3>No review store: start zoolens with <code>--reviews</code> "
                     "to review.")
         subject = store.subject
-        status = store.review_status_of([subject]).iloc[0] if subject is not None else "unreviewed"
+        status = _review_status(store.review_statuses, subject) if subject is not None else "unreviewed"
         who = (f"reviewing as <b>{html.escape(store.reviewer)}</b> ({store.role}; "
                f"{html.escape(store.identity().label)})" if store.reviewer.strip()
                else "<b>enter your name in the sidebar to decide</b>")
@@ -370,6 +370,13 @@ class ReviewPanel(View):
         more.param.watch(unfold, "collapsed")
         self._history_card = more
         return pn.Column(self._heading_pane, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
+
+
+def _review_status(statuses: pd.DataFrame, subject_id: int) -> str:
+    """One subject's status in ``statuses`` (`DataStore.review_statuses`; unreviewed when absent), as
+    `DataStore.review_status_of` gives it, without indexing the whole table on every switch."""
+    found = statuses["status"].to_numpy(dtype=object)[statuses["subject_id"].to_numpy() == subject_id]
+    return "unreviewed" if not len(found) or pd.isna(found[0]) else str(found[0])
 
 
 def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:
