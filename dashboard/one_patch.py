@@ -16,7 +16,9 @@ import threading
 from contextlib import contextmanager
 from functools import partial
 
+from bokeh.document.callbacks import invoke_with_curdoc
 from bokeh.document.events import DocumentPatchedEvent
+from bokeh.server.session import ServerSession
 from panel.io.document import _HOLD_LOCK, hold, unlocked
 from panel.io.state import set_curdoc, state
 
@@ -62,6 +64,7 @@ def _release(document, lock: threading.Lock) -> None:
     with lock:
         events, document.callbacks._held_events = document.callbacks._held_events, []
         document.callbacks._hold = None
+    events = _without_the_pages_own(document, events)
     changes = [event for event in events if isinstance(event, DocumentPatchedEvent)]
     for event in events:
         if not isinstance(event, DocumentPatchedEvent):
@@ -79,7 +82,22 @@ def _send(document, lock: threading.Lock) -> None:
         document.callbacks._hold = None
     if document.session_context is None:  # the session closed meanwhile
         return
+    events = _without_the_pages_own(document, events)
     # Panel's own path for a callback on the event loop: the changes as one PATCH-DOC, anything else as Bokeh does.
     with set_curdoc(document), unlocked():
         for event in events:
             document.callbacks.trigger_on_change(event)
+
+
+def _without_the_pages_own(document, events: list) -> list:
+    """``events`` less the changes the page itself made while the document was held (Bokeh applied its messages
+    meanwhile): their Python callbacks (a drag's ``on_change``) run now, as they would have had the document not
+    been held, and they are not sent back to the page, which has them."""
+    kept = []
+    for event in events:
+        if isinstance(event, DocumentPatchedEvent) and isinstance(event.setter, ServerSession):
+            if event.callback_invoker is not None:
+                invoke_with_curdoc(document, event.callback_invoker)
+        else:
+            kept.append(event)
+    return kept
