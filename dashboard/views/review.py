@@ -251,9 +251,15 @@ class ReviewPanel(View):
     def _refresh(self, event=None):
         boxes = self.boxes()
         rows = _box_rows(boxes)
-        # Replaced only when the rows differ (two subjects without boxes, a refresh finding nothing new on
-        # this subject): Tabulator sends and styles its whole table again on every new value.
-        if not rows.equals(self._boxes.value):
+        # Changed only when the rows differ (two subjects without boxes, a refresh finding nothing new on this
+        # subject): Tabulator sends and styles its whole table again on every new value. As many rows as shown
+        # (most switches between subjects with a box or two): patched in place, the page redraws the cells only.
+        shown = self._boxes.value
+        if rows.equals(shown):
+            pass
+        elif len(rows) and rows.index.equals(shown.index) and rows.dtypes.equals(shown.dtypes):
+            self._boxes.patch(rows)
+        else:
             self._boxes.value = rows
         if self._history is not None and (self._history_card is None or not self._history_card.collapsed):
             self._history.value = _history_rows(self.history())
