@@ -10,9 +10,9 @@ width, height go straight onto the image.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
-import functools
 from functools import partial
 
 import numpy as np

@@ -55,13 +55,14 @@ def _shown_arrays(viewer) -> dict[str, np.ndarray]:
     if memo is not None and memo[0][0] is key[0] and memo[0][1:] == key[1:]:
         return memo[1]
     detections = shown_detections(viewer)
+    # True, False, or unknown (NA): a subject no volunteer classified, left out of the comparison.
     found = detections["matched"].to_numpy(dtype=object, na_value=None)
-    matched = found == True  # noqa: E712  (True, False or None: not compared)
+    compared = ~pd.isna(found)
+    matched = np.where(compared, found, False).astype(bool)
     linked = detections["consensus_id"].to_numpy(dtype=float, na_value=-1).astype(np.int64).astype(str).astype(object)
-    # Not known either way: a subject no volunteer classified, left out of the comparison.
     what = np.where(matched, "consensus mark " + linked,
-                    np.where(found == None, "not compared: no volunteer classified the subject",  # noqa: E711
-                             "nothing: machine only")).astype(object)
+                    np.where(compared, "nothing: machine only",
+                             "not compared: no volunteer classified the subject")).astype(object)
     x, y, width, height = (detections[name].to_numpy(dtype=float, na_value=np.nan)
                            for name in ("x", "y", "width", "height"))
     arrays = {"x": x, "y": y, "width": width, "height": height, "detection": detections["detection_id"].to_numpy(),
