@@ -6,16 +6,20 @@ the key went down and when each websocket frame arrived; the switch ends when th
 new subject. Printed per tree: the medians of key -> first frame, key -> last frame (the patch
 complete: the server's part), key -> caption shown, the frames and bytes per switch, and the page's
 JavaScript CPU per switch by function (Chrome's sampling profiler), so the page's share is measured
-rather than guessed.
+rather than guessed. With ``--trace`` Chromium's own tracing runs as well, and its main thread's time per
+switch is printed by kind (layout, style, paint, script) with what made the page lay itself out: the
+script that forced a layout, and the elements whose change invalidated it.
 
     python bench/profile_page_switch.py
     python bench/profile_page_switch.py --tree /tmp/before .
+    python bench/profile_page_switch.py --trace --switches 10
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import re
 import statistics
 import sys
@@ -46,7 +50,7 @@ document.addEventListener('keydown', () => window.zoolensKeys.push(performance.n
 """
 
 
-def profile_tree(tree: Path, switches: int, top: int) -> None:
+def profile_tree(tree: Path, switches: int, top: int, trace: bool) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     folder = Path(tempfile.mkdtemp(prefix="zoolens-profile-page-"))
@@ -73,6 +77,8 @@ def profile_tree(tree: Path, switches: int, top: int) -> None:
             cdp.send("Profiler.enable")
             cdp.send("Profiler.setSamplingInterval", {"interval": 200})
             cdp.send("Profiler.start")
+            if trace:
+                browser.start_tracing(categories=TRACE_CATEGORIES)
             rows = []
             for _ in range(switches):
                 shown = caption.inner_text()
@@ -89,6 +95,7 @@ def profile_tree(tree: Path, switches: int, top: int) -> None:
                     rows.append((seen * 1000, frames[0][0] - keys[0], frames[-1][0] - keys[0], len(frames),
                                  sum(size for _, size in frames)))
             profile = cdp.send("Profiler.stop")["profile"]
+            events = json.loads(browser.stop_tracing())["traceEvents"] if trace else None
             browser.close()
     finally:
         server.terminate()
@@ -107,6 +114,58 @@ def profile_tree(tree: Path, switches: int, top: int) -> None:
     for name, microseconds in by_function.most_common(top):
         print(f"{microseconds / 1000 / len(rows):8.2f}  {name}")
     print()
+    if events is not None:
+        print_trace(events, len(rows), top)
+
+
+#: Chromium's timeline with the stacks of forced layouts and of layout invalidations.
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline",
+                    "disabled-by-default-devtools.timeline.invalidationTracking",
+                    "disabled-by-default-devtools.timeline.stack", "v8"]
+#: Main-thread events summed by kind; nested ones (a layout inside a script) are also counted in their parent.
+TRACE_KINDS = ("RunTask", "FunctionCall", "EvaluateScript", "UpdateLayoutTree", "Layout", "PrePaint", "Paint",
+               "Layerize", "UpdateLayer", "CompositeLayers", "MajorGC", "MinorGC", "ParseHTML", "HitTest")
+
+
+def stack_top(stack) -> str:
+    """The innermost app frame of a trace stack: function and script."""
+    for frame in stack or []:
+        script = frame.get("url", "").split("/")[-1].split("?")[0]
+        if script:
+            return f"{frame.get('functionName') or '(anonymous)'} {script}:{frame.get('lineNumber', 0)}"
+    return "(no script: the frame's own update)"
+
+
+def print_trace(events: list, switches: int, top: int) -> None:
+    """The renderer main thread's time per switch by kind, and what triggered its layouts."""
+    main = {(event["pid"], event["tid"]) for event in events
+            if event.get("name") == "thread_name" and event["args"].get("name") == "CrRendererMain"}
+    by_kind, layout_by_cause, invalidations = collections.Counter(), collections.Counter(), collections.Counter()
+    layouts = 0
+    for event in events:
+        if (event.get("pid"), event.get("tid")) not in main:
+            continue
+        name, duration = event.get("name"), event.get("dur", 0) / 1000
+        if name in TRACE_KINDS and event.get("ph") == "X":
+            by_kind[name] += duration
+        if name == "Layout" and event.get("ph") == "X":
+            layouts += 1
+            stack = event.get("args", {}).get("beginData", {}).get("stackTrace")
+            layout_by_cause["forced by " + stack_top(stack) if stack else "the frame's own (not forced)"] += duration
+        if name in ("LayoutInvalidationTracking", "InvalidateLayout", "StyleRecalcInvalidationTracking"):
+            data = event.get("args", {}).get("data", {})
+            invalidations[f"{name}: {data.get('nodeName', '?')} {data.get('reason', '')} <- "
+                          f"{stack_top(data.get('stackTrace'))}"] += 1
+    print(f"Chromium's main thread per switch (ms; from its trace; {layouts / switches:.1f} layouts per switch):")
+    for name, milliseconds in by_kind.most_common():
+        print(f"{milliseconds / switches:8.2f}  {name}")
+    print("\nLayout time per switch by what caused it (ms):")
+    for name, milliseconds in layout_by_cause.most_common(top):
+        print(f"{milliseconds / switches:8.2f}  {name}")
+    print("\nLayout and style invalidations per switch (element, reason <- script):")
+    for name, count in invalidations.most_common(top):
+        print(f"{count / switches:8.1f}  {name}")
+    print()
 
 
 def main() -> None:
@@ -116,9 +175,11 @@ def main() -> None:
                         help="another source tree, profiled first (e.g. a checkout of main)")
     parser.add_argument("--switches", type=int, default=20, help="switches per tree (default 20)")
     parser.add_argument("--top", type=int, default=20, help="functions listed per tree (default 20)")
+    parser.add_argument("--trace", action="store_true",
+                        help="also record Chromium's trace and print layout, style and paint time and their causes")
     args = parser.parse_args()
     for tree in args.more + args.trees:
-        profile_tree(tree.resolve(), args.switches, args.top)
+        profile_tree(tree.resolve(), args.switches, args.top, args.trace)
 
 
 if __name__ == "__main__":
