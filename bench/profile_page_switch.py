@@ -148,10 +148,11 @@ def print_trace(events: list, switches: int, top: int) -> None:
         name, duration = event.get("name"), event.get("dur", 0) / 1000
         if name in TRACE_KINDS and event.get("ph") == "X":
             by_kind[name] += duration
-        if name == "Layout" and event.get("ph") == "X":
-            layouts += 1
+        if name in ("Layout", "UpdateLayoutTree") and event.get("ph") == "X":
+            layouts += name == "Layout"
             stack = event.get("args", {}).get("beginData", {}).get("stackTrace")
-            layout_by_cause["forced by " + stack_top(stack) if stack else "the frame's own (not forced)"] += duration
+            layout_by_cause[f"{name} forced by {stack_top(stack)}" if stack else f"{name}: the frame's own (not "
+                            "forced)"] += duration
         if name in ("LayoutInvalidationTracking", "InvalidateLayout", "StyleRecalcInvalidationTracking"):
             data = event.get("args", {}).get("data", {})
             invalidations[f"{name}: {data.get('nodeName', '?')} {data.get('reason', '')} <- "
@@ -159,7 +160,7 @@ def print_trace(events: list, switches: int, top: int) -> None:
     print(f"Chromium's main thread per switch (ms; from its trace; {layouts / switches:.1f} layouts per switch):")
     for name, milliseconds in by_kind.most_common():
         print(f"{milliseconds / switches:8.2f}  {name}")
-    print("\nLayout time per switch by what caused it (ms):")
+    print("\nLayout and style time per switch by what caused it (ms):")
     for name, milliseconds in layout_by_cause.most_common(top):
         print(f"{milliseconds / switches:8.2f}  {name}")
     print("\nLayout and style invalidations per switch (element, reason <- script):")

@@ -31,6 +31,13 @@ BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "w
 #: of a selected row, so that it is not read as a second current subject beside the subject table's row.
 PICKED_ROW = (".tabulator-row.tabulator-selected, .tabulator-row.tabulator-selected:hover "
               "{ background-color: #fff3bf !important; color: #000 !important; box-shadow: inset 5px 0 0 #ffd92f; }")
+#: The box table is a fixed-size box whose inside the page lays out on its own: Tabulator rebuilds its rows and
+#: measures them (`adjustTableSize`, a forced layout) on every subject switch, and without containment each of
+#: those layouts walked the whole page (bench/profile_page_switch.py --trace). Its fixed height also keeps the
+#: review buttons under it in place from a subject with one box to one with six.
+CONTAINED = ":host { contain: strict; }"
+#: The box table's height in pixels: five rows and the header, more scroll.
+BOX_TABLE_HEIGHT = 150
 #: Columns of the subject's decision history, with their headers.
 HISTORY_COLUMNS = {"created_at": "When (UTC)", "reviewer": "Reviewer", "role": "Role", "action": "Action",
                    "consensus_id": "Box", "reason": "Reason", "active": "In effect"}
@@ -57,7 +64,7 @@ class ReviewPanel(View):
         self._boxes = ReadOnlyTable(
             _box_rows(self.boxes()), selectable=1, show_index=False, titles=BOX_COLUMNS,
             layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
-            max_height=150, stylesheets=[PICKED_ROW],
+            height=BOX_TABLE_HEIGHT, stylesheets=[PICKED_ROW, CONTAINED],
             formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
             | {"consensus_id": NumberFormatter(format="0")},
         )
