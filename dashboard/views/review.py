@@ -65,6 +65,8 @@ class ReviewPanel(View):
             _box_rows(self.boxes()), selectable=1, show_index=False, titles=BOX_COLUMNS,
             layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
             height=BOX_TABLE_HEIGHT, stylesheets=[PICKED_ROW, CONTAINED],
+            # A few rows: all drawn at once, not by Tabulator's virtual renderer, which measures them row by row.
+            configuration={"renderVertical": "basic"},
             formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
             | {"consensus_id": NumberFormatter(format="0")},
         )
