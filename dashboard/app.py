@@ -193,12 +193,16 @@ def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
 
     def follow():
         loading.refresh()
-        if load.wait(0):
-            watcher.stop()
+        if load.wait(0) and watchers:  # a tick queued before the watcher stopped finds it gone
+            watchers.pop().stop()
             show_outcome()
             notify_outcome()
 
-    watcher = pn.state.add_periodic_callback(follow, period=POLL_MILLISECONDS)
+    # Started once the page has loaded, as the review refresh is (`create_app`): a session no browser
+    # connects to (a health check's or a link preview's plain GET) would otherwise retry starting it on
+    # every tick of the server's loop until the session expires, taking CPU from every other session.
+    watchers = []
+    pn.state.onload(lambda: watchers.append(pn.state.add_periodic_callback(follow, period=POLL_MILLISECONDS)))
     return template
 
 
