@@ -25,6 +25,7 @@ from .explorer import Explorer
 from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
 from .memory import RELEASE
+from .model_checks import unchecked_models
 from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
@@ -45,14 +46,15 @@ class SessionTemplate(pn.template.FastListTemplate):
     """Panel's FastListTemplate, put into a session's document with one walk of its models.
 
     Bokeh walks every model of a document each time a root is added (the template adds
-    one per area, and its theme hooks more): frozen, it walks once at the end.
+    one per area, and its theme hooks more): frozen, it walks once at the end. The models
+    are made without Bokeh checking each property value (`dashboard.model_checks`).
     """
 
     def _init_doc(self, doc=None, *args, **kwargs):
         document = doc or pn.state.curdoc
         if document is None:
             return super()._init_doc(doc, *args, **kwargs)
-        with document.models.freeze():
+        with document.models.freeze(), unchecked_models():
             return super()._init_doc(document, *args, **kwargs)
 
 
@@ -265,7 +267,9 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
 
     def session():
         pn.state.on_session_destroyed(RELEASE.session_closed)  # its memory goes back once it is gone
-        return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)
+        # On the server's event loop, as is the template's `_init_doc` after it (`SessionTemplate`).
+        with unchecked_models():
+            return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error
