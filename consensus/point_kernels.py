@@ -619,6 +619,33 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
             linked, best, linked_distance, best_distance)
 
 
+@njit(cache=True)
+def point_links(n_marks, row, linked, best, linked_distance, best_distance, point_ids):
+    """The links table's columns in the marks' order from `point_consensus`' per-click output.
+
+    ``row`` is each sorted click's mark (the rest of the ``n_marks`` are not points), ``point_ids`` each
+    point's consensus id. Returns consensus id, IoU, best consensus id, best IoU, distance and best
+    distance per mark, as `consensus.matching.links_table` makes them for points: -1 and NaN for none,
+    IoUs NaN for clicks (0 best IoU for the marks that are not points).
+    """
+    consensus_id = np.full(n_marks, -1, np.int64)
+    best_id = np.full(n_marks, -1, np.int64)
+    iou = np.full(n_marks, np.nan)
+    best_iou = np.zeros(n_marks)
+    distance = np.full(n_marks, np.nan)
+    nearest_distance = np.full(n_marks, np.nan)
+    for i in range(len(row)):
+        r = row[i]
+        best_iou[r] = np.nan
+        if linked[i] >= 0:
+            consensus_id[r] = point_ids[linked[i]]
+            distance[r] = linked_distance[i]
+        if best[i] >= 0:
+            best_id[r] = point_ids[best[i]]
+            nearest_distance[r] = best_distance[i]
+    return consensus_id, iou, best_id, best_iou, distance, nearest_distance
+
+
 def read_only(values: np.ndarray) -> np.ndarray:
     """A read-only view of ``values``, as pandas hands out its columns.
 
@@ -641,3 +668,4 @@ def load() -> None:
     none, no_values = np.zeros(0, np.int64), np.zeros(0)
     order_clicks(none, 0, none, read_only(no_values), read_only(no_values), none, read_only(none))
     point_consensus(np.zeros(1, np.int64), no_values, no_values, none, none, 1.0, 1.0, 0)
+    point_links(0, none, none, none, no_values, no_values, none)

@@ -35,8 +35,8 @@ import param
 
 from .base import AggregationResult, Aggregator, partition_output, quorum_votes
 from .estimate import Estimates
-from .matching import Assignment
-from .point_kernels import point_consensus
+from .matching import Assignment, links_frame
+from .point_kernels import point_consensus, point_links
 from .prepare import prepare
 
 
@@ -98,7 +98,13 @@ def _aggregate_partition(pair, aggregator: PointClustering):
     assignment = Assignment(box=linked, iou=no_iou, best_box=nearest, best_iou=no_iou, distance=linked_distance,
                             best_distance=nearest_distance)
     labels = prep.groups["tool_label"].array.take(points.group) if "tool_label" in prep.groups else pd.NA
-    return partition_output(aggregator, prep, points, assignment, shape="point", box_columns={
+
+    def links(ids):
+        # Straight from the kernels' per-click arrays, with no temporaries over the marks.
+        return links_frame(prep.mark_ids, *point_links(len(prep.mark_ids), clicks.row, linked, nearest, linked_distance,
+                                                       nearest_distance, ids))
+
+    return partition_output(aggregator, prep, points, assignment, shape="point", links=links, box_columns={
         "kind": "point",
         "tool_label": labels,
         "sigma": sigma,
