@@ -17,7 +17,8 @@ every loop runs as long as that group needs. The algorithm is the one the
   each volunteer's best one), seeds that outrank every remaining neighbour,
   each claiming its best remaining neighbour of every volunteer, a click
   claimed twice joining the higher-ranked seed;
-- medians of x and y, the quorum, and linking rounds in which each volunteer's
+- medians of x and y, the quorum, of two kept points closer than
+  ``merge_distance`` the one with fewer votes dropped, and linking rounds in which each volunteer's
   clicks are matched to the points within ``link_distance`` by a maximum-weight
   matching of the score 1 - d / (2 ``link_distance``) (`consensus.matching`):
   pieces where a click or a point has no alternative take their best edge, the
@@ -547,7 +548,31 @@ def group_volunteers(volunteer, s, e, local):
 
 
 @njit(cache=True)
-def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distance, refine):
+def _drop_duplicates(px, py, votes, keep, merge_distance):
+    """Unset ``keep`` of each kept point closer than ``merge_distance`` to a kept point with more votes (or as many,
+    formed earlier): one object clicked as two clusters. Its clicks go to the point kept at the next linking round,
+    one per volunteer."""
+    reach = merge_distance * merge_distance
+    n = len(px)
+    by_votes = np.argsort(-votes, kind="mergesort")
+    kept = np.empty(n, np.int64)
+    n_kept = 0
+    for r in range(n):
+        p = by_votes[r]
+        if not keep[p]:
+            continue
+        for k in range(n_kept):
+            q = kept[k]
+            if (px[p] - px[q]) ** 2 + (py[p] - py[q]) ** 2 < reach:
+                keep[p] = False
+                break
+        if keep[p]:
+            kept[n_kept] = p
+            n_kept += 1
+
+
+@njit(cache=True)
+def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distance, refine, merge_distance):
     """The point method on every group of clicks sorted by group then x (module docstring).
 
     ``group_starts`` are the first click of each group and the end; ``needed``
@@ -578,6 +603,9 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
         for i in range(e - s):
             votes[label[i]] += 1
         keep = votes >= needed[g]
+        if merge_distance > 0:
+            _drop_duplicates(_medians(gx, label, n_labels), _medians(gy, label, n_labels), votes, keep,
+                             merge_distance)
         px = _medians(gx, label, n_labels)[keep]
         py = _medians(gy, label, n_labels)[keep]
         iteration = 0
@@ -667,5 +695,5 @@ def load() -> None:
     """
     none, no_values = np.zeros(0, np.int64), np.zeros(0)
     order_clicks(none, 0, none, read_only(no_values), read_only(no_values), none, read_only(none))
-    point_consensus(np.zeros(1, np.int64), no_values, no_values, none, none, 1.0, 1.0, 0)
+    point_consensus(np.zeros(1, np.int64), no_values, no_values, none, none, 1.0, 1.0, 0, 0.0)
     point_links(0, none, none, none, no_values, no_values, none)
