@@ -603,11 +603,10 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
         for i in range(e - s):
             votes[label[i]] += 1
         keep = votes >= needed[g]
+        px, py = _medians(gx, label, n_labels), _medians(gy, label, n_labels)
         if merge_distance > 0:
-            _drop_duplicates(_medians(gx, label, n_labels), _medians(gy, label, n_labels), votes, keep,
-                             merge_distance)
-        px = _medians(gx, label, n_labels)[keep]
-        py = _medians(gy, label, n_labels)[keep]
+            _drop_duplicates(px, py, votes, keep, merge_distance)
+        px, py = px[keep], py[keep]
         iteration = 0
         while True:
             order = _by_position(px, py)
