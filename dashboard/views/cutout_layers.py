@@ -75,8 +75,9 @@ class CutoutLayer:
     ``draw(figure, source)`` adds the layer's renderer for ``source`` to the cutout's Bokeh
     figure and returns it; it runs once per session. ``columns(viewer)`` gets the
     `CutoutViewer` (its ``data_store`` holds the current subject) and returns the source's
-    columns for that subject as a DataFrame, the same columns for every subject (no rows
-    when there is nothing to draw). ``shown(viewer)``: whether the layer is drawn (its
+    columns for that subject as a DataFrame or a dict of equal-length arrays (cheaper for a
+    subject's few rows), the same columns for every subject (no rows when there is nothing
+    to draw). ``shown(viewer)``: whether the layer is drawn (its
     source is emptied otherwise) and its entries listed. ``tooltips``: what hovering one of
     its glyphs tells (Bokeh inserts the ``@{...}`` values as text, so data is never HTML),
     and ``hover_place`` where the tooltip points and sits (for boxes: one tooltip per layer,
@@ -87,7 +88,7 @@ class CutoutLayer:
     """
 
     name: str
-    columns: Callable[[object], pd.DataFrame]
+    columns: Callable[[object], pd.DataFrame | dict]
     draw: Callable
     legend: tuple[LegendEntry, ...] = ()
     shown: Callable[[object], bool] = lambda viewer: True
