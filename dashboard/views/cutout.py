@@ -27,9 +27,15 @@ from bokeh.models import (
     BoxSelectTool,
     ColumnDataSource,
     HoverTool,
+    ImageRGBA,
+    MultiLine,
     PanTool,
+    Patches,
+    Quad,
     Range1d,
     ResetTool,
+    Scatter,
+    Text,
     WheelZoomTool,
 )
 from bokeh.palettes import (
@@ -53,7 +59,7 @@ from ..subject_marks import (SubjectMarks, has_point_consensus, project_marks, s
 from ..subject_pictures import shared_picture
 
 from .base import CHOSEN_STANDS_OUT, View
-from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, legend_html
+from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, add_layer_glyph, legend_html
 from .machine_layer import detection_controls
 from ..session_threads import in_document
 from .outlines import vertex_lists
@@ -685,7 +691,7 @@ class CutoutViewer(View):
             frame_width=self.frame_size, frame_height=self.frame_size, x_axis_type=None, y_axis_type=None,
             toolbar_location="right", tools=[], min_border=0, outline_line_color=None)
         image_source = self._sources["image"] = ColumnDataSource(self._image_source())
-        image = figure.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=image_source)
+        image = add_layer_glyph(figure, ImageRGBA, image_source, image="image", x="x", y="y", dw="dw", dh="dh")
         renderers = self._renderers
         for layer in self.layers():
             self._empty[layer.name] = _no_rows(layer.columns(self))
@@ -1054,18 +1060,18 @@ def _boxes(dash: str = "solid", colour="colour", width="outline", alpha=1.0, fie
     left, top, right, bottom = fields
 
     def draw(figure, source):
-        return figure.quad(left=left, right=right, top=top, bottom=bottom, source=source, line_dash=dash,
-                           line_color=colour, line_width=width, line_alpha=alpha, fill_color=colour,
-                           fill_alpha=fill_alpha, hover_fill_alpha=0.15, hover_line_alpha=1.0)
+        return add_layer_glyph(figure, Quad, source, hover={"fill_alpha": 0.15, "line_alpha": 1.0}, left=left,
+                               right=right, top=top, bottom=bottom, line_dash=dash, line_color=colour, line_width=width,
+                               line_alpha=alpha, fill_color=colour, fill_alpha=fill_alpha)
     return draw
 
 
 def _outlines(closed: bool, dash: str):
     """How a layer of marks drawn through their vertices draws: closed patches or open lines."""
     def draw(figure, source):
-        style = dict(xs="xs", ys="ys", source=source, line_color="colour", line_width="outline", line_alpha="alpha",
-                     line_dash=dash)
-        return figure.patches(fill_alpha=0, **style) if closed else figure.multi_line(**style)
+        style = dict(xs="xs", ys="ys", line_color="colour", line_width="outline", line_alpha="alpha", line_dash=dash)
+        return (add_layer_glyph(figure, Patches, source, fill_alpha=0, **style) if closed
+                else add_layer_glyph(figure, MultiLine, source, **style))
     return draw
 
 
@@ -1074,23 +1080,24 @@ def _markers(filled: bool):
     stand out on any picture, or hollow (matched nothing)."""
     def draw(figure, source):
         if filled:
-            return figure.scatter(x="x", y="y", source=source, marker="circle", size="size", fill_color="colour",
-                                  fill_alpha="alpha", line_color="black", line_width="outline", line_alpha="alpha")
-        return figure.scatter(x="x", y="y", source=source, marker="circle", size="size", fill_alpha=0,
-                              line_color="colour", line_width="outline", line_alpha="alpha")
+            return add_layer_glyph(figure, Scatter, source, x="x", y="y", marker="circle", size="size",
+                                   fill_color="colour", fill_alpha="alpha", line_color="black", line_width="outline",
+                                   line_alpha="alpha")
+        return add_layer_glyph(figure, Scatter, source, x="x", y="y", marker="circle", size="size", fill_alpha=0,
+                               line_color="colour", line_width="outline", line_alpha="alpha")
     return draw
 
 
 def _consensus_markers(figure, source):
-    return figure.scatter(x="x", y="y", source=source, marker="circle_cross", size=CONSENSUS_MARKER_SIZE,
-                          fill_alpha=0, line_width=3, line_color="colour")
+    return add_layer_glyph(figure, Scatter, source, x="x", y="y", marker="circle_cross", size=CONSENSUS_MARKER_SIZE,
+                           fill_alpha=0, line_width=3, line_color="colour")
 
 
 def _status_glyphs(figure, source):
     # Beside the top-right corner, on a light tile to show on any picture.
-    return figure.text(x="x", y="y", text="glyph", source=source, text_color="colour", text_font_size="16px",
-                       text_font_style="bold", text_align="left", text_baseline="bottom",
-                       background_fill_color="white", background_fill_alpha=0.85, border_radius=3)
+    return add_layer_glyph(figure, Text, source, x="x", y="y", text="glyph", text_color="colour",
+                           text_font_size="16px", text_font_style="bold", text_align="left", text_baseline="bottom",
+                           background_fill_color="white", background_fill_alpha=0.85, border_radius=3)
 
 
 def _shown(toggle: str):

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from .cutout_layers import CutoutLayer, LegendEntry, register_layer
+from bokeh.models import Quad, Scatter
+
+from .cutout_layers import CutoutLayer, LegendEntry, add_layer_glyph, register_layer
 
 #: Outline of machine detections: a magenta no consensus colour (Category10) or overlay colour uses.
 DETECTION_COLOUR = "#ff2bd6"
@@ -102,14 +104,14 @@ def _shown_of_kind(viewer) -> dict[str, np.ndarray]:
 
 
 def _draw_boxes(figure, source):
-    return figure.quad(left="x0", right="x1", top="y0", bottom="y1", source=source, fill_alpha=0,
-                       fill_color=DETECTION_COLOUR, hover_fill_alpha=0.15, line_width=2.5, line_dash="dashdot",
-                       line_color=DETECTION_COLOUR, line_alpha="alpha")
+    return add_layer_glyph(figure, Quad, source, hover={"fill_alpha": 0.15}, left="x0", right="x1", top="y0",
+                           bottom="y1", fill_alpha=0, fill_color=DETECTION_COLOUR, line_width=2.5, line_dash="dashdot",
+                           line_color=DETECTION_COLOUR, line_alpha="alpha")
 
 
 def _draw_points(figure, source):
-    return figure.scatter(x="x", y="y", source=source, marker="x", size=16, line_width=3,
-                          line_color=DETECTION_COLOUR, line_alpha="alpha")
+    return add_layer_glyph(figure, Scatter, source, x="x", y="y", marker="x", size=16, line_width=3,
+                           line_color=DETECTION_COLOUR, line_alpha="alpha")
 
 
 def _shown(viewer) -> bool:
