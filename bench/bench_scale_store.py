@@ -23,7 +23,8 @@ process tree, sampled every 0.2 s, and the 1-minute load average when it ended):
     python bench/bench_scale_store.py --marks 1e6 1e7 --in-memory     # the curve's first points, both paths
     python bench/bench_scale_store.py --marks 1e8                     # 100 million marks (about an hour or more)
 
-Results go to the "curve" section of ``bench/results/scale.md`` (each run replaces its sizes' rows).
+Results go to the "curve" section of ``bench/results/scale.md`` (each run replaces the rows of the sizes and
+steps it measured; ``--steps`` picks steps, ``--reuse`` measures a kept store again).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ PIECE_SUBJECTS = 10_000
 #: Simulated marks per subject, about: 20 classifications of 2.75 clumps.
 MARKS_PER_SUBJECT = 45
 SIMULATION = dict(classifications_per_subject=20.0, clumps_per_subject_mean=2.75)
+
+#: The steps of a run, in order.
+STEPS = ("write", "reads", "serve", "export")
 
 #: The results file's section this bench writes (replaced by each run, rows of other sizes kept).
 CURVE = "## The curve: written part by part, served from the store (`bench/bench_scale_store.py`)"
@@ -171,7 +175,7 @@ def run_size(marks: float, args, log) -> list[dict]:
     folder = WORK / f"scale-store-{int(marks)}"
     store = folder / "project"
     rows = []
-    if not (args.reuse and (store / "project.json").is_file()):
+    if "write" in args.steps and not (args.reuse and (store / "project.json").is_file()):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         code = WRITE.format(simulation=SIMULATION)
@@ -184,7 +188,7 @@ def run_size(marks: float, args, log) -> list[dict]:
                                        f"CPU s; store {size / 2**30:.2f} GiB"))
         log(rows[-1])
     n_marks = sum(pd.read_parquet(path, columns=["subject_id"]).shape[0] for path in sorted((store / "marks").glob("*.parquet")))
-    if args.in_memory:
+    if args.in_memory and "write" in args.steps:
         built = run_step(IN_MEMORY.format(simulation=SIMULATION), str(folder / "memory"), str(n_subjects),
                          str(PIECE_SUBJECTS))
         out = json.loads(built["out"])
@@ -192,12 +196,13 @@ def run_size(marks: float, args, log) -> list[dict]:
                               built, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} CPU s"))
         log(rows[-1])
         shutil.rmtree(folder / "memory", ignore_errors=True)
-    reads = run_step(READS, str(store))
-    out = json.loads(reads["out"])
-    rows.append(result_row(n_marks, n_subjects, "subject reads from the store (200 random subjects)", reads,
-                          f"p50 {out['p50'] * 1000:.1f} ms, p95 {out['p95'] * 1000:.1f} ms per subject"))
-    log(rows[-1])
-    for kind in ("store", "memory") if args.in_memory else ("store",):
+    if "reads" in args.steps:
+        reads = run_step(READS, str(store))
+        out = json.loads(reads["out"])
+        rows.append(result_row(n_marks, n_subjects, "subject reads from the store (200 random subjects)", reads,
+                              f"p50 {out['p50'] * 1000:.1f} ms, p95 {out['p95'] * 1000:.1f} ms per subject"))
+        log(rows[-1])
+    for kind in (("store", "memory") if args.in_memory else ("store",)) if "serve" in args.steps else ():
         served = serve(kind, folder, args.switches)
         switch = np.percentile(served["switches"], [50, 95]) * 1000 if served["switches"] else [np.nan] * 2
         rerenders = [f"{value:.1f}" for value in served["rerenders"]]
@@ -208,10 +213,11 @@ def run_size(marks: float, args, log) -> list[dict]:
                               f"12, 15, then 0 = unfiltered) {' / '.join(rerenders)} s"
                               + (f"; {len(served['errors'])} errors: {served['errors'][0]}" if served["errors"] else "")))
         log(rows[-1])
-    exported = run_step(EXPORT, str(store), str(folder / "catalogue.csv"))
-    rows.append(result_row(n_marks, n_subjects, "export the consensus catalogue from the store", exported,
-                          f"{json.loads(exported['out'])['rows']:,} rows"))
-    log(rows[-1])
+    if "export" in args.steps:
+        exported = run_step(EXPORT, str(store), str(folder / "catalogue.csv"))
+        rows.append(result_row(n_marks, n_subjects, "export the consensus catalogue from the store", exported,
+                              f"{json.loads(exported['out'])['rows']:,} rows"))
+        log(rows[-1])
     if not args.keep:
         shutil.rmtree(folder)
     return rows
@@ -236,13 +242,13 @@ def write_results(command: str, rows: list[dict]) -> None:
     kept_runs, kept_rows = [], []
     if CURVE in head:
         head, section = head.split(CURVE)
-        sizes = {round(np.log10(row["marks"])) for row in rows}
+        measured = {(round(np.log10(row["marks"])), row["step"]) for row in rows}
         for line in section.splitlines():
             if line.startswith("- `python bench/bench_scale_store.py") and line != f"- {command}":
                 kept_runs.append(line)
             elif line.startswith("| ") and line[2].isdigit():
-                marks = int(line.strip("|").split("|")[0].strip().replace(",", ""))
-                if round(np.log10(marks)) not in sizes:
+                cells = [cell.strip() for cell in line.strip("|").split("|")]
+                if (round(np.log10(int(cells[0].replace(",", "")))), cells[2]) not in measured:
                     kept_rows.append(line)
     lines = [CURVE, "", "Runs:", "", *kept_runs, f"- {command}", "",
              "Each step in a fresh process; wall time, CPU seconds (the step's whole process tree: a lower bound "
@@ -262,13 +268,16 @@ def main() -> None:
     parser.add_argument("--in-memory", action="store_true", help="also build and serve the project in memory")
     parser.add_argument("--switches", type=int, default=30, help="subject switches timed per served project")
     parser.add_argument("--keep", action="store_true", help="keep the stores in bench/work")
+    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS,
+                        help="steps to run (a kept store is measured again with --reuse)")
     parser.add_argument("--reuse", action="store_true", help="measure a kept store again, without writing it")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     started = dt.datetime.now(dt.timezone.utc)
     command = (f"`python bench/bench_scale_store.py --marks {' '.join(f'{m:g}' for m in args.marks)}"
                f"{' --in-memory' if args.in_memory else ''}{' --keep' if args.keep else ''}"
-               f"{' --reuse' if args.reuse else ''}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
+               f"{' --reuse' if args.reuse else ''}"
+               f"{' --steps ' + ' '.join(args.steps) if args.steps != list(STEPS) else ''}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
     rows: list[dict] = []
 
     def log(row: dict) -> None:
