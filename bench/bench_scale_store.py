@@ -53,7 +53,7 @@ MARKS_PER_SUBJECT = 45
 SIMULATION = dict(classifications_per_subject=20.0, clumps_per_subject_mean=2.75)
 
 #: The steps of a run, in order.
-STEPS = ("write", "reads", "serve", "export")
+STEPS = ("write", "columns", "agreement", "reads", "serve", "export")
 
 #: The results file's section this bench writes (replaced by each run, rows of other sizes kept).
 CURVE = "## The curve: written part by part, served from the store (`bench/bench_scale_store.py`)"
@@ -144,6 +144,54 @@ for subject_id in chosen:
 print(json.dumps({"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95))}))
 """
 
+COLUMNS = """
+import json, sys
+from project.plotted import write_plotted_columns
+from project.stored import write_density_grids
+
+plotted = write_plotted_columns(sys.argv[1])
+write_density_grids(sys.argv[1])
+print(json.dumps({"marks": plotted.n_marks}))
+"""
+
+AGREEMENT = """
+import json, sys, time
+import numpy as np
+import pandas as pd
+import datashader
+from project.plotted import PLOTS
+from project.stored import DENSITY_SHAPE, StoredProject
+
+project = StoredProject(sys.argv[1])
+plotted = project.plotted
+stats = project.subject_stats
+timings = {}
+for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), ("every subject", 0)):
+    ids = stats.subject_id[stats.n_volunteers >= volunteers].to_numpy()
+    started = time.perf_counter()
+    mask = plotted.subject_mask(ids)
+    view = plotted.view(mask, shape=DENSITY_SHAPE)
+    compiled = time.perf_counter() - started
+    # The alternative: datashader handed the same memory-mapped columns, the kept marks gathered by a mask over marks.
+    started = time.perf_counter()
+    low, high = plotted.ranges(mask)
+    ranges = {plot: ((view.grids[plot].x_range), view.grids[plot].y_range) for plot in PLOTS}
+    matched = np.fromfile(plotted.folder / "matched.u1", dtype=np.uint8).astype(bool)
+    kept = np.repeat(mask, np.diff(plotted.starts)) & matched
+    counts = {}
+    for plot, (x, y) in PLOTS.items():
+        columns = {axis: np.memmap(plotted.folder / f"{axis}.f8", dtype=np.float64, mode="r")[kept] for axis in (x, y)}
+        canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1],
+                                   x_range=ranges[plot][0], y_range=ranges[plot][1])
+        counts[plot] = canvas.points(pd.DataFrame(columns), x, y).to_numpy()
+        del columns
+    handed = time.perf_counter() - started
+    same = all(np.array_equal(counts[plot], view.grids[plot].counts) for plot in PLOTS)
+    timings[name] = {"subjects": int(mask.sum()), "marks": view.n_marks, "compiled": compiled, "datashader": handed,
+                     "same": same}
+print(json.dumps(timings))
+"""
+
 EXPORT = """
 import json, sys, time
 from project.export import write_catalogue
@@ -187,6 +235,13 @@ def run_size(marks: float, args, log) -> list[dict]:
                               written, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} "
                                        f"CPU s; store {size / 2**30:.2f} GiB"))
         log(rows[-1])
+    if "columns" in args.steps and not (store / "plotted" / "meta.json").is_file():
+        # A store kept from before the plotted columns were written with it: written into it now.
+        added = run_step(COLUMNS, str(store))
+        n_marks = json.loads(added["out"])["marks"]
+        rows.append(result_row(n_marks, n_subjects, "plotted columns and density grids, written into a kept store",
+                              added, "one pass over the stored marks"))
+        log(rows[-1])
     n_marks = sum(pd.read_parquet(path, columns=["subject_id"]).shape[0] for path in sorted((store / "marks").glob("*.parquet")))
     if args.in_memory and "write" in args.steps:
         built = run_step(IN_MEMORY.format(simulation=SIMULATION), str(folder / "memory"), str(n_subjects),
@@ -196,6 +251,18 @@ def run_size(marks: float, args, log) -> list[dict]:
                               built, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} CPU s"))
         log(rows[-1])
         shutil.rmtree(folder / "memory", ignore_errors=True)
+    if "agreement" in args.steps:
+        # In one process, side by side: the compiled pass over the plotted columns, and datashader handed the same
+        # memory-mapped columns (the kept marks gathered first); the first includes the compiled code's loading.
+        measured = run_step(AGREEMENT, str(store))
+        timings = json.loads(measured["out"])
+        for number, (name, timing) in enumerate(timings.items()):
+            rows.append(result_row(n_marks, n_subjects, f"agreement grids of {name} ({timing['subjects']:,} subjects)",
+                                  {"load": measured["load"],
+                                   "peak_mib": measured["peak_mib"] if number == len(timings) - 1 else None},
+                                  f"compiled pass {timing['compiled'] * 1000:,.0f} ms; datashader on the same columns "
+                                  f"{timing['datashader'] * 1000:,.0f} ms; equal: {timing['same']}"))
+            log(rows[-1])
     if "reads" in args.steps:
         reads = run_step(READS, str(store))
         out = json.loads(reads["out"])

@@ -82,10 +82,12 @@ def test_a_real_projects_columns_written_part_by_part(data_dir, tmp_path):
     path = data_dir / "penguin_watch/penguin-watch-classifications-trim.csv"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
-    in_memory = load_project([path], method="iou", workflow_id=6465)
-    stored = StoredProject(write_export_store(path, tmp_path / "store", method="iou", part_rows=50, workflow_id=6465))
+    in_memory = load_project([path], method="point", workflow_id=6465)
+    stored = StoredProject(write_export_store(path, tmp_path / "store", method="point", part_rows=50, workflow_id=6465))
     assert len(stored.store.parts("marks")) > 2
     ids = in_memory.subject_stats.subject_id.to_numpy()
+    whole = stored.plotted.view(stored.plotted.subject_mask())
+    assert whole.grids["iou_size"] is None and whole.grids["offsets"].marks > 100
     for subject_ids in (ids, ids[::3]):
         assert_view_as_pandas_and_datashader(stored.plotted, in_memory.marks, subject_ids)
     # Written again from the store alone: the same columns.
