@@ -18,7 +18,14 @@ process tree, sampled every 0.2 s, and the 1-minute load average when it ended):
   loopback (`bench_scale.drive_session`): load, first paint, subject switches, the Agreement tab's
   first render, re-renders after filter changes (minimum volunteers 12, then 15: filtered views,
   read from the marks) and back to 0 (the unfiltered view, drawn from the store's density grids).
-- **export**: the consensus catalogue of every subject (`project.export.write_catalogue`) from the store.
+- **columns** (a store kept from before they were written with it): the agreement plots' flat per-mark columns
+  (`project.plotted.write_plotted_columns`) and density grids, written into the store.
+- **agreement**: in one process, the agreement plots' grids for filtered views (minimum volunteers 12, 15) and
+  every subject, by the compiled pass over the plotted columns and, side by side, by datashader handed the same
+  memory-mapped columns (the kept marks gathered first); the grids compared.
+- **export**: the consensus catalogue of every subject from the store, streamed one range of subjects at a time
+  (`project.export.write_catalogue`) and, below 100 million marks, prepared whole in memory then written; the two
+  CSV files compared.
 
     python bench/bench_scale_store.py --marks 1e6 1e7 --in-memory     # the curve's first points, both paths
     python bench/bench_scale_store.py --marks 1e8                     # 100 million marks (about an hour or more)
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import filecmp
 import json
 import shutil
 import sys
@@ -199,7 +207,14 @@ from project.selection import Selection
 from project.stored import StoredProject
 
 project = StoredProject(sys.argv[1])
-files, export = write_catalogue(project, Selection(project=project), sys.argv[2], overwrite=True)
+if sys.argv[3] == "whole":
+    # The catalogue prepared whole in memory, then written: what write_catalogue did before it streamed.
+    from data_loaders.writers import write
+    from project.export import prepare_catalogue
+
+    files = write(prepare_catalogue(project, Selection(project=project)), sys.argv[2], overwrite=True)
+else:
+    files, export = write_catalogue(project, Selection(project=project), sys.argv[2], overwrite=True)
 print(json.dumps({"rows": sum(1 for _ in open(files[0])) - 1}))
 """
 
@@ -280,10 +295,15 @@ def run_size(marks: float, args, log) -> list[dict]:
                               f"12, 15, then 0 = unfiltered) {' / '.join(rerenders)} s"
                               + (f"; {len(served['errors'])} errors: {served['errors'][0]}" if served["errors"] else "")))
         log(rows[-1])
-    if "export" in args.steps:
-        exported = run_step(EXPORT, str(store), str(folder / "catalogue.csv"))
-        rows.append(result_row(n_marks, n_subjects, "export the consensus catalogue from the store", exported,
-                              f"{json.loads(exported['out'])['rows']:,} rows"))
+    # Side by side where the whole catalogue fits (at 100 million marks it peaked at 7.8 GB: streamed only).
+    for how in (("streamed", "whole") if marks < 1e8 else ("streamed",)) if "export" in args.steps else ():
+        exported = run_step(EXPORT, str(store), str(folder / f"catalogue-{how}.csv"), how)
+        extra = f"{json.loads(exported['out'])['rows']:,} rows"
+        if how == "whole":
+            same = filecmp.cmp(folder / "catalogue-streamed.csv", folder / "catalogue-whole.csv", shallow=False)
+            extra += f"; the same CSV as streamed: {same}"
+        rows.append(result_row(n_marks, n_subjects, f"export the consensus catalogue from the store, {how}", exported,
+                              extra))
         log(rows[-1])
     if not args.keep:
         shutil.rmtree(folder)

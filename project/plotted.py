@@ -23,8 +23,11 @@ behind a box-selected region the same way.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +50,9 @@ PLOT_AXES = {plot: (VALUE_COLUMNS.index(x), VALUE_COLUMNS.index(y)) for plot, (x
 
 #: Marks mapped at a time, about: bounds the pages of the flat files a pass holds (about 40 MB of them).
 BLOCK_MARKS = 1 << 20
+
+#: Threads a pass runs on (each binning its share of the blocks into grids of its own, added up after).
+THREADS = os.cpu_count() or 1
 
 #: Files of the flat columns: name -> dtype.
 FILES = {**dict.fromkeys(VALUE_COLUMNS, np.float64), "matched": np.uint8, "tool": np.int16}
@@ -144,13 +150,16 @@ class PlottedMarks:
         """A mask over the store's subjects: those of ``subject_ids`` (every subject: None)."""
         if subject_ids is None:
             return np.ones(len(self.subject_ids), dtype=bool)
-        ids = np.asarray(subject_ids, dtype=np.int64)
-        positions = np.searchsorted(self.subject_ids, ids)
-        found = positions < len(self.subject_ids)
-        found[found] = self.subject_ids[positions[found]] == ids[found]
+        positions = self._positions.get_indexer(np.asarray(subject_ids, dtype=np.int64))
         mask = np.zeros(len(self.subject_ids), dtype=bool)
-        mask[positions[found]] = True
+        mask[positions[positions >= 0]] = True
         return mask
+
+    @cached_property
+    def _positions(self) -> pd.Index:
+        # A hash of the store's subject ids, built once: looking up millions of ids in no order by binary search
+        # cost a cache miss per step.
+        return pd.Index(self.subject_ids)
 
     def tool_code(self, tool: str | None) -> int:
         """The code of ``tool`` (-1: any tool; -2: a tool no mark has, so nothing passes)."""
@@ -162,19 +171,15 @@ class PlottedMarks:
         """Smallest and largest value of each of `VALUE_COLUMNS` over the matched marks of the masked subjects
         (NaN: none). Without a tool filter from each subject's stored range; with one, from a pass over its marks."""
         if tool is None:
-            rows = np.flatnonzero(mask)
-            low = np.full(len(VALUE_COLUMNS), np.nan)
-            high = np.full(len(VALUE_COLUMNS), np.nan)
-            for first in range(0, len(rows), BLOCK_MARKS):
-                chosen = rows[first:first + BLOCK_MARKS]
-                low = np.fmin(low, np.nanmin(self._subject_table("low")[chosen], axis=0, initial=np.inf))
-                high = np.fmax(high, np.nanmax(self._subject_table("high")[chosen], axis=0, initial=-np.inf))
+            low = np.full(len(VALUE_COLUMNS), np.inf)
+            high = np.full(len(VALUE_COLUMNS), -np.inf)
+            _subject_ranges_kernel(mask, self._subject_table("low"), self._subject_table("high"), low, high)
             return np.where(np.isfinite(low), low, np.nan), np.where(np.isfinite(high), high, np.nan)
         low = np.full(len(VALUE_COLUMNS), np.inf)
         high = np.full(len(VALUE_COLUMNS), -np.inf)
         for block in self._blocks(mask):
-            _ranges_kernel(block.starts, block.mask, block.matched, block.tool, self.tool_code(tool),
-                           *block.values, low, high)
+            matched, tools, values = block.columns()
+            _ranges_kernel(block.starts, block.mask, matched, tools, self.tool_code(tool), *values, low, high)
         return np.where(np.isfinite(low), low, np.nan), np.where(np.isfinite(high), high, np.nan)
 
     def view(self, mask: np.ndarray, tool: str | None = None, shape: tuple[int, int] = (320, 240),
@@ -199,11 +204,18 @@ class PlottedMarks:
             for number, size in ((0, shape[0]), (2, shape[1])):
                 scales[:, number] = size / (bounds[:, number + 1] - bounds[:, number])
                 scales[:, number + 1] = -bounds[:, number] * scales[:, number]
-        counts = np.zeros((len(PLOTS), shape[1], shape[0]), dtype=np.int64)
-        tallies = np.zeros(3 + len(PLOTS), dtype=np.int64)
-        for block in self._blocks(mask):
-            _bin_kernel(block.starts, block.mask, block.matched, block.tool, self.tool_code(tool), *block.values,
-                        scales, bounds, counts, tallies)
+        code = self.tool_code(tool)
+
+        def binned(blocks):
+            counts = np.zeros((len(PLOTS), shape[1], shape[0]), dtype=np.int64)
+            tallies = np.zeros(3 + len(PLOTS), dtype=np.int64)
+            for block in blocks:
+                matched, tools, values = block.columns()
+                _bin_kernel(block.starts, block.mask, matched, tools, code, *values, scales, bounds, counts, tallies)
+            return counts, tallies
+
+        parts = self._on_threads(binned, mask)
+        counts, tallies = sum(part[0] for part in parts), sum(part[1] for part in parts)
         grids = {plot: Grid(counts[number], *ranges[plot], int(tallies[3 + number])) if plot in ranges else None
                  for number, plot in enumerate(PLOTS)}
         return View(int(tallies[0]), int(tallies[1]), int(tallies[2]), grids)
@@ -216,9 +228,20 @@ class PlottedMarks:
         box = np.array([min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)], dtype=np.float64)
         inside = np.zeros(len(self.subject_ids), dtype=bool)
         for block in self._blocks(mask):
-            _inside_kernel(block.starts, block.mask, block.matched, block.tool, self.tool_code(tool),
-                           block.values[x], block.values[y], box, inside[block.first:block.stop])
+            matched, tools, values = block.columns()
+            _inside_kernel(block.starts, block.mask, matched, tools, self.tool_code(tool), values[x], values[y], box,
+                           inside[block.first:block.stop])
         return self.subject_ids[inside]
+
+    def _on_threads(self, work, mask: np.ndarray) -> list:
+        """``work(blocks)`` on each of `THREADS` threads, each given every so many of the masked subjects' blocks
+        (the kernels release the GIL): their results."""
+        blocks = list(self._blocks(mask))
+        threads = max(1, min(THREADS, len(blocks)))
+        if threads == 1:
+            return [work(blocks)]
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(work, [blocks[number::threads] for number in range(threads)]))
 
     def _subject_table(self, end: str) -> np.ndarray:
         return np.memmap(_file(self.folder, end, np.float64), dtype=np.float64, mode="r",
@@ -226,7 +249,7 @@ class PlottedMarks:
 
     def _blocks(self, mask: np.ndarray):
         """The masked subjects' marks, as blocks of whole subjects of about `BLOCK_MARKS` marks, each memory-mapped
-        only while it is used (its pages released after: a pass holds one block, not the project)."""
+        only while it is used (`_Block.columns`: a pass holds a block per thread, not the project)."""
         chosen = np.flatnonzero(mask)
         if not len(chosen):
             return
@@ -245,20 +268,35 @@ class PlottedMarks:
 
 
 class _Block:
-    """The flat columns of subjects ``first`` to ``stop`` (excluded), memory-mapped while the block is alive."""
+    """Subjects ``first`` to ``stop`` (excluded) of a pass: their runs of marks and mask, their columns mapped on use."""
 
     def __init__(self, plotted: PlottedMarks, first: int, stop: int, begin: int, end: int, mask: np.ndarray):
+        self.folder, self.begin, self.end = plotted.folder, begin, end
         self.first, self.stop = first, stop
         self.starts = plotted.starts[first:stop + 1] - begin
         self.mask = mask[first:stop]
 
+    def columns(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """The block's ``matched``, ``tool`` and `VALUE_COLUMNS`, memory-mapped: unmapped (their pages released
+        from the process) once the caller drops them."""
         def mapped(name):
             dtype = np.dtype(FILES[name])
-            return np.memmap(_file(plotted.folder, name, dtype), dtype=dtype, mode="r", offset=begin * dtype.itemsize,
-                             shape=(end - begin,))
+            return np.memmap(_file(self.folder, name, dtype), dtype=dtype, mode="r",
+                             offset=self.begin * dtype.itemsize, shape=(self.end - self.begin,))
 
-        self.matched, self.tool = mapped("matched"), mapped("tool")
-        self.values = [mapped(name) for name in VALUE_COLUMNS]
+        return mapped("matched"), mapped("tool"), [mapped(name) for name in VALUE_COLUMNS]
+
+
+@njit(cache=True, nogil=True)
+def _subject_ranges_kernel(mask, subject_low, subject_high, low, high):
+    """Each column's smallest and largest value over the masked subjects' stored ranges (NaN: a subject without)."""
+    for subject in range(len(mask)):
+        if mask[subject]:
+            for column in range(subject_low.shape[1]):
+                if subject_low[subject, column] < low[column]:  # False for NaN
+                    low[column] = subject_low[subject, column]
+                if subject_high[subject, column] > high[column]:
+                    high[column] = subject_high[subject, column]
 
 
 @njit(cache=True, nogil=True)
