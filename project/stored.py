@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from consensus.distributed import is_dask
 from data_loaders.base import LoadReport
@@ -335,6 +336,13 @@ def write_density_grids(folder: str | Path, shape: tuple[int, int] = DENSITY_SHA
     return grids
 
 
+def _whole_table(path: Path) -> pd.DataFrame:
+    """A stored table read whole, each column one contiguous array: picking one subject's rows (`Project.consensus_of`,
+    `Project.subject`) from text columns left in Parquet's chunks cost 40 times more (150 ms a subject switch at
+    10 million marks)."""
+    return pq.read_table(path).combine_chunks().to_pandas()
+
+
 class _Gathered:
     """Small tables (per subject, per box) of every part, spilled to ``folder`` until the last part is written:
     in memory together only once, when each is written whole."""
@@ -437,12 +445,12 @@ class StoredProject(Project):
                              [LoadReport.from_dict(report) for report in description["reports"]],
                              description["sources"], description["filters"], description["aggregation_run"],
                              description["image_roots"] if image_roots is None else image_roots)
-        self.consensus = pd.read_parquet(folder / "consensus.parquet")
+        self.consensus = _whole_table(folder / "consensus.parquet")
         self.consensus_columns = description["consensus_columns"]
         detections = folder / "detections.parquet"
         self.detections = pd.read_parquet(detections) if detections.is_file() else None
         self.has_links = description["has_links"]
-        subjects = pd.read_parquet(folder / "subjects.parquet")
+        subjects = _whole_table(folder / "subjects.parquet")
         self.subjects = self._subjects(subjects.assign(locations=subjects.locations.map(json.loads)), None)
         self._set_sky(description["fits_column"], description["pixel_scale"])
         self.marks = self.store.dask("marks", index=False)
@@ -450,7 +458,7 @@ class StoredProject(Project):
         self.links = self.store.dask("links", index=False).drop(columns=["subject_id"])
         self.mark_vertices = self.store.dask("mark_vertices", index=False).drop(columns=["subject_id"])
         self.metadata_columns = self._metadata_columns()
-        self.subject_stats = self._with_subject_columns(pd.read_parquet(folder / "subject_stats.parquet"))
+        self.subject_stats = self._with_subject_columns(_whole_table(folder / "subject_stats.parquet"))
         workflows = pd.read_parquet(folder / WORKFLOW_SUBJECTS_FILE)
         self.workflows = {key: np.unique(ids.to_numpy(dtype=np.int64))
                           for key, ids in workflows.subject_id.groupby(workflows.workflow.to_numpy())}
