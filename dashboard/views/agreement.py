@@ -2,7 +2,12 @@
 
 Point clouds are rasterized by datashader on the server (HoloViews ``rasterize``):
 the browser gets an aggregated array, colour-mapped on the client, so the plots stay
-fast with millions of marks, and zooming re-aggregates. Box-selecting in any plot
+fast with millions of marks, and zooming re-aggregates. A store-backed project's
+density plots are grids instead, binned as datashader bins the marks: written with the
+store for the whole project, and for any filter, tool or selection one compiled pass over
+the store's flat per-mark columns of the subjects shown (`project.plotted`), which also
+counts the marks for the empty-plot reasons and finds the subjects behind a box (zooming
+into a grid enlarges its pixels). Box-selecting in any plot
 sets the session's plot selection (the subjects behind the selected points), which
 filters the subject browser and every other plot; a later box refines it, and the
 "Clear selection" button (here and in the sidebar) drops it. The box stays drawn,
