@@ -11,7 +11,6 @@ project was built.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -200,13 +199,12 @@ def write_catalogue_streamed(project, selection, path: str | Path, *, overwrite:
                 elif set(part.consensus.columns) - set(columns):
                     export = prepare_catalogue(project, selection, reviews=reviews, rejected=rejected)
                     return write(export, path, "csv", overwrite=overwrite), export
-                text = io.StringIO()
-                neutralised += to_safe_csv(part.consensus.reindex(columns=columns), text)
-                text = text.getvalue()
-                # The header once, on top: each later range's rows only.
-                catalogue.write(text if merged is None else text[text.index("\r\n") + 2:])
+                # Straight into the file (the header once, on top): a range's text gathered in memory first took
+                # more than the whole catalogue's tables.
+                neutralised += to_safe_csv(part.consensus.reindex(columns=columns),
+                                           catalogue if merged is None else _WithoutHeader(catalogue))
                 merged = part.provenance if merged is None else _merged_provenance(merged, part.provenance)
-                del part, tables, text  # one range in memory at a time
+                del part, tables  # one range in memory at a time
         merged["rows"]["subjects"] = int(len(np.unique(subject_of_row)))
         export = Export(consensus=pd.DataFrame({name: pd.Series(dtype=object) for name in columns}), provenance=merged)
         text_cells = {"formula_cells_neutralised": {"consensus": neutralised}, "rule": NEUTRALISE_RULE}
@@ -218,6 +216,21 @@ def write_catalogue_streamed(project, selection, path: str | Path, *, overwrite:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return list(outputs.values()), export
+
+
+class _WithoutHeader:
+    """A text file to write a CSV into, without its first line (a later range's header, ending in CRLF)."""
+
+    def __init__(self, file):
+        self.file, self.in_header = file, True
+
+    def write(self, text: str) -> int:
+        if self.in_header:
+            end = text.find("\r\n")
+            if end < 0:
+                return len(text)
+            self.in_header, text = False, text[end + 2:]
+        return self.file.write(text)
 
 
 def _merged_provenance(first: dict, later: dict) -> dict:
