@@ -9,9 +9,9 @@ either kind of project:
 
 - one subject's rows (`marks_of`, `vertices_of`, `consensus_of`) are read from the row groups of
   the store's part that hold them (`project.store.ProjectStore.of_subject`);
-- whole-table questions get Dask DataFrames (the agreement plots hand them to datashader, which
-  aggregates them partition by partition, on the cluster when a `dask.distributed.Client` is
-  active) and turn small results into pandas with `computed`.
+- whole-table questions get Dask DataFrames (aggregated partition by partition, on the cluster when a
+  `dask.distributed.Client` is active) and turn small results into pandas with `computed`; the
+  agreement plots read the store's flat per-mark columns instead (`project.plotted`).
 
 A store is written part by part, never whole in memory: `write_project_parts` takes ranges of whole
 subjects (from an export, `write_export_store`; from a generator; or cut from a loaded project,
