@@ -119,7 +119,7 @@ class Grid:
 
 @dataclass
 class View:
-    """What the agreement plots show of some subjects: the marks counted, and each plot's grid (None: nothing to plot)."""
+    """What the agreement plots show of some subjects: the marks counted, each plot's grid (None: nothing to plot)."""
 
     n_marks: int
     n_matched: int
@@ -222,7 +222,7 @@ class PlottedMarks:
 
     def subjects_in(self, plot: str, bounds: tuple[float, float, float, float], mask: np.ndarray,
                     tool: str | None = None) -> np.ndarray:
-        """Ids of the masked subjects having a matched mark (of ``tool``) inside ``bounds`` (x0, y0, x1, y1) of ``plot``."""
+        """Ids of the masked subjects with a matched mark (of ``tool``) inside ``bounds`` (x0, y0, x1, y1) of ``plot``."""
         x0, y0, x1, y1 = bounds
         x, y = PLOT_AXES[plot]
         box = np.array([min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)], dtype=np.float64)
@@ -268,7 +268,7 @@ class PlottedMarks:
 
 
 class _Block:
-    """Subjects ``first`` to ``stop`` (excluded) of a pass: their runs of marks and mask, their columns mapped on use."""
+    """Subjects ``first`` to ``stop`` (excluded) of a pass: their runs of marks, mask and columns (mapped on use)."""
 
     def __init__(self, plotted: PlottedMarks, first: int, stop: int, begin: int, end: int, mask: np.ndarray):
         self.folder, self.begin, self.end = plotted.folder, begin, end

@@ -393,7 +393,7 @@ class AgreementPlots(View):
 
 
 def _image(grid: dict, plot: str) -> hv.Image:
-    """A density grid (counts, x and y range) as an image whose empty pixels are blank, as rasterized points leave them."""
+    """A density grid (counts, x and y range) as an image, its empty pixels blank as rasterized points leave them."""
     counts = grid["counts"].astype(float)
     counts[counts == 0] = np.nan
     (x0, x1), (y0, y1), (rows, columns) = grid["x_range"], grid["y_range"], counts.shape
