@@ -56,6 +56,15 @@ def measure(url: str, server_pid: int, switches: int, while_switching=contextlib
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
                                                                               "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        # The page's websocket traffic while switching: (direction, bytes) of each frame, counted once timing began.
+        frames, counting = [], [False]
+
+        def follow(socket):
+            for direction, event in (("received", "framereceived"), ("sent", "framesent")):
+                socket.on(event, lambda payload, direction=direction: counting[0] and frames.append(
+                    (direction, len(payload))))
+
+        page.on("websocket", follow)
         start = time.perf_counter()
         page.goto(url, wait_until="networkidle", timeout=300_000)
         heading = page.get_by_text(CAPTION)
@@ -84,6 +93,7 @@ def measure(url: str, server_pid: int, switches: int, while_switching=contextlib
         switching = while_switching()
         switching.__enter__()
         _, cpu_before = process_sample(server_pid)
+        counting[0] = True
         for number in range(switches):
             shown = heading.first.inner_text()
             if number % 2 == 0:
@@ -112,10 +122,14 @@ def measure(url: str, server_pid: int, switches: int, while_switching=contextlib
             by_way[way].append(elapsed)
             page.wait_for_timeout(300)  # a reviewer's glance; lets the image land before the next switch
         _, cpu_after = process_sample(server_pid)
+        counting[0] = False
         switching.__exit__(None, None, None)
         browser.close()
+    received = [size for direction, size in frames if direction == "received"]
     return {"times": times, "by_way": by_way, "cpu_per_switch": (cpu_after - cpu_before) / switches,
-            "first_paint": first_paint, "missed": missed}
+            "first_paint": first_paint, "missed": missed, "frames_per_switch": len(received) / switches,
+            "kilobytes_per_switch": sum(received) / 1024 / switches,
+            "frames_sent_per_switch": (len(frames) - len(received)) / switches}
 
 
 def main() -> None:
@@ -147,7 +161,9 @@ def main() -> None:
         ms = lambda values, q: f"{np.percentile(values, q) * 1000:,.0f}"  # noqa: E731
         rows.append(f"| {name} | {ms(result['times'], 50)} / {ms(result['times'], 95)} | "
                     f"{ms(result['by_way']['key j'], 50)} / {ms(result['by_way']['row click'], 50)} | "
-                    f"{result['cpu_per_switch'] * 1000:,.0f} | {result['first_paint']:.1f} s | {result['missed']} |")
+                    f"{result['cpu_per_switch'] * 1000:,.0f} | {result['frames_per_switch']:.1f} / "
+                    f"{result['frames_sent_per_switch']:.1f} | {result['kilobytes_per_switch']:,.1f} | "
+                    f"{result['first_paint']:.1f} s | {result['missed']} |")
         print(rows[-1], flush=True)
     load_after = os.getloadavg()
     text = "\n".join([
@@ -162,8 +178,9 @@ def main() -> None:
         "shared with other engineers' work): these times are upper bounds.",
         "",
         f"| project | switch p50 / p95 ms ({args.switches}, key j and row click alternating) | p50 ms: key j / row click "
-        "| server CPU ms per switch | page open to first caption | switches not shown in 60 s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| server CPU ms per switch | websocket frames per switch: to the page / from it | kB to the page per switch "
+        "| page open to first caption | switches not shown in 60 s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
     ])

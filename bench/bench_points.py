@@ -32,7 +32,7 @@ beside its fresh time, and is not used in the comparison. ``--baseline REV``
 also times zoolens as of a git revision (exported with ``git archive``) in the
 same turns, to show what a change did.
 
-    python bench/bench_points.py --baseline cd3fd7a   # the committed result (cd3fd7a: before the compiled kernels)
+    python bench/bench_points.py --baseline 4063388   # the committed result (4063388: the compiled kernels, pandas preparation)
     python bench/bench_points.py --quick              # small sizes and grids, a smoke run
 """
 
@@ -83,7 +83,10 @@ MEASUREMENT_NOTE = (
     "extensions (scikit-learn, hdbscan) are loaded when their reducer module is imported; so the import of each tool "
     "is timed too and shown in the last column, and the kernels' one-off compilation (a machine's first load, with "
     "an empty numba cache) is measured and stated below "
-    "the table."
+    "the table. Since 2026-12-06 23:45 UTC (#14) `load()` also loads the compiled preparation and links kernels "
+    "(`order_clicks`, `point_links`), so they are timed with the imports too; and zoolens' defaults include "
+    "`merge_distance` 8 px, chosen once for every population on the tuning projects (the same seed the peers are "
+    "tuned on; 8-10 px tie there), as the peers' settings are, never on the compared projects."
 )
 
 #: Parameter grids searched for each peer on the tuning projects.

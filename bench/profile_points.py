@@ -1,8 +1,11 @@
 """Where the point method's time goes: CPU time of each step of ``aggregate(method="point")``.
 
 On the projects of `bench_points` (run that first: it makes them), each in a
-fresh process as there: the first call (what `bench_points` compares with the
-peers) and a warm call (the same call again in that process). Each step is
+fresh process as there: the compiled kernels loaded from numba's cache first
+and timed apart (`bench_points` times that with the imports, as it times the
+peers' imports of their compiled modules), then the first call (what
+`bench_points` compares with the peers) and a warm call (the same call again in
+that process). Each step is
 timed by wrapping the function that does it; nested steps (parts of preparing
 the arrays and of writing the tables) are indented. The compiled kernels
 (`consensus.point_kernels`) are one call, so their phases are timed apart, warm:
@@ -35,11 +38,12 @@ STEPS = [
     ("prepare: columns, volunteer and group codes, clicks sorted, who saw what", "consensus.points", "prepare", None),
     ("  volunteers' names (volunteer_keys)", "consensus.prepare", "volunteer_keys", None),
     ("  group codes: task, tool, frame (dense_codes)", "consensus.prepare", "dense_codes", None),
-    ("  clicks sorted by group and x (point_arrays)", "consensus.prepare", "point_arrays", None),
+    ("  subjects coded (sorted_codes)", "consensus.prepare", "sorted_codes", None),
+    ("  clicks sorted by group and x, compiled (order_clicks)", "consensus.point_kernels", "order_clicks", None),
     ("compiled kernels: clustering, medians, quorum, linking rounds, spreads (point_consensus)", "consensus.points",
      "point_consensus", None),
     ("output tables: consensus, links, subjects", "consensus.points", "partition_output", None),
-    ("  links table (links_table)", "consensus.base", "links_table", None),
+    ("  links columns from the kernels' arrays, compiled (point_links)", "consensus.points", "point_links", None),
     ("  consensus and subjects tables (typed_frame)", "consensus.base", "typed_frame", None),
 ]
 
@@ -57,6 +61,10 @@ import importlib, json, sys, time
 import numpy as np
 import pandas as pd
 from consensus import aggregate
+from consensus.point_kernels import load
+started = time.process_time()
+load()  # the kernels' machine code from numba's cache: bench_points times it with the imports, so here apart too
+load_seconds = time.process_time() - started
 
 steps, folder = json.loads(sys.argv[1]), sys.argv[2]
 spent = {}
@@ -125,7 +133,7 @@ for upto in range(5):
         phases(*arguments, upto)
         runs.append(time.process_time() - started)
     cumulative.append(min(runs))  # the least disturbed by other jobs on the shared cores
-print(json.dumps({"marks": len(marks), "calls": calls, "argsort": argsort,
+print(json.dumps({"marks": len(marks), "calls": calls, "argsort": argsort, "load": load_seconds,
                   "phases": [cumulative[0]] + [b - a for a, b in zip(cumulative, cumulative[1:])]}))
 """
 
@@ -149,7 +157,10 @@ def main() -> None:
          f"Load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at the start, "
          f"{load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} at the end (2 shared cores: expect +-30 %). "
          "`aggregate(marks, classifications, method=\"point\")` with the defaults on bench_points' projects, in a fresh "
-         "process: its first call (what bench/results/points.md compares) and the same call again (warm). "
+         "process: its first call (what bench/results/points.md compares) and the same call again (warm), after "
+         "the compiled kernels are loaded from numba's on-disk cache (`consensus.point_kernels.load()`, timed apart: "
+         "bench_points counts it with the imports, as it counts the peers' imports of their compiled modules; it is "
+         "a fixed cost per process, paid by the package at the point method's first call). "
          "Indented steps are part of the step above; 'other' is the rest of the call (the quorum per group, "
          "the partitions, assembling the result)."),
         "",
@@ -181,6 +192,9 @@ def main() -> None:
         "| --- |" + " ---: |" * len(columns),
         *(f"| {phase} | " + " | ".join(f"{profile['phases'][k] * 1000:,.1f}" for profile in profiles) + " |"
           for k, phase in enumerate(PHASES)),
+        "",
+        "Loading the compiled kernels from numba's cache, once per process before the first call (CPU ms): "
+        + ", ".join(f"{column} {profile['load'] * 1000:,.0f}" for column, profile in zip(columns, profiles)) + ".",
         "",
         "For scale, one `numpy.argsort` of as many random int64 keys as the project has clicks: "
         + ", ".join(f"{column} ({profile['marks']:,} clicks) {profile['argsort'] * 1000:.0f} ms"

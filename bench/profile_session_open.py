@@ -40,10 +40,16 @@ def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
+try:  # as the server opens a session: its models made without Bokeh's value checks (since 4063388)
+    from dashboard.model_checks import unchecked_models
+except ImportError:
+    from contextlib import nullcontext as unchecked_models
+
 def open_session():
     document = Document()
     with set_curdoc(document):
-        template = create_app(project, reviews=reviews)
+        with unchecked_models():
+            template = create_app(project, reviews=reviews)
         template.server_doc(document)
     document.to_json()
     return document

@@ -1,6 +1,7 @@
 """Profile: where a subject switch's server CPU goes, on one or more source trees side by side.
 
-Each tree runs in a fresh interpreter: the built-in demo's session is built into a Bokeh
+Each tree runs in a fresh interpreter: the built-in demo (as ``zoolens demo`` serves it: with its machine
+detections and true clumps) and its session built into a Bokeh
 document (`create_app`, as the server does), then the current subject is set ``--switches``
 times unprofiled and as many times under cProfile, each switch's document changes serialised into
 one PATCH-DOC message as a served session sends them. Printed per tree: the CPU seconds per switch (median and mean) and the
@@ -33,13 +34,11 @@ from bokeh.document.events import DocumentPatchedEvent
 from bokeh.protocol import Protocol
 from panel.io.state import set_curdoc
 from dashboard.app import create_app
-from project import load_project
 from project.reviews import open_store
 from zoolens import demo
 folder = demo.default_demo_folder()
 files = demo.ensure_demo(folder)
-project = load_project([files.classifications, files.subjects, files.workflows], title="demo",
-                       image_roots=[folder.resolve()], **demo.PROJECT_OPTIONS)
+project = demo.load_demo(files)
 reviews = open_store({reviews!r})
 pn.extension("tabulator")
 

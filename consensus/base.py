@@ -412,15 +412,17 @@ def consensus_ids(prep: Prepared, boxes: Estimates) -> np.ndarray:
 
 def partition_output(aggregator: Aggregator, prep: Prepared, boxes: Estimates, assignment: Assignment,
                      box_columns: dict | None = None, subject_columns: dict | None = None,
-                     shape: str = "box") -> PartitionOutput:
+                     shape: str = "box", links=None) -> PartitionOutput:
     """Consensus, links and subject tables of one partition from final boxes and the marks' assignment to them.
 
     ``boxes`` must be in `box_order`; ``assignment.box`` indexes them.
     ``box_columns`` / ``subject_columns`` hold extra per-box / per-subject-code arrays.
     ``shape`` ("box" or "point") names the counts of the report.
+    ``links``, a function of the boxes' consensus ids, makes the links table
+    (`consensus.matching.links_table` of the assignment when not given).
     """
     ids = consensus_ids(prep, boxes)
-    links = links_table(prep.mark_ids, prep.marks.row, assignment, ids)
+    links = links_table(prep.mark_ids, prep.marks.row, assignment, ids) if links is None else links(ids)
     votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(boxes))
     n_seen_group = prep.n_seen_group
     group_subject = prep.groups["subject"].to_numpy()[boxes.group]

@@ -46,10 +46,13 @@ def point_arrays(table: pd.DataFrame, group: np.ndarray, keep: np.ndarray, tiebr
     kept_x = x[keep]
     exact_keys = (kept_x, y[keep], *(np.asarray(values)[keep] for values in tiebreak))
     order = keep[sort_by_code_then_value(np.asarray(group)[keep].astype(np.int64), kept_x, exact_keys, strict=True)]
-    cx, cy = x[order], y[order]
-    return BoxArrays(row=order, group=np.asarray(group, dtype=np.int64)[order], cx=cx, cy=cy, width=np.zeros(len(order)),
-                     height=np.zeros(len(order)), angle=np.zeros(len(order)), xmin=cx.copy(), xmax=cx.copy(),
-                     ymin=cy.copy(), ymax=cy.copy())
+    return sorted_points(order, np.asarray(group, dtype=np.int64)[order], x[order], y[order])
+
+
+def sorted_points(row: np.ndarray, group: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> BoxArrays:
+    """Points already sorted, as size-0 `BoxArrays` (``row`` indexes their table)."""
+    return BoxArrays(row=row, group=group, cx=cx, cy=cy, width=np.zeros(len(row)), height=np.zeros(len(row)),
+                     angle=np.zeros(len(row)), xmin=cx.copy(), xmax=cx.copy(), ymin=cy.copy(), ymax=cy.copy())
 
 
 def _spread_groups(group: np.ndarray, x: np.ndarray, y: np.ndarray, stride: float) -> np.ndarray:

@@ -352,9 +352,20 @@ def links_table(mark_ids, rows, assignment: Assignment, box_ids) -> pd.DataFrame
         best_iou[rows] = np.nan
         distance[rows[linked]] = assignment.distance[linked]
         best_distance[rows[overlapping]] = assignment.best_distance[overlapping]
+    return links_frame(mark_ids, consensus_id, iou, best_id, best_iou, distance, best_distance)
+
+
+def links_frame(mark_ids, consensus_id, iou, best_id, best_iou, distance, best_distance) -> pd.DataFrame:
+    """The links table of freshly made columns (one per mark, in the marks' order).
+
+    Those columns are its own, so they are not copied again into one block (which costs
+    more than making them on a large project); ``mark_ids``, often the marks table's own
+    read-only column, is copied.
+    """
     return pd.DataFrame(
-        {"mark_id": np.asarray(mark_ids, np.int64), "consensus_id": consensus_id, "iou": iou,
-         "best_consensus_id": best_id, "best_iou": best_iou, "distance": distance, "best_distance": best_distance}
+        {"mark_id": np.array(mark_ids, np.int64), "consensus_id": consensus_id, "iou": iou,
+         "best_consensus_id": best_id, "best_iou": best_iou, "distance": distance, "best_distance": best_distance},
+        copy=False,
     )
 
 

@@ -17,7 +17,8 @@ every loop runs as long as that group needs. The algorithm is the one the
   each volunteer's best one), seeds that outrank every remaining neighbour,
   each claiming its best remaining neighbour of every volunteer, a click
   claimed twice joining the higher-ranked seed;
-- medians of x and y, the quorum, and linking rounds in which each volunteer's
+- medians of x and y, the quorum, of two kept points closer than
+  ``merge_distance`` the one with fewer votes dropped, and linking rounds in which each volunteer's
   clicks are matched to the points within ``link_distance`` by a maximum-weight
   matching of the score 1 - d / (2 ``link_distance``) (`consensus.matching`):
   pieces where a click or a point has no alternative take their best edge, the
@@ -40,6 +41,84 @@ import numpy as np
 from numba import njit
 
 from .clustering import IOU_STEPS
+
+
+@njit(cache=True)
+def _precedes(a, b, x, y, volunteer, mark_id):
+    """Whether click ``a`` sorts before click ``b``: by x, then y, volunteer and mark id (the tiebreak of `prepare`)."""
+    if x[a] != x[b]:
+        return x[a] < x[b]
+    if y[a] != y[b]:
+        return y[a] < y[b]
+    if volunteer[a] != volunteer[b]:
+        return volunteer[a] < volunteer[b]
+    return mark_id[a] < mark_id[b]
+
+
+#: A bucket of `order_clicks` holding more clicks than this sends its group to a comparison sort.
+CROWDED_BUCKET = 32
+
+
+@njit(cache=True)
+def order_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
+    """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them.
+
+    A counting sort by group (in table order), then each group's clicks by a bucket sort on x (as many
+    buckets as clicks over the group's span of x) finished by an insertion sort on the whole key: linear
+    in the clicks for any spread-out x, where one argsort over the project (or numba's per group) costs
+    several times more. A group with a crowded bucket is comparison sorted instead. Equal keys keep their
+    table order, as in lexsort.
+    """
+    count = np.zeros(n_groups + 1, np.int64)
+    for i in keep:
+        count[group[i] + 1] += 1
+    starts = np.cumsum(count)
+    slot = starts[:n_groups].copy()
+    order = np.empty(len(keep), np.int64)
+    for i in keep:
+        order[slot[group[i]]] = i
+        slot[group[i]] += 1
+    largest = 0
+    for g in range(n_groups):
+        largest = max(largest, starts[g + 1] - starts[g])
+    bucket_start = np.empty(largest + 1, np.int64)
+    bucket = np.empty(largest, np.int64)
+    by_x = np.empty(largest, np.int64)
+    for g in range(n_groups):
+        s, e = starts[g], starts[g + 1]
+        n = e - s
+        if n < 2:
+            continue
+        low, high = x[order[s]], x[order[s]]
+        for r in range(s, e):
+            low, high = min(low, x[order[r]]), max(high, x[order[r]])
+        crowded = high == low
+        if not crowded:
+            # Bucket of each click: monotone in x, so the buckets come in x order and equal x share one.
+            scale = (n - 1) / (high - low)
+            bucket_start[:n + 1] = 0
+            for r in range(s, e):
+                bucket[r - s] = min(np.int64((x[order[r]] - low) * scale), n - 1)
+                bucket_start[bucket[r - s] + 1] += 1
+            for b in range(n):
+                crowded |= bucket_start[b + 1] > CROWDED_BUCKET
+                bucket_start[b + 1] += bucket_start[b]
+        if crowded:
+            by_x[:n] = order[s:e][np.argsort(x[order[s:e]], kind="mergesort")]
+        else:
+            for r in range(s, e):
+                by_x[bucket_start[bucket[r - s]]] = order[r]
+                bucket_start[bucket[r - s]] += 1
+        # Insertion sort on the whole key: moves clicks only within their bucket, or within runs of equal x.
+        for m in range(1, n):
+            click = by_x[m]
+            q = m - 1
+            while q >= 0 and _precedes(click, by_x[q], x, y, volunteer, mark_id):
+                by_x[q + 1] = by_x[q]
+                q -= 1
+            by_x[q + 1] = click
+        order[s:e] = by_x[:n]
+    return order
 
 
 @njit(cache=True)
@@ -469,7 +548,31 @@ def group_volunteers(volunteer, s, e, local):
 
 
 @njit(cache=True)
-def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distance, refine):
+def _drop_duplicates(px, py, votes, keep, merge_distance):
+    """Unset ``keep`` of each kept point closer than ``merge_distance`` to a kept point with more votes (or as many,
+    formed earlier): one object clicked as two clusters. Its clicks go to the point kept at the next linking round,
+    one per volunteer."""
+    reach = merge_distance * merge_distance
+    n = len(px)
+    by_votes = np.argsort(-votes, kind="mergesort")
+    kept = np.empty(n, np.int64)
+    n_kept = 0
+    for r in range(n):
+        p = by_votes[r]
+        if not keep[p]:
+            continue
+        for k in range(n_kept):
+            q = kept[k]
+            if (px[p] - px[q]) ** 2 + (py[p] - py[q]) ** 2 < reach:
+                keep[p] = False
+                break
+        if keep[p]:
+            kept[n_kept] = p
+            n_kept += 1
+
+
+@njit(cache=True)
+def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distance, refine, merge_distance):
     """The point method on every group of clicks sorted by group then x (module docstring).
 
     ``group_starts`` are the first click of each group and the end; ``needed``
@@ -500,8 +603,10 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
         for i in range(e - s):
             votes[label[i]] += 1
         keep = votes >= needed[g]
-        px = _medians(gx, label, n_labels)[keep]
-        py = _medians(gy, label, n_labels)[keep]
+        px, py = _medians(gx, label, n_labels), _medians(gy, label, n_labels)
+        if merge_distance > 0:
+            _drop_duplicates(px, py, votes, keep, merge_distance)
+        px, py = px[keep], py[keep]
         iteration = 0
         while True:
             order = _by_position(px, py)
@@ -541,12 +646,53 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
             linked, best, linked_distance, best_distance)
 
 
-def load() -> None:
-    """Load the cached machine code of `point_consensus` (compiling it on a machine's first use).
+@njit(cache=True)
+def point_links(n_marks, row, linked, best, linked_distance, best_distance, point_ids):
+    """The links table's columns in the marks' order from `point_consensus`' per-click output.
 
-    A call with the argument types the point method passes, on no clicks: what a
+    ``row`` is each sorted click's mark (the rest of the ``n_marks`` are not points), ``point_ids`` each
+    point's consensus id. Returns consensus id, IoU, best consensus id, best IoU, distance and best
+    distance per mark, as `consensus.matching.links_table` makes them for points: -1 and NaN for none,
+    IoUs NaN for clicks (0 best IoU for the marks that are not points).
+    """
+    consensus_id = np.full(n_marks, -1, np.int64)
+    best_id = np.full(n_marks, -1, np.int64)
+    iou = np.full(n_marks, np.nan)
+    best_iou = np.zeros(n_marks)
+    distance = np.full(n_marks, np.nan)
+    nearest_distance = np.full(n_marks, np.nan)
+    for i in range(len(row)):
+        r = row[i]
+        best_iou[r] = np.nan
+        if linked[i] >= 0:
+            consensus_id[r] = point_ids[linked[i]]
+            distance[r] = linked_distance[i]
+        if best[i] >= 0:
+            best_id[r] = point_ids[best[i]]
+            nearest_distance[r] = best_distance[i]
+    return consensus_id, iou, best_id, best_iou, distance, nearest_distance
+
+
+def read_only(values: np.ndarray) -> np.ndarray:
+    """A read-only view of ``values``, as pandas hands out its columns.
+
+    numba compiles (and caches) one version of a kernel per argument type, and a
+    read-only array is a type of its own: viewing every table column read-only
+    gives one version whether or not pandas had to copy the column.
+    """
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
+def load() -> None:
+    """Load the cached machine code of the point method's kernels (compiling it on a machine's first use).
+
+    Calls with the argument types the point method passes, on no clicks: what a
     compiled extension module does at its import, for a caller (the benchmark)
     that times the method's work apart from loading it.
     """
-    none = np.zeros(0, np.int64)
-    point_consensus(np.zeros(1, np.int64), np.zeros(0), np.zeros(0), none, none, 1.0, 1.0, 0)
+    none, no_values = np.zeros(0, np.int64), np.zeros(0)
+    order_clicks(none, 0, none, read_only(no_values), read_only(no_values), none, read_only(none))
+    point_consensus(np.zeros(1, np.int64), no_values, no_values, none, none, 1.0, 1.0, 0, 0.0)
+    point_links(0, none, none, none, no_values, no_values, none)

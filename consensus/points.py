@@ -10,7 +10,9 @@
 2. A cluster's point is the median of its clicks' x and y, robust to a stray click.
 3. Keep points with at least ``min_votes`` votes and a vote fraction (votes /
    volunteers who saw the subject, including those who clicked nothing) of at
-   least ``min_vote_fraction``.
+   least ``min_vote_fraction``; of two kept points closer than
+   ``merge_distance``, one object clicked as two clusters, keep the one with
+   more votes (its clicks then vote for it in step 4).
 4. ``refine`` times: link every click to the points within ``link_distance``
    pixels, one click per volunteer per point (`consensus.matching`), take the
    median of the linked clicks again and apply the quorum again. The final
@@ -35,8 +37,8 @@ import param
 
 from .base import AggregationResult, Aggregator, partition_output, quorum_votes
 from .estimate import Estimates
-from .matching import Assignment
-from .point_kernels import point_consensus
+from .matching import Assignment, links_frame
+from .point_kernels import point_consensus, point_links
 from .prepare import prepare
 
 
@@ -67,6 +69,15 @@ class PointClustering(Aggregator):
         default=2, bounds=(1, None),
         doc="Smallest number of distinct volunteers that must vote for a point for it to be kept.",
     )
+    merge_distance = param.Number(
+        default=8.0, bounds=(0.0, None),
+        doc="Clusters whose median points lie closer than this many pixels are one object clicked as two "
+            "(volunteers' double clicks, scattered clicks split in two): the one with fewer votes is dropped "
+            "before linking, so its clicks vote for the other, one per volunteer; 0 never merges. The point "
+            "counterpart of merge_iou. Two objects lie at least about their size (``distance``) apart, so two "
+            "points at two thirds of it are one; 8 px scored best over 0-14 px on every population of "
+            "bench/bench_points.py's tuning seed (8-10 px tie), never lower than no merging.",
+    )
     refine = param.Integer(
         default=1, bounds=(0, 10),
         doc="Rounds of re-linking every click to the points and taking the median of the linked clicks again.",
@@ -91,14 +102,21 @@ def _aggregate_partition(pair, aggregator: PointClustering):
     group_starts = np.searchsorted(clicks.group, np.arange(len(prep.groups) + 1))
     group, x, y, sigma, linked, nearest, linked_distance, nearest_distance = point_consensus(
         group_starts, clicks.cx, clicks.cy, prep.volunteer, aggregator.needed_votes(prep.n_seen_group),
-        float(aggregator.distance), float(aggregator.link_distance), int(aggregator.refine))
+        float(aggregator.distance), float(aggregator.link_distance), int(aggregator.refine),
+        float(aggregator.merge_distance))
     zero = np.zeros(len(group))
     points = Estimates(group=group, cx=x, cy=y, width=zero, height=zero.copy(), angle=zero.copy())
     no_iou = np.full(len(linked), np.nan)
     assignment = Assignment(box=linked, iou=no_iou, best_box=nearest, best_iou=no_iou, distance=linked_distance,
                             best_distance=nearest_distance)
     labels = prep.groups["tool_label"].array.take(points.group) if "tool_label" in prep.groups else pd.NA
-    return partition_output(aggregator, prep, points, assignment, shape="point", box_columns={
+
+    def links(ids):
+        # Straight from the kernels' per-click arrays, with no temporaries over the marks.
+        return links_frame(prep.mark_ids, *point_links(len(prep.mark_ids), clicks.row, linked, nearest, linked_distance,
+                                                       nearest_distance, ids))
+
+    return partition_output(aggregator, prep, points, assignment, shape="point", links=links, box_columns={
         "kind": "point",
         "tool_label": labels,
         "sigma": sigma,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .boxes import BoxArrays, present_group_keys, require_columns, volunteer_keys
-from .distance import point_arrays, point_mask
+from .distance import point_mask, sorted_points
 from .segments import dense_codes, densify, first_rows
 
 #: consensus_id = subject_id * ID_STRIDE + index of the box within its subject:
@@ -119,10 +119,9 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
     volunteer_of_mark, volunteer_of_classification = codes[:len(mark_volunteers)], codes[len(mark_volunteers):]
 
     mark_subjects = marks["subject_id"].to_numpy(np.int64)
-    subject_ids = np.unique(np.concatenate([mark_subjects, classification_subjects]))
+    subject_codes, subject_ids = sorted_codes(np.concatenate([mark_subjects, classification_subjects]))
     check_subject_ids(subject_ids)
-    subject_of_mark = np.searchsorted(subject_ids, mark_subjects)
-    subject_of_classification = np.searchsorted(subject_ids, classification_subjects)
+    subject_of_mark, subject_of_classification = subject_codes[:len(mark_subjects)], subject_codes[len(mark_subjects):]
 
     # keys[0] is subject_id, already coded in sorted order.
     group = dense_codes(*(marks[key] for key in keys[1:]), codes=subject_of_mark) if len(marks) else np.zeros(0, dtype=np.int64)
@@ -134,8 +133,14 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
 
     mark_ids = marks["mark_id"].to_numpy(np.int64)
     if points:
+        # Imported here: the kernels' module imports `consensus.clustering`, which imports this one.
+        from .point_kernels import order_clicks, read_only
+
         invalid = ~point_mask(marks)
-        boxes = point_arrays(marks, group, np.flatnonzero(~invalid), tiebreak=(volunteer_of_mark, mark_ids))
+        x, y = (read_only(marks[column].to_numpy(float, na_value=np.nan)) for column in ("x", "y"))
+        # The order `point_arrays` gives (group, x, y, volunteer, mark id), sorted group by group in compiled code.
+        order = order_clicks(group, len(first_row), np.flatnonzero(~invalid), x, y, volunteer_of_mark, read_only(mark_ids))
+        boxes = sorted_points(order, group[order], x[order], y[order])
     else:
         boxes, invalid = BoxArrays.from_table(marks, group, tiebreak=(volunteer_of_mark, mark_ids))
 
@@ -164,6 +169,25 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
         view_classifications=np.maximum(n_classifications, 1).astype(np.int64),
         n_invalid=int(invalid.sum()),
     )
+
+
+def sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes ``0..k-1`` of int64 ``values`` in increasing value order, and the ``k`` distinct values.
+
+    Ids that span a range not much wider than their count (subject ids usually do) are
+    coded through a table over that range, in linear time; others by hashing.
+    """
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    low = int(values.min())
+    span = int(values.max()) - low + 1
+    if span <= 4 * len(values) + 1024:
+        present = np.zeros(span, dtype=bool)
+        offset = values - low
+        present[offset] = True
+        return (np.cumsum(present) - 1)[offset], np.flatnonzero(present) + low
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64), np.asarray(uniques, dtype=np.int64)
 
 
 def check_subject_ids(subject_ids: np.ndarray) -> None:

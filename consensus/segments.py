@@ -146,7 +146,12 @@ def dense_codes(*columns, codes: np.ndarray | None = None) -> np.ndarray:
 
     codes = np.zeros(len(columns[0]), dtype=np.int64) if codes is None else densify(codes)
     for column in columns:
-        column_codes, uniques = pd.factorize(pd.Series(column), sort=True, use_na_sentinel=False)
+        column = pd.Series(column)
+        if len(column) and not column.hasnans and bool((column == column.iloc[0]).all()):
+            # One value throughout (a single task, tool or frame, the usual case): every code would be 0 and
+            # the codes stay as they are; the comparison costs a fraction of the hashing.
+            continue
+        column_codes, uniques = pd.factorize(column, sort=True, use_na_sentinel=False)
         # Re-densify after each column so the product of cardinalities never overflows.
         codes = densify(codes * (len(uniques) + 1) + column_codes)
     return codes

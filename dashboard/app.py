@@ -25,6 +25,7 @@ from .explorer import Explorer
 from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
 from .memory import RELEASE
+from .model_checks import unchecked_models
 from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
@@ -45,14 +46,15 @@ class SessionTemplate(pn.template.FastListTemplate):
     """Panel's FastListTemplate, put into a session's document with one walk of its models.
 
     Bokeh walks every model of a document each time a root is added (the template adds
-    one per area, and its theme hooks more): frozen, it walks once at the end.
+    one per area, and its theme hooks more): frozen, it walks once at the end. The models
+    are made without Bokeh checking each property value (`dashboard.model_checks`).
     """
 
     def _init_doc(self, doc=None, *args, **kwargs):
         document = doc or pn.state.curdoc
         if document is None:
             return super()._init_doc(doc, *args, **kwargs)
-        with document.models.freeze():
+        with document.models.freeze(), unchecked_models():
             return super()._init_doc(document, *args, **kwargs)
 
 
@@ -193,12 +195,16 @@ def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
 
     def follow():
         loading.refresh()
-        if load.wait(0):
-            watcher.stop()
+        if load.wait(0) and watchers:  # a tick queued before the watcher stopped finds it gone
+            watchers.pop().stop()
             show_outcome()
             notify_outcome()
 
-    watcher = pn.state.add_periodic_callback(follow, period=POLL_MILLISECONDS)
+    # Started once the page has loaded, as the review refresh is (`create_app`): a session no browser
+    # connects to (a health check's or a link preview's plain GET) would otherwise retry starting it on
+    # every tick of the server's loop until the session expires, taking CPU from every other session.
+    watchers = []
+    pn.state.onload(lambda: watchers.append(pn.state.add_periodic_callback(follow, period=POLL_MILLISECONDS)))
     return template
 
 
@@ -261,7 +267,9 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
 
     def session():
         pn.state.on_session_destroyed(RELEASE.session_closed)  # its memory goes back once it is gone
-        return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)
+        # On the server's event loop, as is the template's `_init_doc` after it (`SessionTemplate`).
+        with unchecked_models():
+            return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)
 
     pn.config.notifications = True
     pn.config.exception_handler = notify_error

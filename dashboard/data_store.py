@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from panel.io.document import hold
 from panel.viewable import Viewer
 
 from project import Project
@@ -30,6 +29,7 @@ from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import ANY, Selection
 from project.stored import no_rows, rows_of_subjects
 
+from .one_patch import held
 from .reviewed_boxes import decided_rows, reviewed_boxes
 from .subject_marks import subject_consensus
 
@@ -81,7 +81,7 @@ def changes_held(document):
         return
     models = document.models
     if models._freeze_count:  # an outer freeze walks at its end
-        with hold(document):
+        with held(document):  # one message to the page, from a worker thread too
             yield
         return
     references_changed = []
@@ -89,7 +89,7 @@ def changes_held(document):
     roots = list(document.roots)
     models._push_freeze()
     try:
-        with hold(document):
+        with held(document):
             yield
     finally:
         del models.invalidate

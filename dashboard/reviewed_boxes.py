@@ -27,8 +27,9 @@ _INDEXES: dict[int, tuple] = {}
 _INDEXES_LOCK = threading.Lock()
 
 
-def decided_rows(box_status: pd.DataFrame, subject_id: int) -> pd.DataFrame:
-    """The rows of ``box_status`` (indexed by subject_id and consensus_id) on one subject, by binary search."""
+def decided_rows(box_status: pd.DataFrame, subject_id: int) -> pd.DataFrame | None:
+    """The rows of ``box_status`` (indexed by subject_id and consensus_id) on one subject, by binary search; None
+    when it has none (most subjects: cutting no rows out of the table costs more than the rest of a switch's boxes)."""
     key = id(box_status)
     with _INDEXES_LOCK:
         known = _INDEXES.get(key)
@@ -39,7 +40,7 @@ def decided_rows(box_status: pd.DataFrame, subject_id: int) -> pd.DataFrame:
             known = _INDEXES[key] = (forget, subjects[order], order)
     _, subjects, order = known
     start, stop = np.searchsorted(subjects, subject_id, "left"), np.searchsorted(subjects, subject_id, "right")
-    return box_status.iloc[order[start:stop]].reset_index()
+    return box_status.iloc[order[start:stop]].reset_index() if stop > start else None
 
 
 def reviewed_boxes(subject_id: int, boxes: dict[str, np.ndarray], decided: pd.DataFrame | None) -> pd.DataFrame:

@@ -492,6 +492,12 @@ class ReviewStore:
                               "assigned_at": pd.to_datetime(newest["created_at"], utc=True)})
         return table.reset_index(drop=True)
 
+    def last_assignment_id(self, consensus_source: str) -> int:
+        """The id of the newest assignment on a consensus run (0 when none): changes exactly when anyone assigns."""
+        query = sa.select(sa.func.max(assignments.c.id)).where(assignments.c.consensus_source == consensus_source)
+        with self._engine.connect() as connection:
+            return int(connection.execute(query).scalar() or 0)
+
     def last_decision_id(self) -> int:
         """The id of the newest decision in the store (0 when empty): a cheap "has anyone decided?" check.
 

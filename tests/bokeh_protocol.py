@@ -130,6 +130,21 @@ class Client:
                                                    "attr": attribute, "new": value}]})
 
     async def open(self) -> None:
+        """Open the session as a browser does and find the widgets the actions use."""
+        await self.connect()
+        self.next_button = self._model("Button", label="Next ▶")
+        self.min_volunteers = next(model["id"] for model in find_models(self.document, "IntInput")
+                                   + find_models(self.document, "Spinner")
+                                   if "volunteers" in str(model["attributes"].get("title", "")).lower())
+        self.tabs = find_models(self.document, "Tabs")[0]["id"]
+        name_box = [model for model in find_models(self.document, "TextInput")
+                    if model.get("attributes", {}).get("placeholder") == "needed to record decisions"]
+        if name_box:  # served with a review store: decide under a name
+            self.accept_button = self._model("Button", label="Accept")
+            await self._change(name_box[0]["id"], "value", f"load-test-{self.number}")
+
+    async def connect(self) -> None:
+        """Open a session: the websocket, the page's document, and "the page is drawn" as BokehJS says it."""
         from bokeh.util.token import generate_jwt_token
         from tornado.httpclient import HTTPRequest
         from tornado.websocket import websocket_connect
@@ -155,16 +170,6 @@ class Client:
                                                    "msg_data": {"type": "event", "name": "document_ready",
                                                                 "values": {}}}]})
         self.times["open"].append(time.perf_counter() - start)
-        self.next_button = self._model("Button", label="Next ▶")
-        self.min_volunteers = next(model["id"] for model in find_models(self.document, "IntInput")
-                                   + find_models(self.document, "Spinner")
-                                   if "volunteers" in str(model["attributes"].get("title", "")).lower())
-        self.tabs = find_models(self.document, "Tabs")[0]["id"]
-        name_box = [model for model in find_models(self.document, "TextInput")
-                    if model.get("attributes", {}).get("placeholder") == "needed to record decisions"]
-        if name_box:  # served with a review store: decide under a name
-            self.accept_button = self._model("Button", label="Accept")
-            await self._change(name_box[0]["id"], "value", f"load-test-{self.number}")
 
     async def switch(self) -> None:
         since, start = len(self.patches), time.perf_counter()

@@ -10,6 +10,7 @@ width, height go straight onto the image.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from functools import partial
@@ -26,9 +27,15 @@ from bokeh.models import (
     BoxSelectTool,
     ColumnDataSource,
     HoverTool,
+    ImageRGBA,
+    MultiLine,
     PanTool,
+    Patches,
+    Quad,
     Range1d,
     ResetTool,
+    Scatter,
+    Text,
     WheelZoomTool,
 )
 from bokeh.palettes import (
@@ -49,9 +56,10 @@ from project.selection import ANY
 
 from ..subject_marks import (SubjectMarks, has_point_consensus, project_marks, subject_consensus,
                              subject_marks)
+from ..subject_pictures import shared_picture
 
 from .base import CHOSEN_STANDS_OUT, View
-from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, legend_html
+from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, add_layer_glyph, legend_html
 from .machine_layer import detection_controls
 from ..session_threads import in_document
 from .outlines import vertex_lists
@@ -154,6 +162,18 @@ PLACEHOLDER_GREY = 224
 BOX_COLUMNS = ("x0", "y0", "x1", "y1")
 
 
+def layer_table(columns_of):
+    """A layer's columns as its public method gives them: a table; the layer's source is filled from the plain
+    columns (``method.columns``, a dict of arrays). A DataFrame of a subject's few rows cost more to make and to
+    read back for Bokeh than everything else of its layer (pandas keeps text as Arrow strings, converted there and
+    back): 18 layers' tables were a quarter of a switch."""
+    @functools.wraps(columns_of)
+    def table(viewer, *args) -> pd.DataFrame:
+        return pd.DataFrame(columns_of(viewer, *args))
+    table.columns = columns_of
+    return table
+
+
 class CutoutViewer(View):
     """The current subject's image with volunteer marks coloured by the consensus mark they support.
 
@@ -201,7 +221,7 @@ class CutoutViewer(View):
         #: Each layer's glyph renderer on the figure, by layer name.
         self._renderers: dict = {}
         #: Each layer's columns with no rows (its source when the layer is not shown), by layer name.
-        self._empty: dict[str, pd.DataFrame] = {}
+        self._empty: dict[str, dict] = {}
         self._handle: BoxAnnotation | None = None
         self._placing = False
         self._settling = None
@@ -324,15 +344,24 @@ class CutoutViewer(View):
 
     def image_columns(self) -> pd.DataFrame:
         """The image layer's source: the image packed as RGBA words, placed over the subject's extent (the FITS
-        image over its own size)."""
-        pixels = self.image()
+        image over its own size). The words are shared by the sessions (`dashboard.subject_pictures`): the same
+        array for the same subject and look."""
+        return pd.DataFrame(self._image_source())
+
+    def _image_source(self) -> dict:
+        """`image_columns` as the source's data."""
         width, height = self.extent()
         if self.image_kind == "fits":
             fits, _ = self._image("fits")
             if fits is not None:
                 width, height = float(fits.width), float(fits.height)
-        words = pixels.view(np.uint32).reshape(pixels.shape[:2])
-        return pd.DataFrame({"image": [words], "x": [0.0], "y": [0.0], "dw": [width], "dh": [height]})
+        look = (self.image_kind, self.stretch, self.cmap) if self.image_kind == "fits" else ("rendering",)
+        words = shared_picture(self.data_store.project, (self.data_store.subject, *look), self._image_words)
+        return {"image": [words], "x": [0.0], "y": [0.0], "dw": [width], "dh": [height]}
+
+    def _image_words(self) -> np.ndarray:
+        pixels = self.image()
+        return pixels.view(np.uint32).reshape(pixels.shape[:2])
 
     def _consensus_colours(self) -> pd.Series:
         # Boxes reviewers added follow the aggregated ones, so those keep their colours.
@@ -403,11 +432,11 @@ class CutoutViewer(View):
         emphasis = emphasis_columns(values["volunteer"], self.data_store.highlighted_volunteer)
         return values | {name: column for name, column in emphasis.items() if name in values}
 
-    def _rectangles(self, marks: SubjectMarks, colours, group: str) -> pd.DataFrame:
-        return pd.DataFrame({
-            "x0": marks.x, "y0": marks.y, "x1": marks.x + marks.width, "y1": marks.y + marks.height,
-            **self._mark_values(marks, colours, group, self.line_widths(marks.width, marks.height, group))})
+    def _rectangles(self, marks: SubjectMarks, colours, group: str) -> dict:
+        return {"x0": marks.x, "y0": marks.y, "x1": marks.x + marks.width, "y1": marks.y + marks.height,
+                **self._mark_values(marks, colours, group, self.line_widths(marks.width, marks.height, group))}
 
+    @layer_table
     def volunteer_boxes(self) -> pd.DataFrame:
         """Volunteer boxes that support a consensus box (all boxes when there are no links).
 
@@ -415,25 +444,28 @@ class CutoutViewer(View):
         """
         return self._rectangles(*self._marks_drawn_as("box", matched=True), "Volunteer")
 
+    @layer_table
     def unmatched_boxes(self) -> pd.DataFrame:
         """Volunteer boxes that matched no consensus box (none when there are no links)."""
         return self._rectangles(*self._marks_drawn_as("box", matched=False), "Unmatched")
 
-    def _points(self, marks: SubjectMarks, colours, group: str) -> pd.DataFrame:
+    def _points(self, marks: SubjectMarks, colours, group: str) -> dict:
         # Hollow markers (matched nothing) get a thicker ring to show.
         values = self._mark_values(marks, colours, group, np.full(len(marks), 2.0 if group == "Unmatched" else 1.0),
                                    size=np.full(len(marks), float(MARKER_SIZE)))
-        return pd.DataFrame({"x": marks.x, "y": marks.y, **values})
+        return {"x": marks.x, "y": marks.y, **values}
 
+    @layer_table
     def volunteer_points(self) -> pd.DataFrame:
         """Volunteer points that support a consensus mark, as filled markers in its colour (all, grey, without links)."""
         return self._points(*self._marks_drawn_as("point", matched=True), "Volunteer")
 
+    @layer_table
     def unmatched_points(self) -> pd.DataFrame:
         """Volunteer points that matched no consensus mark, as hollow markers."""
         return self._points(*self._marks_drawn_as("point", matched=False), "Unmatched")
 
-    def _outlines(self, marks: SubjectMarks, colours, group: str) -> pd.DataFrame:
+    def _outlines(self, marks: SubjectMarks, colours, group: str) -> dict:
         # A mark's own vertices where it has them (`outlines.vertex_lists`), else its shape's outline; most
         # subjects have no such marks, and the vertex lookup is skipped.
         xs, ys = [], []
@@ -443,21 +475,25 @@ class CutoutViewer(View):
             xs = [x if x is not None else shape for x, shape in zip(traced_x, shape_x)]
             ys = [y if y is not None else shape for y, shape in zip(traced_y, shape_y)]
         values = self._mark_values(marks, colours, group, np.full(len(marks), OUTLINE_WIDTHS[group]))
-        return pd.DataFrame({"xs": pd.Series(xs, dtype=object), "ys": pd.Series(ys, dtype=object), **values})
+        return {"xs": xs, "ys": ys, **values}
 
+    @layer_table
     def volunteer_outlines(self) -> pd.DataFrame:
         """Circles, ellipses, rotated rectangles, polygons and freehand shapes that support a consensus mark,
         drawn as what they are (closed: ``xs``, ``ys`` their vertices)."""
         return self._outlines(*self._marks_drawn_as("outline", matched=True), "Volunteer")
 
+    @layer_table
     def unmatched_outlines(self) -> pd.DataFrame:
         """Closed outlines (as `volunteer_outlines`) that matched no consensus mark (dashed)."""
         return self._outlines(*self._marks_drawn_as("outline", matched=False), "Unmatched")
 
+    @layer_table
     def volunteer_paths(self) -> pd.DataFrame:
         """Lines and freehand lines that support a consensus mark, as open paths through their vertices."""
         return self._outlines(*self._marks_drawn_as("path", matched=True), "Volunteer")
 
+    @layer_table
     def unmatched_paths(self) -> pd.DataFrame:
         """Lines and freehand lines that matched no consensus mark (dashed)."""
         return self._outlines(*self._marks_drawn_as("path", matched=False), "Unmatched")
@@ -480,14 +516,15 @@ class CutoutViewer(View):
             self._consensus_memo = (boxes, arrays)
         return self._consensus_memo[1]
 
+    @layer_table
     def consensus_points(self) -> pd.DataFrame:
         """The subject's consensus marks that are points (no extent), as large ringed crosses; rejected ones left out."""
         boxes = self._consensus_arrays()
         kept = (boxes["status"] != "rejected") & boxes["point"]
-        return pd.DataFrame({
-            **{name: boxes[name][kept] for name in ("x", "y", "consensus_box", "votes", "seen_by", "status", "colour")},
-            "area": np.zeros(int(kept.sum())), "outline": np.full(int(kept.sum()), THINNEST_LINE)})
+        return {**{name: boxes[name][kept] for name in ("x", "y", "consensus_box", "votes", "seen_by", "status", "colour")},
+                "area": np.zeros(int(kept.sum())), "outline": np.full(int(kept.sum()), THINNEST_LINE)}
 
+    @layer_table
     def consensus_boxes(self, status: str | None = None) -> pd.DataFrame:
         """The subject's consensus boxes as reviewed, each in its own colour, rejected ones and points left out.
 
@@ -504,15 +541,17 @@ class CutoutViewer(View):
             self._rectangles_memo = (boxes, scale, columns)
         columns = self._rectangles_memo[2]
         shown = slice(None) if status is None else columns["status"] == status
-        return pd.DataFrame({name: values[shown] for name, values in columns.items()})
+        return {name: values[shown] for name, values in columns.items()}
 
+    @layer_table
     def rejected_boxes(self) -> pd.DataFrame:
         """The subject's consensus boxes a reviewer rejected, at their aggregated place."""
         boxes = self._consensus_arrays()
         kept = boxes["status"] == "rejected"
-        return pd.DataFrame(self._consensus_rectangles(boxes, kept, np.full(int(kept.sum()), REJECTED_COLOUR,
-                                                                             dtype=object), "Rejected"))
+        return self._consensus_rectangles(boxes, kept, np.full(int(kept.sum()), REJECTED_COLOUR, dtype=object),
+                                          "Rejected")
 
+    @layer_table
     def status_glyphs(self) -> pd.DataFrame:
         """A mark beside the top-right corner of each decided box (✓ accepted, ✎ redrawn, + added, ✗ rejected),
         in the box's colour, so a decision shows without reading the table."""
@@ -522,14 +561,15 @@ class CutoutViewer(View):
             glyphs[boxes["status"] == status] = glyph
         kept = glyphs != ""
         colours = np.where(boxes["status"] == "rejected", REJECTED_COLOUR, boxes["colour"])
-        return pd.DataFrame({"x": (boxes["x"] + np.nan_to_num(boxes["width"]))[kept], "y": boxes["y"][kept],
-                             "glyph": glyphs[kept], "colour": colours[kept].astype(object)})
+        return {"x": (boxes["x"] + np.nan_to_num(boxes["width"]))[kept], "y": boxes["y"][kept],
+                "glyph": glyphs[kept], "colour": colours[kept].astype(object)}
 
     def _picked_rows(self) -> np.ndarray:
         """Which of `_consensus_arrays` is the box picked for review (`DataStore.picked_box_id`): one or none."""
         boxes = self._consensus_arrays()
         return boxes["consensus_box"] == self.data_store.picked_box_id(self.data_store.reviewed_consensus_of())
 
+    @layer_table
     def picked_box(self) -> pd.DataFrame:
         """The box picked for review (`DataStore.picked_box_id`), at its reviewed place; empty when none.
 
@@ -543,18 +583,21 @@ class CutoutViewer(View):
         x0, y0 = boxes["x"][picked] - grow, boxes["y"][picked] - grow
         x1 = x0 + np.nan_to_num(boxes["width"][picked]) + 2 * grow
         y1 = y0 + np.nan_to_num(boxes["height"][picked]) + 2 * grow
-        return pd.DataFrame({"x0": x0, "y0": y0, "x1": x1, "y1": y1, "consensus_box": boxes["consensus_box"][picked],
-                             "outline": self.line_widths(x1 - x0, y1 - y0, "Picked")})
+        return {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "consensus_box": boxes["consensus_box"][picked],
+                "outline": self.line_widths(x1 - x0, y1 - y0, "Picked")}
 
+    @layer_table
     def drawn_box(self) -> pd.DataFrame:
         """The box the reviewer drew with the box-select tool, for a redraw or an added box
         (`DataStore.drawn_box`); empty when none."""
         drawn = self.data_store.drawn_box
         if drawn is None:
-            return pd.DataFrame({name: np.zeros(0) for name in ("left", "right", "top", "bottom")})
+            return {name: np.zeros(0) for name in ("left", "right", "top", "bottom")}
         x, y, width, height = drawn
-        return pd.DataFrame({"left": [x], "right": [x + width], "top": [y], "bottom": [y + height]})
+        return {"left": np.array([x]), "right": np.array([x + width]), "top": np.array([y]),
+                "bottom": np.array([y + height])}
 
+    @layer_table
     def band_boxes(self) -> pd.DataFrame:
         """Each consensus box grown and shrunk by the standard error of its edges.
 
@@ -578,10 +621,9 @@ class CutoutViewer(View):
         edges = np.concatenate([outer, inner[:, shown]], axis=1)
         ids = boxes["consensus_id"][kept]
         ids = np.concatenate([ids, ids[shown]])
-        return pd.DataFrame({
-            "x0": edges[0], "y0": edges[1], "x1": edges[2], "y1": edges[3], "consensus_box": ids,
-            "colour": _colours_of(ids, self._consensus_colours()),
-            "outline": self.line_widths(edges[2] - edges[0], edges[3] - edges[1], "Band")})
+        return {"x0": edges[0], "y0": edges[1], "x1": edges[2], "y1": edges[3], "consensus_box": ids,
+                "colour": _colours_of(ids, self._consensus_colours()),
+                "outline": self.line_widths(edges[2] - edges[0], edges[3] - edges[1], "Band")}
 
     def _consensus_rectangles(self, boxes: dict[str, np.ndarray], kept: np.ndarray, colours, group: str) -> dict:
         """The source columns of the ``kept`` boxes of `_consensus_arrays`, outlined as layer ``group``."""
@@ -598,8 +640,9 @@ class CutoutViewer(View):
         ``extra_layers``."""
         return [*OWN_LAYERS, *LAYERS.values(), *self.extra_layers]
 
-    def layer_columns(self) -> dict[str, pd.DataFrame]:
-        """Each layer's source for the current subject and settings, by layer name (no rows when not shown)."""
+    def layer_columns(self) -> dict[str, pd.DataFrame | dict]:
+        """Each layer's source for the current subject and settings, by layer name (no rows when not shown): its
+        columns as the layer gives them (`CutoutLayer.columns`: a table, or a dict of columns)."""
         columns = {}
         for layer in self.layers():
             # A layer left off the figure (`CutoutLayer.possible`) has nothing to draw.
@@ -607,7 +650,7 @@ class CutoutViewer(View):
                 columns[layer.name] = layer.columns(self)
             else:  # its columns as the figure was made with them, no rows: hidden layers cost nothing
                 empty = self._empty.get(layer.name)
-                columns[layer.name] = empty if empty is not None else layer.columns(self).iloc[0:0]
+                columns[layer.name] = empty if empty is not None else _no_rows(layer.columns(self))
         return columns
 
     def legend_entries(self) -> list[LegendEntry]:
@@ -622,7 +665,7 @@ class CutoutViewer(View):
             return "No subject passes the filters."
         stats = self.data_store.project.stats_of(subject_id)
         caption = (f"<b style='font-size:15px'>Subject {subject_id}</b><br><small>"
-                   f"{marks_in_words(pd.DataFrame({'kind': self._subject_marks().kind}))} from "
+                   f"{marks_in_words(self._subject_marks().kind)} from "
                    f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
                    f"{_counted(int((self._consensus_arrays()['consensus_box'] >= 0).sum()), 'consensus mark')}."
                    "</small>")
@@ -647,11 +690,11 @@ class CutoutViewer(View):
             x_range=Range1d(x_start, x_end), y_range=Range1d(y_end, y_start),  # y down the image
             frame_width=self.frame_size, frame_height=self.frame_size, x_axis_type=None, y_axis_type=None,
             toolbar_location="right", tools=[], min_border=0, outline_line_color=None)
-        image_source = self._sources["image"] = ColumnDataSource(_source_data(self.image_columns()))
-        image = figure.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=image_source)
+        image_source = self._sources["image"] = ColumnDataSource(self._image_source())
+        image = add_layer_glyph(figure, ImageRGBA, image_source, image="image", x="x", y="y", dw="dw", dh="dh")
         renderers = self._renderers
         for layer in self.layers():
-            self._empty[layer.name] = layer.columns(self).iloc[0:0]
+            self._empty[layer.name] = _no_rows(layer.columns(self))
             if not layer.possible(self):
                 continue
             source = self._sources[layer.name] = ColumnDataSource(_source_data(self._empty[layer.name]))
@@ -695,7 +738,7 @@ class CutoutViewer(View):
         layer the project cannot draw: it has no source)."""
         self.figure()
         if layer not in self._sources and layer in self._empty:
-            return self._empty[layer]
+            return pd.DataFrame(self._empty[layer])
         return pd.DataFrame(dict(self._sources[layer].data))
 
     def renderer(self, layer: str):
@@ -716,7 +759,7 @@ class CutoutViewer(View):
             return
         # The columns are the layers' own, made here: Bokeh need not check them again.
         drawing = partial(self._draw, self.caption(), legend_html(self.legend_entries()), self.view_limits(),
-                          _source_data(self.image_columns()),
+                          self._image_source(),
                           {name: _source_data(table) for name, table in self.layer_columns().items()},
                           self._handle_place())
         in_document(self._figure.document, drawing)
@@ -735,7 +778,12 @@ class CutoutViewer(View):
         if figure.frame_width != self.frame_size:
             figure.update(frame_width=self.frame_size, frame_height=self.frame_size)
         with validate(False):
-            self._sources["image"].data = image
+            shown = self._sources["image"].data
+            # The same picture (a box picked, a zoom, a box decided): its words are the same shared array, and
+            # sending them again would be most of the message.
+            if not (len(shown.get("image", ())) and shown["image"][0] is image["image"][0]
+                    and all(shown[name] == image[name] for name in ("x", "y", "dw", "dh"))):
+                self._sources["image"].data = image
             for name, data in layers.items():
                 source = self._sources.get(name)
                 # A layer registered after the figure was made waits for the next session; an empty layer that
@@ -923,13 +971,17 @@ def kind_words(kind: str) -> tuple[str, str]:
     return words, words + ("es" if words.endswith(("s", "x", "sh", "ch")) else "s")
 
 
-def marks_in_words(marks: pd.DataFrame) -> str:
-    """"216 points", "35 marks: 20 boxes, 10 points, 5 circles": what a subject's volunteers drew."""
-    counts = marks.kind.fillna("mark").value_counts()
-    parts = [f"{count} {kind_words(kind)[count != 1]}" for kind, count in counts.items()]
+def marks_in_words(kinds) -> str:
+    """"216 points", "35 marks: 20 boxes, 10 points, 5 circles": what a subject's volunteers drew (``kinds``: their
+    marks' kinds, or a table of marks with a ``kind`` column), most common first."""
+    kinds = pd.Series(kinds.kind if isinstance(kinds, pd.DataFrame) else kinds, dtype=object).to_numpy()
+    kinds = np.where(pd.isna(kinds) | (kinds == ""), "mark", kinds).astype(str)
+    names, counts = np.unique(kinds, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    parts = [f"{count} {kind_words(kind)[count != 1]}" for kind, count in zip(names[order], counts[order].tolist())]
     if len(parts) == 1:
         return parts[0]
-    return f"{len(marks)} marks" + (f": {', '.join(parts)}" if parts else "")
+    return f"{len(kinds)} marks" + (f": {', '.join(parts)}" if parts else "")
 
 
 def _colours_of(consensus_ids: np.ndarray, colours: pd.Series) -> np.ndarray:
@@ -982,13 +1034,24 @@ def scaled_line_widths(width: np.ndarray, height: np.ndarray, screen_scale: floa
 BINARY_LEAST_ROWS = 200
 
 
-def _source_data(table: pd.DataFrame) -> dict:
-    """A layer's table as a `ColumnDataSource`'s data: text as lists; numbers as lists too when the layer has few
-    rows, else as arrays. Bokeh sends each array as its own binary websocket frame: a switch's few dozen small
-    columns cost more as frames (and their writes) than as numbers in the message."""
-    binary = len(table) >= BINARY_LEAST_ROWS
+def _source_data(table: pd.DataFrame | dict) -> dict:
+    """A layer's columns (a table, or a dict of arrays or lists) as a `ColumnDataSource`'s data: text as lists;
+    numbers as lists too when the layer has few rows, else as arrays. Bokeh sends each array as its own binary
+    websocket frame: a switch's few dozen small columns cost more as frames (and their writes) than as numbers in
+    the message."""
+    if isinstance(table, pd.DataFrame):
+        table = {name: table[name].to_numpy() for name in table.columns}
+    binary = len(next(iter(table.values()), ())) >= BINARY_LEAST_ROWS
     return {name: (values if binary and values.dtype != object else values.tolist())
-            for name, values in ((name, table[name].to_numpy()) for name in table.columns)}
+            if isinstance(values, np.ndarray) else list(values) for name, values in table.items()}
+
+
+def _no_rows(table: pd.DataFrame | dict) -> dict:
+    """A layer's columns (a table, or a dict of arrays or lists) with no rows, as a dict of arrays."""
+    if isinstance(table, pd.DataFrame):
+        return {name: table[name].to_numpy()[:0] for name in table.columns}
+    return {name: np.asarray(values)[:0] if isinstance(values, np.ndarray) else np.zeros(0, dtype=object)
+            for name, values in table.items()}
 
 
 def _boxes(dash: str = "solid", colour="colour", width="outline", alpha=1.0, fields=BOX_COLUMNS, fill_alpha=0.0):
@@ -997,18 +1060,18 @@ def _boxes(dash: str = "solid", colour="colour", width="outline", alpha=1.0, fie
     left, top, right, bottom = fields
 
     def draw(figure, source):
-        return figure.quad(left=left, right=right, top=top, bottom=bottom, source=source, line_dash=dash,
-                           line_color=colour, line_width=width, line_alpha=alpha, fill_color=colour,
-                           fill_alpha=fill_alpha, hover_fill_alpha=0.15, hover_line_alpha=1.0)
+        return add_layer_glyph(figure, Quad, source, hover={"fill_alpha": 0.15, "line_alpha": 1.0}, left=left,
+                               right=right, top=top, bottom=bottom, line_dash=dash, line_color=colour, line_width=width,
+                               line_alpha=alpha, fill_color=colour, fill_alpha=fill_alpha)
     return draw
 
 
 def _outlines(closed: bool, dash: str):
     """How a layer of marks drawn through their vertices draws: closed patches or open lines."""
     def draw(figure, source):
-        style = dict(xs="xs", ys="ys", source=source, line_color="colour", line_width="outline", line_alpha="alpha",
-                     line_dash=dash)
-        return figure.patches(fill_alpha=0, **style) if closed else figure.multi_line(**style)
+        style = dict(xs="xs", ys="ys", line_color="colour", line_width="outline", line_alpha="alpha", line_dash=dash)
+        return (add_layer_glyph(figure, Patches, source, fill_alpha=0, **style) if closed
+                else add_layer_glyph(figure, MultiLine, source, **style))
     return draw
 
 
@@ -1017,23 +1080,24 @@ def _markers(filled: bool):
     stand out on any picture, or hollow (matched nothing)."""
     def draw(figure, source):
         if filled:
-            return figure.scatter(x="x", y="y", source=source, marker="circle", size="size", fill_color="colour",
-                                  fill_alpha="alpha", line_color="black", line_width="outline", line_alpha="alpha")
-        return figure.scatter(x="x", y="y", source=source, marker="circle", size="size", fill_alpha=0,
-                              line_color="colour", line_width="outline", line_alpha="alpha")
+            return add_layer_glyph(figure, Scatter, source, x="x", y="y", marker="circle", size="size",
+                                   fill_color="colour", fill_alpha="alpha", line_color="black", line_width="outline",
+                                   line_alpha="alpha")
+        return add_layer_glyph(figure, Scatter, source, x="x", y="y", marker="circle", size="size", fill_alpha=0,
+                               line_color="colour", line_width="outline", line_alpha="alpha")
     return draw
 
 
 def _consensus_markers(figure, source):
-    return figure.scatter(x="x", y="y", source=source, marker="circle_cross", size=CONSENSUS_MARKER_SIZE,
-                          fill_alpha=0, line_width=3, line_color="colour")
+    return add_layer_glyph(figure, Scatter, source, x="x", y="y", marker="circle_cross", size=CONSENSUS_MARKER_SIZE,
+                           fill_alpha=0, line_width=3, line_color="colour")
 
 
 def _status_glyphs(figure, source):
     # Beside the top-right corner, on a light tile to show on any picture.
-    return figure.text(x="x", y="y", text="glyph", source=source, text_color="colour", text_font_size="16px",
-                       text_font_style="bold", text_align="left", text_baseline="bottom",
-                       background_fill_color="white", background_fill_alpha=0.85, border_radius=3)
+    return add_layer_glyph(figure, Text, source, x="x", y="y", text="glyph", text_color="colour",
+                           text_font_size="16px", text_font_style="bold", text_align="left", text_baseline="bottom",
+                           background_fill_color="white", background_fill_alpha=0.85, border_radius=3)
 
 
 def _shown(toggle: str):
@@ -1048,48 +1112,48 @@ def _drawn_as(drawn_as: str):
 #: Every cutout's own layers, bottom to top; the layers other modules register (`cutout_layers.LAYERS`) go
 #: over them.
 OWN_LAYERS = [
-    CutoutLayer("volunteer boxes", lambda viewer: viewer.volunteer_boxes(), _boxes(alpha="alpha"),
+    CutoutLayer("volunteer boxes", CutoutViewer.volunteer_boxes.columns, _boxes(alpha="alpha"),
                 shown=_shown("show_volunteers"),
                 legend=(LegendEntry("volunteer mark (its consensus mark's colour)", PALETTE[0], width=1.5,
                                     more_colours=tuple(PALETTE[1:3])),),
                 tooltips=VOLUNTEER_TOOLTIPS, hover_place=HOVER_PLACES["Volunteer"]),
-    CutoutLayer("unmatched boxes", lambda viewer: viewer.unmatched_boxes(), _boxes("dashed", alpha="alpha"),
+    CutoutLayer("unmatched boxes", CutoutViewer.unmatched_boxes.columns, _boxes("dashed", alpha="alpha"),
                 shown=_shown("show_unmatched"),
                 legend=(LegendEntry("unmatched volunteer mark", UNMATCHED_COLOUR, dash="dashed", width=1),),
                 tooltips=UNMATCHED_TOOLTIPS, hover_place=HOVER_PLACES["Unmatched"]),
     *(CutoutLayer(f"consensus {status}",
-                  (lambda viewer, status=status: viewer.rejected_boxes() if status == "rejected"
-                   else viewer.consensus_boxes(status)),
+                  (lambda viewer, status=status: CutoutViewer.rejected_boxes.columns(viewer) if status == "rejected"
+                   else CutoutViewer.consensus_boxes.columns(viewer, status)),
                   _boxes(dash), shown=_shown("show_consensus"),
                   legend=(LegendEntry(STATUS_NAMES[status], REJECTED_COLOUR if status == "rejected" else PALETTE[0],
                                       dash=dash, width=2.5, glyph=glyph),),
                   tooltips=CONSENSUS_TOOLTIPS + (("status", "@{status}"),), hover_place=HOVER_PLACES["Consensus"])
       for status, (dash, glyph) in STATUS_LOOKS.items()),
-    CutoutLayer("picked", lambda viewer: viewer.picked_box(), _boxes(colour=PICKED_COLOUR, alpha=0.9),
+    CutoutLayer("picked", CutoutViewer.picked_box.columns, _boxes(colour=PICKED_COLOUR, alpha=0.9),
                 shown=_shown("show_consensus"),
                 legend=(LegendEntry("picked (drag its handles to redraw)", PICKED_COLOUR, width=2.5),)),
-    CutoutLayer("band", lambda viewer: viewer.band_boxes(), _boxes("dotted"), shown=_shown("show_band"),
+    CutoutLayer("band", CutoutViewer.band_boxes.columns, _boxes("dotted"), shown=_shown("show_band"),
                 legend=(LegendEntry("uncertainty band (68 %)", PALETTE[0], dash="dotted", width=1.5),)),
-    CutoutLayer("drawn box", lambda viewer: viewer.drawn_box(),
+    CutoutLayer("drawn box", CutoutViewer.drawn_box.columns,
                 _boxes("dashed", colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom")),
                 legend=(LegendEntry("box you drew (box select: then Redraw or Add box; box draw, shift-drag: "
                                     "added at once)", DRAWN_COLOUR, dash="dashed"),)),
-    CutoutLayer("new box", lambda viewer: pd.DataFrame({name: np.zeros(0) for name in ("left", "right", "top", "bottom")}),
+    CutoutLayer("new box", lambda viewer: {name: np.zeros(0) for name in ("left", "right", "top", "bottom")},
                 _boxes(colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom"), fill_alpha=0.1)),
-    CutoutLayer("volunteer outlines", lambda viewer: viewer.volunteer_outlines(), _outlines(True, "solid"),
+    CutoutLayer("volunteer outlines", CutoutViewer.volunteer_outlines.columns, _outlines(True, "solid"),
                 shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("outline")),
-    CutoutLayer("volunteer paths", lambda viewer: viewer.volunteer_paths(), _outlines(False, "solid"),
+    CutoutLayer("volunteer paths", CutoutViewer.volunteer_paths.columns, _outlines(False, "solid"),
                 shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("path")),
-    CutoutLayer("volunteer points", lambda viewer: viewer.volunteer_points(), _markers(True),
+    CutoutLayer("volunteer points", CutoutViewer.volunteer_points.columns, _markers(True),
                 shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("point")),
-    CutoutLayer("unmatched outlines", lambda viewer: viewer.unmatched_outlines(), _outlines(True, "dashed"),
+    CutoutLayer("unmatched outlines", CutoutViewer.unmatched_outlines.columns, _outlines(True, "dashed"),
                 shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("outline")),
-    CutoutLayer("unmatched paths", lambda viewer: viewer.unmatched_paths(), _outlines(False, "dashed"),
+    CutoutLayer("unmatched paths", CutoutViewer.unmatched_paths.columns, _outlines(False, "dashed"),
                 shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("path")),
-    CutoutLayer("unmatched points", lambda viewer: viewer.unmatched_points(), _markers(False),
+    CutoutLayer("unmatched points", CutoutViewer.unmatched_points.columns, _markers(False),
                 shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("point")),
-    CutoutLayer("consensus points", lambda viewer: viewer.consensus_points(), _consensus_markers,
+    CutoutLayer("consensus points", CutoutViewer.consensus_points.columns, _consensus_markers,
                 shown=_shown("show_consensus"), tooltips=CONSENSUS_TOOLTIPS,
                 possible=lambda viewer: has_point_consensus(viewer.data_store.project)),
-    CutoutLayer("status glyphs", lambda viewer: viewer.status_glyphs(), _status_glyphs, shown=_shown("show_consensus")),
+    CutoutLayer("status glyphs", CutoutViewer.status_glyphs.columns, _status_glyphs, shown=_shown("show_consensus")),
 ]

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
+from bokeh.models import CDSView, GlyphRenderer
 
 #: SVG stroke patterns of Bokeh's named line dashes, for the legend's swatches.
 SVG_DASHES = {"solid": "", "dashed": "6 3", "dotted": "1.5 2.5", "dotdash": "1.5 2.5 6 2.5",
@@ -75,8 +76,9 @@ class CutoutLayer:
     ``draw(figure, source)`` adds the layer's renderer for ``source`` to the cutout's Bokeh
     figure and returns it; it runs once per session. ``columns(viewer)`` gets the
     `CutoutViewer` (its ``data_store`` holds the current subject) and returns the source's
-    columns for that subject as a DataFrame, the same columns for every subject (no rows
-    when there is nothing to draw). ``shown(viewer)``: whether the layer is drawn (its
+    columns for that subject as a DataFrame or a dict of equal-length arrays (cheaper for a
+    subject's few rows), the same columns for every subject (no rows when there is nothing
+    to draw). ``shown(viewer)``: whether the layer is drawn (its
     source is emptied otherwise) and its entries listed. ``tooltips``: what hovering one of
     its glyphs tells (Bokeh inserts the ``@{...}`` values as text, so data is never HTML),
     and ``hover_place`` where the tooltip points and sits (for boxes: one tooltip per layer,
@@ -87,7 +89,7 @@ class CutoutLayer:
     """
 
     name: str
-    columns: Callable[[object], pd.DataFrame]
+    columns: Callable[[object], pd.DataFrame | dict]
     draw: Callable
     legend: tuple[LegendEntry, ...] = ()
     shown: Callable[[object], bool] = lambda viewer: True
@@ -109,3 +111,21 @@ def legend_html(entries) -> str:
     """The legend of ``entries`` (`LegendEntry`) as one HTML block, names escaped."""
     return ('<div class="zoolens-legend" style="line-height:1.9;font-size:13px">'
             + "".join(entry.html() for entry in entries) + "</div>")
+
+
+def add_layer_glyph(figure, glyph_type: type, source, hover: dict | None = None, **looks) -> GlyphRenderer:
+    """Add a layer's renderer to ``figure``: a ``glyph_type`` glyph (e.g. `bokeh.models.Quad`) with ``looks`` (its
+    columns and visuals), drawn from ``source``; with ``hover``, the visuals that change under the pointer.
+
+    `bokeh.plotting`'s glyph methods also make a glyph for unselected and one for muted marks; the cutout never
+    selects (box select selects only the image) nor mutes a layer's marks, and each such glyph was one more model
+    for every session to build, send to its page and keep. Bokeh draws those states from the glyph itself when
+    the renderer asks for them ("auto"), as it does for selected marks already. For the same reason the figure's
+    renderers share one view filter (every row) and one selection policy: neither keeps any state.
+    """
+    first = next((renderer for renderer in figure.renderers if isinstance(renderer, GlyphRenderer)), None)
+    view = CDSView() if first is None else CDSView(filter=first.view.filter)
+    if first is not None:
+        source.selection_policy = first.data_source.selection_policy
+    return figure.add_glyph(source, glyph_type(**looks), view=view,
+                            hover_glyph=None if hover is None else glyph_type(**{**looks, **hover}))

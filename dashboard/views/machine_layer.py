@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from .cutout_layers import CutoutLayer, LegendEntry, register_layer
+from bokeh.models import Quad, Scatter
+
+from .cutout_layers import CutoutLayer, LegendEntry, add_layer_glyph, register_layer
 
 #: Outline of machine detections: a magenta no consensus colour (Category10) or overlay colour uses.
 DETECTION_COLOUR = "#ff2bd6"
@@ -41,53 +43,75 @@ def shown_detections(viewer) -> pd.DataFrame:
     return detections[keep]
 
 
-def _values(detections: pd.DataFrame) -> dict:
-    matched = detections["matched"].fillna(False).to_numpy(dtype=bool)
-    linked = detections["consensus_id"].fillna(-1).astype(np.int64).astype(str)
-    # Not known either way: a subject no volunteer classified, left out of the comparison.
-    what = np.where(matched, "consensus mark " + linked,
-                    np.where(detections["matched"].isna(), "not compared: no volunteer classified the subject",
-                             "nothing: machine only"))
-    return {"detection": detections["detection_id"].to_numpy(), "score": detections["score"].to_numpy(float),
-            "label": detections["label"].astype(object).fillna("").to_numpy(dtype=object),
-            "matched": what.astype(object), "alpha": np.where(matched, MATCHED_ALPHA, MACHINE_ONLY_ALPHA),
-            "area": (detections["width"] * detections["height"]).to_numpy(float)}
+#: The detections' columns the layers draw, as arrays (`_shown_arrays`).
+DRAWN = ("x", "y", "width", "height", "detection", "score", "label", "matched", "alpha", "area", "point")
 
 
-def detection_boxes(viewer) -> pd.DataFrame:
-    """The boxes layer's source: the shown detections with an extent (none without detections)."""
-    detections = _shown_of_kind(viewer, point=False)
-    return pd.DataFrame({"x0": detections["x"].to_numpy(float), "y0": detections["y"].to_numpy(float),
-                         "x1": (detections["x"] + detections["width"]).to_numpy(float),
-                         "y1": (detections["y"] + detections["height"]).to_numpy(float), **_values(detections)})
-
-
-def detection_points(viewer) -> pd.DataFrame:
-    """The points layer's source: the shown detections without an extent (point detections)."""
-    detections = _shown_of_kind(viewer, point=True)
-    return pd.DataFrame({"x": detections["x"].to_numpy(float), "y": detections["y"].to_numpy(float),
-                         **_values(detections)})
-
-
-def _shown_of_kind(viewer, point: bool) -> pd.DataFrame:
-    if not has_detections(viewer):
-        return pd.DataFrame({name: np.zeros(0) for name in ("x", "y", "width", "height", "score", "detection_id",
-                                                            "consensus_id")}).assign(
-            label=pd.Series(dtype=object), matched=pd.Series(dtype=object))
+def _shown_arrays(viewer) -> dict[str, np.ndarray]:
+    """The shown detections (`shown_detections`) as the layers' arrays, made once per subject and setting: both
+    layers (boxes and points) ask on each switch, and a subject's few rows cost more to cut with pandas than
+    with numpy."""
+    store = viewer.data_store
+    key = (store.machine(), store.subject, store.score_threshold, viewer.show_detections)
+    memo = getattr(viewer, "_detection_memo", None)
+    if memo is not None and memo[0][0] is key[0] and memo[0][1:] == key[1:]:
+        return memo[1]
     detections = shown_detections(viewer)
-    is_point = (detections["width"].fillna(0).eq(0) & detections["height"].fillna(0).eq(0)).to_numpy()
-    return detections[is_point if point else ~is_point]
+    # True, False, or unknown (NA): a subject no volunteer classified, left out of the comparison.
+    found = detections["matched"].to_numpy(dtype=object, na_value=None)
+    compared = ~pd.isna(found)
+    matched = np.where(compared, found, False).astype(bool)
+    linked = detections["consensus_id"].to_numpy(dtype=float, na_value=-1).astype(np.int64).astype(str).astype(object)
+    what = np.where(matched, "consensus mark " + linked,
+                    np.where(compared, "nothing: machine only",
+                             "not compared: no volunteer classified the subject")).astype(object)
+    x, y, width, height = (detections[name].to_numpy(dtype=float, na_value=np.nan)
+                           for name in ("x", "y", "width", "height"))
+    arrays = {"x": x, "y": y, "width": width, "height": height, "detection": detections["detection_id"].to_numpy(),
+              "score": detections["score"].to_numpy(dtype=float, na_value=np.nan),
+              "label": detections["label"].to_numpy(dtype=object, na_value=""), "matched": what,
+              "alpha": np.where(matched, MATCHED_ALPHA, MACHINE_ONLY_ALPHA), "area": width * height,
+              "point": (np.nan_to_num(width) == 0) & (np.nan_to_num(height) == 0)}
+    viewer._detection_memo = (key, arrays)
+    return arrays
+
+
+def _values(arrays: dict, rows: np.ndarray) -> dict:
+    return {name: arrays[name][rows] for name in ("detection", "score", "label", "matched", "alpha", "area")}
+
+
+def detection_boxes(viewer) -> dict[str, np.ndarray]:
+    """The boxes layer's source columns: the shown detections with an extent (none without detections)."""
+    arrays = _shown_of_kind(viewer)
+    rows = ~arrays["point"]
+    x, y = arrays["x"][rows], arrays["y"][rows]
+    return {"x0": x, "y0": y, "x1": x + arrays["width"][rows], "y1": y + arrays["height"][rows],
+            **_values(arrays, rows)}
+
+
+def detection_points(viewer) -> dict[str, np.ndarray]:
+    """The points layer's source columns: the shown detections without an extent (point detections)."""
+    arrays = _shown_of_kind(viewer)
+    rows = arrays["point"]
+    return {"x": arrays["x"][rows], "y": arrays["y"][rows], **_values(arrays, rows)}
+
+
+def _shown_of_kind(viewer) -> dict[str, np.ndarray]:
+    if not has_detections(viewer):
+        return {name: np.zeros(0, dtype=bool if name == "point" else object if name in ("label", "matched") else float)
+                for name in DRAWN}
+    return _shown_arrays(viewer)
 
 
 def _draw_boxes(figure, source):
-    return figure.quad(left="x0", right="x1", top="y0", bottom="y1", source=source, fill_alpha=0,
-                       fill_color=DETECTION_COLOUR, hover_fill_alpha=0.15, line_width=2.5, line_dash="dashdot",
-                       line_color=DETECTION_COLOUR, line_alpha="alpha")
+    return add_layer_glyph(figure, Quad, source, hover={"fill_alpha": 0.15}, left="x0", right="x1", top="y0",
+                           bottom="y1", fill_alpha=0, fill_color=DETECTION_COLOUR, line_width=2.5, line_dash="dashdot",
+                           line_color=DETECTION_COLOUR, line_alpha="alpha")
 
 
 def _draw_points(figure, source):
-    return figure.scatter(x="x", y="y", source=source, marker="x", size=16, line_width=3,
-                          line_color=DETECTION_COLOUR, line_alpha="alpha")
+    return add_layer_glyph(figure, Scatter, source, x="x", y="y", marker="x", size=16, line_width=3,
+                           line_color=DETECTION_COLOUR, line_alpha="alpha")
 
 
 def _shown(viewer) -> bool:

@@ -21,6 +21,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from project.reviews import GEOMETRY, ReviewError
 
+from ..assignments import assignee_of, forget_assignments
 from .base import ReadOnlyTable, View
 
 #: Columns of the box table, with their headers.
@@ -67,11 +68,18 @@ class ReviewPanel(View):
         #: The folded card holding the history (made with the panel).
         self._history_card = None
         self._progress_memo = None
+        #: The heading (subject, status, progress, who reviews): its text changes in place, the pane is never
+        #: replaced (a new pane made Bokeh walk the page, and Panel's re-run of a method per switch cost more
+        #: than the text).
+        self._heading_pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
         self._boxes.param.watch(self._pick_box, "selection")
         self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
         self.data_store.param.watch(self._box_drawn, "drawn_box")
+        self.data_store.param.watch(self._heading, ["subject", "subject_decisions", "reviewer", "subjects"])
+        self.param.watch(self._heading, "assignee")
         self._refresh()
+        self._heading()
 
     # -- what is shown -----------------------------------------------------------------------
 
@@ -142,6 +150,7 @@ class ReviewPanel(View):
         self._check_ready()
         store = self.data_store
         count = store.reviews.assign(store.project.consensus_source, store.subject, self.assignee, store.identity())
+        forget_assignments(store.reviews, store.project.consensus_source)
         self.param.trigger("assignee")  # the heading shows the new assignment
         return count
 
@@ -156,18 +165,21 @@ class ReviewPanel(View):
         ids = store.subject_ids()
         done = {name: store.reviews.assign(store.project.consensus_source, chunk.tolist(), name, store.identity())
                 for name, chunk in zip(names, np.array_split(ids, len(names))) if len(chunk)}
+        forget_assignments(store.reviews, store.project.consensus_source)
         self.param.trigger("assignee")  # the heading shows the current subject's new assignment
         if store.mine:
             store._update_subjects()
         return done
 
     def assigned_to(self) -> str | None:
-        """Who the current subject is assigned to (None: nobody)."""
+        """Who the current subject is assigned to (None: nobody), from the process's shared reading of the
+        assignments (`dashboard.assignments`: a switch asks, and a query per switch cost more than the rest of the
+        heading)."""
         store = self.data_store
         if store.reviews is None or store.subject is None:
             return None
-        table = store.reviews.assignments(store.project.consensus_source, subject_id=store.subject)
-        return str(table.assignee.iloc[0]) if len(table) else None
+        assignee = assignee_of(store.reviews, store.project.consensus_source, store.subject)
+        return None if assignee is None else str(assignee)
 
     def revert_last(self):
         """Revert the newest decision still in effect on the current subject: for a lead anyone's,
@@ -239,9 +251,15 @@ class ReviewPanel(View):
     def _refresh(self, event=None):
         boxes = self.boxes()
         rows = _box_rows(boxes)
-        # Replaced only when the rows differ (two subjects without boxes, a refresh finding nothing new on
-        # this subject): Tabulator sends and styles its whole table again on every new value.
-        if not rows.equals(self._boxes.value):
+        # Changed only when the rows differ (two subjects without boxes, a refresh finding nothing new on this
+        # subject): Tabulator sends and styles its whole table again on every new value. As many rows as shown
+        # (most switches between subjects with a box or two): patched in place, the page redraws the cells only.
+        shown = self._boxes.value
+        if rows.equals(shown):
+            pass
+        elif len(rows) and rows.index.equals(shown.index) and rows.dtypes.equals(shown.dtypes):
+            self._boxes.patch(rows)
+        else:
             self._boxes.value = rows
         if self._history is not None and (self._history_card is None or not self._history_card.collapsed):
             self._history.value = _history_rows(self.history())
@@ -278,14 +296,21 @@ class ReviewPanel(View):
 
     # -- layout ------------------------------------------------------------------------------
 
-    @param.depends("data_store.subject", "data_store.subject_decisions", "data_store.reviewer", "data_store.subjects",
-                   "assignee")
-    def _heading(self):
+    def _heading(self, *events) -> pn.pane.HTML:
+        """The heading's pane, its text brought up to date (`heading_html`)."""
+        text = self.heading_html()
+        if text != self._heading_pane.object:
+            self._heading_pane.object = text
+        return self._heading_pane
+
+    def heading_html(self) -> str:
+        """The heading: the subject and its review status, "N of M reviewed", who reviews and who it is assigned to."""
         store = self.data_store
         if store.reviews is None:
-            return pn.pane.Markdown("### Review\nNo review store: start zoolens with `--reviews` to review.")
+            return ("<h3 style='margin:2px 0'>Review</h3>No review store: start zoolens with <code>--reviews</code> "
+                    "to review.")
         subject = store.subject
-        status = store.review_status_of([subject]).iloc[0] if subject is not None else "unreviewed"
+        status = _review_status(store.review_statuses, subject) if subject is not None else "unreviewed"
         who = (f"reviewing as <b>{html.escape(store.reviewer)}</b> ({store.role}; "
                f"{html.escape(store.identity().label)})" if store.reviewer.strip()
                else "<b>enter your name in the sidebar to decide</b>")
@@ -296,10 +321,9 @@ class ReviewPanel(View):
             who += f"<br>assigned to <b>{html.escape(assigned)}</b>"
         reviewed, count = self._progress()
         # The reviewer's name is typed by a user: escaped, into an HTML pane.
-        return pn.pane.HTML(f"<h3 style='margin:2px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
-                            f"<small><b class='zoolens-progress'>{reviewed:,} of {count:,} reviewed</b> "
-                            f"(subjects passing the filters) · {who}</small>", sizing_mode="stretch_width",
-                            margin=(0, 10))
+        return (f"<h3 style='margin:2px 0'>Review of subject {subject}: {html.escape(status)}</h3>"
+                f"<small><b class='zoolens-progress'>{reviewed:,} of {count:,} reviewed</b> "
+                f"(subjects passing the filters) · {who}</small>")
 
     def __panel__(self):
         def button(label, action, kind="default", width=96):
@@ -351,9 +375,14 @@ class ReviewPanel(View):
 
         more.param.watch(unfold, "collapsed")
         self._history_card = more
-        # The heading's pane is updated in place on a switch: a replaced pane makes Bokeh walk the whole page.
-        heading = pn.param.ParamMethod(self._heading, inplace=True)
-        return pn.Column(heading, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
+        return pn.Column(self._heading_pane, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
+
+
+def _review_status(statuses: pd.DataFrame, subject_id: int) -> str:
+    """One subject's status in ``statuses`` (`DataStore.review_statuses`; unreviewed when absent), as
+    `DataStore.review_status_of` gives it, without indexing the whole table on every switch."""
+    found = statuses["status"].to_numpy(dtype=object)[statuses["subject_id"].to_numpy() == subject_id]
+    return "unreviewed" if not len(found) or pd.isna(found[0]) else str(found[0])
 
 
 def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:

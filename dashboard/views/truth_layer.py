@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .cutout_layers import CutoutLayer, LegendEntry, register_layer
+from bokeh.models import Quad
+
+from .cutout_layers import CutoutLayer, LegendEntry, add_layer_glyph, register_layer
 
 #: Outline of true objects: white, dotted, thin, so the volunteers' and consensus marks stay readable.
 TRUTH_COLOUR = "#ffffff"
@@ -37,9 +39,9 @@ def truth_boxes(viewer) -> pd.DataFrame:
 
 
 def _draw(figure, source):
-    return figure.quad(left="x0", right="x1", top="y0", bottom="y1", source=source, fill_alpha=0,
-                       fill_color=TRUTH_COLOUR, hover_fill_alpha=0.15, line_width=2, line_dash="dotted",
-                       line_color=TRUTH_COLOUR)
+    return add_layer_glyph(figure, Quad, source, hover={"fill_alpha": 0.15}, left="x0", right="x1", top="y0",
+                           bottom="y1", fill_alpha=0, fill_color=TRUTH_COLOUR, line_width=2, line_dash="dotted",
+                           line_color=TRUTH_COLOUR)
 
 
 register_layer(CutoutLayer("truth", truth_boxes, _draw, legend=(LEGEND,), tooltips=TOOLTIPS,

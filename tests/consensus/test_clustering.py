@@ -10,6 +10,7 @@ the rarely used branches.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from consensus.clustering import (
@@ -170,3 +171,14 @@ def test_first_rows_and_dense_codes_from_codes():
     subject = np.array([30, 10, 30, 20, 10, 20])
     task = np.array(["b", "a", "a", None, "a", "b"], dtype=object)
     assert dense_codes(task, codes=np.searchsorted([10, 20, 30], subject)).tolist() == dense_codes(subject, task).tolist()
+
+
+@pytest.mark.parametrize("column", [
+    pd.Series(["T0"] * 5, dtype="string"), pd.Series([3] * 5), pd.Series([pd.NA] * 5, dtype="string"),
+    pd.Series(["T0", "T0", None, "T0", "T0"], dtype="string"), pd.Series([2.0, 2.0, np.nan, 2.0, 2.0]),
+])
+def test_dense_codes_skip_a_column_of_one_value_with_the_codes_hashing_gives(column):
+    subject = np.array([1, 0, 1, 2, 0])
+    hashed = pd.factorize(column, sort=True, use_na_sentinel=False)[0]
+    expected = np.unique(subject * 10 + hashed, return_inverse=True)[1]
+    assert dense_codes(column, codes=subject).tolist() == expected.tolist()

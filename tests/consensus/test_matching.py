@@ -107,3 +107,17 @@ def test_links_reach_the_optimal_total_iou_per_volunteer(seed, marks_from):
     assert not linked.duplicated(["user", "consensus_id"]).any()
     assert (linked["iou"] >= 0.3).all()
     assert linked["iou"].sum() == pytest.approx(_optimal_total(marks, consensus, 0.3), rel=1e-12)
+
+
+def test_links_tables_are_their_own_and_writable():
+    marks = pd.DataFrame({"mark_id": [1, 2], "subject_id": [7, 7], "user": ["a", "b"], "x": [0.0, 10.0],
+                          "y": [0.0, 0.0], "width": [4.0, 0.0], "height": [4.0, 0.0]})
+    consensus = pd.DataFrame({"consensus_id": [70000], "subject_id": [7], "x": [0.0], "y": [0.0], "width": [4.0],
+                              "height": [4.0]})
+    frozen = marks.copy()
+    for column in frozen:
+        values = frozen[column].to_numpy()
+        values.flags.writeable = False
+    links = match(frozen, consensus, min_iou=0.3, max_distance=5.0)
+    links.loc[0, "mark_id"] = 99  # a table of its own: writing to it neither fails nor touches the marks
+    assert frozen["mark_id"].tolist() == [1, 2]

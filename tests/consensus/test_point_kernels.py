@@ -1,14 +1,18 @@
-"""The point method's compiled kernels against plain references: the numpy clustering and scipy's assignment solver."""
+"""The point method's compiled kernels against plain references: the numpy clustering, scipy's assignment solver,
+numpy's lexsort and the links table of `consensus.matching`."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.optimize import linear_sum_assignment
 
 from consensus.clustering import cluster_neighbours
-from consensus.distance import point_pairs
-from consensus.point_kernels import _hungarian, cluster_group, link_group
+from consensus.distance import point_arrays, point_mask, point_pairs
+from consensus.matching import Assignment, links_frame, links_table
+from consensus.point_kernels import _hungarian, cluster_group, link_group, order_clicks, point_links, read_only
+from consensus.prepare import prepare, sorted_codes
 
 
 def crowd(rng, n_clicks, n_volunteers, size):
@@ -76,3 +80,81 @@ def test_hungarian_finds_the_least_cost(shape):
     expected_rows, expected_columns = linear_sum_assignment(matrix)
     assert len(set(column.tolist())) == len(column)
     assert matrix[np.arange(len(column)), column].sum() == pytest.approx(matrix[expected_rows, expected_columns].sum())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_clicks_are_ordered_as_lexsort_orders_them(seed):
+    rng = np.random.default_rng(200 + seed)
+    n = int(rng.integers(1, 3000))
+    n_groups = int(rng.integers(1, 40))
+    group = rng.integers(0, n_groups, n)
+    # Whole pixels on a small frame: many clicks share an x, or x and y; some groups crowd one column.
+    x = rng.integers(0, int(rng.integers(1, 60)), n).astype(float)
+    x[group == 0] = 7.0
+    y = rng.integers(0, 5, n).astype(float)
+    volunteer = rng.integers(0, 6, n)
+    mark_id = rng.permutation(n) // 2  # repeated ids: equal whole keys keep their table order
+    keep = np.flatnonzero(rng.random(n) < 0.9)
+    expected = keep[np.lexsort((mark_id[keep], volunteer[keep], y[keep], x[keep], group[keep]))]
+    order = order_clicks(group, n_groups, keep, read_only(x), read_only(y), volunteer, read_only(mark_id))
+    assert order.tolist() == expected.tolist()
+
+
+def test_a_spread_out_group_takes_the_bucket_sort_and_matches_lexsort():
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0, 1000, 5000), rng.uniform(0, 750, 5000)
+    group, volunteer, mark_id = np.zeros(5000, np.int64), rng.integers(0, 12, 5000), np.arange(5000)
+    order = order_clicks(group, 1, np.arange(5000), read_only(x), read_only(y), volunteer, read_only(mark_id))
+    assert order.tolist() == np.lexsort((mark_id, volunteer, y, x, group)).tolist()
+
+
+def test_point_links_equal_the_links_table_of_the_assignment():
+    rng = np.random.default_rng(5)
+    n_marks, n_clicks, n_points = 50, 40, 7
+    row = rng.permutation(n_marks)[:n_clicks]  # the other 10 marks are not points
+    linked, best = rng.integers(-1, n_points, n_clicks), rng.integers(-1, n_points, n_clicks)
+    linked_distance = np.where(linked >= 0, rng.uniform(0, 12, n_clicks), np.nan)
+    best_distance = np.where(best >= 0, rng.uniform(0, 12, n_clicks), np.nan)
+    ids = 1000 * np.arange(1, n_points + 1)
+    mark_ids = np.arange(100, 100 + n_marks)
+    no_iou = np.full(n_clicks, np.nan)
+    assignment = Assignment(box=linked, iou=no_iou, best_box=best, best_iou=no_iou, distance=linked_distance,
+                            best_distance=best_distance)
+    expected = links_table(mark_ids, row, assignment, ids)
+    got = links_frame(mark_ids, *point_links(n_marks, row, linked, best, linked_distance, best_distance, ids))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("spread", [1, 50, 10**12])
+def test_sorted_codes_are_the_ranks_among_the_distinct_values(spread):
+    rng = np.random.default_rng(spread % 97)
+    values = 5 + rng.integers(0, spread, 400) if spread > 1 else np.full(400, 5)
+    codes, distinct = sorted_codes(values.astype(np.int64))
+    assert distinct.tolist() == np.unique(values).tolist()
+    assert codes.tolist() == np.searchsorted(distinct, values).tolist()
+    assert codes.dtype == np.int64 and distinct.dtype == np.int64
+    empty_codes, empty_distinct = sorted_codes(np.zeros(0, np.int64))
+    assert len(empty_codes) == len(empty_distinct) == 0
+
+
+def test_prepared_clicks_are_in_the_order_point_arrays_gives():
+    rng = np.random.default_rng(11)
+    n = 600
+    marks = pd.DataFrame({
+        "mark_id": rng.permutation(n), "classification_id": rng.integers(0, 80, n),
+        "subject_id": rng.choice([5, 9, 10**9], n), "user": rng.choice(["ann", "bo", "cy", None], n),
+        "task": rng.choice(["T0", "T1"], n), "tool": np.zeros(n, np.int64), "frame": rng.integers(0, 2, n),
+        "x": rng.integers(0, 30, n).astype(float), "y": rng.integers(0, 4, n).astype(float),
+        "width": np.where(rng.random(n) < 0.1, 5.0, 0.0), "height": 0.0,
+    })
+    marks.loc[rng.random(n) < 0.05, "x"] = np.nan
+    prep = prepare(marks, points=True)
+    volunteer = np.empty(n, np.int64)
+    volunteer[prep.marks.row] = prep.volunteer
+    group = np.empty(n, np.int64)
+    group[prep.marks.row] = prep.marks.group
+    expected = point_arrays(marks, group, np.flatnonzero(point_mask(marks)),
+                            tiebreak=(volunteer, marks["mark_id"].to_numpy()))
+    assert prep.marks.row.tolist() == expected.row.tolist()
+    assert prep.marks.group.tolist() == expected.group.tolist()
+    assert prep.n_invalid == n - len(expected.row)

@@ -141,6 +141,23 @@ def test_clicks_farther_than_the_distance_are_separate_points():
         assert consensus["n_votes"].tolist() == [2, 2]
 
 
+def test_an_object_clicked_as_two_clusters_is_one_point():
+    # Four volunteers click a penguin; three of them click it again 6 px off (double clicks). One vote per
+    # volunteer per cluster makes the second clicks a cluster of their own, 6 px from the first.
+    first = [(volunteer, 100, 100) for volunteer in "abcd"]
+    again = [(volunteer, 106, 100) for volunteer in "abc"]
+    marks = clicks(first + again)
+    classifications = viewers(marks)
+    split = aggregate(marks, classifications, method="point", merge_distance=0.0).consensus
+    assert split["x"].tolist() == [100.0, 106.0] and split["n_votes"].tolist() == [4, 3]
+    merged = aggregate(marks, classifications, method="point").consensus
+    # The weaker cluster is dropped, its clicks link to the point kept, one per volunteer.
+    assert merged["x"].tolist() == [100.0] and merged["n_votes"].tolist() == [4]
+    # Two animals as far apart as the distance stay two points.
+    far = clicks(first + [(volunteer, 112, 100) for volunteer in "abc"])
+    assert aggregate(far, viewers(far), method="point").consensus["n_votes"].tolist() == [4, 3]
+
+
 def test_groups_are_kept_apart():
     # The same place on another subject, another tool or another frame is another animal.
     base = clicks([("a", 10, 10), ("b", 11, 11)])

@@ -47,6 +47,29 @@ class Served:
         assert len(opened) == 1, "the page should open exactly one session"
         return opened[0].document
 
+    @contextmanager
+    def connected_page(self):
+        """A session held open by a Bokeh protocol client, which says the page is drawn as BokehJS does (a
+        session only a plain GET opened has no browser: its onload work never runs); yields its document."""
+        import asyncio
+
+        from tests.bokeh_protocol import Client
+
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        before = {session.id for session in self.bokeh_server.get_sessions("/")}
+        client = Client(self.url, 0)
+        try:
+            asyncio.run_coroutine_threadsafe(client.connect(), loop).result(120)
+            opened = [session for session in self.bokeh_server.get_sessions("/") if session.id not in before]
+            assert len(opened) == 1, "the client should open exactly one session"
+            yield opened[0].document
+        finally:
+            asyncio.run_coroutine_threadsafe(client.close(), loop).result(60)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+
     def on_loop(self, read):
         """``read()``'s result, called on the server's event loop, between the sessions' callbacks."""
         result = concurrent.futures.Future()

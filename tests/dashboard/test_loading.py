@@ -8,8 +8,10 @@ another workflow, 8 of an older version, 1 of broken JSON): 927 rows in all.
 from __future__ import annotations
 
 import html
+import time
 
 import pytest
+from panel.io.callbacks import PeriodicCallback
 
 from data_loaders.base import FormatError, LoadReport
 from dashboard.loading import load_report_panel, shared_load, skipped_summary
@@ -94,17 +96,17 @@ def test_a_page_paints_with_progress_during_a_slow_load_then_shows_the_views(dem
     with serving(paused.build, "test-loading-slow", title="slow demo") as server:
         assert paused.reached.wait(60)
         # The load holds inside the classification loader; the server answers all the same.
-        waiting = server.open_page("/")
-        types, text = server.contents(waiting)
-        assert "Progress" in types and "DataTabulator" not in types
-        assert "Loading slow demo" in text
-        assert f"Step 1 of 2: Reading demo-classifications.csv (file 1 of 1): {DEMO_ROWS:,} rows read" in text
+        with server.connected_page() as waiting:
+            types, text = server.contents(waiting)
+            assert "Progress" in types and "DataTabulator" not in types
+            assert "Loading slow demo" in text
+            assert f"Step 1 of 2: Reading demo-classifications.csv (file 1 of 1): {DEMO_ROWS:,} rows read" in text
 
-        paused.release.set()
-        assert shared_load("test-loading-slow", paused.build, "slow demo").wait(120)
-        types, text = server.wait_for(waiting, "of 60 subjects", model="DataTabulator")  # the subject table
-        assert "<strong>60</strong> of 60 subjects" in text
-        assert "Loading slow demo" not in text and "rows read…" not in text  # the progress view is gone
+            paused.release.set()
+            assert shared_load("test-loading-slow", paused.build, "slow demo").wait(120)
+            types, text = server.wait_for(waiting, "of 60 subjects", model="DataTabulator")  # the subject table
+            assert "<strong>60</strong> of 60 subjects" in text
+            assert "Loading slow demo" not in text and "rows read…" not in text  # the progress view is gone
 
         # A session opened after the load gets the views straight away, with the load report.
         later = server.open_page("/")
@@ -114,17 +116,41 @@ def test_a_page_paints_with_progress_during_a_slow_load_then_shows_the_views(dem
 
 
 @pytest.mark.server
+def test_a_page_no_browser_connects_to_starts_no_watcher_during_a_load(demo_export, monkeypatch):
+    """A plain GET (a health check, a link preview) makes a session no browser connects to; the loading page's
+    watcher starts once a page has loaded, so such a session costs nothing while the load runs. Started at once,
+    Panel retried starting it on every tick of the server's loop until the session expired."""
+    starts = []
+    start = PeriodicCallback.start
+    monkeypatch.setattr(PeriodicCallback, "start", lambda callback: starts.append(callback) or start(callback))
+    paused = PausedLoad([demo_export], method="iou", **WORKFLOW)
+    try:
+        with serving(paused.build, "test-loading-unconnected", title="slow demo") as server:
+            assert paused.reached.wait(60)
+            for _ in range(3):
+                assert "Loading slow demo" in server.contents(server.open_page("/"))[1]
+            assert starts == []
+            with server.connected_page():  # a browser's page: its watcher follows the load
+                deadline = time.monotonic() + 30
+                while not starts and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert len({id(callback) for callback in starts}) == 1  # one watcher (Panel may retry its start once)
+    finally:
+        paused.release.set()
+
+
+@pytest.mark.server
 def test_a_failed_load_shows_its_error_and_report_escaped_and_the_server_keeps_running(demo_export, tmp_path):
     bad = tmp_path / "<img src=x onerror=alert(1)>.csv"
     bad.write_bytes(b"\x00\x01 not a table\n")
     paused = PausedLoad([demo_export, bad], **WORKFLOW)
     with serving(paused.build, "test-loading-fails", title="broken") as server:
         assert paused.reached.wait(60)
-        waiting = server.open_page("/")
-        paused.release.set()
-        assert shared_load("test-loading-fails", paused.build, "broken").wait(120)
-        assert shared_load("test-loading-fails", paused.build, "broken").status == FAILED
-        types, text = server.wait_for(waiting, "could not be loaded")
+        with server.connected_page() as waiting:
+            paused.release.set()
+            assert shared_load("test-loading-fails", paused.build, "broken").wait(120)
+            assert shared_load("test-loading-fails", paused.build, "broken").status == FAILED
+            types, text = server.wait_for(waiting, "could not be loaded")
         assert "DataTabulator" not in types and "Loading broken" not in text
         escaped_name = html.escape(str(bad))
         assert f"FormatError: {escaped_name}: format could not be identified" in text

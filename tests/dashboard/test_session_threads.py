@@ -187,3 +187,29 @@ def test_a_task_of_a_session_destroyed_while_it_waited_is_cancelled():
         waiting.result(timeout=10)
     assert ran == [] and pool.submit(lambda document: "next", Document()).result(timeout=10) == "next"
     pool.shutdown()
+
+
+@pytest.mark.server
+def test_a_switch_on_a_worker_thread_reaches_the_page_as_one_message(tiny_project):
+    """On worker threads, Panel schedules each widget's update (and the cutout its figure's) on the event loop,
+    and Bokeh sent each one's changes as a message of its own (16 per switch on the demo); `one_patch.held`
+    sends them together, as a switch on the event loop is sent."""
+    with serving(lambda progress: tiny_project, "test-one-patch", "tiny", num_threads=4) as running:
+        async def step():
+            client = Client(running.url, 0)
+            await client.open()
+            await asyncio.sleep(1.0)  # the page's opening work is done
+            since, start = len(client.patches), time.perf_counter()
+            await client._click(client.next_button)
+            await client.wait_for("switch", start, since, lambda patch: "Subject 2" in patch)
+            await asyncio.sleep(1.0)  # anything sent apart would have arrived
+            await client.close()
+            return client.patches[since:], client.errors
+
+        patches, errors = run_apart(step())
+    assert errors == []
+    assert len(patches) == 1
+    changed = {(event["kind"], event.get("attr")) for event in json.loads(patches[0])["events"]}
+    # The caption, the cutout's sources and ranges, and the subject table's row, all in the one message.
+    assert {("ColumnDataChanged", "data"), ("ModelChanged", "text"), ("ModelChanged", "start")} <= changed
+    assert "Subject 2" in patches[0] and "indices" in patches[0]
