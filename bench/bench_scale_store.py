@@ -18,18 +18,27 @@ process tree, sampled every 0.2 s, and the 1-minute load average when it ended):
   loopback (`bench_scale.drive_session`): load, first paint, subject switches, the Agreement tab's
   first render, re-renders after filter changes (minimum volunteers 12, then 15: filtered views,
   read from the marks) and back to 0 (the unfiltered view, drawn from the store's density grids).
-- **export**: the consensus catalogue of every subject (`project.export.write_catalogue`) from the store.
+- **columns** (a store kept from before they were written with it): the agreement plots' flat per-mark columns
+  (`project.plotted.write_plotted_columns`) and density grids, written into the store.
+- **agreement**: in one process, the agreement plots' grids for filtered views (minimum volunteers 12, 15) and
+  every subject, by the compiled pass over the plotted columns and, side by side, by datashader handed the same
+  memory-mapped columns (the kept marks gathered first); the grids compared.
+- **export**: the consensus catalogue of every subject from the store, streamed one range of subjects at a time
+  (`project.export.write_catalogue`) and, below 100 million marks, prepared whole in memory then written; the two
+  CSV files compared.
 
     python bench/bench_scale_store.py --marks 1e6 1e7 --in-memory     # the curve's first points, both paths
     python bench/bench_scale_store.py --marks 1e8                     # 100 million marks (about an hour or more)
 
-Results go to the "curve" section of ``bench/results/scale.md`` (each run replaces its sizes' rows).
+Results go to the "curve" section of ``bench/results/scale.md`` (each run replaces the rows of the sizes and
+steps it measured; ``--steps`` picks steps, ``--reuse`` measures a kept store again).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import filecmp
 import json
 import shutil
 import sys
@@ -50,6 +59,9 @@ PIECE_SUBJECTS = 10_000
 #: Simulated marks per subject, about: 20 classifications of 2.75 clumps.
 MARKS_PER_SUBJECT = 45
 SIMULATION = dict(classifications_per_subject=20.0, clumps_per_subject_mean=2.75)
+
+#: The steps of a run, in order.
+STEPS = ("write", "columns", "agreement", "reads", "serve", "export")
 
 #: The results file's section this bench writes (replaced by each run, rows of other sizes kept).
 CURVE = "## The curve: written part by part, served from the store (`bench/bench_scale_store.py`)"
@@ -140,6 +152,54 @@ for subject_id in chosen:
 print(json.dumps({"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95))}))
 """
 
+COLUMNS = """
+import json, sys
+from project.plotted import write_plotted_columns
+from project.stored import write_density_grids
+
+plotted = write_plotted_columns(sys.argv[1])
+write_density_grids(sys.argv[1])
+print(json.dumps({"marks": plotted.n_marks}))
+"""
+
+AGREEMENT = """
+import json, sys, time
+import numpy as np
+import pandas as pd
+import datashader
+from project.plotted import PLOTS
+from project.stored import DENSITY_SHAPE, StoredProject
+
+project = StoredProject(sys.argv[1])
+plotted = project.plotted
+stats = project.subject_stats
+timings = {}
+for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), ("every subject", 0)):
+    ids = stats.subject_id[stats.n_volunteers >= volunteers].to_numpy()
+    started = time.perf_counter()
+    mask = plotted.subject_mask(ids)
+    view = plotted.view(mask, shape=DENSITY_SHAPE)
+    compiled = time.perf_counter() - started
+    # The alternative: datashader handed the same memory-mapped columns, the kept marks gathered by a mask over marks.
+    started = time.perf_counter()
+    low, high = plotted.ranges(mask)
+    ranges = {plot: ((view.grids[plot].x_range), view.grids[plot].y_range) for plot in PLOTS}
+    matched = np.fromfile(plotted.folder / "matched.u1", dtype=np.uint8).astype(bool)
+    kept = np.repeat(mask, np.diff(plotted.starts)) & matched
+    counts = {}
+    for plot, (x, y) in PLOTS.items():
+        columns = {axis: np.memmap(plotted.folder / f"{axis}.f8", dtype=np.float64, mode="r")[kept] for axis in (x, y)}
+        canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1],
+                                   x_range=ranges[plot][0], y_range=ranges[plot][1])
+        counts[plot] = canvas.points(pd.DataFrame(columns), x, y).to_numpy()
+        del columns
+    handed = time.perf_counter() - started
+    same = all(np.array_equal(counts[plot], view.grids[plot].counts) for plot in PLOTS)
+    timings[name] = {"subjects": int(mask.sum()), "marks": view.n_marks, "compiled": compiled, "datashader": handed,
+                     "same": same}
+print(json.dumps(timings))
+"""
+
 EXPORT = """
 import json, sys, time
 from project.export import write_catalogue
@@ -147,7 +207,14 @@ from project.selection import Selection
 from project.stored import StoredProject
 
 project = StoredProject(sys.argv[1])
-files, export = write_catalogue(project, Selection(project=project), sys.argv[2], overwrite=True)
+if sys.argv[3] == "whole":
+    # The catalogue prepared whole in memory, then written: what write_catalogue did before it streamed.
+    from data_loaders.writers import write
+    from project.export import prepare_catalogue
+
+    files = write(prepare_catalogue(project, Selection(project=project)), sys.argv[2], overwrite=True)
+else:
+    files, export = write_catalogue(project, Selection(project=project), sys.argv[2], overwrite=True)
 print(json.dumps({"rows": sum(1 for _ in open(files[0])) - 1}))
 """
 
@@ -171,7 +238,7 @@ def run_size(marks: float, args, log) -> list[dict]:
     folder = WORK / f"scale-store-{int(marks)}"
     store = folder / "project"
     rows = []
-    if not (args.reuse and (store / "project.json").is_file()):
+    if "write" in args.steps and not (args.reuse and (store / "project.json").is_file()):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         code = WRITE.format(simulation=SIMULATION)
@@ -183,8 +250,15 @@ def run_size(marks: float, args, log) -> list[dict]:
                               written, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} "
                                        f"CPU s; store {size / 2**30:.2f} GiB"))
         log(rows[-1])
+    if "columns" in args.steps and not (store / "plotted" / "meta.json").is_file():
+        # A store kept from before the plotted columns were written with it: written into it now.
+        added = run_step(COLUMNS, str(store))
+        n_marks = json.loads(added["out"])["marks"]
+        rows.append(result_row(n_marks, n_subjects, "plotted columns and density grids, written into a kept store",
+                              added, "one pass over the stored marks"))
+        log(rows[-1])
     n_marks = sum(pd.read_parquet(path, columns=["subject_id"]).shape[0] for path in sorted((store / "marks").glob("*.parquet")))
-    if args.in_memory:
+    if args.in_memory and "write" in args.steps:
         built = run_step(IN_MEMORY.format(simulation=SIMULATION), str(folder / "memory"), str(n_subjects),
                          str(PIECE_SUBJECTS))
         out = json.loads(built["out"])
@@ -192,12 +266,25 @@ def run_size(marks: float, args, log) -> list[dict]:
                               built, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} CPU s"))
         log(rows[-1])
         shutil.rmtree(folder / "memory", ignore_errors=True)
-    reads = run_step(READS, str(store))
-    out = json.loads(reads["out"])
-    rows.append(result_row(n_marks, n_subjects, "subject reads from the store (200 random subjects)", reads,
-                          f"p50 {out['p50'] * 1000:.1f} ms, p95 {out['p95'] * 1000:.1f} ms per subject"))
-    log(rows[-1])
-    for kind in ("store", "memory") if args.in_memory else ("store",):
+    if "agreement" in args.steps:
+        # In one process, side by side: the compiled pass over the plotted columns, and datashader handed the same
+        # memory-mapped columns (the kept marks gathered first); the first includes the compiled code's loading.
+        measured = run_step(AGREEMENT, str(store))
+        timings = json.loads(measured["out"])
+        for number, (name, timing) in enumerate(timings.items()):
+            rows.append(result_row(n_marks, n_subjects, f"agreement grids of {name} ({timing['subjects']:,} subjects)",
+                                  {"load": measured["load"],
+                                   "peak_mib": measured["peak_mib"] if number == len(timings) - 1 else None},
+                                  f"compiled pass {timing['compiled'] * 1000:,.0f} ms; datashader on the same columns "
+                                  f"{timing['datashader'] * 1000:,.0f} ms; equal: {timing['same']}"))
+            log(rows[-1])
+    if "reads" in args.steps:
+        reads = run_step(READS, str(store))
+        out = json.loads(reads["out"])
+        rows.append(result_row(n_marks, n_subjects, "subject reads from the store (200 random subjects)", reads,
+                              f"p50 {out['p50'] * 1000:.1f} ms, p95 {out['p95'] * 1000:.1f} ms per subject"))
+        log(rows[-1])
+    for kind in (("store", "memory") if args.in_memory else ("store",)) if "serve" in args.steps else ():
         served = serve(kind, folder, args.switches)
         switch = np.percentile(served["switches"], [50, 95]) * 1000 if served["switches"] else [np.nan] * 2
         rerenders = [f"{value:.1f}" for value in served["rerenders"]]
@@ -208,10 +295,16 @@ def run_size(marks: float, args, log) -> list[dict]:
                               f"12, 15, then 0 = unfiltered) {' / '.join(rerenders)} s"
                               + (f"; {len(served['errors'])} errors: {served['errors'][0]}" if served["errors"] else "")))
         log(rows[-1])
-    exported = run_step(EXPORT, str(store), str(folder / "catalogue.csv"))
-    rows.append(result_row(n_marks, n_subjects, "export the consensus catalogue from the store", exported,
-                          f"{json.loads(exported['out'])['rows']:,} rows"))
-    log(rows[-1])
+    # Side by side where the whole catalogue fits (at 100 million marks it peaked at 7.8 GB: streamed only).
+    for how in (("streamed", "whole") if marks < 1e8 else ("streamed",)) if "export" in args.steps else ():
+        exported = run_step(EXPORT, str(store), str(folder / f"catalogue-{how}.csv"), how)
+        extra = f"{json.loads(exported['out'])['rows']:,} rows"
+        if how == "whole":
+            same = filecmp.cmp(folder / "catalogue-streamed.csv", folder / "catalogue-whole.csv", shallow=False)
+            extra += f"; the same CSV as streamed: {same}"
+        rows.append(result_row(n_marks, n_subjects, f"export the consensus catalogue from the store, {how}", exported,
+                              extra))
+        log(rows[-1])
     if not args.keep:
         shutil.rmtree(folder)
     return rows
@@ -236,13 +329,13 @@ def write_results(command: str, rows: list[dict]) -> None:
     kept_runs, kept_rows = [], []
     if CURVE in head:
         head, section = head.split(CURVE)
-        sizes = {round(np.log10(row["marks"])) for row in rows}
+        measured = {(round(np.log10(row["marks"])), row["step"]) for row in rows}
         for line in section.splitlines():
             if line.startswith("- `python bench/bench_scale_store.py") and line != f"- {command}":
                 kept_runs.append(line)
             elif line.startswith("| ") and line[2].isdigit():
-                marks = int(line.strip("|").split("|")[0].strip().replace(",", ""))
-                if round(np.log10(marks)) not in sizes:
+                cells = [cell.strip() for cell in line.strip("|").split("|")]
+                if (round(np.log10(int(cells[0].replace(",", "")))), cells[2]) not in measured:
                     kept_rows.append(line)
     lines = [CURVE, "", "Runs:", "", *kept_runs, f"- {command}", "",
              "Each step in a fresh process; wall time, CPU seconds (the step's whole process tree: a lower bound "
@@ -262,13 +355,16 @@ def main() -> None:
     parser.add_argument("--in-memory", action="store_true", help="also build and serve the project in memory")
     parser.add_argument("--switches", type=int, default=30, help="subject switches timed per served project")
     parser.add_argument("--keep", action="store_true", help="keep the stores in bench/work")
+    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS,
+                        help="steps to run (a kept store is measured again with --reuse)")
     parser.add_argument("--reuse", action="store_true", help="measure a kept store again, without writing it")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     started = dt.datetime.now(dt.timezone.utc)
     command = (f"`python bench/bench_scale_store.py --marks {' '.join(f'{m:g}' for m in args.marks)}"
                f"{' --in-memory' if args.in_memory else ''}{' --keep' if args.keep else ''}"
-               f"{' --reuse' if args.reuse else ''}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
+               f"{' --reuse' if args.reuse else ''}"
+               f"{' --steps ' + ' '.join(args.steps) if args.steps != list(STEPS) else ''}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
     rows: list[dict] = []
 
     def log(row: dict) -> None:

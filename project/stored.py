@@ -9,15 +9,15 @@ either kind of project:
 
 - one subject's rows (`marks_of`, `vertices_of`, `consensus_of`) are read from the row groups of
   the store's part that hold them (`project.store.ProjectStore.of_subject`);
-- whole-table questions get Dask DataFrames (the agreement plots hand them to datashader, which
-  aggregates them partition by partition, on the cluster when a `dask.distributed.Client` is
-  active) and turn small results into pandas with `computed`.
+- whole-table questions get Dask DataFrames (aggregated partition by partition, on the cluster when a
+  `dask.distributed.Client` is active) and turn small results into pandas with `computed`; the
+  agreement plots read the store's flat per-mark columns instead (`project.plotted`).
 
 A store is written part by part, never whole in memory: `write_project_parts` takes ranges of whole
 subjects (from an export, `write_export_store`; from a generator; or cut from a loaded project,
 `write_project_store`), makes each part's consensus and statistics as a `Project` of that part and
-reduces the volunteer statistics across parts, then writes the agreement plots' density grids
-(`write_density_grids`). `StoredProject(folder)` opens a store; `project.load_project(..., store=FOLDER)`
+reduces the volunteer statistics across parts, then writes the agreement plots' flat per-mark columns
+(`project.plotted.write_plotted_columns`) and density grids (`write_density_grids`). `StoredProject(folder)` opens a store; `project.load_project(..., store=FOLDER)`
 does both.
 """
 
@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from consensus.distributed import is_dask
 from data_loaders.base import LoadReport
@@ -42,6 +43,7 @@ from consensus.agreement import AGREEMENT_SUMS, volunteer_agreement_sums, volunt
 from data_loaders.schema import TABLES, empty_table
 
 from .core import Project, _SubjectIndex, volunteer_table
+from .plotted import PLOTS, PlottedMarks, write_plotted_columns
 from .store import PART_ROWS, ProjectStore, StoreWriter, export_parts
 
 #: File in a store folder saying how the project was made; present once the store is complete.
@@ -59,7 +61,7 @@ DENSITY_FILE = "density.npz"
 DENSITY_SHAPE = (320, 240)
 
 #: The agreement plots drawn from the whole project's matched marks: name -> their x and y columns.
-DENSITY_PLOTS = {"iou_size": ("size", "iou"), "offsets": ("dx", "dy")}
+DENSITY_PLOTS = PLOTS
 
 #: Subjects whose marks and vertices are kept once read: a subject switch asks for them several times
 #: (cutout layers, caption, vertices), and sessions reviewing together ask for the same subjects.
@@ -262,6 +264,7 @@ def write_project_parts(parts: Iterable[dict[str, pd.DataFrame]], folder: str | 
         detections.to_parquet(folder / "detections.parquet", index=False)
     _volunteer_stats_from_sums(_reduced(volunteers), bool(has_links)).to_parquet(
         folder / "volunteer_stats.parquet", index=False)
+    write_plotted_columns(folder)
     write_density_grids(folder)
     description = {
         "title": title, "reports": [report.to_dict() for report in reports],
@@ -313,49 +316,31 @@ def write_export_store(export: str | Path, folder: str | Path, *, method: str | 
 
 
 def write_density_grids(folder: str | Path, shape: tuple[int, int] = DENSITY_SHAPE) -> dict:
-    """Aggregate the whole project's matched marks into the agreement plots' density grids, stored in ``folder``.
+    """The agreement plots' density grids of the whole project's matched marks, stored in ``folder``.
 
-    Two passes over the stored marks, part by part, reading only the plotted columns: each axis' range,
-    then each part's datashader counts on one fixed canvas, summed (counts of disjoint marks add up).
-    A store-backed project's unfiltered agreement plots are drawn from these grids (no pass over the
-    marks); filtered views still aggregate the marks they keep. Returns the grids.
+    Binned from the store's plotted columns (`project.plotted`, written first if missing) in one pass,
+    as datashader bins the marks over their whole range. A store-backed project's unfiltered
+    agreement plots are drawn from these grids without a pass over the marks. Returns the grids.
     """
-    import datashader
-
     folder = Path(folder)
-    store = ProjectStore(folder)
-    columns = sorted({column for pair in DENSITY_PLOTS.values() for column in pair} | {"consensus_id"})
-    low = dict.fromkeys(columns, np.inf)
-    high = dict.fromkeys(columns, -np.inf)
-    for path in store.parts("marks"):
-        marks = pd.read_parquet(path, columns=columns)
-        marks = marks[marks.consensus_id >= 0]
-        for column in columns:
-            low[column] = min(low[column], float(marks[column].min(skipna=True)) if marks[column].notna().any() else np.inf)
-            high[column] = max(high[column], float(marks[column].max(skipna=True)) if marks[column].notna().any() else -np.inf)
+    plotted = PlottedMarks.of_store(folder) or write_plotted_columns(folder)
+    view = plotted.view(plotted.subject_mask(), shape=shape)
     grids, saved = {}, {}
-    for plot, (x, y) in DENSITY_PLOTS.items():
-        if not (np.isfinite([low[x], high[x], low[y], high[y]]).all()):
+    for plot, grid in view.grids.items():
+        if grid is None:
             continue
-        # One value on an axis (a tiny project, a constant statistic) still needs a span to bin over.
-        for column in (x, y):
-            if low[column] == high[column]:
-                low[column], high[column] = low[column] - 0.5, high[column] + 0.5
-        canvas = datashader.Canvas(plot_width=shape[0], plot_height=shape[1], x_range=(low[x], high[x]),
-                                   y_range=(low[y], high[y]))
-        counts = np.zeros((shape[1], shape[0]), dtype=np.int64)
-        n_marks = 0
-        for path in store.parts("marks"):
-            marks = pd.read_parquet(path, columns=[x, y, "consensus_id"])
-            marks = marks[(marks.consensus_id >= 0).to_numpy() & marks[x].notna().to_numpy() & marks[y].notna().to_numpy()]
-            n_marks += len(marks)
-            if len(marks):
-                counts += canvas.points(marks, x, y).to_numpy().astype(np.int64)
-        grids[plot] = {"counts": counts, "x_range": (low[x], high[x]), "y_range": (low[y], high[y]), "marks": n_marks}
-        saved |= {f"{plot}_counts": counts, f"{plot}_x_range": np.array([low[x], high[x]]),
-                  f"{plot}_y_range": np.array([low[y], high[y]]), f"{plot}_marks": np.array(n_marks)}
+        grids[plot] = {"counts": grid.counts, "x_range": grid.x_range, "y_range": grid.y_range, "marks": grid.marks}
+        saved |= {f"{plot}_counts": grid.counts, f"{plot}_x_range": np.array(grid.x_range),
+                  f"{plot}_y_range": np.array(grid.y_range), f"{plot}_marks": np.array(grid.marks)}
     np.savez(folder / DENSITY_FILE, **saved)
     return grids
+
+
+def _whole_table(path: Path) -> pd.DataFrame:
+    """A stored table read whole, each column one contiguous array: picking one subject's rows (`Project.consensus_of`,
+    `Project.subject`) from text columns left in Parquet's chunks cost 40 times more (150 ms a subject switch at
+    10 million marks)."""
+    return pq.read_table(path).combine_chunks().to_pandas()
 
 
 class _Gathered:
@@ -460,12 +445,12 @@ class StoredProject(Project):
                              [LoadReport.from_dict(report) for report in description["reports"]],
                              description["sources"], description["filters"], description["aggregation_run"],
                              description["image_roots"] if image_roots is None else image_roots)
-        self.consensus = pd.read_parquet(folder / "consensus.parquet")
+        self.consensus = _whole_table(folder / "consensus.parquet")
         self.consensus_columns = description["consensus_columns"]
         detections = folder / "detections.parquet"
         self.detections = pd.read_parquet(detections) if detections.is_file() else None
         self.has_links = description["has_links"]
-        subjects = pd.read_parquet(folder / "subjects.parquet")
+        subjects = _whole_table(folder / "subjects.parquet")
         self.subjects = self._subjects(subjects.assign(locations=subjects.locations.map(json.loads)), None)
         self._set_sky(description["fits_column"], description["pixel_scale"])
         self.marks = self.store.dask("marks", index=False)
@@ -473,7 +458,7 @@ class StoredProject(Project):
         self.links = self.store.dask("links", index=False).drop(columns=["subject_id"])
         self.mark_vertices = self.store.dask("mark_vertices", index=False).drop(columns=["subject_id"])
         self.metadata_columns = self._metadata_columns()
-        self.subject_stats = self._with_subject_columns(pd.read_parquet(folder / "subject_stats.parquet"))
+        self.subject_stats = self._with_subject_columns(_whole_table(folder / "subject_stats.parquet"))
         workflows = pd.read_parquet(folder / WORKFLOW_SUBJECTS_FILE)
         self.workflows = {key: np.unique(ids.to_numpy(dtype=np.int64))
                           for key, ids in workflows.subject_id.groupby(workflows.workflow.to_numpy())}
@@ -486,6 +471,8 @@ class StoredProject(Project):
         self._recent: OrderedDict[int, tuple[pd.DataFrame, pd.DataFrame | None]] = OrderedDict()
         self._recent_lock = threading.Lock()
         self._with_tool: dict[str, np.ndarray] = {}
+        #: The agreement plots' flat per-mark columns (`project.plotted`); None for a store written without them.
+        self.plotted = PlottedMarks.of_store(folder)
 
     @cached_property
     def classifications(self) -> pd.DataFrame:

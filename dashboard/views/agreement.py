@@ -2,7 +2,12 @@
 
 Point clouds are rasterized by datashader on the server (HoloViews ``rasterize``):
 the browser gets an aggregated array, colour-mapped on the client, so the plots stay
-fast with millions of marks, and zooming re-aggregates. Box-selecting in any plot
+fast with millions of marks, and zooming re-aggregates. A store-backed project's
+density plots are grids instead, binned as datashader bins the marks: written with the
+store for the whole project, and for any filter, tool or selection one compiled pass over
+the store's flat per-mark columns of the subjects shown (`project.plotted`), which also
+counts the marks for the empty-plot reasons and finds the subjects behind a box (zooming
+into a grid enlarges its pixels). Box-selecting in any plot
 sets the session's plot selection (the subjects behind the selected points), which
 filters the subject browser and every other plot; a later box refines it, and the
 "Clear selection" button (here and in the sidebar) drops it. The box stays drawn,
@@ -22,6 +27,8 @@ and HoloViews 1.23 fails on index-based selections of rasterized plots
 
 from __future__ import annotations
 
+import hashlib
+
 import holoviews as hv
 import numpy as np
 import pandas as pd
@@ -31,7 +38,8 @@ from bokeh.models import CustomJS, LogTicker, NumeralTickFormatter
 
 from consensus.distributed import is_dask
 from project.selection import ANY
-from project.stored import DENSITY_PLOTS, computed, no_rows
+from project.plotted import View as PlottedView
+from project.stored import DENSITY_PLOTS, DENSITY_SHAPE, computed, no_rows
 
 from .base import View
 
@@ -72,6 +80,8 @@ class AgreementPlots(View):
         super().__init__(**params)
         self.data_store.param.watch(self._forget_brushes, "selection")
         self.data_store.param.watch(self._count_filter_change, ["subjects", "tool", "min_votes"])
+        #: The plotted columns binned for the subjects shown, by (faded layer or not, tool, subjects' hash).
+        self._views: dict[tuple, PlottedView] = {}
 
     def _count_filter_change(self, event) -> None:
         self.filters_changed += 1
@@ -97,42 +107,77 @@ class AgreementPlots(View):
         return marks[marks.consensus_id >= 0]
 
     def iou_size_points(self, chosen_from: bool = False, grid: bool = True) -> hv.Points | hv.Image:
-        """One point per mark that supports a consensus box: box size (px) against IoU (with ``grid``, the
-        store's density grid when the view shows every mark)."""
-        if grid and (image := self._whole_project_grid("iou_size", chosen_from)) is not None:
+        """One point per mark that supports a consensus box: box size (px) against IoU (with ``grid``, for a
+        store-backed project, its density grid: `_stored_grid`)."""
+        if grid and (image := self._stored_grid("iou_size", chosen_from)) is not None:
             return image
         marks = self._matched_marks(chosen_from)
         return _points(marks[["size", "iou", "subject_id"]], ["size", "iou"])
 
     def offset_points(self, chosen_from: bool = False, grid: bool = True) -> hv.Points | hv.Image:
         """Mark centre minus its consensus box centre, in pixels (y down)."""
-        if grid and (image := self._whole_project_grid("offsets", chosen_from)) is not None:
+        if grid and (image := self._stored_grid("offsets", chosen_from)) is not None:
             return image
         marks = self._matched_marks(chosen_from)
         return _points(marks[["dx", "dy", "subject_id"]], ["dx", "dy"])
 
-    def _whole_project_grid(self, plot: str, chosen_from: bool) -> hv.Image | None:
-        """A store-backed project's density grid of ``plot`` (`project.stored.write_density_grids`), when the
-        view shows every matched mark (no filter, tool or selection leaves any out): drawn without reading
-        the marks. None otherwise, or for a project without grids."""
+    def _shows_every_mark(self, chosen_from: bool) -> bool:
+        store = self.data_store
+        return not chosen_from and store.tool == ANY and len(store.subjects) >= len(store.project.subject_stats)
+
+    def _stored_view(self, chosen_from: bool) -> PlottedView | None:
+        """A store-backed project's plotted columns (`project.plotted`) binned for the subjects (and tool) this view
+        shows: one compiled pass over their marks, shared by both density plots and their empty-plot reasons,
+        kept until the subjects or tool change. None for a project without them."""
+        store = self.data_store
+        plotted = getattr(store.project, "plotted", None)
+        if plotted is None:
+            return None
+        ids = self._subjects(chosen_from).subject_id.to_numpy(dtype=np.int64)
+        tool = None if store.tool == ANY else store.tool
+        # The subjects' ids hashed rather than the table (HoloViews would hash every column).
+        key = (chosen_from, tool, hashlib.blake2b(ids.tobytes(), digest_size=16).digest())
+        if key not in self._views:
+            self._views = {**{known: view for known, view in self._views.items() if known[0] != chosen_from},
+                           key: plotted.view(plotted.subject_mask(ids), tool, shape=DENSITY_SHAPE)}
+        return self._views[key]
+
+    def _stored_grid(self, plot: str, chosen_from: bool) -> hv.Image | hv.Points | None:
+        """A store-backed project's density grid of ``plot``: the one written with the store when the view shows
+        every matched mark (no filter, tool or selection leaves any out: no pass over the marks), else the
+        plotted columns binned for the subjects shown (`_stored_view`). None for a project without them,
+        or for the faded layer without a selection (not drawn)."""
         store = self.data_store
         grids = getattr(store.project, "density_grids", None)
-        if (chosen_from or not grids or plot not in grids or store.tool != ANY
-                or len(store.subjects) < len(store.project.subject_stats)):
+        if grids and plot in grids and self._shows_every_mark(chosen_from):
+            return _image(grids[plot], plot)
+        if chosen_from and store.selection is None:
             return None
-        grid = grids[plot]
-        counts = grid["counts"].astype(float)
-        counts[counts == 0] = np.nan  # as rasterizing points leaves empty pixels
-        (x0, x1), (y0, y1), (rows, columns) = grid["x_range"], grid["y_range"], counts.shape
-        xs = x0 + (np.arange(columns) + 0.5) * (x1 - x0) / columns
-        ys = y0 + (np.arange(rows) + 0.5) * (y1 - y0) / rows
-        return hv.Image((xs, ys, counts), kdims=list(DENSITY_PLOTS[plot]), vdims=["count"],
-                        bounds=(x0, y0, x1, y1))
+        view = self._stored_view(chosen_from)
+        if view is None:
+            return None
+        if view.grids[plot] is None:  # no matched mark with both values: nothing to plot
+            return hv.Points(pd.DataFrame({name: np.zeros(0) for name in (*DENSITY_PLOTS[plot], "subject_id")}),
+                             kdims=list(DENSITY_PLOTS[plot]), vdims=["subject_id"])
+        grid = view.grids[plot]
+        return _image({"counts": grid.counts, "x_range": grid.x_range, "y_range": grid.y_range}, plot)
 
     def votes_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many consensus boxes got how many votes."""
-        boxes = self.data_store.filtered_consensus(self._subjects(chosen_from))
-        return _integer_histogram(boxes.n_votes.dropna().to_numpy(dtype=np.int64), "votes", "consensus boxes")
+        return _integer_histogram(self._votes(self._subjects(chosen_from)).astype(np.int64), "votes", "consensus boxes")
+
+    def _votes(self, subjects: pd.DataFrame) -> np.ndarray:
+        """Vote counts of ``subjects``' consensus boxes with at least the minimum votes (those without a count left
+        out), as `DataStore.filtered_consensus` keeps them, from the boxes' two columns: selecting whole rows of
+        millions of boxes with text columns took seconds per filter change."""
+        store = self.data_store
+        boxes = store.project.consensus
+        votes = boxes.n_votes.to_numpy(dtype=float)
+        keep = np.nan_to_num(votes) >= store.min_votes
+        if len(subjects) < len(store.project.subject_stats):
+            keep &= boxes.subject_id.isin(subjects.subject_id).to_numpy()
+        votes = votes[keep]
+        return votes[~np.isnan(votes)]
 
     def volunteers_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many subjects were seen by how many volunteers (those who drew nothing included)."""
@@ -166,9 +211,12 @@ class AgreementPlots(View):
         if plot in ("iou_size", "offsets"):
             if not self.data_store.project.has_links or not len(self.data_store.project.consensus):
                 return no_consensus
-            if self._whole_project_grid(plot, False) is not None:
+            grids = getattr(self.data_store.project, "density_grids", None)
+            if grids and plot in grids and self._shows_every_mark(False):
                 return None  # a grid is written only from marks that have both of the plot's values
-            n_marks, n_matched, n_sized = _mark_counts(self.data_store.filtered_marks())
+            view = self._stored_view(False)
+            n_marks, n_matched, n_sized = ((view.n_marks, view.n_matched, view.n_sized) if view is not None
+                                           else _mark_counts(self.data_store.filtered_marks()))
             if not n_marks:
                 return "No marks in this selection."
             if not n_matched:
@@ -178,7 +226,7 @@ class AgreementPlots(View):
         elif plot == "votes":
             if not len(self.data_store.project.consensus):
                 return no_consensus
-            if not len(self.data_store.filtered_consensus().n_votes.dropna()):
+            if not len(self._votes(self.data_store.subjects)):
                 return "No consensus marks with a vote count in this selection (or above the minimum votes)."
         elif plot == "sky" and not self.has_sky():
             return "No RA/Dec in the subject metadata: the sky map needs ra and dec columns."
@@ -197,10 +245,23 @@ class AgreementPlots(View):
     # -- selections: the subjects behind a box-selected region --------------------------------
 
     def select_iou_size(self, bounds) -> None:
-        self._select_points("iou_size", self.iou_size_points(grid=False), bounds)
+        if not self._select_stored("iou_size", bounds):
+            self._select_points("iou_size", self.iou_size_points(grid=False), bounds)
 
     def select_offsets(self, bounds) -> None:
-        self._select_points("offsets", self.offset_points(grid=False), bounds)
+        if not self._select_stored("offsets", bounds):
+            self._select_points("offsets", self.offset_points(grid=False), bounds)
+
+    def _select_stored(self, plot: str, bounds) -> bool:
+        """Select the subjects behind a region of ``plot`` from a store-backed project's plotted columns (one
+        compiled pass over the shown subjects' marks); False for a project without them."""
+        store = self.data_store
+        plotted = getattr(store.project, "plotted", None)
+        if plotted is None:
+            return False
+        mask = plotted.subject_mask(store.subjects.subject_id.to_numpy(dtype=np.int64))
+        self._select(plot, bounds, plotted.subjects_in(plot, bounds, mask, None if store.tool == ANY else store.tool))
+        return True
 
     def select_sky(self, bounds) -> None:
         self._select_points("sky", self.sky_points(), bounds)
@@ -329,6 +390,16 @@ class AgreementPlots(View):
             text = (f"**Selection: {len(self.data_store.selection):,} subjects.** Another box refines it; "
                     "*Clear selection* shows everything again.")
         return pn.pane.Markdown(text, align="end", sizing_mode="stretch_width")
+
+
+def _image(grid: dict, plot: str) -> hv.Image:
+    """A density grid (counts, x and y range) as an image, its empty pixels blank as rasterized points leave them."""
+    counts = grid["counts"].astype(float)
+    counts[counts == 0] = np.nan
+    (x0, x1), (y0, y1), (rows, columns) = grid["x_range"], grid["y_range"], counts.shape
+    xs = x0 + (np.arange(columns) + 0.5) * (x1 - x0) / columns
+    ys = y0 + (np.arange(rows) + 0.5) * (y1 - y0) / rows
+    return hv.Image((xs, ys, counts), kdims=list(DENSITY_PLOTS[plot]), vdims=["count"], bounds=(x0, y0, x1, y1))
 
 
 def _points(marks, kdims: list[str]) -> hv.Points:

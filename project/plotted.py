@@ -1,0 +1,354 @@
+"""The agreement plots' per-mark columns, flat on disk: a filtered view is one compiled pass over them.
+
+A project store's marks are Parquet parts; the agreement plots need only a few of their columns
+(box size, IoU, centre offsets, whether the mark supports a consensus box, its tool). Reading those
+through pandas or Dask for every filter change cost a minute at 10 million marks. `write_plotted_columns`
+copies them once, when the store is written, into flat files in the store's ``plotted/`` folder:
+
+- ``size.f8``, ``iou.f8``, ``dx.f8``, ``dy.f8``: every mark's value (float64, as stored: the counts equal
+  datashader's on the stored marks), ``matched.u1`` (supports a consensus box) and ``tool.i2`` (its tool's
+  code in ``meta.json``'s ``tools``, -1 for none), in the store's order: subject by subject;
+- ``starts.i8``: where each subject's marks begin (the store index's subjects, in order, plus the end),
+  so a filter is a mask over subjects and the pass skips the runs of the subjects it leaves out;
+- ``low.f8`` and ``high.f8``: each subject's smallest and largest value of each column over its matched
+  marks (NaN where it has none), so the plotted ranges of any set of subjects come without a pass over marks.
+
+`PlottedMarks` reads them as memory maps, a block of subjects at a time (each block's pages are unmapped
+when it is done: the process holds one block, whatever the project's size), and bins the matched marks of
+the chosen subjects into both plots' grids in one pass (`PlottedMarks.grids`), exactly as
+``datashader.Canvas.points`` bins them over the same ranges. `PlottedMarks.subjects_in` finds the subjects
+behind a box-selected region the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from .store import ProjectStore
+
+#: The store's folder of flat columns.
+PLOTTED_FOLDER = "plotted"
+
+#: The plotted per-mark values, in the order the kernels take them.
+VALUE_COLUMNS = ("size", "iou", "dx", "dy")
+
+#: The agreement plots drawn from the matched marks: name -> their x and y columns (`_bin_kernel` bins both).
+PLOTS = {"iou_size": ("size", "iou"), "offsets": ("dx", "dy")}
+
+#: Each plot's x and y as positions in `VALUE_COLUMNS`.
+PLOT_AXES = {plot: (VALUE_COLUMNS.index(x), VALUE_COLUMNS.index(y)) for plot, (x, y) in PLOTS.items()}
+
+#: Marks mapped at a time, about: bounds the pages of the flat files a pass holds (about 40 MB of them).
+BLOCK_MARKS = 1 << 20
+
+#: Threads a pass runs on (each binning its share of the blocks into grids of its own, added up after).
+THREADS = os.cpu_count() or 1
+
+#: Files of the flat columns: name -> dtype.
+FILES = {**dict.fromkeys(VALUE_COLUMNS, np.float64), "matched": np.uint8, "tool": np.int16}
+SUFFIX = {np.dtype(np.float64): "f8", np.dtype(np.uint8): "u1", np.dtype(np.int16): "i2", np.dtype(np.int64): "i8"}
+
+
+def _file(folder: Path, name: str, dtype) -> Path:
+    return folder / f"{name}.{SUFFIX[np.dtype(dtype)]}"
+
+
+def write_plotted_columns(folder: str | Path) -> PlottedMarks:
+    """Copy the agreement plots' columns of a project store's marks into its ``plotted/`` folder (replaced).
+
+    One pass over the stored marks, part by part, reading only the plotted columns: memory is one part's
+    columns, whatever the project's size.
+    """
+    store = ProjectStore(folder)
+    target = Path(folder) / PLOTTED_FOLDER
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    subject_ids = store.index.index.to_numpy(dtype=np.int64)
+    parts = store.index.part.to_numpy(dtype=np.int64)
+    tools: list[str] = []
+    counts = np.zeros(len(subject_ids), dtype=np.int64)
+    sinks = {name: _file(target, name, dtype).open("wb") for name, dtype in FILES.items()}
+    ranges = {end: _file(target, end, np.float64).open("wb") for end in ("low", "high")}
+    try:
+        for number, path in enumerate(store.parts("marks")):
+            marks = pd.read_parquet(path, columns=["subject_id", "tool_label", "consensus_id", *VALUE_COLUMNS])
+            own = np.flatnonzero(parts == number)
+            positions = np.searchsorted(subject_ids[own], marks.subject_id.to_numpy(dtype=np.int64))
+            counts[own] = np.bincount(positions, minlength=len(own))
+            labels = marks.tool_label.astype(object).where(marks.tool_label.notna(), None)
+            tools.extend(sorted({label for label in labels.unique() if label is not None} - set(tools)))
+            codes = pd.Index(tools).get_indexer(labels.fillna("\0"))  # -1: a mark without a tool
+            matched = (marks.consensus_id.fillna(-1) >= 0).to_numpy()
+            columns = {**{name: marks[name].to_numpy(dtype=np.float64) for name in VALUE_COLUMNS},
+                       "matched": matched.astype(np.uint8), "tool": codes.astype(np.int16)}
+            for name, values in columns.items():
+                sinks[name].write(np.ascontiguousarray(values, dtype=FILES[name]).tobytes())
+            # Each subject's range of each column over its matched marks (NaN: none), in the index's order.
+            by_subject = marks[matched].groupby("subject_id")[list(VALUE_COLUMNS)]
+            for end, reduced in (("low", by_subject.min()), ("high", by_subject.max())):
+                values = reduced.reindex(subject_ids[own]).to_numpy(dtype=np.float64)
+                ranges[end].write(np.ascontiguousarray(values).tobytes())
+    finally:
+        for sink in (*sinks.values(), *ranges.values()):
+            sink.close()
+    np.concatenate([[0], np.cumsum(counts)]).astype(np.int64).tofile(_file(target, "starts", np.int64))
+    (target / "meta.json").write_text(json.dumps({"marks": int(counts.sum()), "subjects": len(subject_ids),
+                                                  "tools": tools}))
+    return PlottedMarks(folder)
+
+
+@dataclass
+class Grid:
+    """One plot's counts of marks per pixel (rows: y from its low end) over its ranges."""
+
+    counts: np.ndarray
+    x_range: tuple[float, float]
+    y_range: tuple[float, float]
+    marks: int
+
+
+@dataclass
+class View:
+    """What the agreement plots show of some subjects: the marks counted, each plot's grid (None: nothing to plot)."""
+
+    n_marks: int
+    n_matched: int
+    n_sized: int
+    grids: dict[str, Grid | None]
+
+
+class PlottedMarks:
+    """A project store's flat plotted columns (`write_plotted_columns`), binned for any set of subjects."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder) / PLOTTED_FOLDER
+        meta = json.loads((self.folder / "meta.json").read_text())
+        self.tools: list[str] = meta["tools"]
+        self.n_marks: int = meta["marks"]
+        self.subject_ids = ProjectStore(folder).index.index.to_numpy(dtype=np.int64)
+        self.starts = np.fromfile(_file(self.folder, "starts", np.int64), dtype=np.int64)
+        if len(self.starts) != len(self.subject_ids) + 1 or self.starts[-1] != self.n_marks:
+            raise ValueError(f"{self.folder}: the plotted columns do not match the store's index; "
+                             "write them again with project.plotted.write_plotted_columns")
+
+    @classmethod
+    def of_store(cls, folder: str | Path) -> PlottedMarks | None:
+        """The store's plotted columns, or None for a store written without them."""
+        return cls(folder) if (Path(folder) / PLOTTED_FOLDER / "meta.json").is_file() else None
+
+    def subject_mask(self, subject_ids=None) -> np.ndarray:
+        """A mask over the store's subjects: those of ``subject_ids`` (every subject: None)."""
+        if subject_ids is None:
+            return np.ones(len(self.subject_ids), dtype=bool)
+        positions = self._positions.get_indexer(np.asarray(subject_ids, dtype=np.int64))
+        mask = np.zeros(len(self.subject_ids), dtype=bool)
+        mask[positions[positions >= 0]] = True
+        return mask
+
+    @cached_property
+    def _positions(self) -> pd.Index:
+        # A hash of the store's subject ids, built once: looking up millions of ids in no order by binary search
+        # cost a cache miss per step.
+        return pd.Index(self.subject_ids)
+
+    def tool_code(self, tool: str | None) -> int:
+        """The code of ``tool`` (-1: any tool; -2: a tool no mark has, so nothing passes)."""
+        if tool is None:
+            return -1
+        return self.tools.index(tool) if tool in self.tools else -2
+
+    def ranges(self, mask: np.ndarray, tool: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Smallest and largest value of each of `VALUE_COLUMNS` over the matched marks of the masked subjects
+        (NaN: none). Without a tool filter from each subject's stored range; with one, from a pass over its marks."""
+        if tool is None:
+            low = np.full(len(VALUE_COLUMNS), np.inf)
+            high = np.full(len(VALUE_COLUMNS), -np.inf)
+            _subject_ranges_kernel(mask, self._subject_table("low"), self._subject_table("high"), low, high)
+            return np.where(np.isfinite(low), low, np.nan), np.where(np.isfinite(high), high, np.nan)
+        low = np.full(len(VALUE_COLUMNS), np.inf)
+        high = np.full(len(VALUE_COLUMNS), -np.inf)
+        for block in self._blocks(mask):
+            matched, tools, values = block.columns()
+            _ranges_kernel(block.starts, block.mask, matched, tools, self.tool_code(tool), *values, low, high)
+        return np.where(np.isfinite(low), low, np.nan), np.where(np.isfinite(high), high, np.nan)
+
+    def view(self, mask: np.ndarray, tool: str | None = None, shape: tuple[int, int] = (320, 240),
+             ranges: dict[str, tuple[tuple[float, float], tuple[float, float]]] | None = None) -> View:
+        """Both plots' grids (``shape``: columns, rows) of the matched marks of the masked subjects (and ``tool``),
+        over the ranges of their values (or ``ranges``: plot -> x and y range), and the marks counted: one pass.
+
+        An axis with one value (a tiny project, a constant statistic) gets a span of one to bin over.
+        """
+        if ranges is None:
+            low, high = self.ranges(mask, tool)
+            ranges = {}
+            for plot, (x, y) in PLOT_AXES.items():
+                if np.isfinite([low[x], high[x], low[y], high[y]]).all():
+                    ranges[plot] = tuple((low[axis] - 0.5, high[axis] + 0.5) if low[axis] == high[axis]
+                                         else (low[axis], high[axis]) for axis in (x, y))
+        bounds = np.array([[*ranges[plot][0], *ranges[plot][1]] if plot in ranges else [np.nan] * 4
+                           for plot in PLOTS], dtype=np.float64)
+        # Datashader's scale and translation of each axis (`compute_scale_and_translate`), the same arithmetic.
+        scales = np.zeros((len(PLOTS), 4))
+        with np.errstate(invalid="ignore"):
+            for number, size in ((0, shape[0]), (2, shape[1])):
+                scales[:, number] = size / (bounds[:, number + 1] - bounds[:, number])
+                scales[:, number + 1] = -bounds[:, number] * scales[:, number]
+        code = self.tool_code(tool)
+
+        def binned(blocks):
+            counts = np.zeros((len(PLOTS), shape[1], shape[0]), dtype=np.int64)
+            tallies = np.zeros(3 + len(PLOTS), dtype=np.int64)
+            for block in blocks:
+                matched, tools, values = block.columns()
+                _bin_kernel(block.starts, block.mask, matched, tools, code, *values, scales, bounds, counts, tallies)
+            return counts, tallies
+
+        parts = self._on_threads(binned, mask)
+        counts, tallies = sum(part[0] for part in parts), sum(part[1] for part in parts)
+        grids = {plot: Grid(counts[number], *ranges[plot], int(tallies[3 + number])) if plot in ranges else None
+                 for number, plot in enumerate(PLOTS)}
+        return View(int(tallies[0]), int(tallies[1]), int(tallies[2]), grids)
+
+    def subjects_in(self, plot: str, bounds: tuple[float, float, float, float], mask: np.ndarray,
+                    tool: str | None = None) -> np.ndarray:
+        """Ids of the masked subjects with a matched mark (of ``tool``) inside ``bounds`` (x0, y0, x1, y1) of ``plot``."""
+        x0, y0, x1, y1 = bounds
+        x, y = PLOT_AXES[plot]
+        box = np.array([min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)], dtype=np.float64)
+        inside = np.zeros(len(self.subject_ids), dtype=bool)
+        for block in self._blocks(mask):
+            matched, tools, values = block.columns()
+            _inside_kernel(block.starts, block.mask, matched, tools, self.tool_code(tool), values[x], values[y], box,
+                           inside[block.first:block.stop])
+        return self.subject_ids[inside]
+
+    def _on_threads(self, work, mask: np.ndarray) -> list:
+        """``work(blocks)`` on each of `THREADS` threads, each given every so many of the masked subjects' blocks
+        (the kernels release the GIL): their results."""
+        blocks = list(self._blocks(mask))
+        threads = max(1, min(THREADS, len(blocks)))
+        if threads == 1:
+            return [work(blocks)]
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(work, [blocks[number::threads] for number in range(threads)]))
+
+    def _subject_table(self, end: str) -> np.ndarray:
+        return np.memmap(_file(self.folder, end, np.float64), dtype=np.float64, mode="r",
+                         shape=(len(self.subject_ids), len(VALUE_COLUMNS)))
+
+    def _blocks(self, mask: np.ndarray):
+        """The masked subjects' marks, as blocks of whole subjects of about `BLOCK_MARKS` marks, each memory-mapped
+        only while it is used (`_Block.columns`: a pass holds a block per thread, not the project)."""
+        chosen = np.flatnonzero(mask)
+        if not len(chosen):
+            return
+        # Blocks from the first to the last chosen subject: runs of subjects left out are skipped by the kernels,
+        # and blocks of none of the chosen subjects' marks are not mapped at all.
+        cuts = np.searchsorted(self.starts, np.arange(self.starts[chosen[0]], self.starts[chosen[-1] + 1],
+                                                      BLOCK_MARKS), "right") - 1
+        edges = np.unique(np.r_[chosen[0], np.maximum(cuts, chosen[0]), chosen[-1] + 1])
+        for first, stop in zip(edges[:-1], edges[1:]):
+            if not mask[first:stop].any():
+                continue
+            begin, end = int(self.starts[first]), int(self.starts[stop])
+            if end == begin:
+                continue
+            yield _Block(self, first, stop, begin, end, mask)
+
+
+class _Block:
+    """Subjects ``first`` to ``stop`` (excluded) of a pass: their runs of marks, mask and columns (mapped on use)."""
+
+    def __init__(self, plotted: PlottedMarks, first: int, stop: int, begin: int, end: int, mask: np.ndarray):
+        self.folder, self.begin, self.end = plotted.folder, begin, end
+        self.first, self.stop = first, stop
+        self.starts = plotted.starts[first:stop + 1] - begin
+        self.mask = mask[first:stop]
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """The block's ``matched``, ``tool`` and `VALUE_COLUMNS`, memory-mapped: unmapped (their pages released
+        from the process) once the caller drops them."""
+        def mapped(name):
+            dtype = np.dtype(FILES[name])
+            return np.memmap(_file(self.folder, name, dtype), dtype=dtype, mode="r",
+                             offset=self.begin * dtype.itemsize, shape=(self.end - self.begin,))
+
+        return mapped("matched"), mapped("tool"), [mapped(name) for name in VALUE_COLUMNS]
+
+
+@njit(cache=True, nogil=True)
+def _subject_ranges_kernel(mask, subject_low, subject_high, low, high):
+    """Each column's smallest and largest value over the masked subjects' stored ranges (NaN: a subject without)."""
+    for subject in range(len(mask)):
+        if mask[subject]:
+            for column in range(subject_low.shape[1]):
+                if subject_low[subject, column] < low[column]:  # False for NaN
+                    low[column] = subject_low[subject, column]
+                if subject_high[subject, column] > high[column]:
+                    high[column] = subject_high[subject, column]
+
+
+@njit(cache=True, nogil=True)
+def _ranges_kernel(starts, mask, matched, tool, wanted_tool, size, iou, dx, dy, low, high):
+    """Each column's smallest and largest value over the matched marks of the masked subjects (and tool)."""
+    for subject in range(len(mask)):
+        if not mask[subject]:
+            continue
+        for mark in range(starts[subject], starts[subject + 1]):
+            if not matched[mark] or (wanted_tool != -1 and tool[mark] != wanted_tool):
+                continue
+            for column, value in enumerate((size[mark], iou[mark], dx[mark], dy[mark])):
+                if value == value:  # not NaN
+                    low[column] = min(low[column], value)
+                    high[column] = max(high[column], value)
+
+
+@njit(cache=True, nogil=True)
+def _bin_kernel(starts, mask, matched, tool, wanted_tool, size, iou, dx, dy, scales, bounds, counts, tallies):
+    """Count the masked subjects' marks (all, matched, matched with a size and IoU) and bin the matched ones into the
+    two plots' grids (size-IoU, offsets), as ``datashader.Canvas.points`` does: pixel int(x * s + t) with its scale
+    and translation, a value on the range's top edge in the last pixel, one outside the range or NaN in none."""
+    rows, columns = counts.shape[1], counts.shape[2]
+    for subject in range(len(mask)):
+        if not mask[subject]:
+            continue
+        for mark in range(starts[subject], starts[subject + 1]):
+            if wanted_tool != -1 and tool[mark] != wanted_tool:
+                continue
+            tallies[0] += 1
+            if not matched[mark]:
+                continue
+            tallies[1] += 1
+            if size[mark] == size[mark] and iou[mark] == iou[mark]:  # neither is NaN
+                tallies[2] += 1
+            for plot in range(2):
+                x, y = (size[mark], iou[mark]) if plot == 0 else (dx[mark], dy[mark])
+                if bounds[plot, 0] <= x <= bounds[plot, 1] and bounds[plot, 2] <= y <= bounds[plot, 3]:
+                    column = min(int(x * scales[plot, 0] + scales[plot, 1]), columns - 1)
+                    row = min(int(y * scales[plot, 2] + scales[plot, 3]), rows - 1)
+                    counts[plot, row, column] += 1
+                    tallies[3 + plot] += 1
+
+
+@njit(cache=True, nogil=True)
+def _inside_kernel(starts, mask, matched, tool, wanted_tool, xs, ys, box, inside):
+    """Mark each masked subject having a matched mark (of the tool) with x and y inside ``box`` (x0, x1, y0, y1)."""
+    for subject in range(len(mask)):
+        if not mask[subject]:
+            continue
+        for mark in range(starts[subject], starts[subject + 1]):
+            if matched[mark] and (wanted_tool == -1 or tool[mark] == wanted_tool) \
+                    and box[0] <= xs[mark] <= box[1] and box[2] <= ys[mark] <= box[3]:
+                inside[subject] = True
+                break

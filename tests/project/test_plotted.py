@@ -1,0 +1,95 @@
+"""The agreement plots' flat per-mark columns (`project.plotted`): binned for any subjects and tool exactly as
+datashader bins the same marks, counted and box-selected as pandas does, whatever the blocks they are read in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from project import load_project
+from project import plotted as plotted_module
+from project.plotted import PLOTS, PlottedMarks, write_plotted_columns
+from project.stored import DENSITY_SHAPE, StoredProject, write_export_store, write_project_store
+from tests.zoolens.test_demo import demo_files  # noqa: F401  (fixture: the demo files)
+from zoolens import demo
+
+datashader = pytest.importorskip("datashader")
+
+
+def _demo(files, tmp_path):
+    in_memory = load_project([files.classifications, files.subjects, files.workflows], **demo.PROJECT_OPTIONS)
+    return in_memory, StoredProject(write_project_store(in_memory, tmp_path / "store", part_rows=300))
+
+
+def assert_view_as_pandas_and_datashader(plotted: PlottedMarks, marks, subject_ids, tool=None) -> None:
+    """The view of ``subject_ids`` (and ``tool``) equals pandas' counts and datashader's grids of the same marks."""
+    shown = marks[marks.subject_id.isin(subject_ids)]
+    if tool is not None:
+        shown = shown[shown.tool_label == tool]
+    matched = shown[shown.consensus_id >= 0]
+    view = plotted.view(plotted.subject_mask(subject_ids), tool, shape=DENSITY_SHAPE)
+    assert (view.n_marks, view.n_matched, view.n_sized) == (
+        len(shown), len(matched), int((matched["size"].notna() & matched.iou.notna()).sum()))
+    for plot, (x, y) in PLOTS.items():
+        grid = view.grids[plot]
+        if not matched[[x, y]].notna().all(axis=1).any():
+            assert grid is None
+            continue
+        assert grid.x_range == (matched[x].min(), matched[x].max())
+        assert grid.y_range == (matched[y].min(), matched[y].max())
+        canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1], x_range=grid.x_range,
+                                   y_range=grid.y_range)
+        expected = canvas.points(matched, x, y).to_numpy()
+        assert expected.sum() == grid.marks > 0
+        np.testing.assert_array_equal(grid.counts, expected)
+
+
+@pytest.mark.parametrize("block_marks", [plotted_module.BLOCK_MARKS, 7])
+def test_a_view_of_some_subjects_bins_their_marks_as_datashader(demo_files, tmp_path, monkeypatch, block_marks):
+    # Blocks of 7 marks: many blocks, subjects split from the blocks' starts, blocks of no chosen subject skipped.
+    monkeypatch.setattr(plotted_module, "BLOCK_MARKS", block_marks)
+    in_memory, stored = _demo(demo_files, tmp_path)
+    assert stored.plotted is not None and stored.plotted.n_marks == len(in_memory.marks)
+    marks = in_memory.marks
+    ids = in_memory.subject_stats.subject_id.to_numpy()
+    rng = np.random.default_rng(5)
+    for subject_ids in (ids, rng.choice(ids, len(ids) // 3, replace=False), ids[::7], ids[-2:]):
+        assert_view_as_pandas_and_datashader(stored.plotted, marks, subject_ids)
+    tool = marks.tool_label.mode()[0]
+    assert_view_as_pandas_and_datashader(stored.plotted, marks, ids[::2], tool)
+    # A tool no mark has, and no subject: nothing counted, nothing to plot.
+    for mask, tool in ((stored.plotted.subject_mask(ids), "no such tool"), (stored.plotted.subject_mask([]), None)):
+        view = stored.plotted.view(mask, tool)
+        assert (view.n_marks, view.n_matched, view.grids) == (0, 0, dict.fromkeys(PLOTS))
+
+
+def test_the_subjects_in_a_box_are_those_pandas_finds(demo_files, tmp_path, monkeypatch):
+    monkeypatch.setattr(plotted_module, "BLOCK_MARKS", 11)
+    in_memory, stored = _demo(demo_files, tmp_path)
+    marks = in_memory.marks[in_memory.marks.consensus_id >= 0]
+    ids = in_memory.subject_stats.subject_id.to_numpy()[1::2]
+    shown = marks[marks.subject_id.isin(ids)]
+    for plot, (x, y) in PLOTS.items():
+        low, high = shown[x].quantile([0.4, 0.6]), shown[y].quantile([0.3, 0.7])
+        bounds = (low.iloc[1], high.iloc[1], low.iloc[0], high.iloc[0])  # x0 > x1, y0 > y1: any corner first
+        found = stored.plotted.subjects_in(plot, bounds, stored.plotted.subject_mask(ids))
+        inside = shown[shown[x].between(low.iloc[0], low.iloc[1]) & shown[y].between(high.iloc[0], high.iloc[1])]
+        assert len(found) and found.tolist() == sorted(inside.subject_id.unique())
+
+
+def test_a_real_projects_columns_written_part_by_part(data_dir, tmp_path):
+    # Penguin Watch, points in small parts: no size or IoU (no size-IoU grid), offsets from the point consensus.
+    path = data_dir / "penguin_watch/penguin-watch-classifications-trim.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    in_memory = load_project([path], method="point", workflow_id=6465)
+    stored = StoredProject(write_export_store(path, tmp_path / "store", method="point", part_rows=50, workflow_id=6465))
+    assert len(stored.store.parts("marks")) > 2
+    ids = in_memory.subject_stats.subject_id.to_numpy()
+    whole = stored.plotted.view(stored.plotted.subject_mask())
+    assert whole.grids["iou_size"] is None and whole.grids["offsets"].marks > 100
+    for subject_ids in (ids, ids[::3]):
+        assert_view_as_pandas_and_datashader(stored.plotted, in_memory.marks, subject_ids)
+    # Written again from the store alone: the same columns.
+    again = write_plotted_columns(stored.store.folder)
+    assert again.n_marks == stored.plotted.n_marks and np.array_equal(again.starts, stored.plotted.starts)
