@@ -26,7 +26,7 @@ from panel.viewable import Viewer
 from project import Project
 from project.reviews import ReviewStore
 from project.roles import ROLES, UNVERIFIED, Reviewer
-from project.selection import ANY, Selection
+from project.selection import AGAINST_CONSENSUS, ANY, Selection
 from project.stored import no_rows, rows_of_subjects
 
 from .one_patch import held
@@ -200,9 +200,23 @@ class DataStore(Selection, Viewer):
         """Ids of the subjects passing this session's filters, as last computed."""
         return self.subjects.subject_id.to_numpy(dtype=np.int64)
 
-    @param.depends("review_status", "review_statuses", watch=True)
+    @param.depends("review_status", watch=True)
     def _review_filter_changed(self):
         self._update_subjects()
+
+    @param.depends("review_statuses", watch=True)
+    def _review_statuses_changed(self):
+        # Which subjects pass, and their machine numbers against the reviewed catalogue, follow the decisions.
+        against_decisions = self.project.machine is not None and self.machine_against != AGAINST_CONSENSUS
+        if self.review_status != ANY or self.mine or against_decisions:
+            self._update_subjects()
+            return
+        # Without a status filter the same subjects pass and only their status column can change; most new
+        # decisions (read by every open session) touch none of this session's subjects. Filtering again for
+        # each session after each decision was most of the server's CPU with 30 reviewers (py-spy).
+        statuses = self.review_status_of(self.subjects.subject_id)
+        if not np.array_equal(statuses.to_numpy(), self.subjects.review_status.to_numpy()):
+            self.subjects = self.subjects.assign(review_status=statuses.array)
 
     # -- review decisions ------------------------------------------------------------------
 

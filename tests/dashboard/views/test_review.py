@@ -270,6 +270,29 @@ def test_other_sessions_see_decisions_on_refresh(explorer, review_store, tiny_pr
     assert other.refresh_reviews() is False  # nothing new
 
 
+def test_another_sessions_decision_updates_the_status_column_without_filtering_again(explorer, review_store,
+                                                                                     tiny_project, monkeypatch):
+    other = DataStore(project=tiny_project, reviews=review_store, subject=1)
+    unreviewed_only = DataStore(project=tiny_project, reviews=review_store, subject=1, review_status="unreviewed")
+    order = other.subjects.subject_id.tolist()
+    filtered, passing_filters = [], DataStore.passing_filters
+
+    def counted(self, *args, **kwargs):
+        filtered.append(self)
+        return passing_filters(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataStore, "passing_filters", counted)
+    explorer.data_store.reviewer = "ann"
+    explorer.review.reject(10)
+    assert other.refresh_reviews() and unreviewed_only.refresh_reviews()
+    # No status filter: the same subjects in the same order, subject 1 now "mixed", no filtering again.
+    assert other.subjects.subject_id.tolist() == order
+    assert dict(zip(other.subjects.subject_id, other.subjects.review_status)) == {
+        subject: ("mixed" if subject == 1 else "unreviewed") for subject in order}
+    # A status filter keeps subjects by their status: filtered again, subject 1 gone.
+    assert filtered == [unreviewed_only] and 1 not in unreviewed_only.subjects.subject_id.tolist()
+
+
 def test_names_are_escaped_in_the_heading(explorer):
     explorer.data_store.reviewer = "<img src=x onerror=alert(1)>"
     heading = explorer.review._heading()
