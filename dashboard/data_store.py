@@ -389,7 +389,8 @@ class DataStore(Selection, Viewer):
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
             filters, *metadata_sliders, *self._machine_widgets(), *self._review_widgets(),
-            pn.panel(self._counts, sizing_mode="stretch_width"),
+            # Its text changes in place: a new pane per decision made anywhere had Bokeh walk every open page.
+            pn.param.ParamMethod(self._counts, inplace=True, sizing_mode="stretch_width"),
             pn.panel(self._image_problems, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -110,6 +112,9 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     assert history[["subject_id", "consensus_id", "action", "reviewer"]].values.tolist() == [
         [1, 10, "accept", REVIEWER], [1, 11, "reject", REVIEWER]]
     assert page.get_by_text(REVIEWER, exact=True).count() >= 2  # the box table and the history, as text
+    # The sidebar's progress follows the decisions (its text is changed in place).
+    expect(page.locator("p", has_text=" reviewed (")).to_have_text(
+        re.compile(rf"\b1 of 3 reviewed \({re.escape(REVIEWER)} 1\)"), timeout=15_000)
     page.wait_for_timeout(1500)  # let the redrawn cutout land before the picture
     page.screenshot(path=str(artefacts / "review.png"))
 
