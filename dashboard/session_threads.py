@@ -113,9 +113,12 @@ class SessionExecutor(Executor):
             future, fn, args, kwargs = self._queues[session].popleft()
         if _destroyed(session):
             # Bokeh destroyed the session while this waited (a periodic refresh queued as it closed): its
-            # document has no models left to change.
-            future.cancel()
-        if future.set_running_or_notify_cancel():
+            # document has no models left to change, so the task is skipped. Finished with no result rather
+            # than cancelled: Panel's done-callback asks the future for its exception, which for a cancelled
+            # one raises, and logged a CancelledError traceback per skipped task.
+            if future.set_running_or_notify_cancel():
+                future.set_result(None)
+        elif future.set_running_or_notify_cancel():
             try:
                 result = fn(*args, **kwargs)
             except BaseException as error:  # handed to whoever waits on the future, as a pool does

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import re
 import threading
@@ -11,6 +10,7 @@ import time
 
 import pytest
 from bokeh.document import Document
+from panel.io.state import state as panel_state
 
 from dashboard.session_threads import SessionExecutor, session_of
 from dashboard.views.review import ReviewPanel
@@ -170,8 +170,9 @@ def test_the_cutout_redrawn_on_a_worker_thread_reaches_the_page_in_order(tiny_pr
     assert re.findall(r"Subject (\d+)", next(patch for patch in reversed(client.patches) if "Subject " in patch))[-1] == "3"
 
 
-def test_a_task_of_a_session_destroyed_while_it_waited_is_cancelled():
-    """A periodic refresh queued as its session closed finds the document destroyed: it does not run."""
+def test_a_task_of_a_session_destroyed_while_it_waited_is_skipped(caplog):
+    """A periodic refresh queued as its session closed finds the document destroyed: it does not run, and its
+    future ends without an error (Panel's done-callback logged a traceback for a cancelled one)."""
     pool, session, ran = SessionExecutor(1), Document(), []
     released = threading.Event()
     first = pool.submit(lambda document: released.wait(10), session)
@@ -181,11 +182,12 @@ def test_a_task_of_a_session_destroyed_while_it_waited_is_cancelled():
 
     session.on_change(server_session)
     session.destroy(server_session)  # as Bokeh does when it discards a closed session
+    waiting.add_done_callback(panel_state._handle_future_exception)  # as Panel adds to the futures it submits
     released.set()
     assert first.result(timeout=10) is True
-    with pytest.raises(concurrent.futures.CancelledError):
-        waiting.result(timeout=10)
-    assert ran == [] and pool.submit(lambda document: "next", Document()).result(timeout=10) == "next"
+    assert waiting.result(timeout=10) is None and not waiting.cancelled()
+    assert ran == [] and not [record for record in caplog.records if record.levelname == "ERROR"]
+    assert pool.submit(lambda document: "next", Document()).result(timeout=10) == "next"
     pool.shutdown()
 
 
