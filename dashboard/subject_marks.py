@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 
 from project import Project
 # Kinds drawn as an open path through their vertices; the thumbnails draw them so too.
+from project.recent import RecentlyUsed
 from project.tool_kinds import OPEN_KINDS
 
 #: Mark kinds drawn as markers at their position (they have no extent).
@@ -142,8 +142,7 @@ class ProjectMarks:
 
     def __init__(self, project: Project):
         self._project = weakref.ref(project)
-        self._lock = threading.Lock()
-        self._recent: OrderedDict[int, SubjectMarks] = OrderedDict()
+        self._recent: RecentlyUsed[SubjectMarks] = RecentlyUsed(RECENT_SUBJECTS)
         self._all = None
         if isinstance(project.marks, pd.DataFrame):
             marks = project.marks
@@ -170,18 +169,12 @@ class ProjectMarks:
         subject_id = int(subject_id)
         if subject_id < 0:  # no subject: no marks, nothing read
             return NO_MARKS
-        with self._lock:
-            if subject_id in self._recent:
-                self._recent.move_to_end(subject_id)
-                return self._recent[subject_id]
+        return self._recent.get(subject_id, lambda: self._made(subject_id))
+
+    def _made(self, subject_id: int) -> SubjectMarks:
         project = self._project()
         marks = project.marks_of(subject_id)
-        made = mark_arrays(marks, project.vertices_of(marks.mark_id))
-        with self._lock:
-            self._recent[subject_id] = made
-            while len(self._recent) > RECENT_SUBJECTS:
-                self._recent.popitem(last=False)
-        return made
+        return mark_arrays(marks, project.vertices_of(marks.mark_id))
 
 
 _PROJECTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

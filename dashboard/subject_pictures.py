@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 import numpy as np
 
 from project import Project
+from project.recent import RecentlyUsed
 
 #: Pictures kept per project, most recent first (as many as the project keeps decoded images).
 RECENT_PICTURES = 256
 
-#: Project -> (lock, picture key -> words), most recently used last.
+#: Project -> its pictures by key.
 _PICTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _PICTURES_LOCK = threading.Lock()
 
@@ -32,18 +32,10 @@ def shared_picture(project: Project, key: Hashable, make: Callable[[], np.ndarra
     """The picture ``key`` of ``project`` (a subject and how it is shown), made by ``make()`` the first time any
     session asks; read-only, the same array for every session until it drops out of the `RECENT_PICTURES`."""
     with _PICTURES_LOCK:
-        lock, pictures = _PICTURES.setdefault(project, (threading.Lock(), OrderedDict()))
-    with lock:
-        words = pictures.get(key)
-        if words is not None:
-            pictures.move_to_end(key)
-            return words
-    # Made outside the lock: another session's picture need not wait for this one (two sessions making the same
-    # picture at once each make it; one is kept).
-    words = make()
+        pictures = _PICTURES.setdefault(project, RecentlyUsed(RECENT_PICTURES))
+    return pictures.get(key, lambda: _read_only(make()))
+
+
+def _read_only(words: np.ndarray) -> np.ndarray:
     words.flags.writeable = False
-    with lock:
-        words = pictures.setdefault(key, words)
-        while len(pictures) > RECENT_PICTURES:
-            pictures.popitem(last=False)
     return words

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +42,7 @@ from data_loaders.schema import TABLES, empty_table
 
 from .core import Project, _SubjectIndex, volunteer_table
 from .plotted import PLOTS, PlottedMarks, write_plotted_columns
+from .recent import RecentlyUsed
 from .store import PART_ROWS, ProjectStore, StoreWriter, export_parts
 
 #: File in a store folder saying how the project was made; present once the store is complete.
@@ -468,8 +467,7 @@ class StoredProject(Project):
         self._subject_row = pd.Series(np.arange(len(self.subjects)), index=self.subjects.subject_id.to_numpy())
         self._has_vertices = bool(self.store.index["mark_vertices_rows"].any())
         #: Subject id -> its marks and vertex rows, for the subjects read last (sessions share them).
-        self._recent: OrderedDict[int, tuple[pd.DataFrame, pd.DataFrame | None]] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self._recent: RecentlyUsed[tuple[pd.DataFrame, pd.DataFrame | None]] = RecentlyUsed(RECENT_SUBJECTS)
         self._with_tool: dict[str, np.ndarray] = {}
         #: The agreement plots' flat per-mark columns (`project.plotted`); None for a store written without them.
         self.plotted = PlottedMarks.of_store(folder)
@@ -528,25 +526,16 @@ class StoredProject(Project):
     def _read_subject(self, subject_id: int) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """A subject's marks and (when the store has any) vertices, read once for the views that ask in turn."""
         subject_id = int(subject_id)
-        with self._recent_lock:
-            if subject_id in self._recent:
-                self._recent.move_to_end(subject_id)
-                return self._recent[subject_id]
-        read = (self.store.of_subject("marks", subject_id),
-                self.store.of_subject("mark_vertices", subject_id).drop(columns=["subject_id"])
-                if self._has_vertices else None)
-        with self._recent_lock:
-            self._recent[subject_id] = read
-            while len(self._recent) > RECENT_SUBJECTS:
-                self._recent.popitem(last=False)
-        return read
+        return self._recent.get(subject_id, lambda: (
+            self.store.of_subject("marks", subject_id),
+            self.store.of_subject("mark_vertices", subject_id).drop(columns=["subject_id"])
+            if self._has_vertices else None))
 
     def vertices_of(self, mark_ids) -> pd.DataFrame:
         wanted = np.unique(np.asarray(mark_ids, dtype=np.int64))
         if not self._has_vertices or not len(wanted):
             return no_rows(self.mark_vertices)
-        with self._recent_lock:
-            recent = list(self._recent.values())
+        recent = self._recent.values()
         read = np.concatenate([marks.mark_id.to_numpy(dtype=np.int64) for marks, _ in recent]) if recent else wanted[:0]
         if np.isin(wanted, read).all():
             found = pd.concat([vertices for _, vertices in recent], ignore_index=True)

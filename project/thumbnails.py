@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ import numpy as np
 from consensus.geometry import corners
 from data_loaders.cache import cache_dir
 
+from .recent import RecentlyUsed
 from .tool_kinds import OPEN_KINDS
 
 #: Colours of consensus boxes, cycled by the box's place in its subject (as the cutout does).
@@ -61,16 +61,14 @@ class Thumbnails:
         self.project = project
         self.size = int(size)
         self.folder = Path(folder) if folder is not None else cache_dir() / "thumbnails"
-        self._memory: OrderedDict[int, bytes] = OrderedDict()
-        self._lock = threading.Lock()
+        self._memory: RecentlyUsed[bytes] = RecentlyUsed(MEMORY_ITEMS)
 
     def png(self, subject_id: int) -> bytes:
         """The subject's thumbnail as PNG bytes."""
         subject_id = int(subject_id)
-        with self._lock:
-            if subject_id in self._memory:
-                self._memory.move_to_end(subject_id)
-                return self._memory[subject_id]
+        return self._memory.get(subject_id, lambda: self._read_or_render(subject_id))
+
+    def _read_or_render(self, subject_id: int) -> bytes:
         path = self.path(subject_id)
         if path.is_file():
             content = path.read_bytes()
@@ -80,10 +78,6 @@ class Thumbnails:
             staging = path.with_suffix(f".{threading.get_ident()}.tmp")
             staging.write_bytes(content)
             staging.replace(path)  # whole or not at all, whichever session wrote it
-        with self._lock:
-            self._memory[subject_id] = content
-            while len(self._memory) > MEMORY_ITEMS:
-                self._memory.popitem(last=False)
         return content
 
     def path(self, subject_id: int) -> Path:
