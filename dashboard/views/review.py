@@ -55,7 +55,7 @@ class ReviewPanel(View):
     def __init__(self, **params):
         super().__init__(**params)
         self._boxes = BoxTable(
-            value=_box_rows(self.boxes()), titles=BOX_COLUMNS, number_columns=["x", "y", "width", "height", "n_votes"],
+            value=self.boxes(), titles=BOX_COLUMNS, number_columns=["x", "y", "width", "height", "n_votes"],
             whole_columns=["consensus_id"], height=BOX_TABLE_HEIGHT, sizing_mode="stretch_width",
         )
         # Made when first shown (`history_table`): it sits in a folded card most reviewers never open,
@@ -253,12 +253,12 @@ class ReviewPanel(View):
 
     def _refresh(self, event=None):
         boxes = self.boxes()
-        rows = _box_rows(boxes)
         # The new rows and the picked one go to the page together (`BoxTable` sends both as one property); the rows
-        # only when they differ (two subjects without boxes, a refresh finding nothing new on this subject).
+        # only when they are new (`reviewed_consensus_of` is the same table until the subject, the vote threshold
+        # or the decisions read change).
         with param.parameterized.batch_call_watchers(self._boxes):
-            if not rows.equals(self._boxes.value):
-                self._boxes.value = rows
+            if boxes is not self._boxes.value:
+                self._boxes.value = boxes
             if self._history is not None and (self._history_card is None or not self._history_card.collapsed):
                 self._history.value = _history_rows(self.history())
             # Keep the picked box highlighted (its row) and its geometry in the inputs.
@@ -383,16 +383,6 @@ def _review_status(statuses: pd.DataFrame, subject_id: int) -> str:
     `DataStore.review_status_of` gives it, without indexing the whole table on every switch."""
     found = statuses["status"].to_numpy(dtype=object)[statuses["subject_id"].to_numpy() == subject_id]
     return "unreviewed" if not len(found) or pd.isna(found[0]) else str(found[0])
-
-
-def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:
-    """The box table's rows: plain dtypes the table widget shows (no pandas NA), made in one step from arrays."""
-    columns = {name: boxes[name].to_numpy() for name in BOX_COLUMNS}
-    columns["n_votes"] = boxes["n_votes"].to_numpy(dtype="float64", na_value=np.nan)
-    columns["reviewer"] = pd.Series(boxes["reviewer"].to_numpy(dtype=object), dtype=object).fillna("").to_numpy()
-    columns["status"] = boxes["status"].to_numpy(dtype=object)
-    return pd.DataFrame({name: pd.Series(values, dtype=object) if name in ("reviewer", "status") else values
-                         for name, values in columns.items()}, index=boxes.index)
 
 
 def _history_rows(history: pd.DataFrame) -> pd.DataFrame:
