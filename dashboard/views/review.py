@@ -85,7 +85,8 @@ class ReviewPanel(View):
         self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
         self.data_store.param.watch(self._box_drawn, "drawn_box")
-        self.data_store.param.watch(self._heading, ["subject", "subject_decisions", "reviewer", "subjects"])
+        self.data_store.param.watch(self._heading, ["subject", "subject_decisions", "reviewer", "subjects",
+                                                    "review_changes"])
         self.param.watch(self._heading, "assignee")
         self._refresh()
         self._heading()
@@ -298,7 +299,7 @@ class ReviewPanel(View):
         """Of the subjects passing the filters, how many are reviewed and how many there are (`DataStore.
         review_progress`), worked out again only when the subjects or the review state changed, not per switch."""
         store = self.data_store
-        key = (store.subjects, store.review_statuses)
+        key = (store.subjects, store.review_changes)  # statuses change in place, with a new review_changes
         if self._progress_memo is None or any(new is not old for new, old in zip(key, self._progress_memo[0])):
             self._progress_memo = (key, store.review_progress()[:2])
         return self._progress_memo[1]
