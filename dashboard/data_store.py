@@ -22,8 +22,6 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from project import Project
-from project.reviews import ReviewStore
 from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import AGAINST_CONSENSUS, ANY, Selection
 from project.stored import no_rows, rows_of_subjects
@@ -32,6 +30,7 @@ from .one_patch import held
 from .review_refresh import ReviewReading, shared_reviews, statuses_of
 from .reviewed_boxes import decided_rows, reviewed_boxes
 from .subject_marks import subject_consensus
+
 
 @contextmanager
 def changes_held(document):
