@@ -406,8 +406,7 @@ class DataStore(Selection, Viewer):
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
             filters, *metadata_sliders, *self._machine_widgets(), *self._review_widgets(),
-            # Its text changes in place: a new pane per decision made anywhere had Bokeh walk every open page.
-            pn.param.ParamMethod(self._counts, inplace=True, sizing_mode="stretch_width"),
+            self._counts_pane(),
             pn.panel(self._image_problems, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )
@@ -489,7 +488,20 @@ class DataStore(Selection, Viewer):
         self.subject = int(ids[candidates[0]])
         return True
 
-    @param.depends("subjects", "review_changes")
+    def _counts_pane(self) -> pn.pane.Markdown:
+        """The sidebar's counts (`_counts`), their text changed in place when the subjects or their decisions
+        change: a new pane per decision made anywhere had Bokeh walk every open page, and Panel's re-run of a
+        method (``ParamMethod``) looks up the pane type for the text each time."""
+        pane = pn.pane.Markdown(self._counts(), sizing_mode="stretch_width")
+
+        def follow(*events):
+            text = self._counts()
+            if text != pane.object:
+                pane.object = text
+
+        self.param.watch(follow, ["subjects", "review_changes"])
+        return pane
+
     def _counts(self) -> str:
         total = len(self.project.subject_stats)
         selected = "" if self.selection is None else " (plot selection active)"

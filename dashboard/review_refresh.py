@@ -41,7 +41,7 @@ class ReviewReading:
 
     #: The newest decision id the reading includes.
     decision: int
-    #: `ReviewStore.box_status` indexed by subject_id and consensus_id.
+    #: `ReviewStore.box_status` indexed by subject_id and consensus_id (`ReviewStore.review_state`).
     box_status: pd.DataFrame
     #: `ReviewStore.subject_status` with the project's consensus.
     subject_status: pd.DataFrame
@@ -60,8 +60,7 @@ class ReviewReading:
     def read(cls, reviews: ReviewStore, project: Project, decision: int) -> ReviewReading:
         """Read the store's review state of ``project``'s consensus, which includes decision ``decision``."""
         source = project.consensus_source
-        boxes = reviews.box_status(source)
-        subjects = reviews.subject_status(source, project.consensus)
+        boxes, subjects = reviews.review_state(source, project.consensus)
         status_by_subject = subjects.set_index("subject_id")["status"]
         pairs = boxes[["subject_id", "reviewer"]].drop_duplicates()
         numbers, names = pd.factorize(pairs["reviewer"].astype(str))

@@ -20,7 +20,8 @@ from project.reviews import GEOMETRY, ReviewStore
 
 
 class Session:
-    """One reviewer's session as the server makes it: the data store, the subjects table in a Bokeh document."""
+    """One reviewer's session as the server makes it: the data store, the subjects table in a Bokeh document,
+    the sidebar's counts."""
 
     def __init__(self, project, reviews, **filters):
         self.store = DataStore(project=project, reviews=reviews, **filters)
@@ -28,6 +29,7 @@ class Session:
         self.model = self.browser.table.get_root(Document())
         self.replaced = []  # the table's rows replaced: Tabulator sends and styles a whole page
         self.browser.table.param.watch(self.replaced.append, "value")
+        self.counts = self.store._counts_pane()
 
     def shown(self) -> dict[int, str]:
         """Subject -> status as the page's data source holds them."""
@@ -44,19 +46,19 @@ def decide(project, reviews, subject_id, action, reviewer, consensus_id):
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts of the work done: store readings, filter passes."""
-    counts = {"box_status": 0, "passing_filters": []}
-    box_status, passing_filters = ReviewStore.box_status, DataStore.passing_filters
+    """Counts of the work done: readings of the store's decisions, filter passes."""
+    counts = {"history": 0, "passing_filters": []}
+    history, passing_filters = ReviewStore.history, DataStore.passing_filters
 
-    def counted_box_status(self, *args, **kwargs):
-        counts["box_status"] += 1
-        return box_status(self, *args, **kwargs)
+    def counted_history(self, *args, **kwargs):
+        counts["history"] += 1
+        return history(self, *args, **kwargs)
 
     def counted_passing_filters(self, *args, **kwargs):
         counts["passing_filters"].append(self)
         return passing_filters(self, *args, **kwargs)
 
-    monkeypatch.setattr(ReviewStore, "box_status", counted_box_status)
+    monkeypatch.setattr(ReviewStore, "history", counted_history)
     monkeypatch.setattr(DataStore, "passing_filters", counted_passing_filters)
     return counts
 
@@ -66,38 +68,38 @@ def test_a_decision_is_read_once_and_patches_only_the_status_cells_in_every_sess
     sessions = [Session(tiny_project, review_store) for _ in range(4)]
     only_subject_1 = Session(tiny_project, review_store, min_volunteers=3)
     unreviewed_only = Session(tiny_project, review_store, review_status="unreviewed")
-    counted["box_status"], counted["passing_filters"][:] = 0, []
+    counted["history"], counted["passing_filters"][:] = 0, []
     decide(tiny_project, review_store, 2, "reject", "ann", 20)
     for session in [*sessions, only_subject_1, unreviewed_only]:
         assert session.store.refresh_reviews() is True
     # One reading of the store for six sessions; filtered again only where a status filter decides which pass.
-    assert counted["box_status"] == 1
+    assert counted["history"] == 1
     assert counted["passing_filters"] == [unreviewed_only.store]
     for session in sessions:
         # The Review cell patched in the page's rows, the table's rows not replaced.
         assert session.replaced == []
         assert session.shown() == {1: "unreviewed", 2: "rejected", 3: "unreviewed"}
-        assert "**1** of 3 reviewed (ann 1)" in session.store._counts()
+        assert "**1** of 3 reviewed (ann 1)" in session.counts.object
     # A session not showing subject 2 does nothing with the decision.
     assert only_subject_1.replaced == [] and only_subject_1.store.review_changes is None
     assert only_subject_1.shown() == {1: "unreviewed"}
-    assert "**0** of 1 reviewed" in only_subject_1.store._counts()
+    assert "**0** of 1 reviewed" in only_subject_1.counts.object
     assert unreviewed_only.shown() == {1: "unreviewed", 3: "unreviewed"}
 
     # A second decision, on subject 1, by another reviewer: again one reading, every session shows it.
     decide(tiny_project, review_store, 1, "accept", "bob", 10)
     for session in [*sessions, only_subject_1, unreviewed_only]:
         assert session.store.refresh_reviews() is True
-    assert counted["box_status"] == 2
+    assert counted["history"] == 2
     for session in sessions:
         assert session.replaced == []
         assert session.shown() == {1: "mixed", 2: "rejected", 3: "unreviewed"}
-        assert "**2** of 3 reviewed (ann 1 · bob 1)" in session.store._counts()
+        assert "**2** of 3 reviewed (ann 1 · bob 1)" in session.counts.object
     assert only_subject_1.replaced == [] and only_subject_1.shown() == {1: "mixed"}
-    assert "**1** of 1 reviewed (bob 1)" in only_subject_1.store._counts()
+    assert "**1** of 1 reviewed (bob 1)" in only_subject_1.counts.object
     assert unreviewed_only.shown() == {3: "unreviewed"}
     assert all(session.store.refresh_reviews() is False for session in sessions)  # nothing new
-    assert counted["box_status"] == 2
+    assert counted["history"] == 2
 
 
 def test_the_current_subjects_views_follow_a_decision_on_it_only(tiny_project, review_store):
