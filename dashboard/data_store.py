@@ -248,10 +248,10 @@ class DataStore(Selection, Viewer):
             self.review_statuses = reading.subject_status
         finally:
             self._changed_subjects = None
-        self.last_decision = reading.decision
         if (self._current_review_row() != before if changed is None
                 else self.subject is not None and bool(np.isin(self.subject, changed))):
             self.subject_decisions += 1
+        self.last_decision = reading.decision  # last: a refresh seeing it finds the outputs changed already
 
     def _current_review_row(self) -> tuple | None:
         """The current subject's row of ``review_statuses`` (counts by status, flag, last decision)."""
@@ -281,8 +281,11 @@ class DataStore(Selection, Viewer):
         if self.reviews is None:
             return False
         latest = shared_reviews(self.reviews, self.project).newest_decision(poll_age)
-        # Compared under the lock: a refresh running on another thread (the periodic one, while the
-        # reviewer's own decision refreshes) has then finished changing the outputs, not just begun.
+        if latest <= self.last_decision:  # most periodic calls: nothing to hold the page for
+            return False
+        # Compared again under the lock: a refresh running on another thread (the periodic one, while the
+        # reviewer's own decision refreshes) has then finished changing the outputs, not just begun (the
+        # outputs change before ``last_decision``).
         with self._session_lock, changes_held(pn.state.curdoc):  # the box states and outputs change together
             if latest <= self.last_decision:
                 return False
