@@ -491,26 +491,28 @@ class DataStore(Selection, Viewer):
         self.subject = int(ids[candidates[0]])
         return True
 
-    def _counts_pane(self) -> pn.pane.Markdown:
+    def _counts_pane(self) -> pn.widgets.StaticText:
         """The sidebar's counts (`_counts`), their text changed in place when the subjects or their decisions
-        change: a new pane per decision made anywhere had Bokeh walk every open page, and Panel's re-run of a
-        method (``ParamMethod``) looks up the pane type for the text each time."""
-        pane = pn.pane.Markdown(self._counts(), sizing_mode="stretch_width")
+        change. A new pane per decision made anywhere had Bokeh walk every open page; a Markdown pane, or
+        Panel's re-run of a method (``ParamMethod``), sends every property of the pane again with its text
+        (a few ms in each open session per decision); this sends the text."""
+        counts = pn.widgets.StaticText(value=self._counts(), sizing_mode="stretch_width")
 
         def follow(*events):
             text = self._counts()
-            if text != pane.object:
-                pane.object = text
+            if text != counts.value:
+                counts.value = text
 
         self.param.watch(follow, ["subjects", "review_changes"])
-        return pane
+        return counts
 
     def _counts(self) -> str:
+        """The counts' HTML: subjects passing the filters, how many reviewed and by whom (names escaped)."""
         total = len(self.project.subject_stats)
         selected = "" if self.selection is None else " (plot selection active)"
-        text = f"**{len(self.subjects):,}** of {total:,} subjects{selected}"
+        text = f"<b>{len(self.subjects):,}</b> of {total:,} subjects{selected}"
         if self.reviews is not None:
             reviewed, count, by_reviewer = self.review_progress()
             people = " · ".join(f"{html.escape(name)} {number:,}" for name, number in by_reviewer.items())
-            text += f"  \n**{reviewed:,}** of {count:,} reviewed" + (f" ({people})" if people else "")
+            text += f"<br><b>{reviewed:,}</b> of {count:,} reviewed" + (f" ({people})" if people else "")
         return text

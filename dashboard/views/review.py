@@ -79,8 +79,10 @@ class ReviewPanel(View):
         self._progress_memo = None
         #: The heading (subject, status, progress, who reviews): its text changes in place, the pane is never
         #: replaced (a new pane made Bokeh walk the page, and Panel's re-run of a method per switch cost more
-        #: than the text).
-        self._heading_pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
+        #: than the text). Static text, not an HTML pane: an HTML pane sends all its properties again with a new
+        #: text (and its first update adds a style sheet, so Bokeh walks the page), in every session that shows
+        #: a subject someone decided on.
+        self._heading_pane = pn.widgets.StaticText(value="", sizing_mode="stretch_width", margin=(0, 10))
         self._boxes.param.watch(self._pick_box, "selection")
         self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
@@ -306,11 +308,11 @@ class ReviewPanel(View):
 
     # -- layout ------------------------------------------------------------------------------
 
-    def _heading(self, *events) -> pn.pane.HTML:
+    def _heading(self, *events) -> pn.widgets.StaticText:
         """The heading's pane, its text brought up to date (`heading_html`)."""
         text = self.heading_html()
-        if text != self._heading_pane.object:
-            self._heading_pane.object = text
+        if text != self._heading_pane.value:
+            self._heading_pane.value = text
         return self._heading_pane
 
     def heading_html(self) -> str:

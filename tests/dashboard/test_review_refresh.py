@@ -79,11 +79,11 @@ def test_a_decision_is_read_once_and_patches_only_the_status_cells_in_every_sess
         # The Review cell patched in the page's rows, the table's rows not replaced.
         assert session.replaced == []
         assert session.shown() == {1: "unreviewed", 2: "rejected", 3: "unreviewed"}
-        assert "**1** of 3 reviewed (ann 1)" in session.counts.object
+        assert "<b>1</b> of 3 reviewed (ann 1)" in session.counts.value
     # A session not showing subject 2 does nothing with the decision.
     assert only_subject_1.replaced == [] and only_subject_1.store.review_changes is None
     assert only_subject_1.shown() == {1: "unreviewed"}
-    assert "**0** of 1 reviewed" in only_subject_1.counts.object
+    assert "<b>0</b> of 1 reviewed" in only_subject_1.counts.value
     assert unreviewed_only.shown() == {1: "unreviewed", 3: "unreviewed"}
 
     # A second decision, on subject 1, by another reviewer: again one reading, every session shows it.
@@ -94,9 +94,9 @@ def test_a_decision_is_read_once_and_patches_only_the_status_cells_in_every_sess
     for session in sessions:
         assert session.replaced == []
         assert session.shown() == {1: "mixed", 2: "rejected", 3: "unreviewed"}
-        assert "**2** of 3 reviewed (ann 1 · bob 1)" in session.counts.object
+        assert "<b>2</b> of 3 reviewed (ann 1 · bob 1)" in session.counts.value
     assert only_subject_1.replaced == [] and only_subject_1.shown() == {1: "mixed"}
-    assert "**1** of 1 reviewed (bob 1)" in only_subject_1.counts.object
+    assert "<b>1</b> of 1 reviewed (bob 1)" in only_subject_1.counts.value
     assert unreviewed_only.shown() == {3: "unreviewed"}
     assert all(session.store.refresh_reviews() is False for session in sessions)  # nothing new
     assert counted["history"] == 2
