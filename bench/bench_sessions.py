@@ -31,7 +31,7 @@ holding its own sessions; decisions go through one review store, which must then
 ``--postgres`` starts a PostgreSQL on loopback for the run (as ``tests/postgres_server.py`` does for the
 tests). Memory and CPU are then the sums over the server's processes (forked pages shared by them are counted
 in each). ``--py-spy FILE`` records the server's processes with py-spy (``--nonblocking``) for the whole
-run, as raw stacks.
+run, as raw stacks. ``--against COMMIT`` runs the same load test on an older tree first (side by side).
 """
 
 from __future__ import annotations
@@ -339,21 +339,25 @@ async def drive(url: str, sessions: int, seconds: float, think: float, pid: int,
     return clients
 
 
-def run_one(spec: str, args, postgres=None) -> dict:
-    """One server run: ``spec`` is the worker threads, ``+malloc`` after it for ``PYTHONMALLOC=malloc``; the
-    decisions go to a new database on ``postgres`` (`tests.postgres_server.PostgresServer`) when given."""
+def run_one(spec: str, args, postgres=None, tree: Path = ROOT, name: str = "") -> dict:
+    """One server run of source ``tree`` (called ``name`` in the report): ``spec`` is the worker threads,
+    ``+malloc`` after it for ``PYTHONMALLOC=malloc``; the decisions go to a new database on ``postgres``
+    (`tests.postgres_server.PostgresServer`) when given."""
     threads, malloc = int(spec.partition("+")[0]), spec.endswith("+malloc")
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="zoolens-bench-sessions-"))
     log = folder / "server.log"
     reviews = postgres.url(database(postgres)) if postgres is not None else folder / "reviews.sqlite"
-    server = start_server(port, threads, reviews, args.subjects, log, malloc=malloc, num_procs=args.num_procs)
+    server = start_server(port, threads, reviews, args.subjects, log, tree=tree, malloc=malloc,
+                          num_procs=args.num_procs)
     load_before = os.getloadavg()
     spy = None
     if args.py_spy:
         spy = subprocess.Popen([shutil.which("py-spy"), "record",
                                 "--pid", str(server.pid), "--subprocesses", "--nonblocking", "--format", "raw",
-                                "--output", str(args.py_spy), "--duration", f"{args.minutes * 60 + 60:.0f}"],
+                                "--output", str(args.py_spy.with_name(
+                                    f"{args.py_spy.stem}{'-' + name.strip('`') if name else ''}{args.py_spy.suffix}")),
+                                "--duration", f"{args.minutes * 60 + 60:.0f}"],
                                stdout=subprocess.DEVNULL, stderr=(folder / "py-spy.log").open("w"))
     try:
         samples: list = []
@@ -377,7 +381,8 @@ def run_one(spec: str, args, postgres=None) -> dict:
         stop_server(server)
     times = {action: [t for client in clients for t in client.times[action]] for action in ACTIONS}
     errors = [error for client in clients for error in client.errors]
-    return {"threads": threads, "label": (f"{threads} worker threads" if threads else "no threads (event loop)")
+    return {"threads": threads, "label": (f"{name}: " if name else "")
+            + (f"{threads} worker threads" if threads else "no threads (event loop)")
             + (", PYTHONMALLOC=malloc" if malloc else "")
             + (f", {args.num_procs} processes" if args.num_procs > 1 else "")
             + (", PostgreSQL store" if args.postgres else ""), "load": (load_before, os.getloadavg()), "times": times, "errors": errors, "samples": samples, "idle_rss": idle_rss,
@@ -420,6 +425,7 @@ def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str
         f"{args.sessions} --minutes {args.minutes:g} --think {args.think:g}"
         + (f" --subjects {args.subjects}" if args.subjects else "") + f" --threads {' '.join(map(str, args.threads))}"
         + (f" --num-procs {args.num_procs}" if args.num_procs > 1 else "") + (" --postgres" if args.postgres else "")
+        + "".join(f" --against {commit}" for commit in args.against)
         + "`.",
         f"Served: {project}; {args.sessions} sessions opened over the first "
         f"{min(60.0, args.minutes * 12):.0f} s, each then acting every {args.think:g} s on average "
@@ -484,6 +490,9 @@ def main() -> None:
                         help="server processes (zoolens demo --num-procs; default 1); more than one needs --postgres")
     parser.add_argument("--postgres", action="store_true",
                         help="keep the decisions in a PostgreSQL started on loopback for the run, not in SQLite")
+    parser.add_argument("--against", nargs="+", default=[], metavar="COMMIT",
+                        help="run the load test on the tree at each COMMIT too (git archive), before this tree's, "
+                             "with the same settings, for a side-by-side result")
     parser.add_argument("--py-spy", type=Path, default=None,
                         help="record the server's processes with py-spy into this file (raw stacks)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown result goes")
@@ -506,7 +515,9 @@ def main() -> None:
         parser.error("--num-procs above 1 needs --postgres: the processes share one review store")
     load_before = os.getloadavg()
     with (running_postgres() if args.postgres else contextlib.nullcontext()) as postgres:
-        runs = [run_one(threads, args, postgres) for threads in args.threads]
+        trees = [(tree_at(commit), f"`{commit}`") for commit in args.against]
+        trees.append((ROOT, "this tree" if args.against else ""))
+        runs = [run_one(threads, args, postgres, tree, name) for tree, name in trees for threads in args.threads]
     text = report(runs, args, load_before, os.getloadavg())
     with args.output.open("a") as results:
         results.write("\n" + text)
