@@ -120,6 +120,7 @@ class DataStore(Selection, Viewer):
         #: Subjects whose review state changed in the reading being applied (None: not known, take it whole).
         self._changed_subjects: np.ndarray | None = None
         self._reviewed_memo = None
+        self._progress_memo = None
         with param.discard_events(self):
             self._read_reviews()
         self._update_subjects()
@@ -471,12 +472,18 @@ class DataStore(Selection, Viewer):
     def review_progress(self) -> tuple[int, int, dict[str, int]]:
         """Of the subjects passing the filters: how many are reviewed, how many there are, and per
         reviewer the subjects whose last decision in effect is theirs."""
-        reviewed = int((self.subjects.review_status != "unreviewed").sum())
-        by_reviewer: dict[str, int] = {}
-        if self._reading is not None:
-            every = len(self.subjects) == len(self.project.subject_stats)
-            by_reviewer = self._reading.reviewers_of(None if every else self.subjects.subject_id)
-        return reviewed, len(self.subjects), by_reviewer
+        # Asked by the sidebar's counts and the review heading after the same change: worked out once. The
+        # statuses change in place, each time with a new ``review_changes``.
+        key = (self.subjects, self.review_changes, self._reading)
+        memo = self._progress_memo
+        if memo is None or any(new is not old for new, old in zip(key, memo[0])):
+            reviewed = int((self.subjects.review_status != "unreviewed").sum())
+            by_reviewer: dict[str, int] = {}
+            if self._reading is not None:
+                every = len(self.subjects) == len(self.project.subject_stats)
+                by_reviewer = self._reading.reviewers_of(None if every else self.subjects.subject_id)
+            memo = self._progress_memo = (key, (reviewed, len(self.subjects), by_reviewer))
+        return memo[1]
 
     def next_unreviewed(self) -> bool:
         """Move to the next unreviewed subject after the current one (wrapping); whether there was one."""

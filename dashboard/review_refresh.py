@@ -97,11 +97,24 @@ def changed_subjects(before: ReviewReading, after: ReviewReading) -> np.ndarray:
     Any decision on a subject changes its row of `ReviewStore.subject_status` (its last reviewer
     and time); its box rows are compared too, so a change that kept both is still found.
     """
-    changed = []
-    for table in (lambda reading: reading.subject_status, lambda reading: reading.box_status.reset_index()):
-        both = pd.concat([table(before), table(after)], ignore_index=True)
-        changed.append(both.loc[~both.duplicated(keep=False), "subject_id"].to_numpy(np.int64))
-    return np.unique(np.concatenate(changed))
+    return np.unique(np.concatenate([_differing_subjects(before.subject_status, after.subject_status),
+                                     _differing_subjects(before.box_status.reset_index(),
+                                                         after.box_status.reset_index())]))
+
+
+def _differing_subjects(before: pd.DataFrame, after: pd.DataFrame) -> np.ndarray:
+    """Subject ids of the rows in one table and not the other (rows compared whole)."""
+    if before["subject_id"].equals(after["subject_id"]) and before.columns.equals(after.columns):
+        # The same rows (a subject status table with every subject of the consensus: a new decision
+        # adds no row): compared column by column, without hashing every row of both.
+        differ = np.zeros(len(after), dtype=bool)
+        for column in after.columns:
+            old, new = before[column], after[column]
+            same = (old == new).fillna(False).to_numpy(dtype=bool) | (old.isna() & new.isna()).to_numpy(dtype=bool)
+            differ |= ~same
+        return after["subject_id"].to_numpy(np.int64)[differ]
+    both = pd.concat([before, after], ignore_index=True)
+    return both.loc[~both.duplicated(keep=False), "subject_id"].to_numpy(np.int64)
 
 
 class SharedReviews:
@@ -163,8 +176,8 @@ class SharedReviews:
                 return None  # a gap: not a reading of this chain
             changed.append(subjects)
             at = start
-            if at == decision:
-                return np.unique(np.concatenate(changed))
+            if at == decision:  # most often one step: its ids are sorted and unique already
+                return changed[0] if len(changed) == 1 else np.unique(np.concatenate(changed))
         return None
 
 

@@ -134,3 +134,18 @@ def test_a_session_further_behind_than_the_kept_changes_takes_the_whole_state(ti
     assert asleep.store.refresh_reviews()
     assert asleep.shown() == active.shown() == {1: "mixed", 2: "rejected", 3: "unreviewed"}
     assert asleep.store.review_progress() == active.store.review_progress() == (2, 3, {"ann": 2})
+
+
+def test_the_subjects_changed_between_readings(tiny_project, review_store):
+    shared = shared_reviews(review_store, tiny_project)
+    readings = [shared.reading(0)]
+    # A first decision on a box adds its row; a second changes that row only; then another subject.
+    for subject, action, box in ((2, "reject", 20), (2, "accept", 20), (1, "accept", 10)):
+        decide(tiny_project, review_store, subject, action, "ann", box)
+        readings.append(shared.reading(review_store.last_decision_id()))
+    assert [shared.changed_since(before.decision, after).tolist()
+            for before, after in zip(readings, readings[1:])] == [[2], [2], [1]]
+    assert shared.changed_since(readings[0].decision, readings[-1]).tolist() == [1, 2]
+    assert shared.changed_since(readings[-1].decision, readings[-1]).tolist() == []
+    assert shared.changed_since(99, readings[-1]) is None  # not a reading of this process
+    assert shared.reads == 4
