@@ -94,10 +94,11 @@ def main() -> None:
     parser.add_argument("--against", nargs="*", default=[], metavar="COMMIT", help="older trees to compare")
     args = parser.parse_args()
     load = os.getloadavg()
-    runs = {"this tree": refreshes(ROOT, args.sessions, args.decisions)}
-    runs.update({f"`{commit}`": refreshes(tree_at(commit), args.sessions, args.decisions) for commit in args.against})
+    # The commit measured: taken before the runs, during which the worktree may move on.
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip()
+    runs = {"this tree": refreshes(ROOT, args.sessions, args.decisions)}
+    runs.update({f"`{commit}`": refreshes(tree_at(commit), args.sessions, args.decisions) for commit in args.against})
     ms = lambda values, q: f"{np.percentile(values, q) * 1000:,.1f}"  # noqa: E731
     lines = [
         f"### Server CPU for every open session to show another session's decision ({commit})",

@@ -417,7 +417,7 @@ def milliseconds(values: list[float], q: float) -> str:
 
 def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str:
     project = "the built-in demo (60 subjects)" if args.subjects is None else f"a simulated project of {args.subjects:,} subjects"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = args.commit
     lines = [
         f"## The load test at {commit} ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
@@ -513,6 +513,9 @@ def main() -> None:
                      "/tmp/pyspy/bin/pip install py-spy; PATH=/tmp/pyspy/bin:$PATH)")
     if args.num_procs > 1 and not args.postgres:
         parser.error("--num-procs above 1 needs --postgres: the processes share one review store")
+    # The commit measured: taken before the runs, during which the worktree may move on.
+    args.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                 text=True, check=False).stdout.strip()
     load_before = os.getloadavg()
     with (running_postgres() if args.postgres else contextlib.nullcontext()) as postgres:
         trees = [(tree_at(commit), f"`{commit}`") for commit in args.against]
