@@ -130,7 +130,8 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
         # check, a link preview, a load test's poll), Panel retries starting a periodic callback on every tick
         # of the server's loop until the session expires, a busy loop taking CPU from every other session.
         pn.state.onload(lambda: pn.state.add_periodic_callback(
-            lambda: template.explorer.data_store.refresh_reviews(), period=review_refresh_ms))
+            lambda: template.explorer.data_store.refresh_reviews(poll_age=review_refresh_ms / 3000),
+            period=review_refresh_ms))
     return template
 
 

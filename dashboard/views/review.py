@@ -67,8 +67,10 @@ class ReviewPanel(View):
         self._progress_memo = None
         #: The heading (subject, status, progress, who reviews): its text changes in place, the pane is never
         #: replaced (a new pane made Bokeh walk the page, and Panel's re-run of a method per switch cost more
-        #: than the text).
-        self._heading_pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
+        #: than the text). Static text, not an HTML pane: an HTML pane sends all its properties again with a new
+        #: text (and its first update adds a style sheet, so Bokeh walks the page), in every session that shows
+        #: a subject someone decided on.
+        self._heading_pane = pn.widgets.StaticText(value="", sizing_mode="stretch_width", margin=(0, 10))
         #: The typed geometry's inputs, following x, y, width and height both ways.
         self._geometry_inputs = GeometryInputs(margin=(5, 10),
                                                descriptions={name: self.param[name].doc for name in FIELDS})
@@ -79,7 +81,8 @@ class ReviewPanel(View):
         self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
         self.data_store.param.watch(self._box_drawn, "drawn_box")
-        self.data_store.param.watch(self._heading, ["subject", "subject_decisions", "reviewer", "subjects"])
+        self.data_store.param.watch(self._heading, ["subject", "subject_decisions", "reviewer", "subjects",
+                                                    "review_changes"])
         self.param.watch(self._heading, "assignee")
         self._refresh()
         self._heading()
@@ -293,18 +296,18 @@ class ReviewPanel(View):
         """Of the subjects passing the filters, how many are reviewed and how many there are (`DataStore.
         review_progress`), worked out again only when the subjects or the review state changed, not per switch."""
         store = self.data_store
-        key = (store.subjects, store.review_statuses)
+        key = (store.subjects, store.review_changes)  # statuses change in place, with a new review_changes
         if self._progress_memo is None or any(new is not old for new, old in zip(key, self._progress_memo[0])):
             self._progress_memo = (key, store.review_progress()[:2])
         return self._progress_memo[1]
 
     # -- layout ------------------------------------------------------------------------------
 
-    def _heading(self, *events) -> pn.pane.HTML:
+    def _heading(self, *events) -> pn.widgets.StaticText:
         """The heading's pane, its text brought up to date (`heading_html`)."""
         text = self.heading_html()
-        if text != self._heading_pane.object:
-            self._heading_pane.object = text
+        if text != self._heading_pane.value:
+            self._heading_pane.value = text
         return self._heading_pane
 
     def heading_html(self) -> str:
