@@ -27,6 +27,7 @@ from project import Project
 from project.reviews import ReviewStore
 from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import AGAINST_CONSENSUS, ANY, Selection
+from project.sorted_subjects import review_status_array
 from project.stored import no_rows, rows_of_subjects
 
 from .one_patch import held
@@ -179,7 +180,7 @@ class DataStore(Selection, Viewer):
         Without the plot selection: the subjects a box-select chose from, which the
         agreement plots draw faded behind the selected ones.
         """
-        subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id), plot_selection)
+        subjects = self.passing(self.review_statuses, plot_selection)
         if self.mine:
             subjects = subjects[subjects.subject_id.isin(self.assigned_to_me())].reset_index(drop=True)
         return subjects
@@ -274,9 +275,7 @@ class DataStore(Selection, Viewer):
 
     def review_status_of(self, subject_ids) -> pd.Series:
         """The review status of each subject id (unreviewed when the store knows nothing of it)."""
-        statuses = self.review_statuses.set_index("subject_id")["status"]
-        return (pd.Series(np.asarray(subject_ids, dtype=np.int64)).map(statuses)
-                .fillna("unreviewed").astype("string"))
+        return pd.Series(review_status_array(subject_ids, self.review_statuses))
 
     def picked_box_id(self, boxes: pd.DataFrame | None = None) -> int | None:
         """The box under review: ``review_box`` when it is one of the current subject's boxes, else the first.
