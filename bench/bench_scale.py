@@ -174,16 +174,17 @@ async def drive_session(url: str, switches: int, filters: int) -> dict:
             "rerenders": rerenders, "errors": client.errors}
 
 
-def serve_and_drive(kind: str, folder: Path, switches: int, filters: int) -> dict:
-    """Serve the project store in ``folder`` (from the store or in memory) and drive one session against it."""
+def serve_and_drive(kind: str, folder: Path, switches: int, filters: int, root: Path = ROOT) -> dict:
+    """Serve the project store in ``folder`` (from the store or in memory) with the code in ``root`` (default: this
+    checkout) and drive one session against it."""
     from bench_sessions import free_port
     from tests.bokeh_protocol import run_apart
 
-    port, log = free_port(), folder / f"serve-{kind}.log"
+    port, log = free_port(), folder / f"serve-{kind}{'' if root == ROOT else '-' + root.name}.log"
     started = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-c", SERVE, kind, str(folder / "project"), str(port),
-                               str(folder / f"reviews-{kind}.sqlite")], cwd=ROOT,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log.open("w"),
+                               str(folder / f"reviews-{kind}.sqlite")], cwd=root,
+                              env=dict(os.environ, PYTHONPATH=str(root)), stdout=log.open("w"),
                               stderr=subprocess.STDOUT)
     sampler = TreeSampler(server.pid)
     try:
