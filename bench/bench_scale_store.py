@@ -174,7 +174,7 @@ import json, sys, time
 import numpy as np
 import pandas as pd
 import datashader
-from project.plotted import PLOTS
+from project.plotted import PLOTS, PlottedMarks
 from project.recent import RecentlyUsed
 from project.stored import DENSITY_SHAPE, StoredProject
 
@@ -182,7 +182,7 @@ project = StoredProject(sys.argv[1])
 plotted = project.plotted
 stats = project.subject_stats
 timings = {}
-direct = StoredProject(sys.argv[1]).plotted
+direct = PlottedMarks(sys.argv[1])  # the plotted columns alone (a second project would double the step's memory)
 direct._kept = RecentlyUsed(0)  # keeps no binning: every view one pass over the marks it shows
 direct.view(direct.subject_mask(stats.subject_id[:1]), shape=DENSITY_SHAPE)  # loads the compiled code: not timed
 for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), ("every subject", 0)):

@@ -10,7 +10,6 @@ served app's pages show these (`dashboard.loading`).
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -141,12 +140,9 @@ class ProjectLoad:
     def _run(self) -> None:
         try:
             self.project = self._build(self.progress)
-            # The project lives as long as the server: its objects are moved out of the collector's generations
-            # (the garbage of the build collected first), so a full collection no longer walks them. At 10 million
-            # marks such collections took 0.2-0.9 s during a session, landing on whichever callback ran then
-            # (a subject switch's p95); they grow with the project.
-            gc.collect()
-            gc.freeze()
+            plotted = getattr(self.project, "plotted", None)
+            if plotted is not None:  # a store's agreement plots: their compiled code loaded before a session needs it
+                plotted.load_kernels()
         except Exception as error:  # any failure is shown in the page; the server keeps running
             self.error = error
             logger = logging.getLogger("zoolens")

@@ -449,7 +449,9 @@ def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histog
     """A histogram with one bin per integer value, from the smallest value to the largest."""
     low, top = (int(values.min()), int(values.max())) if len(values) else (0, 1)
     edges = np.arange(low - 0.5, top + 1.5)
-    counts, _ = np.histogram(values, bins=edges)
+    # Counted per value: np.histogram sorts the values against bin edges given as an array (1.5 s for the votes of
+    # 6 million boxes).
+    counts = np.bincount(np.asarray(values, dtype=np.int64) - low, minlength=len(edges) - 1)
     return hv.Histogram((edges, counts), kdims=[name], vdims=[counted])
 
 

@@ -137,3 +137,18 @@ def test_a_view_starts_from_a_kept_binning_of_the_same_frame(demo_files, tmp_pat
             np.testing.assert_array_equal(view.grids[plot].counts,
                                           canvas.points(matched[matched.subject_id.isin(shown)], x, y).to_numpy())
         previous = shown
+
+
+def test_a_subject_mask_is_the_same_through_the_table_of_ids_and_their_hash(demo_files, tmp_path, monkeypatch):
+    _, stored = _demo(demo_files, tmp_path)
+    plotted = stored.plotted
+    ids = plotted.subject_ids
+    rng = np.random.default_rng(7)
+    asked = np.concatenate([rng.choice(ids, len(ids) // 2, replace=False), [ids.min() - 1, ids.max() + 5, -3]])
+    assert plotted._id_span is not None  # the demo's ids lie close together
+    through_table = plotted.subject_mask(asked)
+    monkeypatch.setattr(plotted_module, "ID_SPAN_PER_SUBJECT", 0)
+    hashed = PlottedMarks(stored.store.folder)
+    assert hashed._id_span is None
+    np.testing.assert_array_equal(through_table, hashed.subject_mask(asked))
+    np.testing.assert_array_equal(through_table, np.isin(ids, asked))
