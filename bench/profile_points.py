@@ -11,7 +11,9 @@ the arrays and of writing the tables) are indented. The compiled kernels
 (`consensus.point_kernels`) are one call, so their phases are timed apart, warm:
 the kernels' group loop run up to each phase, the differences giving each
 phase's share (each the fastest of 5 runs). For scale, the CPU time of one
-numpy argsort of as many int64 keys as the project has clicks.
+numpy argsort of as many int64 keys as the project has clicks, and of making the
+call's three tables from ready numpy columns and factorizing the volunteers'
+names: what any method pays before it clusters anything.
 
     python bench/profile_points.py      # writes bench/results/points_profile.md
 """
@@ -94,6 +96,18 @@ keys = np.random.default_rng(0).integers(0, 2**40, len(marks))
 started = time.process_time()
 np.argsort(keys)
 argsort = time.process_time() - started
+# What any method pays to hand back the call's tables and to code the volunteers, with no clustering at all:
+# the three tables made again from their own columns as numpy arrays, and the volunteers' names factorized.
+result = aggregate(marks, classifications, method="point")
+tables = [{name: column.to_numpy() for name, column in table.items()}
+          for table in (result.consensus, result.links, result.subjects)]
+started = time.process_time()
+for columns in tables:
+    pd.DataFrame(columns)
+tables_seconds = time.process_time() - started
+started = time.process_time()
+pd.factorize(pd.concat([marks["user"], classifications["user"]], ignore_index=True), sort=True)
+volunteers_seconds = time.process_time() - started
 
 # The kernels' phases: the group loop of point_consensus run up to phase `upto` (compiled here, not timed).
 from numba import njit
@@ -134,6 +148,7 @@ for upto in range(5):
         runs.append(time.process_time() - started)
     cumulative.append(min(runs))  # the least disturbed by other jobs on the shared cores
 print(json.dumps({"marks": len(marks), "calls": calls, "argsort": argsort, "load": load_seconds,
+                  "tables": tables_seconds, "volunteers": volunteers_seconds,
                   "phases": [cumulative[0]] + [b - a for a, b in zip(cumulative, cumulative[1:])]}))
 """
 
@@ -198,6 +213,12 @@ def main() -> None:
         "",
         "For scale, one `numpy.argsort` of as many random int64 keys as the project has clicks: "
         + ", ".join(f"{column} ({profile['marks']:,} clicks) {profile['argsort'] * 1000:.0f} ms"
+                    for column, profile in zip(columns, profiles)) + ".",
+        "",
+        "The least any method pays before clustering anything, for the tables it hands back and the volunteers it "
+        "must tell apart (CPU ms): the consensus, links and subjects tables made from ready numpy columns, and the "
+        "volunteers' names of marks and classifications factorized: "
+        + ", ".join(f"{column} {profile['tables'] * 1000:.0f} + {profile['volunteers'] * 1000:.0f}"
                     for column, profile in zip(columns, profiles)) + ".",
         "",
     ]

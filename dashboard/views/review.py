@@ -17,26 +17,19 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models.widgets.tables import NumberFormatter
 
 from project.reviews import GEOMETRY, ReviewError
 
 from ..assignments import assignee_of, forget_assignments
 from .base import ReadOnlyTable, View
+from .box_table import BoxTable
+from .geometry_inputs import FIELDS, GeometryInputs
 
 #: Columns of the box table, with their headers.
 BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "width": "Width",
                "height": "Height", "n_votes": "Votes", "reviewer": "By"}
-#: The picked box's row: pale yellow with a bar in the pick ring's colour (`cutout.PICKED_COLOUR`), not the blue
-#: of a selected row, so that it is not read as a second current subject beside the subject table's row.
-PICKED_ROW = (".tabulator-row.tabulator-selected, .tabulator-row.tabulator-selected:hover "
-              "{ background-color: #fff3bf !important; color: #000 !important; box-shadow: inset 5px 0 0 #ffd92f; }")
-#: The box table is a fixed-size box whose inside the page lays out on its own: Tabulator rebuilds its rows and
-#: measures them (`adjustTableSize`, a forced layout) on every subject switch, and without containment each of
-#: those layouts walked the whole page (bench/profile_page_switch.py --trace). Its fixed height also keeps the
-#: review buttons under it in place from a subject with one box to one with six.
-CONTAINED = ":host { contain: strict; }"
-#: The box table's height in pixels: five rows and the header, more scroll.
+#: The box table's height in pixels: five rows and the header, more scroll. Fixed, so that the review buttons under
+#: it stay in place from a subject with one box to one with six.
 BOX_TABLE_HEIGHT = 150
 #: Columns of the subject's decision history, with their headers.
 HISTORY_COLUMNS = {"created_at": "When (UTC)", "reviewer": "Reviewer", "role": "Role", "action": "Action",
@@ -61,14 +54,9 @@ class ReviewPanel(View):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._boxes = ReadOnlyTable(
-            _box_rows(self.boxes()), selectable=1, show_index=False, titles=BOX_COLUMNS,
-            layout="fit_columns", sizing_mode="stretch_width", widths={"consensus_id": 120, "status": 90},
-            height=BOX_TABLE_HEIGHT, stylesheets=[PICKED_ROW, CONTAINED],
-            # A few rows: all drawn at once, not by Tabulator's virtual renderer, which measures them row by row.
-            configuration={"renderVertical": "basic"},
-            formatters={name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height", "n_votes")}
-            | {"consensus_id": NumberFormatter(format="0")},
+        self._boxes = BoxTable(
+            value=self.boxes(), titles=BOX_COLUMNS, number_columns=["x", "y", "width", "height", "n_votes"],
+            whole_columns=["consensus_id"], height=BOX_TABLE_HEIGHT, sizing_mode="stretch_width",
         )
         # Made when first shown (`history_table`): it sits in a folded card most reviewers never open,
         # and kept current it costs a query of the store and a table per subject switch; while the card is
@@ -81,6 +69,12 @@ class ReviewPanel(View):
         #: replaced (a new pane made Bokeh walk the page, and Panel's re-run of a method per switch cost more
         #: than the text).
         self._heading_pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
+        #: The typed geometry's inputs, following x, y, width and height both ways.
+        self._geometry_inputs = GeometryInputs(margin=(5, 10),
+                                               descriptions={name: self.param[name].doc for name in FIELDS})
+        self._geometry_inputs.show(self._geometry())
+        self.param.watch(self._geometry_set, list(FIELDS))
+        self._geometry_inputs.param.watch(self._geometry_typed, "values")
         self._boxes.param.watch(self._pick_box, "selection")
         self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
@@ -259,27 +253,28 @@ class ReviewPanel(View):
 
     def _refresh(self, event=None):
         boxes = self.boxes()
-        rows = _box_rows(boxes)
-        # Changed only when the rows differ (two subjects without boxes, a refresh finding nothing new on this
-        # subject): Tabulator sends and styles its whole table again on every new value. As many rows as shown
-        # (most switches between subjects with a box or two): patched in place, the page redraws the cells only.
-        shown = self._boxes.value
-        if rows.equals(shown):
-            pass
-        elif len(rows) and rows.index.equals(shown.index) and rows.dtypes.equals(shown.dtypes):
-            self._boxes.patch(rows)
-        else:
-            self._boxes.value = rows
-        if self._history is not None and (self._history_card is None or not self._history_card.collapsed):
-            self._history.value = _history_rows(self.history())
-        # Keep the picked box highlighted (its row) and its geometry in the inputs.
-        self._box_changed()
+        # The new rows and the picked one go to the page together (`BoxTable` sends both as one property); the rows
+        # only when they are new (`reviewed_consensus_of` is the same table until the subject, the vote threshold
+        # or the decisions read change).
+        with param.parameterized.batch_call_watchers(self._boxes):
+            if boxes is not self._boxes.value:
+                self._boxes.value = boxes
+            if self._history is not None and (self._history_card is None or not self._history_card.collapsed):
+                self._history.value = _history_rows(self.history())
+            # Keep the picked box highlighted (its row) and its geometry in the inputs.
+            self._box_changed()
 
     def _pick_box(self, event):
         picked = self._boxes.selected_dataframe
         # Selecting the row of the box already under review (as `_refresh` does) changes nothing.
         if len(picked) and int(picked.consensus_id.iloc[0]) != self.data_store.picked_box_id():
             self.data_store.review_box = int(picked.consensus_id.iloc[0])
+
+    def _geometry_set(self, *events):
+        self._geometry_inputs.show(self._geometry())
+
+    def _geometry_typed(self, *events):
+        self.param.update(self._geometry_inputs.shown())
 
     def _box_drawn(self, event):
         if event.new is not None:
@@ -340,10 +335,6 @@ class ReviewPanel(View):
             widget.on_click(lambda event: action())
             return widget
 
-        geometry = pn.Param(self, parameters=["x", "y", "width", "height"], show_name=False,
-                            default_layout=pn.Row,
-                            widgets={name: {"type": pn.widgets.FloatInput, "width": 70, "format": "0.0"}
-                                     for name in ("x", "y", "width", "height")})
         reason = pn.widgets.TextInput.from_param(self.param.reason, name="Reason", placeholder="why (optional)",
                                                  width=210, align="end")
         identity = self.data_store.identity() if self.data_store.reviewer.strip() else None
@@ -354,7 +345,7 @@ class ReviewPanel(View):
             pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; shift-drag with the "
                          "box-draw tool to add a box at once; or draw a box with the box-select tool (or type it), "
                          "then Redraw or Add box:</small>", margin=(0, 10)),
-            pn.Row(geometry, button("Redraw", self.redraw, "primary", width=76),
+            pn.Row(self._geometry_inputs, button("Redraw", self.redraw, "primary", width=76),
                    button("Add box", self.add, "primary", width=76), align="end"),
         ]
         flagging = [] if identity is not None and not identity.may("flag") else [
@@ -392,16 +383,6 @@ def _review_status(statuses: pd.DataFrame, subject_id: int) -> str:
     `DataStore.review_status_of` gives it, without indexing the whole table on every switch."""
     found = statuses["status"].to_numpy(dtype=object)[statuses["subject_id"].to_numpy() == subject_id]
     return "unreviewed" if not len(found) or pd.isna(found[0]) else str(found[0])
-
-
-def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:
-    """The box table's rows: plain dtypes the table widget shows (no pandas NA), made in one step from arrays."""
-    columns = {name: boxes[name].to_numpy() for name in BOX_COLUMNS}
-    columns["n_votes"] = boxes["n_votes"].to_numpy(dtype="float64", na_value=np.nan)
-    columns["reviewer"] = pd.Series(boxes["reviewer"].to_numpy(dtype=object), dtype=object).fillna("").to_numpy()
-    columns["status"] = boxes["status"].to_numpy(dtype=object)
-    return pd.DataFrame({name: pd.Series(values, dtype=object) if name in ("reviewer", "status") else values
-                         for name, values in columns.items()}, index=boxes.index)
 
 
 def _history_rows(history: pd.DataFrame) -> pd.DataFrame:

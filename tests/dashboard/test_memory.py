@@ -8,7 +8,7 @@ import weakref
 
 import pytest
 
-from dashboard.memory import MALLOC_TRIM, RELEASE, MemoryRelease
+from dashboard.memory import MALLOC_TRIM, RELEASE, MemoryRelease, freeze_loaded
 
 
 class Node:
@@ -41,6 +41,26 @@ def test_a_burst_of_closed_sessions_is_collected_once_after_the_last():
         time.sleep(0.5)
         assert release.releases == 1
     finally:
+        gc.enable()
+
+
+def test_what_is_alive_when_the_project_loaded_is_left_out_of_later_collections():
+    gc.disable()
+    try:
+        dropped = Node()
+        gone_before = weakref.ref(dropped)
+        del dropped
+        kept = Node()
+        freeze_loaded()
+        assert gone_before() is None  # garbage at the time is collected, not frozen
+        assert gc.get_freeze_count() > 0 and not any(obj is kept for obj in gc.get_objects())
+        later = Node()
+        gone_later = weakref.ref(later)
+        del later
+        gc.collect()
+        assert gone_later() is None  # a session's objects, made after, are collected as before
+    finally:
+        gc.unfreeze()  # this test process's objects go back to the collector
         gc.enable()
 
 

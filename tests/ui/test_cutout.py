@@ -130,7 +130,7 @@ def test_dragging_a_corner_of_the_picked_box_records_a_redraw(browser, served_ur
         page.mouse.down()
         page.mouse.move(*end, steps=10)
         page.mouse.up()
-        box_statuses = page.locator(".tabulator-cell[tabulator-field='status']")
+        box_statuses = page.locator("td[data-field='status']")
         expect(box_statuses.first).to_have_text("redrawn", timeout=15_000)
         history = review_store.history()
         assert history.action.tolist() == ["redraw"] and history.consensus_id.tolist() == [10]
@@ -173,7 +173,7 @@ def test_drawing_a_box_with_the_box_draw_tool_records_an_added_box(browser, serv
         page.mouse.move(*end, steps=10)
         page.mouse.up()
         page.keyboard.up("Shift")
-        box_statuses = page.locator(".tabulator-cell[tabulator-field='status']")
+        box_statuses = page.locator("td[data-field='status']")
         expect(box_statuses).to_have_text(["unreviewed", "unreviewed", "added"], timeout=15_000)
         history = review_store.history()
         assert history.action.tolist() == ["add"] and history.reviewer.tolist() == ["ann"]

@@ -45,10 +45,10 @@ def test_a_click_on_the_image_picks_a_box_and_a_drag_draws_one(browser, served_u
     def screen(x, y):
         return page.evaluate(SCREEN_POINT_JS, [None, "consensus_box", x, y])
 
-    picked_row = page.locator(".tabulator-row.tabulator-selected .tabulator-cell[tabulator-field='consensus_id']")
+    picked_row = page.locator("tr.picked td[data-field='consensus_id']")
     expect(picked_row).to_have_text("10", timeout=15_000)  # the subject's first box, to start with
     # The picked box's row does not look like the current subject's row below it (two rows seemed selected).
-    background = "(cell) => getComputedStyle(cell.closest('.tabulator-row')).backgroundColor"
+    background = "(cell) => getComputedStyle(cell.closest('tr, .tabulator-row')).backgroundColor"
     subject_row = page.locator(".tabulator-row.tabulator-selected .tabulator-cell[tabulator-field='subject_id']")
     expect(subject_row).to_have_text("1", timeout=15_000)
     assert picked_row.evaluate(background) == "rgb(255, 243, 191)"
@@ -76,7 +76,7 @@ def test_a_click_on_the_image_picks_a_box_and_a_drag_draws_one(browser, served_u
                            "table => !('colour' in table) && table.left.length === 1)", timeout=15_000)
     page.screenshot(path=str(artefacts / "review-drawing.png"))
     page.get_by_role("button", name="Add box").click()
-    expect(page.locator(".tabulator-cell[tabulator-field='status']")).to_have_text(
+    expect(page.locator("td[data-field='status']")).to_have_text(
         ["unreviewed", "unreviewed", "added"], timeout=15_000)
     added = review_store.history().iloc[-1]
     # A drag lands within a screen pixel of where it was aimed: a quarter of an image pixel here.
@@ -104,9 +104,9 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     expect(review_cell(page, 1)).to_have_text("mixed", timeout=15_000)  # 10 accepted, 11 not yet
     assert review_cell(page, 2).inner_text() == "unreviewed"
 
-    page.locator(".tabulator-cell[tabulator-field='consensus_id']", has_text="11").click()
+    page.locator("td[data-field='consensus_id']", has_text="11").click()
     page.get_by_role("button", name="Reject").click()
-    box_statuses = page.locator(".tabulator-cell[tabulator-field='status']")
+    box_statuses = page.locator("td[data-field='status']")
     expect(box_statuses).to_have_text(["accepted", "rejected"], timeout=15_000)
     history = review_store.history()
     assert history[["subject_id", "consensus_id", "action", "reviewer"]].values.tolist() == [
@@ -128,4 +128,16 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     expect(box_statuses).to_have_text(["rejected", "unreviewed"], timeout=15_000)
     assert review_store.history()[["consensus_id", "action"]].values.tolist()[2:] == [
         [11, "revert"], [10, "reject"]]
+
+    # Typed numbers, the fallback to dragging: the inputs show the picked box (11, picked after x decided 10:
+    # 60, 60, 10 x 10), a typed width is sent when committed, and Redraw records it.
+    width = page.locator("input[name='width']")
+    expect(page.locator("input[name='x']")).to_have_value("60.0", timeout=15_000)
+    width.fill("14")
+    width.press("Enter")
+    page.get_by_role("button", name="Redraw").click()
+    expect(box_statuses).to_have_text(["rejected", "redrawn"], timeout=15_000)
+    redrawn = review_store.history().iloc[-1]
+    assert redrawn.consensus_id == 11 and [redrawn.after[name] for name in ("x", "y", "width", "height")] == [
+        60.0, 60.0, 14.0, 10.0]
     assert dialogs == []

@@ -21,6 +21,7 @@ from project.reviews import ReviewError
 from project.roles import OIDC, SHARED_PASSWORD, USERS_FILE, Reviewer, RoleError
 from dashboard.views import ExportView, ReviewPanel, get_view
 from dashboard.views.cutout import REJECTED_COLOUR
+from dashboard.views.geometry_inputs import GeometryInputs
 
 
 @pytest.fixture
@@ -149,9 +150,9 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store
     review, data_store = explorer.review, explorer.data_store
     data_store.reviewer = "ann"
     data_store.review_box = 11
-    inputs = widgets(review, pn.widgets.FloatInput)
-    assert [inputs[name].value for name in ("X", "Y", "Width", "Height")] == [60.0, 60.0, 10.0, 10.0]
-    inputs["X"].value, inputs["Width"].value = 58.0, 14.0
+    inputs, = widgets(review, GeometryInputs).values()  # the panel's four typed numbers
+    assert inputs.shown() == {"x": 60.0, "y": 60.0, "width": 10.0, "height": 10.0}
+    inputs.values = [58.0, 60.0, 14.0, 10.0]  # as the page sends them, x and width typed
     click(review, "Redraw")
     box = review_store.box_status(data_store.project.consensus_source).set_index("consensus_id").loc[11]
     assert (box.status, box.x, box.y, box.width, box.height) == ("redrawn", 58.0, 60.0, 14.0, 10.0)
@@ -160,7 +161,7 @@ def test_redraw_and_add_boxes_through_the_geometry_inputs(explorer, review_store
     drawn = explorer.cutout.drawn("consensus redrawn").set_index("consensus_box")
     assert drawn.loc[11, ["x0", "y0", "x1", "y1", "status"]].tolist() == [58, 60, 72, 70, "redrawn"]
 
-    inputs["X"].value, inputs["Y"].value, inputs["Width"].value, inputs["Height"].value = 40.0, 70.0, 6.0, 8.0
+    inputs.values = [40.0, 70.0, 6.0, 8.0]
     click(review, "Add box")
     added = review_store.history().iloc[-1]
     assert added.action == "add" and added.consensus_id < 0 and added.after["status"] == "added"
@@ -195,8 +196,8 @@ def test_boxes_drawn_on_the_cutout_feed_redraw_and_add(explorer, review_store):
     cutout._draw_box(bounds=(30.0, 30.0, 30.0, 40.0))
     cutout._draw_box(bounds=None)
     assert data_store.drawn_box == (56.0, 58.0, 14.0, 4.0)
-    inputs = widgets(review, pn.widgets.FloatInput)
-    assert [inputs[name].value for name in ("X", "Y", "Width", "Height")] == [56.0, 58.0, 14.0, 4.0]
+    inputs, = widgets(review, GeometryInputs).values()  # the panel's four typed numbers
+    assert inputs.shown() == {"x": 56.0, "y": 58.0, "width": 14.0, "height": 4.0}
     drawn = cutout.drawn("drawn box")
     assert drawn[["left", "top", "right", "bottom"]].values.tolist() == [[56, 58, 70, 62]]
     click(review, "Redraw")
