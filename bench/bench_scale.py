@@ -139,12 +139,12 @@ def build(progress):
                           subjects=project.subjects.drop(columns=["thumbnail"]),
                           consensus=project.consensus[project.consensus_columns], links=computed(project.links),
                           title=project.title)
-    print(f"loaded: {len(project.subject_stats):,} subjects,", flush=True)
     try:  # as `zoolens serve` does once its project is loaded (code from before it did not)
         from dashboard.memory import freeze_loaded
+        freeze_loaded()
     except ImportError:
-        return project
-    freeze_loaded()
+        pass
+    print(f"loaded: {len(project.subject_stats):,} subjects,", flush=True)
     return project
 
 serve("bench", build, title="simulated", port=port, address="127.0.0.1", num_threads=0, reviews=open_store(reviews))
