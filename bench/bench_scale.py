@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import asyncio
 import json
 import math
 import os
@@ -156,9 +157,17 @@ async def drive_session(url: str, switches: int, filters: int) -> dict:
     from dashboard.explorer import TABS
     from tests.bokeh_protocol import Client
 
-    client = Client(url, 0)
     start = time.perf_counter()
-    await client.open()
+    while True:
+        client = Client(url, 0)
+        try:
+            await client.open()
+            break
+        except LookupError:  # the loading page: the server is finishing its load (its last steps after "loaded:")
+            await client.close()
+            if time.perf_counter() - start > 300:
+                raise
+            await asyncio.sleep(0.5)
     if "Subject " not in json.dumps(client.document):
         await client.wait_for("open", start, 0, lambda patch: "Subject " in patch)
     first_paint = time.perf_counter() - start
