@@ -29,8 +29,8 @@ across sizes is what "cost growing linearly with marks" means.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import asyncio
+import datetime as dt
 import json
 import math
 import os

@@ -12,12 +12,16 @@ copies them once, when the store is written, into flat files in the store's ``pl
   so a filter is a mask over subjects and the pass skips the runs of the subjects it leaves out;
 - ``low.f8`` and ``high.f8``: each subject's smallest and largest value of each column over its matched
   marks (NaN where it has none), so the plotted ranges of any set of subjects come without a pass over marks.
+- ``whole.npz``: both plots' counts of every subject's marks over their whole ranges, with the marks counted
+  (`PlottedMarks.save_whole_binning`, written with the store's density grids).
 
 `PlottedMarks` reads them as memory maps, a block of subjects at a time (each block's pages are unmapped
 when it is done: the process holds one block, whatever the project's size), and bins the matched marks of
 the chosen subjects into both plots' grids in one pass (`PlottedMarks.grids`), exactly as
-``datashader.Canvas.points`` bins them over the same ranges. `PlottedMarks.subjects_in` finds the subjects
-behind a box-selected region the same way.
+``datashader.Canvas.points`` bins them over the same ranges. A view of the same tool, shape and ranges as a
+binning kept before (every subject's, or one of the last views) is that binning plus the subjects it adds and minus
+those it drops: a filter change bins the subjects it changes, not every mark it keeps. `PlottedMarks.subjects_in`
+finds the subjects behind a box-selected region the same way.
 """
 
 from __future__ import annotations
