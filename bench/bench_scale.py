@@ -29,6 +29,7 @@ across sizes is what "cost growing linearly with marks" means.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
 import math
@@ -139,6 +140,11 @@ def build(progress):
                           subjects=project.subjects.drop(columns=["thumbnail"]),
                           consensus=project.consensus[project.consensus_columns], links=computed(project.links),
                           title=project.title)
+    try:  # as `zoolens serve` does once its project is loaded (code from before it did not)
+        from dashboard.memory import freeze_loaded
+        freeze_loaded()
+    except ImportError:
+        pass
     print(f"loaded: {len(project.subject_stats):,} subjects,", flush=True)
     return project
 
@@ -151,9 +157,17 @@ async def drive_session(url: str, switches: int, filters: int) -> dict:
     from dashboard.explorer import TABS
     from tests.bokeh_protocol import Client
 
-    client = Client(url, 0)
     start = time.perf_counter()
-    await client.open()
+    while True:
+        client = Client(url, 0)
+        try:
+            await client.open()
+            break
+        except LookupError:  # the loading page: the server is finishing its load (its last steps after "loaded:")
+            await client.close()
+            if time.perf_counter() - start > 300:
+                raise
+            await asyncio.sleep(0.5)
     if "Subject " not in json.dumps(client.document):
         await client.wait_for("open", start, 0, lambda patch: "Subject " in patch)
     first_paint = time.perf_counter() - start
@@ -174,16 +188,17 @@ async def drive_session(url: str, switches: int, filters: int) -> dict:
             "rerenders": rerenders, "errors": client.errors}
 
 
-def serve_and_drive(kind: str, folder: Path, switches: int, filters: int) -> dict:
-    """Serve the project store in ``folder`` (from the store or in memory) and drive one session against it."""
+def serve_and_drive(kind: str, folder: Path, switches: int, filters: int, root: Path = ROOT) -> dict:
+    """Serve the project store in ``folder`` (from the store or in memory) with the code in ``root`` (default: this
+    checkout) and drive one session against it."""
     from bench_sessions import free_port
     from tests.bokeh_protocol import run_apart
 
-    port, log = free_port(), folder / f"serve-{kind}.log"
+    port, log = free_port(), folder / f"serve-{kind}{'' if root == ROOT else '-' + root.name}.log"
     started = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-c", SERVE, kind, str(folder / "project"), str(port),
-                               str(folder / f"reviews-{kind}.sqlite")], cwd=ROOT,
-                              env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=log.open("w"),
+                               str(folder / f"reviews-{kind}.sqlite")], cwd=root,
+                              env=dict(os.environ, PYTHONPATH=str(root)), stdout=log.open("w"),
                               stderr=subprocess.STDOUT)
     sampler = TreeSampler(server.pid)
     try:

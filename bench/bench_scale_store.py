@@ -18,11 +18,14 @@ process tree, sampled every 0.2 s, and the 1-minute load average when it ended):
   loopback (`bench_scale.drive_session`): load, first paint, subject switches, the Agreement tab's
   first render, re-renders after filter changes (minimum volunteers 12, then 15: filtered views,
   read from the marks) and back to 0 (the unfiltered view, drawn from the store's density grids).
+  ``--before REVISION`` serves the store with that revision's code too, in the same run (its files taken with
+  ``git archive`` into bench/work), after this code's server.
 - **columns** (a store kept from before they were written with it): the agreement plots' flat per-mark columns
-  (`project.plotted.write_plotted_columns`) and density grids, written into the store.
+  (`project.plotted.write_plotted_columns`), density grids and binning of every subject, written into the store.
 - **agreement**: in one process, the agreement plots' grids for filtered views (minimum volunteers 12, 15) and
-  every subject, by the compiled pass over the plotted columns and, side by side, by datashader handed the same
-  memory-mapped columns (the kept marks gathered first); the grids compared.
+  every subject, from the kept binnings (`PlottedMarks.view`: the store's binning of every subject, or the view
+  before, plus or minus the subjects the filter changes), by one compiled pass over every shown mark, and by
+  datashader handed the same memory-mapped columns (the kept marks gathered first); the three grids compared.
 - **export**: the consensus catalogue of every subject from the store, streamed one range of subjects at a time
   (`project.export.write_catalogue`) and, below 100 million marks, prepared whole in memory then written; the two
   CSV files compared.
@@ -41,6 +44,7 @@ import datetime as dt
 import filecmp
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -53,6 +57,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 
 from bench_loaders import WORK, machine  # noqa: E402
 from bench_scale import RESULTS, drive_session, run_step, TreeSampler  # noqa: E402,F401
+from project.plotted import WHOLE_FILE  # noqa: E402
 
 #: Subjects simulated and written at a time (one part of the store): about 450,000 marks.
 PIECE_SUBJECTS = 10_000
@@ -154,12 +159,14 @@ print(json.dumps({"p50": float(np.percentile(times, 50)), "p95": float(np.percen
 
 COLUMNS = """
 import json, sys
-from project.plotted import write_plotted_columns
+from project.plotted import PlottedMarks, write_plotted_columns
 from project.stored import write_density_grids
 
-plotted = write_plotted_columns(sys.argv[1])
+plotted = PlottedMarks.of_store(sys.argv[1])
+written = plotted is None
+plotted = plotted or write_plotted_columns(sys.argv[1])
 write_density_grids(sys.argv[1])
-print(json.dumps({"marks": plotted.n_marks}))
+print(json.dumps({"marks": plotted.n_marks, "columns": written}))
 """
 
 AGREEMENT = """
@@ -167,18 +174,26 @@ import json, sys, time
 import numpy as np
 import pandas as pd
 import datashader
-from project.plotted import PLOTS
+from project.plotted import PLOTS, PlottedMarks
+from project.recent import RecentlyUsed
 from project.stored import DENSITY_SHAPE, StoredProject
 
 project = StoredProject(sys.argv[1])
 plotted = project.plotted
 stats = project.subject_stats
 timings = {}
+direct = PlottedMarks(sys.argv[1])  # the plotted columns alone (a second project would double the step's memory)
+direct._kept = RecentlyUsed(0)  # keeps no binning: every view one pass over the marks it shows
+direct.view(direct.subject_mask(stats.subject_id[:1]), shape=DENSITY_SHAPE)  # loads the compiled code: not timed
 for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), ("every subject", 0)):
     ids = stats.subject_id[stats.n_volunteers >= volunteers].to_numpy()
     started = time.perf_counter()
     mask = plotted.subject_mask(ids)
     view = plotted.view(mask, shape=DENSITY_SHAPE)
+    from_kept = time.perf_counter() - started
+    # The same view by one pass over every mark it shows (the code before the kept binnings).
+    started = time.perf_counter()
+    passed = direct.view(direct.subject_mask(ids), shape=DENSITY_SHAPE)
     compiled = time.perf_counter() - started
     # The alternative: datashader handed the same memory-mapped columns, the kept marks gathered by a mask over marks.
     started = time.perf_counter()
@@ -194,9 +209,10 @@ for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), (
         counts[plot] = canvas.points(pd.DataFrame(columns), x, y).to_numpy()
         del columns
     handed = time.perf_counter() - started
-    same = all(np.array_equal(counts[plot], view.grids[plot].counts) for plot in PLOTS)
-    timings[name] = {"subjects": int(mask.sum()), "marks": view.n_marks, "compiled": compiled, "datashader": handed,
-                     "same": same}
+    same = all(np.array_equal(counts[plot], view.grids[plot].counts)
+               and np.array_equal(counts[plot], passed.grids[plot].counts) for plot in PLOTS)
+    timings[name] = {"subjects": int(mask.sum()), "marks": view.n_marks, "kept": from_kept, "compiled": compiled,
+                     "datashader": handed, "same": same}
 print(json.dumps(timings))
 """
 
@@ -225,12 +241,25 @@ def result_row(n_marks: int, n_subjects: int, step: str, measured: dict, extra: 
             "extra": extra}
 
 
-def serve(kind: str, folder: Path, switches: int) -> dict:
-    """Serve the store in ``folder`` (from the store, or its tables in memory) and drive one session."""
+def serve(kind: str, folder: Path, switches: int, code: Path | None = None) -> dict:
+    """Serve the store in ``folder`` (from the store, or its tables in memory) with the code in ``code`` (default:
+    this checkout) and drive one session."""
     from bench_scale import serve_and_drive
 
     # serve_and_drive serves folder / "project".
-    return serve_and_drive(kind, folder, switches, 3)
+    return serve_and_drive(kind, folder, switches, 3, *([code] if code else []))
+
+
+def checkout(revision: str) -> Path:
+    """The files of ``revision`` of this repository, in bench/work (made once): the code served side by side."""
+    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    target = WORK / f"code-{commit}"
+    if not target.is_dir():
+        target.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
 
 
 def run_size(marks: float, args, log) -> list[dict]:
@@ -250,12 +279,13 @@ def run_size(marks: float, args, log) -> list[dict]:
                               written, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} "
                                        f"CPU s; store {size / 2**30:.2f} GiB"))
         log(rows[-1])
-    if "columns" in args.steps and not (store / "plotted" / "meta.json").is_file():
-        # A store kept from before the plotted columns were written with it: written into it now.
+    if "columns" in args.steps and not (store / "plotted" / WHOLE_FILE).is_file():
+        # A store kept from before the plotted columns (or their binning of every subject) were written with it.
         added = run_step(COLUMNS, str(store))
-        n_marks = json.loads(added["out"])["marks"]
-        rows.append(result_row(n_marks, n_subjects, "plotted columns and density grids, written into a kept store",
-                              added, "one pass over the stored marks"))
+        out = json.loads(added["out"])
+        what = "plotted columns and density grids" if out["columns"] else "density grids and every subject's binning"
+        rows.append(result_row(out["marks"], n_subjects, f"{what}, written into a kept store", added,
+                              "one pass over the stored marks" if out["columns"] else "one pass over the plotted columns"))
         log(rows[-1])
     n_marks = sum(pd.read_parquet(path, columns=["subject_id"]).shape[0] for path in sorted((store / "marks").glob("*.parquet")))
     if args.in_memory and "write" in args.steps:
@@ -275,8 +305,9 @@ def run_size(marks: float, args, log) -> list[dict]:
             rows.append(result_row(n_marks, n_subjects, f"agreement grids of {name} ({timing['subjects']:,} subjects)",
                                   {"load": measured["load"],
                                    "peak_mib": measured["peak_mib"] if number == len(timings) - 1 else None},
-                                  f"compiled pass {timing['compiled'] * 1000:,.0f} ms; datashader on the same columns "
-                                  f"{timing['datashader'] * 1000:,.0f} ms; equal: {timing['same']}"))
+                                  f"from the kept binnings {timing['kept'] * 1000:,.0f} ms; one compiled pass "
+                                  f"{timing['compiled'] * 1000:,.0f} ms; datashader on the same columns "
+                                  f"{timing['datashader'] * 1000:,.0f} ms; the three equal: {timing['same']}"))
             log(rows[-1])
     if "reads" in args.steps:
         reads = run_step(READS, str(store))
@@ -284,11 +315,18 @@ def run_size(marks: float, args, log) -> list[dict]:
         rows.append(result_row(n_marks, n_subjects, "subject reads from the store (200 random subjects)", reads,
                               f"p50 {out['p50'] * 1000:.1f} ms, p95 {out['p95'] * 1000:.1f} ms per subject"))
         log(rows[-1])
-    for kind in (("store", "memory") if args.in_memory else ("store",)) if "serve" in args.steps else ():
-        served = serve(kind, folder, args.switches)
+    servers = [(kind, None) for kind in (("store", "memory") if args.in_memory else ("store",))]
+    # With --before: the store served by that revision's code too, after this code's server (its reads then find
+    # the store's pages cached: any advantage goes to the code before).
+    servers += [("store", checkout(args.before))] if args.before else []
+    for kind, code in servers if "serve" in args.steps else ():
+        served = serve(kind, folder, args.switches, code)
         switch = np.percentile(served["switches"], [50, 95]) * 1000 if served["switches"] else [np.nan] * 2
         rerenders = [f"{value:.1f}" for value in served["rerenders"]]
-        rows.append(result_row(n_marks, n_subjects, f"serve from {'the store' if kind == 'store' else 'memory'}",
+        commit = code.name.removeprefix("code-") if code else ""
+        where = ("the store" if kind == "store" else "memory") + (
+            f", the code of {args.before}" + (f" ({commit})" if commit != args.before else "") if code else "")
+        rows.append(result_row(n_marks, n_subjects, f"serve from {where}",
                               {"wall": served["load"], "peak_mib": served["peak_mib"], "load": served["loadavg"]},
                               f"first paint {served['first_paint']:.2f} s; switch p50 {switch[0]:,.0f} / p95 "
                               f"{switch[1]:,.0f} ms; agreement {served['agreement']:.1f} s; re-renders (min volunteers "
@@ -358,12 +396,14 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=STEPS,
                         help="steps to run (a kept store is measured again with --reuse)")
     parser.add_argument("--reuse", action="store_true", help="measure a kept store again, without writing it")
+    parser.add_argument("--before", metavar="REVISION",
+                        help="also serve the store with the code of this git revision, side by side in one run")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     started = dt.datetime.now(dt.timezone.utc)
     command = (f"`python bench/bench_scale_store.py --marks {' '.join(f'{m:g}' for m in args.marks)}"
                f"{' --in-memory' if args.in_memory else ''}{' --keep' if args.keep else ''}"
-               f"{' --reuse' if args.reuse else ''}"
+               f"{' --reuse' if args.reuse else ''}{' --before ' + args.before if args.before else ''}"
                f"{' --steps ' + ' '.join(args.steps) if args.steps != list(STEPS) else ''}` on {started:%Y-%m-%d %H:%M} UTC; {machine()}")
     rows: list[dict] = []
 

@@ -24,10 +24,11 @@ from panel.viewable import Viewer
 
 from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import AGAINST_CONSENSUS, ANY, Selection
+from project.sorted_subjects import review_status_array
 from project.stored import no_rows, rows_of_subjects
 
 from .one_patch import held
-from .review_refresh import ReviewReading, shared_reviews, statuses_of
+from .review_refresh import ReviewReading, shared_reviews
 from .reviewed_boxes import decided_rows, reviewed_boxes
 from .subject_marks import subject_consensus
 
@@ -156,9 +157,9 @@ class DataStore(Selection, Viewer):
         Without the plot selection: the subjects a box-select chose from, which the
         agreement plots draw faded behind the selected ones.
         """
-        statuses = (self._reading.statuses if self._reading is not None  # worked out once for all sessions
-                    else self.review_status_of(self.project.subject_stats.subject_id))
-        subjects = self.passing(statuses, plot_selection)
+        # The statuses table is the process's shared reading (`dashboard.review_refresh`): the subjects sorted with
+        # it are made once for all sessions (`project.sorted_subjects`).
+        subjects = self.passing(self.review_statuses, plot_selection)
         if self.mine:
             subjects = subjects[subjects.subject_id.isin(self.assigned_to_me())].reset_index(drop=True)
         return subjects
@@ -297,7 +298,7 @@ class DataStore(Selection, Viewer):
         """The review status of each subject id (unreviewed when the store knows nothing of it)."""
         if self._reading is not None:
             return self._reading.status_of(subject_ids)
-        return statuses_of(self.review_statuses.set_index("subject_id")["status"], subject_ids)
+        return pd.Series(review_status_array(subject_ids, self.review_statuses))
 
     def picked_box_id(self, boxes: pd.DataFrame | None = None) -> int | None:
         """The box under review: ``review_box`` when it is one of the current subject's boxes, else the first.

@@ -140,6 +140,9 @@ class ProjectLoad:
     def _run(self) -> None:
         try:
             self.project = self._build(self.progress)
+            plotted = getattr(self.project, "plotted", None)
+            if plotted is not None:  # a store's agreement plots: their compiled code loaded before a session needs it
+                plotted.load_kernels()
         except Exception as error:  # any failure is shown in the page; the server keeps running
             self.error = error
             logger = logging.getLogger("zoolens")

@@ -15,6 +15,7 @@ import param
 from .core import Project
 from .machine import AGAINST_CONSENSUS, AGAINST_REVIEWED, SUBJECT_COLUMNS, MachineComparison, reviewed_comparison
 from .reviews import SUBJECT_STATUSES, ReviewStore
+from .sorted_subjects import SortedSubjects, review_status_array
 
 #: The value of a selector filter that keeps everything.
 ANY = "any"
@@ -77,27 +78,20 @@ class Selection(param.Parameterized):
             return machine
         return reviewed_comparison(self.project, self.reviews)
 
-    def passing(self, review_statuses: pd.Series | None = None, plot_selection: bool = True) -> pd.DataFrame:
+    def passing(self, review_statuses: pd.DataFrame | None = None, plot_selection: bool = True) -> pd.DataFrame:
         """Statistics of the subjects the filters keep, most disagreement first.
 
         Parameters
         ----------
-        review_statuses : Series, optional
-            Each subject's review status, aligned with ``project.subject_stats``
-            (default: all unreviewed); added as the ``review_status`` column.
+        review_statuses : DataFrame, optional
+            ``subject_id`` and ``status`` of the subjects with a review status (`ReviewStore.subject_status`);
+            the others (every subject by default) are unreviewed. Added as the ``review_status`` column.
         plot_selection : bool
             Apply the plot selection too (default); without it, the subjects a plot's
             box-select chose from.
         """
         stats = self.project.subject_stats
-        statuses = (pd.Series("unreviewed", index=stats.index, dtype="string") if review_statuses is None
-                    else review_statuses)
-        stats = stats.assign(review_status=statuses.array)
         machine = self.machine()
-        if machine is not None:
-            counts = machine.subject_counts(self.score_threshold)[list(SUBJECT_COLUMNS)]
-            stats = stats.join(counts, on="subject_id")
-            stats[list(SUBJECT_COLUMNS)] = stats[list(SUBJECT_COLUMNS)].fillna(0).astype(np.int64)
         keep = np.ones(len(stats), dtype=bool)
         if self.workflow != ANY:
             keep &= stats.subject_id.isin(self.project.workflows[self.workflow]).to_numpy()
@@ -113,12 +107,19 @@ class Selection(param.Parameterized):
             keep &= stats[column].between(low, high).to_numpy()
         if plot_selection and self.selection is not None:
             keep &= stats.subject_id.isin(self.selection).to_numpy()
-        if self.review_status != ANY:
-            keep &= (stats.review_status == self.review_status).to_numpy()
-        if self.machine_disagrees and machine is not None:
+        status = None if self.review_status == ANY else self.review_status
+        if machine is None:
+            # Sorted once per project and decision state, shared by the sessions: a filter is a mask over it.
+            return SortedSubjects.of(stats, "disagreement", review_statuses).passing(keep, status)
+        stats = stats.assign(review_status=review_status_array(stats.subject_id, review_statuses))
+        counts = machine.subject_counts(self.score_threshold)[list(SUBJECT_COLUMNS)]
+        stats = stats.join(counts, on="subject_id")
+        stats[list(SUBJECT_COLUMNS)] = stats[list(SUBJECT_COLUMNS)].fillna(0).astype(np.int64)
+        if status is not None:
+            keep &= (stats.review_status == status).to_numpy()
+        if self.machine_disagrees:
             keep &= (stats.machine_disagreement > 0).to_numpy()
-        order = SORTS[self.sort_by] if machine is not None else "disagreement"
-        return stats[keep].sort_values([order, "subject_id"], ascending=[False, True],
+        return stats[keep].sort_values([SORTS[self.sort_by], "subject_id"], ascending=[False, True],
                                        na_position="last", ignore_index=True)
 
     def subject_ids(self) -> np.ndarray:

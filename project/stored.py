@@ -323,7 +323,7 @@ def write_density_grids(folder: str | Path, shape: tuple[int, int] = DENSITY_SHA
     """
     folder = Path(folder)
     plotted = PlottedMarks.of_store(folder) or write_plotted_columns(folder)
-    view = plotted.view(plotted.subject_mask(), shape=shape)
+    view = plotted.save_whole_binning(shape)  # kept beside the columns too: filtered views start from it
     grids, saved = {}, {}
     for plot, grid in view.grids.items():
         if grid is None:

@@ -93,3 +93,62 @@ def test_a_real_projects_columns_written_part_by_part(data_dir, tmp_path):
     # Written again from the store alone: the same columns.
     again = write_plotted_columns(stored.store.folder)
     assert again.n_marks == stored.plotted.n_marks and np.array_equal(again.starts, stored.plotted.starts)
+
+
+def test_a_view_starts_from_a_kept_binning_of_the_same_frame(demo_files, tmp_path, monkeypatch):
+    # The store keeps every subject's binning (written with it); a process opening it bins a view of the same ranges
+    # as that binning minus the subjects left out, then the next view from the closest kept one: the same grids as
+    # one pass over the shown marks, and as datashader's.
+    monkeypatch.setattr(plotted_module, "BLOCK_MARKS", 13)
+    in_memory, stored = _demo(demo_files, tmp_path)
+    assert (stored.store.folder / plotted_module.PLOTTED_FOLDER / plotted_module.WHOLE_FILE).is_file()
+    plotted = PlottedMarks(stored.store.folder)
+    binned = []
+    original = PlottedMarks._binned
+
+    def counted(self, mask, frame):
+        binned.append(int(self._marks_per_subject[mask].sum()))
+        return original(self, mask, frame)
+
+    monkeypatch.setattr(PlottedMarks, "_binned", counted)
+    ranges = {plot: (grid.x_range, grid.y_range) for plot, grid in plotted.view(plotted.subject_mask()).grids.items()}
+    assert binned == [0, 0]  # every subject: the stored binning, nothing added or dropped
+    ids = in_memory.subject_stats.subject_id.to_numpy()
+    marks = in_memory.marks
+    matched = marks[marks.consensus_id >= 0]
+    rng = np.random.default_rng(3)
+    previous = ids
+    for shown in (ids[10:], np.sort(rng.choice(ids, len(ids) - 15, replace=False)), ids[::2]):
+        binned.clear()
+        view = plotted.view(plotted.subject_mask(shown), shape=DENSITY_SHAPE, ranges=ranges)
+        # What was binned: the subjects changed from the closest kept binning (every subject's, or the last view's),
+        # or the shown subjects when they have fewer marks.
+        closest = min(int(marks.subject_id.isin(np.setxor1d(shown, kept)).sum()) for kept in (ids, previous))
+        assert 0 < sum(binned) == min(closest, int(marks.subject_id.isin(shown).sum()))
+        direct = PlottedMarks(stored.store.folder)
+        direct._kept = plotted_module.RecentlyUsed(0)  # keeps nothing: one pass over the shown marks
+        expected = direct.view(direct.subject_mask(shown), shape=DENSITY_SHAPE, ranges=ranges)
+        assert (view.n_marks, view.n_matched, view.n_sized) == (expected.n_marks, expected.n_matched, expected.n_sized)
+        for plot, (x, y) in PLOTS.items():
+            np.testing.assert_array_equal(view.grids[plot].counts, expected.grids[plot].counts)
+            assert view.grids[plot].marks == expected.grids[plot].marks
+            canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1], x_range=ranges[plot][0],
+                                       y_range=ranges[plot][1])
+            np.testing.assert_array_equal(view.grids[plot].counts,
+                                          canvas.points(matched[matched.subject_id.isin(shown)], x, y).to_numpy())
+        previous = shown
+
+
+def test_a_subject_mask_is_the_same_through_the_table_of_ids_and_their_hash(demo_files, tmp_path, monkeypatch):
+    _, stored = _demo(demo_files, tmp_path)
+    plotted = stored.plotted
+    ids = plotted.subject_ids
+    rng = np.random.default_rng(7)
+    asked = np.concatenate([rng.choice(ids, len(ids) // 2, replace=False), [ids.min() - 1, ids.max() + 5, -3]])
+    assert plotted._id_span is not None  # the demo's ids lie close together
+    through_table = plotted.subject_mask(asked)
+    monkeypatch.setattr(plotted_module, "ID_SPAN_PER_SUBJECT", 0)
+    hashed = PlottedMarks(stored.store.folder)
+    assert hashed._id_span is None
+    np.testing.assert_array_equal(through_table, hashed.subject_mask(asked))
+    np.testing.assert_array_equal(through_table, np.isin(ids, asked))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import panel as pn
 import pytest
 
 from dashboard.views.base import ReadOnlyTable, get_view
@@ -37,3 +38,19 @@ def test_a_patch_of_a_remote_page_reaches_the_rows_shown_on_it():
     assert table.value.status[[1, 8]].tolist() == ["rejected", "accepted"]
     table.page = 1  # the row patched while on another page is sent with its page
     assert model.source.data["status"][1] == "rejected"
+
+
+def test_a_read_only_tables_row_labels_are_those_panel_maps_without_a_dict_of_every_row():
+    """Panel maps each shown row's position to its index label (a click on a row of a page is resolved through it);
+    the read-only table reads the labels from the index rather than build a dict of every row on each page."""
+    rows = pd.DataFrame({"subject_id": [5, 3, 9, 1, 4]}, index=[40, 10, 30, 20, 0])
+    table = ReadOnlyTable(rows, pagination="remote", page_size=2, selectable=1)
+    panels = pn.widgets.Tabulator(rows, pagination="remote", page_size=2, selectable=1)
+    for page in (2, 3):
+        table.page = panels.page = page
+        assert not isinstance(table._index_mapping, dict)
+        assert dict(table._index_mapping) == panels._index_mapping
+        assert [table._index_mapping.get(position, position) for position in (-1, 0, 4, 5, "x")] == \
+               [panels._index_mapping.get(position, position) for position in (-1, 0, 4, 5, "x")]
+    table.value = panels.value = rows.iloc[:0]
+    assert table._index_mapping == panels._index_mapping == {}
