@@ -16,8 +16,13 @@ answers cannot change once Bokeh has made the class and its properties:
   opened): it depends only on the property's default and type parameters, fixed when the
   property is made, and on the class's own ``__overridden_defaults__``, so it is asked once per
   property and model class.
+- the theme's values for the model (`HasProps.themed_values`, about 25,000 times per session
+  opened): Bokeh asks ``getattr(model, "__themed_values__", None)``, and for a model no theme
+  touched (nearly all) that is a failed lookup through `HasProps.__getattr__`, an exception made
+  and caught each time. `HasProps.apply_theme` keeps them in the model's own ``__dict__`` (no model
+  class has such an attribute), so they are read from there.
 
-Together a tenth of the Python calls made to open a session (`bench/results/sessions.md`).
+Together a quarter of the Python calls made to open a session (`bench/results/sessions.md`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from bokeh.core.property.descriptors import PropertyDescriptor
 #: Bokeh's own lookups, which the cached ones call once per class or property.
 _UNCACHED_DEFAULTS = HasProps._overridden_defaults.__func__
 _UNCACHED_UNSTABLE = PropertyDescriptor.has_unstable_default
+_UNCACHED_THEMED = HasProps.themed_values
 _DEFAULTS: dict[type, dict[str, Any]] = {}
 _LOCK = threading.Lock()
 
@@ -56,8 +62,14 @@ def _has_unstable_default(self: PropertyDescriptor, obj: HasProps) -> bool:
     return answer
 
 
+def _themed_values(self: HasProps) -> dict[str, Any] | None:
+    """Bokeh's answer: the theme's values `HasProps.apply_theme` gave the model, or None."""
+    return self.__dict__.get("__themed_values__")
+
+
 def cache_model_defaults() -> None:
-    """Have Bokeh work out each class's overridden defaults and each property's kind of default once (see the
-    module); safe to call again."""
+    """Have Bokeh work out each class's overridden defaults and each property's kind of default once and read
+    a model's theme values directly (see the module); safe to call again."""
     HasProps._overridden_defaults = classmethod(_overridden_defaults)
     PropertyDescriptor.has_unstable_default = _has_unstable_default
+    HasProps.themed_values = _themed_values

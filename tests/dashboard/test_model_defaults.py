@@ -36,3 +36,14 @@ def test_models_still_get_their_own_copy_of_a_mutable_default():
     assert second.data == {} and first.data is not second.data
     plot = figure(width=321)
     assert plot.width == 321 and figure().width == 600 and figure().toolbar is not plot.toolbar
+
+
+def test_a_models_theme_values_are_bokehs_own():
+    cache_model_defaults()
+    themed, plain = Range1d(), Range1d()
+    themed.apply_theme({"start": -5})
+    assert themed.themed_values() == {"start": -5} == model_defaults._UNCACHED_THEMED(themed)
+    assert plain.themed_values() is None is model_defaults._UNCACHED_THEMED(plain)
+    assert themed.start == -5 and plain.start == 0
+    themed.apply_theme({})
+    assert themed.themed_values() is None and themed.start == 0
