@@ -4,7 +4,7 @@ On a simulated project (`bench_dashboard.simulated_tables`, 100,000 subjects by 
 SQLite review store already holding some hundred decisions, several sessions (`DataStore`) watch
 the store. After each new decision every session refreshes, as the served app's periodic
 callback does. Compared side by side in one run: the process-wide shared review state
-(`dashboard.data_store.shared_review_state`: one store read per new decision) against every
+(`dashboard.review_refresh.SharedReviews`: one store read per new decision) against every
 session reading the box and subject status from the store itself.
 
     python bench/bench_reviews.py [--subjects 100000] [--sessions 5] [--decisions 10]

@@ -24,17 +24,28 @@ sessions close).
 
     python bench/bench_sessions.py                          # 50 sessions, 5 minutes, demo, 4, 0 and 4+malloc
     python bench/bench_sessions.py --sessions 10 --minutes 1 --threads 4
+    python bench/bench_sessions.py --threads 4 --num-procs 2 --postgres   # two server processes, one PostgreSQL store
+
+With ``--num-procs N`` the server forks N processes sharing the port (``zoolens demo --num-procs``), each
+holding its own sessions; decisions go through one review store, which must then be a server database:
+``--postgres`` starts a PostgreSQL on loopback for the run (as ``tests/postgres_server.py`` does for the
+tests). Memory and CPU are then the sums over the server's processes (forked pages shared by them are counted
+in each). ``--py-spy FILE`` records the server's processes with py-spy (``--nonblocking``) for the whole
+run, as raw stacks. ``--against COMMIT`` runs the same load test on an older tree first (side by side).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import random
+import signal
 import socket
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -52,6 +63,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_loaders import machine  # noqa: E402  (the sibling benchmark's machine description)
 from tests.bokeh_protocol import ACTIONS, Client  # noqa: E402  (the protocol client the server tests use too)
+from tests.postgres_server import running_postgres  # noqa: E402  (the tests' PostgreSQL on loopback)
 
 #: How often the server's memory and CPU are sampled, seconds.
 SAMPLE_SECONDS = 5.0
@@ -72,7 +84,7 @@ def build(progress):
     return project
 
 serve("bench", build, title="simulated", port={port}, address="127.0.0.1", num_threads={threads},
-      reviews=open_store({reviews!r}))
+      reviews=open_store({reviews!r}), num_procs={num_procs})
 """
 
 
@@ -206,30 +218,55 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (the server's forked worker processes with ``--num-procs``)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            parents.setdefault(parent, []).append(int(entry.name))
+    tree, waiting = [], [pid]
+    while waiting:
+        tree.append(waiting.pop())
+        waiting += parents.get(tree[-1], [])
+    return tree
+
+
 def process_sample(pid: int) -> tuple[float, float]:
-    """Resident memory (MiB) and CPU seconds (user + system) of process ``pid``."""
-    with open(f"/proc/{pid}/status") as status:
-        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """Resident memory (MiB) and CPU seconds (user + system) of process ``pid`` and its descendants, summed."""
+    rss = cpu = 0.0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                rss += next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, StopIteration):  # ended meanwhile
+            continue
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return rss, cpu
 
 
-def start_server(port: int, threads: int, reviews: Path, subjects: int | None, log: Path,
-                 tree: Path = ROOT, malloc: bool = False) -> subprocess.Popen:
+def start_server(port: int, threads: int, reviews: Path | str, subjects: int | None, log: Path,
+                 tree: Path = ROOT, malloc: bool = False, num_procs: int = 1) -> subprocess.Popen:
     """The server process of source ``tree`` (default this one), listening on ``port`` once the project has
-    loaded (waited for here); with ``malloc``, CPython allocates its objects with the C library's malloc."""
+    loaded (waited for here); with ``malloc``, CPython allocates its objects with the C library's malloc; with
+    ``num_procs`` > 1 it forks that many processes, each loading the project."""
     environment = {**os.environ, "PYTHONPATH": str(tree)}
     if malloc:
         environment["PYTHONMALLOC"] = "malloc"
     if subjects is None:
         command = [sys.executable, "-m", "zoolens", "demo", "--port", str(port), "--num-threads", str(threads),
-                   "--reviews", str(reviews)]
+                   "--reviews", str(reviews), "--num-procs", str(num_procs)]
     else:
         code = SERVE_SIMULATED.format(root=str(tree), here=str(HERE), subjects=subjects, port=port,
-                                      threads=threads, reviews=str(reviews))
+                                      threads=threads, reviews=str(reviews), num_procs=num_procs)
         command = [sys.executable, "-c", code]
-    server = subprocess.Popen(command, cwd=tree, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    # Its own process group: forked workers end with it (`stop_server`).
+    server = subprocess.Popen(command, cwd=tree, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                              start_new_session=True)
     import requests
 
     deadline = time.monotonic() + 900
@@ -241,14 +278,22 @@ def start_server(port: int, threads: int, reviews: Path, subjects: int | None, l
         except requests.ConnectionError:
             pass
         time.sleep(1)
-    # Wait until the project has loaded: a session opened now shows the views, not the progress.
+    # Wait until the project has loaded (in every process): a session opened now shows the views, not the progress.
     while time.monotonic() < deadline:
-        if "subjects," in log.read_text():
+        if log.read_text().count("subjects,") >= num_procs:
             return server
         time.sleep(1)
-    server.kill()
+    stop_server(server)
     raise TimeoutError(f"the server never loaded its project; see {log}")
 
+
+def stop_server(server: subprocess.Popen) -> None:
+    """End the server and its forked workers (its process group), as Ctrl-C does."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    server.wait(timeout=60)
 
 
 async def act_until(client: Client, stop_at: float, think: float, rng: random.Random) -> None:
@@ -294,14 +339,26 @@ async def drive(url: str, sessions: int, seconds: float, think: float, pid: int,
     return clients
 
 
-def run_one(spec: str, args) -> dict:
-    """One server run: ``spec`` is the worker threads, ``+malloc`` after it for ``PYTHONMALLOC=malloc``."""
+def run_one(spec: str, args, postgres=None, tree: Path = ROOT, name: str = "") -> dict:
+    """One server run of source ``tree`` (called ``name`` in the report): ``spec`` is the worker threads,
+    ``+malloc`` after it for ``PYTHONMALLOC=malloc``; the decisions go to a new database on ``postgres``
+    (`tests.postgres_server.PostgresServer`) when given."""
     threads, malloc = int(spec.partition("+")[0]), spec.endswith("+malloc")
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="zoolens-bench-sessions-"))
-    reviews, log = folder / "reviews.sqlite", folder / "server.log"
-    server = start_server(port, threads, reviews, args.subjects, log, malloc=malloc)
+    log = folder / "server.log"
+    reviews = postgres.url(database(postgres)) if postgres is not None else folder / "reviews.sqlite"
+    server = start_server(port, threads, reviews, args.subjects, log, tree=tree, malloc=malloc,
+                          num_procs=args.num_procs)
     load_before = os.getloadavg()
+    spy = None
+    if args.py_spy:
+        spy = subprocess.Popen([shutil.which("py-spy"), "record",
+                                "--pid", str(server.pid), "--subprocesses", "--nonblocking", "--format", "raw",
+                                "--output", str(args.py_spy.with_name(
+                                    f"{args.py_spy.stem}{'-' + name.strip('`') if name else ''}{args.py_spy.suffix}")),
+                                "--duration", f"{args.minutes * 60 + 60:.0f}"],
+                               stdout=subprocess.DEVNULL, stderr=(folder / "py-spy.log").open("w"))
     try:
         samples: list = []
         idle_rss, idle_cpu = process_sample(server.pid)
@@ -316,16 +373,42 @@ def run_one(spec: str, args) -> dict:
             time.sleep(SAMPLE_SECONDS)
             rss, cpu = process_sample(server.pid)
             samples.append((ran + time.perf_counter() - settle_start, rss, cpu, "closed"))
-        with sqlite3.connect(reviews) as database:
-            decisions = database.execute("select count(*) from review_decisions").fetchone()[0]
+        decisions = count_decisions(reviews)
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled so far
+            spy.wait(timeout=120)
+        stop_server(server)
     times = {action: [t for client in clients for t in client.times[action]] for action in ACTIONS}
     errors = [error for client in clients for error in client.errors]
-    return {"threads": threads, "label": (f"{threads} worker threads" if threads else "no threads (event loop)")
-            + (", PYTHONMALLOC=malloc" if malloc else ""), "load": (load_before, os.getloadavg()), "times": times, "errors": errors, "samples": samples, "idle_rss": idle_rss,
+    return {"threads": threads, "label": (f"{name}: " if name else "")
+            + (f"{threads} worker threads" if threads else "no threads (event loop)")
+            + (", PYTHONMALLOC=malloc" if malloc else "")
+            + (f", {args.num_procs} processes" if args.num_procs > 1 else "")
+            + (", PostgreSQL store" if args.postgres else ""), "load": (load_before, os.getloadavg()), "times": times, "errors": errors, "samples": samples, "idle_rss": idle_rss,
             "idle_cpu": idle_cpu, "cpu": cpu_end - idle_cpu, "seconds": ran, "decisions": decisions}
+
+
+def database(postgres) -> str:
+    """A new, empty database on the benchmark's PostgreSQL server; its name."""
+    name = f"zoolens_bench_{time.time_ns()}"
+    postgres.execute(f"CREATE DATABASE {name}")
+    return name
+
+
+def count_decisions(reviews: Path | str) -> int:
+    """Decisions in the review store (a SQLite file or a database URL)."""
+    if isinstance(reviews, Path):
+        with sqlite3.connect(reviews) as connection:
+            return connection.execute("select count(*) from review_decisions").fetchone()[0]
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(reviews)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text("select count(*) from review_decisions")).scalar()
+    finally:
+        engine.dispose()
 
 
 def milliseconds(values: list[float], q: float) -> str:
@@ -334,13 +417,16 @@ def milliseconds(values: list[float], q: float) -> str:
 
 def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str:
     project = "the built-in demo (60 subjects)" if args.subjects is None else f"a simulated project of {args.subjects:,} subjects"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = args.commit
     lines = [
         f"## The load test at {commit} ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Run {dt.date.today().isoformat()} on {machine()} by `python bench/bench_sessions.py --sessions "
         f"{args.sessions} --minutes {args.minutes:g} --think {args.think:g}"
-        + (f" --subjects {args.subjects}" if args.subjects else "") + f" --threads {' '.join(map(str, args.threads))}`.",
+        + (f" --subjects {args.subjects}" if args.subjects else "") + f" --threads {' '.join(map(str, args.threads))}"
+        + (f" --num-procs {args.num_procs}" if args.num_procs > 1 else "") + (" --postgres" if args.postgres else "")
+        + "".join(f" --against {commit}" for commit in args.against)
+        + "`.",
         f"Served: {project}; {args.sessions} sessions opened over the first "
         f"{min(60.0, args.minutes * 12):.0f} s, each then acting every {args.think:g} s on average "
         "(5 switches : 3 decisions : 1 filter : 1 export) for the whole run; clients and server share the machine.",
@@ -362,7 +448,7 @@ def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str
     lines.append("| errors | " + " | ".join(f"{len(run['errors'])}" for run in runs) + " |")
     lines.append("| decisions in the store (decide actions answered) | " + " | ".join(
         f"{run['decisions']:,} ({len(run['times']['decide']):,})" for run in runs) + " |")
-    lines.append("| server CPU during the run, per action | " + " | ".join(
+    lines.append("| server CPU during the run, per action" + (" (all processes)" if args.num_procs > 1 else "") + " | " + " | ".join(
         f"{run['cpu']:.0f} s, {run['cpu'] / max(1, sum(len(t) for t in run['times'].values())) * 1000:.0f} ms"
         for run in runs) + " |")
     for label, pick in (("server RSS idle, before", lambda run: run["idle_rss"]),
@@ -400,6 +486,15 @@ def main() -> None:
                              "PYTHONMALLOC=malloc (default 4 0 4+malloc)")
     parser.add_argument("--settle", type=float, default=90.0,
                         help="seconds to follow the server's memory after the sessions close")
+    parser.add_argument("--num-procs", type=int, default=1,
+                        help="server processes (zoolens demo --num-procs; default 1); more than one needs --postgres")
+    parser.add_argument("--postgres", action="store_true",
+                        help="keep the decisions in a PostgreSQL started on loopback for the run, not in SQLite")
+    parser.add_argument("--against", nargs="+", default=[], metavar="COMMIT",
+                        help="run the load test on the tree at each COMMIT too (git archive), before this tree's, "
+                             "with the same settings, for a side-by-side result")
+    parser.add_argument("--py-spy", type=Path, default=None,
+                        help="record the server's processes with py-spy into this file (raw stacks)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the Markdown result goes")
     parser.add_argument("--only", choices=("load", "cpu"), default=None,
                         help="only the load test, or only the per-session CPU against the older tree "
@@ -413,8 +508,19 @@ def main() -> None:
             results.write("\n" + text)
         print(text)
         return
+    if args.py_spy and not shutil.which("py-spy"):
+        parser.error("--py-spy needs py-spy on the PATH (e.g. python3 -m venv /tmp/pyspy && "
+                     "/tmp/pyspy/bin/pip install py-spy; PATH=/tmp/pyspy/bin:$PATH)")
+    if args.num_procs > 1 and not args.postgres:
+        parser.error("--num-procs above 1 needs --postgres: the processes share one review store")
+    # The commit measured: taken before the runs, during which the worktree may move on.
+    args.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                 text=True, check=False).stdout.strip()
     load_before = os.getloadavg()
-    runs = [run_one(threads, args) for threads in args.threads]
+    with (running_postgres() if args.postgres else contextlib.nullcontext()) as postgres:
+        trees = [(tree_at(commit), f"`{commit}`") for commit in args.against]
+        trees.append((ROOT, "this tree" if args.against else ""))
+        runs = [run_one(threads, args, postgres, tree, name) for tree, name in trees for threads in args.threads]
     text = report(runs, args, load_before, os.getloadavg())
     with args.output.open("a") as results:
         results.write("\n" + text)

@@ -21,6 +21,7 @@ from project.progress import READY, LoadProgress, ProjectLoad
 from project.reviews import ReviewStore
 from project.roles import Reviewer
 
+from .address import PageAddress
 from .explorer import Explorer
 from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
@@ -102,7 +103,10 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     report = pn.Column(consensus_line(project), load_report_panel(project.reports), sizing_mode="stretch_width")
     fetch = FetchView(data_store=explorer.data_store)
     open_fetch = pn.widgets.Button(label="Fetch from Zooniverse…", width=260)
-    template.sidebar[0][:] = [sidebar, open_fetch, report]
+    # The address holds the current subject and filters: a shared link reopens the same view.
+    address = PageAddress(names=list(URL_STATE))
+    address.follow(explorer.data_store)
+    template.sidebar[0][:] = [sidebar, open_fetch, report, address]
     template.main[0][:] = [main]
 
     def open_dialog(event):
@@ -117,16 +121,11 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
         fetched = Explorer(event.new, reviews=reviews, reviewer=reviewer)
         sidebar[:], main[:] = fetched.sidebar(), [fetched.tabs()]
         report[:] = [consensus_line(event.new), load_report_panel(event.new.reports)]
-        if pn.state.location is not None:
-            pn.state.location.unsync(template.explorer.data_store)
-            pn.state.location.sync(fetched.data_store, {name: name for name in URL_STATE})
+        address.follow(fetched.data_store, read=False)  # another project: the opening link was not about it
         template.explorer, fetch.data_store = fetched, fetched.data_store
         template.close_modal()
 
     fetch.param.watch(show_fetched, "project")
-    if pn.state.location is not None:
-        # The address holds the current subject and filters: a shared link reopens the same view.
-        pn.state.location.sync(explorer.data_store, {name: name for name in URL_STATE})
     # Tests and notebook users reach the session's parts through the template.
     template.explorer, template.fetch = explorer, fetch
     if reviews is not None:
@@ -135,7 +134,8 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
         # check, a link preview, a load test's poll), Panel retries starting a periodic callback on every tick
         # of the server's loop until the session expires, a busy loop taking CPU from every other session.
         pn.state.onload(lambda: pn.state.add_periodic_callback(
-            lambda: template.explorer.data_store.refresh_reviews(), period=review_refresh_ms))
+            lambda: template.explorer.data_store.refresh_reviews(poll_age=review_refresh_ms / 3000),
+            period=review_refresh_ms))
     return template
 
 

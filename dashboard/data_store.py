@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import threading
-import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -23,47 +22,14 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
-from project import Project
-from project.reviews import ReviewStore
 from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import AGAINST_CONSENSUS, ANY, Selection
 from project.stored import no_rows, rows_of_subjects
 
 from .one_patch import held
+from .review_refresh import ReviewReading, shared_reviews, statuses_of
 from .reviewed_boxes import decided_rows, reviewed_boxes
 from .subject_marks import subject_consensus
-
-#: Review store -> consensus source -> (decision id, box status, subject status) as last read: one
-#: read of the store per new decision for the whole process, however many sessions show it.
-_REVIEW_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_REVIEW_STATE_LOCK = threading.Lock()
-
-
-def shared_review_state(reviews: ReviewStore, project: Project, latest: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The review state of ``project``'s consensus as of decision ``latest`` or newer, shared read-only.
-
-    Parameters
-    ----------
-    reviews : ReviewStore
-    project : Project
-    latest : int
-        The newest decision id the caller knows of (`ReviewStore.last_decision_id`).
-
-    Returns
-    -------
-    (DataFrame, DataFrame)
-        `ReviewStore.box_status` indexed by subject_id and consensus_id, and
-        `ReviewStore.subject_status` with the project's consensus. Never mutate them.
-    """
-    source = project.consensus_source
-    # One session reads while the others wait for its result rather than read the same again.
-    with _REVIEW_STATE_LOCK:
-        known = _REVIEW_STATE.setdefault(reviews, {}).get(source)
-        if known is None or known[0] < latest:
-            boxes = reviews.box_status(source).set_index(["subject_id", "consensus_id"])
-            known = (latest, boxes, reviews.subject_status(source, project.consensus))
-            _REVIEW_STATE[reviews][source] = known
-    return known[1], known[2]
 
 
 @contextmanager
@@ -120,6 +86,12 @@ class DataStore(Selection, Viewer):
     review_statuses = param.DataFrame(default=None, doc="Output: `ReviewStore.subject_status` of the project's "
                                                         "consensus, as last read.")
     last_decision = param.Integer(default=0, doc="Output: the newest decision id read from the review store.")
+    review_changes = param.DataFrame(default=None, doc="Output: the rows of ``subjects`` a read of the review store "
+                                                       "found new decisions on: ``row`` (position in ``subjects``), "
+                                                       "``subject_id``, ``review_status``. ``subjects`` itself is "
+                                                       "updated in place for them (the same rows in the same order), "
+                                                       "so views showing statuses or counts update these rows; views "
+                                                       "of which subjects pass are left alone.")
     subject_decisions = param.Integer(default=0, doc="Output: a count that goes up when a read of the review store "
                                                      "finds new decisions on the current subject (its boxes, "
                                                      "status or history changed); the views of that subject "
@@ -143,7 +115,12 @@ class DataStore(Selection, Viewer):
         if self.reviewer_signed_in:
             self.param.reviewer.constant = True  # the sign-in's name, for this session only: nothing renames it
         self._box_status = None
+        #: The shared reading of the review store this session shows (`dashboard.review_refresh`).
+        self._reading: ReviewReading | None = None
+        #: Subjects whose review state changed in the reading being applied (None: not known, take it whole).
+        self._changed_subjects: np.ndarray | None = None
         self._reviewed_memo = None
+        self._progress_memo = None
         with param.discard_events(self):
             self._read_reviews()
         self._update_subjects()
@@ -179,7 +156,9 @@ class DataStore(Selection, Viewer):
         Without the plot selection: the subjects a box-select chose from, which the
         agreement plots draw faded behind the selected ones.
         """
-        subjects = self.passing(self.review_status_of(self.project.subject_stats.subject_id), plot_selection)
+        statuses = (self._reading.statuses if self._reading is not None  # worked out once for all sessions
+                    else self.review_status_of(self.project.subject_stats.subject_id))
+        subjects = self.passing(statuses, plot_selection)
         if self.mine:
             subjects = subjects[subjects.subject_id.isin(self.assigned_to_me())].reset_index(drop=True)
         return subjects
@@ -206,17 +185,40 @@ class DataStore(Selection, Viewer):
 
     @param.depends("review_statuses", watch=True)
     def _review_statuses_changed(self):
+        changed, self._changed_subjects = self._changed_subjects, None
+        if changed is not None and not len(changed):
+            return
         # Which subjects pass, and their machine numbers against the reviewed catalogue, follow the decisions.
         against_decisions = self.project.machine is not None and self.machine_against != AGAINST_CONSENSUS
         if self.review_status != ANY or self.mine or against_decisions:
-            self._update_subjects()
+            subjects = self.passing_filters()
+            if not subjects.subject_id.equals(self.subjects.subject_id) or against_decisions:
+                self.subjects = subjects
+                return
+            # The same subjects pass: their rows are updated as below.
+        # Otherwise the same subjects pass in the same order, and only the rows of those a new decision was on
+        # change, in their status column and the counts: most new decisions (read by every open session) are on
+        # none of them. Each session filtering its subjects again and rebuilding its table after each decision
+        # made anywhere was most of the server's CPU with 30 reviewers (py-spy, bench/results/sessions.md).
+        if self._reading is None:
+            self.subjects = self.subjects.assign(review_status=self.review_status_of(self.subjects.subject_id).array)
             return
-        # Without a status filter the same subjects pass and only their status column can change; most new
-        # decisions (read by every open session) touch none of this session's subjects. Filtering again for
-        # each session after each decision was most of the server's CPU with 30 reviewers (py-spy).
-        statuses = self.review_status_of(self.subjects.subject_id)
-        if not np.array_equal(statuses.to_numpy(), self.subjects.review_status.to_numpy()):
-            self.subjects = self.subjects.assign(review_status=statuses.array)
+        self._apply_review_changes(changed)
+
+    def _apply_review_changes(self, changed: np.ndarray | None) -> None:
+        """Update the rows of ``subjects`` with new decisions (all rows when ``changed`` is None) in place, and say
+        which in ``review_changes``."""
+        subjects = self.subjects
+        ids = subjects.subject_id.to_numpy(dtype=np.int64)
+        rows = np.arange(len(ids)) if changed is None else np.flatnonzero(np.isin(ids, changed))
+        if not len(rows):
+            return
+        statuses = self._reading.status_of(ids[rows]).to_numpy()
+        differ = statuses != subjects.review_status.to_numpy()[rows]
+        if differ.any():
+            # The session's own table (`passing_filters` makes a new one): views holding rows cut from it keep theirs.
+            subjects.iloc[rows[differ], subjects.columns.get_loc("review_status")] = statuses[differ]
+        self.review_changes = pd.DataFrame({"row": rows, "subject_id": ids[rows], "review_status": statuses})
 
     # -- review decisions ------------------------------------------------------------------
 
@@ -230,17 +232,27 @@ class DataStore(Selection, Viewer):
         return Reviewer(self.reviewer, self.role, self.authentication)
 
     def _read_reviews(self, latest: int | None = None) -> None:
-        """Read the subjects' and boxes' review state from the store (the newest decision ``latest``)."""
+        """Take the subjects' and boxes' review state as of decision ``latest`` (default: the store's newest) from
+        the process's shared reading (`dashboard.review_refresh`), and apply what changed since this session's last."""
         if self.reviews is None:
             self.review_statuses = pd.DataFrame({"subject_id": pd.Series(dtype=np.int64),
                                                  "status": pd.Series(dtype="string")})
             return
-        latest = self.reviews.last_decision_id() if latest is None else latest
-        before = self._current_review_row()
-        self._box_status, self.review_statuses = shared_review_state(self.reviews, self.project, latest)
-        self.last_decision = latest
-        if self._current_review_row() != before:
+        shared = shared_reviews(self.reviews, self.project)
+        reading = shared.reading(shared.newest_decision() if latest is None else latest)
+        if reading is self._reading:
+            return
+        changed = None if self._reading is None else shared.changed_since(self._reading.decision, reading)
+        before = self._current_review_row() if changed is None else None
+        self._reading, self._box_status, self._changed_subjects = reading, reading.box_status, changed
+        try:
+            self.review_statuses = reading.subject_status
+        finally:
+            self._changed_subjects = None
+        if (self._current_review_row() != before if changed is None
+                else self.subject is not None and bool(np.isin(self.subject, changed))):
             self.subject_decisions += 1
+        self.last_decision = reading.decision  # last: a refresh seeing it finds the outputs changed already
 
     def _current_review_row(self) -> tuple | None:
         """The current subject's row of ``review_statuses`` (counts by status, flag, last decision)."""
@@ -250,11 +262,17 @@ class DataStore(Selection, Viewer):
         row = statuses[(statuses.subject_id == self.subject).to_numpy(dtype=bool)]
         return tuple(row.iloc[0]) if len(row) else None
 
-    def refresh_reviews(self) -> bool:
+    def refresh_reviews(self, poll_age: float = 0.0) -> bool:
         """Read the review state again if anyone decided since the last read.
 
-        Cheap when nothing changed (one ``max(id)`` query), so a served session calls it
-        periodically; the session that decides calls it at once.
+        Cheap when nothing changed (one ``max(id)`` query, at most one per ``poll_age`` seconds for all the
+        process's sessions), so a served session calls it periodically; the session that decides calls it at
+        once. The new state is read once for all sessions (`dashboard.review_refresh`).
+
+        Parameters
+        ----------
+        poll_age : float
+            How old, in seconds, the process's last look at the store's newest decision may be (0: look now).
 
         Returns
         -------
@@ -263,20 +281,23 @@ class DataStore(Selection, Viewer):
         """
         if self.reviews is None:
             return False
-        latest = self.reviews.last_decision_id()
-        # Compared under the lock: a refresh running on another thread (the periodic one, while the
-        # reviewer's own decision refreshes) has then finished changing the outputs, not just begun.
+        latest = shared_reviews(self.reviews, self.project).newest_decision(poll_age)
+        if latest <= self.last_decision:  # most periodic calls: nothing to hold the page for
+            return False
+        # Compared again under the lock: a refresh running on another thread (the periodic one, while the
+        # reviewer's own decision refreshes) has then finished changing the outputs, not just begun (the
+        # outputs change before ``last_decision``).
         with self._session_lock, changes_held(pn.state.curdoc):  # the box states and outputs change together
-            if latest == self.last_decision:
+            if latest <= self.last_decision:
                 return False
             self._read_reviews(latest)
         return True
 
     def review_status_of(self, subject_ids) -> pd.Series:
         """The review status of each subject id (unreviewed when the store knows nothing of it)."""
-        statuses = self.review_statuses.set_index("subject_id")["status"]
-        return (pd.Series(np.asarray(subject_ids, dtype=np.int64)).map(statuses)
-                .fillna("unreviewed").astype("string"))
+        if self._reading is not None:
+            return self._reading.status_of(subject_ids)
+        return statuses_of(self.review_statuses.set_index("subject_id")["status"], subject_ids)
 
     def picked_box_id(self, boxes: pd.DataFrame | None = None) -> int | None:
         """The box under review: ``review_box`` when it is one of the current subject's boxes, else the first.
@@ -389,8 +410,7 @@ class DataStore(Selection, Viewer):
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
             filters, *metadata_sliders, *self._machine_widgets(), *self._review_widgets(),
-            # Its text changes in place: a new pane per decision made anywhere had Bokeh walk every open page.
-            pn.param.ParamMethod(self._counts, inplace=True, sizing_mode="stretch_width"),
+            self._counts_pane(),
             pn.panel(self._image_problems, sizing_mode="stretch_width"),
             clear, sizing_mode="stretch_width",
         )
@@ -452,14 +472,18 @@ class DataStore(Selection, Viewer):
     def review_progress(self) -> tuple[int, int, dict[str, int]]:
         """Of the subjects passing the filters: how many are reviewed, how many there are, and per
         reviewer the subjects whose last decision in effect is theirs."""
-        reviewed = int((self.subjects.review_status != "unreviewed").sum())
-        by_reviewer: dict[str, int] = {}
-        if self._box_status is not None and len(self._box_status):
-            decided = self._box_status.reset_index()
-            decided = decided[decided.subject_id.isin(self.subjects.subject_id)]
-            counts = decided.groupby("reviewer").subject_id.nunique().sort_values(ascending=False)
-            by_reviewer = {str(name): int(count) for name, count in counts.items()}
-        return reviewed, len(self.subjects), by_reviewer
+        # Asked by the sidebar's counts and the review heading after the same change: worked out once. The
+        # statuses change in place, each time with a new ``review_changes``.
+        key = (self.subjects, self.review_changes, self._reading)
+        memo = self._progress_memo
+        if memo is None or any(new is not old for new, old in zip(key, memo[0])):
+            reviewed = int((self.subjects.review_status != "unreviewed").sum())
+            by_reviewer: dict[str, int] = {}
+            if self._reading is not None:
+                every = len(self.subjects) == len(self.project.subject_stats)
+                by_reviewer = self._reading.reviewers_of(None if every else self.subjects.subject_id)
+            memo = self._progress_memo = (key, (reviewed, len(self.subjects), by_reviewer))
+        return memo[1]
 
     def next_unreviewed(self) -> bool:
         """Move to the next unreviewed subject after the current one (wrapping); whether there was one."""
@@ -474,13 +498,28 @@ class DataStore(Selection, Viewer):
         self.subject = int(ids[candidates[0]])
         return True
 
-    @param.depends("subjects", "review_statuses")
+    def _counts_pane(self) -> pn.widgets.StaticText:
+        """The sidebar's counts (`_counts`), their text changed in place when the subjects or their decisions
+        change. A new pane per decision made anywhere had Bokeh walk every open page; a Markdown pane, or
+        Panel's re-run of a method (``ParamMethod``), sends every property of the pane again with its text
+        (a few ms in each open session per decision); this sends the text."""
+        counts = pn.widgets.StaticText(value=self._counts(), sizing_mode="stretch_width")
+
+        def follow(*events):
+            text = self._counts()
+            if text != counts.value:
+                counts.value = text
+
+        self.param.watch(follow, ["subjects", "review_changes"])
+        return counts
+
     def _counts(self) -> str:
+        """The counts' HTML: subjects passing the filters, how many reviewed and by whom (names escaped)."""
         total = len(self.project.subject_stats)
         selected = "" if self.selection is None else " (plot selection active)"
-        text = f"**{len(self.subjects):,}** of {total:,} subjects{selected}"
+        text = f"<b>{len(self.subjects):,}</b> of {total:,} subjects{selected}"
         if self.reviews is not None:
             reviewed, count, by_reviewer = self.review_progress()
             people = " · ".join(f"{html.escape(name)} {number:,}" for name, number in by_reviewer.items())
-            text += f"  \n**{reviewed:,}** of {count:,} reviewed" + (f" ({people})" if people else "")
+            text += f"<br><b>{reviewed:,}</b> of {count:,} reviewed" + (f" ({people})" if people else "")
         return text

@@ -580,36 +580,15 @@ class ReviewStore:
             any kind on the subject: ``last_reviewer``, ``last_reviewed_at``.
         """
         history = self.history(consensus_source=consensus_source)
+        return _subject_status(history, _effective_boxes(history).reset_index(), consensus)
+
+    def review_state(self, consensus_source: str, consensus: pd.DataFrame | None = None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """`box_status` and `subject_status` (with ``consensus``) from one reading of the decisions: a
+        consistent pair (two calls can fall either side of a new decision), for about half the work."""
+        history = self.history(consensus_source=consensus_source)
         boxes = _effective_boxes(history).reset_index()
-        counts = boxes.groupby(["subject_id", "status"]).size().unstack(fill_value=0).reindex(
-            columns=list(STATUS_OF_ACTION.values()), fill_value=0)
-        counts.columns = [f"n_{status}" for status in counts.columns]
-        last = history.groupby("subject_id").tail(1).set_index("subject_id")
-        subjects = np.unique(history["subject_id"].to_numpy(np.int64))
-        if consensus is not None:
-            subjects = np.union1d(subjects, consensus["subject_id"].to_numpy(np.int64))
-        table = counts.reindex(subjects, fill_value=0).astype("int64")
-        table.index.name = "subject_id"
-        if consensus is None:
-            table["n_unreviewed"] = pd.array([pd.NA] * len(table), dtype="Int64")
-        else:
-            aggregated = consensus.groupby("subject_id").size().reindex(subjects, fill_value=0)
-            decided = boxes[boxes["consensus_id"] >= 0].groupby("subject_id").size().reindex(subjects, fill_value=0)
-            table["n_unreviewed"] = (aggregated - decided).astype("Int64")
-        table["flagged"] = _flagged(history).reindex(subjects, fill_value=False).astype(bool)
-        edited = boxes[boxes["edited"] & (boxes["status"] != "rejected")]["subject_id"].unique()
-        reviewed = table[["n_accepted", "n_rejected", "n_redrawn", "n_added"]].sum(axis=1)
-        total = reviewed + table["n_unreviewed"].fillna(0).astype("int64")
-        table["status"] = np.select(
-            [table["flagged"], table.index.isin(edited), reviewed == 0,
-             table["n_accepted"] == total, table["n_rejected"] == total],
-            ["flagged", "edited", "unreviewed", "accepted", "rejected"], "mixed")
-        table["status"] = table["status"].astype("string")
-        table["last_reviewer"] = last["reviewer"].reindex(subjects).astype("string")
-        table["last_reviewed_at"] = last["created_at"].reindex(subjects)
-        columns = ["status", "flagged", "n_accepted", "n_rejected", "n_redrawn", "n_added",
-                   "n_unreviewed", "last_reviewer", "last_reviewed_at"]
-        return table[columns].reset_index()
+        return boxes, _subject_status(history, boxes, consensus)
 
     def apply(self, consensus: pd.DataFrame, consensus_source: str, rejected: str = "drop") -> pd.DataFrame:
         """The reviewed catalogue: the consensus table with the decisions in effect applied.
@@ -962,6 +941,39 @@ def _active(rows: pd.DataFrame) -> pd.Series:
         if revert_id not in reverted:
             reverted.add(target)
     return ~rows["id"].isin(list(reverted))
+
+
+def _subject_status(history: pd.DataFrame, boxes: pd.DataFrame, consensus: pd.DataFrame | None) -> pd.DataFrame:
+    """`ReviewStore.subject_status` from the decisions ``history`` and their effective ``boxes``."""
+    counts = boxes.groupby(["subject_id", "status"]).size().unstack(fill_value=0).reindex(
+        columns=list(STATUS_OF_ACTION.values()), fill_value=0)
+    counts.columns = [f"n_{status}" for status in counts.columns]
+    last = history.groupby("subject_id").tail(1).set_index("subject_id")
+    subjects = np.unique(history["subject_id"].to_numpy(np.int64))
+    if consensus is not None:
+        subjects = np.union1d(subjects, consensus["subject_id"].to_numpy(np.int64))
+    table = counts.reindex(subjects, fill_value=0).astype("int64")
+    table.index.name = "subject_id"
+    if consensus is None:
+        table["n_unreviewed"] = pd.array([pd.NA] * len(table), dtype="Int64")
+    else:
+        aggregated = consensus.groupby("subject_id").size().reindex(subjects, fill_value=0)
+        decided = boxes[boxes["consensus_id"] >= 0].groupby("subject_id").size().reindex(subjects, fill_value=0)
+        table["n_unreviewed"] = (aggregated - decided).astype("Int64")
+    table["flagged"] = _flagged(history).reindex(subjects, fill_value=False).astype(bool)
+    edited = boxes[boxes["edited"] & (boxes["status"] != "rejected")]["subject_id"].unique()
+    reviewed = table[["n_accepted", "n_rejected", "n_redrawn", "n_added"]].sum(axis=1)
+    total = reviewed + table["n_unreviewed"].fillna(0).astype("int64")
+    table["status"] = np.select(
+        [table["flagged"], table.index.isin(edited), reviewed == 0,
+         table["n_accepted"] == total, table["n_rejected"] == total],
+        ["flagged", "edited", "unreviewed", "accepted", "rejected"], "mixed")
+    table["status"] = table["status"].astype("string")
+    table["last_reviewer"] = last["reviewer"].reindex(subjects).astype("string")
+    table["last_reviewed_at"] = last["created_at"].reindex(subjects)
+    columns = ["status", "flagged", "n_accepted", "n_rejected", "n_redrawn", "n_added",
+               "n_unreviewed", "last_reviewer", "last_reviewed_at"]
+    return table[columns].reset_index()
 
 
 def _flagged(rows: pd.DataFrame) -> pd.Series:

@@ -18,6 +18,8 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +77,13 @@ def _run(command: list, what: str, log: Path | None = None) -> None:
         raise RuntimeError(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}{server_log}")
 
 
-@pytest.fixture(scope="session")
-def postgres_server():
-    """A PostgreSQL server for the whole test session, stopped and deleted at the end."""
+@contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on loopback, stopped and deleted when the block ends (also for benchmarks)."""
     bin_dir = _bin_dir()
     if bin_dir is None:
-        pytest.skip(f"PostgreSQL binaries not found ({BINARIES}/initdb); "
-                    "install Debian's postgresql package to run these tests")
+        raise FileNotFoundError(f"PostgreSQL binaries not found ({BINARIES}/initdb); "
+                                "install Debian's postgresql package")
     # Not under pytest's tmp_path: its parents are private to root, and the server runs as postgres.
     root = Path(tempfile.mkdtemp(prefix="zoolens-postgres-"))
     if os.geteuid() == 0:
@@ -101,6 +103,16 @@ def postgres_server():
             _run([bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], "pg_ctl stop", log)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the whole test session, stopped and deleted at the end."""
+    if _bin_dir() is None:
+        pytest.skip(f"PostgreSQL binaries not found ({BINARIES}/initdb); "
+                    "install Debian's postgresql package to run these tests")
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture

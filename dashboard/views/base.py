@@ -40,6 +40,28 @@ class ReadOnlyTable(pn.widgets.Tabulator):
         events.pop("data", None)
         return super()._process_events(events)
 
+    def _patch(self, patch):
+        # Panel 1.9 keeps only the shown page's rows in the page's data source under remote pagination,
+        # but patches that source at the rows' numbers in the whole table: a patch on any page but the
+        # first fails there ("Out-of-bounds index"). The rows on the page are patched at their place on it.
+        if self.pagination != "remote" or self.filters or self._filters or self.sorters:
+            super()._patch(patch)
+            return
+        size = self.page_size or self.initial_page_size
+        start = (self.page - 1) * size
+        on_page = {column: [(row - start, value) for row, value in values if start <= row < start + size]
+                   for column, values in patch.items()}
+        on_page = {column: values for column, values in on_page.items() if values}
+        if not on_page:
+            return
+        updating, self._updating = self._updating, True
+        try:
+            super(pn.widgets.Tabulator, self)._patch(on_page)  # the data source's patch, past Tabulator's
+            self._update_style()
+            self._update_selectable()
+        finally:
+            self._updating = updating
+
 
 class View(Viewer):
     """Base class of the dashboard's views; subclasses set ``short_name`` and implement ``__panel__``."""

@@ -59,7 +59,7 @@ class Gallery(View):
         return pn.Column(pn.pane.PNG(png, width=164, height=164, fixed_aspect=True, margin=2), button, caption,
                          width=172, css_classes=["zoolens-gallery-card"])
 
-    @param.depends("data_store.subjects", "page", "per_page")
+    @param.depends("data_store.subjects", "data_store.review_changes", "page", "per_page")
     def _grid(self):
         rows = self.shown()
         if not len(rows):

@@ -45,7 +45,7 @@ class MachineView(View):
             self.subject_rows(), pagination="remote", page_size=12, selectable=1, disabled=True, show_index=False,
             titles=COLUMNS, layout="fit_data_table", formatters={"subject_id": NumberFormatter(format="0")})
         self._table.param.watch(self._pick, "selection")
-        self.data_store.param.watch(self._refresh, "subjects")
+        self.data_store.param.watch(self._refresh, ["subjects", "review_changes"])  # its Review column too
 
     @property
     def machine(self):

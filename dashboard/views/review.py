@@ -55,7 +55,7 @@ class ReviewPanel(View):
     def __init__(self, **params):
         super().__init__(**params)
         self._boxes = BoxTable(
-            value=_box_rows(self.boxes()), titles=BOX_COLUMNS, number_columns=["x", "y", "width", "height", "n_votes"],
+            value=self.boxes(), titles=BOX_COLUMNS, number_columns=["x", "y", "width", "height", "n_votes"],
             whole_columns=["consensus_id"], height=BOX_TABLE_HEIGHT, sizing_mode="stretch_width",
         )
         # Made when first shown (`history_table`): it sits in a folded card most reviewers never open,
@@ -67,8 +67,10 @@ class ReviewPanel(View):
         self._progress_memo = None
         #: The heading (subject, status, progress, who reviews): its text changes in place, the pane is never
         #: replaced (a new pane made Bokeh walk the page, and Panel's re-run of a method per switch cost more
-        #: than the text).
-        self._heading_pane = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
+        #: than the text). Static text, not an HTML pane: an HTML pane sends all its properties again with a new
+        #: text (and its first update adds a style sheet, so Bokeh walks the page), in every session that shows
+        #: a subject someone decided on.
+        self._heading_pane = pn.widgets.StaticText(value="", sizing_mode="stretch_width", margin=(0, 10))
         #: The typed geometry's inputs, following x, y, width and height both ways.
         self._geometry_inputs = GeometryInputs(margin=(5, 10),
                                                descriptions={name: self.param[name].doc for name in FIELDS})
@@ -79,7 +81,8 @@ class ReviewPanel(View):
         self.data_store.param.watch(self._refresh, ["subject", "subject_decisions", "min_votes"])
         self.data_store.param.watch(self._box_changed, "review_box")
         self.data_store.param.watch(self._box_drawn, "drawn_box")
-        self.data_store.param.watch(self._heading, ["subject", "subject_decisions", "reviewer", "subjects"])
+        self.data_store.param.watch(self._heading, ["subject", "subject_decisions", "reviewer", "subjects",
+                                                    "review_changes"])
         self.param.watch(self._heading, "assignee")
         self._refresh()
         self._heading()
@@ -253,12 +256,12 @@ class ReviewPanel(View):
 
     def _refresh(self, event=None):
         boxes = self.boxes()
-        rows = _box_rows(boxes)
         # The new rows and the picked one go to the page together (`BoxTable` sends both as one property); the rows
-        # only when they differ (two subjects without boxes, a refresh finding nothing new on this subject).
+        # only when they are new (`reviewed_consensus_of` is the same table until the subject, the vote threshold
+        # or the decisions read change).
         with param.parameterized.batch_call_watchers(self._boxes):
-            if not rows.equals(self._boxes.value):
-                self._boxes.value = rows
+            if boxes is not self._boxes.value:
+                self._boxes.value = boxes
             if self._history is not None and (self._history_card is None or not self._history_card.collapsed):
                 self._history.value = _history_rows(self.history())
             # Keep the picked box highlighted (its row) and its geometry in the inputs.
@@ -293,18 +296,18 @@ class ReviewPanel(View):
         """Of the subjects passing the filters, how many are reviewed and how many there are (`DataStore.
         review_progress`), worked out again only when the subjects or the review state changed, not per switch."""
         store = self.data_store
-        key = (store.subjects, store.review_statuses)
+        key = (store.subjects, store.review_changes)  # statuses change in place, with a new review_changes
         if self._progress_memo is None or any(new is not old for new, old in zip(key, self._progress_memo[0])):
             self._progress_memo = (key, store.review_progress()[:2])
         return self._progress_memo[1]
 
     # -- layout ------------------------------------------------------------------------------
 
-    def _heading(self, *events) -> pn.pane.HTML:
+    def _heading(self, *events) -> pn.widgets.StaticText:
         """The heading's pane, its text brought up to date (`heading_html`)."""
         text = self.heading_html()
-        if text != self._heading_pane.object:
-            self._heading_pane.object = text
+        if text != self._heading_pane.value:
+            self._heading_pane.value = text
         return self._heading_pane
 
     def heading_html(self) -> str:
@@ -383,16 +386,6 @@ def _review_status(statuses: pd.DataFrame, subject_id: int) -> str:
     `DataStore.review_status_of` gives it, without indexing the whole table on every switch."""
     found = statuses["status"].to_numpy(dtype=object)[statuses["subject_id"].to_numpy() == subject_id]
     return "unreviewed" if not len(found) or pd.isna(found[0]) else str(found[0])
-
-
-def _box_rows(boxes: pd.DataFrame) -> pd.DataFrame:
-    """The box table's rows: plain dtypes the table widget shows (no pandas NA), made in one step from arrays."""
-    columns = {name: boxes[name].to_numpy() for name in BOX_COLUMNS}
-    columns["n_votes"] = boxes["n_votes"].to_numpy(dtype="float64", na_value=np.nan)
-    columns["reviewer"] = pd.Series(boxes["reviewer"].to_numpy(dtype=object), dtype=object).fillna("").to_numpy()
-    columns["status"] = boxes["status"].to_numpy(dtype=object)
-    return pd.DataFrame({name: pd.Series(values, dtype=object) if name in ("reviewer", "status") else values
-                         for name, values in columns.items()}, index=boxes.index)
 
 
 def _history_rows(history: pd.DataFrame) -> pd.DataFrame:

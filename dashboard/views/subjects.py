@@ -63,6 +63,7 @@ class SubjectBrowser(View):
         )
         self._table.param.watch(self._pick, "selection")
         self.data_store.param.watch(self._refresh, "subjects")
+        self.data_store.param.watch(self._patch_statuses, "review_changes")
         self.data_store.param.watch(self._follow, "subject")
         self._follow()
         self.param.watch(self._resize, "page_size")
@@ -84,6 +85,19 @@ class SubjectBrowser(View):
     def _refresh(self, event=None):
         self._table.value = self._rows()
         self._follow()
+
+    def _patch_statuses(self, event):
+        """New decisions on shown subjects: their Review cells change in place (the page redraws those cells),
+        not the table (Tabulator sends and styles a whole page for a new value, in every open session)."""
+        changes = event.new
+        if changes is None or not len(changes):
+            return
+        rows = changes.row.to_numpy()
+        shown = self._table.value.review_status.to_numpy()[rows]
+        differ = changes.review_status.to_numpy() != shown
+        if differ.any():
+            self._table.patch({"review_status": list(zip(rows[differ].tolist(),
+                                                         changes.review_status[differ].tolist()))}, as_index=False)
 
     def _follow(self, event=None):
         """Highlight the current subject's row, on its page, whoever picked it (keys, gallery, plots)."""

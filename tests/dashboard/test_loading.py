@@ -105,14 +105,14 @@ def test_a_page_paints_with_progress_during_a_slow_load_then_shows_the_views(dem
             paused.release.set()
             assert shared_load("test-loading-slow", paused.build, "slow demo").wait(120)
             types, text = server.wait_for(waiting, "of 60 subjects", model="DataTabulator")  # the subject table
-            assert "<strong>60</strong> of 60 subjects" in text
+            assert "<b>60</b> of 60 subjects" in text
             assert "Loading slow demo" not in text and "rows read…" not in text  # the progress view is gone
 
         # A session opened after the load gets the views straight away, with the load report.
         later = server.open_page("/")
         types, text = server.contents(later)
         assert "DataTabulator" in types and "Loading slow demo" not in text
-        assert "<strong>60</strong> of 60 subjects" in text
+        assert "<b>60</b> of 60 subjects" in text
 
 
 @pytest.mark.server

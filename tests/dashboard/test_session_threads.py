@@ -77,14 +77,12 @@ def test_the_session_of_a_task_is_found_where_panel_puts_it():
     assert session_of(Periodic().run, (True,)) is session
 
 
-def _review_table_selection(document: dict) -> str:
-    """The id of the review panel's box table's selection model (its source has a consensus_id column)."""
-    for source in find_models(document, "ColumnDataSource"):
-        data = source.get("attributes", {}).get("data", {})
-        entries = data.get("entries", []) if isinstance(data, dict) else []
-        names = [entry[0] for entry in entries if isinstance(entry, list)]
-        if "consensus_id" in names and "status" in names:
-            return source["attributes"]["selected"]["id"]
+def _review_table(document: dict) -> str:
+    """The id of the review panel's box table (`dashboard.views.box_table.BoxTable`: a page component whose data
+    names the box columns)."""
+    for component in find_models(document, "ReactiveESM"):
+        if "number_columns" in json.dumps(component) and "consensus_id" in json.dumps(component):
+            return component["id"]
     raise LookupError("no box table in the page")
 
 
@@ -106,10 +104,12 @@ def test_a_box_picked_and_rejected_at_once_is_the_box_rejected(tiny_project, tmp
         async def pick_then_reject():
             client = Client(url, 0)
             await client.open()  # subject 1 shows, its first box (10) picked; the client types a name
-            selection = _review_table_selection(client.document)
+            table = _review_table(client.document)
             reject = client._model("Button", label="Reject")
             since, start = len(client.patches), time.perf_counter()
-            await client._change(selection, "indices", [1])  # the row of box 11
+            # A click on the row of box 11, as the page sends it (the component's message event).
+            await client._send("PATCH-DOC", {"events": [{"kind": "MessageSent", "msg_type": "bokeh_event", "msg_data": {
+                "type": "event", "name": "data_event", "values": {"model": {"id": table}, "data": {"pick": 1}}}}]})
             await client._click(reject)
             await client.wait_for("decide", start, since, lambda patch: "rejected" in patch)
             await client.close()

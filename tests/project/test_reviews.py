@@ -310,6 +310,18 @@ def test_subject_status_with_and_without_the_consensus_table(store):
     assert store.subject_status("other-run").empty
 
 
+def test_review_state_is_box_status_and_subject_status_from_one_reading(store, monkeypatch):
+    review_the_demo(store)
+    consensus = make_consensus()
+    expected = store.box_status("run"), store.subject_status("run", consensus)
+    readings, history = [], type(store).history
+    monkeypatch.setattr(type(store), "history", lambda self, *a, **k: readings.append(1) or history(self, *a, **k))
+    boxes, subjects = store.review_state("run", consensus)
+    assert len(readings) == 1
+    pd.testing.assert_frame_equal(boxes, expected[0])
+    pd.testing.assert_frame_equal(subjects, expected[1])
+
+
 def test_apply_gives_the_reviewed_catalogue(store):
     review_the_demo(store)
     consensus = make_consensus()

@@ -56,10 +56,13 @@ def test_the_address_holds_the_view_and_arrow_keys_move_along(browser, served_ur
     page.get_by_text("2 of 3 subjects").wait_for(timeout=30_000)
     page.get_by_text("Subject 2", exact=True).wait_for(timeout=15_000)
     page.locator("body").click(position={"x": 5, "y": 300})
+    entries = page.evaluate("() => window.history.length")
     page.keyboard.press("ArrowRight")  # filtered order is 1, 2: from 2 it wraps to 1
     page.get_by_text("Subject 1", exact=True).wait_for(timeout=15_000)
     page.wait_for_function("() => window.location.search.includes('subject=1')", timeout=15_000)
     assert "min_volunteers=2" in page.evaluate("() => window.location.search")
+    # The address is replaced in place: stepping through subjects leaves no history entries to go back through.
+    assert page.evaluate("() => window.history.length") == entries
     page.wait_for_timeout(1500)  # let the plot update land before the picture
     page.screenshot(path=str(artefacts / "cutout.png"))
     assert dialogs == []

@@ -113,8 +113,8 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
         [1, 10, "accept", REVIEWER], [1, 11, "reject", REVIEWER]]
     assert page.get_by_text(REVIEWER, exact=True).count() >= 2  # the box table and the history, as text
     # The sidebar's progress follows the decisions (its text is changed in place).
-    expect(page.locator("p", has_text=" reviewed (")).to_have_text(
-        re.compile(rf"\b1 of 3 reviewed \({re.escape(REVIEWER)} 1\)"), timeout=15_000)
+    expect(page.get_by_text(re.compile(r"of \d+ reviewed \(")).first).to_have_text(
+        re.compile(rf"\b1 of 3 reviewed \({re.escape(REVIEWER)} 1\)"), use_inner_text=True, timeout=15_000)
     page.wait_for_timeout(1500)  # let the redrawn cutout land before the picture
     page.screenshot(path=str(artefacts / "review.png"))
 

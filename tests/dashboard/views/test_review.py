@@ -297,12 +297,12 @@ def test_another_sessions_decision_updates_the_status_column_without_filtering_a
 def test_names_are_escaped_in_the_heading(explorer):
     explorer.data_store.reviewer = "<img src=x onerror=alert(1)>"
     heading = explorer.review._heading()
-    assert "&lt;img src=x onerror=alert(1)&gt;" in heading.object and "<img" not in heading.object
+    assert "&lt;img src=x onerror=alert(1)&gt;" in heading.value and "<img" not in heading.value
 
 
 def test_without_a_store_the_panel_says_how_to_start(tiny_project):
     explorer = Explorer(tiny_project)
-    assert "--reviews" in explorer.review._heading().object
+    assert "--reviews" in explorer.review._heading().value
     assert explorer.data_store.subjects.review_status.unique().tolist() == ["unreviewed"]
     explorer.data_store.reviewer = "ann"
     with pytest.raises(ReviewError, match="no review store"):
@@ -375,7 +375,7 @@ def test_revert_last_takes_a_reviewers_own_decision_and_a_leads_anyones(tiny_pro
 def test_the_panel_offers_only_what_the_role_may_do_and_the_store_refuses_the_rest(tiny_project, review_store):
     viewer = signed_in_explorer(tiny_project, review_store, "vic", "viewer", OIDC)
     assert not {"Accept", "Reject", "Revert last", "Flag subject"} & set(widgets(viewer.review, pn.widgets.Button))
-    assert "you can look and export" in viewer.review._heading().object
+    assert "you can look and export" in viewer.review._heading().value
     with pytest.raises(RoleError, match="vic is a viewer: accept needs the reviewer role"):
         viewer.review.accept(10)  # as a message from a forged page would
     reviewer = signed_in_explorer(tiny_project, review_store, "bob", "reviewer")
@@ -392,7 +392,7 @@ def test_the_panel_offers_only_what_the_role_may_do_and_the_store_refuses_the_re
 
 def test_shared_password_mode_is_labelled_in_the_page_and_the_records(tiny_project, review_store):
     shared = signed_in_explorer(tiny_project, review_store, "ann", "reviewer", SHARED_PASSWORD)
-    assert "shared-password mode" in shared.review._heading().object
+    assert "shared-password mode" in shared.review._heading().value
     sidebar = [pane.object for pane in pn.Column(*shared.sidebar()).select(pn.pane.HTML)
                if "Reviewing as" in str(pane.object)]
     assert len(sidebar) == 1 and "shared-password mode" in sidebar[0]
@@ -419,9 +419,9 @@ def test_a_lead_assigns_the_subject_and_everyone_sees_it(tiny_project, review_st
     widgets(lead.review, pn.widgets.TextInput)["Assign to"].value = "<b>bob</b>"
     click(lead.review, "Assign")
     assert review_store.assignments(tiny_project.consensus_source).assignee.tolist() == ["<b>bob</b>"]
-    assert "assigned to <b>&lt;b&gt;bob&lt;/b&gt;</b>" in reviewer.review._heading().object
+    assert "assigned to <b>&lt;b&gt;bob&lt;/b&gt;</b>" in reviewer.review._heading().value
     reviewer.data_store.subject = 2
-    assert "assigned to" not in reviewer.review._heading().object
+    assert "assigned to" not in reviewer.review._heading().value
 
 
 def test_review_progress_per_selection_and_reviewer_and_the_next_unreviewed_key(explorer):
@@ -434,7 +434,7 @@ def test_review_progress_per_selection_and_reviewer_and_the_next_unreviewed_key(
     explorer.review.reject()
     data_store.refresh_reviews()
     assert data_store.review_progress() == (2, 3, {"ann": 1, "bob": 1})
-    assert "**2** of 3 reviewed (ann 1 · bob 1)" in data_store._counts()
+    assert "<b>2</b> of 3 reviewed (ann 1 · bob 1)" in data_store._counts()
     data_store.min_volunteers = 3  # subject 1 only
     assert data_store.review_progress() == (1, 1, {"ann": 1})
     data_store.min_volunteers = 0

@@ -8,9 +8,10 @@ import pytest
 
 from consensus.quorum import BINS
 from consensus.simulate import simulate_distractor_project
-from dashboard.data_store import DataStore, Project
+from dashboard.data_store import DataStore
 from dashboard.views import ReaggregationSandbox
 from dashboard.views.sandbox import best_overlaps
+from project import Project
 
 
 @pytest.fixture
