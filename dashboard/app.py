@@ -27,6 +27,7 @@ from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
 from .memory import RELEASE
 from .model_checks import unchecked_models
+from .model_defaults import cache_model_defaults
 from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
@@ -42,6 +43,9 @@ REVIEW_REFRESH_MS = 3000
 #: in the order they arrived (`dashboard.session_threads`); threads do not add CPU under the GIL, but one
 #: session's database write, image read or export no longer holds up the others' answers.
 DEFAULT_THREADS = min(4, 2 * (os.cpu_count() or 1))
+
+# Once per process: every session's models read their defaults through it (`dashboard.model_defaults`).
+cache_model_defaults()
 
 class SessionTemplate(pn.template.FastListTemplate):
     """Panel's FastListTemplate, put into a session's document with one walk of its models.

@@ -11,6 +11,13 @@ checks are off while any page is being built and back on when the last one is do
 Values set by other threads meanwhile go unchecked too. Unchecked, a value Bokeh would have
 refused (a bug) is not refused where it is set but reaches the page, whose own rendering then
 fails; the browser tests look at every view.
+
+Bokeh's "error diagnostics" (its `perform_error_diagnostics` setting) are off too while a page
+is built: they check the signature of every callback Panel registers on a model (about 450 per
+page, each through `inspect.signature`) and, when code asks a model for an attribute it does not
+have (Panel does, for its own properties), look for similar names to suggest. Off, a wrong
+callback fails when it is called rather than when it is registered, and a wrong name
+still raises, with a shorter message.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import threading
 from contextlib import contextmanager
 
 from bokeh.core.property.validation import validate
+from bokeh.settings import settings
 
 _LOCK = threading.Lock()
 _BUILDING = 0
@@ -31,6 +39,7 @@ def unchecked_models():
     with _LOCK:
         _BUILDING += 1
         validate(False)  # Bokeh's switch, used as a call: it stays as set
+        settings.perform_error_diagnostics.set_value(False)
     try:
         yield
     finally:
@@ -38,3 +47,4 @@ def unchecked_models():
             _BUILDING -= 1
             if not _BUILDING:
                 validate(True)
+                settings.perform_error_diagnostics.unset_value()  # back to the environment's or Bokeh's default
