@@ -43,8 +43,9 @@ class PageAddress(JSComponent):
           window.history.replaceState(window.history.state, "", address);
         }
       }
+      // Written when the view changes, not when drawn: a page opened at a bare address keeps it until the
+      // reviewer moves (a sign-in's return to the app lands where it was sent).
       model.on("query", write);
-      write();
       return document.createElement("span");
     }
     """
