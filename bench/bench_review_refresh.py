@@ -26,26 +26,14 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from bench_loaders import machine  # noqa: E402
-from bench_sessions import DEMO_PROJECT, tree_at  # noqa: E402
+from bench_sessions import DEMO_PROJECT, SESSION_SETUP, tree_at  # noqa: E402
 
 #: Runs in a fresh interpreter on one source tree; prints the CPU seconds as JSON.
 REFRESHES = """
 import json, resource, sys
 sys.path.insert(0, {tree!r})
 import numpy as np
-import panel as pn
-from bokeh.document import Document
-from panel.io.state import set_curdoc
-from dashboard.app import create_app
-from project.reviews import open_store
-{project}
-reviews = open_store({reviews!r})
-pn.extension("tabulator")
-
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
+""" + SESSION_SETUP + """
 sessions = []
 for number in range({sessions} + 1):
     document = Document()

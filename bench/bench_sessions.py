@@ -93,12 +93,9 @@ serve("bench", build, title="simulated", port={port}, address="127.0.0.1", num_t
 #: (all tabs built at open, no document freeze).
 BEFORE_COMMITS = ("02410bd", "6679a04")
 
-#: Runs in a fresh interpreter on one source tree: the server CPU of opening a session (built into a
-#: Bokeh document and serialised, as the server does) and of switching subject in it, as JSON.
-SESSION_CPU = """
-import json, resource, sys
-sys.path.insert(0, {tree!r}); sys.path.insert(0, {here!r})
-import panel as pn
+#: The start of code run in a fresh interpreter on one source tree (after its ``sys.path``): the project
+#: (``{project}``), the review store, and the process's CPU seconds so far (``cpu()``).
+SESSION_SETUP = '''import panel as pn
 from bokeh.document import Document
 from panel.io.state import set_curdoc
 from dashboard.app import create_app
@@ -110,7 +107,14 @@ pn.extension("tabulator")
 def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+'''
 
+#: Runs in a fresh interpreter on one source tree: the server CPU of opening a session (built into a
+#: Bokeh document and serialised, as the server does) and of switching subject in it, as JSON.
+SESSION_CPU = """
+import json, resource, sys
+sys.path.insert(0, {tree!r}); sys.path.insert(0, {here!r})
+""" + SESSION_SETUP + """
 opens = []
 for number in range({opens}):
     document = Document()
