@@ -55,8 +55,13 @@ class VolunteerSteps(View):
         super().__init__(**params)
         self._memo = None
         self._where = pn.pane.HTML("", sizing_mode="stretch_width", margin=0)
+        # Filled while a volunteer is highlighted (`_show_buttons`), empty otherwise: a plain row whose buttons
+        # are made when needed, not a method pane (Panel's re-run machinery, at every session's open).
+        self._buttons = pn.Row()
         self._update_where()
         self.data_store.param.watch(self._update_where, ["highlighted_volunteer", "subject", "subjects"])
+        self.data_store.param.watch(self._show_buttons, "highlighted_volunteer")
+        self._show_buttons()
 
     def volunteer_subjects(self) -> np.ndarray:
         """Ids of the subjects the highlighted volunteer classified, passing the filters, in the order they
@@ -111,10 +116,13 @@ class VolunteerSteps(View):
         if text != self._where.object:
             self._where.object = text
 
-    @param.depends("data_store.highlighted_volunteer")
-    def _buttons(self):
+    def _show_buttons(self, *events) -> None:
         if self.data_store.highlighted_volunteer is None:
-            return pn.Row()
+            if len(self._buttons):
+                self._buttons.clear()
+            return
+        if len(self._buttons):  # another volunteer: the same buttons
+            return
         # Short labels, so the three fit beside the cutout: the line above says what "their" is.
         previous_button = pn.widgets.Button(label="◀ Their previous", width=135)
         next_button = pn.widgets.Button(label="Their next ▶", width=115)
@@ -122,7 +130,7 @@ class VolunteerSteps(View):
         previous_button.on_click(lambda event: self.step(-1))
         next_button.on_click(lambda event: self.step(1))
         stop_button.on_click(lambda event: self.stop())
-        return pn.Row(previous_button, next_button, stop_button)
+        self._buttons[:] = [previous_button, next_button, stop_button]
 
     def __panel__(self):
         return pn.Column(self._where, self._buttons, sizing_mode="stretch_width")
