@@ -411,8 +411,7 @@ class DataStore(Selection, Viewer):
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
             filters, *metadata_sliders, *self._machine_widgets(), *self._review_widgets(),
-            self._counts_pane(),
-            pn.panel(self._image_problems, sizing_mode="stretch_width"),
+            self._counts_pane(), self._image_problems_pane(),
             clear, sizing_mode="stretch_width",
         )
 
@@ -459,7 +458,19 @@ class DataStore(Selection, Viewer):
         slider.param.watch(update, "value")
         return slider
 
-    @param.depends("subject")
+    def _image_problems_pane(self) -> pn.widgets.StaticText:
+        """The sidebar's line on pictures not shown (`_image_problems`), its text changed in place when it changes:
+        it was a method Panel re-ran as a Markdown pane on every subject switch, mostly to say nothing."""
+        problems = pn.widgets.StaticText(value=self._image_problems(), sizing_mode="stretch_width")
+
+        def follow(*events):
+            text = self._image_problems()
+            if text != problems.value:
+                problems.value = text
+
+        self.param.watch(follow, "subject")
+        return problems
+
     def _image_problems(self) -> str:
         """How many pictures could not be shown so far, and why, in plain words (empty when all could)."""
         if self.subject is not None:

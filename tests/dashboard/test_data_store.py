@@ -188,3 +188,13 @@ def test_a_held_change_walks_the_document_only_when_it_added_or_removed_models(m
     with changes_held(document), changes_held(document):  # nested: the outer one walks, once
         document.roots[0].children = [text]
     assert walks == [1, 1] and document.get_model_by_id(added.id) is None
+
+
+def test_the_sidebar_line_on_pictures_not_shown_follows_the_subjects_looked_at(tiny_project):
+    store = DataStore(project=tiny_project)
+    line = store._image_problems_pane()
+    assert store.subject == 1 and line.value == ""  # its picture is inside the image root
+    store.subject = 2  # its location points outside the image root: refused, and counted
+    assert line.value == "Pictures not shown so far: 1 (image location not allowed: 1)"
+    store.subject = 1
+    assert line.value == "Pictures not shown so far: 1 (image location not allowed: 1)"  # so far, not now
