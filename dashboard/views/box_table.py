@@ -22,7 +22,7 @@ from panel.custom import JSComponent
 PICKED_BACKGROUND, PICKED_BAR = "#fff3bf", "#ffd92f"
 
 STYLE = f"""
-:host {{ contain: strict; overflow-y: auto; border: 1px solid #ddd; }}
+:host {{ contain: strict; overflow: auto; border: 1px solid #ddd; }}
 table {{ border-collapse: collapse; width: 100%; font-size: 13px; }}
 th {{ white-space: nowrap; position: sticky; top: 0; background: #f4f4f4; text-align: left; font-weight: 600; padding: 4px 6px;
       border-bottom: 1px solid #ccc; }}

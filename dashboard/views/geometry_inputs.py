@@ -20,7 +20,7 @@ FIELDS = {"x": "X", "y": "Y", "width": "Width", "height": "Height"}
 STYLE = """
 .geometry { display: flex; gap: 10px; align-items: flex-end; }
 label { display: flex; flex-direction: column; font-size: 13px; gap: 3px; cursor: help; }
-input { width: 70px; padding: 4px 6px; font: inherit; border: 1px solid #bbb; border-radius: 4px; }
+input { box-sizing: border-box; width: 70px; padding: 4px 6px; font: inherit; border: 1px solid #bbb; border-radius: 4px; }
 """
 
 
