@@ -8,9 +8,9 @@ common to all sessions is done once per process and per new decision:
 
 - the store's newest decision id is asked at most once per ``poll_age`` seconds for all sessions
   (`SharedReviews.newest_decision`);
-- the review state (`ReviewReading`: box and subject statuses, each subject's status in the
-  project's subject order, the reviewers of each subject) is read and worked out once per new
-  decision (`SharedReviews.reading`);
+- the review state (`ReviewReading`: box and subject statuses, the reviewers of each subject) is
+  read and worked out once per new decision (`SharedReviews.reading`); the subjects sorted with
+  the subject statuses for filtering are made once per reading too (`project.sorted_subjects`);
 - the subjects whose review state changed from one reading to the next are found once
   (`SharedReviews.changed_since`), so a session finds in its own subjects only those rows to
   update, and updates nothing when it shows none of them.
@@ -45,9 +45,6 @@ class ReviewReading:
     box_status: pd.DataFrame
     #: `ReviewStore.subject_status` with the project's consensus.
     subject_status: pd.DataFrame
-    #: Each subject's status in the order of ``project.subject_stats`` (unreviewed when the store knows nothing
-    #: of it), for `project.selection.Selection.passing`.
-    statuses: pd.Series
     #: Each decided subject's status, indexed by subject_id.
     status_by_subject: pd.Series
     #: Subject ids and reviewer numbers of the (subject, reviewer) pairs with a box decision in effect, and
@@ -65,7 +62,7 @@ class ReviewReading:
         pairs = boxes[["subject_id", "reviewer"]].drop_duplicates()
         numbers, names = pd.factorize(pairs["reviewer"].astype(str))
         return cls(decision=decision, box_status=boxes.set_index(["subject_id", "consensus_id"]),
-                   subject_status=subjects, statuses=statuses_of(status_by_subject, project.subject_stats.subject_id),
+                   subject_status=subjects,
                    status_by_subject=status_by_subject,
                    reviewed_subjects=pairs["subject_id"].to_numpy(np.int64), reviewer_numbers=numbers,
                    reviewer_names=np.asarray(names, dtype=object))
