@@ -236,6 +236,18 @@ class PlottedMarks:
         mask[positions[positions >= 0]] = True
         return mask
 
+    def rows_of(self, subject_ids) -> np.ndarray:
+        """Each of ``subject_ids``' row among the store's subjects (-1: not one of them), through the table over the
+        span of the store's ids where `subject_mask` uses it, else their hash."""
+        subject_ids = np.asarray(subject_ids, dtype=np.int64)
+        if self._id_span is None:
+            return self._positions.get_indexer(subject_ids)
+        low, span = self._id_span
+        table = np.full(span + 1, -1, dtype=np.int64)  # its last entry: every id outside the span
+        table[self.subject_ids - low] = np.arange(len(self.subject_ids))
+        offsets = subject_ids - low
+        return table[np.where((offsets >= 0) & (offsets < span), offsets, span)]
+
     @cached_property
     def _id_span(self) -> tuple[int, int] | None:
         """The store's smallest subject id and the span of its ids, when that span is at most `ID_SPAN_PER_SUBJECT`

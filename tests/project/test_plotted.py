@@ -153,6 +153,9 @@ def test_a_subject_mask_is_the_same_through_the_table_of_ids_and_their_hash(demo
     assert hashed._id_span is None
     np.testing.assert_array_equal(through_table, hashed.subject_mask(asked))
     np.testing.assert_array_equal(through_table, np.isin(ids, asked))
+    # Rows of ids the same way: -1 for an id not in the store.
+    expected = [int(np.flatnonzero(ids == subject)[0]) if subject in ids else -1 for subject in asked]
+    assert plotted.rows_of(asked).tolist() == hashed.rows_of(asked).tolist() == expected
 
 
 @pytest.mark.parametrize("max_buckets", [plotted_module.MAX_BUCKETS, 3])
