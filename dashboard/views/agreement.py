@@ -448,8 +448,9 @@ def _counted_votes(boxes: pd.DataFrame, plotted) -> tuple[np.ndarray, np.ndarray
     def made():
         votes = boxes.n_votes.to_numpy(dtype=float)
         counted = ~np.isnan(votes)
-        return (weakref.ref(boxes), votes[counted].astype(np.int64),
-                plotted.rows_of(boxes.subject_id.to_numpy(dtype=np.int64)[counted]))
+        # 32 bits each (votes and subject rows fit): 48 rather than 97 MB at 6 million boxes, held by the server.
+        return (weakref.ref(boxes), votes[counted].astype(np.int32),
+                plotted.rows_of(boxes.subject_id.to_numpy(dtype=np.int64)[counted]).astype(np.int32))
 
     reference, votes, rows = _COUNTED_VOTES.get(id(boxes), made)
     if reference() is not boxes:  # the id of a table since freed: made again, not kept
