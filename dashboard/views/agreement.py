@@ -58,7 +58,8 @@ BRUSH = "#00e5ff"
 #: Share of each colour map's dark end left out: the density plots are on black, where a
 #: pixel holding one mark must still show.
 DARK_END = 0.2
-#: Each consensus table's counted boxes (`_counted_votes`): shared by the sessions, one per project served at once.
+#: Each consensus table's boxes with a vote count (`_counted_votes`): shared by the sessions, one per project served
+#: at once.
 _COUNTED_VOTES: RecentlyUsed = RecentlyUsed(2)
 #: Hovering a density plot shows a pixel's count only where there is one: never "NaN".
 HOVER_ONLY_ON_DATA = "export default (args, tool, {value}) => Number.isFinite(value) && value > 0"
@@ -189,8 +190,8 @@ class AgreementPlots(View):
 
     def votes_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many consensus boxes got how many votes."""
-        return _integer_histogram(self._votes(self._subjects(chosen_from)).astype(np.int64, copy=False), "votes",
-                                  "consensus boxes")
+        low, counts = self._vote_counts(self._subjects(chosen_from))
+        return _histogram_of_counts(low, counts, "votes", "consensus boxes")
 
     def _worked_out(self, subjects: pd.DataFrame, what: tuple | str, make):
         """``make()``, kept with ``subjects`` (by identity) until another subjects table is asked about."""
@@ -201,30 +202,31 @@ class AgreementPlots(View):
             known[what] = make()
         return known[what]
 
-    def _votes(self, subjects: pd.DataFrame) -> np.ndarray:
-        return self._worked_out(subjects, ("votes", self.data_store.min_votes), lambda: self._votes_of(subjects))
+    def _vote_counts(self, subjects: pd.DataFrame) -> tuple[int, np.ndarray]:
+        """How many of ``subjects``' consensus boxes with at least the minimum votes (those without a count left out,
+        as `DataStore.filtered_consensus` keeps them) got each number of votes: the smallest number and the counts
+        from it (`_counts_from`), from the boxes' two columns: selecting whole rows of millions of boxes with text
+        columns took seconds per filter change."""
+        return self._worked_out(subjects, ("votes", self.data_store.min_votes),
+                                lambda: self._vote_counts_of(subjects))
 
-    def _votes_of(self, subjects: pd.DataFrame) -> np.ndarray:
-        """Vote counts of ``subjects``' consensus boxes with at least the minimum votes (those without a count left
-        out), as `DataStore.filtered_consensus` keeps them, from the boxes' two columns: selecting whole rows of
-        millions of boxes with text columns took seconds per filter change."""
+    def _vote_counts_of(self, subjects: pd.DataFrame) -> tuple[int, np.ndarray]:
         store = self.data_store
         boxes = store.project.consensus
         plotted = getattr(store.project, "plotted", None)
+        every = len(subjects) >= len(store.project.subject_stats)
         if plotted is not None:
-            # A store-backed project: its counted boxes' votes and subjects' rows made once, a filter a mask over
-            # them (hashing 6 million boxes' subject ids against the shown ones cost 0.4 s a filter change).
-            votes, rows = _counted_votes(boxes, plotted)
-            keep = votes >= store.min_votes
-            if len(subjects) < len(store.project.subject_stats):
-                keep &= np.append(self._subject_mask(subjects), False)[rows]  # row -1: a subject not in the store
-            return votes[keep]
-        votes = boxes.n_votes.to_numpy(dtype=float)
-        keep = np.nan_to_num(votes) >= store.min_votes
-        if len(subjects) < len(store.project.subject_stats):
-            keep &= boxes.subject_id.isin(subjects.subject_id).to_numpy()
-        votes = votes[keep]
-        return votes[~np.isnan(votes)]
+            # A store-backed project: its counted boxes by subject made once, a filter counts the boxes of the
+            # subjects it shows or takes those of the subjects it leaves out from every box's counts (hashing 6
+            # million boxes' subject ids against the shown ones cost 0.4 s a filter change).
+            low, counts = _counted_votes(boxes, plotted).counts(None if every else self._subject_mask(subjects))
+        else:
+            votes = boxes.n_votes.to_numpy(dtype=float)
+            keep = ~np.isnan(votes)
+            if not every:
+                keep &= boxes.subject_id.isin(subjects.subject_id).to_numpy()
+            low, counts = _counts_from(votes[keep].astype(np.int64))
+        return _counts_from_at_least(low, counts, store.min_votes)
 
     def volunteers_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many subjects were seen by how many volunteers (those who drew nothing included)."""
@@ -273,7 +275,7 @@ class AgreementPlots(View):
         elif plot == "votes":
             if not len(self.data_store.project.consensus):
                 return no_consensus
-            if not len(self._votes(self.data_store.subjects)):
+            if not self._vote_counts(self.data_store.subjects)[1].sum():
                 return "No consensus marks with a vote count in this selection (or above the minimum votes)."
         elif plot == "sky" and not self.has_sky():
             return "No RA/Dec in the subject metadata: the sky map needs ra and dec columns."
@@ -442,20 +444,74 @@ class AgreementPlots(View):
         return pn.pane.Markdown(text, align="end", sizing_mode="stretch_width")
 
 
-def _counted_votes(boxes: pd.DataFrame, plotted) -> tuple[np.ndarray, np.ndarray]:
-    """The vote counts of the consensus boxes ``boxes`` that have one (whole numbers) and their subjects' rows in the
-    store's plotted columns (`PlottedMarks.rows_of`), made once per table and shared by the sessions."""
-    def made():
+class _CountedVotes:
+    """The consensus boxes with a vote count, by their subject's row in a store's plotted columns (the boxes of
+    subjects not in the store in a last row of their own, never shown by a filter), and every box's counts."""
+
+    def __init__(self, boxes: pd.DataFrame, plotted):
         votes = boxes.n_votes.to_numpy(dtype=float)
         counted = ~np.isnan(votes)
-        # 32 bits each (votes and subject rows fit): 48 rather than 97 MB at 6 million boxes, held by the server.
-        return (weakref.ref(boxes), votes[counted].astype(np.int32),
-                plotted.rows_of(boxes.subject_id.to_numpy(dtype=np.int64)[counted]).astype(np.int32))
+        rows = plotted.rows_of(boxes.subject_id.to_numpy(dtype=np.int64)[counted])
+        n_rows = len(plotted.subject_ids) + 1
+        rows[rows < 0] = n_rows - 1
+        order = np.argsort(rows, kind="stable")
+        # 32 bits (votes fit): 24 MB at 6 million boxes, held by the server.
+        self.votes = votes[counted][order].astype(np.int32)
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+        self.low, self.every = _counts_from(self.votes)
 
-    reference, votes, rows = _COUNTED_VOTES.get(id(boxes), made)
+    def counts(self, mask: np.ndarray | None) -> tuple[int, np.ndarray]:
+        """The smallest number of votes and the counts from it of the boxes of the subjects ``mask`` keeps (a mask
+        over the store's subjects; None: every box): counted from the shown subjects' boxes, or every box's counts
+        minus those of the subjects left out, whichever are fewer boxes."""
+        if mask is None:
+            return self.low, self.every
+        shown = np.append(mask, False)  # the last row: boxes of subjects not in the store
+        sizes = np.diff(self.starts)
+        n_shown = int(sizes[shown].sum())
+        if n_shown <= len(self.votes) - n_shown:
+            return _counts_from(self.votes[_runs(self.starts, np.flatnonzero(shown))])
+        left_out = np.bincount(self.votes[_runs(self.starts, np.flatnonzero(~shown))] - self.low,
+                               minlength=len(self.every))
+        return self.low, self.every - left_out
+
+
+def _runs(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions of the runs ``starts[row]:starts[row + 1]`` of each of ``rows``, in order."""
+    begins, sizes = starts[rows], starts[rows + 1] - starts[rows]
+    ends = np.cumsum(sizes)
+    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(begins - (ends - sizes), sizes)
+
+
+def _counted_votes(boxes: pd.DataFrame, plotted) -> _CountedVotes:
+    """``boxes``' `_CountedVotes` in a store's plotted columns, made once per table and shared by the sessions."""
+    def made():
+        return weakref.ref(boxes), _CountedVotes(boxes, plotted)
+
+    reference, counted = _COUNTED_VOTES.get(id(boxes), made)
     if reference() is not boxes:  # the id of a table since freed: made again, not kept
-        _, votes, rows = made()
-    return votes, rows
+        counted = made()[1]
+    return counted
+
+
+def _counts_from(values: np.ndarray) -> tuple[int, np.ndarray]:
+    """The smallest of the whole numbers ``values`` and how many there are of each number from it to the largest
+    (counted by `np.bincount`: `np.histogram` sorts the values against bin edges given as an array, 1.5 s for the
+    votes of 6 million boxes); (0, no counts) for no values."""
+    if not len(values):
+        return 0, np.zeros(0, dtype=np.int64)
+    low = int(values.min())
+    return low, np.bincount(np.asarray(values, dtype=np.int64) - low)
+
+
+def _counts_from_at_least(low: int, counts: np.ndarray, least) -> tuple[int, np.ndarray]:
+    """Counts from ``low`` (`_counts_from`) of the numbers of at least ``least`` only, from the smallest to the largest
+    number counted."""
+    numbers = np.flatnonzero(counts)
+    numbers = numbers[numbers + low >= least]
+    if not len(numbers):
+        return 0, np.zeros(0, dtype=np.int64)
+    return low + int(numbers[0]), counts[numbers[0]:numbers[-1] + 1]
 
 
 def _image(grid: dict, plot: str) -> hv.Image:
@@ -496,11 +552,15 @@ def _mark_counts(marks) -> tuple[int, int, int]:
 
 def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histogram:
     """A histogram with one bin per integer value, from the smallest value to the largest."""
-    low, top = (int(values.min()), int(values.max())) if len(values) else (0, 1)
-    edges = np.arange(low - 0.5, top + 1.5)
-    # Counted per value: np.histogram sorts the values against bin edges given as an array (1.5 s for the votes of
-    # 6 million boxes).
-    counts = np.bincount(np.asarray(values, dtype=np.int64) - low, minlength=len(edges) - 1)
+    return _histogram_of_counts(*_counts_from(values), name, counted)
+
+
+def _histogram_of_counts(low: int, counts: np.ndarray, name: str, counted: str) -> hv.Histogram:
+    """A histogram with one bin per integer from ``low``, of ``counts`` (`_counts_from`; none: two empty bins at 0
+    and 1)."""
+    if not len(counts):
+        low, counts = 0, np.zeros(2, dtype=np.int64)
+    edges = np.arange(low - 0.5, low + len(counts) + 0.5)
     return hv.Histogram((edges, counts), kdims=[name], vdims=[counted])
 
 

@@ -69,8 +69,17 @@ def test_filtered_views_bin_the_stores_columns_as_datashader_bins_the_marks(both
     votes = memory.data_store.project.consensus.n_votes
     for plots in both:
         plots.data_store.min_votes = int(votes.median())
-    assert 0 < len(memory._votes(memory.data_store.subjects)) < votes.notna().sum()
+    assert 0 < memory._vote_counts(memory.data_store.subjects)[1].sum() < votes.notna().sum()
     _assert_same_plots(memory, stored)
+    # Filters keeping few subjects and most: the shown subjects' boxes counted, or those left out taken from all.
+    for plots in both:
+        plots.data_store.tool, plots.data_store.min_votes = ANY, 0
+    stats = memory.data_store.project.subject_stats
+    for volunteers in (stats.n_volunteers.max(), stats.n_volunteers.min() + 1):
+        for plots in both:
+            plots.data_store.min_volunteers = int(volunteers)
+        assert 0 < len(stored.data_store.subjects) < len(stats)
+        _assert_same_plots(memory, stored)
     # Back to every subject and tool: the store's whole-project grids.
     for plots in both:
         plots.data_store.tool, plots.data_store.min_volunteers, plots.data_store.min_votes = ANY, 0, 0
