@@ -418,7 +418,7 @@ class PlottedMarks:
         """One pass over the masked subjects' marks: both plots' counts and the tallies (`_bin_kernel`); with
         ``bucket`` (each subject's, of ``buckets``), counts and tallies per bucket."""
         split = bucket is not None
-        bucket = bucket if split else np.zeros(len(self.subject_ids), dtype=np.int32)
+        bucket = bucket if split else self._one_bucket
         code, shape = frame[0], frame[1]
         bounds = self._bounds(frame)
         # Datashader's scale and translation of each axis (`compute_scale_and_translate`), the same arithmetic.
@@ -440,6 +440,13 @@ class PlottedMarks:
         parts = self._on_threads(binned, mask) or [binned([])]
         counts, tallies = sum(part[0] for part in parts), sum(part[1] for part in parts)
         return (counts, tallies) if split else (counts[0], tallies[0])
+
+    @cached_property
+    def _one_bucket(self) -> np.ndarray:
+        """Every subject in bucket 0: the bucket of a pass not split by buckets (made once, read-only)."""
+        bucket = np.zeros(len(self.subject_ids), dtype=np.int32)
+        bucket.flags.writeable = False
+        return bucket
 
     @cached_property
     def _marks_per_subject(self) -> np.ndarray:

@@ -84,7 +84,7 @@ class AgreementPlots(View):
         "Output: a count that goes up when the filters change while there is a plot selection, or when the "
         "selection is dropped: the density plots' faded layers of the subjects left out follow it. Without a "
         "selection they are empty, and HoloViews re-running them (rasterize, spread) on every filter change "
-        "redid nothing for a third of a re-render."))
+        "was about half of its share of a re-render."))
 
     def __init__(self, **params):
         super().__init__(**params)
