@@ -135,41 +135,54 @@ def _outranks(a, b, support, strength):
 def _neighbours(x, y, volunteer, distance):
     """Neighbour lists (CSR: offsets, click, closeness) of clicks sorted by x, each list in click order.
 
-    Two sweeps, one counting and one filling: growing a buffer inside the sweep would cost more than the count.
+    One sweep over x measures every pair once into a buffer, with no branch on whether a pair is kept (a
+    pair's index advances by the test instead: about half the clicks within ``distance`` in x are
+    neighbours, a branch the processor cannot predict); the lists are then filled from the kept pairs.
     """
     n = len(x)
     reach = distance * distance  # squares compared: a square root only for the pairs kept
-    degree = np.zeros(n + 1, np.int64)
+    capacity = 8 * n + 64
+    first = np.empty(capacity, np.int64)
+    second = np.empty(capacity, np.int64)
+    squared = np.empty(capacity)
+    n_pairs = 0
     for i in range(n):
+        if n_pairs + n - i > capacity:  # room for every click after i
+            capacity = 2 * capacity + n
+            first, second, squared = _grown(first, capacity), _grown(second, capacity), _grown(squared, capacity)
         for j in range(i + 1, n):
             dx = x[j] - x[i]
             if dx > distance:
                 break
             dy = y[j] - y[i]
-            if volunteer[j] != volunteer[i] and dx * dx + dy * dy <= reach:
-                degree[i + 1] += 1
-                degree[j + 1] += 1
+            first[n_pairs], second[n_pairs] = i, j
+            squared[n_pairs] = dx * dx + dy * dy
+            n_pairs += (volunteer[j] != volunteer[i]) & (squared[n_pairs] <= reach)
+    degree = np.zeros(n + 1, np.int64)
+    for m in range(n_pairs):
+        degree[first[m] + 1] += 1
+        degree[second[m] + 1] += 1
     offsets = np.cumsum(degree)
     other = np.empty(offsets[n], np.int64)
     weight = np.empty(offsets[n], np.int64)
     filled = offsets[:n].copy()
-    # i runs up, and j up from i: each list ends up in click order.
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx = x[j] - x[i]
-            if dx > distance:
-                break
-            dy = y[j] - y[i]
-            squared = dx * dx + dy * dy
-            if volunteer[j] != volunteer[i] and squared <= reach:
-                closeness = np.int64(np.rint((1.0 - np.sqrt(squared) / distance) * IOU_STEPS))
-                other[filled[i]] = j
-                weight[filled[i]] = closeness
-                filled[i] += 1
-                other[filled[j]] = i
-                weight[filled[j]] = closeness
-                filled[j] += 1
+    # Pairs come by first click up, then second click up: each list ends up in click order.
+    for m in range(n_pairs):
+        i, j = first[m], second[m]
+        closeness = np.int64(np.rint((1.0 - np.sqrt(squared[m]) / distance) * IOU_STEPS))
+        other[filled[i]], weight[filled[i]] = j, closeness
+        filled[i] += 1
+        other[filled[j]], weight[filled[j]] = i, closeness
+        filled[j] += 1
     return offsets, other, weight
+
+
+@njit(cache=True)
+def _grown(values, capacity):
+    """``values`` copied into a larger buffer of ``capacity``."""
+    grown = np.empty(capacity, values.dtype)
+    grown[:len(values)] = values
+    return grown
 
 
 @njit(cache=True)
