@@ -419,44 +419,41 @@ def link_group(x, y, volunteer, n_volunteers, px, py, link_distance):
 def _link_edges(x, y, px, py, link_distance, best):
     """Every (click, point) within ``link_distance`` (CSR by click: offsets, point, score 1 - d / (2 link_distance));
     fills ``best`` with each click's nearest point. Clicks are sorted by x, so a window over the points sorted by
-    x slides along."""
+    x slides along; each pair in the window is measured once, into a buffer whose index advances by whether the
+    pair is within reach (no branch the processor must guess)."""
     n, n_points = len(x), len(px)
     reach = link_distance * link_distance  # squares compared: a square root only for the edges kept
     by_x = np.argsort(px, kind="mergesort")
-    degree = np.zeros(n + 1, np.int64)
-    nearest = np.full(n, np.inf)
+    sorted_px = px[by_x]
+    offsets = np.zeros(n + 1, np.int64)
+    capacity = 4 * n + n_points
+    target = np.empty(capacity, np.int64)
+    squared = np.empty(capacity)
+    n_edges = 0
     low = 0
     for i in range(n):
-        while low < n_points and px[by_x[low]] < x[i] - link_distance:
+        while low < n_points and sorted_px[low] < x[i] - link_distance:
             low += 1
+        if n_edges + n_points > capacity:  # room for every point
+            capacity = 2 * capacity + n_points
+            target, squared = _grown(target, capacity), _grown(squared, capacity)
         q = low
-        while q < n_points and px[by_x[q]] <= x[i] + link_distance:
+        while q < n_points and sorted_px[q] <= x[i] + link_distance:
             p = by_x[q]
             dx, dy = x[i] - px[p], y[i] - py[p]
-            squared = dx * dx + dy * dy
-            if squared <= reach:
-                degree[i + 1] += 1
-                if squared < nearest[i] or (squared == nearest[i] and p < best[i]):
-                    nearest[i], best[i] = squared, p
+            target[n_edges] = p
+            squared[n_edges] = dx * dx + dy * dy
+            n_edges += squared[n_edges] <= reach
             q += 1
-    offsets = np.cumsum(degree)
-    target = np.empty(offsets[n], np.int64)
-    score = np.empty(offsets[n])
-    low = 0
-    for i in range(n):
-        while low < n_points and px[by_x[low]] < x[i] - link_distance:
-            low += 1
-        k = offsets[i]
-        q = low
-        while q < n_points and px[by_x[q]] <= x[i] + link_distance:
-            p = by_x[q]
-            dx, dy = x[i] - px[p], y[i] - py[p]
-            squared = dx * dx + dy * dy
-            if squared <= reach:
-                target[k], score[k] = p, 1.0 - np.sqrt(squared) / (2.0 * link_distance)
-                k += 1
-            q += 1
-    return offsets, target, score
+        offsets[i + 1] = n_edges
+        nearest = np.inf
+        for k in range(offsets[i], n_edges):
+            if squared[k] < nearest or (squared[k] == nearest and target[k] < best[i]):
+                nearest, best[i] = squared[k], target[k]
+    score = np.empty(n_edges)
+    for k in range(n_edges):
+        score[k] = 1.0 - np.sqrt(squared[k]) / (2.0 * link_distance)
+    return offsets, target[:n_edges], score
 
 
 @njit(cache=True)
