@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit
 
 from .clustering import IOU_STEPS
+from .distance import read_only  # noqa: F401  (the kernels' callers view their columns so)
 
 
 @njit(cache=True)
@@ -55,70 +56,87 @@ def _precedes(a, b, x, y, volunteer, mark_id):
     return mark_id[a] < mark_id[b]
 
 
-#: A bucket of `order_clicks` holding more clicks than this sends its group to a comparison sort.
+#: A bucket of `sort_clicks` holding more clicks than this sends its group to a comparison sort.
 CROWDED_BUCKET = 32
 
 
 @njit(cache=True)
 def order_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
-    """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them.
+    """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them (`sort_clicks`)."""
+    return sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id)[0]
 
-    A counting sort by group (in table order), then each group's clicks by a bucket sort on x (as many
-    buckets as clicks over the group's span of x) finished by an insertion sort on the whole key: linear
-    in the clicks for any spread-out x, where one argsort over the project (or numba's per group) costs
+
+@njit(cache=True)
+def sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
+    """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them, and their
+    group, x, y and volunteer in that order.
+
+    A counting sort by group that carries the whole key along, then each group's clicks by a bucket sort on x
+    (as many buckets as clicks over the group's span of x) finished by an insertion sort on the whole key:
+    linear in the clicks for any spread-out x, where one argsort over the project (or numba's per group) costs
     several times more. A group with a crowded bucket is comparison sorted instead. Equal keys keep their
-    table order, as in lexsort.
+    table order, as in lexsort. A group's clicks lie all over the table (a subject's classifications come at
+    any time): the table is read once, in its order, each click's key written at its group's next place (a
+    few hundred places being filled at a time stay in cache), and each group then sorted where it lies.
     """
     count = np.zeros(n_groups + 1, np.int64)
     for i in keep:
         count[group[i] + 1] += 1
     starts = np.cumsum(count)
     slot = starts[:n_groups].copy()
-    order = np.empty(len(keep), np.int64)
+    n_keep = len(keep)
+    order, sorted_x, sorted_y = np.empty(n_keep, np.int64), np.empty(n_keep), np.empty(n_keep)
+    sorted_volunteer, sorted_mark = np.empty(n_keep, volunteer.dtype), np.empty(n_keep, mark_id.dtype)
     for i in keep:
-        order[slot[group[i]]] = i
+        k = slot[group[i]]
+        order[k], sorted_x[k], sorted_y[k], sorted_volunteer[k], sorted_mark[k] = i, x[i], y[i], volunteer[i], mark_id[i]
         slot[group[i]] += 1
     largest = 0
     for g in range(n_groups):
         largest = max(largest, starts[g + 1] - starts[g])
     bucket_start = np.empty(largest + 1, np.int64)
     bucket = np.empty(largest, np.int64)
-    by_x = np.empty(largest, np.int64)
+    by_x = np.empty(largest, np.int64)  # positions within the group
     for g in range(n_groups):
         s, e = starts[g], starts[g + 1]
         n = e - s
         if n < 2:
             continue
-        low, high = x[order[s]], x[order[s]]
-        for r in range(s, e):
-            low, high = min(low, x[order[r]]), max(high, x[order[r]])
+        gx, gy, gv, gm = sorted_x[s:e], sorted_y[s:e], sorted_volunteer[s:e], sorted_mark[s:e]
+        low, high = gx[0], gx[0]
+        for r in range(n):
+            low, high = min(low, gx[r]), max(high, gx[r])
         crowded = high == low
         if not crowded:
             # Bucket of each click: monotone in x, so the buckets come in x order and equal x share one.
             scale = (n - 1) / (high - low)
             bucket_start[:n + 1] = 0
-            for r in range(s, e):
-                bucket[r - s] = min(np.int64((x[order[r]] - low) * scale), n - 1)
-                bucket_start[bucket[r - s] + 1] += 1
+            for r in range(n):
+                bucket[r] = min(np.int64((gx[r] - low) * scale), n - 1)
+                bucket_start[bucket[r] + 1] += 1
             for b in range(n):
                 crowded |= bucket_start[b + 1] > CROWDED_BUCKET
                 bucket_start[b + 1] += bucket_start[b]
         if crowded:
-            by_x[:n] = order[s:e][np.argsort(x[order[s:e]], kind="mergesort")]
+            by_x[:n] = np.argsort(gx, kind="mergesort")
         else:
-            for r in range(s, e):
-                by_x[bucket_start[bucket[r - s]]] = order[r]
-                bucket_start[bucket[r - s]] += 1
+            for r in range(n):
+                by_x[bucket_start[bucket[r]]] = r
+                bucket_start[bucket[r]] += 1
         # Insertion sort on the whole key: moves clicks only within their bucket, or within runs of equal x.
         for m in range(1, n):
             click = by_x[m]
             q = m - 1
-            while q >= 0 and _precedes(click, by_x[q], x, y, volunteer, mark_id):
+            while q >= 0 and _precedes(click, by_x[q], gx, gy, gv, gm):
                 by_x[q + 1] = by_x[q]
                 q -= 1
             by_x[q + 1] = click
-        order[s:e] = by_x[:n]
-    return order
+        placed = by_x[:n]
+        order[s:e], gx[:], gy[:], gv[:] = order[s:e][placed], gx[placed], gy[placed], gv[placed]
+    sorted_group = np.empty(n_keep, np.int64)
+    for g in range(n_groups):
+        sorted_group[starts[g]:starts[g + 1]] = g
+    return order, sorted_group, sorted_x, sorted_y, sorted_volunteer
 
 
 @njit(cache=True)
@@ -683,18 +701,6 @@ def point_links(n_marks, row, linked, best, linked_distance, best_distance, poin
     return consensus_id, iou, best_id, best_iou, distance, nearest_distance
 
 
-def read_only(values: np.ndarray) -> np.ndarray:
-    """A read-only view of ``values``, as pandas hands out its columns.
-
-    numba compiles (and caches) one version of a kernel per argument type, and a
-    read-only array is a type of its own: viewing every table column read-only
-    gives one version whether or not pandas had to copy the column.
-    """
-    view = values.view()
-    view.flags.writeable = False
-    return view
-
-
 def load() -> None:
     """Load the cached machine code of the point method's kernels (compiling it on a machine's first use).
 
@@ -703,6 +709,6 @@ def load() -> None:
     that times the method's work apart from loading it.
     """
     none, no_values = np.zeros(0, np.int64), np.zeros(0)
-    order_clicks(none, 0, none, read_only(no_values), read_only(no_values), none, read_only(none))
+    sort_clicks(none, 0, none, read_only(no_values), read_only(no_values), none, read_only(none))
     point_consensus(np.zeros(1, np.int64), no_values, no_values, none, none, 1.0, 1.0, 0, 0.0)
     point_links(0, none, none, none, no_values, no_values, none)

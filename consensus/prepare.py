@@ -134,15 +134,18 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
     mark_ids = marks["mark_id"].to_numpy(np.int64)
     if points:
         # Imported here: the kernels' module imports `consensus.clustering`, which imports this one.
-        from .point_kernels import order_clicks, read_only
+        from .point_kernels import read_only, sort_clicks
 
         invalid = ~point_mask(marks)
         x, y = (read_only(marks[column].to_numpy(float, na_value=np.nan)) for column in ("x", "y"))
-        # The order `point_arrays` gives (group, x, y, volunteer, mark id), sorted group by group in compiled code.
-        order = order_clicks(group, len(first_row), np.flatnonzero(~invalid), x, y, volunteer_of_mark, read_only(mark_ids))
-        boxes = sorted_points(order, group[order], x[order], y[order])
+        # The order `point_arrays` gives (group, x, y, volunteer, mark id), sorted group by group in compiled code,
+        # which also hands back the sorted columns (gathering them here would read the table in random order again).
+        order, sorted_group, sorted_x, sorted_y, sorted_volunteer = sort_clicks(
+            group, len(first_row), np.flatnonzero(~invalid), x, y, volunteer_of_mark, read_only(mark_ids))
+        boxes = sorted_points(order, sorted_group, sorted_x, sorted_y)
     else:
         boxes, invalid = BoxArrays.from_table(marks, group, tiebreak=(volunteer_of_mark, mark_ids))
+        sorted_volunteer = volunteer_of_mark[boxes.row]
 
     # Who saw what: every classification, plus anyone who drew on a subject
     # (when classifications are missing or were filtered differently).
@@ -159,7 +162,7 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
     return Prepared(
         mark_ids=mark_ids,
         marks=boxes,
-        volunteer=volunteer_of_mark[boxes.row],
+        volunteer=sorted_volunteer,
         volunteer_names=np.asarray(names, dtype=object),
         groups=groups,
         subject_ids=subject_ids,
