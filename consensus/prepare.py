@@ -150,11 +150,13 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
     # Who saw what: every classification, plus anyone who drew on a subject
     # (when classifications are missing or were filtered differently).
     n_volunteers = len(names)
-    view_codes = np.concatenate([
-        subject_of_classification * n_volunteers + volunteer_of_classification,
-        subject_of_mark * n_volunteers + volunteer_of_mark,
-    ])
-    weights = np.concatenate([np.ones(len(subject_of_classification)), np.zeros(len(subject_of_mark))])
+    mark_views = subject_of_mark * n_volunteers + volunteer_of_mark
+    # A classification's marks lie together in the table: only the first of each run of one (subject, volunteer)
+    # adds to the set (the marks weigh nothing in the count), twenty times fewer codes to sort out.
+    if len(mark_views) > 1:
+        mark_views = mark_views[np.concatenate([[True], mark_views[1:] != mark_views[:-1]])]
+    view_codes = np.concatenate([subject_of_classification * n_volunteers + volunteer_of_classification, mark_views])
+    weights = np.concatenate([np.ones(len(subject_of_classification)), np.zeros(len(mark_views))])
     view = densify(view_codes)
     views = np.zeros(int(view.max()) + 1 if len(view) else 0, dtype=np.int64)
     views[view] = view_codes
