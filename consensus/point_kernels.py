@@ -160,38 +160,43 @@ def _neighbours(x, y, volunteer, distance):
     n = len(x)
     reach = distance * distance  # squares compared: a square root only for the pairs kept
     capacity = 8 * n + 64
-    first = np.empty(capacity, np.int64)
     second = np.empty(capacity, np.int64)
     squared = np.empty(capacity)
+    pairs_end = np.empty(n, np.int64)  # click i's pairs (i, second) end there, after click i - 1's
+    degree = np.zeros(n + 1, np.int64)
     n_pairs = 0
     for i in range(n):
         if n_pairs + n - i > capacity:  # room for every click after i
             capacity = 2 * capacity + n
-            first, second, squared = _grown(first, capacity), _grown(second, capacity), _grown(squared, capacity)
+            second, squared = _grown(second, capacity), _grown(squared, capacity)
+        begin = n_pairs
         for j in range(i + 1, n):
             dx = x[j] - x[i]
             if dx > distance:
                 break
             dy = y[j] - y[i]
-            first[n_pairs], second[n_pairs] = i, j
+            second[n_pairs] = j
             squared[n_pairs] = dx * dx + dy * dy
             n_pairs += (volunteer[j] != volunteer[i]) & (squared[n_pairs] <= reach)
-    degree = np.zeros(n + 1, np.int64)
+        pairs_end[i] = n_pairs
+        degree[i + 1] += n_pairs - begin
     for m in range(n_pairs):
-        degree[first[m] + 1] += 1
         degree[second[m] + 1] += 1
     offsets = np.cumsum(degree)
     other = np.empty(offsets[n], np.int64)
     weight = np.empty(offsets[n], np.int64)
     filled = offsets[:n].copy()
     # Pairs come by first click up, then second click up: each list ends up in click order.
-    for m in range(n_pairs):
-        i, j = first[m], second[m]
-        closeness = np.int64(np.rint((1.0 - np.sqrt(squared[m]) / distance) * IOU_STEPS))
-        other[filled[i]], weight[filled[i]] = j, closeness
-        filled[i] += 1
-        other[filled[j]], weight[filled[j]] = i, closeness
-        filled[j] += 1
+    begin = 0
+    for i in range(n):
+        for m in range(begin, pairs_end[i]):
+            j = second[m]
+            closeness = np.int64(np.rint((1.0 - np.sqrt(squared[m]) / distance) * IOU_STEPS))
+            other[filled[i]], weight[filled[i]] = j, closeness
+            filled[i] += 1
+            other[filled[j]], weight[filled[j]] = i, closeness
+            filled[j] += 1
+        begin = pairs_end[i]
     return offsets, other, weight
 
 
