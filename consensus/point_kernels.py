@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit
 
 from .clustering import IOU_STEPS
-from .distance import read_only  # noqa: F401  (the kernels' callers view their columns so)
+from .distance import read_only
 
 
 @njit(cache=True)

@@ -172,8 +172,8 @@ def test_full_image_tools_take_the_size_of_their_own_frame():
     # A two-frame subject whose frames differ in size (a wide first frame, a small second one), then a row whose
     # front end loaded only the second frame ([null, {...}]); frame 2 is given by neither.
     metadata = pa.array([
-        '{"subject_dimensions":[{"clientWidth":500,"clientHeight":375,"naturalWidth":640,"naturalHeight":480},'
-        '{"clientWidth":500,"clientHeight":312,"naturalWidth":320,"naturalHeight":200.5}],"source":"api"}',
+        ('{"subject_dimensions":[{"clientWidth":500,"clientHeight":375,"naturalWidth":640,"naturalHeight":480},'
+         '{"clientWidth":500,"clientHeight":312,"naturalWidth":320,"naturalHeight":200.5}],"source":"api"}'),
         '{"source":"api","subject_dimensions": [null, {"naturalWidth": 1000, "naturalHeight": 750}]}',
         '{"subject_dimensions":[null]}',
         '{"source":"api"}',
