@@ -396,10 +396,8 @@ def link_group(x, y, volunteer, n_volunteers, px, py, link_distance):
         slot[volunteer[i]] += 1
     clicks_at = np.zeros(n_points, np.int64)  # this volunteer's clicks within reach of each point
     top_click = np.full(n_points, -1, np.int64)
-    parent = np.arange(n + n_points)  # union-find: clicks 0..n-1, points n..n+n_points-1
-    piece = np.full(n + n_points, -1, np.int64)
-    clicks = np.empty(n, np.int64)
-    points = np.empty(n_points, np.int64)
+    # Scratch of the exact matching, made when a volunteer first needs it (most groups never do).
+    parent = piece = clicks = points = np.empty(0, np.int64)
     for v in range(n_volunteers):
         begin, end = starts[v], starts[v + 1]
         several_points = False
@@ -430,6 +428,10 @@ def link_group(x, y, volunteer, n_volunteers, px, py, link_distance):
             for r in range(begin, end):
                 linked[by_volunteer[r]] = best[by_volunteer[r]]
         else:
+            if len(parent) == 0:
+                parent = np.arange(n + n_points)  # union-find: clicks 0..n-1, points n..n+n_points-1
+                piece = np.full(n + n_points, -1, np.int64)
+                clicks, points = np.empty(n, np.int64), np.empty(n_points, np.int64)
             _match_pieces(by_volunteer[begin:end], offsets, target, score, n, parent, piece, clicks, points, linked)
         for r in range(begin, end):
             i = by_volunteer[r]
@@ -554,11 +556,29 @@ def _match_pieces(own, offsets, target, score, n, parent, piece, clicks, points,
             parent[n + target[k]] = n + target[k]
 
 
+#: Points of a group that `_by_position` orders by insertion; more go to argsorts.
+FEW_POINTS = 64
+
+
 @njit(cache=True)
 def _by_position(px, py):
-    """Order of points by y, then x, then their current order (the order of `consensus.base.box_order`)."""
-    order = np.argsort(px, kind="mergesort")
-    return order[np.argsort(py[order], kind="mergesort")]
+    """Order of points by y, then x, then their current order (the order of `consensus.base.box_order`).
+
+    An insertion sort for a few dozen points (a group's usual), where two stable argsorts cost more in
+    allocations; the argsorts for more.
+    """
+    if len(px) > FEW_POINTS:
+        order = np.argsort(px, kind="mergesort")
+        return order[np.argsort(py[order], kind="mergesort")]
+    order = np.arange(len(px))
+    for m in range(1, len(px)):
+        p = order[m]
+        q = m - 1
+        while q >= 0 and (py[p] < py[order[q]] or (py[p] == py[order[q]] and px[p] < px[order[q]])):
+            order[q + 1] = order[q]
+            q -= 1
+        order[q + 1] = p
+    return order
 
 
 @njit(cache=True)
