@@ -296,11 +296,29 @@ def _best_per_volunteer(m, offsets, other, weight, volunteer, active, best_edge,
 @njit(cache=True)
 def _medians(values, label, n_labels):
     """Median of ``values`` per label 0..n_labels-1 (NaN for a label without values; -1 labels ignored)."""
+    return _run_medians(values, label, _label_starts(label, n_labels), n_labels)
+
+
+@njit(cache=True)
+def _medians_xy(x, y, label, n_labels):
+    """`_medians` of ``x`` and of ``y``, the labels counted once."""
+    start = _label_starts(label, n_labels)
+    return _run_medians(x, label, start, n_labels), _run_medians(y, label, start, n_labels)
+
+
+@njit(cache=True)
+def _label_starts(label, n_labels):
+    """Where each label's values start among the values gathered by label, and the end (-1 labels left out)."""
     count = np.zeros(n_labels + 1, np.int64)
     for i in range(len(label)):
         if label[i] >= 0:
             count[label[i] + 1] += 1
-    start = np.cumsum(count)
+    return np.cumsum(count)
+
+
+@njit(cache=True)
+def _run_medians(values, label, start, n_labels):
+    """Median of ``values`` per label, gathered by label at ``start`` (`_label_starts`)."""
     slot = start[:n_labels].copy()
     gathered = np.empty(start[n_labels], values.dtype)
     for i in range(len(label)):
@@ -656,7 +674,7 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
         for i in range(e - s):
             votes[label[i]] += 1
         keep = votes >= needed[g]
-        px, py = _medians(gx, label, n_labels), _medians(gy, label, n_labels)
+        px, py = _medians_xy(gx, gy, label, n_labels)
         if merge_distance > 0:
             _drop_duplicates(px, py, votes, keep, merge_distance)
         px, py = px[keep], py[keep]
@@ -671,8 +689,8 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
                     votes[group_linked[i]] += 1
             keep = votes >= needed[g]
             if iteration < refine:
-                px = _medians(gx, group_linked, len(px))[keep]
-                py = _medians(gy, group_linked, len(py))[keep]
+                px, py = _medians_xy(gx, gy, group_linked, len(px))
+                px, py = px[keep], py[keep]
                 iteration += 1
                 continue
             if keep.all():
@@ -686,10 +704,11 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
                 squared[p] += (gx[i] - px[p]) ** 2 + (gy[i] - py[p]) ** 2
                 linked[s + i] = n_points + p
                 linked_distance[s + i] = np.hypot(gx[i] - px[p], gy[i] - py[p])
-            p = group_best[i]
-            if p >= 0:
-                best[s + i] = n_points + p
-                best_distance[s + i] = np.hypot(gx[i] - px[p], gy[i] - py[p])
+            q = group_best[i]
+            if q >= 0:
+                best[s + i] = n_points + q
+                # Most clicks are linked to their nearest point: its distance is already measured.
+                best_distance[s + i] = linked_distance[s + i] if q == p else np.hypot(gx[i] - px[q], gy[i] - py[q])
         for p in range(len(px)):
             point_group[n_points + p] = g
             point_x[n_points + p], point_y[n_points + p] = px[p], py[p]
