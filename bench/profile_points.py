@@ -41,7 +41,8 @@ STEPS = [
     ("  volunteers' names (volunteer_keys)", "consensus.prepare", "volunteer_keys", None),
     ("  group codes: task, tool, frame (dense_codes)", "consensus.prepare", "dense_codes", None),
     ("  subjects coded (sorted_codes)", "consensus.prepare", "sorted_codes", None),
-    ("  clicks sorted by group and x, compiled (order_clicks)", "consensus.point_kernels", "order_clicks", None),
+    ("  clicks sorted by group and x, their columns carried along, compiled (sort_clicks)", "consensus.point_kernels",
+     "sort_clicks", None),
     ("compiled kernels: clustering, medians, quorum, linking rounds, spreads (point_consensus)", "consensus.points",
      "point_consensus", None),
     ("output tables: consensus, links, subjects", "consensus.points", "partition_output", None),
@@ -129,7 +130,7 @@ def phases(group_starts, x, y, volunteer, distance, link_distance, upto):
         label, n_labels = kernels.cluster_group(gx, gy, gv, n_volunteers, distance)
         if upto < 3:
             continue
-        px, py = kernels._medians(gx, label, n_labels), kernels._medians(gy, label, n_labels)
+        px, py = kernels._medians_xy(gx, gy, label, n_labels)
         if upto < 4:
             continue
         total += kernels.link_group(gx, gy, gv, n_volunteers, px, py, link_distance)[0].sum()
