@@ -342,14 +342,17 @@ class ReviewPanel(View):
                                                  width=210, align="end")
         identity = self.data_store.identity() if self.data_store.reviewer.strip() else None
         # Only the buttons the role can use (a typed name has every right); the store checks anyway.
+        # Rows that wrap (flex boxes): the side column is narrower than the row of controls in a
+        # window under about 1,600 px, and a Row then ran past the page's right edge.
         deciding = [] if identity is not None and not identity.may("accept") else [
-            pn.Row(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
-                   button("Revert last", self.revert_last, "warning", width=110), reason),
+            pn.FlexBox(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
+                       button("Revert last", self.revert_last, "warning", width=110), reason,
+                       align_items="flex-end"),
             pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; shift-drag with the "
                          "box-draw tool to add a box at once; or draw a box with the box-select tool (or type it), "
                          "then Redraw or Add box:</small>", margin=(0, 10)),
-            pn.Row(self._geometry_inputs, button("Redraw", self.redraw, "primary", width=76),
-                   button("Add box", self.add, "primary", width=76), align="end"),
+            pn.FlexBox(self._geometry_inputs, button("Redraw", self.redraw, "primary", width=76),
+                       button("Add box", self.add, "primary", width=76), align_items="flex-end"),
         ]
         flagging = [] if identity is not None and not identity.may("flag") else [
             button("Flag subject", self.flag, width=110), button("Unflag", self.unflag, width=84)]
@@ -378,7 +381,8 @@ class ReviewPanel(View):
 
         more.param.watch(unfold, "collapsed")
         self._history_card = more
-        return pn.Column(self._heading_pane, self._boxes, *deciding, pn.Row(*flagging, more), sizing_mode="stretch_width")
+        return pn.Column(self._heading_pane, self._boxes, *deciding, pn.FlexBox(*flagging, more, align_items="flex-start"),
+                         sizing_mode="stretch_width")
 
 
 def _review_status(statuses: pd.DataFrame, subject_id: int) -> str:
