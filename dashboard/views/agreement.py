@@ -97,6 +97,8 @@ class AgreementPlots(View):
         self._of_subjects: tuple[pd.DataFrame | None, dict] = (None, {})
         #: Whether the faded layers were last drawn with a selection (not empty).
         self._faded_drawn = False
+        #: `marks_are_points`, once asked.
+        self._points: bool | None = None
 
     def _count_filter_change(self, event) -> None:
         self.filters_changed += 1
@@ -189,9 +191,10 @@ class AgreementPlots(View):
         return _image({"counts": grid.counts, "x_range": grid.x_range, "y_range": grid.y_range}, plot)
 
     def votes_histogram(self, chosen_from: bool = False) -> hv.Histogram:
-        """How many consensus boxes got how many votes."""
+        """How many consensus boxes (points, in a point project) got how many votes."""
         low, counts = self._vote_counts(self._subjects(chosen_from))
-        return _histogram_of_counts(low, counts, "votes", "consensus boxes")
+        return _histogram_of_counts(low, counts, "votes", "consensus points" if self.marks_are_points()
+                                    else "consensus boxes")
 
     def _worked_out(self, subjects: pd.DataFrame, what: tuple | str, make):
         """``make()``, kept with ``subjects`` (by identity) until another subjects table is asked about."""
@@ -410,17 +413,37 @@ class AgreementPlots(View):
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "boundsx")
         return overlay
 
+    def marks_are_points(self) -> bool:
+        """Whether the project's marks that support a consensus mark are all points (no size, no IoU): a point
+        project (Penguin Watch), whose IoU plot could never show anything. Worked out once per view."""
+        if self._points is None:
+            project = self.data_store.project
+            plotted = getattr(project, "plotted", None)
+            if plotted is not None:
+                whole = plotted.view(plotted.subject_mask(), None, shape=DENSITY_SHAPE)
+                n_matched, n_sized = whole.n_matched, whole.n_sized
+            else:
+                _, n_matched, n_sized = _mark_counts(project.marks)
+            self._points = bool(n_matched > 0 and n_sized == 0)
+        return self._points
+
     def __panel__(self):
         def pane(plot, element):
             return pn.Column(self._reason_pane(plot), pn.pane.HoloViews(element, linked_axes=False))
 
+        # A point project's plots name points, and its IoU plot is only the line saying why there is none: an
+        # empty black frame beside its reason read as a broken plot.
+        points = self.marks_are_points()
+        consensus_mark = "consensus point" if points else "consensus box"
         panes = [
+            self._reason_pane("iou_size") if points else
             pane("iou_size", self.density_plot("iou_size", self.iou_size_points,
                                                "IoU with the consensus box against box size",
                                                "box size (px, square root of the area)", "IoU", "marks")),
-            pane("offsets", self.density_plot("offsets", self.offset_points, "Mark centre offset from its consensus box",
+            pane("offsets", self.density_plot("offsets", self.offset_points,
+                                              f"Mark {'' if points else 'centre '}offset from its {consensus_mark}",
                                               "dx (px)", "dy (px, down)", "marks")),
-            pane("votes", self.histogram_plot("votes", self.votes_histogram, "Votes per consensus box")),
+            pane("votes", self.histogram_plot("votes", self.votes_histogram, f"Votes per {consensus_mark}")),
             pane("volunteers", self.histogram_plot("volunteers", self.volunteers_histogram, "Volunteers per subject")),
         ]
         if self.has_sky():

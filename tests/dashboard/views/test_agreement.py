@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import holoviews as hv
 import numpy as np
 import pytest
@@ -216,3 +218,23 @@ def test_the_grey_layer_is_redrawn_only_while_there_is_a_selection(plots):
     assert plots.faded_changed == redrawn + 2
     store.clear_selection()
     assert plots.faded_changed == redrawn + 3 and drawn()[0] == 0
+
+
+def test_a_point_project_names_points_and_draws_no_empty_iou_plot(plots):
+    # Penguin Watch: every mark is a point, so its IoU plot was a black frame beside its reason, and the
+    # other plots spoke of consensus boxes.
+    import panel as pn
+    from bokeh.models import Plot
+
+    from project import load_project
+
+    penguins = load_project([Path(__file__).resolve().parents[2] / "data" / "penguin_watch"
+                             / "penguin-watch-classifications-trim.csv"], workflow_id=6465, method="point")
+    point_plots = AgreementPlots(data_store=DataStore(project=penguins))
+    assert point_plots.marks_are_points() and not plots.marks_are_points()
+    for view, expected in ((point_plots, {"Mark offset from its consensus point", "Votes per consensus point"}),
+                           (plots, {"IoU with the consensus box against box size",
+                                    "Mark centre offset from its consensus box", "Votes per consensus box"})):
+        titles = {plot.title.text for plot in pn.panel(view).get_root().select({"type": Plot})}
+        assert expected <= titles and (view is plots or not any("IoU" in title for title in titles)), titles
+    assert point_plots.empty_reason("iou_size").startswith("These marks are points")

@@ -3,6 +3,8 @@ in-memory project's rasterized marks show, and select the same subjects."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import holoviews as hv
 import numpy as np
 import pytest
@@ -104,3 +106,12 @@ def test_a_box_selects_the_subjects_it_selects_in_memory(both):
     for plots in both:
         plots.select_iou_size(bounds)
     np.testing.assert_array_equal(stored.data_store.selection, memory.data_store.selection)
+
+
+def test_a_stored_project_tells_points_from_boxes_as_in_memory(both, tmp_path):
+    penguins = load_project([Path(__file__).resolve().parents[2] / "data" / "penguin_watch"
+                             / "penguin-watch-classifications-trim.csv"], workflow_id=6465, method="point")
+    stored = StoredProject(write_project_store(penguins, tmp_path / "penguins", part_rows=3000))
+    assert AgreementPlots(data_store=DataStore(project=stored)).marks_are_points()
+    assert AgreementPlots(data_store=DataStore(project=penguins)).marks_are_points()
+    assert not any(plots.marks_are_points() for plots in both)
