@@ -32,7 +32,7 @@ beside its fresh time, and is not used in the comparison. ``--baseline REV``
 also times zoolens as of a git revision (exported with ``git archive``) in the
 same turns, to show what a change did.
 
-    python bench/bench_points.py --baseline 4063388   # the committed result (4063388: the compiled kernels, pandas preparation)
+    python bench/bench_points.py --baseline 6a83207   # the committed result (6a83207: before the kernels' cuts of 2026-12-07)
     python bench/bench_points.py --quick              # small sizes and grids, a smoke run
 """
 
@@ -86,7 +86,9 @@ MEASUREMENT_NOTE = (
     "the table. Since 2026-12-06 23:45 UTC (#14) `load()` also loads the compiled preparation and links kernels "
     "(`order_clicks`, `point_links`), so they are timed with the imports too; and zoolens' defaults include "
     "`merge_distance` 8 px, chosen once for every population on the tuning projects (the same seed the peers are "
-    "tuned on; 8-10 px tie there), as the peers' settings are, never on the compared projects."
+    "tuned on; 8-10 px tie there), as the peers' settings are, never on the compared projects. Since 2026-12-07 "
+    "06:00 UTC (#14) the preparation kernel `load()` loads is `sort_clicks` (it replaced `order_clicks` and hands "
+    "back the sorted columns too); what is timed is unchanged."
 )
 
 #: Parameter grids searched for each peer on the tuning projects.

@@ -21,10 +21,11 @@ process tree, sampled every 0.2 s, and the 1-minute load average when it ended):
   ``--before REVISION`` serves the store with that revision's code too, in the same run (its files taken with
   ``git archive`` into bench/work), after this code's server.
 - **columns** (a store kept from before they were written with it): the agreement plots' flat per-mark columns
-  (`project.plotted.write_plotted_columns`), density grids and binning of every subject, written into the store.
+  (`project.plotted.write_plotted_columns`), density grids and binnings of every subject (whole, and split by
+  volunteers per subject: `PlottedMarks.save_bucket_binnings`), written into the store.
 - **agreement**: in one process, the agreement plots' grids for filtered views (minimum volunteers 12, 15) and
-  every subject, from the kept binnings (`PlottedMarks.view`: the store's binning of every subject, or the view
-  before, plus or minus the subjects the filter changes), by one compiled pass over every shown mark, and by
+  every subject, from the kept binnings (`PlottedMarks.view`: the store's binning of every subject, whole or as a
+  sum of its buckets of volunteers per subject, or the view before, plus or minus the subjects the filter changes), by one compiled pass over every shown mark, and by
   datashader handed the same memory-mapped columns (the kept marks gathered first); the three grids compared.
 - **export**: the consensus catalogue of every subject from the store, streamed one range of subjects at a time
   (`project.export.write_catalogue`) and, below 100 million marks, prepared whole in memory then written; the two
@@ -57,7 +58,7 @@ sys.path[:0] = [str(ROOT), str(HERE)]
 
 from bench_loaders import WORK, machine  # noqa: E402
 from bench_scale import RESULTS, drive_session, run_step, TreeSampler  # noqa: E402,F401
-from project.plotted import WHOLE_FILE  # noqa: E402
+from project.plotted import BUCKETS_FILE, WHOLE_FILE  # noqa: E402
 
 #: Subjects simulated and written at a time (one part of the store): about 450,000 marks.
 PIECE_SUBJECTS = 10_000
@@ -183,7 +184,7 @@ plotted = project.plotted
 stats = project.subject_stats
 timings = {}
 direct = PlottedMarks(sys.argv[1])  # the plotted columns alone (a second project would double the step's memory)
-direct._kept = RecentlyUsed(0)  # keeps no binning: every view one pass over the marks it shows
+direct._kept, direct._buckets = RecentlyUsed(0), None  # no binning kept: every view one pass over its marks
 direct.view(direct.subject_mask(stats.subject_id[:1]), shape=DENSITY_SHAPE)  # loads the compiled code: not timed
 for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), ("every subject", 0)):
     ids = stats.subject_id[stats.n_volunteers >= volunteers].to_numpy()
@@ -279,13 +280,14 @@ def run_size(marks: float, args, log) -> list[dict]:
                               written, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} "
                                        f"CPU s; store {size / 2**30:.2f} GiB"))
         log(rows[-1])
-    if "columns" in args.steps and not (store / "plotted" / WHOLE_FILE).is_file():
-        # A store kept from before the plotted columns (or their binning of every subject) were written with it.
+    if "columns" in args.steps and not all((store / "plotted" / name).is_file() for name in (WHOLE_FILE, BUCKETS_FILE)):
+        # A store kept from before the plotted columns (or their binnings of every subject) were written with it.
         added = run_step(COLUMNS, str(store))
         out = json.loads(added["out"])
-        what = "plotted columns and density grids" if out["columns"] else "density grids and every subject's binning"
+        what = "plotted columns and density grids" if out["columns"] else \
+            "density grids and every subject's binning, whole and by volunteers per subject"
         rows.append(result_row(out["marks"], n_subjects, f"{what}, written into a kept store", added,
-                              "one pass over the stored marks" if out["columns"] else "one pass over the plotted columns"))
+                              "one pass over the stored marks" if out["columns"] else "two passes over the plotted columns"))
         log(rows[-1])
     n_marks = sum(pd.read_parquet(path, columns=["subject_id"]).shape[0] for path in sorted((store / "marks").glob("*.parquet")))
     if args.in_memory and "write" in args.steps:
@@ -305,7 +307,7 @@ def run_size(marks: float, args, log) -> list[dict]:
             rows.append(result_row(n_marks, n_subjects, f"agreement grids of {name} ({timing['subjects']:,} subjects)",
                                   {"load": measured["load"],
                                    "peak_mib": measured["peak_mib"] if number == len(timings) - 1 else None},
-                                  f"from the kept binnings {timing['kept'] * 1000:,.0f} ms; one compiled pass "
+                                  f"from the kept and bucket binnings {timing['kept'] * 1000:,.0f} ms; one compiled pass "
                                   f"{timing['compiled'] * 1000:,.0f} ms; datashader on the same columns "
                                   f"{timing['datashader'] * 1000:,.0f} ms; the three equal: {timing['same']}"))
             log(rows[-1])

@@ -5,12 +5,12 @@ fresh process as there: the compiled kernels loaded from numba's cache first
 and timed apart (`bench_points` times that with the imports, as it times the
 peers' imports of their compiled modules), then the first call (what
 `bench_points` compares with the peers) and a warm call (the same call again in
-that process). Each step is
+that process, the fastest of `WARM_CALLS`). Each step is
 timed by wrapping the function that does it; nested steps (parts of preparing
 the arrays and of writing the tables) are indented. The compiled kernels
 (`consensus.point_kernels`) are one call, so their phases are timed apart, warm:
 the kernels' group loop run up to each phase, the differences giving each
-phase's share (each the fastest of 5 runs). For scale, the CPU time of one
+phase's share (each the fastest of `PHASE_RUNS` runs, the phases taking turns). For scale, the CPU time of one
 numpy argsort of as many int64 keys as the project has clicks, and of making the
 call's three tables from ready numpy columns and factorizing the volunteers'
 names: what any method pays before it clusters anything.
@@ -41,7 +41,8 @@ STEPS = [
     ("  volunteers' names (volunteer_keys)", "consensus.prepare", "volunteer_keys", None),
     ("  group codes: task, tool, frame (dense_codes)", "consensus.prepare", "dense_codes", None),
     ("  subjects coded (sorted_codes)", "consensus.prepare", "sorted_codes", None),
-    ("  clicks sorted by group and x, compiled (order_clicks)", "consensus.point_kernels", "order_clicks", None),
+    ("  clicks sorted by group and x, their columns carried along, compiled (sort_clicks)", "consensus.point_kernels",
+     "sort_clicks", None),
     ("compiled kernels: clustering, medians, quorum, linking rounds, spreads (point_consensus)", "consensus.points",
      "point_consensus", None),
     ("output tables: consensus, links, subjects", "consensus.points", "partition_output", None),
@@ -58,7 +59,13 @@ PHASES = [
     "one linking round: clicks within `link_distance`, one vote per volunteer per point",
 ]
 
-PROFILE = """
+#: Warm calls of the whole method (the fastest is shown) and turns of the kernels' phase runs (the fastest of each).
+WARM_CALLS = 3
+PHASE_RUNS = 9
+
+PROFILE = f"""
+WARM_CALLS, PHASE_RUNS = {WARM_CALLS}, {PHASE_RUNS}
+""" + """
 import importlib, json, sys, time
 import numpy as np
 import pandas as pd
@@ -87,11 +94,13 @@ for label, module, name, owner in steps:
 marks = pd.read_parquet(folder + "/marks.parquet")
 classifications = pd.read_parquet(folder + "/classifications.parquet")
 calls = []
-for _ in range(2):
+for _ in range(1 + WARM_CALLS):
     spent.clear()
     started = time.process_time()
     aggregate(marks, classifications, method="point")
     calls.append({"total": time.process_time() - started, **spent})
+# The first call, and the warm call least disturbed by other jobs on the shared cores.
+calls = [calls[0], min(calls[1:], key=lambda call: call["total"])]
 keys = np.random.default_rng(0).integers(0, 2**40, len(marks))
 started = time.process_time()
 np.argsort(keys)
@@ -129,7 +138,7 @@ def phases(group_starts, x, y, volunteer, distance, link_distance, upto):
         label, n_labels = kernels.cluster_group(gx, gy, gv, n_volunteers, distance)
         if upto < 3:
             continue
-        px, py = kernels._medians(gx, label, n_labels), kernels._medians(gy, label, n_labels)
+        px, py = kernels._medians_xy(gx, gy, label, n_labels)
         if upto < 4:
             continue
         total += kernels.link_group(gx, gy, gv, n_volunteers, px, py, link_distance)[0].sum()
@@ -138,15 +147,16 @@ def phases(group_starts, x, y, volunteer, distance, link_distance, upto):
 prep = prepare(marks, classifications, points=True)
 group_starts = np.searchsorted(prep.marks.group, np.arange(len(prep.groups) + 1))
 arguments = (group_starts, prep.marks.cx, prep.marks.cy, prep.volunteer, 12.0, 12.0)
-cumulative = []
 for upto in range(5):
-    phases(*arguments, upto)  # compiles on the first, then warm
-    runs = []
-    for _ in range(5):
+    phases(*arguments, upto)  # compiles, then warm
+# The phases take turns, so a change in the machine's load hits them alike; each the fastest of its runs.
+runs = [[] for _ in range(5)]
+for _ in range(PHASE_RUNS):
+    for upto in range(5):
         started = time.process_time()
         phases(*arguments, upto)
-        runs.append(time.process_time() - started)
-    cumulative.append(min(runs))  # the least disturbed by other jobs on the shared cores
+        runs[upto].append(time.process_time() - started)
+cumulative = [min(times) for times in runs]
 print(json.dumps({"marks": len(marks), "calls": calls, "argsort": argsort, "load": load_seconds,
                   "tables": tables_seconds, "volunteers": volunteers_seconds,
                   "phases": [cumulative[0]] + [b - a for a, b in zip(cumulative, cumulative[1:])]}))
@@ -172,7 +182,8 @@ def main() -> None:
          f"Load average {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f} at the start, "
          f"{load_end[0]:.2f} {load_end[1]:.2f} {load_end[2]:.2f} at the end (2 shared cores: expect +-30 %). "
          "`aggregate(marks, classifications, method=\"point\")` with the defaults on bench_points' projects, in a fresh "
-         "process: its first call (what bench/results/points.md compares) and the same call again (warm), after "
+         "process: its first call (what bench/results/points.md compares) and the same call again (warm: the fastest "
+         f"of {WARM_CALLS}), after "
          "the compiled kernels are loaded from numba's on-disk cache (`consensus.point_kernels.load()`, timed apart: "
          "bench_points counts it with the imports, as it counts the peers' imports of their compiled modules; it is "
          "a fixed cost per process, paid by the package at the point method's first call). "
@@ -199,7 +210,8 @@ def main() -> None:
         f"| **total** | {cells('total')} |",
         "",
         "Inside the compiled kernels (CPU milliseconds, warm; each phase timed as the difference between running the "
-        "kernels' group loop up to it and up to the phase before, each the fastest of 5 runs; the linking round links the clicks "
+        f"kernels' group loop up to it and up to the phase before, each the fastest of {PHASE_RUNS} runs, the phases "
+        "taking turns; the linking round links the clicks "
         "to every cluster's median, before the quorum, so it has more points than the method's own rounds, which run "
         "twice with the default refine=1):",
         "",

@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit
 
 from .clustering import IOU_STEPS
+from .distance import read_only
 
 
 @njit(cache=True)
@@ -55,70 +56,87 @@ def _precedes(a, b, x, y, volunteer, mark_id):
     return mark_id[a] < mark_id[b]
 
 
-#: A bucket of `order_clicks` holding more clicks than this sends its group to a comparison sort.
+#: A bucket of `sort_clicks` holding more clicks than this sends its group to a comparison sort.
 CROWDED_BUCKET = 32
 
 
 @njit(cache=True)
 def order_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
-    """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them.
+    """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them (`sort_clicks`)."""
+    return sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id)[0]
 
-    A counting sort by group (in table order), then each group's clicks by a bucket sort on x (as many
-    buckets as clicks over the group's span of x) finished by an insertion sort on the whole key: linear
-    in the clicks for any spread-out x, where one argsort over the project (or numba's per group) costs
+
+@njit(cache=True)
+def sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
+    """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them, and their
+    group, x, y and volunteer in that order.
+
+    A counting sort by group that carries the whole key along, then each group's clicks by a bucket sort on x
+    (as many buckets as clicks over the group's span of x) finished by an insertion sort on the whole key:
+    linear in the clicks for any spread-out x, where one argsort over the project (or numba's per group) costs
     several times more. A group with a crowded bucket is comparison sorted instead. Equal keys keep their
-    table order, as in lexsort.
+    table order, as in lexsort. A group's clicks lie all over the table (a subject's classifications come at
+    any time): the table is read once, in its order, each click's key written at its group's next place (a
+    few hundred places being filled at a time stay in cache), and each group then sorted where it lies.
     """
     count = np.zeros(n_groups + 1, np.int64)
     for i in keep:
         count[group[i] + 1] += 1
     starts = np.cumsum(count)
     slot = starts[:n_groups].copy()
-    order = np.empty(len(keep), np.int64)
+    n_keep = len(keep)
+    order, sorted_x, sorted_y = np.empty(n_keep, np.int64), np.empty(n_keep), np.empty(n_keep)
+    sorted_volunteer, sorted_mark = np.empty(n_keep, volunteer.dtype), np.empty(n_keep, mark_id.dtype)
     for i in keep:
-        order[slot[group[i]]] = i
+        k = slot[group[i]]
+        order[k], sorted_x[k], sorted_y[k], sorted_volunteer[k], sorted_mark[k] = i, x[i], y[i], volunteer[i], mark_id[i]
         slot[group[i]] += 1
     largest = 0
     for g in range(n_groups):
         largest = max(largest, starts[g + 1] - starts[g])
     bucket_start = np.empty(largest + 1, np.int64)
     bucket = np.empty(largest, np.int64)
-    by_x = np.empty(largest, np.int64)
+    by_x = np.empty(largest, np.int64)  # positions within the group
     for g in range(n_groups):
         s, e = starts[g], starts[g + 1]
         n = e - s
         if n < 2:
             continue
-        low, high = x[order[s]], x[order[s]]
-        for r in range(s, e):
-            low, high = min(low, x[order[r]]), max(high, x[order[r]])
+        gx, gy, gv, gm = sorted_x[s:e], sorted_y[s:e], sorted_volunteer[s:e], sorted_mark[s:e]
+        low, high = gx[0], gx[0]
+        for r in range(n):
+            low, high = min(low, gx[r]), max(high, gx[r])
         crowded = high == low
         if not crowded:
             # Bucket of each click: monotone in x, so the buckets come in x order and equal x share one.
             scale = (n - 1) / (high - low)
             bucket_start[:n + 1] = 0
-            for r in range(s, e):
-                bucket[r - s] = min(np.int64((x[order[r]] - low) * scale), n - 1)
-                bucket_start[bucket[r - s] + 1] += 1
+            for r in range(n):
+                bucket[r] = min(np.int64((gx[r] - low) * scale), n - 1)
+                bucket_start[bucket[r] + 1] += 1
             for b in range(n):
                 crowded |= bucket_start[b + 1] > CROWDED_BUCKET
                 bucket_start[b + 1] += bucket_start[b]
         if crowded:
-            by_x[:n] = order[s:e][np.argsort(x[order[s:e]], kind="mergesort")]
+            by_x[:n] = np.argsort(gx, kind="mergesort")
         else:
-            for r in range(s, e):
-                by_x[bucket_start[bucket[r - s]]] = order[r]
-                bucket_start[bucket[r - s]] += 1
+            for r in range(n):
+                by_x[bucket_start[bucket[r]]] = r
+                bucket_start[bucket[r]] += 1
         # Insertion sort on the whole key: moves clicks only within their bucket, or within runs of equal x.
         for m in range(1, n):
             click = by_x[m]
             q = m - 1
-            while q >= 0 and _precedes(click, by_x[q], x, y, volunteer, mark_id):
+            while q >= 0 and _precedes(click, by_x[q], gx, gy, gv, gm):
                 by_x[q + 1] = by_x[q]
                 q -= 1
             by_x[q + 1] = click
-        order[s:e] = by_x[:n]
-    return order
+        placed = by_x[:n]
+        order[s:e], gx[:], gy[:], gv[:] = order[s:e][placed], gx[placed], gy[placed], gv[placed]
+    sorted_group = np.empty(n_keep, np.int64)
+    for g in range(n_groups):
+        sorted_group[starts[g]:starts[g + 1]] = g
+    return order, sorted_group, sorted_x, sorted_y, sorted_volunteer
 
 
 @njit(cache=True)
@@ -135,41 +153,59 @@ def _outranks(a, b, support, strength):
 def _neighbours(x, y, volunteer, distance):
     """Neighbour lists (CSR: offsets, click, closeness) of clicks sorted by x, each list in click order.
 
-    Two sweeps, one counting and one filling: growing a buffer inside the sweep would cost more than the count.
+    One sweep over x measures every pair once into a buffer, with no branch on whether a pair is kept (a
+    pair's index advances by the test instead: about half the clicks within ``distance`` in x are
+    neighbours, a branch the processor cannot predict); the lists are then filled from the kept pairs.
     """
     n = len(x)
     reach = distance * distance  # squares compared: a square root only for the pairs kept
+    capacity = 8 * n + 64
+    second = np.empty(capacity, np.int64)
+    squared = np.empty(capacity)
+    pairs_end = np.empty(n, np.int64)  # click i's pairs (i, second) end there, after click i - 1's
     degree = np.zeros(n + 1, np.int64)
+    n_pairs = 0
     for i in range(n):
+        if n_pairs + n - i > capacity:  # room for every click after i
+            capacity = 2 * capacity + n
+            second, squared = _grown(second, capacity), _grown(squared, capacity)
+        begin = n_pairs
         for j in range(i + 1, n):
             dx = x[j] - x[i]
             if dx > distance:
                 break
             dy = y[j] - y[i]
-            if volunteer[j] != volunteer[i] and dx * dx + dy * dy <= reach:
-                degree[i + 1] += 1
-                degree[j + 1] += 1
+            second[n_pairs] = j
+            squared[n_pairs] = dx * dx + dy * dy
+            n_pairs += (volunteer[j] != volunteer[i]) & (squared[n_pairs] <= reach)
+        pairs_end[i] = n_pairs
+        degree[i + 1] += n_pairs - begin
+    for m in range(n_pairs):
+        degree[second[m] + 1] += 1
     offsets = np.cumsum(degree)
     other = np.empty(offsets[n], np.int64)
     weight = np.empty(offsets[n], np.int64)
     filled = offsets[:n].copy()
-    # i runs up, and j up from i: each list ends up in click order.
+    # Pairs come by first click up, then second click up: each list ends up in click order.
+    begin = 0
     for i in range(n):
-        for j in range(i + 1, n):
-            dx = x[j] - x[i]
-            if dx > distance:
-                break
-            dy = y[j] - y[i]
-            squared = dx * dx + dy * dy
-            if volunteer[j] != volunteer[i] and squared <= reach:
-                closeness = np.int64(np.rint((1.0 - np.sqrt(squared) / distance) * IOU_STEPS))
-                other[filled[i]] = j
-                weight[filled[i]] = closeness
-                filled[i] += 1
-                other[filled[j]] = i
-                weight[filled[j]] = closeness
-                filled[j] += 1
+        for m in range(begin, pairs_end[i]):
+            j = second[m]
+            closeness = np.int64(np.rint((1.0 - np.sqrt(squared[m]) / distance) * IOU_STEPS))
+            other[filled[i]], weight[filled[i]] = j, closeness
+            filled[i] += 1
+            other[filled[j]], weight[filled[j]] = i, closeness
+            filled[j] += 1
+        begin = pairs_end[i]
     return offsets, other, weight
+
+
+@njit(cache=True)
+def _grown(values, capacity):
+    """``values`` copied into a larger buffer of ``capacity``."""
+    grown = np.empty(capacity, values.dtype)
+    grown[:len(values)] = values
+    return grown
 
 
 @njit(cache=True)
@@ -260,11 +296,29 @@ def _best_per_volunteer(m, offsets, other, weight, volunteer, active, best_edge,
 @njit(cache=True)
 def _medians(values, label, n_labels):
     """Median of ``values`` per label 0..n_labels-1 (NaN for a label without values; -1 labels ignored)."""
+    return _run_medians(values, label, _label_starts(label, n_labels), n_labels)
+
+
+@njit(cache=True)
+def _medians_xy(x, y, label, n_labels):
+    """`_medians` of ``x`` and of ``y``, the labels counted once."""
+    start = _label_starts(label, n_labels)
+    return _run_medians(x, label, start, n_labels), _run_medians(y, label, start, n_labels)
+
+
+@njit(cache=True)
+def _label_starts(label, n_labels):
+    """Where each label's values start among the values gathered by label, and the end (-1 labels left out)."""
     count = np.zeros(n_labels + 1, np.int64)
     for i in range(len(label)):
         if label[i] >= 0:
             count[label[i] + 1] += 1
-    start = np.cumsum(count)
+    return np.cumsum(count)
+
+
+@njit(cache=True)
+def _run_medians(values, label, start, n_labels):
+    """Median of ``values`` per label, gathered by label at ``start`` (`_label_starts`)."""
     slot = start[:n_labels].copy()
     gathered = np.empty(start[n_labels], values.dtype)
     for i in range(len(label)):
@@ -360,10 +414,8 @@ def link_group(x, y, volunteer, n_volunteers, px, py, link_distance):
         slot[volunteer[i]] += 1
     clicks_at = np.zeros(n_points, np.int64)  # this volunteer's clicks within reach of each point
     top_click = np.full(n_points, -1, np.int64)
-    parent = np.arange(n + n_points)  # union-find: clicks 0..n-1, points n..n+n_points-1
-    piece = np.full(n + n_points, -1, np.int64)
-    clicks = np.empty(n, np.int64)
-    points = np.empty(n_points, np.int64)
+    # Scratch of the exact matching, made when a volunteer first needs it (most groups never do).
+    parent = piece = clicks = points = np.empty(0, np.int64)
     for v in range(n_volunteers):
         begin, end = starts[v], starts[v + 1]
         several_points = False
@@ -394,6 +446,10 @@ def link_group(x, y, volunteer, n_volunteers, px, py, link_distance):
             for r in range(begin, end):
                 linked[by_volunteer[r]] = best[by_volunteer[r]]
         else:
+            if len(parent) == 0:
+                parent = np.arange(n + n_points)  # union-find: clicks 0..n-1, points n..n+n_points-1
+                piece = np.full(n + n_points, -1, np.int64)
+                clicks, points = np.empty(n, np.int64), np.empty(n_points, np.int64)
             _match_pieces(by_volunteer[begin:end], offsets, target, score, n, parent, piece, clicks, points, linked)
         for r in range(begin, end):
             i = by_volunteer[r]
@@ -406,44 +462,41 @@ def link_group(x, y, volunteer, n_volunteers, px, py, link_distance):
 def _link_edges(x, y, px, py, link_distance, best):
     """Every (click, point) within ``link_distance`` (CSR by click: offsets, point, score 1 - d / (2 link_distance));
     fills ``best`` with each click's nearest point. Clicks are sorted by x, so a window over the points sorted by
-    x slides along."""
+    x slides along; each pair in the window is measured once, into a buffer whose index advances by whether the
+    pair is within reach (no branch the processor must guess)."""
     n, n_points = len(x), len(px)
     reach = link_distance * link_distance  # squares compared: a square root only for the edges kept
     by_x = np.argsort(px, kind="mergesort")
-    degree = np.zeros(n + 1, np.int64)
-    nearest = np.full(n, np.inf)
+    sorted_px = px[by_x]
+    offsets = np.zeros(n + 1, np.int64)
+    capacity = 4 * n + n_points
+    target = np.empty(capacity, np.int64)
+    squared = np.empty(capacity)
+    n_edges = 0
     low = 0
     for i in range(n):
-        while low < n_points and px[by_x[low]] < x[i] - link_distance:
+        while low < n_points and sorted_px[low] < x[i] - link_distance:
             low += 1
+        if n_edges + n_points > capacity:  # room for every point
+            capacity = 2 * capacity + n_points
+            target, squared = _grown(target, capacity), _grown(squared, capacity)
         q = low
-        while q < n_points and px[by_x[q]] <= x[i] + link_distance:
+        while q < n_points and sorted_px[q] <= x[i] + link_distance:
             p = by_x[q]
             dx, dy = x[i] - px[p], y[i] - py[p]
-            squared = dx * dx + dy * dy
-            if squared <= reach:
-                degree[i + 1] += 1
-                if squared < nearest[i] or (squared == nearest[i] and p < best[i]):
-                    nearest[i], best[i] = squared, p
+            target[n_edges] = p
+            squared[n_edges] = dx * dx + dy * dy
+            n_edges += squared[n_edges] <= reach
             q += 1
-    offsets = np.cumsum(degree)
-    target = np.empty(offsets[n], np.int64)
-    score = np.empty(offsets[n])
-    low = 0
-    for i in range(n):
-        while low < n_points and px[by_x[low]] < x[i] - link_distance:
-            low += 1
-        k = offsets[i]
-        q = low
-        while q < n_points and px[by_x[q]] <= x[i] + link_distance:
-            p = by_x[q]
-            dx, dy = x[i] - px[p], y[i] - py[p]
-            squared = dx * dx + dy * dy
-            if squared <= reach:
-                target[k], score[k] = p, 1.0 - np.sqrt(squared) / (2.0 * link_distance)
-                k += 1
-            q += 1
-    return offsets, target, score
+        offsets[i + 1] = n_edges
+        nearest = np.inf
+        for k in range(offsets[i], n_edges):
+            if squared[k] < nearest or (squared[k] == nearest and target[k] < best[i]):
+                nearest, best[i] = squared[k], target[k]
+    score = np.empty(n_edges)
+    for k in range(n_edges):
+        score[k] = 1.0 - np.sqrt(squared[k]) / (2.0 * link_distance)
+    return offsets, target[:n_edges], score
 
 
 @njit(cache=True)
@@ -521,11 +574,29 @@ def _match_pieces(own, offsets, target, score, n, parent, piece, clicks, points,
             parent[n + target[k]] = n + target[k]
 
 
+#: Points of a group that `_by_position` orders by insertion; more go to argsorts.
+FEW_POINTS = 64
+
+
 @njit(cache=True)
 def _by_position(px, py):
-    """Order of points by y, then x, then their current order (the order of `consensus.base.box_order`)."""
-    order = np.argsort(px, kind="mergesort")
-    return order[np.argsort(py[order], kind="mergesort")]
+    """Order of points by y, then x, then their current order (the order of `consensus.base.box_order`).
+
+    An insertion sort for a few dozen points (a group's usual), where two stable argsorts cost more in
+    allocations; the argsorts for more.
+    """
+    if len(px) > FEW_POINTS:
+        order = np.argsort(px, kind="mergesort")
+        return order[np.argsort(py[order], kind="mergesort")]
+    order = np.arange(len(px))
+    for m in range(1, len(px)):
+        p = order[m]
+        q = m - 1
+        while q >= 0 and (py[p] < py[order[q]] or (py[p] == py[order[q]] and px[p] < px[order[q]])):
+            order[q + 1] = order[q]
+            q -= 1
+        order[q + 1] = p
+    return order
 
 
 @njit(cache=True)
@@ -603,7 +674,7 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
         for i in range(e - s):
             votes[label[i]] += 1
         keep = votes >= needed[g]
-        px, py = _medians(gx, label, n_labels), _medians(gy, label, n_labels)
+        px, py = _medians_xy(gx, gy, label, n_labels)
         if merge_distance > 0:
             _drop_duplicates(px, py, votes, keep, merge_distance)
         px, py = px[keep], py[keep]
@@ -618,8 +689,8 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
                     votes[group_linked[i]] += 1
             keep = votes >= needed[g]
             if iteration < refine:
-                px = _medians(gx, group_linked, len(px))[keep]
-                py = _medians(gy, group_linked, len(py))[keep]
+                px, py = _medians_xy(gx, gy, group_linked, len(px))
+                px, py = px[keep], py[keep]
                 iteration += 1
                 continue
             if keep.all():
@@ -633,10 +704,11 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
                 squared[p] += (gx[i] - px[p]) ** 2 + (gy[i] - py[p]) ** 2
                 linked[s + i] = n_points + p
                 linked_distance[s + i] = np.hypot(gx[i] - px[p], gy[i] - py[p])
-            p = group_best[i]
-            if p >= 0:
-                best[s + i] = n_points + p
-                best_distance[s + i] = np.hypot(gx[i] - px[p], gy[i] - py[p])
+            q = group_best[i]
+            if q >= 0:
+                best[s + i] = n_points + q
+                # Most clicks are linked to their nearest point: its distance is already measured.
+                best_distance[s + i] = linked_distance[s + i] if q == p else np.hypot(gx[i] - px[q], gy[i] - py[q])
         for p in range(len(px)):
             point_group[n_points + p] = g
             point_x[n_points + p], point_y[n_points + p] = px[p], py[p]
@@ -673,18 +745,6 @@ def point_links(n_marks, row, linked, best, linked_distance, best_distance, poin
     return consensus_id, iou, best_id, best_iou, distance, nearest_distance
 
 
-def read_only(values: np.ndarray) -> np.ndarray:
-    """A read-only view of ``values``, as pandas hands out its columns.
-
-    numba compiles (and caches) one version of a kernel per argument type, and a
-    read-only array is a type of its own: viewing every table column read-only
-    gives one version whether or not pandas had to copy the column.
-    """
-    view = values.view()
-    view.flags.writeable = False
-    return view
-
-
 def load() -> None:
     """Load the cached machine code of the point method's kernels (compiling it on a machine's first use).
 
@@ -693,6 +753,6 @@ def load() -> None:
     that times the method's work apart from loading it.
     """
     none, no_values = np.zeros(0, np.int64), np.zeros(0)
-    order_clicks(none, 0, none, read_only(no_values), read_only(no_values), none, read_only(none))
+    sort_clicks(none, 0, none, read_only(no_values), read_only(no_values), none, read_only(none))
     point_consensus(np.zeros(1, np.int64), no_values, no_values, none, none, 1.0, 1.0, 0, 0.0)
     point_links(0, none, none, none, no_values, no_values, none)

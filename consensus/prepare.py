@@ -134,24 +134,29 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
     mark_ids = marks["mark_id"].to_numpy(np.int64)
     if points:
         # Imported here: the kernels' module imports `consensus.clustering`, which imports this one.
-        from .point_kernels import order_clicks, read_only
+        from .point_kernels import read_only, sort_clicks
 
         invalid = ~point_mask(marks)
         x, y = (read_only(marks[column].to_numpy(float, na_value=np.nan)) for column in ("x", "y"))
-        # The order `point_arrays` gives (group, x, y, volunteer, mark id), sorted group by group in compiled code.
-        order = order_clicks(group, len(first_row), np.flatnonzero(~invalid), x, y, volunteer_of_mark, read_only(mark_ids))
-        boxes = sorted_points(order, group[order], x[order], y[order])
+        # The order `point_arrays` gives (group, x, y, volunteer, mark id), sorted group by group in compiled code,
+        # which also hands back the sorted columns (gathering them here would read the table in random order again).
+        order, sorted_group, sorted_x, sorted_y, sorted_volunteer = sort_clicks(
+            group, len(first_row), np.flatnonzero(~invalid), x, y, volunteer_of_mark, read_only(mark_ids))
+        boxes = sorted_points(order, sorted_group, sorted_x, sorted_y)
     else:
         boxes, invalid = BoxArrays.from_table(marks, group, tiebreak=(volunteer_of_mark, mark_ids))
+        sorted_volunteer = volunteer_of_mark[boxes.row]
 
     # Who saw what: every classification, plus anyone who drew on a subject
     # (when classifications are missing or were filtered differently).
     n_volunteers = len(names)
-    view_codes = np.concatenate([
-        subject_of_classification * n_volunteers + volunteer_of_classification,
-        subject_of_mark * n_volunteers + volunteer_of_mark,
-    ])
-    weights = np.concatenate([np.ones(len(subject_of_classification)), np.zeros(len(subject_of_mark))])
+    mark_views = subject_of_mark * n_volunteers + volunteer_of_mark
+    # A classification's marks lie together in the table: only the first of each run of one (subject, volunteer)
+    # adds to the set (the marks weigh nothing in the count), twenty times fewer codes to sort out.
+    if len(mark_views) > 1:
+        mark_views = mark_views[np.concatenate([[True], mark_views[1:] != mark_views[:-1]])]
+    view_codes = np.concatenate([subject_of_classification * n_volunteers + volunteer_of_classification, mark_views])
+    weights = np.concatenate([np.ones(len(subject_of_classification)), np.zeros(len(mark_views))])
     view = densify(view_codes)
     views = np.zeros(int(view.max()) + 1 if len(view) else 0, dtype=np.int64)
     views[view] = view_codes
@@ -159,7 +164,7 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
     return Prepared(
         mark_ids=mark_ids,
         marks=boxes,
-        volunteer=volunteer_of_mark[boxes.row],
+        volunteer=sorted_volunteer,
         volunteer_names=np.asarray(names, dtype=object),
         groups=groups,
         subject_ids=subject_ids,

@@ -149,7 +149,7 @@ class Explorer(Viewer):
                 side = [view for view in views if view.short_name != "cutout"]
                 content = pn.Row(self.views["cutout"],
                                  pn.Column(*sorted(side, key=lambda view: view.short_name != "review"),
-                                           sizing_mode="stretch_width", min_width=560))
+                                           sizing_mode="stretch_width", min_width=360))
             else:
                 content = views[0] if len(views) == 1 else pn.Column(*views)
             contents[title][:] = [content]

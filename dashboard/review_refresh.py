@@ -9,7 +9,8 @@ common to all sessions is done once per process and per new decision:
 - the store's newest decision id is asked at most once per ``poll_age`` seconds for all sessions
   (`SharedReviews.newest_decision`);
 - the review state (`ReviewReading`: box and subject statuses, the reviewers of each subject) is
-  read and worked out once per new decision (`SharedReviews.reading`); the subjects sorted with
+  read and worked out once per new decision (`SharedReviews.reading`), from the reading before
+  and the decisions made since (`ReviewStore.review_state`); the subjects sorted with
   the subject statuses for filtering are made once per reading too (`project.sorted_subjects`);
 - the subjects whose review state changed from one reading to the next are found once
   (`SharedReviews.changed_since`), so a session finds in its own subjects only those rows to
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from project import Project
-from project.reviews import ReviewStore
+from project.reviews import ReviewState, ReviewStore
 
 #: How many readings back a session can catch up row by row; a session further behind (it slept
 #: through many decisions) takes the whole new state, as at its first reading.
@@ -41,6 +42,8 @@ class ReviewReading:
 
     #: The newest decision id the reading includes.
     decision: int
+    #: The store's state the tables below come from; the next reading starts from it.
+    state: ReviewState
     #: `ReviewStore.box_status` indexed by subject_id and consensus_id (`ReviewStore.review_state`).
     box_status: pd.DataFrame
     #: `ReviewStore.subject_status` with the project's consensus.
@@ -54,14 +57,17 @@ class ReviewReading:
     reviewer_names: np.ndarray
 
     @classmethod
-    def read(cls, reviews: ReviewStore, project: Project, decision: int) -> ReviewReading:
-        """Read the store's review state of ``project``'s consensus, which includes decision ``decision``."""
-        source = project.consensus_source
-        boxes, subjects = reviews.review_state(source, project.consensus)
+    def read(cls, reviews: ReviewStore, project: Project, decision: int,
+             since: ReviewReading | None = None) -> ReviewReading:
+        """Read the store's review state of ``project``'s consensus, which includes decision ``decision``:
+        only the decisions made after ``since``, an earlier reading, when given."""
+        state = reviews.review_state(project.consensus_source, project.consensus,
+                                     since=None if since is None else since.state)
+        boxes, subjects = state.box_status, state.subject_status
         status_by_subject = subjects.set_index("subject_id")["status"]
         pairs = boxes[["subject_id", "reviewer"]].drop_duplicates()
         numbers, names = pd.factorize(pairs["reviewer"].astype(str))
-        return cls(decision=decision, box_status=boxes.set_index(["subject_id", "consensus_id"]),
+        return cls(decision=decision, state=state, box_status=boxes.set_index(["subject_id", "consensus_id"]),
                    subject_status=subjects,
                    status_by_subject=status_by_subject,
                    reviewed_subjects=pairs["subject_id"].to_numpy(np.int64), reviewer_numbers=numbers,
@@ -91,9 +97,12 @@ def statuses_of(status_by_subject: pd.Series, subject_ids) -> pd.Series:
 def changed_subjects(before: ReviewReading, after: ReviewReading) -> np.ndarray:
     """Ids of the subjects whose status row or box decisions differ between two readings, sorted.
 
-    Any decision on a subject changes its row of `ReviewStore.subject_status` (its last reviewer
+    A reading that read only the decisions since ``before`` knows them; otherwise (it read the
+    store whole) the two readings' tables are compared. Any decision on a subject changes its row of `ReviewStore.subject_status` (its last reviewer
     and time); its box rows are compared too, so a change that kept both is still found.
     """
+    if after.state.changed is not None:
+        return after.state.changed
     return np.unique(np.concatenate([_differing_subjects(before.subject_status, after.subject_status),
                                      _differing_subjects(before.box_status.reset_index(),
                                                          after.box_status.reset_index())]))
@@ -146,7 +155,7 @@ class SharedReviews:
         with self._lock:
             known = self._reading
             if known is None or known.decision < decision:
-                reading = ReviewReading.read(self._reviews(), self._project(), decision)
+                reading = ReviewReading.read(self._reviews(), self._project(), decision, since=known)
                 self.reads += 1
                 if known is not None:
                     self._changes.append((known.decision, reading.decision, changed_subjects(known, reading)))

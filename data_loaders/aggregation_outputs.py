@@ -565,8 +565,10 @@ def reductions_to_tables(rows: TextTable, groups: list[ToolFields], cells: ListC
             for extra in ("clusters_count", "clusters_sigma", "n_classifications", "consensus"):
                 if extra in group.fields:
                     fields[extra] = group.fields[extra]
+            # The counts beside the shapes are flat lists, whatever their first cell looks like.
             parsed = read_fields(fields, cells, kept_rows,
-                                 depths={f"clusters_{name}": 2 if nested else 1 for name in names})
+                                 depths={**dict.fromkeys(fields, 1),
+                                         **{f"clusters_{name}": 2 if nested else 1 for name in names}})
             values = {name: parsed[f"clusters_{name}"].value for name in names}
             first = parsed[f"clusters_{names[0]}"]
             table = pd.DataFrame({"row": first.row, "frame": group.frame, "task": group.task,
@@ -637,7 +639,9 @@ def _group_links(group: ToolFields, raw_params: dict[str, str], hint: str | None
     raw_shape = shape_of(raw_params, nested=False) if raw_params else None
     if raw_shape is not None:
         fields.update({f"raw_{name}": raw_params[name] for name in raw_shape[1]})
-    parsed = read_fields(fields, cells, kept_rows)
+    # Every field here is a flat list (one value per raw mark): a first cell that looks nested
+    # (a broken "[[1, 2]") must not make its column a list of lists.
+    parsed = read_fields(fields, cells, kept_rows, depths=dict.fromkeys(fields, 1))
     labels = parsed["labels"]
     not_whole = ~np.isfinite(labels.value) | (labels.value != np.round(labels.value))
     bad_rows = np.zeros(len(kept_rows.keep), dtype=bool)

@@ -17,16 +17,17 @@ ellipse, its outline turned as its front end draws it (the box, its envelope,
 cannot show the turn).
 
 The classic front end's full-image tools span the image the volunteer saw, whose
-natural size the row's ``metadata.subject_dimensions`` gives (its first frame
-that has one): a full-width line (``y``) is the box from x = 0 across the width
-at zero height, with vertices at its two ends; a full-height line (``x``) the
-same upright; a column (``x``, ``width``) the box over the full height, with its
-four corners as vertices. Zero, not one pixel: the box is the line's exact
-extent, as a horizontal line tool's is, and a made-up pixel would let box
-overlap methods cluster lines on an invented area (they count marks without
-area as ``marks_without_box`` instead). A row whose metadata gives no size (``[null]``
-happens) cannot place them: those marks are skipped and counted
-(`data_loaders.marks.NO_IMAGE_SIZE`), never guessed from other rows.
+natural size the row's ``metadata.subject_dimensions`` gives for the frame the mark
+is on (the frames of one subject may differ in size): a full-width line (``y``) is
+the box from x = 0 across the width at zero height, with vertices at its two ends;
+a full-height line (``x``) the same upright; a column (``x``, ``width``) the box
+over the full height, with its four corners as vertices. Zero, not one pixel: the
+box is the line's exact extent, as a horizontal line tool's is, and a made-up pixel
+would let box overlap methods cluster lines on an invented area (they count marks
+without area as ``marks_without_box`` instead). A row whose metadata gives no size
+for the mark's frame (``[null]`` happens) cannot place them: those marks are skipped
+and counted (`data_loaders.marks.NO_IMAGE_SIZE`), never guessed from other rows
+or frames.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ UNEQUAL_PATH = "pathX and pathY differ in length"
 HANDLE_COLUMNS = ("handle_mark", "handle_angle")
 #: Classic tools that span the whole image: a horizontal line (``y``), a vertical line (``x``) and a
 #: column (``x``, ``width``) over the full height. Their box reaches across the image the volunteer
-#: saw, whose natural size the row's ``metadata.subject_dimensions`` gives (`image_sizes`).
+#: saw, whose natural size the row's ``metadata.subject_dimensions`` gives for the mark's frame (`image_sizes`).
 FULL_IMAGE_KINDS = ("fullWidthLine", "fullHeightLine", "column")
 #: Vertices of an ellipse's outline, kept so it is drawn with its turn (its box is the turned ellipse's
 #: envelope, and its ``angle`` 0: the box is what matching uses).
@@ -93,20 +93,24 @@ def ellipse_outline(cx, cy, rx, ry, turn) -> tuple[np.ndarray, np.ndarray]:
             cy + local_x * np.sin(theta) + local_y * np.cos(theta))
 
 
-def _extent(value: float) -> float:
-    """An image width or height for a full-image mark; `_NoImageSize` when the row does not give it."""
+def _extent(mark: dict, image_sizes: list, axis: int) -> float:
+    """The width (``axis`` 0) or height (1) of the image of the frame ``mark`` is on, from its row's ``image_sizes``
+    (one (width, height) per frame); `_NoImageSize` when the row does not give it."""
+    frame = mark.get("frame", 0)
+    frame = frame if type(frame) is int else 0
+    value = image_sizes[frame][axis] if 0 <= frame < len(image_sizes) else math.nan
     if not value > 0:
         raise _NoImageSize
     return value
 
 
-def _shape(mark: dict, fem: bool, image_size: tuple[float, float]) -> tuple:
+def _shape(mark: dict, fem: bool, image_sizes: list) -> tuple:
     """(kind, x, y, width, height, angle, vertices, handle) of one drawn mark; `_NotAShape` if it is none.
 
     ``vertices`` is (x list, y list) for marks drawn through their vertices (paths, point lists,
     lines, full-image lines and columns) and None for the others, whose geometry the box and angle
     hold. ``handle`` is a classic circle's handle angle (`HANDLE_COLUMNS`), else None.
-    ``image_size`` is the row's natural image (width, height), NaN where unknown.
+    ``image_sizes`` is the row's natural image (width, height) per frame, NaN where unknown.
 
     The classic front end does not name the tool type in the export, so it is
     told from the keys the mark carries, as panoptes_aggregation's extractors do;
@@ -117,7 +121,7 @@ def _shape(mark: dict, fem: bool, image_size: tuple[float, float]) -> tuple:
     if get("width") is not None:
         width = _number(mark["width"])
         if not fem and get("height") is None and get("y") is None and get("x_center") is None:
-            x, height = _number(get("x")), _extent(image_size[1])
+            x, height = _number(get("x")), _extent(mark, image_sizes, 1)
             return ("column", x, 0.0, width, height, 0.0,
                     ([x, x + width, x + width, x], [0.0, 0.0, height, height]), None)
         height = _number(get("height"))
@@ -158,10 +162,10 @@ def _shape(mark: dict, fem: bool, image_size: tuple[float, float]) -> tuple:
     if has_x and has_y:
         return "point", _number(mark["x"]), _number(mark["y"]), math.nan, math.nan, 0.0, None, None
     if not fem and has_y:
-        y, width = _number(mark["y"]), _extent(image_size[0])
+        y, width = _number(mark["y"]), _extent(mark, image_sizes, 0)
         return "fullWidthLine", 0.0, y, width, 0.0, 0.0, ([0.0, width], [y, y]), None
     if not fem and has_x:
-        x, height = _number(mark["x"]), _extent(image_size[1])
+        x, height = _number(mark["x"]), _extent(mark, image_sizes, 1)
         return "fullHeightLine", x, 0.0, 0.0, height, 0.0, ([x, x], [0.0, height]), None
     raise _NotAShape
 
@@ -179,25 +183,47 @@ def _count(counter: dict, key: str) -> None:
 
 
 def image_sizes(metadata: pa.Array) -> np.ndarray:
-    """Each row's natural image (width, height) from its ``metadata.subject_dimensions``, NaN where absent.
+    """Each row's natural image size per frame from its ``metadata.subject_dimensions``: an array of
+    (rows, frames, 2) holding (width, height), NaN where the row gives none for that frame.
 
-    The first frame that gives a size is taken (the frames of one subject are one camera's, one
-    size). Found by pattern in one vectorised pass, and only for chunks holding a full-image mark.
+    ``subject_dimensions`` lists one entry per frame of the subject (null for a frame the front end did
+    not load), and the frames of one subject need not share a size. Found by pattern in one vectorised
+    pass (the entries are flat objects), and only for chunks holding a full-image mark.
     """
     metadata = metadata.combine_chunks() if isinstance(metadata, pa.ChunkedArray) else metadata
+    listed = pc.struct_field(pc.extract_regex(metadata, r'"subject_dimensions"\s*:\s*\[(?P<value>[^\]]*)\]'), "value")
+    # Each entry ends with a closing brace once a null entry is written as an empty object.
+    entries = pc.split_pattern(pc.replace_substring_regex(listed, r"\bnull\b", "{}"), "}")
+    n_entries = np.maximum(pc.list_value_length(entries).fill_null(0).to_numpy(zero_copy_only=False) - 1, 0)
+    pieces = pc.list_flatten(entries)
+    piece_row = pc.list_parent_indices(entries).to_numpy()
+    piece_frame = np.arange(len(pieces)) - np.searchsorted(piece_row, piece_row, side="left")
 
-    def first(key):
-        found = pc.extract_regex(metadata, rf'"{key}"\s*:\s*(?P<value>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)')
+    def number(key):
+        found = pc.extract_regex(pieces, rf'"{key}"\s*:\s*(?P<value>\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)')
         return pc.cast(pc.struct_field(found, "value"), pa.float64()).to_numpy(zero_copy_only=False)
 
-    return np.column_stack([first("naturalWidth"), first("naturalHeight")]).astype(np.float64)
+    sizes = np.full((len(metadata), int(n_entries.max()) if len(n_entries) else 0, 2), np.nan)
+    entry = piece_frame < n_entries[piece_row]  # the piece after the last closing brace is no entry
+    sizes[piece_row[entry], piece_frame[entry]] = np.column_stack([number("naturalWidth"), number("naturalHeight")])[entry]
+    return sizes
 
 
 def _row_sizes(image_size, n: int) -> np.ndarray:
-    """``image_size`` as an (n, 2) array: it is None (unknown), an array, or a callable making one."""
+    """``image_size`` as an (n, frames, 2) array: it is None (unknown), an array (of (n, 2): the first frame's
+    size), or a callable making one."""
     if image_size is None:
-        return np.full((n, 2), np.nan)
-    return image_size() if callable(image_size) else image_size
+        return np.full((n, 0, 2), np.nan)
+    sizes = np.asarray(image_size() if callable(image_size) else image_size, dtype=np.float64)
+    return sizes[:, None, :] if sizes.ndim == 2 else sizes
+
+
+def frame_sizes(sizes: np.ndarray, row: np.ndarray, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Width and height of each mark's image, its ``row``'s size of its ``frame`` (NaN for a frame it does not give)."""
+    known = (frame >= 0) & (frame < sizes.shape[1])
+    width, height = np.full(len(row), np.nan), np.full(len(row), np.nan)
+    width[known], height[known] = sizes[row[known], frame[known], 0], sizes[row[known], frame[known], 1]
+    return width, height
 
 
 def extract_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, report, metadata=None):
@@ -591,9 +617,11 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     undecided &= ~(full_width | full_height)
     full_image = column | full_width | full_height
     image_width, image_height = np.full(n, np.nan), np.full(n, np.nan)
+    frame = pc.coalesce(mark_field("frame"), pa.scalar(0, _I64))
     if full_image.any():
-        sizes = _row_sizes(image_size, len(annotations))
-        image_width, image_height = sizes[row, 0], sizes[row, 1]
+        # The size of the frame the mark is on (the frames of one subject may differ in size).
+        image_width, image_height = frame_sizes(_row_sizes(image_size, len(annotations)), row,
+                                                frame.to_numpy(zero_copy_only=False).astype(np.int64))
     x[column], width[column] = field["x"][column], field["width"][column]
     y[column], height[column] = 0.0, image_height[column]
     bad |= column & ~has["x"]
@@ -654,7 +682,6 @@ def _columnar_marks(annotations: pa.Array, fem, tasks, point_sides, point_key, r
     handles = np.flatnonzero(keep & handle)
     take = pa.array(np.flatnonzero(keep))
     tool = pc.coalesce(mark_field("tool"), mark_field("toolIndex"), pa.scalar(-1, _I64))
-    frame = pc.coalesce(mark_field("frame"), pa.scalar(0, _I64))
     columns = {
         "row": row[keep].astype(np.int64),
         "position": position[keep].astype(np.int64),

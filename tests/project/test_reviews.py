@@ -316,10 +316,10 @@ def test_review_state_is_box_status_and_subject_status_from_one_reading(store, m
     expected = store.box_status("run"), store.subject_status("run", consensus)
     readings, history = [], type(store).history
     monkeypatch.setattr(type(store), "history", lambda self, *a, **k: readings.append(1) or history(self, *a, **k))
-    boxes, subjects = store.review_state("run", consensus)
-    assert len(readings) == 1
-    pd.testing.assert_frame_equal(boxes, expected[0])
-    pd.testing.assert_frame_equal(subjects, expected[1])
+    state = store.review_state("run", consensus)
+    assert len(readings) == 1 and state.changed is None
+    pd.testing.assert_frame_equal(state.box_status, expected[0])
+    pd.testing.assert_frame_equal(state.subject_status, expected[1])
 
 
 def test_apply_gives_the_reviewed_catalogue(store):
@@ -666,7 +666,23 @@ def test_effective_state_equals_replaying_the_history(store, operations):
     source = uuid.uuid4().hex  # each example starts from nothing in the shared database
     model = Model()
     ids = []
+    # The state kept up to date decision by decision must equal one read whole after each of them.
+    consensus = pd.DataFrame([{"subject_id": s, "consensus_id": c, **shape} for (s, c), shape in ORIGINALS.items()]
+                             + [{"subject_id": 3, "consensus_id": 0, **ORIGINALS[(1, 0)]}])
+    kept = store.review_state(source, consensus)
+
+    def check_kept_state():
+        nonlocal kept
+        before, kept = kept, store.review_state(source, consensus, since=kept)
+        whole = store.review_state(source, consensus)
+        pd.testing.assert_frame_equal(kept.history, whole.history)
+        pd.testing.assert_frame_equal(kept.box_status, whole.box_status)
+        pd.testing.assert_frame_equal(kept.subject_status, whole.subject_status)
+        differ = pd.concat([before.subject_status, kept.subject_status]).drop_duplicates(keep=False)
+        assert set(differ["subject_id"]) <= set(kept.changed.tolist())
+
     for operation in operations:
+        check_kept_state()
         kind = operation[0]
         if kind == "revert":
             target = ids[-1 - operation[1]] if operation[1] < len(ids) else 10**9
@@ -708,6 +724,7 @@ def test_effective_state_equals_replaying_the_history(store, operations):
             model.store(decision.id, key, action, shape)
         assert (decision.before, decision.after) == (before, model.state(key))
         ids.append(decision.id)
+    check_kept_state()
 
     history = store.history(consensus_source=source)
     assert history["id"].tolist() == ids

@@ -141,3 +141,23 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     assert redrawn.consensus_id == 11 and [redrawn.after[name] for name in ("x", "y", "width", "height")] == [
         60.0, 60.0, 14.0, 10.0]
     assert dialogs == []
+
+
+@pytest.mark.parametrize("width", [1366, 1500])
+def test_the_review_panel_fits_a_laptop_window(browser, demo_project, review_store, width, artefacts):
+    # At these widths the row of decision buttons and the typed geometry ran past the page's right edge
+    # (the Reason box and "Add box" half hidden, the page scrolling sideways): they wrap now.
+    with served(demo_project, f"test-ui-review-width-{width}", reviews=review_store) as url:
+        page = browser.new_page(viewport={"width": width, "height": 950})
+        page.goto(url, wait_until="networkidle")
+        page.get_by_role("button", name="Add box").wait_for(timeout=60_000)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artefacts / f"review-panel-{width}.png"))
+        controls = [page.get_by_role("button", name=name) for name in
+                    ("Accept", "Reject", "Revert last", "Redraw", "Add box", "Flag subject", "Unflag")]
+        controls.append(page.locator("input[placeholder='why (optional)']"))
+        for control in controls:
+            box = control.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, control
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.close()

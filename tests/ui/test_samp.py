@@ -88,7 +88,18 @@ def _zoolens_clients(lockfile) -> list[str]:
     observer = samp.SAMPIntegratedClient(name="observer", addr="127.0.0.1")
     observer.connect(hub_params=samp.lockfile_helpers.read_lockfile(str(lockfile)))
     try:
-        return [client for client in observer.get_registered_clients()
-                if observer.get_metadata(client).get("samp.name") == "zoolens"]
+        return [client for client in observer.get_registered_clients() if _name(observer, client) == "zoolens"]
     finally:
         observer.disconnect()
+
+
+def _name(observer, client: str) -> str | None:
+    """A client's samp.name; None for a client that left the hub since the observer listed it (a closing page's)."""
+    from pyvo.samp.errors import SAMPProxyError
+
+    try:
+        return observer.get_metadata(client).get("samp.name")
+    except SAMPProxyError as error:
+        if "Invalid client ID" not in str(error):
+            raise
+        return None

@@ -8,6 +8,7 @@ import pytest
 
 from dashboard.data_store import DataStore
 from dashboard.views import AgreementPlots
+from project.selection import ANY
 
 
 @pytest.fixture
@@ -187,3 +188,31 @@ def test_the_selected_data_is_drawn_over_the_rest_in_grey(plots):
     figure = _render(plots.histogram_plot("volunteers", plots.volunteers_histogram, "volunteers"))
     bars = [renderer.glyph.fill_color for renderer in figure.renderers if isinstance(renderer, GlyphRenderer)]
     assert bars == [UNSELECTED_BARS, BARS]
+
+
+def test_the_grey_layer_is_redrawn_only_while_there_is_a_selection(plots):
+    # Without a selection the grey layer is empty: a filter change leaves it alone (HoloViews re-running its
+    # rasterize and spread redid nothing); with one it follows every change, and is emptied when it is dropped.
+    from bokeh.models import GlyphRenderer, Image
+
+    store = plots.data_store
+    plot = hv.renderer("bokeh").get_plot(_density(plots))
+
+    def drawn():  # marks in the grey and in the coloured layer
+        images = [renderer for renderer in plot.state.renderers
+                  if isinstance(renderer, GlyphRenderer) and isinstance(renderer.glyph, Image)]
+        return [float(np.nansum(image.data_source.data["image"][0])) for image in images]
+
+    everything = drawn()
+    assert everything[0] == 0 and everything[1] > 0
+    redrawn = plots.faded_changed
+    store.workflow = "9001 v12.4"  # subject 2 only
+    assert plots.faded_changed == redrawn and drawn()[0] == 0 and 0 < drawn()[1] < everything[1]
+    store.workflow = ANY
+    assert plots.faded_changed == redrawn and drawn() == everything
+    plots.select_iou_size((5, 0.3, 15, 0.5))  # subject 2
+    assert plots.faded_changed == redrawn + 1 and drawn()[0] == everything[1] > drawn()[1] > 0
+    store.workflow = "9001 v12.4"  # a filter change with the selection: the grey layer follows it
+    assert plots.faded_changed == redrawn + 2
+    store.clear_selection()
+    assert plots.faded_changed == redrawn + 3 and drawn()[0] == 0

@@ -44,8 +44,14 @@ def _assert_same_plots(memory: AgreementPlots, stored: AgreementPlots) -> None:
         canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1], x_range=x_range,
                                    y_range=y_range)
         np.testing.assert_array_equal(_counts(image), canvas.points(shown, x, y).to_numpy())
-    for plot in ("iou_size", "offsets"):
+    for plot in ("iou_size", "offsets", "votes"):
         assert stored.empty_reason(plot) == memory.empty_reason(plot)
+    # The votes histogram: from the store's counted boxes and a mask over its subjects, the same bars.
+    for chosen_from in (False, True):
+        expected = memory.votes_histogram(chosen_from)
+        histogram = stored.votes_histogram(chosen_from)
+        for dimension in (0, 1):
+            np.testing.assert_array_equal(histogram.dimension_values(dimension), expected.dimension_values(dimension))
 
 
 def test_filtered_views_bin_the_stores_columns_as_datashader_bins_the_marks(both):
@@ -60,9 +66,23 @@ def test_filtered_views_bin_the_stores_columns_as_datashader_bins_the_marks(both
     for plots in both:
         plots.data_store.tool = tool
     _assert_same_plots(memory, stored)
+    votes = memory.data_store.project.consensus.n_votes
+    for plots in both:
+        plots.data_store.min_votes = int(votes.median())
+    assert 0 < memory._vote_counts(memory.data_store.subjects)[1].sum() < votes.notna().sum()
+    _assert_same_plots(memory, stored)
+    # Filters keeping few subjects and most: the shown subjects' boxes counted, or those left out taken from all.
+    for plots in both:
+        plots.data_store.tool, plots.data_store.min_votes = ANY, 0
+    stats = memory.data_store.project.subject_stats
+    for volunteers in (stats.n_volunteers.max(), stats.n_volunteers.min() + 1):
+        for plots in both:
+            plots.data_store.min_volunteers = int(volunteers)
+        assert 0 < len(stored.data_store.subjects) < len(stats)
+        _assert_same_plots(memory, stored)
     # Back to every subject and tool: the store's whole-project grids.
     for plots in both:
-        plots.data_store.tool, plots.data_store.min_volunteers = ANY, 0
+        plots.data_store.tool, plots.data_store.min_volunteers, plots.data_store.min_votes = ANY, 0, 0
     _assert_same_plots(memory, stored)
 
 

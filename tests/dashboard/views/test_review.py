@@ -492,3 +492,16 @@ def test_a_box_draw_that_has_only_its_first_corner_yet_waits_for_the_rest(explor
     cutout._box_drawn()
     assert [review_store.history().iloc[-1].after[name] for name in ("x", "y", "width", "height")] == [
         40.0, 70.0, 6.0, 5.0]
+
+
+@pytest.mark.parametrize("text", [object, "string[pyarrow]"])
+def test_the_heading_status_is_the_subjects_own_row_of_the_statuses(text):
+    # The heading reads one row's status (the whole column was converted on every switch: 200 ms at 2.2 million
+    # subjects): the subject's own, unreviewed for a subject without a row or without a status.
+    from dashboard.views.review import _review_status
+
+    statuses = pd.DataFrame({"subject_id": [11, 12, 13, 14],
+                             "status": pd.Series(["accepted", None, "flagged", "edited"], dtype=text)})
+    assert [_review_status(statuses, subject) for subject in (11, 12, 13, 14, 99)] == [
+        "accepted", "unreviewed", "flagged", "edited", "unreviewed"]
+    assert _review_status(statuses.iloc[:0], 11) == "unreviewed"
