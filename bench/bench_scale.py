@@ -142,7 +142,10 @@ def build(progress):
                           title=project.title)
     try:  # as `zoolens serve` does once its project is loaded (code from before it did not)
         from dashboard.memory import freeze_loaded
-        freeze_loaded()
+        try:
+            freeze_loaded(project)
+        except TypeError:  # code from before it pruned the project's tables
+            freeze_loaded()
     except ImportError:
         pass
     print(f"loaded: {len(project.subject_stats):,} subjects,", flush=True)

@@ -23,6 +23,7 @@ import ctypes.util
 import gc
 import threading
 
+import pandas as pd
 from pandas._libs.internals import BlockValuesRefs
 
 #: Seconds after the last session closed before its memory is collected.
@@ -82,13 +83,29 @@ class MemoryRelease:
 _LOADED_REFERENCES: list[BlockValuesRefs] = []
 
 
-def freeze_loaded() -> None:
+def freeze_loaded(project=None) -> None:
     """Leave every object alive now out of all later collections (``gc.freeze``): call once a server
-    process has loaded its project, which it keeps until it ends. What is garbage now is collected first;
-    objects made later (the sessions') are collected as before."""
+    process has loaded its ``project``, which it keeps until it ends. What is garbage now is collected first;
+    objects made later (the sessions') are collected as before. The project's tables are the ones
+    `forget_dead_views` prunes."""
     gc.collect()
-    _LOADED_REFERENCES[:] = [found for found in gc.get_objects() if type(found) is BlockValuesRefs]
+    _LOADED_REFERENCES[:] = [] if project is None else _table_references(project)
     gc.freeze()
+
+
+def _table_references(holder) -> list[BlockValuesRefs]:
+    """The copy-on-write reference lists of the pandas tables ``holder`` keeps as attributes (blocks and index).
+
+    Found from the tables, not among ``gc.get_objects()``: that list of every object, made while other threads
+    run (the loading page's sessions, the served sessions), broke a tuple one of them was building ("SystemError:
+    Objects/tupleobject.c:927: bad argument to internal function", in the 50-session load test).
+    """
+    references = []
+    for value in getattr(holder, "__dict__", {}).values():
+        if isinstance(value, (pd.DataFrame, pd.Series)):
+            references += [block.refs for block in value._mgr.blocks]
+            references.append(value.index._references)
+    return [found for found in references if isinstance(found, BlockValuesRefs)]
 
 
 def forget_dead_views() -> None:
@@ -104,10 +121,6 @@ def forget_dead_views() -> None:
     """
     for references in _LOADED_REFERENCES:
         references.has_reference()
-    # Tables made after the load and shared since (a project's tables computed when first asked).
-    for found in gc.get_objects():
-        if type(found) is BlockValuesRefs:
-            found.has_reference()
 
 
 #: The process's release: every served session reports to it when destroyed.

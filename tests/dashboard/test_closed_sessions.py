@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import time
 import weakref
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ def _project_tables(project) -> list[pd.DataFrame]:
 
 def test_the_views_sessions_took_of_a_loaded_table_are_forgotten_once_gone():
     table = pd.DataFrame({"subject_id": np.arange(60), "n_marks": np.arange(60.0)})
-    freeze_loaded()  # the table is the loaded project's: frozen out of the collector
+    freeze_loaded(SimpleNamespace(table=table))  # the table is the loaded project's: frozen out of the collector
     try:
         for start in range(200):  # what sessions do: views of the shared table, dropped as they close
             view = table.iloc[start % 50:]
@@ -51,9 +52,6 @@ def _wait_until(condition, timeout: float = 60.0) -> None:
 
 @pytest.mark.server
 def test_closed_sessions_leave_no_document_and_no_views_of_the_project(tiny_project, monkeypatch):
-    from tests.bokeh_protocol import Client, run_apart
-    from tests.dashboard.serving import serving
-
     monkeypatch.setattr(RELEASE, "settle", 0.1)
     left_by_sessions = []  # dead views in the project's tables when the release came
 
@@ -62,6 +60,25 @@ def test_closed_sessions_leave_no_document_and_no_views_of_the_project(tiny_proj
         forget_dead_views()
 
     monkeypatch.setattr(memory, "forget_dead_views", counting)
+    # As `zoolens serve` does once its project has loaded (having printed its counts): the release prunes the
+    # tables alive then.
+    assert len(tiny_project.subject_stats) and len(tiny_project.classifications)
+    freeze_loaded(tiny_project)
+    try:
+        dead_views, alive = _serve_three_sessions(tiny_project)
+    finally:
+        gc.unfreeze()
+    assert alive == []
+    assert left_by_sessions and left_by_sessions[0] > 0  # the sessions' views of the project, gone with them
+    assert dead_views == 0
+
+
+def _serve_three_sessions(tiny_project):
+    """Serve ``tiny_project``, open three sessions, use and close them; the dead views in its tables after the
+    release, and the sessions' documents still alive."""
+    from tests.bokeh_protocol import Client, run_apart
+    from tests.dashboard.serving import serving
+
     # Bokeh drops a session whose last connection closed after its unused lifetime, at its next check.
     with serving(lambda progress: tiny_project, "test-closed-sessions", "tiny",
                  unused_session_lifetime_milliseconds=500, check_unused_sessions_milliseconds=200) as running:
@@ -86,6 +103,4 @@ def test_closed_sessions_leave_no_document_and_no_views_of_the_project(tiny_proj
         _wait_until(lambda: RELEASE.releases > before)
         alive = running.on_loop(lambda: [reference for reference in documents if reference() is not None])
         dead_views = running.on_loop(lambda: sum(_dead_views(table) for table in _project_tables(tiny_project)))
-    assert alive == []
-    assert left_by_sessions and left_by_sessions[0] > 0  # the sessions' views of the project, gone with them
-    assert dead_views == 0
+    return dead_views, alive

@@ -117,7 +117,7 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
               f"(consensus run {project.consensus_source})")
         # This process serves this project until it ends: the collections after each closed session need not
         # walk it (0.2 s a collection on the demo).
-        freeze_loaded()
+        freeze_loaded(project)
         return project
 
     location = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
