@@ -20,7 +20,8 @@ run and for ``--settle`` seconds after every session has closed. The result goes
 ``bench/results/sessions.md`` (appended as a section), side by side for each ``--threads`` value (4 worker
 threads, the default on this machine; 0: every callback on the server's event loop; ``4+malloc``: 4 threads
 with ``PYTHONMALLOC=malloc``, CPython's objects in glibc's heap, which ``dashboard.memory`` trims after
-sessions close).
+sessions close; ``4+jemalloc``: the same in jemalloc's heap instead (``LD_PRELOAD``; Debian's libjemalloc2), whose
+background thread gives freed pages back after a few seconds, `JEMALLOC_CONF`).
 
     python bench/bench_sessions.py                          # 50 sessions, 5 minutes, demo, 4, 0 and 4+malloc
     python bench/bench_sessions.py --sessions 10 --minutes 1 --threads 4
@@ -253,14 +254,30 @@ def process_sample(pid: int) -> tuple[float, float]:
     return rss, cpu
 
 
+#: jemalloc's settings for ``+jemalloc`` (unless MALLOC_CONF is set): the README's advice for a server that must
+#: give memory back.
+JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:0"
+
+
 def start_server(port: int, threads: int, reviews: Path | str, subjects: int | None, log: Path,
-                 tree: Path = ROOT, malloc: bool = False, num_procs: int = 1) -> subprocess.Popen:
+                 tree: Path = ROOT, allocator: str = "", num_procs: int = 1) -> subprocess.Popen:
     """The server process of source ``tree`` (default this one), listening on ``port`` once the project has
-    loaded (waited for here); with ``malloc``, CPython allocates its objects with the C library's malloc; with
-    ``num_procs`` > 1 it forks that many processes, each loading the project."""
+    loaded (waited for here); with ``allocator`` "malloc", CPython allocates its objects with the C library's
+    malloc, with "jemalloc" with jemalloc's (preloaded); with ``num_procs`` > 1 it forks that many processes, each
+    loading the project."""
     environment = {**os.environ, "PYTHONPATH": str(tree)}
-    if malloc:
+    if allocator:
         environment["PYTHONMALLOC"] = "malloc"
+    if allocator == "jemalloc":
+        import ctypes.util
+
+        library = ctypes.util.find_library("jemalloc")
+        if library is None:
+            raise SystemExit("bench_sessions: +jemalloc needs jemalloc (Debian: apt install libjemalloc2)")
+        environment["LD_PRELOAD"] = library
+        # Its own thread gives freed pages back after 5 s: without it jemalloc purges only while it is called, and
+        # an idle server after the sessions closed kept everything (652 of 655 MiB, 06:47 run in sessions.md).
+        environment.setdefault("MALLOC_CONF", JEMALLOC_CONF)
     if subjects is None:
         command = [sys.executable, "-m", "zoolens", "demo", "--port", str(port), "--num-threads", str(threads),
                    "--reviews", str(reviews), "--num-procs", str(num_procs)]
@@ -345,14 +362,15 @@ async def drive(url: str, sessions: int, seconds: float, think: float, pid: int,
 
 def run_one(spec: str, args, postgres=None, tree: Path = ROOT, name: str = "") -> dict:
     """One server run of source ``tree`` (called ``name`` in the report): ``spec`` is the worker threads,
-    ``+malloc`` after it for ``PYTHONMALLOC=malloc``; the decisions go to a new database on ``postgres``
-    (`tests.postgres_server.PostgresServer`) when given."""
-    threads, malloc = int(spec.partition("+")[0]), spec.endswith("+malloc")
+    ``+malloc`` after it for ``PYTHONMALLOC=malloc``, ``+jemalloc`` for that with jemalloc preloaded; the decisions
+    go to a new database on ``postgres`` (`tests.postgres_server.PostgresServer`) when given."""
+    threads, _, allocator = spec.partition("+")
+    threads = int(threads)
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="zoolens-bench-sessions-"))
     log = folder / "server.log"
     reviews = postgres.url(database(postgres)) if postgres is not None else folder / "reviews.sqlite"
-    server = start_server(port, threads, reviews, args.subjects, log, tree=tree, malloc=malloc,
+    server = start_server(port, threads, reviews, args.subjects, log, tree=tree, allocator=allocator,
                           num_procs=args.num_procs)
     load_before = os.getloadavg()
     spy = None
@@ -387,7 +405,7 @@ def run_one(spec: str, args, postgres=None, tree: Path = ROOT, name: str = "") -
     errors = [error for client in clients for error in client.errors]
     return {"threads": threads, "label": (f"{name}: " if name else "")
             + (f"{threads} worker threads" if threads else "no threads (event loop)")
-            + (", PYTHONMALLOC=malloc" if malloc else "")
+            + ({"malloc": ", PYTHONMALLOC=malloc", "jemalloc": ", PYTHONMALLOC=malloc, jemalloc"}.get(allocator, ""))
             + (f", {args.num_procs} processes" if args.num_procs > 1 else "")
             + (", PostgreSQL store" if args.postgres else ""), "load": (load_before, os.getloadavg()), "times": times, "errors": errors, "samples": samples, "idle_rss": idle_rss,
             "idle_cpu": idle_cpu, "cpu": cpu_end - idle_cpu, "seconds": ran, "decisions": decisions}
@@ -487,7 +505,7 @@ def main() -> None:
                         help="serve a simulated project of this many subjects instead of the demo")
     parser.add_argument("--threads", nargs="+", default=["4", "0", "4+malloc"],
                         help="worker thread counts to compare, one server run each; N+malloc runs the server with "
-                             "PYTHONMALLOC=malloc (default 4 0 4+malloc)")
+                             "PYTHONMALLOC=malloc, N+jemalloc with that and jemalloc preloaded (default 4 0 4+malloc)")
     parser.add_argument("--settle", type=float, default=90.0,
                         help="seconds to follow the server's memory after the sessions close")
     parser.add_argument("--num-procs", type=int, default=1,
