@@ -315,7 +315,7 @@ class ReviewPanel(View):
         store = self.data_store
         if store.reviews is None:
             return ("<h3 style='margin:2px 0'>Review</h3>No review store: start zoolens with <code>--reviews</code> "
-                    "to review.")
+                    "(in a notebook, <code>Explorer(..., reviews=...)</code>) to review.")
         subject = store.subject
         status = _review_status(store.review_statuses, subject) if subject is not None else "unreviewed"
         who = (f"reviewing as <b>{html.escape(store.reviewer)}</b> ({store.role}; "
@@ -333,6 +333,11 @@ class ReviewPanel(View):
                 f"(subjects passing the filters) · {who}</small>")
 
     def __panel__(self):
+        if self.data_store.reviews is None:
+            # Nowhere to record a decision: the boxes and the heading saying how to start, no buttons that could
+            # only answer with an error.
+            return pn.Column(self._heading_pane, self._boxes, sizing_mode="stretch_width")
+
         def button(label, action, kind="default", width=96):
             widget = pn.widgets.Button(label=label, color=kind, width=width, align="end")
             widget.on_click(lambda event: action())

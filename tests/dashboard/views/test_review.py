@@ -505,3 +505,14 @@ def test_the_heading_status_is_the_subjects_own_row_of_the_statuses(text):
     assert [_review_status(statuses, subject) for subject in (11, 12, 13, 14, 99)] == [
         "accepted", "unreviewed", "flagged", "edited", "unreviewed"]
     assert _review_status(statuses.iloc[:0], 11) == "unreviewed"
+
+
+def test_without_a_review_store_the_panel_shows_the_boxes_and_how_to_start_and_no_decision_buttons(tiny_project):
+    # The buttons could only answer with an error: a served project without --reviews, a notebook's Explorer
+    # without reviews=.
+    explorer = Explorer(tiny_project)
+    explorer.data_store.subject = 1
+    assert not widgets(explorer.review, pn.widgets.Button) and not widgets(explorer.review, pn.widgets.TextInput)
+    assert "No review store" in explorer.review.heading_html() and "reviews=" in explorer.review.heading_html()
+    with pytest.raises(ReviewError, match="no review store"):  # the keys reach the same check
+        explorer.review.accept()
