@@ -98,8 +98,9 @@ def changed_subjects(before: ReviewReading, after: ReviewReading) -> np.ndarray:
     """Ids of the subjects whose status row or box decisions differ between two readings, sorted.
 
     A reading that read only the decisions since ``before`` knows them; otherwise (it read the
-    store whole) the two readings' tables are compared. Any decision on a subject changes its row of `ReviewStore.subject_status` (its last reviewer
-    and time); its box rows are compared too, so a change that kept both is still found.
+    store whole) the two readings' tables are compared. Any decision on a subject changes its row of
+    `ReviewStore.subject_status` (its last reviewer and time); its box rows are compared too, so a change
+    that kept both is still found.
     """
     if after.state.changed is not None:
         return after.state.changed

@@ -386,8 +386,8 @@ class ReviewPanel(View):
 
         more.param.watch(unfold, "collapsed")
         self._history_card = more
-        return pn.Column(self._heading_pane, self._boxes, *deciding, pn.FlexBox(*flagging, more, align_items="flex-start"),
-                         sizing_mode="stretch_width")
+        return pn.Column(self._heading_pane, self._boxes, *deciding,
+                         pn.FlexBox(*flagging, more, align_items="flex-start"), sizing_mode="stretch_width")
 
 
 def _review_status(statuses: pd.DataFrame, subject_id: int) -> str:
