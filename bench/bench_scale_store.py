@@ -17,14 +17,15 @@ process tree, sampled every 0.2 s, and the 1-minute load average when it ended):
 - **serve** (from the store; ``--in-memory`` also from memory): one Bokeh-protocol session on
   loopback (`bench_scale.drive_session`): load, first paint, subject switches, the Agreement tab's
   first render, re-renders after filter changes (minimum volunteers 12, then 15: filtered views,
-  read from the marks) and back to 0 (the unfiltered view, drawn from the store's density grids).
+  read from the marks), back to 0 (the unfiltered view, drawn from the store's density grids), 18 (a filter
+  leaving out the subjects that hold the plots' extremes) and 0 again.
   ``--before REVISION`` serves the store with that revision's code too, in the same run (its files taken with
   ``git archive`` into bench/work), after this code's server.
 - **columns** (a store kept from before they were written with it): the agreement plots' flat per-mark columns
   (`project.plotted.write_plotted_columns`), density grids and binnings of every subject (whole, and split by
   volunteers per subject: `PlottedMarks.save_bucket_binnings`), written into the store.
-- **agreement**: in one process, the agreement plots' grids for filtered views (minimum volunteers 12, 15) and
-  every subject, from the kept binnings (`PlottedMarks.view`: the store's binning of every subject, whole or as a
+- **agreement**: in one process, the agreement plots' grids for filtered views (minimum volunteers 12, 15, 18) and
+  every subject, in the whole project's frame (`PlottedMarks.whole_ranges`, as the app shows them), from the kept binnings (`PlottedMarks.view`: the store's binning of every subject, whole or as a
   sum of its buckets of volunteers per subject, or the view before, plus or minus the subjects the filter changes), by one compiled pass over every shown mark, and by
   datashader handed the same memory-mapped columns (the kept marks gathered first); the three grids compared.
 - **export**: the consensus catalogue of every subject from the store, streamed one range of subjects at a time
@@ -186,20 +187,20 @@ timings = {}
 direct = PlottedMarks(sys.argv[1])  # the plotted columns alone (a second project would double the step's memory)
 direct._kept, direct._buckets = RecentlyUsed(0), None  # no binning kept: every view one pass over its marks
 direct.view(direct.subject_mask(stats.subject_id[:1]), shape=DENSITY_SHAPE)  # loads the compiled code: not timed
-for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), ("every subject", 0)):
+ranges = plotted.whole_ranges
+for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), ("min volunteers 18", 18),
+                         ("every subject", 0)):
     ids = stats.subject_id[stats.n_volunteers >= volunteers].to_numpy()
     started = time.perf_counter()
     mask = plotted.subject_mask(ids)
-    view = plotted.view(mask, shape=DENSITY_SHAPE)
+    view = plotted.view(mask, shape=DENSITY_SHAPE, ranges=ranges)
     from_kept = time.perf_counter() - started
     # The same view by one pass over every mark it shows (the code before the kept binnings).
     started = time.perf_counter()
-    passed = direct.view(direct.subject_mask(ids), shape=DENSITY_SHAPE)
+    passed = direct.view(direct.subject_mask(ids), shape=DENSITY_SHAPE, ranges=ranges)
     compiled = time.perf_counter() - started
     # The alternative: datashader handed the same memory-mapped columns, the kept marks gathered by a mask over marks.
     started = time.perf_counter()
-    low, high = plotted.ranges(mask)
-    ranges = {plot: ((view.grids[plot].x_range), view.grids[plot].y_range) for plot in PLOTS}
     matched = np.fromfile(plotted.folder / "matched.u1", dtype=np.uint8).astype(bool)
     kept = np.repeat(mask, np.diff(plotted.starts)) & matched
     counts = {}
@@ -248,7 +249,7 @@ def serve(kind: str, folder: Path, switches: int, code: Path | None = None) -> d
     from bench_scale import serve_and_drive
 
     # serve_and_drive serves folder / "project".
-    return serve_and_drive(kind, folder, switches, 3, *([code] if code else []))
+    return serve_and_drive(kind, folder, switches, 5, *([code] if code else []))
 
 
 def checkout(revision: str) -> Path:
@@ -332,7 +333,7 @@ def run_size(marks: float, args, log) -> list[dict]:
                               {"wall": served["load"], "peak_mib": served["peak_mib"], "load": served["loadavg"]},
                               f"first paint {served['first_paint']:.2f} s; switch p50 {switch[0]:,.0f} / p95 "
                               f"{switch[1]:,.0f} ms; agreement {served['agreement']:.1f} s; re-renders (min volunteers "
-                              f"12, 15, then 0 = unfiltered) {' / '.join(rerenders)} s"
+                              f"12, 15, 0 = unfiltered, 18, 0) {' / '.join(rerenders)} s"
                               + (f"; {len(served['errors'])} errors: {served['errors'][0]}" if served["errors"] else "")))
         log(rows[-1])
     # Side by side where the whole catalogue fits (at 100 million marks it peaked at 7.8 GB: streamed only).

@@ -187,6 +187,13 @@ class View:
     grids: dict[str, Grid | None]
 
 
+def axis_range(low: float, high: float) -> tuple[float, float]:
+    """The range a plot's axis is binned over, from its values' smallest and largest: an axis with one value (a tiny
+    project, a constant statistic) gets a span of one around it."""
+    low, high = float(low), float(high)
+    return (low - 0.5, high + 0.5) if low == high else (low, high)
+
+
 class PlottedMarks:
     """A project store's flat plotted columns (`write_plotted_columns`), binned for any set of subjects."""
 
@@ -284,21 +291,31 @@ class PlottedMarks:
             _ranges_kernel(block.starts, block.mask, matched, tools, self.tool_code(tool), *values, low, high)
         return np.where(np.isfinite(low), low, np.nan), np.where(np.isfinite(high), high, np.nan)
 
+    def plot_ranges(self, mask: np.ndarray, tool: str | None = None) -> dict[str, tuple[tuple[float, float],
+                                                                                      tuple[float, float]]]:
+        """Each plot's x and y range over the matched marks of the masked subjects (and ``tool``); a plot without
+        such marks is left out."""
+        low, high = self.ranges(mask, tool)
+        return {plot: tuple(axis_range(low[axis], high[axis]) for axis in (x, y))
+                for plot, (x, y) in PLOT_AXES.items() if np.isfinite([low[x], high[x], low[y], high[y]]).all()}
+
+    @cached_property
+    def whole_ranges(self) -> dict[str, tuple[tuple[float, float], tuple[float, float]]]:
+        """`plot_ranges` of every subject's marks, any tool: the frame of the store's density grids and of its
+        whole and bucket binnings, in which the agreement plots show every filtered view."""
+        return self.plot_ranges(self.subject_mask())
+
+    def _whole_frame(self, shape: tuple[int, int]) -> tuple:
+        """The frame (any tool, ``shape``, `whole_ranges`) of every view binned over the whole ranges."""
+        return (-1, tuple(shape), tuple(sorted(self.whole_ranges.items())))
+
     def view(self, mask: np.ndarray, tool: str | None = None, shape: tuple[int, int] = (320, 240),
              ranges: dict[str, tuple[tuple[float, float], tuple[float, float]]] | None = None) -> View:
         """Both plots' grids (``shape``: columns, rows) of the matched marks of the masked subjects (and ``tool``),
-        over the ranges of their values (or ``ranges``: plot -> x and y range), and the marks counted: one pass
-        (or less: `_binned_from_kept`).
-
-        An axis with one value (a tiny project, a constant statistic) gets a span of one to bin over.
-        """
+        over the ranges of their values (`plot_ranges`; or ``ranges``: plot -> x and y range), and the marks counted:
+        one pass (or less: `_binned_from_kept`)."""
         if ranges is None:
-            low, high = self.ranges(mask, tool)
-            ranges = {}
-            for plot, (x, y) in PLOT_AXES.items():
-                if np.isfinite([low[x], high[x], low[y], high[y]]).all():
-                    ranges[plot] = tuple((float(low[axis]) - 0.5, float(high[axis]) + 0.5) if low[axis] == high[axis]
-                                         else (float(low[axis]), float(high[axis])) for axis in (x, y))
+            ranges = self.plot_ranges(mask, tool)
         frame = (self.tool_code(tool), tuple(shape), tuple(sorted(ranges.items())))
         binned = self._binned_from_kept(mask, frame)
         counts = binned.counts.copy()  # the kept arrays stay as they are
@@ -343,9 +360,8 @@ class PlottedMarks:
         """Bin every subject's marks (any tool) over their whole ranges at ``shape`` and store the binning in
         `WHOLE_FILE`: a process opening the store then bins a filtered view as that binning minus the subjects the
         filter drops, without a pass over the marks it keeps. Returns the view."""
-        view = self.view(self.subject_mask(), shape=shape)
-        ranges = {plot: (grid.x_range, grid.y_range) for plot, grid in view.grids.items() if grid is not None}
-        whole = self._binned_from_kept(self.subject_mask(), (-1, tuple(shape), tuple(sorted(ranges.items()))))
+        view = self.view(self.subject_mask(), shape=shape, ranges=self.whole_ranges)
+        whole = self._binned_from_kept(self.subject_mask(), self._whole_frame(shape))
         np.savez(self.folder / WHOLE_FILE, shape=np.array(shape), bounds=self._bounds(whole.frame),
                  counts=whole.counts, tallies=whole.tallies)
         return view
@@ -372,9 +388,7 @@ class PlottedMarks:
         lows = distinct if len(distinct) < MAX_BUCKETS else np.unique(
             distinct[np.linspace(0, len(distinct) - 1, MAX_BUCKETS - 1).astype(np.int64)])
         bucket = np.where(np.isnan(mine), len(lows), np.searchsorted(lows, mine, "right") - 1).astype(np.int32)
-        whole = self.view(self.subject_mask(), shape=shape)
-        ranges = {plot: (grid.x_range, grid.y_range) for plot, grid in whole.grids.items() if grid is not None}
-        frame = (-1, tuple(shape), tuple(sorted(ranges.items())))
+        frame = self._whole_frame(shape)
         counts, tallies = self._binned(self.subject_mask(), frame, bucket, len(lows) + 1)
         # Stored (and kept) in 32 bits where they fit: half the memory; sums of them are made in 64.
         counts = counts.astype(np.int32) if counts.max(initial=0) < 2**31 else counts

@@ -7,7 +7,9 @@ density plots are grids instead, binned as datashader bins the marks: written wi
 store for the whole project, and for any filter, tool or selection one compiled pass over
 the store's flat per-mark columns of the subjects shown (`project.plotted`), which also
 counts the marks for the empty-plot reasons and finds the subjects behind a box (zooming
-into a grid enlarges its pixels). Box-selecting in any plot
+into a grid enlarges its pixels). Both kinds frame the whole project's matched marks whatever the filters (what
+the plot showed first stays in place, so filtered views compare at a glance, and a store's filtered view is a sum
+of its stored binnings in that one frame). Box-selecting in any plot
 sets the session's plot selection (the subjects behind the selected points), which
 filters the subject browser and every other plot; a later box refines it, and the
 "Clear selection" button (here and in the sidebar) drops it. The box stays drawn,
@@ -39,7 +41,7 @@ from bokeh.models import CustomJS, LogTicker, NumeralTickFormatter
 
 from consensus.distributed import is_dask
 from project.selection import ANY
-from project.plotted import View as PlottedView
+from project.plotted import View as PlottedView, axis_range
 from project.recent import RecentlyUsed
 from project.stored import DENSITY_PLOTS, DENSITY_SHAPE, computed, no_rows
 
@@ -61,6 +63,11 @@ DARK_END = 0.2
 #: Each consensus table's boxes with a vote count (`_counted_votes`): shared by the sessions, one per project served
 #: at once.
 _COUNTED_VOTES: RecentlyUsed = RecentlyUsed(2)
+#: Share of a density plot's range added beyond its data on each side.
+PADDING = 0.03
+#: Each project's marks table's whole ranges of both density plots (`_whole_ranges`): shared by the sessions, for two
+#: projects served at once.
+_WHOLE_RANGES: RecentlyUsed = RecentlyUsed(4)
 #: Hovering a density plot shows a pixel's count only where there is one: never "NaN".
 HOVER_ONLY_ON_DATA = "export default (args, tool, {value}) => Number.isFinite(value) && value > 0"
 
@@ -133,14 +140,14 @@ class AgreementPlots(View):
         if grid and (image := self._stored_grid("iou_size", chosen_from)) is not None:
             return image
         marks = self._matched_marks(chosen_from)
-        return _points(marks[["size", "iou", "subject_id"]], ["size", "iou"])
+        return _points(marks[["size", "iou", "subject_id"]], ["size", "iou"], self.data_store.project.marks)
 
     def offset_points(self, chosen_from: bool = False, grid: bool = True) -> hv.Points | hv.Image:
         """Mark centre minus its consensus box centre, in pixels (y down)."""
         if grid and (image := self._stored_grid("offsets", chosen_from)) is not None:
             return image
         marks = self._matched_marks(chosen_from)
-        return _points(marks[["dx", "dy", "subject_id"]], ["dx", "dy"])
+        return _points(marks[["dx", "dy", "subject_id"]], ["dx", "dy"], self.data_store.project.marks)
 
     def _shows_every_mark(self, chosen_from: bool) -> bool:
         store = self.data_store
@@ -161,7 +168,8 @@ class AgreementPlots(View):
             subjects.subject_id.to_numpy(dtype=np.int64).tobytes(), digest_size=16).digest()))
         if key not in self._views:
             self._views = {**{known: view for known, view in self._views.items() if known[0] != chosen_from},
-                           key: plotted.view(self._subject_mask(subjects), tool, shape=DENSITY_SHAPE)}
+                           key: plotted.view(self._subject_mask(subjects), tool, shape=DENSITY_SHAPE,
+                                             ranges=plotted.whole_ranges)}
         return self._views[key]
 
     def _subject_mask(self, subjects: pd.DataFrame) -> np.ndarray:
@@ -383,7 +391,7 @@ class AgreementPlots(View):
                                                                       line_dash="dashed")})
         overlay = (rest * selected * brush).opts(
             title=title, xlabel=xlabel, ylabel=ylabel, bgcolor="black",
-            padding=0.03,  # points on the data's edge stay whole
+            padding=PADDING,  # points on the data's edge stay whole
             # Brushing is what these plots are for: the box select is the active drag tool.
             active_tools=["box_select", "wheel_zoom"],
             # The sky as seen from inside the celestial sphere: east (RA increasing) to the left.
@@ -547,20 +555,41 @@ def _image(grid: dict, plot: str) -> hv.Image:
     return hv.Image((xs, ys, counts), kdims=list(DENSITY_PLOTS[plot]), vdims=["count"], bounds=(x0, y0, x1, y1))
 
 
-def _points(marks, kdims: list[str]) -> hv.Points:
-    """Marks as points of ``kdims`` (with their subject). For a store-backed project's Dask marks, both axes'
-    ranges are found in one pass and set on the dimensions: rasterizing would otherwise read every mark
-    once for each axis before aggregating them."""
-    if not is_dask(marks):
-        return hv.Points(marks, kdims=kdims, vdims=["subject_id"])
-    import dask
-
-    bounds = np.asarray(dask.compute(*(getattr(marks[name], end)() for name in kdims for end in ("min", "max"))),
-                        dtype=float).reshape(len(kdims), 2)
-    # No marks (or only missing values): the plot frames nothing, as for pandas.
-    dimensions = [hv.Dimension(name, range=tuple(bounds[number])) if np.isfinite(bounds[number]).all() else name
-                  for number, name in enumerate(kdims)]
+def _points(marks, kdims: list[str], every_mark) -> hv.Points:
+    """Marks as points of ``kdims`` (with their subject), framed by the ranges of the project's matched marks
+    ``every_mark`` (`_whole_ranges`) whatever the filters: what the plot showed first stays in place, as a
+    store-backed project's grids do (`PlottedMarks.whole_ranges`); for a store's Dask marks, rasterizing would
+    otherwise also read every mark once for each axis before aggregating them."""
+    if is_dask(marks):
+        # A hard range: spares the pass over the marks that finding their own extent takes.
+        dimensions = [hv.Dimension(name, range=span) if span is not None else name
+                      for name, span in zip(kdims, _whole_ranges(every_mark, kdims))]
+    else:
+        # A soft range takes the place of the data's padded extent: padded here, so marks on the edge stay whole.
+        dimensions = [hv.Dimension(name, soft_range=(low - PADDING * (high - low), high + PADDING * (high - low)))
+                      if (low, high) != (None, None) else name
+                      for name, (low, high) in zip(kdims, (span or (None, None) for span in
+                                                           _whole_ranges(every_mark, kdims)))]
     return hv.Points(marks, kdims=dimensions, vdims=["subject_id"])
+
+
+def _whole_ranges(marks, kdims: list[str]) -> list[tuple[float, float] | None]:
+    """The range (`axis_range`) of each of ``kdims`` over the matched marks of a project's ``marks`` (None: no
+    values): one pass, once per table (a Dask table's in one computation), shared by the sessions."""
+    def made():
+        matched = marks[marks.consensus_id >= 0]
+        ends = [getattr(matched[name], end)() for name in kdims for end in ("min", "max")]
+        if is_dask(marks):
+            import dask
+
+            ends = dask.compute(*ends)
+        bounds = np.asarray(ends, dtype=float).reshape(len(kdims), 2)
+        return weakref.ref(marks), [axis_range(*ends) if np.isfinite(ends).all() else None for ends in bounds]
+
+    reference, ranges = _WHOLE_RANGES.get((id(marks), tuple(kdims)), made)
+    if reference() is not marks:  # the id of a table since freed: worked out again, not kept
+        ranges = made()[1]
+    return ranges
 
 
 def _mark_counts(marks) -> tuple[int, int, int]:

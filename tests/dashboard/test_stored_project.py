@@ -39,18 +39,20 @@ def test_agreement_densities_from_the_store_equal_those_in_memory(projects):
     in_memory, stored = projects
     assert stored.marks.npartitions > 3  # a Dask DataFrame, not the marks in memory
     # A filtered view bins the store's plotted columns of the subjects (and tool) it keeps, as datashader bins the
-    # marks the in-memory view keeps; the plot renders from that grid.
+    # marks the in-memory view keeps, both in the frame of every matched mark; the plot renders from that grid.
+    matched = in_memory.marks[in_memory.marks.consensus_id >= 0]
     for filters in ({"min_volunteers": 15}, {"tool": in_memory.tools[0]}):
         plots = []
         for project in projects:
             store = DataStore(project=project)
             store.param.update(**filters)
             plots.append(AgreementPlots(data_store=store))
-        points, image = plots[0].iou_size_points().data, plots[1].iou_size_points()
+        element, image = plots[0].iou_size_points(), plots[1].iou_size_points()
         assert isinstance(image, hv.Image)
+        points = element.data
+        x_range, y_range = (matched["size"].min(), matched["size"].max()), (matched.iou.min(), matched.iou.max())
         canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1],
-                                   x_range=(points["size"].min(), points["size"].max()),
-                                   y_range=(points.iou.min(), points.iou.max()))
+                                   x_range=x_range, y_range=y_range)
         expected = canvas.points(points, "size", "iou").to_numpy().astype(float)
         assert expected.sum() > 50
         np.testing.assert_array_equal(np.nan_to_num(image.dimension_values(2, flat=False)), expected,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dashboard.data_store import DataStore
-from dashboard.views.agreement import AgreementPlots
+from dashboard.views.agreement import PADDING, AgreementPlots
 from project import load_project
 from project.selection import ANY
 from project.stored import DENSITY_SHAPE, StoredProject, write_project_store
@@ -34,15 +34,26 @@ def _counts(image: hv.Image) -> np.ndarray:
     return np.nan_to_num(image.dimension_values(2, flat=False))
 
 
-def _assert_same_plots(memory: AgreementPlots, stored: AgreementPlots) -> None:
+def _assert_same_plots(memory: AgreementPlots, stored: AgreementPlots) -> list[bool]:
+    """Both projects' plots show the same; returns, per density plot, whether the marks shown reach less far than
+    the whole project's (the frame both keep)."""
+    every = memory.data_store.project.marks
+    matched = every[every.consensus_id >= 0]
+    narrower = []
     for method in ("iou_size_points", "offset_points"):
         image = getattr(stored, method)()
-        points = getattr(memory, method)().data
+        points = getattr(memory, method)()
         x, y = (dimension.name for dimension in image.kdims)
-        shown = points[points[x].notna() & points[y].notna()]
+        shown = points.data[points.data[x].notna() & points.data[y].notna()]
         assert isinstance(image, hv.Image) and len(shown)
-        x_range, y_range = (shown[x].min(), shown[x].max()), (shown[y].min(), shown[y].max())
+        # Whatever the filters, both frame every matched mark of the project: what the plot showed first stays put.
+        x_range, y_range = (matched[x].min(), matched[x].max()), (matched[y].min(), matched[y].max())
         assert image.bounds.lbrt() == (x_range[0], y_range[0], x_range[1], y_range[1])
+        for name, (low, high) in ((x, x_range), (y, y_range)):
+            pad = PADDING * (high - low)
+            assert points.get_dimension(name).soft_range == pytest.approx((low - pad, high + pad))
+        narrower.append((shown[x].min(), shown[x].max(), shown[y].min(), shown[y].max())
+                        != (*x_range, *y_range))
         canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1], x_range=x_range,
                                    y_range=y_range)
         np.testing.assert_array_equal(_counts(image), canvas.points(shown, x, y).to_numpy())
@@ -54,6 +65,7 @@ def _assert_same_plots(memory: AgreementPlots, stored: AgreementPlots) -> None:
         histogram = stored.votes_histogram(chosen_from)
         for dimension in (0, 1):
             np.testing.assert_array_equal(histogram.dimension_values(dimension), expected.dimension_values(dimension))
+    return narrower
 
 
 def test_filtered_views_bin_the_stores_columns_as_datashader_bins_the_marks(both):
@@ -77,11 +89,14 @@ def test_filtered_views_bin_the_stores_columns_as_datashader_bins_the_marks(both
     for plots in both:
         plots.data_store.tool, plots.data_store.min_votes = ANY, 0
     stats = memory.data_store.project.subject_stats
+    narrower = {}
     for volunteers in (stats.n_volunteers.max(), stats.n_volunteers.min() + 1):
         for plots in both:
             plots.data_store.min_volunteers = int(volunteers)
         assert 0 < len(stored.data_store.subjects) < len(stats)
-        _assert_same_plots(memory, stored)
+        narrower[volunteers] = _assert_same_plots(memory, stored)
+    # The fewest subjects' marks reach less far than the project's: a frame of their own would have moved.
+    assert all(narrower[stats.n_volunteers.max()])
     # Back to every subject and tool: the store's whole-project grids.
     for plots in both:
         plots.data_store.tool, plots.data_store.min_volunteers, plots.data_store.min_votes = ANY, 0, 0
