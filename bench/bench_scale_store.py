@@ -185,24 +185,27 @@ plotted = project.plotted
 stats = project.subject_stats
 timings = {}
 direct = PlottedMarks(sys.argv[1])  # the plotted columns alone (a second project would double the step's memory)
-direct._kept, direct._buckets = RecentlyUsed(0), None  # no binning kept: every view one pass over its marks
+direct._kept, direct._whole, direct._buckets = RecentlyUsed(0), [], None  # no binning kept: one pass per view
 direct.view(direct.subject_mask(stats.subject_id[:1]), shape=DENSITY_SHAPE)  # loads the compiled code: not timed
-ranges = plotted.whole_ranges
-for name, volunteers in (("min volunteers 12", 12), ("min volunteers 15", 15), ("min volunteers 18", 18),
-                         ("every subject", 0)):
+ranges, tool = plotted.whole_ranges, plotted.tools[0]
+for name, volunteers, of_tool in (("min volunteers 12", 12, None), ("min volunteers 15", 15, None),
+                                  ("min volunteers 18", 18, None), ("every subject", 0, None),
+                                  (f"tool {tool}", 0, tool), (f"tool {tool}, min volunteers 15", 15, tool)):
     ids = stats.subject_id[stats.n_volunteers >= volunteers].to_numpy()
     started = time.perf_counter()
     mask = plotted.subject_mask(ids)
-    view = plotted.view(mask, shape=DENSITY_SHAPE, ranges=ranges)
+    view = plotted.view(mask, of_tool, shape=DENSITY_SHAPE, ranges=ranges)
     from_kept = time.perf_counter() - started
     # The same view by one pass over every mark it shows (the code before the kept binnings).
     started = time.perf_counter()
-    passed = direct.view(direct.subject_mask(ids), shape=DENSITY_SHAPE, ranges=ranges)
+    passed = direct.view(direct.subject_mask(ids), of_tool, shape=DENSITY_SHAPE, ranges=ranges)
     compiled = time.perf_counter() - started
     # The alternative: datashader handed the same memory-mapped columns, the kept marks gathered by a mask over marks.
     started = time.perf_counter()
     matched = np.fromfile(plotted.folder / "matched.u1", dtype=np.uint8).astype(bool)
     kept = np.repeat(mask, np.diff(plotted.starts)) & matched
+    if of_tool is not None:
+        kept &= np.fromfile(plotted.folder / "tool.i2", dtype=np.int16) == plotted.tool_code(of_tool)
     counts = {}
     for plot, (x, y) in PLOTS.items():
         columns = {axis: np.memmap(plotted.folder / f"{axis}.f8", dtype=np.float64, mode="r")[kept] for axis in (x, y)}
@@ -281,14 +284,15 @@ def run_size(marks: float, args, log) -> list[dict]:
                               written, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} "
                                        f"CPU s; store {size / 2**30:.2f} GiB"))
         log(rows[-1])
-    if "columns" in args.steps and not all((store / "plotted" / name).is_file() for name in (WHOLE_FILE, BUCKETS_FILE)):
-        # A store kept from before the plotted columns (or their binnings of every subject) were written with it.
+    if "columns" in args.steps and not (all((store / "plotted" / name).is_file() for name in (WHOLE_FILE, BUCKETS_FILE))
+                                        and "tool_counts" in np.load(store / "plotted" / WHOLE_FILE)):
+        # A store kept from before the plotted columns (or their binnings of every subject, per tool) were written.
         added = run_step(COLUMNS, str(store))
         out = json.loads(added["out"])
         what = "plotted columns and density grids" if out["columns"] else \
-            "density grids and every subject's binning, whole and by volunteers per subject"
+            "density grids and every subject's binning, whole (any tool, each tool) and by volunteers per subject"
         rows.append(result_row(out["marks"], n_subjects, f"{what}, written into a kept store", added,
-                              "one pass over the stored marks" if out["columns"] else "two passes over the plotted columns"))
+                              "one pass over the stored marks" if out["columns"] else "passes over the plotted columns: any tool, each tool, by buckets"))
         log(rows[-1])
     n_marks = sum(pd.read_parquet(path, columns=["subject_id"]).shape[0] for path in sorted((store / "marks").glob("*.parquet")))
     if args.in_memory and "write" in args.steps:

@@ -12,8 +12,8 @@ copies them once, when the store is written, into flat files in the store's ``pl
   so a filter is a mask over subjects and the pass skips the runs of the subjects it leaves out;
 - ``low.f8`` and ``high.f8``: each subject's smallest and largest value of each column over its matched
   marks (NaN where it has none), so the plotted ranges of any set of subjects come without a pass over marks.
-- ``whole.npz``: both plots' counts of every subject's marks over their whole ranges, with the marks counted
-  (`PlottedMarks.save_whole_binning`, written with the store's density grids);
+- ``whole.npz``: both plots' counts of every subject's marks over their whole ranges, with the marks counted, of
+  any tool and of each tool (`PlottedMarks.save_whole_binning`, written with the store's density grids);
 - ``buckets.npz``: the same binning split by the value of a per-subject statistic, a grid per bucket of its values
   (`PlottedMarks.save_bucket_binnings`: the volunteers per subject, written with the store's density grids).
 
@@ -209,7 +209,8 @@ class PlottedMarks:
                              "write them again with project.plotted.write_plotted_columns")
         #: The last binnings (`_binned_from_kept`), shared by every session of the process.
         self._kept: RecentlyUsed[_Binned] = RecentlyUsed(KEPT_BINNINGS)
-        self._load_whole_binning()
+        #: The store's binnings of every subject, any tool and each tool (`save_whole_binning`): held for good.
+        self._whole: list[_Binned] = self._load_whole_binnings()
         self._buckets = self._load_bucket_binnings()
 
     def load_kernels(self) -> None:
@@ -326,8 +327,9 @@ class PlottedMarks:
 
     def _binned_from_kept(self, mask: np.ndarray, frame: tuple) -> _Binned:
         """The counts and tallies of the masked subjects' marks in ``frame`` (tool code, shape, plot -> ranges): a kept
-        binning of the same frame (the last `KEPT_BINNINGS`, and every subject's from the store: `WHOLE_FILE`) plus
-        the subjects the mask adds to it minus those it drops, when these have fewer marks than the mask; else one
+        binning of the same frame (the last `KEPT_BINNINGS`, and every subject's from the store, of any tool and of
+        each: `WHOLE_FILE`) plus the subjects the mask adds to it minus those it drops, when these have fewer marks
+        than the mask; else one
         pass over the masked subjects' marks. In the frame of the store's bucket binnings (`save_bucket_binnings`) the
         closest sum of buckets is a candidate too. Counts and tallies are sums of integers: the same either way.
         Why: a filter change keeps most subjects of a view shown before (minimum volunteers 12 drops 2% of the
@@ -335,7 +337,7 @@ class PlottedMarks:
         page fault or more each (they lie scattered through the columns), where a threshold on the bucketed statistic
         is a sum of whole buckets."""
         marks_of = self._marks_per_subject
-        candidates = list(self._kept.values())
+        candidates = [*self._kept.values(), *self._whole]
         if self._buckets is not None and self._buckets.frame == frame:
             candidates.append(self._buckets.base_for(mask, marks_of))
         base, least = None, int(marks_of[mask].sum())
@@ -357,23 +359,34 @@ class PlottedMarks:
         return self._kept.get(key, lambda: binned)
 
     def save_whole_binning(self, shape: tuple[int, int]) -> View:
-        """Bin every subject's marks (any tool) over their whole ranges at ``shape`` and store the binning in
-        `WHOLE_FILE`: a process opening the store then bins a filtered view as that binning minus the subjects the
-        filter drops, without a pass over the marks it keeps. Returns the view."""
-        view = self.view(self.subject_mask(), shape=shape, ranges=self.whole_ranges)
-        whole = self._binned_from_kept(self.subject_mask(), self._whole_frame(shape))
-        np.savez(self.folder / WHOLE_FILE, shape=np.array(shape), bounds=self._bounds(whole.frame),
-                 counts=whole.counts, tallies=whole.tallies)
-        return view
+        """Bin every subject's marks over their whole ranges at ``shape``, of any tool and of each tool (a pass each),
+        and store the binnings in `WHOLE_FILE`: a process opening the store then bins a filtered view (a tool filter
+        too) as one of them minus the subjects the filter drops, without a pass over the marks it keeps. Returns the
+        view of any tool."""
+        frame, every = self._whole_frame(shape), self.subject_mask()
+        counts, tallies = self._binned(every, frame)
+        by_tool = [self._binned(every, (code, *frame[1:])) for code in range(len(self.tools))]
+        np.savez(self.folder / WHOLE_FILE, shape=np.array(shape), bounds=self._bounds(frame), counts=counts,
+                 tallies=tallies, tool_counts=np.array([binned[0] for binned in by_tool]).reshape(-1, *counts.shape),
+                 tool_tallies=np.array([binned[1] for binned in by_tool]).reshape(-1, *tallies.shape))
+        self._whole = self._load_whole_binnings()
+        return self.view(every, shape=shape, ranges=self.whole_ranges)
 
-    def _load_whole_binning(self) -> None:
-        """Keep the store's binning of every subject (`save_whole_binning`), when it has one."""
+    def _load_whole_binnings(self) -> list[_Binned]:
+        """The store's binnings of every subject (`save_whole_binning`): any tool's, then each tool's (a store
+        written before they were: any tool's alone); none when it has none."""
         path = self.folder / WHOLE_FILE
         if not path.is_file():
-            return
+            return []
+        every = self.subject_mask()
+        every.flags.writeable = False
         with np.load(path) as saved:
-            self._keep(_Binned(self._frame_of(saved["shape"], saved["bounds"]), self.subject_mask(), saved["counts"],
-                               saved["tallies"]))
+            frame = self._frame_of(saved["shape"], saved["bounds"])
+            whole = [_Binned(frame, every, saved["counts"], saved["tallies"])]
+            if "tool_counts" in saved:
+                whole += [_Binned((code, *frame[1:]), every, counts, tallies)
+                          for code, (counts, tallies) in enumerate(zip(saved["tool_counts"], saved["tool_tallies"]))]
+        return whole
 
     def save_bucket_binnings(self, subject_ids, values, shape: tuple[int, int]) -> None:
         """Bin every subject's marks (any tool) over their whole ranges at ``shape`` split by buckets of ``values`` (a

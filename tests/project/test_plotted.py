@@ -127,7 +127,7 @@ def test_a_view_starts_from_a_kept_binning_of_the_same_frame(demo_files, tmp_pat
         closest = min(int(marks.subject_id.isin(np.setxor1d(shown, kept)).sum()) for kept in (ids, previous))
         assert 0 < sum(binned) == min(closest, int(marks.subject_id.isin(shown).sum()))
         direct = PlottedMarks(stored.store.folder)
-        direct._kept = plotted_module.RecentlyUsed(0)  # keeps nothing: one pass over the shown marks
+        direct._kept, direct._whole = plotted_module.RecentlyUsed(0), []  # keeps nothing: one pass over the shown marks
         expected = direct.view(direct.subject_mask(shown), shape=DENSITY_SHAPE, ranges=ranges)
         assert (view.n_marks, view.n_matched, view.n_sized) == (expected.n_marks, expected.n_matched, expected.n_sized)
         for plot, (x, y) in PLOTS.items():
@@ -138,6 +138,19 @@ def test_a_view_starts_from_a_kept_binning_of_the_same_frame(demo_files, tmp_pat
             np.testing.assert_array_equal(view.grids[plot].counts,
                                           canvas.points(matched[matched.subject_id.isin(shown)], x, y).to_numpy())
         previous = shown
+    # A tool filter: the store's binning of every subject's marks of that tool, minus the subjects left out.
+    tool = in_memory.tools[0]
+    of_tool = matched[matched.tool_label == tool]
+    assert 0 < len(of_tool) < len(matched)
+    for shown in (ids, ids[5:]):
+        binned.clear()
+        view = plotted.view(plotted.subject_mask(shown), tool, shape=DENSITY_SHAPE, ranges=ranges)
+        assert sum(binned) == (0 if len(shown) == len(ids) else int(marks.subject_id.isin(ids[:5]).sum()))
+        for plot, (x, y) in PLOTS.items():
+            canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1], x_range=ranges[plot][0],
+                                       y_range=ranges[plot][1])
+            np.testing.assert_array_equal(view.grids[plot].counts,
+                                          canvas.points(of_tool[of_tool.subject_id.isin(shown)], x, y).to_numpy())
 
 
 def test_a_subject_mask_is_the_same_through_the_table_of_ids_and_their_hash(demo_files, tmp_path, monkeypatch):
@@ -182,8 +195,7 @@ def test_a_view_starts_from_the_buckets_of_volunteers_per_subject(demo_files, tm
 
     monkeypatch.setattr(PlottedMarks, "_binned", counted)
     plotted = PlottedMarks(stored.store.folder)
-    plotted._kept = plotted_module.RecentlyUsed(0)  # no kept binning: the buckets alone
-    plotted._load_whole_binning()
+    plotted._kept, plotted._whole = plotted_module.RecentlyUsed(0), []  # no kept binning: the buckets alone
     whole = plotted.view(plotted.subject_mask(), shape=DENSITY_SHAPE)
     ranges = {plot: (grid.x_range, grid.y_range) for plot, grid in whole.grids.items()}
     volunteers = np.sort(stats.n_volunteers.unique())
@@ -196,7 +208,7 @@ def test_a_view_starts_from_the_buckets_of_volunteers_per_subject(demo_files, tm
                 np.isin(ids[stats.n_volunteers >= stats.n_volunteers[np.isin(ids, shown)].min()], shown).all():
             assert sum(binned) == 0  # a threshold: whole buckets
         direct = PlottedMarks(stored.store.folder)
-        direct._kept, direct._buckets = plotted_module.RecentlyUsed(0), None  # one pass over the shown marks
+        direct._kept, direct._whole, direct._buckets = plotted_module.RecentlyUsed(0), [], None  # one pass each
         expected = direct.view(direct.subject_mask(shown), shape=DENSITY_SHAPE, ranges=ranges)
         assert (view.n_marks, view.n_matched, view.n_sized) == (expected.n_marks, expected.n_matched, expected.n_sized)
         for plot, (x, y) in PLOTS.items():
