@@ -284,15 +284,16 @@ def run_size(marks: float, args, log) -> list[dict]:
                               written, f"aggregate {out['aggregate_cpu']:.0f} CPU s, simulate {out['simulate_cpu']:.0f} "
                                        f"CPU s; store {size / 2**30:.2f} GiB"))
         log(rows[-1])
-    if "columns" in args.steps and not (all((store / "plotted" / name).is_file() for name in (WHOLE_FILE, BUCKETS_FILE))
-                                        and "tool_counts" in np.load(store / "plotted" / WHOLE_FILE)):
+    has_binnings = all((store / "plotted" / name).is_file() for name in (WHOLE_FILE, BUCKETS_FILE))
+    if "columns" in args.steps and not (has_binnings and "tool_counts" in np.load(store / "plotted" / WHOLE_FILE)):
         # A store kept from before the plotted columns (or their binnings of every subject, per tool) were written.
         added = run_step(COLUMNS, str(store))
         out = json.loads(added["out"])
         what = "plotted columns and density grids" if out["columns"] else \
             "density grids and every subject's binning, whole (any tool, each tool) and by volunteers per subject"
         rows.append(result_row(out["marks"], n_subjects, f"{what}, written into a kept store", added,
-                              "one pass over the stored marks" if out["columns"] else "passes over the plotted columns: any tool, each tool, by buckets"))
+                              "one pass over the stored marks" if out["columns"]
+                              else "passes over the plotted columns: any tool, each tool, by buckets"))
         log(rows[-1])
     n_marks = sum(pd.read_parquet(path, columns=["subject_id"]).shape[0] for path in sorted((store / "marks").glob("*.parquet")))
     if args.in_memory and "write" in args.steps:

@@ -147,8 +147,8 @@ def test_a_view_starts_from_a_kept_binning_of_the_same_frame(demo_files, tmp_pat
         view = plotted.view(plotted.subject_mask(shown), tool, shape=DENSITY_SHAPE, ranges=ranges)
         assert sum(binned) == (0 if len(shown) == len(ids) else int(marks.subject_id.isin(ids[:5]).sum()))
         for plot, (x, y) in PLOTS.items():
-            canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1], x_range=ranges[plot][0],
-                                       y_range=ranges[plot][1])
+            canvas = datashader.Canvas(plot_width=DENSITY_SHAPE[0], plot_height=DENSITY_SHAPE[1],
+                                       x_range=ranges[plot][0], y_range=ranges[plot][1])
             np.testing.assert_array_equal(view.grids[plot].counts,
                                           canvas.points(of_tool[of_tool.subject_id.isin(shown)], x, y).to_numpy())
 
