@@ -127,27 +127,27 @@ class AgreementPlots(View):
         return store.passing_filters(plot_selection=False) if chosen_from and store.selection is not None \
             else store.subjects
 
-    def _matched_marks(self, chosen_from: bool = False) -> pd.DataFrame:
+    def _matched_points(self, chosen_from: bool, kdims: list[str]) -> hv.Points:
+        """The shown marks that support a consensus mark, as points of ``kdims`` (`_points`)."""
+        every_mark = self.data_store.project.marks
         if chosen_from and self.data_store.selection is None:
-            # The grey layer is not drawn without a selection (`density_plot`): skip a pass over every mark.
-            return no_rows(self.data_store.project.marks)
+            # The grey layer is not drawn without a selection (`density_plot`): no pass over any mark, nor a frame.
+            return hv.Points(no_rows(every_mark)[[*kdims, "subject_id"]], kdims=kdims, vdims=["subject_id"])
         marks = self.data_store.filtered_marks(self._subjects(chosen_from))
-        return marks[marks.consensus_id >= 0]
+        return _points(marks[marks.consensus_id >= 0][[*kdims, "subject_id"]], kdims, every_mark)
 
     def iou_size_points(self, chosen_from: bool = False, grid: bool = True) -> hv.Points | hv.Image:
         """One point per mark that supports a consensus box: box size (px) against IoU (with ``grid``, for a
         store-backed project, its density grid: `_stored_grid`)."""
         if grid and (image := self._stored_grid("iou_size", chosen_from)) is not None:
             return image
-        marks = self._matched_marks(chosen_from)
-        return _points(marks[["size", "iou", "subject_id"]], ["size", "iou"], self.data_store.project.marks)
+        return self._matched_points(chosen_from, ["size", "iou"])
 
     def offset_points(self, chosen_from: bool = False, grid: bool = True) -> hv.Points | hv.Image:
         """Mark centre minus its consensus box centre, in pixels (y down)."""
         if grid and (image := self._stored_grid("offsets", chosen_from)) is not None:
             return image
-        marks = self._matched_marks(chosen_from)
-        return _points(marks[["dx", "dy", "subject_id"]], ["dx", "dy"], self.data_store.project.marks)
+        return self._matched_points(chosen_from, ["dx", "dy"])
 
     def _shows_every_mark(self, chosen_from: bool) -> bool:
         store = self.data_store
