@@ -24,6 +24,9 @@ import numpy as np
 #: SAMP message types, by what they do.
 LOAD_VOTABLE, LOAD_FITS = "table.load.votable", "table.load.fits"
 POINT_AT, SELECT_ROWS = "coord.pointAt.sky", "table.select.rowList"
+#: Seconds a tool has to answer that it loaded a catalogue delivered by `SampLink.deliver_catalogue` (TOPCAT
+#: answers once the table is read).
+DELIVERY_TIMEOUT = 120
 
 
 class SampError(RuntimeError):
@@ -63,13 +66,48 @@ class SampLink:
         ``subject_ids`` are the subjects of its rows, in order, so a selection sent back
         (`on_selection`) names subjects. A ``.fits`` file goes as FITS, anything else as VOTable.
         """
+        table_id, mtype, params = self._catalogue_message(path, subject_ids, name)
+        self._notify(mtype, params)
+        return table_id
+
+    def deliver_catalogue(self, path: str | Path, subject_ids, name: str | None = None,
+                          timeout: int = DELIVERY_TIMEOUT) -> list[str]:
+        """`send_catalogue`, waiting until each tool that takes catalogues has loaded it: the names of those tools.
+
+        For a sender about to leave the hub (``zoolens export --samp``): the hub drops a notification it has not
+        yet passed on once its sender has gone, so the catalogue goes to each tool as a call, answered when
+        the tool has it (or refused, or unanswered after ``timeout`` seconds: a `SampError` naming the tool,
+        once every other tool had its turn).
+        """
+        from pyvo.samp import SAMPProxyError
+
+        _, mtype, params = self._catalogue_message(path, subject_ids, name)
+        delivered, failed = [], []
+        for recipient in self._client.get_subscribed_clients(mtype):
+            tool = self._client.get_metadata(recipient).get("samp.name", recipient)
+            try:
+                reply = self._client.call_and_wait(recipient, {"samp.mtype": mtype, "samp.params": params},
+                                                   str(timeout))
+            except (SAMPProxyError, OSError) as error:
+                failed.append(f"{tool} ({error})")
+                continue
+            if reply.get("samp.status") == "samp.error":
+                failed.append(f"{tool} ({reply.get('samp.error', {}).get('samp.errortxt', 'refused')})")
+            else:
+                delivered.append(tool)
+        if failed:
+            raise SampError(f"{mtype} did not reach {', '.join(failed)}"
+                            + (f"; it reached {', '.join(delivered)}" if delivered else ""))
+        return delivered
+
+    def _catalogue_message(self, path: str | Path, subject_ids, name: str | None) -> tuple[str, str, dict]:
+        """A new table id for the catalogue at ``path`` (its rows' subjects kept), its message type and parameters."""
         path = Path(path).resolve()
         table_id = f"zoolens-{uuid.uuid4().hex[:12]}"
         with self._lock:
             self._rows[table_id] = np.asarray(subject_ids, dtype=np.int64)
         mtype = LOAD_FITS if path.name.lower().endswith((".fits", ".fit")) else LOAD_VOTABLE
-        self._notify(mtype, {"url": path.as_uri(), "table-id": table_id, "name": name or path.name})
-        return table_id
+        return table_id, mtype, {"url": path.as_uri(), "table-id": table_id, "name": name or path.name}
 
     def point_at(self, ra: float, dec: float) -> None:
         """Point the sky viewers on the hub (Aladin) at ``ra``, ``dec`` (degrees, ICRS)."""

@@ -38,15 +38,23 @@ def hub(tmp_path):
 class Tool:
     """A SAMP tool on the hub (as TOPCAT or Aladin would be): records what it is sent."""
 
-    def __init__(self, lockfile: Path):
-        self.client = samp.SAMPIntegratedClient(name="receiver", addr="127.0.0.1")
+    def __init__(self, lockfile: Path, name: str = "receiver", refuses: bool = False):
+        self.client = samp.SAMPIntegratedClient(name=name, addr="127.0.0.1")
         self.client.connect(hub_params=samp.lockfile_helpers.read_lockfile(str(lockfile)))
         self.received: list[tuple[str, dict]] = []
+        self.refuses = refuses
         for mtype in ("table.load.votable", "table.load.fits", "coord.pointAt.sky"):
             self.client.bind_receive_notification(mtype, self._notified)
+            self.client.bind_receive_call(mtype, self._called)
 
     def _notified(self, private_key, sender_id, mtype, params, extra):
         self.received.append((mtype, params))
+
+    def _called(self, private_key, sender_id, msg_id, mtype, params, extra):
+        """A call answers once the table is in (as TOPCAT's does), or with an error when this tool refuses."""
+        self.received.append((mtype, params))
+        self.client.reply(msg_id, {"samp.status": "samp.error", "samp.error": {"samp.errortxt": "cannot read it"}}
+                          if self.refuses else {"samp.status": "samp.ok", "samp.result": {}})
 
     def wait(self, count: int) -> list[tuple[str, dict]]:
         deadline = time.monotonic() + 60  # the hub delivers on its own threads: slow on a busy machine
@@ -105,11 +113,27 @@ def test_export_sends_what_it_wrote_and_no_hub_is_a_clear_error(hub, demo_files,
         done = subprocess.run([*command, "-o", str(tmp_path / "sent.fits")], cwd=ROOT, capture_output=True,
                               text=True, env=env)
         assert done.returncode == 0, done.stderr
-        ((mtype, params),) = tool.wait(1)
+        # Delivered before the command ended: the hub drops a notification whose sender has left, so the file
+        # goes as a call the tool answers (a notification was lost now and then on a busy machine).
+        ((mtype, params),) = tool.received
         assert mtype == "table.load.fits" and params["url"] == (tmp_path / "sent.fits").as_uri()
-        assert "to the SAMP hub" in done.stdout
+        assert "to the SAMP hub: loaded by receiver" in done.stdout
+        # A tool that cannot read it is named, after the others had it.
+        fussy = Tool(hub, name="fussy", refuses=True)
+        try:
+            done = subprocess.run([*command, "-o", str(tmp_path / "sent.vot")], cwd=ROOT, capture_output=True,
+                                  text=True, env=env)
+        finally:
+            fussy.client.disconnect()
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert "did not reach fussy" in done.stderr and "cannot read it" in done.stderr, done.stderr
+        assert "it reached receiver" in done.stderr and tool.received[-1][0] == "table.load.votable"
     finally:
         tool.client.disconnect()
+    # No tool on the hub takes catalogues: said, not an error.
+    done = subprocess.run([*command, "-o", str(tmp_path / "alone.fits")], cwd=ROOT, capture_output=True,
+                          text=True, env=env)
+    assert done.returncode == 0 and "no tool on the SAMP hub takes catalogues" in done.stdout, done.stderr
     del env["SAMP_HUB"]  # and no ~/.samp in this HOME
     done = subprocess.run([*command, "-o", str(tmp_path / "unsent.fits")], cwd=ROOT, capture_output=True,
                           text=True, env=env)

@@ -110,10 +110,11 @@ def run(args) -> int:
 
         try:
             with SampLink() as link:
-                link.send_catalogue(files[0], export.consensus["subject_id"], name=args.output.name)
+                tools = link.deliver_catalogue(files[0], export.consensus["subject_id"], name=args.output.name)
         except SampError as error:
             raise ValueError(f"--samp: {error}") from None
-        print(f"  sent {files[0]} to the SAMP hub")
+        print(f"  sent {files[0]} to the SAMP hub: loaded by {', '.join(tools)}" if tools else
+              f"  {files[0]} not sent: no tool on the SAMP hub takes catalogues (start TOPCAT or Aladin)")
     for reason, count in sky.get("subjects_without_position", {}).items():
         print(f"  {count} subjects without RA/Dec: {reason}")
     for report in project.reports:
