@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -204,10 +205,50 @@ CONSENSUS_COLUMNS = ("consensus_id", "n_votes", "n_seen", "x", "y", "width", "he
 _CONSENSUS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def has_point_consensus(project: Project) -> bool:
-    """Whether any consensus mark of ``project`` is a point (no width or height)."""
-    boxes = _consensus_columns(project)[1]
-    return bool(((np.nan_to_num(boxes["width"]) == 0) & (np.nan_to_num(boxes["height"]) == 0)).any())
+class ConsensusKinds(NamedTuple):
+    """What a project's consensus marks are, for the words and columns its tables show."""
+
+    #: Any consensus mark with a size (a box, or another shape's bounding box).
+    boxes: bool
+    #: Any consensus point.
+    points: bool
+
+    @property
+    def only_points(self) -> bool:
+        """Points and nothing else: a point project (Penguin Watch), whose marks have no size or IoU."""
+        return self.points and not self.boxes
+
+    def columns(self, columns: dict[str, str], sized: tuple[str, ...], point_columns: dict[str, str] | None = None,
+                point_titles: dict[str, str] | None = None) -> dict[str, str]:
+        """A table's ``columns`` (name -> header, in order) in the words of this consensus.
+
+        ``sized`` are the columns only marks with a size fill (IoU, width, height): a project of points alone
+        drops them, and renames headers as ``point_titles`` says ("Box" -> "Point"). Where there are points,
+        ``point_columns`` (their distance to their consensus point) go in after the last of ``sized``.
+        """
+        shown = {}
+        for name, title in columns.items():
+            if not (self.only_points and name in sized):
+                shown[name] = (point_titles or {}).get(name, title) if self.only_points else title
+            if self.points and sized and name == sized[-1]:
+                shown.update(point_columns or {})
+        return shown
+
+
+_KINDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def consensus_kinds(project: Project) -> ConsensusKinds:
+    """Whether ``project``'s consensus holds boxes (any mark with a size) and points (no width or height);
+    worked out once per project (every session's tables ask)."""
+    known = _KINDS.get(project)
+    if known is None:
+        boxes = _consensus_columns(project)[1]
+        points = (np.nan_to_num(boxes["width"]) == 0) & (np.nan_to_num(boxes["height"]) == 0)
+        with _PROJECTS_LOCK:
+            known = _KINDS.setdefault(project, ConsensusKinds(boxes=bool((~points).any()),
+                                                              points=bool(points.any())))
+    return known
 
 
 def _consensus_columns(project: Project) -> tuple[np.ndarray, dict[str, np.ndarray]]:

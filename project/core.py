@@ -45,7 +45,7 @@ NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workf
                 "classifications_count", "n_frames"}
 
 #: The agreement columns of `Project.volunteer_stats`, NaN without links.
-VOLUNTEER_AGREEMENT_COLUMNS = ["precision", "recall", "mean_iou", "unmatched_rate", "n_double_marks"]
+VOLUNTEER_AGREEMENT_COLUMNS = ["precision", "recall", "mean_iou", "mean_distance", "unmatched_rate", "n_double_marks"]
 
 
 def volunteer_table(stats: pd.DataFrame, agreement: pd.DataFrame | None) -> pd.DataFrame:
@@ -116,14 +116,14 @@ class Project:
     subject_stats : DataFrame
         One row per subject: classifications, volunteers, empty classifications,
         marks, consensus boxes, most votes on a box, and with links the consensus
-        layer's mean IoU, unmatched fraction, boxes below quorum and disagreement
-        score (`consensus.agreement.subject_agreement`); numeric metadata,
+        layer's mean IoU (boxes), mean distance (points, pixels), unmatched fraction, boxes below quorum
+        and disagreement score (`consensus.agreement.subject_agreement`); numeric metadata,
         ``thumbnail`` URL.
     volunteer_stats : DataFrame
         (Computed on first use.) One row per volunteer: classifications, subjects, marks, marks per
         classification, empty share, first and last classification time, logged
-        in or not, and with links precision, recall, mean IoU, unmatched rate and
-        double marks (`consensus.agreement.volunteer_agreement`).
+        in or not, and with links precision, recall, mean IoU (boxes), mean distance (points, pixels),
+        unmatched rate and double marks (`consensus.agreement.volunteer_agreement`).
     """
 
     #: The true objects (`project.truth.read_truth`), when known (the demo's); set by `load_project`'s ``truth``.
@@ -335,7 +335,7 @@ class Project:
         }).reindex(self.subjects.subject_id)
         for column in ("n_classifications", "n_volunteers", "n_empty", "n_marks", "n_consensus", "max_votes"):
             stats[column] = stats[column].fillna(0).astype(np.int64)
-        agreement_columns = ["mean_iou", "unmatched_fraction", "n_below_quorum", "disagreement"]
+        agreement_columns = ["mean_iou", "mean_distance", "unmatched_fraction", "n_below_quorum", "disagreement"]
         if self.has_links:
             # The disagreement score and its parts are the consensus layer's (see
             # consensus.agreement): one definition wherever the score is shown.

@@ -346,6 +346,12 @@ def _whole_table(path: Path) -> pd.DataFrame:
     return pq.read_table(path).combine_chunks().to_pandas()
 
 
+def _with_later_columns(stats: pd.DataFrame) -> pd.DataFrame:
+    """Per-subject or per-volunteer statistics of a store written before ``mean_distance`` (points' distance to
+    their consensus point) was counted: the column added as unknown, so the tables that show it still open."""
+    return stats if "mean_distance" in stats.columns else stats.assign(mean_distance=np.nan)
+
+
 class _Gathered:
     """Small tables (per subject, per box) of every part, spilled to ``folder`` until the last part is written:
     in memory together only once, when each is written whole."""
@@ -461,7 +467,8 @@ class StoredProject(Project):
         self.links = self.store.dask("links", index=False).drop(columns=["subject_id"])
         self.mark_vertices = self.store.dask("mark_vertices", index=False).drop(columns=["subject_id"])
         self.metadata_columns = self._metadata_columns()
-        self.subject_stats = self._with_subject_columns(_whole_table(folder / "subject_stats.parquet"))
+        self.subject_stats = self._with_subject_columns(
+            _with_later_columns(_whole_table(folder / "subject_stats.parquet")))
         workflows = pd.read_parquet(folder / WORKFLOW_SUBJECTS_FILE)
         self.workflows = {key: np.unique(ids.to_numpy(dtype=np.int64))
                           for key, ids in workflows.subject_id.groupby(workflows.workflow.to_numpy())}
@@ -484,7 +491,7 @@ class StoredProject(Project):
 
     @cached_property
     def volunteer_stats(self) -> pd.DataFrame:
-        return pd.read_parquet(self.store.folder / "volunteer_stats.parquet")
+        return _with_later_columns(pd.read_parquet(self.store.folder / "volunteer_stats.parquet"))
 
     @cached_property
     def density_grids(self) -> dict | None:

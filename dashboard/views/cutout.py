@@ -54,7 +54,7 @@ from project.reviews import ReviewError
 from project.roles import RoleError
 from project.selection import ANY
 
-from ..subject_marks import (SubjectMarks, has_point_consensus, project_marks, subject_consensus,
+from ..subject_marks import (SubjectMarks, consensus_kinds, project_marks, subject_consensus,
                              subject_marks)
 from ..subject_pictures import shared_picture
 
@@ -1154,6 +1154,6 @@ OWN_LAYERS = [
                 shown=_shown("show_unmatched"), tooltips=UNMATCHED_TOOLTIPS, possible=_drawn_as("point")),
     CutoutLayer("consensus points", CutoutViewer.consensus_points.columns, _consensus_markers,
                 shown=_shown("show_consensus"), tooltips=CONSENSUS_TOOLTIPS,
-                possible=lambda viewer: has_point_consensus(viewer.data_store.project)),
+                possible=lambda viewer: consensus_kinds(viewer.data_store.project).points),
     CutoutLayer("status glyphs", CutoutViewer.status_glyphs.columns, _status_glyphs, shown=_shown("show_consensus")),
 ]

@@ -21,6 +21,7 @@ import param
 from project.reviews import GEOMETRY, ReviewError
 
 from ..assignments import assignee_of, forget_assignments
+from ..subject_marks import consensus_kinds
 from .base import ReadOnlyTable, View
 from .box_table import BoxTable
 from .geometry_inputs import FIELDS, GeometryInputs
@@ -54,10 +55,16 @@ class ReviewPanel(View):
 
     def __init__(self, **params):
         super().__init__(**params)
+        kinds = consensus_kinds(self.data_store.project)
+        # A point project's consensus points have no width or height to show.
         self._boxes = BoxTable(
-            value=self.boxes(), titles=BOX_COLUMNS, number_columns=["x", "y", "width", "height", "n_votes"],
-            whole_columns=["consensus_id"], height=BOX_TABLE_HEIGHT, sizing_mode="stretch_width",
+            value=self.boxes(), titles=kinds.columns(BOX_COLUMNS, sized=("width", "height"),
+                                                     point_titles={"consensus_id": "Point"}),
+            number_columns=["x", "y", "width", "height"], whole_columns=["consensus_id", "n_votes"],
+            height=BOX_TABLE_HEIGHT, sizing_mode="stretch_width",
         )
+        #: The history's headers, naming its marks as the box table does.
+        self._history_titles = kinds.columns(HISTORY_COLUMNS, sized=(), point_titles={"consensus_id": "Point"})
         # Made when first shown (`history_table`): it sits in a folded card most reviewers never open,
         # and kept current it costs a query of the store and a table per subject switch; while the card is
         # folded again it is not kept current, and is brought up to date when unfolded.
@@ -94,7 +101,7 @@ class ReviewPanel(View):
         """The current subject's decisions in a table, newest first (made the first time it is asked for)."""
         if self._history is None:
             self._history = ReadOnlyTable(
-                _history_rows(self.history()), show_index=False, titles=HISTORY_COLUMNS,
+                _history_rows(self.history()), show_index=False, titles=self._history_titles,
                 layout="fit_columns", pagination="local", page_size=8, sizing_mode="stretch_width",
                 selectable=False, widths={"created_at": 150, "action": 84, "consensus_id": 64, "active": 92},
             )

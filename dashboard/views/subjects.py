@@ -6,17 +6,20 @@ import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
-from .base import ReadOnlyTable, View
+from ..subject_marks import consensus_kinds
+from .base import COMPACT_HEADER, ReadOnlyTable, View
 
-#: Statistics columns shown, in order, with their headers.
+#: Statistics columns shown, in order, with their headers. The disagreement (the default sort) comes right after
+#: the subject, so it stays in view where the table is narrower than its columns (a laptop's
+#: 1,366-1,536 px window) and the rest scroll.
 COLUMNS = {
     "subject_id": "Subject",
+    "disagreement": "Disagreement",
     "review_status": "Review",
     "n_volunteers": "Volunteers",
     "n_marks": "Marks",
     "n_consensus": "Boxes",
     "mean_iou": "IoU",
-    "disagreement": "Disagreement",
 }
 
 #: A thumbnail's frame: a neutral grey square, what shows when there is no picture.
@@ -27,13 +30,8 @@ HIDE_IF_BROKEN = """onerror="this.style.visibility='hidden'"></span>"""
 #: 600-pixel cutout in a 1600 px window. Volunteers who drew nothing are in the cutout's caption, not a
 #: column, to make that room.
 WIDTHS = {"thumbnail": 48, "subject_id": 88, "n_volunteers": 98, "n_marks": 68,
-          "n_consensus": 68, "mean_iou": 52, "disagreement": 112,
+          "n_consensus": 68, "mean_iou": 52, "mean_distance": 70, "disagreement": 122,
           "review_status": 88}
-
-#: Narrower header padding, so every title and its sort arrow fit the widths above.
-COMPACT_HEADER = (".tabulator-col .tabulator-col-content { padding: 4px 3px; } "
-                  ".tabulator-col-title { font-size: 13px; }")
-
 
 class SubjectBrowser(View):
     """Subjects passing the filters, most disagreement first; picking a row shows it in the cutout viewer.
@@ -50,14 +48,20 @@ class SubjectBrowser(View):
 
     def __init__(self, **params):
         super().__init__(**params)
+        #: The statistics columns this project's table shows, with their headers: a point project counts points
+        #: and shows how far its clicks lie from their consensus point (mean, pixels) where boxes show their IoU.
+        self._columns = consensus_kinds(self.data_store.project).columns(
+            COLUMNS, sized=("mean_iou",), point_columns={"mean_distance": "Dist. px"},
+            point_titles={"n_consensus": "Points"})
         self._table = ReadOnlyTable(
             self._rows(), pagination="remote", page_size=self.page_size, selectable=1,
-            show_index=False, widths=WIDTHS, titles={"thumbnail": "", **COLUMNS}, layout="fit_data_table",
+            show_index=False, widths=WIDTHS, titles={"thumbnail": "", **self._columns}, layout="fit_data_table",
             stylesheets=[COMPACT_HEADER],
             formatters={
                 "thumbnail": {"type": "html"},
                 "subject_id": NumberFormatter(format="0"),
                 "mean_iou": NumberFormatter(format="0.00"),
+                "mean_distance": NumberFormatter(format="0.0"),
                 "disagreement": NumberFormatter(format="0.00"),
             },
         )
@@ -70,7 +74,7 @@ class SubjectBrowser(View):
 
     def _rows(self):
         subjects = self.data_store.subjects
-        columns = list(COLUMNS)
+        columns = list(self._columns)
         if not subjects.thumbnail.astype(bool).any():
             return subjects[columns]
         # The URL comes from a location in the subject export (untrusted), but it was

@@ -18,7 +18,8 @@ from bokeh.models.widgets.tables import NumberFormatter
 from project.stored import computed, no_rows
 
 from ..data_store import ANY
-from .base import CHOSEN_STANDS_OUT, View
+from ..subject_marks import consensus_kinds
+from .base import CHOSEN_STANDS_OUT, COMPACT_HEADER, View
 from .volunteer_steps import VolunteerSteps
 
 #: Per-volunteer columns shown, with their headers.
@@ -62,21 +63,31 @@ class VolunteerTable(View):
 
     def __init__(self, **params):
         super().__init__(**params)
+        kinds = consensus_kinds(self.data_store.project)
+        #: Both tables' columns in the words of the project's consensus: points have a distance to their
+        #: consensus point (pixels) where boxes have an IoU.
+        self._columns = kinds.columns(COLUMNS, sized=("mean_iou",),
+                                      point_columns={"mean_distance": "Mean distance (px)"})
+        self._mark_columns = kinds.columns(MARK_COLUMNS, sized=("width", "height", "iou"),
+                                           point_columns={"distance": "Distance (px)"},
+                                           point_titles={"consensus_id": "Consensus point"})
         ratio = NumberFormatter(format="0.00")
         self._volunteers = pn.widgets.Tabulator(
             self.volunteer_stats(), pagination="remote",
-            page_size=self.page_size, selectable=1, disabled=True, show_index=False, titles=COLUMNS,
+            page_size=self.page_size, selectable=1, disabled=True, show_index=False, titles=self._columns,
             # Every column in view, long titles wrapping onto a second line.
             layout="fit_columns", widths={"user": 230, "n_classifications": 118, "marks_per_classification": 118},
-            configuration={"columnDefaults": {"headerWordWrap": True}},
+            configuration={"columnDefaults": {"headerWordWrap": True}}, stylesheets=[COMPACT_HEADER],
             formatters={column: ratio for column in ("marks_per_classification", "empty_share", "precision",
-                                                     "recall", "mean_iou")},
+                                                     "recall", "mean_iou")}
+            | {"mean_distance": NumberFormatter(format="0.0")},
             sizing_mode="stretch_width",
         )
         self._marks = pn.widgets.Tabulator(
             self.volunteer_marks(), pagination="remote", page_size=self.page_size, selectable=1,
-            disabled=True, show_index=False, titles=MARK_COLUMNS, sizing_mode="stretch_width",
-            formatters={column: NumberFormatter(format="0.0") for column in ("x", "y", "width", "height")}
+            disabled=True, show_index=False, titles=self._mark_columns, sizing_mode="stretch_width",
+            formatters={column: NumberFormatter(format="0.0")
+                        for column in ("x", "y", "width", "height", "distance")}
             | {"iou": ratio, "subject_id": NumberFormatter(format="0")},
         )
         self._volunteers.param.watch(self._pick_volunteer, "selection")
@@ -94,22 +105,22 @@ class VolunteerTable(View):
         subject_ids = self._filtered_subject_ids()
         project = self.data_store.project
         stats = project.volunteer_stats if subject_ids is None else project.volunteer_stats_of(subject_ids)
-        return stats[list(COLUMNS)]
+        return stats[list(self._columns)]
 
     def volunteer_marks(self) -> pd.DataFrame:
         """The marks of the session's current volunteer on the filtered subjects, newest first."""
         volunteer = self.data_store.volunteer
         marks = self.data_store.project.marks
         if volunteer is None:
-            return no_rows(marks)[list(MARK_COLUMNS)]
+            return _with_distance(no_rows(marks))[list(self._mark_columns)]
         # One volunteer's marks, a few thousand: from a store-backed project's Dask marks too.
-        mine = computed(marks[marks.user == volunteer])
+        mine = _with_distance(computed(marks[marks.user == volunteer]))
         subject_ids = self._filtered_subject_ids()
         if subject_ids is not None:
             mine = mine[mine.subject_id.isin(subject_ids)]
         if self.data_store.tool != ANY:
             mine = mine[mine.tool_label == self.data_store.tool]
-        return mine.sort_values(["created_at", "mark_id"], ascending=[False, True])[list(MARK_COLUMNS)]
+        return mine.sort_values(["created_at", "mark_id"], ascending=[False, True])[list(self._mark_columns)]
 
     def activity(self, volunteer: str | None = None) -> pd.DataFrame:
         """Classifications per `period` over the project's whole span, UTC.
@@ -202,6 +213,12 @@ class VolunteerTable(View):
         return pn.Column(self._scope, self._volunteers, steps,
                          pn.Row(pn.pane.Markdown("**Activity over time**"), period), activity,
                          self._heading, self._marks, sizing_mode="stretch_width")
+
+
+def _with_distance(marks: pd.DataFrame) -> pd.DataFrame:
+    """``marks`` with ``distance``: how far each lies from its consensus mark's centre (pixels; a click from its
+    consensus point), from their offsets ``dx``, ``dy``."""
+    return marks.assign(distance=np.hypot(marks.dx.to_numpy(dtype=float), marks.dy.to_numpy(dtype=float)))
 
 
 def _period_starts(times: pd.Series, period: str) -> pd.Series:

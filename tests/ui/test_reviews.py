@@ -160,4 +160,14 @@ def test_the_review_panel_fits_a_laptop_window(browser, demo_project, review_sto
             box = control.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, control
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+        # The subjects table beside it: every header whole (they ended in "..."; Tabulator's own style sheet
+        # overrode the compact header), and the disagreement, the default sort, in view without scrolling.
+        subjects = page.locator(".tabulator:has([tabulator-field=n_volunteers])")
+        titles = subjects.locator(".tabulator-col[tabulator-field] .tabulator-col-title")
+        cut = titles.evaluate_all("titles => titles.filter(t => t.offsetWidth && t.scrollWidth > t.clientWidth)"
+                                  ".map(t => t.textContent)")
+        assert titles.count() >= 7 and cut == []
+        table_box = subjects.bounding_box()
+        disagreement = subjects.locator(".tabulator-col[tabulator-field=disagreement]").bounding_box()
+        assert disagreement["x"] + disagreement["width"] <= table_box["x"] + table_box["width"]
         page.close()

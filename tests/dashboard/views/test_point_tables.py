@@ -1,0 +1,83 @@
+"""The tables of a point project speak of points: counts of points, distances to them, no IoU, width or height."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dashboard.data_store import DataStore
+from dashboard.subject_marks import ConsensusKinds, consensus_kinds
+from dashboard.views import ReviewPanel, SubjectBrowser, VolunteerTable
+from project import load_project
+
+PENGUINS = Path(__file__).resolve().parents[2] / "data" / "penguin_watch" / "penguin-watch-classifications-trim.csv"
+
+
+@pytest.fixture(scope="module")
+def penguins():
+    return load_project([PENGUINS], workflow_id=6465, method="point")
+
+
+def _linked_distances(marks):
+    """Each linked click's distance to its consensus point, worked out here from the positions."""
+    linked = marks[marks.consensus_id >= 0]
+    return linked.assign(distance=np.hypot(linked.dx, linked.dy))
+
+
+def test_the_subjects_table_counts_points_and_their_distance_instead_of_iou(penguins, tiny_project):
+    assert consensus_kinds(penguins) == ConsensusKinds(boxes=False, points=True)
+    table = SubjectBrowser(data_store=DataStore(project=penguins)).table
+    assert table.titles["n_consensus"] == "Points" and table.titles["mean_distance"] == "Dist. px"
+    assert "mean_iou" not in table.value.columns
+    expected = _linked_distances(penguins.marks).groupby("subject_id").distance.mean()
+    shown = table.value.set_index("subject_id").mean_distance
+    assert len(expected) > 10 and shown.notna().sum() == len(expected)
+    np.testing.assert_allclose(shown[expected.index], expected, rtol=1e-9)
+    # A box project keeps its words.
+    boxes = SubjectBrowser(data_store=DataStore(project=tiny_project)).table
+    assert boxes.titles["n_consensus"] == "Boxes" and "mean_iou" in boxes.value.columns
+    assert "mean_distance" not in boxes.value.columns
+
+
+def test_the_volunteers_tables_give_distances_to_points(penguins, tiny_project):
+    store = DataStore(project=penguins)
+    view = VolunteerTable(data_store=store)
+    stats = view._volunteers.value
+    assert "mean_iou" not in stats.columns and view._volunteers.titles["mean_distance"] == "Mean distance (px)"
+    expected = _linked_distances(penguins.marks).groupby("user").distance.mean()
+    np.testing.assert_allclose(stats.set_index("user").mean_distance[expected.index], expected, rtol=1e-9)
+    store.volunteer = busiest = str(stats.user.iloc[0])
+    marks = view._marks.value
+    assert not {"width", "height", "iou"} & set(marks.columns)
+    assert view._marks.titles["consensus_id"] == "Consensus point"
+    mine = penguins.marks[penguins.marks.user == busiest]
+    assert len(marks) == len(mine)
+    linked = marks[marks.consensus_id >= 0]
+    np.testing.assert_allclose(np.sort(linked.distance), np.sort(_linked_distances(mine).distance), rtol=1e-9)
+    # A box project's volunteers keep their IoU.
+    assert "mean_iou" in VolunteerTable(data_store=DataStore(project=tiny_project))._volunteers.value.columns
+
+
+def test_the_review_panel_names_points_without_a_size(penguins, tiny_project):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    panel = ReviewPanel(data_store=DataStore(project=penguins, subject=subject))
+    assert list(panel._boxes.titles) == ["consensus_id", "status", "x", "y", "n_votes", "reviewer"]
+    assert panel._boxes.titles["consensus_id"] == "Point"
+    votes = [row[4] for row in panel._boxes.shown["cells"]]
+    assert votes and all(vote.isdigit() for vote in votes)  # whole votes, not "3.0"
+    boxes = ReviewPanel(data_store=DataStore(project=tiny_project, subject=1))._boxes
+    assert boxes.titles["consensus_id"] == "Box" and "width" in boxes.titles
+
+
+def test_a_project_of_boxes_and_points_shows_both():
+    columns = {"n": "Boxes", "iou": "IoU", "other": "Other"}
+    both = ConsensusKinds(boxes=True, points=True).columns(columns, sized=("iou",), point_columns={"d": "Dist"},
+                                                          point_titles={"n": "Points"})
+    assert both == {"n": "Boxes", "iou": "IoU", "d": "Dist", "other": "Other"}
+    only = ConsensusKinds(boxes=False, points=True).columns(columns, sized=("iou",), point_columns={"d": "Dist"},
+                                                           point_titles={"n": "Points"})
+    assert only == {"n": "Points", "d": "Dist", "other": "Other"}
+    boxes = ConsensusKinds(boxes=True, points=False)
+    assert boxes.columns(columns, sized=("iou",), point_columns={"d": "D"}) == columns
