@@ -131,3 +131,23 @@ def test_reasons_selections_and_volunteer_marks_from_the_store(projects):
 def test_every_view_that_reads_marks_builds_on_a_stored_project(projects, view):
     store = DataStore(project=projects[1])
     assert pn.panel(getattr(views, view)(data_store=store)).get_root() is not None
+
+
+def test_a_store_written_before_points_had_a_distance_still_opens(projects, tmp_path):
+    # Stores written before the per-subject and per-volunteer mean distance was counted have no such column:
+    # the tables that show it still open, with the distance unknown.
+    import shutil
+
+    from dashboard.views import SubjectBrowser
+
+    _, stored = projects
+    older = shutil.copytree(stored.store.folder, tmp_path / "older")
+    for name in ("subject_stats.parquet", "volunteer_stats.parquet"):
+        table = pd.read_parquet(older / name)
+        table.drop(columns=["mean_distance"]).to_parquet(older / name, index=False)
+    reopened = StoredProject(older)
+    store = DataStore(project=reopened)
+    assert reopened.subject_stats.mean_distance.isna().all() and reopened.volunteer_stats.mean_distance.isna().all()
+    assert len(SubjectBrowser(data_store=store).table.value) == len(stored.subject_stats)
+    pd.testing.assert_frame_equal(VolunteerTable(data_store=store)._volunteers.value,
+                                  VolunteerTable(data_store=DataStore(project=stored))._volunteers.value)
