@@ -90,7 +90,9 @@ MEASUREMENT_NOTE = (
     "06:00 UTC (#14) the preparation kernel `load()` loads is `sort_clicks` (it replaced `order_clicks` and hands "
     "back the sorted columns too); what is timed is unchanged. Since 2026-12-07 09:00 UTC (#14) `load()` loads "
     "`number_links` in place of `point_links` (the links columns are written by `point_consensus` itself); what is "
-    "timed is unchanged."
+    "timed is unchanged. Since 2026-12-07 09:15 UTC (#14) odd turns take the tools in reverse order (before, zoolens "
+    "ran first in every turn, right after the previous turn's slowest peer, and its wall time was longer than the "
+    "baseline's in two runs in a row while their CPU times were equal)."
 )
 
 #: Changes measured with this benchmark and dropped, written into the result so nobody tries them blind again.
@@ -342,9 +344,10 @@ def main() -> None:
                          f"zoolens defaults {zoolens_tuning['f1']:.3f} there; worst setting {min(f for _, f in tried):.3f})")
             compared[f"panoptes {short} {best}"] = functools.partial(run_peer, folder, reducer, best, args.tolerance)
         runs = {tool: [] for tool in compared}
-        for _ in range(args.repeats):
-            for tool, job in compared.items():
-                runs[tool].append(job())
+        for turn in range(args.repeats):
+            # Odd turns take the tools in reverse order, so no tool always runs right after the same one.
+            for tool in list(compared)[::-1 if turn % 2 else 1]:
+                runs[tool].append(compared[tool]())
                 print(f"    {tool}: {runs[tool][-1]['seconds']:.3f} s, {runs[tool][-1]['cpu_seconds']:.3f} CPU-s", flush=True)
         results = {tool: median_run(tool_runs) for tool, tool_runs in runs.items()}
         for tool, result in results.items():
