@@ -32,7 +32,7 @@ beside its fresh time, and is not used in the comparison. ``--baseline REV``
 also times zoolens as of a git revision (exported with ``git archive``) in the
 same turns, to show what a change did.
 
-    python bench/bench_points.py --baseline 6a83207   # the committed result (6a83207: before the kernels' cuts of 2026-12-07)
+    python bench/bench_points.py --baseline db3fda1   # the committed result (db3fda1: before the links columns were written by the kernels)
     python bench/bench_points.py --quick              # small sizes and grids, a smoke run
 """
 
@@ -88,7 +88,25 @@ MEASUREMENT_NOTE = (
     "`merge_distance` 8 px, chosen once for every population on the tuning projects (the same seed the peers are "
     "tuned on; 8-10 px tie there), as the peers' settings are, never on the compared projects. Since 2026-12-07 "
     "06:00 UTC (#14) the preparation kernel `load()` loads is `sort_clicks` (it replaced `order_clicks` and hands "
-    "back the sorted columns too); what is timed is unchanged."
+    "back the sorted columns too); what is timed is unchanged. Since 2026-12-07 09:00 UTC (#14) `load()` loads "
+    "`number_links` in place of `point_links` (the links columns are written by `point_consensus` itself); what is "
+    "timed is unchanged. Since 2026-12-07 09:15 UTC (#14) odd turns take the tools in reverse order (before, zoolens "
+    "ran first in every turn, right after the previous turn's slowest peer, and its wall time was longer than the "
+    "baseline's in two runs in a row while their CPU times were equal)."
+)
+
+#: Changes measured with this benchmark and dropped, written into the result so nobody tries them blind again.
+DROPPED = (
+    "Tried and dropped (#14): the point kernels sharing their groups among numba's threads on a thread pool "
+    "(6 commits on the `points` branch up to 81af834, reset away, never merged). Measured side by side by "
+    "`python bench/bench_points.py --baseline a34d3b6` on 2026-12-07 08:46 UTC (load average 2.74 at the start, "
+    "3.66 at the end, on the 2 shared cores), first call in a fresh process, median of 3, wall / CPU seconds with "
+    "the threads, with them limited to one thread (NUMBA_NUM_THREADS=1), and the code before them (a34d3b6): "
+    "clean-1000 0.251 / 0.162, 0.239 / 0.152, 0.214 / 0.159; realistic-1000 0.182 / 0.131, 0.270 / 0.135, "
+    "0.142 / 0.119; noisy-1000 0.184 / 0.122, 0.144 / 0.138, 0.095 / 0.094; sparse-1000 0.042 / 0.042, "
+    "0.059 / 0.028, 0.026 / 0.026 (F1 the same). On two cores that other engineers' jobs keep busy a second "
+    "thread seldom finds a free core: the wall time a user waits was longer than before the threads on all four "
+    "projects, and the CPU time as high or higher (sparse +60 %), as a 60-subject run had shown already."
 )
 
 #: Parameter grids searched for each peer on the tuning projects.
@@ -326,9 +344,10 @@ def main() -> None:
                          f"zoolens defaults {zoolens_tuning['f1']:.3f} there; worst setting {min(f for _, f in tried):.3f})")
             compared[f"panoptes {short} {best}"] = functools.partial(run_peer, folder, reducer, best, args.tolerance)
         runs = {tool: [] for tool in compared}
-        for _ in range(args.repeats):
-            for tool, job in compared.items():
-                runs[tool].append(job())
+        for turn in range(args.repeats):
+            # Odd turns take the tools in reverse order, so no tool always runs right after the same one.
+            for tool in list(compared)[::-1 if turn % 2 else 1]:
+                runs[tool].append(compared[tool]())
                 print(f"    {tool}: {runs[tool][-1]['seconds']:.3f} s, {runs[tool][-1]['cpu_seconds']:.3f} CPU-s", flush=True)
         results = {tool: median_run(tool_runs) for tool, tool_runs in runs.items()}
         for tool, result in results.items():
@@ -372,6 +391,8 @@ def main() -> None:
         "input), the largest of the runs.",
         "",
         MEASUREMENT_NOTE,
+        "",
+        DROPPED,
         "",
         ("| data | tool | subjects | marks | precision | recall | F1 | mean distance px | seconds | wall range | CPU seconds "
          "| peak MiB | import s (CPU) |"),

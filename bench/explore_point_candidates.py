@@ -277,7 +277,8 @@ def main() -> None:
         group_starts = np.searchsorted(clicks.group, np.arange(len(prep.groups) + 1))
         common = (group_starts, clicks.cx, clicks.cy, prep.volunteer, method.needed_votes(prep.n_seen_group))
         runs = {"seeded clustering (the point method today)":
-                fastest(lambda: kernels.point_consensus(*common, *arguments)[:3])}
+                fastest(lambda: kernels.point_consensus(*common, *arguments, clicks.row,
+                                                        len(prep.mark_ids))[:3])}
         for label, (finder, size, suppress, merge_voters) in VARIANTS.items():
             runs[label] = fastest(lambda: explored_consensus(*common, *arguments, finder, size, suppress, merge_voters))
         subjects = prep.subject_ids[prep.groups["subject"].to_numpy()]

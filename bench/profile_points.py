@@ -43,10 +43,11 @@ STEPS = [
     ("  subjects coded (sorted_codes)", "consensus.prepare", "sorted_codes", None),
     ("  clicks sorted by group and x, their columns carried along, compiled (sort_clicks)", "consensus.point_kernels",
      "sort_clicks", None),
-    ("compiled kernels: clustering, medians, quorum, linking rounds, spreads (point_consensus)", "consensus.points",
-     "point_consensus", None),
+    ("compiled kernels: clustering, medians, quorum, linking rounds, spreads, links columns (point_consensus)",
+     "consensus.points", "point_consensus", None),
     ("output tables: consensus, links, subjects", "consensus.points", "partition_output", None),
-    ("  links columns from the kernels' arrays, compiled (point_links)", "consensus.points", "point_links", None),
+    ("  consensus ids into the kernels' links columns, compiled (number_links)", "consensus.points", "number_links",
+     None),
     ("  consensus and subjects tables (typed_frame)", "consensus.base", "typed_frame", None),
 ]
 
@@ -66,7 +67,7 @@ PHASE_RUNS = 9
 PROFILE = f"""
 WARM_CALLS, PHASE_RUNS = {WARM_CALLS}, {PHASE_RUNS}
 """ + """
-import importlib, json, sys, time
+import importlib, json, resource, sys, time
 import numpy as np
 import pandas as pd
 from consensus import aggregate
@@ -96,9 +97,10 @@ classifications = pd.read_parquet(folder + "/classifications.parquet")
 calls = []
 for _ in range(1 + WARM_CALLS):
     spent.clear()
-    started = time.process_time()
+    faults, started = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.process_time()
     aggregate(marks, classifications, method="point")
-    calls.append({"total": time.process_time() - started, **spent})
+    calls.append({"total": time.process_time() - started, **spent,
+                  "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults})
 # The first call, and the warm call least disturbed by other jobs on the shared cores.
 calls = [calls[0], min(calls[1:], key=lambda call: call["total"])]
 keys = np.random.default_rng(0).integers(0, 2**40, len(marks))
@@ -208,6 +210,8 @@ def main() -> None:
     lines += [
         f"| other | {cells('other')} |",
         f"| **total** | {cells('total')} |",
+        "| minor page faults of the call (pages of fresh memory touched) | "
+        + " | ".join(f"{profile['calls'][0]['faults']:,} | {profile['calls'][1]['faults']:,}" for profile in profiles) + " |",
         "",
         "Inside the compiled kernels (CPU milliseconds, warm; each phase timed as the difference between running the "
         f"kernels' group loop up to it and up to the phase before, each the fastest of {PHASE_RUNS} runs, the phases "

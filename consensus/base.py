@@ -410,9 +410,9 @@ def consensus_ids(prep: Prepared, boxes: Estimates) -> np.ndarray:
     return prep.subject_ids[subject] * ID_STRIDE + within
 
 
-def partition_output(aggregator: Aggregator, prep: Prepared, boxes: Estimates, assignment: Assignment,
+def partition_output(aggregator: Aggregator, prep: Prepared, boxes: Estimates, assignment: Assignment | None = None,
                      box_columns: dict | None = None, subject_columns: dict | None = None,
-                     shape: str = "box", links=None) -> PartitionOutput:
+                     shape: str = "box", links=None, votes: np.ndarray | None = None) -> PartitionOutput:
     """Consensus, links and subject tables of one partition from final boxes and the marks' assignment to them.
 
     ``boxes`` must be in `box_order`; ``assignment.box`` indexes them.
@@ -420,10 +420,13 @@ def partition_output(aggregator: Aggregator, prep: Prepared, boxes: Estimates, a
     ``shape`` ("box" or "point") names the counts of the report.
     ``links``, a function of the boxes' consensus ids, makes the links table
     (`consensus.matching.links_table` of the assignment when not given).
+    ``votes``, each box's votes when the caller counted them (from the assignment when not given); with
+    both ``links`` and ``votes`` no assignment is needed.
     """
     ids = consensus_ids(prep, boxes)
     links = links_table(prep.mark_ids, prep.marks.row, assignment, ids) if links is None else links(ids)
-    votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(boxes))
+    if votes is None:
+        votes = np.bincount(assignment.box[assignment.box >= 0], minlength=len(boxes))
     n_seen_group = prep.n_seen_group
     group_subject = prep.groups["subject"].to_numpy()[boxes.group]
     n_seen = n_seen_group[boxes.group]

@@ -45,15 +45,16 @@ from .distance import read_only
 
 
 @njit(cache=True)
-def _precedes(a, b, x, y, volunteer, mark_id):
-    """Whether click ``a`` sorts before click ``b``: by x, then y, volunteer and mark id (the tiebreak of `prepare`)."""
+def _precedes(a, b, x, y, volunteer, mark_id, row):
+    """Whether click ``a`` sorts before click ``b``: by x, then y, volunteer and mark id (the tiebreak of `prepare`);
+    ``row`` is each click's row of the table ``mark_id`` is a column of (the ids are rarely needed: not gathered)."""
     if x[a] != x[b]:
         return x[a] < x[b]
     if y[a] != y[b]:
         return y[a] < y[b]
     if volunteer[a] != volunteer[b]:
         return volunteer[a] < volunteer[b]
-    return mark_id[a] < mark_id[b]
+    return mark_id[row[a]] < mark_id[row[b]]
 
 
 #: A bucket of `sort_clicks` holding more clicks than this sends its group to a comparison sort.
@@ -71,8 +72,10 @@ def sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
     """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them, and their
     group, x, y and volunteer in that order.
 
-    A counting sort by group that carries the whole key along, then each group's clicks by a bucket sort on x
-    (as many buckets as clicks over the group's span of x) finished by an insertion sort on the whole key:
+    A counting sort by group that carries x, y and volunteer along (the mark id, the last tiebreak and rarely
+    needed, is read from the table then rather than copied for every click), then each group's clicks by a
+    bucket sort on x (as many buckets as clicks over the group's span of x) finished by an insertion sort on
+    the whole key:
     linear in the clicks for any spread-out x, where one argsort over the project (or numba's per group) costs
     several times more. A group with a crowded bucket is comparison sorted instead. Equal keys keep their
     table order, as in lexsort. A group's clicks lie all over the table (a subject's classifications come at
@@ -86,10 +89,10 @@ def sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
     slot = starts[:n_groups].copy()
     n_keep = len(keep)
     order, sorted_x, sorted_y = np.empty(n_keep, np.int64), np.empty(n_keep), np.empty(n_keep)
-    sorted_volunteer, sorted_mark = np.empty(n_keep, volunteer.dtype), np.empty(n_keep, mark_id.dtype)
+    sorted_volunteer = np.empty(n_keep, volunteer.dtype)
     for i in keep:
         k = slot[group[i]]
-        order[k], sorted_x[k], sorted_y[k], sorted_volunteer[k], sorted_mark[k] = i, x[i], y[i], volunteer[i], mark_id[i]
+        order[k], sorted_x[k], sorted_y[k], sorted_volunteer[k] = i, x[i], y[i], volunteer[i]
         slot[group[i]] += 1
     largest = 0
     for g in range(n_groups):
@@ -102,7 +105,7 @@ def sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
         n = e - s
         if n < 2:
             continue
-        gx, gy, gv, gm = sorted_x[s:e], sorted_y[s:e], sorted_volunteer[s:e], sorted_mark[s:e]
+        gx, gy, gv, rows = sorted_x[s:e], sorted_y[s:e], sorted_volunteer[s:e], order[s:e]
         low, high = gx[0], gx[0]
         for r in range(n):
             low, high = min(low, gx[r]), max(high, gx[r])
@@ -127,7 +130,7 @@ def sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
         for m in range(1, n):
             click = by_x[m]
             q = m - 1
-            while q >= 0 and _precedes(click, by_x[q], gx, gy, gv, gm):
+            while q >= 0 and _precedes(click, by_x[q], gx, gy, gv, mark_id, rows):
                 by_x[q + 1] = by_x[q]
                 q -= 1
             by_x[q + 1] = click
@@ -643,24 +646,35 @@ def _drop_duplicates(px, py, votes, keep, merge_distance):
 
 
 @njit(cache=True)
-def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distance, refine, merge_distance):
+def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distance, refine, merge_distance, row,
+                    n_marks):
     """The point method on every group of clicks sorted by group then x (module docstring).
 
     ``group_starts`` are the first click of each group and the end; ``needed``
-    the votes each group's points need (the quorum). Returns the points in
-    (group, y, x) order (group, x, y, spread) and per click the linked point
-    and the nearest point within ``link_distance`` (-1 for none) with the
-    distances to them (NaN for none).
+    the votes each group's points need (the quorum); ``row`` each click's mark
+    among the ``n_marks`` (the rest are not points). Returns the points in
+    (group, y, x) order (group, x, y, spread, votes) and the links table's
+    columns in the marks' order, as `consensus.matching.links_table` makes them
+    for points, the points numbered 0, 1, ... (`number_links` gives them their
+    consensus ids): linked point, IoU, nearest point within ``link_distance``,
+    best IoU, distance and best distance per mark; -1 and NaN for none, IoUs
+    NaN for clicks (0 best IoU for the marks that are not points). Written
+    straight into those columns, with no per-click arrays between.
     """
     n = len(x)
     point_group = np.empty(n, np.int64)
     point_x = np.empty(n)
     point_y = np.empty(n)
     point_sigma = np.empty(n)
-    linked = np.full(n, -1, np.int64)
-    best = np.full(n, -1, np.int64)
-    linked_distance = np.full(n, np.nan)
-    best_distance = np.full(n, np.nan)
+    point_votes = np.empty(n, np.int64)
+    linked = np.full(n_marks, -1, np.int64)
+    best = np.full(n_marks, -1, np.int64)
+    iou = np.full(n_marks, np.nan)
+    best_iou = np.zeros(n_marks)
+    linked_distance = np.full(n_marks, np.nan)
+    best_distance = np.full(n_marks, np.nan)
+    for i in range(n):
+        best_iou[row[i]] = np.nan
     n_points = 0
     local = np.full(volunteer.max() + 1 if n else 0, -1, np.int64)
     for g in range(len(group_starts) - 1):
@@ -699,50 +713,37 @@ def point_consensus(group_starts, x, y, volunteer, needed, distance, link_distan
             px, py = px[keep], py[keep]
         squared = np.zeros(len(px))
         for i in range(e - s):
+            r = row[s + i]
             p = group_linked[i]
             if p >= 0:
                 squared[p] += (gx[i] - px[p]) ** 2 + (gy[i] - py[p]) ** 2
-                linked[s + i] = n_points + p
-                linked_distance[s + i] = np.hypot(gx[i] - px[p], gy[i] - py[p])
+                linked[r] = n_points + p
+                linked_distance[r] = np.hypot(gx[i] - px[p], gy[i] - py[p])
             q = group_best[i]
             if q >= 0:
-                best[s + i] = n_points + q
+                best[r] = n_points + q
                 # Most clicks are linked to their nearest point: its distance is already measured.
-                best_distance[s + i] = linked_distance[s + i] if q == p else np.hypot(gx[i] - px[q], gy[i] - py[q])
+                best_distance[r] = linked_distance[r] if q == p else np.hypot(gx[i] - px[q], gy[i] - py[q])
         for p in range(len(px)):
             point_group[n_points + p] = g
             point_x[n_points + p], point_y[n_points + p] = px[p], py[p]
+            point_votes[n_points + p] = votes[p]
             point_sigma[n_points + p] = np.sqrt(squared[p] / (2.0 * (votes[p] - 1))) if votes[p] > 1 else np.nan
         n_points += len(px)
     return (point_group[:n_points], point_x[:n_points], point_y[:n_points], point_sigma[:n_points],
-            linked, best, linked_distance, best_distance)
+            point_votes[:n_points], (linked, iou, best, best_iou, linked_distance, best_distance))
 
 
 @njit(cache=True)
-def point_links(n_marks, row, linked, best, linked_distance, best_distance, point_ids):
-    """The links table's columns in the marks' order from `point_consensus`' per-click output.
-
-    ``row`` is each sorted click's mark (the rest of the ``n_marks`` are not points), ``point_ids`` each
-    point's consensus id. Returns consensus id, IoU, best consensus id, best IoU, distance and best
-    distance per mark, as `consensus.matching.links_table` makes them for points: -1 and NaN for none,
-    IoUs NaN for clicks (0 best IoU for the marks that are not points).
-    """
-    consensus_id = np.full(n_marks, -1, np.int64)
-    best_id = np.full(n_marks, -1, np.int64)
-    iou = np.full(n_marks, np.nan)
-    best_iou = np.zeros(n_marks)
-    distance = np.full(n_marks, np.nan)
-    nearest_distance = np.full(n_marks, np.nan)
-    for i in range(len(row)):
-        r = row[i]
-        best_iou[r] = np.nan
-        if linked[i] >= 0:
-            consensus_id[r] = point_ids[linked[i]]
-            distance[r] = linked_distance[i]
-        if best[i] >= 0:
-            best_id[r] = point_ids[best[i]]
-            nearest_distance[r] = best_distance[i]
-    return consensus_id, iou, best_id, best_iou, distance, nearest_distance
+def number_links(links, point_ids):
+    """`point_consensus`' links columns, each point's number replaced by its consensus id ``point_ids`` in place."""
+    linked, best = links[0], links[2]
+    for r in range(len(linked)):
+        if linked[r] >= 0:
+            linked[r] = point_ids[linked[r]]
+        if best[r] >= 0:
+            best[r] = point_ids[best[r]]
+    return links
 
 
 def load() -> None:
@@ -754,5 +755,5 @@ def load() -> None:
     """
     none, no_values = np.zeros(0, np.int64), np.zeros(0)
     sort_clicks(none, 0, none, read_only(no_values), read_only(no_values), none, read_only(none))
-    point_consensus(np.zeros(1, np.int64), no_values, no_values, none, none, 1.0, 1.0, 0, 0.0)
-    point_links(0, none, none, none, no_values, no_values, none)
+    links = point_consensus(np.zeros(1, np.int64), no_values, no_values, none, none, 1.0, 1.0, 0, 0.0, none, 0)[-1]
+    number_links(links, none)

@@ -37,8 +37,8 @@ import param
 
 from .base import AggregationResult, Aggregator, partition_output, quorum_votes
 from .estimate import Estimates
-from .matching import Assignment, links_frame
-from .point_kernels import point_consensus, point_links
+from .matching import links_frame
+from .point_kernels import number_links, point_consensus
 from .prepare import prepare
 
 
@@ -100,24 +100,15 @@ def _aggregate_partition(pair, aggregator: PointClustering):
     prep = prepare(marks, classifications, points=True)
     clicks = prep.marks
     group_starts = np.searchsorted(clicks.group, np.arange(len(prep.groups) + 1))
-    group, x, y, sigma, linked, nearest, linked_distance, nearest_distance = point_consensus(
+    group, x, y, sigma, votes, links = point_consensus(
         group_starts, clicks.cx, clicks.cy, prep.volunteer, aggregator.needed_votes(prep.n_seen_group),
         float(aggregator.distance), float(aggregator.link_distance), int(aggregator.refine),
-        float(aggregator.merge_distance))
+        float(aggregator.merge_distance), clicks.row, len(prep.mark_ids))
     zero = np.zeros(len(group))
     points = Estimates(group=group, cx=x, cy=y, width=zero, height=zero.copy(), angle=zero.copy())
-    no_iou = np.full(len(linked), np.nan)
-    assignment = Assignment(box=linked, iou=no_iou, best_box=nearest, best_iou=no_iou, distance=linked_distance,
-                            best_distance=nearest_distance)
     labels = prep.groups["tool_label"].array.take(points.group) if "tool_label" in prep.groups else pd.NA
-
-    def links(ids):
-        # Straight from the kernels' per-click arrays, with no temporaries over the marks.
-        return links_frame(prep.mark_ids, *point_links(len(prep.mark_ids), clicks.row, linked, nearest, linked_distance,
-                                                       nearest_distance, ids))
-
-    return partition_output(aggregator, prep, points, assignment, shape="point", links=links, box_columns={
-        "kind": "point",
-        "tool_label": labels,
-        "sigma": sigma,
-    })
+    return partition_output(
+        aggregator, prep, points, votes=votes, shape="point",
+        # The links table straight from the kernels' columns, with no temporaries over the marks.
+        links=lambda ids: links_frame(prep.mark_ids, *number_links(links, ids)),
+        box_columns={"kind": "point", "tool_label": labels, "sigma": sigma})

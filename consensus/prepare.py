@@ -115,7 +115,7 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
 
     # One hashing pass codes both tables by sorted name (an Index.get_indexer on strings costs ten times more).
     codes, names = pd.factorize(pd.concat([mark_volunteers, classification_volunteers], ignore_index=True), sort=True)
-    codes = codes.astype(np.int64)
+    codes = codes.astype(np.int64, copy=False)
     volunteer_of_mark, volunteer_of_classification = codes[:len(mark_volunteers)], codes[len(mark_volunteers):]
 
     mark_subjects = marks["subject_id"].to_numpy(np.int64)
@@ -150,7 +150,8 @@ def prepare(marks: pd.DataFrame, classifications: pd.DataFrame | None = None, po
     # Who saw what: every classification, plus anyone who drew on a subject
     # (when classifications are missing or were filtered differently).
     n_volunteers = len(names)
-    mark_views = subject_of_mark * n_volunteers + volunteer_of_mark
+    mark_views = subject_of_mark * n_volunteers
+    mark_views += volunteer_of_mark  # in place: one array over the marks, not two
     # A classification's marks lie together in the table: only the first of each run of one (subject, volunteer)
     # adds to the set (the marks weigh nothing in the count), twenty times fewer codes to sort out.
     if len(mark_views) > 1:

@@ -123,7 +123,7 @@ def densify(keys: np.ndarray) -> np.ndarray:
     if top <= 4 * len(keys) + 1024:
         present = np.zeros(top, dtype=bool)
         present[keys] = True
-        return (np.cumsum(present) - 1)[keys].astype(np.int64)
+        return (np.cumsum(present) - 1)[keys].astype(np.int64, copy=False)  # the gather is a new array already
     return np.unique(keys, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 

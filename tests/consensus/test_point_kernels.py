@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 from scipy.optimize import linear_sum_assignment
 
+from consensus import aggregate, match
 from consensus.clustering import cluster_neighbours
 from consensus.distance import point_arrays, point_mask, point_pairs
-from consensus.matching import Assignment, links_frame, links_table
-from consensus.point_kernels import _hungarian, cluster_group, link_group, order_clicks, point_links, read_only
+from consensus.point_kernels import _hungarian, cluster_group, link_group, order_clicks, read_only
 from consensus.prepare import prepare, sorted_codes
+from consensus.simulate_points import simulate_point_project
 
 
 def crowd(rng, n_clicks, n_volunteers, size):
@@ -108,21 +109,21 @@ def test_a_spread_out_group_takes_the_bucket_sort_and_matches_lexsort():
     assert order.tolist() == np.lexsort((mark_id, volunteer, y, x, group)).tolist()
 
 
-def test_point_links_equal_the_links_table_of_the_assignment():
-    rng = np.random.default_rng(5)
-    n_marks, n_clicks, n_points = 50, 40, 7
-    row = rng.permutation(n_marks)[:n_clicks]  # the other 10 marks are not points
-    linked, best = rng.integers(-1, n_points, n_clicks), rng.integers(-1, n_points, n_clicks)
-    linked_distance = np.where(linked >= 0, rng.uniform(0, 12, n_clicks), np.nan)
-    best_distance = np.where(best >= 0, rng.uniform(0, 12, n_clicks), np.nan)
-    ids = 1000 * np.arange(1, n_points + 1)
-    mark_ids = np.arange(100, 100 + n_marks)
-    no_iou = np.full(n_clicks, np.nan)
-    assignment = Assignment(box=linked, iou=no_iou, best_box=best, best_iou=no_iou, distance=linked_distance,
-                            best_distance=best_distance)
-    expected = links_table(mark_ids, row, assignment, ids)
-    got = links_frame(mark_ids, *point_links(n_marks, row, linked, best, linked_distance, best_distance, ids))
-    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+def test_the_kernels_links_columns_are_those_of_match_on_marks_that_are_not_all_points():
+    # The kernels write the links table's columns straight in the marks' order: boxes and clicks without a
+    # position get no point (-1, NaN, best IoU 0), as `consensus.match` gives them.
+    project = simulate_point_project(30, seed=2)
+    marks = project.marks.copy()
+    rng = np.random.default_rng(4)
+    boxes = rng.random(len(marks)) < 0.05
+    marks.loc[boxes, ["width", "height"]] = 5.0
+    marks.loc[boxes, "kind"] = "rectangle"
+    marks.loc[rng.random(len(marks)) < 0.03, "x"] = np.nan
+    result = aggregate(marks, project.classifications, method="point")
+    assert 0 < result.report["marks_without_point"] < len(marks)
+    pd.testing.assert_frame_equal(result.links, match(marks, result.consensus, max_distance=12.0), check_exact=True)
+    votes = result.links.loc[result.links["consensus_id"] >= 0, "consensus_id"].value_counts()
+    assert votes.reindex(result.consensus["consensus_id"]).tolist() == result.consensus["n_votes"].tolist()
 
 
 @pytest.mark.parametrize("spread", [1, 50, 10**12])
