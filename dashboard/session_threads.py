@@ -38,12 +38,28 @@ def in_document(document: Document | None, change) -> None:
     """
     from panel.io.state import set_curdoc, state
 
+    if document is not None and _destroyed(document):
+        return  # its session closed while the change was being worked out on a worker: nobody to show it to
     made_on = state._thread_id_.get(document) if document is not None else None
     if document is None or document.session_context is None or made_on in (None, threading.get_ident()):
         change()
         return
     with set_curdoc(document):  # an error in it then goes to the app's exception handler, as a callback's does
         state.execute(change, schedule=True)
+
+
+def _destroyed(document: Document) -> bool:
+    """Whether Bokeh destroyed ``document`` (its session closed): it then has no roots at all, not even none.
+
+    Such a document also has no session context, as one never served has not; setting its half-dismantled models
+    as if it were not served failed three ways in a row ("unexpected attribute 'reset_start' to DataRange1d", then
+    no ``_change_callbacks``, then no ``_roots``) when a session closed during its periodic review refresh.
+    """
+    try:
+        document.roots
+    except AttributeError:
+        return True
+    return False
 
 
 def session_of(function, args: tuple) -> Document | None:

@@ -135,6 +135,26 @@ def test_a_change_for_a_document_not_served_is_made_at_once():
     assert (x_range.start, x_range.end) == (2, 5)
 
 
+def test_a_change_for_a_document_whose_session_closed_is_dropped():
+    """A worker's change arriving after Bokeh destroyed the session's document: nobody is left to see it, and its
+    models are half taken apart (setting them failed three ways and logged each)."""
+    from bokeh.models import Range1d
+
+    from dashboard.session_threads import in_document
+
+    document, x_range = Document(), Range1d(0, 1)
+    document.add_root(x_range)
+
+    def session(event):  # what Bokeh's server session listens with
+        pass
+
+    document.on_change(session)
+    document.destroy(session)
+    changes = []
+    in_document(document, lambda: changes.append("made"))
+    assert changes == []
+
+
 @pytest.mark.server
 @pytest.mark.parametrize("num_threads", [4, 0])
 def test_the_cutout_redrawn_on_a_worker_thread_reaches_the_page_in_order(tiny_project, num_threads):
