@@ -125,17 +125,23 @@ class BoxTable(JSComponent):
 
 def cell_texts(rows: pd.DataFrame | None, columns: list[str], number_columns: list[str],
                whole_columns: list[str]) -> list[list[str]]:
-    """Each row's cells as text: numbers with one decimal (or none), blank for a missing value.
+    """Each row's cells as text: numbers with one decimal (or none), blank for a missing value and for the width and
+    height of a point (a mark without either).
 
     A subject's boxes are a handful of rows: Python's own formatting of their values is quicker here than
     numpy's or pandas' per-column machinery (a third of the switch's table work when it was).
     """
     if rows is None or not len(rows):
         return []
+    # A point among boxes (a project with both) has no width or height: blank, not "0.0".
+    sizeless = ((rows["width"].to_numpy(dtype=float, na_value=np.nan) == 0)
+                & (rows["height"].to_numpy(dtype=float, na_value=np.nan) == 0)
+                if {"width", "height"} <= set(rows.columns) else np.zeros(len(rows), dtype=bool))
     texts = []
     for column in columns:
         series = rows[column]
-        missing = pd.isna(series.to_numpy()).tolist()
+        missing = pd.isna(series.to_numpy())
+        missing = (missing | sizeless if column in ("width", "height") else missing).tolist()
         if column in number_columns or column in whole_columns:
             pattern = "%.1f" if column in number_columns else "%.0f"
             values = series.to_numpy(dtype=float, na_value=np.nan).tolist()

@@ -19,6 +19,13 @@ def test_cells_are_text_numbers_rounded_and_missing_values_blank():
     assert cell_texts(_rows().iloc[0:0], ["x"], ["x"], []) == [] and cell_texts(None, ["x"], ["x"], []) == []
 
 
+def test_a_point_among_boxes_shows_no_width_or_height():
+    # DISCnet: boxes, circles and points in one project; a point's size is none, not "0.0 x 0.0".
+    rows = pd.DataFrame({"consensus_id": [1, 2, 3], "width": [44.6, 0.0, 0.0], "height": [44.6, 0.0, 5.0]})
+    assert cell_texts(rows, ["consensus_id", "width", "height"], ["width", "height"], ["consensus_id"]) == [
+        ["1", "44.6", "44.6"], ["2", "", ""], ["3", "0.0", "5.0"]]
+
+
 def test_the_page_gets_the_rows_text_and_the_picked_row_and_a_click_picks():
     table = BoxTable(value=_rows(), titles={"consensus_id": "Box", "x": "x"}, number_columns=["x"],
                      whole_columns=["consensus_id"])
