@@ -187,17 +187,7 @@ def voter_merge(px, py, label, volunteer, n_volunteers, votes, distance):
     alive = votes > 0
     owner = np.arange(m)
     stamp = np.full(n_volunteers, -1, np.int64)
-    start = np.zeros(m + 1, np.int64)
-    for i in range(n):
-        if label[i] >= 0:
-            start[label[i] + 1] += 1
-    start = np.cumsum(start)
-    slot = start[:m].copy()
-    members = np.empty(start[m], np.int64)
-    for i in range(n):
-        if label[i] >= 0:
-            members[slot[label[i]]] = i
-            slot[label[i]] += 1
+    start, members = _members_by_label(label, m)
     for a in range(m):
         p = by_votes[a]
         if not alive[p]:
@@ -224,12 +214,45 @@ def voter_merge(px, py, label, volunteer, n_volunteers, votes, distance):
 
 
 @njit(cache=True)
+def _members_by_label(label, n_labels):
+    """The clicks of each label 0..n_labels-1 (-1: none), gathered: ``members[start[k]:start[k + 1]]`` are label k's."""
+    start = kernels._label_starts(label, n_labels)
+    slot = start[:n_labels].copy()
+    members = np.empty(start[n_labels], np.int64)
+    for i in range(len(label)):
+        if label[i] >= 0:
+            members[slot[label[i]]] = i
+            slot[label[i]] += 1
+    return start, members
+
+
+@njit(cache=True)
 def _votes(label, n_points):
     votes = np.zeros(n_points, np.int64)
     for i in range(len(label)):
         if label[i] >= 0:
             votes[label[i]] += 1
     return votes
+
+
+@njit(cache=True)
+def _linking_rounds(gx, gy, gv, n_volunteers, px, py, link_distance, needed, rounds):
+    """The method's linking rounds, as in `point_consensus`: the clicks linked to the points ``rounds`` times, each
+    point moved to its clicks' median and kept if it has ``needed`` votes, then linked until every point keeps."""
+    iteration = 0
+    while True:
+        order = kernels._by_position(px, py)
+        px, py = px[order], py[order]
+        linked = kernels.link_group(gx, gy, gv, n_volunteers, px, py, link_distance)[0]
+        keep = _votes(linked, len(px)) >= needed
+        if iteration < rounds:
+            px, py = kernels._medians_xy(gx, gy, linked, len(px))
+            px, py = px[keep], py[keep]
+            iteration += 1
+            continue
+        if keep.all():
+            return px, py
+        px, py = px[keep], py[keep]
 
 
 @njit(cache=True)
@@ -258,20 +281,7 @@ def explored_consensus(group_starts, x, y, volunteer, needed, distance, link_dis
         if merge_distance > 0:
             kernels._drop_duplicates(px, py, votes, keep, merge_distance)
         px, py = px[keep], py[keep]
-        iteration = 0
-        while True:  # the method's linking rounds, as in `point_consensus`
-            order = kernels._by_position(px, py)
-            px, py = px[order], py[order]
-            linked = kernels.link_group(gx, gy, gv, n_volunteers, px, py, link_distance)[0]
-            keep = _votes(linked, len(px)) >= needed[g]
-            if iteration < refine:
-                px = kernels._medians(gx, linked, len(px))[keep]
-                py = kernels._medians(gy, linked, len(py))[keep]
-                iteration += 1
-                continue
-            if keep.all():
-                break
-            px, py = px[keep], py[keep]
+        px, py = _linking_rounds(gx, gy, gv, n_volunteers, px, py, link_distance, needed[g], refine)
         point_group[n_points:n_points + len(px)] = g
         point_x[n_points:n_points + len(px)], point_y[n_points:n_points + len(px)] = px, py
         n_points += len(px)
@@ -340,13 +350,7 @@ def assign_to_seeds(x, y, volunteer, n_volunteers, px, py, column_start, low_x, 
                 label[i], nearest = m, d
         squared[i] = nearest
     # One vote per volunteer per seed: clicks gathered by seed, a stamp per volunteer.
-    start = kernels._label_starts(label, n_seeds)
-    slot = start[:n_seeds].copy()
-    members = np.empty(start[n_seeds], np.int64)
-    for i in range(n):
-        if label[i] >= 0:
-            members[slot[label[i]]] = i
-            slot[label[i]] += 1
+    start, members = _members_by_label(label, n_seeds)
     stamp = np.full(n_volunteers, -1, np.int64)
     holder = np.empty(n_volunteers, np.int64)
     for m in range(n_seeds):
@@ -459,20 +463,7 @@ def grid_seeded_consensus(group_starts, x, y, volunteer, needed, distance, link_
         if merge_distance > 0:
             kernels._drop_duplicates(px, py, votes, keep, merge_distance)
         px, py = px[keep], py[keep]
-        iteration = 0
-        while True:  # the method's linking rounds, as in `point_consensus`
-            order = kernels._by_position(px, py)
-            px, py = px[order], py[order]
-            linked = kernels.link_group(gx, gy, gv, n_volunteers, px, py, link_distance)[0]
-            keep = _votes(linked, len(px)) >= needed[g]
-            if iteration < rounds:
-                px, py = kernels._medians_xy(gx, gy, linked, len(px))
-                px, py = px[keep], py[keep]
-                iteration += 1
-                continue
-            if keep.all():
-                break
-            px, py = px[keep], py[keep]
+        px, py = _linking_rounds(gx, gy, gv, n_volunteers, px, py, link_distance, needed[g], rounds)
         point_group[n_points:n_points + len(px)] = g
         point_x[n_points:n_points + len(px)], point_y[n_points:n_points + len(px)] = px, py
         n_points += len(px)
