@@ -329,8 +329,7 @@ class PlottedMarks:
         """The counts and tallies of the masked subjects' marks in ``frame`` (tool code, shape, plot -> ranges): a kept
         binning of the same frame (the last `KEPT_BINNINGS`, and every subject's from the store, of any tool and of
         each: `WHOLE_FILE`) plus the subjects the mask adds to it minus those it drops, when these have fewer marks
-        than the mask; else one
-        pass over the masked subjects' marks. In the frame of the store's bucket binnings (`save_bucket_binnings`) the
+        than the mask; else one pass over the masked subjects' marks. In the frame of the store's bucket binnings (`save_bucket_binnings`) the
         closest sum of buckets is a candidate too. Counts and tallies are sums of integers: the same either way.
         Why: a filter change keeps most subjects of a view shown before (minimum volunteers 12 drops 2% of the
         subjects), and a pass over 97 million marks costs seconds; binning the subjects it changes still costs a
