@@ -272,11 +272,11 @@ def explored_consensus(group_starts, x, y, volunteer, needed, distance, link_dis
         px, py = grid_peaks(gx, gy, needed[g], size, suppress) if finder == GRID else leaders(gx, gy, size)
         linked = kernels.link_group(gx, gy, gv, n_volunteers, px, py, link_distance)[0]
         votes = _votes(linked, len(px))
-        px, py = kernels._medians(gx, linked, len(px)), kernels._medians(gy, linked, len(py))
+        px, py = kernels._medians_xy(gx, gy, linked, len(px))
         if merge_voters:
             linked = voter_merge(px, py, linked, gv, n_volunteers, votes, distance)
             votes = _votes(linked, len(px))
-            px, py = kernels._medians(gx, linked, len(px)), kernels._medians(gy, linked, len(py))
+            px, py = kernels._medians_xy(gx, gy, linked, len(px))
         keep = votes >= needed[g]
         if merge_distance > 0:
             kernels._drop_duplicates(px, py, votes, keep, merge_distance)

@@ -62,12 +62,6 @@ CROWDED_BUCKET = 32
 
 
 @njit(cache=True)
-def order_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
-    """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them (`sort_clicks`)."""
-    return sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id)[0]
-
-
-@njit(cache=True)
 def sort_clicks(group, n_groups, keep, x, y, volunteer, mark_id):
     """The clicks ``keep`` ordered by group, x, y, volunteer and mark id, as ``numpy.lexsort`` orders them, and their
     group, x, y and volunteer in that order.
@@ -297,14 +291,9 @@ def _best_per_volunteer(m, offsets, other, weight, volunteer, active, best_edge,
 
 
 @njit(cache=True)
-def _medians(values, label, n_labels):
-    """Median of ``values`` per label 0..n_labels-1 (NaN for a label without values; -1 labels ignored)."""
-    return _run_medians(values, label, _label_starts(label, n_labels), n_labels)
-
-
-@njit(cache=True)
 def _medians_xy(x, y, label, n_labels):
-    """`_medians` of ``x`` and of ``y``, the labels counted once."""
+    """Median of ``x`` and of ``y`` per label 0..n_labels-1 (NaN for a label without values; -1 labels ignored), the
+    labels counted once."""
     start = _label_starts(label, n_labels)
     return _run_medians(x, label, start, n_labels), _run_medians(y, label, start, n_labels)
 

@@ -11,7 +11,7 @@ from scipy.optimize import linear_sum_assignment
 from consensus import aggregate, match
 from consensus.clustering import cluster_neighbours
 from consensus.distance import point_arrays, point_mask, point_pairs
-from consensus.point_kernels import _hungarian, cluster_group, link_group, order_clicks, read_only
+from consensus.point_kernels import _hungarian, cluster_group, link_group, read_only, sort_clicks
 from consensus.prepare import prepare, sorted_codes
 from consensus.simulate_points import simulate_point_project
 
@@ -97,7 +97,7 @@ def test_clicks_are_ordered_as_lexsort_orders_them(seed):
     mark_id = rng.permutation(n) // 2  # repeated ids: equal whole keys keep their table order
     keep = np.flatnonzero(rng.random(n) < 0.9)
     expected = keep[np.lexsort((mark_id[keep], volunteer[keep], y[keep], x[keep], group[keep]))]
-    order = order_clicks(group, n_groups, keep, read_only(x), read_only(y), volunteer, read_only(mark_id))
+    order = sort_clicks(group, n_groups, keep, read_only(x), read_only(y), volunteer, read_only(mark_id))[0]
     assert order.tolist() == expected.tolist()
 
 
@@ -105,7 +105,8 @@ def test_a_spread_out_group_takes_the_bucket_sort_and_matches_lexsort():
     rng = np.random.default_rng(3)
     x, y = rng.uniform(0, 1000, 5000), rng.uniform(0, 750, 5000)
     group, volunteer, mark_id = np.zeros(5000, np.int64), rng.integers(0, 12, 5000), np.arange(5000)
-    order = order_clicks(group, 1, np.arange(5000), read_only(x), read_only(y), volunteer, read_only(mark_id))
+    order = sort_clicks(group, 1, np.arange(5000), read_only(x), read_only(y), volunteer,
+                        read_only(mark_id))[0]
     assert order.tolist() == np.lexsort((mark_id, volunteer, y, x, group)).tolist()
 
 
