@@ -224,7 +224,8 @@ def free_port() -> int:
 
 
 def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (the server's forked worker processes with ``--num-procs``)."""
+    """``pid`` and its descendants (the server started by its supervisor, or its forked worker processes with
+    ``--num-procs``)."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -408,7 +409,9 @@ def run_one(spec: str, args, postgres=None, tree: Path = ROOT, name: str = "") -
             + ({"malloc": ", PYTHONMALLOC=malloc", "jemalloc": ", PYTHONMALLOC=malloc, jemalloc"}.get(allocator, ""))
             + (f", {args.num_procs} processes" if args.num_procs > 1 else "")
             + (", PostgreSQL store" if args.postgres else ""), "load": (load_before, os.getloadavg()), "times": times, "errors": errors, "samples": samples, "idle_rss": idle_rss,
-            "idle_cpu": idle_cpu, "cpu": cpu_end - idle_cpu, "seconds": ran, "decisions": decisions}
+            "idle_cpu": idle_cpu, "cpu": cpu_end - idle_cpu, "seconds": ran, "decisions": decisions,
+            # Servers that ended to give their memory back (`dashboard.recycling`), after the sessions closed.
+            "recycled": log.read_text().count("ends to give that memory back")}
 
 
 def database(postgres) -> str:
@@ -473,6 +476,8 @@ def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str
     lines.append("| server CPU during the run, per action" + (" (all processes)" if args.num_procs > 1 else "") + " | " + " | ".join(
         f"{run['cpu']:.0f} s, {run['cpu'] / max(1, sum(len(t) for t in run['times'].values())) * 1000:.0f} ms"
         for run in runs) + " |")
+    lines.append("| server processes replaced by a fresh one (`dashboard.recycling`) | " + " | ".join(
+        f"{run.get('recycled', 0)}" for run in runs) + " |")
     for label, pick in (("server RSS idle, before", lambda run: run["idle_rss"]),
                         ("server RSS peak while running", lambda run: max(s[1] for s in run["samples"] if s[3] == "running")),
                         ("server RSS at the end of the run", lambda run: [s for s in run["samples"] if s[3] == "running"][-1][1]),

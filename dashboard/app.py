@@ -28,6 +28,7 @@ from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_pan
 from .memory import RELEASE
 from .model_checks import unchecked_models
 from .model_defaults import cache_model_defaults
+from .recycling import IdleRecycle
 from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
@@ -227,7 +228,7 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
           port: int = 5006, address: str | None = None, show: bool = False, num_threads: int = DEFAULT_THREADS,
           threaded: bool = False, reviews: ReviewStore | None = None,
           review_refresh_ms: int = REVIEW_REFRESH_MS, sign_in: SignIn | None = None,
-          sign_in_throttle: SignInThrottle | None = None, **server_options):
+          sign_in_throttle: SignInThrottle | None = None, recycle: IdleRecycle | None = None, **server_options):
     """Serve the app: the server listens at once, and every session shares the project ``build_project`` makes.
 
     Parameters
@@ -255,6 +256,11 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     sign_in_throttle : SignInThrottle, optional
         With a sign-in that asks for a password, how failed sign-ins slow down and lock out
         (default: a `SignInThrottle` with its default settings).
+    recycle : IdleRecycle, optional
+        Stop the server once it has had no session for a while and holds much more memory than when
+        the project loaded (`dashboard.recycling`): ``serve`` then returns, and the caller ends the
+        process to give that memory back. Its ``loaded()`` is the caller's to call once the project
+        has loaded. Not with ``num_procs``.
     **server_options
         Passed to `panel.serve` (``cookie_secret``, ``websocket_origin``, ``num_procs``...). With
         ``num_procs`` N > 1 the server forks N processes sharing the port, each loading the project
@@ -266,11 +272,16 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     for option in ("basic_auth", "oauth_provider", "auth_provider"):
         if option in server_options:
             raise TypeError(f"serve() takes sign_in=, not {option}=: the sessions must know the user's role")
+    if recycle is not None and server_options.get("num_procs", 1) != 1:
+        raise ValueError("serve() recycles one server process, not num_procs of them")
     # With num_procs, Bokeh forks the worker processes inside panel.serve: each loads the project.
     load = shared_load(key, build_project, title, forked=server_options.get("num_procs", 1) != 1)
 
     def session():
         pn.state.on_session_destroyed(RELEASE.session_closed)  # its memory goes back once it is gone
+        if recycle is not None:
+            recycle.session_opened()
+            pn.state.on_session_destroyed(recycle.session_closed)
         # On the server's event loop, as is the template's `_init_doc` after it (`SessionTemplate`).
         with unchecked_models():
             return create_loading_app(load, reviews=reviews, review_refresh_ms=review_refresh_ms, sign_in=sign_in)

@@ -7,7 +7,8 @@ later use until ``malloc_trim`` returns them (documented in malloc_trim(3); each
 has its own arena, which ``malloc_trim`` also trims). CPython's own small-object allocator
 (pymalloc) returns an arena only when every object in it is freed, so most of a session's
 memory goes back only when the server runs with ``PYTHONMALLOC=malloc`` (bench/results/sessions.md
-measures both). A burst of sessions closing is collected once, a few seconds after the last.
+measures both), or when a fresh server process takes over from an idle one (`dashboard.recycling`).
+A burst of sessions closing is collected once, a few seconds after the last.
 
 Each full collection walks every tracked object in the process, the shared project's included: about
 0.2 s on the demo, holding the GIL, and Panel runs one of its own after every closed session too. A

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     # so only a first word that names a subcommand needs its arguments.
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else "")
     args = parser.parse_args(argv)
+    args.argv = list(argv)  # the command as given: a server that restarts itself runs it again
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

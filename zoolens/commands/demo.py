@@ -34,9 +34,9 @@ def run(args) -> int:
     reviews = open_reviews(args)
     options = project_options(args)
     folder = Path(args.folder) if args.folder else demo.default_demo_folder()
-    print(f"zoolens: demo files in {folder}")
 
     def build(progress):
+        print(f"zoolens: demo files in {folder}")  # by the server that loads them
         progress.plan(1)
         progress.stage("Preparing the demo files (generated on first start only)")
         # The demo's workflow, version, FITS images, images and detections unless the options name others.

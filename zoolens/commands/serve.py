@@ -13,11 +13,14 @@ kept across restarts. Stop with Ctrl-C.
 
 from __future__ import annotations
 
+import sys
+
 HELP = "serve the dashboard on a project's exports (and a consensus file)"
 
 
 def add_server_arguments(parser) -> None:
     """Options every command that starts the dashboard server takes."""
+    from dashboard.recycling import DEFAULT_GROWTH_MIB, DEFAULT_IDLE_SECONDS
     from project.reviews import DEFAULT_PATH  # no Panel import: --help stays quick
 
     parser.add_argument("--port", type=int, default=5006, help="port to listen on (default 5006)")
@@ -30,6 +33,14 @@ def add_server_arguments(parser) -> None:
     parser.add_argument("--num-procs", type=int, default=1, metavar="N",
                         help="server processes sharing the port, for more reviewers than one process serves "
                              "(default 1); each loads the project, so give them one PostgreSQL --reviews store")
+    parser.add_argument("--recycle-idle", type=float, default=DEFAULT_IDLE_SECONDS, metavar="SECONDS",
+                        help="give the memory sessions leave behind back to the system: once no one has had the "
+                             f"dashboard open for this long (default {DEFAULT_IDLE_SECONDS:g} s) and the server holds "
+                             "more than --recycle-growth beyond its size when the project loaded, a fresh server "
+                             "process takes over and loads the project again (0: never; not with --num-procs)")
+    parser.add_argument("--recycle-growth", type=float, default=DEFAULT_GROWTH_MIB, metavar="MIB",
+                        help=f"how much more memory than when loaded, MiB, is worth a fresh server process "
+                             f"(default {DEFAULT_GROWTH_MIB:g})")
     parser.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                         help="host name browsers reach the server under, when not localhost (repeatable)")
     parser.add_argument("--show", action="store_true", help="open the dashboard in a web browser")
@@ -95,14 +106,27 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
     background while the pages show its progress, and its load reports and
     counts are printed here when it is done (a failure is printed and shown in
     the pages; the server keeps running).
+
+    With ``--recycle-idle`` (the default) and one process, this process becomes a small supervisor
+    that runs the same command as the server (`dashboard.recycling`); that server returns
+    `~dashboard.recycling.RECYCLE_EXIT` when it stops to give its memory back.
     """
     import os
     import secrets
 
-    from dashboard.app import serve
-    from dashboard.memory import freeze_loaded
+    from dashboard.recycling import (RECYCLE_EXIT, SERVER_GENERATION, IdleRecycle, become_supervisor,
+                                     recycling_supported)
 
     sign_in = make_sign_in(args)
+    recycling = args.recycle_idle > 0 and args.num_procs == 1 and recycling_supported()
+    if recycling and SERVER_GENERATION not in os.environ:
+        reviews.close()  # checked here; the server opens its own
+        become_supervisor([sys.executable, "-m", "zoolens", *args.argv])
+    recycle = IdleRecycle(args.recycle_idle, args.recycle_growth) if recycling else None
+    first = os.environ.get(SERVER_GENERATION, "1") == "1"
+
+    from dashboard.app import serve
+    from dashboard.memory import freeze_loaded
 
     def build_and_tell(progress):
         project = build(progress)
@@ -118,10 +142,13 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
         # This process serves this project until it ends: the collections after each closed session need not
         # walk it (0.2 s a collection on the demo).
         freeze_loaded(project)
+        if recycle is not None:
+            recycle.loaded()
         return project
 
     location = "localhost" if args.address in ("127.0.0.1", "0.0.0.0") else args.address
-    print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop); loading {title}")
+    print(f"zoolens: serving at http://{location}:{args.port}/ (Ctrl-C to stop); loading {title}"
+          + (f" (process {os.getpid()})" if recycle is not None else ""))
     auth = {}
     if sign_in is not None:
         # Signed-in users are remembered in a signed cookie; a fresh secret signs out everyone on restart.
@@ -132,8 +159,12 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
     if args.num_procs != 1:
         workers["num_procs"] = args.num_procs
     serve(key, build_and_tell, title=title, port=args.port, address=args.address,
-          show=args.show, websocket_origin=args.allow_websocket_origin,
-          reviews=reviews, **workers, **auth)
+          show=args.show and first, websocket_origin=args.allow_websocket_origin,
+          reviews=reviews, recycle=recycle, **workers, **auth)
+    if recycle is not None and recycle.reason:
+        print(f"zoolens: {recycle.reason}: this server process ends to give that memory back")
+        reviews.close()
+        return RECYCLE_EXIT
     return 0
 
 
