@@ -69,6 +69,9 @@ from tests.postgres_server import running_postgres  # noqa: E402  (the tests' Po
 #: How often the server's memory and CPU are sampled, seconds.
 SAMPLE_SECONDS = 5.0
 
+#: How long (seconds) the server's memory is followed after the sessions close, by default.
+SETTLE_SECONDS = 90.0
+
 #: Serves a simulated project (run in a fresh interpreter): ``--subjects`` instead of the demo.
 SERVE_SIMULATED = """
 import sys
@@ -450,8 +453,9 @@ def report(runs: list[dict], args, load_before: tuple, load_after: tuple) -> str
         f"{args.sessions} --minutes {args.minutes:g} --think {args.think:g}"
         + (f" --subjects {args.subjects}" if args.subjects else "") + f" --threads {' '.join(map(str, args.threads))}"
         + (f" --num-procs {args.num_procs}" if args.num_procs > 1 else "") + (" --postgres" if args.postgres else "")
+        + (f" --settle {args.settle:g}" if args.settle != SETTLE_SECONDS else "")
         + "".join(f" --against {commit}" for commit in args.against)
-        + "`.",
+        + (f" --only {args.only}" if args.only else "") + "`.",
         f"Served: {project}; {args.sessions} sessions opened over the first "
         f"{min(60.0, args.minutes * 12):.0f} s, each then acting every {args.think:g} s on average "
         "(5 switches : 3 decisions : 1 filter : 1 export) for the whole run; clients and server share the machine.",
@@ -511,7 +515,7 @@ def main() -> None:
     parser.add_argument("--threads", nargs="+", default=["4", "0", "4+malloc"],
                         help="worker thread counts to compare, one server run each; N+malloc runs the server with "
                              "PYTHONMALLOC=malloc, N+jemalloc with that and jemalloc preloaded (default 4 0 4+malloc)")
-    parser.add_argument("--settle", type=float, default=90.0,
+    parser.add_argument("--settle", type=float, default=SETTLE_SECONDS,
                         help="seconds to follow the server's memory after the sessions close")
     parser.add_argument("--num-procs", type=int, default=1,
                         help="server processes (zoolens demo --num-procs; default 1); more than one needs --postgres")
