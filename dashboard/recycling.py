@@ -136,35 +136,43 @@ class IdleRecycle:
             IOLoop.current().stop()
 
 
-def _end_with_parent() -> None:
-    """Ask Linux to end this process when its parent (the supervisor) ends, however it ends."""
+def _end_with_parent(parent: int) -> None:
+    """Ask Linux to end this process when its parent (the supervisor, ``parent``) ends, however it ends."""
     import ctypes
 
     PR_SET_PDEATHSIG = 1
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it ended before the request took hold
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def supervise(command: list[str]) -> int:
     """Run the server ``command`` again each time it exits with `RECYCLE_EXIT`; its exit code otherwise.
 
-    Signals asking the supervisor to stop (Ctrl-C, ``kill``) go on to the server; a server ended by a
-    signal ends the supervisor by the same signal, so whoever started it sees how the server ended.
+    Signals asking the supervisor to stop (Ctrl-C, ``kill``) go on to the server, and no fresh server
+    starts after one; a server ended by a signal ends the supervisor by the same signal, so whoever
+    started it sees how the server ended.
     """
     server: subprocess.Popen | None = None
+    stop: list[int] = []  # the signal asking to stop, once one came
 
     def forward(signum, frame):
+        stop.append(signum)
         if server is not None and server.poll() is None:
             server.send_signal(signum)
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
+    supervisor = os.getpid()
     generation = 0
     while True:
         generation += 1
         server = subprocess.Popen(command, env={**os.environ, SERVER_GENERATION: str(generation)},
-                                  preexec_fn=_end_with_parent)
+                                  preexec_fn=lambda: _end_with_parent(supervisor))
+        if stop:  # came while this server was starting, after the last one had ended
+            server.send_signal(stop[0])
         code = server.wait()
-        if code != RECYCLE_EXIT:
+        if code != RECYCLE_EXIT or stop:
             break
         print(f"zoolens: server process {server.pid} ended to give its memory back; starting a fresh one",
               flush=True)
