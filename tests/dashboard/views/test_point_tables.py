@@ -9,7 +9,7 @@ import pytest
 
 from dashboard.data_store import DataStore
 from dashboard.subject_marks import ConsensusKinds, consensus_kinds
-from dashboard.views import ReviewPanel, SubjectBrowser, VolunteerTable
+from dashboard.views import ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
 from project import load_project
 
 PENGUINS = Path(__file__).resolve().parents[2] / "data" / "penguin_watch" / "penguin-watch-classifications-trim.csv"
@@ -81,3 +81,21 @@ def test_a_project_of_boxes_and_points_shows_both():
     assert only == {"n": "Points", "d": "Dist", "other": "Other"}
     boxes = ConsensusKinds(boxes=True, points=False)
     assert boxes.columns(columns, sized=("iou",), point_columns={"d": "D"}) == columns
+
+
+def test_the_sandbox_starts_with_the_method_that_made_the_loaded_consensus(penguins, tiny_project):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    sandbox = ReaggregationSandbox(data_store=DataStore(project=penguins, subject=subject))
+    # The iou method finds no box among clicks: the first view said "0 sandbox boxes against 16 loaded".
+    assert sandbox.method == "point"
+    tried = sandbox.subject_consensus()
+    assert len(tried) == len(penguins.consensus_of(subject)) > 0
+    line, table = sandbox._comparison()
+    assert f"**{len(tried)}** sandbox points" in line.object and "IoU" not in line.object
+    assert list(table.titles) == ["consensus_id", "x", "y", "n_votes", "n_seen"]
+    assert table.titles["consensus_id"] == "Sandbox point"
+    assert not sandbox._quorum().objects  # the iou method's quorum is no setting of the point method
+    # A project whose consensus came with its tables starts at iou, as before.
+    boxes = ReaggregationSandbox(data_store=DataStore(project=tiny_project, subject=1))
+    assert boxes.method == "iou" and len(boxes._quorum().objects) == 2
+    assert "width" in boxes._comparison()[1].titles
