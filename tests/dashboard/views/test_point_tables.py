@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import panel as pn
 import pytest
 
 from dashboard.data_store import DataStore
 from dashboard.subject_marks import ConsensusKinds, consensus_kinds
 from dashboard.views import ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
+from dashboard.views.geometry_inputs import GeometryInputs
 from project import load_project
 
 PENGUINS = Path(__file__).resolve().parents[2] / "data" / "penguin_watch" / "penguin-watch-classifications-trim.csv"
@@ -99,3 +101,22 @@ def test_the_sandbox_starts_with_the_method_that_made_the_loaded_consensus(pengu
     boxes = ReaggregationSandbox(data_store=DataStore(project=tiny_project, subject=1))
     assert boxes.method == "iou" and len(boxes._quorum().objects) == 2
     assert "width" in boxes._comparison()[1].titles
+
+
+def test_the_review_panel_of_points_offers_no_box_to_redraw_or_add(penguins, review_store):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    store = DataStore(project=penguins, subject=subject, reviews=review_store, reviewer="ann")
+    layout = ReviewPanel(data_store=store).__panel__()
+    buttons = {button.label for button in layout.select(pn.widgets.Button)}
+    # A point has no handles to drag and the store refuses a box of no size: Redraw and Add box could only fail.
+    assert {"Accept", "Reject", "Revert last"} <= buttons and not {"Redraw", "Add box"} & buttons
+    assert not layout.select(GeometryInputs)
+    words = " ".join(str(pane.object) for pane in layout.select(pn.pane.HTML))
+    assert "box" not in words.lower()
+    # A point is accepted, rejected and the rejection reverted (the store took only boxes of positive size).
+    panel = ReviewPanel(data_store=store)
+    first, second = penguins.consensus_of(subject).consensus_id.iloc[:2].astype(int)
+    assert panel.accept(first).action == "accept" and panel.reject(second).action == "reject"
+    assert panel.revert_last().action == "revert"
+    status = review_store.subject_status(penguins.consensus_source).set_index("subject_id").loc[subject]
+    assert (status.n_accepted, status.n_rejected) == (1, 0)
