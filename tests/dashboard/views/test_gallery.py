@@ -41,3 +41,11 @@ def test_opening_a_card_shows_the_subject_in_the_subjects_tab(tiny_project):
     card = explorer.gallery._grid().objects[1]
     card[1].clicks += 1  # the card's button, as a click in the browser
     assert explorer.data_store.subject == 2 and tabs.active == TABS.index("Subjects")
+
+
+def test_the_captions_count_in_words_that_fit(tiny_project):
+    captions = [card[2].object for card in Gallery(data_store=DataStore(project=tiny_project))._grid().objects]
+    # Subject 1: three volunteers, two consensus boxes; subject 2: two volunteers, one box; 3: never classified.
+    assert "3 volunteers · 2 consensus boxes" in captions[0]
+    assert "2 volunteers · 1 consensus box ·" in captions[1]
+    assert "0 volunteers · 0 consensus boxes" in captions[2]

@@ -10,7 +10,7 @@ import pytest
 
 from dashboard.data_store import DataStore
 from dashboard.subject_marks import ConsensusKinds, consensus_kinds
-from dashboard.views import ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
+from dashboard.views import Gallery, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
 from dashboard.views.geometry_inputs import GeometryInputs
 from project import load_project
 
@@ -120,3 +120,10 @@ def test_the_review_panel_of_points_offers_no_box_to_redraw_or_add(penguins, rev
     assert panel.revert_last().action == "revert"
     status = review_store.subject_status(penguins.consensus_source).set_index("subject_id").loc[subject]
     assert (status.n_accepted, status.n_rejected) == (1, 0)
+
+
+def test_the_gallery_counts_consensus_points(penguins):
+    store = DataStore(project=penguins)
+    card = Gallery(data_store=store, per_page=6)._grid().objects[0]
+    first = store.subjects.iloc[0]
+    assert f"· {int(first.n_consensus)} consensus points ·" in card[2].object  # it said "58 consensus ·"
