@@ -15,7 +15,6 @@ import param
 
 from ..subject_marks import consensus_kinds
 from .base import View
-from .cutout import kind_words
 
 
 class Gallery(View):
@@ -42,12 +41,6 @@ class Gallery(View):
         start = (page - 1) * self.per_page
         return self.data_store.subjects.iloc[start:start + self.per_page]
 
-    @property
-    def _consensus_words(self) -> tuple[str, str]:
-        """What the captions call the project's consensus marks, singular and plural: points, boxes, or marks."""
-        kinds = consensus_kinds(self.data_store.project)
-        return kind_words("point" if kinds.only_points else "mark" if kinds.points else "rectangle")
-
     def open(self, subject_id: int) -> None:
         """Show ``subject_id`` in the Subjects tab."""
         self.data_store.subject = int(subject_id)
@@ -63,7 +56,7 @@ class Gallery(View):
         volunteers, consensus = int(row.n_volunteers), int(row.n_consensus)
         caption = pn.pane.HTML(
             f"<small>disagreement {html.escape(disagreement)} · {volunteers} volunteer{'' if volunteers == 1 else 's'}"
-            f" · {consensus} consensus {self._consensus_words[consensus != 1]} · "
+            f" · {consensus} consensus {consensus_kinds(self.data_store.project).words[consensus != 1]} · "
             f"{html.escape(str(row.review_status))}</small>", width=164, margin=(0, 2))
         return pn.Column(pn.pane.PNG(png, width=164, height=164, fixed_aspect=True, margin=2), button, caption,
                          width=172, css_classes=["zoolens-gallery-card"])

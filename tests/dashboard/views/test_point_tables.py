@@ -10,7 +10,7 @@ import pytest
 
 from dashboard.data_store import DataStore
 from dashboard.subject_marks import ConsensusKinds, consensus_kinds
-from dashboard.views import Gallery, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
+from dashboard.views import ExportView, Gallery, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
 from dashboard.views.geometry_inputs import GeometryInputs
 from project import load_project
 
@@ -127,3 +127,11 @@ def test_the_gallery_counts_consensus_points(penguins):
     card = Gallery(data_store=store, per_page=6)._grid().objects[0]
     first = store.subjects.iloc[0]
     assert f"· {int(first.n_consensus)} consensus points ·" in card[2].object  # it said "58 consensus ·"
+
+
+def test_the_export_tab_counts_consensus_points(penguins, tiny_project):
+    view = ExportView(data_store=DataStore(project=penguins))
+    assert view._summary().object == (f"**50** subjects pass the filters, with **{len(penguins.consensus):,}** "
+                                      "consensus points.")  # it said "1,911 consensus boxes"
+    assert "The consensus points with RA/Dec" in view.__panel__()[0].object
+    assert ExportView(data_store=DataStore(project=tiny_project))._summary().object.endswith("**3** consensus boxes.")
