@@ -809,13 +809,20 @@ class CutoutViewer(View):
             self.data_store.drawn_box = (float(x), float(y), float(width), float(height))
 
     def box_at(self, x: float, y: float) -> int | None:
-        """The id of the smallest of the subject's reviewed boxes holding the point (x, y), if any."""
+        """The id of the smallest of the subject's reviewed boxes holding the point (x, y), if any; else of the
+        consensus point nearest it whose marker it falls on (a point has no area to hold a click)."""
         boxes = self.data_store.reviewed_consensus_of()
         inside = boxes[(boxes.x <= x) & (x <= boxes.x + boxes.width)
                        & (boxes.y <= y) & (y <= boxes.y + boxes.height)]
-        if not len(inside):
+        if len(inside):
+            return int(inside.consensus_id.to_numpy()[np.argmin((inside.width * inside.height).to_numpy())])
+        points = boxes[(boxes.width == 0) & (boxes.height == 0)]
+        if not len(points):
             return None
-        return int(inside.consensus_id.to_numpy()[np.argmin((inside.width * inside.height).to_numpy())])
+        distances = np.hypot(points.x.to_numpy(float) - x, points.y.to_numpy(float) - y)
+        nearest = int(np.argmin(distances))
+        on_marker = distances[nearest] * self.screen_scale() <= CONSENSUS_MARKER_SIZE / 2
+        return int(points.consensus_id.iloc[nearest]) if on_marker else None
 
     def _pick_box(self, x=None, y=None):
         """A click on the image picks the box under it for review."""

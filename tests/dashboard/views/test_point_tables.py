@@ -10,7 +10,7 @@ import pytest
 
 from dashboard.data_store import DataStore
 from dashboard.subject_marks import ConsensusKinds, consensus_kinds
-from dashboard.views import ExportView, Gallery, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
+from dashboard.views import CutoutViewer, ExportView, Gallery, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
 from dashboard.views.geometry_inputs import GeometryInputs
 from project import load_project
 
@@ -135,3 +135,19 @@ def test_the_export_tab_counts_consensus_points(penguins, tiny_project):
                                       "consensus points.")  # it said "1,911 consensus boxes"
     assert "The consensus points with RA/Dec" in view.__panel__()[0].object
     assert ExportView(data_store=DataStore(project=tiny_project))._summary().object.endswith("**3** consensus boxes.")
+
+
+def test_a_click_on_a_consensus_point_picks_it(penguins):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    viewer = CutoutViewer(data_store=DataStore(project=penguins, subject=subject))
+    points = penguins.consensus_of(subject)
+    # A click 2 px right and 1 px below a point (its ring is 18 screen px wide) picks the point nearest the click;
+    # only a click exactly on a point's centre picked it before (a point has no area to hold a click).
+    x, y = points.x.iloc[0] + 2, points.y.iloc[0] + 1
+    nearest = points.consensus_id.iloc[np.argmin(np.hypot(points.x - x, points.y - y))]
+    assert viewer.box_at(x, y) == nearest
+    # A click far from every point picks nothing.
+    grid = np.stack(np.meshgrid(np.arange(0, 1000, 25.0), np.arange(0, 750, 25.0)), axis=-1).reshape(-1, 2)
+    nearest_distance = np.min(np.hypot(grid[:, :1] - points.x.to_numpy(), grid[:, 1:] - points.y.to_numpy()), axis=1)
+    far = grid[np.argmax(nearest_distance)]
+    assert viewer.box_at(*far) is None
