@@ -151,3 +151,16 @@ def test_a_click_on_a_consensus_point_picks_it(penguins):
     nearest_distance = np.min(np.hypot(grid[:, :1] - points.x.to_numpy(), grid[:, 1:] - points.y.to_numpy()), axis=1)
     far = grid[np.argmax(nearest_distance)]
     assert viewer.box_at(*far) is None
+
+
+def test_the_cutout_of_points_has_no_box_to_drag_draw_or_add(penguins):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    store = DataStore(project=penguins, subject=subject)
+    viewer = CutoutViewer(data_store=store)
+    tools = {type(tool).__name__ for tool in viewer.figure().tools}
+    assert {"PanTool", "WheelZoomTool", "HoverTool"} <= tools and not {"BoxSelectTool", "BoxEditTool"} & tools
+    legend = [entry.name for entry in viewer.legend_entries()]
+    # The legend said "picked (drag its handles to redraw)" and "box you drew (... Redraw or Add box ...)".
+    assert "picked" in legend and not [name for name in legend if "handles" in name or "drew" in name]
+    store.review_box = int(penguins.consensus_of(subject).consensus_id.iloc[2])
+    assert viewer.drawn("picked point").consensus_box.tolist() == [store.review_box]
