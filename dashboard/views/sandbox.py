@@ -33,12 +33,19 @@ from consensus.geometry import iou
 from consensus.iou import IoUClustering
 from consensus.quorum import LearnedQuorum
 from ..subject_marks import consensus_kinds
-from .base import View
+from .base import COMPACT_HEADER, View
 from .cutout import CutoutViewer
 from .cutout_layers import CutoutLayer, LegendEntry, add_layer_glyph
 
 SANDBOX_COLOUR = "#ff00ff"
 LEARNED_COLOUR = "#555555"
+#: Width in screen pixels of the column of settings (and the quorum plot in it): with the cutout beside it, the tab
+#: fits the main area of a 1,366 px window with the sidebar open (at 440 the cutout's right edge and toolbar ran
+#: past the window).
+CONTROLS_WIDTH = 340
+#: Width of the per-box comparison table under the cutout, the cutout's own width (at 760 its last columns ran past
+#: a 1,366 px window).
+COMPARISON_WIDTH = 640
 #: Diameter in screen pixels of a sandbox point's ring: wider than the consensus point's, to ring it.
 SANDBOX_POINT_SIZE = 26
 
@@ -207,12 +214,11 @@ class ReaggregationSandbox(View):
         """The histogram of the project's vote fractions, the learned quorum (grey) and, for iou, the tried one."""
         counts, learned = self.vote_fractions()
         edges = np.linspace(0.0, 1.0, len(counts) + 1)
-        # Short enough for the plot's width (a longer title was cut off at its right edge).
-        how = (f"{learned.vote_fraction:g}, valley of {learned.candidates:,} clusters" if learned.found_by == "valley"
-               else f"{learned.vote_fraction:g} by default (no valley)")
+        # Short enough for the plot's width (a longer one was cut off at its right edge); `quorum_note` tells how.
         histogram = hv.Histogram((edges, counts), kdims=["vote_fraction"], vdims=["clusters"]).opts(
-            color="#9ecae1", line_color=None, width=420, height=200, xlabel="vote fraction (votes / volunteers who saw)",
-            ylabel="clusters (2+ votes)", title=f"Quorum {how}", tools=["hover"])
+            color="#9ecae1", line_color=None, width=CONTROLS_WIDTH - 10, height=200,
+            xlabel="votes / volunteers who saw", ylabel="clusters (2+ votes)", tools=["hover"],
+            title=f"Quorum {learned.vote_fraction:g} {'learned' if learned.found_by == 'valley' else 'by default'}")
         overlay = histogram * hv.VLine(learned.vote_fraction, group="Learned").opts(
             color=LEARNED_COLOUR, line_dash="dashed", line_width=2)
         if isinstance(self.aggregator, IoUClustering):
@@ -236,14 +242,29 @@ class ReaggregationSandbox(View):
             said = (f"**{len(boxes)}** sandbox box{'' if len(boxes) == 1 else 'es'} (dashed magenta) against "
                     f"**{loaded}** loaded; {matched} overlap{'s' if matched == 1 else ''} a loaded box with IoU ≥ 0.5.")
         return pn.Column(
-            pn.pane.Markdown(said),
-            pn.widgets.Tabulator(boxes[list(titles)].round(3), disabled=True, show_index=False, width=760,
+            pn.pane.Markdown(said, width=COMPARISON_WIDTH),
+            pn.widgets.Tabulator(boxes[list(titles)], disabled=True, show_index=False, width=COMPARISON_WIDTH,
                                  layout="fit_columns", widths={"consensus_id": 118, "loaded_box": 118},
                                  titles=titles,
                                  configuration={"columnDefaults": {"headerWordWrap": True}},
+                                 stylesheets=[COMPACT_HEADER],
+                                 # Pixels to a tenth and IoU to a hundredth, as the review panel shows them (three
+                                 # decimals were cut off in the narrow columns).
                                  formatters={"consensus_id": NumberFormatter(format="0"),
-                                             "loaded_box": NumberFormatter(format="0")}),
+                                             "loaded_box": NumberFormatter(format="0"),
+                                             "iou_with_loaded": NumberFormatter(format="0.00")}
+                                 | {name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height")}),
         )
+
+    @param.depends("revision")
+    def quorum_note(self) -> str:
+        """How the quorum plot's learned quorum was found, in words."""
+        learned = self.vote_fractions()[1]
+        if learned.found_by == "valley":
+            return (f"The valley of {learned.candidates:,} clusters' vote fractions: quorum {learned.vote_fraction:g} "
+                    "(grey); the one tried in magenta.")
+        return (f"No valley in {learned.candidates:,} clusters' vote fractions: quorum {learned.vote_fraction:g} by "
+                "default (grey); the one tried in magenta.")
 
     @param.depends("aggregator")
     def _quorum(self):
@@ -252,7 +273,8 @@ class ReaggregationSandbox(View):
             return pn.Column()
         reset = pn.widgets.Button(label="iou quorum back to the learned value", width=300)
         reset.on_click(lambda event: self.reset_quorum())
-        return pn.Column(reset, pn.pane.HoloViews(hv.DynamicMap(self.vote_fraction_plot), linked_axes=False))
+        return pn.Column(reset, pn.pane.HoloViews(hv.DynamicMap(self.vote_fraction_plot), linked_axes=False),
+                         pn.pane.Markdown(self.quorum_note, width=CONTROLS_WIDTH - 20))
 
     @param.depends("aggregator")
     def _settings(self):
@@ -263,12 +285,12 @@ class ReaggregationSandbox(View):
         summary = self.selection_summary
         if summary is None:
             return pn.pane.Markdown("Run the sandbox settings on every subject passing the filters to compare "
-                                    "box counts subject by subject.")
+                                    "box counts subject by subject.", width=COMPARISON_WIDTH)
         changed = int((summary.loaded_boxes != summary.sandbox_boxes).sum())
         return pn.Column(
             pn.pane.Markdown(f"{len(summary):,} subjects: {summary.loaded_boxes.sum():,} loaded boxes, "
                              f"{summary.sandbox_boxes.sum():,} with these settings; {changed:,} subjects "
-                             "changed their number of boxes."),
+                             "changed their number of boxes.", width=COMPARISON_WIDTH),
             pn.widgets.Tabulator(summary, pagination="remote", page_size=10, disabled=True, show_index=False,
                                  width=420, titles={"subject_id": "Subject", "loaded_boxes": "Loaded boxes",
                                                     "sandbox_boxes": "Sandbox boxes"},
@@ -287,7 +309,7 @@ class ReaggregationSandbox(View):
 
         run.on_click(run_selection)
         controls = pn.Column(pn.Param(self, parameters=["method"], show_name=False, width=300), self._settings,
-                             run, self._quorum, width=440)
+                             run, self._quorum, width=CONTROLS_WIDTH)
         plot = pn.pane.Bokeh(self._cutout.figure())
         return pn.Row(controls, pn.Column(plot, self._comparison, self._selection))
 

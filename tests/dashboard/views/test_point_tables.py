@@ -10,7 +10,8 @@ import pytest
 
 from dashboard.data_store import DataStore
 from dashboard.subject_marks import ConsensusKinds, consensus_kinds
-from dashboard.views import CutoutViewer, ExportView, Gallery, ReaggregationSandbox, ReviewPanel, SubjectBrowser, VolunteerTable
+from dashboard.views import (CutoutViewer, ExportView, Gallery, ReaggregationSandbox, ReviewPanel, SubjectBrowser,
+                             VolunteerTable)
 from dashboard.views.geometry_inputs import GeometryInputs
 from project import load_project
 
@@ -99,7 +100,7 @@ def test_the_sandbox_starts_with_the_method_that_made_the_loaded_consensus(pengu
     assert not sandbox._quorum().objects  # the iou method's quorum is no setting of the point method
     # A project whose consensus came with its tables starts at iou, as before.
     boxes = ReaggregationSandbox(data_store=DataStore(project=tiny_project, subject=1))
-    assert boxes.method == "iou" and len(boxes._quorum().objects) == 2
+    assert boxes.method == "iou" and len(boxes._quorum().objects) == 3
     assert "width" in boxes._comparison()[1].titles
 
 
