@@ -84,4 +84,13 @@ class Gallery(View):
         following = pn.widgets.Button(name="Next page ▶", width=140)
         previous.on_click(lambda event: self.param.update(page=max(1, self.page - 1)))
         following.on_click(lambda event: self.param.update(page=min(self.pages, self.page + 1)))
+
+        def at_the_ends(*events):
+            """No going back from the first page or on from the last: those buttons would do nothing."""
+            page = min(self.page, self.pages)
+            previous.disabled, following.disabled = page <= 1, page >= self.pages
+
+        at_the_ends()
+        self.param.watch(at_the_ends, ["page", "per_page"])
+        self.data_store.param.watch(at_the_ends, "subjects")
         return pn.Column(self._header, pn.Row(previous, following), self._grid, sizing_mode="stretch_width")
