@@ -283,17 +283,19 @@ class ReaggregationSandbox(View):
     @param.depends("selection_summary")
     def _selection(self):
         summary = self.selection_summary
+        # Counted in the project's words: points on Penguin Watch, boxes, or marks where there are both.
+        mark, marks = consensus_kinds(self.data_store.project).words
         if summary is None:
             return pn.pane.Markdown("Run the sandbox settings on every subject passing the filters to compare "
-                                    "box counts subject by subject.", width=COMPARISON_WIDTH)
+                                    f"{mark} counts subject by subject.", width=COMPARISON_WIDTH)
         changed = int((summary.loaded_boxes != summary.sandbox_boxes).sum())
         return pn.Column(
-            pn.pane.Markdown(f"{len(summary):,} subjects: {summary.loaded_boxes.sum():,} loaded boxes, "
+            pn.pane.Markdown(f"{len(summary):,} subjects: {summary.loaded_boxes.sum():,} loaded {marks}, "
                              f"{summary.sandbox_boxes.sum():,} with these settings; {changed:,} subjects "
-                             "changed their number of boxes.", width=COMPARISON_WIDTH),
+                             f"changed their number of {marks}.", width=COMPARISON_WIDTH),
             pn.widgets.Tabulator(summary, pagination="remote", page_size=10, disabled=True, show_index=False,
-                                 width=420, titles={"subject_id": "Subject", "loaded_boxes": "Loaded boxes",
-                                                    "sandbox_boxes": "Sandbox boxes"},
+                                 width=420, titles={"subject_id": "Subject", "loaded_boxes": f"Loaded {marks}",
+                                                    "sandbox_boxes": f"Sandbox {marks}"},
                                  formatters={"subject_id": NumberFormatter(format="0")}),
         )
 

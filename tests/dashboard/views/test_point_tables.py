@@ -98,6 +98,13 @@ def test_the_sandbox_starts_with_the_method_that_made_the_loaded_consensus(pengu
     assert list(table.titles) == ["consensus_id", "x", "y", "n_votes", "n_seen"]
     assert table.titles["consensus_id"] == "Sandbox point"
     assert not sandbox._quorum().objects  # the iou method's quorum is no setting of the point method
+    assert "compare point counts" in sandbox._selection().object
+    summary = sandbox.run_on_selection()
+    line, counts = sandbox._selection()
+    assert (summary.loaded_boxes == summary.sandbox_boxes).all()  # the method and settings that made them
+    assert line.object == (f"50 subjects: {len(penguins.consensus):,} loaded points, {len(penguins.consensus):,} with "
+                           "these settings; 0 subjects changed their number of points.")
+    assert counts.titles["loaded_boxes"] == "Loaded points"
     # A project whose consensus came with its tables starts at iou, as before.
     boxes = ReaggregationSandbox(data_store=DataStore(project=tiny_project, subject=1))
     assert boxes.method == "iou" and len(boxes._quorum().objects) == 3
