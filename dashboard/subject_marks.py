@@ -218,6 +218,11 @@ class ConsensusKinds(NamedTuple):
         """Points and nothing else: a point project (Penguin Watch), whose marks have no size or IoU."""
         return self.points and not self.boxes
 
+    @property
+    def words(self) -> tuple[str, str]:
+        """What to call the consensus marks, singular and plural: points, boxes, or marks where there are both."""
+        return ("point", "points") if self.only_points else ("mark", "marks") if self.points else ("box", "boxes")
+
     def columns(self, columns: dict[str, str], sized: tuple[str, ...], point_columns: dict[str, str] | None = None,
                 point_titles: dict[str, str] | None = None) -> dict[str, str]:
         """A table's ``columns`` (name -> header, in order) in the words of this consensus.

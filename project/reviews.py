@@ -354,7 +354,7 @@ class ReviewStore:
                               "(its consensus row)")
         if not aggregated and original is not None:
             raise ReviewError(f"{action} takes no original geometry: only aggregated boxes have one")
-        original = _geometry("original", original) if aggregated else None
+        original = _geometry("original", original, point=True) if aggregated else None
         geometry = _geometry("geometry", geometry) if geometry is not None else None
         undecided = _undecided(consensus_id, original)
 
@@ -366,7 +366,7 @@ class ReviewStore:
             else:
                 decided = _first_and_last(connection, consensus_source, subject_id, consensus_id)
                 if aggregated and decided is not None:
-                    recorded = _geometry("recorded", decided[0])
+                    recorded = _geometry("recorded", decided[0], point=True)
                     if not _same_geometry(recorded, original):
                         raise ReviewError(
                             f"box {consensus_id} of subject {subject_id} in {consensus_source!r} was "
@@ -431,7 +431,7 @@ class ReviewStore:
                 raise ReviewError(f"decision {decision_id} is not in effect: decision {reverter} reverted it")
             consensus_id = target["consensus_id"]
             aggregated = consensus_id is not None and consensus_id >= 0
-            original = _geometry("recorded", rows["before"].iloc[0]) if aggregated else None
+            original = _geometry("recorded", rows["before"].iloc[0], point=True) if aggregated else None
             # The state after is the state with this revert appended to the box's decisions.
             reverted = pd.concat([rows, rows.tail(1).assign(id=rows["id"].max() + 1, action="revert",
                                                             reverts=decision_id)], ignore_index=True)
@@ -891,8 +891,9 @@ def _integer(name: str, value: Any) -> int:
     return int(value)
 
 
-def _geometry(name: str, box: Mapping | None) -> dict[str, float]:
-    """A box's x, y, width, height, angle as finite floats with positive size."""
+def _geometry(name: str, box: Mapping | None, point: bool = False) -> dict[str, float]:
+    """A box's x, y, width, height, angle as finite floats with positive size (``point``: or no size at all, as a
+    consensus point the aggregation made has)."""
     if box is None:
         raise ReviewError(f"{name} geometry is missing")
     geometry = {}
@@ -908,6 +909,8 @@ def _geometry(name: str, box: Mapping | None) -> dict[str, float]:
         if not math.isfinite(value):
             raise ReviewError(f"{name} {key} must be finite, not {value!r}")
         geometry[key] = float(value)
+    if point and geometry["width"] == geometry["height"] == 0:
+        return geometry
     if geometry["width"] <= 0 or geometry["height"] <= 0:
         raise ReviewError(f"{name} width and height must be positive, not "
                           f"{geometry['width']!r} x {geometry['height']!r}")

@@ -656,7 +656,8 @@ class CutoutViewer(View):
     def legend_entries(self) -> list[LegendEntry]:
         """What the legend lists: the entries of every layer shown (statuses always with the consensus, so a
         reviewer knows the looks before deciding)."""
-        return [entry for layer in self.layers() if layer.shown(self) for entry in layer.legend]
+        return [entry for layer in self.layers()
+                if layer.shown(self) and (self._figure is None or layer.name in self._sources) for entry in layer.legend]
 
     def caption(self) -> str:
         """The caption's HTML: the subject, what its volunteers drew, and why no image shows when none does."""
@@ -713,17 +714,21 @@ class CutoutViewer(View):
                              attachment=layer.hover_place[1])
             hovers.append(hover)
         pan, zoom = PanTool(), WheelZoomTool()
-        # A box-select drag draws a box for Redraw / Add box; it selects nothing (only the image, which no
-        # selection fades), so the marks outside it keep their look.
-        select = BoxSelectTool(renderers=[image], continuous=False)
-        # Shift-drag with the box-draw tool adds a box at once (`added_box`).
-        draw = BoxEditTool(renderers=[renderers["new box"]], num_objects=1, description="Draw a box to add (shift-drag)")
-        figure.add_tools(pan, zoom, ResetTool(), select, draw, *hovers)
+        figure.add_tools(pan, zoom, ResetTool())
+        if "new box" in renderers:  # boxes to draw for the review (`_boxes_reviewed`)
+            # A box-select drag draws a box for Redraw / Add box; it selects nothing (only the image, which no
+            # selection fades), so the marks outside it keep their look.
+            select = BoxSelectTool(renderers=[image], continuous=False)
+            # Shift-drag with the box-draw tool adds a box at once (`added_box`).
+            draw = BoxEditTool(renderers=[renderers["new box"]], num_objects=1,
+                               description="Draw a box to add (shift-drag)")
+            figure.add_tools(select, draw)
+            self._sources["new box"].on_change("data", self._box_being_drawn)
+            figure.on_event(SelectionGeometry, self._selection_drawn)
+        figure.add_tools(*hovers)
         figure.toolbar.active_drag, figure.toolbar.active_scroll = pan, zoom
         figure.toolbar.active_inspect = hovers
-        self._sources["new box"].on_change("data", self._box_being_drawn)
         figure.on_event(Tap, lambda event: self._pick_box(event.x, event.y))
-        figure.on_event(SelectionGeometry, self._selection_drawn)
         # The picked box's edit handles: only its corner and edge handles show, the box's own outline tells its
         # review status, and nothing (no move handle) covers its middle, where the object is.
         self._handle = BoxAnnotation(editable=True, resizable="all", movable="none", fill_alpha=0.0, line_alpha=0.0,
@@ -809,13 +814,20 @@ class CutoutViewer(View):
             self.data_store.drawn_box = (float(x), float(y), float(width), float(height))
 
     def box_at(self, x: float, y: float) -> int | None:
-        """The id of the smallest of the subject's reviewed boxes holding the point (x, y), if any."""
+        """The id of the smallest of the subject's reviewed boxes holding the point (x, y), if any; else of the
+        consensus point nearest it whose marker it falls on (a point has no area to hold a click)."""
         boxes = self.data_store.reviewed_consensus_of()
         inside = boxes[(boxes.x <= x) & (x <= boxes.x + boxes.width)
                        & (boxes.y <= y) & (y <= boxes.y + boxes.height)]
-        if not len(inside):
+        if len(inside):
+            return int(inside.consensus_id.to_numpy()[np.argmin((inside.width * inside.height).to_numpy())])
+        points = boxes[(boxes.width == 0) & (boxes.height == 0)]
+        if not len(points):
             return None
-        return int(inside.consensus_id.to_numpy()[np.argmin((inside.width * inside.height).to_numpy())])
+        distances = np.hypot(points.x.to_numpy(float) - x, points.y.to_numpy(float) - y)
+        nearest = int(np.argmin(distances))
+        on_marker = distances[nearest] * self.screen_scale() <= CONSENSUS_MARKER_SIZE / 2
+        return int(points.consensus_id.iloc[nearest]) if on_marker else None
 
     def _pick_box(self, x=None, y=None):
         """A click on the image picks the box under it for review."""
@@ -1104,6 +1116,12 @@ def _shown(toggle: str):
     return lambda viewer: getattr(viewer, toggle)
 
 
+def _boxes_reviewed(viewer) -> bool:
+    """Whether the review redraws and adds boxes here: not in a project of consensus points alone (the review panel
+    offers neither), whose cutout then has no box to drag, draw or add."""
+    return not consensus_kinds(viewer.data_store.project).only_points
+
+
 def _drawn_as(drawn_as: str):
     """A layer of marks drawn as ``drawn_as`` is possible when some mark of the project is."""
     return lambda viewer: project_marks(viewer.data_store.project).draws(drawn_as)
@@ -1130,16 +1148,22 @@ OWN_LAYERS = [
                   tooltips=CONSENSUS_TOOLTIPS + (("status", "@{status}"),), hover_place=HOVER_PLACES["Consensus"])
       for status, (dash, glyph) in STATUS_LOOKS.items()),
     CutoutLayer("picked", CutoutViewer.picked_box.columns, _boxes(colour=PICKED_COLOUR, alpha=0.9),
-                shown=_shown("show_consensus"),
+                shown=_shown("show_consensus"), possible=_boxes_reviewed,
                 legend=(LegendEntry("picked (drag its handles to redraw)", PICKED_COLOUR, width=2.5),)),
+    # A point has no handles: the same ring, named for what it is.
+    CutoutLayer("picked point", CutoutViewer.picked_box.columns, _boxes(colour=PICKED_COLOUR, alpha=0.9),
+                shown=_shown("show_consensus"), possible=lambda viewer: not _boxes_reviewed(viewer),
+                legend=(LegendEntry("picked", PICKED_COLOUR, width=2.5),)),
     CutoutLayer("band", CutoutViewer.band_boxes.columns, _boxes("dotted"), shown=_shown("show_band"),
                 legend=(LegendEntry("uncertainty band (68 %)", PALETTE[0], dash="dotted", width=1.5),)),
     CutoutLayer("drawn box", CutoutViewer.drawn_box.columns,
                 _boxes("dashed", colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom")),
+                possible=_boxes_reviewed,
                 legend=(LegendEntry("box you drew (box select: then Redraw or Add box; box draw, shift-drag: "
                                     "added at once)", DRAWN_COLOUR, dash="dashed"),)),
     CutoutLayer("new box", lambda viewer: {name: np.zeros(0) for name in ("left", "right", "top", "bottom")},
-                _boxes(colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom"), fill_alpha=0.1)),
+                _boxes(colour=DRAWN_COLOUR, width=2, fields=("left", "top", "right", "bottom"), fill_alpha=0.1),
+                possible=_boxes_reviewed),
     CutoutLayer("volunteer outlines", CutoutViewer.volunteer_outlines.columns, _outlines(True, "solid"),
                 shown=_shown("show_volunteers"), tooltips=VOLUNTEER_TOOLTIPS, possible=_drawn_as("outline")),
     CutoutLayer("volunteer paths", CutoutViewer.volunteer_paths.columns, _outlines(False, "solid"),

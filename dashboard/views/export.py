@@ -10,6 +10,7 @@ import param
 from data_loaders.writers import WRITERS
 from project.export import export_selection
 
+from ..subject_marks import consensus_kinds
 from .base import CHOSEN_STANDS_OUT, View
 
 
@@ -45,7 +46,8 @@ class ExportView(View):
         download.callback = transfer
         return pn.Column(
             pn.pane.Markdown("### Export the subjects passing the filters\n"
-                             "The consensus boxes with RA/Dec where a FITS WCS allows, and optionally every "
+                             f"The consensus {consensus_kinds(self.data_store.project).words[1]} with RA/Dec where "
+                             "a FITS WCS allows, and optionally every "
                              "raw mark. Each export records its source files (with SHA-256), the aggregation "
                              "settings, these filters, the zoolens version and the time; CSV comes as a zip "
                              "with its provenance beside it."),
@@ -61,5 +63,6 @@ class ExportView(View):
     def _summary(self) -> pn.pane.Markdown:
         store = self.data_store
         boxes = store.filtered_consensus()
+        words = consensus_kinds(store.project).words
         return pn.pane.Markdown(f"**{len(store.subjects):,}** subjects pass the filters, with "
-                                f"**{len(boxes):,}** consensus boxes.")
+                                f"**{len(boxes):,}** consensus {words[len(boxes) != 1]}.")

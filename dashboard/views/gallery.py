@@ -13,6 +13,7 @@ import math
 import panel as pn
 import param
 
+from ..subject_marks import consensus_kinds
 from .base import View
 
 
@@ -52,10 +53,11 @@ class Gallery(View):
         button = pn.widgets.Button(name=f"{subject_id}", button_type="light", width=164, margin=(0, 2),
                                    description=f"Open subject {subject_id} in the Subjects tab")
         button.on_click(lambda event: self.open(subject_id))
+        volunteers, consensus = int(row.n_volunteers), int(row.n_consensus)
         caption = pn.pane.HTML(
-            f"<small>disagreement {html.escape(disagreement)} · {int(row.n_volunteers)} volunteers · "
-            f"{int(row.n_consensus)} consensus · {html.escape(str(row.review_status))}</small>",
-            width=164, margin=(0, 2))
+            f"<small>disagreement {html.escape(disagreement)} · {volunteers} volunteer{'' if volunteers == 1 else 's'}"
+            f" · {consensus} consensus {consensus_kinds(self.data_store.project).words[consensus != 1]} · "
+            f"{html.escape(str(row.review_status))}</small>", width=164, margin=(0, 2))
         return pn.Column(pn.pane.PNG(png, width=164, height=164, fixed_aspect=True, margin=2), button, caption,
                          width=172, css_classes=["zoolens-gallery-card"])
 
@@ -82,4 +84,13 @@ class Gallery(View):
         following = pn.widgets.Button(name="Next page ▶", width=140)
         previous.on_click(lambda event: self.param.update(page=max(1, self.page - 1)))
         following.on_click(lambda event: self.param.update(page=min(self.pages, self.page + 1)))
+
+        def at_the_ends(*events):
+            """No going back from the first page or on from the last: those buttons would do nothing."""
+            page = min(self.page, self.pages)
+            previous.disabled, following.disabled = page <= 1, page >= self.pages
+
+        at_the_ends()
+        self.param.watch(at_the_ends, ["page", "per_page"])
+        self.data_store.param.watch(at_the_ends, "subjects")
         return pn.Column(self._header, pn.Row(previous, following), self._grid, sizing_mode="stretch_width")

@@ -360,12 +360,17 @@ class ReviewPanel(View):
             pn.FlexBox(button("Accept", self.accept, "success"), button("Reject", self.reject, "danger"),
                        button("Revert last", self.revert_last, "warning", width=110), reason,
                        align_items="flex-end"),
-            pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; shift-drag with the "
-                         "box-draw tool to add a box at once; or draw a box with the box-select tool (or type it), "
-                         "then Redraw or Add box:</small>", margin=(0, 10)),
-            pn.FlexBox(self._geometry_inputs, button("Redraw", self.redraw, "primary", width=76),
-                       button("Add box", self.add, "primary", width=76), align_items="flex-end"),
         ]
+        # A point project's points have no handles to drag and no size the store would take: redrawing and adding
+        # are for boxes.
+        if deciding and not consensus_kinds(self.data_store.project).only_points:
+            deciding += [
+                pn.pane.HTML("<small>Drag the picked box's handles on the image to redraw it; shift-drag with the "
+                             "box-draw tool to add a box at once; or draw a box with the box-select tool (or type "
+                             "it), then Redraw or Add box:</small>", margin=(0, 10)),
+                pn.FlexBox(self._geometry_inputs, button("Redraw", self.redraw, "primary", width=76),
+                           button("Add box", self.add, "primary", width=76), align_items="flex-end"),
+            ]
         flagging = [] if identity is not None and not identity.may("flag") else [
             button("Flag subject", self.flag, width=110), button("Unflag", self.unflag, width=84)]
         may_assign = identity is None or identity.may("assign")

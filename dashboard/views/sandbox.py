@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.models import Scatter
 from bokeh.models.widgets.tables import NumberFormatter
 
 from consensus import aggregate, methods
@@ -31,12 +32,22 @@ from consensus.base import Aggregator, make_aggregator
 from consensus.geometry import iou
 from consensus.iou import IoUClustering
 from consensus.quorum import LearnedQuorum
-from .base import View
+from ..subject_marks import consensus_kinds
+from .base import COMPACT_HEADER, View
 from .cutout import CutoutViewer
-from .cutout_layers import CutoutLayer, LegendEntry
+from .cutout_layers import CutoutLayer, LegendEntry, add_layer_glyph
 
 SANDBOX_COLOUR = "#ff00ff"
 LEARNED_COLOUR = "#555555"
+#: Width in screen pixels of the column of settings (and the quorum plot in it): with the cutout beside it, the tab
+#: fits the main area of a 1,366 px window with the sidebar open (at 440 the cutout's right edge and toolbar ran
+#: past the window).
+CONTROLS_WIDTH = 340
+#: Width of the per-box comparison table under the cutout, the cutout's own width (at 760 its last columns ran past
+#: a 1,366 px window).
+COMPARISON_WIDTH = 640
+#: Diameter in screen pixels of a sandbox point's ring: wider than the consensus point's, to ring it.
+SANDBOX_POINT_SIZE = 26
 
 #: Per loaded project (dropped with it), per (cluster_iou, merge_iou): its vote-fraction histogram and learned quorum.
 _VOTE_FRACTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -73,13 +84,24 @@ def best_overlaps(boxes: pd.DataFrame, reference: pd.DataFrame) -> tuple[np.ndar
     return best_id, best_iou
 
 
+def loaded_method(project) -> str:
+    """The method the sandbox starts with: the one that made ``project``'s consensus (its first view then shows the
+    loaded consensus again), ``point`` for a consensus of points read from a file, else ``iou``."""
+    made_by = [method for method in project.aggregation_run.get("methods", ()) if method in methods()]
+    if len(made_by) == 1:
+        return made_by[0]
+    return "point" if consensus_kinds(project).only_points else "iou"
+
+
 class ReaggregationSandbox(View):
     """Re-run the aggregation with other settings: live on the current subject, on request on the selection."""
 
     short_name = "sandbox"
     tab = "Re-aggregate"
 
-    method = param.Selector(default="iou", objects=list(methods()), doc="Aggregation method to try.")
+    method = param.Selector(default=None, objects=list(methods()),
+                            doc="Aggregation method to try (default: the one that made the loaded consensus, "
+                                "`loaded_method`).")
     aggregator = param.ClassSelector(class_=Aggregator, doc="The method with the settings being tried "
                                                              "(its parameters are the sandbox's controls).")
     revision = param.Integer(default=0, precedence=-1,
@@ -89,14 +111,22 @@ class ReaggregationSandbox(View):
 
     def __init__(self, **params):
         super().__init__(**params)
+        if self.method is None:
+            with param.discard_events(self):
+                self.method = loaded_method(self.data_store.project)
         if self.aggregator is None:
             self.aggregator = make_aggregator(self.method)
         self._start_at_learned_quorum()
         self._follow_settings()
-        # The subject's cutout with the sandbox's boxes as one more layer, redrawn when the settings change.
+        # The subject's cutout with the sandbox's boxes as one more layer, redrawn when the settings change; a point
+        # project's as rings (a point's box has no size to draw).
+        points = consensus_kinds(self.data_store.project).only_points
+        legend = (LegendEntry("sandbox point (these settings)", SANDBOX_COLOUR, shape="ring") if points else
+                  LegendEntry("sandbox box (these settings)", SANDBOX_COLOUR, dash="dashed", width=3))
         self._cutout = CutoutViewer(data_store=self.data_store, show_band=False, extra_layers=[CutoutLayer(
-            "sandbox", lambda viewer: self.sandbox_boxes(), _draw_sandbox_boxes, tooltips=SANDBOX_TOOLTIPS,
-            legend=(LegendEntry("sandbox box (these settings)", SANDBOX_COLOUR, dash="dashed", width=3),))])
+            "sandbox", lambda viewer: self.sandbox_boxes(), _draw_sandbox_points if points else _draw_sandbox_boxes,
+            tooltips=((("sandbox point", "@{sandbox_box}"), ("votes", "@{votes}")) if points else SANDBOX_TOOLTIPS),
+            legend=(legend,))])
         self.param.watch(lambda event: self._cutout.redraw(), "revision")
 
     @param.depends("method", watch=True)
@@ -184,12 +214,11 @@ class ReaggregationSandbox(View):
         """The histogram of the project's vote fractions, the learned quorum (grey) and, for iou, the tried one."""
         counts, learned = self.vote_fractions()
         edges = np.linspace(0.0, 1.0, len(counts) + 1)
-        how = (f"learned {learned.vote_fraction:g}, the valley of {learned.candidates:,} clusters"
-               if learned.found_by == "valley"
-               else f"no valley in {learned.candidates:,} clusters: {learned.vote_fraction:g} by default")
+        # Short enough for the plot's width (a longer one was cut off at its right edge); `quorum_note` tells how.
         histogram = hv.Histogram((edges, counts), kdims=["vote_fraction"], vdims=["clusters"]).opts(
-            color="#9ecae1", line_color=None, width=420, height=200, xlabel="vote fraction (votes / volunteers who saw)",
-            ylabel="clusters (2+ votes)", title=f"Quorum: {how}", tools=["hover"])
+            color="#9ecae1", line_color=None, width=CONTROLS_WIDTH - 10, height=200,
+            xlabel="votes / volunteers who saw", ylabel="clusters (2+ votes)", tools=["hover"],
+            title=f"Quorum {learned.vote_fraction:g} {'learned' if learned.found_by == 'valley' else 'by default'}")
         overlay = histogram * hv.VLine(learned.vote_fraction, group="Learned").opts(
             color=LEARNED_COLOUR, line_dash="dashed", line_width=2)
         if isinstance(self.aggregator, IoUClustering):
@@ -203,16 +232,49 @@ class ReaggregationSandbox(View):
         boxes = self.subject_consensus()
         loaded = len(self.data_store.consensus_of())
         matched = int((boxes.iou_with_loaded >= 0.5).sum()) if len(boxes) else 0
+        # Points have no size to overlap: a point project's line and table count them and leave out size and IoU.
+        kinds = consensus_kinds(self.data_store.project)
+        titles = kinds.columns(COMPARISON_TITLES, sized=("width", "height", "loaded_box", "iou_with_loaded"),
+                               point_titles={"consensus_id": "Sandbox point"})
+        if kinds.only_points:
+            said = f"**{len(boxes)}** sandbox point{'' if len(boxes) == 1 else 's'} against **{loaded}** loaded."
+        else:
+            said = (f"**{len(boxes)}** sandbox box{'' if len(boxes) == 1 else 'es'} (dashed magenta) against "
+                    f"**{loaded}** loaded; {matched} overlap{'s' if matched == 1 else ''} a loaded box with IoU ≥ 0.5.")
         return pn.Column(
-            pn.pane.Markdown(f"**{len(boxes)}** sandbox boxes (dashed magenta) against **{loaded}** loaded; "
-                             f"{matched} overlap a loaded box with IoU ≥ 0.5."),
-            pn.widgets.Tabulator(boxes.round(3), disabled=True, show_index=False, width=760,
+            pn.pane.Markdown(said, width=COMPARISON_WIDTH),
+            pn.widgets.Tabulator(boxes[list(titles)], disabled=True, show_index=False, width=COMPARISON_WIDTH,
                                  layout="fit_columns", widths={"consensus_id": 118, "loaded_box": 118},
-                                 titles=COMPARISON_TITLES,
+                                 titles=titles,
                                  configuration={"columnDefaults": {"headerWordWrap": True}},
+                                 stylesheets=[COMPACT_HEADER],
+                                 # Pixels to a tenth and IoU to a hundredth, as the review panel shows them (three
+                                 # decimals were cut off in the narrow columns).
                                  formatters={"consensus_id": NumberFormatter(format="0"),
-                                             "loaded_box": NumberFormatter(format="0")}),
+                                             "loaded_box": NumberFormatter(format="0"),
+                                             "iou_with_loaded": NumberFormatter(format="0.00")}
+                                 | {name: NumberFormatter(format="0.0") for name in ("x", "y", "width", "height")}),
         )
+
+    @param.depends("revision")
+    def quorum_note(self) -> str:
+        """How the quorum plot's learned quorum was found, in words."""
+        learned = self.vote_fractions()[1]
+        if learned.found_by == "valley":
+            return (f"The valley of {learned.candidates:,} clusters' vote fractions: quorum {learned.vote_fraction:g} "
+                    "(grey); the one tried in magenta.")
+        return (f"No valley in {learned.candidates:,} clusters' vote fractions: quorum {learned.vote_fraction:g} by "
+                "default (grey); the one tried in magenta.")
+
+    @param.depends("aggregator")
+    def _quorum(self):
+        """The iou method's learned quorum and the button back to it; other methods have no quorum to learn."""
+        if not isinstance(self.aggregator, IoUClustering):
+            return pn.Column()
+        reset = pn.widgets.Button(label="iou quorum back to the learned value", width=300)
+        reset.on_click(lambda event: self.reset_quorum())
+        return pn.Column(reset, pn.pane.HoloViews(hv.DynamicMap(self.vote_fraction_plot), linked_axes=False),
+                         pn.pane.Markdown(self.quorum_note, width=CONTROLS_WIDTH - 20))
 
     @param.depends("aggregator")
     def _settings(self):
@@ -221,17 +283,19 @@ class ReaggregationSandbox(View):
     @param.depends("selection_summary")
     def _selection(self):
         summary = self.selection_summary
+        # Counted in the project's words: points on Penguin Watch, boxes, or marks where there are both.
+        mark, marks = consensus_kinds(self.data_store.project).words
         if summary is None:
             return pn.pane.Markdown("Run the sandbox settings on every subject passing the filters to compare "
-                                    "box counts subject by subject.")
+                                    f"{mark} counts subject by subject.", width=COMPARISON_WIDTH)
         changed = int((summary.loaded_boxes != summary.sandbox_boxes).sum())
         return pn.Column(
-            pn.pane.Markdown(f"{len(summary):,} subjects: {summary.loaded_boxes.sum():,} loaded boxes, "
+            pn.pane.Markdown(f"{len(summary):,} subjects: {summary.loaded_boxes.sum():,} loaded {marks}, "
                              f"{summary.sandbox_boxes.sum():,} with these settings; {changed:,} subjects "
-                             "changed their number of boxes."),
+                             f"changed their number of {marks}.", width=COMPARISON_WIDTH),
             pn.widgets.Tabulator(summary, pagination="remote", page_size=10, disabled=True, show_index=False,
-                                 width=420, titles={"subject_id": "Subject", "loaded_boxes": "Loaded boxes",
-                                                    "sandbox_boxes": "Sandbox boxes"},
+                                 width=420, titles={"subject_id": "Subject", "loaded_boxes": f"Loaded {marks}",
+                                                    "sandbox_boxes": f"Sandbox {marks}"},
                                  formatters={"subject_id": NumberFormatter(format="0")}),
         )
 
@@ -246,17 +310,19 @@ class ReaggregationSandbox(View):
                 run.loading = False
 
         run.on_click(run_selection)
-        reset = pn.widgets.Button(label="iou quorum back to the learned value", width=300)
-        reset.on_click(lambda event: self.reset_quorum())
         controls = pn.Column(pn.Param(self, parameters=["method"], show_name=False, width=300), self._settings,
-                             reset, run, pn.pane.HoloViews(hv.DynamicMap(self.vote_fraction_plot), linked_axes=False),
-                             width=440)
+                             run, self._quorum, width=CONTROLS_WIDTH)
         plot = pn.pane.Bokeh(self._cutout.figure())
         return pn.Row(controls, pn.Column(plot, self._comparison, self._selection))
 
 
 #: What hovering a sandbox box tells.
 SANDBOX_TOOLTIPS = (("sandbox box", "@{sandbox_box}"), ("votes", "@{votes}"), ("IoU with loaded", "@{iou_with_loaded}"))
+
+
+def _draw_sandbox_points(figure, source):
+    return add_layer_glyph(figure, Scatter, source, x="x0", y="y0", marker="circle", size=SANDBOX_POINT_SIZE,
+                           fill_alpha=0, line_color=SANDBOX_COLOUR, line_width=2, line_dash="dashed")
 
 
 def _draw_sandbox_boxes(figure, source):

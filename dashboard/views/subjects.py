@@ -30,7 +30,7 @@ HIDE_IF_BROKEN = """onerror="this.style.visibility='hidden'"></span>"""
 #: 600-pixel cutout in a 1600 px window. Volunteers who drew nothing are in the cutout's caption, not a
 #: column, to make that room.
 WIDTHS = {"thumbnail": 48, "subject_id": 88, "n_volunteers": 98, "n_marks": 68,
-          "n_consensus": 68, "mean_iou": 52, "mean_distance": 70, "disagreement": 122,
+          "n_consensus": 68, "mean_iou": 52, "mean_distance": 76, "disagreement": 122,
           "review_status": 88}
 
 class SubjectBrowser(View):

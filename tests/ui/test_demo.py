@@ -322,7 +322,7 @@ def test_the_sandbox_with_the_loaded_settings_reproduces_the_loaded_consensus(op
     page = open_page(dialogs)
     page.locator(".bk-tab", has_text="Re-aggregate").click()
     page.get_by_text("Run on the selection", exact=True).wait_for(timeout=60_000)
-    page.get_by_text("sandbox boxes (dashed magenta)").wait_for(timeout=60_000)
+    page.get_by_text("(dashed magenta) against").wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(artefacts / "demo-sandbox.png"))
     page.get_by_text("Run on the selection", exact=True).click()

@@ -27,6 +27,24 @@ PENGUIN_IMAGES = ROOT.parent / "shared" / "data" / "penguin_watch" / "subjects"
 EXCEPTION_TEXT = re.compile(r"Traceback|Exception|Error\b|Error:|ConnectionPool|NameResolution|errno", re.IGNORECASE)
 
 
+#: The subject table's header titles that do not fit their column (text, shown width, needed width), through every
+#: shadow root.
+CUT_TITLES_JS = """() => {
+  const cut = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.classList.contains('tabulator') && element.querySelector('[tabulator-field=n_volunteers]'))
+        for (const title of element.querySelectorAll('.tabulator-col-title'))
+          if (title.innerText.trim() && title.scrollWidth > title.clientWidth)
+            cut.push([title.innerText, title.clientWidth, title.scrollWidth]);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return cut;
+}"""
+
+
 #: Natural widths of the table's thumbnails of subjects' own pictures (0: not loaded), through every shadow root.
 THUMBNAIL_WIDTHS_JS = """() => {
   const widths = [];
@@ -80,6 +98,8 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         page.goto(url, wait_until="networkidle")
         page.locator(SUBJECT_ROWS).first.wait_for(timeout=90_000)
         page.wait_for_timeout(1000)
+        # Every header title of the subject table fits its column ("Dist. px" showed as "Dist. ...").
+        assert page.evaluate(CUT_TITLES_JS) == []
         # The row with the most marks among those whose picture is on disk, else among all shown.
         rows = page.locator(SUBJECT_ROWS)
         ids = [int(text) for text in rows.locator("[tabulator-field=subject_id]").all_inner_texts()]

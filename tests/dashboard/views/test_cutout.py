@@ -52,11 +52,11 @@ def test_layers_follow_the_toggles_and_filters(viewer):
     # status (unreviewed, accepted, redrawn, added, rejected), picked, band, the box drawn by box select and the
     # one being drawn by the box-draw tool, the review statuses' glyphs. The tiny project's marks are all boxes,
     # none of its consensus marks is a point, and it has no detections or truth: the outlines, paths and markers
-    # of volunteers (3) and unmatched (3), consensus points, machine detection boxes and points and truth get no
-    # renderer, and draw nothing.
+    # of volunteers (3) and unmatched (3), consensus points, the picked point, machine detection boxes and points
+    # and truth get no renderer, and draw nothing.
     possible = {layer.name for layer in viewer.layers() if layer.possible(viewer)}
-    assert len(renderers) == 1 + len(possible) == 13 and len(viewer.layers()) == 22
-    assert {"volunteer points", "unmatched outlines", "consensus points", "truth"}.isdisjoint(possible)
+    assert len(renderers) == 1 + len(possible) == 13 and len(viewer.layers()) == 23
+    assert {"volunteer points", "unmatched outlines", "consensus points", "picked point", "truth"}.isdisjoint(possible)
     rows = _rows(viewer)
     assert (rows["volunteer boxes"], rows["unmatched boxes"], rows["consensus unreviewed"], rows["picked"]) == (
         2, 1, 2, 1)

@@ -41,3 +41,26 @@ def test_opening_a_card_shows_the_subject_in_the_subjects_tab(tiny_project):
     card = explorer.gallery._grid().objects[1]
     card[1].clicks += 1  # the card's button, as a click in the browser
     assert explorer.data_store.subject == 2 and tabs.active == TABS.index("Subjects")
+
+
+def test_the_captions_count_in_words_that_fit(tiny_project):
+    captions = [card[2].object for card in Gallery(data_store=DataStore(project=tiny_project))._grid().objects]
+    # Subject 1: three volunteers, two consensus boxes; subject 2: two volunteers, one box; 3: never classified.
+    assert "3 volunteers · 2 consensus boxes" in captions[0]
+    assert "2 volunteers · 1 consensus box ·" in captions[1]
+    assert "0 volunteers · 0 consensus boxes" in captions[2]
+
+
+def test_the_page_buttons_go_only_where_there_is_a_page(tiny_project):
+    store = DataStore(project=tiny_project)
+    gallery = Gallery(data_store=store, per_page=6)
+    previous, following = gallery.__panel__()[1]
+    assert previous.disabled and following.disabled  # one page: neither button does anything (both were enabled)
+    # Two pages (the bound on per_page is the views' own: the tiny project has three subjects).
+    gallery.param.per_page.bounds = (1, None)
+    gallery.per_page = 2  # subjects 1 and 2, then 3
+    assert previous.disabled and not following.disabled
+    following.clicks += 1
+    assert gallery.page == 2 and not previous.disabled and following.disabled
+    store.min_volunteers = 2  # new filters start at the first page, here the only one
+    assert gallery.page == 1 and previous.disabled and following.disabled

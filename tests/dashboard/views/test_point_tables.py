@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import panel as pn
 import pytest
 
 from dashboard.data_store import DataStore
 from dashboard.subject_marks import ConsensusKinds, consensus_kinds
-from dashboard.views import ReviewPanel, SubjectBrowser, VolunteerTable
+from dashboard.views import (CutoutViewer, ExportView, Gallery, ReaggregationSandbox, ReviewPanel, SubjectBrowser,
+                             VolunteerTable)
+from dashboard.views.geometry_inputs import GeometryInputs
 from project import load_project
 
 PENGUINS = Path(__file__).resolve().parents[2] / "data" / "penguin_watch" / "penguin-watch-classifications-trim.csv"
@@ -81,3 +84,91 @@ def test_a_project_of_boxes_and_points_shows_both():
     assert only == {"n": "Points", "d": "Dist", "other": "Other"}
     boxes = ConsensusKinds(boxes=True, points=False)
     assert boxes.columns(columns, sized=("iou",), point_columns={"d": "D"}) == columns
+
+
+def test_the_sandbox_starts_with_the_method_that_made_the_loaded_consensus(penguins, tiny_project):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    sandbox = ReaggregationSandbox(data_store=DataStore(project=penguins, subject=subject))
+    # The iou method finds no box among clicks: the first view said "0 sandbox boxes against 16 loaded".
+    assert sandbox.method == "point"
+    tried = sandbox.subject_consensus()
+    assert len(tried) == len(penguins.consensus_of(subject)) > 0
+    line, table = sandbox._comparison()
+    assert f"**{len(tried)}** sandbox points" in line.object and "IoU" not in line.object
+    assert list(table.titles) == ["consensus_id", "x", "y", "n_votes", "n_seen"]
+    assert table.titles["consensus_id"] == "Sandbox point"
+    assert not sandbox._quorum().objects  # the iou method's quorum is no setting of the point method
+    assert "compare point counts" in sandbox._selection().object
+    summary = sandbox.run_on_selection()
+    line, counts = sandbox._selection()
+    assert (summary.loaded_boxes == summary.sandbox_boxes).all()  # the method and settings that made them
+    assert line.object == (f"50 subjects: {len(penguins.consensus):,} loaded points, {len(penguins.consensus):,} with "
+                           "these settings; 0 subjects changed their number of points.")
+    assert counts.titles["loaded_boxes"] == "Loaded points"
+    # A project whose consensus came with its tables starts at iou, as before.
+    boxes = ReaggregationSandbox(data_store=DataStore(project=tiny_project, subject=1))
+    assert boxes.method == "iou" and len(boxes._quorum().objects) == 3
+    assert "width" in boxes._comparison()[1].titles
+
+
+def test_the_review_panel_of_points_offers_no_box_to_redraw_or_add(penguins, review_store):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    store = DataStore(project=penguins, subject=subject, reviews=review_store, reviewer="ann")
+    layout = ReviewPanel(data_store=store).__panel__()
+    buttons = {button.label for button in layout.select(pn.widgets.Button)}
+    # A point has no handles to drag and the store refuses a box of no size: Redraw and Add box could only fail.
+    assert {"Accept", "Reject", "Revert last"} <= buttons and not {"Redraw", "Add box"} & buttons
+    assert not layout.select(GeometryInputs)
+    words = " ".join(str(pane.object) for pane in layout.select(pn.pane.HTML))
+    assert "box" not in words.lower()
+    # A point is accepted, rejected and the rejection reverted (the store took only boxes of positive size).
+    panel = ReviewPanel(data_store=store)
+    first, second = penguins.consensus_of(subject).consensus_id.iloc[:2].astype(int)
+    assert panel.accept(first).action == "accept" and panel.reject(second).action == "reject"
+    assert panel.revert_last().action == "revert"
+    status = review_store.subject_status(penguins.consensus_source).set_index("subject_id").loc[subject]
+    assert (status.n_accepted, status.n_rejected) == (1, 0)
+
+
+def test_the_gallery_counts_consensus_points(penguins):
+    store = DataStore(project=penguins)
+    card = Gallery(data_store=store, per_page=6)._grid().objects[0]
+    first = store.subjects.iloc[0]
+    assert f"· {int(first.n_consensus)} consensus points ·" in card[2].object  # it said "58 consensus ·"
+
+
+def test_the_export_tab_counts_consensus_points(penguins, tiny_project):
+    view = ExportView(data_store=DataStore(project=penguins))
+    assert view._summary().object == (f"**50** subjects pass the filters, with **{len(penguins.consensus):,}** "
+                                      "consensus points.")  # it said "1,911 consensus boxes"
+    assert "The consensus points with RA/Dec" in view.__panel__()[0].object
+    assert ExportView(data_store=DataStore(project=tiny_project))._summary().object.endswith("**3** consensus boxes.")
+
+
+def test_a_click_on_a_consensus_point_picks_it(penguins):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    viewer = CutoutViewer(data_store=DataStore(project=penguins, subject=subject))
+    points = penguins.consensus_of(subject)
+    # A click 2 px right and 1 px below a point (its ring is 18 screen px wide) picks the point nearest the click;
+    # only a click exactly on a point's centre picked it before (a point has no area to hold a click).
+    x, y = points.x.iloc[0] + 2, points.y.iloc[0] + 1
+    nearest = points.consensus_id.iloc[np.argmin(np.hypot(points.x - x, points.y - y))]
+    assert viewer.box_at(x, y) == nearest
+    # A click far from every point picks nothing.
+    grid = np.stack(np.meshgrid(np.arange(0, 1000, 25.0), np.arange(0, 750, 25.0)), axis=-1).reshape(-1, 2)
+    nearest_distance = np.min(np.hypot(grid[:, :1] - points.x.to_numpy(), grid[:, 1:] - points.y.to_numpy()), axis=1)
+    far = grid[np.argmax(nearest_distance)]
+    assert viewer.box_at(*far) is None
+
+
+def test_the_cutout_of_points_has_no_box_to_drag_draw_or_add(penguins):
+    subject = int(penguins.consensus.subject_id.iloc[0])
+    store = DataStore(project=penguins, subject=subject)
+    viewer = CutoutViewer(data_store=store)
+    tools = {type(tool).__name__ for tool in viewer.figure().tools}
+    assert {"PanTool", "WheelZoomTool", "HoverTool"} <= tools and not {"BoxSelectTool", "BoxEditTool"} & tools
+    legend = [entry.name for entry in viewer.legend_entries()]
+    # The legend said "picked (drag its handles to redraw)" and "box you drew (... Redraw or Add box ...)".
+    assert "picked" in legend and not [name for name in legend if "handles" in name or "drew" in name]
+    store.review_box = int(penguins.consensus_of(subject).consensus_id.iloc[2])
+    assert viewer.drawn("picked point").consensus_box.tolist() == [store.review_box]

@@ -86,7 +86,8 @@ def test_a_project_with_distractors_learns_its_quorum_and_the_user_moves_it(tmp_
     assert counts.sum() == learned.candidates
     # The live view starts at the project's quorum, not the one-subject fallback.
     assert sandbox.aggregator.min_vote_fraction == learned.vote_fraction
-    assert "valley" in sandbox.vote_fraction_plot().get(0).opts.get().kwargs["title"]
+    assert "learned" in sandbox.vote_fraction_plot().get(0).opts.get().kwargs["title"]
+    assert sandbox.quorum_note().startswith(f"The valley of {learned.candidates:,} clusters")
     # Moving the quorum moves the tried line, changes the live consensus, and the reset brings it back.
     loose = sandbox.subject_consensus()
     before = sandbox.revision
@@ -101,3 +102,20 @@ def test_a_project_with_distractors_learns_its_quorum_and_the_user_moves_it(tmp_
     sandbox.method = "lean"
     assert len(sandbox.vote_fraction_plot()) == 2
     assert pn.panel(sandbox).get_root() is not None
+
+
+#: Width of the main area beside the open sidebar in a 1,366 px window (measured in Chromium: the tabs' content box).
+MAIN_AREA_AT_1366 = 1020
+
+
+def test_the_tab_fits_a_1366_pixel_window(sandbox):
+    # The settings column was 440 px and the comparison table 760: beside the 600 px cutout (and its toolbar) the
+    # cutout's right edge, its toolbar and the table's last columns were past the window's edge.
+    controls, right = sandbox.__panel__().objects
+    cutout = sandbox._cutout.figure()
+    assert controls.width + cutout.frame_width + 40 <= MAIN_AREA_AT_1366
+    under_cutout = [*sandbox._comparison(), sandbox._selection()]
+    assert all(pane.width is not None and pane.width <= cutout.frame_width + 40 for pane in under_cutout)
+    # The quorum plot's title fits its width (it ran on: "Quorum: no valley in 34 clusters: 0.2 by de").
+    title = sandbox.vote_fraction_plot().get(0).opts.get().kwargs["title"]
+    assert len(title) * 8.5 <= controls.width - 80 and "by default" in title
