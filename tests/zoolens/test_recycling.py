@@ -130,10 +130,18 @@ def test_a_server_grown_by_sessions_is_replaced_once_they_close_and_decisions_st
 
 
 @pytest.mark.server
-def test_a_server_ends_with_its_supervisor_however_it_ends(tmp_path):
-    server, log = start_demo(tmp_path, free_port())
+def test_a_served_point_project_ends_with_its_supervisor_however_it_ends(tmp_path):
+    penguins = ROOT / "tests" / "data" / "penguin_watch"
+    log = tmp_path / "server.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "zoolens", "serve", str(penguins / "penguin-watch-classifications-trim.csv"),
+         str(penguins / "penguin-watch-subjects-trim.csv"), "--port", str(free_port()),
+         "--reviews", str(tmp_path / "reviews.sqlite")],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True)
     try:
-        wait_for(lambda: servers(log), "the server never started", log)
+        counts = wait_for(lambda: re.search(r"subjects, .* marks, .*", log.read_text()), "never loaded", log)
+        assert counts[0].endswith("consensus points")  # the terminal said "consensus boxes" of points
         served = servers(log)[0]
         os.kill(server.pid, signal.SIGKILL)  # no chance to pass anything on
         server.wait(timeout=60)

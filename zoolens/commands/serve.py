@@ -127,6 +127,7 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
 
     from dashboard.app import serve
     from dashboard.memory import freeze_loaded
+    from dashboard.subject_marks import consensus_kinds
 
     def build_and_tell(progress):
         project = build(progress)
@@ -134,7 +135,7 @@ def serve_project(build, args, key: str, title: str, reviews) -> int:
             print(report.summary())
         print(f"zoolens: {project.title}: {len(project.subject_stats):,} subjects, "
               f"{len(project.classifications):,} classifications, {project.subject_stats.n_marks.sum():,} marks, "
-              f"{len(project.consensus):,} consensus boxes")
+              f"{len(project.consensus):,} consensus {consensus_kinds(project).words[1]}")
         if "where" in project.aggregation_run:
             print(f"zoolens: consensus made on {project.aggregation_run['where']}")
         print(f"zoolens: review decisions go to {reviews.url.render_as_string(hide_password=True)} "
