@@ -183,7 +183,7 @@ def create_loading_app(load: ProjectLoad, reviews: ReviewStore | None = None,
         # Only a failure: a load's warnings (rows skipped) are in the sidebar's load report,
         # where they do not cover the image on every page open.
         if notifications is not None and load.status != READY:
-            error = f"Loading failed: {type(load.error).__name__}: {load.error} (the load report is in the page)"
+            error = f"Loading failed: {load.error_text()} (the load report is in the page)"
             notifications.error(html.escape(error), duration=0)
 
     if load.wait(0):

@@ -96,8 +96,9 @@ class LoadingView(Viewer):
 def failure_panel(load: ProjectLoad) -> pn.Column:
     """What a page shows when the load failed: an alert and the error with its report, escaped."""
     return pn.Column(
-        pn.pane.Alert("**The project could not be loaded.** The server is still running: fix the file "
-                      "named below and start zoolens again.", alert_type="danger", width=760),
+        pn.pane.Alert("**The project could not be loaded.** The server is still running: correct what is "
+                      "said below (a file, or the files and options given) and start zoolens again.",
+                      alert_type="danger", width=760),
         pn.pane.HTML(f"<pre class='zoolens-load-error' style='white-space: pre-wrap'>{html.escape(load.failure_text())}</pre>", width=760),
         margin=(20, 40),
     )

@@ -109,6 +109,11 @@ class LoadProgress:
                              tuple(self._reports))
 
 
+#: Errors in what the user gave (a file's content, a missing file, an option): their messages say what and where,
+#: and a Python type name before them says nothing more to the user.
+INPUT_ERRORS = (ValueError, FileNotFoundError)
+
+
 class ProjectLoad:
     """A project being built in a background thread, once, for every session of a server.
 
@@ -165,10 +170,17 @@ class ProjectLoad:
         """Block until the load is over (or ``timeout`` seconds pass); whether it is over."""
         return self._done.wait(timeout)
 
+    def error_text(self) -> str:
+        """The error in a line (plain text, not escaped): only its message when it is about what the user gave
+        (`INPUT_ERRORS`: the message names the file or option), else its type too."""
+        if isinstance(self.error, INPUT_ERRORS):
+            return str(self.error)
+        return f"{type(self.error).__name__}: {self.error}"
+
     def failure_text(self) -> str:
         """The error, then the reports of the files read before it (plain text, not escaped)."""
         reports = self.progress.snapshot().reports
-        lines = [f"{type(self.error).__name__}: {self.error}"]
+        lines = [self.error_text()]
         if reports:
             lines += ["", "Files read before the error:", *(report.summary() for report in reports)]
         return "\n".join(lines)

@@ -68,7 +68,7 @@ def test_a_failed_load_keeps_its_error_and_the_reports_read_before_it(demo_expor
     assert load.wait(120)
     assert load.status == FAILED and isinstance(load.error, FormatError)
     text = load.failure_text()
-    assert text.startswith(f"FormatError: {bad}: format could not be identified")
+    assert text.startswith(f"{bad}: format could not be identified")  # the file named, no Python type
     assert f"{DEMO_ROWS} rows read, {DEMO_LOADED} loaded, {DEMO_SKIPPED} skipped" in text
     assert load.progress.snapshot().completed == 2  # the file read, and the one that failed
 
@@ -153,7 +153,7 @@ def test_a_failed_load_shows_its_error_and_report_escaped_and_the_server_keeps_r
             types, text = server.wait_for(waiting, "could not be loaded")
         assert "DataTabulator" not in types and "Loading broken" not in text
         escaped_name = html.escape(str(bad))
-        assert f"FormatError: {escaped_name}: format could not be identified" in text
+        assert f"{escaped_name}: format could not be identified" in text and "FormatError" not in text
         assert str(bad) not in text  # never as markup
         assert f"{DEMO_ROWS} rows read, {DEMO_LOADED} loaded, {DEMO_SKIPPED} skipped" in text
         # Later sessions see the same failure, and the server still serves them.
@@ -191,3 +191,17 @@ def test_the_sidebar_says_which_method_made_the_consensus(tiny_project):
     assert consensus_line(tiny_project).object == "<small>Consensus given with the tables.</small>"
     bare = load_project([penguins], workflow_id=6465, method=None)
     assert consensus_line(bare).object == "<small>No consensus: the marks are shown alone.</small>"
+
+
+def test_a_failure_in_what_the_user_gave_reads_as_its_message_and_any_other_with_its_type(tmp_path):
+    def failing(error):
+        def build(progress):
+            raise error
+        load = ProjectLoad(build, title="failing").start()
+        assert load.wait(60)
+        return load.error_text()
+
+    missing = tmp_path / "classifications.csv"
+    assert failing(FileNotFoundError(f"{missing}: no such file")) == f"{missing}: no such file"
+    assert failing(ValueError("no classification export among x.csv")) == "no classification export among x.csv"
+    assert failing(RuntimeError("a bug")) == "RuntimeError: a bug"  # not the user's to fix: the type helps a report
