@@ -943,7 +943,8 @@ class CutoutViewer(View):
         next_button.on_click(lambda event: self.data_store.step_subject(1))
         whole_image.on_click(lambda event: setattr(self, "zoom_to_pick", False))
         toggle_names = {"show_volunteers": "volunteers", "show_unmatched": "unmatched", "show_consensus": "consensus",
-                        "show_band": "band", "fit_to_boxes": "fit to boxes", "zoom_to_pick": "zoom to pick"}
+                        "show_band": "band", "fit_to_boxes": f"fit to {consensus_kinds(self.data_store.project).words[1]}",
+                        "zoom_to_pick": "zoom to pick"}
         if has_truth(self):
             toggle_names["show_truth"] = "truth"
         toggles = pn.Param(self, parameters=list(toggle_names), show_name=False, default_layout=pn.FlexBox,
@@ -1143,6 +1144,8 @@ OWN_LAYERS = [
                   (lambda viewer, status=status: CutoutViewer.rejected_boxes.columns(viewer) if status == "rejected"
                    else CutoutViewer.consensus_boxes.columns(viewer, status)),
                   _boxes(dash), shown=_shown("show_consensus"),
+                  # Only a box is redrawn or added: a project of points alone has neither status (nor its legend line).
+                  possible=_boxes_reviewed if status in ("redrawn", "added") else (lambda viewer: True),
                   legend=(LegendEntry(STATUS_NAMES[status], REJECTED_COLOUR if status == "rejected" else PALETTE[0],
                                       dash=dash, width=2.5, glyph=glyph),),
                   tooltips=CONSENSUS_TOOLTIPS + (("status", "@{status}"),), hover_place=HOVER_PLACES["Consensus"])

@@ -170,5 +170,9 @@ def test_the_cutout_of_points_has_no_box_to_drag_draw_or_add(penguins):
     legend = [entry.name for entry in viewer.legend_entries()]
     # The legend said "picked (drag its handles to redraw)" and "box you drew (... Redraw or Add box ...)".
     assert "picked" in legend and not [name for name in legend if "handles" in name or "drew" in name]
+    # Nor statuses only a box can have, and the framing toggle names points.
+    assert "accepted" in legend and not {"redrawn", "added"} & set(legend)
+    toggles = [widget for widget in viewer.__panel__().select(pn.widgets.Checkbox)]
+    assert "fit to points" in [toggle.name for toggle in toggles] and "fit to boxes" not in str(toggles)
     store.review_box = int(penguins.consensus_of(subject).consensus_id.iloc[2])
     assert viewer.drawn("picked point").consensus_box.tolist() == [store.review_box]
