@@ -224,17 +224,20 @@ class ConsensusKinds(NamedTuple):
         return ("point", "points") if self.only_points else ("mark", "marks") if self.points else ("box", "boxes")
 
     def columns(self, columns: dict[str, str], sized: tuple[str, ...], point_columns: dict[str, str] | None = None,
-                point_titles: dict[str, str] | None = None) -> dict[str, str]:
+                point_titles: dict[str, str] | None = None, mixed_titles: dict[str, str] | None = None
+                ) -> dict[str, str]:
         """A table's ``columns`` (name -> header, in order) in the words of this consensus.
 
         ``sized`` are the columns only marks with a size fill (IoU, width, height): a project of points alone
-        drops them, and renames headers as ``point_titles`` says ("Box" -> "Point"). Where there are points,
-        ``point_columns`` (their distance to their consensus point) go in after the last of ``sized``.
+        drops them, and renames headers as ``point_titles`` says ("Box" -> "Point"); one of boxes and points
+        renames them as ``mixed_titles`` says ("Box" -> "Mark"). Where there are points, ``point_columns``
+        (their distance to their consensus point) go in after the last of ``sized``.
         """
+        renamed = (point_titles if self.only_points else mixed_titles if self.points else None) or {}
         shown = {}
         for name, title in columns.items():
             if not (self.only_points and name in sized):
-                shown[name] = (point_titles or {}).get(name, title) if self.only_points else title
+                shown[name] = renamed.get(name, title)
             if self.points and sized and name == sized[-1]:
                 shown.update(point_columns or {})
         return shown

@@ -59,12 +59,14 @@ class ReviewPanel(View):
         # A point project's consensus points have no width or height to show.
         self._boxes = BoxTable(
             value=self.boxes(), titles=kinds.columns(BOX_COLUMNS, sized=("width", "height"),
-                                                     point_titles={"consensus_id": "Point"}),
+                                                     point_titles={"consensus_id": "Point"},
+                                                     mixed_titles={"consensus_id": "Mark"}),
             number_columns=["x", "y", "width", "height"], whole_columns=["consensus_id", "n_votes"],
             height=BOX_TABLE_HEIGHT, sizing_mode="stretch_width",
         )
         #: The history's headers, naming its marks as the box table does.
-        self._history_titles = kinds.columns(HISTORY_COLUMNS, sized=(), point_titles={"consensus_id": "Point"})
+        self._history_titles = kinds.columns(HISTORY_COLUMNS, sized=(), point_titles={"consensus_id": "Point"},
+                                             mixed_titles={"consensus_id": "Mark"})
         # Made when first shown (`history_table`): it sits in a folded card most reviewers never open,
         # and kept current it costs a query of the store and a table per subject switch; while the card is
         # folded again it is not kept current, and is brought up to date when unfolded.

@@ -32,6 +32,8 @@ HIDE_IF_BROKEN = """onerror="this.style.visibility='hidden'"></span>"""
 WIDTHS = {"thumbnail": 48, "subject_id": 88, "n_volunteers": 98, "n_marks": 68,
           "n_consensus": 68, "mean_iou": 52, "mean_distance": 76, "disagreement": 122,
           "review_status": 88}
+#: Wider columns where a project's consensus holds boxes and points, whose count is headed "Consensus".
+MIXED_WIDTHS = {"n_consensus": 96}
 
 class SubjectBrowser(View):
     """Subjects passing the filters, most disagreement first; picking a row shows it in the cutout viewer.
@@ -50,12 +52,13 @@ class SubjectBrowser(View):
         super().__init__(**params)
         #: The statistics columns this project's table shows, with their headers: a point project counts points
         #: and shows how far its clicks lie from their consensus point (mean, pixels) where boxes show their IoU.
-        self._columns = consensus_kinds(self.data_store.project).columns(
+        kinds = consensus_kinds(self.data_store.project)
+        self._columns = kinds.columns(
             COLUMNS, sized=("mean_iou",), point_columns={"mean_distance": "Dist. px"},
-            point_titles={"n_consensus": "Points"})
+            point_titles={"n_consensus": "Points"}, mixed_titles={"n_consensus": "Consensus"})
         self._table = ReadOnlyTable(
             self._rows(), pagination="remote", page_size=self.page_size, selectable=1,
-            show_index=False, widths=WIDTHS, titles={"thumbnail": "", **self._columns}, layout="fit_data_table",
+            show_index=False, widths={**WIDTHS, **MIXED_WIDTHS} if kinds.points and not kinds.only_points else WIDTHS, titles={"thumbnail": "", **self._columns}, layout="fit_data_table",
             stylesheets=[COMPACT_HEADER],
             formatters={
                 "thumbnail": {"type": "html"},

@@ -70,7 +70,8 @@ class VolunteerTable(View):
                                       point_columns={"mean_distance": "Mean distance (px)"})
         self._mark_columns = kinds.columns(MARK_COLUMNS, sized=("width", "height", "iou"),
                                            point_columns={"distance": "Distance (px)"},
-                                           point_titles={"consensus_id": "Consensus point"})
+                                           point_titles={"consensus_id": "Consensus point"},
+                                           mixed_titles={"consensus_id": "Consensus mark"})
         ratio = NumberFormatter(format="0.00")
         self._volunteers = pn.widgets.Tabulator(
             self.volunteer_stats(), pagination="remote",

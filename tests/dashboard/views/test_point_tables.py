@@ -77,8 +77,8 @@ def test_the_review_panel_names_points_without_a_size(penguins, tiny_project):
 def test_a_project_of_boxes_and_points_shows_both():
     columns = {"n": "Boxes", "iou": "IoU", "other": "Other"}
     both = ConsensusKinds(boxes=True, points=True).columns(columns, sized=("iou",), point_columns={"d": "Dist"},
-                                                          point_titles={"n": "Points"})
-    assert both == {"n": "Boxes", "iou": "IoU", "d": "Dist", "other": "Other"}
+                                                          point_titles={"n": "Points"}, mixed_titles={"n": "Both"})
+    assert both == {"n": "Both", "iou": "IoU", "d": "Dist", "other": "Other"}
     only = ConsensusKinds(boxes=False, points=True).columns(columns, sized=("iou",), point_columns={"d": "Dist"},
                                                            point_titles={"n": "Points"})
     assert only == {"n": "Points", "d": "Dist", "other": "Other"}
@@ -176,3 +176,13 @@ def test_the_cutout_of_points_has_no_box_to_drag_draw_or_add(penguins):
     assert "fit to points" in [toggle.name for toggle in toggles] and "fit to boxes" not in str(toggles)
     store.review_box = int(penguins.consensus_of(subject).consensus_id.iloc[2])
     assert viewer.drawn("picked point").consensus_box.tolist() == [store.review_box]
+
+
+def test_a_real_project_of_boxes_and_points_names_its_consensus_marks_not_boxes():
+    # DISCnet: boxes, circles and points in one workflow. Its "Boxes" column counted the points too.
+    discnet = load_project([PENGUINS.parents[1] / "discnet" / "many-tools-classifications_march_7_2023.csv"])
+    assert consensus_kinds(discnet) == ConsensusKinds(boxes=True, points=True)
+    store = DataStore(project=discnet)
+    assert SubjectBrowser(data_store=store)._columns["n_consensus"] == "Consensus"
+    assert ReviewPanel(data_store=store)._boxes.titles["consensus_id"] == "Mark"
+    assert VolunteerTable(data_store=store)._mark_columns["consensus_id"] == "Consensus mark"
