@@ -48,20 +48,6 @@ def in_document(document: Document | None, change) -> None:
         state.execute(change, schedule=True)
 
 
-def _destroyed(document: Document) -> bool:
-    """Whether Bokeh destroyed ``document`` (its session closed): it then has no roots at all, not even none.
-
-    Such a document also has no session context, as one never served has not; setting its half-dismantled models
-    as if it were not served failed three ways in a row ("unexpected attribute 'reset_start' to DataRange1d", then
-    no ``_change_callbacks``, then no ``_roots``) when a session closed during its periodic review refresh.
-    """
-    try:
-        document.roots
-    except AttributeError:
-        return True
-    return False
-
-
 def session_of(function, args: tuple) -> Document | None:
     """The Bokeh document (session) a task Panel submits belongs to, or None when it names none.
 
@@ -84,7 +70,11 @@ def session_of(function, args: tuple) -> Document | None:
 
 def _destroyed(session) -> bool:
     """Whether ``session`` is a document Bokeh served and has since destroyed (``Document.destroy`` drops its
-    session context and roots; a document never served has its roots)."""
+    session context and roots; a document never served has its roots).
+
+    Setting a destroyed document's half-dismantled models as if it were never served failed three ways in a row
+    ("unexpected attribute 'reset_start' to DataRange1d", then no ``_change_callbacks``, then no ``_roots``) when
+    a session closed during its periodic review refresh."""
     return isinstance(session, Document) and session.session_context is None and not hasattr(session, "_roots")
 
 
