@@ -138,12 +138,17 @@ class Explorer(Viewer):
         Only the Subjects tab is built at once; another tab's views are made and laid out
         the first time it is shown.
         """
-        contents = {title: pn.Column(sizing_mode="stretch_width") for title in TABS}
+        # What a tab shows until its views are made: the Agreement tab's plots take seconds on a large project, and
+        # a blank page says nothing. Built on a worker thread (served), the tab shows it while its views are made.
+        contents = {title: pn.Column(pn.pane.HTML(f"<p class='zoolens-preparing'>Preparing the {title} tab…</p>",
+                                                  margin=(20, 20)), sizing_mode="stretch_width") for title in TABS}
         layout = pn.Tabs(*contents.items(), dynamic=True, sizing_mode="stretch_width")
+        built: set[str] = set()
 
         def build(title: str) -> None:
-            if contents[title].objects:
+            if title in built:
                 return
+            built.add(title)
             views = [self.views[name] for name in self.views.on_tab(title)]
             if title == "Subjects":
                 side = [view for view in views if view.short_name != "cutout"]

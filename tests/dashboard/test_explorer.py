@@ -23,3 +23,21 @@ def test_from_paths_reads_a_classification_export(demo_export):
     explorer = Explorer.from_paths([demo_export], workflow_id=9001, workflow_version="13.10")
     assert len(explorer.project.classifications) == 912
     assert explorer.project.title == demo_export.name
+
+
+def test_a_tab_says_it_is_being_prepared_until_its_views_are_made(tiny_tables):
+    from dashboard.explorer import TABS
+
+    explorer = Explorer.from_tables(tiny_tables["classifications"], tiny_tables["marks"],
+                                    consensus=tiny_tables["consensus"], links=tiny_tables["links"])
+    tabs = explorer.tabs()
+    agreement = tabs[TABS.index("Agreement")]
+    # Not made yet: it says so (a blank tab said nothing for the seconds its plots took on a large project).
+    assert [type(pane).__name__ for pane in agreement] == ["HTML"]
+    assert "Preparing the Agreement tab" in agreement[0].object
+    tabs.active = TABS.index("Agreement")
+    made = list(agreement)
+    assert len(made) == 1 and type(made[0]).__name__ != "HTML"  # the plots' layout in its place
+    tabs.active = 0
+    tabs.active = TABS.index("Agreement")  # made once
+    assert list(agreement) == made
