@@ -76,8 +76,10 @@ class VolunteerTable(View):
         self._volunteers = pn.widgets.Tabulator(
             self.volunteer_stats(), pagination="remote",
             page_size=self.page_size, selectable=1, disabled=True, show_index=False, titles=self._columns,
-            # Every column in view, long titles wrapping onto a second line.
-            layout="fit_columns", widths={"user": 230, "n_classifications": 118, "marks_per_classification": 118},
+            # Each column as wide as its title or values (squeezed to the window, "Subjects" showed as "Subj..."), long
+            # titles wrapping onto a second line; where they are wider than the window the table scrolls sideways,
+            # the volunteer's name staying in view.
+            layout="fit_data_table", widths={"user": 170, "marks_per_classification": 118}, frozen_columns=["user"],
             configuration={"columnDefaults": {"headerWordWrap": True}}, stylesheets=[COMPACT_HEADER],
             formatters={column: ratio for column in ("marks_per_classification", "empty_share", "precision",
                                                      "recall", "mean_iou")}

@@ -27,13 +27,13 @@ PENGUIN_IMAGES = ROOT.parent / "shared" / "data" / "penguin_watch" / "subjects"
 EXCEPTION_TEXT = re.compile(r"Traceback|Exception|Error\b|Error:|ConnectionPool|NameResolution|errno", re.IGNORECASE)
 
 
-#: The subject table's header titles that do not fit their column (text, shown width, needed width), through every
-#: shadow root.
-CUT_TITLES_JS = """() => {
+#: The header titles that do not fit their column (text, shown width, needed width) of the table holding a column
+#: ``field`` (the subjects' n_volunteers, the volunteers' n_classifications), through every shadow root.
+CUT_TITLES_JS = """(field) => {
   const cut = [];
   const walk = (root) => {
     for (const element of root.querySelectorAll('*')) {
-      if (element.classList.contains('tabulator') && element.querySelector('[tabulator-field=n_volunteers]'))
+      if (element.classList.contains('tabulator') && element.querySelector(`[tabulator-field=${field}]`))
         for (const title of element.querySelectorAll('.tabulator-col-title'))
           if (title.innerText.trim() && title.scrollWidth > title.clientWidth)
             cut.push([title.innerText, title.clientWidth, title.scrollWidth]);
@@ -99,7 +99,7 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         page.locator(SUBJECT_ROWS).first.wait_for(timeout=90_000)
         page.wait_for_timeout(1000)
         # Every header title of the subject table fits its column ("Dist. px" showed as "Dist. ...").
-        assert page.evaluate(CUT_TITLES_JS) == []
+        assert page.evaluate(CUT_TITLES_JS, "n_volunteers") == []
         # The row with the most marks among those whose picture is on disk, else among all shown.
         rows = page.locator(SUBJECT_ROWS)
         ids = [int(text) for text in rows.locator("[tabulator-field=subject_id]").all_inner_texts()]
@@ -149,9 +149,12 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
             assert page.get_by_text("No RA/Dec in the subject metadata").count() == 1
         _no_exception_text(page)
 
+        # At a laptop's width the volunteers' headers fit too ("Subjects", "Precision", "Mean distance" were cut).
+        page.set_viewport_size({"width": 1366, "height": 1100})
         page.locator(".bk-tab", has_text="Volunteers").click()
         page.wait_for_timeout(2000)
         page.screenshot(path=str(artefacts / f"real-{name}-volunteers.png"))
+        assert page.evaluate(CUT_TITLES_JS, "n_classifications") == []
         _no_exception_text(page)
     finally:
         page.close()
