@@ -117,6 +117,10 @@ def skipped_summary(reports: Sequence[LoadReport]) -> str:
     return f"{total:,} rows skipped while loading ({reasons})"
 
 
+#: The load report card's margin: the sidebar's widgets' own (Panel's default), so its left edge lines up with theirs
+#: (with a card's default it stood out past them).
+SIDEBAR_MARGIN = (5, 10)
+
 #: The load report's header when rows were skipped: a warning badge's amber, dark text.
 WARNING_BACKGROUND, WARNING_TEXT = "#ffc107", "#212529"
 
@@ -142,13 +146,13 @@ def load_report_panel(reports: Sequence[LoadReport]) -> pn.Card:
     total = sum(report.rows_skipped for report in reports)
     if not total:
         return pn.Card(pn.pane.HTML(body, sizing_mode="stretch_width"), title="Load report: no rows skipped",
-                       collapsed=True, sizing_mode="stretch_width")
+                       collapsed=True, sizing_mode="stretch_width", margin=SIDEBAR_MARGIN)
     warnings = sum(len(report.skipped) for report in reports)
     summary = html.escape(skipped_summary(reports))
     return pn.Card(pn.pane.HTML(f"<p>{summary}.</p>{body}", sizing_mode="stretch_width"),
                    title=f"⚠ {warnings:,} warning{'s' if warnings != 1 else ''}: {total:,} rows skipped",
                    collapsed=True, header_background=WARNING_BACKGROUND, header_color=WARNING_TEXT,
-                   css_classes=["zoolens-load-warnings"], sizing_mode="stretch_width")
+                   css_classes=["zoolens-load-warnings"], sizing_mode="stretch_width", margin=SIDEBAR_MARGIN)
 
 
 #: How each consensus method's marks are named in the sidebar.

@@ -154,6 +154,10 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         page.locator(".bk-tab", has_text="Volunteers").click()
         page.wait_for_timeout(2000)
         page.screenshot(path=str(artefacts / f"real-{name}-volunteers.png"))
+        # The sidebar's load report lines up with the widgets above it (it stood out past their left edge).
+        report = page.locator(".card", has_text="Load report:").first.bounding_box()
+        button = page.get_by_role("button", name="Clear plot selection").bounding_box()
+        assert report["x"] >= button["x"], (report, button)
         assert page.evaluate(CUT_TITLES_JS, "n_classifications") == []
         _no_exception_text(page)
     finally:
