@@ -58,7 +58,7 @@ class SubjectBrowser(View):
             point_titles={"n_consensus": "Points"}, mixed_titles={"n_consensus": "Consensus"})
         self._table = ReadOnlyTable(
             self._rows(), pagination="remote", page_size=self.page_size, selectable=1,
-            show_index=False, widths={**WIDTHS, **MIXED_WIDTHS} if kinds.points and not kinds.only_points else WIDTHS,
+            show_index=False, widths={**WIDTHS, **MIXED_WIDTHS} if kinds.boxes and kinds.points else WIDTHS,
             titles={"thumbnail": "", **self._columns}, layout="fit_data_table",
             stylesheets=[COMPACT_HEADER],
             formatters={
