@@ -665,11 +665,12 @@ class CutoutViewer(View):
         if subject_id is None:
             return "No subject passes the filters."
         stats = self.data_store.project.stats_of(subject_id)
+        n_consensus = int((self._consensus_arrays()['consensus_box'] >= 0).sum())
+        one, many = consensus_kinds(self.data_store.project).words
         caption = (f"<b style='font-size:15px'>Subject {subject_id}</b><br><small>"
                    f"{marks_in_words(self._subject_marks().kind)} from "
                    f"{stats.n_classifications} classifications ({stats.n_empty} drew nothing); "
-                   f"{_counted(int((self._consensus_arrays()['consensus_box'] >= 0).sum()), 'consensus mark')}."
-                   "</small>")
+                   f"{n_consensus} consensus {one if n_consensus == 1 else many}.</small>")
         image, problem = self._image("fits" if self.image_kind == "fits" else "rendering")
         if image is None:
             # The reason quotes a location from the data: escaped.
@@ -968,11 +969,6 @@ KIND_WORDS = {"point": ("point", "points"), "rectangle": ("box", "boxes"), "poin
               "freehandLine": ("freehand line", "freehand lines"), "freehandShape": ("freehand shape", "freehand shapes"),
               "fullWidthLine": ("full-width line", "full-width lines"),
               "fullHeightLine": ("full-height line", "full-height lines")}
-
-
-def _counted(count: int, thing: str) -> str:
-    """"1 consensus mark", "3 consensus marks"."""
-    return f"{count} {thing}{'' if count == 1 else 's'}"
 
 
 def kind_words(kind: str) -> tuple[str, str]:

@@ -345,6 +345,7 @@ def test_the_caption_names_the_kinds_of_marks_in_words(viewer):
     assert marks_in_words(marks) == "56 marks: 40 points, 12 boxes, 3 polygons, 1 freehand line"
     viewer.figure()
     assert "3 boxes from 3 classifications" in viewer._caption.object
+    assert viewer._caption.object.endswith(" consensus boxes.</small>")  # the consensus in its own words
     caption = viewer._caption
     viewer.data_store.subject = 2
     assert viewer._caption is caption and "Subject 2" in caption.object  # the same pane, its text changed

@@ -176,6 +176,8 @@ def test_the_cutout_of_points_has_no_box_to_drag_draw_or_add(penguins):
     assert "fit to points" in [toggle.name for toggle in toggles] and "fit to boxes" not in str(toggles)
     store.review_box = int(penguins.consensus_of(subject).consensus_id.iloc[2])
     assert viewer.drawn("picked point").consensus_box.tolist() == [store.review_box]
+    # The caption counts consensus points (it said "58 consensus marks").
+    assert f"; {len(penguins.consensus_of(subject))} consensus points." in viewer.caption()
 
 
 def test_a_real_project_of_boxes_and_points_names_its_consensus_marks_not_boxes():
