@@ -116,6 +116,9 @@ THINNEST_LINE = 1.0
 ZOOM_MARGIN = 2.2
 ZOOM_LEAST_SIDE = 32.0
 ZOOM_LEAST_FRACTION = 0.12
+#: Room kept around marks on or past an image's edges, as a share of its longer side (a point's 18 px ring on a
+#: 600 px cutout).
+EDGE_MARGIN = 0.03
 #: After the last move of an edit handle or of a box being drawn, how long to wait (ms) before recording
 #: the decision: a drag sends every step, the decision is the box where the mouse let go.
 EDIT_SETTLE_MS = 400
@@ -310,16 +313,21 @@ class CutoutViewer(View):
                        ZOOM_LEAST_SIDE, ZOOM_LEAST_FRACTION * max(width, height))
             centre_x, centre_y = (np.nanmin(x0) + np.nanmax(x1)) / 2, (np.nanmin(y0) + np.nanmax(y1)) / 2
             return (centre_x - side / 2, centre_x + side / 2), (centre_y - side / 2, centre_y + side / 2)
-        if self.fit_to_boxes:
-            marks, boxes = self.data_store.marks_of(), self.data_store.consensus_of()
-            x0 = pd.concat([marks.x, boxes.x])
-            y0 = pd.concat([marks.y, boxes.y])
-            x1 = pd.concat([marks.x + marks.width.fillna(0), boxes.x + boxes.width.fillna(0)])
-            y1 = pd.concat([marks.y + marks.height.fillna(0), boxes.y + boxes.height.fillna(0)])
-            if len(x0):
-                margin = 0.15 * max(x1.max() - x0.min(), y1.max() - y0.min(), 10.0)
-                left, top = x0.min() - margin, y0.min() - margin
-                right, bottom = x1.max() + margin, y1.max() + margin
+        marks, boxes = self.data_store.marks_of(), self.data_store.consensus_of()
+        x0 = pd.concat([marks.x, boxes.x])
+        y0 = pd.concat([marks.y, boxes.y])
+        x1 = pd.concat([marks.x + marks.width.fillna(0), boxes.x + boxes.width.fillna(0)])
+        y1 = pd.concat([marks.y + marks.height.fillna(0), boxes.y + boxes.height.fillna(0)])
+        if len(x0) and self.fit_to_boxes:
+            margin = 0.15 * max(x1.max() - x0.min(), y1.max() - y0.min(), 10.0)
+            left, top = x0.min() - margin, y0.min() - margin
+            right, bottom = x1.max() + margin, y1.max() + margin
+        elif len(x0):
+            # Marks on or past the image's edges are drawn whole, with room for a point's ring: a subject whose
+            # size is known only from its marks ends at its farthest mark, and real exports hold marks off the image.
+            margin = EDGE_MARGIN * max(width, height)
+            left, top = min(left, float(x0.min()) - margin), min(top, float(y0.min()) - margin)
+            right, bottom = max(right, float(x1.max()) + margin), max(bottom, float(y1.max()) + margin)
         side = max(right - left, bottom - top)
         centre_x, centre_y = (left + right) / 2, (top + bottom) / 2
         return (centre_x - side / 2, centre_x + side / 2), (centre_y - side / 2, centre_y + side / 2)

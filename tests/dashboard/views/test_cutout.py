@@ -143,10 +143,16 @@ def test_the_figure_serialises_and_a_switch_is_a_change_of_its_sources(viewer):
 
 
 def test_each_subject_sets_the_axes_to_its_own_image(viewer):
+    from dashboard.views.cutout import EDGE_MARGIN
+
     viewer.data_store.subject = 2  # no image: the extent of its marks, 44 x 40
     figure = viewer.figure()
-    assert (figure.x_range.start, figure.x_range.end) == (0, 44)
-    assert (figure.y_range.start, figure.y_range.end) == (42, -2)  # square frame, y down
+    # Its farthest marks lie on that extent's edges: drawn whole, with a margin past them.
+    right = 44 * (1 + EDGE_MARGIN)
+    assert (figure.x_range.start, figure.x_range.end) == pytest.approx((0, right))
+    bottom = 40 + EDGE_MARGIN * 44
+    centre = bottom / 2
+    assert (figure.y_range.start, figure.y_range.end) == pytest.approx((centre + right / 2, centre - right / 2))
     viewer.data_store.subject = 1
     assert (figure.x_range.start, figure.x_range.end) == (0, 100)
     assert (figure.y_range.start, figure.y_range.end) == (100, 0)
@@ -216,7 +222,7 @@ def test_picking_a_box_zooms_to_it_and_its_marks_and_the_whole_image_comes_back(
     assert viewer.view_limits() == ((0, 100), (0, 100))
     viewer.zoom_to_pick = True
     viewer.data_store.subject = 2  # a new subject shows whole until one of its boxes is picked
-    assert viewer.view_limits()[0] == (0, 44)
+    assert viewer.view_limits()[0] == pytest.approx((0, 44 * 1.03))  # its marks whole (EDGE_MARGIN)
 
 
 def test_decided_boxes_each_have_their_look_and_the_legend_names_every_layer(tiny_project, review_store):
