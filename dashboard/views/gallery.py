@@ -67,7 +67,9 @@ class Gallery(View):
         if not len(rows):
             return pn.pane.Alert("No subject passes the filters: widen them to see thumbnails.",
                                  alert_type="info")
-        return pn.FlexBox(*(self._card(row) for row in rows.itertuples()), sizing_mode="stretch_width")
+        grid = pn.FlexBox(*(self._card(row) for row in rows.itertuples()), sizing_mode="stretch_width")
+        self.data_store.param.trigger("pictures_fetched")  # the page's pictures that could not be had are counted
+        return grid
 
     @param.depends("data_store.subjects", "page", "per_page")
     def _header(self):

@@ -198,3 +198,15 @@ def test_the_sidebar_line_on_pictures_not_shown_follows_the_subjects_looked_at(t
     assert line.value == "Pictures not shown so far: 1 (image location not allowed: 1)"
     store.subject = 1
     assert line.value == "Pictures not shown so far: 1 (image location not allowed: 1)"  # so far, not now
+
+
+def test_the_sidebar_line_on_pictures_not_shown_counts_a_gallery_page(tiny_project):
+    from dashboard.views import Gallery
+
+    store = DataStore(project=tiny_project)
+    line = store._image_problems_pane()
+    assert store.subject == 1 and line.value == ""
+    # The gallery's page tries every subject's picture (subjects 2 and 3 are refused): the line says so at once, without
+    # waiting for them to be opened (it stayed at what the cutouts alone had met).
+    Gallery(data_store=store)._grid()
+    assert store.subject == 1 and line.value == "Pictures not shown so far: 2 (image location not allowed: 2)"
