@@ -443,17 +443,24 @@ class AgreementPlots(View):
         # empty black frame beside its reason read as a broken plot.
         points = self.marks_are_points()
         consensus_mark = "consensus point" if points else "consensus box"
-        panes = [
-            self._reason_pane("iou_size") if points else
+        panes = {
+            "iou_size": self._reason_pane("iou_size") if points else
             pane("iou_size", self.density_plot("iou_size", self.iou_size_points,
                                                "IoU with the consensus box against box size",
                                                "box size (px, square root of the area)", "IoU", "marks")),
-            pane("offsets", self.density_plot("offsets", self.offset_points,
-                                              f"Mark {'' if points else 'centre '}offset from its {consensus_mark}",
-                                              "dx (px)", "dy (px, down)", "marks")),
-            pane("votes", self.histogram_plot("votes", self.votes_histogram, f"Votes per {consensus_mark}")),
-            pane("volunteers", self.histogram_plot("volunteers", self.volunteers_histogram, "Volunteers per subject")),
-        ]
+            "offsets": pane("offsets", self.density_plot(
+                "offsets", self.offset_points, f"Mark {'' if points else 'centre '}offset from its {consensus_mark}",
+                "dx (px)", "dy (px, down)", "marks")),
+            "votes": pane("votes", self.histogram_plot("votes", self.votes_histogram, f"Votes per {consensus_mark}")),
+            "volunteers": pane("volunteers", self.histogram_plot("volunteers", self.volunteers_histogram,
+                                                                 "Volunteers per subject")),
+        }
+        # Boxes: a density plot then a histogram, twice; two density plots side by side (about 525 px each with
+        # their colour bars) overflow a 1,366 px window's main area, which left the first alone on its row. Points:
+        # the offsets beside the narrow note that stands for the IoU plot.
+        order = ("iou_size", "offsets", "votes", "volunteers") if points else ("iou_size", "votes", "offsets",
+                                                                                "volunteers")
+        panes = [panes[plot] for plot in order]
         if self.has_sky():
             panes.append(pane("sky", self.density_plot("sky", self.sky_points, "Subjects on the sky",
                                                        "RA (deg, increasing to the left)", "Dec (deg)", "subjects")))

@@ -160,8 +160,32 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         assert report["x"] >= button["x"], (report, button)
         assert page.evaluate(CUT_TITLES_JS, "n_classifications") == []
         _no_exception_text(page)
+        # The agreement plots fill two rows at that width: the IoU plot stood alone on the first, the second
+        # density plot beside it overflowing the main area.
+        page.locator(".bk-tab", has_text="Agreement").click()
+        page.wait_for_timeout(2000)
+        tops = page.evaluate(FIGURE_TOPS_JS)
+        page.screenshot(path=str(artefacts / f"real-{name}-agreement-1366.png"), full_page=True)
+        assert len(tops) >= 3 and len(set(tops)) <= 2, tops
     finally:
         page.close()
+
+
+#: The top edge of every figure shown (width > 0), rounded to the pixel.
+FIGURE_TOPS_JS = """() => {
+  const tops = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (String(el.className).split(' ').includes('bk-Figure')) {
+        const box = el.getBoundingClientRect();
+        if (box.width > 0 && box.height > 0) tops.push(Math.round(box.top + window.scrollY));
+      }
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  return tops;
+}"""
 
 
 #: Per plot renderer holding volunteers' marks: its glyph type, line dash, and the vertices of each glyph.
