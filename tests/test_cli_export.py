@@ -49,8 +49,8 @@ def fits_table(path: Path, hdu: str) -> pd.DataFrame:
 def fits_catalogue(demo_files, tmp_path_factory) -> Path:
     """The demo exported to FITS with each subject's WCS and the raw marks."""
     out = tmp_path_factory.mktemp("fits")
-    done = zoolens("export", demo_files.classifications, "--workflow", demo.WORKFLOW_ID,
-                   "--workflow-version", demo.WORKFLOW_VERSION, "--subjects", demo_files.subjects,
+    done = zoolens("export", demo_files.classifications, demo_files.subjects, "--workflow", demo.WORKFLOW_ID,
+                   "--workflow-version", demo.WORKFLOW_VERSION,
                    "--images", demo_files.folder, "--fits-column", "fits_file", "--marks",
                    "-o", out / "catalogue.fits", cache=out / "cache")
     assert done.returncode == 0, done.stderr
@@ -118,8 +118,8 @@ def test_fits_catalogue_provenance(fits_catalogue, demo_files):
 def test_csv_from_subject_positions_matches_the_wcs_and_neutralises_names(fits_catalogue, demo_files,
                                                                          simulation, tmp_path):
     # No FITS: RA/Dec from the subjects' ra/dec and the demo's pixel scale, picture sizes from the PNGs.
-    done = zoolens("export", demo_files.classifications, "--workflow", demo.WORKFLOW_ID,
-                   "--workflow-version", demo.WORKFLOW_VERSION, "--subjects", demo_files.subjects,
+    done = zoolens("export", demo_files.classifications, demo_files.subjects, "--workflow", demo.WORKFLOW_ID,
+                   "--workflow-version", demo.WORKFLOW_VERSION,
                    "--images", demo_files.folder, "--pixel-scale", demo.PIXEL_SCALE_ARCSEC, "--marks",
                    "-o", tmp_path / "catalogue.csv", cache=tmp_path / "cache")
     assert done.returncode == 0, done.stderr
@@ -265,3 +265,19 @@ def test_export_through_a_project_store_writes_the_in_memory_files(demo_files, t
                      "-o", str(tmp_path / f"{run}.csv")]) == 0
         for suffix in (".csv", ".marks.csv"):
             assert (tmp_path / f"{run}{suffix}").read_text() == (tmp_path / f"memory{suffix}").read_text()
+
+
+def test_aggregate_and_export_take_the_exports_serve_takes_in_any_order(tmp_path, capsys):
+    # As `zoolens serve` does: the classification export with the subject and workflow exports beside it. Both
+    # commands took the classification export alone ("unrecognized arguments" for the others), so a classic-front-end
+    # project's triangles and curves, which only the workflow export names, could not be aggregated or exported.
+    folder = ROOT / "tests" / "data" / "penguin_watch"
+    files = [str(folder / f"penguin-watch-{name}.csv") for name in ("workflows", "classifications-trim", "subjects-trim")]
+    assert main(["aggregate", *files, "--workflow", "6465", "-o", str(tmp_path / "points.csv")]) == 0
+    assert "1911 consensus points on 50 subjects" in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "points.csv")) == 1911
+    # The workflow export, read first, lists workflows 6465 and 6466; the classification export holds only 6465, so
+    # no --workflow is needed (only the classification export's workflows ask for a choice).
+    assert main(["export", *files, "-o", str(tmp_path / "points.ecsv")]) == 0
+    assert "1911 consensus points on 50 subjects" in capsys.readouterr().out  # it said "consensus boxes"
+    assert len(Table.read(tmp_path / "points.ecsv")) == 1911

@@ -71,7 +71,7 @@ def test_cli_explorer_and_export_view_write_the_same_catalogue(demo_files, tmp_p
     output = tmp_path / "cli" / f"zoolens-selection{extension}"
     output.parent.mkdir()
     done = subprocess.run(
-        [sys.executable, "-m", "zoolens", "export", str(paths[0]), "--subjects", str(paths[1]),
+        [sys.executable, "-m", "zoolens", "export", str(paths[0]), str(paths[1]),
          "--workflow", str(demo.WORKFLOW_ID), "--workflow-version", demo.WORKFLOW_VERSION,
          "--fits-column", demo.FITS_COLUMN, "--images", str(demo_files.folder), "--marks", "-o", str(output)],
         cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",

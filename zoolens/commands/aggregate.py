@@ -1,6 +1,7 @@
 """Make consensus boxes and points from a Zooniverse classification export and write them as CSV.
 
-Reads EXPORT (a classification export CSV, optionally gzipped), keeps the
+Reads the classification export (a CSV, optionally gzipped) among the PATHs (the
+workflow and subject exports may be given beside it, as for serve), keeps the
 workflow, version and drawing tasks asked for, turns the volunteers' marks into
 consensus boxes and points with --method (by default, auto, each kind of mark
 gets its own method: point clicks the point method, boxes and other shapes
@@ -53,7 +54,10 @@ def add_arguments(parser) -> None:
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _methods_epilog()
-    parser.add_argument("export", metavar="EXPORT", help="classification export CSV (.csv or .csv.gz)")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="classification export CSV (.csv or .csv.gz) and, optionally, the workflow export (what "
+                             "each classic-front-end tool draws: triangles, curves) and the subject export (the "
+                             "metadata --point-box may scale by), as for serve")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="consensus CSV to write")
     parser.add_argument("--links", metavar="PATH", help="links CSV to write (default: OUTPUT with .links.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT and the links file if they exist")
@@ -78,7 +82,7 @@ def run(args) -> int:
         if path.exists() and not args.overwrite:
             raise ValueError(f"{path} exists; pass --overwrite to replace it")
 
-    project = load_project([args.export], **project_options(args))
+    project = load_project(args.paths, **project_options(args))
     for report in project.reports:
         print(report.summary(), file=sys.stderr)
 

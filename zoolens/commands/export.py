@@ -1,13 +1,14 @@
 """Write a catalogue of consensus boxes (CSV, ECSV, FITS or VOTable) from a classification export.
 
-Reads the classification export EXPORT (one workflow: --workflow, optionally --workflow-version),
-takes consensus boxes from --consensus FILE (a panoptes_aggregation reducer CSV, a Caesar
-reduction export or BoxAggregator output) or computes them with --method and --param, and writes
-them to --output in the format its extension names (.csv, .ecsv, .fits, .xml/.vot) or --format.
+Reads the classification export (one workflow: --workflow, optionally --workflow-version) and the
+subject and workflow exports given beside it (PATH..., as for serve), takes consensus boxes from
+--consensus FILE (a panoptes_aggregation reducer CSV, a Caesar reduction export or BoxAggregator
+output) or computes them with --method and --param, and writes them to --output in the format its
+extension names (.csv, .ecsv, .fits, .xml/.vot) or --format.
 
 RA/Dec per box: from each subject's FITS image WCS when --images DIR holds it (<subject_id>.fits,
 the path in the subjects column --fits-column, or a FITS frame location), else from the subject's
-ra/dec metadata (--subjects) and --pixel-scale, assuming a north-up, east-left tangent-plane
+ra/dec metadata (the subject export) and --pixel-scale, assuming a north-up, east-left tangent-plane
 cutout centred on the subject. Without either, the catalogue has no RA/Dec and says why.
 
 Every catalogue records its provenance: the input files with their SHA-256, the aggregation
@@ -34,15 +35,15 @@ HELP = "write consensus boxes with RA/Dec and provenance to CSV, ECSV, FITS or V
 def add_arguments(parser) -> None:
     from zoolens.project_arguments import add_project_arguments
 
-    parser.add_argument("export", type=Path, metavar="EXPORT",
-                        help="the Zooniverse classification export CSV (optionally .gz)")
+    parser.add_argument("paths", type=Path, nargs="+", metavar="PATH",
+                        help="the Zooniverse classification export CSV (optionally .gz) and, optionally, the "
+                             "subject export (ra/dec metadata, picture locations) and the workflow export (what "
+                             "each tool draws), as for serve")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="PATH",
                         help="the catalogue to write: .csv, .csv.gz, .ecsv, .fits or .xml/.vot")
     parser.add_argument("--format", choices=("csv", "ecsv", "fits", "votable"),
                         help="write this format whatever the extension")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--subjects", type=Path, metavar="FILE",
-                        help="the Zooniverse subject export (ra/dec metadata, picture locations)")
     parser.add_argument("--marks", action="store_true",
                         help="also export the raw marks with the consensus box each supports")
     add_project_arguments(parser)
@@ -61,6 +62,7 @@ def run(args) -> int:
     import sys
 
     import data_loaders
+    from consensus.distance import point_mask
     from data_loaders import writers
     from project import load_project
     from project.export import write_catalogue
@@ -77,11 +79,12 @@ def run(args) -> int:
         # Said before the export is read and aggregated; companion files are checked when written.
         raise ValueError(f"{args.output} already exists; pass --overwrite to replace it, or choose another name")
 
-    paths = [args.export, *([args.subjects] if args.subjects is not None else [])]
-    project = load_project(paths, **options)
-    workflows = project.reports[0].counts.get("workflows", {})
+    project = load_project(args.paths, **options)
+    export_report = next(report for report in project.reports if report.format == "classifications")
+    workflows = export_report.counts.get("workflows", {})
     if args.workflow is None and len(workflows) > 1:
-        raise ValueError(f"{args.export} holds workflows {', '.join(sorted(workflows))}: choose one with --workflow")
+        raise ValueError(f"{export_report.source} holds workflows {', '.join(sorted(workflows))}: choose one with "
+                         "--workflow")
     store = open_review_store(args.reviews, project, "export") if args.reviews is not None else None
     try:
         files, export = write_catalogue(project, Selection(project=project), args.output, output_format,
@@ -97,7 +100,8 @@ def run(args) -> int:
 
     rows, sky = export.provenance["rows"], export.provenance["sky"]
     print(f"wrote {', '.join(str(file) for file in files)}")
-    print(f"  {rows['consensus']} consensus boxes on {rows['subjects']} subjects"
+    points = len(export.consensus) and point_mask(export.consensus).all()
+    print(f"  {rows['consensus']} consensus {'points' if points else 'boxes'} on {rows['subjects']} subjects"
           + (f", {rows['marks']} marks" if "marks" in rows else ""))
     print(f"  RA/Dec: {sky['method']}" + (f", boxes by route {sky['boxes']}" if "boxes" in sky else ""))
     if "review" in export.provenance:
