@@ -279,5 +279,6 @@ def test_aggregate_and_export_take_the_exports_serve_takes_in_any_order(tmp_path
     # The workflow export, read first, lists workflows 6465 and 6466; the classification export holds only 6465, so
     # no --workflow is needed (only the classification export's workflows ask for a choice).
     assert main(["export", *files, "-o", str(tmp_path / "points.ecsv")]) == 0
-    assert "1911 consensus points on 50 subjects" in capsys.readouterr().out  # it said "consensus boxes"
+    out = capsys.readouterr().out
+    assert "1911 consensus points on 50 subjects" in out and "points by route" in out  # it said "boxes"
     assert len(Table.read(tmp_path / "points.ecsv")) == 1911

@@ -100,10 +100,10 @@ def run(args) -> int:
 
     rows, sky = export.provenance["rows"], export.provenance["sky"]
     print(f"wrote {', '.join(str(file) for file in files)}")
-    points = len(export.consensus) and point_mask(export.consensus).all()
-    print(f"  {rows['consensus']} consensus {'points' if points else 'boxes'} on {rows['subjects']} subjects"
+    marks = "points" if len(export.consensus) and point_mask(export.consensus).all() else "boxes"
+    print(f"  {rows['consensus']} consensus {marks} on {rows['subjects']} subjects"
           + (f", {rows['marks']} marks" if "marks" in rows else ""))
-    print(f"  RA/Dec: {sky['method']}" + (f", boxes by route {sky['boxes']}" if "boxes" in sky else ""))
+    print(f"  RA/Dec: {sky['method']}" + (f", {marks} by route {sky['boxes']}" if "boxes" in sky else ""))
     if "review" in export.provenance:
         review = export.provenance["review"]
         actions = ", ".join(f"{count} {action}" for action, count in review["by_action"].items()) or "none"
