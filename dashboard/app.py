@@ -64,12 +64,24 @@ class SessionTemplate(pn.template.FastListTemplate):
             return super()._init_doc(document, *args, **kwargs)
 
 
+class Fast(pn.theme.Fast):
+    """Panel's Fast design without its web font.
+
+    The design's font is Open Sans from fonts.googleapis.com: every page load told a third party who opened the
+    dashboard, and where that host is unreachable (a closed network) the page's first paint waited on it. The font
+    stack falls back to the system's sans-serif, and every resource the page loads comes from the server. Named as
+    Panel's class: Panel finds a design's own files by its class name.
+    """
+
+    _resources = {**pn.theme.Fast._resources, "font": {}}
+
+
 def page_template(title: str) -> pn.template.FastListTemplate:
     """An empty page: its sidebar, main area and modal each hold one Column, filled in later."""
     return SessionTemplate(
         title=f"zoolens · {title}", sidebar=[pn.Column(sizing_mode="stretch_width")],
         main=[pn.Column(sizing_mode="stretch_width")], modal=[pn.Column()],
-        sidebar_width=300, theme_toggle=False, accent="#1f5f8b",
+        sidebar_width=300, theme_toggle=False, accent="#1f5f8b", design=Fast,
         # No busy spinner: Panel's default is one spinner for every session of the process, turned on and off
         # around each callback, so every switch in one session sent a dozen changes to every open page.
         busy_indicator=None,

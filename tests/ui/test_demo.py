@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -126,6 +127,25 @@ def open_page(browser, demo_url):
     yield open_
     for page in pages:
         page.close()
+
+
+def test_the_page_loads_everything_from_the_server_and_nothing_from_other_hosts(browser, demo_url):
+    # The Fast design asked fonts.googleapis.com for its web font on every load: a third party told who opens the
+    # dashboard, and on a closed network a page waiting on an unreachable host.
+    requested = []
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    try:
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(demo_url, wait_until="networkidle")
+        page.get_by_text("60 of 60 subjects").wait_for(timeout=60_000)
+        page.locator(".bk-tab", has_text="Gallery").click()
+        page.wait_for_load_state("networkidle")
+    finally:
+        page.close()
+    origin = urlsplit(demo_url)
+    # Blob and data URLs are the page's own; every request over the network goes to the server.
+    fetched = [url for url in requested if urlsplit(url).scheme in ("http", "https", "ws", "wss")]
+    assert len(fetched) > 10 and [url for url in fetched if urlsplit(url).netloc != origin.netloc] == []
 
 
 def _sources_with(page, column) -> pd.DataFrame:
