@@ -7,9 +7,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from dashboard.views.subjects import STATUS_SIGNS
 from tests.dashboard import tiny
 from tests.dashboard.serving import served
-from tests.ui.test_demo import PLOT_VIEWS_JS, SCREEN_POINT_JS
+from tests.ui.test_demo import PLOT_VIEWS_JS, SCREEN_POINT_JS, TABLE_OVERFLOW_JS
 
 pytestmark = pytest.mark.ui
 
@@ -25,7 +26,7 @@ def served_url(tmp_path, review_store):
 
 
 def review_cell(page, subject_id):
-    """The Review column's cell of one subject in the subject table."""
+    """The Review column's cell of one subject in the subject table (it shows the status's sign)."""
     row = page.locator(".tabulator-row", has=page.locator(
         ".tabulator-cell[tabulator-field='subject_id']", has_text=str(subject_id)))
     return row.locator(".tabulator-cell[tabulator-field='review_status']")
@@ -93,7 +94,7 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(served_url, wait_until="networkidle")
     page.get_by_text("3 of 3 subjects").wait_for(timeout=30_000)
-    assert review_cell(page, 1).inner_text() == "unreviewed"
+    assert review_cell(page, 1).inner_text() == STATUS_SIGNS["unreviewed"]
 
     name = page.locator("input[placeholder='needed to record decisions']")
     name.fill(REVIEWER)
@@ -101,8 +102,8 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     page.get_by_text(f"reviewing as {REVIEWER}").wait_for(timeout=15_000)  # shown as text, not bold
 
     page.get_by_role("button", name="Accept").click()  # box 10, picked to start with
-    expect(review_cell(page, 1)).to_have_text("mixed", timeout=15_000)  # 10 accepted, 11 not yet
-    assert review_cell(page, 2).inner_text() == "unreviewed"
+    expect(review_cell(page, 1)).to_have_text(STATUS_SIGNS["mixed"], timeout=15_000)  # 10 accepted, 11 not yet
+    assert review_cell(page, 2).inner_text() == STATUS_SIGNS["unreviewed"]
 
     page.locator("td[data-field='consensus_id']", has_text="11").click()
     page.get_by_role("button", name="Reject").click()
@@ -167,6 +168,7 @@ def test_the_review_panel_fits_a_laptop_window(browser, demo_project, review_sto
         cut = titles.evaluate_all("titles => titles.filter(t => t.offsetWidth && t.scrollWidth > t.clientWidth)"
                                   ".map(t => t.textContent)")
         assert titles.count() >= 7 and cut == []
+        assert page.evaluate(TABLE_OVERFLOW_JS, "n_volunteers") == []  # every column in view: none to scroll to
         table_box = subjects.bounding_box()
         disagreement = subjects.locator(".tabulator-col[tabulator-field=disagreement]").bounding_box()
         assert disagreement["x"] + disagreement["width"] <= table_box["x"] + table_box["width"]
