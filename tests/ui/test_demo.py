@@ -103,6 +103,9 @@ TABLE_OVERFLOW_JS = """(field) => {
   return wide;
 }"""
 
+#: The FITS image's stretch and colour map choices, through every shadow root.
+FITS_SELECTS = "select:has(option[value=asinh]), select:has(option[value=gray])"
+
 #: Sets a page flag if anything on the page calls alert (the demo's <script> name would).
 ALERT_FLAG_JS = "window.zoolensScriptRan = false; window.alert = () => { window.zoolensScriptRan = true; };"
 
@@ -456,6 +459,8 @@ def test_the_fits_toggle_shows_the_stretched_fits_image_under_the_boxes(open_pag
         }""")
 
     rendering_shape = image_shape()
+    # The demo's subjects have FITS images: the toggle, the stretch and the colour map show.
+    assert page.locator(FITS_SELECTS).count() == 2
     page.get_by_role("button", name="fits", exact=True).click()
     # The FITS image replaces the rendering in the same plot, and the boxes stay.
     page.wait_for_function(f"() => window.zoolensSourcesWith('image').some(t => t.image[0] && "

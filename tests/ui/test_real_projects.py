@@ -15,7 +15,7 @@ import pytest
 
 from project import load_project
 from tests.dashboard.serving import served
-from tests.ui.test_demo import CUT_TITLES_JS, PLOT_VIEWS_JS, SUBJECT_ROWS, TABLE_OVERFLOW_JS, _sources_with
+from tests.ui.test_demo import CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS, TABLE_OVERFLOW_JS, _sources_with
 
 pytestmark = pytest.mark.ui
 
@@ -120,6 +120,10 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         page.wait_for_timeout(1500)
         page.screenshot(path=str(artefacts / f"real-{name}-cutout.png"))
         _no_exception_text(page)
+        # No subject of these projects has a FITS image: no FITS toggle, stretch or colour map to try in vain.
+        assert not project.sky.has_fits
+        assert page.get_by_role("button", name="fits", exact=True).count() == 0
+        assert page.locator(FITS_SELECTS).count() == 0
 
         page.locator(".bk-tab", has_text="Agreement").click()
         page.get_by_text("Box-select in any plot").wait_for(timeout=90_000)
