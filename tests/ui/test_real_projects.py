@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.views.gallery import FRAME
 from project import load_project
+from project.thumbnails import CANVAS
 from tests.dashboard.serving import served
 from tests.ui.test_demo import CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS, TABLE_OVERFLOW_JS, _sources_with
 
@@ -25,6 +27,28 @@ PENGUIN_IMAGES = ROOT.parent / "shared" / "data" / "penguin_watch" / "subjects"
 
 #: Words of a Python error shown to the user: none may appear on any page.
 EXCEPTION_TEXT = re.compile(r"Traceback|Exception|Error\b|Error:|ConnectionPool|NameResolution|errno", re.IGNORECASE)
+
+
+#: Each gallery card's picture frame: its size, background colour, and how its picture sits in it (the image
+#: element's place and size in the frame, its object-fit and object-position), through every shadow root.
+GALLERY_FRAMES_JS = """() => {
+  const frames = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.classList.contains('zoolens-gallery-frame')) {
+        const box = element.getBoundingClientRect();
+        const image = element.querySelector('img') ?? element.shadowRoot?.querySelector('img');
+        const shown = image.getBoundingClientRect();
+        frames.push({width: box.width, height: box.height, background: getComputedStyle(element).backgroundColor,
+                     image: [shown.x - box.x, shown.y - box.y, shown.width, shown.height],
+                     fit: getComputedStyle(image).objectFit, position: getComputedStyle(image).objectPosition});
+      }
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return frames;
+}"""
 
 
 #: Natural widths of the table's thumbnails of subjects' own pictures (0: not loaded), through every shadow root.
@@ -133,6 +157,20 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
             assert page.get_by_text("No consensus loaded").count() == 3
         if "ra" not in project.metadata_columns:
             assert page.get_by_text("No RA/Dec in the subject metadata").count() == 1
+        _no_exception_text(page)
+
+        # Every gallery frame is one square of one colour, a picture or the grey canvas of a subject without one
+        # centred in it (a subject without a picture had a frame of its marks' extent, narrower or shorter).
+        page.locator(".bk-tab", has_text="Gallery").click()
+        page.get_by_text("passing the filters, most disagreement first").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        frames = page.evaluate(GALLERY_FRAMES_JS)
+        assert len(frames) == min(24, len(project.subject_stats))
+        assert {(frame["width"], frame["height"]) for frame in frames} == {(FRAME, FRAME)}
+        assert {frame["background"] for frame in frames} == {"rgb({}, {}, {})".format(*CANVAS)}
+        assert all(frame["image"] == [0, 0, FRAME, FRAME] and frame["fit"] == "contain"
+                   and frame["position"] == "50% 50%" for frame in frames)
+        page.screenshot(path=str(artefacts / f"real-{name}-gallery.png"))
         _no_exception_text(page)
 
         # At a laptop's width every column of the subject table is in view beside the cutout, its titles whole (it
