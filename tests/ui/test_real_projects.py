@@ -51,6 +51,22 @@ GALLERY_FRAMES_JS = """() => {
 }"""
 
 
+#: The notes (alerts) whose text runs past their padding (text, shown width, needed width), through every shadow root.
+OVERFLOWING_NOTES_JS = """() => {
+  const notes = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.classList.contains('alert') && element.scrollWidth > element.clientWidth)
+        notes.push([(element.shadowRoot ?? element).querySelector(':not(style):not(link)')?.innerText,
+                    element.clientWidth, element.scrollWidth]);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return notes;
+}"""
+
+
 #: Natural widths of the table's thumbnails of subjects' own pictures (0: not loaded), through every shadow root.
 THUMBNAIL_WIDTHS_JS = """() => {
   const widths = [];
@@ -157,6 +173,8 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
             assert page.get_by_text("No consensus loaded").count() == 3
         if "ra" not in project.metadata_columns:
             assert page.get_by_text("No RA/Dec in the subject metadata").count() == 1
+        # Every note's text inside its padding ("No RA/Dec..." ran 14 px past it, onto the border).
+        assert page.evaluate(OVERFLOWING_NOTES_JS) == []
         _no_exception_text(page)
 
         # Every gallery frame is one square of one colour, a picture or the grey canvas of a subject without one
