@@ -103,6 +103,21 @@ TABLE_OVERFLOW_JS = """(field) => {
   return wide;
 }"""
 
+#: The review panel's box table when its rows are wider than it shows ([shown width, needed width]; nothing when
+#: they fit or there is no such table), through every shadow root.
+BOX_TABLE_OVERFLOW_JS = """() => {
+  const wide = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.shadowRoot?.querySelector('th[data-field=status]') && element.scrollWidth > element.clientWidth)
+        wide.push([element.clientWidth, element.scrollWidth]);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return wide;
+}"""
+
 #: The FITS image's stretch and colour map choices, through every shadow root.
 FITS_SELECTS = "select:has(option[value=asinh]), select:has(option[value=gray])"
 
@@ -189,6 +204,7 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(open_page, demo_pr
     page.set_viewport_size({"width": 1366, "height": 1000})
     page.wait_for_timeout(500)
     assert page.evaluate(TABLE_OVERFLOW_JS, "n_volunteers") == [] and page.evaluate(CUT_TITLES_JS, "n_volunteers") == []
+    assert page.evaluate(BOX_TABLE_OVERFLOW_JS) == []  # the review panel's box table above it too
     page.set_viewport_size({"width": 1500, "height": 1000})
     # The subject with the most boxes on the first page: the most to compare.
     rows = page.locator(SUBJECT_ROWS)

@@ -17,7 +17,7 @@ from dashboard.views.gallery import FRAME
 from project import load_project
 from project.thumbnails import CANVAS
 from tests.dashboard.serving import served
-from tests.ui.test_demo import CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS, TABLE_OVERFLOW_JS, _sources_with
+from tests.ui.test_demo import BOX_TABLE_OVERFLOW_JS, CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS, TABLE_OVERFLOW_JS, _sources_with
 
 pytestmark = pytest.mark.ui
 
@@ -199,6 +199,7 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         page.screenshot(path=str(artefacts / f"real-{name}-subjects-1366.png"))
         assert page.evaluate(TABLE_OVERFLOW_JS, "n_volunteers") == []
         assert page.evaluate(CUT_TITLES_JS, "n_volunteers") == []
+        assert page.evaluate(BOX_TABLE_OVERFLOW_JS) == []  # the review panel's table of marks above it too
         # The volunteers' headers fit too ("Subjects", "Precision", "Mean distance" were cut).
         page.locator(".bk-tab", has_text="Volunteers").click()
         page.wait_for_timeout(2000)

@@ -67,7 +67,7 @@ def test_the_volunteers_tables_give_distances_to_points(penguins, tiny_project):
 def test_the_review_panel_names_points_without_a_size(penguins, tiny_project):
     subject = int(penguins.consensus.subject_id.iloc[0])
     panel = ReviewPanel(data_store=DataStore(project=penguins, subject=subject))
-    assert list(panel._boxes.titles) == ["consensus_id", "status", "x", "y", "n_votes", "reviewer"]
+    assert list(panel._boxes.titles) == ["consensus_id", "status", "x", "y", "n_votes"]
     assert panel._boxes.titles["consensus_id"] == "Point"
     votes = [row[4] for row in panel._boxes.shown["cells"]]
     assert votes and all(vote.isdigit() for vote in votes)  # whole votes, not "3.0"
