@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
@@ -55,7 +56,8 @@ COMPACT_CELLS = (".tabulator .tabulator-header .tabulator-col .tabulator-col-tit
 
 def subject_width(subject_ids) -> int:
     """The subject column's width in pixels: its longest id's digits (8.3 px each in 13 px type) and the padding."""
-    digits = len(str(int(max(subject_ids, default=0))))
+    subject_ids = np.asarray(subject_ids, dtype=np.int64)
+    digits = len(str(int(subject_ids.max()))) if len(subject_ids) else 1
     return max(60, math.ceil(8.3 * digits) + 9)
 
 
