@@ -131,7 +131,9 @@ class SkyLookup:
     def has_fits(self) -> bool:
         """Whether any subject may have a FITS image: a path in ``fits_column``, a FITS file named after a subject in
         an image root, or a local FITS frame location (no file is opened: a project without one shows no FITS
-        controls)."""
+        controls). Without image roots, none: no local file may be read."""
+        if not self.store.roots:
+            return False
         if self.fits_column is not None and self.subjects[self.fits_column].astype("string").fillna("").ne("").any():
             return True
         if self.files.extensions & set(FITS_EXTENSIONS):

@@ -94,6 +94,8 @@ def test_a_project_has_fits_when_a_subject_names_or_holds_a_fits_file_and_not_ot
     assert Project(classifications, marks, subjects=named, image_roots=[tmp_path], fits_column="fits_file").sky.has_fits
     assert not Project(classifications, marks, subjects=named.assign(fits_file=None), image_roots=[tmp_path],
                        fits_column="fits_file").sky.has_fits
+    # Without image roots no local file may be read, FITS or not: nothing to show, and no subject is looked at.
+    assert not Project(classifications, marks, subjects=named, fits_column="fits_file").sky.has_fits
 
 
 def test_an_unreachable_image_host_gives_a_plain_reason_and_is_counted(tmp_path):
