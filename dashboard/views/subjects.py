@@ -87,8 +87,9 @@ class SubjectBrowser(View):
             show_index=False,
             widths={**WIDTHS, "subject_id": subject_width(self.data_store.project.subject_stats.subject_id)}, titles={"thumbnail": "", **self._columns}, layout="fit_data_table",
             header_tooltips={name: TOOLTIPS[name] for name in self._columns},
-            # The order is the session's (the sidebar's "Sort subjects by"), which Next, Previous, the keys and the
-            # gallery follow: a header click sorted this table alone. No sort arrows, which took 13 px a column.
+            # The order is the session's (most disagreement first, or as the sidebar's "Sort subjects by" says), which
+            # Next, Previous, the keys and the gallery follow: a header click sorted this table alone. No sort arrows,
+            # which took 13 px a column.
             sortable=False, stylesheets=[COMPACT_HEADER, COMPACT_CELLS],
             # The word of a review status sign, when the pointer rests on it.
             # Columns narrower than Tabulator's least (40 px) where their titles and values fit, and three page
