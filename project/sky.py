@@ -17,6 +17,7 @@ anything outside the image roots.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -59,6 +60,8 @@ class SubjectFiles:
     def __init__(self, roots: Sequence[str | Path]):
         # (subject_id, frame) -> extension -> path
         self._files: dict[tuple[int, int], dict[str, Path]] = {}
+        #: Every extension of a subject's file found (".png", ".fits.gz"...), lower case, ".jpeg" as ".jpg".
+        self.extensions: set[str] = set()
         for root in roots:
             try:
                 names = sorted(entry.name for entry in os.scandir(root) if entry.is_file())
@@ -70,6 +73,7 @@ class SubjectFiles:
                     key = (int(found[1]), int(found[2] or 0))
                     extension = found[3].lower().replace(".jpeg", ".jpg")
                     self._files.setdefault(key, {}).setdefault(extension, Path(root) / name)
+                    self.extensions.add(extension)
 
     def __len__(self) -> int:
         return len(self._files)
@@ -122,6 +126,23 @@ class SkyLookup:
         # subject_id -> (path or None, WCS or None, outcome); sessions share it, so guarded.
         self._found: dict[int, tuple[Path | None, object, str]] = {}
         self._lock = threading.Lock()
+
+    @functools.cached_property
+    def has_fits(self) -> bool:
+        """Whether any subject may have a FITS image: a path in ``fits_column``, a FITS file named after a subject in
+        an image root, or a local FITS frame location (no file is opened: a project without one shows no FITS
+        controls). Without image roots, none: no local file may be read."""
+        if not self.store.roots:
+            return False
+        if self.fits_column is not None and self.subjects[self.fits_column].astype("string").fillna("").ne("").any():
+            return True
+        if self.files.extensions & set(FITS_EXTENSIONS):
+            return True
+        if "locations" not in self.subjects.columns:
+            return False
+        frames = pd.Series([location for locations in self.subjects["locations"] if isinstance(locations, Mapping)
+                            for location in locations.values() if isinstance(location, str)], dtype="string")
+        return bool((~frames.str.contains("://", regex=False) & frames.str.lower().str.endswith(FITS_EXTENSIONS)).any())
 
     def fits_path(self, subject_id: int) -> tuple[Path | None, str]:
         """The subject's FITS image inside the image roots, or None and why."""

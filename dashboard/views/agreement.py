@@ -298,7 +298,10 @@ class AgreementPlots(View):
 
         def reason(subjects, tool, min_votes):
             text = self.empty_reason(plot)
-            return pn.pane.Alert(text, alert_type="secondary", width=self.plot_size) if text else None
+            # As wide as the plot it stands for, its text inside its padding: given the width itself, the note's text
+            # took all of it and ran 14 px past the right padding onto the border.
+            return pn.Column(pn.pane.Alert(text, alert_type="secondary", sizing_mode="stretch_width"),
+                             width=self.plot_size, margin=0) if text else None
 
         return pn.panel(pn.bind(reason, store.subjects, store.tool, store.min_votes))
 

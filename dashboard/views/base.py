@@ -29,11 +29,12 @@ CHOSEN_STANDS_OUT = {"button_type": "primary", "button_style": "outline"}
 
 #: Narrower header padding for a table of many columns, so every title and its sort arrow fit their widths:
 #: Tabulator keeps 25 px right of each sortable title for its arrow and pads the header 4 px all round, by rules
-#: of the same weight as these that its style sheet, linked after them, would win.
+#: of the same weight as these that its style sheet, linked after them, would win. Titles are in 13 px type.
 COMPACT_HEADER = (".tabulator .tabulator-header .tabulator-col .tabulator-col-content "
                   "{ padding: 4px 2px !important; } "
+                  ".tabulator .tabulator-header .tabulator-col .tabulator-col-title { font-size: 13px !important; } "
                   ".tabulator .tabulator-header .tabulator-col.tabulator-sortable .tabulator-col-title "
-                  "{ padding-right: 13px !important; font-size: 13px; } "
+                  "{ padding-right: 13px !important; } "
                   ".tabulator .tabulator-header .tabulator-col .tabulator-col-content .tabulator-col-sorter "
                   "{ right: 1px !important; }")
 

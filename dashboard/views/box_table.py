@@ -24,10 +24,11 @@ PICKED_BACKGROUND, PICKED_BAR = "#fff3bf", "#ffd92f"
 STYLE = f"""
 :host {{ contain: strict; overflow: auto; border: 1px solid #ddd; }}
 table {{ border-collapse: collapse; width: 100%; font-size: 13px; }}
-th {{ white-space: nowrap; position: sticky; top: 0; background: #f4f4f4; text-align: left; font-weight: 600; padding: 4px 6px;
+th {{ white-space: nowrap; position: sticky; top: 0; background: #f4f4f4; text-align: left; font-weight: 600; padding: 4px 4px;
       border-bottom: 1px solid #ccc; }}
-td {{ padding: 3px 6px; border-bottom: 1px solid #eee; white-space: nowrap; overflow: hidden;
-      text-overflow: ellipsis; max-width: 160px; }}
+td {{ padding: 3px 4px; border-bottom: 1px solid #eee; white-space: nowrap; overflow: hidden;
+      text-overflow: ellipsis; max-width: 160px; font-variant-numeric: tabular-nums; }}
+td.sign {{ text-align: center; }}
 tbody tr {{ cursor: pointer; }}
 tbody tr:hover {{ background: #f0f6ff; }}
 tbody tr.picked, tbody tr.picked:hover {{ background: {PICKED_BACKGROUND}; box-shadow: inset 5px 0 0 {PICKED_BAR}; }}
@@ -37,6 +38,9 @@ th.number, td.number {{ text-align: right; font-variant-numeric: tabular-nums; }
 
 class BoxTable(JSComponent):
     """The current subject's boxes, one row each; the picked one highlighted, a click picks another.
+
+    A column of ``signs`` (the review status) shows a sign per cell, the word (and who decided) on hover: the table
+    fits the 360 px it has beside the cutout in a 1,366 px window.
 
     ``value`` and ``selection`` stay on the server; the page gets the rows' text and the picked row as one
     property (`shown`: Panel looks each changed property of a component up on its Bokeh model, and one
@@ -51,11 +55,19 @@ class BoxTable(JSComponent):
     number_columns = param.List(default=[], constant=True,
                                 doc="Columns shown as numbers with one decimal (blank when missing).")
     whole_columns = param.List(default=[], constant=True, doc="Columns shown as whole numbers.")
+    tooltips = param.Dict(default={}, constant=True, doc="Column -> what its header means, shown on hover.")
+    signs = param.Dict(default={}, constant=True,
+                       doc="Column -> {text: sign}: its cells show the sign of their text (narrower than the words), "
+                           "the text itself on hover and in their ``data-value``.")
+    hover_by = param.Dict(default={}, constant=True,
+                          doc="Column of ``signs`` -> a column of ``value`` not shown whose text its cells' hover adds "
+                              "after 'by' (who decided).")
     selection = param.List(default=[], item_type=int,
                            doc="Position of the picked row in ``value`` (at most one); a click on a row sets it.")
     shown = param.Dict(default={"cells": [], "picked": []},
-                       doc="What the page shows: each row's cells as text (``cells``) and the picked positions "
-                           "(``picked``), made from ``value`` and ``selection``.")
+                       doc="What the page shows: each row's cells as text (``cells``: the columns of ``titles``, then "
+                           "those ``hover_by`` reads) and the picked positions (``picked``), made from ``value`` and "
+                           "``selection``.")
 
     _rename: ClassVar[dict[str, str | None]] = {"value": None, "selection": None}
 
@@ -64,11 +76,14 @@ class BoxTable(JSComponent):
       const table = document.createElement("table");
       const head = table.createTHead().insertRow();
       const fields = Object.keys(model.titles);
+      // The columns a row's cells hold: those shown, then those only their hover text reads.
+      const held = [...fields, ...Object.values(model.hover_by).filter((field) => !fields.includes(field))];
       const numeric = new Set([...model.number_columns, ...model.whole_columns]);
       for (const field of fields) {
         const th = document.createElement("th");
         th.textContent = model.titles[field];
         th.dataset.field = field;
+        if (model.tooltips[field]) th.title = model.tooltips[field];
         if (numeric.has(field)) th.className = "number";
         head.append(th);
       }
@@ -79,11 +94,21 @@ class BoxTable(JSComponent):
           const tr = document.createElement("tr");
           tr.dataset.row = position;
           if (picked.has(position)) tr.className = "picked";
-          row.forEach((text, column) => {
+          fields.forEach((field, column) => {
             const td = tr.insertCell();
-            td.textContent = text;
-            td.dataset.field = fields[column];
-            if (numeric.has(fields[column])) td.className = "number";
+            const text = row[column];
+            td.dataset.field = field;
+            const signs = model.signs[field];
+            if (signs) {
+              const by = model.hover_by[field] ? row[held.indexOf(model.hover_by[field])] : "";
+              td.textContent = signs[text] ?? text;
+              td.dataset.value = text;
+              td.title = by ? `${text} by ${by}` : text;
+              td.className = "sign";
+            } else {
+              td.textContent = text;
+              if (numeric.has(field)) td.className = "number";
+            }
           });
           return tr;
         }));
@@ -105,7 +130,8 @@ class BoxTable(JSComponent):
         self._fill()
 
     def _fill(self, *events) -> None:
-        self.shown = {"cells": cell_texts(self.value, list(self.titles), self.number_columns, self.whole_columns),
+        held = [*self.titles, *(column for column in self.hover_by.values() if column not in self.titles)]
+        self.shown = {"cells": cell_texts(self.value, held, self.number_columns, self.whole_columns),
                       "picked": [position for position in self.selection
                                  if self.value is not None and 0 <= position < len(self.value)]}
 

@@ -958,15 +958,16 @@ class CutoutViewer(View):
             toggle_names["show_truth"] = "truth"
         toggles = pn.Param(self, parameters=list(toggle_names), show_name=False, default_layout=pn.FlexBox,
                            widgets={name: {"name": label, "margin": (2, 5)} for name, label in toggle_names.items()})
-        image_controls = pn.Param(self, parameters=["image_kind", "stretch", "cmap"], show_name=False,
-                                  default_layout=pn.Row,
-                                  # Unlabelled, to keep to one line: the options say what they are.
-                                  widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
-                                           "stretch": {"width": 100, "name": ""},
-                                           "cmap": {"width": 100, "name": ""}})
+        image_row = pn.Row(whole_image)
+        if self.data_store.project.sky.has_fits:  # the rendering / FITS toggle, the stretch and the colour map
+            image_row.append(pn.Param(
+                self, parameters=["image_kind", "stretch", "cmap"], show_name=False, default_layout=pn.Row,
+                # Unlabelled, to keep to one line: the options say what they are.
+                widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
+                         "stretch": {"width": 100, "name": ""}, "cmap": {"width": 100, "name": ""}}))
         plot = pn.pane.Bokeh(self.figure())
         return pn.Column(pn.Row(previous_button, next_button, self._caption), plot, self._legend, toggles,
-                         pn.Row(whole_image, image_controls), *detection_controls(self),
+                         image_row, *detection_controls(self),
                          VolunteerSteps(data_store=self.data_store), width=self.frame_size + 40)
 
 

@@ -13,8 +13,16 @@ import math
 import panel as pn
 import param
 
+from project.thumbnails import CANVAS
+
 from ..subject_marks import consensus_kinds
 from .base import View
+
+#: The side of every card's picture frame, in screen pixels: a thumbnail of any shape is centred in it.
+FRAME = 164
+#: The frame around a thumbnail narrower or shorter than it: the colour of the canvas a subject without a picture
+#: is drawn on, so that every frame is one square of one colour, pictures and placeholders alike.
+FRAME_COLOUR = "#{:02x}{:02x}{:02x}".format(*CANVAS)
 
 
 class Gallery(View):
@@ -50,16 +58,17 @@ class Gallery(View):
         subject_id = int(row.subject_id)
         png = self.data_store.project.thumbnails.png(subject_id)
         disagreement = "–" if row.disagreement != row.disagreement else f"{row.disagreement:.2f}"
-        button = pn.widgets.Button(name=f"{subject_id}", button_type="light", width=164, margin=(0, 2),
+        button = pn.widgets.Button(name=f"{subject_id}", button_type="light", width=FRAME, margin=(0, 2),
                                    description=f"Open subject {subject_id} in the Subjects tab")
         button.on_click(lambda event: self.open(subject_id))
         volunteers, consensus = int(row.n_volunteers), int(row.n_consensus)
         caption = pn.pane.HTML(
             f"<small>disagreement {html.escape(disagreement)} · {volunteers} volunteer{'' if volunteers == 1 else 's'}"
             f" · {consensus} consensus {consensus_kinds(self.data_store.project).words[consensus != 1]} · "
-            f"{html.escape(str(row.review_status))}</small>", width=164, margin=(0, 2))
-        return pn.Column(pn.pane.PNG(png, width=164, height=164, fixed_aspect=True, margin=2), button, caption,
-                         width=172, css_classes=["zoolens-gallery-card"])
+            f"{html.escape(str(row.review_status))}</small>", width=FRAME, margin=(0, 2))
+        picture = pn.pane.PNG(png, width=FRAME, height=FRAME, fixed_aspect=True, margin=2,
+                              styles={"background": FRAME_COLOUR}, css_classes=["zoolens-gallery-frame"])
+        return pn.Column(picture, button, caption, width=FRAME + 8, css_classes=["zoolens-gallery-card"])
 
     @param.depends("data_store.subjects", "data_store.review_changes", "page", "per_page")
     def _grid(self):

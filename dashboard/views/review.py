@@ -24,11 +24,20 @@ from ..assignments import assignee_of, forget_assignments
 from ..subject_marks import consensus_kinds
 from .base import ReadOnlyTable, View
 from .box_table import BoxTable
+from .cutout import STATUS_LOOKS
 from .geometry_inputs import FIELDS, GeometryInputs
 
-#: Columns of the box table, with their headers.
-BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "width": "Width",
-               "height": "Height", "n_votes": "Votes", "reviewer": "By"}
+#: Columns of the box table, with their headers: short, so that the table fits the 360 px it has beside the cutout in
+#: a 1,366 px window with ids of 12 digits (`BOX_TOOLTIPS` says each in full). Who decided is in the status's hover.
+BOX_COLUMNS = {"consensus_id": "Box", "status": "Status", "x": "x", "y": "y", "width": "W",
+               "height": "H", "n_votes": "Votes"}
+#: What each header of the box table means, shown on hover.
+BOX_TOOLTIPS = {"consensus_id": "Consensus mark id", "status": "Review status: – unreviewed, ✓ accepted, ✗ rejected, "
+                "✎ redrawn, + added (the word and who decided on hover)", "x": "Left edge (a point: x), image pixels",
+                "y": "Top edge (a point: y), image pixels, y down", "width": "Width in image pixels",
+                "height": "Height in image pixels", "n_votes": "Volunteers' marks supporting it"}
+#: The review status of a box as one sign, the one drawn beside it on the cutout ("–" before a decision).
+BOX_SIGNS = {status: glyph or "–" for status, (_, glyph) in STATUS_LOOKS.items()}
 #: The box table's height in pixels: five rows and the header, more scroll. Fixed, so that the review buttons under
 #: it stay in place from a subject with one box to one with six.
 BOX_TABLE_HEIGHT = 150
@@ -61,7 +70,9 @@ class ReviewPanel(View):
             value=self.boxes(), titles=kinds.columns(BOX_COLUMNS, sized=("width", "height"),
                                                      point_titles={"consensus_id": "Point"},
                                                      mixed_titles={"consensus_id": "Mark"}),
-            number_columns=["x", "y", "width", "height"], whole_columns=["consensus_id", "n_votes"],
+            # Whole pixels: a review reads where a box is, not its tenths (the typed geometry keeps them).
+            whole_columns=["consensus_id", "x", "y", "width", "height", "n_votes"], tooltips=BOX_TOOLTIPS,
+            signs={"status": BOX_SIGNS}, hover_by={"status": "reviewer"},
             height=BOX_TABLE_HEIGHT, sizing_mode="stretch_width",
         )
         #: The history's headers, naming its marks as the box table does.

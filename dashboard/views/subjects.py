@@ -1,7 +1,10 @@
-"""The subject browser: every subject passing the filters, in a sortable, paginated table."""
+"""The subject browser: every subject passing the filters, in the session's order, in a paginated table."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
@@ -9,31 +12,54 @@ from bokeh.models.widgets.tables import NumberFormatter
 from ..subject_marks import consensus_kinds
 from .base import COMPACT_HEADER, ReadOnlyTable, View
 
-#: Statistics columns shown, in order, with their headers. The disagreement (the default sort) comes right after
-#: the subject, so it stays in view where the table is narrower than its columns (a laptop's
-#: 1,366-1,536 px window) and the rest scroll.
+#: Statistics columns shown, in order, with their headers: short, so that every column is in view beside the
+#: cutout in a laptop's 1,366 px window (the table has 360 px there); `TOOLTIPS` says each in full. The disagreement
+#: (the default order) comes right after the subject. The volunteers' mark count is in the cutout's caption and the
+#: gallery, not a column, to make that room.
 COLUMNS = {
     "subject_id": "Subject",
-    "disagreement": "Disagreement",
+    "disagreement": "Disagr.",
     "review_status": "Review",
-    "n_volunteers": "Volunteers",
-    "n_marks": "Marks",
+    "n_volunteers": "Vol.",
     "n_consensus": "Boxes",
     "mean_iou": "IoU",
 }
+#: What each header means, shown when the pointer rests on it.
+TOOLTIPS = {
+    "subject_id": "Zooniverse subject id",
+    "disagreement": "Disagreement: 1 - the volunteers' mean agreement with the consensus (0 = all agree)",
+    "review_status": "Review status: – unreviewed, ✓ accepted, ✗ rejected (every box), ⚑ flagged, "
+                     "✎ edited (a box redrawn or added), ± mixed (other decisions)",
+    "n_volunteers": "Volunteers who saw the subject (those who drew nothing too)",
+    "n_consensus": "Consensus marks",
+    "mean_iou": "Mean IoU of the volunteers' boxes with the consensus box they support",
+    "mean_distance": "Mean distance in pixels of the volunteers' points to the consensus point they support",
+}
+#: The review status as one sign (the word shows when the pointer rests on the cell), as the cutout marks a decided
+#: box (`cutout` draws ✓ and ✗ on it): a column of words ("unreviewed") took a quarter of the table's width.
+STATUS_SIGNS = {"unreviewed": "–", "accepted": "✓", "rejected": "✗", "flagged": "⚑", "edited": "✎", "mixed": "±"}
 
 #: A thumbnail's frame: a neutral grey square, what shows when there is no picture.
 PLACEHOLDER_OPEN = ('<span style="display:inline-block;width:40px;height:40px;background:#e3e3e3;'
                     'vertical-align:middle">')
 HIDE_IF_BROKEN = """onerror="this.style.visibility='hidden'"></span>"""
-#: Column widths in pixels (titles and sort arrows fit): the table fits under the review panel beside a
-#: 600-pixel cutout in a 1600 px window. Volunteers who drew nothing are in the cutout's caption, not a
-#: column, to make that room.
-WIDTHS = {"thumbnail": 48, "subject_id": 88, "n_volunteers": 98, "n_marks": 68,
-          "n_consensus": 68, "mean_iou": 52, "mean_distance": 76, "disagreement": 122,
-          "review_status": 88}
-#: Wider columns where a project's consensus holds boxes and points, whose count is headed "Consensus".
-MIXED_WIDTHS = {"n_consensus": 96}
+#: Column widths in pixels, each as wide as its title (12 px, bold) or its values in 13 px type (the subject's,
+#: `subject_width`, as its project's longest id): the table fits the 360 px it has beside the cutout in a 1,366 px
+#: window with subject ids of 9 digits.
+WIDTHS = {"thumbnail": 44, "n_volunteers": 34, "n_consensus": 48, "mean_iou": 38, "mean_distance": 40,
+          "disagreement": 52, "review_status": 54}
+#: Titles in 12 px type, cells in 13 px with figures of one width, and a thumbnail's cell padded less than others.
+COMPACT_CELLS = (".tabulator .tabulator-header .tabulator-col .tabulator-col-title { font-size: 12px !important; } "
+                 ".tabulator-row .tabulator-cell { font-size: 13px; font-variant-numeric: tabular-nums; } "
+                 ".tabulator-row .tabulator-cell[tabulator-field=thumbnail] { padding: 2px; }")
+
+
+def subject_width(subject_ids) -> int:
+    """The subject column's width in pixels: its longest id's digits (8.3 px each in 13 px type) and the padding."""
+    subject_ids = np.asarray(subject_ids, dtype=np.int64)
+    digits = len(str(int(subject_ids.max()))) if len(subject_ids) else 1
+    return max(60, math.ceil(8.3 * digits) + 9)
+
 
 class SubjectBrowser(View):
     """Subjects passing the filters, most disagreement first; picking a row shows it in the cutout viewer.
@@ -54,19 +80,29 @@ class SubjectBrowser(View):
         #: and shows how far its clicks lie from their consensus point (mean, pixels) where boxes show their IoU.
         kinds = consensus_kinds(self.data_store.project)
         self._columns = kinds.columns(
-            COLUMNS, sized=("mean_iou",), point_columns={"mean_distance": "Dist. px"},
-            point_titles={"n_consensus": "Points"}, mixed_titles={"n_consensus": "Consensus"})
+            COLUMNS, sized=("mean_iou",), point_columns={"mean_distance": "Dist."},
+            point_titles={"n_consensus": "Points"}, mixed_titles={"n_consensus": "Cons."})
         self._table = ReadOnlyTable(
             self._rows(), pagination="remote", page_size=self.page_size, selectable=1,
-            show_index=False, widths={**WIDTHS, **MIXED_WIDTHS} if kinds.boxes and kinds.points else WIDTHS,
-            titles={"thumbnail": "", **self._columns}, layout="fit_data_table",
-            stylesheets=[COMPACT_HEADER],
+            show_index=False,
+            widths={**WIDTHS, "subject_id": subject_width(self.data_store.project.subject_stats.subject_id)}, titles={"thumbnail": "", **self._columns}, layout="fit_data_table",
+            header_tooltips={name: TOOLTIPS[name] for name in self._columns},
+            # The order is the session's (most disagreement first, or as the sidebar's "Sort subjects by" says), which
+            # Next, Previous, the keys and the gallery follow: a header click sorted this table alone. No sort arrows,
+            # which took 13 px a column.
+            sortable=False, stylesheets=[COMPACT_HEADER, COMPACT_CELLS],
+            # The word of a review status sign, when the pointer rests on it.
+            # Columns narrower than Tabulator's least (40 px) where their titles and values fit, and three page
+            # buttons, not five: the pager fits under the table.
+            configuration={"columns": [{"field": "review_status", "tooltip": True}],
+                           "columnDefaults": {"minWidth": 30}, "paginationButtonCount": 3},
             formatters={
                 "thumbnail": {"type": "html"},
                 "subject_id": NumberFormatter(format="0"),
                 "mean_iou": NumberFormatter(format="0.00"),
                 "mean_distance": NumberFormatter(format="0.0"),
                 "disagreement": NumberFormatter(format="0.00"),
+                "review_status": {"type": "lookup", **STATUS_SIGNS},
             },
         )
         self._table.param.watch(self._pick, "selection")

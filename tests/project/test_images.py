@@ -78,6 +78,26 @@ def test_a_local_image_named_after_the_subject_comes_before_the_export_url(tmp_p
     assert again.subject_stats.thumbnail.iloc[0] == thumbnail[1] and made.stat().st_mtime_ns == written
 
 
+def test_a_project_has_fits_when_a_subject_names_or_holds_a_fits_file_and_not_otherwise(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    _png(images / "1.png")
+    remote = "https://panoptes-uploads.zooniverse.org/production/subject_location/x.fits"
+    classifications, marks, subjects = _tables([1, 2], [{"0": remote}, {"0": "2.png"}])
+    # Pictures only, and a remote FITS URL (never read as one): no FITS controls to show.
+    assert not Project(classifications, marks, subjects=subjects, image_roots=[images]).sky.has_fits
+    (images / "2_0.fits.gz").write_bytes(b"not read here")  # a FITS file named after a subject
+    assert Project(classifications, marks, subjects=subjects, image_roots=[images]).sky.has_fits
+    local = subjects.assign(locations=[{"0": remote}, {"0": "two.FITS"}])  # a local FITS frame location
+    assert Project(classifications, marks, subjects=local, image_roots=[tmp_path]).sky.has_fits
+    named = subjects.assign(fits_file=[None, "images/one.fits"])  # a path in the FITS column
+    assert Project(classifications, marks, subjects=named, image_roots=[tmp_path], fits_column="fits_file").sky.has_fits
+    assert not Project(classifications, marks, subjects=named.assign(fits_file=None), image_roots=[tmp_path],
+                       fits_column="fits_file").sky.has_fits
+    # Without image roots no local file may be read, FITS or not: nothing to show, and no subject is looked at.
+    assert not Project(classifications, marks, subjects=named, fits_column="fits_file").sky.has_fits
+
+
 def test_an_unreachable_image_host_gives_a_plain_reason_and_is_counted(tmp_path):
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from tests.dashboard import tiny
 from tests.dashboard.serving import served
 from tests.ui.test_demo import PLOT_VIEWS_JS, SCREEN_POINT_JS
+from tests.ui.test_reviews import signs
 
 pytestmark = pytest.mark.ui
 
@@ -131,7 +132,7 @@ def test_dragging_a_corner_of_the_picked_box_records_a_redraw(browser, served_ur
         page.mouse.move(*end, steps=10)
         page.mouse.up()
         box_statuses = page.locator("td[data-field='status']")
-        expect(box_statuses.first).to_have_text("redrawn", timeout=15_000)
+        expect(box_statuses.first).to_have_attribute("data-value", "redrawn", timeout=15_000)
         history = review_store.history()
         assert history.action.tolist() == ["redraw"] and history.consensus_id.tolist() == [10]
         redrawn = history.iloc[0]
@@ -174,7 +175,7 @@ def test_drawing_a_box_with_the_box_draw_tool_records_an_added_box(browser, serv
         page.mouse.up()
         page.keyboard.up("Shift")
         box_statuses = page.locator("td[data-field='status']")
-        expect(box_statuses).to_have_text(["unreviewed", "unreviewed", "added"], timeout=15_000)
+        expect(box_statuses).to_have_text(signs("unreviewed", "unreviewed", "added"), timeout=15_000)
         history = review_store.history()
         assert history.action.tolist() == ["add"] and history.reviewer.tolist() == ["ann"]
         added = history.iloc[0]

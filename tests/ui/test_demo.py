@@ -69,6 +69,59 @@ SCREEN_POINT_JS = """([title, column, x, y]) => {
 #: Rows of the subject browser's table (other tables on the page have no volunteer counts).
 SUBJECT_ROWS = ".tabulator-row:has([tabulator-field=n_volunteers])"
 
+#: The header titles that do not fit their column (text, shown width, needed width) of the table holding a column
+#: ``field`` (the subjects' n_volunteers, the volunteers' n_classifications), through every shadow root.
+CUT_TITLES_JS = """(field) => {
+  const cut = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.classList.contains('tabulator') && element.querySelector(`[tabulator-field=${field}]`))
+        for (const title of element.querySelectorAll('.tabulator-col-title'))
+          if (title.innerText.trim() && title.scrollWidth > title.clientWidth)
+            cut.push([title.innerText, title.clientWidth, title.scrollWidth]);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return cut;
+}"""
+
+
+#: Each table holding a column ``field`` whose rows are wider than it shows (field, shown width, needed width): its
+#: columns would have to be scrolled sideways to, through every shadow root.
+TABLE_OVERFLOW_JS = """(field) => {
+  const wide = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.classList.contains('tabulator') && element.querySelector(`[tabulator-field=${field}]`)) {
+        const holder = element.querySelector('.tabulator-tableholder');
+        if (holder.scrollWidth > holder.clientWidth) wide.push([field, holder.clientWidth, holder.scrollWidth]);
+      }
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return wide;
+}"""
+
+#: The review panel's box table when its rows are wider than it shows ([shown width, needed width]; nothing when
+#: they fit or there is no such table), through every shadow root.
+BOX_TABLE_OVERFLOW_JS = """() => {
+  const wide = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.shadowRoot?.querySelector('th[data-field=status]') && element.scrollWidth > element.clientWidth)
+        wide.push([element.clientWidth, element.scrollWidth]);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return wide;
+}"""
+
+#: The FITS image's stretch and colour map choices, through every shadow root.
+FITS_SELECTS = "select:has(option[value=asinh]), select:has(option[value=gray])"
+
 #: Sets a page flag if anything on the page calls alert (the demo's <script> name would).
 ALERT_FLAG_JS = "window.zoolensScriptRan = false; window.alert = () => { window.zoolensScriptRan = true; };"
 
@@ -167,10 +220,17 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(open_page, demo_pr
     dialogs: list[str] = []
     page = open_page(dialogs)
     page.screenshot(path=str(artefacts / "demo-subjects.png"))
+    # At a laptop's width every column of the subject table is in view, none cut, nothing to scroll sideways to.
+    page.set_viewport_size({"width": 1366, "height": 1000})
+    page.wait_for_timeout(500)
+    assert page.evaluate(TABLE_OVERFLOW_JS, "n_volunteers") == [] and page.evaluate(CUT_TITLES_JS, "n_volunteers") == []
+    assert page.evaluate(BOX_TABLE_OVERFLOW_JS) == []  # the review panel's box table above it too
+    page.set_viewport_size({"width": 1500, "height": 1000})
     # The subject with the most boxes on the first page: the most to compare.
-    marks_per_row = [int(text) for text in
-                     page.locator(f"{SUBJECT_ROWS} [tabulator-field=n_marks]").all_inner_texts()]
-    row = page.locator(SUBJECT_ROWS).nth(int(np.argmax(marks_per_row)))
+    rows = page.locator(SUBJECT_ROWS)
+    shown = [int(text) for text in rows.locator("[tabulator-field=subject_id]").all_inner_texts()]
+    marks_per_row = demo_project.subject_stats.set_index("subject_id").n_marks[shown]
+    row = rows.nth(int(np.argmax(marks_per_row)))
     subject_id = int(row.locator("[tabulator-field=subject_id]").inner_text())
     row.click()
     page.get_by_text(f"Subject {subject_id}", exact=True).wait_for(timeout=15_000)
@@ -435,6 +495,8 @@ def test_the_fits_toggle_shows_the_stretched_fits_image_under_the_boxes(open_pag
         }""")
 
     rendering_shape = image_shape()
+    # The demo's subjects have FITS images: the toggle, the stretch and the colour map show.
+    assert page.locator(FITS_SELECTS).count() == 2
     page.get_by_role("button", name="fits", exact=True).click()
     # The FITS image replaces the rendering in the same plot, and the boxes stay.
     page.wait_for_function(f"() => window.zoolensSourcesWith('image').some(t => t.image[0] && "

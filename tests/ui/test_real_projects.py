@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.views.gallery import FRAME
 from project import load_project
+from project.thumbnails import CANVAS
 from tests.dashboard.serving import served
-from tests.ui.test_demo import PLOT_VIEWS_JS, SUBJECT_ROWS, _sources_with
+from tests.ui.test_demo import BOX_TABLE_OVERFLOW_JS, CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS, TABLE_OVERFLOW_JS, _sources_with
 
 pytestmark = pytest.mark.ui
 
@@ -27,21 +29,41 @@ PENGUIN_IMAGES = ROOT.parent / "shared" / "data" / "penguin_watch" / "subjects"
 EXCEPTION_TEXT = re.compile(r"Traceback|Exception|Error\b|Error:|ConnectionPool|NameResolution|errno", re.IGNORECASE)
 
 
-#: The header titles that do not fit their column (text, shown width, needed width) of the table holding a column
-#: ``field`` (the subjects' n_volunteers, the volunteers' n_classifications), through every shadow root.
-CUT_TITLES_JS = """(field) => {
-  const cut = [];
+#: Each gallery card's picture frame: its size, background colour, and how its picture sits in it (the image
+#: element's place and size in the frame, its object-fit and object-position), through every shadow root.
+GALLERY_FRAMES_JS = """() => {
+  const frames = [];
   const walk = (root) => {
     for (const element of root.querySelectorAll('*')) {
-      if (element.classList.contains('tabulator') && element.querySelector(`[tabulator-field=${field}]`))
-        for (const title of element.querySelectorAll('.tabulator-col-title'))
-          if (title.innerText.trim() && title.scrollWidth > title.clientWidth)
-            cut.push([title.innerText, title.clientWidth, title.scrollWidth]);
+      if (element.classList.contains('zoolens-gallery-frame')) {
+        const box = element.getBoundingClientRect();
+        const image = element.querySelector('img') ?? element.shadowRoot?.querySelector('img');
+        const shown = image.getBoundingClientRect();
+        frames.push({width: box.width, height: box.height, background: getComputedStyle(element).backgroundColor,
+                     image: [shown.x - box.x, shown.y - box.y, shown.width, shown.height],
+                     fit: getComputedStyle(image).objectFit, position: getComputedStyle(image).objectPosition});
+      }
       if (element.shadowRoot) walk(element.shadowRoot);
     }
   };
   walk(document);
-  return cut;
+  return frames;
+}"""
+
+
+#: The notes (alerts) whose text runs past their padding (text, shown width, needed width), through every shadow root.
+OVERFLOWING_NOTES_JS = """() => {
+  const notes = [];
+  const walk = (root) => {
+    for (const element of root.querySelectorAll('*')) {
+      if (element.classList.contains('alert') && element.scrollWidth > element.clientWidth)
+        notes.push([(element.shadowRoot ?? element).querySelector(':not(style):not(link)')?.innerText,
+                    element.clientWidth, element.scrollWidth]);
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }
+  };
+  walk(document);
+  return notes;
 }"""
 
 
@@ -138,6 +160,10 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         page.wait_for_timeout(1500)
         page.screenshot(path=str(artefacts / f"real-{name}-cutout.png"))
         _no_exception_text(page)
+        # No subject of these projects has a FITS image: no FITS toggle, stretch or colour map to try in vain.
+        assert not project.sky.has_fits
+        assert page.get_by_role("button", name="fits", exact=True).count() == 0
+        assert page.locator(FITS_SELECTS).count() == 0
 
         page.locator(".bk-tab", has_text="Agreement").click()
         page.get_by_text("Box-select in any plot").wait_for(timeout=90_000)
@@ -147,10 +173,34 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
             assert page.get_by_text("No consensus loaded").count() == 3
         if "ra" not in project.metadata_columns:
             assert page.get_by_text("No RA/Dec in the subject metadata").count() == 1
+        # Every note's text inside its padding ("No RA/Dec..." ran 14 px past it, onto the border).
+        assert page.evaluate(OVERFLOWING_NOTES_JS) == []
         _no_exception_text(page)
 
-        # At a laptop's width the volunteers' headers fit too ("Subjects", "Precision", "Mean distance" were cut).
+        # Every gallery frame is one square of one colour, a picture or the grey canvas of a subject without one
+        # centred in it (a subject without a picture had a frame of its marks' extent, narrower or shorter).
+        page.locator(".bk-tab", has_text="Gallery").click()
+        page.get_by_text("passing the filters, most disagreement first").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        frames = page.evaluate(GALLERY_FRAMES_JS)
+        assert len(frames) == min(24, len(project.subject_stats))
+        assert {(frame["width"], frame["height"]) for frame in frames} == {(FRAME, FRAME)}
+        assert {frame["background"] for frame in frames} == {"rgb({}, {}, {})".format(*CANVAS)}
+        assert all(frame["image"] == [0, 0, FRAME, FRAME] and frame["fit"] == "contain"
+                   and frame["position"] == "50% 50%" for frame in frames)
+        page.screenshot(path=str(artefacts / f"real-{name}-gallery.png"))
+        _no_exception_text(page)
+
+        # At a laptop's width every column of the subject table is in view beside the cutout, its titles whole (it
+        # had 360 px for 630: Marks, Boxes and IoU were to be scrolled sideways to).
         page.set_viewport_size({"width": 1366, "height": 1100})
+        page.locator(".bk-tab", has_text="Subjects").click()
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(artefacts / f"real-{name}-subjects-1366.png"))
+        assert page.evaluate(TABLE_OVERFLOW_JS, "n_volunteers") == []
+        assert page.evaluate(CUT_TITLES_JS, "n_volunteers") == []
+        assert page.evaluate(BOX_TABLE_OVERFLOW_JS) == []  # the review panel's table of marks above it too
+        # The volunteers' headers fit too ("Subjects", "Precision", "Mean distance" were cut).
         page.locator(".bk-tab", has_text="Volunteers").click()
         page.wait_for_timeout(2000)
         page.screenshot(path=str(artefacts / f"real-{name}-volunteers.png"))

@@ -39,3 +39,11 @@ def test_the_page_gets_the_rows_text_and_the_picked_row_and_a_click_picks():
     assert table.selection == [1]
     table.value = _rows().iloc[:1]
     assert table.shown == {"cells": [["10", "12.3"]], "picked": []} and len(table.selected_dataframe) == 0
+
+
+def test_a_column_of_signs_sends_its_words_and_the_column_its_hover_reads():
+    # The page shows a sign per status and "accepted by <b>ann</b>" on hover (as text): it gets the words, and
+    # after the shown columns the one only the hover reads.
+    table = BoxTable(value=_rows(), titles={"consensus_id": "Box", "status": "Status"}, whole_columns=["consensus_id"],
+                     signs={"status": {"accepted": "✓"}}, hover_by={"status": "reviewer"})
+    assert table.shown["cells"] == [["10", "accepted", "<b>ann</b>"], ["11", "", ""]]

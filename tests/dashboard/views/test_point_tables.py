@@ -32,7 +32,8 @@ def _linked_distances(marks):
 def test_the_subjects_table_counts_points_and_their_distance_instead_of_iou(penguins, tiny_project):
     assert consensus_kinds(penguins) == ConsensusKinds(boxes=False, points=True)
     table = SubjectBrowser(data_store=DataStore(project=penguins)).table
-    assert table.titles["n_consensus"] == "Points" and table.titles["mean_distance"] == "Dist. px"
+    assert table.titles["n_consensus"] == "Points" and table.titles["mean_distance"] == "Dist."
+    assert "distance in pixels" in table.header_tooltips["mean_distance"]  # the short title said in full
     assert "mean_iou" not in table.value.columns
     expected = _linked_distances(penguins.marks).groupby("subject_id").distance.mean()
     shown = table.value.set_index("subject_id").mean_distance
@@ -66,7 +67,7 @@ def test_the_volunteers_tables_give_distances_to_points(penguins, tiny_project):
 def test_the_review_panel_names_points_without_a_size(penguins, tiny_project):
     subject = int(penguins.consensus.subject_id.iloc[0])
     panel = ReviewPanel(data_store=DataStore(project=penguins, subject=subject))
-    assert list(panel._boxes.titles) == ["consensus_id", "status", "x", "y", "n_votes", "reviewer"]
+    assert list(panel._boxes.titles) == ["consensus_id", "status", "x", "y", "n_votes"]
     assert panel._boxes.titles["consensus_id"] == "Point"
     votes = [row[4] for row in panel._boxes.shown["cells"]]
     assert votes and all(vote.isdigit() for vote in votes)  # whole votes, not "3.0"
@@ -185,6 +186,6 @@ def test_a_real_project_of_boxes_and_points_names_its_consensus_marks_not_boxes(
     discnet = load_project([PENGUINS.parents[1] / "discnet" / "many-tools-classifications_march_7_2023.csv"])
     assert consensus_kinds(discnet) == ConsensusKinds(boxes=True, points=True)
     store = DataStore(project=discnet)
-    assert SubjectBrowser(data_store=store)._columns["n_consensus"] == "Consensus"
+    assert SubjectBrowser(data_store=store)._columns["n_consensus"] == "Cons."
     assert ReviewPanel(data_store=store)._boxes.titles["consensus_id"] == "Mark"
     assert VolunteerTable(data_store=store)._mark_columns["consensus_id"] == "Consensus mark"

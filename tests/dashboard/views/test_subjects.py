@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dashboard.data_store import DataStore
 from dashboard.views import SubjectBrowser
-from dashboard.views.subjects import HIDE_IF_BROKEN, PLACEHOLDER_OPEN
+from dashboard.views.subjects import HIDE_IF_BROKEN, PLACEHOLDER_OPEN, subject_width
 
 
 def test_rows_follow_the_filters_and_a_pick_sets_the_subject(tiny_project):
@@ -49,3 +49,9 @@ def test_the_row_of_the_current_subject_is_highlighted_whoever_picked_it(tiny_pr
     assert store.subject == 3 and browser.table.selection == [2] and browser.table.page == 1
     store.min_volunteers = 2  # subject 3 leaves the table: nothing is highlighted
     assert browser.table.selection == []
+
+
+def test_the_subject_column_is_as_wide_as_the_longest_id():
+    # 13 px figures of 8.3 px each and the cell's padding; at least as wide as its title.
+    assert subject_width([5, 12]) == subject_width([]) == 60
+    assert subject_width([30000014, 7]) == 76 and subject_width([123456789]) == 84
