@@ -158,6 +158,12 @@ class SampLink:
         self.close()
 
 
+def has_sky_positions(project) -> bool:
+    """Whether any subject may have a centre on the sky (`subject_position`): ra and dec in the subject metadata, or
+    a FITS image (its WCS; no file is opened)."""
+    return {"ra", "dec"} <= set(project.metadata_columns) or project.sky.has_fits
+
+
 def subject_position(project, subject_id: int) -> tuple[float, float] | None:
     """A subject's centre on the sky (ICRS degrees): its FITS image's WCS at the picture centre, else its
     ra/dec metadata; None when it has neither."""

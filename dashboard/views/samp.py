@@ -22,7 +22,7 @@ import param
 from panel.io.state import set_curdoc
 
 from project.export import write_catalogue
-from project.samp import SampError, SampLink, subject_position
+from project.samp import SampError, SampLink, has_sky_positions, subject_position
 
 from .base import View
 
@@ -138,7 +138,13 @@ class SampPanel(View):
                 "SAMP reaches the tools on the computer running zoolens: open the app there (at localhost) to "
                 "use it, or download the catalogue above and open it in TOPCAT."))
         send = pn.widgets.Button(label="Send the selection to TOPCAT", color="primary", width=280)
-        point = pn.widgets.Button(label="Point Aladin at this subject", width=280)
         send.on_click(lambda event: self._run(self.send_selection))
+        if not has_sky_positions(self.data_store.project):
+            # A button that could only answer "no sky position" is not offered; TOPCAT still takes the table.
+            return pn.Column(heading, send, pn.pane.Markdown(
+                "No subject has a position on the sky (no ra and dec in the subject metadata, no FITS image with a "
+                "WCS): the catalogue has pixel positions only, and there is nothing to point Aladin at."),
+                self._status)
+        point = pn.widgets.Button(label="Point Aladin at this subject", width=280)
         point.on_click(lambda event: self._run(self.point_at_subject))
         return pn.Column(heading, pn.Row(send, point), self._status)

@@ -189,3 +189,15 @@ def test_a_real_project_of_boxes_and_points_names_its_consensus_marks_not_boxes(
     assert SubjectBrowser(data_store=store)._columns["n_consensus"] == "Cons."
     assert ReviewPanel(data_store=store)._boxes.titles["consensus_id"] == "Mark"
     assert VolunteerTable(data_store=store)._mark_columns["consensus_id"] == "Consensus mark"
+
+
+def test_without_sky_positions_the_samp_panel_offers_no_aladin_button_and_says_why(penguins):
+    from dashboard.views.samp import SampPanel
+    from project.samp import has_sky_positions
+
+    # Penguin Watch: no ra/dec metadata, no FITS. "Point Aladin at this subject" could only answer "no sky position".
+    assert not has_sky_positions(penguins)
+    panel = SampPanel(data_store=DataStore(project=penguins)).__panel__()
+    assert [button.label for button in panel.select(pn.widgets.Button)] == ["Send the selection to TOPCAT"]
+    notes = " ".join(pane.object for pane in panel.select(pn.pane.Markdown))
+    assert "No subject has a position on the sky" in notes and "nothing to point Aladin at" in notes
