@@ -14,13 +14,14 @@ from .base import COMPACT_HEADER, ReadOnlyTable, View
 
 #: Statistics columns shown, in order, with their headers: short, so that every column is in view beside the
 #: cutout in a laptop's 1,366 px window (the table has 360 px there); `TOOLTIPS` says each in full. The disagreement
-#: (the default order) comes right after the subject. The volunteers' mark count is in the cutout's caption and the
-#: gallery, not a column, to make that room.
+#: (the default order) comes right after the subject. The volunteers' mark count (`HIDDEN_FIRST`) shows only where
+#: the table has room for it: it is in the cutout's caption and the gallery too.
 COLUMNS = {
     "subject_id": "Subject",
     "disagreement": "Disagr.",
     "review_status": "Review",
     "n_volunteers": "Vol.",
+    "n_marks": "Marks",
     "n_consensus": "Boxes",
     "mean_iou": "IoU",
 }
@@ -31,6 +32,7 @@ TOOLTIPS = {
     "review_status": "Review status: – unreviewed, ✓ accepted, ✗ rejected (every box), ⚑ flagged, "
                      "✎ edited (a box redrawn or added), ± mixed (other decisions)",
     "n_volunteers": "Volunteers who saw the subject (those who drew nothing too)",
+    "n_marks": "Marks the volunteers drew",
     "n_consensus": "Consensus marks",
     "mean_iou": "Mean IoU of the volunteers' boxes with the consensus box they support",
     "mean_distance": "Mean distance in pixels of the volunteers' points to the consensus point they support",
@@ -46,8 +48,10 @@ HIDE_IF_BROKEN = """onerror="this.style.visibility='hidden'"></span>"""
 #: Column widths in pixels, each as wide as its title (12 px, bold) or its values in 13 px type (the subject's,
 #: `subject_width`, as its project's longest id): the table fits the 360 px it has beside the cutout in a 1,366 px
 #: window with subject ids of 9 digits.
-WIDTHS = {"thumbnail": 44, "n_volunteers": 34, "n_consensus": 48, "mean_iou": 38, "mean_distance": 40,
+WIDTHS = {"thumbnail": 44, "n_marks": 50, "n_volunteers": 34, "n_consensus": 48, "mean_iou": 38, "mean_distance": 40,
           "disagreement": 52, "review_status": 54}
+#: The column Tabulator hides when the table is narrower than its columns (none other hides).
+HIDDEN_FIRST = "n_marks"
 #: Titles in 12 px type, cells in 13 px with figures of one width, and a thumbnail's cell padded less than others.
 COMPACT_CELLS = (".tabulator .tabulator-header .tabulator-col .tabulator-col-title { font-size: 12px !important; } "
                  ".tabulator-row .tabulator-cell { font-size: 13px; font-variant-numeric: tabular-nums; } "
@@ -84,18 +88,24 @@ class SubjectBrowser(View):
             point_titles={"n_consensus": "Points"}, mixed_titles={"n_consensus": "Cons."})
         self._table = ReadOnlyTable(
             self._rows(), pagination="remote", page_size=self.page_size, selectable=1,
-            show_index=False,
-            widths={**WIDTHS, "subject_id": subject_width(self.data_store.project.subject_stats.subject_id)}, titles={"thumbnail": "", **self._columns}, layout="fit_data_table",
+            show_index=False, titles={"thumbnail": "", **self._columns},
+            # As wide as the column it is in, and no wider (no side margins: the 360 px at 1,366 px are all the
+            # table's), so that a wider window gives the mark count back (Tabulator shows a hidden column when the
+            # table grows, and the table only grows with its container).
+            layout="fit_data_fill", sizing_mode="stretch_width", margin=(5, 0),
+            widths={**WIDTHS, "subject_id": subject_width(self.data_store.project.subject_stats.subject_id)},
             header_tooltips={name: TOOLTIPS[name] for name in self._columns},
             # The order is the session's (most disagreement first, or as the sidebar's "Sort subjects by" says), which
             # Next, Previous, the keys and the gallery follow: a header click sorted this table alone. No sort arrows,
             # which took 13 px a column.
             sortable=False, stylesheets=[COMPACT_HEADER, COMPACT_CELLS],
-            # The word of a review status sign, when the pointer rests on it.
-            # Columns narrower than Tabulator's least (40 px) where their titles and values fit, and three page
-            # buttons, not five: the pager fits under the table.
-            configuration={"columns": [{"field": "review_status", "tooltip": True}],
-                           "columnDefaults": {"minWidth": 30}, "paginationButtonCount": 3},
+            # The word of a review status sign when the pointer rests on it; the mark count hidden where it does not
+            # fit, no other column; columns narrower than Tabulator's least (40 px) where their titles and values fit;
+            # three page buttons, not five: the pager fits under the table.
+            configuration={"columns": [{"field": "review_status", "tooltip": True},
+                                       {"field": HIDDEN_FIRST, "responsive": 1}],
+                           "responsiveLayout": "hide", "columnDefaults": {"responsive": 0, "minWidth": 30},
+                           "paginationButtonCount": 3},
             formatters={
                 "thumbnail": {"type": "html"},
                 "subject_id": NumberFormatter(format="0"),

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from zoolens import demo
 
@@ -220,12 +221,16 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(open_page, demo_pr
     dialogs: list[str] = []
     page = open_page(dialogs)
     page.screenshot(path=str(artefacts / "demo-subjects.png"))
-    # At a laptop's width every column of the subject table is in view, none cut, nothing to scroll sideways to.
+    # At a laptop's width every column of the subject table is in view, none cut, nothing to scroll sideways to: the
+    # mark count gives way (it shows where there is room for it).
+    marks = page.locator(f"{SUBJECT_ROWS} [tabulator-field=n_marks]").first
+    expect(marks).to_be_visible()
     page.set_viewport_size({"width": 1366, "height": 1000})
-    page.wait_for_timeout(500)
+    expect(marks).to_be_hidden()
     assert page.evaluate(TABLE_OVERFLOW_JS, "n_volunteers") == [] and page.evaluate(CUT_TITLES_JS, "n_volunteers") == []
     assert page.evaluate(BOX_TABLE_OVERFLOW_JS) == []  # the review panel's box table above it too
     page.set_viewport_size({"width": 1500, "height": 1000})
+    expect(marks).to_be_visible()
     # The subject with the most boxes on the first page: the most to compare.
     rows = page.locator(SUBJECT_ROWS)
     shown = [int(text) for text in rows.locator("[tabulator-field=subject_id]").all_inner_texts()]
