@@ -35,7 +35,7 @@ from .views import FetchView
 
 
 #: Data store parameters kept in the page's address (query string).
-URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disagreement")
+URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disagreement", "sort_by")
 
 #: How often a session looks for review decisions made in other sessions, in milliseconds.
 REVIEW_REFRESH_MS = 3000

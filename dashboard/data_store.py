@@ -412,20 +412,21 @@ class DataStore(Selection, Viewer):
         clear = pn.widgets.Button(label="Clear plot selection", width=250)
         clear.on_click(lambda event: self.clear_selection())
         return pn.Column(
-            filters, *metadata_sliders, *self._machine_widgets(), *self._review_widgets(),
+            filters, *metadata_sliders, *self._machine_widgets(),
+            pn.widgets.Select.from_param(self.param.sort_by, name="Sort subjects by", width=250),
+            *self._review_widgets(),
             self._counts_pane(), self._image_problems_pane(),
             clear, sizing_mode="stretch_width",
         )
 
     def _machine_widgets(self) -> list:
-        """With machine detections: keep where humans and machine disagree, and the subjects' order."""
+        """With machine detections: what to compare them with, and keep where humans and machine disagree."""
         if self.project.machine is None:
             return []
         against = ([pn.widgets.Select.from_param(self.param.machine_against, name="Compare the machine with",
                                                  width=250)] if self.reviews is not None else [])
         return [*against, pn.widgets.Checkbox.from_param(self.param.machine_disagrees, name="Humans and machine disagree",
-                                               width=250),
-                pn.widgets.Select.from_param(self.param.sort_by, name="Sort subjects by", width=250)]
+                                               width=250)]
 
     def _review_widgets(self) -> list:
         """The review-status filter and who decides: a name box, unless the server signed the user in."""

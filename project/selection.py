@@ -22,8 +22,13 @@ ANY = "any"
 
 #: Filters recorded, with their values, in the provenance of every export.
 RECORDED_FILTERS = ("workflow", "tool", "min_votes", "min_volunteers", "disagreement", "metadata_ranges")
-#: How the subjects can be ordered: by the volunteers' disagreement, or by how much humans and machine disagree.
-SORTS = {"disagreement": "disagreement", "humans vs machine": "machine_disagreement"}
+#: How the subjects can be ordered, most first: by the volunteers' disagreement, how many volunteers saw them, how many
+#: marks they drew, how many consensus marks those made, or (with machine detections) how much humans and machine
+#: disagree. Name -> subject statistics column.
+SORTS = {"disagreement": "disagreement", "volunteers": "n_volunteers", "marks": "n_marks",
+         "consensus marks": "n_consensus", "humans vs machine": "machine_disagreement"}
+#: The orders only machine detections give.
+MACHINE_SORTS = ("humans vs machine",)
 #: The score threshold a project's detections start at, when their scores reach it.
 DEFAULT_SCORE_THRESHOLD = 0.5
 
@@ -56,14 +61,17 @@ class Selection(param.Parameterized):
                                                          "a detection no consensus mark matches, or a consensus "
                                                          "mark no detection matches, at the score threshold.")
     sort_by = param.Selector(default="disagreement", objects=list(SORTS),
-                             doc="Order subjects by the volunteers' disagreement, or by how many marks humans "
-                                 "and machine disagree on (machine-only plus human-only), most first.")
+                             doc="Order subjects, most first, by the volunteers' disagreement, the volunteers who saw "
+                                 "them, the marks drawn, the consensus marks, or (with machine detections) how many "
+                                 "marks humans and machine disagree on (machine-only plus human-only).")
 
     def __init__(self, **params):
         super().__init__(**params)
         self.param.workflow.objects = [ANY, *self.project.workflows]
         self.param.tool.objects = [ANY, *self.project.tools]
-        if self.project.machine is not None:
+        if self.project.machine is None:
+            self.param.sort_by.objects = [name for name in SORTS if name not in MACHINE_SORTS]
+        else:
             low, high = self.project.machine.score_range
             low, high = min(low, 0.0), max(high, low + 1e-9)
             self.param.score_threshold.bounds = (low, high)
@@ -110,7 +118,7 @@ class Selection(param.Parameterized):
         status = None if self.review_status == ANY else self.review_status
         if machine is None:
             # Sorted once per project and decision state, shared by the sessions: a filter is a mask over it.
-            return SortedSubjects.of(stats, "disagreement", review_statuses).passing(keep, status)
+            return SortedSubjects.of(stats, SORTS[self.sort_by], review_statuses).passing(keep, status)
         stats = stats.assign(review_status=review_status_array(stats.subject_id, review_statuses))
         counts = machine.subject_counts(self.score_threshold)[list(SUBJECT_COLUMNS)]
         stats = stats.join(counts, on="subject_id")

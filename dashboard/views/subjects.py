@@ -95,9 +95,8 @@ class SubjectBrowser(View):
             layout="fit_data_fill", sizing_mode="stretch_width", margin=(5, 0),
             widths={**WIDTHS, "subject_id": subject_width(self.data_store.project.subject_stats.subject_id)},
             header_tooltips={name: TOOLTIPS[name] for name in self._columns},
-            # The order is the session's (most disagreement first, or as the sidebar's "Sort subjects by" says), which
-            # Next, Previous, the keys and the gallery follow: a header click sorted this table alone. No sort arrows,
-            # which took 13 px a column.
+            # The order is the session's (the sidebar's "Sort subjects by"), which Next, Previous, the keys and the
+            # gallery follow: a header click sorted this table alone. No sort arrows, which took 13 px a column.
             sortable=False, stylesheets=[COMPACT_HEADER, COMPACT_CELLS],
             # The word of a review status sign when the pointer rests on it; the mark count hidden where it does not
             # fit, no other column; columns narrower than Tabulator's least (40 px) where their titles and values fit;

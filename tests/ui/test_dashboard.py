@@ -52,15 +52,17 @@ def test_the_address_holds_the_view_and_arrow_keys_move_along(browser, served_ur
     dialogs: list[str] = []
     page = browser.new_page(viewport={"width": 1500, "height": 950})
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    page.goto(f"{served_url}/?subject=2&min_volunteers=2", wait_until="networkidle")
+    page.goto(f"{served_url}/?subject=2&min_volunteers=2&sort_by=marks", wait_until="networkidle")
     page.get_by_text("2 of 3 subjects").wait_for(timeout=30_000)
+    # The order a link names is the session's: the sidebar's "Sort subjects by" shows it.
+    assert page.locator("select:has(option[value=marks])").first.input_value() == "marks"
     page.get_by_text("Subject 2", exact=True).wait_for(timeout=15_000)
     page.locator("body").click(position={"x": 5, "y": 300})
     entries = page.evaluate("() => window.history.length")
     page.keyboard.press("ArrowRight")  # filtered order is 1, 2: from 2 it wraps to 1
     page.get_by_text("Subject 1", exact=True).wait_for(timeout=15_000)
     page.wait_for_function("() => window.location.search.includes('subject=1')", timeout=15_000)
-    assert "min_volunteers=2" in page.evaluate("() => window.location.search")
+    assert {"min_volunteers=2", "sort_by=marks"} <= set(page.evaluate("() => window.location.search")[1:].split("&"))
     # The address is replaced in place: stepping through subjects leaves no history entries to go back through.
     assert page.evaluate("() => window.history.length") == entries
     page.wait_for_timeout(1500)  # let the plot update land before the picture

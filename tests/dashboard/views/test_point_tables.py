@@ -201,3 +201,23 @@ def test_without_sky_positions_the_samp_panel_offers_no_aladin_button_and_says_w
     assert [button.label for button in panel.select(pn.widgets.Button)] == ["Send the selection to TOPCAT"]
     notes = " ".join(pane.object for pane in panel.select(pn.pane.Markdown))
     assert "No subject has a position on the sky" in notes and "nothing to point Aladin at" in notes
+
+
+def test_subjects_are_sorted_as_the_sidebar_says_and_next_follows(penguins):
+    # Sorting by the table's headers sorted that table alone (Next, the keys and the gallery kept their order), so it
+    # is off; the sidebar's "Sort subjects by" orders the session's subjects, and offered nothing without detections.
+    store = DataStore(project=penguins)
+    assert store.param.sort_by.objects == ["disagreement", "volunteers", "marks", "consensus marks"]
+    shown = [list(widget.options) for widget in store.__panel__().select(pn.widgets.Select)
+             if widget.name == "Sort subjects by"]
+    assert shown == [store.param.sort_by.objects]
+    by_disagreement = store.subjects.subject_id.tolist()
+    stats = penguins.subject_stats
+    for order, column in (("volunteers", "n_volunteers"), ("marks", "n_marks"), ("consensus marks", "n_consensus")):
+        store.sort_by = order
+        expected = stats.sort_values([column, "subject_id"], ascending=[False, True]).subject_id.tolist()
+        assert store.subjects.subject_id.tolist() == expected != by_disagreement
+        # Next walks that order (the keys and the gallery read the same table).
+        store.subject = expected[0]
+        store.step_subject(1)
+        assert store.subject == expected[1]
