@@ -23,6 +23,23 @@ from zoolens import demo
 
 pytestmark = pytest.mark.ui
 
+
+def on_every_element(parameters: str, body: str) -> str:
+    """A page function of ``parameters`` that runs ``body`` on each ``element`` of the page, through every shadow root
+    (Bokeh and Panel models each draw in one), and returns the array ``found`` the body fills."""
+    return f"""{parameters} => {{
+  const found = [];
+  const walk = (root) => {{
+    for (const element of root.querySelectorAll('*')) {{
+{body}
+      if (element.shadowRoot) walk(element.shadowRoot);
+    }}
+  }};
+  walk(document);
+  return found;
+}}"""
+
+
 #: Plot views in the page, found through BokehJS's view index (every root and its children).
 PLOT_VIEWS_JS = """
 window.zoolensPlotViews = () => {
@@ -72,53 +89,26 @@ SUBJECT_ROWS = ".tabulator-row:has([tabulator-field=n_volunteers])"
 
 #: The header titles that do not fit their column (text, shown width, needed width) of the table holding a column
 #: ``field`` (the subjects' n_volunteers, the volunteers' n_classifications), through every shadow root.
-CUT_TITLES_JS = """(field) => {
-  const cut = [];
-  const walk = (root) => {
-    for (const element of root.querySelectorAll('*')) {
+CUT_TITLES_JS = on_every_element("(field)", """
       if (element.classList.contains('tabulator') && element.querySelector(`[tabulator-field=${field}]`))
         for (const title of element.querySelectorAll('.tabulator-col-title'))
           if (title.innerText.trim() && title.scrollWidth > title.clientWidth)
-            cut.push([title.innerText, title.clientWidth, title.scrollWidth]);
-      if (element.shadowRoot) walk(element.shadowRoot);
-    }
-  };
-  walk(document);
-  return cut;
-}"""
+            found.push([title.innerText, title.clientWidth, title.scrollWidth]);""")
 
 
 #: Each table holding a column ``field`` whose rows are wider than it shows (field, shown width, needed width): its
 #: columns would have to be scrolled sideways to, through every shadow root.
-TABLE_OVERFLOW_JS = """(field) => {
-  const wide = [];
-  const walk = (root) => {
-    for (const element of root.querySelectorAll('*')) {
+TABLE_OVERFLOW_JS = on_every_element("(field)", """
       if (element.classList.contains('tabulator') && element.querySelector(`[tabulator-field=${field}]`)) {
         const holder = element.querySelector('.tabulator-tableholder');
-        if (holder.scrollWidth > holder.clientWidth) wide.push([field, holder.clientWidth, holder.scrollWidth]);
-      }
-      if (element.shadowRoot) walk(element.shadowRoot);
-    }
-  };
-  walk(document);
-  return wide;
-}"""
+        if (holder.scrollWidth > holder.clientWidth) found.push([field, holder.clientWidth, holder.scrollWidth]);
+      }""")
 
 #: The review panel's box table when its rows are wider than it shows ([shown width, needed width]; nothing when
 #: they fit or there is no such table), through every shadow root.
-BOX_TABLE_OVERFLOW_JS = """() => {
-  const wide = [];
-  const walk = (root) => {
-    for (const element of root.querySelectorAll('*')) {
+BOX_TABLE_OVERFLOW_JS = on_every_element("()", """
       if (element.shadowRoot?.querySelector('th[data-field=status]') && element.scrollWidth > element.clientWidth)
-        wide.push([element.clientWidth, element.scrollWidth]);
-      if (element.shadowRoot) walk(element.shadowRoot);
-    }
-  };
-  walk(document);
-  return wide;
-}"""
+        found.push([element.clientWidth, element.scrollWidth]);""")
 
 #: The FITS image's stretch and colour map choices, through every shadow root.
 FITS_SELECTS = "select:has(option[value=asinh]), select:has(option[value=gray])"

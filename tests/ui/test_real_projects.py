@@ -17,7 +17,8 @@ from dashboard.views.gallery import FRAME
 from project import load_project
 from project.thumbnails import CANVAS
 from tests.dashboard.serving import served
-from tests.ui.test_demo import BOX_TABLE_OVERFLOW_JS, CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS, TABLE_OVERFLOW_JS, _sources_with
+from tests.ui.test_demo import (BOX_TABLE_OVERFLOW_JS, CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS,
+                                TABLE_OVERFLOW_JS, _sources_with, on_every_element)
 
 pytestmark = pytest.mark.ui
 
@@ -31,54 +32,27 @@ EXCEPTION_TEXT = re.compile(r"Traceback|Exception|Error\b|Error:|ConnectionPool|
 
 #: Each gallery card's picture frame: its size, background colour, and how its picture sits in it (the image
 #: element's place and size in the frame, its object-fit and object-position), through every shadow root.
-GALLERY_FRAMES_JS = """() => {
-  const frames = [];
-  const walk = (root) => {
-    for (const element of root.querySelectorAll('*')) {
+GALLERY_FRAMES_JS = on_every_element("()", """
       if (element.classList.contains('zoolens-gallery-frame')) {
         const box = element.getBoundingClientRect();
         const image = element.querySelector('img') ?? element.shadowRoot?.querySelector('img');
         const shown = image.getBoundingClientRect();
-        frames.push({width: box.width, height: box.height, background: getComputedStyle(element).backgroundColor,
-                     image: [shown.x - box.x, shown.y - box.y, shown.width, shown.height],
-                     fit: getComputedStyle(image).objectFit, position: getComputedStyle(image).objectPosition});
-      }
-      if (element.shadowRoot) walk(element.shadowRoot);
-    }
-  };
-  walk(document);
-  return frames;
-}"""
+        found.push({width: box.width, height: box.height, background: getComputedStyle(element).backgroundColor,
+                    image: [shown.x - box.x, shown.y - box.y, shown.width, shown.height],
+                    fit: getComputedStyle(image).objectFit, position: getComputedStyle(image).objectPosition});
+      }""")
 
 
 #: The notes (alerts) whose text runs past their padding (text, shown width, needed width), through every shadow root.
-OVERFLOWING_NOTES_JS = """() => {
-  const notes = [];
-  const walk = (root) => {
-    for (const element of root.querySelectorAll('*')) {
+OVERFLOWING_NOTES_JS = on_every_element("()", """
       if (element.classList.contains('alert') && element.scrollWidth > element.clientWidth)
-        notes.push([(element.shadowRoot ?? element).querySelector(':not(style):not(link)')?.innerText,
-                    element.clientWidth, element.scrollWidth]);
-      if (element.shadowRoot) walk(element.shadowRoot);
-    }
-  };
-  walk(document);
-  return notes;
-}"""
+        found.push([(element.shadowRoot ?? element).querySelector(':not(style):not(link)')?.innerText,
+                    element.clientWidth, element.scrollWidth]);""")
 
 
 #: Natural widths of the table's thumbnails of subjects' own pictures (0: not loaded), through every shadow root.
-THUMBNAIL_WIDTHS_JS = """() => {
-  const widths = [];
-  const walk = (root) => {
-    for (const element of root.querySelectorAll('*')) {
-      if (element.tagName === 'IMG' && element.getAttribute('src').includes('thumbnails/')) widths.push(element.naturalWidth);
-      if (element.shadowRoot) walk(element.shadowRoot);
-    }
-  };
-  walk(document);
-  return widths;
-}"""
+THUMBNAIL_WIDTHS_JS = on_every_element("()", """
+      if (element.tagName === 'IMG' && element.getAttribute('src').includes('thumbnails/')) found.push(element.naturalWidth);""")
 
 
 def _project(name: str):
@@ -222,20 +196,11 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
 
 
 #: The top edge of every figure shown (width > 0), rounded to the pixel.
-FIGURE_TOPS_JS = """() => {
-  const tops = [];
-  const walk = (root) => {
-    for (const el of root.querySelectorAll('*')) {
-      if (String(el.className).split(' ').includes('bk-Figure')) {
-        const box = el.getBoundingClientRect();
-        if (box.width > 0 && box.height > 0) tops.push(Math.round(box.top + window.scrollY));
-      }
-      if (el.shadowRoot) walk(el.shadowRoot);
-    }
-  };
-  walk(document);
-  return tops;
-}"""
+FIGURE_TOPS_JS = on_every_element("()", """
+      if (String(element.className).split(' ').includes('bk-Figure')) {
+        const box = element.getBoundingClientRect();
+        if (box.width > 0 && box.height > 0) found.push(Math.round(box.top + window.scrollY));
+      }""")
 
 
 #: Per plot renderer holding volunteers' marks: its glyph type, line dash, and the vertices of each glyph.
