@@ -82,8 +82,8 @@ class DataStore(Selection, Viewer):
     highlighted_volunteer = param.String(default=None, allow_None=True,
                                          doc="The volunteer whose marks the cutout draws bold, everyone else's "
                                              "faded (None: all alike).")
-    subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, "
-                                                 "most disagreement first.")
+    subjects = param.DataFrame(default=None, doc="Output: statistics of the subjects passing the filters, in the "
+                                                 "order ``sort_by`` names (most disagreement first by default).")
     # -- review sessions: decisions live in the shared store; these are this session's view of them.
     reviewer = param.String(default="", doc="Who this session's review decisions are attributed to.")
     review_statuses = param.DataFrame(default=None, doc="Output: `ReviewStore.subject_status` of the project's "

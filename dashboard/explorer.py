@@ -129,7 +129,7 @@ class Explorer(Viewer):
 
     @property
     def selection(self) -> pd.DataFrame:
-        """Statistics of the subjects passing the filters and the plot selection, most disagreement first."""
+        """Statistics of the subjects passing the filters and the plot selection, in the session's order."""
         return self.data_store.subjects.copy()
 
     def tabs(self) -> pn.Tabs:

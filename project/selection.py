@@ -29,6 +29,10 @@ SORTS = {"disagreement": "disagreement", "volunteers": "n_volunteers", "marks": 
          "consensus marks": "n_consensus", "humans vs machine": "machine_disagreement"}
 #: The orders only machine detections give.
 MACHINE_SORTS = ("humans vs machine",)
+#: Each order in words, as a page says it ("most disagreement first").
+SORT_WORDS = {"disagreement": "most disagreement first", "volunteers": "most volunteers first",
+              "marks": "most marks first", "consensus marks": "most consensus marks first",
+              "humans vs machine": "most disagreement between humans and machine first"}
 #: The score threshold a project's detections start at, when their scores reach it.
 DEFAULT_SCORE_THRESHOLD = 0.5
 

@@ -1,8 +1,8 @@
 """The gallery: many subjects at once, with every volunteer and consensus mark drawn on, worst first.
 
 A page of thumbnails (`project.thumbnails`: each mark drawn as what it is, rendered on the server
-once and cached) in the session's order (most disagreement first) over the subjects passing its
-filters and plot selection. Opening one shows it in the Subjects tab.
+once and cached) in the session's order (its ``sort_by``, most disagreement first by default) over the
+subjects passing its filters and plot selection. Opening one shows it in the Subjects tab.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import math
 import panel as pn
 import param
 
+from project.selection import SORT_WORDS
 from project.thumbnails import CANVAS
 
 from ..subject_marks import consensus_kinds
@@ -86,7 +87,8 @@ class Gallery(View):
         first = (min(self.page, self.pages) - 1) * self.per_page
         return pn.pane.Markdown(
             f"Subjects **{first + 1 if total else 0:,}–{min(first + self.per_page, total):,}** of {total:,} passing "
-            f"the filters, most disagreement first. Each mark is drawn as what it is (box, circle, polygon, line, "
+            f"the filters, {SORT_WORDS[self.data_store.sort_by]}. Each mark is drawn as what it is (box, circle, "
+            f"polygon, line, "
             f"point cross): volunteers' thin, in the colour of the consensus mark they support (grey: none); "
             f"consensus marks bold, consensus points rings.", sizing_mode="stretch_width")
 

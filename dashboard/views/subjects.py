@@ -66,7 +66,7 @@ def subject_width(subject_ids) -> int:
 
 
 class SubjectBrowser(View):
-    """Subjects passing the filters, most disagreement first; picking a row shows it in the cutout viewer.
+    """Subjects passing the filters in the session's order (``sort_by``); picking a row shows it in the cutout viewer.
 
     The table is paginated on the server (only the visible page goes to the
     browser) and sorted there, so it stays fast with 100,000 subjects.

@@ -217,7 +217,8 @@ def test_subjects_are_sorted_as_the_sidebar_says_and_next_follows(penguins):
         store.sort_by = order
         expected = stats.sort_values([column, "subject_id"], ascending=[False, True]).subject_id.tolist()
         assert store.subjects.subject_id.tolist() == expected != by_disagreement
-        # Next walks that order (the keys and the gallery read the same table).
+        # Next walks that order (the keys and the gallery read the same table), and the gallery says which it is.
         store.subject = expected[0]
         store.step_subject(1)
         assert store.subject == expected[1]
+        assert f"passing the filters, most {order} first." in Gallery(data_store=store)._header().object
