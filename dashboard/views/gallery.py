@@ -88,9 +88,8 @@ class Gallery(View):
         return pn.pane.Markdown(
             f"Subjects **{first + 1 if total else 0:,}–{min(first + self.per_page, total):,}** of {total:,} passing "
             f"the filters, {SORT_WORDS[self.data_store.sort_by]}. Each mark is drawn as what it is (box, circle, "
-            f"polygon, line, "
-            f"point cross): volunteers' thin, in the colour of the consensus mark they support (grey: none); "
-            f"consensus marks bold, consensus points rings.", sizing_mode="stretch_width")
+            "polygon, line, point cross): volunteers' thin, in the colour of the consensus mark they support (grey: "
+            "none); consensus marks bold, consensus points rings.", sizing_mode="stretch_width")
 
     def __panel__(self):
         previous = pn.widgets.Button(name="◀ Previous page", width=140)

@@ -62,7 +62,7 @@ def run(args) -> int:
     import sys
 
     import data_loaders
-    from consensus.distance import point_mask
+    from dashboard.subject_marks import consensus_kinds
     from data_loaders import writers
     from project import load_project
     from project.export import write_catalogue
@@ -100,7 +100,7 @@ def run(args) -> int:
 
     rows, sky = export.provenance["rows"], export.provenance["sky"]
     print(f"wrote {', '.join(str(file) for file in files)}")
-    marks = "points" if len(export.consensus) and point_mask(export.consensus).all() else "boxes"
+    marks = "points" if consensus_kinds(project).only_points else "boxes"
     print(f"  {rows['consensus']} consensus {marks} on {rows['subjects']} subjects"
           + (f", {rows['marks']} marks" if "marks" in rows else ""))
     print(f"  RA/Dec: {sky['method']}" + (f", {marks} by route {sky['boxes']}" if "boxes" in sky else ""))
