@@ -34,7 +34,9 @@ import math
 import numbers
 import os
 import queue
+import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
@@ -58,6 +60,8 @@ ADDED_COLUMNS = {2: ("role", "authentication")}
 DEFAULT_PATH = Path("zoolens-reviews.sqlite")
 #: How long a SQLite writer waits for another's lock before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How long to wait before trying the switch to WAL again when another connection holds the file.
+SQLITE_WAL_RETRY_S = 0.01
 #: PostgreSQL advisory lock key serialising writers (any fixed 64-bit number; this spells "zoolrevw").
 POSTGRES_WRITE_LOCK = 0x7A6F6F6C72657677
 #: The most decisions committed in one transaction: enough that a burst commits in a few
@@ -853,11 +857,29 @@ def _configure_sqlite(dbapi_connection, _connection_record) -> None:
     # Transactions are begun by _begin_sqlite, not by the sqlite3 module's own guesswork.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # The busy timeout comes first: switching to WAL itself may wait for another connection.
-    for pragma in (f"busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}", "journal_mode = WAL",
-                   "synchronous = FULL", "foreign_keys = ON"):
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    _switch_to_wal(cursor)
+    for pragma in ("synchronous = FULL", "foreign_keys = ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _switch_to_wal(cursor) -> None:
+    """Put the database file in WAL mode, waiting up to the busy timeout for other connections.
+
+    SQLite answers "database is locked" at once, without waiting on the busy timeout, when another
+    connection holds a lock during the switch: several processes opening a new store together
+    (a served app's workers starting) would otherwise fail all but one.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(SQLITE_WAL_RETRY_S)
 
 
 def _begin_sqlite(connection: sa.Connection) -> None:

@@ -445,6 +445,26 @@ def test_sqlite_file_is_set_up_for_concurrent_durable_writes(tmp_path):
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+def test_sqlite_store_opens_while_another_process_holds_the_new_file(tmp_path):
+    # The race of several workers creating one store: SQLite refuses the switch to WAL at once,
+    # not after its busy timeout, while another connection holds the write lock on the file.
+    path = tmp_path / "reviews.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, holder.execute, ["COMMIT"])
+    release.start()
+    try:
+        with ReviewStore(path=path) as store:
+            store.record("run", 1, "flag", "alice")
+            assert len(store.history()) == 1
+    finally:
+        release.join()
+        holder.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def test_default_store_is_a_sqlite_file_in_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with ReviewStore() as store:
