@@ -100,6 +100,12 @@ def project_options(args) -> dict:
         raise ValueError(f"--method {NO_METHOD}: this command needs a consensus; give a method or --consensus")
     if args.param and args.method == NO_METHOD:
         raise ValueError(f"--param sets the parameters of --method; --method {NO_METHOD} makes no consensus")
+    method_params = parse_params(args.param)
+    from consensus.base import AUTO_METHOD, make_aggregator  # the package registers its methods first
+
+    if args.method not in (None, NO_METHOD, AUTO_METHOD):
+        # A wrong method name or parameter is said before the export loads, not after it.
+        make_aggregator(args.method, **method_params)
     if args.partitions is not None and (args.partitions < 1 or args.scheduler is None):
         raise ValueError("--partitions N needs --scheduler and N of 1 or more")
     if args.images:
@@ -113,7 +119,7 @@ def project_options(args) -> dict:
         "consensus": consensus,
         "detections": detections,
         "method": None if args.method == NO_METHOD else args.method,
-        "method_params": parse_params(args.param),
+        "method_params": method_params,
         "image_roots": [folder.resolve() for folder in args.images] if args.images else None,
         "fits_column": args.fits_column,
         "pixel_scale": number_or_text(args.pixel_scale),

@@ -91,9 +91,11 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.server
-def test_a_server_grown_by_sessions_is_replaced_once_they_close_and_decisions_stay(tmp_path):
+def test_an_idle_server_is_replaced_once_its_sessions_close_and_decisions_stay(tmp_path):
     port = free_port()
-    server, log = start_demo(tmp_path, port, "--recycle-idle", "3", "--recycle-growth", "0")
+    # Any size counts as grown: whether one session leaves the process larger after a collection and a trim is
+    # the allocator's affair (it did not, now and then, and the server rightly stayed); `due`'s test covers size.
+    server, log = start_demo(tmp_path, port, "--recycle-idle", "3", "--recycle-growth", "-1000000")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: log.read_text().count("subjects,") == 1, "the demo never loaded", log)
