@@ -58,7 +58,8 @@ class BoxTable(JSComponent):
     tooltips = param.Dict(default={}, constant=True, doc="Column -> what its header means, shown on hover.")
     signs = param.Dict(default={}, constant=True,
                        doc="Column -> {text: sign}: its cells show the sign of their text (narrower than the words), "
-                           "the text itself on hover and in their ``data-value``.")
+                           "the text itself on hover, to screen readers (the sign's ``aria-label``) and in their "
+                           "``data-value``.")
     hover_by = param.Dict(default={}, constant=True,
                           doc="Column of ``signs`` -> a column of ``value`` not shown whose text its cells' hover adds "
                               "after 'by' (who decided).")
@@ -101,7 +102,12 @@ class BoxTable(JSComponent):
             const signs = model.signs[field];
             if (signs) {
               const by = model.hover_by[field] ? row[held.indexOf(model.hover_by[field])] : "";
-              td.textContent = signs[text] ?? text;
+              // A sign is read out by screen readers as its word, as sighted users get it on hover.
+              const sign = document.createElement("span");
+              sign.textContent = signs[text] ?? text;
+              sign.setAttribute("role", "img");
+              sign.setAttribute("aria-label", by ? `${text} by ${by}` : text);
+              td.append(sign);
               td.dataset.value = text;
               td.title = by ? `${text} by ${by}` : text;
               td.className = "sign";

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import panel as pn
 import param
-from bokeh.models.widgets.tables import NumberFormatter
+from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 
 from ..subject_marks import consensus_kinds
 from .base import COMPACT_HEADER, ReadOnlyTable, View
@@ -40,6 +41,11 @@ TOOLTIPS = {
 #: The review status as one sign (the word shows when the pointer rests on the cell), as the cutout marks a decided
 #: box (`cutout` draws ✓ and ✗ on it): a column of words ("unreviewed") took a quarter of the table's width.
 STATUS_SIGNS = {"unreviewed": "–", "accepted": "✓", "rejected": "✗", "flagged": "⚑", "edited": "✎", "mixed": "±"}
+#: A status cell: its sign, read out by screen readers as the status's word (sighted users get it on hover). The
+#: value is one of `STATUS_SIGNS`' words, made by zoolens, never text from an export.
+STATUS_CELL = HTMLTemplateFormatter(
+    template='<span role="img" aria-label="<%= value %>"><%= (' + json.dumps(STATUS_SIGNS, ensure_ascii=False)
+             + ')[value] %></span>')
 
 #: A thumbnail's frame: a neutral grey square, what shows when there is no picture.
 PLACEHOLDER_OPEN = ('<span style="display:inline-block;width:40px;height:40px;background:#e3e3e3;'
@@ -111,7 +117,7 @@ class SubjectBrowser(View):
                 "mean_iou": NumberFormatter(format="0.00"),
                 "mean_distance": NumberFormatter(format="0.0"),
                 "disagreement": NumberFormatter(format="0.00"),
-                "review_status": {"type": "lookup", **STATUS_SIGNS},
+                "review_status": STATUS_CELL,
             },
         )
         self._table.param.watch(self._pick, "selection")

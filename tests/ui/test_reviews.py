@@ -110,6 +110,9 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     page.get_by_role("button", name="Accept").click()  # box 10, picked to start with
     expect(review_cell(page, 1)).to_have_text(STATUS_SIGNS["mixed"], timeout=15_000)  # 10 accepted, 11 not yet
     assert review_cell(page, 2).inner_text() == STATUS_SIGNS["unreviewed"]
+    # A screen reader reads each sign as its word.
+    expect(review_cell(page, 1).get_by_role("img", name="mixed", exact=True)).to_have_text(STATUS_SIGNS["mixed"])
+    expect(review_cell(page, 2).get_by_role("img", name="unreviewed", exact=True)).to_be_visible()
 
     page.locator("td[data-field='consensus_id']", has_text="11").click()
     page.get_by_role("button", name="Reject").click()
@@ -121,6 +124,9 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     # Who decided is in the status's hover, as text (the name stays a name, never markup).
     assert box_statuses.evaluate_all("cells => cells.map((cell) => cell.title)") == [
         f"accepted by {REVIEWER}", f"rejected by {REVIEWER}"]
+    for status in ("accepted", "rejected"):
+        expect(box_statuses.get_by_role("img", name=f"{status} by {REVIEWER}", exact=True)).to_have_text(
+            BOX_SIGNS[status])
     # The sidebar's progress follows the decisions (its text is changed in place).
     expect(page.get_by_text(re.compile(r"of \d+ reviewed \(")).first).to_have_text(
         re.compile(rf"\b1 of 3 reviewed \({re.escape(REVIEWER)} 1\)"), use_inner_text=True, timeout=15_000)
