@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,11 +16,19 @@ class ImageHost:
     """A real HTTP server on loopback standing in for an image host: a PNG, oversized bodies, a redirect, a 404,
     and any ``/subject_location/<name>`` as the Zooniverse upload host serves subjects' pictures (the PNG).
 
+    Parameters
+    ----------
+    picture : bytes, optional
+        What ``/subject_location/<name>`` answers; default the small Penguin Watch PNG.
+    delay : float
+        Seconds every answer waits first, as a distant host's round trips do (the benchmark's); default none.
+
     ``hits`` counts the requests per path.
     """
 
-    def __init__(self):
+    def __init__(self, picture: bytes | None = None, delay: float = 0.0):
         png = PENGUIN.read_bytes()
+        subject_picture = png if picture is None else picture
         big = b"\x89PNG\r\n\x1a\n" + bytes(2 * 1024 * 1024)
         self.hits = Counter()
         server = self
@@ -27,7 +36,10 @@ class ImageHost:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (the http.server API)
                 server.hits[self.path] += 1
-                if self.path == "/penguin.png" or self.path.startswith("/subject_location/"):
+                time.sleep(delay)
+                if self.path.startswith("/subject_location/"):
+                    self._send(200, subject_picture, length=True)
+                elif self.path == "/penguin.png":
                     self._send(200, png, length=True)
                 elif self.path == "/big.png":
                     self._send(200, big, length=True)
