@@ -33,7 +33,7 @@ IMAGE_TYPES = {".png": ("png", "image/png"), ".jpg": ("jpeg", "image/jpeg"),
 #: Where a requested file is looked up, and a remote picture's thumbnail made (`Project.image_file`): off the
 #: event loop, as a fetch waits on the image host for up to its timeout, and four at a time for every session
 #: together, which makes a page of thumbnails about as fast as more would without crowding the host or the
-#: cores (bench/remote_thumbnails.py).
+#: cores (bench/bench_remote_thumbnails.py).
 THUMBNAIL_MAKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zoolens-thumbnails")
 
 
