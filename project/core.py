@@ -311,6 +311,11 @@ class Project:
         except (ImageRefused, OSError):
             return None
 
+    @property
+    def has_remote_pictures(self) -> bool:
+        """Whether some subject's thumbnail is of a picture on an image host (`remote_thumbnail`)."""
+        return bool(self._remote_thumbnails)
+
     def remote_thumbnail(self, url: str) -> Path | None:
         """The file in `thumbnail_dir` of a thumbnail of the picture at ``url``, fetched and made once; None if
         it cannot be had.
