@@ -39,6 +39,8 @@ URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disa
 
 #: How often a session looks for review decisions made in other sessions, in milliseconds.
 REVIEW_REFRESH_MS = 3000
+#: How often a session of a project with remote pictures recounts those that could not be had, in milliseconds.
+PICTURE_RECOUNT_MS = 2000
 
 #: Worker threads for session callbacks by default: twice the cores, at most 4. Each session's callbacks run
 #: in the order they arrived (`dashboard.session_threads`); threads do not add CPU under the GIL, but one
@@ -149,6 +151,11 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
         pn.state.onload(lambda: pn.state.add_periodic_callback(
             lambda: template.explorer.data_store.refresh_reviews(poll_age=review_refresh_ms / 3000),
             period=review_refresh_ms))
+    if project.has_remote_pictures:
+        # The table's thumbnails of remote pictures are made by the image route, outside any session: the sidebar's
+        # count of pictures not shown catches up with them (its text changes only when the count does).
+        pn.state.onload(lambda: pn.state.add_periodic_callback(
+            lambda: template.explorer.data_store.param.trigger("pictures_fetched"), period=PICTURE_RECOUNT_MS))
     return template
 
 

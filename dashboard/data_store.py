@@ -75,7 +75,8 @@ class DataStore(Selection, Viewer):
     subject = param.Integer(default=None, allow_None=True, doc="The subject shown in the cutout viewer.")
     show_subject = param.Event(doc="Asks the layout to bring the Subjects tab (the cutout) forward.")
     pictures_fetched = param.Event(doc="A view fetched pictures of other subjects than the current one (a gallery "
-                                       "page): the sidebar's count of pictures not shown follows.")
+                                       "page, or the table's thumbnails of remote pictures): the sidebar's count of "
+                                       "pictures not shown follows.")
     mine = param.Boolean(default=False, doc="Keep only the subjects a lead assigned to this session's reviewer: "
                                             "their own queue.")
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")

@@ -1,17 +1,22 @@
 """The served app's image route: a subject's image file, and nothing else in its folder.
 
-Thumbnails in the subject table point at ``/zoolens-images/<root number>/<path>``.
+Thumbnails in the subject table point at ``/zoolens-images/<root number>/<path>``, or at
+``/zoolens-images/thumbnails/<name>`` for those made on the server: of a subject's own file, or of
+its remote picture, fetched by the server (never the browser) when a page first asks for it.
 An image folder is usually the export folder, which also holds the exports (with
 volunteers' IP addresses) and the review store, so the route is no static-file
 route: `ImageHandler` answers only for a file that a subject of the loaded project
 refers to (`Project.image_file`), inside the image roots once symbolic links are
 resolved, named as an image and holding one (its first bytes are checked). Every
 other request, and every request before the project has loaded, is a 404 that
-says no more than that.
+says no more than that. A remote picture's name is looked up among the project's own
+subjects (the URL comes from the subject export, never from the request): the route is
+no proxy.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from panel.io.server import AuthenticatedStaticFileHandler
@@ -25,6 +30,11 @@ from project.progress import READY, ProjectLoad
 #: File name endings served, with the format their content must have and the type sent for it.
 IMAGE_TYPES = {".png": ("png", "image/png"), ".jpg": ("jpeg", "image/jpeg"),
                ".jpeg": ("jpeg", "image/jpeg")}
+#: Where a requested file is looked up, and a remote picture's thumbnail made (`Project.image_file`): off the
+#: event loop, as a fetch waits on the image host for up to its timeout, and four at a time for every session
+#: together, which makes a page of thumbnails about as fast as more would without crowding the host or the
+#: cores (bench/bench_remote_thumbnails.py).
+THUMBNAIL_MAKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zoolens-thumbnails")
 
 
 class ImageHandler(RequestHandler):
@@ -41,7 +51,7 @@ class ImageHandler(RequestHandler):
 
     @authenticated
     async def get(self, route_path: str, include_body: bool = True) -> None:
-        path = self._image_file(route_path)
+        path = await IOLoop.current().run_in_executor(THUMBNAIL_MAKERS, self._image_file, route_path)
         content = await IOLoop.current().run_in_executor(None, path.read_bytes)
         kind, content_type = IMAGE_TYPES[path.suffix.lower()]
         if image_format(content[:64]) != kind:

@@ -20,6 +20,7 @@ import pandas as pd
 import data_loaders
 from consensus import aggregate, match
 from consensus.base import AUTO_METHOD, parse_source
+from data_loaders.images import DEFAULT_ALLOWED_HOSTS
 
 from .core import Project
 from .progress import LoadProgress
@@ -58,7 +59,7 @@ def loader_options() -> dict[str, str]:
 
 def load_project(paths: Sequence[str | Path], consensus: str | Path | None = None, *,
                  detections: str | Path | None = None, truth: str | Path | None = None, image_roots: Sequence[str | Path] | None = None,
-                 title: str | None = None,
+                 image_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS, title: str | None = None,
                  method: str | None = DEFAULT_METHOD, method_params: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
                  picture_size: tuple[float, float] | None = None, scheduler: str | None = None,
@@ -86,6 +87,9 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     image_roots : sequence of path, optional
         Folders image files may be read from, relative locations resolving against the
         first; default `default_image_roots` of the files.
+    image_hosts : sequence of str
+        Hosts (or ``host:port``) image URLs in the subject export may be fetched from; default
+        the Zooniverse upload hosts.
     title : str, optional
         Shown in the app's header; default the first file's name.
     method : str or None
@@ -128,7 +132,7 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
             if progress is not None:
                 progress.plan(1)
                 progress.stage(f"Opening the project store {store}")
-            return StoredProject(store, image_roots=image_roots, title=title, client=client)
+            return StoredProject(store, image_roots=image_roots, image_hosts=image_hosts, title=title, client=client)
     if not paths:
         raise ValueError("no files to read: give a classification export (or an existing project store)")
     # A loader's row-count callback is this function's to give (from ``progress``), not the caller's.
@@ -136,7 +140,7 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"unknown loading option {', '.join(map(repr, unknown))}; known options: "
-                         f"{', '.join(known)}, and consensus, image_roots, title, method, method_params, "
+                         f"{', '.join(known)}, and consensus, image_roots, image_hosts, title, method, method_params, "
                          "fits_column, pixel_scale, picture_size, scheduler, partitions")
     if method_params and (consensus is not None or method is None):
         raise ValueError("method_params set the parameters of a consensus method; they cannot change a "
@@ -183,7 +187,7 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
                                title or every_file[0].name,
                                image_roots if image_roots is not None else default_image_roots(every_file),
                                {"fits_column": fits_column, "pixel_scale": pixel_scale, "picture_size": picture_size},
-                               progress, client)
+                               image_hosts, progress, client)
     if len(sources.get("detections", [])) > 1:
         raise ValueError(f"several detections files ({', '.join(str(path) for path in sources['detections'])}): "
                          "a project compares one detector run with the volunteers; give one")
@@ -233,13 +237,13 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
                       consensus=consensus_table, links=links, image_roots=image_roots, reports=reports,
                       title=title or every_file[0].name, sources=sources, filters=filters, aggregation_run=run,
                       fits_column=fits_column, pixel_scale=pixel_scale, picture_size=picture_size,
-                      detections=combined("detections"))
+                      detections=combined("detections"), image_hosts=image_hosts)
     if store is not None:
         if progress is not None:
             progress.plan(1)
             progress.stage(f"Writing the project store {store}")
         write_project_store(project, store)
-        project = StoredProject(store, image_roots=image_roots, title=title, client=client)
+        project = StoredProject(store, image_roots=image_roots, image_hosts=image_hosts, title=title, client=client)
     if project.detections is not None:
         if progress is not None:
             progress.plan(1)
@@ -252,7 +256,7 @@ def load_project(paths: Sequence[str | Path], consensus: str | Path | None = Non
 
 
 def _streamed_store(export: Path, store, tables: dict, reports: list, sources: dict, method, method_params,
-                    options: Mapping, title, image_roots, sky: Mapping, progress, client) -> Project:
+                    options: Mapping, title, image_roots, sky: Mapping, image_hosts, progress, client) -> Project:
     """The project store written straight from the classification export, part by part (`load_project`)."""
     from .stored import StoredProject, write_export_store
 
@@ -268,7 +272,7 @@ def _streamed_store(export: Path, store, tables: dict, reports: list, sources: d
                        tools_table=tools, title=title, reports=reports, sources=sources,
                        filters={name: options[name] for name in FILTER_OPTIONS if options.get(name) is not None},
                        project_options={"image_roots": image_roots, **sky}, **taken)
-    return StoredProject(store, image_roots=image_roots, title=title, client=client)
+    return StoredProject(store, image_roots=image_roots, image_hosts=image_hosts, title=title, client=client)
 
 
 def _consensus(marks: pd.DataFrame, classifications: pd.DataFrame, boxes: pd.DataFrame | None,

@@ -24,7 +24,8 @@ from consensus import match
 from consensus.agreement import box_agreement, subject_agreement, volunteer_agreement
 from data_loaders.base import FormatError
 from data_loaders.cache import cache_dir
-from data_loaders.images import Image, ImageFetchError, ImageRefused, ImageStore, read_image_bytes
+from data_loaders.images import (DEFAULT_ALLOWED_HOSTS, Image, ImageFetchError, ImageRefused, ImageStore,
+                                  read_image_bytes)
 from data_loaders.schema import conform, empty_table
 
 from .machine import compare_detections
@@ -35,7 +36,7 @@ from .thumbnails import Thumbnails
 #: URL route of subjects' image files in a served app: ``zoolens-images/<root number>/<path>``
 #: (`Project.image_file`; only files a subject refers to are served: `dashboard.image_route`).
 IMAGE_ROUTE = "zoolens-images"
-#: Route (under `IMAGE_ROUTE`) of the table's thumbnails of local subject images (`thumbnail_dir`).
+#: Route (under `IMAGE_ROUTE`) of the table's thumbnails of subject images, local or fetched (`thumbnail_dir`).
 THUMBNAIL_ROUTE = f"{IMAGE_ROUTE}/thumbnails"
 #: Longer side of a thumbnail in pixels: the table shows 40, twice that stays sharp on dense screens.
 THUMBNAIL_SIDE = 80
@@ -81,6 +82,9 @@ class Project:
     image_roots : sequence of path
         Folders image paths in the data must lie in; relative ones resolve against
         the first (`data_loaders.images.ImageStore` rules).
+    image_hosts : sequence of str
+        Hosts (or ``host:port``) image URLs in the data may be fetched from; default the Zooniverse
+        upload hosts (`data_loaders.images.DEFAULT_ALLOWED_HOSTS`).
     reports : sequence of LoadReport
         How the tables were read, shown to the user.
     title : str
@@ -136,8 +140,8 @@ class Project:
                  filters: Mapping | None = None, aggregation_run: Mapping | None = None,
                  fits_column: str | None = None, pixel_scale: float | str | None = None,
                  picture_size: tuple[float, float] | None = None, mark_vertices: pd.DataFrame | None = None,
-                 detections: pd.DataFrame | None = None):
-        self._set_provenance(title, reports, sources, filters, aggregation_run, image_roots)
+                 detections: pd.DataFrame | None = None, image_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS):
+        self._set_provenance(title, reports, sources, filters, aggregation_run, image_roots, image_hosts)
         self.classifications = conform(classifications, "classifications")
         self.consensus = (conform(consensus, "consensus") if consensus is not None
                           else empty_table("consensus")).sort_values(["subject_id", "consensus_id"],
@@ -168,7 +172,8 @@ class Project:
 
     # -- derived once ----------------------------------------------------------------------
 
-    def _set_provenance(self, title, reports, sources, filters, aggregation_run, image_roots) -> None:
+    def _set_provenance(self, title, reports, sources, filters, aggregation_run, image_roots,
+                        image_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS) -> None:
         """What every project keeps besides its tables: how it was made, and where its images may be read."""
         self.title = title
         self.reports = tuple(reports)
@@ -176,7 +181,7 @@ class Project:
         self.filters = dict(filters or {})
         self.aggregation_run = dict(aggregation_run or {})
         self.image_roots = tuple(Path(root).resolve() for root in image_roots)
-        self.images = ImageStore(roots=self.image_roots)
+        self.images = ImageStore(roots=self.image_roots, allowed_hosts=tuple(image_hosts))
         #: Files named after their subject in the image roots, found before any location in the subjects.
         self.subject_files = SubjectFiles(self.image_roots)
         # Per project, so every session shares the decoded images; a few hundred subjects.
@@ -184,6 +189,11 @@ class Project:
         #: Name -> file of the thumbnails made of subjects' own pictures, the only ones `image_file` serves
         #: (the file kept: the cache folder is where it was when the project was made).
         self._thumbnail_files: dict[str, Path] = {}
+        #: Name -> URL (from the subject export) of the thumbnails of remote pictures, made when first asked for
+        #: (`remote_thumbnail`): the only other ones `image_file` serves.
+        self._remote_thumbnails: dict[str, str] = {}
+        #: Name -> the lock of a remote thumbnail being made, so two sessions asking at once fetch it once.
+        self._making: dict[str, threading.Lock] = {}
         #: Image location -> the kind of reason it could not be shown, for the images tried so far.
         self.image_problems: dict[str, str] = {}
         self._problems_lock = threading.Lock()
@@ -227,9 +237,10 @@ class Project:
 
         A file named after the subject in an image root (``local_file``) is shrunk once into
         `thumbnail_dir` and published under `THUMBNAIL_ROUTE` (`image_file` serves it). Otherwise,
-        a local path is published under the image route (`_route_path`), an http(s) URL on an
-        allowed host is used as it is. Paths are percent-quoted, so a location cannot climb out
-        of the HTML attribute.
+        a local path is published under the image route (`_route_path`), and an http(s) URL on an
+        allowed host under `THUMBNAIL_ROUTE` too, its thumbnail made on the server when a page first
+        asks for it (`remote_thumbnail`): the browser never fetches from the image host. Paths are
+        percent-quoted, so a location cannot climb out of the HTML attribute.
         """
         if local_file is not None:
             made = _thumbnail(local_file, self.images)
@@ -243,7 +254,9 @@ class Project:
                 self.images.check_url(location)
             except ImageRefused:
                 return ""
-            return urllib.parse.quote(location, safe=":/?&=%#")
+            name = _remote_thumbnail_name(location)
+            self._remote_thumbnails[name] = location
+            return f"{THUMBNAIL_ROUTE}/{name}"
         route_path = self._route_path(location)
         return f"{IMAGE_ROUTE}/{urllib.parse.quote(route_path)}" if route_path else ""
 
@@ -278,14 +291,18 @@ class Project:
         """The file a served image URL (``zoolens-images/<route path>``) refers to, if it may be served.
 
         Only a file some subject of the project refers to, that exists inside the image
-        roots once symbolic links are resolved (`ImageStore.local_path`), or a thumbnail the
-        project made of one (``thumbnails/<name>``); None otherwise.
+        roots once symbolic links are resolved (`ImageStore.local_path`), or a thumbnail of one
+        (``thumbnails/<name>``); None otherwise. A remote picture's thumbnail not made yet is made
+        here (`remote_thumbnail`): this may wait on the image host, so call it off the event loop.
         """
         folder, _, name = route_path.partition("/")
         if f"{IMAGE_ROUTE}/{folder}" == THUMBNAIL_ROUTE:
-            # A thumbnail this project made of a subject's own picture (`_thumbnail_url`), and no other file.
+            # A thumbnail of a subject's own picture (`_thumbnail_url`), and no other file.
             made = self._thumbnail_files.get(name)
-            return made if made is not None and made.is_file() else None
+            if made is not None:
+                return made if made.is_file() else None
+            url = self._remote_thumbnails.get(name)
+            return None if url is None else self.remote_thumbnail(url)
         location = self._published_images.get(route_path)
         if location is None:
             return None
@@ -293,6 +310,34 @@ class Project:
             return self.images.local_path(location)
         except (ImageRefused, OSError):
             return None
+
+    @property
+    def has_remote_pictures(self) -> bool:
+        """Whether some subject's thumbnail is of a picture on an image host (`remote_thumbnail`)."""
+        return bool(self._remote_thumbnails)
+
+    def remote_thumbnail(self, url: str) -> Path | None:
+        """The file in `thumbnail_dir` of a thumbnail of the picture at ``url``, fetched and made once; None if
+        it cannot be had.
+
+        Fetched through the project's `ImageStore` (allowed hosts, size caps, timeout); a picture that cannot
+        be had is counted in `image_problems` with its plain reason, as the cutout's are, and not asked for
+        again by this project. Blocks while fetching: call it off the event loop.
+        """
+        target = thumbnail_dir() / _remote_thumbnail_name(url)
+        with self._problems_lock:
+            making = self._making.setdefault(target.name, threading.Lock())
+        with making:
+            if not target.is_file():
+                with self._problems_lock:
+                    tried = url in self.image_problems
+                # Not through `_open_image`: its cache is for the cutout's few pictures, not every thumbnail's.
+                image = None if tried else self._read_image(url)[0]
+                if image is not None:
+                    _save_thumbnail(image, target)
+        with self._problems_lock:
+            self._making.pop(target.name, None)
+        return target if target.is_file() else None
 
     def _marks(self, marks: pd.DataFrame) -> pd.DataFrame:
         marks = marks.merge(self.links[["mark_id", "consensus_id", "iou"]], on="mark_id", how="left")
@@ -533,8 +578,6 @@ def _thumbnail(path: Path, store: ImageStore) -> Path | None:
 
     Named after the image's path, size and modification time, so a changed image gets a new one.
     """
-    from PIL import Image as PillowImage
-
     try:
         resolved = store.local_path(str(path))
         status = resolved.stat()
@@ -549,13 +592,26 @@ def _thumbnail(path: Path, store: ImageStore) -> Path | None:
         image = read_image_bytes(resolved.read_bytes(), str(resolved), store.max_pixels)
     except (ImageRefused, FormatError, OSError):
         return None
+    _save_thumbnail(image, target)
+    return target
+
+
+def _remote_thumbnail_name(url: str) -> str:
+    """The file name in `thumbnail_dir` of the thumbnail of the picture at ``url`` (a URL's picture never changes
+    on the Zooniverse upload hosts; `ImageStore` caches it by URL too)."""
+    return hashlib.sha256(f"{url}\0{THUMBNAIL_SIDE}".encode()).hexdigest()[:32] + ".png"
+
+
+def _save_thumbnail(image: Image, target: Path) -> None:
+    """``image`` shrunk to at most `THUMBNAIL_SIDE` pixels a side, written to ``target`` whole or not at all."""
+    from PIL import Image as PillowImage
+
     picture = PillowImage.fromarray(display_pixels(image.array))
     picture.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_suffix(f".{threading.get_ident()}.partial")
     picture.save(staging, format="PNG")
     staging.replace(target)
-    return target
 
 
 def display_pixels(pixels: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from consensus.distributed import is_dask
 from data_loaders.base import LoadReport
+from data_loaders.images import DEFAULT_ALLOWED_HOSTS
 from data_loaders.writers import _json_safe
 
 from consensus.agreement import AGREEMENT_SUMS, volunteer_agreement_sums, volunteer_rates
@@ -434,6 +435,8 @@ class StoredProject(Project):
         A store `write_project_store` wrote.
     image_roots : sequence of path, optional
         Folders image files may be read from; default those of the project the store was written from.
+    image_hosts : sequence of str
+        Hosts (or ``host:port``) image URLs may be fetched from; default the Zooniverse upload hosts.
     title : str, optional
         Shown in the app's header; default the stored project's.
     client : distributed.Client, optional
@@ -442,7 +445,7 @@ class StoredProject(Project):
     """
 
     def __init__(self, folder: str | Path, image_roots: Sequence[str | Path] | None = None, title: str | None = None,
-                 client=None):
+                 client=None, image_hosts: Sequence[str] = DEFAULT_ALLOWED_HOSTS):
         folder = Path(folder)
         self.client = client
         if not is_store(folder):
@@ -453,7 +456,7 @@ class StoredProject(Project):
         self._set_provenance(title or description["title"],
                              [LoadReport.from_dict(report) for report in description["reports"]],
                              description["sources"], description["filters"], description["aggregation_run"],
-                             description["image_roots"] if image_roots is None else image_roots)
+                             description["image_roots"] if image_roots is None else image_roots, image_hosts)
         self.consensus = _whole_table(folder / "consensus.parquet")
         self.consensus_columns = description["consensus_columns"]
         detections = folder / "detections.parquet"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -16,68 +13,15 @@ from data_loaders.images import (DEFAULT_ALLOWED_HOSTS, ImageFetchError, ImageRe
                                  read_image, read_image_bytes)
 from data_loaders.subjects import read_subjects
 from tests.data_loaders.loader_properties import PROPERTY_SETTINGS, junk_bytes, write
+from tests.image_host import PENGUIN, ImageHost
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-PENGUIN = DATA / "penguin_watch/subjects/20860279_100x75.png"
 PENGUIN_NIGHT = DATA / "penguin_watch/subjects/20860267_100x75.png"
-
-
-class _Server:
-    """A real HTTP server on loopback: a PNG, oversized bodies, a redirect, a 404."""
-
-    def __init__(self):
-        png = PENGUIN.read_bytes()
-        big = b"\x89PNG\r\n\x1a\n" + bytes(2 * 1024 * 1024)
-        self.hits = Counter()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (the http.server API)
-                server.hits[self.path] += 1
-                if self.path == "/penguin.png":
-                    self._send(200, png, length=True)
-                elif self.path == "/big.png":
-                    self._send(200, big, length=True)
-                elif self.path == "/big-unannounced.png":
-                    self._send(200, big, length=False)
-                elif self.path == "/to-penguin":
-                    self._redirect("/penguin.png")
-                elif self.path == "/elsewhere":
-                    self._redirect("http://images.example.org/penguin.png")
-                else:
-                    self._send(404, b"not here", length=True)
-
-            def _send(self, status, body, length):
-                self.send_response(status)
-                self.send_header("Content-Type", "image/png")
-                if length:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _redirect(self, location):
-                self.send_response(302)
-                self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        self.url = f"http://{self.host}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
 def server():
-    running = _Server()
+    running = ImageHost()
     yield running
     running.close()
 

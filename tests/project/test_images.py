@@ -15,6 +15,7 @@ from data_loaders.images import ImageStore
 from project import Project, load_project
 from project.core import THUMBNAIL_ROUTE, thumbnail_dir
 from project.sky import SubjectFiles
+from tests.image_host import ImageHost
 
 ROOT = Path(__file__).resolve().parents[2]
 PENGUIN_WATCH = ROOT / "tests" / "data" / "penguin_watch"
@@ -68,7 +69,10 @@ def test_a_local_image_named_after_the_subject_comes_before_the_export_url(tmp_p
     image, problem = project.image(1)
     assert problem is None and (image.width, image.height) == (300, 200)
     thumbnail = project.subject_stats.set_index("subject_id").thumbnail
-    assert thumbnail[1].startswith(f"{THUMBNAIL_ROUTE}/") and thumbnail[2] == remote
+    assert thumbnail[1].startswith(f"{THUMBNAIL_ROUTE}/")
+    # The remote picture's thumbnail is the server's too, made when a page first asks for it, not while loading.
+    assert thumbnail[2].startswith(f"{THUMBNAIL_ROUTE}/") and thumbnail[2] != thumbnail[1]
+    assert not (thumbnail_dir() / thumbnail[2].rsplit("/", 1)[1]).exists()
     made = thumbnail_dir() / thumbnail[1].rsplit("/", 1)[1]
     with PillowImage.open(made) as small:
         assert max(small.size) == 80 and small.getpixel((10, 10))[:3] == (255, 0, 0)
@@ -110,6 +114,35 @@ def test_an_unreachable_image_host_gives_a_plain_reason_and_is_counted(tmp_path)
         image, problem = project.image(subject_id)
         assert image is None and problem == "image host not reachable"
     assert project.image_problem_counts() == {"image host not reachable": 2}
+
+
+def test_a_remote_pictures_thumbnail_is_fetched_once_by_the_server_and_a_failure_is_counted(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    host = ImageHost()
+    try:
+        located = [{"0": f"{host.url}/subject_location/1.png"}, {"0": f"http://{closed}/subject_location/2.png"},
+                   {"0": "https://images.example.org/3.png"}]
+        classifications, marks, subjects = _tables([1, 2, 3], located)
+        project = Project(classifications, marks, subjects=subjects, image_hosts=(host.host, closed))
+        thumbnail = project.subject_stats.set_index("subject_id").thumbnail
+        assert thumbnail[3] == ""  # a host not allowed: the placeholder, and no request
+        route = {subject_id: thumbnail[subject_id].removeprefix("zoolens-images/") for subject_id in (1, 2)}
+        made = project.image_file(route[1])
+        with PillowImage.open(made) as small:  # the 100 x 75 picture, shrunk
+            assert small.size == (80, 60)
+        assert project.image_file(route[1]) == made and host.hits == {"/subject_location/1.png": 1}
+        assert project.image_file(route[2]) is None and project.image_file(route[2]) is None
+        assert project.image_problem_counts() == {"image host not reachable": 1}
+        # Another process's project (a new session's is the same one) finds it on disk: the host is not asked again.
+        again = Project(classifications, marks, subjects=subjects, image_hosts=(host.host, closed))
+        assert again.image_file(route[1]) == made and host.hits == {"/subject_location/1.png": 1}
+        # Only the thumbnails of this project's subjects: no name from a request reaches the image host.
+        assert project.image_file("thumbnails/" + "0" * 32 + ".png") is None
+    finally:
+        host.close()
 
 
 @pytest.mark.skipif(not PENGUIN_IMAGES.is_dir(), reason="../shared/data/penguin_watch/subjects is absent")

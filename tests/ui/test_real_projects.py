@@ -1,6 +1,7 @@
 """The dashboard on real Zooniverse exports, in a real browser: Penguin Watch's points on its downloaded
-pictures (found by subject id), DISCnet's many tools, the cat project's lines and polygons, and the demo's
-FITS view.
+pictures (found by subject id), DISCnet's many tools, the cat project's lines and polygons (its pictures on a
+loopback image host standing in for the Zooniverse upload host, some on a host that does not answer), and the
+demo's FITS view.
 
 Each page is read from the browser (the Bokeh document's data sources, the page text) and compared with the
 project's own tables; screenshots go to the artefacts folder, to be looked at.
@@ -9,7 +10,9 @@ project's own tables; screenshots go to the artefacts folder, to be looked at.
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -17,6 +20,7 @@ from dashboard.views.gallery import FRAME
 from project import load_project
 from project.thumbnails import CANVAS
 from tests.dashboard.serving import served
+from tests.image_host import ImageHost
 from tests.ui.test_demo import (BOX_TABLE_OVERFLOW_JS, CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS,
                                 TABLE_OVERFLOW_JS, _sources_with, on_every_element)
 
@@ -54,28 +58,68 @@ OVERFLOWING_NOTES_JS = on_every_element("()", """
 THUMBNAIL_WIDTHS_JS = on_every_element("()", """
       if (element.tagName === 'IMG' && element.getAttribute('src').includes('thumbnails/')) found.push(element.naturalWidth);""")
 
+#: The table's thumbnails: their address, natural width (0: not loaded), whether they are hidden, and that of the
+#: neutral square they sit on (the placeholder a picture that cannot be had leaves), through every shadow root.
+THUMBNAILS_JS = on_every_element("()", """
+      if (element.tagName === 'IMG' && element.getAttribute('src').includes('thumbnails/'))
+        found.push({src: element.getAttribute('src'), width: element.naturalWidth, complete: element.complete,
+                    hidden: getComputedStyle(element).visibility === 'hidden',
+                    square: getComputedStyle(element.parentElement).backgroundColor});""")
 
-def _project(name: str):
+
+@pytest.fixture(scope="module")
+def image_hosts():
+    """The cat project's picture hosts on loopback: a real image host (`ImageHost`), and a port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    host = ImageHost()
+    yield host, closed
+    host.close()
+
+
+def _unreachable(subject_id: int) -> bool:
+    """Whether the cat project's subject has its picture on the host that does not answer (one in four)."""
+    return subject_id % 4 == 0
+
+
+def _cat_subjects(folder: Path, hosts, out: Path) -> Path:
+    """The cat project's subject export with its pictures on the loopback hosts instead of the Zooniverse's."""
+    import pandas as pd
+
+    host, closed = hosts
+    subjects = pd.read_csv(folder / "cat-project-subjects.csv", dtype=str, keep_default_na=False)
+    where = [f"http://{closed}" if _unreachable(int(subject_id)) else host.url for subject_id in subjects.subject_id]
+    subjects["locations"] = [locations.replace("https://panoptes-uploads.zooniverse.org", origin)
+                             for locations, origin in zip(subjects.locations, where)]
+    subjects.to_csv(out, index=False)
+    return out
+
+
+def _project(name: str, hosts=None, folder: Path | None = None):
     if name == "penguin_watch":
         if not PENGUIN_IMAGES.is_dir():
             pytest.skip("../shared/data/penguin_watch/subjects is absent")
         folder = DATA / "penguin_watch"
         return load_project([folder / "penguin-watch-classifications-trim.csv",
                              folder / "penguin-watch-subjects-trim.csv", folder / "penguin-watch-workflows.csv"],
-                            image_roots=[PENGUIN_IMAGES], title="Penguin Watch", method="point")
+                            image_roots=[PENGUIN_IMAGES], title="Penguin Watch", method="point",
+                            # Its other pictures are on the Zooniverse host: the tests ask no host but loopback.
+                            image_hosts=())
     if name == "discnet":
         return load_project([DATA / "discnet" / "many-tools-classifications_march_7_2023.csv"], title="DISCnet")
-    folder = DATA / "aggregation_for_caesar"
-    return load_project([folder / "cat-project-classifications.csv", folder / "cat-project-subjects.csv"],
-                        title="cat project")
+    cats = DATA / "aggregation_for_caesar"
+    host, closed = hosts
+    return load_project([cats / "cat-project-classifications.csv", _cat_subjects(cats, hosts, folder / "subjects.csv")],
+                        title="cat project", image_hosts=(host.host, closed))
 
 
 @pytest.fixture(scope="module", params=["penguin_watch", "discnet", "cat_project"])
-def real_project(request, tmp_path_factory):
+def real_project(request, tmp_path_factory, image_hosts):
     import os
 
     os.environ.setdefault("ZOOLENS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    project = _project(request.param)
+    project = _project(request.param, image_hosts, tmp_path_factory.mktemp("cat-subjects"))
     with served(project, f"ui-real-{request.param}") as url:
         yield request.param, project, url
 
@@ -220,9 +264,9 @@ MARK_GLYPHS_JS = """() => {
 
 
 def test_the_cat_projects_lines_and_polygons_are_drawn_through_their_vertices(browser, artefacts, tmp_path,
-                                                                                monkeypatch):
+                                                                                monkeypatch, image_hosts):
     monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
-    project = _project("cat_project")
+    project = _project("cat_project", image_hosts, tmp_path)
     with served(project, "ui-cat-outlines") as url:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         try:
@@ -262,4 +306,64 @@ def test_the_cat_projects_lines_and_polygons_are_drawn_through_their_vertices(br
             page.screenshot(path=str(artefacts / "real-cat_project-outlines.png"))
             _no_exception_text(page)
         finally:
+            page.close()
+
+
+def test_remote_pictures_thumbnails_come_from_the_server_once_and_unreachable_ones_are_placeholders(
+        browser, real_project, image_hosts, artefacts):
+    # The table's thumbnails of remote pictures were the remote URLs themselves: every page had the browser fetch
+    # full-size pictures from the Zooniverse host (a third party told who opens the dashboard, and on a closed
+    # network cells waiting on an unreachable host).
+    name, project, url = real_project
+    if name != "cat_project":
+        pytest.skip("the cat project's pictures are the remote ones")
+    host, closed = image_hosts
+    origin = urlsplit(url).netloc
+
+    def shown_thumbnails(page) -> tuple[list[int], list[dict], list[str]]:
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(url, wait_until="networkidle")
+        page.locator(SUBJECT_ROWS).first.wait_for(timeout=90_000)
+        ids = [int(text) for text in page.locator(SUBJECT_ROWS).locator("[tabulator-field=subject_id]").all_inner_texts()]
+        page.wait_for_function(f"() => ({THUMBNAILS_JS})().filter((t) => t.complete).length === {len(ids)}",
+                               timeout=60_000)
+        return ids, page.evaluate(THUMBNAILS_JS), requested
+
+    pages = [browser.new_page(viewport={"width": 1366, "height": 900}) for _ in range(2)]
+    before = dict(host.hits)  # what the module's other tests had the server fetch into this cache
+    try:
+        ids, thumbnails, requested = shown_thumbnails(pages[0])
+        unreachable = [subject_id for subject_id in ids if _unreachable(subject_id)]
+        assert 0 < len(unreachable) < len(ids)  # both kinds on the first page
+        by_src = {thumbnail["src"]: thumbnail for thumbnail in thumbnails}
+        stats = project.subject_stats.set_index("subject_id")
+        for subject_id in ids:
+            shown = by_src[stats.thumbnail[subject_id]]
+            # A picture the server could not have is the neutral square, never a broken-image icon.
+            assert (shown["width"], shown["hidden"]) == ((0, True) if _unreachable(subject_id) else (80, False))
+            assert shown["square"] == "rgb(227, 227, 227)"
+        fetched = [address for address in requested if urlsplit(address).scheme in ("http", "https", "ws", "wss")]
+        assert fetched and [address for address in fetched if urlsplit(address).netloc != origin] == []
+        # Each picture shown was fetched from the image host by the server, at most once for this session (not at
+        # all if an earlier session of the module had it fetched).
+        hits = dict(host.hits)
+        for subject_id in ids:
+            path = urlsplit(project.subject(subject_id).locations["0"]).path
+            assert hits.get(path, 0) - before.get(path, 0) <= 1 and (hits.get(path, 0) > 0) != _unreachable(subject_id)
+        unshown = project.image_problem_counts().get("image host not reachable", 0)
+        assert unshown >= len(unreachable)
+        # The sidebar counts them with the plain reason, though they were tried outside the session (the image route).
+        pages[0].get_by_text(f"image host not reachable: {unshown}", exact=False).wait_for(timeout=30_000)
+        # A second session's table comes from the thumbnails on disk: the image host is not asked again.
+        again, thumbnails_again, _ = shown_thumbnails(pages[1])
+        assert again == ids and sorted(t["width"] for t in thumbnails_again) == sorted(t["width"] for t in thumbnails)
+        assert dict(host.hits) == hits
+        # A subject whose picture cannot be had: its cutout says why in the same plain words.
+        pages[1].locator(SUBJECT_ROWS).nth(ids.index(unreachable[0])).click()
+        pages[1].get_by_text("No image shown: image host not reachable", exact=False).wait_for(timeout=30_000)
+        pages[1].screenshot(path=str(artefacts / "real-cat_project-remote-thumbnails.png"))
+        _no_exception_text(pages[1])
+    finally:
+        for page in pages:
             page.close()
