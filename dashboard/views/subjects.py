@@ -43,9 +43,8 @@ TOOLTIPS = {
 STATUS_SIGNS = {"unreviewed": "–", "accepted": "✓", "rejected": "✗", "flagged": "⚑", "edited": "✎", "mixed": "±"}
 #: A status cell: its sign, read out by screen readers as the status's word (sighted users get it on hover). The
 #: value is one of `STATUS_SIGNS`' words, made by zoolens, never text from an export.
-STATUS_CELL = HTMLTemplateFormatter(
-    template='<span role="img" aria-label="<%= value %>"><%= (' + json.dumps(STATUS_SIGNS, ensure_ascii=False)
-             + ')[value] %></span>')
+STATUS_CELL = ('<span role="img" aria-label="<%= value %>"><%= (' + json.dumps(STATUS_SIGNS, ensure_ascii=False)
+               + ')[value] %></span>')
 
 #: A thumbnail's frame: a neutral grey square, what shows when there is no picture.
 PLACEHOLDER_OPEN = ('<span style="display:inline-block;width:40px;height:40px;background:#e3e3e3;'
@@ -117,7 +116,9 @@ class SubjectBrowser(View):
                 "mean_iou": NumberFormatter(format="0.00"),
                 "mean_distance": NumberFormatter(format="0.0"),
                 "disagreement": NumberFormatter(format="0.00"),
-                "review_status": STATUS_CELL,
+                # A formatter of its own: a Bokeh model joins the session's document, and one shared by every
+                # table would keep each closed session's document, and all it holds, alive.
+                "review_status": HTMLTemplateFormatter(template=STATUS_CELL),
             },
         )
         self._table.param.watch(self._pick, "selection")
