@@ -10,7 +10,7 @@ each with an empty cache:
 - ``browser fetches``: the page's pictures straight from the image host (the old way): the bytes a browser
   gets, and how long it waits for them;
 - ``server, N at a time``: the page's thumbnails from the server's thumbnail route, made by a pool of N threads
-  (`dashboard.image_route.THUMBNAIL_MAKERS`): how long the page waits, the CPU seconds of the process (server,
+  (`project.thumbnails.THUMBNAIL_MAKERS`): how long the page waits, the CPU seconds of the process (server,
   image host and client are all in it), and how late the server's event loop answers meanwhile (a callback
   put on it every 10 ms, timed until it runs): the loop must never wait on a fetch;
 - ``another session``: the same page again, as a second session opens it: from the thumbnails on disk.
@@ -49,8 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 from bench_loaders import machine  # noqa: E402
 
-import dashboard.image_route as image_route  # noqa: E402
-from project import Project  # noqa: E402
+from project import Project, thumbnails  # noqa: E402
 from tests.dashboard.serving import serving  # noqa: E402
 from tests.image_host import ImageHost  # noqa: E402
 
@@ -120,7 +119,7 @@ def measure(variant: str, served, project: Project, host: ImageHost, page_ids: l
         wall, size, statuses = one_page([project.subject(i).locations["0"] for i in page_ids])
     else:
         if variant != "another session":
-            image_route.THUMBNAIL_MAKERS = ThreadPoolExecutor(int(variant.split()[1]))
+            thumbnails.THUMBNAIL_MAKERS = ThreadPoolExecutor(int(variant.split()[1]))
         wall, size, statuses = one_page([f"{served.url}/{stats.thumbnail[i]}" for i in page_ids])
     cpu = time.process_time() - cpu
     stop.set()

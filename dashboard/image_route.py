@@ -16,7 +16,6 @@ no proxy.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from panel.io.server import AuthenticatedStaticFileHandler
@@ -24,17 +23,13 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler, authenticated
 
 from data_loaders.images import image_format
+from project import thumbnails
 from project.core import IMAGE_ROUTE
 from project.progress import READY, ProjectLoad
 
 #: File name endings served, with the format their content must have and the type sent for it.
 IMAGE_TYPES = {".png": ("png", "image/png"), ".jpg": ("jpeg", "image/jpeg"),
                ".jpeg": ("jpeg", "image/jpeg")}
-#: Where a requested file is looked up, and a remote picture's thumbnail made (`Project.image_file`): off the
-#: event loop, as a fetch waits on the image host for up to its timeout, and four at a time for every session
-#: together, which makes a page of thumbnails about as fast as more would without crowding the host or the
-#: cores (bench/bench_remote_thumbnails.py).
-THUMBNAIL_MAKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zoolens-thumbnails")
 
 
 class ImageHandler(RequestHandler):
@@ -51,7 +46,9 @@ class ImageHandler(RequestHandler):
 
     @authenticated
     async def get(self, route_path: str, include_body: bool = True) -> None:
-        path = await IOLoop.current().run_in_executor(THUMBNAIL_MAKERS, self._image_file, route_path)
+        # A remote picture's thumbnail is made here when first asked for (`Project.image_file`): on the pool that
+        # makes thumbnails, off the event loop.
+        path = await IOLoop.current().run_in_executor(thumbnails.THUMBNAIL_MAKERS, self._image_file, route_path)
         content = await IOLoop.current().run_in_executor(None, path.read_bytes)
         kind, content_type = IMAGE_TYPES[path.suffix.lower()]
         if image_format(content[:64]) != kind:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,12 @@ PALETTE = ((230, 159, 0), (86, 180, 233), (0, 158, 115), (240, 228, 66), (0, 114
 UNMATCHED = (170, 170, 170)
 CANVAS = (60, 60, 60)
 
+#: Where pictures for the page are fetched and thumbnails made, for every session and project together: the
+#: gallery's page (`Thumbnails.pngs`) and the table's thumbnails (`dashboard.image_route`). Off the event loop
+#: and the session's thread, as a fetch waits on the image host for up to its timeout; four at a time, which
+#: makes a page about as fast as more would without crowding the host or the cores
+#: (bench/bench_remote_thumbnails.py, bench/bench_gallery_pictures.py).
+THUMBNAIL_MAKERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zoolens-thumbnails")
 #: Thumbnails kept in memory per project (each a few kilobytes).
 MEMORY_ITEMS = 2048
 #: Kinds drawn as the ellipse filling their box.
@@ -67,6 +75,11 @@ class Thumbnails:
         """The subject's thumbnail as PNG bytes."""
         subject_id = int(subject_id)
         return self._memory.get(subject_id, lambda: self._read_or_render(subject_id))
+
+    def pngs(self, subject_ids: Iterable[int]) -> list[bytes]:
+        """The subjects' thumbnails as PNG bytes, in their order, made `THUMBNAIL_MAKERS`' few at a time: a page of
+        subjects whose pictures are on an image host waits for the slowest few fetches, not for their sum."""
+        return list(THUMBNAIL_MAKERS.map(self.png, [int(subject_id) for subject_id in subject_ids]))
 
     def _read_or_render(self, subject_id: int) -> bytes:
         path = self.path(subject_id)

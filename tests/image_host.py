@@ -23,7 +23,7 @@ class ImageHost:
     delay : float
         Seconds every answer waits first, as a distant host's round trips do (the benchmark's); default none.
 
-    ``hits`` counts the requests per path.
+    ``hits`` counts the requests per path; ``most_at_once`` is the most requests it was answering at one time.
     """
 
     def __init__(self, picture: bytes | None = None, delay: float = 0.0):
@@ -31,11 +31,23 @@ class ImageHost:
         subject_picture = png if picture is None else picture
         big = b"\x89PNG\r\n\x1a\n" + bytes(2 * 1024 * 1024)
         self.hits = Counter()
+        self.most_at_once = 0
+        answering, lock = [0], threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (the http.server API)
-                server.hits[self.path] += 1
+                with lock:
+                    server.hits[self.path] += 1
+                    answering[0] += 1
+                    server.most_at_once = max(server.most_at_once, answering[0])
+                try:
+                    self._answer()
+                finally:
+                    with lock:
+                        answering[0] -= 1
+
+            def _answer(self):
                 time.sleep(delay)
                 if self.path.startswith("/subject_location/"):
                     self._send(200, subject_picture, length=True)

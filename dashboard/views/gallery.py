@@ -55,9 +55,8 @@ class Gallery(View):
         self.data_store.subject = int(subject_id)
         self.data_store.param.trigger("show_subject")
 
-    def _card(self, row) -> pn.Column:
+    def _card(self, row, png: bytes) -> pn.Column:
         subject_id = int(row.subject_id)
-        png = self.data_store.project.thumbnails.png(subject_id)
         disagreement = "–" if row.disagreement != row.disagreement else f"{row.disagreement:.2f}"
         button = pn.widgets.Button(name=f"{subject_id}", button_type="light", width=FRAME, margin=(0, 2),
                                    description=f"Open subject {subject_id} in the Subjects tab")
@@ -77,7 +76,9 @@ class Gallery(View):
         if not len(rows):
             return pn.pane.Alert("No subject passes the filters: widen them to see thumbnails.",
                                  alert_type="info")
-        grid = pn.FlexBox(*(self._card(row) for row in rows.itertuples()), sizing_mode="stretch_width")
+        pictures = self.data_store.project.thumbnails.pngs(rows.subject_id)
+        grid = pn.FlexBox(*(self._card(row, png) for row, png in zip(rows.itertuples(), pictures)),
+                          sizing_mode="stretch_width")
         self.data_store.param.trigger("pictures_fetched")  # the page's pictures that could not be had are counted
         return grid
 

@@ -8,6 +8,9 @@ from dashboard import Explorer
 from dashboard.data_store import DataStore
 from dashboard.explorer import TABS
 from dashboard.views import Gallery
+from project import Project
+from tests.image_host import ImageHost
+from tests.project.test_images import _tables
 
 
 def test_the_gallery_follows_the_filters_and_the_order(tiny_project):
@@ -64,3 +67,21 @@ def test_the_page_buttons_go_only_where_there_is_a_page(tiny_project):
     assert gallery.page == 2 and not previous.disabled and following.disabled
     store.min_volunteers = 2  # new filters start at the first page, here the only one
     assert gallery.page == 1 and previous.disabled and following.disabled
+
+
+def test_a_gallery_page_fetches_its_remote_pictures_a_few_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    host = ImageHost(delay=0.3)  # slow enough that fetches made one after another never overlap
+    try:
+        ids = list(range(1, 9))
+        classifications, marks, subjects = _tables(ids, [{"0": f"{host.url}/subject_location/{i}.png"} for i in ids])
+        project = Project(classifications, marks, subjects=subjects, image_hosts=(host.host,))
+        gallery = Gallery(data_store=DataStore(project=project), per_page=8)
+        cards = gallery._grid().objects
+        assert host.most_at_once > 1 and sum(host.hits.values()) == 8  # one fetch each, several at once
+        # Each card holds its own subject's thumbnail, in the page's order.
+        assert [card[1].name for card in cards] == [str(i) for i in gallery.shown().subject_id]
+        assert [card[0].object for card in cards] == [project.thumbnails.png(i) for i in gallery.shown().subject_id]
+        assert sum(host.hits.values()) == 8  # made once, kept
+    finally:
+        host.close()
