@@ -13,8 +13,9 @@ by run so both meet the same machine:
 
 A profile of the first visit (one fresh interpreter per checkout and project, no browser): the import of
 datashader and HoloViews' datashader operations, the import of `datashader.composite` (whose array operators
-numba compiles for four dtypes as it is imported), and the first and second rendering of a session's Agreement
-tab into a Bokeh document, with numba's compilations recorded by function (its event API).
+numba compiles for four dtypes as it is imported; datashader's spread imports it), the warm-up where the checkout
+has one, and the first and second rendering of a session's Agreement tab into a Bokeh document, with numba's
+compilations recorded by function (its event API).
 
 Writes bench/results/agreement_first_visit.md.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import statistics
@@ -202,25 +204,34 @@ def profile_child(arguments: list[str], demo_folder: str) -> None:
     def render():
         pn.panel(AgreementPlots(data_store=DataStore(project=project))).get_root(Document())
 
+    def compiling(name, work):
+        """``work`` timed, and numba's top-level compilations in it by function: (seconds, count)."""
+        recorder = numba_event.RecordingListener()
+        numba_event.register("numba:compile", recorder)
+        timed(name, work)
+        numba_event.unregister("numba:compile", recorder)
+        found, starts = {}, []
+        for moment, event in recorder.buffer:
+            if event.is_start:
+                starts.append(moment)
+                continue
+            began = starts.pop()
+            if not starts:  # top level: nested compilations are inside its time
+                function = event.data["dispatcher"].py_func
+                function_name = f"{function.__module__ or ''}.{function.__qualname__}".lstrip(".")
+                total, count = found.get(function_name, (0.0, 0))
+                found[function_name] = (total + moment - began, count + 1)
+        compiled[name] = found
+
+    compiled = {}
     timed("import datashader, holoviews.operation.datashader",
           lambda: __import__("holoviews.operation.datashader"))
-    timed("import datashader.composite (main's spread needs it)", lambda: __import__("datashader.composite"))
-    recorder = numba_event.RecordingListener()
-    numba_event.register("numba:compile", recorder)
-    timed("first render of a session's Agreement tab", render)
-    numba_event.unregister("numba:compile", recorder)
+    if importlib.util.find_spec("dashboard.views.density") is None:  # datashader's spread: its first use imports it
+        timed("import datashader.composite (datashader's spread)", lambda: __import__("datashader.composite"))
+    if hasattr(AgreementPlots, "warm_up"):  # what the server does once the project has loaded
+        compiling("warm-up", lambda: AgreementPlots(data_store=DataStore(project=project)).warm_up())
+    compiling("first render of a session's Agreement tab", render)
     timed("second render", render)
-    compiled, starts = {}, []
-    for moment, event in recorder.buffer:
-        if event.is_start:
-            starts.append(moment)
-            continue
-        began = starts.pop()
-        if not starts:  # top level: nested compilations are inside its time
-            function = event.data["dispatcher"].py_func
-            name = f"{function.__module__ or ''}.{function.__qualname__}".lstrip(".")
-            total, count = compiled.get(name, (0.0, 0))
-            compiled[name] = (total + moment - began, count + 1)
     print(json.dumps({"timings": timings, "compiled": compiled}))
 
 
@@ -303,11 +314,13 @@ def main() -> None:
     for (tree, name), result in profiles.items():
         lines += [f"### {name}, {tree}", "", "| part | wall s | CPU s |", "| --- | ---: | ---: |"]
         lines += [f"| {part} | {wall:.2f} | {cpu:.2f} |" for part, (wall, cpu) in result["timings"].items()]
-        compiled = sorted(result["compiled"].items(), key=lambda item: -item[1][0])
-        lines += ["", f"numba compilations in the first render: {sum(c for _, (t, c) in compiled)} functions, "
-                      f"{sum(t for _, (t, c) in compiled):.2f} s", "", "| function | times | s |",
-                  "| --- | ---: | ---: |"]
-        lines += [f"| `{function}` | {count} | {seconds:.2f} |" for function, (seconds, count) in compiled]
+        for part, found in result["compiled"].items():
+            found = sorted(found.items(), key=lambda item: -item[1][0])
+            lines += ["", f"numba compilations in the {part}: {sum(c for _, (t, c) in found)}, "
+                          f"{sum(t for _, (t, c) in found):.2f} s", ""]
+            if found:
+                lines += ["| function | times | s |", "| --- | ---: | ---: |"]
+                lines += [f"| `{function}` | {count} | {seconds:.2f} |" for function, (seconds, count) in found]
         lines.append("")
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
