@@ -114,7 +114,8 @@ class Server:
         for line in self.process.stdout:
             self.lines.append(line.rstrip())
             if line.startswith("zoolens: ") and " subjects, " in line:
-                self.loaded_after = time.perf_counter() - self.started
+                self.loaded_at = time.perf_counter()
+                self.loaded_after = self.loaded_at - self.started
                 self.loaded.set()
 
     def wait_loaded(self) -> None:
@@ -146,19 +147,21 @@ class Server:
         stop_server(self.process)
 
 
-def first_visit(browser, url: str, figures: int) -> float:
-    """Seconds from clicking the Agreement tab of a new session's page to its ``figures`` plots painted."""
+def first_visit(browser, url: str, figures: int) -> tuple[float, float, float]:
+    """A new session's page: seconds from asking for it to its tabs shown, from clicking the Agreement tab to its
+    ``figures`` plots painted, and the moment (`time.perf_counter`) of the click."""
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     try:
         page = context.new_page()
+        asked = time.perf_counter()
         page.goto(url)
         tab = page.locator(".bk-tab", has_text="Agreement")
         tab.wait_for(timeout=120_000)
-        started = time.perf_counter()
+        clicked = time.perf_counter()
         tab.click()
         page.wait_for_function(f"(n) => ({FIGURES_JS})() >= n", arg=figures, timeout=180_000, polling="raf")
         page.evaluate(PAINTED_JS)
-        return time.perf_counter() - started
+        return clicked - asked, time.perf_counter() - clicked, clicked
     finally:
         context.close()
 
@@ -173,10 +176,11 @@ def run(browser, tree: Path, arguments: list[str], figures: int, during: bool, w
             server.wait_idle()
         opened_mib, opened_cpu = server.sample()
         url = f"http://127.0.0.1:{server.port}/"
-        first = first_visit(browser, url, figures)
-        second = first_visit(browser, url, figures)
+        page, first, clicked = first_visit(browser, url, figures)
+        second = first_visit(browser, url, figures)[1]
         return {"loaded": server.loaded_after, "warm_cpu": opened_cpu - loaded_cpu,
-                "warm_mib": opened_mib - loaded_mib, "first": first, "second": second}
+                "warm_mib": opened_mib - loaded_mib, "page": page, "click": clicked - server.loaded_at,
+                "first": first, "second": second}
     finally:
         server.stop()
 
@@ -293,11 +297,13 @@ def main() -> None:
         "as soon as the load was reported. Seconds from clicking Agreement to every plot of the tab painted, in the "
         "first session and in a second one; median (range) of the runs, run alternately. *loaded* is seconds from "
         "the process start to the load's report line; *CPU after load* and *memory after load* the server's CPU "
-        "seconds and resident memory (MiB) added from then until the page opened (the warm-up's, in the idle case).",
+        "seconds and resident memory (MiB) added from then until the page opened (the warm-up's, in the idle case); "
+        "*page* seconds from asking for the first session's page to its tabs shown, *click* seconds from the load's "
+        "report line to the first session's click on Agreement.",
         "",
         "| project | case | code | first session s | second session s | loaded s | CPU after load s "
-        "| memory after load MiB |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| memory after load MiB | page s | click s |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in served:
         for case in cases:
@@ -306,7 +312,8 @@ def main() -> None:
                 lines.append(f"| {name} | {case} | {tree} | {cell([r['first'] for r in results])} | "
                              f"{cell([r['second'] for r in results])} | {cell([r['loaded'] for r in results])} | "
                              f"{cell([r['warm_cpu'] for r in results])} | "
-                             f"{cell([r['warm_mib'] for r in results])} |")
+                             f"{cell([r['warm_mib'] for r in results])} | {cell([r['page'] for r in results])} | "
+                             f"{cell([r['click'] for r in results])} |")
     lines += ["", "## Profile of the first visit (no browser)", "",
               "A fresh interpreter per checkout and project renders a session's Agreement tab into a Bokeh document "
               "twice (what a session's tab switch does on the server). Wall (CPU) seconds; numba's compilations "
