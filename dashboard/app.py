@@ -273,7 +273,7 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         Stop the server once it has had no session for a while and holds much more memory than when
         the project loaded (`dashboard.recycling`): ``serve`` then returns, and the caller ends the
         process to give that memory back. Its ``loaded()`` is the caller's to call once the project
-        has loaded; serve calls it again once the plots have warmed up (`dashboard.warm_up`). Not with
+        has loaded; serve tells it when the plots have warmed up (`dashboard.warm_up`). Not with
         ``num_procs``.
     **server_options
         Passed to `panel.serve` (``cookie_secret``, ``websocket_origin``, ``num_procs``...). With
@@ -290,9 +290,8 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         raise ValueError("serve() recycles one server process, not num_procs of them")
     def build_and_warm_up(progress):
         project = build_project(progress)
-        # Once loaded, the plots' compiled code is made off the sessions' way; the process's memory with it is
-        # the recycling's baseline.
-        warm_up_in_background(project, then=recycle.loaded if recycle is not None else None)
+        # Once loaded, the plots' compiled code is made off the sessions' way (and its memory is not growth).
+        warm_up_in_background(project, then=recycle.warmed_up if recycle is not None else None)
         return project
 
     # With num_procs, Bokeh forks the worker processes inside panel.serve: each loads the project.

@@ -31,8 +31,8 @@ def warm_up_in_background(project, then: Callable[[], None] | None = None) -> th
     project : Project
         The loaded project the server serves.
     then : callable, optional
-        Called in that thread as the warm-up's last step, whether the rest worked or not (the recycling's new
-        baseline of the process's memory: the compiled code is part of a loaded server).
+        Called in that thread as the warm-up's last step, whether the rest worked or not (the recycling's
+        `~dashboard.recycling.IdleRecycle.warmed_up`).
     """
     thread = threading.Thread(target=_warm_up, args=(project, then), name="zoolens-warm-up", daemon=True)
     with _LOCK:
