@@ -32,6 +32,7 @@ from .recycling import IdleRecycle
 from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
+from .warm_up import warm_up_in_background
 
 
 #: Data store parameters kept in the page's address (query string).
@@ -279,7 +280,8 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         Stop the server once it has had no session for a while and holds much more memory than when
         the project loaded (`dashboard.recycling`): ``serve`` then returns, and the caller ends the
         process to give that memory back. Its ``loaded()`` is the caller's to call once the project
-        has loaded. Not with ``num_procs``.
+        has loaded; serve tells it when the plots have warmed up (`dashboard.warm_up`). Not with
+        ``num_procs``.
     **server_options
         Passed to `panel.serve` (``cookie_secret``, ``websocket_origin``, ``num_procs``...). With
         ``num_procs`` N > 1 the server forks N processes sharing the port, each loading the project
@@ -293,8 +295,14 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
             raise TypeError(f"serve() takes sign_in=, not {option}=: the sessions must know the user's role")
     if recycle is not None and server_options.get("num_procs", 1) != 1:
         raise ValueError("serve() recycles one server process, not num_procs of them")
+    def build_and_warm_up(progress):
+        project = build_project(progress)
+        # Once loaded, the plots' compiled code is made off the sessions' way (and its memory is not growth).
+        warm_up_in_background(project, then=recycle.warmed_up if recycle is not None else None)
+        return project
+
     # With num_procs, Bokeh forks the worker processes inside panel.serve: each loads the project.
-    load = shared_load(key, build_project, title, forked=server_options.get("num_procs", 1) != 1)
+    load = shared_load(key, build_and_warm_up, title, forked=server_options.get("num_procs", 1) != 1)
 
     def session():
         pn.state.on_session_destroyed(RELEASE.session_closed)  # its memory goes back once it is gone

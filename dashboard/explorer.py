@@ -140,8 +140,12 @@ class Explorer(Viewer):
         """
         # What a tab shows until its views are made: the Agreement tab's plots take seconds on a large project, and
         # a blank page says nothing. Built on a worker thread (served), the tab shows it while its views are made.
-        contents = {title: pn.Column(pn.pane.HTML(f"<p class='zoolens-preparing'>Preparing the {title} tab…</p>",
-                                                  margin=(20, 20)), sizing_mode="stretch_width") for title in TABS}
+        def preparing(title: str) -> str:
+            notes = " ".join(note for name in self.views.on_tab(title) if (note := VIEWS[name].preparing_note()))
+            return f"<p class='zoolens-preparing'>Preparing the {title} tab…{' ' + html.escape(notes) if notes else ''}</p>"
+
+        contents = {title: pn.Column(pn.pane.HTML(preparing(title), margin=(20, 20)), sizing_mode="stretch_width")
+                    for title in TABS}
         layout = pn.Tabs(*contents.items(), dynamic=True, sizing_mode="stretch_width")
         built: set[str] = set()
 
@@ -149,6 +153,8 @@ class Explorer(Viewer):
             if title in built:
                 return
             built.add(title)
+            # Said again as the tab opens: the page may have been open since before (or after) a warm-up.
+            contents[title][0].object = preparing(title)
             views = [self.views[name] for name in self.views.on_tab(title)]
             if title == "Subjects":
                 side = [view for view in views if view.short_name != "cutout"]

@@ -59,8 +59,8 @@ class IdleRecycle:
     """When a served process ends to give its memory back: no session for ``idle_seconds`` and more than
     ``growth_mib`` resident beyond its size once its project loaded.
 
-    The server reports each session opened and closed (`session_opened`, `session_closed`) and the load
-    done (`loaded`); the first session starts a check on the server's event loop every `CHECK_SECONDS`,
+    The server reports each session opened and closed (`session_opened`, `session_closed`), the load
+    done (`loaded`) and the plots warmed up (`warmed_up`); the first session starts a check on the server's event loop every `CHECK_SECONDS`,
     which stops the loop when the time has come (`reason` then says why). The server's caller exits
     with `RECYCLE_EXIT`.
 
@@ -81,6 +81,8 @@ class IdleRecycle:
         self.reason = ""
         self._lock = threading.Lock()
         self._live = 0
+        #: Sessions made since the server started.
+        self._opened = 0
         self._idle_since = time.monotonic()
         self._loaded_mib: float | None = None
         self._check = None
@@ -92,10 +94,20 @@ class IdleRecycle:
         RELEASE.release()
         self._loaded_mib = resident_mib()
 
+    def warmed_up(self) -> None:
+        """The server's plots have warmed up (`dashboard.warm_up`): their compiled code is part of a loaded server,
+        and its size now the one to come back to, unless a session has been made meanwhile (its memory would hide
+        in that size; the warm-up's then counts as growth, as a first visit to the plots did without one)."""
+        with self._lock:
+            served = self._opened > 0
+        if not served:
+            self.loaded()
+
     def session_opened(self) -> None:
         """A session was made (on the server's event loop, which the first one starts watching)."""
         with self._lock:
             self._live += 1
+            self._opened += 1
         if self._check is None:
             from tornado.ioloop import PeriodicCallback
 

@@ -45,6 +45,7 @@ from project.plotted import View as PlottedView, axis_range
 from project.recent import RecentlyUsed
 from project.stored import DENSITY_PLOTS, DENSITY_SHAPE, computed, no_rows
 
+from ..warm_up import warming_up
 from .base import View
 
 #: Plots, by the name their selections and empty-plot reasons use.
@@ -364,26 +365,21 @@ class AgreementPlots(View):
     def density_plot(self, plot: str, points_method, title: str, xlabel: str, ylabel: str, counted: str):
         """A density plot of ``points_method``'s points: the selected subjects' in colour over the rest's in grey,
         and the brushed region; box-selecting in it selects the subjects behind the points."""
-        # Imported here: datashader takes seconds to import, and the page should paint
+        # Imported here: datashader takes a second to import, and the page should paint
         # before anyone opens the Agreement tab.
-        from holoviews.operation.datashader import rasterize, spread
+        from .density import density
 
-        def density(chosen_from, method=points_method):
+        def layer(chosen_from):
             # Every pixel widened by one on each side, so a few thousand points stay visible;
             # the same for both layers (the selected points stand out by colour, not size),
             # taking the largest count around, so the colour bar still counts marks.
             counter = "faded_changed" if chosen_from else "filters_changed"
-            return spread(rasterize(hv.DynamicMap(self._follow_filters(method, chosen_from, counter))), px=1,
-                          how="max")
-
-        def rest_points(chosen_from):
-            # Without a selection nothing is left out: no grey layer to draw.
-            points = points_method(chosen_from)
-            return points if self.data_store.selection is not None else points.iloc[:0]
+            return density(hv.DynamicMap(self._follow_filters(
+                lambda chosen: self._layer_points(points_method, chosen), chosen_from, counter)))
 
         # Its extent never moves the axes: they frame the selected (or, before a selection, all) points.
-        rest = density(True, rest_points).opts(cmap=[UNSELECTED_PIXELS], colorbar=False, tools=[], apply_ranges=False)
-        selected = density(False).opts(
+        rest = layer(True).opts(cmap=[UNSELECTED_PIXELS], colorbar=False, tools=[], apply_ranges=False)
+        selected = layer(False).opts(
             # A log scale with whole-number ticks: counts run from one mark to thousands. Its
             # lower limit under 1, so a pixel holding one mark takes a colour of its own.
             colorbar=True, cnorm="log", clim=(0.5, np.nan), clabel=counted,
@@ -404,6 +400,38 @@ class AgreementPlots(View):
         select = getattr(self, f"select_{plot}")
         bounds.param.watch(lambda event: event.new is not None and select(event.new), "bounds")
         return overlay
+
+    def _layer_points(self, points_method, chosen_from: bool) -> hv.Points | hv.Image:
+        """A density plot's layer: ``points_method``'s points of the selected subjects, or (``chosen_from``) of the
+        rest of the subjects the filters keep, none without a selection (nothing is left out: no grey layer)."""
+        points = points_method(chosen_from)
+        return points if not chosen_from or self.data_store.selection is not None else points.iloc[:0]
+
+    def density_plots(self) -> dict:
+        """The density plots the tab draws, by name, each with the method giving its points: the IoU plot only for
+        marks with a size and IoU (not points), the sky map only for subjects with RA/Dec."""
+        plots = {} if self.marks_are_points() else {"iou_size": self.iou_size_points}
+        plots["offsets"] = self.offset_points
+        if self.has_sky():
+            plots["sky"] = self.sky_points
+        return plots
+
+    def warm_up(self) -> None:
+        """Draw each density plot's layers once off screen, as the tab draws them: what numba compiles for them
+        (datashader's kernels for these points' glyph, count and dtypes) is then compiled in this process, and
+        the first session to open the tab does not wait for the compiler (`dashboard.warm_up`)."""
+        from .density import density
+
+        for points_method in self.density_plots().values():
+            for chosen_from in (False, True):
+                density(self._layer_points(points_method, chosen_from), dynamic=False)
+
+    @classmethod
+    def preparing_note(cls) -> str:
+        if warming_up():
+            return ("The server has just started and is still preparing these plots (once per start): this "
+                    "first look takes a few seconds more.")
+        return ""
 
     def histogram_plot(self, plot: str, histogram_method, title: str):
         """A histogram of ``histogram_method``: the selected subjects' bars over the rest's, and the brushed range."""
@@ -446,8 +474,9 @@ class AgreementPlots(View):
         # empty black frame beside its reason read as a broken plot.
         points = self.marks_are_points()
         consensus_mark = "consensus point" if points else "consensus box"
+        densities = self.density_plots()
         panes = {
-            "iou_size": self._reason_pane("iou_size") if points else
+            "iou_size": self._reason_pane("iou_size") if "iou_size" not in densities else
             pane("iou_size", self.density_plot("iou_size", self.iou_size_points,
                                                "IoU with the consensus box against box size",
                                                "box size (px, square root of the area)", "IoU", "marks")),
@@ -464,7 +493,7 @@ class AgreementPlots(View):
         order = ("iou_size", "offsets", "votes", "volunteers") if points else ("iou_size", "votes", "offsets",
                                                                                 "volunteers")
         panes = [panes[plot] for plot in order]
-        if self.has_sky():
+        if "sky" in densities:
             panes.append(pane("sky", self.density_plot("sky", self.sky_points, "Subjects on the sky",
                                                        "RA (deg, increasing to the left)", "Dec (deg)", "subjects")))
         else:

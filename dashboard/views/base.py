@@ -117,6 +117,12 @@ class View(Viewer):
         if cls.short_name:
             VIEWS[cls.short_name] = cls
 
+    @classmethod
+    def preparing_note(cls) -> str:
+        """Words the tab adds to "Preparing the … tab" while the view is being made, when it takes longer than
+        usual and the reader should know why ("": nothing to add)."""
+        return ""
+
 
 #: Short name -> View subclass; filled as the view modules are imported.
 VIEWS: dict[str, type[View]] = {}

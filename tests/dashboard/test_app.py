@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import pytest
 import requests
 
@@ -21,13 +24,14 @@ def test_each_session_gets_its_own_data_store(tiny_project):
 
 
 @pytest.fixture
-def served_url(tiny_project):
+def served_url(tiny_project, caplog):
+    caplog.set_level(logging.INFO, logger="zoolens")  # from before the server starts: its warm-up is logged
     with served(tiny_project, "test-app") as url:
         yield url
 
 
 @pytest.mark.server
-def test_the_server_serves_the_page_and_confined_images(served_url, tiny_project):
+def test_the_server_serves_the_page_and_confined_images(served_url, tiny_project, caplog):
     page = requests.get(served_url, timeout=30)
     assert page.status_code == 200
     assert "zoolens · tiny" in page.content.decode("utf-8")
@@ -37,6 +41,12 @@ def test_the_server_serves_the_page_and_confined_images(served_url, tiny_project
     # ../outside.png exists next to the image root but must not be served.
     escaped = requests.get(f"{served_url}/zoolens-images/0/%2E%2E/outside.png", timeout=10)
     assert escaped.status_code in (403, 404)
+    # Once the project has loaded, the server warms the Agreement plots up in a thread of its own
+    # (`dashboard.warm_up`), while it serves.
+    deadline = time.monotonic() + 120
+    while not any("plots warmed up" in record.message for record in caplog.records):
+        assert time.monotonic() < deadline, "the server never warmed the Agreement plots up"
+        time.sleep(0.1)
 
 
 def test_keys_step_through_the_filtered_subjects(tiny_project):

@@ -59,6 +59,25 @@ def test_a_server_is_due_only_when_idle_long_enough_and_grown(monkeypatch):
         IdleRecycle(idle_seconds=0)
 
 
+def test_the_warmed_up_size_is_the_one_to_come_back_to_unless_a_session_came_first():
+    async def scenario():
+        quiet, served = (IdleRecycle(idle_seconds=0.2, growth_mib=100) for _ in range(2))
+        quiet.loaded()
+        served.loaded()
+        served.session_opened()
+        # 300 MiB written after the load, as a warm-up's compiled code (a session's memory would hide in it too).
+        warmed = b"w" * (300 << 20)
+        quiet.warmed_up()
+        served.warmed_up()
+        served.session_closed(None)
+        await asyncio.sleep(0.3)
+        assert quiet.due() == ""  # no one served before the warm-up ended: its size is the loaded one
+        assert served.due().startswith("no session for 0 s and")  # counted as growth
+        del warmed
+
+    run_apart(scenario())
+
+
 def start_demo(tmp_path: Path, port: int, *options: str) -> tuple[subprocess.Popen, Path]:
     log = tmp_path / "server.log"
     server = subprocess.Popen(
