@@ -32,11 +32,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER_LINE = re.compile(r"serving at http://\S+ .*\(process (\d+)\)")
 
 
-def test_a_server_is_due_only_when_idle_long_enough_and_grown(monkeypatch):
-    # This test asks `due` itself. The check the first session starts would stop the test's loop once due, and
-    # it comes round within the test when the collections `due` runs are slow (a large test process, a busy machine).
+@pytest.fixture
+def asking_due_itself(monkeypatch):
+    """For a test that asks `due` itself: the check the first session starts would stop the test's loop once due,
+    and it comes round within the test when the collections `due` runs are slow (a large test process, a busy
+    machine)."""
     monkeypatch.setattr(recycling, "CHECK_SECONDS", 3600.0)
 
+
+def test_a_server_is_due_only_when_idle_long_enough_and_grown(asking_due_itself):
     async def scenario():
         grown = IdleRecycle(idle_seconds=0.2, growth_mib=-1e6)  # any size counts as grown
         assert grown.due() == ""  # nothing loaded yet: nothing to come back to
@@ -59,7 +63,7 @@ def test_a_server_is_due_only_when_idle_long_enough_and_grown(monkeypatch):
         IdleRecycle(idle_seconds=0)
 
 
-def test_the_warmed_up_size_is_the_one_to_come_back_to_unless_a_session_came_first():
+def test_the_warmed_up_size_is_the_one_to_come_back_to_unless_a_session_came_first(asking_due_itself):
     async def scenario():
         quiet, served = (IdleRecycle(idle_seconds=0.2, growth_mib=100) for _ in range(2))
         quiet.loaded()
