@@ -22,6 +22,7 @@ from project.reviews import ReviewStore
 from project.roles import Reviewer
 
 from .address import PageAddress
+from .data_store import DataStore
 from .explorer import Explorer
 from .image_route import image_route
 from .loading import POLL_MILLISECONDS, LoadingView, consensus_line, failure_panel, load_report_panel, shared_load
@@ -32,6 +33,7 @@ from .recycling import IdleRecycle
 from .session_threads import use_session_threads
 from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
+from .views.agreement import AgreementPlots
 from .warm_up import warm_up_in_background
 
 
@@ -298,7 +300,8 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
     def build_and_warm_up(progress):
         project = build_project(progress)
         # Once loaded, the plots' compiled code is made off the sessions' way (and its memory is not growth).
-        warm_up_in_background(project, then=recycle.warmed_up if recycle is not None else None)
+        warm_up_in_background(lambda: AgreementPlots(data_store=DataStore(project=project)).warm_up(),
+                              then=recycle.warmed_up if recycle is not None else None)
         return project
 
     # With num_procs, Bokeh forks the worker processes inside panel.serve: each loads the project.

@@ -23,18 +23,19 @@ _RUNNING: set[threading.Thread] = set()
 _LOCK = threading.Lock()
 
 
-def warm_up_in_background(project, then: Callable[[], None] | None = None) -> threading.Thread:
-    """Start warming up the Agreement tab's plots of ``project`` in a daemon thread, and return it.
+def warm_up_in_background(warm_up: Callable[[], None], then: Callable[[], None] | None = None) -> threading.Thread:
+    """Start ``warm_up`` in a daemon thread, and return it.
 
     Parameters
     ----------
-    project : Project
-        The loaded project the server serves.
+    warm_up : callable
+        Draws the plots once off screen (`AgreementPlots.warm_up` of the loaded project, given by
+        `dashboard.app.serve`: this module imports no view, which asks `warming_up`).
     then : callable, optional
         Called in that thread as the warm-up's last step, whether the rest worked or not (the recycling's
         `~dashboard.recycling.IdleRecycle.warmed_up`).
     """
-    thread = threading.Thread(target=_warm_up, args=(project, then), name="zoolens-warm-up", daemon=True)
+    thread = threading.Thread(target=_warm_up, args=(warm_up, then), name="zoolens-warm-up", daemon=True)
     with _LOCK:
         _RUNNING.add(thread)
     thread.start()
@@ -47,14 +48,11 @@ def warming_up() -> bool:
         return bool(_RUNNING)
 
 
-def _warm_up(project, then: Callable[[], None] | None) -> None:
+def _warm_up(warm_up: Callable[[], None], then: Callable[[], None] | None) -> None:
     log = logging.getLogger("zoolens")
     started = time.perf_counter()
     try:
-        from .data_store import DataStore
-        from .views.agreement import AgreementPlots
-
-        AgreementPlots(data_store=DataStore(project=project)).warm_up()
+        warm_up()
         log.info("the Agreement tab's plots warmed up in %.1f s", time.perf_counter() - started)
     except Exception:
         log.exception("warming up the Agreement tab's plots failed: the first visit to the tab compiles them")

@@ -10,7 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
+from dashboard.data_store import DataStore
 from dashboard.explorer import TABS, Explorer
+from dashboard.views.agreement import AgreementPlots
 from dashboard.warm_up import warm_up_in_background, warming_up
 from project import Project
 
@@ -43,6 +45,11 @@ print(json.dumps(compiled))
 """
 
 
+def plots_of(project):
+    """The warm-up `dashboard.app.serve` gives a loaded project: its Agreement plots drawn once off screen."""
+    return lambda: AgreementPlots(data_store=DataStore(project=project)).warm_up()
+
+
 def test_after_the_warm_up_the_first_visit_to_the_tab_compiles_nothing(tmp_path):
     output = subprocess.run([sys.executable, "-c", COMPILED_IN_A_FRESH_PROCESS, str(tmp_path)], cwd=ROOT,
                             check=True, capture_output=True, text=True, timeout=300).stdout
@@ -55,7 +62,7 @@ def test_the_agreement_tab_says_why_it_takes_longer_while_the_warm_up_runs(tiny_
     caplog.set_level(logging.INFO, logger="zoolens")
     release = threading.Event()
     # Held running at its last step until released: the tab of a session opened meanwhile says why it waits.
-    warming = warm_up_in_background(tiny_project, then=lambda: release.wait(60))
+    warming = warm_up_in_background(plots_of(tiny_project), then=lambda: release.wait(60))
     try:
         agreement = Explorer(tiny_project).tabs()[TABS.index("Agreement")]
         assert warming_up()
@@ -73,12 +80,12 @@ def test_the_agreement_tab_says_why_it_takes_longer_while_the_warm_up_runs(tiny_
 def test_a_warm_up_that_fails_is_logged_and_one_without_marks_draws_nothing(tiny_tables, caplog):
     caplog.set_level(logging.INFO, logger="zoolens")
     over = []
-    warm_up_in_background(None, then=lambda: over.append(True)).join(60)  # no project: it cannot draw anything
+    warm_up_in_background(plots_of(None), then=lambda: over.append(True)).join(60)  # no project: it cannot draw anything
     failed = [record for record in caplog.records if "warming up" in record.message and "failed" in record.message]
     assert len(failed) == 1 and failed[0].exc_info is not None
     assert over == [True] and not warming_up()
 
     caplog.clear()
     tables = {**tiny_tables, "marks": tiny_tables["marks"].iloc[:0], "links": tiny_tables["links"].iloc[:0]}
-    warm_up_in_background(Project(**tables, title="no marks")).join(60)
+    warm_up_in_background(plots_of(Project(**tables, title="no marks"))).join(60)
     assert [record.levelname for record in caplog.records] == ["INFO"]
