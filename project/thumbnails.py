@@ -79,7 +79,7 @@ class Thumbnails:
     def pngs(self, subject_ids: Iterable[int]) -> list[bytes]:
         """The subjects' thumbnails as PNG bytes, in their order, made `THUMBNAIL_MAKERS`' few at a time: a page of
         subjects whose pictures are on an image host waits for the slowest few fetches, not for their sum."""
-        return list(THUMBNAIL_MAKERS.map(self.png, [int(subject_id) for subject_id in subject_ids]))
+        return list(THUMBNAIL_MAKERS.map(self.png, subject_ids))
 
     def _read_or_render(self, subject_id: int) -> bytes:
         path = self.path(subject_id)
