@@ -231,7 +231,9 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         # The agreement plots fill two rows at that width: the IoU plot stood alone on the first, the second
         # density plot beside it overflowing the main area.
         page.locator(".bk-tab", has_text="Agreement").click()
-        page.wait_for_timeout(2000)
+        # The tab lays its figures out again at the new width; on a loaded machine that took over 2 s (CI saw one).
+        page.wait_for_function(f"() => ({FIGURE_TOPS_JS})().length >= 3", timeout=60_000)
+        page.wait_for_timeout(500)
         tops = page.evaluate(FIGURE_TOPS_JS)
         page.screenshot(path=str(artefacts / f"real-{name}-agreement-1366.png"), full_page=True)
         assert len(tops) >= 3 and len(set(tops)) <= 2, tops
