@@ -27,6 +27,22 @@ def picture_size(text: str) -> tuple[float, float]:
     return width, height
 
 
+def image_host(text: str) -> str:
+    """A host name, or ``name:port``, as `data_loaders.images.ImageStore` allows it (lower case)."""
+    from urllib.parse import urlsplit
+
+    host = text.strip().lower()
+    try:
+        parts = urlsplit(f"//{host}")
+        port = parts.port  # a port that is no number raises here
+    except ValueError:
+        parts, port = None, None
+    if not host or parts is None or parts.hostname is None or "@" in host or any(c in host for c in "/?#"):
+        raise argparse.ArgumentTypeError(f"expected a host name or name:port, e.g. images.example.org or "
+                                         f"images.example.org:8080, got {text!r}")
+    return parts.hostname if port is None else f"{parts.hostname}:{port}"
+
+
 def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: bool = False,
                           detections_file: bool = True, store_folder: bool = True) -> None:
     """Add the options that say how to build the project.
@@ -68,6 +84,9 @@ def add_project_arguments(parser, consensus_file: bool = True, allow_no_method: 
     images.add_argument("--images", "--image-root", dest="images", action="append", type=Path, metavar="DIR",
                         help="folder of subject images; image paths in the data must lie inside one "
                              "(repeatable; default the given files' folders)")
+    images.add_argument("--image-host", dest="image_hosts", action="append", type=image_host, metavar="HOST",
+                        help="also fetch subject pictures from this host (a name, or name:port), as from the "
+                             "Zooniverse upload hosts, which stay allowed (repeatable)")
     images.add_argument("--fits-column", metavar="NAME",
                         help="subjects column holding each subject's FITS image path, relative to the first "
                              "--images folder")
@@ -101,6 +120,7 @@ def project_options(args) -> dict:
     if args.param and args.method == NO_METHOD:
         raise ValueError(f"--param sets the parameters of --method; --method {NO_METHOD} makes no consensus")
     method_params = parse_params(args.param)
+    from data_loaders.images import DEFAULT_ALLOWED_HOSTS
     from consensus.base import AUTO_METHOD, make_aggregator  # the package registers its methods first
 
     if args.method not in (None, NO_METHOD, AUTO_METHOD):
@@ -121,6 +141,7 @@ def project_options(args) -> dict:
         "method": None if args.method == NO_METHOD else args.method,
         "method_params": method_params,
         "image_roots": [folder.resolve() for folder in args.images] if args.images else None,
+        "image_hosts": (*DEFAULT_ALLOWED_HOSTS, *args.image_hosts) if args.image_hosts else None,
         "fits_column": args.fits_column,
         "pixel_scale": number_or_text(args.pixel_scale),
         "picture_size": args.picture_size,

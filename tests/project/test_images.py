@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image as PillowImage
 
-from data_loaders.images import ImageStore
+from data_loaders.images import DEFAULT_ALLOWED_HOSTS, ImageStore
 from project import Project, load_project
 from project.core import THUMBNAIL_ROUTE, thumbnail_dir
 from project.sky import SubjectFiles
@@ -141,6 +141,39 @@ def test_a_remote_pictures_thumbnail_is_fetched_once_by_the_server_and_a_failure
         assert again.image_file(route[1]) == made and host.hits == {"/subject_location/1.png": 1}
         # Only the thumbnails of this project's subjects: no name from a request reaches the image host.
         assert project.image_file("thumbnails/" + "0" * 32 + ".png") is None
+    finally:
+        host.close()
+
+
+def test_image_host_on_the_command_line_lets_a_teams_own_host_serve_the_pictures(tmp_path, monkeypatch, capsys):
+    """``--image-host`` (serve, demo, aggregate, export) adds a host to the Zooniverse upload hosts; before it, a
+    team whose pictures are on its own server could allow that host only from Python."""
+    from zoolens.cli import build_parser
+    from zoolens.project_arguments import project_options
+
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    host = ImageHost()
+    try:
+        classifications, marks, subjects = _tables([1], [{"0": f"{host.url}/subject_location/1.png"}])
+        for command in ("serve", "demo", "aggregate", "export"):
+            words = [command] + (["x.csv"] if command != "demo" else []) + (["-o", "o.csv"] if command in (
+                "aggregate", "export") else [])
+            without = project_options(build_parser(command).parse_args(words))
+            with_host = project_options(build_parser(command).parse_args(
+                [*words, "--image-host", host.host, "--image-host", "Images.Example.org"]))
+            assert "image_hosts" not in without
+            assert with_host["image_hosts"] == (*DEFAULT_ALLOWED_HOSTS, host.host, "images.example.org")
+        refused = Project(classifications, marks, subjects=subjects)
+        assert refused.subject_stats.thumbnail.tolist() == [""] and host.hits == {}  # not asked
+        allowed = Project(classifications, marks, subjects=subjects, image_hosts=with_host["image_hosts"])
+        thumbnail = allowed.subject_stats.thumbnail.iloc[0]
+        assert allowed.image_file(thumbnail.removeprefix("zoolens-images/")) is not None
+        image, problem = allowed.image(1)
+        assert problem is None and image.width == 100
+        # A URL where a host is asked for is refused with an example, before anything loads.
+        with pytest.raises(SystemExit):
+            build_parser("serve").parse_args(["serve", "x.csv", "--image-host", "https://images.example.org/subjects"])
+        assert "expected a host name or name:port, e.g. images.example.org" in capsys.readouterr().err
     finally:
         host.close()
 
