@@ -550,6 +550,13 @@ class Project:
             self.image_problems[location] = kind
         return None, problem
 
+    def unavailable_thumbnails(self) -> set[str]:
+        """The thumbnail URLs (`THUMBNAIL_ROUTE`) of remote pictures that could not be had: a page shows the grey
+        square for them rather than ask again (`remote_thumbnail` would only answer that it has none)."""
+        with self._problems_lock:
+            failed = list(self.image_problems)
+        return {f"{THUMBNAIL_ROUTE}/{_remote_thumbnail_name(url)}" for url in failed if "://" in url}
+
     def image_problem_counts(self) -> dict[str, int]:
         """Images that could not be shown so far, by reason ("image host not reachable": 3)."""
         with self._problems_lock:

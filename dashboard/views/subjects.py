@@ -136,6 +136,8 @@ class SubjectBrowser(View):
         # The URL comes from a location in the subject export (untrusted), but it was
         # percent-quoted when resolved: no quote, <, > or & can reach the HTML.
         urls = subjects.thumbnail.astype(str)
+        # A picture the server already failed to fetch is not asked for again whenever the rows are redrawn.
+        urls = urls.mask(urls.isin(self.data_store.project.unavailable_thumbnails()), "")
         # On a neutral grey square: a picture that cannot be fetched (host not reachable) hides itself
         # rather than show the browser's broken-image icon.
         pictures = PLACEHOLDER_OPEN + '<img src="' + urls + '" width="40" height="40" alt="" ' + HIDE_IF_BROKEN

@@ -55,3 +55,35 @@ def test_the_subject_column_is_as_wide_as_the_longest_id():
     # 13 px figures of 8.3 px each and the cell's padding; at least as wide as its title.
     assert subject_width([5, 12]) == subject_width([]) == 60
     assert subject_width([30000014, 7]) == 76 and subject_width([123456789]) == 84
+
+
+def test_a_thumbnail_the_server_could_not_fetch_is_not_asked_for_again_when_the_rows_redraw(tmp_path, monkeypatch):
+    import socket
+
+    from project import Project
+    from tests.image_host import ImageHost
+    from tests.project.test_images import _tables
+
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    host = ImageHost()
+    try:
+        classifications, marks, subjects = _tables(
+            [1, 2], [{"0": f"{host.url}/subject_location/1.png"}, {"0": f"http://{closed}/subject_location/2.png"}])
+        project = Project(classifications, marks, subjects=subjects, image_hosts=(host.host, closed))
+        store = DataStore(project=project)
+        browser = SubjectBrowser(data_store=store)
+        routes = project.subject_stats.set_index("subject_id").thumbnail
+        cells = browser.table.value.set_index("subject_id").thumbnail
+        assert all(routes[subject_id] in cells[subject_id] for subject_id in (1, 2))  # both asked for at first
+        for subject_id in (1, 2):  # what the page's requests make the server do
+            project.image_file(routes[subject_id].removeprefix("zoolens-images/"))
+        store.min_volunteers = 0  # the filters change: the rows are drawn again
+        store.param.trigger("subjects")
+        cells = browser.table.value.set_index("subject_id").thumbnail
+        assert routes[1] in cells[1]  # fetched: the browser gets it from the server
+        assert cells[2] == PLACEHOLDER_OPEN + "</span>"  # failed: the grey square, with no request behind it
+    finally:
+        host.close()
