@@ -524,13 +524,22 @@ class Project:
                 return None, f"subject {subject_id} has no FITS file" if found_none else f"subject {subject_id}: {outcome}"
             location = str(path)
         else:
-            # The subject's own file in an image root first (`project.sky.SubjectFiles`), then the export's.
-            local_file = self.subject_files.find(subject_id)
-            locations = subject.locations if isinstance(subject.locations, dict) else {}
-            location = str(local_file) if local_file is not None else locations.get("0")
-        if not isinstance(location, str) or not location:
+            location = self.picture_location(subject_id)
+        if location is None:
             return None, f"subject {subject_id} has no image location"
         return self._open_image(location)
+
+    def picture_location(self, subject_id: int) -> str | None:
+        """Where the subject's picture is read from: its own file in an image root (`project.sky.SubjectFiles`)
+        first, then the first location in the subject export; None when it has neither."""
+        subject = self.subject(subject_id)
+        if subject is None:
+            return None
+        local_file = self.subject_files.find(subject_id)
+        if local_file is not None:
+            return str(local_file)
+        location = subject.locations.get("0") if isinstance(subject.locations, dict) else None
+        return location if isinstance(location, str) and location else None
 
     def _read_image(self, location: str) -> tuple[Image | None, str | None]:
         try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,7 +39,7 @@ UNMATCHED = (170, 170, 170)
 CANVAS = (60, 60, 60)
 
 #: Where pictures for the page are fetched and thumbnails made, for every session and project together: the
-#: gallery's page (`Thumbnails.pngs`) and the table's thumbnails (`dashboard.image_route`). Off the event loop
+#: gallery's page (`dashboard.views.gallery`) and the table's thumbnails (`dashboard.image_route`). Off the event loop
 #: and the session's thread, as a fetch waits on the image host for up to its timeout; four at a time, which
 #: makes a page about as fast as more would without crowding the host or the cores
 #: (bench/bench_remote_thumbnails.py, bench/bench_gallery_pictures.py).
@@ -76,17 +75,14 @@ class Thumbnails:
         subject_id = int(subject_id)
         return self._memory.get(subject_id, lambda: self._read_or_render(subject_id))
 
-    def pngs(self, subject_ids: Iterable[int]) -> list[bytes]:
-        """The subjects' thumbnails as PNG bytes, in their order, made `THUMBNAIL_MAKERS`' few at a time: a page of
-        subjects whose pictures are on an image host waits for the slowest few fetches, not for their sum."""
-        return list(THUMBNAIL_MAKERS.map(self.png, subject_ids))
-
     def _read_or_render(self, subject_id: int) -> bytes:
         path = self.path(subject_id)
         if path.is_file():
-            content = path.read_bytes()
-        else:
-            content = self._render(subject_id)
+            return path.read_bytes()
+        content = self._render(subject_id)
+        if self.project.picture_location(subject_id) not in self.project.image_problems:
+            # Kept on disk unless the picture could not be read (its host down, or not allowed yet): a later
+            # process tries again; this one keeps the picture-less thumbnail in memory, as it keeps the failure.
             path.parent.mkdir(parents=True, exist_ok=True)
             staging = path.with_suffix(f".{threading.get_ident()}.tmp")
             staging.write_bytes(content)
@@ -94,15 +90,14 @@ class Thumbnails:
         return content
 
     def path(self, subject_id: int) -> Path:
-        """Where the subject's thumbnail is kept: by consensus run, image, marks and size."""
-        subject = self.project.subject(subject_id)
-        locations = subject.locations if subject is not None and isinstance(subject.locations, dict) else {}
+        """Where the subject's thumbnail is kept: by consensus run, picture (a file put in an image root later is
+        a new one), marks and size."""
         marks = self.project.marks_of(subject_id)
         # Kinds and boxes too: a workflow export renames marks (and redraws a triangle) without new ids.
         drawn = marks[["mark_id", "x", "y", "width", "height", "angle"]].to_numpy(dtype=float).tobytes()
-        key = hashlib.sha256(repr((locations.get("0"), self.size, _DRAWING, tuple(marks.kind.fillna("")),
-                                   hashlib.sha256(drawn).hexdigest())).encode()).hexdigest()[:16]
-        return self.folder / self.project.consensus_source / f"{subject_id}-{key}.png"
+        key = hashlib.sha256(repr((self.project.picture_location(subject_id), self.size, _DRAWING,
+                                   tuple(marks.kind.fillna("")), hashlib.sha256(drawn).hexdigest())).encode())
+        return self.folder / self.project.consensus_source / f"{subject_id}-{key.hexdigest()[:16]}.png"
 
     def _render(self, subject_id: int) -> bytes:
         from PIL import Image as PillowImage

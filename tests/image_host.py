@@ -24,6 +24,8 @@ class ImageHost:
         Seconds every answer waits first, as a distant host's round trips do (the benchmark's); default none.
 
     ``hits`` counts the requests per path; ``most_at_once`` is the most requests it was answering at one time.
+    Clearing ``answering`` (a `threading.Event`, set at first) holds every answer until it is set again, as a
+    host that has stopped answering holds a request until its timeout.
     """
 
     def __init__(self, picture: bytes | None = None, delay: float = 0.0):
@@ -32,6 +34,8 @@ class ImageHost:
         big = b"\x89PNG\r\n\x1a\n" + bytes(2 * 1024 * 1024)
         self.hits = Counter()
         self.most_at_once = 0
+        self.answering = threading.Event()
+        self.answering.set()
         answering, lock = [0], threading.Lock()
         server = self
 
@@ -48,6 +52,7 @@ class ImageHost:
                         answering[0] -= 1
 
             def _answer(self):
+                server.answering.wait(timeout=60)
                 time.sleep(delay)
                 if self.path.startswith("/subject_location/"):
                     self._send(200, subject_picture, length=True)

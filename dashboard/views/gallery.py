@@ -8,22 +8,31 @@ subjects passing its filters and plot selection. Opening one shows it in the Sub
 from __future__ import annotations
 
 import html
+import logging
 import math
+from concurrent.futures import Future, wait
 
 import panel as pn
 import param
 
 from project.selection import SORT_WORDS
-from project.thumbnails import CANVAS
+from project.thumbnails import CANVAS, THUMBNAIL_MAKERS
 
+from ..session_threads import in_document
 from ..subject_marks import consensus_kinds
 from .base import View
+
+log = logging.getLogger(__name__)
 
 #: The side of every card's picture frame, in screen pixels: a thumbnail of any shape is centred in it.
 FRAME = 164
 #: The frame around a thumbnail narrower or shorter than it: the colour of the canvas a subject without a picture
 #: is drawn on, so that every frame is one square of one colour, pictures and placeholders alike.
 FRAME_COLOUR = "#{:02x}{:02x}{:02x}".format(*CANVAS)
+#: Seconds a page waits for its thumbnails before it shows: those made by then show with it, the others (pictures
+#: an image host is slow to send, or never sends until its timeout) fill their empty frames as they come, so a
+#: host that does not answer holds up neither the page nor the session.
+PAGE_WAIT_SECONDS = 1.0
 
 
 class Gallery(View):
@@ -55,7 +64,7 @@ class Gallery(View):
         self.data_store.subject = int(subject_id)
         self.data_store.param.trigger("show_subject")
 
-    def _card(self, row, png: bytes) -> pn.Column:
+    def _card(self, row, thumbnail: Future) -> pn.Column:
         subject_id = int(row.subject_id)
         disagreement = "–" if row.disagreement != row.disagreement else f"{row.disagreement:.2f}"
         button = pn.widgets.Button(name=f"{subject_id}", button_type="light", width=FRAME, margin=(0, 2),
@@ -66,8 +75,10 @@ class Gallery(View):
             f"<small>disagreement {html.escape(disagreement)} · {volunteers} volunteer{'' if volunteers == 1 else 's'}"
             f" · {consensus} consensus {consensus_kinds(self.data_store.project).words[consensus != 1]} · "
             f"{html.escape(str(row.review_status))}</small>", width=FRAME, margin=(0, 2))
-        picture = pn.pane.PNG(png, width=FRAME, height=FRAME, fixed_aspect=True, margin=2,
+        picture = pn.pane.PNG(None, width=FRAME, height=FRAME, fixed_aspect=True, margin=2,
                               styles={"background": FRAME_COLOUR}, css_classes=["zoolens-gallery-frame"])
+        # At once if made in time; otherwise from the maker's thread when it is (Panel sends it to the page).
+        thumbnail.add_done_callback(lambda made: setattr(picture, "object", _png_of(subject_id, made)))
         return pn.Column(picture, button, caption, width=FRAME + 8, css_classes=["zoolens-gallery-card"])
 
     @param.depends("data_store.subjects", "data_store.review_changes", "page", "per_page")
@@ -76,10 +87,26 @@ class Gallery(View):
         if not len(rows):
             return pn.pane.Alert("No subject passes the filters: widen them to see thumbnails.",
                                  alert_type="info")
-        pictures = self.data_store.project.thumbnails.pngs(rows.subject_id)
-        grid = pn.FlexBox(*(self._card(row, png) for row, png in zip(rows.itertuples(), pictures)),
+        thumbnails = self.data_store.project.thumbnails
+        made = [THUMBNAIL_MAKERS.submit(thumbnails.png, subject_id) for subject_id in rows.subject_id]
+        wait(made, timeout=PAGE_WAIT_SECONDS)
+        grid = pn.FlexBox(*(self._card(row, thumbnail) for row, thumbnail in zip(rows.itertuples(), made)),
                           sizing_mode="stretch_width")
-        self.data_store.param.trigger("pictures_fetched")  # the page's pictures that could not be had are counted
+        # The page's pictures that could not be had are counted: now, or once the last has come.
+        if all(thumbnail.done() for thumbnail in made):
+            self.data_store.param.trigger("pictures_fetched")
+            return grid
+        document = pn.state.curdoc
+
+        def recount():
+            self.data_store.param.trigger("pictures_fetched")
+
+        def recount_after_the_last(_):
+            if all(thumbnail.done() for thumbnail in made):
+                in_document(document, recount)
+
+        for thumbnail in made:
+            thumbnail.add_done_callback(recount_after_the_last)
         return grid
 
     @param.depends("data_store.subjects", "page", "per_page")
@@ -107,3 +134,12 @@ class Gallery(View):
         self.param.watch(at_the_ends, ["page", "per_page"])
         self.data_store.param.watch(at_the_ends, "subjects")
         return pn.Column(self._header, pn.Row(previous, following), self._grid, sizing_mode="stretch_width")
+
+
+def _png_of(subject_id: int, made: Future) -> bytes | None:
+    """The thumbnail a maker made, or None (the empty frame) if making it failed, which is logged."""
+    error = made.exception()
+    if error is not None:
+        log.error("thumbnail of subject %s could not be made", subject_id, exc_info=error)
+        return None
+    return made.result()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import panel as pn
 
 from dashboard import Explorer
@@ -83,5 +85,52 @@ def test_a_gallery_page_fetches_its_remote_pictures_a_few_at_a_time(tmp_path, mo
         assert [card[1].name for card in cards] == [str(i) for i in gallery.shown().subject_id]
         assert [card[0].object for card in cards] == [project.thumbnails.png(i) for i in gallery.shown().subject_id]
         assert sum(host.hits.values()) == 8  # made once, kept
+    finally:
+        host.close()
+
+
+def test_a_host_that_does_not_answer_holds_up_neither_the_page_nor_the_session(tmp_path, monkeypatch):
+    """The page shows with empty frames, and each picture fills its frame when it comes (the gallery waited for
+    every fetch, so a host that stopped answering held the session for its timeout, four pictures at a time)."""
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    host = ImageHost()
+    host.answering.clear()
+    try:
+        ids = list(range(1, 7))
+        classifications, marks, subjects = _tables(ids, [{"0": f"{host.url}/subject_location/{i}.png"} for i in ids])
+        project = Project(classifications, marks, subjects=subjects, image_hosts=(host.host,))
+        store = DataStore(project=project)
+        recounts = []
+        store.param.watch(recounts.append, "pictures_fetched")
+        gallery = Gallery(data_store=store, per_page=6)
+        cards = gallery._grid().objects
+        assert [card[1].name for card in cards] == [str(i) for i in gallery.shown().subject_id]
+        assert [card[0].object for card in cards] == [None] * 6 and recounts == []  # nothing yet, the page shown
+        host.answering.set()
+        for _ in range(300):
+            if all(card[0].object is not None for card in cards) and recounts:
+                break
+            time.sleep(0.1)
+        # Each frame holds its own subject's picture, with its marks, and the page's problems were counted once.
+        assert [card[0].object for card in cards] == [project.thumbnails.png(i) for i in gallery.shown().subject_id]
+        assert sum(host.hits.values()) == 6 and len(recounts) == 1
+    finally:
+        host.answering.set()
+        host.close()
+
+
+def test_a_thumbnail_without_its_picture_is_not_kept_on_disk_and_a_later_process_tries_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    host = ImageHost()
+    try:
+        classifications, marks, subjects = _tables([1], [{"0": f"{host.url}/subject_location/1.png"}])
+        # Served first without the team's host allowed (no --image-host yet), as a host down is: the canvas alone.
+        refused = Project(classifications, marks, subjects=subjects, image_hosts=())
+        canvas = refused.thumbnails.png(1)
+        assert refused.image_problem_counts() == {"image location not allowed": 1}
+        assert not refused.thumbnails.path(1).exists()  # it was kept on disk, and shown by every later process
+        allowed = Project(classifications, marks, subjects=subjects, image_hosts=(host.host,))
+        assert allowed.thumbnails.png(1) != canvas and allowed.thumbnails.path(1).is_file()
+        assert host.hits == {"/subject_location/1.png": 1}
     finally:
         host.close()
