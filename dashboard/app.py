@@ -44,6 +44,10 @@ URL_STATE = ("subject", "workflow", "tool", "min_votes", "min_volunteers", "disa
 REVIEW_REFRESH_MS = 3000
 #: How often a session of a project with remote pictures recounts those that could not be had, in milliseconds.
 PICTURE_RECOUNT_MS = 2000
+#: How often the server looks for sessions whose browser has gone, in milliseconds. Bokeh drops such a session 15 s
+#: after its last connection closed (time a page has to connect at all, kept), but by default looks only every
+#: 17 s: a closed session then held its memory, and an idle server its turn to recycle, up to 32 s.
+CLOSED_SESSIONS_CHECK_MS = 2000
 
 #: Worker threads for session callbacks by default: twice the cores, at most 4. Each session's callbacks run
 #: in the order they arrived (`dashboard.session_threads`); threads do not add CPU under the GIL, but one
@@ -333,5 +337,6 @@ def serve(key: str, build_project: Callable[[LoadProgress], Project], title: str
         # Matched before Panel's own login page, which would check passwords as fast as asked.
         extra_patterns.append(login_route(sign_in_throttle or SignInThrottle(), sign_in.check_password,
                                           server_options.get("login_endpoint") or "/login"))
+    server_options.setdefault("check_unused_sessions_milliseconds", CLOSED_SESSIONS_CHECK_MS)
     return pn.serve({"/": session}, port=port, address=address, show=show,
                     extra_patterns=extra_patterns, title="zoolens", threaded=threaded, **server_options)
