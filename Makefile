@@ -12,6 +12,8 @@ $(BIN)/zoolens: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@echo "Compiling the point method's kernels once for this machine (about 30 s; cached on disk)"
+	$(BIN)/python -c "from consensus import point_kernels; point_kernels.load()"
 	touch $@
 
 install: $(BIN)/zoolens
