@@ -40,6 +40,7 @@ GALLERY_FRAMES_JS = on_every_element("()", """
       if (element.classList.contains('zoolens-gallery-frame')) {
         const box = element.getBoundingClientRect();
         const image = element.querySelector('img') ?? element.shadowRoot?.querySelector('img');
+        if (!image) { found.push({pending: true}); continue; }  // its thumbnail not made yet: filled when it is
         const shown = image.getBoundingClientRect();
         found.push({width: box.width, height: box.height, background: getComputedStyle(element).backgroundColor,
                     image: [shown.x - box.x, shown.y - box.y, shown.width, shown.height],
@@ -190,7 +191,8 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
 
         page.locator(".bk-tab", has_text="Agreement").click()
         page.get_by_text("Box-select in any plot").wait_for(timeout=90_000)
-        page.wait_for_timeout(3000)
+        page.wait_for_function(f"() => ({FIGURE_TOPS_JS})().length >= 3", timeout=60_000)
+        page.wait_for_timeout(1000)
         page.screenshot(path=str(artefacts / f"real-{name}-agreement.png"), full_page=True)
         if not len(project.consensus):
             assert page.get_by_text("No consensus loaded").count() == 3
@@ -204,9 +206,13 @@ def test_marks_are_drawn_as_what_they_are_and_every_view_says_why_it_is_empty(br
         # centred in it (a subject without a picture had a frame of its marks' extent, narrower or shorter).
         page.locator(".bk-tab", has_text="Gallery").click()
         page.get_by_text("passing the filters, most disagreement first").wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
+        shown = min(24, len(project.subject_stats))
+        # The page shows at once; a thumbnail not made within a second fills its frame when it is.
+        page.wait_for_function(f"() => ({GALLERY_FRAMES_JS})().filter((frame) => !frame.pending).length === {shown}",
+                               timeout=60_000)
+        page.wait_for_timeout(300)
         frames = page.evaluate(GALLERY_FRAMES_JS)
-        assert len(frames) == min(24, len(project.subject_stats))
+        assert len(frames) == shown
         assert {(frame["width"], frame["height"]) for frame in frames} == {(FRAME, FRAME)}
         assert {frame["background"] for frame in frames} == {"rgb({}, {}, {})".format(*CANVAS)}
         assert all(frame["image"] == [0, 0, FRAME, FRAME] and frame["fit"] == "contain"
