@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter
@@ -95,3 +96,10 @@ class ImageHost:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def closed_host() -> str:
+    """``127.0.0.1:<port>`` of a loopback port nothing listens on: a host that cannot be reached."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"

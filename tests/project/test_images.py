@@ -3,7 +3,6 @@ that cannot be shown."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from data_loaders.images import DEFAULT_ALLOWED_HOSTS, ImageStore
 from project import Project, load_project
 from project.core import THUMBNAIL_ROUTE, thumbnail_dir
 from project.sky import SubjectFiles
-from tests.image_host import ImageHost
+from tests.image_host import ImageHost, closed_host
 
 ROOT = Path(__file__).resolve().parents[2]
 PENGUIN_WATCH = ROOT / "tests" / "data" / "penguin_watch"
@@ -103,13 +102,11 @@ def test_a_project_has_fits_when_a_subject_names_or_holds_a_fits_file_and_not_ot
 
 
 def test_an_unreachable_image_host_gives_a_plain_reason_and_is_counted(tmp_path):
-    with socket.socket() as probe:  # a loopback port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/subject.png"
+    closed = closed_host()
+    url = f"http://{closed}/subject.png"
     classifications, marks, subjects = _tables([1, 2], [{"0": url}, {"0": url + "?2"}])
     project = Project(classifications, marks, subjects=subjects)
-    project.images = ImageStore(allowed_hosts=(f"127.0.0.1:{port}",), cache=tmp_path / "cache", timeout=5)
+    project.images = ImageStore(allowed_hosts=(closed,), cache=tmp_path / "cache", timeout=5)
     for subject_id in (1, 2):
         image, problem = project.image(subject_id)
         assert image is None and problem == "image host not reachable"
@@ -118,9 +115,7 @@ def test_an_unreachable_image_host_gives_a_plain_reason_and_is_counted(tmp_path)
 
 def test_a_remote_pictures_thumbnail_is_fetched_once_by_the_server_and_a_failure_is_counted(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
-    with socket.socket() as probe:  # a loopback port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    closed = closed_host()
     host = ImageHost()
     try:
         located = [{"0": f"{host.url}/subject_location/1.png"}, {"0": f"http://{closed}/subject_location/2.png"},

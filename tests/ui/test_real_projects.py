@@ -10,7 +10,6 @@ project's own tables; screenshots go to the artefacts folder, to be looked at.
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,7 +19,7 @@ from dashboard.views.gallery import FRAME
 from project import load_project
 from project.thumbnails import CANVAS
 from tests.dashboard.serving import served
-from tests.image_host import ImageHost
+from tests.image_host import ImageHost, closed_host
 from tests.ui.test_demo import (BOX_TABLE_OVERFLOW_JS, CUT_TITLES_JS, FITS_SELECTS, PLOT_VIEWS_JS, SUBJECT_ROWS,
                                 TABLE_OVERFLOW_JS, _sources_with, on_every_element)
 
@@ -76,11 +75,8 @@ THUMBNAILS_JS = on_every_element("()", """
 @pytest.fixture(scope="module")
 def image_hosts():
     """The cat project's picture hosts on loopback: a real image host (`ImageHost`), and a port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = f"127.0.0.1:{probe.getsockname()[1]}"
     host = ImageHost()
-    yield host, closed
+    yield host, closed_host()
     host.close()
 
 

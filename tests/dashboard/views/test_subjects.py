@@ -58,16 +58,12 @@ def test_the_subject_column_is_as_wide_as_the_longest_id():
 
 
 def test_a_thumbnail_the_server_could_not_fetch_is_not_asked_for_again_when_the_rows_redraw(tmp_path, monkeypatch):
-    import socket
-
     from project import Project
-    from tests.image_host import ImageHost
+    from tests.image_host import ImageHost, closed_host
     from tests.project.test_images import _tables
 
     monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
-    with socket.socket() as probe:  # a loopback port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        closed = f"127.0.0.1:{probe.getsockname()[1]}"
+    closed = closed_host()
     host = ImageHost()
     try:
         classifications, marks, subjects = _tables(
