@@ -75,10 +75,11 @@ class Gallery(View):
             f"<small>disagreement {html.escape(disagreement)} · {volunteers} volunteer{'' if volunteers == 1 else 's'}"
             f" · {consensus} consensus {consensus_kinds(self.data_store.project).words[consensus != 1]} · "
             f"{html.escape(str(row.review_status))}</small>", width=FRAME, margin=(0, 2))
-        picture = pn.pane.PNG(None, width=FRAME, height=FRAME, fixed_aspect=True, margin=2,
+        # Panel's spinner over the frame until the thumbnail is made.
+        picture = pn.pane.PNG(None, width=FRAME, height=FRAME, fixed_aspect=True, margin=2, loading=True,
                               styles={"background": FRAME_COLOUR}, css_classes=["zoolens-gallery-frame"])
         # At once if made in time; otherwise from the maker's thread when it is (Panel sends it to the page).
-        thumbnail.add_done_callback(lambda made: setattr(picture, "object", _png_of(subject_id, made)))
+        thumbnail.add_done_callback(lambda made: picture.param.update(object=_png_of(subject_id, made), loading=False))
         return pn.Column(picture, button, caption, width=FRAME + 8, css_classes=["zoolens-gallery-card"])
 
     @param.depends("data_store.subjects", "data_store.review_changes", "page", "per_page")

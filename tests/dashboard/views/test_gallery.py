@@ -105,7 +105,8 @@ def test_a_host_that_does_not_answer_holds_up_neither_the_page_nor_the_session(t
         gallery = Gallery(data_store=store, per_page=6)
         cards = gallery._grid().objects
         assert [card[1].name for card in cards] == [str(i) for i in gallery.shown().subject_id]
-        assert [card[0].object for card in cards] == [None] * 6 and recounts == []  # nothing yet, the page shown
+        # Nothing yet, the page shown, each frame with a spinner.
+        assert [(card[0].object, card[0].loading) for card in cards] == [(None, True)] * 6 and recounts == []
         host.answering.set()
         for _ in range(300):
             if all(card[0].object is not None for card in cards) and recounts:
@@ -113,6 +114,7 @@ def test_a_host_that_does_not_answer_holds_up_neither_the_page_nor_the_session(t
             time.sleep(0.1)
         # Each frame holds its own subject's picture, with its marks, and the page's problems were counted once.
         assert [card[0].object for card in cards] == [project.thumbnails.png(i) for i in gallery.shown().subject_id]
+        assert not any(card[0].loading for card in cards)
         assert sum(host.hits.values()) == 6 and len(recounts) == 1
     finally:
         host.answering.set()
