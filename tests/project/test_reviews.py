@@ -680,7 +680,7 @@ class Model:
 
 
 @pytest.mark.timeout(900)  # let Hypothesis finish shrinking (it stops itself after 300 s)
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=operations)
 def test_effective_state_equals_replaying_the_history(store, operations):
     source = uuid.uuid4().hex  # each example starts from nothing in the shared database
