@@ -22,6 +22,7 @@ import panel as pn
 import param
 from panel.viewable import Viewer
 
+from data_loaders.images import HOST_NOT_ALLOWED
 from project.roles import ROLES, UNVERIFIED, Reviewer
 from project.selection import AGAINST_CONSENSUS, ANY, Selection
 from project.sorted_subjects import review_status_array
@@ -483,7 +484,10 @@ class DataStore(Selection, Viewer):
         if not counts:
             return ""
         reasons = "; ".join(f"{html.escape(reason)}: {count:,}" for reason, count in counts.items())
-        return f"Pictures not shown so far: {sum(counts.values()):,} ({reasons})"
+        # What to do about the one reason the team can undo from where it starts zoolens.
+        allow = (". Allow a host with --image-host (image_hosts in Python)"
+                 if HOST_NOT_ALLOWED in counts else "")
+        return f"Pictures not shown so far: {sum(counts.values()):,} ({reasons}){allow}"
 
     def review_progress(self) -> tuple[int, int, dict[str, int]]:
         """Of the subjects passing the filters: how many are reviewed, how many there are, and per

@@ -43,6 +43,8 @@ from .cache import cache_dir
 from .celestial import wcs_sky
 
 DEFAULT_ALLOWED_HOSTS = ("panoptes-uploads.zooniverse.org", "panoptes-uploads-staging.zooniverse.org")
+#: `ImageRefused.reason` of a URL on a host not in ``allowed_hosts``: the one refusal a user undoes by allowing it.
+HOST_NOT_ALLOWED = "image host not allowed"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -53,7 +55,15 @@ JPEG_SIGNATURE = b"\xff\xd8\xff"
 
 
 class ImageRefused(ValueError):
-    """An image location breaks the store's rules: host, scheme, path outside the roots, or size."""
+    """An image location breaks the store's rules: host, scheme, path outside the roots, or size.
+
+    ``reason`` says which in a few plain words, for people ("image host not allowed"); the message adds the
+    location and the rule.
+    """
+
+    def __init__(self, message: str, reason: str = "image location not allowed"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class ImageFetchError(OSError):
@@ -192,7 +202,7 @@ class ImageStore:
         if not resolved.is_file():
             raise FileNotFoundError(f"{location}: no such image file")
         if resolved.stat().st_size > self.max_bytes:
-            raise ImageRefused(f"{location}: larger than {self.max_bytes} bytes")
+            raise ImageRefused(f"{location}: larger than {self.max_bytes} bytes", "image too large")
         return resolved
 
     def check_url(self, url: str) -> None:
@@ -206,7 +216,7 @@ class ImageStore:
         with_port = f"{host}:{parts.port}" if parts.port else host
         if host not in self.allowed_hosts and with_port not in self.allowed_hosts:
             raise ImageRefused(f"{url}: host {with_port} is not allowed (allowed: "
-                               f"{', '.join(self.allowed_hosts)})")
+                               f"{', '.join(self.allowed_hosts)})", HOST_NOT_ALLOWED)
 
     def fetch(self, url: str) -> Path:
         """The cached file of ``url``, downloading it first if needed."""
@@ -244,13 +254,13 @@ class ImageStore:
                                           f"image host answered HTTP {response.status_code}")
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > self.max_bytes:
-                    raise ImageRefused(f"{url}: {declared} bytes, more than {self.max_bytes}")
+                    raise ImageRefused(f"{url}: {declared} bytes, more than {self.max_bytes}", "image too large")
                 body = bytearray()
                 try:
                     for chunk in response.iter_content(CHUNK):
                         body.extend(chunk)
                         if len(body) > self.max_bytes:
-                            raise ImageRefused(f"{url}: more than {self.max_bytes} bytes")
+                            raise ImageRefused(f"{url}: more than {self.max_bytes} bytes", "image too large")
                 except requests.RequestException as error:
                     raise ImageFetchError(f"{url}: {error}", "image download broke off") from error
                 return bytes(body)
@@ -277,7 +287,7 @@ def _pillow_image(content: bytes, source: str, kind: str, max_pixels: int) -> Im
             picture = PillowImage.open(io.BytesIO(content))
             width, height = picture.size
             if width * height > max_pixels:
-                raise ImageRefused(f"{source}: {width} x {height} pixels, more than {max_pixels}")
+                raise ImageRefused(f"{source}: {width} x {height} pixels, more than {max_pixels}", "image too large")
             if picture.mode == "P":
                 picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
             elif picture.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
@@ -308,7 +318,7 @@ def _fits_image(content: bytes, source: str, max_pixels: int) -> Image:
                 axes = [int(header.get(f"NAXIS{i}", 0)) for i in (1, 2)]
                 if axes[0] * axes[1] > max_pixels:
                     raise ImageRefused(f"{source}: {axes[0]} x {axes[1]} pixels, more than "
-                                       f"{max_pixels}")
+                                       f"{max_pixels}", "image too large")
                 data = np.asarray(hdu.data)
                 while data.ndim > 2:  # a cube: its first plane
                     data = data[0]
@@ -380,7 +390,7 @@ def read_image(location, roots=None, allowed_hosts=DEFAULT_ALLOWED_HOSTS,
         if roots:
             path = ImageStore(roots=tuple(roots), max_bytes=max_bytes).local_path(text)
         elif path.stat().st_size > max_bytes:
-            raise ImageRefused(f"{path}: larger than {max_bytes} bytes")
+            raise ImageRefused(f"{path}: larger than {max_bytes} bytes", "image too large")
         image = read_image_bytes(path.read_bytes(), str(path), max_pixels)
     report = LoadReport(source=text, format=ImageFile.short_name, rows_read=1, rows_loaded=1)
     report.counts.update({

@@ -548,7 +548,7 @@ class Project:
             # The plain reason: the HTTP library's message (host, pool, errno) helps no one reading the page.
             problem = kind = error.reason
         except ImageRefused as error:
-            problem, kind = str(error), "image location not allowed"
+            problem, kind = str(error), error.reason
         except FormatError as error:
             problem, kind = str(error), "not a readable image"
         except FileNotFoundError as error:
@@ -567,9 +567,11 @@ class Project:
         return {f"{THUMBNAIL_ROUTE}/{_remote_thumbnail_name(url)}" for url in failed if "://" in url}
 
     def image_problem_counts(self) -> dict[str, int]:
-        """Images that could not be shown so far, by reason ("image host not reachable": 3)."""
+        """Images that could not be shown so far, by reason ("image host not reachable": 3), the most common
+        first and ties by name (not by which of the thumbnail makers' threads met its reason first)."""
         with self._problems_lock:
-            return dict(Counter(self.image_problems.values()).most_common())
+            counts = Counter(self.image_problems.values())
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _vertices_of_marks(mark_vertices: pd.DataFrame | None, mark_ids: np.ndarray) -> pd.DataFrame:

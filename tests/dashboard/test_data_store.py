@@ -203,6 +203,18 @@ def test_the_sidebar_line_on_pictures_not_shown_follows_the_subjects_looked_at(t
     assert line.value == "Pictures not shown so far: 1 (image location not allowed: 1)"  # so far, not now
 
 
+def test_a_picture_on_a_host_not_allowed_says_how_to_allow_it():
+    from project import Project
+    from tests.project.test_images import _tables
+
+    classifications, marks, subjects = _tables([1], [{"0": "https://images.example.org/1.png"}])
+    store = DataStore(project=Project(classifications, marks, subjects=subjects))
+    # No request is made: the host is checked first (the cutout's caption names it and the hosts allowed).
+    assert store._image_problems_pane().value == ("Pictures not shown so far: 1 (image host not allowed: 1). Allow a "
+                                                  "host with --image-host (image_hosts in Python)")
+    assert "host images.example.org is not allowed" in store.project.image(1)[1]
+
+
 def test_the_sidebar_line_on_pictures_not_shown_counts_a_gallery_page(tiny_project):
     from dashboard.views import Gallery
 
@@ -212,4 +224,6 @@ def test_the_sidebar_line_on_pictures_not_shown_counts_a_gallery_page(tiny_proje
     # The gallery's page tries every subject's picture (subjects 2 and 3 are refused): the line says so at once, without
     # waiting for them to be opened (it stayed at what the cutouts alone had met).
     Gallery(data_store=store)._grid()
-    assert store.subject == 1 and line.value == "Pictures not shown so far: 2 (image location not allowed: 2)"
+    assert store.subject == 1 and line.value == ("Pictures not shown so far: 2 (image host not allowed: 1; image "
+                                                 "location not allowed: 1). Allow a host with --image-host "
+                                                 "(image_hosts in Python)")

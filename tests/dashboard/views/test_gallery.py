@@ -129,7 +129,7 @@ def test_a_thumbnail_without_its_picture_is_not_kept_on_disk_and_a_later_process
         # Served first without the team's host allowed (no --image-host yet), as a host down is: the canvas alone.
         refused = Project(classifications, marks, subjects=subjects, image_hosts=())
         canvas = refused.thumbnails.png(1)
-        assert refused.image_problem_counts() == {"image location not allowed": 1}
+        assert refused.image_problem_counts() == {"image host not allowed": 1}
         assert not refused.thumbnails.path(1).exists()  # it was kept on disk, and shown by every later process
         allowed = Project(classifications, marks, subjects=subjects, image_hosts=(host.host,))
         assert allowed.thumbnails.png(1) != canvas and allowed.thumbnails.path(1).is_file()
