@@ -109,10 +109,19 @@ class Served:
             time.sleep(0.05)
 
 
+#: Panel's process-wide settings that a server with a sign-in sets (`dashboard.app.serve`, and Panel's server from
+#: its options). A test's server puts them back when it stops: a server still running in the process (the
+#: session-wide demo) would otherwise ask its pages to sign in from then on.
+SIGN_IN_SETTINGS = ("oauth_provider", "authorize_callback", "oauth_key", "oauth_secret", "oauth_extra_params",
+                    "oauth_redirect_uri", "oauth_refresh_tokens", "oauth_optional", "oauth_guest_endpoints",
+                    "oauth_jwt_user", "cookie_secret")
+
+
 @contextmanager
 def serving(build, key: str, title: str, timeout: float = 30.0, port: int | None = None, **serve_options):
     """Serve the project ``build(progress)`` makes, in a thread on ``port`` (default a free one;
     ``serve_options`` go to `dashboard.app.serve`); yields a `Served` once the server accepts connections."""
+    settings = {name: getattr(pn.config, name) for name in SIGN_IN_SETTINGS}
     port = free_port() if port is None else port
     server = serve(key, build, title=title, port=port, address="127.0.0.1",
                    threaded=True, **serve_options)
@@ -127,6 +136,8 @@ def serving(build, key: str, title: str, timeout: float = 30.0, port: int | None
         yield Served(url, pn.state._servers[server.server_id][0])
     finally:
         server.stop()
+        for name, value in settings.items():
+            setattr(pn.config, name, value)
 
 
 @contextmanager
