@@ -33,6 +33,20 @@ FRAME_COLOUR = "#{:02x}{:02x}{:02x}".format(*CANVAS)
 #: an image host is slow to send, or never sends until its timeout) fill their empty frames as they come, so a
 #: host that does not answer holds up neither the page nor the session.
 PAGE_WAIT_SECONDS = 1.0
+#: A frame still waiting for its thumbnail says so in words, under Panel's spinner made white and larger. Panel's
+#: own (a light grey spinner on a half-white veil) was faint on the dark frame, and a waiting frame looked like an
+#: empty one. "!important": Panel's rules for it are also in the page's own style sheets, which win otherwise.
+WAITING_FRAME = """
+:host(.pn-loading):after {
+  content: "fetching the picture…" !important; background-color: rgba(0, 0, 0, 0.25) !important;
+  color: #f0f0f0; font-size: 12px; display: flex; align-items: flex-end; justify-content: center;
+  padding-bottom: 28px; box-sizing: border-box;
+}
+:host(.pn-loading):before {
+  background-color: #ffffff !important; width: 56px !important; height: 56px !important;
+  mask-size: 56px 56px !important; -webkit-mask-size: 56px 56px !important;
+}
+"""
 
 
 class Gallery(View):
@@ -77,7 +91,8 @@ class Gallery(View):
             f"{html.escape(str(row.review_status))}</small>", width=FRAME, margin=(0, 2))
         # Panel's spinner over the frame until the thumbnail is made.
         picture = pn.pane.PNG(None, width=FRAME, height=FRAME, fixed_aspect=True, margin=2, loading=True,
-                              styles={"background": FRAME_COLOUR}, css_classes=["zoolens-gallery-frame"])
+                              styles={"background": FRAME_COLOUR}, stylesheets=[WAITING_FRAME],
+                              css_classes=["zoolens-gallery-frame"])
         # At once if made in time; otherwise from the maker's thread when it is (Panel sends it to the page).
         thumbnail.add_done_callback(lambda made: picture.param.update(object=_png_of(subject_id, made), loading=False))
         return pn.Column(picture, button, caption, width=FRAME + 8, css_classes=["zoolens-gallery-card"])
