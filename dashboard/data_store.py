@@ -390,12 +390,18 @@ class DataStore(Selection, Viewer):
 
     def step_subject(self, step: int) -> None:
         """Move the current subject ``step`` places along the filtered subjects (wrapping)."""
+        stepped = self.subjects_along([step])
+        if stepped:
+            self.subject = stepped[0]
+
+    def subjects_along(self, steps) -> list[int]:
+        """The subjects each of ``steps`` places along the filtered subjects from the current one (wrapping), as
+        `step_subject` moves; the first subject for every step when the current one is not among them."""
         ids = self.subjects.subject_id.to_numpy()
         if not len(ids):
-            return
+            return []
         here = np.flatnonzero(ids == self.subject)
-        position = (int(here[0]) + step) % len(ids) if len(here) else 0
-        self.subject = int(ids[position])
+        return [int(ids[(int(here[0]) + step) % len(ids) if len(here) else 0]) for step in steps]
 
     def clear_selection(self) -> None:
         self.selection = None

@@ -14,7 +14,8 @@ import threading
 import urllib.parse
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from functools import cached_property, lru_cache
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from data_loaders.images import (DEFAULT_ALLOWED_HOSTS, Image, ImageFetchError, 
 from data_loaders.schema import conform, empty_table
 
 from .machine import compare_detections
+from .recent import RecentlyUsed
 from .reviews import consensus_fingerprint
 from .sky import NO_FITS, SkyLookup, SubjectFiles
 from .thumbnails import Thumbnails
@@ -40,6 +42,12 @@ IMAGE_ROUTE = "zoolens-images"
 THUMBNAIL_ROUTE = f"{IMAGE_ROUTE}/thumbnails"
 #: Longer side of a thumbnail in pixels: the table shows 40, twice that stays sharp on dense screens.
 THUMBNAIL_SIDE = 80
+
+#: Decoded pictures a project keeps, the most recently used: the subjects its sessions show and are about to.
+RECENT_PICTURES = 256
+#: Threads reading pictures ahead of the reviewers (`Project.prefetch_pictures`), shared by every project: two, so
+#: a slow host holds up at most two reads, and a large local file's decoding takes at most two cores.
+PICTURE_READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zoolens-pictures")
 
 #: Subject columns never offered as metadata filters, though numeric.
 NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workflow_id", "subject_set_id",
@@ -184,8 +192,11 @@ class Project:
         self.images = ImageStore(roots=self.image_roots, allowed_hosts=tuple(image_hosts))
         #: Files named after their subject in the image roots, found before any location in the subjects.
         self.subject_files = SubjectFiles(self.image_roots)
-        # Per project, so every session shares the decoded images; a few hundred subjects.
-        self._open_image = lru_cache(maxsize=256)(self._read_image)
+        #: Image location -> the read of its picture (a future of what `_read_image` gives), per project so every
+        #: session shares the decoded images; a few hundred subjects.
+        self._pictures: RecentlyUsed[Future] = RecentlyUsed(RECENT_PICTURES)
+        #: Image locations waiting for a `PICTURE_READERS` thread (`prefetch_pictures`), each asked for once.
+        self._prefetching: set[str] = set()
         #: Name -> file of the thumbnails made of subjects' own pictures, the only ones `image_file` serves
         #: (the file kept: the cache folder is where it was when the project was made).
         self._thumbnail_files: dict[str, Path] = {}
@@ -331,8 +342,10 @@ class Project:
             if not target.is_file():
                 with self._problems_lock:
                     tried = url in self.image_problems
-                # Not through `_open_image`: its cache is for the cutout's few pictures, not every thumbnail's.
-                image = None if tried else self._read_image(url)[0]
+                # Not through `_open_image`: its cache is for the cutout's few pictures, not every thumbnail's. But
+                # a picture a cutout has, or is reading, is not fetched again.
+                read = self._pictures.peek(url)
+                image = None if tried else (read.result() if read is not None else self._read_image(url))[0]
                 if image is not None:
                     _save_thumbnail(image, target)
         with self._problems_lock:
@@ -528,6 +541,36 @@ class Project:
         if location is None:
             return None, f"subject {subject_id} has no image location"
         return self._open_image(location)
+
+    def prefetch_pictures(self, subject_ids) -> None:
+        """Start reading the pictures of ``subject_ids`` in the background (`PICTURE_READERS`): the subjects a
+        reviewer is likely to open next, so that opening one does not wait for its image host. A picture being
+        read already, or read before, is not read again; one asked for meanwhile waits for this read."""
+        for subject_id in subject_ids:
+            location = self.picture_location(int(subject_id))
+            with self._problems_lock:
+                if location is None or self._pictures.peek(location) is not None or location in self._prefetching:
+                    continue
+                self._prefetching.add(location)
+            PICTURE_READERS.submit(self._prefetch, location)
+
+    def _prefetch(self, location: str) -> None:
+        with self._problems_lock:
+            self._prefetching.discard(location)
+        self._open_image(location)
+
+    def _open_image(self, location: str) -> tuple[Image | None, str | None]:
+        """`_read_image` of ``location`` once for every session and prefetch: a thread asking while another reads
+        it waits for that read."""
+        mine = Future()
+        read = self._pictures.get(location, lambda: mine)
+        if read is mine and mine.set_running_or_notify_cancel():
+            try:
+                mine.set_result(self._read_image(location))
+            except BaseException as error:  # raised in every thread waiting for this read, and not kept
+                self._pictures.discard(location, mine)
+                mine.set_exception(error)
+        return read.result()
 
     def picture_location(self, subject_id: int) -> str | None:
         """Where the subject's picture is read from: its own file in an image root (`project.sky.SubjectFiles`)

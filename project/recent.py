@@ -35,10 +35,21 @@ class RecentlyUsed(Generic[Value]):
                 self._values.popitem(last=False)
         return value
 
+    def discard(self, key: Hashable, value: Value) -> None:
+        """Forget ``key`` if it still holds ``value`` (one that turned out bad), so the next `get` makes it again."""
+        with self._lock:
+            if self._values.get(key) is value:
+                del self._values[key]
+
     def values(self) -> list[Value]:
         """The values kept now, least recently used first."""
         with self._lock:
             return list(self._values.values())
+
+    def peek(self, key: Hashable) -> Value | None:
+        """The value of ``key`` if it is kept, else None; neither made nor counted as a use."""
+        with self._lock:
+            return self._values.get(key)
 
     def __len__(self) -> int:
         return len(self._values)

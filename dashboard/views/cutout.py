@@ -66,6 +66,9 @@ from .outlines import vertex_lists
 from .truth_layer import has_truth
 from .volunteer_steps import VolunteerSteps, emphasis_columns
 
+#: The subjects, as steps along the session's order, whose pictures are read ahead while one is shown: the next two
+#: (j and → step on) and the one before (k and ←).
+PREFETCHED_STEPS = (1, 2, -1)
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
 PALETTE = Category10_10
@@ -250,6 +253,9 @@ class CutoutViewer(View):
         # Read and decoded once per subject: the extent, the caption and the image layer all ask for it.
         key = (self.data_store.project, subject_id, kind)
         if key not in self._images:
+            if kind == "rendering":
+                # Read while this one is: the subjects j and k step to are shown without waiting for their host.
+                self.data_store.project.prefetch_pictures(self.data_store.subjects_along(PREFETCHED_STEPS))
             self._images = {known: image for known, image in self._images.items() if known[:2] == key[:2]}
             self._images[key] = self.data_store.project.image(subject_id, kind)
         return self._images[key]

@@ -3,6 +3,8 @@ that cannot be shown."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +201,57 @@ def test_the_image_route_serves_the_thumbnails_this_project_made_and_no_other_fi
     (thumbnail_dir() / "other.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     assert project.image_file("thumbnails/other.png") is None
     assert project.image_file("thumbnails/../1.png") is None
+
+
+def _wait_until(condition, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        time.sleep(0.02)
+
+
+def test_pictures_read_ahead_are_read_once_and_one_asked_for_meanwhile_waits_for_that_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    host = ImageHost()
+    host.answering.clear()  # every answer held until the test lets it go
+    try:
+        ids = [1, 2, 3]
+        classifications, marks, subjects = _tables(ids, [{"0": f"{host.url}/subject_location/{i}.png"} for i in ids])
+        project = Project(classifications, marks, subjects=subjects, image_hosts=(host.host,))
+        project.prefetch_pictures([2, 3, 2])
+        project.prefetch_pictures([3])  # asked again while being read: not read again
+        _wait_until(lambda: sum(host.hits.values()) == 2)
+        # A session opens subject 2 meanwhile: it waits for the read under way rather than fetch it again.
+        opened = concurrent.futures.ThreadPoolExecutor(1).submit(project.image, 2)
+        time.sleep(0.3)
+        assert not opened.done()
+        host.answering.set()
+        image, problem = opened.result(timeout=30)
+        assert problem is None and image.width == 100
+        assert project.image(3)[0] is not None and project.image(2)[0] is image
+        project.prefetch_pictures([2, 3])  # read before: not read again
+        time.sleep(0.3)
+        assert host.hits == {"/subject_location/2.png": 1, "/subject_location/3.png": 1}
+    finally:
+        host.answering.set()
+        host.close()
+
+
+def test_a_read_that_raised_is_not_kept_and_the_next_ask_reads_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    images = tmp_path / "images"
+    images.mkdir()
+    _png(images / "1.png")
+    project = Project(*_tables([1], [{}]), image_roots=[images])
+    read = project._read_image
+    failures = [MemoryError("no room for it now")]
+
+    def failing_once(location):
+        if failures:
+            raise failures.pop()
+        return read(location)
+
+    monkeypatch.setattr(project, "_read_image", failing_once)
+    with pytest.raises(MemoryError):
+        project.image(1)
+    assert project.image(1)[0] is not None

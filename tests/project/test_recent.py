@@ -36,3 +36,17 @@ def test_threads_making_one_key_at_once_all_get_the_value_kept_first():
     for thread in threads:
         thread.join(10)
     assert len(results) == 2 and results[0] is results[1] is recent.values()[0]
+
+
+def test_peek_neither_makes_nor_uses_and_discard_forgets_only_the_value_it_names():
+    recent = RecentlyUsed(2)
+    first = recent.get(1, object)
+    recent.get(2, object)
+    assert recent.peek(1) is first and recent.peek(3) is None and len(recent) == 2
+    recent.get(3, object)  # 1 is dropped: peeking did not make it the most recent
+    assert recent.peek(1) is None
+    third = recent.peek(3)
+    recent.discard(3, object())  # another value: kept
+    assert recent.peek(3) is third
+    recent.discard(3, third)
+    assert recent.peek(3) is None and recent.get(3, lambda: "made again") == "made again"

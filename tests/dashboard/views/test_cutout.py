@@ -3,6 +3,8 @@ consensus box, the image not flipped; a switch of subject refills the same sourc
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,8 @@ from dashboard.data_store import DataStore
 from dashboard.views import CutoutViewer, get_view
 from dashboard.views.cutout import COLOUR_MAPS, ELLIPSE_VERTICES, PALETTE, UNLINKED_COLOUR, kind_words
 from project import Project, load_project
+from tests.image_host import ImageHost
+from tests.project.test_images import _tables
 
 
 @pytest.fixture
@@ -355,3 +359,28 @@ def test_the_caption_names_the_kinds_of_marks_in_words(viewer):
     caption = viewer._caption
     viewer.data_store.subject = 2
     assert viewer._caption is caption and "Subject 2" in caption.object  # the same pane, its text changed
+
+
+def test_showing_a_subject_reads_the_pictures_of_the_next_two_and_the_one_before_ahead(tmp_path, monkeypatch):
+    """A reviewer stepping with j or k finds the picture read already (each step waited for the image host)."""
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    host = ImageHost()
+    try:
+        ids = list(range(1, 8))
+        classifications, marks, subjects = _tables(ids, [{"0": f"{host.url}/subject_location/{i}.png"} for i in ids])
+        project = Project(classifications, marks, subjects=subjects, image_hosts=(host.host,))
+        store = DataStore(project=project)
+        order = store.subjects.subject_id.tolist()
+        store.subject = order[3]
+        viewer = CutoutViewer(data_store=store)
+        viewer.image()
+        wanted = {f"/subject_location/{subject_id}.png": 1 for subject_id in order[2:6]}
+        deadline = time.monotonic() + 30
+        while host.hits != wanted and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert host.hits == wanted
+        store.step_subject(1)  # shown from the read ahead
+        viewer.image()
+        assert host.hits[f"/subject_location/{order[4]}.png"] == 1
+    finally:
+        host.close()
