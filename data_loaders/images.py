@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import tempfile
+import threading
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +51,9 @@ HOST_NOT_ALLOWED = "image host not allowed"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 MAX_REDIRECTS = 5
+#: Seconds after a host did not answer (a timeout, no connection) during which its other pictures are not asked for:
+#: each would wait the same timeout, and a reviewer stepping through subjects would wait it on every one.
+HOST_RETRY_SECONDS = 60.0
 CHUNK = 64 * 1024
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -166,6 +172,9 @@ class ImageStore:
     cache: Path | None = None
     timeout: float = 30.0
     _roots: tuple[Path, ...] = field(init=False, repr=False)
+    #: Host -> (when it last did not answer, `time.monotonic`; the plain reason), for `HOST_RETRY_SECONDS`.
+    _unanswered: dict[str, tuple[float, str]] = field(init=False, repr=False, default_factory=dict)
+    _unanswered_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self):
         self._roots = tuple(Path(root).resolve() for root in self.roots)
@@ -237,13 +246,21 @@ class ImageStore:
         import requests
 
         for _ in range(MAX_REDIRECTS + 1):
+            host = urlsplit(url).netloc.lower()
+            with self._unanswered_lock:
+                when, reason = self._unanswered.get(host, (-math.inf, ""))
+            if time.monotonic() - when < HOST_RETRY_SECONDS:
+                raise ImageFetchError(f"{url}: not asked: {host} did not answer {time.monotonic() - when:.0f} s ago "
+                                      f"(asked again {HOST_RETRY_SECONDS:.0f} s after)", reason)
             try:
                 response = requests.get(url, stream=True, timeout=self.timeout,
                                         allow_redirects=False)
-            except requests.Timeout as error:
-                raise ImageFetchError(f"{url}: {error}", "image host did not answer in time") from error
             except requests.RequestException as error:
-                raise ImageFetchError(f"{url}: {error}", "image host not reachable") from error
+                reason = ("image host did not answer in time" if isinstance(error, requests.Timeout)
+                          else "image host not reachable")
+                with self._unanswered_lock:
+                    self._unanswered[host] = (time.monotonic(), reason)
+                raise ImageFetchError(f"{url}: {error}", reason) from error
             with response:
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("Location", ""))

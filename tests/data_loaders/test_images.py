@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -157,3 +158,28 @@ def test_junk_after_an_image_signature(content):
         except (FormatError, ImageRefused):
             continue
         assert image.array.ndim in (2, 3)
+
+
+def test_a_host_that_did_not_answer_is_not_asked_again_for_a_while(tmp_path, monkeypatch):
+    """Each of its pictures waited the whole timeout: a reviewer stepping through subjects waited it on each."""
+    import data_loaders.images as images
+
+    host = ImageHost()
+    host.answering.clear()  # holds every answer, as a host behind a firewall that drops packets does
+    try:
+        store = ImageStore(allowed_hosts=(host.host,), cache=tmp_path / "cache", timeout=0.5)
+        with pytest.raises(ImageFetchError) as first:
+            store.open(f"{host.url}/subject_location/1.png")
+        assert first.value.reason == "image host did not answer in time"
+        started = time.monotonic()
+        with pytest.raises(ImageFetchError, match="not asked") as second:
+            store.open(f"{host.url}/subject_location/2.png")
+        assert time.monotonic() - started < 0.4 and second.value.reason == first.value.reason
+        assert host.hits["/subject_location/2.png"] == 0
+        # Asked again once the while is over, and fetched when the host answers again.
+        monkeypatch.setattr(images, "HOST_RETRY_SECONDS", 0.0)
+        host.answering.set()
+        assert store.open(f"{host.url}/subject_location/2.png").width == 100
+    finally:
+        host.answering.set()
+        host.close()
