@@ -48,6 +48,22 @@ def in_document(document: Document | None, change) -> None:
         state.execute(change, schedule=True)
 
 
+def in_session(document: Document | None, task) -> None:
+    """Run ``task()`` as one more of the session's callbacks, from any thread: after the session's callbacks
+    already waiting, on its worker thread (`SessionExecutor`), or on the server's event loop where the app runs
+    none; for a document not served, at once; for a session that closed, never. ``task`` may change the
+    session's parameters and work out its views, as a widget's callback does."""
+    from panel.io.state import set_curdoc, state
+
+    if document is not None and _destroyed(document):
+        return
+    if document is None or document.session_context is None:
+        task()
+        return
+    with set_curdoc(document):
+        state.execute(task, schedule="thread" if state._thread_pool is not None else True)
+
+
 def session_of(function, args: tuple) -> Document | None:
     """The Bokeh document (session) a task Panel submits belongs to, or None when it names none.
 

@@ -48,6 +48,9 @@ RECENT_PICTURES = 256
 #: Threads reading pictures ahead of the reviewers (`Project.prefetch_pictures`), shared by every project: two, so
 #: a slow host holds up at most two reads, and a large local file's decoding takes at most two cores.
 PICTURE_READERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="zoolens-pictures")
+#: Threads reading the pictures views show as they come (`Project.picture_read`): apart from the reads ahead, so a
+#: picture a reviewer opened never waits behind them.
+SHOWN_PICTURE_READERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="zoolens-shown-pictures")
 
 #: Subject columns never offered as metadata filters, though numeric.
 NOT_METADATA = {"subject_id", "width", "height", "retired", "project_id", "workflow_id", "subject_set_id",
@@ -195,8 +198,6 @@ class Project:
         #: Image location -> the read of its picture (a future of what `_read_image` gives), per project so every
         #: session shares the decoded images; a few hundred subjects.
         self._pictures: RecentlyUsed[Future] = RecentlyUsed(RECENT_PICTURES)
-        #: Image locations waiting for a `PICTURE_READERS` thread (`prefetch_pictures`), each asked for once.
-        self._prefetching: set[str] = set()
         #: Name -> file of the thumbnails made of subjects' own pictures, the only ones `image_file` serves
         #: (the file kept: the cache folder is where it was when the project was made).
         self._thumbnail_files: dict[str, Path] = {}
@@ -343,8 +344,10 @@ class Project:
                 with self._problems_lock:
                     tried = url in self.image_problems
                 # Not through `_open_image`: its cache is for the cutout's few pictures, not every thumbnail's. But
-                # a picture a cutout has, or is reading, is not fetched again.
-                read = self._pictures.peek(url)
+                # a picture a cutout has, or is reading or about to, is not fetched again.
+                read = None if tried else self._pictures.peek(url)
+                if read is not None:
+                    self._read_into(read, url)
                 image = None if tried else (read.result() if read is not None else self._read_image(url))[0]
                 if image is not None:
                     _save_thumbnail(image, target)
@@ -548,29 +551,46 @@ class Project:
         read already, or read before, is not read again; one asked for meanwhile waits for this read."""
         for subject_id in subject_ids:
             location = self.picture_location(int(subject_id))
-            with self._problems_lock:
-                if location is None or self._pictures.peek(location) is not None or location in self._prefetching:
-                    continue
-                self._prefetching.add(location)
-            PICTURE_READERS.submit(self._prefetch, location)
+            if location is not None:
+                self._picture_read(location, PICTURE_READERS)
 
-    def _prefetch(self, location: str) -> None:
-        with self._problems_lock:
-            self._prefetching.discard(location)
-        self._open_image(location)
+    def picture_read(self, subject_id: int) -> Future | None:
+        """The read of a subject's picture (a future of what `image` gives), for a view that shows the picture when
+        it comes: the one kept or under way, else one of a picture on an image host started on
+        `SHOWN_PICTURE_READERS` (a read ahead still waiting for its thread is started there too), or a file in
+        an image root read now; None when the subject has no picture location."""
+        location = self.picture_location(subject_id)
+        if location is None:
+            return None
+        return self._picture_read(location, SHOWN_PICTURE_READERS if "://" in location else None)
 
     def _open_image(self, location: str) -> tuple[Image | None, str | None]:
-        """`_read_image` of ``location`` once for every session and prefetch: a thread asking while another reads
-        it waits for that read."""
+        """`_read_image` of ``location`` once for every session and read ahead: read here, unless another thread
+        is reading it (then its read is waited for)."""
+        return self._picture_read(location, None).result()
+
+    def _picture_read(self, location: str, readers: ThreadPoolExecutor | None) -> Future:
+        """The read of the picture at ``location``: the one kept, else a new one; run on ``readers`` (None: in this
+        thread) unless a thread has started it already."""
         mine = Future()
         read = self._pictures.get(location, lambda: mine)
-        if read is mine and mine.set_running_or_notify_cancel():
-            try:
-                mine.set_result(self._read_image(location))
-            except BaseException as error:  # raised in every thread waiting for this read, and not kept
-                self._pictures.discard(location, mine)
-                mine.set_exception(error)
-        return read.result()
+        if readers is None:
+            self._read_into(read, location)
+        elif not (read.running() or read.done()):
+            readers.submit(self._read_into, read, location)
+        return read
+
+    def _read_into(self, read: Future, location: str) -> None:
+        """Read the picture at ``location`` into ``read``, unless another thread has started it."""
+        with self._problems_lock:
+            if read.running() or read.done():
+                return
+            read.set_running_or_notify_cancel()
+        try:
+            read.set_result(self._read_image(location))
+        except BaseException as error:  # raised in every thread waiting for this read, and not kept
+            self._pictures.discard(location, read)
+            read.set_exception(error)
 
     def picture_location(self, subject_id: int) -> str | None:
         """Where the subject's picture is read from: its own file in an image root (`project.sky.SubjectFiles`)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import html
 import re
+from concurrent.futures import wait
 from functools import partial
 
 import numpy as np
@@ -61,7 +62,7 @@ from ..subject_pictures import shared_picture
 from .base import CHOSEN_STANDS_OUT, View
 from .cutout_layers import LAYERS, CutoutLayer, LegendEntry, add_layer_glyph, legend_html
 from .machine_layer import detection_controls
-from ..session_threads import in_document
+from ..session_threads import in_document, in_session
 from .outlines import vertex_lists
 from .truth_layer import has_truth
 from .volunteer_steps import VolunteerSteps, emphasis_columns
@@ -69,6 +70,10 @@ from .volunteer_steps import VolunteerSteps, emphasis_columns
 #: The subjects, as steps along the session's order, whose pictures are read ahead while one is shown: the next two
 #: (j and → step on) and the one before (k and ←).
 PREFETCHED_STEPS = (1, 2, -1)
+#: Seconds a served cutout waits for a picture on an image host before it draws the subject without it, saying
+#: `PICTURE_COMING`; the picture is drawn when it comes. A host answering in time is not seen to wait.
+PICTURE_WAIT_SECONDS = 0.5
+PICTURE_COMING = "fetching the picture…"
 #: Colours of consensus boxes, in their order within a subject; a volunteer's box takes
 #: the colour of the consensus box it supports.
 PALETTE = Category10_10
@@ -238,6 +243,8 @@ class CutoutViewer(View):
         self._consensus_memo = None
         #: The current subject's images by (project, subject, kind), as `_image` read them.
         self._images: dict = {}
+        #: The subject whose picture, on an image host, is drawn when it comes (`_picture_coming`), or None.
+        self._coming: int | None = None
         self._caption = pn.pane.HTML("", margin=(0, 10), width=self.frame_size - 210)
         self._legend = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
         self.data_store.param.watch(self.redraw, list(REDRAWN_BY["data_store"]))
@@ -256,9 +263,38 @@ class CutoutViewer(View):
             if kind == "rendering":
                 # Read while this one is: the subjects j and k step to are shown without waiting for their host.
                 self.data_store.project.prefetch_pictures(self.data_store.subjects_along(PREFETCHED_STEPS))
+                if self._picture_coming(subject_id):
+                    return None, PICTURE_COMING
             self._images = {known: image for known, image in self._images.items() if known[:2] == key[:2]}
             self._images[key] = self.data_store.project.image(subject_id, kind)
         return self._images[key]
+
+    def _picture_coming(self, subject_id: int) -> bool:
+        """Whether a served page shows the subject without its picture for now: one on an image host that has not
+        come within `PICTURE_WAIT_SECONDS`. The marks are drawn on the subject's canvas meanwhile, and drawn again
+        on the picture when it comes (the page waited for the host: up to its timeout for one that does not
+        answer). In a notebook or a test the picture is read at once, as before."""
+        # The figure's document; before the figure is in one (the page's first subject), the session being made.
+        document = (self._figure.document if self._figure is not None else None) or pn.state.curdoc
+        if document is None or document.session_context is None:
+            return False
+        if self._coming == subject_id:  # already waited for, in this redraw or an earlier one
+            return True
+        read = self.data_store.project.picture_read(subject_id)
+        if read is None or not wait([read], timeout=PICTURE_WAIT_SECONDS).not_done:
+            return False
+        self._coming = subject_id
+        read.add_done_callback(lambda _: in_session(document, partial(self._picture_came, subject_id)))
+        return True
+
+    def _picture_came(self, subject_id: int) -> None:
+        """Draw the subject again with the picture that came, if it is still the one shown; the sidebar counts it if
+        it could not be had."""
+        if self._coming == subject_id:
+            self._coming = None
+        if self.data_store.subject == subject_id:
+            self.redraw()
+        self.data_store.param.trigger("pictures_fetched")
 
     def extent(self) -> tuple[float, float]:
         """Width and height of the current subject's image in pixels.
@@ -297,8 +333,9 @@ class CutoutViewer(View):
         """
         # Every box layer's outline widths ask for it (through `screen_scale`): worked out once per state.
         store = self.data_store
+        # Whether the picture is still coming too: the image's size is known once it has come.
         key = (store.project, store.subject, store.tool, store.min_votes, store.review_box, self.zoom_to_pick,
-               self.fit_to_boxes)
+               self.fit_to_boxes, self._coming == store.subject)
         boxes = store.reviewed_consensus_of()
         if self._limits is None or self._limits[0] != key or self._limits[1] is not boxes:
             self._limits = (key, boxes, self._view_limits())
@@ -370,7 +407,10 @@ class CutoutViewer(View):
             if fits is not None:
                 width, height = float(fits.width), float(fits.height)
         look = (self.image_kind, self.stretch, self.cmap) if self.image_kind == "fits" else ("rendering",)
-        words = shared_picture(self.data_store.project, (self.data_store.subject, *look), self._image_words)
+        if self._coming is not None and self._coming == self.data_store.subject and look == ("rendering",):
+            words = self._image_words()  # the canvas until the picture comes: not kept as the subject's picture
+        else:
+            words = shared_picture(self.data_store.project, (self.data_store.subject, *look), self._image_words)
         return {"image": [words], "x": [0.0], "y": [0.0], "dw": [width], "dh": [height]}
 
     def _image_words(self) -> np.ndarray:
