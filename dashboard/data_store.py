@@ -75,9 +75,9 @@ class DataStore(Selection, Viewer):
 
     subject = param.Integer(default=None, allow_None=True, doc="The subject shown in the cutout viewer.")
     show_subject = param.Event(doc="Asks the layout to bring the Subjects tab (the cutout) forward.")
-    pictures_fetched = param.Event(doc="A view fetched pictures (a gallery page, the table's thumbnails of remote "
-                                       "pictures, the cutout's picture that came after the page showed): the "
-                                       "sidebar's count of pictures not shown follows.")
+    pictures_fetched = param.Event(doc="A view fetched pictures of other subjects than the current one (a gallery "
+                                       "page, or the table's thumbnails of remote pictures): the sidebar's count of "
+                                       "pictures not shown follows.")
     mine = param.Boolean(default=False, doc="Keep only the subjects a lead assigned to this session's reviewer: "
                                             "their own queue.")
     volunteer = param.String(default=None, allow_None=True, doc="The volunteer whose marks are listed.")
@@ -486,7 +486,7 @@ class DataStore(Selection, Viewer):
         """How many pictures could not be shown so far, and why, in plain words (empty when all could)."""
         if self.subject is not None:
             # The current one counted now, whichever pane asks first; one on an image host once it is read (the
-            # cutout has it recounted then), without holding up the page.
+            # session recounts every PICTURE_RECOUNT_MS where there are such pictures), not holding up the page.
             self.project.picture_read(self.subject)
         counts = self.project.image_problem_counts()
         if not counts:

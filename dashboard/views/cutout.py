@@ -288,13 +288,11 @@ class CutoutViewer(View):
         return True
 
     def _picture_came(self, subject_id: int) -> None:
-        """Draw the subject again with the picture that came, if it is still the one shown; the sidebar counts it if
-        it could not be had."""
+        """Draw the subject again with the picture that came, if it is still the one shown."""
         if self._coming == subject_id:
             self._coming = None
         if self.data_store.subject == subject_id:
             self.redraw()
-        self.data_store.param.trigger("pictures_fetched")
 
     def extent(self) -> tuple[float, float]:
         """Width and height of the current subject's image in pixels.

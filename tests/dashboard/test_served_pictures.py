@@ -8,6 +8,7 @@ import time
 
 import pytest
 from bokeh.models import ColumnDataSource
+from PIL import Image as PillowImage
 
 from project import Project
 from tests.dashboard.serving import serving
@@ -53,4 +54,24 @@ def test_a_page_shows_before_its_picture_comes_and_draws_it_when_it_does(tmp_pat
             assert project.image_problem_counts() == {}
     finally:
         host.answering.set()
+        host.close()
+
+
+def test_a_picture_that_failed_while_the_page_waited_for_it_is_counted_in_the_sidebar(tmp_path, monkeypatch):
+    """The sidebar asks for the first subject's picture without waiting for it (it read it, holding up the page):
+    one that fails a moment later is counted all the same, by the session's recount."""
+    monkeypatch.setenv("ZOOLENS_CACHE_DIR", str(tmp_path / "cache"))
+    images = tmp_path / "images"
+    images.mkdir()
+    for subject_id in (2, 3):
+        PillowImage.new("RGB", (60, 40), (255, 0, 0)).save(images / f"{subject_id}.png")
+    host = ImageHost(delay=0.2)  # answers "not found" a moment later, within the cutout's wait
+    try:
+        project = Project(*_tables([1, 2, 3], [{"0": f"{host.url}/nothing-here.png"}, {}, {}]),
+                          image_roots=[images], image_hosts=(host.host,), title="one picture missing")
+        with serving(lambda progress: project, "test-served-pictures-failed", project.title) as server, \
+                server.connected_page() as page:
+            server.wait_for(page, "No image shown: image host answered HTTP 404")
+            server.wait_for(page, "Pictures not shown so far: 1 (image host answered HTTP 404: 1)")
+    finally:
         host.close()
