@@ -577,7 +577,10 @@ class Project:
         if readers is None:
             self._read_into(read, location)
         elif not (read.running() or read.done()):
-            readers.submit(self._read_into, read, location)
+            try:
+                readers.submit(self._read_into, read, location)
+            except RuntimeError:  # the process is ending (its pools take nothing more): the read is not needed
+                pass
         return read
 
     def _read_into(self, read: Future, location: str) -> None:

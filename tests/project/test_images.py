@@ -255,3 +255,14 @@ def test_a_read_that_raised_is_not_kept_and_the_next_ask_reads_again(tmp_path, m
     with pytest.raises(MemoryError):
         project.image(1)
     assert project.image(1)[0] is not None
+
+
+def test_reads_ahead_asked_for_as_the_process_ends_are_dropped_quietly(monkeypatch):
+    """A session redrawn while the server stops asked a stopped pool for reads ahead, and logged a traceback."""
+    import project.core as core
+
+    stopped = concurrent.futures.ThreadPoolExecutor(1)
+    stopped.shutdown()
+    monkeypatch.setattr(core, "PICTURE_READERS", stopped)
+    project = Project(*_tables([1, 2], [{"0": "https://panoptes-uploads.zooniverse.org/production/1.png"}, {}]))
+    project.prefetch_pictures([1, 2])  # no error; nothing read
