@@ -208,7 +208,8 @@ class Project:
         self._making: dict[str, threading.Lock] = {}
         #: Image location -> the kind of reason it could not be shown, for the images tried so far.
         self.image_problems: dict[str, str] = {}
-        self._problems_lock = threading.Lock()
+        #: Guards the dicts above, shared by the sessions' threads, and who starts a picture's read (`_read_into`).
+        self._lock = threading.Lock()
 
     def _set_sky(self, fits_column, pixel_scale) -> None:
         # Made with the project, in the loading thread, not by the first image request on the event loop.
@@ -337,11 +338,11 @@ class Project:
         again by this project. Blocks while fetching: call it off the event loop.
         """
         target = thumbnail_dir() / _remote_thumbnail_name(url)
-        with self._problems_lock:
+        with self._lock:
             making = self._making.setdefault(target.name, threading.Lock())
         with making:
             if not target.is_file():
-                with self._problems_lock:
+                with self._lock:
                     tried = url in self.image_problems
                 # Not through `_open_image`: its cache is for the cutout's few pictures, not every thumbnail's. But
                 # a picture a cutout has, or is reading or about to, is not fetched again.
@@ -351,7 +352,7 @@ class Project:
                 image = None if tried else (read.result() if read is not None else self._read_image(url))[0]
                 if image is not None:
                     _save_thumbnail(image, target)
-        with self._problems_lock:
+        with self._lock:
             self._making.pop(target.name, None)
         return target if target.is_file() else None
 
@@ -548,7 +549,8 @@ class Project:
     def prefetch_pictures(self, subject_ids) -> None:
         """Start reading the pictures of ``subject_ids`` in the background (`PICTURE_READERS`): the subjects a
         reviewer is likely to open next, so that opening one does not wait for its image host. A picture being
-        read already, or read before, is not read again; one asked for meanwhile waits for this read."""
+        read already, or read before, is not read again; one asked for meanwhile waits for this read (or, if no
+        thread has started it yet, is read by the thread asking)."""
         for subject_id in subject_ids:
             location = self.picture_location(int(subject_id))
             if location is not None:
@@ -585,7 +587,7 @@ class Project:
 
     def _read_into(self, read: Future, location: str) -> None:
         """Read the picture at ``location`` into ``read``, unless another thread has started it."""
-        with self._problems_lock:
+        with self._lock:
             if read.running() or read.done():
                 return
             read.set_running_or_notify_cancel()
@@ -621,21 +623,21 @@ class Project:
             problem, kind = str(error), "image file not found"
         except OSError as error:
             problem, kind = str(error), "image file not readable"
-        with self._problems_lock:
+        with self._lock:
             self.image_problems[location] = kind
         return None, problem
 
     def unavailable_thumbnails(self) -> set[str]:
         """The thumbnail URLs (`THUMBNAIL_ROUTE`) of remote pictures that could not be had: a page shows the grey
         square for them rather than ask again (`remote_thumbnail` would only answer that it has none)."""
-        with self._problems_lock:
+        with self._lock:
             failed = list(self.image_problems)
         return {f"{THUMBNAIL_ROUTE}/{_remote_thumbnail_name(url)}" for url in failed if "://" in url}
 
     def image_problem_counts(self) -> dict[str, int]:
         """Images that could not be shown so far, by reason ("image host not reachable": 3), the most common
         first and ties by name (not by which of the thumbnail makers' threads met its reason first)."""
-        with self._problems_lock:
+        with self._lock:
             counts = Counter(self.image_problems.values())
         return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
