@@ -56,9 +56,14 @@ def demo_project(demo_files):
                         method="iou", **demo.PROJECT_OPTIONS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_url(demo_project):
-    """One real Panel server on loopback serving the demo, shared by every test of the session."""
+    """One real Panel server on loopback serving the demo, shared by the tests of a module and stopped after them.
+
+    Not kept for the whole session: with the suite in two processes, a file of unit tests can come after a browser
+    test's in the same process, with the server still running. Bokeh's ``curdoc()`` is one for the whole process
+    (the document of whatever callback a server thread is running), so a plot a unit test made could take a
+    served session's document: seen once, a closed one ("'Document' object has no attribute '_theme'")."""
     from tests.dashboard.serving import served
 
     with served(demo_project, "ui-demo") as url:
