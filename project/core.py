@@ -347,9 +347,11 @@ class Project:
                 # Not through `_open_image`: its cache is for the cutout's few pictures, not every thumbnail's. But
                 # a picture a cutout has, or is reading or about to, is not fetched again.
                 read = None if tried else self._pictures.peek(url)
-                if read is not None:
+                if read is None:
+                    image = None if tried else self._read_image(url)[0]
+                else:
                     self._read_into(read, url)
-                image = None if tried else (read.result() if read is not None else self._read_image(url))[0]
+                    image = read.result()[0]
                 if image is not None:
                     _save_thumbnail(image, target)
         with self._lock:
