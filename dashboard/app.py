@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable
 
 import panel as pn
+from bokeh.models import CustomJS
 
 from project import Project
 from project.progress import READY, LoadProgress, ProjectLoad
@@ -85,12 +86,28 @@ class Fast(pn.theme.Fast):
     _resources = {**pn.theme.Fast._resources, "font": {}}
 
 
+#: Narrower windows (CSS pixels) open with the sidebar folded away: beside it, the Subjects tab's cutout and review
+#: panel need a laptop's 1,366 px, and on a 1,280 px window (1,920 px at 150 % scaling) the panel ran past the
+#: page's edge, to be scrolled to sideways. The sidebar's button brings it back.
+NARROW_WINDOW = 1366
+
+#: Run in the browser once the page is drawn; `closeNav` is the template's own (what its sidebar button calls).
+FOLD_SIDEBAR_JS = f"if (window.innerWidth < {NARROW_WINDOW} && typeof closeNav === 'function') closeNav();"
+
+
 def page_template(title: str) -> pn.template.FastListTemplate:
-    """An empty page: its sidebar, main area and modal each hold one Column, filled in later."""
+    """An empty page: its sidebar, main area and modal each hold one Column, filled in later.
+
+    Served, the page folds its sidebar away in a window narrower than `NARROW_WINDOW`.
+    """
+    document = pn.state.curdoc
+    if document is not None and document.session_context is not None:
+        document.js_on_event("document_ready", CustomJS(code=FOLD_SIDEBAR_JS))
     return SessionTemplate(
         title=f"zoolens · {title}", sidebar=[pn.Column(sizing_mode="stretch_width")],
         main=[pn.Column(sizing_mode="stretch_width")], modal=[pn.Column()],
-        sidebar_width=300, theme_toggle=False, accent="#1f5f8b", design=Fast,
+        # 280 px: the widest widget is 260 px; with 300 the Subjects tab overflowed a 1,366 px window by 13 px.
+        sidebar_width=280, theme_toggle=False, accent="#1f5f8b", design=Fast,
         # No busy spinner: Panel's default is one spinner for every session of the process, turned on and off
         # around each callback, so every switch in one session sent a dozen changes to every open page.
         busy_indicator=None,

@@ -340,7 +340,7 @@ class ReviewPanel(View):
         status = _review_status(store.review_statuses, subject) if subject is not None else "unreviewed"
         who = (f"reviewing as <b>{html.escape(store.reviewer)}</b> ({store.role}; "
                f"{html.escape(store.identity().label)})" if store.reviewer.strip()
-               else "<b>enter your name in the sidebar to decide</b>")
+               else "<b>enter your name in the sidebar (☰) to decide</b>")
         if store.reviewer.strip() and store.role == "viewer":
             who += ": you can look and export; deciding needs the reviewer role"
         assigned = self.assigned_to()

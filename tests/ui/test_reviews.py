@@ -7,6 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from dashboard.app import NARROW_WINDOW
 from dashboard.views.review import BOX_SIGNS
 from dashboard.views.subjects import STATUS_SIGNS
 from tests.dashboard import tiny
@@ -17,6 +18,10 @@ pytestmark = pytest.mark.ui
 
 #: A reviewer name that would turn bold (or worse) if any view rendered it as HTML.
 REVIEWER = "Ann <b>bold</b>"
+
+#: The page's main area when its views are wider than it shows ([shown width, needed width]; nothing when they fit).
+MAIN_OVERFLOW_JS = ("() => [...document.querySelectorAll('.pn-wrapper')].filter(e => e.scrollWidth > e.clientWidth)"
+                    ".map(e => [e.clientWidth, e.scrollWidth])")
 
 
 @pytest.fixture
@@ -158,7 +163,7 @@ def test_a_reviewer_accepts_and_rejects_boxes(browser, served_url, review_store,
     assert dialogs == []
 
 
-@pytest.mark.parametrize("width", [1366, 1500])
+@pytest.mark.parametrize("width", [1280, 1366, 1500])
 def test_the_review_panel_fits_a_laptop_window(browser, demo_project, review_store, width, artefacts):
     # At these widths the row of decision buttons and the typed geometry ran past the page's right edge
     # (the Reason box and "Add box" half hidden, the page scrolling sideways): they wrap now.
@@ -168,6 +173,18 @@ def test_the_review_panel_fits_a_laptop_window(browser, demo_project, review_sto
         page.get_by_role("button", name="Add box").wait_for(timeout=60_000)
         page.wait_for_timeout(500)
         page.screenshot(path=str(artefacts / f"review-panel-{width}.png"))
+        # Narrower than a 1,366 px laptop the sidebar starts folded away (the views needed its room: at 1,280 px the
+        # main area scrolled sideways by 99 px, at 1,366 px by 13 px), and its button brings it back.
+        sidebar = page.locator("#sidebar")
+        assert ("hidden" in sidebar.get_attribute("class").split()) == (width < NARROW_WINDOW)
+        assert page.evaluate(MAIN_OVERFLOW_JS) == []
+        if width < NARROW_WINDOW:
+            name = sidebar.get_by_text("Your name (reviewer)")
+            expect(name).not_to_be_in_viewport()
+            page.locator("#sidebar-button").click()
+            expect(name).to_be_in_viewport()
+            page.locator("#sidebar-button").click()
+            expect(name).not_to_be_in_viewport()
         controls = [page.get_by_role("button", name=name) for name in
                     ("Accept", "Reject", "Revert last", "Redraw", "Add box", "Flag subject", "Unflag")]
         controls.append(page.locator("input[placeholder='why (optional)']"))
