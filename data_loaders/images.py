@@ -230,10 +230,10 @@ class ImageStore:
     def fetch(self, url: str) -> Path:
         """The cached file of ``url``, downloading it first if needed."""
         self.check_url(url)
-        folder = Path(self.cache) if self.cache is not None else cache_dir() / "images"
-        target = folder / hashlib.sha256(url.encode()).hexdigest()
+        target = self._cached_file(url)
         if target.is_file():
             return target
+        folder = target.parent
         folder.mkdir(parents=True, exist_ok=True)
         content = self._download(url)
         handle, staging = tempfile.mkstemp(dir=folder, prefix=".partial-")
@@ -241,6 +241,24 @@ class ImageStore:
             out.write(content)
         os.replace(staging, target)
         return target
+
+    def asks_host(self, url: str) -> bool:
+        """Whether opening ``url`` would wait for its host: not when the rules refuse it, its file is cached, or the
+        host did not answer in the last `HOST_RETRY_SECONDS` (each answered at once, with no request)."""
+        try:
+            self.check_url(url)
+        except ImageRefused:
+            return False
+        if self._cached_file(url).is_file():
+            return False
+        with self._unanswered_lock:
+            when, _ = self._unanswered.get(urlsplit(url).netloc.lower(), (-math.inf, ""))
+        return time.monotonic() - when >= HOST_RETRY_SECONDS
+
+    def _cached_file(self, url: str) -> Path:
+        """Where ``url``'s file is cached (it may not be there yet)."""
+        folder = Path(self.cache) if self.cache is not None else cache_dir() / "images"
+        return folder / hashlib.sha256(url.encode()).hexdigest()
 
     def _download(self, url: str) -> bytes:
         import requests

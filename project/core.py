@@ -562,11 +562,13 @@ class Project:
         """The read of a subject's picture (a future of what `image` gives), for a view that shows the picture when
         it comes: the one kept or under way, else one of a picture on an image host started on
         `SHOWN_PICTURE_READERS` (a read ahead still waiting for its thread is started there too), or a file in
-        an image root read now; None when the subject has no picture location."""
+        an image root read now, as is one the image store answers without asking its host (`ImageStore.asks_host`:
+        refused, cached, or its host not answering); None when the subject has no picture location."""
         location = self.picture_location(subject_id)
         if location is None:
             return None
-        return self._picture_read(location, SHOWN_PICTURE_READERS if "://" in location else None)
+        remote = "://" in location and self.images.asks_host(location)
+        return self._picture_read(location, SHOWN_PICTURE_READERS if remote else None)
 
     def _open_image(self, location: str) -> tuple[Image | None, str | None]:
         """`_read_image` of ``location`` once for every session and read ahead: read here, unless another thread

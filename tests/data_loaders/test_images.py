@@ -176,10 +176,15 @@ def test_a_host_that_did_not_answer_is_not_asked_again_for_a_while(tmp_path, mon
             store.open(f"{host.url}/subject_location/2.png")
         assert time.monotonic() - started < 0.4 and second.value.reason == first.value.reason
         assert host.hits["/subject_location/2.png"] == 0
+        # So a page need not wait for it elsewhere: it is answered at once (as are a refused and a cached one).
+        assert not store.asks_host(f"{host.url}/subject_location/3.png")
         # Asked again once the while is over, and fetched when the host answers again.
         monkeypatch.setattr(images, "HOST_RETRY_SECONDS", 0.0)
+        assert store.asks_host(f"{host.url}/subject_location/2.png")
         host.answering.set()
         assert store.open(f"{host.url}/subject_location/2.png").width == 100
+        assert not store.asks_host(f"{host.url}/subject_location/2.png")  # cached
+        assert not store.asks_host("https://elsewhere.example.org/2.png")  # refused
     finally:
         host.answering.set()
         host.close()
