@@ -36,6 +36,7 @@ from .sign_in import SignIn, SignInThrottle, login_route
 from .views import FetchView
 from .views.agreement import AgreementPlots
 from .warm_up import warm_up_in_background
+from .window_room import WindowRoom
 
 
 #: Data store parameters kept in the page's address (query string).
@@ -145,7 +146,11 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
     # The address holds the current subject and filters: a shared link reopens the same view.
     address = PageAddress(names=list(URL_STATE))
     address.follow(explorer.data_store)
-    template.sidebar[0][:] = [sidebar, open_fetch, report, address]
+    # The cutout grows to the room the browser gives the page (a large screen), and with the window.
+    room = WindowRoom()
+    room.param.watch(lambda *events: template.explorer.fit_cutout(room.main_width, room.window_height),
+                     ["main_width", "window_height"])
+    template.sidebar[0][:] = [sidebar, open_fetch, report, address, room]
     template.main[0][:] = [main]
 
     def open_dialog(event):
@@ -162,6 +167,7 @@ def create_app(project: Project, reviews: ReviewStore | None = None, review_refr
         report[:] = [consensus_line(event.new), load_report_panel(event.new.reports)]
         address.follow(fetched.data_store, read=False)  # another project: the opening link was not about it
         template.explorer, fetch.data_store = fetched, fetched.data_store
+        fetched.fit_cutout(room.main_width, room.window_height)
         template.close_modal()
 
     fetch.param.watch(show_fetched, "project")

@@ -28,9 +28,30 @@ from project.roles import Reviewer
 from .data_store import DataStore
 from .keyboard import Shortcuts
 from .views import VIEWS, View
+from .views.cutout import TOOLBAR_ROOM
 
 #: The tabs, in order; each shows the registered views whose ``tab`` names it.
 TABS = ("Subjects", "Gallery", "Agreement", "Machine", "Volunteers", "Re-aggregate", "Export")
+
+#: The least width (CSS px) of the Subjects tab's column beside the cutout: the review panel and the subject table.
+SIDE_COLUMN_WIDTH = 360
+#: Across the page's main area, what the Subjects tab takes beside the cutout's frame: the main area's and the tab
+#: card's paddings (62 px), the cutout's toolbar and margins, and the side column.
+BESIDE_FRAME = 62 + TOOLBAR_ROOM + SIDE_COLUMN_WIDTH
+#: Down the window, the page above the cutout's frame (the header, the tabs, the buttons and caption) and a margin
+#: below it: the whole frame in view without scrolling.
+ABOVE_FRAME = 200
+#: The cutout's frame grows with the page's room (`fitted_frame_size`) from its default up to this many px, in steps
+#: of `FRAME_STEP` (a window dragged a little wider draws nothing again).
+LARGEST_FRAME = 1200
+FRAME_STEP = 50
+
+
+def fitted_frame_size(main_width: int, window_height: int, least: int) -> int:
+    """The cutout's frame size (px) for a page whose main area is ``main_width`` wide in a window ``window_height``
+    high: as large as both allow, in steps of `FRAME_STEP`, from ``least`` to `LARGEST_FRAME`."""
+    room = min(main_width - BESIDE_FRAME, window_height - ABOVE_FRAME) // FRAME_STEP * FRAME_STEP
+    return int(min(max(room, least), LARGEST_FRAME))
 
 
 class SessionViews(Mapping):
@@ -101,6 +122,13 @@ class Explorer(Viewer):
         self.views["cutout"].param.watch(
             lambda event: event.new is not None and self.views["review"].add_at(*event.new), "added_box")
 
+    def fit_cutout(self, main_width: int, window_height: int) -> None:
+        """Size the cutout's frame to the room a served page has (`dashboard.window_room.WindowRoom`): larger than
+        its default on a large screen, never smaller; nothing until both are known."""
+        if main_width and window_height:
+            cutout = self.views["cutout"]
+            cutout.frame_size = fitted_frame_size(main_width, window_height, cutout.param.frame_size.default)
+
     def __getattr__(self, name: str):
         views = self.__dict__.get("views", {})
         if name in views:
@@ -160,7 +188,7 @@ class Explorer(Viewer):
                 side = [view for view in views if view.short_name != "cutout"]
                 content = pn.Row(self.views["cutout"],
                                  pn.Column(*sorted(side, key=lambda view: view.short_name != "review"),
-                                           sizing_mode="stretch_width", min_width=360))
+                                           sizing_mode="stretch_width", min_width=SIDE_COLUMN_WIDTH))
             else:
                 content = views[0] if len(views) == 1 else pn.Column(*views)
             contents[title][:] = [content]

@@ -105,10 +105,12 @@ class SubjectBrowser(View):
             sortable=False, stylesheets=[COMPACT_HEADER, COMPACT_CELLS],
             # The word of a review status sign when the pointer rests on it; the mark count hidden where it does not
             # fit, no other column; columns narrower than Tabulator's least (40 px) where their titles and values fit;
-            # three page buttons, not five: the pager fits under the table.
+            # three page buttons, not five: the pager fits under the table. Columns sized to fit are not resized by
+            # hand: each cell's resize grip took a click on a row at the cell's edge, and the row was not picked.
             configuration={"columns": [{"field": "review_status", "tooltip": True},
                                        {"field": HIDDEN_FIRST, "responsive": 1}],
-                           "responsiveLayout": "hide", "columnDefaults": {"responsive": 0, "minWidth": 30},
+                           "responsiveLayout": "hide",
+                           "columnDefaults": {"responsive": 0, "minWidth": 30, "resizable": False},
                            "paginationButtonCount": 3},
             formatters={
                 "thumbnail": {"type": "html"},

@@ -41,3 +41,27 @@ def test_a_tab_says_it_is_being_prepared_until_its_views_are_made(tiny_tables):
     tabs.active = 0
     tabs.active = TABS.index("Agreement")  # made once
     assert list(agreement) == made
+
+
+def test_the_cutout_grows_to_the_room_the_page_has(tiny_tables):
+    from dashboard.explorer import ABOVE_FRAME, BESIDE_FRAME, LARGEST_FRAME, fitted_frame_size
+
+    # A laptop (1,366 x 700 and a 1,069 px main area) keeps the default; a 1,920 x 960 window gives 750 px (the
+    # window's height, less the page above the frame, is the limit), a 4K one no more than LARGEST_FRAME.
+    assert fitted_frame_size(1069, 700, 600) == 600
+    assert fitted_frame_size(1623, 960, 600) == 750 == (960 - ABOVE_FRAME) // 50 * 50
+    assert fitted_frame_size(1203, 2000, 600) == (1203 - BESIDE_FRAME) // 50 * 50 == 700  # the width's limit
+    assert fitted_frame_size(3800, 2100, 600) == LARGEST_FRAME
+    explorer = Explorer.from_tables(tiny_tables["classifications"], tiny_tables["marks"],
+                                    consensus=tiny_tables["consensus"], links=tiny_tables["links"])
+    cutout = explorer.views["cutout"]
+    layout = cutout.__panel__()
+    explorer.fit_cutout(1623, 0)  # not reported yet: nothing changes
+    assert cutout.frame_size == 600
+    explorer.fit_cutout(1623, 960)
+    figure = cutout.figure()
+    assert cutout.frame_size == figure.frame_width == figure.frame_height == 750
+    # The caption and the view widen with the frame, or the side column would overlap them.
+    assert layout.width == 750 + 40 and cutout._caption.width == 750 - 210
+    explorer.fit_cutout(1069, 700)
+    assert cutout.frame_size == figure.frame_width == 600 and layout.width == 640

@@ -54,18 +54,22 @@ def open_as_reviewer(browser, url, name="ann"):
     return page
 
 
+#: The bounding box of the cutout's frame on the page: the plot view holding the consensus layers.
+CUTOUT_FRAME_JS = """() => {
+  for (const view of window.zoolensPlotViews()) {
+    if (!view.model.renderers.some((r) => r.data_source?.data
+                                   && window.zoolensColumns(r.data_source.data).includes('consensus_box'))) continue;
+    const box = view.el.getBoundingClientRect();
+    const frame = view.frame.bbox;
+    return {x: box.x + frame.x, y: box.y + frame.y, width: frame.width, height: frame.height};
+  }
+  return null;
+}"""
+
+
 def cutout_canvas(page):
     """The bounding box of the cutout's plot: the plot view holding the consensus layers."""
-    return page.evaluate("""() => {
-      for (const view of window.zoolensPlotViews()) {
-        if (!view.model.renderers.some((r) => r.data_source?.data
-                                       && window.zoolensColumns(r.data_source.data).includes('consensus_box'))) continue;
-        const box = view.el.getBoundingClientRect();
-        const frame = view.frame.bbox;
-        return {x: box.x + frame.x, y: box.y + frame.y, width: frame.width, height: frame.height};
-      }
-      return null;
-    }""")
+    return page.evaluate(CUTOUT_FRAME_JS)
 
 
 def test_the_cutout_is_the_largest_thing_with_the_review_buttons_beside_it(browser, served_url, artefacts):
@@ -85,6 +89,28 @@ def test_the_cutout_is_the_largest_thing_with_the_review_buttons_beside_it(brows
         assert table["y"] >= redraw["y"] + redraw["height"]  # the table under the review controls
         assert table["x"] + table["width"] <= VIEWPORT["width"]
         page.screenshot(path=str(artefacts / "cutout-layout.png"))
+    finally:
+        page.close()
+
+
+def test_the_cutout_grows_to_the_room_of_a_large_window_and_follows_it(browser, served_url, artefacts):
+    # It was 600 px on every screen: on a 1,920 x 1,080 one, a third of the window's width, the rest empty.
+    page = open_as_reviewer(browser, served_url)
+    try:
+        for width, height, frame in ((1920, 1000, 800), (1500, 950, 700), (1366, 700, 600), (2400, 1400, 1200)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_function(f"() => {{ const box = ({CUTOUT_FRAME_JS})(); return box && box.width === {frame}; }}",
+                                   timeout=15_000)
+            canvas = cutout_canvas(page)
+            assert canvas["height"] == frame
+            if height - canvas["y"] >= frame:  # where the window is tall enough: the whole frame on the first screen
+                assert canvas["y"] + canvas["height"] <= height
+            accept = page.get_by_role("button", name="Accept").bounding_box()
+            assert accept["x"] >= canvas["x"] + canvas["width"]  # the review panel still beside it
+            assert accept["x"] + accept["width"] <= width and page.evaluate(
+                "() => [...document.querySelectorAll('.pn-wrapper')].every(e => e.scrollWidth <= e.clientWidth)")
+            if width == 1920:
+                page.screenshot(path=str(artefacts / "cutout-1920.png"))
     finally:
         page.close()
 

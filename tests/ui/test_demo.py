@@ -227,7 +227,9 @@ def test_a_picked_subject_shows_the_boxes_its_volunteers_drew(open_page, demo_pr
     marks_per_row = demo_project.subject_stats.set_index("subject_id").n_marks[shown]
     row = rows.nth(int(np.argmax(marks_per_row)))
     subject_id = int(row.locator("[tabulator-field=subject_id]").inner_text())
-    row.click()
+    # Clicked at the right edge of a cell: a column's resize grip was there, and took the click.
+    cell = row.locator("[tabulator-field=subject_id]").bounding_box()
+    page.mouse.click(cell["x"] + cell["width"] - 2, cell["y"] + cell["height"] / 2)
     page.get_by_text(f"Subject {subject_id}", exact=True).wait_for(timeout=15_000)
 
     expected = export_marks[export_marks.subject_id == subject_id]
