@@ -233,10 +233,9 @@ class ImageStore:
         target = self._cached_file(url)
         if target.is_file():
             return target
-        folder = target.parent
-        folder.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         content = self._download(url)
-        handle, staging = tempfile.mkstemp(dir=folder, prefix=".partial-")
+        handle, staging = tempfile.mkstemp(dir=target.parent, prefix=".partial-")
         with os.fdopen(handle, "wb") as out:
             out.write(content)
         os.replace(staging, target)

@@ -142,6 +142,7 @@ def caption_width(frame_size: int) -> int:
     caption runs past it rather than shrink to nothing)."""
     return max(frame_size - CAPTION_BESIDE, 150)
 
+
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
 REDRAWN_BY = {
     "data_store": ("subject", "tool", "min_votes", "subject_decisions", "review_box", "drawn_box", "highlighted_volunteer",
