@@ -15,10 +15,11 @@ from collections.abc import Sequence
 
 import panel as pn
 import param
-from panel.custom import JSComponent
+
+from .invisible import Invisible
 
 
-class PageAddress(JSComponent):
+class PageAddress(Invisible):
     """Writes ``query`` into the page's address (``history.replaceState``); renders nothing.
 
     Query parameters of the address that are not in ``names`` are left as they are.
@@ -51,9 +52,6 @@ class PageAddress(JSComponent):
     """
 
     def __init__(self, **params):
-        params.setdefault("margin", 0)
-        params.setdefault("width", 0)
-        params.setdefault("height", 0)
         super().__init__(**params)
         self._followed = None
 

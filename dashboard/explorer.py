@@ -114,7 +114,7 @@ class Explorer(Viewer):
         #: One instance of every registered view that has a tab, by short name (also attributes: ``.cutout``),
         #: each made on first use.
         self.views = SessionViews(self.data_store)
-        self.keys = Shortcuts(data_store=self.data_store, review=self.views["review"], height=0, width=0)
+        self.keys = Shortcuts(data_store=self.data_store, review=self.views["review"])
         # A box redrawn by dragging its handles on the cutout is recorded as a typed redraw is.
         self.views["cutout"].param.watch(
             lambda event: event.new is not None and self.views["review"].redraw_to(*event.new), "edited_box")

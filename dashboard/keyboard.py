@@ -6,15 +6,15 @@ from typing import ClassVar
 
 import panel as pn
 import param
-from panel.custom import JSComponent
 
 from project.reviews import ReviewError
 
 from .data_store import DataStore
+from .invisible import Invisible
 from .views.review import ReviewPanel
 
 
-class Shortcuts(JSComponent):
+class Shortcuts(Invisible):
     """Keys for the subject browser and the review panel.
 
     - right arrow or ``j``: next subject; left arrow or ``k``: previous subject;

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import param
-from panel.custom import JSComponent
+
+from .invisible import Invisible
 
 
-class WindowRoom(JSComponent):
+class WindowRoom(Invisible):
     """Reports the width of the page's main area and the height of the window, in CSS pixels; renders nothing.
 
     Reported when the page is drawn and again when either changes (the window resized, the sidebar folded or
@@ -49,9 +50,3 @@ class WindowRoom(JSComponent):
       return document.createElement("span");
     }}
     """
-
-    def __init__(self, **params):
-        params.setdefault("margin", 0)
-        params.setdefault("width", 0)
-        params.setdefault("height", 0)
-        super().__init__(**params)
