@@ -80,7 +80,8 @@ def measure(url: str, server_pid: int, switches: int, while_switching=contextlib
                 break
         missed = 0
         times, by_way = [], {"key j": [], "row click": []}
-        subjects = page.locator(".tabulator").filter(has=page.locator(".tabulator-col-title", has_text="Disagreement"))
+        # The subject table: the one with a disagreement column (its title is short, "Disagr.").
+        subjects = page.locator(".tabulator").filter(has=page.locator(".tabulator-col[tabulator-field=disagreement]"))
         # The readiness polls' sessions (plain GETs no browser connected to) retry starting their periodic review
         # refresh on every tick of the server's loop until the server drops them, 15-30 s after: wait until the
         # server idles, so that the CPU counted is the switches' (the page's own refresh every 3 s stays in).
