@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from tests.dashboard import tiny
 from tests.dashboard.serving import served
 from tests.ui.test_demo import PLOT_VIEWS_JS, SCREEN_POINT_JS
-from tests.ui.test_reviews import signs
+from tests.ui.test_reviews import MAIN_OVERFLOW_JS, signs
 
 pytestmark = pytest.mark.ui
 
@@ -106,8 +106,7 @@ def test_the_cutout_grows_to_the_room_of_a_large_window_and_follows_it(browser, 
                 assert canvas["y"] + canvas["height"] <= height
             accept = page.get_by_role("button", name="Accept").bounding_box()
             assert accept["x"] >= canvas["x"] + canvas["width"]  # the review panel still beside it
-            assert accept["x"] + accept["width"] <= width and page.evaluate(
-                "() => [...document.querySelectorAll('.pn-wrapper')].every(e => e.scrollWidth <= e.clientWidth)")
+            assert accept["x"] + accept["width"] <= width and page.evaluate(MAIN_OVERFLOW_JS) == []
             if width == 1920:
                 page.screenshot(path=str(artefacts / "cutout-1920.png"))
     finally:

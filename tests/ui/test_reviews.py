@@ -179,12 +179,12 @@ def test_the_review_panel_fits_a_laptop_window(browser, demo_project, review_sto
         assert ("hidden" in sidebar.get_attribute("class").split()) == (width < NARROW_WINDOW)
         assert page.evaluate(MAIN_OVERFLOW_JS) == []
         if width < NARROW_WINDOW:
-            name = sidebar.get_by_text("Your name (reviewer)")
-            expect(name).not_to_be_in_viewport()
+            name_field = sidebar.get_by_text("Your name (reviewer)")
+            expect(name_field).not_to_be_in_viewport()
             page.locator("#sidebar-button").click()
-            expect(name).to_be_in_viewport()
+            expect(name_field).to_be_in_viewport()
             page.locator("#sidebar-button").click()
-            expect(name).not_to_be_in_viewport()
+            expect(name_field).not_to_be_in_viewport()
         controls = [page.get_by_role("button", name=name) for name in
                     ("Accept", "Reject", "Revert last", "Redraw", "Add box", "Flag subject", "Unflag")]
         controls.append(page.locator("input[placeholder='why (optional)']"))
