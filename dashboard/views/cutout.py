@@ -133,14 +133,6 @@ EDIT_SETTLE_MS = 400
 
 #: The view's width beyond its frame (px): the figure's toolbar and the margins.
 TOOLBAR_ROOM = 40
-#: The frame's width (px) the caption leaves to the Previous and Next buttons beside it.
-CAPTION_BESIDE = 210
-
-
-def caption_width(frame_size: int) -> int:
-    """The caption's width beside the Previous and Next buttons over a frame of ``frame_size`` px (a small frame's
-    caption runs past it rather than shrink to nothing)."""
-    return max(frame_size - CAPTION_BESIDE, 150)
 
 
 #: The settings the cutout is redrawn for: of the session's data store, and of the viewer.
@@ -257,8 +249,9 @@ class CutoutViewer(View):
         self._images: dict = {}
         #: The subject whose picture, on an image host, is drawn when it comes (`_picture_coming`), or None.
         self._coming: int | None = None
-        self._caption = pn.pane.HTML("", margin=(0, 10), width=caption_width(self.frame_size))
-        self.param.watch(lambda event: setattr(self._caption, "width", caption_width(event.new)), "frame_size")
+        # As wide as the view leaves it beside the Previous and Next buttons, whatever the frame's size: a width of
+        # its own, set again when the frame shrank, kept the width it was first laid out with, over the review panel.
+        self._caption = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width")
         self._legend = pn.pane.HTML("", sizing_mode="stretch_width", margin=(0, 10))
         self.data_store.param.watch(self.redraw, list(REDRAWN_BY["data_store"]))
         self.param.watch(self.redraw, list(REDRAWN_BY["viewer"]))
@@ -1023,7 +1016,8 @@ class CutoutViewer(View):
                 widgets={"image_kind": {"type": pn.widgets.RadioButtonGroup, **CHOSEN_STANDS_OUT},
                          "stretch": {"width": 100, "name": ""}, "cmap": {"width": 100, "name": ""}}))
         plot = pn.pane.Bokeh(self.figure())
-        layout = pn.Column(pn.Row(previous_button, next_button, self._caption), plot, self._legend, toggles,
+        layout = pn.Column(pn.Row(previous_button, next_button, self._caption, sizing_mode="stretch_width"), plot,
+                           self._legend, toggles,
                            image_row, *detection_controls(self),
                            VolunteerSteps(data_store=self.data_store), width=self.frame_size + TOOLBAR_ROOM)
         self.param.watch(lambda event: setattr(layout, "width", event.new + TOOLBAR_ROOM), "frame_size")

@@ -3,6 +3,8 @@ a legend of its layers, review statuses that look different, and boxes redrawn b
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -67,6 +69,16 @@ CUTOUT_FRAME_JS = """() => {
 }"""
 
 
+#: The right edge of the pane holding a text element (up through its shadow roots to Panel's HTML pane).
+CAPTION_PANE_JS = """(element) => {
+  let node = element;
+  while (node && !(node.classList && node.classList.contains('bk-panel-models-markup-HTML'))) {
+    node = node.parentElement || node.getRootNode().host;
+  }
+  return {right: (node || element).getBoundingClientRect().right};
+}"""
+
+
 def cutout_canvas(page):
     """The bounding box of the cutout's plot: the plot view holding the consensus layers."""
     return page.evaluate(CUTOUT_FRAME_JS)
@@ -106,6 +118,9 @@ def test_the_cutout_grows_to_the_room_of_a_large_window_and_follows_it(browser, 
                 assert canvas["y"] + canvas["height"] <= height
             accept = page.get_by_role("button", name="Accept").bounding_box()
             assert accept["x"] >= canvas["x"] + canvas["width"]  # the review panel still beside it
+            # The caption over the frame wraps within the view: it kept its first width, over the review panel.
+            caption = page.get_by_text(re.compile(r"from \d+ classifications")).evaluate(CAPTION_PANE_JS)
+            assert caption["right"] <= accept["x"]
             assert accept["x"] + accept["width"] <= width and page.evaluate(MAIN_OVERFLOW_JS) == []
             if width == 1920:
                 page.screenshot(path=str(artefacts / "cutout-1920.png"))
